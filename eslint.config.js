@@ -1,0 +1,89 @@
+// ESLint flat config: type-aware typescript-eslint plus the layering of DESIGN.md §4.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { importX } from 'eslint-plugin-import-x';
+import globals from 'globals';
+
+/**
+ * The dependency arrows of DESIGN.md §4, as import-x `no-restricted-paths` zones:
+ * each entry forbids `target` from importing `from`.
+ */
+const layerZones = [
+  // e4/ is the pure protocol library: it imports nothing of ours.
+  {
+    target: './e4',
+    from: [
+      './cluster',
+      './api',
+      './worker',
+      './proxy',
+      './cli',
+      './web',
+      './chaos',
+      './bench',
+      './bin',
+    ],
+    message: 'e4/ is pure: it imports nothing else of this project.',
+  },
+  {
+    target: './cluster',
+    from: ['./api', './worker', './proxy', './cli', './web', './chaos', './bench', './bin'],
+    message: 'cluster/ may import only e4/.',
+  },
+  {
+    target: './api',
+    from: ['./worker', './proxy', './cli', './web', './chaos', './bench', './bin'],
+    message: 'api/ may import only cluster/ and e4/ (never worker/).',
+  },
+  {
+    target: './worker',
+    from: ['./api', './proxy', './cli', './web', './chaos', './bench', './bin'],
+    message: 'worker/ may import only cluster/ and e4/ (never api/).',
+  },
+  {
+    target: './proxy',
+    from: ['./cluster', './api', './worker', './cli', './web', './chaos', './bench', './bin'],
+    message: 'proxy/ may import only e4/.',
+  },
+  {
+    target: './cli',
+    from: ['./cluster', './worker', './proxy', './web', './chaos', './bench', './bin'],
+    message: 'cli/ talks to the API only.',
+  },
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'bench/results/**', '.tmp/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver': { typescript: true, node: true } },
+    rules: {
+      eqeqeq: ['error', 'always'],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/explicit-module-boundary-types': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' },
+      ],
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      'import-x/no-cycle': 'error',
+      'import-x/order': ['error', { 'newlines-between': 'never' }],
+      'import-x/no-restricted-paths': ['error', { zones: layerZones }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: globals.node,
+    },
+  },
+);
