@@ -1,0 +1,64 @@
+/** Small byte helpers shared by the protocol modules. */
+
+/** Lowercase hex of `bytes` (the encoding e4go uses for map keys and topics). */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+/**
+ * Parses lowercase or uppercase hex.
+ * @throws TypeError when `hex` has an odd length or a non-hex character
+ */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new TypeError('invalid hex string');
+  }
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** Concatenates byte arrays into a new array. */
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Byte equality; not constant-time (use only on public data). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** True when every byte is zero (the reference rejects all-zero keys). */
+export function isAllZero(bytes: Uint8Array): boolean {
+  let acc = 0;
+  for (const b of bytes) acc |= b;
+  return acc === 0;
+}
+
+/** Encodes `value` as 8 bytes, unsigned little-endian (the E4 timestamp format). */
+export function writeUint64LE(value: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+  return out;
+}
+
+/**
+ * Reads 8 bytes at `offset` as a *signed* little-endian integer, as e4go does
+ * (`int64(binary.LittleEndian.Uint64(ts))`), so values above 2^63 are negative.
+ */
+export function readInt64LE(bytes: Uint8Array, offset = 0): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigInt64(offset, true);
+}
+
+/** Overwrites `bytes` with zeros (best effort wiping of key material). */
+export function wipe(bytes: Uint8Array): void {
+  bytes.fill(0);
+}

@@ -1,0 +1,168 @@
+/**
+ * The device state of e4go's client as an immutable value, and the pure transition that applies
+ * a C2 command to it. {@link E4Client} wraps this with caches and persistence.
+ */
+import { bytesEqual, concatBytes, toHex, writeUint64LE } from '../bytes.ts';
+import type { Command } from '../commands.ts';
+import { PK_ONLY_COMMANDS } from '../commands.ts';
+import { E4Error, E4ErrorCode, referenceError } from '../errors.ts';
+import { transitionSlotHash } from '../hash.ts';
+import {
+  validateCurve25519PubKey,
+  validateEd25519PrivKey,
+  validateEd25519PubKey,
+  validateSymKey,
+} from '../validate.ts';
+
+/** Symmetric-key mode: one 32-byte identity key, also the command key. */
+export interface SymKeyMaterial {
+  readonly mode: 'symmetric';
+  readonly key: Uint8Array;
+}
+
+/** Public-key mode: an Ed25519 identity, the C2's Curve25519 key and peers' Ed25519 keys. */
+export interface PubKeyMaterial {
+  readonly mode: 'public-key';
+  /** Go format `seed || public`. */
+  readonly privateKey: Uint8Array;
+  readonly c2PublicKey: Uint8Array;
+  /** Peers' Ed25519 public keys by lowercase hex id. */
+  readonly pubKeys: ReadonlyMap<string, Uint8Array>;
+}
+
+/** Identity key material of either mode. */
+export type KeyMaterial = SymKeyMaterial | PubKeyMaterial;
+
+/** Crypto mode of a client. */
+export type CryptoMode = KeyMaterial['mode'];
+
+/**
+ * A client's whole state. `topicKeys` is keyed by lowercase hex topic hash, exactly as e4go:
+ * it holds 32-byte current keys and, under each topic's transition slot hash, a 40-byte entry
+ * `previousKey(32) || le64(changedAt seconds)`.
+ */
+export interface ClientState {
+  readonly id: Uint8Array;
+  readonly receivingTopic: string;
+  readonly topicKeys: ReadonlyMap<string, Uint8Array>;
+  readonly keyMaterial: KeyMaterial;
+}
+
+/** Length of a transition entry: old key and the Unix second it was replaced. */
+export const TRANSITION_ENTRY_LEN = 40;
+
+/** Called to check a new PK identity or C2 key before it is adopted (computes the command key). */
+export type PkKeyCheck = (privateKey: Uint8Array, c2PublicKey: Uint8Array) => void;
+
+function withTopicKey(
+  state: ClientState,
+  topicHash: Uint8Array,
+  key: Uint8Array,
+  nowSeconds: bigint,
+): ClientState {
+  const topicKeys = new Map(state.topicKeys);
+  const hashHex = toHex(topicHash);
+  const previous = topicKeys.get(hashHex);
+  // e4go keeps the previous key only when the key really changes; resending the same key keeps
+  // the older transition entry intact.
+  if (previous !== undefined && !bytesEqual(previous, key)) {
+    topicKeys.set(
+      toHex(transitionSlotHash(topicHash)),
+      concatBytes(previous, writeUint64LE(nowSeconds)),
+    );
+  }
+  topicKeys.set(hashHex, new Uint8Array(key));
+  return { ...state, topicKeys };
+}
+
+function withoutTopic(state: ClientState, topicHash: Uint8Array): ClientState {
+  const topicKeys = new Map(state.topicKeys);
+  topicKeys.delete(toHex(topicHash));
+  topicKeys.delete(toHex(transitionSlotHash(topicHash)));
+  return { ...state, topicKeys };
+}
+
+function pkMaterial(state: ClientState): PubKeyMaterial {
+  if (state.keyMaterial.mode !== 'public-key') throw referenceError('UnsupportedOperation');
+  return state.keyMaterial;
+}
+
+function withPubKeyMaterial(state: ClientState, keyMaterial: PubKeyMaterial): ClientState {
+  return { ...state, keyMaterial };
+}
+
+/**
+ * Applies a parsed command and returns the new state; the input state is never modified, so a
+ * failed command leaves the client unchanged.
+ *
+ * Deliberate differences from e4go, all toward consistency: SetC2Key and a PK SetIDKey adopt the
+ * new key only after the new command key was computed (`checkPkKeys`), never half-way.
+ * @param nowSeconds - Unix seconds stamped on a transition entry
+ * @throws E4Error `UnsupportedOperation`, `InvalidKey`, `InvalidID`, `UnknownPubKeyId`
+ */
+export function applyCommand(
+  state: ClientState,
+  command: Command,
+  nowSeconds: bigint,
+  checkPkKeys: PkKeyCheck,
+): ClientState {
+  if (PK_ONLY_COMMANDS.has(command.type)) pkMaterial(state);
+  switch (command.type) {
+    case 'RemoveTopic':
+      return withoutTopic(state, command.topicHash);
+    case 'ResetTopics':
+      return { ...state, topicKeys: new Map() };
+    case 'SetTopicKey':
+      validateSymKey(command.key);
+      return withTopicKey(state, command.topicHash, command.key, nowSeconds);
+    case 'SetIDKey': {
+      const material = state.keyMaterial;
+      if (material.mode === 'symmetric') {
+        validateSymKey(command.key);
+        return { ...state, keyMaterial: { mode: 'symmetric', key: new Uint8Array(command.key) } };
+      }
+      validateEd25519PrivKey(command.key);
+      checkPkKeys(command.key, material.c2PublicKey);
+      return withPubKeyMaterial(state, { ...material, privateKey: new Uint8Array(command.key) });
+    }
+    case 'RemovePubKey': {
+      const material = pkMaterial(state);
+      const idHex = toHex(command.id);
+      if (!material.pubKeys.has(idHex)) {
+        throw new E4Error(E4ErrorCode.UnknownPubKeyId, `no public key exists for id: ${idHex}`);
+      }
+      const pubKeys = new Map(material.pubKeys);
+      pubKeys.delete(idHex);
+      return withPubKeyMaterial(state, { ...material, pubKeys });
+    }
+    case 'ResetPubKeys':
+      return withPubKeyMaterial(state, { ...pkMaterial(state), pubKeys: new Map() });
+    case 'SetPubKey': {
+      const material = pkMaterial(state);
+      try {
+        validateEd25519PubKey(command.publicKey);
+      } catch {
+        // e4go's client drops AddPubKey's validation error and reports success; stock C2s and
+        // tests rely on that, so an invalid key is ignored, not stored.
+        return state;
+      }
+      const pubKeys = new Map(material.pubKeys);
+      pubKeys.set(toHex(command.id), new Uint8Array(command.publicKey));
+      return withPubKeyMaterial(state, { ...material, pubKeys });
+    }
+    case 'SetC2Key': {
+      const material = pkMaterial(state);
+      validateCurve25519PubKey(command.publicKey);
+      checkPkKeys(material.privateKey, command.publicKey);
+      return withPubKeyMaterial(state, {
+        ...material,
+        c2PublicKey: new Uint8Array(command.publicKey),
+      });
+    }
+  }
+}
+
+/** Current topic keys only (32-byte entries), by hex topic hash. */
+export function currentTopicKeys(state: ClientState): Map<string, Uint8Array> {
+  return new Map([...state.topicKeys].filter(([, v]) => v.length !== TRANSITION_ENTRY_LEN));
+}

@@ -1,0 +1,341 @@
+/**
+ * A device (client) equivalent to e4go's `client`: it protects and unprotects messages with its
+ * topic keys and applies the C2's commands that arrive on its control topic.
+ */
+import type { KeyObject } from 'node:crypto';
+import { AesSivKey } from '../aes-siv.ts';
+import { readInt64LE, toHex } from '../bytes.ts';
+import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
+import { parseCommand, type Command } from '../commands.ts';
+import { KEY_LEN } from '../constants.ts';
+import {
+  commandKeyFromClient,
+  ed25519KeyFromSeed,
+  ed25519PublicKey,
+  ed25519PublicKeyObject,
+  ed25519SigningKey,
+} from '../curve.ts';
+import { E4Error, E4ErrorCode } from '../errors.ts';
+import { clientIdFromName, controlTopic, topicHash, transitionSlotHash } from '../hash.ts';
+import { deriveSymKey, randomId } from '../keys.ts';
+import {
+  protectPubKey,
+  protectSymKey,
+  unprotectPubKey,
+  unprotectSymKey,
+  type PkSigner,
+} from '../protect.ts';
+import { validateCurve25519PubKey, validateId, validateSymKey } from '../validate.ts';
+import {
+  applyCommand,
+  TRANSITION_ENTRY_LEN,
+  type ClientState,
+  type CryptoMode,
+} from './client-state.ts';
+import { MemoryClientStore, type ClientStore } from './client-store.ts';
+import { decodeClientState, encodeClientState } from './state-codec.ts';
+
+/** How a client is identified: a 16-byte id, or a name whose hash is the id. */
+export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: string };
+
+/** Secret of an SK client: the 32-byte key, or a password to derive it from. */
+export type SymmetricSecret = { readonly key: Uint8Array } | { readonly password: string };
+
+/** Secret of a PK client: a Go-format Ed25519 key, or a password to derive it from. */
+export type PublicKeySecret = { readonly privateKey: Uint8Array } | { readonly password: string };
+
+/** Options shared by every way of making a client. */
+export interface ClientOptions {
+  /** Where state is saved after every change (default: memory only). */
+  readonly store?: ClientStore;
+  /** Clock in milliseconds (default `Date.now`); inject one for tests. */
+  readonly clock?: Clock;
+  /** Overrides the control topic `e4/<hex id>` (e4go `WithReceivingTopic`). */
+  readonly receivingTopic?: string;
+}
+
+/** What {@link E4Client.unprotect} found. */
+export type UnprotectResult =
+  | { readonly kind: 'message'; readonly payload: Uint8Array }
+  /** A C2 command that was applied (and saved). It returns no payload, as in e4go. */
+  | { readonly kind: 'command'; readonly command: Command };
+
+/** Key objects derived from the state, rebuilt when the state changes. */
+interface DerivedKeys {
+  readonly commandKey: AesSivKey;
+  readonly signer: PkSigner | undefined;
+}
+
+function resolveId(identity: ClientIdentity | undefined): Uint8Array {
+  if (identity === undefined) return randomId();
+  if ('name' in identity) return clientIdFromName(identity.name);
+  validateId(identity.id);
+  return new Uint8Array(identity.id);
+}
+
+function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
+  ed25519SigningKey(privateKey);
+  commandKeyFromClient(privateKey, c2PublicKey);
+}
+
+/**
+ * An E4 device. Data messages are processed synchronously against the in-memory state; commands
+ * are applied one at a time, saved, and only then visible, so a failed save loses nothing.
+ */
+export class E4Client {
+  #state: ClientState;
+  #derived: DerivedKeys;
+  readonly #topicCiphers = new Map<string, AesSivKey>();
+  readonly #pubKeyObjects = new Map<string, KeyObject>();
+  readonly #store: ClientStore;
+  readonly #clock: Clock;
+  /** Serialises command application so concurrent control messages cannot interleave saves. */
+  #commandQueue: Promise<unknown> = Promise.resolve();
+
+  private constructor(state: ClientState, store: ClientStore, clock: Clock) {
+    this.#state = state;
+    this.#store = store;
+    this.#clock = clock;
+    this.#derived = E4Client.#derive(state);
+  }
+
+  static #derive(state: ClientState): DerivedKeys {
+    const material = state.keyMaterial;
+    if (material.mode === 'symmetric') {
+      return { commandKey: new AesSivKey(material.key), signer: undefined };
+    }
+    return {
+      commandKey: new AesSivKey(commandKeyFromClient(material.privateKey, material.c2PublicKey)),
+      signer: { id: state.id, signingKey: ed25519SigningKey(material.privateKey) },
+    };
+  }
+
+  static async #start(state: ClientState, options: ClientOptions): Promise<E4Client> {
+    const client = new E4Client(
+      state,
+      options.store ?? new MemoryClientStore(),
+      options.clock ?? systemClock,
+    );
+    await client.#store.save(encodeClientState(state));
+    return client;
+  }
+
+  /**
+   * A symmetric-key client (e4go `SymIDAndKey` / `SymNameAndPassword`). Without an identity a
+   * random id is drawn. Ids must be 16 bytes in both modes (e4go accepts any length in SK mode).
+   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`
+   */
+  static async createSymmetric(
+    identity: ClientIdentity | undefined,
+    secret: SymmetricSecret,
+    options: ClientOptions = {},
+  ): Promise<E4Client> {
+    const id = resolveId(identity);
+    const key = 'key' in secret ? new Uint8Array(secret.key) : deriveSymKey(secret.password);
+    validateSymKey(key);
+    return E4Client.#start(
+      {
+        id,
+        receivingTopic: options.receivingTopic ?? controlTopic(id),
+        topicKeys: new Map(),
+        keyMaterial: { mode: 'symmetric', key },
+      },
+      options,
+    );
+  }
+
+  /**
+   * A public-key client (e4go `PubIDAndKey` / `PubNameAndPassword`).
+   * @param c2PublicKey - the C2's Curve25519 public key
+   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`
+   */
+  static async createPublicKey(
+    identity: ClientIdentity | undefined,
+    secret: PublicKeySecret,
+    c2PublicKey: Uint8Array,
+    options: ClientOptions = {},
+  ): Promise<E4Client> {
+    const id = resolveId(identity);
+    const privateKey =
+      'privateKey' in secret
+        ? new Uint8Array(secret.privateKey)
+        : ed25519KeyFromSeed(deriveSymKey(secret.password));
+    validateCurve25519PubKey(c2PublicKey);
+    checkPkKeys(privateKey, c2PublicKey);
+    return E4Client.#start(
+      {
+        id,
+        receivingTopic: options.receivingTopic ?? controlTopic(id),
+        topicKeys: new Map(),
+        keyMaterial: {
+          mode: 'public-key',
+          privateKey,
+          c2PublicKey: new Uint8Array(c2PublicKey),
+          pubKeys: new Map(),
+        },
+      },
+      options,
+    );
+  }
+
+  /**
+   * Restores a client from its store (e4go `LoadClient`).
+   * @throws E4Error `InvalidState` when the store is empty or its content is not a valid state
+   */
+  static async load(
+    store: ClientStore,
+    options: Omit<ClientOptions, 'store'> = {},
+  ): Promise<E4Client> {
+    const text = await store.load();
+    if (text === undefined) throw new E4Error(E4ErrorCode.InvalidState, 'no saved client state');
+    const state = decodeClientState(text);
+    let derived: DerivedKeys;
+    try {
+      derived = E4Client.#derive(state);
+    } catch (err) {
+      throw new E4Error(E4ErrorCode.InvalidState, 'invalid client state: unusable keys', {
+        cause: err,
+      });
+    }
+    const client = new E4Client(state, store, options.clock ?? systemClock);
+    client.#derived = derived;
+    return client;
+  }
+
+  /** The 16-byte client id (a copy). */
+  get id(): Uint8Array {
+    return new Uint8Array(this.#state.id);
+  }
+
+  /** The topic on which this client receives C2 commands. */
+  get receivingTopic(): string {
+    return this.#state.receivingTopic;
+  }
+
+  /** `symmetric` or `public-key`. */
+  get mode(): CryptoMode {
+    return this.#state.keyMaterial.mode;
+  }
+
+  /** The current immutable state (it contains keys: never log it). */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** The Ed25519 public key of a PK client, `undefined` in SK mode. */
+  get publicKey(): Uint8Array | undefined {
+    const material = this.#state.keyMaterial;
+    return material.mode === 'public-key' ? ed25519PublicKey(material.privateKey) : undefined;
+  }
+
+  #topicCipher(hashHex: string): AesSivKey | undefined {
+    let cipher = this.#topicCiphers.get(hashHex);
+    if (cipher === undefined) {
+      const key = this.#state.topicKeys.get(hashHex);
+      if (key?.length !== KEY_LEN) return undefined;
+      cipher = new AesSivKey(key);
+      this.#topicCiphers.set(hashHex, cipher);
+    }
+    return cipher;
+  }
+
+  #lookupPubKey = (idHex: string): KeyObject | undefined => {
+    const material = this.#state.keyMaterial;
+    if (material.mode !== 'public-key') return undefined;
+    let keyObject = this.#pubKeyObjects.get(idHex);
+    if (keyObject === undefined) {
+      const raw = material.pubKeys.get(idHex);
+      if (raw === undefined) return undefined;
+      keyObject = ed25519PublicKeyObject(raw);
+      this.#pubKeyObjects.set(idHex, keyObject);
+    }
+    return keyObject;
+  };
+
+  /**
+   * Protects `payload` for `topic` with the topic's current key (signed in PK mode).
+   * @throws E4Error `TopicKeyNotFound` when the client holds no key for the topic
+   */
+  protectMessage(payload: Uint8Array, topic: string): Uint8Array {
+    const cipher = this.#topicCipher(toHex(topicHash(topic)));
+    if (cipher === undefined)
+      throw new E4Error(E4ErrorCode.TopicKeyNotFound, 'topic key not found');
+    const signer = this.#derived.signer;
+    return signer === undefined
+      ? protectSymKey(payload, cipher, this.#clock)
+      : protectPubKey(payload, cipher, signer, this.#clock);
+  }
+
+  #unprotectWith(protectedMessage: Uint8Array, key: AesSivKey): Uint8Array {
+    return this.#derived.signer === undefined
+      ? unprotectSymKey(protectedMessage, key, this.#clock)
+      : unprotectPubKey(protectedMessage, key, this.#lookupPubKey, this.#clock);
+  }
+
+  /**
+   * Unprotects a data message received on `topic`. When authentication fails under the current
+   * key, the previous key is tried if it was replaced less than 60 minutes ago (e4go's key
+   * transition).
+   * @throws E4Error `TopicKeyNotFound`, `TooShortCiphertext`, `InvalidProtectedLen`,
+   *   `TimestampTooOld`, `TimestampInFuture`, `PubKeyNotFound`, `InvalidSignature`,
+   *   `NotAuthentic`, `InvalidOldTopicKeyLength`
+   */
+  unprotectMessage(protectedMessage: Uint8Array, topic: string): Uint8Array {
+    const hash = topicHash(topic);
+    const cipher = this.#topicCipher(toHex(hash));
+    if (cipher === undefined)
+      throw new E4Error(E4ErrorCode.TopicKeyNotFound, 'topic key not found');
+    try {
+      return this.#unprotectWith(protectedMessage, cipher);
+    } catch (err) {
+      if (!E4Error.is(err, E4ErrorCode.NotAuthentic)) throw err;
+      const entry = this.#state.topicKeys.get(toHex(transitionSlotHash(hash)));
+      if (entry === undefined) throw err;
+      if (entry.length !== TRANSITION_ENTRY_LEN) {
+        throw new E4Error(E4ErrorCode.InvalidOldTopicKeyLength, 'invalid old topic key length');
+      }
+      validateTransitionTimestamp(readInt64LE(entry, KEY_LEN), this.#clock);
+      return this.#unprotectWith(protectedMessage, new AesSivKey(entry.subarray(0, KEY_LEN)));
+    }
+  }
+
+  /**
+   * e4go's `Unprotect`: a message on the receiving topic is a C2 command, which is authenticated
+   * with the command key, applied and saved; anything else is a data message.
+   * @throws E4Error as {@link unprotectMessage}, plus command errors (`InvalidCommand`,
+   *   `InvalidCommandLength`, `UnsupportedOperation`, `InvalidKey`, `UnknownPubKeyId`) and
+   *   whatever the store throws; the state is unchanged after any error
+   */
+  async unprotect(protectedMessage: Uint8Array, topic: string): Promise<UnprotectResult> {
+    if (topic !== this.#state.receivingTopic) {
+      return { kind: 'message', payload: this.unprotectMessage(protectedMessage, topic) };
+    }
+    const run = this.#commandQueue.then(() => this.#processCommand(protectedMessage));
+    this.#commandQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #processCommand(protectedMessage: Uint8Array): Promise<UnprotectResult> {
+    const clear = unprotectSymKey(protectedMessage, this.#derived.commandKey, this.#clock);
+    const command = parseCommand(clear);
+    const next = applyCommand(this.#state, command, unixSeconds(this.#clock), checkPkKeys);
+    if (next !== this.#state) {
+      const derived =
+        next.keyMaterial === this.#state.keyMaterial ? this.#derived : E4Client.#derive(next);
+      await this.#store.save(encodeClientState(next));
+      this.#state = next;
+      this.#derived = derived;
+      this.#topicCiphers.clear();
+      this.#pubKeyObjects.clear();
+    }
+    return { kind: 'command', command: copyCommand(command) };
+  }
+}
+
+/** Detaches a parsed command from the decrypted buffer it views. */
+function copyCommand(command: Command): Command {
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(command))
+    copy[k] = v instanceof Uint8Array ? new Uint8Array(v) : v;
+  return copy as Command;
+}

@@ -1,0 +1,128 @@
+/**
+ * Serialises client state in e4go's own JSON layout (Go `encoding/json`, byte slices as standard
+ * base64), so a state file can move between e4go and this library:
+ * `{"ID","TopicKeys":{hexHash:b64},"Key":{"keyType":0|1,"keyData":{...}},"ReceivingTopic"}`.
+ * keyType 0 is symmetric (`{"Key"}`), 1 is public-key
+ * (`{"PrivateKey","SignerID","C2PubKey","PubKeys":{hexId:b64}}`).
+ */
+import { KEY_LEN } from '../constants.ts';
+import { E4Error, E4ErrorCode } from '../errors.ts';
+import { validateCurve25519PubKey, validateEd25519PrivKey, validateSymKey } from '../validate.ts';
+import { TRANSITION_ENTRY_LEN, type ClientState, type KeyMaterial } from './client-state.ts';
+
+const SYMMETRIC_KEY_TYPE = 0;
+const PUBLIC_KEY_TYPE = 1;
+
+function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64');
+}
+
+function b64Map(map: ReadonlyMap<string, Uint8Array>): Record<string, string> {
+  return Object.fromEntries([...map].map(([k, v]) => [k, b64(v)]));
+}
+
+/** Encodes a state as e4go's JSON, followed by a newline as e4go writes it. */
+export function encodeClientState(state: ClientState): string {
+  const material = state.keyMaterial;
+  const key =
+    material.mode === 'symmetric'
+      ? { keyType: SYMMETRIC_KEY_TYPE, keyData: { Key: b64(material.key) } }
+      : {
+          keyType: PUBLIC_KEY_TYPE,
+          keyData: {
+            PrivateKey: b64(material.privateKey),
+            SignerID: b64(state.id),
+            C2PubKey: b64(material.c2PublicKey),
+            PubKeys: b64Map(material.pubKeys),
+          },
+        };
+  return (
+    JSON.stringify({
+      ID: b64(state.id),
+      TopicKeys: b64Map(state.topicKeys),
+      Key: key,
+      ReceivingTopic: state.receivingTopic,
+    }) + '\n'
+  );
+}
+
+function invalid(message: string, cause?: unknown): E4Error {
+  return new E4Error(E4ErrorCode.InvalidState, `invalid client state: ${message}`, { cause });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function bytesField(obj: Record<string, unknown>, field: string): Uint8Array {
+  const value = obj[field];
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw invalid(`${field} must be a base64 string`);
+  }
+  return new Uint8Array(Buffer.from(value, 'base64'));
+}
+
+function bytesMap(obj: Record<string, unknown>, field: string): Map<string, Uint8Array> {
+  const value = obj[field] ?? {};
+  if (!isRecord(value)) throw invalid(`${field} must be an object`);
+  const map = new Map<string, Uint8Array>();
+  for (const key of Object.keys(value)) {
+    if (!/^[0-9a-f]{32}$/.test(key))
+      throw invalid(`${field} key ${JSON.stringify(key)} is not a hex id`);
+    map.set(key, bytesField(value, key));
+  }
+  return map;
+}
+
+function decodeKeyMaterial(key: unknown, id: Uint8Array): KeyMaterial {
+  if (!isRecord(key) || !isRecord(key['keyData']))
+    throw invalid('Key must hold keyType and keyData');
+  const data = key['keyData'];
+  try {
+    if (key['keyType'] === SYMMETRIC_KEY_TYPE) {
+      const symKey = bytesField(data, 'Key');
+      validateSymKey(symKey);
+      return { mode: 'symmetric', key: symKey };
+    }
+    if (key['keyType'] === PUBLIC_KEY_TYPE) {
+      const privateKey = bytesField(data, 'PrivateKey');
+      validateEd25519PrivKey(privateKey);
+      const c2PublicKey = bytesField(data, 'C2PubKey');
+      validateCurve25519PubKey(c2PublicKey);
+      const signerId = bytesField(data, 'SignerID');
+      if (Buffer.compare(signerId, id) !== 0) throw invalid('SignerID differs from ID');
+      return { mode: 'public-key', privateKey, c2PublicKey, pubKeys: bytesMap(data, 'PubKeys') };
+    }
+  } catch (err) {
+    if (E4Error.is(err, E4ErrorCode.InvalidState)) throw err;
+    throw invalid('bad key material', err);
+  }
+  throw invalid('unknown keyType');
+}
+
+/**
+ * Decodes e4go JSON state and validates every key in it.
+ * @throws E4Error `InvalidState` (with the cause) for anything malformed
+ */
+export function decodeClientState(text: string): ClientState {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw invalid('not JSON', err);
+  }
+  if (!isRecord(parsed)) throw invalid('not an object');
+  const id = bytesField(parsed, 'ID');
+  if (id.length !== 16) throw invalid('ID must be 16 bytes');
+  const receivingTopic = parsed['ReceivingTopic'];
+  if (typeof receivingTopic !== 'string' || receivingTopic.length === 0) {
+    throw invalid('ReceivingTopic must be a non-empty string');
+  }
+  const topicKeys = bytesMap(parsed, 'TopicKeys');
+  for (const [hash, value] of topicKeys) {
+    if (value.length !== KEY_LEN && value.length !== TRANSITION_ENTRY_LEN) {
+      throw invalid(`topic key ${hash} has length ${value.length}`);
+    }
+  }
+  return { id, receivingTopic, topicKeys, keyMaterial: decodeKeyMaterial(parsed['Key'], id) };
+}

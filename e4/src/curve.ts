@@ -1,0 +1,213 @@
+/**
+ * Ed25519 and X25519 on node:crypto, and the Ed25519 -> Curve25519 conversions e4go takes from
+ * `extra25519` (used for the PK-mode command key).
+ */
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { bytesEqual, concatBytes } from './bytes.ts';
+import { ED25519_PRIV_LEN, ED25519_PUB_LEN, ED25519_SIG_LEN } from './constants.ts';
+import { E4Error, E4ErrorCode } from './errors.ts';
+import { sha3256 } from './hash.ts';
+import { validateEd25519PrivKey } from './validate.ts';
+
+// DER prefixes that wrap raw 32-byte keys as PKCS#8 (private) and SPKI (public).
+const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
+
+const P = (1n << 255n) - 19n;
+
+function rawPublicKey(key: KeyObject): Uint8Array {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  const der = publicKey.export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(der.length - 32));
+}
+
+/** Node key object for an Ed25519 seed. */
+export function ed25519PrivateKeyObject(seed: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+}
+
+/**
+ * Node key object for an Ed25519 public key.
+ * @throws E4Error `InvalidKey` when the bytes are not a valid encoded point
+ */
+export function ed25519PublicKeyObject(pub: Uint8Array): KeyObject {
+  if (pub.length !== ED25519_PUB_LEN) {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key length');
+  }
+  try {
+    return createPublicKey({
+      key: Buffer.concat([ED25519_SPKI, pub]),
+      format: 'der',
+      type: 'spki',
+    });
+  } catch (cause) {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key', { cause });
+  }
+}
+
+/** The Go-format 64-byte private key `seed || public` for a 32-byte seed. */
+export function ed25519KeyFromSeed(seed: Uint8Array): Uint8Array {
+  if (seed.length !== 32) throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 seed length');
+  return concatBytes(seed, rawPublicKey(ed25519PrivateKeyObject(seed)));
+}
+
+/** The public half of a Go-format Ed25519 private key. */
+export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  return privateKey.slice(32, ED25519_PRIV_LEN);
+}
+
+/**
+ * Checks a Go-format private key and returns the Node key object for signing.
+ *
+ * Stricter than e4go on purpose: the public half must be the one the seed produces. Go signs
+ * with the embedded public half, so a mismatching key would make signatures nobody can verify.
+ * @throws E4Error `InvalidKey`
+ */
+export function ed25519SigningKey(privateKey: Uint8Array): KeyObject {
+  validateEd25519PrivKey(privateKey);
+  const keyObject = ed25519PrivateKeyObject(privateKey.subarray(0, 32));
+  if (!bytesEqual(rawPublicKey(keyObject), privateKey.subarray(32))) {
+    throw new E4Error(
+      E4ErrorCode.InvalidKey,
+      'invalid private key, public half does not match the seed',
+    );
+  }
+  return keyObject;
+}
+
+/** Pure Ed25519 (RFC 8032) signature. */
+export function ed25519Sign(key: KeyObject, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, key));
+}
+
+/** Verifies a pure Ed25519 signature; false (never a throw) for a malformed signature. */
+export function ed25519Verify(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== ED25519_SIG_LEN) return false;
+  try {
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Curve25519 private scalar of an Ed25519 key: clamp(SHA-512(seed)[0:32])
+ * (extra25519 `PrivateKeyToCurve25519`). Accepts the seed or the 64-byte Go key.
+ */
+export function ed25519PrivateToCurve25519(privateKey: Uint8Array): Uint8Array {
+  const h = new Uint8Array(createHash('sha512').update(privateKey.subarray(0, 32)).digest());
+  const out = h.slice(0, 32);
+  out[0] = (out[0] ?? 0) & 248;
+  out[31] = ((out[31] ?? 0) & 127) | 64;
+  return out;
+}
+
+function modPow(base: bigint, exp: bigint): bigint {
+  let result = 1n;
+  let b = base % P;
+  let e = exp;
+  while (e > 0n) {
+    if (e & 1n) result = (result * b) % P;
+    b = (b * b) % P;
+    e >>= 1n;
+  }
+  return result;
+}
+
+/**
+ * Curve25519 (Montgomery u) public key of an Ed25519 public key: u = (1 + y) / (1 - y) mod p
+ * (extra25519 `PublicKeyToCurve25519`). The point must decode, as in e4go.
+ * @throws E4Error `InvalidKey` when the bytes are not a valid Ed25519 point
+ */
+export function ed25519PublicToCurve25519(pub: Uint8Array): Uint8Array {
+  ed25519PublicKeyObject(pub); // rejects encodings that are not on the curve
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(pub[i] ?? 0);
+  y &= (1n << 255n) - 1n; // drop the sign bit of x
+  const denominator = (1n - y + P) % P;
+  if (denominator === 0n) throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key');
+  let u = ((1n + y) * modPow(denominator, P - 2n)) % P;
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) {
+    out[i] = Number(u & 0xffn);
+    u >>= 8n;
+  }
+  return out;
+}
+
+/** X25519 public key of a (clamped internally) 32-byte private scalar. */
+export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  return rawPublicKey(x25519PrivateKeyObject(privateKey));
+}
+
+function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
+  if (privateKey.length !== 32) {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Curve25519 private key length');
+  }
+  return createPrivateKey({
+    key: Buffer.concat([X25519_PKCS8, privateKey]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+}
+
+/**
+ * X25519 shared secret.
+ * @throws E4Error `InvalidKey` for a malformed key or a low-order point (all-zero output)
+ */
+export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  if (publicKey.length !== 32) {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Curve25519 public key length');
+  }
+  try {
+    const pub = createPublicKey({
+      key: Buffer.concat([X25519_SPKI, publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
+    return new Uint8Array(
+      diffieHellman({ privateKey: x25519PrivateKeyObject(privateKey), publicKey: pub }),
+    );
+  } catch (cause) {
+    if (E4Error.is(cause)) throw cause;
+    throw new E4Error(E4ErrorCode.InvalidKey, 'X25519 failed: low-order or invalid public key', {
+      cause,
+    });
+  }
+}
+
+/**
+ * The PK-mode command key, seen from the C2:
+ * `SHA3-256(X25519(c2Private, ed25519PublicToCurve25519(clientEdPublic)))`.
+ */
+export function commandKeyForClient(
+  c2PrivateKey: Uint8Array,
+  clientEdPublic: Uint8Array,
+): Uint8Array {
+  return sha3256(x25519(c2PrivateKey, ed25519PublicToCurve25519(clientEdPublic)));
+}
+
+/**
+ * The PK-mode command key, seen from the client:
+ * `SHA3-256(X25519(ed25519PrivateToCurve25519(clientEdPrivate), c2Public))`.
+ */
+export function commandKeyFromClient(
+  clientEdPrivate: Uint8Array,
+  c2PublicKey: Uint8Array,
+): Uint8Array {
+  return sha3256(x25519(ed25519PrivateToCurve25519(clientEdPrivate), c2PublicKey));
+}

@@ -1,0 +1,45 @@
+/** Identities and hashes: SHA3-256 truncated to 16 bytes (e4go `crypto/hash.go`). */
+import { createHash } from 'node:crypto';
+import { toHex } from './bytes.ts';
+import { CONTROL_TOPIC_PREFIX, HASH_LEN } from './constants.ts';
+
+const utf8 = new TextEncoder();
+
+/** Full 32-byte SHA3-256 (FIPS 202, not Keccak-256). */
+export function sha3256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha3-256').update(data).digest());
+}
+
+function truncatedHash(data: Uint8Array): Uint8Array {
+  return sha3256(data).subarray(0, HASH_LEN);
+}
+
+function asBytes(value: string | Uint8Array): Uint8Array {
+  return typeof value === 'string' ? utf8.encode(value) : value;
+}
+
+/**
+ * The 16-byte client id of a name: `SHA3-256(utf8(name))[0:16]` (e4go `HashIDAlias`).
+ * Never fails; whether the name is acceptable is {@link validateName}'s job.
+ */
+export function clientIdFromName(name: string | Uint8Array): Uint8Array {
+  return truncatedHash(asBytes(name));
+}
+
+/** The 16-byte hash of a topic: `SHA3-256(utf8(topic))[0:16]` (e4go `HashTopic`). */
+export function topicHash(topic: string | Uint8Array): Uint8Array {
+  return truncatedHash(asBytes(topic));
+}
+
+/**
+ * Where e4go keeps the previous key of a topic after a key change: the hash of the raw
+ * 16-byte topic hash (`HashTopic(string(topicHash))`).
+ */
+export function transitionSlotHash(hashOfTopic: Uint8Array): Uint8Array {
+  return truncatedHash(hashOfTopic);
+}
+
+/** The control topic on which the C2 sends commands to a client: `"e4/" + hex(id)`. */
+export function controlTopic(clientId: Uint8Array): string {
+  return CONTROL_TOPIC_PREFIX + toHex(clientId);
+}
