@@ -1,0 +1,152 @@
+/**
+ * The typed, validated configuration of a C2 node, nested by area. `loadConfig` builds it;
+ * everything else only reads it. Durations are milliseconds (`Ms` suffix), sizes are bytes.
+ */
+import type { Secret } from './secret.ts';
+
+/** `E4C2_CRYPTO_MODE`: the E4 mode of the whole fleet. */
+export type CryptoMode = 'symkey' | 'pubkey';
+
+/** `E4C2_LOG_LEVEL`: pino's levels. */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** A TCP listen address. `port` 0 asks the OS for a free port (the node prints the real one). */
+export interface ListenAddress {
+  /** Hostname, IPv4 address, or IPv6 address without brackets. */
+  readonly host: string;
+  /** 0..65535. */
+  readonly port: number;
+}
+
+/** Settings shared by both database kinds. */
+interface DatabaseCommon {
+  /** Connections per node, 1..200. */
+  readonly poolMax: number;
+  /** Postgres schema holding the C2 tables (a plain identifier). */
+  readonly schema: string;
+}
+
+/**
+ * Where the truth lives (DESIGN R1). Without `DATABASE_URL` the node runs an embedded PostgreSQL
+ * whose files live in `dataDir`.
+ */
+export type DatabaseConfig =
+  | (DatabaseCommon & { readonly kind: 'embedded'; readonly dataDir: string })
+  | (DatabaseCommon & { readonly kind: 'external'; readonly url: Secret });
+
+/** Settings shared by both broker kinds. */
+interface MqttCommon {
+  /** Username the C2 connects with (and, embedded, the one the broker accepts). */
+  readonly username?: string;
+  /** Password for {@link MqttCommon.username}. */
+  readonly password?: Secret;
+  /** Client id prefix; every process appends its own unique suffix. */
+  readonly clientIdPrefix: string;
+}
+
+/** The MQTT broker: an external one at `url`, or an embedded one listening on `listen`. */
+export type MqttConfig =
+  | (MqttCommon & { readonly kind: 'embedded'; readonly listen: ListenAddress })
+  | (MqttCommon & { readonly kind: 'external'; readonly url: string });
+
+/**
+ * Cross-node coordination (Redlock, BullMQ, leader election). Without `REDIS_URL` the node runs
+ * single-node in-process equivalents behind the same interfaces (DESIGN §8).
+ */
+export type RedisConfig =
+  { readonly kind: 'in-process' } | { readonly kind: 'external'; readonly url: Secret };
+
+/** E4 crypto settings. */
+export interface CryptoConfig {
+  readonly mode: CryptoMode;
+  /**
+   * Public-key mode only: whether the C2 may generate device private keys. Off by default, so a
+   * device's private key never exists outside the device unless the operator opts in.
+   */
+  readonly serverKeygen: boolean;
+}
+
+/** Where the node listens. */
+export interface ApiConfig {
+  readonly grpc: ListenAddress;
+  readonly http: ListenAddress;
+  /** Prometheus metrics, on their own port. */
+  readonly metrics: ListenAddress;
+}
+
+/**
+ * TLS for the API listeners: operator-provided files, a self-signed certificate generated under
+ * the data dir (embedded database, no files given), or disabled (external database and no files:
+ * TLS is expected to be terminated in front of the nodes).
+ */
+export type TlsConfig =
+  | { readonly kind: 'files'; readonly certPath: string; readonly keyPath: string }
+  | { readonly kind: 'self-signed'; readonly dir: string }
+  | { readonly kind: 'disabled' };
+
+/**
+ * The key-encryption key of the key vault (DESIGN R8): a 32-byte key file, a passphrase (put
+ * through a salted KDF, the salt stored in the database), or a key file the embedded mode
+ * generates on first start.
+ */
+export type KekConfig =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'passphrase'; readonly passphrase: Secret }
+  | { readonly kind: 'generated-file'; readonly path: string };
+
+/** Delivery of control messages (DESIGN R5, R6). */
+export interface DeliveryConfig {
+  /** Transmissions per command before it is marked failed, 1..100. */
+  readonly maxAttempts: number;
+  /** First retry delay; doubles per attempt (with jitter) up to `backoffMaxMs`. */
+  readonly backoffInitialMs: number;
+  /** Ceiling of the retry delay. */
+  readonly backoffMaxMs: number;
+  /**
+   * Total time a command may spend in retries. Every attempt is protected again with a fresh
+   * timestamp, so devices' 10-minute freshness window limits one attempt, not this deadline.
+   */
+  readonly deadlineMs: number;
+  /** How long one publish waits for the broker's PUBACK. */
+  readonly pubackTimeoutMs: number;
+}
+
+/** Input limits of the API (DESIGN §10). */
+export interface LimitsConfig {
+  /** Largest page a list call returns. */
+  readonly maxPageSize: number;
+  /** Largest request or MQTT payload accepted, in bytes. */
+  readonly maxMessageBytes: number;
+}
+
+/** Logging. */
+export interface LogConfig {
+  readonly level: LogLevel;
+}
+
+/** This process. */
+export interface NodeConfig {
+  /** Name of this node in logs, metrics and leases. */
+  readonly id: string;
+  /** Grace period of an orderly shutdown before it is forced. */
+  readonly shutdownTimeoutMs: number;
+}
+
+/** The whole configuration. Deep-frozen. */
+export interface Config {
+  /** Path of the JSON config file the values came from, when one was used. */
+  readonly configFile?: string;
+  /** Everything the embedded mode persists lives below this directory. */
+  readonly dataDir: string;
+  readonly database: DatabaseConfig;
+  readonly mqtt: MqttConfig;
+  readonly redis: RedisConfig;
+  readonly crypto: CryptoConfig;
+  readonly api: ApiConfig;
+  readonly tls: TlsConfig;
+  readonly kek: KekConfig;
+  readonly delivery: DeliveryConfig;
+  readonly limits: LimitsConfig;
+  readonly log: LogConfig;
+  readonly node: NodeConfig;
+}

@@ -1,0 +1,308 @@
+/**
+ * `loadConfig`: environment (+ optional JSON file text) → validated, frozen {@link Config}.
+ */
+import { join } from 'node:path';
+import { ConfigError } from './config-error.ts';
+import { parseConfigFile } from './config-file.ts';
+import type {
+  ApiConfig,
+  Config,
+  CryptoConfig,
+  CryptoMode,
+  DatabaseConfig,
+  DeliveryConfig,
+  KekConfig,
+  LimitsConfig,
+  ListenAddress,
+  LogConfig,
+  LogLevel,
+  MqttConfig,
+  NodeConfig,
+  RedisConfig,
+  TlsConfig,
+} from './config-types.ts';
+import { deepFreeze } from './deep-freeze.ts';
+import {
+  parseBoolean,
+  parseEnum,
+  parseInteger,
+  parseListenAddress,
+  parsePattern,
+  parseString,
+  parseUrl,
+  type Parser,
+} from './parse-values.ts';
+import { Secret } from './secret.ts';
+import { SettingReader } from './setting-reader.ts';
+import { CONFIG_FILE_ENV, ENV_PREFIX, KNOWN_ENV_NAMES, SETTINGS as S } from './settings.ts';
+import { didYouMean } from './suggest.ts';
+
+const CRYPTO_MODES: readonly CryptoMode[] = ['symkey', 'pubkey'];
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/** Postgres identifiers are at most 63 bytes; no quoting needed for this shape. */
+const parseSchema = parsePattern(
+  /^[A-Za-z_][A-Za-z0-9_]{0,62}$/,
+  'a plain identifier (letters, digits, _; 1 to 63 characters; not starting with a digit)',
+);
+const parseClientIdPrefix = parsePattern(
+  /^[A-Za-z0-9_-]{1,32}$/,
+  '1 to 32 letters, digits, _ or -',
+);
+const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const parseNodeId = parsePattern(NODE_ID_PATTERN, '1 to 64 letters, digits, ., _ or -');
+
+/** Wraps a URL parser's success as a {@link Secret} holding the URL exactly as given. */
+function secretUrl(schemes: readonly string[]): Parser<Secret> {
+  const parse = parseUrl({ schemes, allowCredentials: true });
+  return (raw) => {
+    const parsed = parse(raw);
+    return parsed.ok ? { ok: true, value: new Secret(raw as string) } : parsed;
+  };
+}
+
+/** A passphrase of at least 16 UTF-8 bytes (the same floor as E4 passwords). */
+const parsePassphrase: Parser<Secret> = (raw) =>
+  typeof raw === 'string' && Buffer.byteLength(raw, 'utf8') >= 16
+    ? { ok: true, value: new Secret(raw) }
+    : { ok: false, reason: 'must be at least 16 bytes long' };
+
+const parseSecret: Parser<Secret> = (raw) => {
+  const parsed = parseString(raw);
+  return parsed.ok ? { ok: true, value: new Secret(parsed.value) } : parsed;
+};
+
+/**
+ * Default node id from `HOSTNAME` (set by shells and container runtimes), reduced to the node-id
+ * alphabet. It is read from `env` rather than `os.hostname()` to keep `loadConfig` pure; two
+ * processes on one host should set `E4C2_NODE_ID` explicitly.
+ */
+function defaultNodeId(env: Readonly<Record<string, string | undefined>>): string {
+  const cleaned = (env.HOSTNAME ?? '').replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  return cleaned === '' ? 'e4c2' : cleaned;
+}
+
+/**
+ * Builds the configuration of a C2 node.
+ *
+ * Pure: it reads nothing but its arguments. Each setting comes from its environment variable,
+ * else from the JSON config file, else from its default; the defaults run a working single-node
+ * C2 on a fresh machine (embedded Postgres and broker, data under `./data`). An empty environment
+ * variable counts as unset. Unknown `E4C2_*` variables and unknown file keys are errors, to catch
+ * typos. The result is deep-frozen; secret settings are {@link Secret}s.
+ *
+ * @param env - usually `process.env`
+ * @param fileText - text of the file named by `E4C2_CONFIG_FILE`, read by the caller
+ * @throws {@link ConfigError} (code `C2_CONFIG`) listing every problem; never quoting a secret
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  fileText?: string,
+): Config {
+  const configFile = env[CONFIG_FILE_ENV] === '' ? undefined : env[CONFIG_FILE_ENV];
+  const early: string[] = [];
+  let fileValues: ReadonlyMap<string, unknown> = new Map();
+  if (fileText !== undefined) {
+    const contents = parseConfigFile(fileText, configFile ?? 'config file');
+    fileValues = contents.values;
+    early.push(...contents.problems);
+  } else if (configFile !== undefined) {
+    early.push(`${CONFIG_FILE_ENV}: is set, but the file's text was not passed to loadConfig`);
+  }
+  for (const name of Object.keys(env).sort()) {
+    if (name.startsWith(ENV_PREFIX) && !KNOWN_ENV_NAMES.includes(name)) {
+      early.push(`${name}: unknown variable${didYouMean(name, KNOWN_ENV_NAMES)}`);
+    }
+  }
+
+  const r = new SettingReader(env, fileValues, configFile ?? 'config file');
+  const dataDir = r.withDefault(S.dataDir, parseString, './data');
+  const database = readDatabase(r, dataDir);
+  const mqtt = readMqtt(r);
+  const redis = readRedis(r);
+  const crypto = readCrypto(r);
+  const api = readApi(r);
+  checkDistinctAddresses(
+    r,
+    mqtt.kind === 'embedded' ? [...listeners(api), mqtt.listen] : listeners(api),
+  );
+  const tls = readTls(r, dataDir, database.kind);
+  const kek = readKek(r, dataDir, database.kind);
+  const delivery = readDelivery(r);
+  const limits = readLimits(r);
+  const log: LogConfig = { level: r.withDefault(S.logLevel, parseEnum(LOG_LEVELS), 'info') };
+  const node: NodeConfig = {
+    id: r.withDefault(S.nodeId, parseNodeId, defaultNodeId(env)),
+    shutdownTimeoutMs: r.withDefault(S.shutdownTimeoutMs, parseInteger(100, 600_000), 10_000),
+  };
+
+  const problems = [...early, ...r.problems];
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config: Config = {
+    ...(fileText !== undefined && configFile !== undefined ? { configFile } : {}),
+    dataDir,
+    database,
+    mqtt,
+    redis,
+    crypto,
+    api,
+    tls,
+    kek,
+    delivery,
+    limits,
+    log,
+    node,
+  };
+  return deepFreeze(config);
+}
+
+function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
+  const url = r.optional(S.databaseUrl, secretUrl(['postgres', 'postgresql']));
+  const common = {
+    poolMax: r.withDefault(S.databasePoolMax, parseInteger(1, 200), 10),
+    schema: r.withDefault(S.databaseSchema, parseSchema, 'public'),
+  };
+  return url === undefined && !r.failed(S.databaseUrl)
+    ? { kind: 'embedded', dataDir: join(dataDir, 'postgres'), ...common }
+    : { kind: 'external', url: url ?? new Secret(''), ...common };
+}
+
+function readMqtt(r: SettingReader): MqttConfig {
+  const url = r.optional(
+    S.mqttUrl,
+    parseUrl({ schemes: ['mqtt', 'mqtts', 'tcp', 'tls', 'ws', 'wss'], allowCredentials: false }),
+  );
+  const embedded = url === undefined && !r.failed(S.mqttUrl);
+  // 1884, not 1883: a developer machine often runs Mosquitto on 1883 already, and the embedded
+  // broker must not fail `npm start` there.
+  const listen = r.withDefault(S.mqttListenAddr, parseListenAddress, {
+    host: '127.0.0.1',
+    port: 1884,
+  });
+  if (!embedded && r.isSet(S.mqttListenAddr)) {
+    r.problem(
+      `${r.name(S.mqttListenAddr)} applies only to the embedded broker, but ${r.name(S.mqttUrl)} is set`,
+    );
+  }
+  const username = r.optional(S.mqttUsername, parseString);
+  const password = r.optional(S.mqttPassword, parseSecret);
+  if (password !== undefined && username === undefined && !r.failed(S.mqttUsername)) {
+    r.problem(`${r.name(S.mqttPassword)} is set without ${r.name(S.mqttUsername)}`);
+  }
+  const common = {
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+    clientIdPrefix: r.withDefault(S.mqttClientIdPrefix, parseClientIdPrefix, 'e4c2'),
+  };
+  return embedded
+    ? { kind: 'embedded', listen, ...common }
+    : { kind: 'external', url: url?.href ?? '', ...common };
+}
+
+function readRedis(r: SettingReader): RedisConfig {
+  const url = r.optional(S.redisUrl, secretUrl(['redis', 'rediss']));
+  return url === undefined ? { kind: 'in-process' } : { kind: 'external', url };
+}
+
+function readCrypto(r: SettingReader): CryptoConfig {
+  const mode = r.withDefault(S.cryptoMode, parseEnum(CRYPTO_MODES), 'symkey');
+  const serverKeygen = r.withDefault(S.cryptoServerKeygen, parseBoolean, false);
+  if (serverKeygen && mode === 'symkey' && !r.failed(S.cryptoMode)) {
+    r.problem(`${r.name(S.cryptoServerKeygen)} applies only to ${S.cryptoMode.env}=pubkey`);
+  }
+  return { mode, serverKeygen };
+}
+
+function readApi(r: SettingReader): ApiConfig {
+  return {
+    grpc: r.withDefault(S.grpcAddr, parseListenAddress, { host: '127.0.0.1', port: 5555 }),
+    http: r.withDefault(S.httpAddr, parseListenAddress, { host: '127.0.0.1', port: 8888 }),
+    metrics: r.withDefault(S.metricsAddr, parseListenAddress, { host: '127.0.0.1', port: 9464 }),
+  };
+}
+
+function listeners(api: ApiConfig): ListenAddress[] {
+  return [api.grpc, api.http, api.metrics];
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+
+/** Two listeners on one port would fail at bind time; say so now, with the other problems. */
+function checkDistinctAddresses(r: SettingReader, addresses: readonly ListenAddress[]): void {
+  const clashes = (a: ListenAddress, b: ListenAddress): boolean =>
+    a.port !== 0 &&
+    a.port === b.port &&
+    (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+  const specs = [S.grpcAddr, S.httpAddr, S.metricsAddr, S.mqttListenAddr];
+  addresses.forEach((a, i) => {
+    addresses.slice(i + 1).forEach((b, k) => {
+      const first = specs[i];
+      const second = specs[i + 1 + k];
+      if (clashes(a, b) && first !== undefined && second !== undefined) {
+        r.problem(`${first.env} and ${second.env} both use port ${a.port}`);
+      }
+    });
+  });
+}
+
+function readTls(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']): TlsConfig {
+  const certPath = r.optional(S.tlsCert, parseString);
+  const keyPath = r.optional(S.tlsKey, parseString);
+  if (certPath !== undefined && keyPath !== undefined) return { kind: 'files', certPath, keyPath };
+  if (certPath !== undefined || keyPath !== undefined) {
+    r.problem(`${r.name(S.tlsCert)} and ${r.name(S.tlsKey)} must be set together`);
+  }
+  return db === 'embedded'
+    ? { kind: 'self-signed', dir: join(dataDir, 'tls') }
+    : { kind: 'disabled' };
+}
+
+function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']): KekConfig {
+  const path = r.optional(S.kekFile, parseString);
+  const passphrase = r.optional(S.kekPassphrase, parsePassphrase);
+  if (path !== undefined && passphrase !== undefined) {
+    r.problem(`set only one of ${r.name(S.kekFile)} and ${r.name(S.kekPassphrase)}`);
+  }
+  if (path !== undefined) return { kind: 'file', path };
+  if (passphrase !== undefined) return { kind: 'passphrase', passphrase };
+  if (db === 'external' && !r.failed(S.kekFile) && !r.failed(S.kekPassphrase)) {
+    // A key generated per node would make every node unable to read the others' keys.
+    r.problem(
+      `${r.name(S.kekFile)} or ${r.name(S.kekPassphrase)} is required with an external database (every node must share the key-encryption key)`,
+    );
+  }
+  return { kind: 'generated-file', path: join(dataDir, 'kek.key') };
+}
+
+function readDelivery(r: SettingReader): DeliveryConfig {
+  const delivery: DeliveryConfig = {
+    maxAttempts: r.withDefault(S.deliveryMaxAttempts, parseInteger(1, 100), 8),
+    backoffInitialMs: r.withDefault(S.deliveryBackoffInitialMs, parseInteger(1, 600_000), 500),
+    backoffMaxMs: r.withDefault(S.deliveryBackoffMaxMs, parseInteger(1, 3_600_000), 30_000),
+    deadlineMs: r.withDefault(S.deliveryDeadlineMs, parseInteger(1_000, 86_400_000), 600_000),
+    pubackTimeoutMs: r.withDefault(S.pubackTimeoutMs, parseInteger(100, 600_000), 5_000),
+  };
+  const anyFailed = [
+    S.deliveryBackoffInitialMs,
+    S.deliveryBackoffMaxMs,
+    S.deliveryDeadlineMs,
+    S.pubackTimeoutMs,
+  ].some((s) => r.failed(s));
+  if (!anyFailed && delivery.backoffMaxMs < delivery.backoffInitialMs) {
+    r.problem(
+      `${r.name(S.deliveryBackoffMaxMs)} must be at least ${r.name(S.deliveryBackoffInitialMs)}`,
+    );
+  }
+  if (!anyFailed && delivery.pubackTimeoutMs > delivery.deadlineMs) {
+    r.problem(`${r.name(S.pubackTimeoutMs)} must not exceed ${r.name(S.deliveryDeadlineMs)}`);
+  }
+  return delivery;
+}
+
+function readLimits(r: SettingReader): LimitsConfig {
+  return {
+    maxPageSize: r.withDefault(S.maxPageSize, parseInteger(1, 100_000), 1000),
+    // 268435455 is the largest MQTT packet (remaining length) there is.
+    maxMessageBytes: r.withDefault(S.maxMessageBytes, parseInteger(1024, 268_435_455), 1_048_576),
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The table of every setting: its environment variable, its key in the JSON config file, and
+ * whether its value is secret. `loadConfig` reads through this table only, so the list of known
+ * names (for typo detection) and the parsing can never drift apart.
+ */
+
+/** One setting's names. */
+export interface SettingSpec {
+  /** Environment variable; overrides the file. */
+  readonly env: string;
+  /** Dotted key in the JSON config file (`database.poolMax` is `{"database":{"poolMax":…}}`). */
+  readonly file: string;
+  /** Secret values are wrapped in `Secret` and never quoted in a problem message. */
+  readonly secret?: true;
+}
+
+/** Every setting, in the order problems are reported. */
+export const SETTINGS = {
+  dataDir: { env: 'E4C2_DATA_DIR', file: 'dataDir' },
+
+  databaseUrl: { env: 'DATABASE_URL', file: 'database.url', secret: true },
+  databasePoolMax: { env: 'E4C2_DB_POOL_MAX', file: 'database.poolMax' },
+  databaseSchema: { env: 'E4C2_DB_SCHEMA', file: 'database.schema' },
+
+  mqttUrl: { env: 'MQTT_URL', file: 'mqtt.url' },
+  mqttListenAddr: { env: 'E4C2_MQTT_LISTEN_ADDR', file: 'mqtt.listenAddr' },
+  mqttUsername: { env: 'E4C2_MQTT_USERNAME', file: 'mqtt.username' },
+  mqttPassword: { env: 'E4C2_MQTT_PASSWORD', file: 'mqtt.password', secret: true },
+  mqttClientIdPrefix: { env: 'E4C2_MQTT_CLIENT_ID_PREFIX', file: 'mqtt.clientIdPrefix' },
+
+  redisUrl: { env: 'REDIS_URL', file: 'redis.url', secret: true },
+
+  cryptoMode: { env: 'E4C2_CRYPTO_MODE', file: 'crypto.mode' },
+  cryptoServerKeygen: { env: 'E4C2_PK_SERVER_KEYGEN', file: 'crypto.pkServerKeygen' },
+
+  grpcAddr: { env: 'E4C2_GRPC_ADDR', file: 'api.grpcAddr' },
+  httpAddr: { env: 'E4C2_HTTP_ADDR', file: 'api.httpAddr' },
+  metricsAddr: { env: 'E4C2_METRICS_ADDR', file: 'api.metricsAddr' },
+
+  tlsCert: { env: 'E4C2_TLS_CERT', file: 'tls.certFile' },
+  tlsKey: { env: 'E4C2_TLS_KEY', file: 'tls.keyFile' },
+
+  kekFile: { env: 'E4C2_KEK_FILE', file: 'kek.file' },
+  kekPassphrase: { env: 'E4C2_KEK_PASSPHRASE', file: 'kek.passphrase', secret: true },
+
+  deliveryMaxAttempts: { env: 'E4C2_DELIVERY_MAX_ATTEMPTS', file: 'delivery.maxAttempts' },
+  deliveryBackoffInitialMs: {
+    env: 'E4C2_DELIVERY_BACKOFF_INITIAL_MS',
+    file: 'delivery.backoffInitialMs',
+  },
+  deliveryBackoffMaxMs: { env: 'E4C2_DELIVERY_BACKOFF_MAX_MS', file: 'delivery.backoffMaxMs' },
+  deliveryDeadlineMs: { env: 'E4C2_DELIVERY_DEADLINE_MS', file: 'delivery.deadlineMs' },
+  pubackTimeoutMs: { env: 'E4C2_PUBACK_TIMEOUT_MS', file: 'delivery.pubackTimeoutMs' },
+
+  maxPageSize: { env: 'E4C2_MAX_PAGE_SIZE', file: 'limits.maxPageSize' },
+  maxMessageBytes: { env: 'E4C2_MAX_MESSAGE_BYTES', file: 'limits.maxMessageBytes' },
+
+  logLevel: { env: 'E4C2_LOG_LEVEL', file: 'log.level' },
+
+  nodeId: { env: 'E4C2_NODE_ID', file: 'node.id' },
+  shutdownTimeoutMs: { env: 'E4C2_SHUTDOWN_TIMEOUT_MS', file: 'node.shutdownTimeoutMs' },
+} as const satisfies Record<string, SettingSpec>;
+
+/**
+ * Names the file cannot set: it is read by the caller before `loadConfig` runs, so it is only
+ * ever an environment variable.
+ */
+export const CONFIG_FILE_ENV = 'E4C2_CONFIG_FILE';
+
+/** Prefix of our own environment variables; an unknown one is reported as a likely typo. */
+export const ENV_PREFIX = 'E4C2_';
+
+/** Every known `E4C2_*` variable (plus the unprefixed service URLs, for suggestions). */
+export const KNOWN_ENV_NAMES: readonly string[] = [
+  CONFIG_FILE_ENV,
+  ...Object.values(SETTINGS).map((s: SettingSpec) => s.env),
+];
+
+/** Every known leaf key of the config file. */
+export const KNOWN_FILE_KEYS: readonly string[] = Object.values(SETTINGS).map(
+  (s: SettingSpec) => s.file,
+);

@@ -1,0 +1,360 @@
+// loadConfig: defaults, every problem at once, env over file, typo protection, cross-setting rules.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { C2Error } from '../../errors.ts';
+import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
+
+type Env = Record<string, string | undefined>;
+
+/** Runs loadConfig expecting a ConfigError; returns it. */
+function problemsOf(env: Env, fileText?: string): ConfigError {
+  try {
+    loadConfig(env, fileText);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('loadConfig accepted an invalid configuration');
+}
+
+void describe('loadConfig defaults', () => {
+  void it('runs a single embedded node from an empty environment', () => {
+    const c = loadConfig({});
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.configFile, undefined);
+    assert.deepEqual(c.database, {
+      kind: 'embedded',
+      dataDir: 'data/postgres',
+      poolMax: 10,
+      schema: 'public',
+    });
+    assert.deepEqual(c.mqtt, {
+      kind: 'embedded',
+      listen: { host: '127.0.0.1', port: 1884 },
+      clientIdPrefix: 'e4c2',
+    });
+    assert.deepEqual(c.redis, { kind: 'in-process' });
+    assert.deepEqual(c.crypto, { mode: 'symkey', serverKeygen: false });
+    assert.deepEqual(c.api, {
+      grpc: { host: '127.0.0.1', port: 5555 },
+      http: { host: '127.0.0.1', port: 8888 },
+      metrics: { host: '127.0.0.1', port: 9464 },
+    });
+    assert.deepEqual(c.tls, { kind: 'self-signed', dir: 'data/tls' });
+    assert.deepEqual(c.kek, { kind: 'generated-file', path: 'data/kek.key' });
+    assert.deepEqual(c.delivery, {
+      maxAttempts: 8,
+      backoffInitialMs: 500,
+      backoffMaxMs: 30_000,
+      deadlineMs: 600_000,
+      pubackTimeoutMs: 5_000,
+    });
+    assert.deepEqual(c.limits, { maxPageSize: 1000, maxMessageBytes: 1_048_576 });
+    assert.deepEqual(c.log, { level: 'info' });
+    assert.deepEqual(c.node, { id: 'e4c2', shutdownTimeoutMs: 10_000 });
+  });
+
+  void it('is deep-frozen', () => {
+    const c = loadConfig({});
+    assert.ok(Object.isFrozen(c));
+    assert.ok(Object.isFrozen(c.api.grpc));
+    assert.throws(() => {
+      (c.delivery as { maxAttempts: number }).maxAttempts = 1;
+    }, TypeError);
+  });
+
+  void it('derives the node id from HOSTNAME, reduced to the allowed characters', () => {
+    assert.equal(loadConfig({ HOSTNAME: 'node-1.example' }).node.id, 'node-1.example');
+    assert.equal(loadConfig({ HOSTNAME: 'weird host/name' }).node.id, 'weird-host-name');
+    assert.equal(loadConfig({ HOSTNAME: 'h', E4C2_NODE_ID: 'api-2' }).node.id, 'api-2');
+  });
+
+  void it('treats empty variables as unset', () => {
+    const c = loadConfig({ DATABASE_URL: '', E4C2_DB_POOL_MAX: '', E4C2_CONFIG_FILE: '' });
+    assert.equal(c.database.kind, 'embedded');
+    assert.equal(c.database.poolMax, 10);
+  });
+
+  void it('ignores variables that are not ours', () => {
+    assert.doesNotThrow(() => loadConfig({ PATH: '/bin', E4C: 'x', NODE_ENV: 'production' }));
+  });
+});
+
+void describe('loadConfig values', () => {
+  void it('parses every kind of value', () => {
+    const c = loadConfig({
+      E4C2_DATA_DIR: '/var/lib/e4c2',
+      DATABASE_URL: 'postgres://c2:pw@db.internal:5432/e4',
+      E4C2_DB_POOL_MAX: '200',
+      E4C2_DB_SCHEMA: 'e4_c2',
+      MQTT_URL: 'mqtts://broker.internal:8883',
+      E4C2_MQTT_USERNAME: 'c2',
+      E4C2_MQTT_PASSWORD: 'broker-password',
+      E4C2_MQTT_CLIENT_ID_PREFIX: 'c2-prod',
+      REDIS_URL: 'redis://redis.internal:6379/0',
+      E4C2_CRYPTO_MODE: 'pubkey',
+      E4C2_PK_SERVER_KEYGEN: 'TRUE',
+      E4C2_GRPC_ADDR: '0.0.0.0:5555',
+      E4C2_HTTP_ADDR: '[::1]:0',
+      E4C2_METRICS_ADDR: 'metrics.local:9464',
+      E4C2_TLS_CERT: '/etc/e4c2/cert.pem',
+      E4C2_TLS_KEY: '/etc/e4c2/key.pem',
+      E4C2_KEK_FILE: '/etc/e4c2/kek',
+      E4C2_DELIVERY_MAX_ATTEMPTS: '3',
+      E4C2_DELIVERY_BACKOFF_INITIAL_MS: '100',
+      E4C2_DELIVERY_BACKOFF_MAX_MS: '1000',
+      E4C2_DELIVERY_DEADLINE_MS: '60000',
+      E4C2_PUBACK_TIMEOUT_MS: '2000',
+      E4C2_MAX_PAGE_SIZE: '50',
+      E4C2_MAX_MESSAGE_BYTES: '4096',
+      E4C2_LOG_LEVEL: 'debug',
+      E4C2_SHUTDOWN_TIMEOUT_MS: '2500',
+    });
+    assert.ok(c.database.kind === 'external');
+    assert.equal(c.database.url.reveal(), 'postgres://c2:pw@db.internal:5432/e4');
+    assert.equal(c.database.poolMax, 200);
+    assert.equal(c.mqtt.kind === 'external' && c.mqtt.url, 'mqtts://broker.internal:8883');
+    assert.equal(c.mqtt.username, 'c2');
+    assert.equal(c.mqtt.password?.reveal(), 'broker-password');
+    assert.equal(
+      c.redis.kind === 'external' && c.redis.url.reveal(),
+      'redis://redis.internal:6379/0',
+    );
+    assert.deepEqual(c.crypto, { mode: 'pubkey', serverKeygen: true });
+    assert.deepEqual(c.api.http, { host: '::1', port: 0 });
+    assert.deepEqual(c.tls, {
+      kind: 'files',
+      certPath: '/etc/e4c2/cert.pem',
+      keyPath: '/etc/e4c2/key.pem',
+    });
+    assert.deepEqual(c.kek, { kind: 'file', path: '/etc/e4c2/kek' });
+    assert.equal(c.delivery.deadlineMs, 60_000);
+    assert.equal(c.limits.maxMessageBytes, 4096);
+    assert.equal(c.log.level, 'debug');
+    assert.equal(c.node.shutdownTimeoutMs, 2500);
+  });
+
+  void it('accepts true/false/1/0 for booleans and nothing else', () => {
+    for (const [text, value] of [
+      ['1', true],
+      ['0', false],
+      ['false', false],
+      ['True', true],
+    ] as const) {
+      const env = { E4C2_CRYPTO_MODE: 'pubkey', E4C2_PK_SERVER_KEYGEN: text };
+      assert.equal(loadConfig(env).crypto.serverKeygen, value);
+    }
+    const err = problemsOf({ E4C2_CRYPTO_MODE: 'pubkey', E4C2_PK_SERVER_KEYGEN: 'yes' });
+    assert.deepEqual(err.problems, [
+      'E4C2_PK_SERVER_KEYGEN: must be true, false, 1 or 0 (got "yes")',
+    ]);
+  });
+
+  void it('accepts only decimal integers in range', () => {
+    for (const bad of ['10.5', '1e3', '0x10', ' 7', '0', '201', '-1', 'ten']) {
+      const err = problemsOf({ E4C2_DB_POOL_MAX: bad });
+      assert.deepEqual(err.problems, [
+        `E4C2_DB_POOL_MAX: must be an integer from 1 to 200 (got ${JSON.stringify(bad)})`,
+      ]);
+    }
+    assert.equal(loadConfig({ E4C2_DB_POOL_MAX: '+7' }).database.poolMax, 7);
+  });
+
+  void it('checks listen addresses', () => {
+    for (const bad of [
+      'localhost',
+      ':80',
+      'localhost:70000',
+      '999.1.1.1:80',
+      '[::g]:80',
+      'a b:1',
+      '::1:80',
+    ]) {
+      const err = problemsOf({ E4C2_GRPC_ADDR: bad });
+      assert.equal(err.problems.length, 1, bad);
+      assert.match(err.problems[0] ?? '', /^E4C2_GRPC_ADDR: must be host:port/);
+    }
+    assert.deepEqual(loadConfig({ E4C2_GRPC_ADDR: '[::]:7000' }).api.grpc, {
+      host: '::',
+      port: 7000,
+    });
+  });
+
+  void it('checks enums, identifiers and the client id prefix', () => {
+    const err = problemsOf({
+      E4C2_CRYPTO_MODE: 'sym',
+      E4C2_LOG_LEVEL: 'verbose',
+      E4C2_DB_SCHEMA: 'public; DROP TABLE x',
+      E4C2_MQTT_CLIENT_ID_PREFIX: 'has space',
+      E4C2_NODE_ID: 'no/slash',
+    });
+    assert.deepEqual(
+      err.problems.map((p) => p.split(':')[0]),
+      [
+        'E4C2_DB_SCHEMA',
+        'E4C2_MQTT_CLIENT_ID_PREFIX',
+        'E4C2_CRYPTO_MODE',
+        'E4C2_LOG_LEVEL',
+        'E4C2_NODE_ID',
+      ],
+    );
+  });
+});
+
+void describe('loadConfig problems', () => {
+  void it('reports every problem at once, one per line, as a C2_CONFIG error', () => {
+    const err = problemsOf({
+      E4C2_DB_POOL_MAX: 'many',
+      E4C2_CRYPTO_MODE: 'rsa',
+      E4C2_HTTP_ADDR: 'nowhere',
+      E4C2_DELIVERY_MAX_ATTEMPTS: '0',
+    });
+    assert.ok(C2Error.is(err, 'C2_CONFIG'));
+    assert.equal(err.name, 'ConfigError');
+    assert.equal(err.problems.length, 4);
+    assert.deepEqual(err.details, { problems: 4 });
+    const lines = err.message.split('\n');
+    assert.equal(lines[0], 'invalid configuration (4 problems):');
+    assert.deepEqual(
+      lines.slice(1),
+      err.problems.map((p) => `  - ${p}`),
+    );
+    assert.deepEqual(err.problems, [
+      'E4C2_DB_POOL_MAX: must be an integer from 1 to 200 (got "many")',
+      'E4C2_CRYPTO_MODE: must be one of symkey, pubkey (got "rsa")',
+      'E4C2_HTTP_ADDR: must be host:port or [ipv6]:port with a port from 0 to 65535 (got "nowhere")',
+      'E4C2_DELIVERY_MAX_ATTEMPTS: must be an integer from 1 to 100 (got "0")',
+    ]);
+  });
+
+  void it('reports unknown E4C2_ variables with a suggestion, never with their value', () => {
+    const err = problemsOf({
+      E4C2_DB_POOLMAX: '5',
+      E4C2_KEK_PASSPRASE: 'correct horse battery staple',
+      E4C2_ZZZ: '1',
+    });
+    assert.deepEqual(err.problems, [
+      'E4C2_DB_POOLMAX: unknown variable (did you mean E4C2_DB_POOL_MAX?)',
+      'E4C2_KEK_PASSPRASE: unknown variable (did you mean E4C2_KEK_PASSPHRASE?)',
+      'E4C2_ZZZ: unknown variable',
+    ]);
+    assert.ok(!err.message.includes('horse'));
+  });
+
+  void it('applies the cross-setting rules', () => {
+    const cases: [Env, string][] = [
+      [
+        { E4C2_TLS_CERT: '/c.pem' },
+        'E4C2_TLS_CERT (tls.certFile) and E4C2_TLS_KEY (tls.keyFile) must be set together',
+      ],
+      [
+        { E4C2_KEK_FILE: '/k', E4C2_KEK_PASSPHRASE: 'a passphrase long enough' },
+        'set only one of E4C2_KEK_FILE (kek.file) and E4C2_KEK_PASSPHRASE (kek.passphrase)',
+      ],
+      [
+        { DATABASE_URL: 'postgres://db/e4' },
+        'E4C2_KEK_FILE (kek.file) or E4C2_KEK_PASSPHRASE (kek.passphrase) is required with an external database (every node must share the key-encryption key)',
+      ],
+      [
+        { E4C2_DELIVERY_BACKOFF_INITIAL_MS: '5000', E4C2_DELIVERY_BACKOFF_MAX_MS: '1000' },
+        'E4C2_DELIVERY_BACKOFF_MAX_MS (delivery.backoffMaxMs) must be at least E4C2_DELIVERY_BACKOFF_INITIAL_MS (delivery.backoffInitialMs)',
+      ],
+      [
+        { E4C2_DELIVERY_DEADLINE_MS: '2000', E4C2_PUBACK_TIMEOUT_MS: '3000' },
+        'E4C2_PUBACK_TIMEOUT_MS (delivery.pubackTimeoutMs) must not exceed E4C2_DELIVERY_DEADLINE_MS (delivery.deadlineMs)',
+      ],
+      [
+        { E4C2_MQTT_PASSWORD: 'pw' },
+        'E4C2_MQTT_PASSWORD (mqtt.password) is set without E4C2_MQTT_USERNAME (mqtt.username)',
+      ],
+      [
+        { E4C2_PK_SERVER_KEYGEN: 'true' },
+        'E4C2_PK_SERVER_KEYGEN (crypto.pkServerKeygen) applies only to E4C2_CRYPTO_MODE=pubkey',
+      ],
+      [
+        { MQTT_URL: 'mqtt://broker:1883', E4C2_MQTT_LISTEN_ADDR: '127.0.0.1:1883' },
+        'E4C2_MQTT_LISTEN_ADDR (mqtt.listenAddr) applies only to the embedded broker, but MQTT_URL (mqtt.url) is set',
+      ],
+      [{ E4C2_HTTP_ADDR: '0.0.0.0:5555' }, 'E4C2_GRPC_ADDR and E4C2_HTTP_ADDR both use port 5555'],
+      [
+        { E4C2_CONFIG_FILE: '/etc/e4c2.json' },
+        "E4C2_CONFIG_FILE: is set, but the file's text was not passed to loadConfig",
+      ],
+    ];
+    for (const [env, problem] of cases) assert.deepEqual(problemsOf(env).problems, [problem]);
+  });
+
+  void it('allows port 0 on several listeners', () => {
+    const c = loadConfig({ E4C2_GRPC_ADDR: '127.0.0.1:0', E4C2_HTTP_ADDR: '127.0.0.1:0' });
+    assert.equal(c.api.grpc.port, 0);
+  });
+
+  void it('turns TLS off with an external database and no certificate', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://db/e4', E4C2_KEK_FILE: '/k' });
+    assert.deepEqual(c.tls, { kind: 'disabled' });
+  });
+
+  void it('never quotes a secret value', () => {
+    const err = problemsOf({
+      E4C2_KEK_PASSPHRASE: 'short-s3cr3t',
+      E4C2_MQTT_USERNAME: 'u',
+      E4C2_MQTT_PASSWORD: ' ',
+    });
+    assert.ok(!err.message.includes('short-s3cr3t'));
+    assert.deepEqual(err.problems, ['E4C2_KEK_PASSPHRASE: must be at least 16 bytes long']);
+  });
+});
+
+void describe('loadConfig with a config file', () => {
+  const file = JSON.stringify({
+    dataDir: '/srv/e4c2',
+    database: { poolMax: 20, schema: 'from_file' },
+    log: { level: 'debug' },
+    crypto: { mode: 'pubkey', pkServerKeygen: true },
+    delivery: { maxAttempts: '4' },
+    mqtt: { username: null },
+  });
+
+  void it('takes values from the file, and lets the environment override them', () => {
+    const c: Config = loadConfig(
+      { E4C2_CONFIG_FILE: '/etc/e4c2.json', E4C2_DB_POOL_MAX: '30' },
+      file,
+    );
+    assert.equal(c.configFile, '/etc/e4c2.json');
+    assert.equal(c.dataDir, '/srv/e4c2');
+    assert.equal(c.database.poolMax, 30);
+    assert.equal(c.database.schema, 'from_file');
+    assert.equal(c.log.level, 'debug');
+    assert.deepEqual(c.crypto, { mode: 'pubkey', serverKeygen: true });
+    assert.equal(c.delivery.maxAttempts, 4);
+    assert.equal(c.mqtt.username, undefined, 'null means unset');
+    assert.deepEqual(c.kek, { kind: 'generated-file', path: '/srv/e4c2/kek.key' });
+  });
+
+  void it('reports unknown keys, misplaced sections and bad values with the file name', () => {
+    const err = problemsOf(
+      { E4C2_CONFIG_FILE: 'c2.json' },
+      JSON.stringify({
+        databse: { poolMax: 1 },
+        database: { pool: 1, poolMax: true },
+        api: 'x',
+        kek: { passphrase: 'tiny' },
+      }),
+    );
+    assert.deepEqual(err.problems, [
+      'c2.json: unknown key databse (did you mean database?)',
+      'c2.json: unknown key database.pool',
+      'c2.json: api must be an object',
+      'c2.json: database.poolMax: must be an integer from 1 to 200 (got true)',
+      'c2.json: kek.passphrase: must be at least 16 bytes long',
+    ]);
+  });
+
+  void it('reports malformed JSON without quoting it', () => {
+    const err = problemsOf({}, '{"database": {"url": "postgres://u:hunter2hunter2@h/db",}}');
+    assert.equal(err.problems.length, 1);
+    assert.match(err.problems[0] ?? '', /^config file: not valid JSON/);
+    assert.ok(!err.message.includes('hunter2'));
+    assert.deepEqual(problemsOf({}, '[1]').problems, ['config file: must hold a JSON object']);
+  });
+});

@@ -1,0 +1,109 @@
+// Secrets never leave a Config by accident: not in errors, JSON, util.inspect or describeConfig.
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { describe, it } from 'node:test';
+import { describeConfig, loadConfig, Secret, type ConfigError } from '../../config/index.ts';
+
+const PASSWORD = 'Zx9-very-secret-db-pass';
+
+/** Every rendering of a config or an error that could reach a log. */
+function renderings(value: unknown): string[] {
+  return [
+    JSON.stringify(value),
+    inspect(value, { depth: Infinity, showHidden: true }),
+    String(value),
+  ];
+}
+
+void describe('Secret', () => {
+  void it('redacts every conversion except reveal()', () => {
+    const s = new Secret('hunter2');
+    assert.equal(s.reveal(), 'hunter2');
+    assert.equal(String(s), '[redacted]');
+    // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- the point of the test
+    assert.equal(`${s}`, '[redacted]');
+    assert.equal(JSON.stringify({ s }), '{"s":"[redacted]"}');
+    assert.equal(inspect(s), '[redacted]');
+    assert.equal(inspect({ s }, { showHidden: true }), '{ s: [redacted] }');
+    assert.deepEqual(Object.keys(s), []);
+    // eslint-disable-next-line @typescript-eslint/no-misused-spread -- spreads happen in log calls
+    assert.deepEqual({ ...s }, {});
+  });
+});
+
+void describe('secrets in the configuration', () => {
+  const env = {
+    DATABASE_URL: `postgresql://c2:${PASSWORD}@db.internal:5432/e4?sslmode=require&password=${PASSWORD}`,
+    REDIS_URL: `rediss://:${PASSWORD}@redis.internal:6380/2`,
+    E4C2_MQTT_USERNAME: 'c2',
+    E4C2_MQTT_PASSWORD: PASSWORD,
+    E4C2_KEK_PASSPHRASE: `${PASSWORD}-kek`,
+  };
+
+  void it('keeps them out of JSON, util.inspect and describeConfig', () => {
+    const config = loadConfig(env);
+    const described = describeConfig(config);
+    for (const text of [...renderings(config), ...renderings(described)]) {
+      assert.ok(!text.includes(PASSWORD), text);
+    }
+    assert.deepEqual(described.database, {
+      kind: 'external',
+      url: 'postgresql://[redacted]@db.internal:5432/e4?[redacted]',
+      poolMax: 10,
+      schema: 'public',
+    });
+    assert.deepEqual(described.redis, {
+      kind: 'external',
+      url: 'rediss://[redacted]@redis.internal:6380/2',
+    });
+    assert.deepEqual(described.kek, { kind: 'passphrase', passphrase: '[redacted]' });
+    assert.equal((described.mqtt as Record<string, unknown>).password, '[redacted]');
+    assert.equal((described.api as Record<string, unknown>).grpc, '127.0.0.1:5555');
+  });
+
+  void it('keeps a DATABASE_URL password out of error messages, however the URL is wrong', () => {
+    const badUrls = [
+      `postgres://c2:${PASSWORD}@db.internal:notaport/e4`,
+      `mysql://c2:${PASSWORD}@db.internal/e4`,
+      `postgres:c2:${PASSWORD}@db.internal/e4`,
+      `c2:${PASSWORD}@db.internal`,
+    ];
+    for (const url of badUrls) {
+      let error: ConfigError | undefined;
+      try {
+        loadConfig({ DATABASE_URL: url, E4C2_DB_POOL_MAX: 'x', E4C2_KEK_FILE: '/k' });
+      } catch (err) {
+        error = err as ConfigError;
+      }
+      assert.ok(error !== undefined, url);
+      assert.equal(error.problems.length, 2, url);
+      assert.match(error.problems[0] ?? '', /^DATABASE_URL: /);
+      for (const text of [
+        error.message,
+        ...error.problems,
+        inspect(error),
+        JSON.stringify(error),
+      ]) {
+        assert.ok(!text.includes(PASSWORD), text);
+      }
+    }
+  });
+
+  void it('rejects credentials inside MQTT_URL without echoing them', () => {
+    let message = '';
+    try {
+      loadConfig({ MQTT_URL: `mqtt://c2:${PASSWORD}@broker:1883` });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, /MQTT_URL: must not contain credentials/);
+    assert.ok(!message.includes(PASSWORD));
+  });
+
+  void it('shows file values of secret settings as redacted too', () => {
+    const file = JSON.stringify({ redis: { url: `redis://:${PASSWORD}@r:6379` } });
+    const config = loadConfig({}, file);
+    assert.ok(!JSON.stringify(describeConfig(config)).includes(PASSWORD));
+    assert.ok(!inspect(config, { depth: Infinity }).includes(PASSWORD));
+  });
+});
