@@ -1,0 +1,17 @@
+/** Storage: PostgreSQL pools, transactions, migrations and the C2 store. */
+export { loadMigrations, migrate, MIGRATIONS_DIR, type Migration } from './migrate.ts';
+export {
+  createPool,
+  redactUrl,
+  withTransaction,
+  type PoolOptions,
+  type Queryable,
+} from './pool.ts';
+export { PgC2Store, type C2Repositories, type C2Store } from './pg-store.ts';
+export type { ClientRepository, NewClient, NewClientKey, SyncStatus } from './pg-clients.ts';
+export type { NewTopicKey, TopicRepository } from './pg-topics.ts';
+export type { MembershipRepository } from './pg-memberships.ts';
+export type { PeerRepository } from './pg-peers.ts';
+export type { JournalRepository } from './pg-journal.ts';
+export type * from './store-types.ts';
+export { PgDataKeyStore } from './pg-data-keys.ts';

@@ -1,0 +1,207 @@
+/**
+ * What every mutation writes beside its state change, in the same transaction: outbox rows,
+ * idempotency records, audit entries and events; plus deployment settings and C2 key versions.
+ */
+import type { Queryable } from './pool.ts';
+import { buf, bytes, date, firstRow, int, rows, str, type Row } from './pg-rows.ts';
+import type {
+  AuditEntry,
+  C2KeyRow,
+  EventEntry,
+  StoredEvent,
+  StoredRequest,
+} from './store-types.ts';
+
+function toC2Key(row: Row): C2KeyRow {
+  return {
+    version: int(row, 'version'),
+    publicKey: bytes(row, 'public_key'),
+    sealedPrivate: bytes(row, 'sealed_private'),
+    fingerprint: str(row, 'fingerprint'),
+    createdAt: date(row, 'created_at'),
+  };
+}
+
+/** Journal repository (storage port); see {@link PgJournal}. */
+export interface JournalRepository {
+  enqueue(clientId: string, reason: string): Promise<void>;
+  /** Removes up to `limit` outbox rows (skipping rows other relays hold) and returns their clients. */
+  claimOutbox(limit: number): Promise<string[]>;
+  findRequest(requestId: string): Promise<StoredRequest | undefined>;
+  /** Records a response; false when the id is taken (a concurrent duplicate). */
+  saveRequest(
+    requestId: string,
+    operation: string,
+    requestHash: string,
+    response: unknown,
+  ): Promise<boolean>;
+  audit(entry: AuditEntry): Promise<void>;
+  event(entry: EventEntry): Promise<void>;
+  eventsAfter(seq: string, limit: number): Promise<StoredEvent[]>;
+  setting(name: string): Promise<string | undefined>;
+  /** Sets a setting only if absent; returns the value in force. */
+  initSetting(name: string, value: string): Promise<string>;
+  putSetting(name: string, value: string): Promise<void>;
+  insertC2Key(key: Omit<C2KeyRow, 'createdAt'>): Promise<void>;
+  c2Key(version: number): Promise<C2KeyRow | undefined>;
+  latestC2Key(): Promise<C2KeyRow | undefined>;
+  /** Clients whose devices have pending work, in id order after `afterId` (the sweep). */
+  pendingClients(afterId: string, limit: number): Promise<string[]>;
+}
+
+/** PostgreSQL {@link JournalRepository}. */
+export class PgJournal implements JournalRepository {
+  /** @param db - a transaction client or the pool */
+  constructor(private readonly db: Queryable) {}
+
+  async enqueue(clientId: string, reason: string): Promise<void> {
+    await this.db.query('INSERT INTO outbox (client_id, reason) VALUES ($1, $2)', [
+      clientId,
+      reason,
+    ]);
+  }
+
+  async claimOutbox(limit: number): Promise<string[]> {
+    const claimed = await rows(
+      this.db,
+      `DELETE FROM outbox WHERE id IN (
+         SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+       ) RETURNING client_id`,
+      [limit],
+    );
+    return [...new Set(claimed.map((r) => str(r, 'client_id')))];
+  }
+
+  async findRequest(requestId: string): Promise<StoredRequest | undefined> {
+    const row = await firstRow(
+      this.db,
+      'SELECT operation, request_hash, response FROM request_ids WHERE request_id = $1',
+      [requestId],
+    );
+    return (
+      row && {
+        operation: str(row, 'operation'),
+        requestHash: str(row, 'request_hash'),
+        response: row['response'],
+      }
+    );
+  }
+
+  async saveRequest(
+    requestId: string,
+    operation: string,
+    requestHash: string,
+    response: unknown,
+  ): Promise<boolean> {
+    const result = await this.db.query(
+      `INSERT INTO request_ids (request_id, operation, request_hash, response) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (request_id) DO NOTHING`,
+      [requestId, operation, requestHash, JSON.stringify(response ?? null)],
+    );
+    return result.rowCount === 1;
+  }
+
+  async audit(entry: AuditEntry): Promise<void> {
+    await this.db.query(
+      `INSERT INTO audit_log (actor, operation, subject_kind, subject, key_version, key_fingerprint, request_id, details)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        entry.actor,
+        entry.operation,
+        entry.subjectKind,
+        entry.subject,
+        entry.keyVersion ?? null,
+        entry.keyFingerprint ?? null,
+        entry.requestId ?? null,
+        JSON.stringify(entry.details ?? {}),
+      ],
+    );
+  }
+
+  async event(entry: EventEntry): Promise<void> {
+    await this.db.query(
+      'INSERT INTO events (type, client_name, topic, key_version, details) VALUES ($1, $2, $3, $4, $5)',
+      [
+        entry.type,
+        entry.clientName ?? null,
+        entry.topic ?? null,
+        entry.keyVersion ?? null,
+        JSON.stringify(entry.details ?? {}),
+      ],
+    );
+  }
+
+  async eventsAfter(seq: string, limit: number): Promise<StoredEvent[]> {
+    return (
+      await rows(this.db, 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])
+    ).map((r) => {
+      const event: StoredEvent = {
+        seq: str(r, 'seq'),
+        at: date(r, 'at'),
+        type: str(r, 'type'),
+        ...(r['client_name'] === null ? {} : { clientName: str(r, 'client_name') }),
+        ...(r['topic'] === null ? {} : { topic: str(r, 'topic') }),
+        ...(r['key_version'] === null ? {} : { keyVersion: int(r, 'key_version') }),
+        details: (r['details'] ?? {}) as Record<string, string | number | boolean>,
+      };
+      return event;
+    });
+  }
+
+  async setting(name: string): Promise<string | undefined> {
+    const row = await firstRow(this.db, 'SELECT value FROM c2_settings WHERE name = $1', [name]);
+    return row && str(row, 'value');
+  }
+
+  async initSetting(name: string, value: string): Promise<string> {
+    await this.db.query(
+      'INSERT INTO c2_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
+      [name, value],
+    );
+    return (await this.setting(name)) ?? value;
+  }
+
+  async putSetting(name: string, value: string): Promise<void> {
+    await this.db.query(
+      'INSERT INTO c2_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2',
+      [name, value],
+    );
+  }
+
+  async insertC2Key(key: Omit<C2KeyRow, 'createdAt'>): Promise<void> {
+    await this.db.query(
+      'INSERT INTO c2_keys (version, public_key, sealed_private, fingerprint) VALUES ($1, $2, $3, $4)',
+      [key.version, buf(key.publicKey), buf(key.sealedPrivate), key.fingerprint],
+    );
+  }
+
+  async c2Key(version: number): Promise<C2KeyRow | undefined> {
+    const row = await firstRow(this.db, 'SELECT * FROM c2_keys WHERE version = $1', [version]);
+    return row && toC2Key(row);
+  }
+
+  async latestC2Key(): Promise<C2KeyRow | undefined> {
+    const row = await firstRow(this.db, 'SELECT * FROM c2_keys ORDER BY version DESC LIMIT 1');
+    return row && toC2Key(row);
+  }
+
+  async pendingClients(afterId: string, limit: number): Promise<string[]> {
+    return (
+      await rows(
+        this.db,
+        `SELECT c.id FROM clients c
+         WHERE c.id > $1 AND c.sync_state <> 'failed' AND (
+           c.status = 'removing'
+           OR c.delivered_key_version < c.key_version
+           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
+           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id)
+           OR EXISTS (SELECT 1 FROM device_topics t WHERE t.client_id = c.id
+                      AND (t.desired_version = 0 OR t.delivered_version < t.desired_version))
+           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
+                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version)))
+         ORDER BY c.id LIMIT $2`,
+        [afterId, limit],
+      )
+    ).map((r) => str(r, 'id'));
+  }
+}

@@ -1,0 +1,80 @@
+/** PostgreSQL connection pools and transactions. */
+import pg from 'pg';
+import { C2Error } from '../errors.ts';
+
+/** Options of {@link createPool}. */
+export interface PoolOptions {
+  /** postgres:// URL; may hold a password, so it never appears in errors or logs. */
+  readonly url: string;
+  readonly max?: number;
+  /** Schema to use as search_path (tests isolate themselves with one schema each). */
+  readonly schema?: string;
+  readonly applicationName?: string;
+}
+
+/** Describes a URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable database URL)';
+  }
+}
+
+/**
+ * Creates a pool and checks that the database answers, so an unreachable Postgres is a clear
+ * error at start-up ("cannot reach Postgres at ..."), never a hang.
+ * @throws C2Error `C2_UNAVAILABLE` when the first connection fails
+ */
+export async function createPool(options: PoolOptions): Promise<pg.Pool> {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 5000,
+    application_name: options.applicationName ?? 'e4c2',
+    ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+  });
+  // An idle client that dies (Postgres restart) must not crash the process: the pool drops it.
+  pool.on('error', () => undefined);
+  try {
+    await pool.query('SELECT 1');
+  } catch (cause) {
+    await pool.end().catch(() => undefined);
+    throw new C2Error('C2_UNAVAILABLE', `cannot reach Postgres at ${redactUrl(options.url)}`, {
+      cause,
+    });
+  }
+  return pool;
+}
+
+/** A query runner: the pool, or a client inside a transaction. */
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+/**
+ * Runs `work` in a transaction and commits, or rolls back on any error and rethrows it.
+ * Serialization failures and deadlocks are retried a few times, since they are expected under
+ * concurrent rotations and a retry is always safe (nothing ran outside the transaction).
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (tx: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      const code = (err as { code?: string }).code;
+      if ((code === '40001' || code === '40P01') && attempt < 5) continue;
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
