@@ -1,0 +1,137 @@
+/**
+ * Brings one device to its desired state, one command at a time (DESIGN R4-R7): plan from the
+ * current state, protect afresh, publish and await the PUBACK, record delivery monotonically,
+ * repeat. Failed attempts are retried within the retry policy; when it is exhausted the device
+ * is marked failed (visible through the API) until new work, a resync or the device is seen.
+ */
+import { controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
+import type { C2Store } from '../storage/index.ts';
+import { planNextCommand, type PlanDeps } from './next-command.ts';
+import type { CommandPublisher } from './publisher.ts';
+import { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';
+
+/** What a device sync needs. */
+export interface DeviceSyncDeps extends PlanDeps {
+  readonly store: C2Store;
+  readonly publisher: CommandPublisher;
+  readonly policy: RetryPolicy;
+  readonly clock: Clock;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Observes every attempt (metrics, tests, the chaos recorder). Never receives key material. */
+  readonly onAttempt?: (event: DeliveryAttempt) => void;
+}
+
+/** One publish attempt, as observers see it. */
+export interface DeliveryAttempt {
+  readonly clientId: string;
+  readonly kind: string;
+  readonly describe: string;
+  readonly attempt: number;
+  readonly outcome: 'acked' | 'failed';
+  readonly error?: string;
+}
+
+/** How a sync ended. */
+export type SyncOutcome = 'idle' | 'failed' | 'removed' | 'stopped';
+
+/**
+ * Runs until the device has everything, or its retries are exhausted.
+ * @param shouldStop - checked between steps, for graceful shutdown
+ */
+export async function syncDevice(
+  deps: DeviceSyncDeps,
+  clientId: string,
+  shouldStop: () => boolean = () => false,
+): Promise<SyncOutcome> {
+  let failures = 0;
+  let streakStart = deps.clock();
+  let sent = 0;
+  for (;;) {
+    if (shouldStop()) return 'stopped';
+    const plan = await planNextCommand(deps, deps.store.read, clientId);
+    if (plan.kind === 'idle') {
+      if (sent > 0 || failures > 0)
+        await deps.store.read.clients.setSync(clientId, {
+          state: 'idle',
+          attempts: 0,
+          error: null,
+        });
+      return 'idle';
+    }
+    if (plan.kind === 'remove') {
+      await deps.store.transaction(async (tx) => {
+        const client = await tx.clients.byId(clientId, true);
+        if (client?.status === 'removing' && (await tx.peers.nextCommand(clientId)) === undefined)
+          await tx.clients.delete(clientId);
+      });
+      return 'removed';
+    }
+    if (plan.kind === 'record') {
+      await deps.store.transaction(plan.record);
+      continue;
+    }
+    const { command } = plan;
+    const client = await deps.store.read.clients.byId(clientId);
+    if (client === undefined) return 'idle';
+    const attempt = failures + 1;
+    try {
+      const wire = protectCommand(command.clear, command.commandKey, deps.clock);
+      await deps.publisher.publish(controlTopic(client.e4Id), wire);
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      deps.onAttempt?.({
+        clientId,
+        kind: command.kind,
+        describe: command.describe,
+        attempt,
+        outcome: 'failed',
+        error,
+      });
+      failures++;
+      const delay = backoffDelay(deps.policy, failures);
+      if (!mayRetry(deps.policy, failures, streakStart, deps.clock(), delay)) {
+        await deps.store.transaction(async (tx) => {
+          await tx.clients.setSync(clientId, {
+            state: 'failed',
+            attempts: failures,
+            error: `${command.kind}: ${error}`,
+          });
+          await tx.journal.event({
+            type: 'delivery.failed',
+            clientName: client.name,
+            details: { command: command.kind, attempts: failures },
+          });
+        });
+        return 'failed';
+      }
+      await deps.store.read.clients.setSync(clientId, {
+        state: 'pending',
+        attempts: failures,
+        error: `${command.kind}: ${error}`,
+      });
+      await deps.sleep(delay);
+      continue;
+    } finally {
+      command.clear.fill(0);
+      command.commandKey.fill(0);
+    }
+    deps.onAttempt?.({
+      clientId,
+      kind: command.kind,
+      describe: command.describe,
+      attempt,
+      outcome: 'acked',
+    });
+    await deps.store.transaction(async (tx) => {
+      // Locking the client row orders this record after any concurrent reset's commit.
+      const current = await tx.clients.byId(clientId, true);
+      if (current === undefined) return;
+      if (command.epoch === undefined || command.epoch === current.deliveryEpoch)
+        await command.record(tx);
+      await tx.clients.markDeliveredNow(clientId);
+    });
+    sent++;
+    failures = 0;
+    streakStart = deps.clock();
+  }
+}

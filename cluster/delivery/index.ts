@@ -1,0 +1,17 @@
+/** Delivery of commands to devices (DESIGN R4-R7), shared by every deployment mode. */
+export { DeliveryEngine, type DeliveryEngineOptions } from './delivery-engine.ts';
+export {
+  syncDevice,
+  type DeliveryAttempt,
+  type DeviceSyncDeps,
+  type SyncOutcome,
+} from './device-sync.ts';
+export { MqttCommandPublisher, type MqttPublisherOptions } from './mqtt-publisher.ts';
+export {
+  planNextCommand,
+  type PlanDeps,
+  type PlannedCommand,
+  type PlanResult,
+} from './next-command.ts';
+export type { CommandPublisher } from './publisher.ts';
+export { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';

@@ -1,0 +1,114 @@
+/** {@link CommandPublisher} over MQTT (mqtt.js): QoS 1, not retained, PUBACK awaited with a timeout. */
+import mqtt, { type MqttClient } from 'mqtt';
+import { C2Error } from '../errors.ts';
+import type { CommandPublisher } from './publisher.ts';
+
+/** Options of {@link MqttCommandPublisher.connect}. */
+export interface MqttPublisherOptions {
+  readonly url: string;
+  /** Unique per process: two processes with one client id would disconnect each other. */
+  readonly clientId: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly pubackTimeoutMs: number;
+  readonly connectTimeoutMs?: number;
+}
+
+// mqtt.js calls back with `null` (not undefined) on success.
+type PublishCallback = (err?: Error | null) => void;
+
+/**
+ * Commands are published QoS 1 with retain off: a retained command would be replayed to the
+ * device on every reconnect, and a replayed ResetTopics would wipe keys delivered since.
+ */
+export class MqttCommandPublisher implements CommandPublisher {
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly client: MqttClient,
+    private readonly pubackTimeoutMs: number,
+  ) {}
+
+  /**
+   * Connects to the broker and waits for the first CONNACK.
+   * @throws C2Error `C2_UNAVAILABLE` ("cannot reach the MQTT broker at ...")
+   */
+  static async connect(options: MqttPublisherOptions): Promise<MqttCommandPublisher> {
+    const client = mqtt.connect(options.url, {
+      clientId: options.clientId,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: options.connectTimeoutMs ?? 5000,
+      queueQoSZero: false,
+      ...(options.username === undefined ? {} : { username: options.username }),
+      ...(options.password === undefined ? {} : { password: options.password }),
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error('connect timeout'));
+        }, options.connectTimeoutMs ?? 5000);
+        client.once('connect', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        client.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+    } catch (cause) {
+      client.end(true);
+      throw new C2Error(
+        'C2_UNAVAILABLE',
+        `cannot reach the MQTT broker at ${new URL(options.url).host}`,
+        { cause },
+      );
+    }
+    // Later errors surface as failed publishes; without a listener they would crash the process.
+    client.on('error', () => undefined);
+    return new MqttCommandPublisher(client, options.pubackTimeoutMs);
+  }
+
+  /** True while connected to the broker (readiness). */
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  publish(topic: string, payload: Uint8Array): Promise<void> {
+    if (!this.client.connected) return Promise.reject(new Error('MQTT broker not connected'));
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const callback: PublishCallback = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err === undefined || err === null) resolve();
+        else reject(err);
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        this.#forget(callback);
+        reject(new Error(`no PUBACK within ${this.pubackTimeoutMs} ms`));
+      }, this.pubackTimeoutMs);
+      this.client.publish(topic, Buffer.from(payload), { qos: 1, retain: false }, callback);
+    });
+  }
+
+  /** Drops an abandoned message from mqtt.js's outgoing store so it is never resent later. */
+  #forget(callback: PublishCallback): void {
+    const outgoing = (
+      this.client as unknown as { outgoing: Record<string, { cb: unknown } | undefined> }
+    ).outgoing;
+    for (const [id, entry] of Object.entries(outgoing)) {
+      if (entry?.cb === callback) this.client.removeOutgoingMessage(Number(id));
+    }
+  }
+
+  /** Disconnects; idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.client.endAsync().catch(() => undefined);
+    return this.#closed;
+  }
+}

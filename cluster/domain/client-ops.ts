@@ -1,0 +1,271 @@
+/** Client use-cases: register, remove, reset, rotate the identity key, resync. */
+import { C2Error } from '../errors.ts';
+import type { C2Repositories, ClientRow } from '../storage/index.ts';
+import {
+  checkClientKey,
+  e4IdOf,
+  generatedIdentity,
+  givenIdentity,
+  storeIdentityKey,
+  type IdentityKey,
+} from './key-material.ts';
+import { mutate, notFound } from './mutation.ts';
+import type { DomainDeps, RequestContext } from './ports.ts';
+import { checkClientName } from './validation.ts';
+
+/** Result of registering a client. */
+export interface NewClientResult {
+  readonly created: boolean;
+  readonly keyVersion: number;
+}
+
+/** Finds an active client by name, locked for update. @throws C2Error `C2_NOT_FOUND` */
+export async function activeClient(
+  tx: C2Repositories,
+  name: string,
+  lock = true,
+): Promise<ClientRow> {
+  const client = await tx.clients.byName(name, lock);
+  if (client?.status !== 'active') throw notFound('client', name);
+  return client;
+}
+
+/**
+ * NewClient (reference upsert): registers a device with the key it was provisioned with. For an
+ * existing client with a different key, the new key becomes a new version that the device is
+ * assumed to hold already (re-provisioned); the same key again changes nothing. Sends nothing.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export async function newClient(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: unknown,
+  key: unknown,
+): Promise<NewClientResult> {
+  const clientName = checkClientName(name);
+  const identity = givenIdentity(deps.mode, checkClientKey(deps.mode, key));
+  return await mutate(
+    deps,
+    ctx,
+    'NewClient',
+    { name: clientName, fp: identity.fingerprint },
+    async (tx) => {
+      const existing = await tx.clients.byName(clientName, true);
+      if (existing === undefined) return insertClient(deps, ctx, tx, clientName, identity);
+      if (existing.status !== 'active') {
+        throw new C2Error('C2_CONFLICT', 'client is being removed', {
+          details: { client: clientName },
+        });
+      }
+      const current = await tx.clients.key(existing.id, existing.keyVersion);
+      if (current?.fingerprint === identity.fingerprint)
+        return { created: false, keyVersion: existing.keyVersion };
+      const version = existing.keyVersion + 1;
+      if (!(await tx.clients.casKeyVersion(existing.id, existing.keyVersion, version, version))) {
+        throw new C2Error('C2_CONFLICT', 'client key changed concurrently; retry', {
+          details: { client: clientName },
+        });
+      }
+      await storeIdentityKey(deps, tx, existing.id, version, identity);
+      await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
+      await tx.journal.audit({
+        actor: ctx.actor,
+        operation: 'NewClient',
+        subjectKind: 'client',
+        subject: clientName,
+        keyVersion: version,
+        keyFingerprint: identity.fingerprint,
+        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+        details: { replaced: true },
+      });
+      await tx.journal.event({ type: 'client.key_replaced', clientName, keyVersion: version });
+      return { created: false, keyVersion: version };
+    },
+  );
+}
+
+async function insertClient(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  tx: C2Repositories,
+  name: string,
+  identity: IdentityKey,
+): Promise<NewClientResult> {
+  const c2Key = deps.mode === 'pubkey' ? await tx.journal.latestC2Key() : undefined;
+  const client = await tx.clients.insert({
+    name,
+    e4Id: e4IdOf(name),
+    keyVersion: 1,
+    // The device was provisioned with this key (and with the current C2 public key).
+    deliveredKeyVersion: 1,
+    c2KeyVersion: c2Key?.version ?? null,
+  });
+  await storeIdentityKey(deps, tx, client.id, 1, identity);
+  await tx.journal.audit({
+    actor: ctx.actor,
+    operation: 'NewClient',
+    subjectKind: 'client',
+    subject: name,
+    keyVersion: 1,
+    keyFingerprint: identity.fingerprint,
+    ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+  });
+  await tx.journal.event({ type: 'client.created', clientName: name, keyVersion: 1 });
+  return { created: true, keyVersion: 1 };
+}
+
+/**
+ * RemoveClient. Peers that were sent the client's public key are told to drop it. With `reset`,
+ * the device is first sent ResetTopics (and ResetPubKeys in public-key mode) and the record is
+ * deleted once that is delivered; without, the record goes at once (the reference behaviour).
+ * @throws C2Error `C2_NOT_FOUND`
+ */
+export async function removeClient(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: unknown,
+  options: { readonly reset?: boolean } = {},
+): Promise<{ readonly removed: true; readonly resetPending: boolean }> {
+  const clientName = checkClientName(name);
+  const reset = options.reset === true;
+  return await mutate(deps, ctx, 'RemoveClient', { name: clientName, reset }, async (tx) => {
+    const client = await activeClient(tx, clientName);
+    await tx.peers.revokeSource(client.id, 'peer-removed');
+    if (reset) {
+      await tx.clients.markRemoving(client.id);
+      await tx.peers.addCommand(client.id, 'ResetTopics');
+      if (deps.mode === 'pubkey') await tx.peers.addCommand(client.id, 'ResetPubKeys');
+      await tx.journal.enqueue(client.id, 'client-removed');
+    } else {
+      await tx.clients.delete(client.id);
+    }
+    await tx.journal.audit({
+      actor: ctx.actor,
+      operation: 'RemoveClient',
+      subjectKind: 'client',
+      subject: clientName,
+      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+      details: { reset },
+    });
+    await tx.journal.event({ type: 'client.removed', clientName, details: { reset } });
+    return { removed: true, resetPending: reset } as const;
+  });
+}
+
+/**
+ * ResetClient: sends ResetTopics. Unlike the reference, the C2 then sends the device the keys of
+ * the topics it is still a member of, so device and C2 agree again after the reset.
+ * @throws C2Error `C2_NOT_FOUND`
+ */
+export async function resetClient(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: unknown,
+): Promise<{ readonly reset: true }> {
+  const clientName = checkClientName(name);
+  return await mutate(deps, ctx, 'ResetClient', { name: clientName }, async (tx) => {
+    const client = await activeClient(tx, clientName);
+    await tx.peers.addCommand(client.id, 'ResetTopics');
+    await tx.clients.bumpDeliveryEpoch(client.id);
+    await tx.memberships.resetDelivery(client.id);
+    await tx.journal.enqueue(client.id, 'client-reset');
+    await tx.journal.audit({
+      actor: ctx.actor,
+      operation: 'ResetClient',
+      subjectKind: 'client',
+      subject: clientName,
+      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+    });
+    await tx.journal.event({ type: 'client.reset', clientName });
+    return { reset: true } as const;
+  });
+}
+
+/**
+ * Rotates a client's identity key (reference NewClientKey, and our RotateClientKey). Symmetric
+ * mode: the C2 draws the key and delivers it with SetIDKey under the key the device holds.
+ * Public-key mode: with `publicKey`, the device generated its own pair and the C2 records the
+ * new public key; without, the C2 generates the pair only if explicitly allowed. Peers holding
+ * the client's public key get the new one, as do the clients linked to it.
+ * @returns the new key version
+ * @throws C2Error `C2_NOT_FOUND`, `C2_VALIDATION`, `C2_FAILED_PRECONDITION`, `C2_CONFLICT`
+ */
+export async function rotateClientKey(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: unknown,
+  publicKey?: unknown,
+): Promise<{ readonly keyVersion: number; readonly fingerprint: string }> {
+  const clientName = checkClientName(name);
+  let identity: IdentityKey | undefined;
+  if (publicKey !== undefined) {
+    if (deps.mode !== 'pubkey') {
+      throw new C2Error('C2_VALIDATION', 'publicKey applies to public-key mode only', {
+        details: { field: 'publicKey' },
+      });
+    }
+    identity = givenIdentity('pubkey', checkClientKey('pubkey', publicKey));
+  }
+  return await mutate(
+    deps,
+    ctx,
+    'RotateClientKey',
+    { name: clientName, fp: identity?.fingerprint ?? null },
+    async (tx) => {
+      const client = await activeClient(tx, clientName);
+      const key = identity ?? generatedIdentity(deps);
+      const version = client.keyVersion + 1;
+      // A key the device made itself is held by it already; a generated one must be delivered.
+      const delivered = identity === undefined ? undefined : version;
+      if (!(await tx.clients.casKeyVersion(client.id, client.keyVersion, version, delivered))) {
+        throw new C2Error('C2_CONFLICT', 'client key changed concurrently; retry', {
+          details: { client: clientName },
+        });
+      }
+      await storeIdentityKey(deps, tx, client.id, version, key);
+      if (deps.mode === 'pubkey') {
+        await tx.peers.followSourceKey(client.id, version, 'peer-key-rotated');
+        for (const linkedId of await tx.peers.linkedIds(client.id)) {
+          await tx.peers.setPubKey(linkedId, client.e4Id, client.id, version);
+          await tx.journal.enqueue(linkedId, 'peer-key-rotated');
+        }
+      }
+      await tx.journal.enqueue(client.id, 'client-key-rotated');
+      await tx.journal.audit({
+        actor: ctx.actor,
+        operation: 'RotateClientKey',
+        subjectKind: 'client',
+        subject: clientName,
+        keyVersion: version,
+        keyFingerprint: key.fingerprint,
+        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+        details: { deviceGenerated: identity !== undefined },
+      });
+      await tx.journal.event({ type: 'client.key_rotated', clientName, keyVersion: version });
+      return { keyVersion: version, fingerprint: key.fingerprint };
+    },
+  );
+}
+
+/**
+ * Resync: forgets what was delivered to the device and clears a failed delivery, so everything
+ * it should hold is sent again (after it was offline too long, or after a restore).
+ * @throws C2Error `C2_NOT_FOUND`
+ */
+export async function resyncClient(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: unknown,
+): Promise<{ readonly resync: true }> {
+  const clientName = checkClientName(name);
+  return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
+    const client = await activeClient(tx, clientName);
+    await tx.clients.bumpDeliveryEpoch(client.id);
+    await tx.memberships.resetDelivery(client.id);
+    await tx.peers.resetPubKeyDelivery(client.id);
+    await tx.clients.setSync(client.id, { state: 'idle', attempts: 0, error: null });
+    await tx.journal.enqueue(client.id, 'resync');
+    await tx.journal.event({ type: 'client.resync', clientName });
+    return { resync: true } as const;
+  });
+}

@@ -1,0 +1,15 @@
+/** The C2 domain: use-cases over the storage and key-vault ports. */
+export { C2Service } from './c2-service.ts';
+export {
+  bindings,
+  type C2CryptoMode,
+  type DeliveryKick,
+  type DomainDeps,
+  type KeySealer,
+  type RequestContext,
+  type SealBinding,
+} from './ports.ts';
+export type { ClientDetails, CursorPage, KeyVersionInfo, TopicDetails } from './queries.ts';
+export type { NewClientResult } from './client-ops.ts';
+export type { TopicKeyResult } from './topic-ops.ts';
+export { checkClientName, checkTopicName } from './validation.ts';

@@ -1,0 +1,96 @@
+/**
+ * The shape every mutating use-case shares (DESIGN R1, R3): one transaction that changes state,
+ * writes outbox rows, the audit record and the idempotency record together; delivery is kicked
+ * only after the commit.
+ */
+import { createHash } from 'node:crypto';
+import { C2Error } from '../errors.ts';
+import type { C2Repositories } from '../storage/index.ts';
+import type { DomainDeps, RequestContext } from './ports.ts';
+
+/** Marks a concurrent duplicate of an idempotent request: the transaction rolls back. */
+class DuplicateRequest extends Error {}
+
+function requestHash(operation: string, input: unknown): string {
+  return createHash('sha256')
+    .update(operation)
+    .update('\0')
+    .update(JSON.stringify(input))
+    .digest('hex');
+}
+
+function replay(
+  stored: { operation: string; requestHash: string; response: unknown },
+  operation: string,
+  hash: string,
+): unknown {
+  if (stored.operation !== operation || stored.requestHash !== hash) {
+    throw new C2Error('C2_CONFLICT', 'this request id was already used for a different request', {
+      details: { operation: stored.operation },
+    });
+  }
+  return stored.response;
+}
+
+/**
+ * Runs `work` in a transaction with idempotency: with a request id, the first successful call's
+ * response is stored in the same transaction, and every retry returns it without running again
+ * (DESIGN I4). `input` is what identifies the request (never key material: it is hashed, but only
+ * names and flags belong in it).
+ */
+export async function mutate<T>(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  operation: string,
+  input: unknown,
+  work: (tx: C2Repositories) => Promise<T>,
+): Promise<T> {
+  const requestId = ctx.requestId;
+  const hash = requestHash(operation, input);
+  if (requestId !== undefined) {
+    if (requestId.length === 0 || requestId.length > 128) {
+      throw new C2Error('C2_VALIDATION', 'request id must be 1..128 characters', {
+        details: { field: 'requestId' },
+      });
+    }
+    const stored = await deps.store.read.journal.findRequest(requestId);
+    if (stored !== undefined) return replay(stored, operation, hash) as T;
+  }
+  try {
+    const result = await deps.store.transaction(async (tx) => {
+      const response = await work(tx);
+      if (
+        requestId !== undefined &&
+        !(await tx.journal.saveRequest(requestId, operation, hash, response))
+      ) {
+        throw new DuplicateRequest();
+      }
+      return response;
+    });
+    deps.kick.kick();
+    return result;
+  } catch (err) {
+    if (!(err instanceof DuplicateRequest) || requestId === undefined) throw err;
+    // A concurrent call with the same id committed first: answer what it answered.
+    const stored = await deps.store.read.journal.findRequest(requestId);
+    if (stored === undefined)
+      throw new C2Error('C2_CONFLICT', 'concurrent request with the same id');
+    return replay(stored, operation, hash) as T;
+  }
+}
+
+/** @throws C2Error `C2_NOT_FOUND` naming what is missing */
+export function notFound(kind: 'client' | 'topic', name: string): C2Error {
+  return new C2Error('C2_NOT_FOUND', `${kind} not found`, { details: { [kind]: name } });
+}
+
+/** @throws C2Error `C2_CRYPTO_MODE` when the operation needs the other crypto mode */
+export function requireMode(deps: DomainDeps, mode: DomainDeps['mode'], operation: string): void {
+  if (deps.mode !== mode) {
+    throw new C2Error(
+      'C2_CRYPTO_MODE',
+      `${operation} is only available in ${mode === 'pubkey' ? 'public-key' : 'symmetric-key'} mode`,
+      { details: { mode: deps.mode } },
+    );
+  }
+}

@@ -1,0 +1,62 @@
+/** What the C2 domain needs from the outside, as interfaces (ports). */
+import type { C2Store } from '../storage/index.ts';
+
+/** Binds a sealed key to its row, so sealed keys cannot be swapped between rows or versions. */
+export interface SealBinding {
+  readonly table: string;
+  readonly rowId: string;
+  readonly version: number;
+}
+
+/** Seals and opens keys at rest (the key vault, DESIGN R8). */
+export interface KeySealer {
+  seal(plaintext: Uint8Array, binding: SealBinding): Promise<Uint8Array>;
+  open(sealed: Uint8Array, binding: SealBinding): Promise<Uint8Array>;
+}
+
+/** Told after a commit that wrote outbox rows, so delivery starts without waiting for a poll. */
+export interface DeliveryKick {
+  kick(): void;
+}
+
+/** Who asks, and the idempotency key of a mutating request. */
+export interface RequestContext {
+  /** Authenticated principal, for the audit log. */
+  readonly actor: string;
+  /** Idempotency key: the same key returns the first call's result and never mutates twice. */
+  readonly requestId?: string;
+}
+
+/** The crypto mode of a deployment, fixed at its first start. */
+export type C2CryptoMode = 'symkey' | 'pubkey';
+
+/** Everything the use-cases share. */
+export interface DomainDeps {
+  readonly store: C2Store;
+  readonly sealer: KeySealer;
+  readonly mode: C2CryptoMode;
+  readonly kick: DeliveryKick;
+  /** Generate device private keys on the C2 (public-key mode) only when explicitly allowed. */
+  readonly pkServerKeygen: boolean;
+  /** Largest page a list returns. */
+  readonly maxPageSize: number;
+  /** Largest payload ProtectMessage accepts, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
+
+/** Seal bindings of the three kinds of stored keys. */
+export const bindings = {
+  clientKey: (clientId: string, version: number): SealBinding => ({
+    table: 'client_keys',
+    rowId: clientId,
+    version,
+  }),
+  topicKey: (topicId: string, version: number): SealBinding => ({
+    table: 'topic_keys',
+    rowId: topicId,
+    version,
+  }),
+  c2Key: (version: number): SealBinding => ({ table: 'c2_keys', rowId: 'c2', version }),
+};

@@ -1,0 +1,93 @@
+/** Input limits of the C2 API (DESIGN §10): every field is checked before anything is stored. */
+import { C2Error } from '../errors.ts';
+
+const utf8 = new TextEncoder();
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+function invalid(message: string, field: string): C2Error {
+  return new C2Error('C2_VALIDATION', message, { details: { field } });
+}
+
+/**
+ * A client name: 1..255 bytes of UTF-8 without control characters.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkClientName(name: unknown, field = 'client.name'): string {
+  if (typeof name !== 'string' || name.length === 0)
+    throw invalid('a client name is required', field);
+  if (!name.isWellFormed()) throw invalid('client name is not valid UTF-8', field);
+  const length = utf8.encode(name).length;
+  if (length > 255) throw invalid(`client name is ${length} bytes; the maximum is 255`, field);
+  if (hasControlCharacter(name)) throw invalid('client name contains control characters', field);
+  return name;
+}
+
+/**
+ * A topic: 1..512 bytes of UTF-8, no MQTT wildcards (`+`, `#`), no NUL, not a `$` system topic.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkTopicName(topic: unknown, field = 'topic'): string {
+  if (typeof topic !== 'string' || topic.length === 0) throw invalid('a topic is required', field);
+  if (!topic.isWellFormed()) throw invalid('topic is not valid UTF-8', field);
+  const length = utf8.encode(topic).length;
+  if (length > 512) throw invalid(`topic is ${length} bytes; the maximum is 512`, field);
+  if (/[+#]/.test(topic) || topic.includes('\u0000'))
+    throw invalid('topic must not contain MQTT wildcards (+, #) or NUL', field);
+  if (topic.startsWith('$'))
+    throw invalid('topics starting with $ are reserved by the broker', field);
+  return topic;
+}
+
+/** An offset/count page of the reference API. */
+export interface Page {
+  readonly offset: number;
+  readonly limit: number;
+}
+
+/**
+ * Reference pagination: `count` 0 or absent means the default page (100), and every list is
+ * capped at the configured maximum (the reference capped only two of its lists).
+ * @throws C2Error `C2_VALIDATION` for negative or non-integer values
+ */
+export function checkPage(offset: unknown, count: unknown, maxPageSize: number): Page {
+  const o = offset === undefined || offset === null ? 0 : Number(offset);
+  const c = count === undefined || count === null ? 0 : Number(count);
+  if (!Number.isSafeInteger(o) || o < 0)
+    throw invalid('offset must be a non-negative integer', 'offset');
+  if (!Number.isSafeInteger(c) || c < 0)
+    throw invalid('count must be a non-negative integer', 'count');
+  return { offset: o, limit: Math.min(c === 0 ? 100 : c, maxPageSize) };
+}
+
+/**
+ * A cursor page of our own API: a limit (default 100) and an opaque cursor.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkLimit(limit: unknown, maxPageSize: number): number {
+  if (limit === undefined || limit === null || limit === 0) return Math.min(100, maxPageSize);
+  const n = Number(limit);
+  if (!Number.isSafeInteger(n) || n < 1) throw invalid('limit must be a positive integer', 'limit');
+  if (n > maxPageSize) throw invalid(`limit must be at most ${maxPageSize}`, 'limit');
+  return n;
+}
+
+/** Encodes a cursor (the last name of a page). */
+export function encodeCursor(lastName: string): string {
+  return Buffer.from(lastName, 'utf8').toString('base64url');
+}
+
+/** Decodes a cursor. @throws C2Error `C2_VALIDATION` for a malformed cursor */
+export function decodeCursor(cursor: unknown): string | undefined {
+  if (cursor === undefined || cursor === null || cursor === '') return undefined;
+  if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]+$/.test(cursor) || cursor.length > 1400) {
+    throw invalid('malformed cursor', 'cursor');
+  }
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}

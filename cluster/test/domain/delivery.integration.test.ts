@@ -1,0 +1,336 @@
+/**
+ * The C2 use-cases end to end on the real PostgreSQL and Mosquitto: simulated devices built on
+ * `e4/` receive, apply and use what the C2 sends.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import {
+  E4Client,
+  ed25519KeyFromSeed,
+  fromHex,
+  randomSymKey,
+  toHex,
+  topicHash,
+  unprotectSymKey,
+} from '../../../e4/index.ts';
+import { startHarness, type C2Harness } from '../support/c2-harness.ts';
+import { eventually } from '../support/eventually.ts';
+import { SimDevice } from '../support/sim-device.ts';
+
+const ctx = { actor: 'test' };
+const unique = (prefix: string): string => `${prefix}-${randomBytes(5).toString('hex')}`;
+
+async function skDevice(h: C2Harness, name: string): Promise<SimDevice> {
+  const key = randomSymKey();
+  await h.service.newClient(ctx, name, key);
+  return SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
+}
+
+async function currentFingerprint(h: C2Harness, topic: string): Promise<string> {
+  const details = await h.service.getTopic(topic);
+  const current = details.keys.find((k) => k.version === details.keyVersion);
+  assert.ok(current);
+  return current.fingerprint;
+}
+
+void describe('C2 delivery, symmetric-key mode', () => {
+  let h: C2Harness;
+  const devices: SimDevice[] = [];
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close()));
+    await h.close();
+  });
+
+  void it('delivers the topic key on attach, and the device decrypts ProtectMessage output', async () => {
+    const name = unique('dev');
+    const topic = unique('sensors/temp');
+    const device = await skDevice(h, name);
+    devices.push(device);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    const fp = await currentFingerprint(h, topic);
+    const hash = toHex(topicHash(topic));
+    await device.waitFor(() => device.topicKeyFingerprint(hash) === fp, 10_000, 'topic key');
+    const wire = await h.service.protectMessage(topic, new TextEncoder().encode('21.5'));
+    assert.equal(new TextDecoder().decode(device.client.unprotectMessage(wire, topic)), '21.5');
+    await eventually(async () => {
+      const details = await h.service.getClient(name);
+      assert.deepEqual(
+        details.topics.map((t) => [t.topic, t.state]),
+        [[topic, 'delivered']],
+      );
+    });
+  });
+
+  void it('a rotation reaches every member; a removed member cannot read new messages', async () => {
+    const topic = unique('fleet');
+    await h.service.newTopic(ctx, topic);
+    const names = [unique('a'), unique('b'), unique('c')];
+    const members = await Promise.all(names.map((n) => skDevice(h, n)));
+    devices.push(...members);
+    for (const n of names) await h.service.newTopicClient(ctx, n, topic);
+    const hash = toHex(topicHash(topic));
+    await h.service.removeTopicClient(ctx, names[2], topic);
+    const rotated = await h.service.newTopic(ctx, topic);
+    assert.equal(rotated.created, false);
+    assert.equal(rotated.keyVersion, 2);
+    assert.equal(rotated.members, 2);
+    const fp = await currentFingerprint(h, topic);
+    for (const d of members.slice(0, 2))
+      await d.waitFor(() => d.topicKeyFingerprint(hash) === fp, 10_000, 'rotated key');
+    const removed = members[2];
+    assert.ok(removed);
+    await removed.waitFor(
+      () => removed.topicKeyFingerprint(hash) === undefined,
+      10_000,
+      'revocation',
+    );
+    const wire = await h.service.protectMessage(topic, new Uint8Array([1, 2, 3]));
+    assert.deepEqual(members[0]?.client.unprotectMessage(wire, topic), new Uint8Array([1, 2, 3]));
+    assert.throws(() => removed.client.unprotectMessage(wire, topic), { code: 'TopicKeyNotFound' });
+    await eventually(async () => {
+      const status = await h.service.rotationStatus(topic);
+      assert.deepEqual(
+        { members: status.members, delivered: status.delivered, failed: status.failed },
+        { members: 2, delivered: 2, failed: 0 },
+      );
+    });
+  });
+
+  void it('concurrent rotations of one topic commit linear versions and the device never regresses', async () => {
+    const topic = unique('race');
+    const name = unique('racer');
+    const device = await skDevice(h, name);
+    devices.push(device);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => h.service.rotateTopicKey(ctx, topic)),
+    );
+    assert.deepEqual(
+      results.map((r) => r.keyVersion).sort((a, b) => a - b),
+      [2, 3, 4, 5, 6, 7],
+    );
+    const details = await h.service.getTopic(topic);
+    assert.equal(details.keyVersion, 7);
+    const versionOf = new Map(details.keys.map((k) => [k.fingerprint, k.version]));
+    const fp = await currentFingerprint(h, topic);
+    const hash = toHex(topicHash(topic));
+    await device.waitFor(() => device.topicKeyFingerprint(hash) === fp, 10_000, 'last version');
+    const seen = device.applied
+      .filter((a) => a.type === 'SetTopicKey' && a.topicHash === hash)
+      .map((a) => versionOf.get(a.keyFingerprint ?? '') ?? 0);
+    assert.ok(seen.length >= 1);
+    for (let i = 1; i < seen.length; i++)
+      assert.ok(
+        (seen[i] ?? 0) > (seen[i - 1] ?? 0),
+        `versions applied in order: ${seen.join(',')}`,
+      );
+  });
+
+  void it('RemoveTopic revokes the key on member devices', async () => {
+    const topic = unique('gone');
+    const name = unique('holder');
+    const device = await skDevice(h, name);
+    devices.push(device);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    const hash = toHex(topicHash(topic));
+    await device.waitFor(() => device.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+    assert.deepEqual(await h.service.removeTopic(ctx, topic), { revoked: 1 });
+    await device.waitFor(
+      () => device.topicKeyFingerprint(hash) === undefined,
+      10_000,
+      'revocation',
+    );
+    await assert.rejects(h.service.removeTopic(ctx, topic), { code: 'C2_NOT_FOUND' });
+  });
+
+  void it('rotates a client identity key and keeps commanding the device under the new key', async () => {
+    const name = unique('idrot');
+    const topic = unique('after-idrot');
+    const device = await skDevice(h, name);
+    devices.push(device);
+    const before = device.client.state.keyMaterial;
+    const rotated = await h.service.rotateClientKey(ctx, name);
+    assert.equal(rotated.keyVersion, 2);
+    await device.waitFor(() => device.client.state.keyMaterial !== before, 10_000, 'SetIDKey');
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    await device.waitFor(
+      () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+      10_000,
+      'key under new id key',
+    );
+    await eventually(async () => {
+      assert.equal((await h.service.getClient(name)).deliveredKeyVersion, 2);
+    });
+    assert.equal(device.applied.filter((a) => a.type === 'rejected').length, 0);
+  });
+
+  void it('an idempotency key makes a retried rotation return the same version without rotating twice', async () => {
+    const topic = unique('idem');
+    await h.service.newTopic(ctx, topic);
+    const first = await h.service.rotateTopicKey(
+      { actor: 'test', requestId: `req-${topic}` },
+      topic,
+    );
+    const again = await h.service.rotateTopicKey(
+      { actor: 'test', requestId: `req-${topic}` },
+      topic,
+    );
+    assert.deepEqual(again, first);
+    assert.equal((await h.service.getTopic(topic)).keyVersion, 2);
+    await assert.rejects(h.service.newTopic({ actor: 'test', requestId: `req-${topic}` }, topic), {
+      code: 'C2_CONFLICT',
+    });
+  });
+
+  void it('ResetClient wipes the device and sends back the keys of its topics', async () => {
+    const name = unique('reset');
+    const topic = unique('kept');
+    const device = await skDevice(h, name);
+    devices.push(device);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    const hash = toHex(topicHash(topic));
+    await device.waitFor(() => device.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+    await h.service.resetClient(ctx, name);
+    await device.waitFor(
+      () => device.applied.some((a) => a.type === 'ResetTopics'),
+      10_000,
+      'reset',
+    );
+    await device.waitFor(
+      () => device.topicKeyFingerprint(hash) !== undefined,
+      10_000,
+      'key re-sent',
+    );
+  });
+});
+
+void describe('C2 delivery survives a crash between commit and delivery', () => {
+  void it('an engine started later delivers what an earlier one never sent', async () => {
+    const h = await startHarness({ start: false });
+    const name = unique('late');
+    const topic = unique('late-topic');
+    const key = randomSymKey();
+    const device = await SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
+    try {
+      await h.service.newClient(ctx, name, key);
+      await h.service.newTopic(ctx, topic);
+      await h.service.newTopicClient(ctx, name, topic);
+      // The outbox row is committed, but no engine runs: nothing reached the device.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(device.applied.length, 0);
+      h.engine.start();
+      await device.waitFor(
+        () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+        10_000,
+        'late delivery',
+      );
+    } finally {
+      await device.close();
+      await h.close();
+    }
+  });
+});
+
+void describe('C2 delivery, public-key mode', () => {
+  let h: C2Harness;
+  const devices: SimDevice[] = [];
+  before(async () => {
+    h = await startHarness({ mode: 'pubkey', pkServerKeygen: true });
+  });
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close()));
+    await h.close();
+  });
+
+  async function pkDevice(name: string): Promise<SimDevice> {
+    const privateKey = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+    const c2 = await h.service.c2PublicKey();
+    await h.service.newClient(ctx, name, privateKey.slice(32));
+    return SimDevice.connect(
+      await E4Client.createPublicKey({ name }, { privateKey }, fromHex(c2.publicKey)),
+    );
+  }
+
+  void it('delivers topic keys under the X25519 command key, and peers exchange signed messages', async () => {
+    const [alice, bob] = [unique('alice'), unique('bob')];
+    const topic = unique('pk-topic');
+    const [a, b] = await Promise.all([pkDevice(alice), pkDevice(bob)]);
+    devices.push(a, b);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, alice, topic);
+    await h.service.newTopicClient(ctx, bob, topic);
+    await h.service.sendClientPubKey(ctx, alice, bob);
+    const hash = toHex(topicHash(topic));
+    await b.waitFor(
+      () =>
+        b.topicKeyFingerprint(hash) !== undefined && b.applied.some((x) => x.type === 'SetPubKey'),
+      10_000,
+      'key and peer',
+    );
+    await a.waitFor(() => a.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+    const wire = a.client.protectMessage(new Uint8Array([42]), topic);
+    assert.deepEqual(b.client.unprotectMessage(wire, topic), new Uint8Array([42]));
+  });
+
+  void it('a staged C2 key rotation reaches the device, which keeps obeying the C2 afterwards', async () => {
+    const name = unique('c2rot');
+    const topic = unique('post-c2');
+    const device = await pkDevice(name);
+    devices.push(device);
+    const before = await h.service.c2PublicKey();
+    const rotated = await h.service.newC2Key(ctx, true);
+    assert.equal(rotated.version, before.version + 1);
+    await device.waitFor(
+      () => device.applied.some((x) => x.type === 'SetC2Key'),
+      10_000,
+      'SetC2Key',
+    );
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    await device.waitFor(
+      () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+      10_000,
+      'key under new C2 key',
+    );
+    await eventually(async () => {
+      assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
+    });
+    await assert.rejects(h.service.newC2Key(ctx, false), { code: 'C2_FAILED_PRECONDITION' });
+  });
+
+  void it('never generates device private keys unless allowed, and accepts a device-generated key', async () => {
+    const strict = await startHarness({ mode: 'pubkey' });
+    try {
+      const name = unique('strict');
+      const privateKey = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+      await strict.service.newClient(ctx, name, privateKey.slice(32));
+      await assert.rejects(strict.service.rotateClientKey(ctx, name), {
+        code: 'C2_FAILED_PRECONDITION',
+      });
+      const next = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+      const rotated = await strict.service.rotateClientKey(ctx, name, next.slice(32));
+      assert.equal(rotated.keyVersion, 2);
+      const details = await strict.service.getClient(name);
+      assert.equal(details.deliveredKeyVersion, 2);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  void it('symmetric-only helpers: ProtectMessage output opens with the topic key', async () => {
+    const topic = unique('pm');
+    await h.service.newTopic(ctx, topic);
+    const wire = await h.service.protectMessage(topic, new Uint8Array([9, 9]));
+    assert.deepEqual(await h.service.unprotectMessage(topic, wire), new Uint8Array([9, 9]));
+    assert.throws(() => unprotectSymKey(wire, randomSymKey()), { code: 'NotAuthentic' });
+  });
+});
