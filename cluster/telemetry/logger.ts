@@ -1,0 +1,56 @@
+/** The pino logger of a node: JSON lines, node id on every line, key fields redacted. */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+/**
+ * Paths redacted wherever they appear: key material must never reach logs (DESIGN R8), even when
+ * a whole object is logged by mistake.
+ */
+export const REDACTED_PATHS = [
+  'key',
+  'keys',
+  '*.key',
+  'privateKey',
+  '*.privateKey',
+  'secret',
+  '*.secret',
+  'password',
+  '*.password',
+  'passphrase',
+  '*.passphrase',
+  'sealed',
+  '*.sealed',
+  'clear',
+  '*.clear',
+  'commandKey',
+  '*.commandKey',
+  'payload',
+  '*.payload',
+  'binaryData',
+  '*.binaryData',
+  'protectedBinaryData',
+  '*.protectedBinaryData',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+];
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  readonly level: LevelWithSilent;
+  readonly nodeId: string;
+  /** Where lines go (default stdout); tests capture them. */
+  readonly destination?: NodeJS.WritableStream;
+}
+
+/** Creates the process logger. */
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { node: options.nodeId },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    ...(options.destination === undefined ? [] : [options.destination]),
+  );
+}
