@@ -1,7 +1,7 @@
 /** Creating, sealing and checking identity, topic and C2 keys for the use-cases. */
 import {
   clientIdFromName,
-  ed25519PublicKeyObject,
+  ed25519PublicToCurve25519,
   E4Error,
   randomCurve25519KeyPair,
   randomEd25519Key,
@@ -28,7 +28,7 @@ export function checkClientKey(mode: DomainDeps['mode'], key: unknown): Uint8Arr
       validateSymKey(key);
     } else {
       validateEd25519PubKey(key);
-      ed25519PublicKeyObject(key);
+      ed25519PublicToCurve25519(key); // the point must decode, or no command key exists
     }
   } catch (err) {
     if (!E4Error.is(err)) throw err;

@@ -24,6 +24,8 @@ const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 
 const P = (1n << 255n) - 19n;
+/** The Edwards curve constant d = -121665 / 121666 mod p. */
+const ED25519_D = 37095705934669439343138083508754565189542113879843219016388785533085940283555n;
 
 function rawPublicKey(key: KeyObject): Uint8Array {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
@@ -41,8 +43,10 @@ export function ed25519PrivateKeyObject(seed: Uint8Array): KeyObject {
 }
 
 /**
- * Node key object for an Ed25519 public key.
- * @throws E4Error `InvalidKey` when the bytes are not a valid encoded point
+ * Node key object for an Ed25519 public key. node:crypto checks the length only, not that the
+ * bytes decode to a curve point: verification with a bad point simply fails. Use
+ * {@link ed25519PublicToCurve25519} to validate a point.
+ * @throws E4Error `InvalidKey` when the key is not 32 bytes
  */
 export function ed25519PublicKeyObject(pub: Uint8Array): KeyObject {
   if (pub.length !== ED25519_PUB_LEN) {
@@ -134,10 +138,17 @@ function modPow(base: bigint, exp: bigint): bigint {
  * @throws E4Error `InvalidKey` when the bytes are not a valid Ed25519 point
  */
 export function ed25519PublicToCurve25519(pub: Uint8Array): Uint8Array {
-  ed25519PublicKeyObject(pub); // rejects encodings that are not on the curve
+  ed25519PublicKeyObject(pub); // checks the length only: node:crypto does not decode the point
   let y = 0n;
   for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(pub[i] ?? 0);
   y &= (1n << 255n) - 1n; // drop the sign bit of x
+  y %= P; // a non-canonical y (p <= y < 2^255) is read modulo p, as extra25519 does
+  // The point decodes only when x^2 = (y^2 - 1) / (d y^2 + 1) is a square (extra25519 FromBytes).
+  const y2 = (y * y) % P;
+  const x2 = (((y2 - 1n + P) % P) * modPow((ED25519_D * y2 + 1n) % P, P - 2n)) % P;
+  if (x2 !== 0n && modPow(x2, (P - 1n) / 2n) !== 1n) {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key, not a curve point');
+  }
   const denominator = (1n - y + P) % P;
   if (denominator === 0n) throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key');
   let u = ((1n + y) * modPow(denominator, P - 2n)) % P;
