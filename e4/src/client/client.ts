@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
-import { readInt64LE, toHex } from '../bytes.ts';
+import { fromHex, readInt64LE, toHex } from '../bytes.ts';
 import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
 import { parseCommand, type Command } from '../commands.ts';
 import { KEY_LEN } from '../constants.ts';
@@ -34,6 +34,9 @@ import {
 } from './client-state.ts';
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
+
+/** Entries of the per-client topic-name to topic-hash cache. */
+const TOPIC_HASH_CACHE_SIZE = 1024;
 
 /** How a client is identified: a 16-byte id, or a name whose hash is the id. */
 export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: string };
@@ -87,6 +90,8 @@ export class E4Client {
   #derived: DerivedKeys;
   readonly #topicCiphers = new Map<string, AesSivKey>();
   readonly #pubKeyObjects = new Map<string, KeyObject>();
+  /** Hex topic hash by topic name: hashing costs as much as encrypting a small message. */
+  readonly #hashByTopic = new Map<string, string>();
   readonly #store: ClientStore;
   readonly #clock: Clock;
   /** Serialises command application so concurrent control messages cannot interleave saves. */
@@ -228,6 +233,17 @@ export class E4Client {
     return material.mode === 'public-key' ? ed25519PublicKey(material.privateKey) : undefined;
   }
 
+  #hashHex(topic: string): string {
+    let hex = this.#hashByTopic.get(topic);
+    if (hex === undefined) {
+      // Bounded: a device talks on few topics; a flood of names must not grow memory forever.
+      if (this.#hashByTopic.size >= TOPIC_HASH_CACHE_SIZE) this.#hashByTopic.clear();
+      hex = toHex(topicHash(topic));
+      this.#hashByTopic.set(topic, hex);
+    }
+    return hex;
+  }
+
   #topicCipher(hashHex: string): AesSivKey | undefined {
     let cipher = this.#topicCiphers.get(hashHex);
     if (cipher === undefined) {
@@ -257,7 +273,7 @@ export class E4Client {
    * @throws E4Error `TopicKeyNotFound` when the client holds no key for the topic
    */
   protectMessage(payload: Uint8Array, topic: string): Uint8Array {
-    const cipher = this.#topicCipher(toHex(topicHash(topic)));
+    const cipher = this.#topicCipher(this.#hashHex(topic));
     if (cipher === undefined)
       throw new E4Error(E4ErrorCode.TopicKeyNotFound, 'topic key not found');
     const signer = this.#derived.signer;
@@ -281,15 +297,15 @@ export class E4Client {
    *   `NotAuthentic`, `InvalidOldTopicKeyLength`
    */
   unprotectMessage(protectedMessage: Uint8Array, topic: string): Uint8Array {
-    const hash = topicHash(topic);
-    const cipher = this.#topicCipher(toHex(hash));
+    const hashHex = this.#hashHex(topic);
+    const cipher = this.#topicCipher(hashHex);
     if (cipher === undefined)
       throw new E4Error(E4ErrorCode.TopicKeyNotFound, 'topic key not found');
     try {
       return this.#unprotectWith(protectedMessage, cipher);
     } catch (err) {
       if (!E4Error.is(err, E4ErrorCode.NotAuthentic)) throw err;
-      const entry = this.#state.topicKeys.get(toHex(transitionSlotHash(hash)));
+      const entry = this.#state.topicKeys.get(toHex(transitionSlotHash(fromHex(hashHex))));
       if (entry === undefined) throw err;
       if (entry.length !== TRANSITION_ENTRY_LEN) {
         throw new E4Error(E4ErrorCode.InvalidOldTopicKeyLength, 'invalid old topic key length');
