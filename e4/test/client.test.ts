@@ -155,6 +155,26 @@ void describe('SK clients end to end', () => {
     await rejectsE4(b.client.unprotect(message, 'fleet/room-2'), 'TopicKeyNotFound');
   });
 
+  void it('keeps working on more topics than its topic-hash cache holds', async () => {
+    const { clock } = manualClock(T0);
+    const a = await skDevice('sk-many', clock);
+    const key = randomSymKey();
+    const topics = Array.from({ length: 1100 }, (_, i) => `fleet/many/${i}`);
+    for (const topic of [topics[0] ?? '', topics[1099] ?? '']) {
+      await send(a, cmdSetTopicKey(key, topic), clock);
+    }
+    // Touch every topic: the cache fills, is cleared, and must still give the right hashes.
+    for (const topic of topics) {
+      if (topic === topics[0] || topic === topics[1099]) continue;
+      throwsE4(() => a.client.protectMessage(sequentialBytes(1), topic), 'TopicKeyNotFound');
+    }
+    for (const topic of [topics[0] ?? '', topics[1099] ?? '']) {
+      const message = a.client.protectMessage(sequentialBytes(3), topic);
+      assertBytes(a.client.unprotectMessage(message, topic), sequentialBytes(3));
+      assertBytes(unprotectSymKey(message, key, clock), sequentialBytes(3));
+    }
+  });
+
   void it('key transition: the previous key works for 3600 s after the change, then not', async () => {
     const time = manualClock(T0);
     const { clock } = time;
