@@ -70,9 +70,16 @@ export const CONFIG_FILE_ENV = 'E4C2_CONFIG_FILE';
 /** Prefix of our own environment variables; an unknown one is reported as a likely typo. */
 export const ENV_PREFIX = 'E4C2_';
 
+/**
+ * Variables of the `e4c2` command-line client. The server ignores them, so one shell can both
+ * point the CLI at a node and start a node.
+ */
+export const CLIENT_ENV_NAMES: readonly string[] = ['E4C2_ENDPOINT', 'E4C2_CERT'];
+
 /** Every known `E4C2_*` variable (plus the unprefixed service URLs, for suggestions). */
 export const KNOWN_ENV_NAMES: readonly string[] = [
   CONFIG_FILE_ENV,
+  ...CLIENT_ENV_NAMES,
   ...Object.values(SETTINGS).map((s: SettingSpec) => s.env),
 ];
 

@@ -358,3 +358,11 @@ void describe('loadConfig with a config file', () => {
     assert.deepEqual(problemsOf({}, '[1]').problems, ['config file: must hold a JSON object']);
   });
 });
+
+void describe('variables of the command-line client', () => {
+  void it('are ignored by the server, so one shell can run both', () => {
+    const config = loadConfig({ E4C2_ENDPOINT: '127.0.0.1:5555', E4C2_CERT: '/tmp/cert.pem' });
+    assert.equal(config.crypto.mode, 'symkey');
+    assert.throws(() => loadConfig({ E4C2_ENDPONT: 'x' }), /E4C2_ENDPONT: unknown variable/);
+  });
+});
