@@ -54,7 +54,17 @@ export type MqttConfig =
  * single-node in-process equivalents behind the same interfaces (DESIGN §8).
  */
 export type RedisConfig =
-  { readonly kind: 'in-process' } | { readonly kind: 'external'; readonly url: Secret };
+  | { readonly kind: 'in-process' }
+  | {
+      readonly kind: 'external';
+      /** The Redis of the BullMQ queues (run it with `maxmemory-policy noeviction`). */
+      readonly url: Secret;
+      /**
+       * The independent Redis instances of the Redlock quorum (1, 3 or 5); `E4C2_REDLOCK_URLS`,
+       * comma-separated, defaulting to `REDIS_URL` alone.
+       */
+      readonly redlockUrls: readonly Secret[];
+    };
 
 /** E4 crypto settings. */
 export interface CryptoConfig {
@@ -124,8 +134,16 @@ export interface LogConfig {
   readonly level: LogLevel;
 }
 
+/**
+ * What a process does: `all` is a single node (API, outbox relay and delivery in one process);
+ * in a cluster, `api` nodes serve requests and relay the outbox, `worker` nodes deliver.
+ */
+export type NodeRole = 'all' | 'api' | 'worker';
+
 /** This process. */
 export interface NodeConfig {
+  /** `E4C2_ROLE`; `api` and `worker` need `REDIS_URL` (the shared queue). */
+  readonly role: NodeRole;
   /** Name of this node in logs, metrics and leases. */
   readonly id: string;
   /** Grace period of an orderly shutdown before it is forced. */

@@ -26,11 +26,12 @@ const isListenAddress = (v: object): v is { host: string; port: number } => {
 };
 
 /** Secrets whose non-secret part (where the service is) is worth printing. */
-const URL_PATHS = new Set(['database.url', 'redis.url']);
+const URL_PATHS = new Set(['database.url', 'redis.url', 'redis.redlockUrls']);
 
 function describe(value: unknown, path: string): unknown {
   if (value instanceof Secret) return URL_PATHS.has(path) ? redactUrl(value) : REDACTED;
   if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => describe(item, path));
   if (isListenAddress(value)) {
     return value.host.includes(':')
       ? `[${value.host}]:${value.port}`

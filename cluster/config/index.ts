@@ -17,6 +17,7 @@ export type {
   LogLevel,
   MqttConfig,
   NodeConfig,
+  NodeRole,
   RedisConfig,
   TlsConfig,
 } from './config-types.ts';

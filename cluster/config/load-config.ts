@@ -16,6 +16,7 @@ import type {
   ListenAddress,
   LogConfig,
   LogLevel,
+  NodeRole,
   MqttConfig,
   NodeConfig,
   RedisConfig,
@@ -39,6 +40,7 @@ import { didYouMean } from './suggest.ts';
 
 const CRYPTO_MODES: readonly CryptoMode[] = ['symkey', 'pubkey'];
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+const NODE_ROLES: readonly NodeRole[] = ['all', 'api', 'worker'];
 
 /** Postgres identifiers are at most 63 bytes; no quoting needed for this shape. */
 const parseSchema = parsePattern(
@@ -133,9 +135,15 @@ export function loadConfig(
   const log: LogConfig = { level: r.withDefault(S.logLevel, parseEnum(LOG_LEVELS), 'info') };
   const node: NodeConfig = {
     id: r.withDefault(S.nodeId, parseNodeId, defaultNodeId(env)),
+    role: r.withDefault(S.role, parseEnum(NODE_ROLES), 'all'),
     shutdownTimeoutMs: r.withDefault(S.shutdownTimeoutMs, parseInteger(100, 600_000), 10_000),
   };
 
+  if (node.role !== 'all' && redis.kind === 'in-process' && !r.failed(S.redisUrl)) {
+    r.problem(
+      `${r.name(S.role)}=${node.role} needs ${r.name(S.redisUrl)} (the shared queue of a cluster)`,
+    );
+  }
   const problems = [...early, ...r.problems];
   if (problems.length > 0) throw new ConfigError(problems);
   const config: Config = {
@@ -201,7 +209,33 @@ function readMqtt(r: SettingReader): MqttConfig {
 
 function readRedis(r: SettingReader): RedisConfig {
   const url = r.optional(S.redisUrl, secretUrl(['redis', 'rediss']));
-  return url === undefined ? { kind: 'in-process' } : { kind: 'external', url };
+  const redlock = r.optional(S.redlockUrls, secretUrlList(['redis', 'rediss']));
+  if (url === undefined) {
+    if (redlock !== undefined) r.problem(`${r.name(S.redlockUrls)} needs ${r.name(S.redisUrl)}`);
+    return { kind: 'in-process' };
+  }
+  return { kind: 'external', url, redlockUrls: redlock ?? [url] };
+}
+
+/** Comma-separated Redis URLs for a Redlock quorum: 1, 3 or 5 distinct independent instances. */
+function secretUrlList(schemes: readonly string[]): Parser<readonly Secret[]> {
+  const one = secretUrl(schemes);
+  return (raw) => {
+    if (typeof raw !== 'string') return { ok: false, reason: 'must be comma-separated URLs' };
+    const parts = raw.split(',').map((p) => p.trim());
+    const values: Secret[] = [];
+    for (const part of parts) {
+      const parsed = one(part);
+      if (!parsed.ok) return parsed;
+      values.push(parsed.value);
+    }
+    if (![1, 3, 5].includes(values.length)) {
+      return { ok: false, reason: `must list 1, 3 or 5 Redis instances (got ${values.length})` };
+    }
+    if (new Set(parts).size !== parts.length)
+      return { ok: false, reason: 'must not repeat an instance', sensitive: true };
+    return { ok: true, value: values };
+  };
 }
 
 function readCrypto(r: SettingReader): CryptoConfig {

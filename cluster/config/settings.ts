@@ -29,6 +29,7 @@ export const SETTINGS = {
   mqttClientIdPrefix: { env: 'E4C2_MQTT_CLIENT_ID_PREFIX', file: 'mqtt.clientIdPrefix' },
 
   redisUrl: { env: 'REDIS_URL', file: 'redis.url', secret: true },
+  redlockUrls: { env: 'E4C2_REDLOCK_URLS', file: 'redis.redlockUrls', secret: true },
 
   cryptoMode: { env: 'E4C2_CRYPTO_MODE', file: 'crypto.mode' },
   cryptoServerKeygen: { env: 'E4C2_PK_SERVER_KEYGEN', file: 'crypto.pkServerKeygen' },
@@ -58,6 +59,7 @@ export const SETTINGS = {
   logLevel: { env: 'E4C2_LOG_LEVEL', file: 'log.level' },
 
   nodeId: { env: 'E4C2_NODE_ID', file: 'node.id' },
+  role: { env: 'E4C2_ROLE', file: 'node.role' },
   shutdownTimeoutMs: { env: 'E4C2_SHUTDOWN_TIMEOUT_MS', file: 'node.shutdownTimeoutMs' },
 } as const satisfies Record<string, SettingSpec>;
 

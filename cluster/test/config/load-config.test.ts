@@ -51,7 +51,7 @@ void describe('loadConfig defaults', () => {
     });
     assert.deepEqual(c.limits, { maxPageSize: 1000, maxMessageBytes: 1_048_576 });
     assert.deepEqual(c.log, { level: 'info' });
-    assert.deepEqual(c.node, { id: 'e4c2', shutdownTimeoutMs: 10_000 });
+    assert.deepEqual(c.node, { id: 'e4c2', role: 'all', shutdownTimeoutMs: 10_000 });
   });
 
   void it('is deep-frozen', () => {
@@ -364,5 +364,48 @@ void describe('variables of the command-line client', () => {
     const config = loadConfig({ E4C2_ENDPOINT: '127.0.0.1:5555', E4C2_CERT: '/tmp/cert.pem' });
     assert.equal(config.crypto.mode, 'symkey');
     assert.throws(() => loadConfig({ E4C2_ENDPONT: 'x' }), /E4C2_ENDPONT: unknown variable/);
+  });
+});
+
+void describe('cluster settings', () => {
+  const base = { DATABASE_URL: 'postgres://db/e4', E4C2_KEK_FILE: '/k', MQTT_URL: 'mqtt://b:1883' };
+
+  void it('needs REDIS_URL for the api and worker roles', () => {
+    assert.throws(
+      () => loadConfig({ ...base, E4C2_ROLE: 'worker' }),
+      /E4C2_ROLE \(node.role\): the worker role needs REDIS_URL/,
+    );
+    const c = loadConfig({ ...base, E4C2_ROLE: 'api', REDIS_URL: 'redis://q:6379' });
+    assert.equal(c.node.role, 'api');
+    if (c.redis.kind !== 'external') assert.fail('REDIS_URL makes coordination external');
+    assert.equal(c.redis.redlockUrls.length, 1);
+  });
+
+  void it('takes 1, 3 or 5 distinct Redlock instances', () => {
+    const urls = 'redis://a:1,redis://b:1,redis://c:1';
+    const c = loadConfig({ ...base, REDIS_URL: 'redis://q:6379', E4C2_REDLOCK_URLS: urls });
+    assert.equal(c.redis.kind === 'external' ? c.redis.redlockUrls.length : 0, 3);
+    assert.throws(
+      () =>
+        loadConfig({
+          ...base,
+          REDIS_URL: 'redis://q',
+          E4C2_REDLOCK_URLS: 'redis://a:1,redis://b:1',
+        }),
+      /1, 3 or 5 Redis instances/,
+    );
+    assert.throws(
+      () =>
+        loadConfig({
+          ...base,
+          REDIS_URL: 'redis://q',
+          E4C2_REDLOCK_URLS: 'redis://a:1,redis://a:1,redis://c:1',
+        }),
+      /must not repeat/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, E4C2_REDLOCK_URLS: 'redis://a:1' }),
+      /needs REDIS_URL/,
+    );
   });
 });

@@ -55,6 +55,7 @@ void describe('secrets in the configuration', () => {
     assert.deepEqual(described.redis, {
       kind: 'external',
       url: 'rediss://[redacted]@redis.internal:6380/2',
+      redlockUrls: ['rediss://[redacted]@redis.internal:6380/2'],
     });
     assert.deepEqual(described.kek, { kind: 'passphrase', passphrase: '[redacted]' });
     assert.equal((described.mqtt as Record<string, unknown>).password, '[redacted]');
