@@ -141,7 +141,7 @@ export function loadConfig(
 
   if (node.role !== 'all' && redis.kind === 'in-process' && !r.failed(S.redisUrl)) {
     r.problem(
-      `${r.name(S.role)}=${node.role} needs ${r.name(S.redisUrl)} (the shared queue of a cluster)`,
+      `${r.name(S.role)}: the ${node.role} role needs ${r.name(S.redisUrl)} (the shared queue of a cluster)`,
     );
   }
   const problems = [...early, ...r.problems];
