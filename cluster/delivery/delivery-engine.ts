@@ -1,38 +1,48 @@
 /**
- * Runs device syncs in this process: claims outbox rows (R3), sweeps for devices with pending
- * work (so a crash between commit and delivery loses nothing), keeps at most one sync per device
- * (R5 within a process; the cluster-wide guard comes with the HA coordination) and bounds
- * concurrency. The same {@link syncDevice} logic runs in every deployment mode.
+ * Runs delivery in this process: claims outbox rows (R3), sweeps for devices with pending work
+ * (so a crash between commit and delivery loses nothing), groups devices into batches and runs
+ * {@link syncBatch} on them with bounded concurrency. Devices are claimed cluster-wide inside
+ * the batch, so several engines (several nodes) never send to one device at once (R5). The same
+ * batch and device logic runs in every deployment mode.
  */
 import type { C2Store } from '../storage/index.ts';
-import { syncDevice, type DeviceSyncDeps, type SyncOutcome } from './device-sync.ts';
+import { syncBatch, type BatchSyncDeps } from './batch-sync.ts';
+import type { SyncOutcome } from './device-sync.ts';
 
 /** Options of {@link DeliveryEngine}. */
 export interface DeliveryEngineOptions {
-  /** Device syncs running at once. */
+  /** Batches running at once. */
   readonly concurrency: number;
+  /** Devices per batch. */
+  readonly batchSize: number;
   /** Outbox rows claimed per round. */
   readonly claimBatch: number;
-  /** How often the outbox is polled when no kick arrives, and the pending-work sweep period. */
+  /** How often the outbox is polled when no kick arrives. */
   readonly pollIntervalMs: number;
+  /** How often every device is checked for pending work (recovery). */
   readonly sweepIntervalMs: number;
+  /** Delay before devices another process was busy with are tried again. */
+  readonly busyRetryMs?: number;
+  /** Whether this engine claims the outbox (false when a relay feeds it, e.g. from a queue). */
+  readonly relayOutbox?: boolean;
   /** Reports unexpected errors (database down...); the engine keeps going. */
   readonly onError: (err: unknown, context: string) => void;
-  /** Observes finished syncs. */
+  /** Observes finished per-device syncs. */
   readonly onSyncDone?: (clientId: string, outcome: SyncOutcome) => void;
 }
 
 type State = 'created' | 'running' | 'closing' | 'closed';
 
-/** In-process delivery: outbox relay, sweep, and a bounded pool of device syncs. */
+/** In-process delivery: outbox relay, sweep, and a bounded pool of device batches. */
 export class DeliveryEngine {
   #state: State = 'created';
   readonly #queue: string[] = [];
   readonly #queued = new Set<string>();
   readonly #running = new Set<string>();
-  /** Devices that got new work while their sync was running: run them again afterwards. */
+  /** Devices that got new work while their batch was running: run them again afterwards. */
   readonly #again = new Set<string>();
   readonly #active = new Set<Promise<void>>();
+  readonly #timers = new Set<NodeJS.Timeout>();
   #pollTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #claiming: Promise<void> | undefined;
@@ -41,11 +51,11 @@ export class DeliveryEngine {
 
   /**
    * @param store - where the outbox and device state live
-   * @param syncDeps - what each device sync needs (publisher, retry policy, key vault...)
+   * @param syncDeps - what each batch needs (publisher, retry policy, key vault, claims...)
    */
   constructor(
     private readonly store: C2Store,
-    private readonly syncDeps: DeviceSyncDeps,
+    private readonly syncDeps: BatchSyncDeps,
     private readonly options: DeliveryEngineOptions,
   ) {}
 
@@ -57,9 +67,11 @@ export class DeliveryEngine {
   start(): void {
     if (this.#state !== 'created') return;
     this.#state = 'running';
-    this.#pollTimer = setInterval(() => {
-      this.kick();
-    }, this.options.pollIntervalMs);
+    if (this.options.relayOutbox !== false) {
+      this.#pollTimer = setInterval(() => {
+        this.kick();
+      }, this.options.pollIntervalMs);
+    }
     this.#sweepTimer = setInterval(() => {
       void this.sweep();
     }, this.options.sweepIntervalMs);
@@ -69,7 +81,7 @@ export class DeliveryEngine {
 
   /** Tells the engine the outbox has rows (called after a commit). Cheap and idempotent. */
   kick(): void {
-    if (!this.#isRunning()) return;
+    if (!this.#isRunning() || this.options.relayOutbox === false) return;
     if (this.#claiming !== undefined) {
       this.#claimAgain = true;
       return;
@@ -87,7 +99,7 @@ export class DeliveryEngine {
           const clients = await this.store.transaction((tx) =>
             tx.journal.claimOutbox(this.options.claimBatch),
           );
-          for (const id of clients) this.enqueue(id);
+          this.enqueue(clients);
           if (clients.length < this.options.claimBatch || !this.#isRunning()) break;
         }
       } catch (err) {
@@ -110,7 +122,7 @@ export class DeliveryEngine {
     try {
       for (;;) {
         const ids = await this.store.read.journal.pendingClients(after, 1000);
-        for (const id of ids) this.enqueue(id);
+        this.enqueue(ids);
         found += ids.length;
         const last = ids.at(-1);
         if (last === undefined || ids.length < 1000 || !this.#isRunning()) break;
@@ -122,16 +134,16 @@ export class DeliveryEngine {
     return found;
   }
 
-  /** Schedules a sync of one device (deduplicated). */
-  enqueue(clientId: string): void {
+  /** Schedules devices (deduplicated); devices being worked on are run again afterwards. */
+  enqueue(clientIds: readonly string[]): void {
     if (!this.#isRunning()) return;
-    if (this.#running.has(clientId)) {
-      this.#again.add(clientId);
-      return;
+    for (const id of clientIds) {
+      if (this.#running.has(id)) this.#again.add(id);
+      else if (!this.#queued.has(id)) {
+        this.#queued.add(id);
+        this.#queue.push(id);
+      }
     }
-    if (this.#queued.has(clientId)) return;
-    this.#queued.add(clientId);
-    this.#queue.push(clientId);
     this.#pump();
   }
 
@@ -139,29 +151,45 @@ export class DeliveryEngine {
     while (
       this.#active.size < this.options.concurrency &&
       this.#queue.length > 0 &&
-      this.#state === 'running'
+      this.#isRunning()
     ) {
-      const clientId = this.#queue.shift();
-      if (clientId === undefined) break;
-      this.#queued.delete(clientId);
-      this.#running.add(clientId);
-      const run = this.#run(clientId).finally(() => {
+      const batch = this.#queue.splice(0, this.options.batchSize);
+      for (const id of batch) {
+        this.#queued.delete(id);
+        this.#running.add(id);
+      }
+      const run = this.#run(batch).finally(() => {
         this.#active.delete(run);
-        this.#running.delete(clientId);
-        if (this.#again.delete(clientId)) this.enqueue(clientId);
+        const again: string[] = [];
+        for (const id of batch) {
+          this.#running.delete(id);
+          if (this.#again.delete(id)) again.push(id);
+        }
+        this.enqueue(again);
         this.#pump();
       });
       this.#active.add(run);
     }
   }
 
-  async #run(clientId: string): Promise<void> {
+  async #run(batch: readonly string[]): Promise<void> {
     try {
-      const outcome = await syncDevice(this.syncDeps, clientId, () => !this.#isRunning());
-      this.options.onSyncDone?.(clientId, outcome);
+      const outcome = await syncBatch(this.syncDeps, batch, () => !this.#isRunning());
+      for (const [id, result] of outcome.perDevice) this.options.onSyncDone?.(id, result);
+      if (outcome.busy.length > 0) this.#later(outcome.busy);
     } catch (err) {
-      this.options.onError(err, `sync of client ${clientId}`);
+      this.options.onError(err, `batch of ${batch.length} devices`);
+      this.#later(batch);
     }
+  }
+
+  /** Retries devices after a short delay (busy elsewhere, or a batch that failed). */
+  #later(ids: readonly string[]): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.enqueue(ids);
+    }, this.options.busyRetryMs ?? 1000);
+    this.#timers.add(timer);
   }
 
   /** Resolves when nothing is queued or running (tests, drains). */
@@ -171,12 +199,14 @@ export class DeliveryEngine {
     }
   }
 
-  /** Stops taking work and waits for running syncs to stop at their next step. Idempotent. */
+  /** Stops taking work and waits for running batches to stop at their next step. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#state = 'closing';
       clearInterval(this.#pollTimer);
       clearInterval(this.#sweepTimer);
+      for (const timer of this.#timers) clearTimeout(timer);
+      this.#timers.clear();
       this.#queue.length = 0;
       this.#queued.clear();
       await this.#claiming;

@@ -42,8 +42,11 @@ export async function syncDevice(
   deps: DeviceSyncDeps,
   clientId: string,
   shouldStop: () => boolean = () => false,
+  priorFailures = 0,
 ): Promise<SyncOutcome> {
-  let failures = 0;
+  // Attempts already made elsewhere (the batched path) count against the cap (I7).
+  let failures = priorFailures;
+  if (failures > 0) await deps.sleep(backoffDelay(deps.policy, failures));
   let streakStart = deps.clock();
   let sent = 0;
   for (;;) {

@@ -15,3 +15,10 @@ export type { PeerRepository } from './pg-peers.ts';
 export type { JournalRepository } from './pg-journal.ts';
 export type * from './store-types.ts';
 export { PgDataKeyStore } from './pg-data-keys.ts';
+export {
+  PgDelivery,
+  type DeliveryRepository,
+  type DeviceBatchRow,
+  type SealedVersion,
+  type TopicDelivery,
+} from './pg-delivery.ts';

@@ -10,7 +10,7 @@ import {
   type DeliveryAttempt,
 } from '../../delivery/index.ts';
 import { KeyVault, LocalKekProvider } from '../../keyvault/index.ts';
-import { PgC2Store, PgDataKeyStore } from '../../storage/index.ts';
+import { PgC2Store, PgDataKeyStore, PgDelivery } from '../../storage/index.ts';
 import { createTestSchema, type TestSchema } from './postgres.ts';
 
 /** Broker the tests use (the machine's Mosquitto unless MQTT_TEST_URL says otherwise). */
@@ -80,12 +80,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<C2Harn
         deadlineMs: 30_000,
       },
       onAttempt: (a) => attempts.push(a),
+      delivery: new PgDelivery(schema.pool),
+      owner: `test-${randomBytes(4).toString('hex')}`,
+      claimTtlMs: 30_000,
+      publishConcurrency: 64,
     },
     {
-      concurrency: 16,
+      concurrency: 4,
+      batchSize: 200,
       claimBatch: 200,
       pollIntervalMs: 200,
       sweepIntervalMs: 2000,
+      busyRetryMs: 200,
       onError: (err) => errors.push(err),
     },
   );

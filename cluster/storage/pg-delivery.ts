@@ -1,0 +1,214 @@
+/**
+ * Set-based statements of the delivery hot path: claiming devices, planning and recording
+ * deliveries for whole batches, so a fan-out to 100,000 devices costs a few round trips per
+ * batch instead of several per device.
+ */
+import type { Queryable } from './pool.ts';
+import { buf, bytes, bytesOrNull, int, rows, str, strOrNull } from './pg-rows.ts';
+
+/** What a batch plan needs to know of one device. */
+export interface DeviceBatchRow {
+  readonly clientId: string;
+  readonly e4Id: Uint8Array;
+  readonly status: 'active' | 'removing';
+  readonly keyVersion: number;
+  readonly deliveredKeyVersion: number;
+  readonly c2KeyVersion: number | null;
+  readonly deliveryEpoch: number;
+  /** True when anything other than topic keys is pending (handled by the per-device path). */
+  readonly otherWork: boolean;
+  /** The next pending topic membership, if any. */
+  readonly topic: {
+    readonly topicHash: Uint8Array;
+    readonly topicId: string | null;
+    readonly desiredVersion: number;
+  } | null;
+}
+
+/** A sealed key version, as stored. */
+export interface SealedVersion {
+  readonly ownerId: string;
+  readonly version: number;
+  readonly sealed: Uint8Array;
+  readonly publicKey: Uint8Array | null;
+}
+
+/** One delivery to record. `topicId` null and `version` 0 record a revocation. */
+export interface TopicDelivery {
+  readonly clientId: string;
+  readonly topicHash: Uint8Array;
+  readonly topicId: string | null;
+  readonly version: number;
+  readonly epoch: number;
+}
+
+/** Delivery hot-path repository (storage port); see {@link PgDelivery}. */
+export interface DeliveryRepository {
+  /**
+   * Claims devices for sending (R5, cluster-wide): a device is claimed when unclaimed, when its
+   * claim expired, or when `owner` holds it already. @returns the ids claimed
+   */
+  claim(clientIds: readonly string[], owner: string, ttlMs: number): Promise<string[]>;
+  /** Ends `owner`'s claims on these devices. */
+  release(clientIds: readonly string[], owner: string): Promise<void>;
+  planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]>;
+  topicKeys(pairs: ReadonlyArray<{ topicId: string; version: number }>): Promise<SealedVersion[]>;
+  clientKeys(pairs: ReadonlyArray<{ clientId: string; version: number }>): Promise<SealedVersion[]>;
+  /** Records deliveries monotonically (R7), skipping devices whose epoch moved. @returns recorded */
+  recordTopicDeliveries(deliveries: readonly TopicDelivery[]): Promise<number>;
+}
+
+/** PostgreSQL {@link DeliveryRepository}. */
+export class PgDelivery implements DeliveryRepository {
+  /** @param db - the pool: each statement is its own transaction */
+  constructor(private readonly db: Queryable) {}
+
+  async claim(clientIds: readonly string[], owner: string, ttlMs: number): Promise<string[]> {
+    if (clientIds.length === 0) return [];
+    return (
+      await rows(
+        this.db,
+        `UPDATE clients SET inflight_owner = $2,
+           inflight_until = now() + make_interval(secs => $3::double precision / 1000)
+         WHERE id = ANY($1::bigint[])
+           AND (inflight_until IS NULL OR inflight_until < now() OR inflight_owner = $2)
+         RETURNING id`,
+        [clientIds, owner, ttlMs],
+      )
+    ).map((r) => str(r, 'id'));
+  }
+
+  async release(clientIds: readonly string[], owner: string): Promise<void> {
+    if (clientIds.length === 0) return;
+    await this.db.query(
+      `UPDATE clients SET inflight_owner = NULL, inflight_until = NULL
+       WHERE id = ANY($1::bigint[]) AND inflight_owner = $2`,
+      [clientIds, owner],
+    );
+  }
+
+  async planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]> {
+    if (clientIds.length === 0) return [];
+    const found = await rows(
+      this.db,
+      `SELECT c.id, c.e4_id, c.status, c.key_version, c.delivered_key_version, c.c2_key_version,
+         c.delivery_epoch,
+         (c.status <> 'active'
+           OR c.delivered_key_version < c.key_version
+           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
+           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id)
+           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
+                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
+         ) AS other_work,
+         t.topic_hash, t.topic_id, t.desired_version
+       FROM clients c
+       LEFT JOIN LATERAL (
+         SELECT dt.topic_hash, dt.topic_id, dt.desired_version FROM device_topics dt
+         WHERE dt.client_id = c.id
+           AND (dt.desired_version = 0 OR dt.delivered_version < dt.desired_version)
+         ORDER BY (dt.desired_version = 0) DESC, dt.topic_hash LIMIT 1
+       ) t ON true
+       WHERE c.id = ANY($1::bigint[])`,
+      [clientIds],
+    );
+    return found.map((r) => {
+      const hash = bytesOrNull(r, 'topic_hash');
+      return {
+        clientId: str(r, 'id'),
+        e4Id: bytes(r, 'e4_id'),
+        status: str(r, 'status') as DeviceBatchRow['status'],
+        keyVersion: int(r, 'key_version'),
+        deliveredKeyVersion: int(r, 'delivered_key_version'),
+        c2KeyVersion: r['c2_key_version'] === null ? null : int(r, 'c2_key_version'),
+        deliveryEpoch: int(r, 'delivery_epoch'),
+        otherWork: r['other_work'] === true,
+        topic:
+          hash === null
+            ? null
+            : {
+                topicHash: hash,
+                topicId: strOrNull(r, 'topic_id'),
+                desiredVersion: int(r, 'desired_version'),
+              },
+      };
+    });
+  }
+
+  async topicKeys(
+    pairs: ReadonlyArray<{ topicId: string; version: number }>,
+  ): Promise<SealedVersion[]> {
+    if (pairs.length === 0) return [];
+    return (
+      await rows(
+        this.db,
+        `SELECT k.topic_id, k.version, k.sealed FROM topic_keys k
+         JOIN unnest($1::bigint[], $2::int[]) AS p(topic_id, version)
+           ON k.topic_id = p.topic_id AND k.version = p.version`,
+        [pairs.map((p) => p.topicId), pairs.map((p) => p.version)],
+      )
+    ).map((r) => ({
+      ownerId: str(r, 'topic_id'),
+      version: int(r, 'version'),
+      sealed: bytes(r, 'sealed'),
+      publicKey: null,
+    }));
+  }
+
+  async clientKeys(
+    pairs: ReadonlyArray<{ clientId: string; version: number }>,
+  ): Promise<SealedVersion[]> {
+    if (pairs.length === 0) return [];
+    return (
+      await rows(
+        this.db,
+        `SELECT k.client_id, k.version, k.sealed, k.public_key FROM client_keys k
+         JOIN unnest($1::bigint[], $2::int[]) AS p(client_id, version)
+           ON k.client_id = p.client_id AND k.version = p.version`,
+        [pairs.map((p) => p.clientId), pairs.map((p) => p.version)],
+      )
+    ).map((r) => ({
+      ownerId: str(r, 'client_id'),
+      version: int(r, 'version'),
+      sealed: bytes(r, 'sealed'),
+      publicKey: bytesOrNull(r, 'public_key'),
+    }));
+  }
+
+  async recordTopicDeliveries(deliveries: readonly TopicDelivery[]): Promise<number> {
+    if (deliveries.length === 0) return 0;
+    const params = [
+      deliveries.map((d) => d.clientId),
+      deliveries.map((d) => buf(d.topicHash)),
+      deliveries.map((d) => d.topicId),
+      deliveries.map((d) => d.version),
+      deliveries.map((d) => d.epoch),
+    ];
+    const result = await this.db.query(
+      `WITH d AS (
+         SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[])
+           AS d(client_id, topic_hash, topic_id, version, epoch)
+       ), current AS (
+         SELECT d.* FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
+       ), delivered AS (
+         UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now()
+         FROM current cur
+         WHERE cur.version > 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
+           AND dt.topic_id = cur.topic_id AND dt.delivered_version < cur.version
+         RETURNING dt.client_id
+       ), revoked AS (
+         DELETE FROM device_topics dt USING current cur
+         WHERE cur.version = 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
+           AND dt.desired_version = 0
+         RETURNING dt.client_id
+       ), touched AS (
+         UPDATE clients SET last_delivery_at = now()
+         WHERE id IN (SELECT client_id FROM delivered UNION SELECT client_id FROM revoked)
+         RETURNING id
+       )
+       SELECT count(*) AS n FROM touched`,
+      params,
+    );
+    const first = result.rows[0] as { n?: string | number } | undefined;
+    return Number(first?.n ?? 0);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The batched delivery path on the real PostgreSQL, with a publisher fake of our own port:
+ * a fan-out is delivered and recorded for the whole batch, devices claimed by another process are
+ * left alone (R5 across processes), failures fall back to the per-device path with the cap
+ * counting the batched attempt (I7), and revocations are batched too.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { parseCommand, randomSymKey, unprotectSymKey } from '../../../e4/index.ts';
+import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
+import { PgDelivery } from '../../storage/index.ts';
+import { startHarness, type C2Harness } from '../support/c2-harness.ts';
+
+const ctx = { actor: 'test' };
+
+class RecordingPublisher implements CommandPublisher {
+  readonly sent: Array<{ topic: string; payload: Uint8Array }> = [];
+  constructor(private readonly failTopics: ReadonlySet<string> = new Set()) {}
+  publish(topic: string, payload: Uint8Array): Promise<void> {
+    this.sent.push({ topic, payload });
+    return this.failTopics.has(topic) ? Promise.reject(new Error('no PUBACK')) : Promise.resolve();
+  }
+}
+
+void describe('batched delivery', () => {
+  let h: C2Harness;
+  let now = 1_800_000_000_000;
+  before(async () => {
+    h = await startHarness({ start: false });
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  function deps(publisher: CommandPublisher, owner = 'node-a', maxAttempts = 3): BatchSyncDeps {
+    return {
+      store: h.store,
+      sealer: h.service.deps.sealer,
+      mode: 'symkey',
+      publisher,
+      clock: () => now,
+      sleep: (ms) => {
+        now += ms + 1000;
+        return Promise.resolve();
+      },
+      policy: { maxAttempts, initialBackoffMs: 10, maxBackoffMs: 50, deadlineMs: 60_000 },
+      delivery: new PgDelivery(h.schema.pool),
+      owner,
+      claimTtlMs: 30_000,
+      publishConcurrency: 16,
+    };
+  }
+
+  async function fleet(
+    n: number,
+  ): Promise<{ topic: string; ids: string[]; keys: Map<string, Uint8Array> }> {
+    const topic = `fanout-${randomBytes(4).toString('hex')}`;
+    await h.service.newTopic(ctx, topic);
+    const ids: string[] = [];
+    const keys = new Map<string, Uint8Array>();
+    for (let i = 0; i < n; i++) {
+      const name = `${topic}-dev-${i}`;
+      const key = randomSymKey();
+      await h.service.newClient(ctx, name, key);
+      await h.service.newTopicClient(ctx, name, topic);
+      const row = await h.store.read.clients.byName(name);
+      assert.ok(row);
+      ids.push(row.id);
+      keys.set(`e4/${Buffer.from(row.e4Id).toString('hex')}`, key);
+    }
+    return { topic, ids, keys };
+  }
+
+  void it('delivers and records a fan-out for the whole batch, then a rotation', async () => {
+    const { topic, ids, keys } = await fleet(25);
+    const publisher = new RecordingPublisher();
+    const first = await syncBatch(deps(publisher), ids);
+    assert.equal(first.delivered, 25);
+    assert.equal(first.perDevice.size, 0, 'no device needed the per-device path');
+    assert.equal((await h.service.rotationStatus(topic)).delivered, 25);
+    await h.service.rotateTopicKey(ctx, topic);
+    const second = await syncBatch(deps(publisher), ids);
+    assert.equal(second.delivered, 25);
+    const status = await h.service.rotationStatus(topic);
+    assert.deepEqual([status.keyVersion, status.delivered, status.pending], [2, 25, 0]);
+    assert.equal(publisher.sent.length, 50);
+    for (const { topic: control, payload } of publisher.sent) {
+      const key = keys.get(control);
+      assert.ok(key, 'sent to a member control topic');
+      assert.equal(parseCommand(unprotectSymKey(payload, key, () => now)).type, 'SetTopicKey');
+    }
+    assert.equal((await syncBatch(deps(publisher), ids)).delivered, 0, 'nothing left to send');
+  });
+
+  void it('leaves devices claimed by another process alone', async () => {
+    const { ids } = await fleet(4);
+    const other = new PgDelivery(h.schema.pool);
+    const held = ids.slice(0, 2);
+    assert.deepEqual((await other.claim(held, 'node-b', 30_000)).sort(), [...held].sort());
+    const publisher = new RecordingPublisher();
+    const outcome = await syncBatch(deps(publisher, 'node-a'), ids);
+    assert.deepEqual([...outcome.busy].sort(), [...held].sort());
+    assert.equal(outcome.delivered, 2);
+    await other.release(held, 'node-b');
+    assert.equal((await syncBatch(deps(publisher, 'node-a'), held)).delivered, 2);
+  });
+
+  void it('sends a failing device no more often than the cap, counting the batched attempt', async () => {
+    const { ids } = await fleet(3);
+    const failing = ids[0];
+    assert.ok(failing);
+    const row = await h.store.read.clients.byId(failing);
+    assert.ok(row);
+    const failTopic = `e4/${Buffer.from(row.e4Id).toString('hex')}`;
+    const publisher = new RecordingPublisher(new Set([failTopic]));
+    const outcome = await syncBatch(deps(publisher, 'node-a', 3), ids);
+    assert.equal(outcome.delivered, 2);
+    assert.equal(outcome.perDevice.get(failing), 'failed');
+    assert.equal(publisher.sent.filter((s) => s.topic === failTopic).length, 3);
+    const details = await h.service.getClient(row.name);
+    assert.equal(details.delivery.state, 'failed');
+  });
+
+  void it('batches revocations when a topic is removed', async () => {
+    const { topic, ids } = await fleet(5);
+    const publisher = new RecordingPublisher();
+    await syncBatch(deps(publisher), ids);
+    await h.service.removeTopic(ctx, topic);
+    const before = publisher.sent.length;
+    const outcome = await syncBatch(deps(publisher), ids);
+    assert.equal(outcome.delivered, 5);
+    assert.equal(publisher.sent.length - before, 5);
+    const remaining = await h.schema.pool.query(
+      'SELECT count(*)::int AS n FROM device_topics WHERE client_id = ANY($1::bigint[])',
+      [ids],
+    );
+    assert.equal((remaining.rows[0] as { n: number }).n, 0);
+  });
+});
