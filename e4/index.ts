@@ -111,3 +111,35 @@ export {
 export { MemoryClientStore, type ClientStore } from './src/client/client-store.ts';
 export { JsonFileClientStore } from './src/client/json-file-store.ts';
 export { decodeClientState, encodeClientState } from './src/client/state-codec.ts';
+// Delivery receipts: the opt-in extension of docs/protocol-extensions.md (DESIGN R9).
+export {
+  appliedReceipt,
+  buildReceipt,
+  COMMAND_ID_LEN,
+  commandId,
+  deviceIdFromReceiptTopic,
+  openReceipt,
+  parseReceipt,
+  protectReceipt,
+  protectReceiptAt,
+  RECEIPT_BODY_LEN,
+  RECEIPT_LABEL,
+  RECEIPT_LEN,
+  RECEIPT_MAX_LEN,
+  RECEIPT_NO_COMMAND,
+  RECEIPT_TOPIC_PREFIX,
+  RECEIPT_VERSION,
+  receiptReason,
+  ReceiptReasonCode,
+  receiptReasonCode,
+  ReceiptStatus,
+  receiptSubject,
+  receiptTopic,
+  rejectedReceipt,
+  type OpenedReceipt,
+  type Receipt,
+  type ReceiptCommand,
+  type ReceiptFields,
+  type ReceiptReason,
+} from './src/receipts/receipt.ts';
+export type { ReceiptOptions } from './src/receipts/emitter.ts';

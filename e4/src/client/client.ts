@@ -25,6 +25,7 @@ import {
   unprotectSymKey,
   type PkSigner,
 } from '../protect.ts';
+import { ReceiptEmitter, type ReceiptContext, type ReceiptOptions } from '../receipts/emitter.ts';
 import { validateCurve25519PubKey, validateId, validateSymKey } from '../validate.ts';
 import {
   applyCommand,
@@ -55,6 +56,8 @@ export interface ClientOptions {
   readonly clock?: Clock;
   /** Overrides the control topic `e4/<hex id>` (e4go `WithReceivingTopic`). */
   readonly receivingTopic?: string;
+  /** Opt-in delivery receipts to the C2 (`docs/protocol-extensions.md`); off by default. */
+  readonly receipts?: ReceiptOptions;
 }
 
 /** What {@link E4Client.unprotect} found. */
@@ -96,12 +99,20 @@ export class E4Client {
   readonly #clock: Clock;
   /** Serialises command application so concurrent control messages cannot interleave saves. */
   #commandQueue: Promise<unknown> = Promise.resolve();
+  /** Delivery receipts; `undefined` (the default) leaves command processing exactly as e4go's. */
+  readonly #receipts: ReceiptEmitter | undefined;
 
-  private constructor(state: ClientState, store: ClientStore, clock: Clock) {
+  private constructor(
+    state: ClientState,
+    store: ClientStore,
+    clock: Clock,
+    receipts: ReceiptOptions | undefined,
+  ) {
     this.#state = state;
     this.#store = store;
     this.#clock = clock;
     this.#derived = E4Client.#derive(state);
+    this.#receipts = receipts === undefined ? undefined : new ReceiptEmitter(receipts);
   }
 
   static #derive(state: ClientState): DerivedKeys {
@@ -120,6 +131,7 @@ export class E4Client {
       state,
       options.store ?? new MemoryClientStore(),
       options.clock ?? systemClock,
+      options.receipts,
     );
     await client.#store.save(encodeClientState(state));
     return client;
@@ -202,7 +214,7 @@ export class E4Client {
         cause: err,
       });
     }
-    const client = new E4Client(state, store, options.clock ?? systemClock);
+    const client = new E4Client(state, store, options.clock ?? systemClock, options.receipts);
     client.#derived = derived;
     return client;
   }
@@ -326,7 +338,12 @@ export class E4Client {
     if (topic !== this.#state.receivingTopic) {
       return { kind: 'message', payload: this.unprotectMessage(protectedMessage, topic) };
     }
-    const run = this.#commandQueue.then(() => this.#processCommand(protectedMessage));
+    const receipts = this.#receipts;
+    const run = this.#commandQueue.then(() =>
+      receipts === undefined
+        ? this.#processCommand(protectedMessage)
+        : this.#processCommandWithReceipt(protectedMessage, receipts),
+    );
     this.#commandQueue = run.catch(() => undefined);
     return run;
   }
@@ -345,6 +362,31 @@ export class E4Client {
       this.#pubKeyObjects.clear();
     }
     return { kind: 'command', command: copyCommand(command) };
+  }
+
+  /**
+   * Delivery receipts (opt-in): `#processCommand`, then a receipt under the command
+   * key the device holds afterwards. The outcome of the command is unchanged.
+   */
+  async #processCommandWithReceipt(
+    protectedMessage: Uint8Array,
+    receipts: ReceiptEmitter,
+  ): Promise<UnprotectResult> {
+    let result: UnprotectResult;
+    try {
+      result = await this.#processCommand(protectedMessage);
+    } catch (err) {
+      receipts.rejected(protectedMessage, err, this.#receiptContext());
+      throw err;
+    }
+    if (result.kind === 'command') {
+      receipts.applied(protectedMessage, result.command, this.#receiptContext());
+    }
+    return result;
+  }
+
+  #receiptContext(): ReceiptContext {
+    return { deviceId: this.#state.id, commandKey: this.#derived.commandKey, clock: this.#clock };
   }
 }
 
