@@ -53,23 +53,30 @@ export async function newC2Key(
       'NewC2Key rotates the key of every device: set force to true',
     );
   }
-  return await mutate(deps, ctx, 'NewC2Key', { force: true }, async (tx) => {
-    await tx.journal.putSetting('c2_key_rotation', String(deps.now())); // one rotation at a time
-    const latest = await tx.journal.latestC2Key();
-    const version = (latest?.version ?? 0) + 1;
-    const fingerprint = await storeNewC2Key(deps, tx, version);
-    const devices = await enqueueAllClients(tx, 'c2-key-rotated');
-    await tx.journal.audit({
-      actor: ctx.actor,
-      operation: 'NewC2Key',
-      subjectKind: 'c2key',
-      subject: 'c2',
-      keyVersion: version,
-      keyFingerprint: fingerprint,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
-      details: { devices },
-    });
-    await tx.journal.event({ type: 'c2key.rotated', keyVersion: version, details: { devices } });
-    return { version, fingerprint, devices };
-  });
+  return await mutate(
+    deps,
+    ctx,
+    'NewC2Key',
+    { force: true },
+    async (tx) => {
+      await tx.journal.putSetting('c2_key_rotation', String(deps.now())); // one rotation at a time
+      const latest = await tx.journal.latestC2Key();
+      const version = (latest?.version ?? 0) + 1;
+      const fingerprint = await storeNewC2Key(deps, tx, version);
+      const devices = await enqueueAllClients(tx, 'c2-key-rotated');
+      await tx.journal.audit({
+        actor: ctx.actor,
+        operation: 'NewC2Key',
+        subjectKind: 'c2key',
+        subject: 'c2',
+        keyVersion: version,
+        keyFingerprint: fingerprint,
+        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+        details: { devices },
+      });
+      await tx.journal.event({ type: 'c2key.rotated', keyVersion: version, details: { devices } });
+      return { version, fingerprint, devices };
+    },
+    'c2key',
+  );
 }

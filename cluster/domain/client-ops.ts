@@ -244,6 +244,7 @@ export async function rotateClientKey(
       await tx.journal.event({ type: 'client.key_rotated', clientName, keyVersion: version });
       return { keyVersion: version, fingerprint: key.fingerprint };
     },
+    `client:${clientName}`,
   );
 }
 

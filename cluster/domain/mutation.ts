@@ -6,7 +6,14 @@
 import { createHash } from 'node:crypto';
 import { C2Error } from '../errors.ts';
 import type { C2Repositories } from '../storage/index.ts';
+import type { Lease } from '../coordination/index.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
+
+/**
+ * Lease of the per-topic / per-client lock around one mutation (R2); extended automatically when
+ * a transaction runs long.
+ */
+const LOCK_TTL_MS = 10_000;
 
 /** Marks a concurrent duplicate of an idempotent request: the transaction rolls back. */
 class DuplicateRequest extends Error {}
@@ -44,6 +51,7 @@ export async function mutate<T>(
   operation: string,
   input: unknown,
   work: (tx: C2Repositories) => Promise<T>,
+  lockResource?: string,
 ): Promise<T> {
   const requestId = ctx.requestId;
   const hash = requestHash(operation, input);
@@ -57,16 +65,24 @@ export async function mutate<T>(
     if (stored !== undefined) return replay(stored, operation, hash) as T;
   }
   try {
-    const result = await deps.store.transaction(async (tx) => {
-      const response = await work(tx);
-      if (
-        requestId !== undefined &&
-        !(await tx.journal.saveRequest(requestId, operation, hash, response))
-      ) {
-        throw new DuplicateRequest();
-      }
-      return response;
-    });
+    const transaction = (lease?: Lease): Promise<T> =>
+      deps.store.transaction(async (tx) => {
+        const response = await work(tx);
+        // A holder whose lease lapsed (a pause, a partition) must not commit a side effect it
+        // thinks is serialised; the version compare-and-set would fence it anyway (R2).
+        lease?.assertHeld();
+        if (
+          requestId !== undefined &&
+          !(await tx.journal.saveRequest(requestId, operation, hash, response))
+        ) {
+          throw new DuplicateRequest();
+        }
+        return response;
+      });
+    const result =
+      lockResource === undefined || deps.locks === undefined
+        ? await transaction()
+        : await deps.locks.withLock(lockResource, LOCK_TTL_MS, (lease) => transaction(lease));
     deps.kick.kick();
     return result;
   } catch (err) {

@@ -1,4 +1,5 @@
 /** What the C2 domain needs from the outside, as interfaces (ports). */
+import type { LockService } from '../coordination/index.ts';
 import type { C2Store } from '../storage/index.ts';
 
 /** Binds a sealed key to its row, so sealed keys cannot be swapped between rows or versions. */
@@ -44,6 +45,12 @@ export interface DomainDeps {
   readonly maxMessageBytes: number;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+  /**
+   * Serialises rotations per topic and per client across nodes (Redlock in a cluster, an
+   * in-process mutex on one node); optional, since correctness rests on the version
+   * compare-and-set (R1, R2).
+   */
+  readonly locks?: LockService;
 }
 
 /** Seal bindings of the three kinds of stored keys. */

@@ -73,23 +73,30 @@ export async function newTopic(
   name: unknown,
 ): Promise<TopicKeyResult> {
   const topicName = checkTopicName(name);
-  return await mutate(deps, ctx, 'NewTopic', { topic: topicName }, async (tx) => {
-    const inserted = await tx.topics.insert(topicName, topicHash(topicName));
-    if (inserted === undefined)
-      return rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'NewTopic');
-    const fingerprint = await storeNewTopicKey(deps, tx, inserted.id, 1);
-    await tx.journal.audit({
-      actor: ctx.actor,
-      operation: 'NewTopic',
-      subjectKind: 'topic',
-      subject: topicName,
-      keyVersion: 1,
-      keyFingerprint: fingerprint,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
-    });
-    await tx.journal.event({ type: 'topic.created', topic: topicName, keyVersion: 1 });
-    return { created: true, keyVersion: 1, fingerprint, members: 0 };
-  });
+  return await mutate(
+    deps,
+    ctx,
+    'NewTopic',
+    { topic: topicName },
+    async (tx) => {
+      const inserted = await tx.topics.insert(topicName, topicHash(topicName));
+      if (inserted === undefined)
+        return rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'NewTopic');
+      const fingerprint = await storeNewTopicKey(deps, tx, inserted.id, 1);
+      await tx.journal.audit({
+        actor: ctx.actor,
+        operation: 'NewTopic',
+        subjectKind: 'topic',
+        subject: topicName,
+        keyVersion: 1,
+        keyFingerprint: fingerprint,
+        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+      });
+      await tx.journal.event({ type: 'topic.created', topic: topicName, keyVersion: 1 });
+      return { created: true, keyVersion: 1, fingerprint, members: 0 };
+    },
+    `topic:${topicName}`,
+  );
 }
 
 /**
@@ -102,8 +109,13 @@ export async function rotateTopicKey(
   name: unknown,
 ): Promise<TopicKeyResult> {
   const topicName = checkTopicName(name);
-  return await mutate(deps, ctx, 'RotateTopicKey', { topic: topicName }, async (tx) =>
-    rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'RotateTopicKey'),
+  return await mutate(
+    deps,
+    ctx,
+    'RotateTopicKey',
+    { topic: topicName },
+    async (tx) => rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'RotateTopicKey'),
+    `topic:${topicName}`,
   );
 }
 
@@ -118,21 +130,28 @@ export async function removeTopic(
   name: unknown,
 ): Promise<{ readonly revoked: number }> {
   const topicName = checkTopicName(name);
-  return await mutate(deps, ctx, 'RemoveTopic', { topic: topicName }, async (tx) => {
-    const topic = await topicOrThrow(tx, topicName, true);
-    const revoked = await tx.memberships.revokeAll(topic.id, 'topic-removed');
-    await tx.topics.delete(topic.id);
-    await tx.journal.audit({
-      actor: ctx.actor,
-      operation: 'RemoveTopic',
-      subjectKind: 'topic',
-      subject: topicName,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
-      details: { revoked },
-    });
-    await tx.journal.event({ type: 'topic.removed', topic: topicName, details: { revoked } });
-    return { revoked };
-  });
+  return await mutate(
+    deps,
+    ctx,
+    'RemoveTopic',
+    { topic: topicName },
+    async (tx) => {
+      const topic = await topicOrThrow(tx, topicName, true);
+      const revoked = await tx.memberships.revokeAll(topic.id, 'topic-removed');
+      await tx.topics.delete(topic.id);
+      await tx.journal.audit({
+        actor: ctx.actor,
+        operation: 'RemoveTopic',
+        subjectKind: 'topic',
+        subject: topicName,
+        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+        details: { revoked },
+      });
+      await tx.journal.event({ type: 'topic.removed', topic: topicName, details: { revoked } });
+      return { revoked };
+    },
+    `topic:${topicName}`,
+  );
 }
 
 /**

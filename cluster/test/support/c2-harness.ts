@@ -3,6 +3,7 @@
  * for integration tests of the use-cases without the API layer.
  */
 import { randomBytes } from 'node:crypto';
+import { InProcessLockService, type LockService } from '../../coordination/index.ts';
 import { C2Service, type C2CryptoMode } from '../../domain/index.ts';
 import {
   DeliveryEngine,
@@ -34,6 +35,8 @@ export interface HarnessOptions {
   readonly maxAttempts?: number;
   readonly pubackTimeoutMs?: number;
   readonly start?: boolean;
+  /** Lock service of the rotations (default: the in-process one of a single node). */
+  readonly locks?: LockService;
 }
 
 /** Starts a harness; call `close()` in `after`. */
@@ -62,6 +65,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<C2Harn
     maxPageSize: 1000,
     maxMessageBytes: 1 << 20,
     now: Date.now,
+    locks: options.locks ?? new InProcessLockService(),
   });
   await service.init();
   const engine = new DeliveryEngine(
