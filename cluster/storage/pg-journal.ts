@@ -27,6 +27,8 @@ export interface JournalRepository {
   enqueue(clientId: string, reason: string): Promise<void>;
   /** Removes up to `limit` outbox rows (skipping rows other relays hold) and returns their clients. */
   claimOutbox(limit: number): Promise<string[]>;
+  /** Like {@link claimOutbox}, also saying how many rows were claimed (a relay's paging). */
+  claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }>;
   findRequest(requestId: string): Promise<StoredRequest | undefined>;
   /** Records a response; false when the id is taken (a concurrent duplicate). */
   saveRequest(
@@ -62,6 +64,10 @@ export class PgJournal implements JournalRepository {
   }
 
   async claimOutbox(limit: number): Promise<string[]> {
+    return (await this.claimOutboxRows(limit)).clientIds;
+  }
+
+  async claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }> {
     const claimed = await rows(
       this.db,
       `DELETE FROM outbox WHERE id IN (
@@ -69,7 +75,10 @@ export class PgJournal implements JournalRepository {
        ) RETURNING client_id`,
       [limit],
     );
-    return [...new Set(claimed.map((r) => str(r, 'client_id')))];
+    return {
+      rows: claimed.length,
+      clientIds: [...new Set(claimed.map((r) => str(r, 'client_id')))],
+    };
   }
 
   async findRequest(requestId: string): Promise<StoredRequest | undefined> {

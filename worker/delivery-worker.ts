@@ -1,0 +1,100 @@
+/**
+ * A delivery worker of the cluster: consumes device-sync jobs from the queue and runs the shared
+ * batch delivery ({@link syncBatch}) on them. Devices another process is sending to are queued
+ * again with a short delay; a periodic sweep re-queues every device whose delivered state lags
+ * its desired state, so nothing is lost when a relay, a job or a worker is.
+ */
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { syncBatch, type BatchSyncDeps } from '../cluster/delivery/index.ts';
+import { DEVICE_QUEUE, type DeviceQueue, type SyncJobData } from '../cluster/queue/index.ts';
+import type { C2Store } from '../cluster/storage/index.ts';
+
+/** Options of {@link DeliveryWorker.start}. */
+export interface DeliveryWorkerOptions {
+  readonly connection: ConnectionOptions;
+  readonly prefix?: string;
+  readonly store: C2Store;
+  readonly queue: Pick<DeviceQueue, 'add'>;
+  readonly syncDeps: BatchSyncDeps;
+  /** Jobs (batches) processed at once by this worker. */
+  readonly concurrency: number;
+  readonly sweepIntervalMs: number;
+  readonly busyRetryMs: number;
+  readonly onError: (err: unknown, context: string) => void;
+}
+
+/** A running delivery worker. */
+export class DeliveryWorker {
+  #stopping = false;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker<SyncJobData>,
+    private readonly options: DeliveryWorkerOptions,
+  ) {}
+
+  /** Starts consuming and sweeping. */
+  static start(options: DeliveryWorkerOptions): DeliveryWorker {
+    const holder: { self?: DeliveryWorker } = {};
+    const worker = new Worker<SyncJobData>(
+      DEVICE_QUEUE,
+      async (job: Job<SyncJobData>) => {
+        const self = holder.self;
+        if (self === undefined) return;
+        await self.#process(job.data);
+      },
+      {
+        connection: options.connection,
+        prefix: options.prefix ?? 'e4c2',
+        concurrency: options.concurrency,
+        autorun: true,
+      },
+    );
+    worker.on('error', (err) => {
+      options.onError(err, 'queue worker');
+    });
+    const self = new DeliveryWorker(worker, options);
+    holder.self = self;
+    self.#sweepTimer = setInterval(() => {
+      void self.sweep();
+    }, options.sweepIntervalMs);
+    void self.sweep();
+    return self;
+  }
+
+  async #process(data: SyncJobData): Promise<void> {
+    const outcome = await syncBatch(this.options.syncDeps, data.clientIds, () => this.#stopping);
+    if (outcome.busy.length > 0)
+      await this.options.queue.add(outcome.busy, this.options.busyRetryMs);
+  }
+
+  /** Queues every device with pending work (recovery). @returns devices found */
+  async sweep(): Promise<number> {
+    let after = '0';
+    let found = 0;
+    try {
+      for (;;) {
+        const ids = await this.options.store.read.journal.pendingClients(after, 1000);
+        if (ids.length > 0) await this.options.queue.add(ids);
+        found += ids.length;
+        const last = ids.at(-1);
+        if (last === undefined || ids.length < 1000 || this.#stopping) break;
+        after = last;
+      }
+    } catch (err) {
+      this.options.onError(err, 'sweep');
+    }
+    return found;
+  }
+
+  /** Stops taking jobs; running batches stop at their next step. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#stopping = true;
+      clearInterval(this.#sweepTimer);
+      await this.worker.close();
+    })();
+    return this.#closed;
+  }
+}

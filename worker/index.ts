@@ -1,0 +1,2 @@
+/** Delivery workers of the cluster. */
+export { DeliveryWorker, type DeliveryWorkerOptions } from './delivery-worker.ts';
