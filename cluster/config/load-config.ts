@@ -139,6 +139,14 @@ export function loadConfig(
     shutdownTimeoutMs: r.withDefault(S.shutdownTimeoutMs, parseInteger(100, 600_000), 10_000),
   };
 
+  if (node.role !== 'all' && database.kind === 'embedded' && !r.failed(S.databaseUrl)) {
+    r.problem(
+      `${r.name(S.role)}: the ${node.role} role needs ${r.name(S.databaseUrl)} (nodes of a cluster share one database)`,
+    );
+  }
+  if (node.role === 'worker' && mqtt.kind === 'embedded' && !r.failed(S.mqttUrl)) {
+    r.problem(`${r.name(S.role)}: the worker role needs ${r.name(S.mqttUrl)} (the fleet's broker)`);
+  }
   if (node.role !== 'all' && redis.kind === 'in-process' && !r.failed(S.redisUrl)) {
     r.problem(
       `${r.name(S.role)}: the ${node.role} role needs ${r.name(S.redisUrl)} (the shared queue of a cluster)`,

@@ -375,6 +375,12 @@ void describe('cluster settings', () => {
       () => loadConfig({ ...base, E4C2_ROLE: 'worker' }),
       /E4C2_ROLE \(node.role\): the worker role needs REDIS_URL/,
     );
+    assert.throws(
+      () => loadConfig({ E4C2_ROLE: 'worker', REDIS_URL: 'redis://q:6379' }),
+      (err: Error) =>
+        /worker role needs DATABASE_URL/.test(err.message) &&
+        /worker role needs MQTT_URL/.test(err.message),
+    );
     const c = loadConfig({ ...base, E4C2_ROLE: 'api', REDIS_URL: 'redis://q:6379' });
     assert.equal(c.node.role, 'api');
     if (c.redis.kind !== 'external') assert.fail('REDIS_URL makes coordination external');
