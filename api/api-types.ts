@@ -1,0 +1,67 @@
+/** The small contracts the API layer shares between its surfaces and with its composition root. */
+import type { C2Service } from '../cluster/domain/index.ts';
+
+/** Any pino logger (or child) fits; tests can pass a silent one. */
+export interface ApiLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child?(bindings: Record<string, unknown>): ApiLogger;
+}
+
+/** One dependency's state in a {@link ReadinessReport}. */
+export interface DependencyState {
+  readonly ok: boolean;
+  /** Why it is down (no secrets: it is shown on `/readyz`). */
+  readonly message?: string;
+}
+
+/** What the readiness function reports: ready only when every dependency is. */
+export interface ReadinessReport {
+  readonly ready: boolean;
+  /**
+   * Per dependency, e.g. `{ postgres: { ok: true }, mqtt: { ok: false, message: '...' } }`; a
+   * bare boolean is short for `{ ok }`. `/readyz` always shows the object form.
+   */
+  readonly checks: Readonly<Record<string, DependencyState | boolean>>;
+}
+
+/** What an {@link Authenticate} function may look at. */
+export interface AuthRequest {
+  readonly transport: 'grpc' | 'http';
+  /** Remote address as the transport reports it (`127.0.0.1:53412`, `ipv4:...`), if known. */
+  readonly peer: string | undefined;
+  /** A request header (HTTP) or metadata entry (gRPC), lower-case name; first value only. */
+  header(name: string): string | undefined;
+}
+
+/**
+ * Turns a request into the actor recorded in the audit log. This is the seam for authentication:
+ * throw `C2Error('C2_UNAUTHENTICATED')` or `C2Error('C2_PERMISSION_DENIED')` to refuse.
+ */
+export type Authenticate = (request: AuthRequest) => Promise<string> | string;
+
+/** The default {@link Authenticate}: no authentication yet, the actor is the peer address. */
+export const anonymousAuthenticate: Authenticate = (request) => request.peer ?? 'anonymous';
+
+/** What every operation receives besides its request message. */
+export interface CallContext {
+  /** Who asks (from {@link Authenticate}). */
+  readonly actor: string;
+  /** Correlation id of this request in the logs and in internal-error messages. */
+  readonly requestId: string;
+  /** Idempotency key of a mutating call (metadata `idempotency-key`, header `Idempotency-Key`). */
+  readonly idempotencyKey?: string;
+}
+
+/** What both surfaces are built from (assembled by `ApiServer`). */
+export interface ApiDeps {
+  readonly service: C2Service;
+  readonly logger: ApiLogger;
+  readonly authenticate: Authenticate;
+  /** Readiness including this node's own state (draining), never rejecting, bounded in time. */
+  readonly readiness: () => Promise<ReadinessReport>;
+  /** Pause between polls of the event journal by event streams. */
+  readonly eventPollIntervalMs: number;
+}

@@ -1,0 +1,102 @@
+/** Reading request bodies within a limit, and writing JSON responses and error bodies. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { C2Error } from '../../cluster/errors.ts';
+import type { ApiFailure } from '../errors-map.ts';
+
+/** Which error body a route answers with. */
+export type ErrorStyle = 'gateway' | 'v1';
+
+/** Thrown by {@link readBody} when the body is over the limit. */
+export class PayloadTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the request body is larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * Reads the whole body, refusing more than `limit` bytes (a declared Content-Length over the
+ * limit is refused before reading).
+ * @throws PayloadTooLarge
+ */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new PayloadTooLarge(limit);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/**
+ * Parses a JSON body; an empty body is `{}` (grpc-gateway accepts an empty body for `body: "*"`).
+ * @throws C2Error `C2_VALIDATION` with the parser's reason
+ */
+export function parseJsonBody(body: Buffer): unknown {
+  const text = body.toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : 'syntax error';
+    throw new C2Error('C2_VALIDATION', `malformed JSON: ${reason}`, { details: { field: 'body' } });
+  }
+}
+
+/** Writes a JSON response. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const payload = Buffer.from(JSON.stringify(body), 'utf8');
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(payload.length),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(payload);
+}
+
+/**
+ * The error body of a failure.
+ *
+ * `v1`: `{"error": {"code": "C2_NOT_FOUND", "message": "...", "details": {...}, "requestId": "..."}}`.
+ *
+ * `gateway` (the `/e4/...` routes): grpc-gateway v1's body, `{"error": msg, "code": <gRPC code>,
+ * "message": msg, "details": [...]}`, whose `details` holds one `google.rpc.ErrorInfo` (as
+ * grpc-gateway renders a status detail) carrying our code as `reason` and the details as
+ * `metadata`, so reference tools read what they always read and new ones get the stable code.
+ */
+export function errorBody(failure: ApiFailure, style: ErrorStyle): unknown {
+  if (style === 'v1') {
+    return {
+      error: {
+        code: failure.code,
+        message: failure.message,
+        ...(failure.details === undefined ? {} : { details: failure.details }),
+        requestId: failure.requestId,
+      },
+    };
+  }
+  const metadata: Record<string, string> = { requestId: failure.requestId };
+  for (const [key, value] of Object.entries(failure.details ?? {})) metadata[key] = String(value);
+  return {
+    error: failure.message,
+    code: failure.grpc,
+    message: failure.message,
+    details: [
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: failure.code,
+        domain: 'e4c2',
+        metadata,
+      },
+    ],
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * The HTTP/JSON surface on node:http (or node:https with a certificate): the reference routes,
+ * ours under `/v1`, and the probes. No framework: one explicit route table and one dispatcher.
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { ApiDeps, ApiLogger } from '../api-types.ts';
+import { encodeMessage } from '../codec/proto-json.ts';
+import type { ProtoSchema } from '../codec/protos.ts';
+import { describeFailure, transportFailure, type ApiFailure } from '../errors-map.ts';
+import {
+  checkIdempotencyKey,
+  elapsedMs,
+  listenFailure,
+  type BoundAddress,
+} from '../transport-common.ts';
+import { errorBody, PayloadTooLarge, readBody, sendJson, type ErrorStyle } from './http-io.ts';
+import { buildRequestMessage } from './request-message.ts';
+import { matchPath } from './router.ts';
+import type { HttpRoute } from './routes.ts';
+
+/** Options of {@link HttpApiServer.start}. */
+export interface HttpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** PEM certificate chain and key: HTTPS when given. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** Largest request body, in bytes; more is answered 413. */
+  readonly maxBodyBytes: number;
+  readonly routes: readonly HttpRoute[];
+  readonly schema: ProtoSchema;
+  readonly deps: ApiDeps;
+}
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function firstHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A running HTTP listener. */
+export class HttpApiServer {
+  #inFlight = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly options: HttpServerOptions,
+    private readonly log: ApiLogger,
+    /** Where it listens (the real port when 0 was asked for). */
+    readonly address: BoundAddress,
+  ) {}
+
+  /**
+   * Starts listening.
+   * @throws C2Error `C2_UNAVAILABLE` when the address cannot be bound (e.g. the port is in use)
+   */
+  static async start(options: HttpServerOptions): Promise<HttpApiServer> {
+    const log = options.deps.logger.child?.({ surface: 'http' }) ?? options.deps.logger;
+    const holder: { api?: HttpApiServer } = {};
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      void holder.api?.handle(req, res);
+    };
+    const server =
+      options.tls === undefined
+        ? createHttpServer(listener)
+        : createHttpsServer(
+            { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+            listener,
+          );
+    server.on('clientError', (err, socket) => {
+      log.debug({ err }, 'malformed HTTP request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+    try {
+      server.listen(options.port, options.host);
+      await once(server, 'listening');
+    } catch (err) {
+      throw listenFailure('HTTP', options.host, options.port, (err as Error).message, err);
+    }
+    const bound = server.address() as AddressInfo;
+    holder.api = new HttpApiServer(server, options, log, { host: options.host, port: bound.port });
+    return holder.api;
+  }
+
+  /** Requests being handled now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const started = performance.now();
+    this.#inFlight++;
+    res.once('close', () => this.#inFlight--);
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    if (this.#closing) headers['connection'] = 'close';
+    let style: ErrorStyle = 'v1';
+    let rpc = '';
+    const method = req.method ?? 'GET';
+    const target = req.url ?? '/';
+    const queryAt = target.indexOf('?');
+    const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
+    try {
+      if (!rawPath.startsWith('/')) throw transportError('C2_NOT_FOUND', `no route for ${rawPath}`);
+      const segments = rawPath.slice(1).split('/');
+      if (segments[0] === 'e4') style = 'gateway';
+      const matches: Array<{ route: HttpRoute; params: Record<string, string> }> = [];
+      for (const route of this.options.routes) {
+        const params = matchPath(route.pattern, segments);
+        if (params !== undefined) matches.push({ route, params });
+      }
+      if (matches.length === 0)
+        throw transportError('C2_NOT_FOUND', `no route for ${method} ${rawPath}`);
+      const match = matches.find((m) => m.route.method === method);
+      if (match === undefined) {
+        const allow = [...new Set(matches.map((m) => m.route.method))].join(', ');
+        headers['allow'] = allow;
+        throw transportError('C2_VALIDATION', `${method} is not allowed here; use ${allow}`, {
+          http: 405,
+          grpc: GrpcStatus.UNIMPLEMENTED,
+          details: { allow },
+        });
+      }
+      const { route, params } = match;
+      style = route.style;
+      if (route.kind === 'probe') {
+        const result = await route.handle();
+        sendJson(res, result.status, result.body, headers);
+        return;
+      }
+      rpc = route.rpc;
+      const peer =
+        req.socket.remoteAddress === undefined
+          ? undefined
+          : `${req.socket.remoteAddress}:${req.socket.remotePort ?? 0}`;
+      const actor = await this.options.deps.authenticate({
+        transport: 'http',
+        peer,
+        header: (name) => firstHeader(req, name.toLowerCase()),
+      });
+      const body = await readBody(req, this.options.maxBodyBytes);
+      const query = new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1));
+      const message = buildRequestMessage(this.options.schema, route, params, query, body);
+      const idempotencyKey = MUTATING.has(method)
+        ? checkIdempotencyKey(firstHeader(req, 'idempotency-key'))
+        : undefined;
+      const response = await route.operation(message, {
+        actor,
+        requestId,
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      });
+      const names = route.style === 'gateway' ? 'proto' : 'json';
+      sendJson(
+        res,
+        200,
+        encodeMessage(this.options.schema, route.responseType, response, names),
+        headers,
+      );
+      this.log.debug(
+        { requestId, method, rpc, actor, status: 200, ms: elapsedMs(started) },
+        'request',
+      );
+    } catch (err) {
+      const failure = this.failureOf(err, requestId);
+      if (err instanceof PayloadTooLarge) headers['connection'] = 'close';
+      this.logFailure(failure, err, {
+        requestId,
+        method,
+        path: rawPath,
+        rpc,
+        ms: elapsedMs(started),
+      });
+      if (!res.headersSent) sendJson(res, failure.http, errorBody(failure, style), headers);
+      // Whatever the client still sends is discarded; the connection closes after the answer.
+      if (err instanceof PayloadTooLarge) req.resume();
+    }
+  }
+
+  private failureOf(err: unknown, requestId: string): ApiFailure {
+    if (err instanceof TransportError)
+      return transportFailure(err.code, err.message, requestId, err.overrides);
+    if (err instanceof PayloadTooLarge) {
+      return transportFailure('C2_VALIDATION', err.message, requestId, {
+        http: 413,
+        grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+        details: { field: 'body', limit: err.limit },
+      });
+    }
+    return describeFailure(err, requestId);
+  }
+
+  private logFailure(failure: ApiFailure, err: unknown, fields: Record<string, unknown>): void {
+    if (failure.internal) this.log.error({ ...fields, err, code: failure.code }, 'request failed');
+    else
+      this.log.info(
+        { ...fields, status: failure.http, code: failure.code, message: failure.message },
+        'request rejected',
+      );
+  }
+
+  /**
+   * Stops accepting connections, lets in-flight requests finish, closes idle keep-alive
+   * connections, and after `timeoutMs` closes whatever is left. Idempotent.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      const closed = new Promise<void>((resolve) =>
+        this.server.close(() => {
+          resolve();
+        }),
+      );
+      this.server.closeIdleConnections();
+      const deadline = Date.now() + timeoutMs;
+      while (this.#inFlight > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        this.server.closeIdleConnections();
+      }
+      this.server.closeAllConnections();
+      await closed;
+    })();
+    return this.#closed;
+  }
+}
+
+/** A failure found by the HTTP layer itself (route, method). */
+class TransportError extends Error {
+  constructor(
+    readonly code: 'C2_NOT_FOUND' | 'C2_VALIDATION',
+    message: string,
+    readonly overrides: Parameters<typeof transportFailure>[3] = {},
+  ) {
+    super(message);
+  }
+}
+
+function transportError(
+  code: 'C2_NOT_FOUND' | 'C2_VALIDATION',
+  message: string,
+  overrides?: Parameters<typeof transportFailure>[3],
+): TransportError {
+  return new TransportError(code, message, overrides);
+}

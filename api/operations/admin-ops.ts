@@ -1,0 +1,219 @@
+/**
+ * Our API (`e4c2.v1.C2Admin`) on the C2 service, as transport-free operations on proto-loader
+ * messages, shared by the gRPC server and the `/v1/...` HTTP routes.
+ */
+import type { C2Service, KeyVersionInfo } from '../../cluster/domain/index.ts';
+import { C2Error } from '../../cluster/errors.ts';
+import type { CallContext } from '../api-types.ts';
+import type { ProtoMessage } from '../codec/protos.ts';
+import { eventRecord } from '../events/event-records.ts';
+import type { JournalEvent } from '../events/event-tail.ts';
+import { boolField, bytesField, numberField, stringField } from './message-fields.ts';
+import { requestContext, type UnaryOperation } from './reference-ops.ts';
+
+/** The unary RPCs of `e4c2.v1.C2Admin` (StreamEvents is served by the gRPC layer). */
+export const ADMIN_UNARY_RPCS = [
+  'GetClient',
+  'ListClients',
+  'RemoveClient',
+  'RotateClientKey',
+  'ResyncClient',
+  'GetTopic',
+  'ListTopics',
+  'RotateTopicKey',
+  'GetRotationStatus',
+  'GetC2PublicKey',
+  'ListEvents',
+] as const;
+
+/** Name of a unary admin RPC. */
+export type AdminUnaryRpc = (typeof ADMIN_UNARY_RPCS)[number];
+
+/** How long a missing event seq may still commit; ListEvents pages stop before such a gap. */
+const YOUNG_GAP_MS = 2000;
+
+/**
+ * The v1 idempotency key: the request's `request_id` field or the transport's key
+ * (`idempotency-key` metadata, `Idempotency-Key` header); both given and different is an error.
+ * @throws C2Error `C2_VALIDATION`
+ */
+function v1Context(req: ProtoMessage, ctx: CallContext): CallContext {
+  const field = stringField(req, 'request_id');
+  if (field === '') return ctx;
+  if (ctx.idempotencyKey !== undefined && ctx.idempotencyKey !== field) {
+    throw new C2Error(
+      'C2_VALIDATION',
+      'request_id and the idempotency key header differ; send one of them',
+      { details: { field: 'request_id' } },
+    );
+  }
+  return { ...ctx, idempotencyKey: field };
+}
+
+const keyVersions = (keys: readonly KeyVersionInfo[]): ProtoMessage[] =>
+  keys.map((k) => ({ version: k.version, fingerprint: k.fingerprint, created_at: k.createdAt }));
+
+/**
+ * A valid `after_seq` ('' means 0).
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkAfterSeq(value: string, field = 'after_seq'): bigint {
+  if (value === '') return 0n;
+  if (!/^\d{1,19}$/.test(value) || BigInt(value) > 2n ** 63n - 1n) {
+    throw new C2Error('C2_VALIDATION', `${field} must be an event sequence number`, {
+      details: { field },
+    });
+  }
+  return BigInt(value);
+}
+
+/**
+ * Keeps the events before the first missing seq that may still commit (the event after it is
+ * younger than {@link YOUNG_GAP_MS}), so a poller that resumes after the page's last seq does
+ * not skip a late commit.
+ */
+function untilYoungGap(after: bigint, events: readonly JournalEvent[], now: number) {
+  const kept: JournalEvent[] = [];
+  let expected = after + 1n;
+  for (const event of events) {
+    const seq = BigInt(event.seq);
+    if (seq !== expected && now - event.at.getTime() < YOUNG_GAP_MS) break;
+    kept.push(event);
+    expected = seq + 1n;
+  }
+  return kept;
+}
+
+/** Builds the operations of every unary admin RPC. */
+export function adminOperations(
+  service: C2Service,
+): Readonly<Record<AdminUnaryRpc, UnaryOperation>> {
+  return {
+    GetClient: async (req) => {
+      const c = await service.getClient(stringField(req, 'name'));
+      return {
+        name: c.name,
+        id: c.id,
+        control_topic: c.controlTopic,
+        key_version: c.keyVersion,
+        delivered_key_version: c.deliveredKeyVersion,
+        c2_key_version: c.c2KeyVersion ?? 0,
+        keys: keyVersions(c.keys),
+        delivery: {
+          state: c.delivery.state,
+          attempts: c.delivery.attempts,
+          error: c.delivery.error ?? '',
+          failed_at: c.delivery.failedAt ?? '',
+          last_delivery_at: c.delivery.lastDeliveryAt ?? '',
+        },
+        topics: c.topics.map((t) => ({
+          topic: t.topic ?? '',
+          topic_hash: t.topicHash,
+          desired_version: t.desiredVersion,
+          delivered_version: t.deliveredVersion,
+          state: t.state,
+        })),
+      };
+    },
+    ListClients: async (req) => {
+      const page = await service.listClients(stringField(req, 'cursor'), numberField(req, 'limit'));
+      return {
+        clients: page.items.map((c) => ({
+          name: c.name,
+          key_version: c.keyVersion,
+          delivery_state: c.deliveryState,
+        })),
+        next_cursor: page.nextCursor ?? '',
+      };
+    },
+    RemoveClient: async (req, ctx) => {
+      const result = await service.removeClient(
+        requestContext(v1Context(req, ctx)),
+        stringField(req, 'name'),
+        { reset: boolField(req, 'reset') },
+      );
+      return { reset_pending: result.resetPending };
+    },
+    RotateClientKey: async (req, ctx) => {
+      const result = await service.rotateClientKey(
+        requestContext(v1Context(req, ctx)),
+        stringField(req, 'name'),
+        bytesField(req, 'public_key'),
+      );
+      return { key_version: result.keyVersion, fingerprint: result.fingerprint };
+    },
+    ResyncClient: async (req, ctx) => {
+      await service.resyncClient(requestContext(v1Context(req, ctx)), stringField(req, 'name'));
+      return {};
+    },
+    GetTopic: async (req) => {
+      const t = await service.getTopic(stringField(req, 'name'));
+      return {
+        name: t.name,
+        topic_hash: t.topicHash,
+        key_version: t.keyVersion,
+        keys: keyVersions(t.keys),
+        rollout: { ...t.rollout },
+      };
+    },
+    ListTopics: async (req) => {
+      const page = await service.listTopics(stringField(req, 'cursor'), numberField(req, 'limit'));
+      return {
+        topics: page.items.map((t) => ({ name: t.name, key_version: t.keyVersion })),
+        next_cursor: page.nextCursor ?? '',
+      };
+    },
+    RotateTopicKey: async (req, ctx) => {
+      const result = await service.rotateTopicKey(
+        requestContext(v1Context(req, ctx)),
+        stringField(req, 'name'),
+      );
+      return {
+        key_version: result.keyVersion,
+        fingerprint: result.fingerprint,
+        members: result.members,
+      };
+    },
+    GetRotationStatus: async (req) => {
+      const version = numberField(req, 'version');
+      const s = await service.rotationStatus(
+        stringField(req, 'name'),
+        version === 0 ? undefined : version,
+      );
+      return {
+        topic: s.topic,
+        key_version: s.keyVersion,
+        rollout: {
+          members: s.members,
+          delivered: s.delivered,
+          pending: s.pending,
+          failed: s.failed,
+        },
+      };
+    },
+    GetC2PublicKey: async () => {
+      const key = await service.c2PublicKey();
+      return { version: key.version, public_key: key.publicKey, fingerprint: key.fingerprint };
+    },
+    ListEvents: async (req) => {
+      const after = checkAfterSeq(stringField(req, 'after_seq'));
+      const requested = numberField(req, 'limit');
+      const max = service.deps.maxPageSize;
+      if (requested > max) {
+        throw new C2Error('C2_VALIDATION', `limit must be at most ${max}`, {
+          details: { field: 'limit' },
+        });
+      }
+      const limit = requested === 0 ? Math.min(100, max) : requested;
+      const events = untilYoungGap(
+        after,
+        await service.eventsAfter(after.toString(), limit),
+        service.deps.now(),
+      );
+      return {
+        events: events.map(eventRecord),
+        next_after_seq: events.at(-1)?.seq ?? after.toString(),
+      };
+    },
+  };
+}

@@ -1,0 +1,191 @@
+/** Our API (`/v1` and `e4c2.v1.C2Admin`) and idempotency keys on both surfaces. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { startApi, type ApiHarness } from './support/api-harness.ts';
+
+const unique = (prefix: string): string => `${prefix}-${randomBytes(5).toString('hex')}`;
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+
+void describe('/v1 routes and C2Admin', () => {
+  let a: ApiHarness;
+  before(async () => {
+    a = await startApi();
+  });
+  after(async () => {
+    await a.close();
+  });
+
+  void it('GET /v1/clients/{name}: details with versions, never keys; 404 in the v1 error shape', async () => {
+    const name = unique('dev/with/slashes');
+    await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });
+    const res = await a.http('GET', `/v1/clients/${encodeURIComponent(name)}`);
+    assert.equal(res.status, 200, res.text);
+    const body = res.json as Record<string, unknown>;
+    assert.equal(body['name'], name);
+    assert.equal(body['keyVersion'], 1);
+    assert.match(String(body['controlTopic']), /^e4\/[0-9a-f]{32}$/);
+    assert.deepEqual(Object.keys(body), [
+      'name',
+      'id',
+      'controlTopic',
+      'keyVersion',
+      'deliveredKeyVersion',
+      'c2KeyVersion',
+      'keys',
+      'delivery',
+      'topics',
+    ]);
+    const grpcView = await a.admin.call('GetClient', { name });
+    assert.equal(grpcView['key_version'], 1);
+    const missing = await a.http('GET', '/v1/clients/nobody');
+    assert.equal(missing.status, 404);
+    const error = (missing.json as { error: Record<string, unknown> }).error;
+    assert.equal(error['code'], 'C2_NOT_FOUND');
+    assert.equal(error['message'], 'client not found');
+    assert.deepEqual(error['details'], { client: 'nobody' });
+    assert.equal(error['requestId'], missing.headers['x-request-id']);
+  });
+
+  void it('GET /v1/clients and /v1/topics page with a cursor', async () => {
+    const prefix = unique('page');
+    for (let i = 0; i < 5; i++)
+      await a.grpc.call('NewClient', { client: { name: `${prefix}-${i}` }, key: randomBytes(32) });
+    const names: string[] = [];
+    let cursor = '';
+    for (let pages = 0; pages < 50; pages++) {
+      const res = await a.http(
+        'GET',
+        `/v1/clients?limit=2${cursor === '' ? '' : `&cursor=${cursor}`}`,
+      );
+      assert.equal(res.status, 200, res.text);
+      const body = res.json as { clients: Array<{ name: string }>; nextCursor: string };
+      assert.ok(body.clients.length <= 2, 'page size');
+      names.push(...body.clients.map((c) => c.name));
+      if (body.nextCursor === '') break;
+      cursor = body.nextCursor;
+    }
+    const mine = names.filter((n) => n.startsWith(prefix));
+    assert.deepEqual(
+      mine,
+      [0, 1, 2, 3, 4].map((i) => `${prefix}-${i}`),
+    );
+    const topic = unique('a/b');
+    await a.http('POST', `/e4/topic/${topic}`);
+    const topics = (await a.http('GET', '/v1/topics?limit=1000')).json as {
+      topics: Array<{ name: string; keyVersion: number }>;
+    };
+    assert.ok(
+      topics.topics.some((t) => t.name === topic && t.keyVersion === 1),
+      'topic listed',
+    );
+  });
+
+  void it('rotate, resync and remove a client; rotation status; the C2 key needs pubkey mode', async () => {
+    const name = unique('rot');
+    await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });
+    const rotated = await a.http('POST', `/v1/clients/${name}/rotate`);
+    assert.equal(rotated.status, 200, rotated.text);
+    assert.equal((rotated.json as { keyVersion: number }).keyVersion, 2);
+    const withKey = await a.http('POST', `/v1/clients/${name}/rotate`, {
+      body: { publicKey: b64(randomBytes(32)) },
+    });
+    assert.equal(withKey.status, 400);
+    assert.equal((await a.http('POST', `/v1/clients/${name}/resync`)).status, 200);
+    const topic = unique('t');
+    await a.grpc.call('NewTopic', { topic });
+    const status = await a.http('GET', `/v1/topics/${topic}/rollout`);
+    assert.deepEqual(status.json, {
+      topic,
+      keyVersion: 1,
+      rollout: { members: 0, delivered: 0, pending: 0, failed: 0 },
+    });
+    assert.equal((await a.http('GET', `/v1/topics/${topic}/rollout?version=2`)).status, 400);
+    const c2 = await a.http('GET', '/v1/c2-public-key');
+    assert.equal(c2.status, 400);
+    assert.equal((c2.json as { error: { code: string } }).error.code, 'C2_CRYPTO_MODE');
+    const removed = await a.http('DELETE', `/v1/clients/${name}?reset=true`);
+    assert.equal(removed.status, 200, removed.text);
+    assert.deepEqual(removed.json, { resetPending: true });
+  });
+});
+
+void describe('idempotency keys', () => {
+  let a: ApiHarness;
+  before(async () => {
+    a = await startApi();
+  });
+  after(async () => {
+    await a.close();
+  });
+
+  const topicVersion = async (topic: string): Promise<number> =>
+    (
+      (await a.http('GET', `/v1/topics/${encodeURIComponent(topic)}`)).json as {
+        keyVersion: number;
+      }
+    ).keyVersion;
+
+  void it('HTTP: the same Idempotency-Key twice gives the same response and one rotation', async () => {
+    const topic = unique('idem');
+    await a.http('POST', `/e4/topic/${topic}`);
+    const headers = { 'idempotency-key': unique('key') };
+    const first = await a.http('POST', `/v1/topics/${topic}/rotate`, { headers });
+    const second = await a.http('POST', `/v1/topics/${topic}/rotate`, { headers });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(second.status, 200);
+    assert.equal(second.text, first.text);
+    assert.equal(await topicVersion(topic), 2);
+    // Reference routes honour the header too: NewTopic on an existing topic rotates once.
+    const refHeaders = { 'idempotency-key': unique('key') };
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (await a.http('POST', `/e4/topic/${topic}`, { headers: refHeaders })).status,
+        200,
+      );
+    assert.equal(await topicVersion(topic), 3);
+    // Without a key every call rotates.
+    await a.http('POST', `/v1/topics/${topic}/rotate`);
+    assert.equal(await topicVersion(topic), 4);
+  });
+
+  void it('HTTP: a key reused for a different request is a 409 conflict, and changes nothing', async () => {
+    const [t1, t2] = [unique('a'), unique('b')];
+    await a.http('POST', `/e4/topic/${t1}`);
+    await a.http('POST', `/e4/topic/${t2}`);
+    const headers = { 'idempotency-key': unique('key') };
+    assert.equal((await a.http('POST', `/v1/topics/${t1}/rotate`, { headers })).status, 200);
+    const reused = await a.http('POST', `/v1/topics/${t2}/rotate`, { headers });
+    assert.equal(reused.status, 409);
+    assert.equal((reused.json as { error: { code: string } }).error.code, 'C2_CONFLICT');
+    assert.equal(await topicVersion(t2), 1);
+    const bad = await a.http('POST', `/v1/topics/${t2}/rotate`, {
+      headers: { 'idempotency-key': 'has spaces' },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(await topicVersion(t2), 1);
+  });
+
+  void it('gRPC: metadata idempotency-key (reference) and request_id (v1)', async () => {
+    const topic = unique('g');
+    await a.grpc.call('NewTopic', { topic });
+    const metadata = new Metadata();
+    metadata.set('idempotency-key', unique('key'));
+    await a.grpc.call('NewTopic', { topic }, metadata);
+    await a.grpc.call('NewTopic', { topic }, metadata);
+    assert.equal(await topicVersion(topic), 2);
+    const id = unique('rid');
+    const r1 = await a.admin.call('RotateTopicKey', { name: topic, request_id: id });
+    const r2 = await a.admin.call('RotateTopicKey', { name: topic, request_id: id });
+    assert.deepEqual(r2, r1);
+    assert.equal(r1['key_version'], 3);
+    assert.equal(await topicVersion(topic), 3);
+    const clash = new Metadata();
+    clash.set('idempotency-key', 'other');
+    await assert.rejects(
+      a.admin.call('RotateTopicKey', { name: topic, request_id: id }, clash),
+      (err: ServiceError) => err.code === status.INVALID_ARGUMENT,
+    );
+  });
+});
