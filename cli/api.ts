@@ -1,0 +1,220 @@
+/**
+ * The CLI's view of the C2 API: the request and response shapes of every RPC it calls, and the
+ * {@link C2Api} interface the commands talk to. `grpc-client.ts` implements it over gRPC; unit
+ * tests implement it with a fake. Field names are the proto names exactly (`keepCase`), int64
+ * fields arrive as decimal strings, bytes as `Uint8Array`, enums as their names.
+ */
+
+/** A reference `pb.Client`: only a name. */
+export interface ClientRef {
+  readonly name: string;
+}
+
+/** An empty request or response message. */
+export type Empty = Record<string, never>;
+
+/** The request and response types of one RPC. */
+export interface Rpc<Req, Res> {
+  readonly request: Req;
+  readonly response: Res;
+}
+
+/** An int64 count as proto-loader returns it (`longs: String`). */
+export interface CountResponse {
+  readonly count: string;
+}
+
+/** Paging fields of the reference list RPCs. */
+export interface Page {
+  readonly offset: number;
+  readonly count: number;
+}
+
+/** A reference event (`pb.Event`). */
+export interface ReferenceEvent {
+  readonly type: string;
+  readonly source: string;
+  readonly target: string;
+  readonly timestamp: { readonly seconds: string; readonly nanos: number } | null;
+}
+
+/** Every RPC of the reference service `pb.C2` the CLI calls (all unary ones). */
+export interface ReferenceRpcs {
+  NewClient: Rpc<{ client: ClientRef; key: Uint8Array }, Empty>;
+  RemoveClient: Rpc<{ client: ClientRef }, Empty>;
+  ResetClient: Rpc<{ client: ClientRef }, Empty>;
+  NewClientKey: Rpc<{ client: ClientRef }, Empty>;
+  NewTopic: Rpc<{ topic: string }, Empty>;
+  RemoveTopic: Rpc<{ topic: string }, Empty>;
+  NewTopicClient: Rpc<{ client: ClientRef; topic: string }, Empty>;
+  RemoveTopicClient: Rpc<{ client: ClientRef; topic: string }, Empty>;
+  CountTopicsForClient: Rpc<{ client: ClientRef }, CountResponse>;
+  GetTopicsForClient: Rpc<{ client: ClientRef } & Page, { topics: string[] }>;
+  CountClientsForTopic: Rpc<{ topic: string }, CountResponse>;
+  GetClientsForTopic: Rpc<{ topic: string } & Page, { clients: ClientRef[] }>;
+  CountClients: Rpc<Empty, CountResponse>;
+  GetClients: Rpc<Page, { clients: ClientRef[] }>;
+  CountTopics: Rpc<Empty, CountResponse>;
+  GetTopics: Rpc<Page, { topics: string[] }>;
+  LinkClient: Rpc<{ sourceClient: ClientRef; targetClient: ClientRef }, Empty>;
+  UnlinkClient: Rpc<{ sourceClient: ClientRef; targetClient: ClientRef }, Empty>;
+  CountLinkedClients: Rpc<{ client: ClientRef }, CountResponse>;
+  GetLinkedClients: Rpc<{ client: ClientRef } & Page, { clients: ClientRef[] }>;
+  SendClientPubKey: Rpc<{ sourceClient: ClientRef; targetClient: ClientRef }, Empty>;
+  RemoveClientPubKey: Rpc<{ sourceClient: ClientRef; targetClient: ClientRef }, Empty>;
+  ResetClientPubKeys: Rpc<{ targetClient: ClientRef }, Empty>;
+  NewC2Key: Rpc<{ force: boolean }, Empty>;
+  ProtectMessage: Rpc<
+    { topic: string; binaryData: Uint8Array },
+    { topic: string; protectedBinaryData: Uint8Array }
+  >;
+  UnprotectMessage: Rpc<
+    { topic: string; protectedBinaryData: Uint8Array },
+    { topic: string; binaryData: Uint8Array }
+  >;
+  HealthCheck: Rpc<Empty, { Code: string; Status: string }>;
+  GetCryptoMode: Rpc<Empty, { CryptoMode: string }>;
+}
+
+/** `e4c2.v1.KeyVersion`. */
+export interface KeyVersion {
+  readonly version: number;
+  readonly fingerprint: string;
+  readonly created_at: string;
+}
+
+/** `e4c2.v1.Delivery`: the state of a client's control-message queue. */
+export interface Delivery {
+  readonly state: string;
+  readonly attempts: number;
+  readonly error: string;
+  readonly failed_at: string;
+  readonly last_delivery_at: string;
+}
+
+/** `e4c2.v1.ClientTopic`: one topic of a client and its key delivery. */
+export interface ClientTopic {
+  readonly topic: string;
+  readonly topic_hash: string;
+  readonly desired_version: number;
+  readonly delivered_version: number;
+  readonly state: string;
+}
+
+/** `e4c2.v1.ClientDetails`. */
+export interface ClientDetails {
+  readonly name: string;
+  readonly id: string;
+  readonly control_topic: string;
+  readonly key_version: number;
+  readonly delivered_key_version: number;
+  readonly c2_key_version: number;
+  readonly keys: readonly KeyVersion[];
+  readonly delivery: Delivery | null;
+  readonly topics: readonly ClientTopic[];
+}
+
+/** `e4c2.v1.Rollout`: where the members of a topic stand for one key version. */
+export interface Rollout {
+  readonly members: number;
+  readonly delivered: number;
+  readonly pending: number;
+  readonly failed: number;
+}
+
+/** `e4c2.v1.TopicDetails`. */
+export interface TopicDetails {
+  readonly name: string;
+  readonly topic_hash: string;
+  readonly key_version: number;
+  readonly keys: readonly KeyVersion[];
+  readonly rollout: Rollout | null;
+}
+
+/** `e4c2.v1.RotationStatus`. */
+export interface RotationStatus {
+  readonly topic: string;
+  readonly key_version: number;
+  readonly rollout: Rollout | null;
+}
+
+/** `e4c2.v1.EventRecord`: one entry of the resumable event log. */
+export interface EventRecord {
+  readonly seq: string;
+  readonly at: string;
+  readonly type: string;
+  readonly client: string;
+  readonly topic: string;
+  readonly key_version: number;
+  readonly details: Readonly<Record<string, string>>;
+}
+
+/** Every unary RPC of our service `e4c2.v1.C2Admin` the CLI calls. */
+export interface AdminRpcs {
+  GetClient: Rpc<{ name: string }, ClientDetails>;
+  RemoveClient: Rpc<
+    { name: string; reset: boolean; request_id: string },
+    { reset_pending: boolean }
+  >;
+  RotateClientKey: Rpc<
+    { name: string; public_key: Uint8Array; request_id: string },
+    { key_version: number; fingerprint: string }
+  >;
+  ResyncClient: Rpc<{ name: string; request_id: string }, Empty>;
+  GetTopic: Rpc<{ name: string }, TopicDetails>;
+  RotateTopicKey: Rpc<
+    { name: string; request_id: string },
+    { key_version: number; fingerprint: string; members: number }
+  >;
+  GetRotationStatus: Rpc<{ name: string; version: number }, RotationStatus>;
+  GetC2PublicKey: Rpc<Empty, { version: number; public_key: string; fingerprint: string }>;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /**
+   * Idempotency key of a mutating reference call, sent as `idempotency-key` metadata (our
+   * server returns the first outcome for a repeated key; v1 calls carry `request_id` instead).
+   */
+  readonly idempotencyKey?: string;
+}
+
+/** A server stream the caller can iterate and cancel. */
+export interface EventStream<T> extends AsyncIterable<T> {
+  /** Resolves once the connection to the server is up; never rejects (errors surface in iteration). */
+  readonly connected: Promise<void>;
+  /** Ends the stream; a pending iteration then rejects with a CANCELLED status. */
+  cancel(): void;
+}
+
+/** The result of the standard `grpc.health.v1.Health/Check`. */
+export interface HealthStatus {
+  /** `SERVING`, `NOT_SERVING`, `UNKNOWN` or `SERVICE_UNKNOWN`. */
+  readonly status: string;
+}
+
+/**
+ * Everything the commands need from the server. Failures reject with the gRPC status error
+ * (`{ code, details }`); `run.ts` maps those to exit codes.
+ */
+export interface C2Api {
+  /** One unary call on the reference service `pb.C2`. */
+  reference<M extends keyof ReferenceRpcs>(
+    method: M,
+    request: ReferenceRpcs[M]['request'],
+    options?: CallOptions,
+  ): Promise<ReferenceRpcs[M]['response']>;
+  /** One unary call on our service `e4c2.v1.C2Admin`. */
+  admin<M extends keyof AdminRpcs>(
+    method: M,
+    request: AdminRpcs[M]['request'],
+  ): Promise<AdminRpcs[M]['response']>;
+  /** `pb.C2/SubscribeToEventStream`: live events only. */
+  referenceEvents(): EventStream<ReferenceEvent>;
+  /** `e4c2.v1.C2Admin/StreamEvents`: the event log after `afterSeq` ("0": from the start), then live. */
+  adminEvents(afterSeq: string): EventStream<EventRecord>;
+  /** `grpc.health.v1.Health/Check` for the whole server (service ""). */
+  health(): Promise<HealthStatus>;
+  /** Releases the connection; idempotent. */
+  close(): void;
+}

@@ -1,0 +1,344 @@
+/**
+ * Turns argv into an {@link Invocation}: which command, its validated flags and the global
+ * settings, or a request for help or the version. Everything comes from the command table
+ * (`spec.ts`), so what is accepted is exactly what the help text says. Global flags may appear
+ * before or after the command words; the command words come before the command's own flags.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CliError } from './errors.ts';
+import {
+  CERT_ENV,
+  DEFAULT_ENDPOINT,
+  DEFAULT_TIMEOUT_SECONDS,
+  ENDPOINT_ENV,
+  FlagValues,
+  GLOBAL_FLAGS,
+  type CommandSpec,
+  type FlagSpec,
+  type GlobalOptions,
+  type GroupSpec,
+} from './spec.ts';
+
+/** Every command and group of the CLI. */
+export interface CommandTable {
+  readonly commands: readonly CommandSpec[];
+  readonly groups: readonly GroupSpec[];
+}
+
+/** What the user asked for. */
+export type Invocation =
+  /** Help for the whole CLI (`[]`), a group (`['client']`) or a command path. */
+  | { readonly kind: 'help'; readonly path: readonly string[] }
+  | { readonly kind: 'version' }
+  | {
+      readonly kind: 'run';
+      readonly command: CommandSpec;
+      readonly flags: FlagValues;
+      readonly globals: GlobalOptions;
+    };
+
+/** The environment and randomness parsing depends on. */
+export interface ParseEnvironment {
+  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** A fresh idempotency key, used when `--request-id` is not given. */
+  readonly newRequestId: () => string;
+}
+
+const MAX_REQUEST_ID_LENGTH = 128;
+const MAX_TIMEOUT_SECONDS = 24 * 3600;
+const ENDPOINT_SHAPE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
+
+/**
+ * Parses argv (without the node and script paths).
+ * @throws CliError exit 2 (usage) for unknown commands or flags, missing or conflicting flags,
+ *   malformed values
+ */
+export function parseInvocation(
+  argv: readonly string[],
+  table: CommandTable,
+  environment: ParseEnvironment,
+): Invocation {
+  const words = commandWords(argv);
+  const wantsHelp = helpRequested(argv);
+  if (words[0] === 'help') return { kind: 'help', path: resolveHelpPath(words.slice(1), table) };
+  const command = findCommand(words, table);
+  if (command === undefined) {
+    if (wantsHelp) return { kind: 'help', path: resolveHelpPath(words, table) };
+    if (words.length === 0) {
+      if (argv.includes('--version')) return { kind: 'version' };
+      throw CliError.usage('missing command', []);
+    }
+    throw unknownCommand(words, table);
+  }
+  if (wantsHelp) return { kind: 'help', path: command.path };
+
+  const flagSpecs = flagsOf(command);
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: parseArgsOptions(flagSpecs),
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    throw CliError.usage(describeParseError(err), command.path);
+  }
+  const extra = parsed.positionals.slice(command.path.length);
+  if (extra[0] !== undefined) {
+    throw CliError.usage(`unexpected argument "${extra[0]}"`, command.path);
+  }
+  const values = new Map<string, string | boolean | number>();
+  for (const spec of flagSpecs) {
+    const raw = parsed.values[spec.name];
+    if (raw === undefined || Array.isArray(raw)) continue;
+    values.set(spec.name, convert(spec, raw, command));
+  }
+  if (values.get('version') === true && !command.flags.some((f) => f.name === 'version')) {
+    return { kind: 'version' };
+  }
+  checkCommandFlags(command, values);
+  return {
+    kind: 'run',
+    command,
+    flags: new FlagValues(values),
+    globals: globalOptions(values, command, environment),
+  };
+}
+
+/** The words before the first flag the prescan cannot classify (values of global flags skipped). */
+function commandWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? '';
+    if (token === '--') break;
+    if (token.startsWith('-') && token.length > 1) {
+      const global = globalFlagOf(token);
+      if (global === undefined) break;
+      const attached = token.startsWith('--') ? token.includes('=') : token.length > 2;
+      if (global.kind !== 'boolean' && !attached) i++;
+      continue;
+    }
+    words.push(token);
+  }
+  return words;
+}
+
+function globalFlagOf(token: string): FlagSpec | undefined {
+  if (token.startsWith('--')) {
+    const name = token.slice(2).split('=')[0];
+    return GLOBAL_FLAGS.find((f) => f.name === name);
+  }
+  return GLOBAL_FLAGS.find((f) => f.short !== undefined && token.startsWith(`-${f.short}`));
+}
+
+function helpRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  const flags = end === -1 ? argv : argv.slice(0, end);
+  return flags.includes('-h') || flags.includes('--help');
+}
+
+function findCommand(words: readonly string[], table: CommandTable): CommandSpec | undefined {
+  let best: CommandSpec | undefined;
+  for (const command of table.commands) {
+    const matches = command.path.every((word, i) => words[i] === word);
+    if (matches && (best === undefined || command.path.length > best.path.length)) best = command;
+  }
+  return best;
+}
+
+function resolveHelpPath(words: readonly string[], table: CommandTable): readonly string[] {
+  const command = findCommand(words, table);
+  if (command !== undefined) return command.path;
+  const group = words[0];
+  if (group !== undefined && table.groups.some((g) => g.name === group)) return [group];
+  if (words.length > 0) throw unknownCommand(words, table);
+  return [];
+}
+
+function unknownCommand(words: readonly string[], table: CommandTable): CliError {
+  const [first, second] = words;
+  const group = table.groups.find((g) => g.name === first);
+  if (group !== undefined) {
+    if (second === undefined) return CliError.usage(`"${group.name}" needs a verb`, [group.name]);
+    const verbs = table.commands
+      .filter((c) => c.path[0] === group.name && c.path.length === 2)
+      .map((c) => c.path[1] ?? '');
+    return CliError.usage(`unknown command "${group.name} ${second}"${didYouMean(second, verbs)}`, [
+      group.name,
+    ]);
+  }
+  const topLevel = [
+    ...table.groups.map((g) => g.name),
+    ...table.commands.filter((c) => c.path.length === 1).map((c) => c.path[0]),
+  ];
+  return CliError.usage(`unknown command "${first ?? ''}"${didYouMean(first ?? '', topLevel)}`, []);
+}
+
+/** `; did you mean "x"?` for the closest candidate within two edits (or a prefix), else ''. */
+export function didYouMean(word: string, candidates: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance =
+      candidate.startsWith(word) && word.length >= 2 ? 1 : editDistance(word, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best === undefined ? '' : `; did you mean "${best}"?`;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_v, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** The command's flags plus the global ones it does not redefine (`status --version V`). */
+export function flagsOf(command: CommandSpec): readonly FlagSpec[] {
+  const own = new Set(command.flags.map((f) => f.name));
+  return [...command.flags, ...GLOBAL_FLAGS.filter((f) => !own.has(f.name))];
+}
+
+function parseArgsOptions(specs: readonly FlagSpec[]): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const spec of specs) {
+    options[spec.name] = {
+      type: spec.kind === 'boolean' ? 'boolean' : 'string',
+      ...(spec.short === undefined ? {} : { short: spec.short }),
+    };
+  }
+  return options;
+}
+
+function describeParseError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const option = /'(-[^']*)'/.exec(err.message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) {
+    return `unknown flag ${option}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) {
+    if (err.message.includes('argument missing')) return `flag ${option} needs a value`;
+    if (err.message.includes('does not take an argument')) return `flag ${option} takes no value`;
+    if (err.message.includes('ambiguous')) {
+      return `flag ${option} needs a value (write ${option.split(' ')[0] ?? option}=VALUE for a value that starts with "-")`;
+    }
+  }
+  return err.message.split('\n')[0] ?? err.message;
+}
+
+function convert(
+  spec: FlagSpec,
+  raw: string | boolean,
+  command: CommandSpec,
+): string | boolean | number {
+  if (spec.kind !== 'integer' || typeof raw !== 'string') return raw;
+  if (!/^-?\d{1,15}$/.test(raw)) {
+    throw CliError.usage(`flag --${spec.name} needs an integer, got "${raw}"`, command.path);
+  }
+  const value = Number(raw);
+  if (spec.min !== undefined && value < spec.min) {
+    throw CliError.usage(`flag --${spec.name} must be at least ${spec.min}`, command.path);
+  }
+  return value;
+}
+
+function given(values: ReadonlyMap<string, unknown>, name: string): boolean {
+  const value = values.get(name);
+  return value !== undefined && value !== false && value !== '';
+}
+
+function checkCommandFlags(
+  command: CommandSpec,
+  values: ReadonlyMap<string, string | boolean | number>,
+): void {
+  for (const spec of command.flags) {
+    if (spec.required === true && !given(values, spec.name)) {
+      throw CliError.usage(`flag --${spec.name} is required`, command.path);
+    }
+  }
+  for (const rule of command.constraints ?? []) {
+    if (rule.kind === 'exactly-one') {
+      const present = rule.flags.filter((name) => given(values, name));
+      const list = rule.flags.map((name) => `--${name}`).join(' or ');
+      if (present.length === 0) throw CliError.usage(`one of ${list} is required`, command.path);
+      if (present.length > 1) throw CliError.usage(`only one of ${list} is allowed`, command.path);
+    } else if (given(values, rule.flag) && !given(values, rule.with)) {
+      throw CliError.usage(`--${rule.flag} can be used only with --${rule.with}`, command.path);
+    }
+  }
+}
+
+function globalOptions(
+  values: ReadonlyMap<string, string | boolean | number>,
+  command: CommandSpec,
+  environment: ParseEnvironment,
+): GlobalOptions {
+  const str = (name: string): string | undefined => {
+    const value = values.get(name);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const env = (name: string): string | undefined => {
+    const value = environment.env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const usage = (message: string): CliError => CliError.usage(message, command.path);
+
+  const endpoint = str('endpoint') ?? env(ENDPOINT_ENV) ?? DEFAULT_ENDPOINT;
+  const port = ENDPOINT_SHAPE.exec(endpoint)?.[1];
+  if (port === undefined || Number(port) < 1 || Number(port) > 65535) {
+    const source = str('endpoint') === undefined ? ENDPOINT_ENV : '--endpoint';
+    throw usage(`${source} must be HOST:PORT (for example 127.0.0.1:5555), got "${endpoint}"`);
+  }
+
+  const insecure = values.get('insecure') === true;
+  const certFlag = str('cert');
+  if (certFlag === '') throw usage('flag --cert needs a file');
+  if (insecure && certFlag !== undefined) throw usage('--cert and --insecure exclude each other');
+  const certFile = insecure ? undefined : (certFlag ?? env(CERT_ENV));
+  const servername = str('servername');
+  if (insecure && servername !== undefined) {
+    throw usage('--servername applies to TLS connections; it cannot be used with --insecure');
+  }
+
+  const timeoutText = str('timeout');
+  let timeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
+  if (timeoutText !== undefined) {
+    const seconds = /^\d+(\.\d+)?$/.test(timeoutText) ? Number(timeoutText) : Number.NaN;
+    if (!(seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS)) {
+      throw usage(`--timeout must be a number of seconds above 0, got "${timeoutText}"`);
+    }
+    timeoutMs = Math.max(1, Math.round(seconds * 1000));
+  }
+
+  const requestIdFlag = str('request-id');
+  if (
+    requestIdFlag !== undefined &&
+    !new RegExp(`^[\\x21-\\x7e]{1,${MAX_REQUEST_ID_LENGTH}}$`).test(requestIdFlag)
+  ) {
+    throw usage(
+      `--request-id must be 1 to ${MAX_REQUEST_ID_LENGTH} printable ASCII characters without spaces`,
+    );
+  }
+
+  return {
+    endpoint,
+    certFile,
+    servername,
+    insecure,
+    json: values.get('json') === true,
+    timeoutMs,
+    requestId: requestIdFlag ?? environment.newRequestId(),
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * `e4c2`, the command line of the E4 C2 (`npm run cli -- <command>`, or
+ * `node --import tsx cli/main.ts <command>`). The composition root of the CLI: the only place
+ * that reads argv, the environment and the process streams. See docs/cli.md.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { GrpcC2Api } from './grpc-client.ts';
+import { runCli } from './run.ts';
+
+function packageVersion(): string {
+  try {
+    const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+    const version = (JSON.parse(text) as { version?: unknown }).version;
+    return typeof version === 'string' ? version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+// grpc-js passes an IP endpoint (127.0.0.1:5555) to TLS as the server name, which Node answers
+// with a DEP0123 warning on every run; the host-name check itself is right. Not for operators' eyes.
+process.noDeprecation = true;
+
+// `e4c2 client list | head` closes stdout early: that is a normal end, not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+const interrupt = new AbortController();
+// The first Ctrl-C ends a stream cleanly (or cancels a call); a second one kills at once.
+process.once('SIGINT', () => {
+  interrupt.abort();
+});
+
+process.exitCode = await runCli({
+  argv: process.argv.slice(2),
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  version: packageVersion(),
+  connect: (options) => GrpcC2Api.connect(options),
+  readFile: async (path) => new Uint8Array(await readFile(path)),
+  newRequestId: () => randomUUID(),
+  signal: interrupt.signal,
+});

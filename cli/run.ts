@@ -1,0 +1,150 @@
+/**
+ * One run of the CLI, with every outside dependency injected (argv, environment, streams, the
+ * API factory, the file reader), so tests drive it without a process or a server: parse, print
+ * help or the version, or connect and run the command, then map any failure to its exit code.
+ */
+import type { C2Api } from './api.ts';
+import { parseInvocation, type CommandTable } from './args.ts';
+import { COMMAND_TABLE } from './commands/index.ts';
+import {
+  CliError,
+  ExitCode,
+  fromGrpcError,
+  isGrpcStatusError,
+  type ConnectionFacts,
+} from './errors.ts';
+import type { ConnectionOptions, TlsOptions } from './grpc-client.ts';
+import { Output, type TextSink } from './output.ts';
+import type { CommandContext, GlobalOptions } from './spec.ts';
+import { PROGRAM, renderUsage } from './usage.ts';
+
+/** Everything a run needs from outside. */
+export interface CliDeps {
+  /** Arguments after the program name. */
+  readonly argv: readonly string[];
+  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  /** Printed by `--version`. */
+  readonly version: string;
+  /** Opens the API; called only once the arguments are valid. */
+  readonly connect: (options: ConnectionOptions) => C2Api;
+  /** Reads key, password and certificate files. */
+  readonly readFile: (path: string) => Promise<Uint8Array>;
+  /** A fresh idempotency key (default for `--request-id`). */
+  readonly newRequestId: () => string;
+  /** Aborted on Ctrl-C. */
+  readonly signal: AbortSignal;
+  /** The commands; default {@link COMMAND_TABLE}. */
+  readonly table?: CommandTable;
+}
+
+/** Runs the CLI once and returns the exit code; never throws. */
+export async function runCli(deps: CliDeps): Promise<ExitCode> {
+  const table = deps.table ?? COMMAND_TABLE;
+  try {
+    const invocation = parseInvocation(deps.argv, table, {
+      env: deps.env,
+      newRequestId: deps.newRequestId,
+    });
+    switch (invocation.kind) {
+      case 'help':
+        deps.stdout.write(renderUsage(invocation.path, table));
+        return ExitCode.Ok;
+      case 'version':
+        deps.stdout.write(`${PROGRAM} ${deps.version}\n`);
+        return ExitCode.Ok;
+      case 'run': {
+        const { command, flags, globals } = invocation;
+        const facts = connectionFacts(globals);
+        const tls = await tlsOptions(globals, deps);
+        const api = deps.connect({
+          endpoint: globals.endpoint,
+          tls,
+          timeoutMs: globals.timeoutMs,
+          userAgent: `${PROGRAM}-cli/${deps.version}`,
+          signal: deps.signal,
+        });
+        const toCliError = (err: unknown): CliError => describeFailure(err, facts, deps.signal);
+        const ctx: CommandContext = {
+          api,
+          out: new Output(deps.stdout, globals.json, deps.stderr),
+          flags,
+          globals,
+          readFile: deps.readFile,
+          signal: deps.signal,
+          toCliError,
+        };
+        try {
+          await command.run(ctx);
+          return ExitCode.Ok;
+        } catch (err) {
+          return report(toCliError(err), deps.stderr, table);
+        } finally {
+          api.close();
+        }
+      }
+    }
+  } catch (err) {
+    return report(describeFailure(err, undefined, deps.signal), deps.stderr, table);
+  }
+}
+
+function connectionFacts(globals: GlobalOptions): ConnectionFacts {
+  return {
+    endpoint: globals.endpoint,
+    transport: globals.insecure
+      ? 'insecure'
+      : globals.certFile === undefined
+        ? 'tls-system'
+        : 'tls-cert',
+    timeoutMs: globals.timeoutMs,
+  };
+}
+
+async function tlsOptions(globals: GlobalOptions, deps: CliDeps): Promise<TlsOptions> {
+  if (globals.insecure) return { kind: 'insecure' };
+  const servername = globals.servername === undefined ? {} : { servername: globals.servername };
+  if (globals.certFile === undefined) return { kind: 'tls', ...servername };
+  let rootCerts: Uint8Array;
+  try {
+    rootCerts = await deps.readFile(globals.certFile);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw CliError.input(`cannot read certificate file ${globals.certFile}: ${reason}`, {
+      hint: 'pass the PEM certificate the server prints at start-up, or --insecure for a plaintext server',
+    });
+  }
+  return { kind: 'tls', rootCerts, ...servername };
+}
+
+/** Any thrown value as the CliError the process reports. */
+function describeFailure(
+  err: unknown,
+  facts: ConnectionFacts | undefined,
+  signal: AbortSignal,
+): CliError {
+  if (CliError.is(err)) return err;
+  if (isGrpcStatusError(err) && facts !== undefined) {
+    if (signal.aborted) return new CliError(ExitCode.Interrupted, 'interrupted', { cause: err });
+    return fromGrpcError(err, facts);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new CliError(ExitCode.Internal, `internal error in ${PROGRAM}: ${message}`, {
+    cause: err,
+  });
+}
+
+function report(err: CliError, stderr: TextSink, table: CommandTable): ExitCode {
+  const code = err.grpcCode === undefined ? '' : ` (${err.grpcCode})`;
+  let text = `error: ${err.message}${code}\n`;
+  if (err.hint !== undefined)
+    text += err.hint
+      .split('\n')
+      .map((line) => `hint: ${line}\n`)
+      .join('');
+  if (err.usageOf !== undefined) text += `\n${renderUsage(err.usageOf, table, true)}`;
+  stderr.write(text);
+  return err.exitCode;
+}

@@ -1,0 +1,419 @@
+// Argument parsing, help and usage errors for every command of the table (no server: a fake).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { didYouMean, flagsOf } from '../args.ts';
+import { COMMAND_TABLE } from '../commands/index.ts';
+import { ExitCode } from '../errors.ts';
+import { synopsis } from '../usage.ts';
+import { FakeApi, runWith } from './support/fake-api.ts';
+
+/** Valid values for every flag name the table uses, so each command can be run minimally. */
+const SAMPLE: Readonly<Record<string, string>> = {
+  name: 'n1',
+  key: 'key.bin',
+  password: 'pass.txt',
+  source: 's1',
+  target: 't1',
+  client: 'c1',
+  topic: 'top/ic',
+  message: 'aGVsbG8=',
+  after: '0',
+  version: '1',
+  offset: '0',
+  count: '0',
+  'public-key': 'pub.bin',
+};
+
+/** The smallest valid argv of a command: its path, its required flags, one of each exactly-one. */
+function minimalArgv(path: readonly string[]): string[] {
+  const command = COMMAND_TABLE.commands.find((c) => c.path.join(' ') === path.join(' '));
+  assert.ok(command !== undefined);
+  const argv = [...command.path];
+  const add = (name: string): void => {
+    const flag = command.flags.find((f) => f.name === name);
+    assert.ok(flag !== undefined, name);
+    argv.push(`--${name}`);
+    if (flag.kind !== 'boolean') argv.push(SAMPLE[name] ?? 'x');
+  };
+  command.flags
+    .filter((f) => f.required === true)
+    .forEach((f) => {
+      add(f.name);
+    });
+  for (const rule of command.constraints ?? []) {
+    if (rule.kind === 'exactly-one' && rule.flags[0] !== undefined) add(rule.flags[0]);
+  }
+  return argv;
+}
+
+const ALL_PATHS = COMMAND_TABLE.commands.map((c) => c.path.join(' '));
+
+void describe('the command table', () => {
+  void it('has every reference c2cli verb and every e4c2.v1 verb, each once', () => {
+    const expected = [
+      'client create',
+      'client remove',
+      'client reset',
+      'client new-key',
+      'client list',
+      'client list-topics',
+      'client link-client',
+      'client unlink-client',
+      'client list-linked-clients',
+      'client send-pubkey',
+      'client remove-pubkey',
+      'client reset-pubkeys',
+      'topic create',
+      'topic remove',
+      'topic list',
+      'topic list-clients',
+      'attach',
+      'detach',
+      'count',
+      'events',
+      'new-c2key',
+      'protect-message',
+      'unprotect-message',
+      'client show',
+      'client rotate',
+      'client resync',
+      'topic show',
+      'topic rotate',
+      'status',
+      'c2-public-key',
+      'health',
+    ];
+    assert.deepEqual([...ALL_PATHS].sort(), [...expected].sort());
+  });
+
+  void it('declares each flag once per command and names the RPCs of each', () => {
+    for (const command of COMMAND_TABLE.commands) {
+      const names = flagsOf(command).map((f) => f.name);
+      assert.equal(new Set(names).size, names.length, command.path.join(' '));
+      assert.ok(command.calls.length > 0, command.path.join(' '));
+      for (const rule of command.constraints ?? []) {
+        const flags = rule.kind === 'exactly-one' ? rule.flags : [rule.flag, rule.with];
+        for (const f of flags)
+          assert.ok(
+            command.flags.some((spec) => spec.name === f),
+            f,
+          );
+      }
+    }
+  });
+});
+
+void describe('help', () => {
+  for (const path of ALL_PATHS) {
+    void it(`"${path} --help" prints the usage of ${path} and exits 0`, async () => {
+      const command = COMMAND_TABLE.commands.find((c) => c.path.join(' ') === path);
+      assert.ok(command !== undefined);
+      for (const argv of [
+        [...command.path, '--help'],
+        [...command.path, '-h'],
+        ['help', ...command.path],
+      ]) {
+        const r = await runWith(argv);
+        assert.equal(r.code, ExitCode.Ok);
+        assert.ok(r.stdout.startsWith(`Usage: ${synopsis(command)}`), r.stdout);
+        for (const flag of command.flags) assert.ok(r.stdout.includes(`--${flag.name}`), flag.name);
+        assert.ok(r.stdout.includes('Global flags:'));
+        assert.equal(r.stderr, '');
+        assert.equal(r.connection, undefined, 'help never connects');
+      }
+    });
+  }
+
+  void it('prints help even when required flags are missing', async () => {
+    const r = await runWith(['client', 'create', '--help']);
+    assert.equal(r.code, ExitCode.Ok);
+    assert.match(
+      r.stdout,
+      /Usage: e4c2 client create --name NAME \(--key FILE \| --password FILE\)/,
+    );
+  });
+
+  void it('lists every command at the top level and every verb of a group', async () => {
+    const root = await runWith(['--help']);
+    assert.equal(root.code, ExitCode.Ok);
+    for (const path of ALL_PATHS) assert.ok(root.stdout.includes(path), path);
+    assert.match(root.stdout, /Exit codes: 0 ok; 1 the server refused/);
+    const group = await runWith(['client', '--help']);
+    assert.equal(group.code, ExitCode.Ok);
+    assert.match(group.stdout, /^Usage: e4c2 client <verb>/);
+    assert.ok(group.stdout.includes('client list-linked-clients'));
+    assert.ok(!group.stdout.includes('topic create'));
+    assert.equal(
+      (await runWith(['help', 'topic'])).stdout.startsWith('Usage: e4c2 topic <verb>'),
+      true,
+    );
+  });
+
+  void it('prints the version', async () => {
+    const r = await runWith(['--version']);
+    assert.equal(r.code, ExitCode.Ok);
+    assert.equal(r.stdout, 'e4c2 9.9.9\n');
+  });
+});
+
+void describe('usage errors exit 2 and print the usage of the command', () => {
+  void it('no command at all', async () => {
+    const r = await runWith([]);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: missing command\n\nUsage: e4c2 \[global flags\] <command>/);
+    assert.equal(r.stdout, '');
+  });
+
+  void it('unknown commands and verbs, with a suggestion', async () => {
+    const top = await runWith(['clinet', 'list']);
+    assert.equal(top.code, ExitCode.Usage);
+    assert.match(top.stderr, /^error: unknown command "clinet"; did you mean "client"\?/);
+    const verb = await runWith(['client', 'lst']);
+    assert.equal(verb.code, ExitCode.Usage);
+    assert.match(verb.stderr, /^error: unknown command "client lst"; did you mean "list"\?/);
+    assert.match(verb.stderr, /Usage: e4c2 client <verb>/);
+    const bare = await runWith(['topic']);
+    assert.equal(bare.code, ExitCode.Usage);
+    assert.match(bare.stderr, /^error: "topic" needs a verb/);
+    assert.equal((await runWith(['help', 'nope'])).code, ExitCode.Usage);
+  });
+
+  for (const path of ALL_PATHS) {
+    const command = COMMAND_TABLE.commands.find((c) => c.path.join(' ') === path);
+    assert.ok(command !== undefined);
+    const usageLine = `Usage: ${synopsis(command)}`;
+
+    void it(`${path}: an unknown flag`, async () => {
+      const r = await runWith([...minimalArgv(command.path), '--bogus']);
+      assert.equal(r.code, ExitCode.Usage);
+      assert.ok(r.stderr.startsWith('error: unknown flag --bogus\n'), r.stderr);
+      assert.ok(r.stderr.includes(usageLine), r.stderr);
+      assert.equal(r.connection, undefined);
+    });
+
+    void it(`${path}: an extra argument`, async () => {
+      const r = await runWith([...minimalArgv(command.path), 'extra']);
+      assert.equal(r.code, ExitCode.Usage);
+      assert.ok(r.stderr.startsWith('error: unexpected argument "extra"\n'), r.stderr);
+      assert.ok(r.stderr.includes(usageLine));
+    });
+
+    for (const flag of command.flags.filter((f) => f.required === true)) {
+      void it(`${path}: without --${flag.name}`, async () => {
+        const argv = minimalArgv(command.path);
+        const at = argv.indexOf(`--${flag.name}`);
+        argv.splice(at, flag.kind === 'boolean' ? 1 : 2);
+        const r = await runWith(argv);
+        assert.equal(r.code, ExitCode.Usage);
+        assert.ok(r.stderr.startsWith(`error: flag --${flag.name} is required\n`), r.stderr);
+        assert.ok(r.stderr.includes(usageLine));
+        assert.equal(r.api.calls.length, 0);
+      });
+
+      if (flag.kind !== 'boolean') {
+        void it(`${path}: --${flag.name} without a value`, async () => {
+          const argv = minimalArgv(command.path);
+          argv.splice(argv.indexOf(`--${flag.name}`) + 1, 1);
+          argv.push(`--${flag.name}`);
+          const r = await runWith(argv);
+          assert.equal(r.code, ExitCode.Usage);
+          assert.ok(r.stderr.startsWith(`error: flag --${flag.name} needs a value`), r.stderr);
+        });
+      }
+    }
+  }
+
+  void it('exactly-one groups: none, and both', async () => {
+    const none = await runWith(['client', 'create', '--name', 'a']);
+    assert.equal(none.code, ExitCode.Usage);
+    assert.match(none.stderr, /^error: one of --key or --password is required/);
+    const both = await runWith([
+      'client',
+      'create',
+      '--name',
+      'a',
+      '--key',
+      'k',
+      '--password',
+      'p',
+    ]);
+    assert.equal(both.code, ExitCode.Usage);
+    assert.match(both.stderr, /^error: only one of --key or --password is allowed/);
+    const count = await runWith(['count']);
+    assert.match(count.stderr, /^error: one of --clients or --topics is required/);
+    const countBoth = await runWith(['count', '--clients', '--topics']);
+    assert.match(countBoth.stderr, /^error: only one of --clients or --topics is allowed/);
+  });
+
+  void it('count: --topic only with --clients, --client only with --topics', async () => {
+    const a = await runWith(['count', '--topics', '--topic', 't']);
+    assert.equal(a.code, ExitCode.Usage);
+    assert.match(a.stderr, /^error: --topic can be used only with --clients/);
+    const b = await runWith(['count', '--clients', '--client', 'c']);
+    assert.equal(b.code, ExitCode.Usage);
+    assert.match(b.stderr, /^error: --client can be used only with --topics/);
+  });
+
+  void it('integer flags', async () => {
+    const text = await runWith(['client', 'list', '--count', 'many']);
+    assert.equal(text.code, ExitCode.Usage);
+    assert.match(text.stderr, /^error: flag --count needs an integer, got "many"/);
+    const negative = await runWith(['client', 'list', '--offset=-1']);
+    assert.match(negative.stderr, /^error: flag --offset must be at least 0/);
+    const ambiguous = await runWith(['client', 'list', '--count', '-1']);
+    assert.match(ambiguous.stderr, /^error: flag --count needs a value \(write --count=VALUE/);
+    const allowed = await runWith(['client', 'list', '--count=-1']);
+    assert.equal(allowed.code, ExitCode.Ok);
+    const version = await runWith(['status', '--topic', 't', '--version', '0']);
+    assert.match(version.stderr, /^error: flag --version must be at least 1/);
+  });
+
+  void it('a boolean flag given a value', async () => {
+    const r = await runWith(['count', '--clients=yes']);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: flag --clients takes no value/);
+  });
+
+  void it('empty values count as missing', async () => {
+    const r = await runWith(['topic', 'create', '--name', '']);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: flag --name is required/);
+  });
+});
+
+void describe('global flags and environment', () => {
+  void it('defaults: 127.0.0.1:5555, TLS with system roots, 10 s, a generated request id', async () => {
+    const r = await runWith(['topic', 'create', '--name', 't']);
+    assert.equal(r.code, ExitCode.Ok);
+    assert.deepEqual(r.connection, {
+      endpoint: '127.0.0.1:5555',
+      tls: { kind: 'tls' },
+      timeoutMs: 10_000,
+      userAgent: 'e4c2-cli/9.9.9',
+      signal: r.connection?.signal,
+    });
+    assert.deepEqual(r.api.calls[0]?.options, { idempotencyKey: 'generated-request-id' });
+  });
+
+  void it('accepts global flags before and after the command words', async () => {
+    const before = await runWith([
+      '-e',
+      'c2.example:7000',
+      '--insecure',
+      '--timeout',
+      '2.5',
+      'topic',
+      'create',
+      '--name',
+      't',
+    ]);
+    const after = await runWith([
+      'topic',
+      'create',
+      '--name',
+      't',
+      '--endpoint=c2.example:7000',
+      '--insecure',
+      '--timeout=2.5',
+    ]);
+    for (const r of [before, after]) {
+      assert.equal(r.code, ExitCode.Ok, r.stderr);
+      assert.equal(r.connection?.endpoint, 'c2.example:7000');
+      assert.deepEqual(r.connection.tls, { kind: 'insecure' });
+      assert.equal(r.connection.timeoutMs, 2500);
+    }
+  });
+
+  void it('reads E4C2_ENDPOINT and E4C2_CERT; flags win over them', async () => {
+    const files = { '/etc/c2.pem': 'PEM', '/tmp/other.pem': 'OTHER' };
+    const env = { E4C2_ENDPOINT: '10.0.0.1:5555', E4C2_CERT: '/etc/c2.pem' };
+    const fromEnv = await runWith(['count', '--clients'], { env, files, api: countApi() });
+    assert.equal(fromEnv.code, ExitCode.Ok, fromEnv.stderr);
+    assert.equal(fromEnv.connection?.endpoint, '10.0.0.1:5555');
+    assert.deepEqual(fromEnv.connection.tls, {
+      kind: 'tls',
+      rootCerts: new TextEncoder().encode('PEM'),
+    });
+    const flags = await runWith(
+      [
+        '-e',
+        '[::1]:6000',
+        '-c',
+        '/tmp/other.pem',
+        '--servername',
+        'c2.local',
+        'count',
+        '--clients',
+      ],
+      { env, files, api: countApi() },
+    );
+    assert.equal(flags.connection?.endpoint, '[::1]:6000');
+    assert.deepEqual(flags.connection.tls, {
+      kind: 'tls',
+      rootCerts: new TextEncoder().encode('OTHER'),
+      servername: 'c2.local',
+    });
+    const insecure = await runWith(['--insecure', 'count', '--clients'], {
+      env,
+      files,
+      api: countApi(),
+    });
+    assert.deepEqual(
+      insecure.connection?.tls,
+      { kind: 'insecure' },
+      '--insecure ignores E4C2_CERT',
+    );
+  });
+
+  void it('rejects conflicting or malformed global flags', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--cert', 'a.pem', '--insecure'], /--cert and --insecure exclude each other/],
+      [['--insecure', '--servername', 'x'], /--servername applies to TLS connections/],
+      [['-e', 'localhost'], /--endpoint must be HOST:PORT/],
+      [['-e', 'host:99999'], /--endpoint must be HOST:PORT/],
+      [['--timeout', '0'], /--timeout must be a number of seconds above 0/],
+      [['--timeout', 'soon'], /--timeout must be a number of seconds above 0/],
+      [['--request-id', 'has space'], /--request-id must be 1 to 128 printable ASCII/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await runWith([...flags, 'topic', 'list']);
+      assert.equal(r.code, ExitCode.Usage, flags.join(' '));
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /Usage: e4c2 topic list/);
+    }
+    const env = await runWith(['topic', 'list'], { env: { E4C2_ENDPOINT: 'nope' } });
+    assert.match(env.stderr, /^error: E4C2_ENDPOINT must be HOST:PORT/);
+  });
+
+  void it('a missing certificate file is a local error (exit 2), before any call', async () => {
+    const r = await runWith(['-c', '/nope.pem', 'topic', 'list']);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: cannot read certificate file \/nope.pem: ENOENT/);
+    assert.equal(r.connection, undefined);
+  });
+
+  void it('--request-id is the idempotency key of reference and v1 mutations', async () => {
+    const ref = await runWith(['--request-id', 'rid-1', 'attach', '--client', 'c', '--topic', 't']);
+    assert.deepEqual(ref.api.calls[0]?.options, { idempotencyKey: 'rid-1' });
+    const v1 = await runWith(['topic', 'rotate', '--name', 't', '--request-id', 'rid-2']);
+    assert.deepEqual(v1.api.calls[0]?.request, { name: 't', request_id: 'rid-2' });
+  });
+
+  void it('status --version V is the key version, not the program version', async () => {
+    const r = await runWith(['status', '--topic', 't', '--version', '3']);
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 't', version: 3 });
+  });
+});
+
+void describe('didYouMean', () => {
+  void it('suggests within two edits or by prefix, else nothing', () => {
+    assert.equal(didYouMean('lsit', ['list', 'show']), '; did you mean "list"?');
+    assert.equal(didYouMean('list-t', ['list', 'list-topics']), '; did you mean "list-topics"?');
+    assert.equal(didYouMean('zzzzzz', ['list', 'show']), '');
+  });
+});
+
+function countApi(): FakeApi {
+  return new FakeApi().onReference('CountClients', () => ({ count: '0' }));
+}

@@ -1,0 +1,379 @@
+// Our e4c2.v1 verbs, health and the event streams against a fake server: requests, human
+// tables, JSON documents, exit codes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { ed25519PublicKey, randomEd25519Key, toHex } from '../../e4/index.ts';
+import type { ClientDetails, TopicDetails } from '../api.ts';
+import { ExitCode } from '../errors.ts';
+import { FakeApi, fakeStream, grpcError, runWith } from './support/fake-api.ts';
+import { json } from './support/output.ts';
+
+const DETAILS: ClientDetails = {
+  name: 'sensor-1',
+  id: 'ab'.repeat(16),
+  control_topic: `e4/${'ab'.repeat(16)}`,
+  key_version: 2,
+  delivered_key_version: 1,
+  c2_key_version: 0,
+  keys: [
+    { version: 1, fingerprint: 'f1f1', created_at: '2025-01-01T00:00:00Z' },
+    { version: 2, fingerprint: 'f2f2', created_at: '2025-01-02T00:00:00Z' },
+  ],
+  delivery: {
+    state: 'pending',
+    attempts: 2,
+    error: 'puback timeout',
+    failed_at: '',
+    last_delivery_at: '2025-01-02T00:00:01Z',
+  },
+  topics: [
+    {
+      topic: 'sensors/temp',
+      topic_hash: 'cd',
+      desired_version: 3,
+      delivered_version: 3,
+      state: 'delivered',
+    },
+  ],
+};
+
+const TOPIC: TopicDetails = {
+  name: 'sensors/temp',
+  topic_hash: 'cdcd',
+  key_version: 3,
+  keys: [{ version: 3, fingerprint: 'f3f3', created_at: '2025-01-03T00:00:00Z' }],
+  rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+};
+
+void describe('client remove --reset (e4c2.v1)', () => {
+  void it('calls v1 RemoveClient with reset and the request id', async () => {
+    const api = new FakeApi().onAdmin('RemoveClient', () => ({ reset_pending: true }));
+    const r = await runWith(['client', 'remove', '--name', 'a', '--reset', '--request-id', 'r1'], {
+      api,
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.methods(), ['e4c2.v1/RemoveClient']);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 'a', reset: true, request_id: 'r1' });
+    assert.equal(r.stdout, 'Client a removed successfully; reset command queued for delivery\n');
+    const j = await runWith(['client', 'remove', '--name', 'a', '--reset', '--json'], { api });
+    assert.deepEqual(json(j.stdout), {
+      client: 'a',
+      removed: true,
+      reset: true,
+      resetPending: true,
+    });
+  });
+});
+
+void describe('e4c2.v1 verbs', () => {
+  void it('client show: fields, key versions and topics as aligned tables; --json is the message', async () => {
+    const api = new FakeApi().onAdmin('GetClient', () => DETAILS);
+    const r = await runWith(['client', 'show', '--name', 'sensor-1'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 'sensor-1' });
+    assert.equal(
+      r.stdout,
+      [
+        'name            sensor-1',
+        `id              ${DETAILS.id}`,
+        `control topic   ${DETAILS.control_topic}`,
+        'key version     2 (delivered 1)',
+        'c2 key version  - (symmetric-key mode)',
+        'delivery        pending, 2 attempts, last delivery 2025-01-02T00:00:01Z',
+        'last error      puback timeout',
+        '',
+        'KEY VERSION  FINGERPRINT  CREATED',
+        '1            f1f1         2025-01-01T00:00:00Z',
+        '2            f2f2         2025-01-02T00:00:00Z',
+        '',
+        'TOPIC         DESIRED  DELIVERED  STATE',
+        'sensors/temp  3        3          delivered',
+        '',
+      ].join('\n'),
+    );
+    const j = await runWith(['client', 'show', '--name', 'sensor-1', '--json'], { api });
+    assert.deepEqual(json(j.stdout), DETAILS);
+  });
+
+  void it('client show of an unknown client: exit 1', async () => {
+    const api = new FakeApi().onAdmin('GetClient', () => {
+      throw grpcError(status.NOT_FOUND, 'client "ghost" not found');
+    });
+    const r = await runWith(['client', 'show', '--name', 'ghost'], { api });
+    assert.equal(r.code, ExitCode.Refused);
+    assert.equal(r.stderr, 'error: client "ghost" not found (NOT_FOUND)\n');
+  });
+
+  void it('client rotate: v1 RotateClientKey, optional public key file, prints the version', async () => {
+    const api = new FakeApi().onAdmin('RotateClientKey', () => ({
+      key_version: 4,
+      fingerprint: 'ffee',
+    }));
+    const r = await runWith(['client', 'rotate', '--name', 'a', '--request-id', 'r'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[0]?.request, {
+      name: 'a',
+      public_key: new Uint8Array(0),
+      request_id: 'r',
+    });
+    assert.equal(r.stdout, 'Client a key rotated to version 4 (fingerprint ffee)\n');
+    const pub = ed25519PublicKey(randomEd25519Key());
+    const withKey = await runWith(
+      ['client', 'rotate', '--name', 'a', '--public-key', 'pub', '--json'],
+      {
+        api,
+        files: { pub: toHex(pub) },
+      },
+    );
+    assert.equal(withKey.code, ExitCode.Ok, withKey.stderr);
+    assert.deepEqual(
+      (withKey.api.calls.at(-1)?.request as { public_key: Uint8Array }).public_key,
+      pub,
+    );
+    assert.deepEqual(json(withKey.stdout), { client: 'a', key_version: 4, fingerprint: 'ffee' });
+    const bad = await runWith(['client', 'rotate', '--name', 'a', '--public-key', 'pub'], {
+      files: { pub: new Uint8Array(32) },
+    });
+    assert.equal(bad.code, ExitCode.Usage);
+    assert.match(bad.stderr, /^error: invalid public key: invalid public key, all zeros/);
+  });
+
+  void it('client resync', async () => {
+    const r = await runWith(['client', 'resync', '--name', 'a', '--request-id', 'r']);
+    assert.equal(r.code, ExitCode.Ok);
+    assert.deepEqual(r.api.calls[0], {
+      service: 'e4c2.v1',
+      method: 'ResyncClient',
+      request: { name: 'a', request_id: 'r' },
+    });
+    assert.equal(r.stdout, 'Client a resync queued: its current keys will be delivered again\n');
+  });
+
+  void it('topic show', async () => {
+    const api = new FakeApi().onAdmin('GetTopic', () => TOPIC);
+    const r = await runWith(['topic', 'show', '--name', 'sensors/temp'], { api });
+    assert.equal(r.code, ExitCode.Ok);
+    assert.equal(
+      r.stdout,
+      [
+        'name         sensors/temp',
+        'topic hash   cdcd',
+        'key version  3',
+        'rollout      4 members: 2 delivered, 1 pending, 1 failed',
+        '',
+        'KEY VERSION  FINGERPRINT  CREATED',
+        '3            f3f3         2025-01-03T00:00:00Z',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  void it('topic rotate prints the new version; --json carries it', async () => {
+    const api = new FakeApi().onAdmin('RotateTopicKey', () => ({
+      key_version: 2,
+      fingerprint: 'abcd',
+      members: 3,
+    }));
+    const r = await runWith(['topic', 'rotate', '--name', 't', '--request-id', 'r9'], { api });
+    assert.equal(r.code, ExitCode.Ok);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 't', request_id: 'r9' });
+    assert.equal(r.stdout, 'Topic t key rotated to version 2 (fingerprint abcd, 3 members)\n');
+    const j = await runWith(['topic', 'rotate', '--name', 't', '--json'], { api });
+    assert.deepEqual(json(j.stdout), {
+      topic: 't',
+      key_version: 2,
+      fingerprint: 'abcd',
+      members: 3,
+    });
+  });
+
+  void it('status: current version by default, --version to pick one', async () => {
+    const api = new FakeApi().onAdmin('GetRotationStatus', (r) => ({
+      topic: r.name,
+      key_version: r.version === 0 ? 3 : r.version,
+      rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+    }));
+    const r = await runWith(['status', '--topic', 't'], { api });
+    assert.equal(r.code, ExitCode.Ok);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 't', version: 0 });
+    assert.equal(
+      r.stdout,
+      'topic        t\nkey version  3\nmembers      4\ndelivered    2\npending      1\nfailed       1\n',
+    );
+    const j = await runWith(['status', '--topic', 't', '--version', '2', '--json'], { api });
+    assert.deepEqual(json(j.stdout), {
+      topic: 't',
+      key_version: 2,
+      rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+    });
+  });
+
+  void it('c2-public-key; in symmetric-key mode the server refuses (exit 1)', async () => {
+    const api = new FakeApi().onAdmin('GetC2PublicKey', () => ({
+      version: 1,
+      public_key: 'aa'.repeat(32),
+      fingerprint: 'ff',
+    }));
+    const r = await runWith(['c2-public-key'], { api });
+    assert.equal(r.code, ExitCode.Ok);
+    assert.equal(r.stdout, `version      1\npublic key   ${'aa'.repeat(32)}\nfingerprint  ff\n`);
+    const sym = new FakeApi().onAdmin('GetC2PublicKey', () => {
+      throw grpcError(status.FAILED_PRECONDITION, 'the C2 key exists only in public-key mode');
+    });
+    const refused = await runWith(['c2-public-key'], { api: sym });
+    assert.equal(refused.code, ExitCode.Refused);
+    assert.equal(
+      refused.stderr,
+      'error: the C2 key exists only in public-key mode (FAILED_PRECONDITION)\n',
+    );
+  });
+});
+
+void describe('health', () => {
+  void it('grpc.health.v1 SERVING: exit 0', async () => {
+    const r = await runWith(['health']);
+    assert.equal(r.code, ExitCode.Ok);
+    assert.deepEqual(r.api.methods(), ['health/Check']);
+    assert.equal(r.stdout, 'SERVING\n');
+    const j = await runWith(['health', '--json']);
+    assert.deepEqual(json(j.stdout), {
+      status: 'SERVING',
+      serving: true,
+      service: 'grpc.health.v1.Health',
+    });
+  });
+
+  void it('NOT_SERVING: prints it and exits 1', async () => {
+    const api = new FakeApi();
+    api.healthHandler = () => ({ status: 'NOT_SERVING' });
+    const r = await runWith(['-e', 'h:1', 'health'], { api });
+    assert.equal(r.code, ExitCode.Refused);
+    assert.equal(r.stdout, 'NOT_SERVING\n');
+    assert.equal(r.stderr, 'error: the C2 at h:1 reports NOT_SERVING\n');
+  });
+
+  void it('falls back to the reference HealthCheck when the health service is missing', async () => {
+    const api = new FakeApi().onReference('HealthCheck', () => ({ Code: '0', Status: 'OK' }));
+    api.healthHandler = () => {
+      throw grpcError(status.UNIMPLEMENTED, 'unknown service grpc.health.v1.Health');
+    };
+    const r = await runWith(['health', '--json'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.methods(), ['health/Check', 'pb.C2/HealthCheck']);
+    assert.deepEqual(json(r.stdout), {
+      status: 'SERVING',
+      serving: true,
+      service: 'pb.C2/HealthCheck',
+    });
+  });
+});
+
+void describe('events', () => {
+  const event = {
+    type: 'CLIENT_SUBSCRIBED',
+    source: 'sensor-1',
+    target: 'sensors/temp',
+    timestamp: { seconds: '1700000000', nanos: 120_000_000 },
+  };
+
+  void it('reference stream: the banner, then the reference line per event', async () => {
+    const api = new FakeApi();
+    api.referenceStream = fakeStream([
+      event,
+      { ...event, type: 'CLIENT_UNSUBSCRIBED', timestamp: { seconds: '1700000001', nanos: 0 } },
+    ]);
+    const r = await runWith(['events'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.equal(
+      r.stdout,
+      'Subscribed to server event stream...\n' +
+        'Received event: Type: CLIENT_SUBSCRIBED, Source: sensor-1, Target: sensors/temp, Timestamp: 2023-11-14T22:13:20.12Z\n' +
+        'Received event: Type: CLIENT_UNSUBSCRIBED, Source: sensor-1, Target: sensors/temp, Timestamp: 2023-11-14T22:13:21Z\n',
+    );
+  });
+
+  void it('--json: one JSON line per event, no banner', async () => {
+    const api = new FakeApi();
+    api.referenceStream = fakeStream([event, event]);
+    const r = await runWith(['events', '--json'], { api });
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 2);
+    assert.deepEqual(JSON.parse(lines[0] ?? ''), {
+      type: 'CLIENT_SUBSCRIBED',
+      source: 'sensor-1',
+      target: 'sensors/temp',
+      timestamp: '2023-11-14T22:13:20.12Z',
+    });
+  });
+
+  void it('Ctrl-C cancels the stream and exits 0', async () => {
+    const api = new FakeApi();
+    const stream = fakeStream([event], 'hang');
+    api.referenceStream = stream;
+    const interrupt = new AbortController();
+    const running = runWith(['events'], { api, signal: interrupt.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    interrupt.abort();
+    const r = await running;
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.equal(stream.cancelled, true);
+    assert.match(r.stdout, /Received event: Type: CLIENT_SUBSCRIBED/);
+  });
+
+  void it('--after: v1 StreamEvents from that sequence, lines start with the seq', async () => {
+    const api = new FakeApi();
+    api.adminStream = fakeStream([
+      {
+        seq: '42',
+        at: '2025-01-01T00:00:00Z',
+        type: 'topic.rotated',
+        client: '',
+        topic: 't',
+        key_version: 2,
+        details: { members: '3' },
+      },
+      {
+        seq: '43',
+        at: '2025-01-01T00:00:01Z',
+        type: 'client.created',
+        client: 'c',
+        topic: '',
+        key_version: 1,
+        details: {},
+      },
+    ]);
+    const r = await runWith(['events', '--after', '41'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[0]?.request, { after_seq: '41' });
+    assert.equal(
+      r.stdout,
+      'Following the event log after sequence 41...\n' +
+        '42  2025-01-01T00:00:00Z  topic.rotated  topic=t version=2 members=3\n' +
+        '43  2025-01-01T00:00:01Z  client.created  client=c version=1\n',
+    );
+  });
+
+  void it('--after: a broken stream says where to resume', async () => {
+    const api = new FakeApi();
+    api.adminStream = fakeStream(
+      [{ seq: '7', at: 'x', type: 't', client: '', topic: '', key_version: 0, details: {} }],
+      grpcError(status.UNAVAILABLE, 'Connection dropped'),
+    );
+    const r = await runWith(['-e', 'h:1', '--insecure', 'events', '--after', '0', '--json'], {
+      api,
+    });
+    assert.equal(r.code, ExitCode.Unreachable);
+    assert.match(
+      r.stderr,
+      /^error: cannot reach the C2 at h:1: Connection dropped \(UNAVAILABLE\)\n/,
+    );
+    assert.match(r.stderr, /hint: resume with: e4c2 events --after 7\n$/);
+  });
+
+  void it('--after needs a number', async () => {
+    const r = await runWith(['events', '--after', 'last']);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: --after needs a sequence number, got "last"/);
+  });
+});

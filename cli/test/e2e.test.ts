@@ -1,0 +1,401 @@
+// End to end: `e4c2` as a child process against a real C2 node (`bin/start.ts`, the `npm start`
+// composition root) on the machine's PostgreSQL (a private schema) and Mosquitto, over TLS with
+// a throwaway certificate. Checks stdout and exit codes of the main verbs.
+//
+// The node runs as a process rather than in-process because cli/ may not import cluster/ (lint
+// layering), and the C2 service an ApiServer needs lives there. Skipped only when api/index.ts
+// is missing (the server side is not in the tree).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { ExitCode } from '../errors.ts';
+import { GrpcC2Api } from '../grpc-client.ts';
+import { runCli } from '../run.ts';
+import { selfSignedCert } from './support/tls.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const API_READY = existsSync(join(ROOT, 'api', 'index.ts'));
+const DATABASE_URL = process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const MQTT_URL = process.env['MQTT_TEST_URL'] ?? 'mqtt://127.0.0.1:1883';
+const START_TIMEOUT_MS = 60_000;
+
+/** The environment without our own variables (a developer's E4C2_ENDPOINT must not leak in). */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('E4C2_') && !['DATABASE_URL', 'MQTT_URL', 'REDIS_URL'].includes(name)) {
+      env[name] = value;
+    }
+  }
+  return env;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => {
+        if (address !== null && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port'));
+      });
+    });
+  });
+}
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `node --import tsx cli/main.ts ...args` and collects its output. */
+function e4c2(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** One in-process health check (fast: no child process); true when the node is serving. */
+async function serving(endpoint: string, certFile: string): Promise<boolean> {
+  const code = await runCli({
+    argv: ['-e', endpoint, '-c', certFile, '--timeout', '1', 'health'],
+    env: {},
+    stdout: { write: () => true },
+    stderr: { write: () => true },
+    version: 'e2e',
+    connect: (options) => GrpcC2Api.connect({ ...options, retry: { delaysMs: [] } }),
+    readFile: async (path) =>
+      new Uint8Array(await import('node:fs/promises').then((f) => f.readFile(path))),
+    newRequestId: () => 'e2e-health',
+    signal: new AbortController().signal,
+  });
+  return code === ExitCode.Ok;
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      resolve(false);
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+void describe(
+  'e4c2 against a real C2 node',
+  {
+    skip: API_READY ? false : 'api/index.ts is missing: the C2 API server is not in this tree yet',
+  },
+  () => {
+    const schema = `cli_e2e_${randomBytes(5).toString('hex')}`;
+    let dir = '';
+    let certFile = '';
+    let endpoint = '';
+    let node: ChildProcess | undefined;
+    let nodeOutput = '';
+    /** Global flags of every CLI call: the node's address and its certificate. */
+    let at: string[] = [];
+
+    before(async () => {
+      const admin = new pg.Client({ connectionString: DATABASE_URL });
+      await admin.connect();
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      await admin.end();
+
+      dir = await mkdtemp(join(tmpdir(), 'e4c2-cli-e2e-'));
+      const { cert, key } = await selfSignedCert();
+      certFile = join(dir, 'cert.pem');
+      await writeFile(certFile, cert);
+      await writeFile(join(dir, 'key.pem'), key, { mode: 0o600 });
+      endpoint = `127.0.0.1:${await freePort()}`;
+      at = ['-e', endpoint, '--cert', certFile];
+
+      node = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...cleanEnv(),
+          DATABASE_URL,
+          MQTT_URL,
+          E4C2_DB_SCHEMA: schema,
+          E4C2_KEK_PASSPHRASE: randomBytes(16).toString('hex'),
+          E4C2_GRPC_ADDR: endpoint,
+          E4C2_HTTP_ADDR: '127.0.0.1:0',
+          E4C2_METRICS_ADDR: '127.0.0.1:0',
+          E4C2_TLS_CERT: certFile,
+          E4C2_TLS_KEY: join(dir, 'key.pem'),
+          E4C2_DATA_DIR: join(dir, 'data'),
+          E4C2_NODE_ID: 'cli-e2e',
+          E4C2_LOG_LEVEL: 'warn',
+        },
+      });
+      node.stdout?.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
+      node.stderr?.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      for (;;) {
+        if (node.exitCode !== null) {
+          assert.fail(`the C2 node exited with ${node.exitCode} during start-up:\n${nodeOutput}`);
+        }
+        if (await serving(endpoint, certFile)) break;
+        if (Date.now() > deadline) {
+          assert.fail(`the C2 node did not serve on ${endpoint} within 60 s:\n${nodeOutput}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    });
+
+    after(async () => {
+      if (node !== undefined) {
+        node.kill('SIGTERM');
+        if (!(await exited(node, 15_000))) {
+          node.kill('SIGKILL');
+          await exited(node, 5_000);
+        }
+      }
+      const admin = new pg.Client({ connectionString: DATABASE_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+      if (dir !== '') await rm(dir, { recursive: true, force: true });
+    });
+
+    void it('health over TLS with --cert', async () => {
+      const r = await e4c2([...at, 'health']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'SERVING\n');
+    });
+
+    void it('client create with --key, and with --password', async () => {
+      const keyFile = join(dir, 'sensor.key');
+      await writeFile(keyFile, randomBytes(32));
+      const r = await e4c2([...at, 'client', 'create', '--name', 'e2e-sensor', '--key', keyFile]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'Client e2e-sensor created successfully\n');
+      const passFile = join(dir, 'gateway.pass');
+      await writeFile(passFile, 'a long enough password');
+      const p = await e4c2([
+        ...at,
+        'client',
+        'create',
+        '--name',
+        'e2e-gateway',
+        '--password',
+        passFile,
+      ]);
+      assert.equal(p.code, 0, p.stderr);
+      assert.equal(
+        p.stdout,
+        'Derived symmetric key from password\nClient e2e-gateway created successfully\n',
+      );
+    });
+
+    void it('topic create, attach, client list, count', async () => {
+      const t = await e4c2([...at, 'topic', 'create', '--name', 'e2e/temp']);
+      assert.equal(t.code, 0, t.stderr);
+      assert.equal(t.stdout, 'Topic e2e/temp created successfully\n');
+      const a = await e4c2([...at, 'attach', '--client', 'e2e-sensor', '--topic', 'e2e/temp']);
+      assert.equal(a.code, 0, a.stderr);
+      assert.equal(a.stdout, 'Successfully attached client e2e-sensor to topic e2e/temp\n');
+      const list = await e4c2([...at, 'client', 'list']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.equal(list.stdout, 'e2e-gateway\ne2e-sensor\n');
+      const clients = await e4c2([...at, 'count', '--clients']);
+      assert.equal(clients.stdout, '2\n');
+      const ofTopic = await e4c2([...at, 'count', '--clients', '--topic', 'e2e/temp', '--json']);
+      assert.deepEqual(JSON.parse(ofTopic.stdout), { count: 1 });
+      const topics = await e4c2([...at, 'client', 'list-topics', '--name', 'e2e-sensor']);
+      assert.equal(topics.stdout, 'e2e/temp\n');
+    });
+
+    void it('topic rotate gives version 2; the same --request-id does not rotate twice', async () => {
+      const r = await e4c2([
+        ...at,
+        'topic',
+        'rotate',
+        '--name',
+        'e2e/temp',
+        '--json',
+        '--request-id',
+        'e2e-rot-1',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const first = JSON.parse(r.stdout) as { topic: string; key_version: number; members: number };
+      assert.equal(first.topic, 'e2e/temp');
+      assert.equal(first.key_version, 2);
+      assert.equal(first.members, 1);
+      const again = await e4c2([
+        ...at,
+        'topic',
+        'rotate',
+        '--name',
+        'e2e/temp',
+        '--json',
+        '--request-id',
+        'e2e-rot-1',
+      ]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(JSON.parse(again.stdout), first);
+    });
+
+    void it('status shows the rollout of version 2', async () => {
+      const r = await e4c2([...at, 'status', '--topic', 'e2e/temp']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^topic {8}e2e\/temp\nkey version {2}2\nmembers {6}1\n/);
+      const j = await e4c2([...at, 'status', '--topic', 'e2e/temp', '--json']);
+      const status = JSON.parse(j.stdout) as {
+        key_version: number;
+        rollout: { members: number; delivered: number; pending: number; failed: number };
+      };
+      assert.equal(status.key_version, 2);
+      const { members, delivered, pending, failed } = status.rollout;
+      assert.equal(members, 1);
+      assert.equal(delivered + pending + failed, members);
+    });
+
+    void it('client show --json: identity, key versions, topics', async () => {
+      const r = await e4c2([...at, 'client', 'show', '--name', 'e2e-sensor', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const details = JSON.parse(r.stdout) as {
+        name: string;
+        control_topic: string;
+        key_version: number;
+        keys: { version: number; fingerprint: string }[];
+        topics: { topic: string; desired_version: number }[];
+      };
+      assert.equal(details.name, 'e2e-sensor');
+      assert.match(details.control_topic, /^e4\/[0-9a-f]{32}$/);
+      assert.equal(details.key_version, 1);
+      assert.ok(details.keys.length >= 1);
+      assert.deepEqual(
+        details.topics.map((t) => [t.topic, t.desired_version]),
+        [['e2e/temp', 2]],
+      );
+      const human = await e4c2([...at, 'client', 'show', '--name', 'e2e-sensor']);
+      assert.match(human.stdout, /^name {12}e2e-sensor\n/);
+      assert.match(human.stdout, /\nTOPIC +DESIRED +DELIVERED +STATE\ne2e\/temp +2 /);
+    });
+
+    void it('protect-message and unprotect-message round-trip', async () => {
+      const p = await e4c2([
+        ...at,
+        'protect-message',
+        '--topic',
+        'e2e/temp',
+        '--message',
+        'aGVsbG8=',
+      ]);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stdout, /^[A-Za-z0-9+/]+=*$/, 'base64 without a newline');
+      const u = await e4c2([
+        ...at,
+        'unprotect-message',
+        '--topic',
+        'e2e/temp',
+        '--message',
+        p.stdout,
+      ]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(u.stdout, 'aGVsbG8=');
+    });
+
+    void it('an unknown client is exit 1 with the server message', async () => {
+      const r = await e4c2([...at, 'client', 'show', '--name', 'ghost']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^error: .*\(NOT_FOUND\)\n$/);
+      const ref = await e4c2([...at, 'client', 'remove', '--name', 'ghost']);
+      assert.equal(ref.code, 1);
+      assert.match(ref.stderr, /\(NOT_FOUND\)\n$/);
+    });
+
+    void it('E4C2_ENDPOINT and E4C2_CERT stand in for -e and --cert', async () => {
+      const r = await e4c2(['count', '--topics'], {
+        ...cleanEnv(),
+        E4C2_ENDPOINT: endpoint,
+        E4C2_CERT: certFile,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '1\n');
+    });
+
+    void it('the event log: events --after 0 --json until Ctrl-C (exit 0)', async () => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'cli/main.ts', ...at, 'events', '--after', '0', '--json'],
+        {
+          cwd: ROOT,
+          env: cleanEnv(),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const gotLines = new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString('utf8');
+          if (stdout.split('\n').length > 3) resolve();
+        });
+      });
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 20_000));
+      await Promise.race([gotLines, timeout]);
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      assert.equal(code, 0, stderr);
+      const records = stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { seq: string; type: string });
+      assert.ok(records.length >= 3, stdout);
+      const seqs = records.map((r) => BigInt(r.seq));
+      assert.deepEqual(
+        [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+        seqs,
+        'in order',
+      );
+    });
+
+    void it('--insecure towards the TLS node is exit 3', async () => {
+      const r = await e4c2(['-e', endpoint, '--insecure', '--timeout', '3', 'count', '--topics']);
+      assert.equal(r.code, 3);
+      assert.match(r.stderr, /--cert FILE/);
+    });
+
+    void it('an unreachable endpoint is exit 3 naming it', async () => {
+      const port = await freePort();
+      const r = await e4c2(['-e', `127.0.0.1:${port}`, '--cert', certFile, 'client', 'list']);
+      assert.equal(r.code, 3);
+      assert.equal(r.stdout, '');
+      assert.match(
+        r.stderr,
+        new RegExp(`^error: cannot reach the C2 at 127\\.0\\.0\\.1:${port}: `),
+      );
+    });
+  },
+);

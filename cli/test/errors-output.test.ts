@@ -1,0 +1,268 @@
+// Exit codes for every gRPC status, the error lines and hints, the retry of unanswered calls,
+// and the output helpers (tables, fields, JSON).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { ExitCode, exitCodeForStatus, fromGrpcError, type ConnectionFacts } from '../errors.ts';
+import { withRetry } from '../grpc-client.ts';
+import { alignRows, renderFields, renderTable, toJson } from '../output.ts';
+import { FakeApi, grpcError, runWith } from './support/fake-api.ts';
+
+const FACTS: ConnectionFacts = {
+  endpoint: 'c2.local:5555',
+  transport: 'tls-system',
+  timeoutMs: 10_000,
+};
+
+void describe('exit codes', () => {
+  void it('maps every gRPC status', () => {
+    const expected: [status, ExitCode][] = [
+      [status.INVALID_ARGUMENT, ExitCode.Refused],
+      [status.NOT_FOUND, ExitCode.Refused],
+      [status.ALREADY_EXISTS, ExitCode.Refused],
+      [status.PERMISSION_DENIED, ExitCode.Refused],
+      [status.UNAUTHENTICATED, ExitCode.Refused],
+      [status.RESOURCE_EXHAUSTED, ExitCode.Refused],
+      [status.FAILED_PRECONDITION, ExitCode.Refused],
+      [status.ABORTED, ExitCode.Refused],
+      [status.OUT_OF_RANGE, ExitCode.Refused],
+      [status.UNIMPLEMENTED, ExitCode.Refused],
+      [status.UNAVAILABLE, ExitCode.Unreachable],
+      [status.DEADLINE_EXCEEDED, ExitCode.Unreachable],
+      [status.INTERNAL, ExitCode.Internal],
+      [status.UNKNOWN, ExitCode.Internal],
+      [status.DATA_LOSS, ExitCode.Internal],
+      [status.CANCELLED, ExitCode.Interrupted],
+    ];
+    for (const [code, exit] of expected) assert.equal(exitCodeForStatus(code), exit, status[code]);
+  });
+
+  void it('every failure of a command is printed as "error: <message> (<code>)"', async () => {
+    const cases: [status, string, ExitCode, RegExp][] = [
+      [
+        status.ABORTED,
+        'version conflict',
+        ExitCode.Refused,
+        /^error: version conflict \(ABORTED\)\n$/,
+      ],
+      [
+        status.FAILED_PRECONDITION,
+        'pubkey mode only',
+        ExitCode.Refused,
+        /^error: pubkey mode only \(FAILED_PRECONDITION\)\n$/,
+      ],
+      [
+        status.INTERNAL,
+        'internal error; see the server logs (request id r1)',
+        ExitCode.Internal,
+        /^error: internal error; see the server logs \(request id r1\) \(INTERNAL\)\n$/,
+      ],
+      [status.UNKNOWN, 'a source client is required', ExitCode.Internal, /\(UNKNOWN\)\n$/],
+      [
+        status.UNIMPLEMENTED,
+        'The server does not implement the method',
+        ExitCode.Refused,
+        /hint: this server does not offer that call/,
+      ],
+      [
+        status.DEADLINE_EXCEEDED,
+        'Deadline exceeded',
+        ExitCode.Unreachable,
+        /^error: no answer from the C2 at 127\.0\.0\.1:5555 within 10 s \(DEADLINE_EXCEEDED\)\nhint: raise --timeout/,
+      ],
+    ];
+    for (const [code, details, exit, output] of cases) {
+      const api = new FakeApi().onReference('CountTopics', () => {
+        throw grpcError(code, details);
+      });
+      const r = await runWith(['count', '--topics'], { api });
+      assert.equal(r.code, exit, status[code]);
+      assert.match(r.stderr, output);
+      assert.equal(r.stdout, '');
+      assert.equal(r.api.closed, 1, 'the connection is closed on failure too');
+    }
+  });
+
+  void it('an unexpected exception is an internal error of the CLI (exit 4)', async () => {
+    const api = new FakeApi().onReference('CountTopics', () => {
+      throw new TypeError('boom');
+    });
+    const r = await runWith(['count', '--topics'], { api });
+    assert.equal(r.code, ExitCode.Internal);
+    assert.equal(r.stderr, 'error: internal error in e4c2: boom\n');
+  });
+
+  void it('a call cancelled by Ctrl-C is exit 130', async () => {
+    const interrupt = new AbortController();
+    const api = new FakeApi().onReference('CountTopics', () => {
+      interrupt.abort();
+      throw grpcError(status.CANCELLED, 'Cancelled on client');
+    });
+    const r = await runWith(['count', '--topics'], { api, signal: interrupt.signal });
+    assert.equal(r.code, ExitCode.Interrupted);
+    assert.equal(r.stderr, 'error: interrupted\n');
+  });
+});
+
+void describe('connection failures name the endpoint and suggest a fix', () => {
+  void it('nothing listening', () => {
+    const e = fromGrpcError(
+      grpcError(
+        status.UNAVAILABLE,
+        'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:5555. Resolution note: ',
+      ),
+      FACTS,
+    );
+    assert.equal(e.exitCode, ExitCode.Unreachable);
+    assert.equal(
+      e.message,
+      'cannot reach the C2 at c2.local:5555: connect ECONNREFUSED 127.0.0.1:5555',
+    );
+    assert.equal(e.grpcCode, 'UNAVAILABLE');
+    assert.match(e.hint ?? '', /is the C2 running and listening on c2\.local:5555\?/);
+  });
+
+  void it('TLS failures suggest --cert (or dropping --insecure)', () => {
+    const selfSigned = fromGrpcError(
+      grpcError(
+        status.UNAVAILABLE,
+        'No connection established. Last error: Error: self-signed certificate',
+      ),
+      FACTS,
+    );
+    assert.equal(
+      selfSigned.message,
+      'cannot reach the C2 at c2.local:5555: self-signed certificate',
+    );
+    assert.match(selfSigned.hint ?? '', /--cert FILE \(npm start prints its path\)/);
+    const plainToTls = fromGrpcError(grpcError(status.UNAVAILABLE, 'Connection dropped'), {
+      ...FACTS,
+      transport: 'insecure',
+    });
+    assert.match(
+      plainToTls.hint ?? '',
+      /if the server uses TLS, pass its certificate with --cert FILE instead of --insecure/,
+    );
+    const tlsToPlain = fromGrpcError(
+      grpcError(
+        status.UNAVAILABLE,
+        'No connection established. Last error: 808C6D5D897F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n',
+      ),
+      FACTS,
+    );
+    assert.equal(
+      tlsToPlain.message,
+      'cannot reach the C2 at c2.local:5555: TLS handshake failed: wrong version number',
+    );
+    assert.match(tlsToPlain.hint ?? '', /does not speak TLS on c2\.local:5555: use --insecure/);
+  });
+});
+
+void describe('withRetry', () => {
+  const unavailable = (): Error => grpcError(status.UNAVAILABLE, 'down');
+
+  void it('retries UNAVAILABLE after each delay, then gives up', async () => {
+    const slept: number[] = [];
+    let attempts = 0;
+    await assert.rejects(
+      withRetry(
+        () => {
+          attempts++;
+          return Promise.reject(unavailable());
+        },
+        [10, 20],
+        (ms) => {
+          slept.push(ms);
+          return Promise.resolve();
+        },
+      ),
+      /down/,
+    );
+    assert.equal(attempts, 3);
+    assert.deepEqual(slept, [10, 20]);
+  });
+
+  void it('returns the first success', async () => {
+    let attempts = 0;
+    const value = await withRetry(
+      () => (++attempts < 2 ? Promise.reject(unavailable()) : Promise.resolve('ok')),
+      [1, 1],
+      () => Promise.resolve(),
+    );
+    assert.equal(value, 'ok');
+    assert.equal(attempts, 2);
+  });
+
+  void it('never retries an answer from the server, nor after Ctrl-C', async () => {
+    let attempts = 0;
+    await assert.rejects(
+      withRetry(
+        () => {
+          attempts++;
+          return Promise.reject(grpcError(status.NOT_FOUND, 'nope'));
+        },
+        [1],
+        () => Promise.resolve(),
+      ),
+    );
+    assert.equal(attempts, 1);
+    const interrupt = new AbortController();
+    interrupt.abort();
+    attempts = 0;
+    await assert.rejects(
+      withRetry(
+        () => {
+          attempts++;
+          return Promise.reject(unavailable());
+        },
+        [1],
+        () => Promise.resolve(),
+        interrupt.signal,
+      ),
+    );
+    assert.equal(attempts, 1);
+  });
+});
+
+void describe('output helpers', () => {
+  void it('renderTable aligns columns, upper-cases headers, leaves no trailing spaces', () => {
+    assert.equal(
+      renderTable(
+        ['name', 'version', 'state'],
+        [
+          ['a', '10', 'delivered'],
+          ['long-name', '2', ''],
+        ],
+      ),
+      'NAME       VERSION  STATE\na          10       delivered\nlong-name  2\n',
+    );
+    assert.equal(renderTable(['a', 'b'], []), 'A  B\n');
+  });
+
+  void it('alignRows counts characters, not bytes', () => {
+    assert.equal(
+      alignRows([
+        ['é', 'x'],
+        ['ab', 'y'],
+      ]),
+      'é   x\nab  y\n',
+    );
+  });
+
+  void it('renderFields aligns labels', () => {
+    assert.equal(
+      renderFields([
+        ['id', '1'],
+        ['key version', '2'],
+      ]),
+      'id           1\nkey version  2\n',
+    );
+  });
+
+  void it('toJson writes bytes as base64 and bigints as strings', () => {
+    assert.equal(
+      toJson({ a: new Uint8Array([1, 2]), b: Buffer.from([3]), c: 5n }),
+      '{"a":"AQI=","b":"Aw==","c":"5"}',
+    );
+  });
+});
