@@ -1,15 +1,71 @@
 /**
- * `npm start`: starts what exists of the product. Today that is the E4 protocol library only;
- * the C2 node (API, delivery, embedded Postgres and broker) lands with the C2 core.
+ * `npm start`: one C2 node. With no configuration it runs on embedded defaults (an embedded
+ * PostgreSQL and MQTT broker, data under ./data, a self-signed certificate for gRPC and HTTP);
+ * with DATABASE_URL / MQTT_URL (and an optional E4C2_CONFIG_FILE) it uses those services.
+ * This is a composition root: the only place that reads the environment and the config file.
  */
-import { clientIdFromName, controlTopic, toHex } from '../e4/index.ts';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { describeConfig, loadConfig, ConfigError, type Config } from '../cluster/config/index.ts';
+import { C2Error } from '../cluster/errors.ts';
+import { createLogger } from '../cluster/telemetry/index.ts';
+import { startC2Node } from './c2-node.ts';
 
-const demoName = 'demo-device';
-const id = clientIdFromName(demoName);
-console.log('E4 C2 — status of this build');
-console.log('  e4/ protocol library: ready (both modes, all 8 commands, device state machine)');
-console.log(
-  `    example: client "${demoName}" has id ${toHex(id)} and control topic ${controlTopic(id)}`,
-);
-console.log('    conformance: npm run vectors; benchmark: npm run bench -- e4');
-console.log('  C2 server: not in this build yet (see the open issues); nothing is listening.');
+async function readConfig(): Promise<Config> {
+  const file = process.env['E4C2_CONFIG_FILE'];
+  const text = file === undefined || file === '' ? undefined : await readFile(file, 'utf8');
+  return loadConfig({ HOSTNAME: hostname(), ...process.env }, text);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`e4c2: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = await readConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    fail(`cannot read the configuration: ${(err as Error).message}`);
+  }
+  const logger = createLogger({ level: config.log.level, nodeId: config.node.id });
+  logger.info({ config: describeConfig(config) }, 'starting');
+  let node;
+  try {
+    node = await startC2Node(config, logger);
+  } catch (err) {
+    if (C2Error.is(err)) {
+      logger.error({ err }, 'start-up failed');
+      fail(err.message);
+    }
+    logger.error({ err }, 'start-up failed');
+    fail(`start-up failed: ${(err as Error).message}`);
+  }
+  node.lifecycle.installSignalHandlers(config.node.shutdownTimeoutMs);
+  const a = node.addresses;
+  const lines = [
+    '',
+    `E4 C2 node ${config.node.id} is running (role ${a.role}, ${config.crypto.mode} mode)`,
+    ...(a.grpc === undefined ? [] : [`  gRPC (reference pb.C2 and e4c2.v1): ${a.grpc}`]),
+    ...(a.http === undefined ? [] : [`  HTTP (reference /e4/..., ours /v1/...): ${a.http}`]),
+    `  health (/healthz, /readyz): ${a.health}`,
+    `  PostgreSQL: ${a.database}`,
+    ...(a.mqtt === undefined ? [] : [`  MQTT broker: ${a.mqtt}`]),
+    ...(a.grpc === undefined
+      ? []
+      : a.tlsCertPath === undefined
+        ? ['  TLS: off']
+        : [
+            `  TLS certificate (give it to clients, e.g. e4c2 --cert or c2cli --cert): ${a.tlsCertPath}`,
+          ]),
+    ...(a.dataDir === undefined ? [] : [`  data directory: ${a.dataDir}`]),
+    ...a.notes.map((n) => `  note: ${n}`),
+    '  stop with Ctrl-C',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+await main();

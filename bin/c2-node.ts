@@ -1,0 +1,259 @@
+/**
+ * Assembles one C2 process from a validated configuration, by role (`E4C2_ROLE`):
+ * - `all`: a single node — API, delivery engine (outbox relay, sweep, batches) in one process;
+ * - `api`: API and the outbox relay to the BullMQ queue (cluster);
+ * - `worker`: BullMQ delivery worker with the sweep (cluster).
+ * Every part registers its shutdown with the lifecycle, so shutdown runs in reverse start order.
+ * Composition roots (`bin/start.ts`, tests) call {@link startC2Node}.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { ApiServer } from '../api/index.ts';
+import type { Config } from '../cluster/config/index.ts';
+import { DeliveryEngine } from '../cluster/delivery/index.ts';
+import { C2Service, type DomainDeps } from '../cluster/domain/index.ts';
+import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
+import { Lifecycle } from '../cluster/lifecycle.ts';
+import { DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
+import { HealthServer } from '../cluster/telemetry/index.ts';
+import { DeliveryWorker } from '../worker/index.ts';
+import {
+  brokerUrl,
+  connectPublisher,
+  connectRedis,
+  deliveryDeps,
+  lockService,
+  openDatabase,
+  type NodeDatabase,
+} from './node-parts.ts';
+
+/** Where a running node can be reached. */
+export interface NodeAddresses {
+  readonly role: Config['node']['role'];
+  readonly grpc: string | undefined;
+  readonly http: string | undefined;
+  readonly health: string;
+  readonly database: string;
+  readonly mqtt: string | undefined;
+  readonly tlsCertPath: string | undefined;
+  readonly dataDir: string | undefined;
+  readonly notes: readonly string[];
+}
+
+/** A running node. */
+export interface C2Node {
+  readonly addresses: NodeAddresses;
+  readonly service: C2Service;
+  readonly lifecycle: Lifecycle;
+  /** Graceful stop of everything this node started. */
+  stop(): Promise<boolean>;
+}
+
+function hostPort(address: { readonly host: string; readonly port: number }): string {
+  return address.host.includes(':')
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}
+
+async function tlsMaterial(
+  config: Config,
+): Promise<{ tls?: { cert: string; key: string }; certPath?: string }> {
+  if (config.tls.kind === 'disabled') return {};
+  const paths =
+    config.tls.kind === 'self-signed'
+      ? await ensureSelfSignedCert(config.tls.dir)
+      : { certPath: config.tls.certPath, keyPath: config.tls.keyPath };
+  return {
+    tls: {
+      cert: await readFile(paths.certPath, 'utf8'),
+      key: await readFile(paths.keyPath, 'utf8'),
+    },
+    certPath: paths.certPath,
+  };
+}
+
+function domainDeps(
+  config: Config,
+  db: NodeDatabase,
+  kick: DomainDeps['kick'],
+  locks: DomainDeps['locks'],
+): DomainDeps {
+  return {
+    store: db.store,
+    sealer: db.vault,
+    mode: config.crypto.mode,
+    kick,
+    pkServerKeygen: config.crypto.serverKeygen,
+    maxPageSize: config.limits.maxPageSize,
+    maxMessageBytes: config.limits.maxMessageBytes,
+    now: Date.now,
+    ...(locks === undefined ? {} : { locks }),
+  };
+}
+
+/** Starts a node; on failure, everything already started is stopped again. */
+export async function startC2Node(config: Config, logger: Logger): Promise<C2Node> {
+  const lifecycle = new Lifecycle(logger);
+  const notes: string[] = [];
+  const role = config.node.role;
+  try {
+    let dataDir: string | undefined;
+    if (
+      config.database.kind === 'embedded' ||
+      config.mqtt.kind === 'embedded' ||
+      config.tls.kind === 'self-signed'
+    ) {
+      const dir = await prepareDataDir(config.dataDir);
+      lifecycle.add('data dir lock', () => dir.release());
+      dataDir = dir.path;
+    }
+    const db = await openDatabase(config, logger, lifecycle, notes);
+    const locks = await lockService(config, lifecycle, logger);
+    const readinessChecks: Array<() => Promise<[string, boolean]>> = [
+      async () => [
+        'postgres',
+        await db.pool.query('SELECT 1').then(
+          () => true,
+          () => false,
+        ),
+      ],
+    ];
+
+    // Delivery side: in-process engine (all) or queue worker (worker); relay (api).
+    const kickTarget: { kick?: () => void } = {};
+    let mqtt: string | undefined;
+    if (role === 'all' || role === 'worker') {
+      mqtt = await brokerUrl(config, logger, lifecycle, notes);
+      const publisher = await connectPublisher(config, mqtt, lifecycle);
+      readinessChecks.push(() => Promise.resolve(['mqtt', publisher.connected]));
+      const deps = deliveryDeps(config, db, publisher, logger);
+      const onError = (err: unknown, context: string): void => {
+        logger.error({ err, context }, 'delivery error');
+      };
+      if (role === 'all') {
+        const engine = new DeliveryEngine(db.store, deps, {
+          concurrency: 4,
+          batchSize: 500,
+          claimBatch: 500,
+          pollIntervalMs: 1000,
+          sweepIntervalMs: 30_000,
+          onError,
+        });
+        kickTarget.kick = () => {
+          engine.kick();
+        };
+        engine.start();
+        lifecycle.add('delivery engine', () => engine.close());
+      } else if (config.redis.kind === 'external') {
+        const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', true);
+        const queue = DeviceQueue.create(redis);
+        lifecycle.add('device queue', () => queue.close());
+        const worker = DeliveryWorker.start({
+          connection: redis,
+          store: db.store,
+          queue,
+          syncDeps: deps,
+          concurrency: 4,
+          sweepIntervalMs: 30_000,
+          busyRetryMs: 1000,
+          onError,
+        });
+        lifecycle.add('delivery worker', () => worker.close());
+        readinessChecks.push(async () => [
+          'redis',
+          await redis.ping().then(
+            () => true,
+            () => false,
+          ),
+        ]);
+      }
+    } else if (config.redis.kind === 'external') {
+      const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', false);
+      const queue = DeviceQueue.create(redis);
+      lifecycle.add('device queue', () => queue.close());
+      const relay = new OutboxRelay(db.store, queue, {
+        batch: 1000,
+        pollIntervalMs: 1000,
+        onError: (err) => {
+          logger.error({ err }, 'outbox relay error');
+        },
+      });
+      relay.start();
+      kickTarget.kick = () => {
+        relay.kick();
+      };
+      lifecycle.add('outbox relay', () => relay.close());
+      readinessChecks.push(async () => [
+        'redis',
+        await redis.ping().then(
+          () => true,
+          () => false,
+        ),
+      ]);
+    }
+
+    const service = new C2Service(
+      domainDeps(config, db, { kick: () => kickTarget.kick?.() }, locks),
+    );
+    await service.init();
+
+    const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
+      const checks = Object.fromEntries(await Promise.all(readinessChecks.map((c) => c())));
+      return {
+        ready: Object.values(checks).every(Boolean) && lifecycle.state === 'running',
+        checks,
+      };
+    };
+    const health = await HealthServer.start({
+      host: config.api.metrics.host,
+      port: config.api.metrics.port,
+      readiness,
+    });
+    lifecycle.add('health listener', () => health.close());
+
+    let grpc: string | undefined;
+    let http: string | undefined;
+    let tlsCertPath: string | undefined;
+    if (role === 'all' || role === 'api') {
+      const material = await tlsMaterial(config);
+      tlsCertPath = material.certPath;
+      const api = await ApiServer.start({
+        service,
+        grpc: config.api.grpc,
+        http: config.api.http,
+        ...(material.tls === undefined ? {} : { tls: material.tls }),
+        logger,
+        maxMessageBytes: config.limits.maxMessageBytes,
+        readiness,
+      });
+      lifecycle.add('api servers', () => api.close(config.node.shutdownTimeoutMs));
+      grpc = hostPort(api.grpcAddress);
+      http = `${material.tls === undefined ? 'http' : 'https'}://${hostPort(api.httpAddress)}`;
+    }
+    // Registered last, so it runs first: readiness goes off before anything closes.
+    lifecycle.add('readiness off', () => {
+      health.drain();
+    });
+
+    const addresses: NodeAddresses = {
+      role,
+      grpc,
+      http,
+      health: `http://${hostPort(health.address)}`,
+      database: db.display,
+      mqtt,
+      tlsCertPath,
+      dataDir,
+      notes,
+    };
+    return {
+      addresses,
+      service,
+      lifecycle,
+      stop: () => lifecycle.shutdown(config.node.shutdownTimeoutMs),
+    };
+  } catch (err) {
+    await lifecycle.shutdown(config.node.shutdownTimeoutMs, 'start-up failed');
+    throw err;
+  }
+}

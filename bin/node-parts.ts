@@ -1,0 +1,231 @@
+/**
+ * Building blocks of a node, shared by every role: the database (embedded or external), the key
+ * vault, the broker connection, Redis connections and the delivery dependencies. Each part
+ * registers its own shutdown with the lifecycle.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import type { Config } from '../cluster/config/index.ts';
+import {
+  RedlockService,
+  InProcessLockService,
+  type LockService,
+} from '../cluster/coordination/index.ts';
+import { MqttCommandPublisher, type BatchSyncDeps } from '../cluster/delivery/index.ts';
+import { startEmbeddedBroker, startEmbeddedPostgres } from '../cluster/embedded/index.ts';
+import { C2Error } from '../cluster/errors.ts';
+import { KeyVault, LocalKekProvider, type KekProvider } from '../cluster/keyvault/index.ts';
+import type { Lifecycle } from '../cluster/lifecycle.ts';
+import {
+  createPool,
+  migrate,
+  PgC2Store,
+  PgDataKeyStore,
+  PgDelivery,
+} from '../cluster/storage/index.ts';
+
+/** The database of a node. */
+export interface NodeDatabase {
+  readonly pool: pg.Pool;
+  readonly store: PgC2Store;
+  readonly vault: KeyVault;
+  readonly display: string;
+}
+
+async function kekProvider(config: Config, store: PgC2Store): Promise<KekProvider> {
+  switch (config.kek.kind) {
+    case 'file':
+      return LocalKekProvider.fromKeyFile(config.kek.path);
+    case 'generated-file':
+      return LocalKekProvider.loadOrGenerateKeyFile(config.kek.path);
+    case 'passphrase': {
+      // The salt is public and shared by every node: keep it beside the data it protects.
+      const saltHex = await store.transaction((tx) =>
+        tx.journal.initSetting('kek_salt', Buffer.from(LocalKekProvider.newSalt()).toString('hex')),
+      );
+      return LocalKekProvider.fromPassphrase(
+        config.kek.passphrase.reveal(),
+        new Uint8Array(Buffer.from(saltHex, 'hex')),
+      );
+    }
+  }
+}
+
+/**
+ * Connects (starting the embedded PostgreSQL when configured), migrates, pins the crypto mode
+ * and opens the key vault.
+ * @throws C2Error `C2_CONFIG` when the database belongs to a deployment of the other mode
+ */
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  lifecycle: Lifecycle,
+  notes: string[],
+): Promise<NodeDatabase> {
+  let url: string;
+  let display: string;
+  if (config.database.kind === 'embedded') {
+    const pgServer = await startEmbeddedPostgres({ dataDir: config.dataDir, log: logger });
+    lifecycle.add('embedded postgres', () => pgServer.stop());
+    url = pgServer.url;
+    display = pgServer.displayUrl;
+    if (pgServer.fallbackFrom !== undefined)
+      notes.push(`PostgreSQL port ${pgServer.fallbackFrom} was taken; using ${pgServer.port}`);
+  } else {
+    url = config.database.url.reveal();
+    display = '(DATABASE_URL)';
+  }
+  const pool = await createPool({
+    url,
+    max: config.database.poolMax,
+    schema: config.database.schema,
+    applicationName: `e4c2-${config.node.id}`,
+  });
+  lifecycle.add('postgres pool', () => pool.end());
+  const applied = await migrate(pool);
+  if (applied.length > 0) logger.info({ applied }, 'database migrated');
+  const store = new PgC2Store(pool);
+  const pinned = await store.transaction((tx) =>
+    tx.journal.initSetting('crypto_mode', config.crypto.mode),
+  );
+  if (pinned !== config.crypto.mode) {
+    throw new C2Error(
+      'C2_CONFIG',
+      `this database belongs to a ${pinned} deployment; E4C2_CRYPTO_MODE=${config.crypto.mode} cannot use it (switching modes would strand every device)`,
+    );
+  }
+  const vault = await KeyVault.create({
+    provider: await kekProvider(config, store),
+    store: new PgDataKeyStore(pool),
+  });
+  return { pool, store, vault, display };
+}
+
+/** Starts the embedded broker when configured; returns the broker URL. */
+export async function brokerUrl(
+  config: Config,
+  logger: Logger,
+  lifecycle: Lifecycle,
+  notes: string[],
+): Promise<string> {
+  if (config.mqtt.kind === 'external') return config.mqtt.url;
+  const broker = await startEmbeddedBroker({
+    host: config.mqtt.listen.host,
+    port: config.mqtt.listen.port,
+    onPortTaken: 'fallback',
+    log: logger,
+  });
+  lifecycle.add('embedded broker', () => broker.close());
+  if (broker.fallbackFrom !== undefined)
+    notes.push(`MQTT port ${broker.fallbackFrom} was taken; using ${broker.port}`);
+  return broker.url;
+}
+
+/** Connects the command publisher (a unique client id per process). */
+export async function connectPublisher(
+  config: Config,
+  url: string,
+  lifecycle: Lifecycle,
+): Promise<MqttCommandPublisher> {
+  const publisher = await MqttCommandPublisher.connect({
+    url,
+    clientId: `${config.mqtt.clientIdPrefix}-${config.node.id}-${randomBytes(3).toString('hex')}`,
+    pubackTimeoutMs: config.delivery.pubackTimeoutMs,
+    ...(config.mqtt.username === undefined ? {} : { username: config.mqtt.username }),
+    ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password.reveal() }),
+  });
+  lifecycle.add('mqtt publisher', () => publisher.close());
+  return publisher;
+}
+
+/**
+ * Opens a Redis connection and checks it answers.
+ * @throws C2Error `C2_UNAVAILABLE` ("cannot reach Redis at host:port")
+ */
+export async function connectRedis(
+  url: string,
+  lifecycle: Lifecycle,
+  name: string,
+  blocking: boolean,
+): Promise<Redis> {
+  const parsed = new URL(url);
+  const redis = new Redis(url, {
+    // BullMQ workers block on Redis: they must retry forever; producers and locks fail fast.
+    maxRetriesPerRequest: blocking ? null : 1,
+    lazyConnect: true,
+    connectTimeout: 5000,
+  });
+  redis.on('error', () => undefined); // surfaced through failed commands and readiness
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (cause) {
+    redis.disconnect();
+    throw new C2Error('C2_UNAVAILABLE', `cannot reach Redis at ${parsed.host} (${name})`, {
+      cause,
+    });
+  }
+  lifecycle.add(`redis ${name}`, async () => {
+    await redis.quit().catch(() => undefined);
+  });
+  return redis;
+}
+
+/** The lock service of rotations: Redlock over the configured instances, or in-process. */
+export async function lockService(
+  config: Config,
+  lifecycle: Lifecycle,
+  logger: Logger,
+): Promise<LockService> {
+  if (config.redis.kind === 'in-process') return new InProcessLockService();
+  const clients = [];
+  for (const [i, url] of config.redis.redlockUrls.entries())
+    clients.push(await connectRedis(url.reveal(), lifecycle, `redlock-${i + 1}`, false));
+  return new RedlockService({
+    clients,
+    onEvent: (event) => {
+      if (
+        event.type === 'acquire-timeout' ||
+        event.type === 'lost' ||
+        event.type === 'extend-failed'
+      )
+        logger.warn({ lock: event }, 'lock event');
+    },
+  });
+}
+
+/** What every delivery path needs. */
+export function deliveryDeps(
+  config: Config,
+  db: NodeDatabase,
+  publisher: MqttCommandPublisher,
+  logger: Logger,
+): BatchSyncDeps {
+  return {
+    store: db.store,
+    sealer: db.vault,
+    mode: config.crypto.mode,
+    publisher,
+    clock: Date.now,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    policy: {
+      maxAttempts: config.delivery.maxAttempts,
+      initialBackoffMs: config.delivery.backoffInitialMs,
+      maxBackoffMs: config.delivery.backoffMaxMs,
+      deadlineMs: config.delivery.deadlineMs,
+    },
+    onAttempt: (a) => {
+      if (a.outcome === 'failed')
+        logger.warn(
+          { clientId: a.clientId, command: a.kind, attempt: a.attempt, error: a.error },
+          'delivery attempt failed',
+        );
+    },
+    delivery: new PgDelivery(db.pool),
+    owner: `${config.node.id}-${randomBytes(4).toString('hex')}`,
+    claimTtlMs: 60_000,
+    publishConcurrency: 256,
+  };
+}
