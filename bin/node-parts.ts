@@ -225,7 +225,7 @@ export function deliveryDeps(
     },
     delivery: new PgDelivery(db.pool),
     owner: `${config.node.id}-${randomBytes(4).toString('hex')}`,
-    claimTtlMs: 60_000,
+    claimTtlMs: 15_000,
     publishConcurrency: 256,
   };
 }
