@@ -6,15 +6,17 @@
  * Every part registers its shutdown with the lifecycle, so shutdown runs in reverse start order.
  * Composition roots (`bin/start.ts`, tests) call {@link startC2Node}.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
 import type { Config } from '../cluster/config/index.ts';
-import { DeliveryEngine } from '../cluster/delivery/index.ts';
+import { DeliveryEngine, ReceiptReceiver } from '../cluster/delivery/index.ts';
 import { C2Service, type DomainDeps } from '../cluster/domain/index.ts';
 import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
 import { DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
+import { PgDelivery } from '../cluster/storage/index.ts';
 import { HealthServer } from '../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../worker/index.ts';
 import {
@@ -91,6 +93,34 @@ function domainDeps(
   };
 }
 
+/**
+ * Receives delivery receipts (the opt-in extension): through a shared subscription in a cluster,
+ * so each receipt is handled by one worker.
+ */
+async function startReceipts(
+  config: Config,
+  db: NodeDatabase,
+  url: string,
+  lifecycle: Lifecycle,
+  onError: (err: unknown, context: string) => void,
+  retry: (clientId: string) => void,
+): Promise<void> {
+  const receiver = await ReceiptReceiver.start({
+    url,
+    clientId: `${config.mqtt.clientIdPrefix}-${config.node.id}-receipts-${randomBytes(3).toString('hex')}`,
+    ...(config.mqtt.username === undefined ? {} : { username: config.mqtt.username }),
+    ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password.reveal() }),
+    ...(config.node.role === 'worker' ? { shareGroup: 'e4c2' } : {}),
+    store: db.store,
+    delivery: new PgDelivery(db.pool),
+    sealer: db.vault,
+    mode: config.crypto.mode,
+    retry,
+    onError,
+  });
+  lifecycle.add('receipt receiver', () => receiver.close());
+}
+
 /** Starts a node; on failure, everything already started is stopped again. */
 export async function startC2Node(config: Config, logger: Logger): Promise<C2Node> {
   const lifecycle = new Lifecycle(logger);
@@ -144,6 +174,9 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
         };
         engine.start();
         lifecycle.add('delivery engine', () => engine.close());
+        await startReceipts(config, db, mqtt, lifecycle, onError, (id) => {
+          engine.enqueue([id]);
+        });
       } else if (config.redis.kind === 'external') {
         const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', true);
         const queue = DeviceQueue.create(redis);
@@ -159,6 +192,11 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
           onError,
         });
         lifecycle.add('delivery worker', () => worker.close());
+        await startReceipts(config, db, mqtt, lifecycle, onError, (id) => {
+          void queue.add([id]).catch((err: unknown) => {
+            onError(err, 'receipt retry');
+          });
+        });
         readinessChecks.push(async () => [
           'redis',
           await redis.ping().then(

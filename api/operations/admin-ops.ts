@@ -188,6 +188,7 @@ export function adminOperations(
           delivered: s.delivered,
           pending: s.pending,
           failed: s.failed,
+          confirmed: s.confirmed,
         },
       };
     },

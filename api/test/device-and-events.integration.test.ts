@@ -90,7 +90,7 @@ void describe('a device through the API', () => {
       assert.deepEqual(rollout.json, {
         topic,
         keyVersion: 2,
-        rollout: { members: 1, delivered: 1, pending: 0, failed: 0 },
+        rollout: { members: 1, delivered: 1, pending: 0, failed: 0, confirmed: 0 },
       });
     });
   });

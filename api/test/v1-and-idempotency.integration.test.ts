@@ -99,7 +99,7 @@ void describe('/v1 routes and C2Admin', () => {
     assert.deepEqual(status.json, {
       topic,
       keyVersion: 1,
-      rollout: { members: 0, delivered: 0, pending: 0, failed: 0 },
+      rollout: { members: 0, delivered: 0, pending: 0, failed: 0, confirmed: 0 },
     });
     assert.equal((await a.http('GET', `/v1/topics/${topic}/rollout?version=2`)).status, 400);
     const c2 = await a.http('GET', '/v1/c2-public-key');

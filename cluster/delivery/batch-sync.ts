@@ -7,6 +7,7 @@
  * desired state at send time, protect afresh and record monotonically.
  */
 import {
+  commandId,
   commandKeyForClient,
   controlTopic,
   encodeCommand,
@@ -73,7 +74,7 @@ function renewClaims(deps: BatchSyncDeps, held: Set<string>): () => void {
 interface Prepared {
   readonly device: DeviceBatchRow;
   readonly wire: () => Uint8Array;
-  readonly delivery: TopicDelivery;
+  readonly delivery: Omit<TopicDelivery, 'commandId'>;
 }
 
 async function prepare(
@@ -191,7 +192,9 @@ export async function syncBatch(
         const describe = `topic ${toHex(p.delivery.topicHash)} ${p.delivery.version === 0 ? 'revoke' : `v${p.delivery.version}`}`;
         const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
         try {
-          await deps.publisher.publish(controlTopic(p.device.e4Id), p.wire());
+          const wire = p.wire();
+          const sentId = commandId(wire);
+          await deps.publisher.publish(controlTopic(p.device.e4Id), wire);
           deps.onAttempt?.({
             clientId: p.device.clientId,
             kind,
@@ -199,7 +202,7 @@ export async function syncBatch(
             attempt: 1,
             outcome: 'acked',
           });
-          acked.push(p.delivery);
+          acked.push({ ...p.delivery, commandId: sentId });
           next.push(p.device.clientId);
         } catch (err) {
           const error = err instanceof Error ? err.message : String(err);

@@ -4,7 +4,7 @@
  * repeat. Failed attempts are retried within the retry policy; when it is exhausted the device
  * is marked failed (visible through the API) until new work, a resync or the device is seen.
  */
-import { controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
+import { commandId, controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
 import type { C2Store } from '../storage/index.ts';
 import { planNextCommand, type PlanDeps } from './next-command.ts';
 import type { CommandPublisher } from './publisher.ts';
@@ -77,8 +77,10 @@ export async function syncDevice(
     const client = await deps.store.read.clients.byId(clientId);
     if (client === undefined) return 'idle';
     const attempt = failures + 1;
+    let sentId: Uint8Array;
     try {
       const wire = protectCommand(command.clear, command.commandKey, deps.clock);
+      sentId = commandId(wire);
       await deps.publisher.publish(controlTopic(client.e4Id), wire);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
@@ -130,7 +132,7 @@ export async function syncDevice(
       const current = await tx.clients.byId(clientId, true);
       if (current === undefined) return;
       if (command.epoch === undefined || command.epoch === current.deliveryEpoch)
-        await command.record(tx);
+        await command.record(tx, sentId);
       await tx.clients.markDeliveredNow(clientId);
     });
     sent++;

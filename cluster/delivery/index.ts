@@ -16,3 +16,8 @@ export {
 } from './next-command.ts';
 export type { CommandPublisher } from './publisher.ts';
 export { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';
+export {
+  ReceiptReceiver,
+  type ReceiptEvent,
+  type ReceiptReceiverOptions,
+} from './receipt-receiver.ts';

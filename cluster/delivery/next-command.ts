@@ -26,7 +26,7 @@ export interface PlannedCommand {
   /** The key the device holds to open this command; wiped by the caller. */
   readonly commandKey: Uint8Array;
   /** Records the delivery; monotonic, so a late acknowledgement cannot move state back (R7). */
-  readonly record: (tx: C2Repositories) => Promise<void>;
+  readonly record: (tx: C2Repositories, commandId: Uint8Array) => Promise<void>;
   /**
    * The device's delivery epoch when planned, for commands a reset can undo (topic and peer
    * keys): if a reset or resync happened meanwhile, the acknowledgement is not recorded.
@@ -46,7 +46,7 @@ export interface PlanDeps {
  */
 export type PlanResult =
   | { readonly kind: 'command'; readonly command: PlannedCommand }
-  | { readonly kind: 'record'; readonly record: PlannedCommand['record'] }
+  | { readonly kind: 'record'; readonly record: (tx: C2Repositories) => Promise<void> }
   | { readonly kind: 'idle' }
   | { readonly kind: 'remove' };
 
@@ -194,8 +194,8 @@ export async function planNextCommand(
       'SetTopicKey',
       `topic ${toHex(hash)} v${desiredVersion}`,
       clear,
-      async (tx) => {
-        await tx.memberships.markDelivered(client.id, hash, topicId, desiredVersion);
+      async (tx, commandId) => {
+        await tx.memberships.markDelivered(client.id, hash, topicId, desiredVersion, commandId);
       },
     );
   }

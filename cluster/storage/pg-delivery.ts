@@ -40,6 +40,8 @@ export interface TopicDelivery {
   readonly topicId: string | null;
   readonly version: number;
   readonly epoch: number;
+  /** Hash of the protected command sent (a device's receipt names it). */
+  readonly commandId?: Uint8Array;
 }
 
 /** Delivery hot-path repository (storage port); see {@link PgDelivery}. */
@@ -56,6 +58,18 @@ export interface DeliveryRepository {
   clientKeys(pairs: ReadonlyArray<{ clientId: string; version: number }>): Promise<SealedVersion[]>;
   /** Records deliveries monotonically (R7), skipping devices whose epoch moved. @returns recorded */
   recordTopicDeliveries(deliveries: readonly TopicDelivery[]): Promise<number>;
+  /**
+   * A device confirmed the command `commandId` (receipt): its membership's confirmed version
+   * moves forward to that command's version. @returns whether a command matched
+   */
+  confirmCommand(clientId: string, commandId: Uint8Array): Promise<boolean>;
+  /**
+   * The device was seen (a receipt, a message): remembered, and a failed delivery becomes
+   * retryable. @returns whether the device's delivery had failed
+   */
+  markSeen(clientId: string): Promise<boolean>;
+  /** The client with this E4 id, for receipts. */
+  clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
 }
 
 /** PostgreSQL {@link DeliveryRepository}. */
@@ -182,15 +196,17 @@ export class PgDelivery implements DeliveryRepository {
       deliveries.map((d) => d.topicId),
       deliveries.map((d) => d.version),
       deliveries.map((d) => d.epoch),
+      deliveries.map((d) => (d.commandId === undefined ? null : buf(d.commandId))),
     ];
     const result = await this.db.query(
       `WITH d AS (
-         SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[])
-           AS d(client_id, topic_hash, topic_id, version, epoch)
+         SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
+           AS d(client_id, topic_hash, topic_id, version, epoch, command_id)
        ), current AS (
          SELECT d.* FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
        ), delivered AS (
-         UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now()
+         UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now(),
+           last_command_id = cur.command_id, last_command_version = cur.version
          FROM current cur
          WHERE cur.version > 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
            AND dt.topic_id = cur.topic_id AND dt.delivered_version < cur.version
@@ -210,5 +226,34 @@ export class PgDelivery implements DeliveryRepository {
     );
     const first = result.rows[0] as { n?: string | number } | undefined;
     return Number(first?.n ?? 0);
+  }
+
+  async confirmCommand(clientId: string, commandId: Uint8Array): Promise<boolean> {
+    const result = await this.db.query(
+      `UPDATE device_topics SET confirmed_version = GREATEST(confirmed_version, last_command_version)
+       WHERE client_id = $1 AND last_command_id = $2 AND last_command_version IS NOT NULL`,
+      [clientId, buf(commandId)],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async markSeen(clientId: string): Promise<boolean> {
+    const found = await rows(
+      this.db,
+      `WITH before AS (SELECT id, sync_state FROM clients WHERE id = $1 FOR UPDATE)
+       UPDATE clients c SET last_seen_at = now(),
+         sync_state = CASE WHEN c.sync_state = 'failed' THEN 'idle' ELSE c.sync_state END,
+         sync_attempts = CASE WHEN c.sync_state = 'failed' THEN 0 ELSE c.sync_attempts END
+       FROM before WHERE c.id = before.id
+       RETURNING before.sync_state AS was`,
+      [clientId],
+    );
+    return found[0]?.['was'] === 'failed';
+  }
+
+  async clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined> {
+    const found = await rows(this.db, 'SELECT id, name FROM clients WHERE e4_id = $1', [buf(e4Id)]);
+    const row = found[0];
+    return row === undefined ? undefined : { id: str(row, 'id'), name: str(row, 'name') };
   }
 }

@@ -52,6 +52,7 @@ export interface MembershipRepository {
     topicHash: Uint8Array,
     topicId: string,
     version: number,
+    commandId?: Uint8Array,
   ): Promise<boolean>;
   /** Deletes a membership once its revocation was delivered (only if still a revocation). */
   deleteRevoked(clientId: string, topicHash: Uint8Array): Promise<boolean>;
@@ -214,13 +215,21 @@ export class PgMemberships implements MembershipRepository {
     topicHash: Uint8Array,
     topicId: string,
     version: number,
+    commandId?: Uint8Array,
   ): Promise<boolean> {
     return (
       (await touched(
         this.db,
-        `UPDATE device_topics SET delivered_version = $4, updated_at = now()
+        `UPDATE device_topics SET delivered_version = $4, updated_at = now(),
+           last_command_id = $5, last_command_version = $4
          WHERE client_id = $1 AND topic_hash = $2 AND topic_id = $3 AND delivered_version < $4`,
-        [clientId, buf(topicHash), topicId, version],
+        [
+          clientId,
+          buf(topicHash),
+          topicId,
+          version,
+          commandId === undefined ? null : buf(commandId),
+        ],
       )) === 1
     );
   }
@@ -240,6 +249,7 @@ export class PgMemberships implements MembershipRepository {
       this.db,
       `SELECT count(*) AS members,
          count(*) FILTER (WHERE dt.delivered_version >= $2) AS delivered,
+         count(*) FILTER (WHERE dt.confirmed_version >= $2) AS confirmed,
          count(*) FILTER (WHERE dt.delivered_version < $2 AND c.sync_state = 'failed') AS failed
        FROM device_topics dt JOIN clients c ON c.id = dt.client_id
        WHERE dt.topic_id = $1 AND dt.desired_version > 0`,
@@ -248,6 +258,7 @@ export class PgMemberships implements MembershipRepository {
     const members = row === undefined ? 0 : int(row, 'members');
     const delivered = row === undefined ? 0 : int(row, 'delivered');
     const failed = row === undefined ? 0 : int(row, 'failed');
-    return { members, delivered, failed, pending: members - delivered - failed };
+    const confirmed = row === undefined ? 0 : int(row, 'confirmed');
+    return { members, delivered, confirmed, failed, pending: members - delivered - failed };
   }
 }

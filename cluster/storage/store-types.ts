@@ -134,7 +134,10 @@ export interface PageQuery {
 /** Delivery counts of one topic key version across its members. */
 export interface RotationCounts {
   readonly members: number;
+  /** Accepted by the broker (QoS 1 PUBACK). */
   readonly delivered: number;
+  /** Confirmed by the device itself (delivery receipts, devices that opt in). */
+  readonly confirmed: number;
   readonly pending: number;
   readonly failed: number;
 }

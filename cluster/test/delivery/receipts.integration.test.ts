@@ -1,0 +1,164 @@
+/**
+ * Delivery receipts end to end on the real PostgreSQL and Mosquitto: a device built on `e4/` that
+ * opts in confirms what it applied (rotation status tells confirmed from broker-accepted), a
+ * forged receipt confirms nothing, and a device whose delivery had failed is retried as soon as
+ * it is seen.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import mqtt, { type MqttClient } from 'mqtt';
+import {
+  clientIdFromName,
+  E4Client,
+  protectReceipt,
+  randomSymKey,
+  receiptTopic,
+  toHex,
+  topicHash,
+} from '../../../e4/index.ts';
+import { ReceiptReceiver, type ReceiptEvent } from '../../delivery/index.ts';
+import { PgDelivery } from '../../storage/index.ts';
+import { startHarness, TEST_MQTT_URL, type C2Harness } from '../support/c2-harness.ts';
+import { eventually } from '../support/eventually.ts';
+import { SimDevice } from '../support/sim-device.ts';
+
+const ctx = { actor: 'test' };
+
+void describe('delivery receipts', () => {
+  let h: C2Harness;
+  let receiver: ReceiptReceiver;
+  let uplink: MqttClient;
+  const events: ReceiptEvent[] = [];
+  const devices: SimDevice[] = [];
+
+  before(async () => {
+    h = await startHarness();
+    uplink = await mqtt.connectAsync(TEST_MQTT_URL, {
+      clientId: `uplink-${randomBytes(3).toString('hex')}`,
+    });
+    receiver = await ReceiptReceiver.start({
+      url: TEST_MQTT_URL,
+      clientId: `receipts-${randomBytes(3).toString('hex')}`,
+      store: h.store,
+      delivery: new PgDelivery(h.schema.pool),
+      sealer: h.service.deps.sealer,
+      mode: 'symkey',
+      retry: (id) => {
+        h.engine.enqueue([id]);
+      },
+      onError: () => undefined,
+      onReceipt: (e) => events.push(e),
+    });
+  });
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close()));
+    await receiver.close();
+    await uplink.endAsync();
+    await h.close();
+  });
+
+  async function receiptDevice(name: string, key: Uint8Array): Promise<SimDevice> {
+    const client = await E4Client.createSymmetric(
+      { name },
+      { key },
+      {
+        receipts: {
+          publish: (topic, payload) =>
+            uplink.publishAsync(topic, Buffer.from(payload), { qos: 1 }).then(() => undefined),
+        },
+      },
+    );
+    const device = await SimDevice.connect(client);
+    devices.push(device);
+    return device;
+  }
+
+  void it('a device that opts in confirms its topic keys; rotation status tells confirmed apart', async () => {
+    const name = `rcpt-${randomBytes(4).toString('hex')}`;
+    const topic = `${name}/t`;
+    const key = randomSymKey();
+    await h.service.newClient(ctx, name, key);
+    const device = await receiptDevice(name, key);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    await device.waitFor(
+      () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+      10_000,
+      'key',
+    );
+    await eventually(async () => {
+      const s = await h.service.rotationStatus(topic);
+      assert.deepEqual([s.delivered, s.confirmed], [1, 1]);
+    });
+    await h.service.rotateTopicKey(ctx, topic);
+    await eventually(async () => {
+      const s = await h.service.rotationStatus(topic);
+      assert.deepEqual([s.keyVersion, s.delivered, s.confirmed], [2, 1, 1]);
+    });
+  });
+
+  void it('a forged receipt confirms nothing; a failed device is retried when seen', async () => {
+    const name = `seen-${randomBytes(4).toString('hex')}`;
+    const topic = `${name}/t`;
+    const key = randomSymKey();
+    await h.service.newClient(ctx, name, key);
+    await h.service.newTopic(ctx, topic);
+    const device = await SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
+    devices.push(device);
+    await h.service.newTopicClient(ctx, name, topic);
+    const hash = toHex(topicHash(topic));
+    await device.waitFor(() => device.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+    const row = await h.store.read.clients.byName(name);
+    assert.ok(row);
+    // Later the device lost its key and its deliveries failed: nothing is queued for it, and the
+    // sweep leaves failed devices alone until they are seen again.
+    await eventually(async () => {
+      assert.equal((await h.service.getClient(name)).topics[0]?.state, 'delivered');
+    });
+    await h.schema.pool.query(
+      'UPDATE device_topics SET delivered_version = 0 WHERE client_id = $1',
+      [row.id],
+    );
+    await h.store.read.clients.setSync(row.id, {
+      state: 'failed',
+      attempts: 8,
+      error: 'SetTopicKey: no PUBACK',
+    });
+    const appliedBefore = device.applied.length;
+    const id = clientIdFromName(name);
+    const fields = {
+      status: 'applied' as const,
+      commandId: new Uint8Array(16).fill(9),
+      commandTime: 0n,
+      commandType: 'ResetTopics' as const,
+      subject: new Uint8Array(16),
+    };
+    const before = events.length;
+    await uplink.publishAsync(
+      receiptTopic(id),
+      Buffer.from(protectReceipt(fields, id, randomSymKey())),
+      { qos: 1 },
+    );
+    await eventually(() => {
+      assert.ok(events.slice(before).some((e) => e.outcome === 'not-authentic'));
+    });
+    assert.equal(
+      (await h.service.getClient(name)).delivery.state,
+      'failed',
+      'a forged receipt is not a sighting',
+    );
+
+    // The real device shows up (any authentic receipt): it is retried at once.
+    await uplink.publishAsync(receiptTopic(id), Buffer.from(protectReceipt(fields, id, key)), {
+      qos: 1,
+    });
+    await device.waitFor(() => device.applied.length > appliedBefore, 10_000, 'the retried key');
+    await eventually(async () => {
+      const details = await h.service.getClient(name);
+      assert.equal(details.delivery.state, 'idle');
+      assert.equal(details.topics[0]?.state, 'delivered');
+    });
+    assert.ok(events.some((e) => e.outcome === 'applied' && e.clientId === row.id));
+  });
+});
