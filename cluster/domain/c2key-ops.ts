@@ -2,7 +2,7 @@
 import { C2Error } from '../errors.ts';
 import type { C2Repositories } from '../storage/index.ts';
 import { storeNewC2Key } from './key-material.ts';
-import { mutate, requireMode } from './mutation.ts';
+import { audit, mutate, requireMode } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 
 /**
@@ -64,14 +64,12 @@ export async function newC2Key(
       const version = (latest?.version ?? 0) + 1;
       const fingerprint = await storeNewC2Key(deps, tx, version);
       const devices = await enqueueAllClients(tx, 'c2-key-rotated');
-      await tx.journal.audit({
-        actor: ctx.actor,
+      await audit(tx, ctx, {
         operation: 'NewC2Key',
         subjectKind: 'c2key',
         subject: 'c2',
         keyVersion: version,
         keyFingerprint: fingerprint,
-        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
         details: { devices },
       });
       await tx.journal.event({ type: 'c2key.rotated', keyVersion: version, details: { devices } });

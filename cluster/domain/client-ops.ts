@@ -9,7 +9,7 @@ import {
   storeIdentityKey,
   type IdentityKey,
 } from './key-material.ts';
-import { mutate, notFound } from './mutation.ts';
+import { audit, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkClientName } from './validation.ts';
 
@@ -68,14 +68,12 @@ export async function newClient(
       }
       await storeIdentityKey(deps, tx, existing.id, version, identity);
       await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
-      await tx.journal.audit({
-        actor: ctx.actor,
+      await audit(tx, ctx, {
         operation: 'NewClient',
         subjectKind: 'client',
         subject: clientName,
         keyVersion: version,
         keyFingerprint: identity.fingerprint,
-        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
         details: { replaced: true },
       });
       await tx.journal.event({ type: 'client.key_replaced', clientName, keyVersion: version });
@@ -101,14 +99,12 @@ async function insertClient(
     c2KeyVersion: c2Key?.version ?? null,
   });
   await storeIdentityKey(deps, tx, client.id, 1, identity);
-  await tx.journal.audit({
-    actor: ctx.actor,
+  await audit(tx, ctx, {
     operation: 'NewClient',
     subjectKind: 'client',
     subject: name,
     keyVersion: 1,
     keyFingerprint: identity.fingerprint,
-    ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
   });
   await tx.journal.event({ type: 'client.created', clientName: name, keyVersion: 1 });
   return { created: true, keyVersion: 1 };
@@ -139,12 +135,10 @@ export async function removeClient(
     } else {
       await tx.clients.delete(client.id);
     }
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation: 'RemoveClient',
       subjectKind: 'client',
       subject: clientName,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
       details: { reset },
     });
     await tx.journal.event({ type: 'client.removed', clientName, details: { reset } });
@@ -169,12 +163,10 @@ export async function resetClient(
     await tx.clients.bumpDeliveryEpoch(client.id);
     await tx.memberships.resetDelivery(client.id);
     await tx.journal.enqueue(client.id, 'client-reset');
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation: 'ResetClient',
       subjectKind: 'client',
       subject: clientName,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     });
     await tx.journal.event({ type: 'client.reset', clientName });
     return { reset: true } as const;
@@ -231,14 +223,12 @@ export async function rotateClientKey(
         }
       }
       await tx.journal.enqueue(client.id, 'client-key-rotated');
-      await tx.journal.audit({
-        actor: ctx.actor,
+      await audit(tx, ctx, {
         operation: 'RotateClientKey',
         subjectKind: 'client',
         subject: clientName,
         keyVersion: version,
         keyFingerprint: key.fingerprint,
-        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
         details: { deviceGenerated: identity !== undefined },
       });
       await tx.journal.event({ type: 'client.key_rotated', clientName, keyVersion: version });

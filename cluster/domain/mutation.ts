@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { C2Error } from '../errors.ts';
-import type { C2Repositories } from '../storage/index.ts';
+import type { AuditEntry, C2Repositories } from '../storage/index.ts';
 import type { Lease } from '../coordination/index.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 
@@ -93,6 +93,22 @@ export async function mutate<T>(
       throw new C2Error('C2_CONFLICT', 'concurrent request with the same id');
     return replay(stored, operation, hash) as T;
   }
+}
+
+/**
+ * Writes the audit record of a key operation in the caller's transaction, with the actor and the
+ * request id of the call.
+ */
+export async function audit(
+  tx: C2Repositories,
+  ctx: RequestContext,
+  entry: Omit<AuditEntry, 'actor' | 'requestId'>,
+): Promise<void> {
+  await tx.journal.audit({
+    ...entry,
+    actor: ctx.actor,
+    ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
+  });
 }
 
 /** @throws C2Error `C2_NOT_FOUND` naming what is missing */

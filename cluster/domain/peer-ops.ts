@@ -2,7 +2,7 @@
 import { C2Error } from '../errors.ts';
 import type { C2Repositories, ClientRow } from '../storage/index.ts';
 import { activeClient } from './client-ops.ts';
-import { mutate, requireMode } from './mutation.ts';
+import { audit, mutate, requireMode } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkClientName } from './validation.ts';
 
@@ -86,13 +86,11 @@ async function pubKeyChange(
       remove ? 0 : rows.source.keyVersion,
     );
     await tx.journal.enqueue(rows.target.id, remove ? 'pubkey-removed' : 'pubkey-sent');
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation,
       subjectKind: 'pubkey',
       subject: `${source} -> ${target}`,
       ...(remove ? {} : { keyVersion: rows.source.keyVersion }),
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     });
     await tx.journal.event({
       type: remove ? 'pubkey.removed' : 'pubkey.sent',
@@ -155,12 +153,10 @@ export async function resetClientPubKeys(
     await tx.peers.clearPubKeys(row.id);
     await tx.peers.addCommand(row.id, 'ResetPubKeys');
     await tx.journal.enqueue(row.id, 'pubkeys-reset');
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation: 'ResetClientPubKeys',
       subjectKind: 'pubkey',
       subject: target,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     });
     await tx.journal.event({ type: 'pubkey.reset', clientName: target });
     return { queued: true } as const;

@@ -4,7 +4,7 @@ import { C2Error } from '../errors.ts';
 import type { C2Repositories, TopicRow } from '../storage/index.ts';
 import { activeClient } from './client-ops.ts';
 import { storeNewTopicKey } from './key-material.ts';
-import { mutate, notFound } from './mutation.ts';
+import { audit, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkClientName, checkTopicName } from './validation.ts';
 
@@ -43,14 +43,12 @@ async function rotate(
   }
   const fingerprint = await storeNewTopicKey(deps, tx, topic.id, version);
   const members = await tx.memberships.fanOutVersion(topic.id, version, 'topic-rotated');
-  await tx.journal.audit({
-    actor: ctx.actor,
+  await audit(tx, ctx, {
     operation,
     subjectKind: 'topic',
     subject: topic.name,
     keyVersion: version,
     keyFingerprint: fingerprint,
-    ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     details: { members },
   });
   await tx.journal.event({
@@ -83,14 +81,12 @@ export async function newTopic(
       if (inserted === undefined)
         return rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'NewTopic');
       const fingerprint = await storeNewTopicKey(deps, tx, inserted.id, 1);
-      await tx.journal.audit({
-        actor: ctx.actor,
+      await audit(tx, ctx, {
         operation: 'NewTopic',
         subjectKind: 'topic',
         subject: topicName,
         keyVersion: 1,
         keyFingerprint: fingerprint,
-        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
       });
       await tx.journal.event({ type: 'topic.created', topic: topicName, keyVersion: 1 });
       return { created: true, keyVersion: 1, fingerprint, members: 0 };
@@ -139,12 +135,10 @@ export async function removeTopic(
       const topic = await topicOrThrow(tx, topicName, true);
       const revoked = await tx.memberships.revokeAll(topic.id, 'topic-removed');
       await tx.topics.delete(topic.id);
-      await tx.journal.audit({
-        actor: ctx.actor,
+      await audit(tx, ctx, {
         operation: 'RemoveTopic',
         subjectKind: 'topic',
         subject: topicName,
-        ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
         details: { revoked },
       });
       await tx.journal.event({ type: 'topic.removed', topic: topicName, details: { revoked } });
@@ -176,13 +170,11 @@ export async function newTopicClient(
       return { keyVersion: topic.keyVersion };
     await tx.memberships.upsert(row.id, topic.topicHash, topic.id, topic.keyVersion);
     await tx.journal.enqueue(row.id, 'member-added');
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation: 'NewTopicClient',
       subjectKind: 'membership',
       subject: `${client} ${topicName}`,
       keyVersion: topic.keyVersion,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     });
     await tx.journal.event({
       type: 'client.subscribed',
@@ -217,12 +209,10 @@ export async function removeTopicClient(
     }
     await tx.memberships.revoke(row.id, topic.topicHash);
     await tx.journal.enqueue(row.id, 'member-removed');
-    await tx.journal.audit({
-      actor: ctx.actor,
+    await audit(tx, ctx, {
       operation: 'RemoveTopicClient',
       subjectKind: 'membership',
       subject: `${client} ${topicName}`,
-      ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     });
     await tx.journal.event({ type: 'client.unsubscribed', clientName: client, topic: topicName });
     return { removed: true } as const;
