@@ -26,6 +26,8 @@ export interface DeliveryWorkerOptions {
 /** A running delivery worker. */
 export class DeliveryWorker {
   #stopping = false;
+  /** Devices a job of this process is syncing now. */
+  readonly #syncing = new Set<string>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
 
@@ -64,9 +66,20 @@ export class DeliveryWorker {
   }
 
   async #process(data: SyncJobData): Promise<void> {
-    const outcome = await syncBatch(this.options.syncDeps, data.clientIds, () => this.#stopping);
-    if (outcome.busy.length > 0)
-      await this.options.queue.add(outcome.busy, this.options.busyRetryMs);
+    // Claims name the process, so they do not exclude this process's other jobs (concurrency >
+    // 1): a device another job here is syncing is busy, like one claimed elsewhere (R5).
+    const mine: string[] = [];
+    const busyHere: string[] = [];
+    for (const id of new Set(data.clientIds)) (this.#syncing.has(id) ? busyHere : mine).push(id);
+    for (const id of mine) this.#syncing.add(id);
+    let busy: readonly string[];
+    try {
+      const outcome = await syncBatch(this.options.syncDeps, mine, () => this.#stopping);
+      busy = [...outcome.busy, ...busyHere];
+    } finally {
+      for (const id of mine) this.#syncing.delete(id);
+    }
+    if (busy.length > 0) await this.options.queue.add(busy, this.options.busyRetryMs);
   }
 
   /** Queues every device with pending work (recovery). @returns devices found */

@@ -3,7 +3,7 @@
  * Jobs carry device ids only — never keys, never protected bytes (R8): a worker reads the current
  * desired state and protects at send time (R4, R6).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 
 /** Name of the queue of device syncs. */
@@ -15,6 +15,16 @@ export const SYNC_JOB = 'sync';
 /** Most device ids in one job (a batch for the worker). */
 export const MAX_IDS_PER_JOB = 500;
 
+/** Numbered variants of a job id tried before a random one (see {@link DeviceQueue.add}). */
+const JOB_ID_SLOTS = 4;
+
+/**
+ * States in which a job with the same id will still read the devices' state after an add, so
+ * merging into it loses nothing. `active` may be past its last read (or held by a dead worker
+ * until BullMQ's stalled-job check), and `failed` jobs are kept and never run again.
+ */
+const MERGEABLE = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children', 'unknown']);
+
 /** Job data: ids only. */
 export interface SyncJobData {
   readonly clientIds: readonly string[];
@@ -22,7 +32,9 @@ export interface SyncJobData {
 
 /**
  * A deterministic job id for a set of devices: re-adding the same batch (a relay retried after a
- * crash between adding and committing) is a no-op while the first job is waiting.
+ * crash between adding and committing) is a no-op while the first job is waiting. The queue adds
+ * under this id, or under a numbered variant of it when a job with this id has already started
+ * or failed (see {@link DeviceQueue.add}).
  */
 export function jobIdFor(clientIds: readonly string[]): string {
   const sorted = [...clientIds].sort();
@@ -54,22 +66,42 @@ export class DeviceQueue {
   }
 
   /**
-   * Enqueues devices in jobs of at most {@link MAX_IDS_PER_JOB}, one Redis round trip for all.
+   * Enqueues devices in jobs of at most {@link MAX_IDS_PER_JOB}: the job ids are checked in
+   * parallel, then every job is added in one round trip.
    * @param delayMs - delay before the jobs may run (devices busy elsewhere)
    */
   async add(clientIds: readonly string[], delayMs = 0): Promise<number> {
     const unique = [...new Set(clientIds)];
-    const jobs = [];
-    for (let i = 0; i < unique.length; i += MAX_IDS_PER_JOB) {
-      const ids = unique.slice(i, i + MAX_IDS_PER_JOB);
-      jobs.push({
+    const batches: string[][] = [];
+    for (let i = 0; i < unique.length; i += MAX_IDS_PER_JOB)
+      batches.push(unique.slice(i, i + MAX_IDS_PER_JOB));
+    const jobs = await Promise.all(
+      batches.map(async (ids) => ({
         name: SYNC_JOB,
         data: { clientIds: ids } satisfies SyncJobData,
-        opts: { jobId: jobIdFor(ids), ...(delayMs > 0 ? { delay: delayMs } : {}) },
-      });
-    }
+        opts: { jobId: await this.#jobId(ids), ...(delayMs > 0 ? { delay: delayMs } : {}) },
+      })),
+    );
     if (jobs.length > 0) await this.queue.addBulk(jobs);
     return jobs.length;
+  }
+
+  /**
+   * The id to add a batch under: {@link jobIdFor}, or its first numbered variant whose job (if
+   * any) has not started yet. BullMQ ignores an add whose id exists in any state, so adding under
+   * the id of an active or failed job would drop the work: after a worker dies mid-job, every
+   * later add (relay, sweep, busy retry) of the same devices would wait for BullMQ's stalled-job
+   * recovery (30-60 s, not the 15 s claim TTL), and after a job failed, for ever. A job that
+   * becomes active between this check and the add starts after the caller's commit, so it reads
+   * the new state.
+   */
+  async #jobId(ids: readonly string[]): Promise<string> {
+    const base = jobIdFor(ids);
+    for (let slot = 0; slot < JOB_ID_SLOTS; slot++) {
+      const id = slot === 0 ? base : `${base}-${slot}`;
+      if (MERGEABLE.has(await this.queue.getJobState(id))) return id;
+    }
+    return `${base}-${randomBytes(8).toString('hex')}`;
   }
 
   /** Jobs by state, for metrics and readiness. */
