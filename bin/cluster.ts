@@ -1,0 +1,903 @@
+/**
+ * `npm run cluster -- --api N --workers M [--redlock 1|3] [--base-port P] [--schema S]
+ * [--data-dir D]`: a local C2 cluster as plain processes on loopback, the topology of
+ * `docker-compose.ha.yml` without Docker (DESIGN §7):
+ *
+ * - N API nodes (`E4C2_ROLE=api`) and M delivery workers (`E4C2_ROLE=worker`), each a child
+ *   process running `bin/start.ts`, on the shared `DATABASE_URL` (a schema of its own),
+ *   `REDIS_URL` (the queue) and `MQTT_URL` (the fleet's broker);
+ * - with `--redlock 3`, three `redis-server` processes of its own for the Redlock quorum;
+ * - the load balancer of `bin/lb/` in this process, in front of the API nodes for gRPC and HTTP.
+ *
+ * Every node opens the same keys: the KEK passphrase is generated once into
+ * `<data dir>/kek-passphrase` (mode 0600) unless `E4C2_KEK_FILE` or `E4C2_KEK_PASSPHRASE` is set.
+ * Other `E4C2_*` settings of the environment are passed to every node. Ctrl-C or SIGTERM stops
+ * everything in reverse start order; a second one kills what is left. A child that dies on its
+ * own is reported and the rest keep running.
+ *
+ * Tests use {@link startCluster} in-process for the same topology.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createPool, redactUrl } from '../cluster/storage/index.ts';
+import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
+
+/** The repository root: children run `bin/start.ts` from there. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Defaults of the services a local cluster uses. */
+export const CLUSTER_DEFAULTS = {
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/test',
+  redisUrl: 'redis://127.0.0.1:6379',
+  mqttUrl: 'mqtt://127.0.0.1:1883',
+  schema: 'e4c2_cluster',
+  dataDir: './data/cluster',
+  basePort: 7000,
+  host: '127.0.0.1',
+} as const;
+
+/** Most nodes of each role. */
+const MAX_NODES_PER_ROLE = 16;
+
+/** Everything {@link startCluster} needs. */
+export interface ClusterOptions {
+  readonly apiNodes: number;
+  readonly workers: number;
+  /** Redlock instances: 1 uses `REDIS_URL`, 3 starts three private `redis-server` processes. */
+  readonly redlock: 1 | 3;
+  /** First port of the layout (see docs/cluster.md); 0 picks free ports. */
+  readonly basePort: number;
+  readonly schema: string;
+  /** Holds the KEK passphrase file. */
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly mqttUrl: string;
+  /** Loopback address every process binds. */
+  readonly host: string;
+  /** The environment children start from (their `E4C2_*` settings pass through). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The launcher's own lines (progress, notices). */
+  readonly log: (line: string) => void;
+  /** One line of a child's output. */
+  readonly childOutput: (name: string, stream: 'stdout' | 'stderr', line: string) => void;
+  /** Longest wait for one process to become ready. Default 60 s. */
+  readonly startTimeoutMs?: number;
+  /** Aborting it during start-up stops what was started and rejects. */
+  readonly signal?: AbortSignal;
+  /** The `redis-server` binary. Default `redis-server` from the PATH. */
+  readonly redisServer?: string;
+}
+
+/** What the command line and the environment decide. */
+export type ClusterArgs = Pick<
+  ClusterOptions,
+  | 'apiNodes'
+  | 'workers'
+  | 'redlock'
+  | 'basePort'
+  | 'schema'
+  | 'dataDir'
+  | 'databaseUrl'
+  | 'redisUrl'
+  | 'mqttUrl'
+>;
+
+/** A usage error of the command line. */
+export class UsageError extends Error {}
+
+/** The usage text of `npm run cluster`. */
+export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlock 1|3] [--base-port P]
+                           [--schema S] [--data-dir D]
+
+  --api N          API nodes (gRPC + HTTP + outbox relay), 1..${MAX_NODES_PER_ROLE}       default 2
+  --workers M      delivery workers, 0..${MAX_NODES_PER_ROLE}                          default 2
+  --redlock 1|3    Redlock instances: 1 = REDIS_URL, 3 = three redis-server   default 1
+  --base-port P    load balancer gRPC on P, HTTP on P+1, nodes from P+10;    default ${CLUSTER_DEFAULTS.basePort}
+                   0 picks free ports
+  --schema S       PostgreSQL schema of the cluster (created if missing)     default ${CLUSTER_DEFAULTS.schema}
+  --data-dir D     holds the shared KEK passphrase file                      default ${CLUSTER_DEFAULTS.dataDir}
+
+Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
+REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).
+Other E4C2_* settings (cluster/config/README.md) are passed to every node.`;
+
+function intArg(
+  value: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+  def: number,
+): number {
+  if (value === undefined) return def;
+  if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number, not "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`${name} must be between ${min} and ${max}`);
+  return n;
+}
+
+/** Highest usable base port: the layout spans 10 ports per node after the first ten. */
+const MAX_BASE_PORT = 65535 - 10 * (2 * MAX_NODES_PER_ROLE + 1);
+
+/**
+ * Parses the command line (`--help` gives `undefined`).
+ * @throws UsageError naming the bad argument
+ */
+export function parseClusterArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ClusterArgs | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        api: { type: 'string' },
+        workers: { type: 'string' },
+        redlock: { type: 'string' },
+        'base-port': { type: 'string' },
+        schema: { type: 'string' },
+        'data-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help === true) return undefined;
+  const redlock = intArg(values.redlock, '--redlock', 1, 3, 1);
+  if (redlock !== 1 && redlock !== 3) throw new UsageError('--redlock must be 1 or 3');
+  const basePort = intArg(values['base-port'], '--base-port', 0, MAX_BASE_PORT, 7000);
+  if (basePort !== 0 && basePort < 1024)
+    throw new UsageError(`--base-port must be 0 or between 1024 and ${MAX_BASE_PORT}`);
+  const schema = values.schema ?? CLUSTER_DEFAULTS.schema;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
+    throw new UsageError('--schema must be a plain identifier: a-z, 0-9 and _, at most 63');
+  const nonEmpty = (v: string | undefined): string | undefined =>
+    v === undefined || v === '' ? undefined : v;
+  return {
+    apiNodes: intArg(values.api, '--api', 1, MAX_NODES_PER_ROLE, 2),
+    workers: intArg(values.workers, '--workers', 0, MAX_NODES_PER_ROLE, 2),
+    redlock,
+    basePort,
+    schema,
+    dataDir: values['data-dir'] ?? CLUSTER_DEFAULTS.dataDir,
+    databaseUrl: nonEmpty(env['DATABASE_URL']) ?? CLUSTER_DEFAULTS.databaseUrl,
+    redisUrl: nonEmpty(env['REDIS_URL']) ?? CLUSTER_DEFAULTS.redisUrl,
+    mqttUrl: nonEmpty(env['MQTT_URL']) ?? CLUSTER_DEFAULTS.mqttUrl,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/** How a process ended. */
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+function describeExit(status: ExitStatus): string {
+  return status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code ?? '?'}`;
+}
+
+interface ProcessSpec {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** One child process, its output prefixed, its exit observed. */
+class ManagedProcess {
+  readonly exited: Promise<ExitStatus>;
+  #status: ExitStatus | undefined;
+  /** Why the process could not be started (ENOENT: the binary is missing). */
+  spawnError: string | undefined;
+  /** Set when the launcher itself stops or kills the process. */
+  expected = false;
+
+  private constructor(
+    readonly spec: ProcessSpec,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#status = { code, signal };
+        resolve(this.#status);
+      });
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        // spawn failed (binary missing): no 'exit' follows
+        this.spawnError = `cannot run ${spec.command}: ${err.code ?? err.message}`;
+        this.#status ??= { code: 127, signal: null };
+        resolve(this.#status);
+      });
+    });
+  }
+
+  static spawn(spec: ProcessSpec, output: ClusterOptions['childOutput']): ManagedProcess {
+    const child = spawn(spec.command, [...spec.args], {
+      cwd: ROOT,
+      env: spec.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a Ctrl-C in the terminal reaches the launcher only, which then
+      // stops the children in order.
+      detached: true,
+    });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      createInterface({ input: child[stream], crlfDelay: Infinity }).on('line', (line) => {
+        output(spec.name, stream, line);
+      });
+    }
+    return new ManagedProcess(spec, child);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.#status === undefined && this.child.pid !== undefined;
+  }
+
+  get status(): ExitStatus | undefined {
+    return this.#status;
+  }
+
+  /** Sends a signal; false when the process is gone. */
+  signal(signal: NodeJS.Signals): boolean {
+    if (!this.running) return false;
+    try {
+      return this.child.kill(signal);
+    } catch {
+      return false;
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process exited. */
+  async stop(graceMs: number): Promise<ExitStatus> {
+    this.expected = true;
+    if (!this.running) return this.exited;
+    this.signal('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const killed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.signal('SIGKILL');
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([this.exited, killed]);
+    clearTimeout(timer);
+    return this.exited;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports and services
+
+/** A free port on `host` (the kernel's choice). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => {
+        resolvePort(typeof address === 'object' && address !== null ? address.port : 0);
+      });
+    });
+  });
+}
+
+/** True when `port` can be bound on `host` now. */
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => {
+      resolveFree(false);
+    });
+    server.listen({ port, host, exclusive: true }, () => {
+      server.close(() => {
+        resolveFree(true);
+      });
+    });
+  });
+}
+
+/** Sends PING to a Redis server; resolves true on +PONG. Never rejects. */
+export function pingRedis(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolvePing) => {
+    const socket = connect({ host, port });
+    let answer = '';
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolvePing(ok);
+    };
+    const timer = setTimeout(() => {
+      done(false);
+    }, timeoutMs);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+    });
+    socket.on('error', () => {
+      done(false);
+    });
+  });
+}
+
+/** Waits until `check` passes, the process exits or `timeoutMs` elapses. */
+async function waitReady(
+  proc: ManagedProcess,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (signal?.aborted === true) throw new Error('start-up interrupted');
+    if (!proc.running) {
+      const status = await proc.exited; // settled: a spawn error is known by then
+      if (proc.spawnError !== undefined) throw new Error(`${proc.spec.name}: ${proc.spawnError}`);
+      throw new Error(
+        `${proc.spec.name} exited during start-up (${describeExit(status)}); see its output above`,
+      );
+    }
+    if (await check()) return;
+    if (Date.now() > deadline)
+      throw new Error(`${proc.spec.name} was not ready within ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Reads the cluster's KEK passphrase from `<dataDir>/kek-passphrase`, creating it (mode 0600,
+ * 32 random bytes as hex) on first use.
+ * @throws Error when the file is readable by others or too short
+ */
+export async function loadOrCreatePassphrase(dataDir: string): Promise<string> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const file = resolve(dataDir, 'kek-passphrase');
+  try {
+    await writeFile(file, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 });
+    await chmod(file, 0o600); // the umask may have taken bits away, never added: be explicit
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const info = await stat(file);
+  if ((info.mode & 0o077) !== 0)
+    throw new Error(
+      `${file} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  const passphrase = (await readFile(file, 'utf8')).trim();
+  if (Buffer.byteLength(passphrase) < 16)
+    throw new Error(`${file} holds a passphrase shorter than 16 bytes`);
+  return passphrase;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+
+/** One node of the cluster. */
+export interface ClusterNode {
+  readonly name: string;
+  readonly role: 'api' | 'worker';
+  /** Of the current process (a restarted node has a new one). */
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** `host:port`, API nodes only. */
+  readonly grpc: string | undefined;
+  /** `http://host:port`, API nodes only. */
+  readonly http: string | undefined;
+  /** `http://host:port` of `/healthz` and `/readyz`. */
+  readonly health: string;
+}
+
+/** One private Redis of the Redlock quorum. */
+export interface ClusterRedis {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number | undefined;
+}
+
+interface NodePlan {
+  readonly name: string;
+  readonly role: 'api' | 'worker';
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly metricsPort: number;
+}
+
+/** Settings the launcher decides for every node; the environment's own are dropped. */
+const MANAGED_SETTINGS = [
+  'E4C2_ROLE',
+  'E4C2_GRPC_ADDR',
+  'E4C2_HTTP_ADDR',
+  'E4C2_METRICS_ADDR',
+  'E4C2_NODE_ID',
+  'E4C2_DB_SCHEMA',
+  'E4C2_REDLOCK_URLS',
+  'E4C2_ENDPOINT', // the CLI's
+  'E4C2_CERT', // the CLI's
+];
+
+/** A running local cluster. */
+export class LocalCluster {
+  readonly #nodes = new Map<string, { plan: NodePlan; proc: ManagedProcess }>();
+  readonly #redis: Array<{ name: string; url: string; proc: ManagedProcess }> = [];
+  #lb: LoadBalancer | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly #killAll = (): void => {
+    for (const p of this.#processes()) p.signal('SIGKILL');
+  };
+
+  private constructor(
+    private readonly options: ClusterOptions,
+    private readonly nodeEnv: NodeJS.ProcessEnv,
+    readonly kek: string,
+  ) {}
+
+  /** Load balancer addresses: gRPC `host:port`, HTTP `http://host:port`. */
+  get lb(): { readonly grpc: string; readonly http: string; readonly balancer: LoadBalancer } {
+    const balancer = this.#lb;
+    if (balancer === undefined) throw new Error('the load balancer is not running');
+    const g = balancer.address('grpc');
+    const h = balancer.address('http');
+    return { grpc: `${g.host}:${g.port}`, http: `http://${h.host}:${h.port}`, balancer };
+  }
+
+  /** Every node, API nodes first. */
+  get nodes(): ClusterNode[] {
+    return [...this.#nodes.values()].map(({ plan, proc }) => this.#describeNode(plan, proc));
+  }
+
+  /** The private Redis instances of the Redlock quorum (none with `--redlock 1`). */
+  get redlock(): ClusterRedis[] {
+    return this.#redis.map((r) => ({ name: r.name, url: r.url, pid: r.proc.pid }));
+  }
+
+  /** One node. @throws RangeError for an unknown name */
+  node(name: string): ClusterNode {
+    const entry = this.#nodes.get(name);
+    if (entry === undefined) throw new RangeError(`no node ${name}`);
+    return this.#describeNode(entry.plan, entry.proc);
+  }
+
+  #describeNode(plan: NodePlan, proc: ManagedProcess): ClusterNode {
+    const host = this.options.host;
+    return {
+      name: plan.name,
+      role: plan.role,
+      pid: proc.pid,
+      running: proc.running,
+      grpc: plan.role === 'api' ? `${host}:${plan.grpcPort}` : undefined,
+      http: plan.role === 'api' ? `http://${host}:${plan.httpPort}` : undefined,
+      health: `http://${host}:${plan.metricsPort}`,
+    };
+  }
+
+  *#processes(): Iterable<ManagedProcess> {
+    for (const { proc } of this.#nodes.values()) yield proc;
+    for (const { proc } of this.#redis) yield proc;
+  }
+
+  /** Starts a cluster; on failure, everything already started is stopped again. */
+  static async start(options: ClusterOptions): Promise<LocalCluster> {
+    const { log } = options;
+    if (options.apiNodes < 1) throw new RangeError('a cluster needs at least one API node');
+    const env = options.env;
+    let kek: string;
+    const kekEnv: NodeJS.ProcessEnv = {};
+    const kekFile = env['E4C2_KEK_FILE'];
+    const kekPassphrase = env['E4C2_KEK_PASSPHRASE'];
+    if ((kekFile ?? '') !== '') kek = `E4C2_KEK_FILE (${kekFile ?? ''})`;
+    else if ((kekPassphrase ?? '') !== '') kek = 'E4C2_KEK_PASSPHRASE (from the environment)';
+    else {
+      kekEnv['E4C2_KEK_PASSPHRASE'] = await loadOrCreatePassphrase(options.dataDir);
+      kek = `passphrase in ${resolve(options.dataDir, 'kek-passphrase')}`;
+    }
+
+    // Schema first: a node's search_path names it, and migrations need it to exist.
+    const admin = await createPool({ url: options.databaseUrl, max: 1 });
+    try {
+      await admin.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`);
+    } finally {
+      await admin.end();
+    }
+
+    const ports = await LocalCluster.#planPorts(options);
+    const redlockUrls = ports.redlock.map((p) => `redis://${options.host}:${p}`);
+    const base: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(env))
+      if (v !== undefined && !MANAGED_SETTINGS.includes(k)) base[k] = v;
+    const nodeEnv: NodeJS.ProcessEnv = {
+      ...base,
+      ...kekEnv,
+      DATABASE_URL: options.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      MQTT_URL: options.mqttUrl,
+      E4C2_DB_SCHEMA: options.schema,
+      ...(redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: redlockUrls.join(',') }),
+    };
+    const cluster = new LocalCluster(options, nodeEnv, kek);
+    process.on('exit', cluster.#killAll);
+    const total = ports.redlock.length + ports.nodes.length + 1;
+    let step = 0;
+    const progress = (what: string): void => {
+      step += 1;
+      log(`cluster: [${step}/${total}] ${what}`);
+    };
+    try {
+      log(
+        `cluster: starting ${ports.redlock.length === 0 ? '' : `${ports.redlock.length} Redlock Redis, `}${options.apiNodes} API node(s), ${options.workers} worker(s) and the load balancer`,
+      );
+      await Promise.all(
+        ports.redlock.map(async (port, i) => {
+          await cluster.#startRedis(`redlock-${i + 1}`, port);
+          progress(`redlock-${i + 1} ready on redis://${options.host}:${port}`);
+        }),
+      );
+      const apis = ports.nodes.filter((n) => n.role === 'api');
+      const workers = ports.nodes.filter((n) => n.role === 'worker');
+      // The first node migrates the schema and stores the KEK salt; the others then find both.
+      const [first, ...others] = apis;
+      if (first !== undefined) {
+        await cluster.#startNode(first);
+        progress(`${first.name} ready (pid ${cluster.node(first.name).pid ?? '?'})`);
+      }
+      for (const group of [others, workers]) {
+        await Promise.all(
+          group.map(async (plan) => {
+            await cluster.#startNode(plan);
+            progress(`${plan.name} ready (pid ${cluster.node(plan.name).pid ?? '?'})`);
+          }),
+        );
+      }
+      cluster.#lb = await LoadBalancer.start({
+        listeners: [
+          { name: 'grpc', host: options.host, port: ports.lbGrpc },
+          { name: 'http', host: options.host, port: ports.lbHttp },
+        ],
+        backends: apis.map((plan) => ({
+          name: plan.name,
+          host: options.host,
+          ports: { grpc: plan.grpcPort, http: plan.httpPort },
+          healthUrl: `http://${options.host}:${plan.metricsPort}/readyz`,
+        })),
+        onEvent: (event) => {
+          const line = describeLbEvent(event);
+          if (line !== undefined) log(`lb: ${line}`);
+        },
+      });
+      progress(`load balancer ready (gRPC ${cluster.lb.grpc}, HTTP ${cluster.lb.http})`);
+    } catch (err) {
+      log(`cluster: start-up failed: ${(err as Error).message}; stopping what was started`);
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  static async #planPorts(options: ClusterOptions): Promise<{
+    lbGrpc: number;
+    lbHttp: number;
+    redlock: number[];
+    nodes: NodePlan[];
+  }> {
+    const { host, basePort: p } = options;
+    const roles: Array<'api' | 'worker'> = [
+      ...Array.from({ length: options.apiNodes }, () => 'api' as const),
+      ...Array.from({ length: options.workers }, () => 'worker' as const),
+    ];
+    let count = { api: 0, worker: 0 };
+    const names = roles.map((role) => {
+      count = { ...count, [role]: count[role] + 1 };
+      return `${role}-${count[role]}`;
+    });
+    if (p === 0) {
+      const pick = (): Promise<number> => freePort(host);
+      const nodes: NodePlan[] = [];
+      for (const [i, role] of roles.entries()) {
+        nodes.push({
+          name: names[i] ?? role,
+          role,
+          grpcPort: role === 'api' ? await pick() : 0,
+          httpPort: role === 'api' ? await pick() : 0,
+          metricsPort: await pick(),
+        });
+      }
+      const redlock = [];
+      for (let i = 0; i < (options.redlock === 3 ? 3 : 0); i++) redlock.push(await pick());
+      return { lbGrpc: await pick(), lbHttp: await pick(), redlock, nodes };
+    }
+    const nodes = roles.map((role, i) => {
+      const at = p + 10 * (i + 1);
+      return {
+        name: names[i] ?? role,
+        role,
+        grpcPort: role === 'api' ? at : 0,
+        httpPort: role === 'api' ? at + 1 : 0,
+        metricsPort: at + 2,
+      };
+    });
+    const redlock = options.redlock === 3 ? [p + 2, p + 3, p + 4] : [];
+    const wanted: Array<[number, string]> = [
+      [p, 'load balancer gRPC'],
+      [p + 1, 'load balancer HTTP'],
+      ...redlock.map((port, i): [number, string] => [port, `redlock-${i + 1}`]),
+      ...nodes.flatMap((n): Array<[number, string]> => [
+        ...(n.role === 'api'
+          ? [
+              [n.grpcPort, `${n.name} gRPC`] as [number, string],
+              [n.httpPort, `${n.name} HTTP`] as [number, string],
+            ]
+          : []),
+        [n.metricsPort, `${n.name} health`],
+      ]),
+    ];
+    for (const [port, what] of wanted) {
+      if (!(await portIsFree(host, port)))
+        throw new Error(
+          `port ${port} (${what}) on ${host} is in use; is a cluster already running? Choose another --base-port, or 0 for free ports`,
+        );
+    }
+    return { lbGrpc: p, lbHttp: p + 1, redlock, nodes };
+  }
+
+  async #startRedis(name: string, port: number): Promise<void> {
+    const { host } = this.options;
+    const proc = ManagedProcess.spawn(
+      {
+        name,
+        command: this.options.redisServer ?? 'redis-server',
+        // No persistence, loopback only: a lock store, started and stopped with the cluster.
+        args: [
+          ...['--port', String(port), '--bind', host],
+          ...['--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+        ],
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      },
+      this.options.childOutput,
+    );
+    const entry = { name, url: `redis://${host}:${port}`, proc };
+    this.#redis.push(entry);
+    this.#watch(proc);
+    await waitReady(
+      proc,
+      () => pingRedis(host, port),
+      this.options.startTimeoutMs ?? 60_000,
+      this.options.signal,
+    );
+  }
+
+  #spawnNode(plan: NodePlan): ManagedProcess {
+    const { host } = this.options;
+    const env: NodeJS.ProcessEnv = {
+      ...this.nodeEnv,
+      E4C2_ROLE: plan.role,
+      E4C2_NODE_ID: plan.name,
+      E4C2_METRICS_ADDR: `${host}:${plan.metricsPort}`,
+      ...(plan.role === 'api'
+        ? {
+            E4C2_GRPC_ADDR: `${host}:${plan.grpcPort}`,
+            E4C2_HTTP_ADDR: `${host}:${plan.httpPort}`,
+          }
+        : {}),
+    };
+    const proc = ManagedProcess.spawn(
+      {
+        name: plan.name,
+        command: process.execPath,
+        args: ['--import', 'tsx', 'bin/start.ts'],
+        env,
+      },
+      this.options.childOutput,
+    );
+    this.#nodes.set(plan.name, { plan, proc });
+    this.#watch(proc);
+    return proc;
+  }
+
+  async #startNode(plan: NodePlan): Promise<void> {
+    const proc = this.#spawnNode(plan);
+    const url = `http://${this.options.host}:${plan.metricsPort}/readyz`;
+    await waitReady(
+      proc,
+      async () => (await probeReadiness(url, 1000)) === undefined,
+      this.options.startTimeoutMs ?? 60_000,
+      this.options.signal,
+    );
+  }
+
+  #watch(proc: ManagedProcess): void {
+    void proc.exited.then((status) => {
+      if (proc.expected || this.#stopping !== undefined) return;
+      this.options.log(
+        `cluster: ${proc.spec.name} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(status)}); the other processes keep running`,
+      );
+    });
+  }
+
+  /**
+   * Sends `signal` to a node or Redlock Redis (tests: SIGKILL a worker mid-fan-out). The exit is
+   * reported as requested, not as unexpected. @returns false when it was not running
+   */
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+    const proc = this.#nodes.get(name)?.proc ?? this.#redis.find((r) => r.name === name)?.proc;
+    if (proc === undefined) throw new RangeError(`no process ${name}`);
+    proc.expected = true;
+    const sent = proc.signal(signal);
+    if (sent) this.options.log(`cluster: sent ${signal} to ${name} (pid ${proc.pid ?? '?'})`);
+    return sent;
+  }
+
+  /** Starts a node again (same ports, same settings) once its process has exited; waits ready. */
+  async restart(name: string): Promise<ClusterNode> {
+    const entry = this.#nodes.get(name);
+    if (entry === undefined) throw new RangeError(`no node ${name}`);
+    if (entry.proc.running) throw new Error(`${name} is still running`);
+    await this.#startNode(entry.plan);
+    const node = this.node(name);
+    this.options.log(`cluster: ${name} restarted (pid ${node.pid ?? '?'})`);
+    return node;
+  }
+
+  /** The address block printed once the cluster runs. */
+  describe(): string[] {
+    const o = this.options;
+    const nodes = this.nodes;
+    const width = Math.max(
+      ...nodes.map((n) => n.name.length),
+      ...this.redlock.map((r) => r.name.length),
+    );
+    const lines = [
+      '',
+      `E4 C2 local cluster is running: ${o.apiNodes} API node(s), ${o.workers} worker(s), Redlock on ${this.#redis.length === 0 ? 'REDIS_URL' : `${this.#redis.length} private Redis`}`,
+      ...(this.#lb === undefined
+        ? []
+        : [`  load balancer gRPC: ${this.lb.grpc}`, `  load balancer HTTP: ${this.lb.http}`]),
+      ...nodes.map(
+        (n) =>
+          `  ${n.name.padEnd(width)}  pid ${String(n.pid ?? '?').padEnd(7)}` +
+          (n.role === 'api' ? `  gRPC ${n.grpc ?? ''}  HTTP ${n.http ?? ''}` : '') +
+          `  health ${n.health}`,
+      ),
+      ...this.redlock.map(
+        (r) => `  ${r.name.padEnd(width)}  pid ${String(r.pid ?? '?').padEnd(7)}  ${r.url}`,
+      ),
+      `  PostgreSQL: ${redactUrl(o.databaseUrl)} (schema ${o.schema})`,
+      `  queue Redis: ${redactUrl(o.redisUrl)}`,
+      `  MQTT broker: ${o.mqttUrl}`,
+      `  KEK: ${this.kek}`,
+      '  stop with Ctrl-C',
+      '',
+    ];
+    return lines;
+  }
+
+  /**
+   * Stops everything in reverse start order: the load balancer, the workers, the API nodes,
+   * the Redlock Redis. Each node gets its shutdown timeout (E4C2_SHUTDOWN_TIMEOUT_MS, default
+   * 10 s) plus 5 s before SIGKILL. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      const log = this.options.log;
+      const grace = Number(this.nodeEnv['E4C2_SHUTDOWN_TIMEOUT_MS'] ?? '') || 10_000;
+      if (this.#lb !== undefined) {
+        log('cluster: stopping the load balancer');
+        await this.#lb.close(500);
+      }
+      const entries = [...this.#nodes.values()];
+      for (const role of ['worker', 'api'] as const) {
+        const group = entries.filter((e) => e.plan.role === role && e.proc.running);
+        if (group.length === 0) continue;
+        log(`cluster: stopping ${group.map((e) => e.plan.name).join(', ')}`);
+        await Promise.all(group.map((e) => e.proc.stop(grace + 5000)));
+      }
+      const redis = this.#redis.filter((r) => r.proc.running);
+      if (redis.length > 0) {
+        log(`cluster: stopping ${redis.map((r) => r.name).join(', ')}`);
+        await Promise.all(redis.map((r) => r.proc.stop(5000)));
+      }
+      // Killed or crashed processes were already gone; wait for every exit to be observed.
+      await Promise.all([...this.#processes()].map((p) => p.exited));
+      process.off('exit', this.#killAll);
+      log('cluster: stopped');
+    })();
+    return this.#stopping;
+  }
+
+  /** Last resort (a second Ctrl-C): SIGKILL every process still running. */
+  killAll(): void {
+    this.#killAll();
+  }
+}
+
+function describeLbEvent(event: LbEvent): string | undefined {
+  switch (event.type) {
+    case 'backend-up':
+      return `${event.backend} is up`;
+    case 'backend-down':
+      return `${event.backend} is down (${event.reason})`;
+    case 'connect-failed':
+      return undefined; // followed by backend-down or a retry on the next node
+    case 'no-backend':
+      return `no API node accepted a ${event.listener} connection (${event.tried} tried)`;
+  }
+}
+
+/** Starts a local cluster (see {@link LocalCluster.start}). */
+export function startCluster(options: ClusterOptions): Promise<LocalCluster> {
+  return LocalCluster.start(options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseClusterArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`cluster: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (parsed === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  const width = 'redlock-1'.length;
+  const abort = new AbortController();
+  let cluster: LocalCluster | undefined;
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      out(`cluster: ${signal} again: killing every process`);
+      cluster?.killAll();
+      process.exit(130);
+    }
+    out(`cluster: ${signal}: stopping (again to kill)`);
+    abort.abort();
+    void cluster?.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    cluster = await startCluster({
+      ...parsed,
+      host: CLUSTER_DEFAULTS.host,
+      env: process.env,
+      log: out,
+      childOutput: (name, _stream, line) => {
+        out(`${name.padEnd(width)} | ${line}`);
+      },
+      signal: abort.signal,
+    });
+  } catch (err) {
+    process.stderr.write(`cluster: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (abort.signal.aborted) {
+    await cluster.stop();
+    process.exit(0);
+  }
+  for (const line of cluster.describe()) out(line);
+}
+
+const invoked = process.argv[1];
+if (invoked !== undefined && resolve(invoked) === fileURLToPath(import.meta.url)) await main();
