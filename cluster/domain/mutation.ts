@@ -13,7 +13,9 @@ import type { DomainDeps, RequestContext } from './ports.ts';
  * Lease of the per-topic / per-client lock around one mutation (R2); extended automatically when
  * a transaction runs long.
  */
-const LOCK_TTL_MS = 10_000;
+// Shorter than the 5 s lock wait of other nodes, so a node that dies mid-rotation blocks the topic
+// for less than one wait; a live holder's lease is extended automatically.
+const LOCK_TTL_MS = 4_000;
 
 /** Marks a concurrent duplicate of an idempotent request: the transaction rolls back. */
 class DuplicateRequest extends Error {}
