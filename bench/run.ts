@@ -95,6 +95,9 @@ async function runOne(name: string, options: BenchOptions, write: boolean): Prom
 
 async function main(argv: readonly string[]): Promise<number> {
   const available = await availableBenchmarks();
+  // Benchmarks may declare options of their own (e.g. fanout --devices N): accept them here.
+  const extra: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const name of available) Object.assign(extra, (await loadBenchmark(name)).options ?? {});
   let parsed;
   try {
     parsed = parseArgs({
@@ -102,6 +105,7 @@ async function main(argv: readonly string[]): Promise<number> {
       allowPositionals: true,
       strict: true,
       options: {
+        ...extra,
         list: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         rounds: { type: 'string' },

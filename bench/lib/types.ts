@@ -40,6 +40,13 @@ export interface Benchmark {
   readonly description: string;
   /** Runs the benchmark; it must stay within about a minute with the default settings. */
   run(options: BenchOptions): Promise<BenchOutcome>;
+  /**
+   * Extra command-line options the benchmark reads itself (node:util parseArgs shape); the
+   * dispatcher accepts them instead of rejecting them as unknown.
+   */
+  readonly options?: Readonly<
+    Record<string, { readonly type: 'string' | 'boolean'; readonly short?: string }>
+  >;
 }
 
 /** Runtime check of a dynamically imported module's `benchmark` export. */

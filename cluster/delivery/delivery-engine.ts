@@ -195,7 +195,13 @@ export class DeliveryEngine {
   /** Resolves when nothing is queued or running (tests, drains). */
   async idle(): Promise<void> {
     while (this.#active.size > 0 || this.#queue.length > 0 || this.#claiming !== undefined) {
-      await Promise.race([...this.#active, this.#claiming, new Promise((r) => setTimeout(r, 20))]);
+      // Only real promises: racing `undefined` resolves at once and would spin without yielding.
+      const pending: Array<Promise<unknown>> = [
+        ...this.#active,
+        new Promise((r) => setTimeout(r, 20)),
+      ];
+      if (this.#claiming !== undefined) pending.push(this.#claiming);
+      await Promise.race(pending);
     }
   }
 

@@ -334,3 +334,25 @@ void describe('C2 delivery, public-key mode', () => {
     assert.throws(() => unprotectSymKey(wire, randomSymKey()), { code: 'NotAuthentic' });
   });
 });
+
+void describe('DeliveryEngine.idle', () => {
+  void it('waits for running batches without spinning', { timeout: 30_000 }, async () => {
+    const h = await startHarness();
+    try {
+      const topic = unique('idle');
+      await h.service.newTopic(ctx, topic);
+      for (let i = 0; i < 20; i++) {
+        const name = `${topic}-d${i}`;
+        await h.service.newClient(ctx, name, randomSymKey());
+        await h.service.newTopicClient(ctx, name, topic);
+      }
+      await h.service.rotateTopicKey(ctx, topic);
+      await eventually(async () => {
+        await h.engine.idle();
+        assert.equal((await h.service.rotationStatus(topic)).delivered, 20);
+      });
+    } finally {
+      await h.close();
+    }
+  });
+});
