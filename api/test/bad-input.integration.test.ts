@@ -876,7 +876,7 @@ void describe('bad input, public-key mode', () => {
         path: '/v1/clients/alice/rotate',
         body: { publicKey: b64(31) },
         status: 400,
-        field: 'key',
+        field: 'publicKey',
       },
     ]);
   });

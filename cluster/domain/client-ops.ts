@@ -196,7 +196,7 @@ export async function rotateClientKey(
         details: { field: 'publicKey' },
       });
     }
-    identity = givenIdentity('pubkey', checkClientKey('pubkey', publicKey));
+    identity = givenIdentity('pubkey', checkClientKey('pubkey', publicKey, 'publicKey'));
   }
   return await mutate(
     deps,

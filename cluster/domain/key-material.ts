@@ -19,9 +19,9 @@ import { bindings, type DomainDeps } from './ports.ts';
  * mode the device's 32-byte Ed25519 public key (a valid curve point).
  * @throws C2Error `C2_VALIDATION`
  */
-export function checkClientKey(mode: DomainDeps['mode'], key: unknown): Uint8Array {
+export function checkClientKey(mode: DomainDeps['mode'], key: unknown, field = 'key'): Uint8Array {
   if (!(key instanceof Uint8Array)) {
-    throw new C2Error('C2_VALIDATION', 'a key is required', { details: { field: 'key' } });
+    throw new C2Error('C2_VALIDATION', 'a key is required', { details: { field } });
   }
   try {
     if (mode === 'symkey') {
@@ -33,7 +33,7 @@ export function checkClientKey(mode: DomainDeps['mode'], key: unknown): Uint8Arr
   } catch (err) {
     if (!E4Error.is(err)) throw err;
     throw new C2Error('C2_VALIDATION', `invalid key: ${err.message}`, {
-      details: { field: 'key', mode },
+      details: { field, mode },
     });
   }
   return key;

@@ -14,6 +14,7 @@ import {
   topicHash,
   unprotectSymKey,
 } from '../../../e4/index.ts';
+import type { C2Error } from '../../errors.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
 import { eventually } from '../support/eventually.ts';
 import { SimDevice } from '../support/sim-device.ts';
@@ -316,6 +317,18 @@ void describe('C2 delivery, public-key mode', () => {
       await assert.rejects(strict.service.rotateClientKey(ctx, name), {
         code: 'C2_FAILED_PRECONDITION',
       });
+      await assert.rejects(
+        strict.service.rotateClientKey(ctx, name, new Uint8Array(31)),
+        (err: C2Error) => {
+          assert.equal(err.code, 'C2_VALIDATION');
+          assert.equal(
+            err.details?.['field'],
+            'publicKey',
+            'the bad field is named as the caller sent it',
+          );
+          return true;
+        },
+      );
       const next = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
       const rotated = await strict.service.rotateClientKey(ctx, name, next.slice(32));
       assert.equal(rotated.keyVersion, 2);
