@@ -3,7 +3,18 @@
  * set-based statements, never a round trip per device.
  */
 import type { Queryable } from './pool.ts';
-import { buf, bytes, firstRow, int, rows, str, strOrNull, touched, type Row } from './pg-rows.ts';
+import {
+  buf,
+  bytes,
+  firstRow,
+  int,
+  rows,
+  str,
+  strOrNull,
+  touched,
+  type Row,
+  updateAndQueue,
+} from './pg-rows.ts';
 import type { DeviceTopicRow, PageQuery, RotationCounts } from './store-types.ts';
 
 function toDeviceTopic(row: Row): DeviceTopicRow {
@@ -108,33 +119,23 @@ export class PgMemberships implements MembershipRepository {
   }
 
   async fanOutVersion(topicId: string, version: number, reason: string): Promise<number> {
-    const row = await firstRow(
+    return updateAndQueue(
       this.db,
-      `WITH members AS (
-         UPDATE device_topics SET desired_version = $2, updated_at = now()
-         WHERE topic_id = $1 AND desired_version > 0 RETURNING client_id
-       ), queued AS (
-         INSERT INTO outbox (client_id, reason) SELECT client_id, $3 FROM members RETURNING 1
-       )
-       SELECT count(*) AS n FROM queued`,
+      `UPDATE device_topics SET desired_version = $2, updated_at = now()
+       WHERE topic_id = $1 AND desired_version > 0 RETURNING client_id`,
       [topicId, version, reason],
+      3,
     );
-    return row === undefined ? 0 : int(row, 'n');
   }
 
   async revokeAll(topicId: string, reason: string): Promise<number> {
-    const row = await firstRow(
+    return updateAndQueue(
       this.db,
-      `WITH members AS (
-         UPDATE device_topics SET desired_version = 0, topic_id = NULL, updated_at = now()
-         WHERE topic_id = $1 RETURNING client_id
-       ), queued AS (
-         INSERT INTO outbox (client_id, reason) SELECT client_id, $2 FROM members RETURNING 1
-       )
-       SELECT count(*) AS n FROM queued`,
+      `UPDATE device_topics SET desired_version = 0, topic_id = NULL, updated_at = now()
+       WHERE topic_id = $1 RETURNING client_id`,
       [topicId, reason],
+      2,
     );
-    return row === undefined ? 0 : int(row, 'n');
   }
 
   async resetDelivery(clientId: string): Promise<void> {

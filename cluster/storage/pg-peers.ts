@@ -1,6 +1,17 @@
 /** Client links, the public keys devices should hold, and one-shot commands, in PostgreSQL. */
 import type { Queryable } from './pool.ts';
-import { buf, bytes, firstRow, int, rows, str, strOrNull, touched, type Row } from './pg-rows.ts';
+import {
+  buf,
+  bytes,
+  firstRow,
+  int,
+  rows,
+  str,
+  strOrNull,
+  touched,
+  type Row,
+  updateAndQueue,
+} from './pg-rows.ts';
 import type { DeviceCommandRow, DevicePubKeyRow, PageQuery } from './store-types.ts';
 
 function toPubKey(row: Row): DevicePubKeyRow {
@@ -120,33 +131,23 @@ export class PgPeers implements PeerRepository {
   }
 
   async followSourceKey(sourceId: string, version: number, reason: string): Promise<number> {
-    const row = await firstRow(
+    return updateAndQueue(
       this.db,
-      `WITH holders AS (
-         UPDATE device_pubkeys SET desired_version = $2, updated_at = now()
-         WHERE source_client_id = $1 AND desired_version > 0 RETURNING target_client_id
-       ), queued AS (
-         INSERT INTO outbox (client_id, reason) SELECT target_client_id, $3 FROM holders RETURNING 1
-       )
-       SELECT count(*) AS n FROM queued`,
+      `UPDATE device_pubkeys SET desired_version = $2, updated_at = now()
+       WHERE source_client_id = $1 AND desired_version > 0 RETURNING target_client_id AS client_id`,
       [sourceId, version, reason],
+      3,
     );
-    return row === undefined ? 0 : int(row, 'n');
   }
 
   async revokeSource(sourceId: string, reason: string): Promise<number> {
-    const row = await firstRow(
+    return updateAndQueue(
       this.db,
-      `WITH holders AS (
-         UPDATE device_pubkeys SET desired_version = 0, updated_at = now()
-         WHERE source_client_id = $1 AND target_client_id <> $1 RETURNING target_client_id
-       ), queued AS (
-         INSERT INTO outbox (client_id, reason) SELECT target_client_id, $2 FROM holders RETURNING 1
-       )
-       SELECT count(*) AS n FROM queued`,
+      `UPDATE device_pubkeys SET desired_version = 0, updated_at = now()
+       WHERE source_client_id = $1 AND target_client_id <> $1 RETURNING target_client_id AS client_id`,
       [sourceId, reason],
+      2,
     );
-    return row === undefined ? 0 : int(row, 'n');
   }
 
   async resetPubKeyDelivery(targetId: string): Promise<void> {

@@ -87,3 +87,26 @@ export function dateOrNull(row: Row, column: string): Date | null {
 export function buf(value: Uint8Array): Buffer {
   return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
+
+/**
+ * Runs an `UPDATE ... RETURNING <device id> AS client_id` and, in the same statement, writes one
+ * outbox row per device it touched (DESIGN R3): a fan-out of any size is one round trip.
+ * `reasonParam` is the placeholder number of the outbox reason among `params`.
+ * @returns the number of devices queued
+ */
+export async function updateAndQueue(
+  db: Queryable,
+  update: string,
+  params: readonly unknown[],
+  reasonParam: number,
+): Promise<number> {
+  const row = await firstRow(
+    db,
+    `WITH changed AS (${update}), queued AS (
+       INSERT INTO outbox (client_id, reason) SELECT client_id, $${reasonParam} FROM changed RETURNING 1
+     )
+     SELECT count(*) AS n FROM queued`,
+    params,
+  );
+  return row === undefined ? 0 : int(row, 'n');
+}

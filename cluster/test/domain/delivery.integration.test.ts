@@ -282,6 +282,22 @@ void describe('C2 delivery, public-key mode', () => {
     assert.deepEqual(b.client.unprotectMessage(wire, topic), new Uint8Array([42]));
   });
 
+  void it('peers follow a client key rotation, and drop the key when the client is removed', async () => {
+    const [alice, bob] = [unique('alice'), unique('bob')];
+    const [a, b] = await Promise.all([pkDevice(alice), pkDevice(bob)]);
+    devices.push(a, b);
+    await h.service.sendClientPubKey(ctx, alice, bob);
+    const setPubKeys = (): number => b.applied.filter((x) => x.type === 'SetPubKey').length;
+    await b.waitFor(() => setPubKeys() === 1, 10_000, 'first SetPubKey');
+    const next = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+    await h.service.rotateClientKey(ctx, alice, next.slice(32));
+    await b.waitFor(() => setPubKeys() === 2, 10_000, "SetPubKey of alice's new key");
+    await h.service.removeClient(ctx, alice);
+    await b.waitFor(() => b.applied.some((x) => x.type === 'RemovePubKey'), 10_000, 'RemovePubKey');
+    const material = b.client.state.keyMaterial;
+    assert.equal(material.mode === 'public-key' ? material.pubKeys.size : -1, 0);
+  });
+
   void it('a staged C2 key rotation reaches the device, which keeps obeying the C2 afterwards', async () => {
     const name = unique('c2rot');
     const topic = unique('post-c2');
