@@ -1,0 +1,77 @@
+/** The proxy's command line: `npm run proxy -- [COMMAND] [options]`. */
+import { parseArgs } from 'node:util';
+import type { ProxyMode } from './config.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+
+/** Usage text. */
+export const USAGE = `usage: npm run proxy -- [COMMAND] --config FILE [options]
+commands:
+  start           run the proxy (default)
+  register        register the identities with the C2 (create clients, attach topics)
+  status          print the /healthz status of a running proxy (exit 1 when not ok)
+  hash-password   read a password on stdin, print a scrypt hash for devices[].passwordHash
+options:
+  --config FILE   configuration file (YAML or JSON); required except for hash-password
+  --mode MODE     local | gateway (overrides the file)
+  --tofu          trust on first use: register new identities and have the C2 rotate them
+  --rotate        with register: ask the C2 to rotate each identity key afterwards
+  --help`;
+
+/** Parsed arguments. */
+export interface ProxyArgs {
+  readonly command: 'start' | 'register' | 'status' | 'hash-password';
+  readonly configPath: string | undefined;
+  readonly mode: ProxyMode | undefined;
+  readonly tofu: boolean;
+  readonly rotate: boolean;
+}
+
+/**
+ * Parses the arguments; `undefined` for `--help`.
+ * @throws ProxyError `PROXY_CONFIG` for a usage mistake
+ */
+export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        mode: { type: 'string' },
+        tofu: { type: 'boolean' },
+        rotate: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    throw new ProxyError(ProxyErrorCode.Config, err instanceof Error ? err.message : String(err));
+  }
+  if (parsed.values.help === true) return undefined;
+  const [command = 'start', ...rest] = parsed.positionals;
+  if (rest.length > 0)
+    throw new ProxyError(ProxyErrorCode.Config, `unexpected '${rest.join(' ')}'`);
+  if (
+    command !== 'start' &&
+    command !== 'register' &&
+    command !== 'status' &&
+    command !== 'hash-password'
+  ) {
+    throw new ProxyError(ProxyErrorCode.Config, `unknown command '${command}'`);
+  }
+  const mode = parsed.values.mode;
+  if (mode !== undefined && mode !== 'local' && mode !== 'gateway') {
+    throw new ProxyError(ProxyErrorCode.Config, `--mode must be local or gateway`);
+  }
+  const configPath = parsed.values.config;
+  if (configPath === undefined && command !== 'hash-password') {
+    throw new ProxyError(ProxyErrorCode.Config, '--config FILE is required');
+  }
+  return {
+    command,
+    configPath,
+    mode,
+    tofu: parsed.values.tofu === true,
+    rotate: parsed.values.rotate === true,
+  };
+}

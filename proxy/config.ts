@@ -1,0 +1,399 @@
+/**
+ * The proxy's configuration file (YAML or JSON) and its validation. Every problem is reported at
+ * once, naming the setting, as a {@link ProxyError} `PROXY_CONFIG`. Relative paths are resolved
+ * against the configuration file's directory.
+ */
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { isValidTopicFilter } from './topic-filter.ts';
+
+/** `local`: one identity for an application on this machine; `gateway`: many devices. */
+export type ProxyMode = 'local' | 'gateway';
+
+/** What happens to a topic that matches no `protect` pattern. */
+export type OtherTopics = 'forward' | 'drop';
+
+/** TLS of the downstream listener. */
+export interface ListenTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA of the devices' client certificates; with `requireClientCert`, a certificate is mandatory. */
+  readonly caFile: string | undefined;
+  readonly requireClientCert: boolean;
+}
+
+/** One E4 identity the proxy holds. */
+export interface IdentityConfig {
+  readonly name: string;
+  /** Topics this identity is attached to at registration. */
+  readonly topics: readonly string[];
+  /** Initial 32-byte symmetric key (hex), used only when no state exists yet; random otherwise. */
+  readonly initialKeyHex: string | undefined;
+}
+
+/** How a downstream device is recognised and which identity it uses (gateway mode). */
+export interface DeviceConfig {
+  readonly clientId: string | undefined;
+  readonly username: string | undefined;
+  /** Common name of a verified TLS client certificate. */
+  readonly certCommonName: string | undefined;
+  /** `scrypt$<salt hex>$<hash hex>` (`npm run proxy -- hash-password`); required when set. */
+  readonly passwordHash: string | undefined;
+  readonly identity: string;
+}
+
+/** The whole validated configuration. */
+export interface ProxyConfig {
+  readonly mode: ProxyMode;
+  readonly listen: { readonly host: string; readonly port: number; readonly tls?: ListenTls };
+  readonly upstream: {
+    readonly url: string;
+    readonly username: string | undefined;
+    readonly password: string | undefined;
+    readonly caFile: string | undefined;
+    /** Prepended to a downstream client id to form its upstream client id. */
+    readonly clientIdPrefix: string;
+    /** Client id of the proxy's own control connection (a persistent session). */
+    readonly controlClientId: string;
+  };
+  readonly stateDir: string;
+  readonly localKeyFile: string;
+  readonly health: { readonly host: string; readonly port: number };
+  readonly policy: {
+    readonly protect: readonly string[];
+    readonly otherTopics: OtherTopics;
+    readonly maxPayloadBytes: number;
+    /** Hard limit of one MQTT packet; a larger one closes the connection. */
+    readonly maxPacketBytes: number;
+  };
+  readonly identities: readonly IdentityConfig[];
+  readonly devices: readonly DeviceConfig[];
+  /** Gateway: identity of devices that no `devices` entry names (refused when unset). */
+  readonly gatewayIdentity: string | undefined;
+  readonly c2: {
+    readonly url: string | undefined;
+    readonly token: string | undefined;
+    /** Trust on first use: a new identity is registered and rotated by the C2 at start. */
+    readonly tofu: boolean;
+  };
+}
+
+/** Command-line values that take precedence over the file. */
+export interface ConfigOverrides {
+  readonly mode?: ProxyMode;
+  readonly tofu?: boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(readonly baseDir: string) {}
+
+  obj(parent: Obj, key: string, where: string): Obj {
+    const v = parent[key];
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) {
+      this.problems.push(`${where}${key}: must be a mapping`);
+      return {};
+    }
+    return v as Obj;
+  }
+
+  str(parent: Obj, key: string, where: string): string | undefined {
+    const v = parent[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.length === 0) {
+      this.problems.push(`${where}${key}: must be a non-empty string`);
+      return undefined;
+    }
+    return v;
+  }
+
+  path(parent: Obj, key: string, where: string): string | undefined {
+    const v = this.str(parent, key, where);
+    return v === undefined ? undefined : isAbsolute(v) ? v : resolve(this.baseDir, v);
+  }
+
+  int(parent: Obj, key: string, where: string, min: number, max: number, dflt: number): number {
+    const v = parent[key];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.problems.push(`${where}${key}: must be a whole number from ${min} to ${max}`);
+      return dflt;
+    }
+    return v;
+  }
+
+  bool(parent: Obj, key: string, where: string, dflt: boolean): boolean {
+    const v = parent[key];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') {
+      this.problems.push(`${where}${key}: must be true or false`);
+      return dflt;
+    }
+    return v;
+  }
+
+  list(parent: Obj, key: string, where: string): unknown[] {
+    const v = parent[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) {
+      this.problems.push(`${where}${key}: must be a list`);
+      return [];
+    }
+    return v as unknown[];
+  }
+
+  strings(parent: Obj, key: string, where: string): string[] {
+    const out: string[] = [];
+    this.list(parent, key, where).forEach((v, i) => {
+      if (typeof v === 'string' && v.length > 0) out.push(v);
+      else this.problems.push(`${where}${key}[${i}]: must be a non-empty string`);
+    });
+    return out;
+  }
+
+  unknownKeys(o: Obj, allowed: readonly string[], where: string): void {
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) this.problems.push(`${where}${k}: unknown setting`);
+    }
+  }
+}
+
+const TOP_KEYS = [
+  'mode',
+  'listen',
+  'upstream',
+  'stateDir',
+  'localKeyFile',
+  'health',
+  'policy',
+  'identities',
+  'devices',
+  'gatewayIdentity',
+  'c2',
+] as const;
+
+/** Default of `policy.maxPayloadBytes`: 256 KiB. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
+
+function readIdentities(r: Reader, root: Obj): IdentityConfig[] {
+  const out: IdentityConfig[] = [];
+  r.list(root, 'identities', '').forEach((raw, i) => {
+    const where = `identities[${i}].`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      r.problems.push(`identities[${i}]: must be a mapping`);
+      return;
+    }
+    const o = raw as Obj;
+    r.unknownKeys(o, ['name', 'topics', 'initialKey'], where);
+    const name = r.str(o, 'name', where);
+    if (name === undefined) r.problems.push(`${where}name: is required`);
+    else if (Buffer.byteLength(name) > 255) r.problems.push(`${where}name: longer than 255 bytes`);
+    const initialKeyHex = r.str(o, 'initialKey', where);
+    if (initialKeyHex !== undefined && !/^[0-9a-fA-F]{64}$/.test(initialKeyHex)) {
+      r.problems.push(`${where}initialKey: must be 64 hex digits (a 32-byte key)`);
+    }
+    const topics = r.strings(o, 'topics', where);
+    topics.forEach((t, j) => {
+      if (/[#+]/.test(t)) r.problems.push(`${where}topics[${j}]: must be a topic, not a filter`);
+    });
+    if (name !== undefined) out.push({ name, topics, initialKeyHex: initialKeyHex?.toLowerCase() });
+  });
+  const seen = new Set<string>();
+  for (const id of out) {
+    if (seen.has(id.name)) r.problems.push(`identities: '${id.name}' is listed twice`);
+    seen.add(id.name);
+  }
+  return out;
+}
+
+function readDevices(r: Reader, root: Obj, names: ReadonlySet<string>): DeviceConfig[] {
+  const out: DeviceConfig[] = [];
+  r.list(root, 'devices', '').forEach((raw, i) => {
+    const where = `devices[${i}].`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      r.problems.push(`devices[${i}]: must be a mapping`);
+      return;
+    }
+    const o = raw as Obj;
+    r.unknownKeys(o, ['clientId', 'username', 'certCommonName', 'passwordHash', 'identity'], where);
+    const device: DeviceConfig = {
+      clientId: r.str(o, 'clientId', where),
+      username: r.str(o, 'username', where),
+      certCommonName: r.str(o, 'certCommonName', where),
+      passwordHash: r.str(o, 'passwordHash', where),
+      identity: r.str(o, 'identity', where) ?? '',
+    };
+    if (
+      device.clientId === undefined &&
+      device.username === undefined &&
+      device.certCommonName === undefined
+    ) {
+      r.problems.push(`devices[${i}]: needs clientId, username or certCommonName`);
+    }
+    if (
+      device.passwordHash !== undefined &&
+      !/^scrypt\$[0-9a-f]+\$[0-9a-f]+$/.test(device.passwordHash)
+    ) {
+      r.problems.push(`${where}passwordHash: must be 'scrypt$<salt hex>$<hash hex>'`);
+    }
+    if (!names.has(device.identity)) {
+      r.problems.push(`${where}identity: '${device.identity}' is not one of the identities`);
+    }
+    out.push(device);
+  });
+  return out;
+}
+
+/**
+ * Parses and validates a configuration file's text.
+ * @param text - YAML (JSON is valid YAML)
+ * @param filePath - the file's path, against which relative paths are resolved
+ * @throws ProxyError `PROXY_CONFIG` listing every problem
+ */
+export function parseProxyConfig(
+  text: string,
+  filePath: string,
+  overrides: ConfigOverrides = {},
+): ProxyConfig {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new ProxyError(ProxyErrorCode.Config, `${filePath}: not valid YAML or JSON`, {
+      cause: err,
+    });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ProxyError(ProxyErrorCode.Config, `${filePath}: must be a mapping of settings`);
+  }
+  const root = parsed as Obj;
+  const r = new Reader(dirname(resolve(filePath)));
+  r.unknownKeys(root, TOP_KEYS, '');
+
+  const modeText = overrides.mode ?? r.str(root, 'mode', '') ?? 'local';
+  if (modeText !== 'local' && modeText !== 'gateway') {
+    r.problems.push(`mode: must be 'local' or 'gateway'`);
+  }
+  const mode: ProxyMode = modeText === 'gateway' ? 'gateway' : 'local';
+
+  const listen = r.obj(root, 'listen', '');
+  r.unknownKeys(listen, ['host', 'port', 'tls'], 'listen.');
+  const tlsRaw = listen['tls'] === undefined ? undefined : r.obj(listen, 'tls', 'listen.');
+  let tls: ListenTls | undefined;
+  if (tlsRaw !== undefined) {
+    r.unknownKeys(tlsRaw, ['certFile', 'keyFile', 'caFile', 'requireClientCert'], 'listen.tls.');
+    const certFile = r.path(tlsRaw, 'certFile', 'listen.tls.');
+    const keyFile = r.path(tlsRaw, 'keyFile', 'listen.tls.');
+    const caFile = r.path(tlsRaw, 'caFile', 'listen.tls.');
+    const requireClientCert = r.bool(tlsRaw, 'requireClientCert', 'listen.tls.', false);
+    if (certFile === undefined || keyFile === undefined) {
+      r.problems.push('listen.tls: certFile and keyFile are required');
+    }
+    if (requireClientCert && caFile === undefined) {
+      r.problems.push('listen.tls.requireClientCert: needs listen.tls.caFile');
+    }
+    tls = { certFile: certFile ?? '', keyFile: keyFile ?? '', caFile, requireClientCert };
+  }
+
+  const upstream = r.obj(root, 'upstream', '');
+  r.unknownKeys(
+    upstream,
+    ['url', 'username', 'password', 'caFile', 'clientIdPrefix', 'controlClientId'],
+    'upstream.',
+  );
+  const url = r.str(upstream, 'url', 'upstream.') ?? 'mqtt://127.0.0.1:1883';
+  if (!/^(mqtt|mqtts|tcp|tls):\/\/[^/]+/.test(url)) {
+    r.problems.push('upstream.url: must be mqtt://host:port or mqtts://host:port');
+  }
+
+  const stateDir = r.path(root, 'stateDir', '') ?? resolve(r.baseDir, 'data/proxy');
+  const health = r.obj(root, 'health', '');
+  r.unknownKeys(health, ['host', 'port'], 'health.');
+  const policy = r.obj(root, 'policy', '');
+  r.unknownKeys(policy, ['protect', 'otherTopics', 'maxPayloadBytes'], 'policy.');
+  const protect = r.strings(policy, 'protect', 'policy.');
+  protect.forEach((p, i) => {
+    if (!isValidTopicFilter(p)) r.problems.push(`policy.protect[${i}]: not a valid topic filter`);
+  });
+  const other = r.str(policy, 'otherTopics', 'policy.') ?? 'forward';
+  if (other !== 'forward' && other !== 'drop') {
+    r.problems.push(`policy.otherTopics: must be 'forward' or 'drop'`);
+  }
+  const maxPayloadBytes = r.int(
+    policy,
+    'maxPayloadBytes',
+    'policy.',
+    1,
+    256 * 1024 * 1024,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+  );
+
+  const identities = readIdentities(r, root);
+  const names = new Set(identities.map((i) => i.name));
+  const devices = readDevices(r, root, names);
+  const gatewayIdentity = r.str(root, 'gatewayIdentity', '');
+  if (gatewayIdentity !== undefined && !names.has(gatewayIdentity)) {
+    r.problems.push(`gatewayIdentity: '${gatewayIdentity}' is not one of the identities`);
+  }
+  if (identities.length === 0) r.problems.push('identities: at least one identity is required');
+  if (mode === 'local') {
+    if (identities.length > 1) r.problems.push('identities: local mode holds exactly one');
+    if (devices.length > 0) r.problems.push('devices: only in gateway mode');
+  }
+
+  const c2 = r.obj(root, 'c2', '');
+  r.unknownKeys(c2, ['url', 'token', 'tofu'], 'c2.');
+  const c2Url = r.str(c2, 'url', 'c2.');
+  if (c2Url !== undefined && !/^https?:\/\/[^/]+/.test(c2Url)) {
+    r.problems.push('c2.url: must be http(s)://host:port');
+  }
+  const tofu = overrides.tofu ?? r.bool(c2, 'tofu', 'c2.', false);
+  if (tofu && c2Url === undefined) r.problems.push('c2.tofu: needs c2.url');
+
+  const firstName = identities[0]?.name ?? 'proxy';
+  const config: ProxyConfig = {
+    mode,
+    listen: {
+      host: r.str(listen, 'host', 'listen.') ?? (mode === 'local' ? '127.0.0.1' : '0.0.0.0'),
+      port: r.int(listen, 'port', 'listen.', 0, 65_535, 1884),
+      ...(tls === undefined ? {} : { tls }),
+    },
+    upstream: {
+      url,
+      username: r.str(upstream, 'username', 'upstream.'),
+      password: r.str(upstream, 'password', 'upstream.'),
+      caFile: r.path(upstream, 'caFile', 'upstream.'),
+      clientIdPrefix:
+        typeof upstream['clientIdPrefix'] === 'string' ? upstream['clientIdPrefix'] : '',
+      controlClientId:
+        r.str(upstream, 'controlClientId', 'upstream.') ?? `e4proxy-${mode}-${firstName}`,
+    },
+    stateDir,
+    localKeyFile: r.path(root, 'localKeyFile', '') ?? join(stateDir, 'local.key'),
+    health: {
+      host: r.str(health, 'host', 'health.') ?? '127.0.0.1',
+      port: r.int(health, 'port', 'health.', 0, 65_535, 9464),
+    },
+    policy: {
+      protect,
+      otherTopics: other === 'drop' ? 'drop' : 'forward',
+      maxPayloadBytes,
+      maxPacketBytes: maxPayloadBytes + 65_536 + 1024,
+    },
+    identities,
+    devices,
+    gatewayIdentity,
+    c2: { url: c2Url?.replace(/\/+$/, ''), token: r.str(c2, 'token', 'c2.'), tofu },
+  };
+  if (r.problems.length > 0) {
+    throw new ProxyError(
+      ProxyErrorCode.Config,
+      `${filePath}: invalid configuration:\n  ${r.problems.join('\n  ')}`,
+    );
+  }
+  return config;
+}

@@ -1,0 +1,129 @@
+/**
+ * The proxy's own connection to the broker for C2 commands: a persistent session (clean: false)
+ * subscribed at QoS 1 to every identity's control topic. A command is acknowledged to the broker
+ * only after the identity applied it and its encrypted store saved it, so a key update survives
+ * any crash: unsaved, it is redelivered. Commands never reach downstream clients.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { E4Error } from '../e4/index.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+import type { KeyRing } from './key-ring.ts';
+import type { ProxyLogger } from './logger.ts';
+import type { ProxyMetrics } from './metrics.ts';
+import { brokerOptions, type BrokerSettings } from './upstream.ts';
+
+/** The running control connection. */
+export class ControlChannel {
+  #closed = false;
+
+  private constructor(private readonly client: MqttClient) {}
+
+  /**
+   * Connects, subscribes, and resolves once the subscriptions are granted.
+   * @throws ProxyError `PROXY_UPSTREAM` when the broker cannot be reached or refuses
+   */
+  static async start(options: {
+    readonly broker: BrokerSettings;
+    readonly clientId: string;
+    readonly ring: KeyRing;
+    readonly metrics: ProxyMetrics;
+    readonly logger: ProxyLogger;
+  }): Promise<ControlChannel> {
+    const { ring, metrics, logger } = options;
+    const topics = ring.all().map((i) => i.client.receivingTopic);
+    const client = mqtt.connect(options.broker.url, {
+      ...brokerOptions(options.broker),
+      clientId: options.clientId,
+      clean: false,
+      protocolVersion: 4,
+      reconnectPeriod: 1000,
+    });
+    const channel = new ControlChannel(client);
+    client.handleMessage = (packet, callback) => {
+      const identity = ring.byControlTopic(packet.topic);
+      if (identity === undefined) {
+        callback();
+        return;
+      }
+      const payload =
+        typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      identity.client.unprotect(payload, packet.topic).then(
+        (result) => {
+          metrics.commands.inc({ outcome: 'applied' });
+          logger.info(
+            {
+              identity: identity.name,
+              command: result.kind === 'command' ? result.command.type : '',
+            },
+            'C2 command applied',
+          );
+          callback();
+        },
+        (err: unknown) => {
+          if (err instanceof E4Error) {
+            // Stale, forged or not for us: acknowledged and forgotten, as a device would.
+            metrics.commands.inc({ outcome: 'rejected' });
+            logger.warn({ identity: identity.name, code: err.code }, 'C2 command rejected');
+            callback();
+            return;
+          }
+          // The store failed: not acknowledged; the broker redelivers after the reconnect.
+          logger.error(
+            { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
+            'C2 command not saved; reconnecting to have it redelivered',
+          );
+          client.stream.destroy();
+        },
+      );
+    };
+    client.on('error', (err) => {
+      logger.warn({ err: err.message }, 'control connection error');
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error('no answer within 10 s'));
+        }, options.broker.connectTimeoutMs ?? 10_000);
+        client.once('connect', () => {
+          client.subscribe(topics, { qos: 1 }, (err) => {
+            clearTimeout(timer);
+            if (err) reject(err);
+            else resolve();
+          });
+        });
+        client.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+    } catch (err) {
+      await channel.close();
+      throw new ProxyError(
+        ProxyErrorCode.Upstream,
+        `cannot reach the broker at ${options.broker.url}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    client.on('connect', (connack) => {
+      logger.info({ sessionPresent: connack.sessionPresent }, 'control connection up again');
+      if (!connack.sessionPresent) {
+        client.subscribe(topics, { qos: 1 }, (err) => {
+          if (err) logger.error({ err: err.message }, 'control subscription failed');
+        });
+      }
+    });
+    return channel;
+  }
+
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.client.connected && !this.#closed;
+  }
+
+  /** Disconnects (the session stays at the broker, so commands sent meanwhile are kept). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.client.endAsync(false).catch(() => undefined);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The E4 identities the proxy holds, each an {@link E4Client} with its own encrypted key store
+ * (`<stateDir>/identities/<client id hex>.e4s`), looked up by name or by control topic.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  clientIdFromName,
+  E4Client,
+  fromHex,
+  randomSymKey,
+  toHex,
+  type ClientStore,
+} from '../e4/index.ts';
+import type { IdentityConfig } from './config.ts';
+import { EncryptedFileClientStore } from './encrypted-file-store.ts';
+
+/** One identity and what the proxy knows about it. */
+export interface HeldIdentity {
+  readonly name: string;
+  readonly client: E4Client;
+  readonly store: ClientStore;
+  /** Topics to attach at registration. */
+  readonly topics: readonly string[];
+  /** True when its state was created by this start (nothing was stored before). */
+  readonly created: boolean;
+}
+
+/** Where the state file of an identity lives. */
+export function identityStatePath(stateDir: string, name: string): string {
+  return join(stateDir, 'identities', `${toHex(clientIdFromName(name))}.e4s`);
+}
+
+/** The identities, loaded (or created) from their stores. */
+export class KeyRing {
+  readonly #byName = new Map<string, HeldIdentity>();
+  readonly #byControlTopic = new Map<string, HeldIdentity>();
+
+  private constructor(identities: readonly HeldIdentity[]) {
+    for (const identity of identities) {
+      this.#byName.set(identity.name, identity);
+      this.#byControlTopic.set(identity.client.receivingTopic, identity);
+    }
+  }
+
+  /**
+   * Loads every configured identity from its store; an identity without a store is created
+   * (symmetric mode) from its configured initial key, or a random key.
+   * @throws ProxyError `PROXY_KEY_STORE` when a store exists but cannot be decrypted
+   */
+  static async open(
+    stateDir: string,
+    localKey: Uint8Array,
+    identities: readonly IdentityConfig[],
+  ): Promise<KeyRing> {
+    await mkdir(join(stateDir, 'identities'), { recursive: true, mode: 0o700 });
+    const held: HeldIdentity[] = [];
+    for (const config of identities) {
+      const store = new EncryptedFileClientStore(
+        identityStatePath(stateDir, config.name),
+        localKey,
+        config.name,
+      );
+      const existing = await store.load();
+      const client =
+        existing === undefined
+          ? await E4Client.createSymmetric(
+              { name: config.name },
+              {
+                key:
+                  config.initialKeyHex === undefined
+                    ? randomSymKey()
+                    : fromHex(config.initialKeyHex),
+              },
+              { store },
+            )
+          : await E4Client.load(store);
+      held.push({
+        name: config.name,
+        client,
+        store,
+        topics: config.topics,
+        created: existing === undefined,
+      });
+    }
+    return new KeyRing(held);
+  }
+
+  /** The identity named `name`. */
+  get(name: string): HeldIdentity | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** The identity whose control topic is `topic`. */
+  byControlTopic(topic: string): HeldIdentity | undefined {
+    return this.#byControlTopic.get(topic);
+  }
+
+  /** Every identity. */
+  all(): HeldIdentity[] {
+    return [...this.#byName.values()];
+  }
+}

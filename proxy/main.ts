@@ -1,0 +1,117 @@
+/**
+ * `npm run proxy -- [start|register|status|hash-password] --config FILE [--mode local|gateway]`:
+ * the composition root of the protection proxies (the only file of `proxy/` that reads files
+ * named on the command line, talks to the terminal and handles signals).
+ */
+import { readFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
+import { parseProxyConfig, type ProxyConfig } from './config.ts';
+import { ProxyError } from './errors.ts';
+import { KeyRing } from './key-ring.ts';
+import { loadOrCreateLocalKey } from './local-key.ts';
+import { hashPassword } from './password.ts';
+import { ProtectionProxy } from './protection-proxy.ts';
+import { C2Registrar } from './registration.ts';
+
+async function loadConfig(args: ProxyArgs): Promise<ProxyConfig> {
+  const path = args.configPath ?? '';
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ProxyError('PROXY_CONFIG', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  return parseProxyConfig(text, path, {
+    ...(args.mode === undefined ? {} : { mode: args.mode }),
+    ...(args.tofu ? { tofu: true } : {}),
+  });
+}
+
+async function start(args: ProxyArgs): Promise<void> {
+  const config = await loadConfig(args);
+  const logger = pino({ name: 'e4proxy' });
+  const proxy = await ProtectionProxy.start(config, { logger });
+  const listen = proxy.listenAddress;
+  const status = proxy.statusAddress;
+  process.stdout.write(
+    `e4 protection proxy (${config.mode}) listening on ${listen.host}:${listen.port}` +
+      `${config.listen.tls === undefined ? '' : ' (TLS)'}, upstream ${config.upstream.url}, ` +
+      `health http://${status.host}:${status.port}/healthz, metrics /metrics\n`,
+  );
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void proxy.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+async function register(args: ProxyArgs): Promise<void> {
+  const config = await loadConfig(args);
+  if (config.c2.url === undefined) throw new ProxyError('PROXY_CONFIG', 'c2.url is required');
+  const ring = await KeyRing.open(
+    config.stateDir,
+    await loadOrCreateLocalKey(config.localKeyFile),
+    config.identities,
+  );
+  const registrar = new C2Registrar(config.c2.url, config.c2.token);
+  for (const identity of ring.all()) {
+    await registrar.register(identity);
+    if (args.rotate) await registrar.rotateClient(identity.name);
+    process.stdout.write(
+      `registered ${identity.name} (topics: ${identity.topics.join(', ') || 'none'})` +
+        `${args.rotate ? ', rotation requested' : ''}\n`,
+    );
+  }
+}
+
+async function status(args: ProxyArgs): Promise<void> {
+  const config = await loadConfig(args);
+  const host = config.health.host === '0.0.0.0' ? '127.0.0.1' : config.health.host;
+  const response = await fetch(`http://${host}:${config.health.port}/healthz`, {
+    signal: AbortSignal.timeout(5000),
+  });
+  process.stdout.write(`${await response.text()}\n`);
+  if (!response.ok) process.exitCode = 1;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+async function main(): Promise<void> {
+  const args = parseProxyArgs(process.argv.slice(2));
+  if (args === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  switch (args.command) {
+    case 'start':
+      return start(args);
+    case 'register':
+      return register(args);
+    case 'status':
+      return status(args);
+    case 'hash-password': {
+      const password = await readStdin();
+      if (password.length === 0) throw new ProxyError('PROXY_CONFIG', 'empty password');
+      process.stdout.write(`${hashPassword(password)}\n`);
+      return;
+    }
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `e4proxy: ${err instanceof Error ? err.message : String(err)}\n` +
+      (ProxyError.is(err, 'PROXY_CONFIG') ? `${USAGE}\n` : ''),
+  );
+  process.exit(ProxyError.is(err, 'PROXY_CONFIG') ? 2 : 1);
+});

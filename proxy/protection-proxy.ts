@@ -1,0 +1,203 @@
+/**
+ * A protection proxy assembled from its configuration: local key, identities and their
+ * encrypted stores, the control connection, the downstream listener, the status endpoint, and
+ * (trust on first use) the registration of new identities with the C2.
+ */
+import type { ProxyConfig } from './config.ts';
+import { ControlChannel } from './control-channel.ts';
+import {
+  gatewayAuthenticator,
+  localAuthenticator,
+  type Authenticator,
+} from './downstream/authenticate.ts';
+import { DEFAULT_TIMING } from './downstream/connection.ts';
+import { DownstreamListener } from './downstream/listener.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { KeyRing } from './key-ring.ts';
+import { loadOrCreateLocalKey } from './local-key.ts';
+import { silentLogger, type ProxyLogger } from './logger.ts';
+import { ProxyMetrics } from './metrics.ts';
+import { TopicPolicy } from './policy.ts';
+import { C2Registrar } from './registration.ts';
+import { StatusServer, type ProxyStatus } from './status-server.ts';
+import { MqttUpstreamConnector, type BrokerSettings, type UpstreamConnector } from './upstream.ts';
+
+/** Options beside the configuration. */
+export interface ProxyStartOptions {
+  readonly logger?: ProxyLogger;
+  /** Replaces the mqtt.js upstream (tests). */
+  readonly upstream?: UpstreamConnector;
+  /** Acknowledgement timeout of downstream clients (default 30 s). */
+  readonly ackTimeoutMs?: number;
+}
+
+function hostPort(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** A running proxy. */
+export class ProtectionProxy {
+  #closed = false;
+
+  private constructor(
+    readonly config: ProxyConfig,
+    readonly ring: KeyRing,
+    readonly metrics: ProxyMetrics,
+    private readonly control: ControlChannel,
+    private readonly listener: DownstreamListener,
+    private readonly statusServer: StatusServer,
+    private readonly logger: ProxyLogger,
+  ) {}
+
+  /**
+   * Starts a proxy; whatever was started is stopped again when a later step fails.
+   * @throws ProxyError `PROXY_KEY_STORE`, `PROXY_UPSTREAM`, `PROXY_REGISTRATION`; listen errors
+   */
+  static async start(
+    config: ProxyConfig,
+    options: ProxyStartOptions = {},
+  ): Promise<ProtectionProxy> {
+    const logger = options.logger ?? silentLogger;
+    const localKey = await loadOrCreateLocalKey(config.localKeyFile);
+    const ring = await KeyRing.open(config.stateDir, localKey, config.identities);
+    const metrics = new ProxyMetrics();
+    const broker: BrokerSettings = {
+      url: config.upstream.url,
+      username: config.upstream.username,
+      password: config.upstream.password,
+      caFile: config.upstream.caFile,
+    };
+    const cleanups: Array<() => Promise<void>> = [];
+    try {
+      const control = await ControlChannel.start({
+        broker,
+        clientId: config.upstream.controlClientId,
+        ring,
+        metrics,
+        logger,
+      });
+      cleanups.push(() => control.close());
+      let authenticate: Authenticator;
+      if (config.mode === 'local') {
+        const only = ring.all()[0];
+        if (only === undefined) throw new ProxyError(ProxyErrorCode.Config, 'no identity');
+        authenticate = localAuthenticator(only);
+      } else {
+        authenticate = gatewayAuthenticator(config.devices, ring, config.gatewayIdentity);
+      }
+      const listener = await DownstreamListener.start(
+        config.listen.host,
+        config.listen.port,
+        config.listen.tls,
+        {
+          authenticate,
+          policy: new TopicPolicy(config.policy.protect, config.policy.otherTopics),
+          metrics,
+          logger,
+          upstream: options.upstream ?? new MqttUpstreamConnector(broker),
+          limits: {
+            maxPayloadBytes: config.policy.maxPayloadBytes,
+            maxPacketBytes: config.policy.maxPacketBytes,
+            ...DEFAULT_TIMING,
+            ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
+          },
+          clientIdPrefix: config.upstream.clientIdPrefix,
+          now: Date.now,
+        },
+      );
+      cleanups.push(() => listener.close());
+      const holder: { proxy?: ProtectionProxy } = {};
+      const statusServer = await StatusServer.start(
+        config.health.host,
+        config.health.port,
+        () => holder.proxy?.status() ?? starting(config),
+        metrics,
+      );
+      cleanups.push(() => statusServer.close());
+      const proxy = new ProtectionProxy(
+        config,
+        ring,
+        metrics,
+        control,
+        listener,
+        statusServer,
+        logger,
+      );
+      holder.proxy = proxy;
+      if (config.c2.tofu) await proxy.#trustOnFirstUse();
+      logger.info(
+        {
+          mode: config.mode,
+          listen: hostPort(listener.address),
+          health: hostPort(statusServer.address),
+          upstream: config.upstream.url,
+          identities: ring.all().map((i) => i.name),
+        },
+        'protection proxy started',
+      );
+      return proxy;
+    } catch (err) {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Registers identities created by this start and has the C2 rotate their keys at once. */
+  async #trustOnFirstUse(): Promise<void> {
+    const url = this.config.c2.url;
+    if (url === undefined) return;
+    const registrar = new C2Registrar(url, this.config.c2.token);
+    for (const identity of this.ring.all().filter((i) => i.created)) {
+      await registrar.register(identity);
+      await registrar.rotateClient(identity.name);
+      this.logger.info(
+        { identity: identity.name },
+        'registered (trust on first use), rotation requested',
+      );
+    }
+  }
+
+  /** Where downstream clients connect. */
+  get listenAddress(): { host: string; port: number } {
+    return this.listener.address;
+  }
+
+  /** Where `/healthz` and `/metrics` are served. */
+  get statusAddress(): { host: string; port: number } {
+    return this.statusServer.address;
+  }
+
+  /** The current status. */
+  status(): ProxyStatus {
+    const upstreamConnected = this.control.connected;
+    return {
+      status: upstreamConnected && !this.#closed ? 'ok' : 'degraded',
+      mode: this.config.mode,
+      upstreamConnected,
+      identities: this.ring.all().length,
+      downstreamConnections: this.listener.connections,
+      listen: hostPort(this.listener.address),
+    };
+  }
+
+  /** Stops everything; idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.listener.close();
+    await this.control.close();
+    await this.statusServer.close();
+    this.logger.info({}, 'protection proxy stopped');
+  }
+}
+
+function starting(config: ProxyConfig): ProxyStatus {
+  return {
+    status: 'degraded',
+    mode: config.mode,
+    upstreamConnected: false,
+    identities: config.identities.length,
+    downstreamConnections: 0,
+    listen: '',
+  };
+}

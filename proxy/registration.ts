@@ -1,0 +1,115 @@
+/**
+ * Registration of the proxy's identities with the C2, over the C2's HTTP API (`docs/api.md`):
+ * create the client with its current key (reference route `POST /e4/client/{name}`), create the
+ * topic only when it does not exist (`GET /v1/topics/{name}`; `POST /e4/topic/...` would rotate an
+ * existing one), attach it (`PUT /e4/client/{name}/topic/{topic}`), and, for trust on first use,
+ * ask the C2 to rotate the identity key at once (`POST /v1/clients/{name}/rotate`).
+ */
+import { randomBytes } from 'node:crypto';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+import type { HeldIdentity } from './key-ring.ts';
+
+/** An HTTP client of the C2's API. */
+export class C2Registrar {
+  /**
+   * @param baseUrl - `http(s)://host:port` of a C2 node or its load balancer
+   * @param token - bearer token, when the C2 requires one
+   */
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | undefined,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  async #call(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: unknown }> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
+    // A retried call must not act twice (the C2 stores the first answer under the key).
+    if (method !== 'GET') headers['idempotency-key'] = `e4proxy-${randomBytes(12).toString('hex')}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw new ProxyError(
+        ProxyErrorCode.Registration,
+        `cannot reach the C2 at ${this.baseUrl}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text) as unknown;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, json };
+  }
+
+  async #expectOk(method: string, path: string, body?: unknown): Promise<unknown> {
+    const { status, json } = await this.#call(method, path, body);
+    if (status < 200 || status > 299) {
+      const message =
+        typeof json === 'object' && json !== null && 'message' in json
+          ? String(json.message)
+          : `HTTP ${status}`;
+      throw new ProxyError(ProxyErrorCode.Registration, `${method} ${path}: ${message}`);
+    }
+    return json;
+  }
+
+  /** Creates (or updates) the C2 client of `identity` with the key it holds now (symmetric). */
+  async createClient(identity: HeldIdentity): Promise<void> {
+    const material = identity.client.state.keyMaterial;
+    if (material.mode !== 'symmetric') {
+      throw new ProxyError(
+        ProxyErrorCode.Registration,
+        `${identity.name}: only symmetric-key identities can be registered`,
+      );
+    }
+    await this.#expectOk('POST', `/e4/client/${encodeURIComponent(identity.name)}`, {
+      key: Buffer.from(material.key).toString('base64'),
+    });
+  }
+
+  /** Creates `topic` unless it exists (never rotates it), then attaches it to the client. */
+  async attachTopic(name: string, topic: string): Promise<void> {
+    const existing = await this.#call('GET', `/v1/topics/${encodeURIComponent(topic)}`);
+    if (existing.status === 404) {
+      await this.#expectOk(
+        'POST',
+        `/e4/topic/${topic.split('/').map(encodeURIComponent).join('/')}`,
+      );
+    } else if (existing.status !== 200) {
+      throw new ProxyError(
+        ProxyErrorCode.Registration,
+        `GET topic ${topic}: HTTP ${existing.status}`,
+      );
+    }
+    await this.#expectOk(
+      'PUT',
+      `/e4/client/${encodeURIComponent(name)}/topic/${topic.split('/').map(encodeURIComponent).join('/')}`,
+    );
+  }
+
+  /** Asks the C2 to rotate the identity key (it delivers SetIdKey on the control topic). */
+  async rotateClient(name: string): Promise<void> {
+    await this.#expectOk('POST', `/v1/clients/${encodeURIComponent(name)}/rotate`, {});
+  }
+
+  /** Registers one identity: client, then each of its topics. */
+  async register(identity: HeldIdentity): Promise<void> {
+    await this.createClient(identity);
+    for (const topic of identity.topics) await this.attachTopic(identity.name, topic);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * `npm run proxy` as an operator runs it (a process, the real Mosquitto): start prints where it
+ * listens, `status` reads /healthz, `hash-password` prints a usable hash, a bad configuration is
+ * a clear error with exit code 2, and SIGTERM stops the proxy.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { verifyPassword } from '../password.ts';
+import { BROKER_URL, tempDir, unique } from './support.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const main = join(root, 'proxy', 'main.ts');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+function runProxy(
+  args: string[],
+  input?: string,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, ...args], {
+    cwd: root,
+    input,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+void describe('npm run proxy', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let configPath: string;
+  before(async () => {
+    dir = await tempDir();
+    configPath = join(dir.path, 'proxy.yaml');
+    const healthPort = await freePort();
+    await writeFile(
+      configPath,
+      [
+        'mode: gateway # overridden by --mode',
+        'listen: { host: 127.0.0.1, port: 0 }',
+        `health: { host: 127.0.0.1, port: ${healthPort} }`,
+        `upstream: { url: "${BROKER_URL}", controlClientId: ${unique('e4proxy-cli')} }`,
+        'stateDir: state',
+        'policy: { protect: ["plant/#"] }',
+        'identities:',
+        `  - name: ${unique('cli-app')}`,
+      ].join('\n'),
+    );
+  });
+  after(() => dir.cleanup());
+
+  void it('starts, reports its status, and stops on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', main, '--mode', 'local', '--config', configPath],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const banner = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error('no start-up line within 30 s'));
+        }, 30_000);
+        lines.on('line', (line) => {
+          if (line.startsWith('e4 protection proxy')) {
+            clearTimeout(timer);
+            resolve(line);
+          }
+        });
+        child.once('exit', (code) => {
+          reject(new Error(`exited with ${String(code)}`));
+        });
+      });
+      assert.match(
+        banner,
+        /^e4 protection proxy \(local\) listening on 127\.0\.0\.1:\d+, upstream mqtt/,
+      );
+      const status = runProxy(['status', '--config', configPath]);
+      assert.equal(status.status, 0, status.stderr);
+      assert.equal((JSON.parse(status.stdout) as { status: string }).status, 'ok');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  void it('hashes a password, and rejects a bad configuration with exit code 2', async () => {
+    const hashed = runProxy(['hash-password'], 'door-3 secret\n');
+    assert.equal(hashed.status, 0, hashed.stderr);
+    assert.ok(await verifyPassword('door-3 secret', hashed.stdout.trim()));
+    const bad = join(dir.path, 'bad.yaml');
+    await writeFile(bad, 'identities: []\nlisten: { port: 99999 }\n');
+    const r = runProxy(['--config', bad]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /listen\.port: must be a whole number from 0 to 65535/);
+    assert.match(r.stderr, /identities: at least one identity is required/);
+  });
+});

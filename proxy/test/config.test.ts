@@ -1,0 +1,110 @@
+/** The configuration file and the command line. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseProxyArgs } from '../cli-args.ts';
+import { parseProxyConfig } from '../config.ts';
+import { ProxyError } from '../errors.ts';
+
+const PATH = '/etc/e4proxy/proxy.yaml';
+
+void describe('proxy configuration', () => {
+  void it('has safe defaults for local mode', () => {
+    const c = parseProxyConfig('identities:\n  - name: app-1\n', PATH);
+    assert.equal(c.mode, 'local');
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 1884 });
+    assert.equal(c.upstream.url, 'mqtt://127.0.0.1:1883');
+    assert.equal(c.stateDir, '/etc/e4proxy/data/proxy');
+    assert.equal(c.localKeyFile, '/etc/e4proxy/data/proxy/local.key');
+    assert.equal(c.policy.otherTopics, 'forward');
+    assert.equal(c.policy.maxPayloadBytes, 256 * 1024);
+    assert.equal(c.c2.tofu, false);
+  });
+
+  void it('reads a gateway with devices, and the mode from the command line', () => {
+    const c = parseProxyConfig(
+      JSON.stringify({
+        identities: [{ name: 'dev-1', topics: ['plant/1'] }, { name: 'gw' }],
+        devices: [
+          { clientId: 'd1', passwordHash: `scrypt$00ff$${'ab'.repeat(32)}`, identity: 'dev-1' },
+        ],
+        gatewayIdentity: 'gw',
+        policy: { protect: ['plant/#'], otherTopics: 'drop' },
+        c2: { url: 'http://127.0.0.1:8888/', tofu: true },
+      }),
+      PATH,
+      { mode: 'gateway' },
+    );
+    assert.equal(c.mode, 'gateway');
+    assert.equal(c.listen.host, '0.0.0.0');
+    assert.equal(c.devices[0]?.identity, 'dev-1');
+    assert.equal(c.c2.url, 'http://127.0.0.1:8888');
+  });
+
+  void it('lists every problem at once', () => {
+    const text = [
+      'mode: bridge',
+      'identities:',
+      '  - name: a',
+      '    initialKey: nothex',
+      '    topics: ["x/#"]',
+      '  - name: a',
+      'devices:',
+      '  - identity: nobody',
+      'policy:',
+      '  protect: ["a/#/b"]',
+      '  maxPayloadBytes: 0',
+      'listen: { tls: { requireClientCert: true } }',
+      'colour: blue',
+    ].join('\n');
+    assert.throws(
+      () => parseProxyConfig(text, PATH),
+      (err: unknown) => {
+        assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
+        for (const expected of [
+          "mode: must be 'local' or 'gateway'",
+          'initialKey: must be 64 hex digits',
+          'topics[0]: must be a topic, not a filter',
+          "'a' is listed twice",
+          'needs clientId, username or certCommonName',
+          "'nobody' is not one of the identities",
+          'policy.protect[0]: not a valid topic filter',
+          'policy.maxPayloadBytes: must be a whole number',
+          'listen.tls: certFile and keyFile are required',
+          'needs listen.tls.caFile',
+          'colour: unknown setting',
+        ]) {
+          assert.ok(err.message.includes(expected), `missing: ${expected}\n${err.message}`);
+        }
+        return true;
+      },
+    );
+    assert.throws(() => parseProxyConfig('[1, 2', PATH), /not valid YAML/);
+    assert.throws(() => parseProxyConfig('identities: []', PATH), /at least one identity/);
+  });
+});
+
+void describe('proxy command line', () => {
+  void it('parses commands and options', () => {
+    assert.deepEqual(parseProxyArgs(['--mode', 'local', '--config', 'p.yaml']), {
+      command: 'start',
+      configPath: 'p.yaml',
+      mode: 'local',
+      tofu: false,
+      rotate: false,
+    });
+    assert.equal(parseProxyArgs(['register', '--config', 'p', '--rotate'])?.rotate, true);
+    assert.equal(parseProxyArgs(['--help']), undefined);
+    assert.equal(parseProxyArgs(['hash-password'])?.configPath, undefined);
+    for (const args of [
+      ['start'],
+      ['--mode', 'x', '--config', 'p'],
+      ['fly', '--config', 'p'],
+      ['--bad'],
+    ]) {
+      assert.throws(
+        () => parseProxyArgs(args),
+        (err: unknown) => ProxyError.is(err, 'PROXY_CONFIG'),
+      );
+    }
+  });
+});

@@ -1,0 +1,206 @@
+/**
+ * Gateway authentication on the downstream side (in-memory upstream): TLS client certificates
+ * (the verified common name selects the identity), passwords, client ids and usernames, and the
+ * gateway identity for unlisted devices.
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
+import { generate } from 'selfsigned';
+import { randomSymKey } from '../../e4/index.ts';
+import type { DeviceConfig } from '../config.ts';
+import { gatewayAuthenticator } from '../downstream/authenticate.ts';
+import { DEFAULT_TIMING } from '../downstream/connection.ts';
+import { DownstreamListener } from '../downstream/listener.ts';
+import { KeyRing } from '../key-ring.ts';
+import { silentLogger } from '../logger.ts';
+import { ProxyMetrics } from '../metrics.ts';
+import { hashPassword } from '../password.ts';
+import { TopicPolicy } from '../policy.ts';
+import { FakeUpstream } from './fake-upstream.ts';
+import { tempDir } from './support.ts';
+
+function device(fields: Partial<DeviceConfig> & { identity: string }): DeviceConfig {
+  return {
+    clientId: undefined,
+    username: undefined,
+    certCommonName: undefined,
+    passwordHash: undefined,
+    ...fields,
+  };
+}
+
+void describe('gateway authentication', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let ring: KeyRing;
+  const listeners: DownstreamListener[] = [];
+  const upstream = new FakeUpstream();
+  let pems: {
+    ca: string;
+    caKey: string;
+    client: { cert: string; key: string };
+    stranger: { cert: string; key: string };
+  };
+
+  async function listen(
+    devices: DeviceConfig[],
+    gateway: string | undefined,
+    tls?: boolean,
+  ): Promise<number> {
+    let tlsConfig;
+    if (tls === true) {
+      const server = await generate([{ name: 'commonName', value: 'localhost' }], {
+        algorithm: 'sha256',
+        keySize: 2048,
+        ca: { key: pems.caKey, cert: pems.ca },
+      });
+      await writeFile(join(dir.path, 'server.crt'), server.cert);
+      await writeFile(join(dir.path, 'server.key'), server.private);
+      await writeFile(join(dir.path, 'ca.crt'), pems.ca);
+      tlsConfig = {
+        certFile: join(dir.path, 'server.crt'),
+        keyFile: join(dir.path, 'server.key'),
+        caFile: join(dir.path, 'ca.crt'),
+        requireClientCert: true,
+      };
+    }
+    const listener = await DownstreamListener.start('127.0.0.1', 0, tlsConfig, {
+      authenticate: gatewayAuthenticator(devices, ring, gateway),
+      policy: new TopicPolicy(['secure/#'], 'forward'),
+      metrics: new ProxyMetrics(),
+      logger: silentLogger,
+      upstream,
+      limits: { ...DEFAULT_TIMING, maxPayloadBytes: 1024, maxPacketBytes: 4096 },
+      clientIdPrefix: 'gw/',
+      now: Date.now,
+    });
+    listeners.push(listener);
+    return listener.address.port;
+  }
+
+  before(async () => {
+    dir = await tempDir();
+    ring = await KeyRing.open(join(dir.path, 'state'), randomSymKey(), [
+      { name: 'dev-a', topics: [], initialKeyHex: undefined },
+      { name: 'dev-b', topics: [], initialKeyHex: undefined },
+      { name: 'gateway', topics: [], initialKeyHex: undefined },
+    ]);
+    const ca = await generate([{ name: 'commonName', value: 'E4 test device CA' }], {
+      algorithm: 'sha256',
+      keySize: 2048,
+      extensions: [
+        { name: 'basicConstraints', cA: true, critical: true },
+        {
+          name: 'keyUsage',
+          keyCertSign: true,
+          cRLSign: true,
+          digitalSignature: true,
+          critical: true,
+        },
+      ],
+    });
+    const issue = async (cn: string): Promise<{ cert: string; key: string }> => {
+      const r = await generate([{ name: 'commonName', value: cn }], {
+        algorithm: 'sha256',
+        keySize: 2048,
+        ca: { key: ca.private, cert: ca.cert },
+      });
+      return { cert: r.cert, key: r.private };
+    };
+    pems = {
+      ca: ca.cert,
+      caKey: ca.private,
+      client: await issue('sensor-7'),
+      stranger: await issue('stranger'),
+    };
+  });
+
+  after(async () => {
+    for (const l of listeners) await l.close();
+    await dir.cleanup();
+  });
+
+  void it('maps client ids and usernames, checks passwords, refuses the unlisted', async () => {
+    const port = await listen(
+      [
+        device({ clientId: 'plc-1', identity: 'dev-a' }),
+        device({ username: 'meter', passwordHash: hashPassword('m3ter-pass'), identity: 'dev-b' }),
+      ],
+      undefined,
+    );
+    const url = `mqtt://127.0.0.1:${port}`;
+    const ok = await mqtt.connectAsync(url, { clientId: 'plc-1', reconnectPeriod: 0 });
+    await ok.endAsync();
+    const meter = await mqtt.connectAsync(url, {
+      clientId: 'any',
+      username: 'meter',
+      password: 'm3ter-pass',
+      reconnectPeriod: 0,
+    });
+    await meter.endAsync();
+    assert.deepEqual(
+      upstream.sessions.slice(-2).map((s) => s.options.clientId),
+      ['gw/plc-1', 'gw/any'],
+    );
+    await assert.rejects(
+      mqtt.connectAsync(url, {
+        clientId: 'x',
+        username: 'meter',
+        password: 'nope',
+        reconnectPeriod: 0,
+      }),
+      /Bad username or password/,
+    );
+    await assert.rejects(
+      mqtt.connectAsync(url, { clientId: 'intruder', reconnectPeriod: 0, protocolVersion: 5 }),
+      /Not authorized/,
+    );
+  });
+
+  void it('gives unlisted devices the gateway identity when one is configured', async () => {
+    const port = await listen([], 'gateway');
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      clientId: 'whoever',
+      reconnectPeriod: 0,
+    });
+    await c.endAsync();
+  });
+
+  void it('selects the identity by a verified client certificate, and refuses clients without one', async () => {
+    const port = await listen(
+      [device({ certCommonName: 'sensor-7', identity: 'dev-a' })],
+      undefined,
+      true,
+    );
+    const url = `mqtts://localhost:${port}`;
+    const ok = await mqtt.connectAsync(url, {
+      clientId: 'sensor-7',
+      ca: pems.ca,
+      cert: pems.client.cert,
+      key: pems.client.key,
+      reconnectPeriod: 0,
+    });
+    assert.equal(ok.connected, true);
+    await ok.endAsync();
+    await assert.rejects(
+      mqtt.connectAsync(url, {
+        clientId: 'stranger',
+        ca: pems.ca,
+        cert: pems.stranger.cert,
+        key: pems.stranger.key,
+        reconnectPeriod: 0,
+      }),
+      /Not authorized/,
+    );
+    await assert.rejects(
+      mqtt.connectAsync(url, {
+        clientId: 'no-cert',
+        ca: pems.ca,
+        reconnectPeriod: 0,
+        connectTimeout: 3000,
+      }),
+    );
+  });
+});

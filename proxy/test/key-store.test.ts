@@ -1,0 +1,99 @@
+/** The encrypted key store, the local key, device passwords and the key ring. */
+import assert from 'node:assert/strict';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { randomSymKey, toHex } from '../../e4/index.ts';
+import { EncryptedFileClientStore } from '../encrypted-file-store.ts';
+import { ProxyError } from '../errors.ts';
+import { KeyRing } from '../key-ring.ts';
+import { loadOrCreateLocalKey } from '../local-key.ts';
+import { hashPassword, verifyPassword } from '../password.ts';
+import { tempDir } from './support.ts';
+
+void describe('encrypted key store', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    dir = await tempDir();
+  });
+  after(() => dir.cleanup());
+
+  void it('round-trips, atomically, with nothing readable at rest and no temporary file left', async () => {
+    const key = randomSymKey();
+    const store = new EncryptedFileClientStore(join(dir.path, 'a.e4s'), key, 'dev-a');
+    assert.equal(await store.load(), undefined);
+    await store.save('{"secret":"0123456789abcdef"}');
+    await store.save('{"secret":"fedcba9876543210"}');
+    assert.equal(await store.load(), '{"secret":"fedcba9876543210"}');
+    const raw = await readFile(join(dir.path, 'a.e4s'));
+    assert.ok(!raw.toString('latin1').includes('fedcba'));
+    assert.deepEqual(
+      (await readdir(dir.path)).filter((f) => f.includes('.tmp')),
+      [],
+    );
+  });
+
+  void it('refuses another local key, another identity label and damaged files', async () => {
+    const key = randomSymKey();
+    const path = join(dir.path, 'b.e4s');
+    await new EncryptedFileClientStore(path, key, 'dev-b').save('state');
+    const isStoreError = (err: unknown): boolean => ProxyError.is(err, 'PROXY_KEY_STORE');
+    await assert.rejects(
+      new EncryptedFileClientStore(path, randomSymKey(), 'dev-b').load(),
+      isStoreError,
+    );
+    await assert.rejects(new EncryptedFileClientStore(path, key, 'dev-c').load(), isStoreError);
+    const raw = await readFile(path);
+    raw[raw.length - 1] = (raw[raw.length - 1] ?? 0) ^ 1;
+    await writeFile(path, raw);
+    await assert.rejects(new EncryptedFileClientStore(path, key, 'dev-b').load(), isStoreError);
+    await writeFile(path, 'not a store');
+    await assert.rejects(new EncryptedFileClientStore(path, key, 'dev-b').load(), isStoreError);
+  });
+
+  void it('creates the local key once, mode 0600, and refuses a readable one', async () => {
+    const path = join(dir.path, 'keys', 'local.key');
+    const first = await loadOrCreateLocalKey(path);
+    assert.equal(first.length, 32);
+    assert.deepEqual(await loadOrCreateLocalKey(path), first);
+    await chmod(path, 0o644);
+    await assert.rejects(loadOrCreateLocalKey(path), (err: unknown) =>
+      ProxyError.is(err, 'PROXY_KEY_STORE'),
+    );
+  });
+
+  void it('reloads identities with the keys they had, one store per identity', async () => {
+    const localKey = randomSymKey();
+    const initial = randomSymKey();
+    const identities = [
+      { name: 'gw-1', topics: ['t/1'], initialKeyHex: toHex(initial) },
+      { name: 'gw-2', topics: [], initialKeyHex: undefined },
+    ];
+    const ring = await KeyRing.open(join(dir.path, 'ring'), localKey, identities);
+    assert.ok(ring.all().every((i) => i.created));
+    const key2 = ring.get('gw-2')?.client.state.keyMaterial;
+    const again = await KeyRing.open(join(dir.path, 'ring'), localKey, identities);
+    assert.ok(again.all().every((i) => !i.created));
+    assert.deepEqual(again.get('gw-1')?.client.state.keyMaterial, {
+      mode: 'symmetric',
+      key: initial,
+    });
+    assert.deepEqual(again.get('gw-2')?.client.state.keyMaterial, key2);
+    const gw1 = again.get('gw-1');
+    assert.equal(
+      gw1 === undefined ? undefined : again.byControlTopic(gw1.client.receivingTopic),
+      gw1,
+    );
+    assert.equal((await readdir(join(dir.path, 'ring', 'identities'))).length, 2);
+  });
+});
+
+void describe('device passwords', () => {
+  void it('verify against their scrypt hash only', async () => {
+    const hash = hashPassword('correct horse');
+    assert.match(hash, /^scrypt\$[0-9a-f]{32}\$[0-9a-f]{64}$/);
+    assert.ok(await verifyPassword('correct horse', hash));
+    assert.ok(!(await verifyPassword('wrong horse', hash)));
+    assert.ok(!(await verifyPassword('correct horse', 'scrypt$00$00')));
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * Test support of the proxies: a configuration in a private temporary directory, a proxy on free
+ * loopback ports against the machine's Mosquitto, a stand-in for the C2 that publishes protected
+ * commands, and plain MQTT clients that collect what they receive.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import {
+  clientIdFromName,
+  cmdSetTopicKey,
+  controlTopic,
+  protectCommand,
+  toHex,
+} from '../../e4/index.ts';
+import { parseProxyConfig, type ProxyConfig } from '../config.ts';
+import { ProtectionProxy, type ProxyStartOptions } from '../protection-proxy.ts';
+
+/** The broker of the tests. */
+export const BROKER_URL = process.env['MQTT_TEST_URL'] ?? 'mqtt://127.0.0.1:1883';
+
+/** A unique name for topics and client ids (runs of other engineers share the broker). */
+export function unique(prefix: string): string {
+  return `${prefix}-${randomBytes(5).toString('hex')}`;
+}
+
+/** A temporary directory, removed by `cleanup`. */
+export async function tempDir(): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), 'e4proxy-test-'));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Writes `settings` (JSON) as the configuration file in `dir` and parses it. */
+export async function writeConfig(
+  dir: string,
+  settings: Record<string, unknown>,
+): Promise<ProxyConfig> {
+  const path = join(dir, 'proxy.json');
+  const text = JSON.stringify({
+    stateDir: 'state',
+    listen: { host: '127.0.0.1', port: 0 },
+    health: { host: '127.0.0.1', port: 0 },
+    upstream: { url: BROKER_URL, controlClientId: unique('e4proxy-control') },
+    ...settings,
+  });
+  await writeFile(path, text);
+  return parseProxyConfig(text, path);
+}
+
+/** Starts a proxy from a configuration. */
+export function startProxy(
+  config: ProxyConfig,
+  options: ProxyStartOptions = {},
+): Promise<ProtectionProxy> {
+  return ProtectionProxy.start(config, { ackTimeoutMs: 5000, ...options });
+}
+
+/** Plays the C2: sends a SetTopicKey to the identity `name` holding `identityKey`. */
+export async function sendTopicKey(
+  name: string,
+  identityKey: Uint8Array,
+  topic: string,
+  topicKey: Uint8Array,
+): Promise<void> {
+  const c2 = await mqtt.connectAsync(BROKER_URL, { clientId: unique('fake-c2') });
+  try {
+    await c2.publishAsync(
+      controlTopic(clientIdFromName(name)),
+      Buffer.from(protectCommand(cmdSetTopicKey(topicKey, topic), identityKey)),
+      { qos: 1 },
+    );
+  } finally {
+    await c2.endAsync();
+  }
+}
+
+/** The hex client id of a name. */
+export function idHex(name: string): string {
+  return toHex(clientIdFromName(name));
+}
+
+/** A plain MQTT client that records every message it receives. */
+export class Collector {
+  readonly messages: Array<{ topic: string; payload: Buffer; qos: number; retain: boolean }> = [];
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      this.messages.push({ topic, payload, qos: packet.qos, retain: packet.retain });
+    });
+  }
+
+  /** Connects to `url`. */
+  static async connect(url: string, options: IClientOptions = {}): Promise<Collector> {
+    const client = await mqtt.connectAsync(url, {
+      clientId: unique('collector'),
+      reconnectPeriod: 0,
+      ...options,
+    });
+    return new Collector(client);
+  }
+
+  /** Payloads received on `topic`, as text. */
+  texts(topic?: string): string[] {
+    return this.messages
+      .filter((m) => topic === undefined || m.topic === topic)
+      .map((m) => m.payload.toString('utf8'));
+  }
+
+  /** Waits until `count` messages arrived (fails after `timeoutMs`). */
+  async waitFor(count: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`expected ${count} messages, got ${this.messages.length}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+/** `mqtt://host:port` of a running proxy. */
+export function proxyUrl(proxy: ProtectionProxy): string {
+  return `mqtt://127.0.0.1:${proxy.listenAddress.port}`;
+}
