@@ -1,3 +1,31 @@
-/** Telemetry set-up shared by every process. */
+/** Telemetry set-up shared by every process: logs, metrics, traces, the operations listener. */
 export { createLogger, REDACTED_PATHS, type LoggerOptions } from './logger.ts';
 export { HealthServer, type HealthServerOptions, type ReadinessResult } from './health-server.ts';
+export { recordLockEvent } from './lock-metrics.ts';
+export {
+  attemptLabel,
+  C2Metrics,
+  DEVICE_STATES,
+  QUEUE_STATES,
+  type AttemptOutcome,
+  type C2MetricsOptions,
+  type CallOutcome,
+  type PipelineStats,
+  type RotationKind,
+  type RpcTransport,
+} from './metrics.ts';
+export { readPipelineStats } from './pipeline-stats.ts';
+export { callOutcome, grpcStatusName, RpcTelemetry, type CallSummary } from './rpc-telemetry.ts';
+export { tracedStore } from './traced-store.ts';
+export {
+  contextFromTraceparent,
+  currentTraceparent,
+  failSpan,
+  inSpan,
+  logTraceFields,
+  noopTracer,
+  startTracing,
+  TRACER_NAME,
+  type Tracing,
+  type TracingOptions,
+} from './tracing.ts';

@@ -1,5 +1,10 @@
-/** The pino logger of a node: JSON lines, node id on every line, key fields redacted. */
+/**
+ * The pino logger of a node: JSON lines, node id on every line, the trace and span ids of the
+ * active span (so a line leads to its trace), key fields redacted. docs/observability.md lists
+ * the fields for SIEM ingestion.
+ */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { logTraceFields } from './tracing.ts';
 
 /**
  * Paths redacted wherever they appear: key material must never reach logs (DESIGN R8), even when
@@ -48,6 +53,8 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { node: options.nodeId },
+      // trace_id / span_id of the active span; nothing when there is none.
+      mixin: logTraceFields,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

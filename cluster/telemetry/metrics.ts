@@ -1,0 +1,404 @@
+/**
+ * The Prometheus metrics of one C2 process, on a registry of its own (never prom-client's global
+ * one, so two nodes in one process, as in tests, never mix their series).
+ *
+ * Label values are always from small fixed sets (outcomes, states, RPC method names): never a
+ * device id, a topic name, a lock resource or anything derived from a key (DESIGN R8, and
+ * unbounded cardinality). The full list with types and labels is in docs/observability.md;
+ * `ops/` rules and dashboards are checked against {@link C2Metrics.names}.
+ */
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type CounterConfiguration,
+} from 'prom-client';
+
+/** Transport of an API call. */
+export type RpcTransport = 'grpc' | 'http';
+
+/** Kind of key a rotation replaces. */
+export type RotationKind = 'topic' | 'client' | 'c2';
+
+/** How an API call or rotation ended, reduced to a small set. */
+export type CallOutcome = 'ok' | 'rejected' | 'conflict' | 'unavailable' | 'error';
+
+/** How one publish attempt ended. */
+export type AttemptOutcome = 'ok' | 'error' | 'timeout';
+
+/** Delivery states of devices (clients.sync_state). */
+export const DEVICE_STATES = ['idle', 'pending', 'failed'] as const;
+
+/** Job states reported for the queue. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+
+/** Cluster-wide figures read from the database at scrape time. */
+export interface PipelineStats {
+  readonly outboxDepth: number;
+  readonly outboxOldestAgeSeconds: number;
+  readonly convergenceLagSeconds: number;
+  readonly devicesByState: Readonly<Record<(typeof DEVICE_STATES)[number], number>>;
+}
+
+/** Labels of the attempt counter: attempts past the 5th share one bucket (bounded). */
+export function attemptLabel(attempt: number): string {
+  return attempt >= 5 ? '5+' : String(Math.max(1, Math.floor(attempt)));
+}
+
+/** Seconds buckets for API calls and lock waits (1 ms .. 10 s). */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A refresher run before each scrape (database or queue figures); may fail. */
+type Refresher = () => Promise<void>;
+
+/** Options of {@link C2Metrics}. */
+export interface C2MetricsOptions {
+  readonly node: string;
+  readonly role: string;
+  readonly version: string;
+  /** Also export prom-client's `process_*` and `nodejs_*` metrics (default true). */
+  readonly processMetrics?: boolean;
+  /** Longest a scrape waits for its refreshers (default 2000 ms); slow figures keep old values. */
+  readonly refreshTimeoutMs?: number;
+}
+
+/** Every metric of a process, with methods named after what happened. */
+export class C2Metrics {
+  /** The registry `/metrics` serves. */
+  readonly registry = new Registry();
+  readonly #refreshers: Refresher[] = [];
+  readonly #refreshTimeoutMs: number;
+  /** Lock resources whose last failed attempt saw too few instances answer (no quorum). */
+  readonly #noQuorum = new Set<string>();
+
+  readonly #rpcRequests: Counter<'transport' | 'method' | 'status'>;
+  readonly #rpcDuration: Histogram<'transport' | 'method' | 'status'>;
+  readonly #rotations: Counter<'kind' | 'outcome'>;
+  readonly #outboxDepth: Gauge;
+  readonly #outboxAge: Gauge;
+  readonly #outboxRelayed: Counter;
+  readonly #queueJobs: Gauge<'queue' | 'state'>;
+  readonly #deliveries: Counter<'outcome'>;
+  readonly #attempts: Counter<'outcome' | 'attempt'>;
+  readonly #retransmissions: Counter;
+  readonly #publishDuration: Histogram<'outcome'>;
+  readonly #convergenceLag: Gauge;
+  readonly #devices: Gauge<'state'>;
+  readonly #lockWait: Histogram<'outcome'>;
+  readonly #lockContended: Counter;
+  readonly #lockFailures: Counter<'reason'>;
+  readonly #leasesLost: Counter<'reason'>;
+  readonly #poolClients: Gauge<'state'>;
+  readonly #mqttUp: Gauge<'client'>;
+  readonly #scrapeErrors: Counter<'source'>;
+  readonly #automationLeader: Gauge;
+  readonly #automationPaused: Gauge;
+  readonly #automationFirings: Counter<'outcome'>;
+  readonly #monitoredMessages: Counter<'class'>;
+
+  constructor(options: C2MetricsOptions) {
+    this.#refreshTimeoutMs = options.refreshTimeoutMs ?? 2000;
+    const registers = [this.registry];
+    const counter = <L extends string>(config: CounterConfiguration<L>): Counter<L> =>
+      new Counter({ ...config, registers });
+
+    const info = new Gauge({
+      name: 'c2_node_info',
+      help: 'Always 1: one series per process, with its node id, role and version.',
+      labelNames: ['node', 'role', 'version'] as const,
+      registers,
+    });
+    info.set({ node: options.node, role: options.role, version: options.version }, 1);
+
+    this.#rpcRequests = counter({
+      name: 'c2_rpc_requests_total',
+      help: 'API calls answered, by transport, method (gRPC method or HTTP route rpc) and status.',
+      labelNames: ['transport', 'method', 'status'] as const,
+    });
+    this.#rpcDuration = new Histogram({
+      name: 'c2_rpc_duration_seconds',
+      help: 'Time to answer an API call.',
+      labelNames: ['transport', 'method', 'status'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#rotations = counter({
+      name: 'c2_rotations_total',
+      help: 'Key rotation requests by kind of key and outcome.',
+      labelNames: ['kind', 'outcome'] as const,
+    });
+    this.#outboxDepth = new Gauge({
+      name: 'c2_outbox_depth',
+      help: 'Committed outbox rows not yet relayed to the queue (cluster-wide).',
+      registers,
+    });
+    this.#outboxAge = new Gauge({
+      name: 'c2_outbox_oldest_age_seconds',
+      help: 'Age of the oldest outbox row; 0 when the outbox is empty (cluster-wide).',
+      registers,
+    });
+    this.#outboxRelayed = counter({
+      name: 'c2_outbox_relayed_total',
+      help: 'Outbox rows this process relayed to the queue (or claimed for in-process delivery).',
+    });
+    this.#queueJobs = new Gauge({
+      name: 'c2_queue_jobs',
+      help: 'BullMQ jobs by queue and state (cluster-wide).',
+      labelNames: ['queue', 'state'] as const,
+      registers,
+    });
+    this.#deliveries = counter({
+      name: 'c2_deliveries_total',
+      help: 'Deliveries that ended: delivered (PUBACK) or failed (attempt cap or deadline).',
+      labelNames: ['outcome'] as const,
+    });
+    this.#attempts = counter({
+      name: 'c2_delivery_attempts_total',
+      help: 'Publish attempts by outcome and attempt number (5+ for the fifth and later).',
+      labelNames: ['outcome', 'attempt'] as const,
+    });
+    this.#retransmissions = counter({
+      name: 'c2_delivery_retransmissions_total',
+      help: 'Publish attempts after the first for the same command (re-protected each time).',
+    });
+    this.#publishDuration = new Histogram({
+      name: 'c2_mqtt_publish_duration_seconds',
+      help: 'Time from publish to the broker PUBACK (or the failure).',
+      labelNames: ['outcome'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#convergenceLag = new Gauge({
+      name: 'c2_convergence_lag_seconds',
+      help: 'Time since the oldest pending (active device, key) change was committed; 0 when converged.',
+      registers,
+    });
+    this.#devices = new Gauge({
+      name: 'c2_devices',
+      help: 'Active devices by delivery state (cluster-wide).',
+      labelNames: ['state'] as const,
+      registers,
+    });
+    this.#lockWait = new Histogram({
+      name: 'c2_lock_acquire_duration_seconds',
+      help: 'Time to acquire a rotation lock, by outcome (acquired, timeout).',
+      labelNames: ['outcome'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#lockContended = counter({
+      name: 'c2_lock_contended_total',
+      help: 'Lock acquisitions that had to wait or retry because the lock was held or contested.',
+    });
+    this.#lockFailures = counter({
+      name: 'c2_lock_acquire_failures_total',
+      help: 'Lock acquisitions that gave up: timeout (held elsewhere) or no_quorum.',
+      labelNames: ['reason'] as const,
+    });
+    this.#leasesLost = counter({
+      name: 'c2_lock_leases_lost_total',
+      help: 'Held locks lost before their work ended: expired or taken.',
+      labelNames: ['reason'] as const,
+    });
+    this.#poolClients = new Gauge({
+      name: 'c2_db_pool_connections',
+      help: 'PostgreSQL pool: connections open (total), idle, requests waiting, and the maximum.',
+      labelNames: ['state'] as const,
+      registers,
+    });
+    this.#mqttUp = new Gauge({
+      name: 'c2_mqtt_connected',
+      help: '1 while the MQTT connection (publisher, receipts) is up, 0 otherwise.',
+      labelNames: ['client'] as const,
+      registers,
+    });
+    this.#scrapeErrors = counter({
+      name: 'c2_metrics_refresh_errors_total',
+      help: 'Scrape-time figures that could not be read (database, queue): old values were kept.',
+      labelNames: ['source'] as const,
+    });
+
+    this.#automationLeader = new Gauge({
+      name: 'c2_automation_leader',
+      help: '1 while this process leads the automation engine (runs the schedule), 0 otherwise.',
+      registers,
+    });
+    this.#automationPaused = new Gauge({
+      name: 'c2_automation_paused',
+      help: '1 while automation is paused cluster-wide (as last seen by this process), 0 otherwise.',
+      registers,
+    });
+    this.#automationFirings = counter({
+      name: 'c2_automation_firings_total',
+      help: 'Automation firings by outcome: planned, succeeded, failed, aborted, timed_out, interrupted.',
+      labelNames: ['outcome'] as const,
+    });
+    this.#monitoredMessages = counter({
+      name: 'c2_monitored_messages_total',
+      help: 'Messages the traffic monitor looked at, by class: current, previous_key, stale, forged, unencrypted, dropped (queue full).',
+      labelNames: ['class'] as const,
+    });
+
+    // Zero series, so rates and alerts exist before the first event.
+    for (const outcome of ['delivered', 'failed']) this.#deliveries.inc({ outcome }, 0);
+    for (const reason of ['timeout', 'no_quorum']) this.#lockFailures.inc({ reason }, 0);
+    this.#retransmissions.inc(0);
+    this.#lockContended.inc(0);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  // --- automation ------------------------------------------------------------------------------
+
+  /** Whether this process leads the automation engine. */
+  setAutomationLeader(leader: boolean): void {
+    this.#automationLeader.set(leader ? 1 : 0);
+  }
+
+  /** Whether automation is paused (the cluster-wide switch, as this process last read it). */
+  setAutomationPaused(paused: boolean): void {
+    this.#automationPaused.set(paused ? 1 : 0);
+  }
+
+  /** One message classified by the traffic monitor, or dropped (`dropped`). */
+  monitoredMessage(verdict: string): void {
+    this.#monitoredMessages.inc({ class: verdict });
+  }
+
+  /** One automation firing planned, finished (by outcome) or interrupted. */
+  automationFiring(outcome: string): void {
+    this.#automationFirings.inc({ outcome });
+  }
+
+  /** Names of every metric this registry exports (`ops/` checks rules and dashboards on it). */
+  names(): string[] {
+    return this.registry.getMetricsAsArray().map((m) => m.name);
+  }
+
+  // --- API -------------------------------------------------------------------------------------
+
+  /** One API call answered. */
+  rpc(transport: RpcTransport, method: string, status: string, seconds: number): void {
+    this.#rpcRequests.inc({ transport, method, status });
+    this.#rpcDuration.observe({ transport, method, status }, seconds);
+  }
+
+  /** One rotation request ended. */
+  rotation(kind: RotationKind, outcome: CallOutcome): void {
+    this.#rotations.inc({ kind, outcome });
+  }
+
+  // --- pipeline --------------------------------------------------------------------------------
+
+  /** Outbox rows relayed (or claimed) by this process. */
+  outboxRelayed(rows: number): void {
+    if (rows > 0) this.#outboxRelayed.inc(rows);
+  }
+
+  /** Sets the cluster-wide figures read from the database. */
+  setPipelineStats(stats: PipelineStats): void {
+    this.#outboxDepth.set(stats.outboxDepth);
+    this.#outboxAge.set(stats.outboxOldestAgeSeconds);
+    this.#convergenceLag.set(stats.convergenceLagSeconds);
+    for (const state of DEVICE_STATES) this.#devices.set({ state }, stats.devicesByState[state]);
+  }
+
+  /** Sets the job counts of a queue. */
+  setQueueJobs(queue: string, counts: Readonly<Record<string, number>>): void {
+    for (const state of QUEUE_STATES) this.#queueJobs.set({ queue, state }, counts[state] ?? 0);
+  }
+
+  // --- delivery --------------------------------------------------------------------------------
+
+  /** Deliveries that ended (counted per batch where the code batches). */
+  deliveries(outcome: 'delivered' | 'failed', count = 1): void {
+    if (count > 0) this.#deliveries.inc({ outcome }, count);
+  }
+
+  /** One publish attempt (its number counts from 1 for each command). */
+  attempt(outcome: AttemptOutcome, attempt: number): void {
+    this.#attempts.inc({ outcome, attempt: attemptLabel(attempt) });
+    if (attempt > 1) this.#retransmissions.inc();
+  }
+
+  /** One publish awaited to its PUBACK or failure. */
+  publish(outcome: AttemptOutcome, seconds: number): void {
+    this.#publishDuration.observe({ outcome }, seconds);
+  }
+
+  /** Sets the state of an MQTT connection of this process. */
+  setMqttConnected(client: 'publisher' | 'receipts', up: boolean): void {
+    this.#mqttUp.set({ client }, up ? 1 : 0);
+  }
+
+  // --- coordination ----------------------------------------------------------------------------
+
+  /** A lock was acquired after `waitMs`, with `failedAttempts` retries (contention). */
+  lockAcquired(resource: string, waitMs: number, failedAttempts: number): void {
+    this.#noQuorum.delete(resource);
+    this.#lockWait.observe({ outcome: 'acquired' }, waitMs / 1000);
+    if (failedAttempts > 0) this.#lockContended.inc();
+  }
+
+  /** One Redlock attempt failed: remembers whether the quorum or the holder was the reason. */
+  lockAttemptFailed(resource: string, noQuorum: boolean): void {
+    if (noQuorum) this.#noQuorum.add(resource);
+    else this.#noQuorum.delete(resource);
+  }
+
+  /** A lock acquisition gave up. */
+  lockTimedOut(resource: string, waitMs: number): void {
+    const reason = this.#noQuorum.delete(resource) ? 'no_quorum' : 'timeout';
+    this.#lockWait.observe({ outcome: 'timeout' }, waitMs / 1000);
+    this.#lockContended.inc();
+    this.#lockFailures.inc({ reason });
+  }
+
+  /** A held lock was lost. */
+  leaseLost(reason: 'expired' | 'taken'): void {
+    this.#leasesLost.inc({ reason });
+  }
+
+  // --- resources -------------------------------------------------------------------------------
+
+  /** Sets the database pool figures. */
+  setPool(figures: {
+    readonly total: number;
+    readonly idle: number;
+    readonly waiting: number;
+    readonly max: number;
+  }): void {
+    for (const [state, value] of Object.entries(figures)) this.#poolClients.set({ state }, value);
+  }
+
+  // --- scraping --------------------------------------------------------------------------------
+
+  /**
+   * Adds a figure read at scrape time. Failures and timeouts are counted under `source`, and
+   * the gauges keep their previous values.
+   */
+  onScrape(source: string, refresh: Refresher): void {
+    this.#refreshers.push(async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error('timeout'));
+        }, this.#refreshTimeoutMs);
+      });
+      try {
+        await Promise.race([refresh(), timeout]);
+      } catch {
+        this.#scrapeErrors.inc({ source });
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
+  /** Refreshes scrape-time figures and renders the registry (the `/metrics` handler). */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    await Promise.all(this.#refreshers.map((r) => r()));
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

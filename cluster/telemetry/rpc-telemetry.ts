@@ -1,0 +1,121 @@
+/**
+ * Instrumentation of API calls, shared by the gRPC and HTTP servers: one server span per call
+ * (the root of a rotation's trace), the request counter and latency histogram, and the rotation
+ * counter. Method labels are RPC names or route templates, a fixed set: never a path with a
+ * device or topic name in it.
+ */
+import { SpanKind, type Span, type Tracer } from '@opentelemetry/api';
+import type { C2Metrics, CallOutcome, RotationKind, RpcTransport } from './metrics.ts';
+import { inSpan, noopTracer } from './tracing.ts';
+
+/** RPCs that rotate a key, by the kind of key (the name after the service's `/`). */
+const ROTATIONS: Readonly<Record<string, RotationKind>> = {
+  RotateTopicKey: 'topic',
+  RotateClientKey: 'client',
+  NewClientKey: 'client',
+  NewC2Key: 'c2',
+};
+
+/** gRPC status names by number (the label values of gRPC calls). */
+const GRPC_STATUS = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+
+/** The label of a gRPC status code. */
+export function grpcStatusName(code: number): string {
+  return GRPC_STATUS[code] ?? 'UNKNOWN';
+}
+
+/** Reduces a transport status to the outcome of a rotation. */
+export function callOutcome(transport: RpcTransport, status: string): CallOutcome {
+  if (transport === 'http') {
+    const n = Number(status);
+    if (n < 400) return 'ok';
+    if (n === 409) return 'conflict';
+    if (n === 503) return 'unavailable';
+    return n < 500 ? 'rejected' : 'error';
+  }
+  switch (status) {
+    case 'OK':
+      return 'ok';
+    case 'ABORTED':
+    case 'ALREADY_EXISTS':
+    case 'FAILED_PRECONDITION':
+      return 'conflict';
+    case 'UNAVAILABLE':
+    case 'DEADLINE_EXCEEDED':
+      return 'unavailable';
+    case 'INTERNAL':
+    case 'UNKNOWN':
+    case 'DATA_LOSS':
+      return 'error';
+    default:
+      return 'rejected';
+  }
+}
+
+/** What a served call reports when it ends: its method label and status. */
+export interface CallSummary {
+  readonly method: string;
+  /** gRPC status name or HTTP status code. */
+  readonly status: string | number;
+}
+
+/** The instrumentation the API servers receive (a no-op one when metrics are off). */
+export class RpcTelemetry {
+  constructor(
+    private readonly metrics: C2Metrics | undefined,
+    private readonly tracer: Tracer = noopTracer,
+  ) {}
+
+  /**
+   * Runs one call inside a server span; `serve` resolves with the call's summary, which names
+   * the span and labels the metrics. Never rejects on behalf of the call: transports answer
+   * their own errors.
+   */
+  async serve(
+    transport: RpcTransport,
+    spanName: string,
+    serve: (span: Span) => Promise<CallSummary>,
+  ): Promise<void> {
+    const started = performance.now();
+    const summary = await inSpan(
+      this.tracer,
+      spanName,
+      { kind: SpanKind.SERVER, attributes: { 'rpc.system': transport } },
+      async (span) => {
+        const s = await serve(span);
+        span.setAttribute('rpc.method', s.method);
+        span.setAttribute(
+          transport === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code',
+          String(s.status),
+        );
+        if (transport === 'http') span.updateName(`HTTP ${s.method}`);
+        return s;
+      },
+    ).catch((): CallSummary => ({
+      method: 'unknown',
+      status: transport === 'grpc' ? 'UNKNOWN' : 500,
+    }));
+    const status = String(summary.status);
+    this.metrics?.rpc(transport, summary.method, status, (performance.now() - started) / 1000);
+    const kind = ROTATIONS[summary.method.slice(summary.method.lastIndexOf('/') + 1)];
+    if (kind !== undefined) this.metrics?.rotation(kind, callOutcome(transport, status));
+  }
+}

@@ -1,0 +1,203 @@
+// C2Metrics and the observers that feed it: counters move with the events, labels stay bounded,
+// lock give-ups are told apart by reason, scrape-time figures survive failures.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { recordAttempt, recordSyncOutcomes } from '../../delivery/index.ts';
+import {
+  attemptLabel,
+  C2Metrics,
+  callOutcome,
+  recordLockEvent,
+  RpcTelemetry,
+} from '../../telemetry/index.ts';
+
+const newMetrics = (): C2Metrics =>
+  new C2Metrics({ node: 'n1', role: 'worker', version: '1.2.3', processMetrics: false });
+
+/** The value of one series, 0 when absent. */
+async function value(
+  metrics: C2Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  assert.ok(metric !== undefined, `${name} is registered`);
+  const { values } = await metric.get();
+  const found = values.find(
+    (v) =>
+      Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want) &&
+      !('le' in v.labels && !('le' in labels)),
+  );
+  return found?.value ?? 0;
+}
+
+void describe('C2Metrics', () => {
+  void it('labels the process and keeps registries apart', async () => {
+    const a = newMetrics();
+    const b = newMetrics();
+    a.deliveries('delivered', 3);
+    assert.equal(await value(a, 'c2_deliveries_total', { outcome: 'delivered' }), 3);
+    assert.equal(await value(b, 'c2_deliveries_total', { outcome: 'delivered' }), 0);
+    assert.equal(
+      await value(a, 'c2_node_info', { node: 'n1', role: 'worker', version: '1.2.3' }),
+      1,
+    );
+    const text = (await a.scrape()).body;
+    assert.match(text, /^c2_deliveries_total\{outcome="failed"\} 0$/m, 'zero series exist');
+  });
+
+  void it('counts attempts by outcome and bounded attempt number, and retransmissions', async () => {
+    const m = newMetrics();
+    for (const attempt of [1, 2, 3, 7, 12]) m.attempt('timeout', attempt);
+    m.attempt('ok', 1);
+    assert.equal(
+      await value(m, 'c2_delivery_attempts_total', { outcome: 'timeout', attempt: '5+' }),
+      2,
+    );
+    assert.equal(await value(m, 'c2_delivery_attempts_total', { outcome: 'ok', attempt: '1' }), 1);
+    assert.equal(await value(m, 'c2_delivery_retransmissions_total'), 4);
+    assert.deepEqual([0, 1, 4, 5, 99].map(attemptLabel), ['1', '1', '4', '5+', '5+']);
+  });
+
+  void it('turns delivery observations into deliveries and attempts', async () => {
+    const m = newMetrics();
+    const base = { clientId: '7', kind: 'SetTopicKey', describe: 'topic' } as const;
+    recordAttempt(m, { ...base, attempt: 1, outcome: 'acked' });
+    recordAttempt(m, { ...base, attempt: 1, outcome: 'failed', error: 'no PUBACK within 50 ms' });
+    recordAttempt(m, {
+      ...base,
+      attempt: 2,
+      outcome: 'failed',
+      error: 'MQTT broker not connected',
+    });
+    recordSyncOutcomes(m, ['idle', 'failed', 'failed', 'removed']);
+    assert.equal(await value(m, 'c2_deliveries_total', { outcome: 'delivered' }), 1);
+    assert.equal(await value(m, 'c2_deliveries_total', { outcome: 'failed' }), 2);
+    assert.equal(await value(m, 'c2_delivery_attempts_total', { outcome: 'timeout' }), 1);
+    assert.equal(
+      await value(m, 'c2_delivery_attempts_total', { outcome: 'error', attempt: '2' }),
+      1,
+    );
+  });
+
+  void it('tells lock give-ups by reason and counts contention', async () => {
+    const m = newMetrics();
+    recordLockEvent(m, { type: 'acquired', resource: 'topic:a', waitMs: 3, failedAttempts: 0 });
+    recordLockEvent(m, { type: 'acquired', resource: 'topic:a', waitMs: 80, failedAttempts: 2 });
+    const failed = {
+      type: 'attempt-failed',
+      resource: 'topic:b',
+      attempt: 1,
+      failedInstances: [],
+    } as const;
+    // Nobody holds it, too few instances answered: the quorum is the problem.
+    recordLockEvent(m, { ...failed, granted: 1, heldElsewhere: 0, expiredOnArrival: false });
+    recordLockEvent(m, {
+      type: 'acquire-timeout',
+      resource: 'topic:b',
+      waitMs: 5000,
+      failedAttempts: 9,
+    });
+    // Held by someone else: a plain timeout.
+    recordLockEvent(m, {
+      ...failed,
+      resource: 'topic:c',
+      granted: 0,
+      heldElsewhere: 3,
+      expiredOnArrival: false,
+    });
+    recordLockEvent(m, {
+      type: 'acquire-timeout',
+      resource: 'topic:c',
+      waitMs: 5000,
+      failedAttempts: 9,
+    });
+    recordLockEvent(m, { type: 'lost', resource: 'topic:a', reason: 'expired', heldMs: 10 });
+    assert.equal(await value(m, 'c2_lock_acquire_failures_total', { reason: 'no_quorum' }), 1);
+    assert.equal(await value(m, 'c2_lock_acquire_failures_total', { reason: 'timeout' }), 1);
+    assert.equal(await value(m, 'c2_lock_contended_total'), 3);
+    assert.equal(await value(m, 'c2_lock_leases_lost_total', { reason: 'expired' }), 1);
+    const text = (await m.scrape()).body;
+    assert.match(text, /^c2_lock_acquire_duration_seconds_count\{outcome="acquired"\} 2$/m);
+    assert.doesNotMatch(text, /topic:/, 'lock resources never become labels');
+  });
+
+  void it('refreshes scrape-time figures, and keeps old values when a source fails', async () => {
+    const m = newMetrics();
+    let healthy = true;
+    let depth = 5;
+    m.onScrape('database', () => {
+      if (!healthy) return Promise.reject(new Error('database down'));
+      m.setPipelineStats({
+        outboxDepth: depth,
+        outboxOldestAgeSeconds: 2,
+        convergenceLagSeconds: 9,
+        devicesByState: { idle: 3, pending: 1, failed: 0 },
+      });
+      return Promise.resolve();
+    });
+    await m.scrape();
+    assert.equal(await value(m, 'c2_outbox_depth'), 5);
+    assert.equal(await value(m, 'c2_devices', { state: 'pending' }), 1);
+    healthy = false;
+    depth = 50;
+    const text = (await m.scrape()).body;
+    assert.match(text, /^c2_outbox_depth 5$/m);
+    assert.match(text, /^c2_metrics_refresh_errors_total\{source="database"\} 1$/m);
+  });
+
+  void it('gives up on a slow source within the refresh timeout', async () => {
+    const m = new C2Metrics({
+      node: 'n',
+      role: 'api',
+      version: '0',
+      processMetrics: false,
+      refreshTimeoutMs: 50,
+    });
+    m.onScrape('queue', () => new Promise(() => undefined));
+    await m.scrape();
+    assert.equal(await value(m, 'c2_metrics_refresh_errors_total', { source: 'queue' }), 1);
+  });
+});
+
+void describe('RpcTelemetry', () => {
+  void it('counts calls by method and status, and rotations by kind and outcome', async () => {
+    const m = newMetrics();
+    const rpc = new RpcTelemetry(m);
+    await rpc.serve('grpc', 'grpc e4c2.v1.C2Admin/RotateTopicKey', () =>
+      Promise.resolve({ method: 'e4c2.v1.C2Admin/RotateTopicKey', status: 'OK' }),
+    );
+    await rpc.serve('http', 'HTTP PATCH', () =>
+      Promise.resolve({ method: 'NewClientKey', status: 409 }),
+    );
+    await rpc.serve('http', 'HTTP GET', () => Promise.resolve({ method: '/healthz', status: 200 }));
+    await rpc.serve('grpc', 'grpc pb.C2/NewC2Key', () => Promise.reject(new Error('bug')));
+    assert.equal(
+      await value(m, 'c2_rpc_requests_total', {
+        transport: 'grpc',
+        method: 'e4c2.v1.C2Admin/RotateTopicKey',
+        status: 'OK',
+      }),
+      1,
+    );
+    assert.equal(await value(m, 'c2_rotations_total', { kind: 'topic', outcome: 'ok' }), 1);
+    assert.equal(await value(m, 'c2_rotations_total', { kind: 'client', outcome: 'conflict' }), 1);
+    assert.equal(await value(m, 'c2_rpc_requests_total', { method: '/healthz', status: '200' }), 1);
+    assert.equal(
+      await value(m, 'c2_rpc_requests_total', { method: 'unknown', status: 'UNKNOWN' }),
+      1,
+    );
+  });
+
+  void it('reduces statuses to outcomes', () => {
+    assert.equal(callOutcome('grpc', 'OK'), 'ok');
+    assert.equal(callOutcome('grpc', 'ABORTED'), 'conflict');
+    assert.equal(callOutcome('grpc', 'UNAVAILABLE'), 'unavailable');
+    assert.equal(callOutcome('grpc', 'INVALID_ARGUMENT'), 'rejected');
+    assert.equal(callOutcome('grpc', 'INTERNAL'), 'error');
+    assert.equal(callOutcome('http', '200'), 'ok');
+    assert.equal(callOutcome('http', '503'), 'unavailable');
+    assert.equal(callOutcome('http', '404'), 'rejected');
+    assert.equal(callOutcome('http', '500'), 'error');
+  });
+});

@@ -1,0 +1,158 @@
+// Tracing helpers and logs: the traceparent that crosses the queue, spans of the instrumented
+// publisher and store, and log lines that carry trace ids but never key fields.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { context, SpanKind, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { InstrumentedPublisher, PubackTimeoutError } from '../../delivery/index.ts';
+import type { C2Store } from '../../storage/index.ts';
+import {
+  C2Metrics,
+  contextFromTraceparent,
+  createLogger,
+  currentTraceparent,
+  inSpan,
+  startTracing,
+  tracedStore,
+} from '../../telemetry/index.ts';
+
+const exporter = new InMemorySpanExporter();
+const { tracer } = startTracing({
+  exporter: 'none',
+  serviceName: 'test',
+  sampleRatio: 1,
+  nodeId: 'n1',
+  role: 'all',
+  version: '0',
+  spanProcessors: [new SimpleSpanProcessor(exporter)],
+});
+
+void describe('traceparent', () => {
+  void it('carries the active span across a queue and back', async () => {
+    exporter.reset();
+    let carried: string | undefined;
+    await inSpan(tracer, 'producer', {}, () => {
+      carried = currentTraceparent();
+      return Promise.resolve();
+    });
+    assert.match(carried ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    await inSpan(tracer, 'consumer', {}, () => Promise.resolve(), contextFromTraceparent(carried));
+    const [producer, consumer] = exporter.getFinishedSpans();
+    assert.equal(consumer?.spanContext().traceId, producer?.spanContext().traceId);
+    assert.equal(consumer?.parentSpanContext?.spanId, producer?.spanContext().spanId);
+  });
+
+  void it('is absent outside a span, and malformed input starts a new trace', () => {
+    assert.equal(currentTraceparent(context.active()), undefined);
+    for (const bad of [undefined, '', '01-abc', `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01x`])
+      assert.equal(trace.getSpanContext(contextFromTraceparent(bad)), undefined);
+  });
+});
+
+void describe('instrumented delivery and storage', () => {
+  void it('makes one producer span per publish and times it by outcome', async () => {
+    exporter.reset();
+    const metrics = new C2Metrics({
+      node: 'n',
+      role: 'worker',
+      version: '0',
+      processMetrics: false,
+    });
+    let fail = false;
+    const publisher = new InstrumentedPublisher(
+      {
+        publish: () => (fail ? Promise.reject(new PubackTimeoutError(10)) : Promise.resolve()),
+      },
+      metrics,
+      tracer,
+    );
+    const payload = new Uint8Array(randomBytes(48));
+    await publisher.publish('e4/0123456789abcdef0123456789abcdef', payload);
+    fail = true;
+    await assert.rejects(publisher.publish('e4/0123456789abcdef0123456789abcdef', payload));
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(
+      spans.map((s) => [s.name, s.kind]),
+      [
+        ['mqtt.publish', SpanKind.PRODUCER],
+        ['mqtt.publish', SpanKind.PRODUCER],
+      ],
+    );
+    assert.equal(spans[1]?.attributes['error.type'], 'PubackTimeoutError');
+    const text = JSON.stringify(spans.map((s) => s.attributes));
+    assert.doesNotMatch(text, /0123456789abcdef/, 'the topic names the device: not recorded');
+    const body = (await metrics.scrape()).body;
+    assert.match(body, /^c2_mqtt_publish_duration_seconds_count\{outcome="ok"\} 1$/m);
+    assert.match(body, /^c2_mqtt_publish_duration_seconds_count\{outcome="timeout"\} 1$/m);
+  });
+
+  void it('wraps transactions in client spans and lets their errors through', async () => {
+    exporter.reset();
+    const inner = {
+      read: {},
+      transaction: (work: (tx: never) => Promise<unknown>) => work({} as never),
+    } as unknown as C2Store;
+    const store = tracedStore(inner, tracer);
+    assert.equal(await store.transaction(() => Promise.resolve(1)), 1);
+    assert.equal(exporter.getFinishedSpans().length, 0, 'no span without a traced operation');
+    await inSpan(tracer, 'operation', {}, async () => {
+      assert.equal(await store.transaction(() => Promise.resolve(7)), 7);
+      await assert.rejects(
+        store.transaction(() =>
+          Promise.reject(Object.assign(new Error('x'), { code: 'C2_CONFLICT' })),
+        ),
+      );
+    });
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(
+      spans.map((s) => [s.name, s.kind, s.status.code]),
+      [
+        ['db.transaction', SpanKind.CLIENT, 0],
+        ['db.transaction', SpanKind.CLIENT, 2],
+        ['operation', SpanKind.INTERNAL, 0],
+      ],
+    );
+    assert.equal(spans[1]?.status.message, 'C2_CONFLICT');
+  });
+});
+
+void describe('logger', () => {
+  void it('writes JSON lines with node and trace ids, and redacts key fields', async () => {
+    const out = new PassThrough();
+    const chunks: string[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
+    const logger = createLogger({ level: 'info', nodeId: 'node-7', destination: out });
+    const key = randomBytes(32);
+    await inSpan(tracer, 'call', {}, () => {
+      logger.info(
+        {
+          requestId: 'r1',
+          key: key.toString('hex'),
+          nested: { commandKey: key.toString('base64') },
+        },
+        'event',
+      );
+      return Promise.resolve();
+    });
+    logger.info({ payload: key.toString('base64') }, 'outside');
+    await new Promise((r) => setImmediate(r));
+    const lines = chunks
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 2);
+    const inside = lines[0] ?? {};
+    const outside = lines[1] ?? {};
+    assert.equal(inside['node'], 'node-7');
+    assert.match(String(inside['trace_id']), /^[0-9a-f]{32}$/);
+    assert.match(String(inside['span_id']), /^[0-9a-f]{16}$/);
+    assert.equal(inside['requestId'], 'r1');
+    assert.equal(inside['key'], '[redacted]');
+    assert.equal(outside['trace_id'], undefined);
+    const all = chunks.join('');
+    assert.ok(!all.includes(key.toString('hex')) && !all.includes(key.toString('base64')));
+  });
+});
