@@ -1,93 +1,54 @@
 /**
- * Following the event journal (`events` table, `seq` bigserial) by polling
- * `C2Service.eventsAfter`. Sequence numbers are drawn when a transaction inserts its event, not
- * when it commits, so a poller can see seq 12 before seq 11 commits. The tail therefore remembers
- * missing numbers ("gaps") for a short while and emits a late event when it shows up; a gap left
- * by a rolled-back transaction is given up after `gapWaitMs`.
+ * Following the event stream. Every event has a stream position (`seq`) handed out in commit
+ * order by the sequencer (cluster/storage/migrations/0004_events.sql): the visible positions are
+ * always exactly 1..N, never filled in later. So a tail that remembers the last position it
+ * emitted and reads "after it" emits every event once, in order, and a subscriber that resumes
+ * after the last `seq` it received misses nothing and sees nothing twice.
+ *
+ * The tail reads when it is woken (a NOTIFY from whichever node positioned events, through
+ * {@link EventWakeups}) and otherwise polls: often while nobody wakes it (no listener), rarely
+ * while a listener is up (a safety net).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { C2Service } from '../../cluster/domain/index.ts';
+import type { EventWakeups } from '../../cluster/events/index.ts';
 
 /** A journal event as the domain returns it. */
 export type JournalEvent = Awaited<ReturnType<C2Service['eventsAfter']>>[number];
 
 /** What the tail reads from. */
-export type EventSource = Pick<C2Service, 'eventsAfter'>;
+export type EventSource = Pick<C2Service, 'eventsAfter' | 'latestEventSeq'>;
 
-/** Gaps wider than this are not tracked (something renumbered the sequence): they are skipped. */
-const MAX_TRACKED_GAP = 10_000n;
+/** Poll interval while a listener wakes the tail (a safety net only). */
+export const LISTENING_POLL_MS = 2000;
 
-/**
- * The highest sequence number in the journal (0 when it is empty), found with about
- * 2·log2(seq) indexed one-row queries, so a new stream starts at the current end without
- * scanning the table.
- */
+/** The last stream position handed out (0 when none): where a live-only stream starts. */
 export async function latestEventSeq(source: EventSource): Promise<bigint> {
-  const next = async (after: bigint): Promise<bigint | undefined> => {
-    const [event] = await source.eventsAfter(after.toString(), 1);
-    return event === undefined ? undefined : BigInt(event.seq);
-  };
-  const first = await next(0n);
-  if (first === undefined) return 0n;
-  // Gallop: `lo` exists, `hi` is beyond the end.
-  let lo = first;
-  let step = 1n;
-  let hi: bigint;
-  for (;;) {
-    const probe = lo + step;
-    const found = await next(probe);
-    if (found === undefined) {
-      hi = probe;
-      break;
-    }
-    lo = found;
-    step *= 2n;
-  }
-  // Binary search: the end is in [lo, hi].
-  while (lo < hi) {
-    const mid = (lo + hi) / 2n;
-    const found = await next(mid);
-    if (found === undefined) hi = mid;
-    else lo = found;
-  }
-  return lo;
+  return BigInt(await source.latestEventSeq());
 }
 
 /** Options of {@link EventTail}. */
 export interface EventTailOptions {
   /** Events read per query. Default 500. */
   readonly pageSize?: number;
-  /** How long a missing sequence number is waited for. Default 2000 ms. */
-  readonly gapWaitMs?: number;
-  /** Clock, for tests. */
-  readonly now?: () => number;
 }
 
-/** Reads the journal after a position, once per {@link EventTail.poll}. */
+/** Reads the stream after a position, once per {@link EventTail.poll}. */
 export class EventTail {
-  /** Every seq up to here has been emitted or given up. */
-  #settled: bigint;
-  /** Emitted seqs above `#settled`. */
-  readonly #emitted = new Set<bigint>();
-  /** Missing seqs above `#settled`, with the time they were first noticed. */
-  readonly #gaps = new Map<bigint, number>();
+  #position: bigint;
   readonly #pageSize: number;
-  readonly #gapWaitMs: number;
-  readonly #now: () => number;
 
   /**
    * @param source - the journal
-   * @param after - emit events with a seq above this
+   * @param after - emit events with a position above this
    */
   constructor(
-    private readonly source: EventSource,
+    private readonly source: Pick<EventSource, 'eventsAfter'>,
     after: bigint,
     options: EventTailOptions = {},
   ) {
-    this.#settled = after;
+    this.#position = after;
     this.#pageSize = options.pageSize ?? 500;
-    this.#gapWaitMs = options.gapWaitMs ?? 2000;
-    this.#now = options.now ?? Date.now;
   }
 
   /** Events read per query. */
@@ -95,43 +56,20 @@ export class EventTail {
     return this.#pageSize;
   }
 
-  /** The resume position: every event up to this seq has been emitted (or given up). */
+  /** The resume position: the last event emitted (or the start position). */
   get position(): string {
-    return this.#settled.toString();
+    return this.#position.toString();
   }
 
-  /** New events since the last call, each emitted once (ascending, except late gap fillers). */
+  /** New events since the last call, each once, in stream order. */
   async poll(): Promise<JournalEvent[]> {
-    const now = this.#now();
-    const rows = await this.source.eventsAfter(this.#settled.toString(), this.#pageSize);
+    const rows = await this.source.eventsAfter(this.#position.toString(), this.#pageSize);
     const fresh: JournalEvent[] = [];
-    let highest = this.#settled;
     for (const row of rows) {
       const seq = BigInt(row.seq);
-      if (seq > highest) highest = seq;
-      if (this.#emitted.has(seq)) continue;
-      this.#emitted.add(seq);
-      this.#gaps.delete(seq);
+      if (seq <= this.#position) continue; // defensive: never emit twice
+      this.#position = seq;
       fresh.push(row);
-    }
-    if (highest - this.#settled > MAX_TRACKED_GAP) {
-      // Not a commit race: skip everything at or below what was seen.
-      this.#settled = highest;
-      this.#emitted.clear();
-      this.#gaps.clear();
-      return fresh;
-    }
-    for (let seq = this.#settled + 1n; seq < highest; seq++) {
-      if (!this.#emitted.has(seq) && !this.#gaps.has(seq)) this.#gaps.set(seq, now);
-    }
-    for (;;) {
-      const next = this.#settled + 1n;
-      const noticed = this.#gaps.get(next);
-      if (this.#emitted.delete(next)) this.#settled = next;
-      else if (noticed !== undefined && now - noticed >= this.#gapWaitMs) {
-        this.#gaps.delete(next);
-        this.#settled = next;
-      } else break;
     }
     return fresh;
   }
@@ -140,8 +78,12 @@ export class EventTail {
 /** Options of {@link pumpEvents}. */
 export interface PumpOptions {
   readonly tail: EventTail;
-  /** Pause between polls that found nothing new. */
+  /** Pause between polls that found nothing new, while no listener wakes the tail. */
   readonly intervalMs: number;
+  /** Cluster-wide wake-ups (LISTEN/NOTIFY); without them the pump only polls. */
+  readonly wakeups?: EventWakeups;
+  /** Pause between polls while the wake-ups are listening. Default {@link LISTENING_POLL_MS}. */
+  readonly listeningPollMs?: number;
   /** Stops the pump. */
   readonly signal: AbortSignal;
   /** Receives each batch; the next poll waits for it (back-pressure). */
@@ -150,29 +92,61 @@ export interface PumpOptions {
   onError(err: unknown): void;
 }
 
-/** Polls `tail` until `signal` aborts. Never rejects. */
+/** Polls `tail` (at once when woken) until `signal` aborts. Never rejects. */
 export async function pumpEvents(options: PumpOptions): Promise<void> {
-  const aborted = (): boolean => options.signal.aborted;
-  let failures = 0;
-  while (!aborted()) {
-    let full = false;
+  const { signal, wakeups } = options;
+  // A function, not the property: a check before an await must not narrow the check after it.
+  const aborted = (): boolean => signal.aborted;
+  let woken = false;
+  let wake: (() => void) | undefined;
+  const unsubscribe = wakeups?.onWake(() => {
+    woken = true;
+    wake?.();
+  });
+  const pause = async (ms: number): Promise<void> => {
+    if (woken || aborted()) return;
+    const wait = new AbortController();
+    const stop = (): void => {
+      wait.abort();
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    wake = stop;
     try {
-      const events = await options.tail.poll();
-      failures = 0;
-      if (events.length > 0) await options.deliver(events);
-      full = events.length >= options.tail.pageSize;
-    } catch (err) {
-      if (aborted()) return;
-      failures++;
-      options.onError(err);
-    }
-    if (full) continue;
-    const pause =
-      failures === 0 ? options.intervalMs : Math.min(5000, options.intervalMs * 2 ** failures);
-    try {
-      await sleep(pause, undefined, { signal: options.signal });
+      await sleep(ms, undefined, { signal: wait.signal });
     } catch {
-      return; // aborted
+      // woken or aborted
+    } finally {
+      wake = undefined;
+      signal.removeEventListener('abort', stop);
     }
+  };
+  let failures = 0;
+  try {
+    while (!aborted()) {
+      let full = false;
+      woken = false;
+      try {
+        const events = await options.tail.poll();
+        failures = 0;
+        if (events.length > 0) await options.deliver(events);
+        full = events.length >= options.tail.pageSize;
+      } catch (err) {
+        if (aborted()) return;
+        failures++;
+        options.onError(err);
+      }
+      if (full) continue;
+      if (failures > 0) {
+        await pause(Math.min(5000, options.intervalMs * 2 ** failures));
+        continue;
+      }
+      await pause(
+        wakeups?.listening === true
+          ? (options.listeningPollMs ?? LISTENING_POLL_MS)
+          : options.intervalMs,
+      );
+    }
+  } finally {
+    unsubscribe?.();
   }
 }

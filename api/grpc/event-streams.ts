@@ -1,9 +1,9 @@
 /**
- * The two server streams over the event journal. Each stream polls the journal on its own (one
- * indexed query per poll interval, 200 ms by default) through an {@link EventTail}, so events
- * committed by any node of the cluster reach every subscriber, and a stream survives a database
- * hiccup (it retries with back-off). A stream ends when the client cancels it or the server
- * shuts down (then it completes with OK).
+ * The two server streams over the event stream. Each stream follows the journal through an
+ * {@link EventTail}: it reads when a NOTIFY says some node positioned events (so events
+ * committed anywhere in the cluster reach every subscriber at once) and polls as a fallback,
+ * and it survives a database hiccup (it retries with back-off). A stream ends when the client
+ * cancels it or the server shuts down (then it completes with OK).
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -45,7 +45,7 @@ function runStream(
   call.on('cancelled', onCancel);
   void (async () => {
     try {
-      const ctx = await callContext(deps, call, requestId);
+      const ctx = await callContext(deps, call, requestId, rpc);
       const after = await startAfter();
       log.info(
         { requestId, rpc, actor: ctx.actor, after: after.toString() },
@@ -55,6 +55,7 @@ function runStream(
       await pumpEvents({
         tail,
         intervalMs: deps.eventPollIntervalMs,
+        ...(deps.eventWakeups === undefined ? {} : { wakeups: deps.eventWakeups }),
         signal,
         deliver: async (events) => {
           for (const event of events) {

@@ -1,6 +1,7 @@
-/** Following the event journal: the current end, late commits (gaps), and the pump. */
+/** Following the event stream: positions, the pump, wake-ups. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { EventWakeups } from '../../cluster/events/index.ts';
 import {
   EventTail,
   latestEventSeq,
@@ -9,7 +10,7 @@ import {
   type JournalEvent,
 } from '../events/event-tail.ts';
 
-/** An in-memory journal whose rows can be "committed" out of order. */
+/** An in-memory journal of positioned events. */
 class FakeJournal implements EventSource {
   readonly rows = new Map<bigint, JournalEvent>();
   queries = 0;
@@ -18,6 +19,10 @@ class FakeJournal implements EventSource {
   commit(...seqs: number[]): void {
     for (const s of seqs)
       this.rows.set(BigInt(s), { seq: String(s), at: new Date(), type: `e${s}`, details: {} });
+  }
+
+  latestEventSeq(): Promise<string> {
+    return Promise.resolve(String(Math.max(0, ...[...this.rows.keys()].map(Number))));
   }
 
   eventsAfter(seq: string, limit: number): Promise<JournalEvent[]> {
@@ -36,61 +41,53 @@ class FakeJournal implements EventSource {
   }
 }
 
+/** Wake-ups a test fires by hand. */
+class ManualWakeups implements EventWakeups {
+  readonly listeners = new Set<() => void>();
+  constructor(readonly listening: boolean) {}
+  onWake(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  fire(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
 const seqs = (events: JournalEvent[]): number[] => events.map((e) => Number(e.seq));
 
 void describe('latestEventSeq', () => {
-  void it('finds the end in a logarithmic number of queries', async () => {
+  void it('is the last position handed out', async () => {
     const journal = new FakeJournal();
     assert.equal(await latestEventSeq(journal), 0n);
     journal.commit(1, 2, 3);
     assert.equal(await latestEventSeq(journal), 3n);
-    for (let s = 4; s <= 5000; s += 3) journal.commit(s);
-    journal.queries = 0;
-    assert.equal(await latestEventSeq(journal), 4999n);
-    assert.ok(journal.queries < 40, `${journal.queries} queries`);
   });
 });
 
 void describe('EventTail', () => {
-  void it('emits each event once, in order', async () => {
+  void it('emits each event once, in order, and pages', async () => {
     const journal = new FakeJournal();
-    journal.commit(1, 2);
-    const tail = new EventTail(journal, 0n);
+    journal.commit(1, 2, 3);
+    const tail = new EventTail(journal, 0n, { pageSize: 2 });
     assert.deepEqual(seqs(await tail.poll()), [1, 2]);
-    assert.deepEqual(seqs(await tail.poll()), []);
-    journal.commit(3);
     assert.deepEqual(seqs(await tail.poll()), [3]);
-    assert.equal(tail.position, '3');
-  });
-
-  void it('waits for a late commit behind a gap, and gives the gap up after gapWaitMs', async () => {
-    let now = 1000;
-    const journal = new FakeJournal();
-    journal.commit(1, 3);
-    const tail = new EventTail(journal, 0n, { gapWaitMs: 500, now: () => now });
-    assert.deepEqual(seqs(await tail.poll()), [1, 3]);
-    assert.equal(tail.position, '1');
-    journal.commit(2); // the transaction that drew 2 commits after 3
-    assert.deepEqual(seqs(await tail.poll()), [2]);
-    assert.equal(tail.position, '3');
-    journal.commit(5); // 4 was rolled back
-    assert.deepEqual(seqs(await tail.poll()), [5]);
-    assert.equal(tail.position, '3');
-    now += 600;
     assert.deepEqual(seqs(await tail.poll()), []);
-    assert.equal(tail.position, '5');
+    journal.commit(4);
+    assert.deepEqual(seqs(await tail.poll()), [4]);
+    assert.equal(tail.position, '4');
   });
 
-  void it('does not track absurd gaps', async () => {
+  void it('resumes after a position and follows a forward jump (after a restore)', async () => {
     const journal = new FakeJournal();
-    journal.commit(1, 50_000);
-    const tail = new EventTail(journal, 0n);
-    assert.deepEqual(seqs(await tail.poll()), [1, 50_000]);
-    assert.equal(tail.position, '50000');
+    journal.commit(1, 2, 3, 1_000_004);
+    const tail = new EventTail(journal, 2n);
+    assert.deepEqual(seqs(await tail.poll()), [3, 1_000_004]);
+    assert.equal(tail.position, '1000004');
   });
 });
 
-void describe('pumpEvents', () => {
+void describe('pumpEvents', { timeout: 20_000 }, () => {
   void it('delivers batches, survives failed polls, and stops on abort', async () => {
     const journal = new FakeJournal();
     journal.commit(1);
@@ -114,5 +111,34 @@ void describe('pumpEvents', () => {
     await done;
     assert.deepEqual(seen, [1, 2]);
     assert.equal(errors.length, 1);
+  });
+
+  void it('reads when woken while a listener is up, instead of waiting for its slow poll', async () => {
+    const journal = new FakeJournal();
+    const wakeups = new ManualWakeups(true);
+    const seen: number[] = [];
+    const controller = new AbortController();
+    const done = pumpEvents({
+      tail: new EventTail(journal, 0n),
+      intervalMs: 5,
+      // Listening: no fallback poll within the test's timeout, only the wake-up can deliver.
+      listeningPollMs: 600_000,
+      wakeups,
+      signal: controller.signal,
+      deliver: (events) => {
+        seen.push(...seqs(events));
+        controller.abort();
+        return Promise.resolve();
+      },
+      onError: () => undefined,
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    const before = journal.queries;
+    journal.commit(1);
+    wakeups.fire();
+    await done;
+    assert.deepEqual(seen, [1]);
+    assert.equal(journal.queries, before + 1);
+    assert.equal(wakeups.listeners.size, 0, 'the pump unsubscribes when it ends');
   });
 });

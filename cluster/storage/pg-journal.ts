@@ -22,6 +22,12 @@ function toC2Key(row: Row): C2KeyRow {
   };
 }
 
+/**
+ * The Postgres notification channel of the event stream: a sequencer notifies it (payload: the
+ * schema) whenever it positioned events, so every node's subscribers read at once.
+ */
+export const EVENT_CHANNEL = 'e4c2_events';
+
 /** Journal repository (storage port); see {@link PgJournal}. */
 export interface JournalRepository {
   enqueue(clientId: string, reason: string): Promise<void>;
@@ -38,8 +44,25 @@ export interface JournalRepository {
     response: unknown,
   ): Promise<boolean>;
   audit(entry: AuditEntry): Promise<void>;
+  /** Writes an event; it gets its stream position from {@link sequenceEvents} after commit. */
   event(entry: EventEntry): Promise<void>;
+  /** Positioned events with a stream position above `seq`, in stream order. */
   eventsAfter(seq: string, limit: number): Promise<StoredEvent[]>;
+  /** Whether committed events wait for a stream position. */
+  hasUnsequencedEvents(): Promise<boolean>;
+  /**
+   * Gives up to `limit` committed events without a position the next positions, and notifies
+   * {@link EVENT_CHANNEL} (delivered when the transaction commits). Run inside a transaction: the
+   * row lock it takes makes sequencers run one at a time. @returns how many were positioned
+   */
+  sequenceEvents(limit: number): Promise<number>;
+  /** The last position handed out (0 when none). */
+  latestEventSeq(): Promise<string>;
+  /**
+   * Moves the last position forward by `by` (after a restore: positions handed out before the
+   * disaster are never reused). Run inside a transaction. @returns the new last position
+   */
+  advanceEventSeq(by: number): Promise<string>;
   setting(name: string): Promise<string | undefined>;
   /** Sets a setting only if absent; returns the value in force. */
   initSetting(name: string, value: string): Promise<string>;
@@ -142,10 +165,15 @@ export class PgJournal implements JournalRepository {
 
   async eventsAfter(seq: string, limit: number): Promise<StoredEvent[]> {
     return (
-      await rows(this.db, 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])
+      await rows(
+        this.db,
+        `SELECT stream_seq, at, type, client_name, topic, key_version, details FROM events
+         WHERE stream_seq > $1 ORDER BY stream_seq LIMIT $2`,
+        [seq, limit],
+      )
     ).map((r) => {
       const event: StoredEvent = {
-        seq: str(r, 'seq'),
+        seq: str(r, 'stream_seq'),
         at: date(r, 'at'),
         type: str(r, 'type'),
         ...(r['client_name'] === null ? {} : { clientName: str(r, 'client_name') }),
@@ -155,6 +183,53 @@ export class PgJournal implements JournalRepository {
       };
       return event;
     });
+  }
+
+  async hasUnsequencedEvents(): Promise<boolean> {
+    const row = await firstRow(
+      this.db,
+      'SELECT EXISTS (SELECT 1 FROM events WHERE stream_seq IS NULL) AS pending',
+    );
+    return row?.['pending'] === true;
+  }
+
+  async sequenceEvents(limit: number): Promise<number> {
+    // The lock serializes sequencers; the next statement's snapshot (READ COMMITTED) is taken
+    // after the previous sequencer committed, so it sees its positions and `last_seq`.
+    const head = await firstRow(this.db, 'SELECT last_seq FROM event_stream FOR UPDATE');
+    if (head === undefined) return 0;
+    const base = str(head, 'last_seq');
+    const positioned = await rows(
+      this.db,
+      `WITH batch AS (
+         SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM events
+         WHERE stream_seq IS NULL ORDER BY seq LIMIT $2
+       )
+       UPDATE events e SET stream_seq = $1::bigint + b.n FROM batch b WHERE e.seq = b.seq
+       RETURNING e.stream_seq`,
+      [base, limit],
+    );
+    if (positioned.length === 0) return 0;
+    await this.db.query('UPDATE event_stream SET last_seq = $1::bigint + $2', [
+      base,
+      positioned.length,
+    ]);
+    await this.db.query('SELECT pg_notify($1, current_schema())', [EVENT_CHANNEL]);
+    return positioned.length;
+  }
+
+  async latestEventSeq(): Promise<string> {
+    const row = await firstRow(this.db, 'SELECT last_seq FROM event_stream');
+    return row === undefined ? '0' : str(row, 'last_seq');
+  }
+
+  async advanceEventSeq(by: number): Promise<string> {
+    const row = await firstRow(
+      this.db,
+      'UPDATE event_stream SET last_seq = last_seq + $1 RETURNING last_seq',
+      [by],
+    );
+    return row === undefined ? '0' : str(row, 'last_seq');
   }
 
   async setting(name: string): Promise<string | undefined> {

@@ -1,0 +1,142 @@
+/**
+ * `restore-reconcile`: run once after PostgreSQL was restored from a backup
+ * (docs/operations.md, "Restore"). Reads the off-site event archive (the JSON lines of
+ * `e4c2 events --after N --json`), summarises what was issued, and asks the server to rotate
+ * every topic key above it, to report the clients that became unreachable, and to move the event
+ * stream past every position handed out before the disaster.
+ */
+import type { EventRecord, IssuedSubject, ReconcileAfterRestoreRequest } from '../api.ts';
+import { CliError } from '../errors.ts';
+import type { CommandSpec } from '../spec.ts';
+
+/** What an archive says, as the request carries it. */
+export type ArchiveSummary = Pick<
+  ReconcileAfterRestoreRequest,
+  'topics' | 'clients' | 'c2_key_version' | 'archive_last_seq'
+>;
+
+const TOPIC_KEY_EVENTS = new Set(['topic.created', 'topic.rotated']);
+const CLIENT_KEY_EVENTS = new Set(['client.created', 'client.key_rotated', 'client.key_replaced']);
+
+function note(
+  map: Map<string, { version: number; removed: boolean }>,
+  name: string,
+  version: number,
+  removed: boolean | undefined,
+): void {
+  const before = map.get(name) ?? { version: 0, removed: false };
+  map.set(name, {
+    version: Math.max(before.version, version),
+    removed: removed ?? before.removed,
+  });
+}
+
+/**
+ * Summarises archive lines (JSON `EventRecord`s, in stream order; blank lines and lines that are
+ * not JSON objects with a `seq` are refused, naming the line).
+ * @throws CliError (usage) on a malformed line
+ */
+export function summarizeEventArchive(text: string): ArchiveSummary {
+  const topics = new Map<string, { version: number; removed: boolean }>();
+  const clients = new Map<string, { version: number; removed: boolean }>();
+  let c2 = 0;
+  let last = 0n;
+  const lines = text.split('\n');
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    let record: EventRecord;
+    try {
+      record = JSON.parse(line) as EventRecord;
+      if (typeof record.seq !== 'string' || !/^\d+$/.test(record.seq)) throw new Error('no seq');
+    } catch {
+      throw CliError.usage(`archive line ${index + 1} is not an event record (JSON with a seq)`, [
+        'restore-reconcile',
+      ]);
+    }
+    const seq = BigInt(record.seq);
+    if (seq > last) last = seq;
+    const version = typeof record.key_version === 'number' ? record.key_version : 0;
+    if (TOPIC_KEY_EVENTS.has(record.type)) note(topics, record.topic, version, false);
+    else if (record.type === 'topic.removed') note(topics, record.topic, 0, true);
+    else if (CLIENT_KEY_EVENTS.has(record.type)) note(clients, record.client, version, false);
+    else if (record.type === 'client.removed') note(clients, record.client, 0, true);
+    else if (record.type === 'c2key.rotated') c2 = Math.max(c2, version);
+  }
+  const list = (map: Map<string, { version: number; removed: boolean }>): IssuedSubject[] =>
+    [...map].map(([name, s]) => ({ name, version: s.version, removed: s.removed }));
+  return {
+    topics: list(topics),
+    clients: list(clients),
+    c2_key_version: c2,
+    archive_last_seq: last === 0n ? '' : last.toString(),
+  };
+}
+
+/** One report line, or none for an empty list. */
+function listed(title: string, names: readonly string[]): string[] {
+  return names.length === 0 ? [] : [`${title}: ${names.join(', ')}`];
+}
+
+const reconcile: CommandSpec = {
+  path: ['restore-reconcile'],
+  summary: 'After a database restore: re-key every topic, report unreachable devices',
+  description:
+    'Run once after PostgreSQL was restored from a backup, before traffic is let back in. ' +
+    'Every topic key is rotated to a version above anything issued since the backup (the ' +
+    'restored version plus --version-margin, or above the highest version in --archive), the ' +
+    'event stream position jumps past every position handed out before, and with --archive (the ' +
+    'JSON lines of "events --after N --json" kept off-site) the clients whose identity key was ' +
+    'rotated after the backup are reported as unreachable (and marked failed), with the clients ' +
+    'and topics created or removed after the backup.',
+  calls: ['e4c2.v1.C2Admin/ReconcileAfterRestore'],
+  flags: [
+    {
+      name: 'archive',
+      kind: 'string',
+      value: 'FILE',
+      description: 'the off-site event archive (JSON lines of "events --json")',
+    },
+    {
+      name: 'version-margin',
+      kind: 'integer',
+      value: 'N',
+      min: 1,
+      description: 'versions every topic key jumps at least (default 1000)',
+    },
+  ],
+  examples: ['restore-reconcile --archive events.jsonl', 'restore-reconcile --version-margin 5000'],
+  async run(ctx) {
+    const path = ctx.flags.optionalString('archive');
+    const summary: ArchiveSummary =
+      path === undefined
+        ? { topics: [], clients: [], c2_key_version: 0, archive_last_seq: '' }
+        : summarizeEventArchive(new TextDecoder().decode(await ctx.readFile(path)));
+    const r = await ctx.api.admin('ReconcileAfterRestore', {
+      ...summary,
+      version_margin: ctx.flags.integer('version-margin', 0),
+      event_seq_margin: '',
+    });
+    const lines = [
+      `Topic keys rotated: ${r.topics_rotated}`,
+      `Event stream continues after: ${r.event_seq_floor}`,
+      ...(r.c2_key_rotated_after_backup
+        ? [
+            'WARNING: the C2 key was rotated after the backup: public-key devices must be re-provisioned with the current C2 public key',
+          ]
+        : []),
+      ...listed(
+        'Unreachable (identity key rotated after the backup; re-provision)',
+        r.unreachable_clients,
+      ),
+      ...listed('Clients created after the backup (create again)', r.missing_clients),
+      ...listed('Topics created after the backup (create again)', r.missing_topics),
+      ...listed('Clients removed after the backup (remove again)', r.resurrected_clients),
+      ...listed('Topics removed after the backup (remove again)', r.resurrected_topics),
+    ];
+    ctx.out.result(r, `${lines.join('\n')}\n`);
+  },
+};
+
+/** `restore-reconcile`. */
+export const RESTORE_COMMANDS: readonly CommandSpec[] = [reconcile];

@@ -1,0 +1,246 @@
+/**
+ * After PostgreSQL was restored from a backup, the database has forgotten every change made
+ * between the backup and the disaster. Three of them are dangerous (docs/operations.md, "Restore"):
+ *
+ * - Topic keys rotated after the backup: devices hold keys (and versions) the database does not
+ *   know, and the restored database would hand out the same version numbers again for other keys.
+ *   Every topic key is therefore rotated to a version above anything issued since the backup: the
+ *   restored version plus a margin, or above the highest version in the off-site event archive.
+ * - Identity keys rotated after the backup: the device has a key the C2 no longer has, so nothing
+ *   the C2 sends can reach it. The C2 cannot repair that; it finds these clients by comparing the
+ *   off-site event archive (the event stream exported continuously, e.g. `e4c2 events --after N
+ *   --json`) with the restored keys, marks their delivery failed with the reason, emits a
+ *   `client.unreachable` event and reports them: they must be re-provisioned out of band.
+ * - Event positions handed out after the backup would be handed out again for other events: the
+ *   stream position jumps past them, so resuming subscribers never skip anything.
+ *
+ * The archive also tells clients and topics created after the backup (missing now) and removed
+ * after it (back now): reported, for the operator to redo.
+ */
+import { C2Error } from '../errors.ts';
+import type { TopicRow } from '../storage/index.ts';
+import { storeNewTopicKey } from './key-material.ts';
+import { audit } from './mutation.ts';
+import type { DomainDeps, RequestContext } from './ports.ts';
+
+/** What the off-site archive says was issued for one client or topic. */
+export interface IssuedSubject {
+  /** Highest key version issued (0: none seen). */
+  readonly version: number;
+  /** The last lifecycle event seen was a removal. */
+  readonly removed: boolean;
+}
+
+/** The off-site event archive, summarised (see `summarizeEventArchive` in the CLI). */
+export interface IssuedSinceBackup {
+  readonly topics: ReadonlyMap<string, IssuedSubject>;
+  readonly clients: ReadonlyMap<string, IssuedSubject>;
+  /** Highest C2 key version issued (public-key mode). */
+  readonly c2KeyVersion?: number;
+  /** Last stream position in the archive. */
+  readonly lastEventSeq?: bigint;
+}
+
+/** Options of {@link reconcileAfterRestore}. */
+export interface RestoreOptions {
+  /** Each topic key jumps at least this many versions. Default {@link DEFAULT_VERSION_MARGIN}. */
+  readonly versionMargin?: number;
+  /** The stream position jumps at least this far. Default {@link DEFAULT_EVENT_SEQ_MARGIN}. */
+  readonly eventSeqMargin?: number;
+  readonly issued?: IssuedSinceBackup;
+}
+
+/** What a reconciliation did and found. */
+export interface RestoreReconciliation {
+  readonly topicsRotated: number;
+  /** Clients whose identity key was rotated after the backup: unreachable until re-provisioned. */
+  readonly unreachableClients: readonly string[];
+  /** Created after the backup (in the archive, not in the database). */
+  readonly missingClients: readonly string[];
+  readonly missingTopics: readonly string[];
+  /** Removed after the backup (removed in the archive, present in the database). */
+  readonly resurrectedClients: readonly string[];
+  readonly resurrectedTopics: readonly string[];
+  /** The C2 key was rotated after the backup: public-key devices no longer trust this C2. */
+  readonly c2KeyRotatedAfterBackup: boolean;
+  /** The stream position after which new events continue. */
+  readonly eventSeqFloor: string;
+}
+
+/** Default version jump of every topic key after a restore. */
+export const DEFAULT_VERSION_MARGIN = 1000;
+/** Default jump of the event stream position after a restore. */
+export const DEFAULT_EVENT_SEQ_MARGIN = 1_000_000;
+const MAX_VERSION = 2 ** 31 - 1;
+const PAGE = 200;
+
+function checkMargin(value: number | undefined, fallback: number, field: string, max: number) {
+  const margin = value ?? fallback;
+  if (!Number.isSafeInteger(margin) || margin < 1 || margin > max) {
+    throw new C2Error('C2_VALIDATION', `${field} must be an integer from 1 to ${max}`, {
+      details: { field },
+    });
+  }
+  return margin;
+}
+
+async function jumpTopic(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  name: string,
+  margin: number,
+  issued: number,
+): Promise<boolean> {
+  return deps.store.transaction(async (tx) => {
+    const topic: TopicRow | undefined = await tx.topics.byName(name, true);
+    if (topic === undefined) return false;
+    const version = Math.max(topic.keyVersion + margin, issued + 1);
+    if (version > MAX_VERSION) {
+      throw new C2Error('C2_VALIDATION', 'the version jump would overflow the key version', {
+        details: { field: 'versionMargin', topic: name },
+      });
+    }
+    if (!(await tx.topics.casKeyVersion(topic.id, topic.keyVersion, version))) return false;
+    const fingerprint = await storeNewTopicKey(deps, tx, topic.id, version);
+    const members = await tx.memberships.fanOutVersion(topic.id, version, 'restore');
+    await audit(tx, ctx, {
+      operation: 'ReconcileAfterRestore',
+      subjectKind: 'topic',
+      subject: name,
+      keyVersion: version,
+      keyFingerprint: fingerprint,
+      details: { from: topic.keyVersion, members },
+    });
+    await tx.journal.event({
+      type: 'topic.rotated',
+      topic: name,
+      keyVersion: version,
+      details: { members, restore: true, from: topic.keyVersion },
+    });
+    return true;
+  });
+}
+
+/**
+ * Run once after a restore, before devices and users are let back in (traffic through the load
+ * balancer stays closed until it returned). Running it again is harmless: versions jump again.
+ * @throws C2Error `C2_VALIDATION` for a margin out of range
+ */
+export async function reconcileAfterRestore(
+  deps: DomainDeps,
+  ctx: RequestContext,
+  options: RestoreOptions = {},
+): Promise<RestoreReconciliation> {
+  const versionMargin = checkMargin(
+    options.versionMargin,
+    DEFAULT_VERSION_MARGIN,
+    'versionMargin',
+    1_000_000,
+  );
+  const seqMargin = checkMargin(
+    options.eventSeqMargin,
+    DEFAULT_EVENT_SEQ_MARGIN,
+    'eventSeqMargin',
+    1e12,
+  );
+  const issued = options.issued;
+  const read = deps.store.read;
+
+  // 1. The event stream continues above every position handed out before the disaster; every
+  // event of this reconciliation comes after the jump, so a subscriber that resumes with a
+  // position from before the disaster sees all of them.
+  const eventSeqFloor = await deps.store.transaction(async (tx) => {
+    while ((await tx.journal.sequenceEvents(5000)) > 0);
+    const last = BigInt(await tx.journal.latestEventSeq());
+    const archived = issued?.lastEventSeq ?? 0n;
+    const by = archived >= last + BigInt(seqMargin) ? archived - last + 1n : BigInt(seqMargin);
+    const floor = await tx.journal.advanceEventSeq(Number(by));
+    await tx.journal.event({
+      type: 'c2.restored',
+      details: { eventSeqFloor: floor, versionMargin },
+    });
+    await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
+    return floor;
+  });
+
+  // 2. Every topic key, to a version above anything issued since the backup.
+  let topicsRotated = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await read.topics.after(cursor, PAGE);
+    for (const topic of page) {
+      const issuedVersion = issued?.topics.get(topic.name)?.version ?? 0;
+      if (await jumpTopic(deps, ctx, topic.name, versionMargin, issuedVersion)) topicsRotated++;
+    }
+    if (page.length < PAGE) break;
+    cursor = page.at(-1)?.name;
+  }
+
+  // 3. What only the archive knows.
+  const unreachableClients: string[] = [];
+  const missingClients: string[] = [];
+  const resurrectedClients: string[] = [];
+  const missingTopics: string[] = [];
+  const resurrectedTopics: string[] = [];
+  for (const [name, seen] of issued?.clients ?? []) {
+    const client = await read.clients.byName(name);
+    if (client === undefined || client.status !== 'active') {
+      if (!seen.removed) missingClients.push(name);
+      continue;
+    }
+    if (seen.removed) resurrectedClients.push(name);
+    else if (seen.version > client.keyVersion) {
+      unreachableClients.push(name);
+      await deps.store.transaction(async (tx) => {
+        const reason = `identity key v${seen.version} was issued after the backup; the database has v${client.keyVersion}: re-provision the device`;
+        await tx.clients.setSync(client.id, { state: 'failed', attempts: 0, error: reason });
+        await tx.journal.event({
+          type: 'client.unreachable',
+          clientName: name,
+          keyVersion: client.keyVersion,
+          details: { reason: 'identity-key-rotated-after-backup', issuedVersion: seen.version },
+        });
+      });
+    }
+  }
+  for (const [name, seen] of issued?.topics ?? []) {
+    const topic = await read.topics.byName(name);
+    if (topic === undefined) {
+      if (!seen.removed) missingTopics.push(name);
+    } else if (seen.removed) resurrectedTopics.push(name);
+  }
+  const latestC2 = await read.journal.latestC2Key();
+  const c2KeyRotatedAfterBackup =
+    issued?.c2KeyVersion !== undefined && issued.c2KeyVersion > (latestC2?.version ?? 0);
+
+  // 4. The summary, for the audit trail and the subscribers.
+  const summary = {
+    topicsRotated,
+    unreachableClients: unreachableClients.length,
+    missingClients: missingClients.length,
+    missingTopics: missingTopics.length,
+    resurrectedClients: resurrectedClients.length,
+    resurrectedTopics: resurrectedTopics.length,
+    c2KeyRotatedAfterBackup,
+  };
+  await deps.store.transaction(async (tx) => {
+    await audit(tx, ctx, {
+      operation: 'ReconcileAfterRestore',
+      subjectKind: 'deployment',
+      subject: 'restore',
+      details: { ...summary, eventSeqFloor },
+    });
+    await tx.journal.event({ type: 'c2.restore_reconciled', details: summary });
+  });
+  deps.kick.kick();
+  return {
+    topicsRotated,
+    unreachableClients,
+    missingClients,
+    missingTopics,
+    resurrectedClients,
+    resurrectedTopics,
+    c2KeyRotatedAfterBackup,
+    eventSeqFloor,
+  };
+}

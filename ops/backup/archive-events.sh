@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Keeps an off-site copy of the event stream: appends every event, as one JSON line, to FILE and
+# follows the stream live, resuming after the last seq in FILE whenever the connection breaks.
+# Run it on a machine outside the C2's failure domain. After a restore from a backup,
+# `e4c2 restore-reconcile --archive FILE` uses it to find what the backup does not know: topic
+# key versions issued since (rotated above them), identity keys rotated since (those devices are
+# unreachable and reported), clients and topics created or removed since (docs/operations.md).
+#
+#   ops/backup/archive-events.sh FILE [e4c2 connection flags...]
+#   e.g. ops/backup/archive-events.sh /srv/e4c2/events.jsonl -e c2.example:5555 --cert ca.pem
+#
+# E4C2_CLI (default: "npm run --silent cli --") is how the CLI is started; the token comes from
+# E4C2_TOKEN or --token-file as for any CLI call (a read-only token is enough).
+set -uo pipefail
+
+[[ $# -ge 1 ]] || { echo "usage: $0 FILE [e4c2 connection flags...]" >&2; exit 2; }
+file="$1"
+shift
+cli="${E4C2_CLI:-npm run --silent cli --}"
+touch "$file"
+pause=1
+while true; do
+  # The last complete line's seq; a line cut by a crash is dropped first.
+  if [[ -s "$file" && "$(tail -c1 "$file" | od -An -c | tr -d ' ')" != '\n' ]]; then
+    sed -i '$ d' "$file"
+  fi
+  last="$(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p')"
+  last="${last:-0}"
+  started=$(date +%s)
+  # shellcheck disable=SC2086 # E4C2_CLI is a command line
+  $cli "$@" events --after "$last" --json >>"$file"
+  echo "archive-events: stream ended (exit $?) after seq $(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p'); resuming" >&2
+  # Back off while the stream keeps failing at once; reset after a stream that ran a while.
+  if (($(date +%s) - started > 60)); then pause=1; else pause=$((pause < 30 ? pause * 2 : 30)); fi
+  sleep "$pause"
+done

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Restores a backup made by backup.sh into a database (docs/operations.md, "Restore").
+#
+#   ops/backup/restore.sh -f FILE.dump [--clean]
+#
+# Environment: DATABASE_URL (required) names the target database; the schema is the one that was
+# dumped. The checksum is verified against the manifest beside the dump. Without --clean the
+# target schema must not exist yet (a restore never merges into live data); with --clean it is
+# dropped first. Everything is restored in one transaction: on any error nothing is left.
+#
+# After the restore, and before devices and users are let back in, run
+#   e4c2 restore-reconcile --archive <off-site event archive>
+# (topic keys rotated after the backup, unreachable devices, event positions: see the runbook).
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 -f FILE.dump [--clean]   (DATABASE_URL in the environment)" >&2
+  exit 2
+}
+
+file=""
+clean=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -f) file="${2:-}"; shift 2 ;;
+    --clean) clean=1; shift ;;
+    *) usage ;;
+  esac
+done
+[[ -n "$file" ]] || usage
+[[ -f "$file" ]] || { echo "restore: no such file: $file" >&2; exit 2; }
+[[ -n "${DATABASE_URL:-}" ]] || { echo "restore: DATABASE_URL is not set" >&2; exit 2; }
+
+manifest="${file%.dump}.manifest.json"
+if [[ -f "$manifest" ]]; then
+  expected="$(sed -n 's/.*"sha256": *"\([0-9a-f]*\)".*/\1/p' "$manifest")"
+  actual="$(sha256sum "$file" | cut -d' ' -f1)"
+  if [[ "$expected" != "$actual" ]]; then
+    echo "restore: checksum mismatch for $file (manifest $expected, file $actual)" >&2
+    exit 1
+  fi
+else
+  echo "restore: warning: no manifest beside $file; checksum not verified" >&2
+fi
+
+# The schema the archive holds (its CREATE SCHEMA entry, or public).
+schema="$(pg_restore --list "$file" | sed -n 's/^[0-9]*; [0-9]* [0-9]* SCHEMA - \([A-Za-z0-9_]*\) .*/\1/p' | head -n1)"
+schema="${schema:-public}"
+
+exists="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \
+  -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
+if [[ "$exists" != "0" ]]; then
+  if [[ "$clean" != "1" ]]; then
+    echo "restore: schema $schema already has $exists tables; use --clean to replace it" >&2
+    exit 1
+  fi
+  if [[ "$schema" == "public" ]]; then
+    psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public'
+  else
+    psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 -c "DROP SCHEMA \"$schema\" CASCADE"
+  fi
+fi
+
+# `public` exists in every database, so its CREATE SCHEMA (and COMMENT) entries are left out.
+list="$(mktemp)"
+trap 'rm -f "$list"' EXIT
+pg_restore --list "$file" | grep -v -E ' SCHEMA - public |COMMENT - SCHEMA public ' >"$list"
+pg_restore --dbname="$DATABASE_URL" --no-owner --no-privileges --exit-on-error \
+  --single-transaction --use-list="$list" "$file"
+tables="$(psql "$DATABASE_URL" -XtAq -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
+echo "restored schema $schema ($tables tables) from $file"
+echo "next: e4c2 restore-reconcile --archive <off-site event archive>   (before opening traffic)"

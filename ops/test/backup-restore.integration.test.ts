@@ -1,0 +1,245 @@
+/**
+ * ops/backup against the real PostgreSQL: backup.sh dumps a C2 schema that has seen every kind of
+ * change, restore.sh restores it into a scratch database, the restored data is what was dumped,
+ * and a node on the restored database works with the same KEK. Then the disaster-recovery
+ * reconciliation: changes made after the backup (topic rotations, an identity rotation, clients
+ * and topics created and removed) are known only to the off-site event archive; after
+ * `ReconcileAfterRestore` every topic key is above anything issued, the client whose identity
+ * key changed is reported unreachable (and marked failed), and a subscriber that resumes from
+ * the archive's last position receives everything the reconciliation did.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { eventRecord } from '../../api/events/event-records.ts';
+import { GrpcTestClient, type Message } from '../../api/test/support/api-harness.ts';
+import {
+  closeNode,
+  startNode,
+  startTwoNodes,
+  type TestNode,
+  type TwoNodes,
+} from '../../api/test/support/two-nodes.ts';
+import { summarizeEventArchive } from '../../cli/commands/restore.ts';
+import { eventually } from '../../cluster/test/support/eventually.ts';
+import { TEST_DATABASE_URL } from '../../cluster/test/support/postgres.ts';
+
+const ctx = { actor: 'dr-test' };
+const BACKUP = new URL('../backup/backup.sh', import.meta.url).pathname;
+const RESTORE = new URL('../backup/restore.sh', import.meta.url).pathname;
+
+/** The URL of another database on the same server. */
+function databaseUrl(name: string): string {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function run(script: string, args: string[], env: Record<string, string>) {
+  const result = spawnSync('bash', [script, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(result.status, 0, `${script} failed:\n${result.stderr}\n${result.stdout}`);
+  return result.stdout;
+}
+
+/** Per table: row count and a digest of every row, in a stable order. */
+async function fingerprint(url: string, schema: string): Promise<Record<string, string>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ tablename: string }>(
+      'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename',
+      [schema],
+    );
+    const out: Record<string, string> = {};
+    for (const { tablename } of tables.rows) {
+      const { rows } = await client.query<{ n: string; digest: string | null }>(
+        `SELECT count(*)::text AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS digest
+         FROM "${schema}"."${tablename}" t`,
+      );
+      out[tablename] = `${rows[0]?.n}:${rows[0]?.digest ?? '-'}`;
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+/** The whole event stream as the off-site archive holds it (`events --after 0 --json`). */
+async function archive(node: TestNode): Promise<string> {
+  const events = await node.service.eventsAfter('0', 10_000);
+  return events.map((e) => `${JSON.stringify(eventRecord(e))}\n`).join('');
+}
+
+void describe('backup, restore and reconciliation after a restore', { timeout: 180_000 }, () => {
+  const kek = new Uint8Array(randomBytes(32));
+  const scratch = `e4c2_restore_${randomBytes(5).toString('hex')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'e4c2-backup-'));
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  let source: TwoNodes;
+  let restored: TestNode | undefined;
+  let dump = '';
+  let atBackup: Record<string, string> = {};
+  let archived = '';
+
+  before(async () => {
+    await admin.connect();
+    source = await startTwoNodes(kek);
+  });
+  after(async () => {
+    if (restored !== undefined) await closeNode(restored);
+    await source.close();
+    await admin.query(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
+    await admin.end();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  void it('backup.sh dumps the schema and restore.sh restores exactly that into another database', async () => {
+    const [a] = source.nodes;
+    const s = a.service;
+    for (const c of ['c1', 'c2', 'c3']) await s.newClient(ctx, c, new Uint8Array(randomBytes(32)));
+    for (const t of ['t1', 't2']) await s.newTopic(ctx, t);
+    await s.newTopicClient(ctx, 'c1', 't1');
+    await s.newTopicClient(ctx, 'c2', 't1');
+    await s.newTopicClient(ctx, 'c3', 't2');
+    await s.rotateTopicKey(ctx, 't1');
+    await s.sequenceEvents();
+    const schema = source.schema.schema;
+    atBackup = await fingerprint(TEST_DATABASE_URL, schema);
+
+    dump = run(BACKUP, ['-o', dir, '-n', schema], { DATABASE_URL: TEST_DATABASE_URL }).trim();
+    assert.match(dump, /e4c2-\d{8}T\d{6}Z\.dump$/);
+    const manifest = JSON.parse(
+      readFileSync(dump.replace(/\.dump$/, '.manifest.json'), 'utf8'),
+    ) as {
+      schema: string;
+      sha256: string;
+      eventSeqAtStart: string;
+    };
+    assert.equal(manifest.schema, schema);
+    assert.match(manifest.sha256, /^[0-9a-f]{64}$/);
+    assert.ok(Number(manifest.eventSeqAtStart) > 0);
+
+    await admin.query(`CREATE DATABASE ${scratch}`);
+    const target = databaseUrl(scratch);
+    const out = run(RESTORE, ['-f', dump], { DATABASE_URL: target });
+    assert.match(out, new RegExp(`restored schema ${schema}`));
+    assert.deepEqual(await fingerprint(target, schema), atBackup);
+    assert.ok(Object.keys(atBackup).includes('events') && Object.keys(atBackup).length > 10);
+
+    // A second restore over live data is refused; the data stays.
+    const again = spawnSync('bash', [RESTORE, '-f', dump], {
+      env: { ...process.env, DATABASE_URL: target },
+      encoding: 'utf8',
+    });
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /use --clean/);
+    assert.deepEqual(await fingerprint(target, schema), atBackup);
+  });
+
+  void it('restore.sh refuses a dump whose checksum does not match its manifest', () => {
+    const copy = join(dir, 'tampered.dump');
+    const bytes = readFileSync(dump);
+    bytes[bytes.length - 1] = (bytes.at(-1) ?? 0) ^ 1;
+    writeFileSync(copy, bytes);
+    writeFileSync(
+      join(dir, 'tampered.manifest.json'),
+      readFileSync(dump.replace(/\.dump$/, '.manifest.json')),
+    );
+    const result = spawnSync('bash', [RESTORE, '-f', copy], {
+      env: { ...process.env, DATABASE_URL: databaseUrl(scratch) },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /checksum mismatch/);
+  });
+
+  void it('after the restore, reconciliation re-keys every topic above what was issued and reports the unreachable', async () => {
+    const [a] = source.nodes;
+    const s = a.service;
+    // The disaster strikes after these changes; only the off-site archive keeps them.
+    await s.rotateTopicKey(ctx, 't1'); // v3
+    await s.rotateTopicKey(ctx, 't1'); // v4
+    await s.rotateClientKey(ctx, 'c2'); // the device now has identity v2
+    await s.newClient(ctx, 'c4', new Uint8Array(randomBytes(32)));
+    await s.newTopic(ctx, 't3');
+    await s.removeClient(ctx, 'c3');
+    await s.removeTopic(ctx, 't2');
+    archived = await archive(a);
+    const summary = summarizeEventArchive(archived);
+    const archiveLast = BigInt(summary.archive_last_seq);
+
+    restored = await startNode(databaseUrl(scratch), source.schema.schema, kek);
+    const r = restored.service;
+    assert.equal((await r.getTopic('t1')).keyVersion, 2, 'the restored state is the backup');
+    // The restored keys open with the same KEK.
+    const protectedMessage = await r.protectMessage('t1', new Uint8Array([1, 2, 3]));
+    assert.ok(protectedMessage.length > 3);
+
+    const admin = new GrpcTestClient(restored.grpcTarget, 'e4c2.v1.C2Admin');
+    const received: Message[] = [];
+    const stream = admin.stream('StreamEvents', { after_seq: archiveLast.toString() });
+    stream.on('data', (m: Message) => received.push(m));
+    stream.on('error', () => undefined);
+    try {
+      const result = await admin.call('ReconcileAfterRestore', { ...summary, version_margin: 100 });
+      assert.equal(result['topics_rotated'], 2);
+      assert.deepEqual(result['unreachable_clients'], ['c2']);
+      assert.deepEqual(result['missing_clients'], ['c4']);
+      assert.deepEqual(result['missing_topics'], ['t3']);
+      assert.deepEqual(result['resurrected_clients'], ['c3']);
+      assert.deepEqual(result['resurrected_topics'], ['t2']);
+      assert.equal(result['c2_key_rotated_after_backup'], false);
+      assert.ok(BigInt(result['event_seq_floor'] as string) > archiveLast);
+
+      // Above the restored version by the margin, and above everything the archive saw.
+      assert.equal((await r.getTopic('t1')).keyVersion, 102);
+      assert.equal((await r.getTopic('t2')).keyVersion, 101);
+      const c2 = await r.getClient('c2');
+      assert.equal(c2.delivery.state, 'failed');
+      assert.match(c2.delivery.error ?? '', /identity key v2 was issued after the backup/);
+
+      // A subscriber that resumes with a position from before the disaster sees all of it.
+      await eventually(() => {
+        assert.ok(received.some((m) => m['type'] === 'c2.restore_reconciled'));
+      }, 20_000);
+    } finally {
+      stream.cancel();
+      admin.close();
+    }
+    assert.deepEqual(
+      received.map((m) => m['type']),
+      [
+        'c2.restored',
+        'topic.rotated',
+        'topic.rotated',
+        'client.unreachable',
+        'c2.restore_reconciled',
+      ],
+    );
+    assert.ok(received.every((m) => BigInt(m['seq'] as string) > archiveLast));
+    const unreachable = received.find((m) => m['type'] === 'client.unreachable');
+    assert.equal(unreachable?.['client'], 'c2');
+  });
+
+  void it('without an archive, every topic key still jumps by the margin', async () => {
+    assert.ok(restored !== undefined);
+    const before = (await restored.service.getTopic('t1')).keyVersion;
+    const result = await restored.service.reconcileAfterRestore(ctx, { versionMargin: 7 });
+    assert.equal(result.topicsRotated, 2);
+    assert.equal((await restored.service.getTopic('t1')).keyVersion, before + 7);
+    assert.deepEqual(result.unreachableClients, []);
+    await assert.rejects(
+      restored.service.reconcileAfterRestore(ctx, { versionMargin: 0 }),
+      /versionMargin must be an integer/,
+    );
+  });
+});
