@@ -1,0 +1,229 @@
+/**
+ * The automation rules API over both transports: CRUD with optimistic concurrency (a stale
+ * `expectedVersion` is 409 / ABORTED with `C2_CONFLICT`), server-side add/remove of triggers and
+ * targets, typed validation errors, the pause switch and the firing history.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { AutomationService } from '../../cluster/domain/index.ts';
+import { PgAutomationStore } from '../../cluster/storage/index.ts';
+import { startHarness, type C2Harness } from '../../cluster/test/support/c2-harness.ts';
+import { ApiServer } from '../index.ts';
+import { GrpcTestClient, httpCall, MemoryLogger, type HttpResult } from './support/api-harness.ts';
+
+void describe('automation API', () => {
+  let h: C2Harness;
+  let api: ApiServer;
+  let grpc: GrpcTestClient;
+  const http = (method: string, path: string, body?: object): Promise<HttpResult> =>
+    httpCall(api.httpAddress.port, method, path, body === undefined ? {} : { body });
+
+  before(async () => {
+    h = await startHarness({ start: false });
+    api = await ApiServer.start({
+      service: h.service,
+      automation: new AutomationService(new PgAutomationStore(h.schema.pool)),
+      grpc: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+      readiness: () => Promise.resolve({ ready: true, checks: {} }),
+      logger: new MemoryLogger(),
+    });
+    grpc = new GrpcTestClient(`127.0.0.1:${api.grpcAddress.port}`, 'e4c2.v1.C2Automation');
+  });
+
+  after(async () => {
+    grpc.close();
+    await api.close(1000);
+    await h.close();
+  });
+
+  void it('creates, reads, updates with a version check, and deletes a rule over HTTP', async () => {
+    const created = await http('POST', '/v1/automation/rules', {
+      rule: {
+        description: 'nightly plant rotation',
+        action: 'rotate-topic-key',
+        triggers: [{ kind: 'cron', expr: '0 3 * * *', timeZone: 'Europe/Berlin' }],
+        targets: [{ kind: 'topic', match: 'prefix', expr: 'plant/' }],
+        rollout: { maxDevicesPerMinute: 600, abortFailureRatio: 0.2, timeoutSeconds: 900 },
+      },
+    });
+    assert.equal(created.status, 200, created.text);
+    const rule = created.json as {
+      id: string;
+      version: number;
+      enabled: boolean;
+      triggers: Array<{ id: string; timeZone: string }>;
+      rollout: { maxDevicesPerMinute: number };
+    };
+    assert.equal(rule.version, 1);
+    assert.equal(rule.enabled, true);
+    assert.equal(rule.triggers[0]?.timeZone, 'Europe/Berlin');
+    assert.equal(rule.rollout.maxDevicesPerMinute, 600);
+
+    const listed = await http('GET', '/v1/automation/rules');
+    assert.deepEqual(
+      (listed.json as { rules: Array<{ id: string }> }).rules.map((r) => r.id),
+      [rule.id],
+    );
+
+    const spec = {
+      action: 'rotate-topic-key',
+      triggers: [{ kind: 'interval', everySeconds: 3600 }],
+      targets: [{ kind: 'topic', expr: 'plant/a' }],
+    };
+    const updated = await http('PUT', `/v1/automation/rules/${rule.id}`, {
+      expectedVersion: 1,
+      rule: spec,
+    });
+    assert.equal(updated.status, 200, updated.text);
+    assert.equal((updated.json as { version: number }).version, 2);
+    const stale = await http('PUT', `/v1/automation/rules/${rule.id}`, {
+      expectedVersion: 1,
+      rule: spec,
+    });
+    assert.equal(stale.status, 409, stale.text);
+    assert.match(stale.text, /C2_CONFLICT/);
+
+    const deleted = await http('DELETE', `/v1/automation/rules/${rule.id}?expectedVersion=2`);
+    assert.equal(deleted.status, 200, deleted.text);
+    const gone = await http('GET', `/v1/automation/rules/${rule.id}`);
+    assert.equal(gone.status, 404, gone.text);
+  });
+
+  void it('rejects invalid rules with the field at fault', async () => {
+    const noZone = await http('POST', '/v1/automation/rules', {
+      rule: { action: 'rotate-topic-key', triggers: [{ kind: 'cron', expr: '0 3 * * *' }] },
+    });
+    assert.equal(noZone.status, 400, noZone.text);
+    assert.match(noZone.text, /timeZone/);
+    const badAction = await http('POST', '/v1/automation/rules', { rule: { action: 'explode' } });
+    assert.equal(badAction.status, 400, badAction.text);
+  });
+
+  void it('adds and removes triggers and targets over gRPC, fencing stale versions', async () => {
+    const rule = await grpc.call('CreateRule', {
+      rule: { action: 'rotate-client-key', targets: [{ kind: 'client', expr: 'dev-1' }] },
+    });
+    const id = rule['id'] as string;
+    const withTrigger = await grpc.call('AddTrigger', {
+      rule_id: id,
+      expected_version: 1,
+      trigger: { kind: 'max-key-age', max_age_seconds: 86_400 },
+    });
+    assert.equal(withTrigger['version'], 2);
+    const triggerId = (withTrigger['triggers'] as Array<{ id: string }>)[0]?.id ?? '';
+    await assert.rejects(
+      grpc.call('AddTarget', {
+        rule_id: id,
+        expected_version: 1,
+        target: { kind: 'client', expr: 'dev-2' },
+      }),
+      (err: ServiceError) => err.code === GrpcStatus.ABORTED,
+    );
+    await assert.rejects(
+      grpc.call('AddTarget', { rule_id: id, target: { kind: 'topic', expr: 'a/b' } }),
+      (err: ServiceError) => err.code === GrpcStatus.INVALID_ARGUMENT,
+    );
+    const withTarget = await grpc.call('AddTarget', {
+      rule_id: id,
+      target: { kind: 'client', match: 'pattern', expr: 'dev-[0-9]+' },
+    });
+    assert.equal((withTarget['targets'] as unknown[]).length, 2);
+    const removed = await grpc.call('RemoveTrigger', { rule_id: id, trigger_id: triggerId });
+    assert.deepEqual(removed['triggers'], []);
+    assert.equal(removed['version'], 4);
+  });
+
+  void it('serves the reference C2AE API (/rules, pb.C2AutomationEngine) on our rules', async () => {
+    const settings = (v: object): string => Buffer.from(JSON.stringify(v)).toString('base64');
+    const added = await http('POST', '/rules', {
+      description: 'reference rule',
+      action: 'KEY_ROTATION',
+      triggers: [
+        { type: 'TIME_INTERVAL', settings: settings({ expr: '0 * * * *' }) },
+        {
+          type: 'EVENT',
+          settings: settings({ eventType: 'CLIENT_UNSUBSCRIBED', maxOccurrence: 3 }),
+        },
+      ],
+      targets: [{ type: 'TOPIC', expr: 'ref/topic' }],
+    });
+    assert.equal(added.status, 200, added.text);
+    const rule = (added.json as { rule: { id: number; triggers: Array<{ id: number }> } }).rule;
+    assert.deepEqual(
+      rule.triggers.map((t) => t.id),
+      [1, 2],
+    );
+    const ours = (await http('GET', `/v1/automation/rules/${rule.id}`)).json as {
+      action: string;
+      triggers: Array<{ id: string; kind: string; timeZone: string; threshold: number }>;
+      targets: Array<{ match: string }>;
+    };
+    assert.equal(ours.action, 'rotate-topic-key');
+    assert.equal(ours.triggers[0]?.timeZone, 'UTC');
+    assert.equal(ours.triggers[1]?.threshold, 3);
+    assert.equal(ours.targets[0]?.match, 'exact');
+
+    // Full replace keeping trigger 2 (its counter survives: same id on our side).
+    const updated = await http('PUT', '/rules', {
+      ruleId: rule.id,
+      description: 'edited',
+      action: 'KEY_ROTATION',
+      triggers: [
+        {
+          id: 2,
+          type: 'EVENT',
+          settings: settings({ eventType: 'CLIENT_UNSUBSCRIBED', maxOccurrence: 5 }),
+        },
+      ],
+      targets: [{ type: 'TOPIC', expr: 'ref/topic' }],
+    });
+    assert.equal(updated.status, 200, updated.text);
+    const after = (await http('GET', `/v1/automation/rules/${rule.id}`)).json as {
+      triggers: Array<{ id: string }>;
+    };
+    assert.deepEqual(
+      after.triggers.map((t) => t.id),
+      [ours.triggers.at(1)?.id],
+    );
+    const mixed = await http('POST', '/rules', {
+      action: 'KEY_ROTATION',
+      targets: [
+        { type: 'TOPIC', expr: 'a' },
+        { type: 'CLIENT', expr: 'b' },
+      ],
+    });
+    assert.equal(mixed.status, 400, mixed.text);
+
+    const reference = new GrpcTestClient(
+      `127.0.0.1:${api.grpcAddress.port}`,
+      'pb.C2AutomationEngine',
+    );
+    try {
+      const listed = await reference.call('ListRules', {});
+      assert.ok(
+        (listed['rules'] as Array<{ id: number }>).some((r) => r.id === rule.id),
+        'the rule is listed over gRPC',
+      );
+      assert.deepEqual(await reference.call('DeleteRule', { ruleId: rule.id }), {
+        ruleId: rule.id,
+      });
+    } finally {
+      reference.close();
+    }
+    assert.equal((await http('GET', `/rules/${rule.id}`)).status, 404);
+  });
+
+  void it('pauses and resumes automation, visible in the status', async () => {
+    const paused = await grpc.call('PauseAutomation', { reason: 'broker maintenance' });
+    assert.equal(paused['paused'], true);
+    assert.equal(paused['pause_reason'], 'broker maintenance');
+    const status = await http('GET', '/v1/automation/status');
+    assert.equal((status.json as { paused: boolean }).paused, true);
+    const resumed = await http('POST', '/v1/automation/resume', {});
+    assert.equal((resumed.json as { paused: boolean }).paused, false);
+    const firings = await http('GET', '/v1/automation/firings?limit=5');
+    assert.deepEqual((firings.json as { firings: unknown[] }).firings, []);
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * The automation engine of a node (roles `all` and `worker`, unless `E4C2_AUTOMATION_ENABLED` is
+ * false): a leader election on a Redis lease (in-process on a single node without Redis), fenced by
+ * the Postgres epoch, and the engine that runs rules when this node leads. docs/automation.md.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../cluster/config/index.ts';
+import {
+  InProcessLeaderLease,
+  LeaderElection,
+  RedisLeaderLease,
+  failoverBoundMs,
+} from '../cluster/coordination/index.ts';
+import type { C2Service } from '../cluster/domain/index.ts';
+import type { Lifecycle } from '../cluster/lifecycle.ts';
+import type { PgAutomationStore } from '../cluster/storage/index.ts';
+import type { C2Metrics } from '../cluster/telemetry/index.ts';
+import { AutomationEngine } from '../worker/automation/index.ts';
+import { connectRedis } from './node-parts.ts';
+
+/**
+ * Redis key of the automation leader lease: one per database schema, so deployments (or test
+ * clusters) that share a Redis but not a schema do not compete for one lease.
+ */
+export function automationLeaseKey(config: Config): string {
+  const db = config.database;
+  let database = 'embedded';
+  if (db.kind === 'external') {
+    try {
+      database = new URL(db.url.reveal()).pathname.replace(/^\//, '') || 'default';
+    } catch {
+      database = 'default';
+    }
+  }
+  return `e4c2:automation:leader:${database}:${db.schema}`;
+}
+
+/** Defaults when a hand-built config has no `automation` section. */
+const DEFAULTS = { enabled: true, leaseTtlMs: 10_000, tickMs: 1_000 } as const;
+
+/**
+ * Starts the engine if this node should run it, and registers its shutdown (which steps down and
+ * releases the lease, so another node takes over within a third of the lease TTL).
+ * @returns a note for the start-up banner, or undefined when the engine does not run here
+ */
+export async function startAutomation(
+  config: Config,
+  store: PgAutomationStore,
+  service: C2Service,
+  lifecycle: Lifecycle,
+  logger: Logger,
+  metrics: C2Metrics | undefined,
+): Promise<string | undefined> {
+  const settings = config.automation ?? DEFAULTS;
+  const role = config.node.role;
+  if (!settings.enabled || (role !== 'all' && role !== 'worker')) return undefined;
+  const log = logger.child({ component: 'automation' });
+  let seenPause = false;
+  const lease =
+    config.redis.kind === 'external'
+      ? new RedisLeaderLease(
+          await connectRedis(config.redis.url.reveal(), lifecycle, 'automation', false),
+          automationLeaseKey(config),
+        )
+      : new InProcessLeaderLease();
+  const election = new LeaderElection({
+    lease,
+    epochs: store.read,
+    nodeId: config.node.id,
+    ttlMs: settings.leaseTtlMs,
+    onChange: (leadership) => {
+      log.info(
+        { epoch: leadership?.epoch ?? null },
+        leadership ? 'automation leader' : 'automation follower',
+      );
+    },
+    onError: (err) => {
+      log.warn({ err }, 'automation leader election');
+    },
+  });
+  const engine = new AutomationEngine({
+    store,
+    c2: service,
+    election,
+    tickMs: settings.tickMs,
+    observer: {
+      leader: (isLeader) => metrics?.setAutomationLeader(isLeader),
+      paused: (paused) => {
+        metrics?.setAutomationPaused(paused);
+        // The first reading is the state at start, not a change.
+        if (paused || seenPause)
+          log.info({ paused }, paused ? 'automation paused' : 'automation resumed');
+        seenPause = true;
+      },
+      firing: (outcome) => metrics?.automationFiring(outcome),
+    },
+    onError: (err, context) => {
+      log.error({ err, context }, 'automation error');
+    },
+  });
+  engine.start();
+  lifecycle.add('automation engine', () => engine.stop());
+  return `automation engine on (${config.redis.kind === 'external' ? 'Redis lease' : 'single node'}; failover within ${Math.ceil(failoverBoundMs(settings.leaseTtlMs, settings.tickMs) / 1000)} s)`;
+}

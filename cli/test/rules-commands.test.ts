@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import type { AutomationRpcs } from '../api.ts';
+import { ExitCode } from '../errors.ts';
+import { FakeApi, grpcError, runWith } from './support/fake-api.ts';
+
+/** The fake server, also serving `e4c2.v1.C2Automation`. */
+class AutomationFakeApi extends FakeApi {
+  readonly automationCalls: Array<{ method: string; request: unknown }> = [];
+  fail: Error | undefined;
+
+  async automation<M extends keyof AutomationRpcs>(
+    method: M,
+    request: AutomationRpcs[M]['request'],
+  ): Promise<AutomationRpcs[M]['response']> {
+    this.automationCalls.push({ method, request });
+    await Promise.resolve();
+    if (this.fail !== undefined) throw this.fail;
+    return {
+      id: '7',
+      version: 2,
+      action: 'rotate-topic-key',
+      enabled: true,
+      triggers: [],
+      targets: [],
+      rules: [],
+      firings: [],
+      rule_id: '7',
+    } as unknown as AutomationRpcs[M]['response'];
+  }
+}
+
+void describe('rules commands', () => {
+  void it('create builds one trigger, one target and the rollout from flags', async () => {
+    const api = new AutomationFakeApi();
+    const r = await runWith(
+      [
+        'rules',
+        'create',
+        '--action',
+        'rotate-topic-key',
+        '--cron',
+        '0 3 * * *',
+        '--tz',
+        'Europe/Berlin',
+        '--topic-prefix',
+        'plant/',
+        '--max-per-minute',
+        '600',
+        '--abort-ratio',
+        '0.2',
+      ],
+      { api },
+    );
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(api.automationCalls, [
+      {
+        method: 'CreateRule',
+        request: {
+          rule: {
+            action: 'rotate-topic-key',
+            description: '',
+            triggers: [{ kind: 'cron', expr: '0 3 * * *', time_zone: 'Europe/Berlin' }],
+            targets: [{ kind: 'topic', match: 'prefix', expr: 'plant/' }],
+            rollout: { max_devices_per_minute: 600, abort_failure_ratio: 0.2, timeout_seconds: 0 },
+            disabled: false,
+          },
+        },
+      },
+    ]);
+  });
+
+  void it('refuses a cron trigger without an explicit time zone, before calling', async () => {
+    const api = new AutomationFakeApi();
+    const r = await runWith(
+      ['rules', 'create', '--action', 'rotate-topic-key', '--cron', '0 3 * * *'],
+      { api },
+    );
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /--tz/);
+    assert.equal(api.automationCalls.length, 0);
+  });
+
+  void it('sends the expected version of an edit, and a conflict is a refusal', async () => {
+    const api = new AutomationFakeApi();
+    api.fail = grpcError(status.ABORTED, 'rule 7 is at version 3, not 2: re-read it and retry');
+    const r = await runWith(
+      ['rules', 'add-target', '--id', '7', '--expected-version', '2', '--client', 'dev-1'],
+      { api },
+    );
+    assert.equal(r.code, ExitCode.Refused);
+    assert.deepEqual(api.automationCalls[0], {
+      method: 'AddTarget',
+      request: {
+        rule_id: '7',
+        expected_version: 2,
+        target: { kind: 'client', match: 'exact', expr: 'dev-1' },
+      },
+    });
+  });
+
+  void it('pauses with a reason', async () => {
+    const api = new AutomationFakeApi();
+    const r = await runWith(['automation', 'pause', '--reason', 'broker upgrade'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(api.automationCalls, [
+      { method: 'PauseAutomation', request: { reason: 'broker upgrade' } },
+    ]);
+  });
+});

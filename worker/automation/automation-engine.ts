@@ -1,0 +1,387 @@
+/**
+ * The automation engine. Every node with the worker role runs one; the leader election picks the
+ * one that acts. Each tick, the leader:
+ *
+ * 1. reads the pause switch (paused: does nothing at all);
+ * 2. plans: for each enabled rule, in one transaction fenced by its epoch, works out what is due
+ *    (time slots, keys past their age, event thresholds, members removed) and records one firing
+ *    per (rule, due time, subject); the UNIQUE key makes a second plan of the same slot a no-op,
+ *    and the trigger cursors move in the same transaction;
+ * 3. runs the pending firings, oldest first, including those a previous leader left unfinished,
+ *    and records each outcome (fenced again).
+ *
+ * A firing is therefore planned once (the record), and its effects happen once (idempotent C2
+ * calls keyed by firing and subject), whichever leader plans, runs or resumes it.
+ */
+import type { FiringRow, TriggerSpec } from '../../cluster/storage/index.ts';
+import type {
+  AutomationRuleRow,
+  FiringSnapshot,
+  NewFiring,
+  PgAutomationStore,
+} from '../../cluster/storage/index.ts';
+import type { LeaderElection, Leadership } from '../../cluster/coordination/leader-election.ts';
+import {
+  FiringInterrupted,
+  resolveTargets,
+  runFiring,
+  type AutomationC2,
+  type FiringOutcome,
+} from './firing-runner.ts';
+import type { Sleep } from './rollout-policy.ts';
+import { planSchedule } from './schedule.ts';
+import { countEvents, memberRemovals, settledEvents } from './trigger-evaluation.ts';
+
+/** Observes the engine (metrics); every method optional. */
+export interface AutomationObserver {
+  leader?(isLeader: boolean): void;
+  paused?(isPaused: boolean): void;
+  firing?(outcome: FiringOutcome['status'] | 'planned' | 'interrupted'): void;
+}
+
+/** Options of {@link AutomationEngine}. */
+export interface AutomationEngineOptions {
+  readonly store: PgAutomationStore;
+  readonly c2: AutomationC2;
+  readonly election: LeaderElection;
+  /** Milliseconds since the epoch (tests inject one). Default `Date.now`. */
+  readonly clock?: () => number;
+  /** Pause between ticks. Default 1000 ms. */
+  readonly tickMs?: number;
+  /** Missed slots older than this are coalesced into one firing. Default 15 minutes. */
+  readonly catchUpWindowMs?: number;
+  /** How often keys are checked against `max-key-age` triggers. Default 30 000 ms. */
+  readonly keyAgeScanMs?: number;
+  /** Events read per trigger per tick. Default 1000. */
+  readonly eventBatch?: number;
+  readonly sleep?: Sleep;
+  readonly observer?: AutomationObserver;
+  readonly onError?: (err: unknown, context: string) => void;
+}
+
+/** What one tick did (for tests and logs). */
+export interface TickReport {
+  readonly role: 'follower' | 'paused' | 'leader';
+  readonly planned: number;
+  readonly finished: number;
+}
+
+/** Default catch-up window. */
+export const DEFAULT_CATCH_UP_WINDOW_MS = 15 * 60_000;
+
+const abortableSleep: Sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+function snapshotOf(
+  rule: AutomationRuleRow,
+  subjects?: FiringSnapshot['subjects'],
+): FiringSnapshot {
+  return {
+    action: rule.action,
+    targets: rule.targets,
+    rollout: rule.rollout,
+    ...(subjects === undefined ? {} : { subjects }),
+  };
+}
+
+/** The automation engine of one node. */
+export class AutomationEngine {
+  readonly #o: AutomationEngineOptions;
+  readonly #clock: () => number;
+  readonly #tickMs: number;
+  readonly #window: number;
+  readonly #keyAgeScanMs: number;
+  #lastKeyAgeScan = -Infinity;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<unknown> | undefined;
+  #abort = new AbortController();
+  #stopped = true;
+  #wasLeader = false;
+  #wasPaused: boolean | undefined;
+
+  constructor(options: AutomationEngineOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? Date.now;
+    this.#tickMs = options.tickMs ?? 1000;
+    this.#window = options.catchUpWindowMs ?? DEFAULT_CATCH_UP_WINDOW_MS;
+    this.#keyAgeScanMs = options.keyAgeScanMs ?? 30_000;
+  }
+
+  /** The scheduler tick in force. */
+  get tickMs(): number {
+    return this.#tickMs;
+  }
+
+  /** Whether this node leads now. */
+  get isLeader(): boolean {
+    return this.#o.election.current() !== undefined;
+  }
+
+  /** Starts the election and the tick loop. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#abort = new AbortController();
+    this.#o.election.start();
+    this.#schedule(0);
+  }
+
+  /** Stops ticking, interrupts a running firing (it stays pending) and steps down. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#abort.abort();
+    await this.#tick;
+    await this.#o.election.stop();
+    this.#observeLeader(false);
+  }
+
+  /** One tick: plan and run if this node leads and automation is not paused. */
+  async tick(): Promise<TickReport> {
+    const leadership = this.#o.election.current();
+    this.#observeLeader(leadership !== undefined);
+    if (leadership === undefined) return { role: 'follower', planned: 0, finished: 0 };
+    const control = await this.#o.store.read.control();
+    if (this.#wasPaused !== control.paused) {
+      this.#wasPaused = control.paused;
+      this.#o.observer?.paused?.(control.paused);
+    }
+    if (control.paused) return { role: 'paused', planned: 0, finished: 0 };
+    const planned = await this.plan(leadership);
+    const finished = await this.runPending(leadership);
+    return { role: 'leader', planned, finished };
+  }
+
+  /** Plans every enabled rule. @returns the firings recorded */
+  async plan(leadership: Leadership): Promise<number> {
+    const now = this.#clock();
+    const scanKeys = now - this.#lastKeyAgeScan >= this.#keyAgeScanMs;
+    let planned = 0;
+    for (const listed of await this.#o.store.read.listRules()) {
+      if (!listed.enabled || listed.triggers.length === 0) continue;
+      try {
+        planned += await this.#planRule(leadership.epoch, listed.id, now, scanKeys);
+      } catch (err) {
+        this.#o.onError?.(err, `planning rule ${listed.id}`);
+        if (this.#o.election.current() === undefined) break;
+      }
+    }
+    if (scanKeys) this.#lastKeyAgeScan = now;
+    for (let i = 0; i < planned; i++) this.#o.observer?.firing?.('planned');
+    return planned;
+  }
+
+  /** Runs pending firings until none is left or leadership or the pause stops it. */
+  async runPending(leadership: Leadership): Promise<number> {
+    let finished = 0;
+    const pending = await this.#o.store.read.pendingFirings(100);
+    for (const firing of pending) {
+      if (this.#o.election.current()?.epoch !== leadership.epoch || this.#abort.signal.aborted)
+        break;
+      if (!(await this.#o.store.fenced(leadership.epoch, (tx) => tx.startFiring(firing.id))))
+        continue;
+      const started = firing.startedAt ?? new Date(this.#clock());
+      let outcome: FiringOutcome;
+      try {
+        outcome = await runFiring(
+          { ...firing, startedAt: started },
+          {
+            c2: this.#o.c2,
+            clock: this.#clock,
+            sleep: this.#o.sleep ?? abortableSleep,
+            signal: this.#abort.signal,
+            shouldYield: async () =>
+              this.#o.election.current()?.epoch !== leadership.epoch ||
+              (await this.#o.store.read.control()).paused,
+          },
+        );
+      } catch (err) {
+        if (err instanceof FiringInterrupted) {
+          this.#o.observer?.firing?.('interrupted');
+          break;
+        }
+        this.#o.onError?.(err, `running firing ${firing.id}`);
+        break; // stays pending: retried next tick (its C2 calls are idempotent)
+      }
+      await this.#o.store.fenced(leadership.epoch, (tx) =>
+        tx.finishFiring(firing.id, outcome.status, { ...outcome.result }, leadership.epoch),
+      );
+      this.#o.observer?.firing?.(outcome.status);
+      finished += 1;
+    }
+    return finished;
+  }
+
+  async #planRule(epoch: string, ruleId: string, now: number, scanKeys: boolean): Promise<number> {
+    // Key ages are read outside the transaction (they need the C2 service); the firing key
+    // (subject = name and version) keeps a rescan from planning the same rotation twice.
+    const rule0 = await this.#o.store.read.rule(ruleId);
+    if (rule0 === undefined) return 0;
+    const keyAgeFirings = scanKeys ? await this.#keyAgeFirings(rule0, now) : [];
+    return this.#o.store.fenced(epoch, async (tx) => {
+      const rule = await tx.rule(ruleId, 'share');
+      if (rule?.enabled !== true) return 0;
+      const states = await tx.triggerStates(rule.id);
+      const firings: NewFiring[] = [];
+      const base = (trigger: TriggerSpec) => ({
+        ruleId: rule.id,
+        triggerId: trigger.id,
+        ruleVersion: rule.version,
+      });
+      for (const trigger of rule.triggers) {
+        const state = states.get(trigger.id) ?? {
+          triggerId: trigger.id,
+          cursorAt: rule.updatedAt,
+          eventSeq: await tx.lastEventSeq(),
+          counter: 0,
+        };
+        switch (trigger.kind) {
+          case 'cron':
+          case 'interval': {
+            const p = planSchedule(
+              trigger,
+              state.cursorAt ?? rule.updatedAt,
+              new Date(now),
+              this.#window,
+            );
+            if (p.coalesced !== undefined)
+              firings.push({
+                ...base(trigger),
+                dueAt: p.coalesced.dueAt,
+                subject: '',
+                snapshot: snapshotOf(rule),
+                coalesced: p.coalesced.count,
+              });
+            for (const slot of p.slots)
+              firings.push({
+                ...base(trigger),
+                dueAt: slot,
+                subject: '',
+                snapshot: snapshotOf(rule),
+                coalesced: 1,
+              });
+            if (p.cursor !== undefined)
+              await tx.saveTriggerState(rule.id, { ...state, cursorAt: p.cursor });
+            break;
+          }
+          case 'event':
+          case 'member-removed': {
+            const batch = await tx.eventsAfter(state.eventSeq, this.#o.eventBatch ?? 1000);
+            const settled = settledEvents(state.eventSeq, batch, now);
+            if (trigger.kind === 'event') {
+              const counted = countEvents(trigger, rule.targets, settled.events, state.counter);
+              for (const f of counted.firings)
+                firings.push({
+                  ...base(trigger),
+                  dueAt: f.at,
+                  subject: `event:${f.seq}`,
+                  snapshot: snapshotOf(rule),
+                  coalesced: 1,
+                });
+              if (settled.cursor !== state.eventSeq || counted.counter !== state.counter)
+                await tx.saveTriggerState(rule.id, {
+                  ...state,
+                  eventSeq: settled.cursor,
+                  counter: counted.counter,
+                });
+            } else {
+              for (const f of memberRemovals(rule.targets, settled.events))
+                firings.push({
+                  ...base(trigger),
+                  dueAt: f.at,
+                  subject: `event:${f.seq}`,
+                  snapshot: snapshotOf(rule, { kind: 'topic', names: [f.topic ?? ''] }),
+                  coalesced: 1,
+                });
+              if (settled.cursor !== state.eventSeq)
+                await tx.saveTriggerState(rule.id, { ...state, eventSeq: settled.cursor });
+            }
+            break;
+          }
+          case 'max-key-age':
+            for (const f of keyAgeFirings)
+              if (f.triggerId === trigger.id)
+                firings.push({
+                  ...f,
+                  ruleVersion: rule.version,
+                  snapshot: { ...f.snapshot, targets: rule.targets, rollout: rule.rollout },
+                });
+            break;
+        }
+      }
+      let recorded = 0;
+      for (const f of firings) if (await tx.insertFiring(f, epoch)) recorded += 1;
+      return recorded;
+    });
+  }
+
+  /** Firings owed by `max-key-age` triggers: one per target whose current key is too old. */
+  async #keyAgeFirings(rule: AutomationRuleRow, now: number): Promise<NewFiring[]> {
+    const triggers = rule.triggers.filter(
+      (t): t is Extract<TriggerSpec, { kind: 'max-key-age' }> => t.kind === 'max-key-age',
+    );
+    if (triggers.length === 0) return [];
+    const kind = rule.action === 'rotate-topic-key' ? 'topic' : 'client';
+    const out: NewFiring[] = [];
+    for (const name of await resolveTargets(this.#o.c2, kind, rule.targets)) {
+      const details = await (
+        kind === 'topic' ? this.#o.c2.getTopic(name) : this.#o.c2.getClient(name)
+      ).catch(() => undefined);
+      const current = details?.keys.find((k) => k.version === details.keyVersion);
+      if (details === undefined || current === undefined) continue;
+      const created = Date.parse(current.createdAt);
+      for (const t of triggers) {
+        const dueAt = created + t.maxAgeSeconds * 1000;
+        if (dueAt > now) continue;
+        out.push({
+          ruleId: rule.id,
+          triggerId: t.id,
+          ruleVersion: rule.version,
+          dueAt: new Date(dueAt),
+          subject: `${kind}:${name}:v${details.keyVersion}`,
+          snapshot: snapshotOf(rule, { kind, names: [name] }),
+          coalesced: 1,
+        });
+      }
+    }
+    return out;
+  }
+
+  #observeLeader(isLeader: boolean): void {
+    if (isLeader === this.#wasLeader) return;
+    this.#wasLeader = isLeader;
+    this.#o.observer?.leader?.(isLeader);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      const run = this.tick()
+        .catch((err: unknown) => {
+          this.#o.onError?.(err, 'automation tick');
+        })
+        .finally(() => {
+          this.#tick = undefined;
+          this.#schedule(this.#tickMs);
+        });
+      this.#tick = run;
+    }, delayMs);
+  }
+}
+
+/** For tests: the firings of a rule in due order. */
+export async function firingsOf(store: PgAutomationStore, ruleId: string): Promise<FiringRow[]> {
+  return (await store.read.listFirings(ruleId, 1000)).reverse();
+}

@@ -1,0 +1,215 @@
+/**
+ * Runs one firing: resolves its targets, and applies its action to each through the C2 service
+ * (so locks, key versions, the outbox and the audit log work exactly as for an API call), under
+ * the rule's rollout policy.
+ *
+ * Every C2 call carries a request id derived from the firing and the subject. A firing resumed by
+ * another leader (the previous one died mid-way) therefore repeats nothing: subjects already done
+ * return their stored result from the idempotency journal (DESIGN I4), and only the rest rotate.
+ */
+import { createHash } from 'node:crypto';
+import type { C2Service, RequestContext } from '../../cluster/domain/index.ts';
+import { targetMatcher } from '../../cluster/domain/automation-rules.ts';
+import { C2Error } from '../../cluster/errors.ts';
+import type { FiringRow, FiringStatus, TargetSpec } from '../../cluster/storage/index.ts';
+import { RolloutGate, type Sleep } from './rollout-policy.ts';
+
+/** The C2 operations automation uses. */
+export type AutomationC2 = Pick<
+  C2Service,
+  | 'listTopics'
+  | 'listClients'
+  | 'getTopic'
+  | 'getClient'
+  | 'rotateTopicKey'
+  | 'rotateClientKey'
+  | 'newC2Key'
+  | 'resyncClient'
+  | 'rotationStatus'
+>;
+
+/** The outcome of a firing, as recorded. */
+export interface FiringOutcome {
+  readonly status: Exclude<FiringStatus, 'pending'>;
+  readonly result: {
+    readonly done: number;
+    readonly failed: number;
+    readonly skipped: number;
+    readonly devices: number;
+    readonly failedDevices: number;
+    readonly errors: Readonly<Record<string, number>>;
+  };
+}
+
+/** What {@link runFiring} needs besides the firing. */
+export interface FiringContext {
+  readonly c2: AutomationC2;
+  readonly clock: () => number;
+  readonly sleep: Sleep;
+  /** Aborted when this node stops or loses leadership: the firing stays pending for the next. */
+  readonly signal: AbortSignal;
+  /** Checked between subjects: true pauses the firing (it stays pending). */
+  readonly shouldYield: () => Promise<boolean>;
+}
+
+/** Thrown inside {@link runFiring} when the firing must stay pending (pause, leadership lost). */
+export class FiringInterrupted extends Error {}
+
+/** The idempotency key of one subject of one firing (≤ 128 characters whatever the name). */
+export function subjectRequestId(
+  firing: Pick<FiringRow, 'id'>,
+  kind: string,
+  name: string,
+): string {
+  const digest = createHash('sha256').update(`${kind}\0${name}`).digest('hex').slice(0, 32);
+  return `automation-${firing.id}-${digest}`;
+}
+
+/** Names selected by the targets of one kind, in name order, without duplicates. */
+export async function resolveTargets(
+  c2: AutomationC2,
+  kind: 'topic' | 'client',
+  targets: readonly TargetSpec[],
+): Promise<string[]> {
+  const mine = targets.filter((t) => t.kind === kind);
+  const names = new Set<string>();
+  for (const t of mine.filter((x) => x.match === 'exact')) names.add(t.expr);
+  const scans = mine.filter((x) => x.match !== 'exact');
+  if (scans.length > 0) {
+    const matchers = scans.map(targetMatcher);
+    let cursor: string | null = null;
+    do {
+      const page: { items: readonly { name: string }[]; nextCursor: string | null } =
+        kind === 'topic'
+          ? await c2.listTopics(cursor, undefined)
+          : await c2.listClients(cursor, undefined);
+      for (const item of page.items) if (matchers.some((m) => m(item.name))) names.add(item.name);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+  }
+  return [...names].sort();
+}
+
+function errorCode(err: unknown): string {
+  return err instanceof C2Error ? err.code : 'C2_INTERNAL';
+}
+
+/**
+ * Runs a firing to a terminal outcome.
+ * @throws FiringInterrupted when paused or no longer leader (nothing to record; resume later)
+ */
+export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<FiringOutcome> {
+  const { snapshot } = firing;
+  const gate = new RolloutGate(
+    snapshot.rollout,
+    firing.startedAt?.getTime() ?? ctx.clock(),
+    ctx.clock,
+    ctx.sleep,
+  );
+  const request = (kind: string, name: string): RequestContext => ({
+    actor: `automation:rule-${firing.ruleId}`,
+    requestId: subjectRequestId(firing, kind, name),
+  });
+  const errors: Record<string, number> = {};
+  let done = 0;
+  let failed = 0;
+  let skipped = 0;
+  let devices = 0;
+  const rotated: Array<{ topic: string; version: number }> = [];
+  const finish = (status: FiringOutcome['status']): FiringOutcome => ({
+    status,
+    result: {
+      done,
+      failed,
+      skipped,
+      devices,
+      failedDevices: gate.counts.failed,
+      errors,
+    },
+  });
+  const fail = (err: unknown, weight: number): void => {
+    failed += 1;
+    gate.record(weight, weight);
+    const code = errorCode(err);
+    errors[code] = (errors[code] ?? 0) + 1;
+  };
+
+  if (snapshot.action === 'rotate-c2-key') {
+    try {
+      await ctx.c2.newC2Key(request('c2', 'c2'), true);
+      done = 1;
+    } catch (err) {
+      fail(err, 1);
+    }
+    return finish(failed > 0 ? 'failed' : 'succeeded');
+  }
+
+  const kind = snapshot.action === 'rotate-topic-key' ? 'topic' : 'client';
+  const names =
+    snapshot.subjects?.kind === kind
+      ? [...snapshot.subjects.names]
+      : await resolveTargets(ctx.c2, kind, snapshot.targets);
+
+  for (const name of names) {
+    if (ctx.signal.aborted || (await ctx.shouldYield())) throw new FiringInterrupted();
+    if (snapshot.rollout.abortFailureRatio !== undefined && rotated.length > 0) {
+      let deliveryFailed = 0;
+      for (const r of rotated) {
+        const status = await ctx.c2.rotationStatus(r.topic, r.version).catch(() => undefined);
+        deliveryFailed += status?.failed ?? 0;
+      }
+      gate.setDeliveryFailed(deliveryFailed);
+    }
+    const stop = gate.stop();
+    if (stop !== undefined) {
+      skipped = names.length - done - failed;
+      return finish(stop);
+    }
+    let weight = 1;
+    if (kind === 'topic' && snapshot.rollout.maxDevicesPerMinute !== undefined) {
+      weight = await ctx.c2.getTopic(name).then(
+        (t) => t.rollout.members,
+        () => 1,
+      );
+    }
+    if (!(await gate.admit(weight, ctx.signal))) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- it may abort while awaiting
+      if (ctx.signal.aborted) throw new FiringInterrupted();
+      skipped = names.length - done - failed;
+      return finish('timed_out');
+    }
+    try {
+      switch (snapshot.action) {
+        case 'rotate-topic-key': {
+          const r = await ctx.c2.rotateTopicKey(request('topic', name), name);
+          rotated.push({ topic: name, version: r.keyVersion });
+          weight = r.members;
+          break;
+        }
+        case 'rotate-client-key':
+          await ctx.c2.rotateClientKey(request('client', name), name);
+          break;
+        case 'resync-lagging': {
+          const client = await ctx.c2.getClient(name);
+          if (client.delivery.state !== 'failed') {
+            skipped += 1;
+            continue;
+          }
+          await ctx.c2.resyncClient(request('resync', name), name);
+          break;
+        }
+      }
+      done += 1;
+      devices += weight;
+      gate.record(weight, 0);
+    } catch (err) {
+      if (err instanceof C2Error && err.code === 'C2_NOT_FOUND') {
+        skipped += 1; // deleted since the targets were resolved: nothing to rotate
+        continue;
+      }
+      fail(err, weight);
+    }
+  }
+  if (failed === 0) return finish('succeeded');
+  return finish(done === 0 ? 'failed' : (gate.stop() ?? 'failed'));
+}

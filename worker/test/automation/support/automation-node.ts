@@ -1,0 +1,110 @@
+/**
+ * One automation "node" for tests: its own pool, Redis connection, C2 service and engine, on a
+ * shared test schema. Used in-process by the integration tests and, through `engine-child.ts`, as
+ * a separate process that a test (or a chaos scenario) can SIGKILL.
+ */
+import { Redis } from 'ioredis';
+import {
+  InProcessLockService,
+  LeaderElection,
+  RedisLeaderLease,
+} from '../../../../cluster/coordination/index.ts';
+import { C2Service } from '../../../../cluster/domain/index.ts';
+import { KeyVault, LocalKekProvider } from '../../../../cluster/keyvault/index.ts';
+import {
+  createPool,
+  PgAutomationStore,
+  PgC2Store,
+  PgDataKeyStore,
+} from '../../../../cluster/storage/index.ts';
+import { AutomationEngine, type AutomationC2 } from '../../../automation/index.ts';
+
+/** What a test node is built from. */
+export interface AutomationNodeOptions {
+  readonly databaseUrl: string;
+  readonly schema: string;
+  readonly redisUrl: string;
+  /** Redis key of the leader lease (unique per test). */
+  readonly leaseKey: string;
+  /** Key-encryption key shared by every node of the test (hex, 32 bytes). */
+  readonly kekHex: string;
+  readonly nodeId: string;
+  readonly ttlMs: number;
+  readonly tickMs: number;
+  /** Slows every rotation down by this much (to kill a leader mid-firing). */
+  readonly actionDelayMs?: number;
+  readonly onLeader?: (isLeader: boolean, epoch: string | undefined) => void;
+}
+
+/** A running test node. */
+export interface AutomationNode {
+  readonly service: C2Service;
+  readonly store: PgAutomationStore;
+  readonly engine: AutomationEngine;
+  readonly errors: unknown[];
+  close(): Promise<void>;
+}
+
+/** Builds and starts a node. */
+export async function startAutomationNode(options: AutomationNodeOptions): Promise<AutomationNode> {
+  const pool = await createPool({ url: options.databaseUrl, schema: options.schema, max: 4 });
+  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', () => undefined);
+  await redis.connect();
+  const store = new PgC2Store(pool);
+  const vault = await KeyVault.create({
+    provider: LocalKekProvider.fromKey(new Uint8Array(Buffer.from(options.kekHex, 'hex'))),
+    store: new PgDataKeyStore(pool),
+  });
+  const service = new C2Service({
+    store,
+    sealer: vault,
+    mode: 'symkey',
+    kick: { kick: () => undefined },
+    pkServerKeygen: false,
+    maxPageSize: 1000,
+    maxMessageBytes: 1 << 20,
+    now: Date.now,
+    locks: new InProcessLockService(),
+  });
+  const automation = new PgAutomationStore(pool);
+  const errors: unknown[] = [];
+  const election = new LeaderElection({
+    lease: new RedisLeaderLease(redis, options.leaseKey),
+    epochs: automation.read,
+    nodeId: options.nodeId,
+    ttlMs: options.ttlMs,
+    onChange: (l) => options.onLeader?.(l !== undefined, l?.epoch),
+    onError: (err) => errors.push(err),
+  });
+  const delay = options.actionDelayMs ?? 0;
+  const c2: AutomationC2 =
+    delay === 0
+      ? service
+      : Object.assign(Object.create(service) as C2Service, {
+          rotateTopicKey: async (...args: Parameters<C2Service['rotateTopicKey']>) => {
+            const result = await service.rotateTopicKey(...args);
+            await new Promise((r) => setTimeout(r, delay));
+            return result;
+          },
+        });
+  const engine = new AutomationEngine({
+    store: automation,
+    c2,
+    election,
+    tickMs: options.tickMs,
+    onError: (err) => errors.push(err),
+  });
+  engine.start();
+  return {
+    service,
+    store: automation,
+    engine,
+    errors,
+    async close() {
+      await engine.stop();
+      redis.disconnect();
+      await pool.end();
+    },
+  };
+}
