@@ -12,7 +12,8 @@
  *   with production settings; after the call returns, one data message protected by the C2 under
  *   the new key is published on the topic. The clock stops when every device has applied the new
  *   key AND decrypted that message. Also recorded: the call's own duration, the time until every
- *   device applied the key and until the engine's last PUBACK.
+ *   device applied the key and until the engine's last PUBACK, and how many row updates of
+ *   `clients` and `device_topics` were HOT (PostgreSQL statistics).
  * - Baseline: N pre-protected 73-byte SetTopicKey commands published QoS 1 to the same control
  *   topics from one connection, with as many awaiting their PUBACK as the engine allows itself
  *   (4 batches x 256), until every device applied its command.
@@ -30,7 +31,8 @@
  *   --baseline-window N   baseline publishes awaiting PUBACK (default: the engine's 1,024)
  *   --step-timeout-s N    bound on one timed step (default 60 + N/250)
  *   --profile             time the node's engine calls (SQL statements, vault, publishes)
- *   --tune-schema         what-if experiment: apply TUNED_SCHEMA_STATEMENTS after migrating
+ *   --schema-variant V    what-if experiment on the schema (SCHEMA_VARIANTS): `before-0006`
+ *                         undoes migration 0006, `pending-index` keeps device_topics_pending
  *   --no-kick-second      the second engine finds the rotation by polling the outbox (as a
  *                         second node does in production) instead of being kicked at once
  * plus the dispatcher's `--rounds` (default 3; 1 with `--quick`).
@@ -63,7 +65,8 @@ import {
   startC2,
   SYNC_SETTINGS,
   topicHashHex,
-  TUNED_SCHEMA_STATEMENTS,
+  SCHEMA_VARIANTS,
+  type SchemaVariant,
   waitRecorded,
   type BenchC2,
 } from './lib/fanout-c2.ts';
@@ -100,7 +103,7 @@ export const FANOUT_OPTIONS = {
   'baseline-window': { type: 'string' },
   'step-timeout-s': { type: 'string' },
   profile: { type: 'boolean' },
-  'tune-schema': { type: 'boolean' },
+  'schema-variant': { type: 'string' },
   'no-kick-second': { type: 'boolean' },
 } as const;
 
@@ -116,8 +119,8 @@ interface FanoutArgs {
   readonly stepTimeoutMs: number;
   /** Time the node's engine calls (statements, vault, publishes) in the C2 steps. */
   readonly profile: boolean;
-  /** What-if experiment: the schema changes of `TUNED_SCHEMA_STATEMENTS`. */
-  readonly tuneSchema: boolean;
+  /** What-if experiment on the schema (`SCHEMA_VARIANTS`), or none (as migrated). */
+  readonly schemaVariant: SchemaVariant | undefined;
   /** Kick the second engine right after the rotation call (else it finds the work by polling). */
   readonly kickSecond: boolean;
   /** The options as given, for the report's command line. */
@@ -167,6 +170,10 @@ function fanoutArgs(argv: readonly string[]): FanoutArgs {
   if (setup !== 'bulk' && setup !== 'api') throw new Error('--setup takes bulk or api');
   const baselineWindow =
     intOption(values['baseline-window'], 'baseline-window', 1, 65_000) ?? ENGINE_MAX_IN_FLIGHT;
+  const variant = values['schema-variant'];
+  if (variant !== undefined && (typeof variant !== 'string' || !(variant in SCHEMA_VARIANTS)))
+    throw new Error(`--schema-variant takes ${Object.keys(SCHEMA_VARIANTS).join(' or ')}`);
+  const schemaVariant = variant as SchemaVariant | undefined;
   const stepTimeoutS =
     intOption(values['step-timeout-s'], 'step-timeout-s', 5, 3600) ??
     Math.round(60 + devices / 250);
@@ -180,7 +187,7 @@ function fanoutArgs(argv: readonly string[]): FanoutArgs {
     baselineWindow,
     stepTimeoutMs: stepTimeoutS * 1000,
     profile: values['profile'] === true,
-    tuneSchema: values['tune-schema'] === true,
+    schemaVariant,
     kickSecond: values['no-kick-second'] !== true,
     given,
   };
@@ -215,7 +222,22 @@ type C2Step = {
   readonly cpuSeconds: CpuSeconds;
   /** With `--profile`: the node's engine calls during the step. */
   readonly calls: Readonly<Record<string, CallStats>> | null;
+  /** Row updates during the step, and how many were HOT (no index entry written), by table. */
+  readonly updates: Readonly<Record<string, { updated: number; hot: number }>>;
 };
+
+/** Cumulative row updates of the delivery tables in the benchmark's schema. */
+async function updateCounts(ctx: Context): Promise<Map<string, { updated: number; hot: number }>> {
+  // Statistics reach the shared counters when sessions report them (at most once a second).
+  await sleep(1100);
+  const found = await ctx.c2.pool.query<{ relname: string; upd: string; hot: string }>(
+    `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables
+     WHERE schemaname = current_schema() AND relname IN ('clients', 'device_topics')`,
+  );
+  return new Map(
+    found.rows.map((r) => [r.relname, { updated: Number(r.upd), hot: Number(r.hot) }]),
+  );
+}
 
 type RoundResult = {
   readonly round: number;
@@ -329,6 +351,7 @@ async function c2Step(
   ctx.profile?.reset();
   await second?.reset();
   const armId = await ctx.fleet.arm('c2');
+  const updatesBefore = await updateCounts(ctx);
   await watchOurSessions(ctx);
   const cpuBefore = ctx.cpu.snapshot();
   const start = epochMs();
@@ -356,6 +379,11 @@ async function c2Step(
   const recorded = await waitRecorded(ctx.c2, ctx.topicId, rotated.keyVersion, n, 30_000);
   if (recorded !== n)
     throw new Error(`c2: ${recorded} of ${n} deliveries of v${rotated.keyVersion} recorded`);
+  const updates: Record<string, { updated: number; hot: number }> = {};
+  for (const [table, after] of await updateCounts(ctx)) {
+    const before = updatesBefore.get(table) ?? { updated: 0, hot: 0 };
+    updates[table] = { updated: after.updated - before.updated, hot: after.hot - before.hot };
+  }
   const secondStats = await second?.stats();
   const lastAck = Math.max(ctx.c2.acks.lastAckAt, secondStats?.lastAckAt ?? 0);
   const ackedByEngine = [
@@ -375,6 +403,7 @@ async function c2Step(
     deliveredRecorded: recorded,
     cpuSeconds,
     calls: ctx.profile?.snapshot() ?? null,
+    updates,
   };
 }
 
@@ -538,7 +567,7 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
   let engineRss: number | null = null;
   try {
     // --- Set-up (not timed) -------------------------------------------------------------------
-    const db = await createSchema(args.tuneSchema);
+    const db = await createSchema(args.schemaVariant);
     schema = db.schema;
     const profile = args.profile ? new CallProfile() : undefined;
     c2 = await startC2(db.schema, db.pool, profile);
@@ -651,7 +680,10 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
       secondEngine: args.secondEngine,
       secondEngineKicked: args.kickSecond,
       setup: args.setup,
-      schema: args.tuneSchema ? [...TUNED_SCHEMA_STATEMENTS] : 'as migrated',
+      schema:
+        args.schemaVariant === undefined
+          ? 'as migrated'
+          : { variant: args.schemaVariant, statements: [...SCHEMA_VARIANTS[args.schemaVariant]] },
       engine: {
         ...ENGINE_SETTINGS,
         ...SYNC_SETTINGS,

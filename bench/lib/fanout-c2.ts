@@ -68,22 +68,35 @@ export const DELIVERY_DEFAULTS = {
 export const ENGINE_MAX_IN_FLIGHT = ENGINE_SETTINGS.concurrency * SYNC_SETTINGS.publishConcurrency;
 
 /**
- * What-if schema changes for `--tune-schema` (an experiment, NOT the product's schema): without
- * the partial indexes whose columns or predicates the delivery path updates, and with free space
- * left in every page, claims, releases and delivery records become HOT updates (no index
- * entries written). `clients_inflight` has no reader on the delivery path; lookups of a device's
- * pending memberships can use the primary key (client_id, topic_hash) instead of
- * `device_topics_pending`.
+ * What-if schema variants for `--schema-variant` (experiments, NOT the product's schema), applied
+ * after migrating:
+ * - `before-0006` undoes migration 0006 (delivery bookkeeping performance): the two partial
+ *   indexes whose columns or predicates the delivery path updates come back, and pages are packed
+ *   again, so that the migration's effect can be measured in the same conditions;
+ * - `pending-index` brings back only `device_topics_pending` (which the pipeline metrics'
+ *   convergence-lag query can use), to measure what keeping it would cost.
  */
-export const TUNED_SCHEMA_STATEMENTS = [
-  'DROP INDEX clients_inflight',
-  'ALTER TABLE clients SET (fillfactor = 70)',
-  'DROP INDEX device_topics_pending',
-  'ALTER TABLE device_topics SET (fillfactor = 70)',
-] as const;
+export const SCHEMA_VARIANTS = {
+  'before-0006': [
+    'CREATE INDEX clients_inflight ON clients (inflight_until) WHERE inflight_until IS NOT NULL',
+    'ALTER TABLE clients RESET (fillfactor)',
+    `CREATE INDEX device_topics_pending ON device_topics (client_id)
+       WHERE desired_version <> delivered_version OR desired_version = 0`,
+    'ALTER TABLE device_topics RESET (fillfactor)',
+  ],
+  'pending-index': [
+    `CREATE INDEX device_topics_pending ON device_topics (client_id)
+       WHERE desired_version <> delivered_version OR desired_version = 0`,
+  ],
+} as const;
 
-/** Creates a fresh schema and migrates it (then applies the what-if changes when `tune`). */
-export async function createSchema(tune = false): Promise<{ schema: string; pool: pg.Pool }> {
+/** A key of {@link SCHEMA_VARIANTS}. */
+export type SchemaVariant = keyof typeof SCHEMA_VARIANTS;
+
+/** Creates a fresh schema and migrates it (then applies a what-if variant, if any). */
+export async function createSchema(
+  variant?: SchemaVariant,
+): Promise<{ schema: string; pool: pg.Pool }> {
   const schema = `bench_fanout_${randomBytes(5).toString('hex')}`;
   const admin = await createPool({ url: BENCH_DATABASE_URL, max: 1 });
   try {
@@ -98,7 +111,8 @@ export async function createSchema(tune = false): Promise<{ schema: string; pool
     applicationName: 'bench-fanout',
   });
   await migrate(pool);
-  if (tune) for (const statement of TUNED_SCHEMA_STATEMENTS) await pool.query(statement);
+  if (variant !== undefined)
+    for (const statement of SCHEMA_VARIANTS[variant]) await pool.query(statement);
   return { schema, pool };
 }
 

@@ -4,7 +4,9 @@
  * revocation to send — is planned, protected and recorded for the whole batch with a handful of
  * round trips, and every other case (resets, identity or C2 keys, peer keys, failures and their
  * capped retries) goes through the per-device {@link syncDevice}. Both paths read the current
- * desired state at send time, protect afresh and record monotonically.
+ * desired state at send time, protect afresh and record monotonically. The statement that records
+ * a round also ends the claims of the devices it leaves with nothing pending, so a fan-out costs
+ * four statements per batch: claim, plan, topic key, record-and-release.
  */
 import {
   commandId,
@@ -16,7 +18,12 @@ import {
 } from '../../e4/index.ts';
 import { bindings } from '../domain/index.ts';
 import type { DeliveryRepository, DeviceBatchRow, TopicDelivery } from '../storage/index.ts';
-import { syncDevice, type DeviceSyncDeps, type SyncOutcome } from './device-sync.ts';
+import {
+  syncDevice,
+  type DeliveryAttempt,
+  type DeviceSyncDeps,
+  type SyncOutcome,
+} from './device-sync.ts';
 
 /** What a batch sync needs beyond a device sync. */
 export interface BatchSyncDeps extends DeviceSyncDeps {
@@ -58,11 +65,15 @@ async function pool<T>(
   await Promise.all(runners);
 }
 
-/** Keeps a set of claims alive while work is in progress. */
-function renewClaims(deps: BatchSyncDeps, held: Set<string>): () => void {
+/**
+ * Keeps the claims still held alive while work is in progress. Renewal only extends claims this
+ * owner holds, so a renewal that races the release of a device never claims it again.
+ */
+function renewClaims(deps: BatchSyncDeps, held: ReadonlySet<string>): () => void {
   const timer = setInterval(
     () => {
-      void deps.delivery.claim([...held], deps.owner, deps.claimTtlMs).catch(() => undefined);
+      if (held.size === 0) return;
+      void deps.delivery.renew([...held], deps.owner, deps.claimTtlMs).catch(() => undefined);
     },
     Math.max(50, Math.floor(deps.claimTtlMs / 3)),
   );
@@ -71,10 +82,34 @@ function renewClaims(deps: BatchSyncDeps, held: Set<string>): () => void {
   };
 }
 
+/** One device's command of the batched path, ready to be protected at send time. */
 interface Prepared {
   readonly device: DeviceBatchRow;
-  readonly wire: () => Uint8Array;
+  /** The clear command (wiped once protected). */
+  readonly clear: Uint8Array;
+  /** The key the command goes under (wiped once protected). */
+  readonly commandKey: Uint8Array;
   readonly delivery: Omit<TopicDelivery, 'commandId'>;
+}
+
+/** The `describe` of an attempt: built only when an observer reads it. */
+class AttemptEvent implements DeliveryAttempt {
+  readonly attempt = 1;
+  readonly error?: string;
+  constructor(
+    readonly clientId: string,
+    readonly kind: string,
+    readonly outcome: 'acked' | 'failed',
+    private readonly delivery: Omit<TopicDelivery, 'commandId'>,
+    error?: string,
+  ) {
+    if (error !== undefined) this.error = error;
+  }
+
+  get describe(): string {
+    const version = this.delivery.version;
+    return `topic ${toHex(this.delivery.topicHash)} ${version === 0 ? 'revoke' : `v${version}`}`;
+  }
 }
 
 async function prepare(
@@ -98,16 +133,18 @@ async function prepare(
       await deps.sealer.open(row.sealed, bindings.topicKey(row.ownerId, row.version)),
     );
   }
-  const identities = await deps.delivery.clientKeys(
-    simple.map((d) => ({ clientId: d.clientId, version: d.deliveredKeyVersion })),
-  );
-  const identityOf = new Map(identities.map((k) => [k.ownerId, k]));
   const c2Private = new Map<number, Uint8Array>();
   const prepared: Prepared[] = [];
   for (const device of simple) {
     const topic = device.topic;
-    const identity = identityOf.get(device.clientId);
-    if (topic === null || identity === undefined) continue;
+    const identity = device.identity;
+    if (topic === null || identity === null) continue;
+    const revoke = topic.desiredVersion === 0 || topic.topicId === null;
+    let topicKey: Uint8Array | undefined;
+    if (!revoke) {
+      topicKey = topicKeys.get(`${topic.topicId}:${topic.desiredVersion}`);
+      if (topicKey === undefined) continue;
+    }
     let commandKey: Uint8Array;
     if (deps.mode === 'symkey') {
       commandKey = await deps.sealer.open(
@@ -126,25 +163,13 @@ async function prepare(
       if (identity.publicKey === null) continue;
       commandKey = commandKeyForClient(c2, identity.publicKey);
     }
-    const revoke = topic.desiredVersion === 0 || topic.topicId === null;
-    let clear: Uint8Array;
-    if (revoke) {
-      clear = encodeCommand({ type: 'RemoveTopic', topicHash: topic.topicHash });
-    } else {
-      const key = topicKeys.get(`${topic.topicId}:${topic.desiredVersion}`);
-      if (key === undefined) continue;
-      clear = encodeCommand({ type: 'SetTopicKey', key, topicHash: topic.topicHash });
-    }
-    const key = commandKey;
     prepared.push({
       device,
-      // Protected at send time, never earlier (R6): the timestamp is the moment of the attempt.
-      wire: () => {
-        const wire = protectCommand(clear, key, deps.clock);
-        clear.fill(0);
-        key.fill(0);
-        return wire;
-      },
+      clear:
+        topicKey === undefined
+          ? encodeCommand({ type: 'RemoveTopic', topicHash: topic.topicHash })
+          : encodeCommand({ type: 'SetTopicKey', key: topicKey, topicHash: topic.topicHash }),
+      commandKey,
       delivery: {
         clientId: device.clientId,
         topicHash: topic.topicHash,
@@ -159,6 +184,14 @@ async function prepare(
   return prepared;
 }
 
+/** Wipes the secrets of prepared commands that were not sent (stopped, or an error). */
+function wipe(prepared: readonly Prepared[]): void {
+  for (const p of prepared) {
+    p.clear.fill(0);
+    p.commandKey.fill(0);
+  }
+}
+
 /**
  * Brings a batch of devices to their desired state.
  * @param shouldStop - checked between rounds, for graceful shutdown
@@ -169,13 +202,15 @@ export async function syncBatch(
   shouldStop: () => boolean = () => false,
 ): Promise<BatchOutcome> {
   const unique = [...new Set(clientIds)];
-  const claimed = new Set(await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs));
-  const busy = unique.filter((id) => !claimed.has(id));
-  const stopRenewing = renewClaims(deps, claimed);
+  const claimedIds = await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs);
+  // Claims still ours to end: a delivery record ends most of them in its own statement.
+  const held = new Set(claimedIds);
+  const busy = unique.filter((id) => !held.has(id));
+  const stopRenewing = renewClaims(deps, held);
   const perDevice = new Map<string, SyncOutcome>();
   let delivered = 0;
   try {
-    let active = [...claimed];
+    let active = claimedIds;
     const slow: string[] = [];
     const failedOnce = new Set<string>();
     for (let round = 0; round < MAX_ROUNDS && active.length > 0 && !shouldStop(); round++) {
@@ -187,40 +222,48 @@ export async function syncBatch(
       }
       const prepared = await prepare(deps, simple);
       const acked: TopicDelivery[] = [];
-      const next: string[] = [];
-      await pool(prepared, deps.publishConcurrency, async (p) => {
-        const describe = `topic ${toHex(p.delivery.topicHash)} ${p.delivery.version === 0 ? 'revoke' : `v${p.delivery.version}`}`;
-        const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
-        try {
-          const wire = p.wire();
-          const sentId = commandId(wire);
-          await deps.publisher.publish(controlTopic(p.device.e4Id), wire);
-          deps.onAttempt?.({
-            clientId: p.device.clientId,
-            kind,
-            describe,
-            attempt: 1,
-            outcome: 'acked',
-          });
-          acked.push({ ...p.delivery, commandId: sentId });
-          next.push(p.device.clientId);
-        } catch (err) {
-          const error = err instanceof Error ? err.message : String(err);
-          deps.onAttempt?.({
-            clientId: p.device.clientId,
-            kind,
-            describe,
-            attempt: 1,
-            outcome: 'failed',
-            error,
-          });
-          // Retries with backoff, the cap and failure reporting live in the per-device path.
-          slow.push(p.device.clientId);
-          failedOnce.add(p.device.clientId);
-        }
-      });
-      delivered += await deps.delivery.recordTopicDeliveries(acked);
-      active = next;
+      try {
+        await pool(prepared, deps.publishConcurrency, async (p) => {
+          const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
+          try {
+            // Protected at send time, never earlier (R6): the timestamp is the attempt's.
+            let wire: Uint8Array;
+            try {
+              wire = protectCommand(p.clear, p.commandKey, deps.clock);
+            } finally {
+              p.clear.fill(0);
+              p.commandKey.fill(0);
+            }
+            const sentId = commandId(wire);
+            await deps.publisher.publish(controlTopic(p.device.e4Id), wire);
+            deps.onAttempt?.(new AttemptEvent(p.device.clientId, kind, 'acked', p.delivery));
+            acked.push({
+              clientId: p.delivery.clientId,
+              topicHash: p.delivery.topicHash,
+              topicId: p.delivery.topicId,
+              version: p.delivery.version,
+              epoch: p.delivery.epoch,
+              commandId: sentId,
+            });
+          } catch (err) {
+            const error = err instanceof Error ? err.message : String(err);
+            deps.onAttempt?.(
+              new AttemptEvent(p.device.clientId, kind, 'failed', p.delivery, error),
+            );
+            // Retries with backoff, the cap and failure reporting live in the per-device path.
+            slow.push(p.device.clientId);
+            failedOnce.add(p.device.clientId);
+          }
+        });
+      } finally {
+        wipe(prepared);
+      }
+      // One statement records the round and ends the claims of the devices it leaves with
+      // nothing pending; the others (more work, or a delivery not recorded) plan another round.
+      const { recorded, released } = await deps.delivery.recordAndRelease(acked, deps.owner);
+      delivered += recorded;
+      for (const id of released) held.delete(id);
+      active = acked.map((a) => a.clientId).filter((id) => held.has(id));
     }
     slow.push(...active); // still pending after the last round
     const slowUnique = [...new Set(slow)];
@@ -230,7 +273,7 @@ export async function syncBatch(
     });
   } finally {
     stopRenewing();
-    await deps.delivery.release([...claimed], deps.owner).catch(() => undefined);
+    if (held.size > 0) await deps.delivery.release([...held], deps.owner).catch(() => undefined);
   }
   return { delivered, busy, perDevice };
 }

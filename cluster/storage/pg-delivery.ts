@@ -17,6 +17,8 @@ export interface DeviceBatchRow {
   readonly deliveryEpoch: number;
   /** True when anything other than topic keys is pending (handled by the per-device path). */
   readonly otherWork: boolean;
+  /** The identity key version `deliveredKeyVersion`, as stored (the key commands go under). */
+  readonly identity: SealedVersion | null;
   /** The next pending topic membership, if any. */
   readonly topic: {
     readonly topicHash: Uint8Array;
@@ -53,11 +55,24 @@ export interface DeliveryRepository {
   claim(clientIds: readonly string[], owner: string, ttlMs: number): Promise<string[]>;
   /** Ends `owner`'s claims on these devices. */
   release(clientIds: readonly string[], owner: string): Promise<void>;
+  /**
+   * Extends `owner`'s claims on these devices; never takes a device `owner` does not hold (a
+   * renewal racing a release must not claim the device again).
+   */
+  renew(clientIds: readonly string[], owner: string, ttlMs: number): Promise<void>;
   planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]>;
   topicKeys(pairs: ReadonlyArray<{ topicId: string; version: number }>): Promise<SealedVersion[]>;
-  clientKeys(pairs: ReadonlyArray<{ clientId: string; version: number }>): Promise<SealedVersion[]>;
-  /** Records deliveries monotonically (R7), skipping devices whose epoch moved. @returns recorded */
-  recordTopicDeliveries(deliveries: readonly TopicDelivery[]): Promise<number>;
+  /**
+   * Records deliveries monotonically (R7), skipping devices whose epoch moved, and in the same
+   * statement ends `owner`'s claim on each device whose delivery was recorded and that has
+   * nothing else pending (what the statement itself recorded aside). One row version of
+   * `clients` per device for both.
+   * @returns how many were recorded, and the devices whose claim was ended
+   */
+  recordAndRelease(
+    deliveries: readonly TopicDelivery[],
+    owner: string,
+  ): Promise<{ recorded: number; released: string[] }>;
   /**
    * A device confirmed the command `commandId` (receipt): its membership's confirmed version
    * moves forward to that command's version. @returns whether a command matched
@@ -70,6 +85,59 @@ export interface DeliveryRepository {
   markSeen(clientId: string): Promise<boolean>;
   /** The client with this E4 id, for receipts. */
   clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
+}
+
+/**
+ * The recording part of the delivery statements, parameters $1-$6 of {@link deliveryParams}:
+ * `done` lists the devices whose delivery was recorded, monotonically (R7), for deliveries
+ * planned in the device's current epoch only. Each table is also filtered by `= ANY($1)`, which
+ * is redundant with the joins: without it the planner, misjudging the size of the unnested
+ * arrays, often hashes the whole table (every client, every membership) for a batch of a few
+ * hundred devices.
+ */
+const RECORD_CTES = `WITH d AS (
+    SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
+      AS d(client_id, topic_hash, topic_id, version, epoch, command_id)
+  ), current AS (
+    SELECT d.*, c.status, c.key_version, c.delivered_key_version, c.c2_key_version
+    FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
+    WHERE c.id = ANY($1::bigint[])
+  ), delivered AS (
+    UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now(),
+      last_command_id = cur.command_id, last_command_version = cur.version
+    FROM current cur
+    WHERE cur.version > 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
+      AND dt.topic_id = cur.topic_id AND dt.delivered_version < cur.version
+      AND dt.client_id = ANY($1::bigint[])
+    RETURNING dt.client_id
+  ), revoked AS (
+    DELETE FROM device_topics dt USING current cur
+    WHERE cur.version = 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
+      AND dt.desired_version = 0 AND dt.client_id = ANY($1::bigint[])
+    RETURNING dt.client_id
+  ), done AS (
+    SELECT client_id FROM delivered UNION SELECT client_id FROM revoked
+  )`;
+
+/** The parameters of {@link RECORD_CTES}, one array per column. */
+function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
+  const n = deliveries.length;
+  const clientIds = new Array<string>(n);
+  const hashes = new Array<Buffer>(n);
+  const topicIds = new Array<string | null>(n);
+  const versions = new Array<number>(n);
+  const epochs = new Array<number>(n);
+  const commandIds = new Array<Buffer | null>(n);
+  for (let i = 0; i < n; i++) {
+    const d = deliveries[i] as TopicDelivery;
+    clientIds[i] = d.clientId;
+    hashes[i] = buf(d.topicHash);
+    topicIds[i] = d.topicId;
+    versions[i] = d.version;
+    epochs[i] = d.epoch;
+    commandIds[i] = d.commandId === undefined ? null : buf(d.commandId);
+  }
+  return [clientIds, hashes, topicIds, versions, epochs, commandIds];
 }
 
 /** PostgreSQL {@link DeliveryRepository}. */
@@ -101,6 +169,15 @@ export class PgDelivery implements DeliveryRepository {
     );
   }
 
+  async renew(clientIds: readonly string[], owner: string, ttlMs: number): Promise<void> {
+    if (clientIds.length === 0) return;
+    await this.db.query(
+      `UPDATE clients SET inflight_until = now() + make_interval(secs => $3::double precision / 1000)
+       WHERE id = ANY($1::bigint[]) AND inflight_owner = $2`,
+      [clientIds, owner, ttlMs],
+    );
+  }
+
   async planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]> {
     if (clientIds.length === 0) return [];
     const found = await rows(
@@ -114,8 +191,16 @@ export class PgDelivery implements DeliveryRepository {
            OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
                       AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
          ) AS other_work,
-         t.topic_hash, t.topic_id, t.desired_version
+         t.topic_hash, t.topic_id, t.desired_version,
+         k.sealed AS identity_sealed, k.public_key AS identity_public_key
        FROM clients c
+       -- OFFSET 0 keeps this lookup a primary-key probe per device: flattened into a join, it
+       -- is often planned as a hash of every key in the table.
+       LEFT JOIN LATERAL (
+         SELECT k.sealed, k.public_key FROM client_keys k
+         WHERE k.client_id = c.id AND k.version = c.delivered_key_version
+         OFFSET 0
+       ) k ON true
        LEFT JOIN LATERAL (
          SELECT dt.topic_hash, dt.topic_id, dt.desired_version FROM device_topics dt
          WHERE dt.client_id = c.id
@@ -127,15 +212,27 @@ export class PgDelivery implements DeliveryRepository {
     );
     return found.map((r) => {
       const hash = bytesOrNull(r, 'topic_hash');
+      const sealed = bytesOrNull(r, 'identity_sealed');
+      const clientId = str(r, 'id');
+      const deliveredKeyVersion = int(r, 'delivered_key_version');
       return {
-        clientId: str(r, 'id'),
+        clientId,
         e4Id: bytes(r, 'e4_id'),
         status: str(r, 'status') as DeviceBatchRow['status'],
         keyVersion: int(r, 'key_version'),
-        deliveredKeyVersion: int(r, 'delivered_key_version'),
+        deliveredKeyVersion,
         c2KeyVersion: r['c2_key_version'] === null ? null : int(r, 'c2_key_version'),
         deliveryEpoch: int(r, 'delivery_epoch'),
         otherWork: r['other_work'] === true,
+        identity:
+          sealed === null
+            ? null
+            : {
+                ownerId: clientId,
+                version: deliveredKeyVersion,
+                sealed,
+                publicKey: bytesOrNull(r, 'identity_public_key'),
+              },
         topic:
           hash === null
             ? null
@@ -168,64 +265,44 @@ export class PgDelivery implements DeliveryRepository {
     }));
   }
 
-  async clientKeys(
-    pairs: ReadonlyArray<{ clientId: string; version: number }>,
-  ): Promise<SealedVersion[]> {
-    if (pairs.length === 0) return [];
-    return (
-      await rows(
-        this.db,
-        `SELECT k.client_id, k.version, k.sealed, k.public_key FROM client_keys k
-         JOIN unnest($1::bigint[], $2::int[]) AS p(client_id, version)
-           ON k.client_id = p.client_id AND k.version = p.version`,
-        [pairs.map((p) => p.clientId), pairs.map((p) => p.version)],
-      )
-    ).map((r) => ({
-      ownerId: str(r, 'client_id'),
-      version: int(r, 'version'),
-      sealed: bytes(r, 'sealed'),
-      publicKey: bytesOrNull(r, 'public_key'),
-    }));
-  }
-
-  async recordTopicDeliveries(deliveries: readonly TopicDelivery[]): Promise<number> {
-    if (deliveries.length === 0) return 0;
-    const params = [
-      deliveries.map((d) => d.clientId),
-      deliveries.map((d) => buf(d.topicHash)),
-      deliveries.map((d) => d.topicId),
-      deliveries.map((d) => d.version),
-      deliveries.map((d) => d.epoch),
-      deliveries.map((d) => (d.commandId === undefined ? null : buf(d.commandId))),
-    ];
-    const result = await this.db.query(
-      `WITH d AS (
-         SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
-           AS d(client_id, topic_hash, topic_id, version, epoch, command_id)
-       ), current AS (
-         SELECT d.* FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
-       ), delivered AS (
-         UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now(),
-           last_command_id = cur.command_id, last_command_version = cur.version
-         FROM current cur
-         WHERE cur.version > 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
-           AND dt.topic_id = cur.topic_id AND dt.delivered_version < cur.version
-         RETURNING dt.client_id
-       ), revoked AS (
-         DELETE FROM device_topics dt USING current cur
-         WHERE cur.version = 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
-           AND dt.desired_version = 0
-         RETURNING dt.client_id
+  async recordAndRelease(
+    deliveries: readonly TopicDelivery[],
+    owner: string,
+  ): Promise<{ recorded: number; released: string[] }> {
+    if (deliveries.length === 0) return { recorded: 0, released: [] };
+    // `more` reads the statement's snapshot, in which the rows recorded here still look pending:
+    // it leaves out exactly the (membership, version) each device was sent. Only devices recorded
+    // here (a subset of `current`) are released. Work committed after the snapshot is not seen;
+    // its outbox row brings the device back, as after any release.
+    const found = await rows(
+      this.db,
+      `${RECORD_CTES}, more AS (
+         SELECT cur.client_id AS id FROM current cur
+         WHERE cur.status <> 'active'
+           OR cur.delivered_key_version < cur.key_version
+           OR (cur.c2_key_version IS NOT NULL
+               AND cur.c2_key_version < (SELECT max(version) FROM c2_keys))
+           OR EXISTS (SELECT 1 FROM device_commands x WHERE x.client_id = cur.client_id)
+           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = cur.client_id
+                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
+           OR EXISTS (SELECT 1 FROM device_topics t WHERE t.client_id = cur.client_id
+                      AND (t.desired_version = 0 OR t.delivered_version < t.desired_version)
+                      AND NOT (t.topic_hash = cur.topic_hash AND t.desired_version = cur.version))
        ), touched AS (
-         UPDATE clients SET last_delivery_at = now()
-         WHERE id IN (SELECT client_id FROM delivered UNION SELECT client_id FROM revoked)
-         RETURNING id
+         UPDATE clients c SET last_delivery_at = now(),
+           inflight_owner = CASE WHEN c.inflight_owner = $7 AND c.id NOT IN (SELECT id FROM more)
+             THEN NULL ELSE c.inflight_owner END,
+           inflight_until = CASE WHEN c.inflight_owner = $7 AND c.id NOT IN (SELECT id FROM more)
+             THEN NULL ELSE c.inflight_until END
+         WHERE c.id IN (SELECT client_id FROM done)
+         RETURNING c.id, c.inflight_owner IS NULL AS released
        )
-       SELECT count(*) AS n FROM touched`,
-      params,
+       SELECT id, released FROM touched`,
+      [...deliveryParams(deliveries), owner],
     );
-    const first = result.rows[0] as { n?: string | number } | undefined;
-    return Number(first?.n ?? 0);
+    const released: string[] = [];
+    for (const r of found) if (r['released'] === true) released.push(str(r, 'id'));
+    return { recorded: found.length, released };
   }
 
   async confirmCommand(clientId: string, commandId: Uint8Array): Promise<boolean> {

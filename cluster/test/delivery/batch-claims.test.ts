@@ -1,0 +1,164 @@
+/**
+ * Claims on the batched delivery path, on the real PostgreSQL: a delivery record ends a device's
+ * claim in the same statement only when nothing else is pending for it (R5: the next command
+ * waits for the previous one's PUBACK, and no pending work is left behind unclaimed), a renewal
+ * never takes back a released device, and a batch leaves no claim behind.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { randomSymKey } from '../../../e4/index.ts';
+import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
+import { PgDelivery, type DeviceBatchRow, type TopicDelivery } from '../../storage/index.ts';
+import { startHarness, type C2Harness } from '../support/c2-harness.ts';
+
+const ctx = { actor: 'test' };
+
+class CountingPublisher implements CommandPublisher {
+  readonly sent: string[] = [];
+  publish(topic: string): Promise<void> {
+    this.sent.push(topic);
+    return Promise.resolve();
+  }
+}
+
+void describe('claims of the batched delivery path', () => {
+  let h: C2Harness;
+  let delivery: PgDelivery;
+  const now = 1_800_000_000_000;
+  before(async () => {
+    h = await startHarness({ start: false });
+    delivery = new PgDelivery(h.schema.pool);
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  function deps(publisher: CommandPublisher, owner: string): BatchSyncDeps {
+    return {
+      store: h.store,
+      sealer: h.service.deps.sealer,
+      mode: 'symkey',
+      publisher,
+      clock: () => now,
+      sleep: () => Promise.resolve(),
+      policy: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50, deadlineMs: 60_000 },
+      delivery,
+      owner,
+      claimTtlMs: 30_000,
+      publishConcurrency: 8,
+    };
+  }
+
+  /** Devices that are members of every topic in `topics` (created here). */
+  async function fleet(n: number, topics: number): Promise<{ names: string[]; ids: string[] }> {
+    const prefix = `claims-${randomBytes(4).toString('hex')}`;
+    const topicNames = Array.from({ length: topics }, (_, t) => `${prefix}-t${t}`);
+    for (const topic of topicNames) await h.service.newTopic(ctx, topic);
+    const names: string[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const name = `${prefix}-dev-${i}`;
+      await h.service.newClient(ctx, name, randomSymKey());
+      for (const topic of topicNames) await h.service.newTopicClient(ctx, name, topic);
+      const row = await h.store.read.clients.byName(name);
+      assert.ok(row);
+      names.push(name);
+      ids.push(row.id);
+    }
+    return { names, ids };
+  }
+
+  async function owners(ids: readonly string[]): Promise<Map<string, string | null>> {
+    const found = await h.schema.pool.query<{ id: string; inflight_owner: string | null }>(
+      'SELECT id::text AS id, inflight_owner FROM clients WHERE id = ANY($1::bigint[])',
+      [ids],
+    );
+    return new Map(found.rows.map((r) => [r.id, r.inflight_owner]));
+  }
+
+  function deliveriesOf(plan: readonly DeviceBatchRow[]): TopicDelivery[] {
+    return plan.map((p) => {
+      assert.ok(p.topic);
+      return {
+        clientId: p.clientId,
+        topicHash: p.topic.topicHash,
+        topicId: p.topic.topicId,
+        version: p.topic.desiredVersion,
+        epoch: p.deliveryEpoch,
+        commandId: new Uint8Array(16),
+      };
+    });
+  }
+
+  void it('a batch sends every pending topic one after the other and leaves no claim', async () => {
+    const { ids } = await fleet(3, 2);
+    const publisher = new CountingPublisher();
+    const outcome = await syncBatch(deps(publisher, 'node-a'), ids);
+    assert.equal(outcome.delivered, 6, 'two topics for each of three devices');
+    assert.equal(outcome.perDevice.size, 0);
+    assert.equal(publisher.sent.length, 6);
+    for (const [id, owner] of await owners(ids)) assert.equal(owner, null, `device ${id} claimed`);
+  });
+
+  void it('a record ends the claim only of devices with nothing else pending', async () => {
+    const { ids: two } = await fleet(1, 2);
+    const { ids: one } = await fleet(1, 1);
+    const ids = [...two, ...one];
+    assert.deepEqual((await delivery.claim(ids, 'node-a', 30_000)).sort(), [...ids].sort());
+    const plan = await delivery.planBatch(ids);
+    const result = await delivery.recordAndRelease(deliveriesOf(plan), 'node-a');
+    assert.equal(result.recorded, 2);
+    assert.deepEqual(result.released, one, 'the device with a second topic pending stays claimed');
+    const held = await owners(ids);
+    assert.equal(held.get(two[0] ?? ''), 'node-a');
+    assert.equal(held.get(one[0] ?? ''), null);
+    // The second topic: now nothing is left and the claim ends.
+    const second = await delivery.recordAndRelease(
+      deliveriesOf(await delivery.planBatch(two)),
+      'node-a',
+    );
+    assert.deepEqual([second.recorded, second.released], [1, two]);
+  });
+
+  void it('a record neither ends another owner’s claim nor records a stale epoch', async () => {
+    const { ids } = await fleet(2, 1);
+    const [stale, taken] = ids;
+    assert.ok(stale !== undefined && taken !== undefined);
+    await delivery.claim(ids, 'node-a', 30_000);
+    const plan = await delivery.planBatch(ids);
+    // A reset moved one device's epoch; the other's claim expired and node-b took it.
+    await h.schema.pool.query(
+      'UPDATE clients SET delivery_epoch = delivery_epoch + 1 WHERE id = $1',
+      [stale],
+    );
+    await h.schema.pool.query(
+      `UPDATE clients SET inflight_owner = 'node-b', inflight_until = now() + interval '30 s'
+       WHERE id = $1`,
+      [taken],
+    );
+    const result = await delivery.recordAndRelease(deliveriesOf(plan), 'node-a');
+    assert.equal(result.recorded, 1, 'only the current epoch is recorded');
+    assert.deepEqual(result.released, [], 'neither claim ended');
+    const held = await owners(ids);
+    assert.equal(held.get(stale), 'node-a');
+    assert.equal(held.get(taken), 'node-b');
+    await delivery.release([stale], 'node-a');
+    await delivery.release([taken], 'node-b');
+  });
+
+  void it('a renewal extends only claims its owner still holds', async () => {
+    const { ids } = await fleet(2, 1);
+    const [released, other] = ids;
+    assert.ok(released !== undefined && other !== undefined);
+    await delivery.claim(ids, 'node-a', 30_000);
+    await delivery.release([released], 'node-a');
+    await delivery.release([other], 'node-a');
+    await delivery.claim([other], 'node-b', 30_000);
+    await delivery.renew(ids, 'node-a', 30_000);
+    const held = await owners(ids);
+    assert.equal(held.get(released), null, 'a released device is not claimed again');
+    assert.equal(held.get(other), 'node-b', 'another owner keeps its claim');
+    await delivery.release([other], 'node-b');
+  });
+});
