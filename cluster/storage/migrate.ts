@@ -6,6 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
+import { checkOut } from './pool.ts';
 
 /** Lock id shared by every node of every deployment (any constant works; this one spells e4c2). */
 const MIGRATION_LOCK_ID = 0x65346332;
@@ -49,7 +50,7 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 export async function migrate(pool: Pool, migrations?: readonly Migration[]): Promise<number[]> {
   const all = migrations ?? (await loadMigrations());
   const applied: number[] = [];
-  const client = await pool.connect();
+  const client = await checkOut(pool);
   try {
     for (const migration of all) {
       await client.query('BEGIN');
@@ -80,7 +81,7 @@ export async function migrate(pool: Pool, migrations?: readonly Migration[]): Pr
       }
     }
   } finally {
-    client.release();
+    client.checkIn();
   }
   return applied;
 }

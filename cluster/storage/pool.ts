@@ -62,19 +62,43 @@ export async function withTransaction<T>(
   work: (tx: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
+    const client = await checkOut(pool);
+    let broken = false;
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
       const code = (err as { code?: string }).code;
       if ((code === '40001' || code === '40P01') && attempt < 5) continue;
       throw err;
     } finally {
-      client.release();
+      client.checkIn(broken);
     }
   }
+}
+
+/** A checked-out client that cannot crash the process, and its way back to the pool. */
+export type CheckedOutClient = pg.PoolClient & { checkIn(broken?: boolean): void };
+
+/**
+ * `pool.connect()` with an `'error'` listener for the time the client is out. pg-pool removes
+ * its own listener on checkout, so a server that dies mid-query (a Postgres restart, a failover)
+ * would otherwise emit an unhandled `'error'` and kill the process (found by the chaos suite).
+ * The query in flight still fails with the error; `checkIn(true)` discards the connection.
+ */
+export async function checkOut(pool: pg.Pool): Promise<CheckedOutClient> {
+  const client = await pool.connect();
+  const ignore = (): void => undefined;
+  client.on('error', ignore);
+  return Object.assign(client, {
+    checkIn(broken = false): void {
+      client.removeListener('error', ignore);
+      client.release(broken);
+    },
+  });
 }
