@@ -122,7 +122,12 @@ export async function planNextCommand(
   if (client.status === 'removing') return { kind: 'remove' };
 
   if (client.deliveredKeyVersion < client.keyVersion) {
-    const version = client.keyVersion;
+    // One version at a time, each protected with the one before: after a lost PUBACK the device
+    // holds either the recorded version or the next one, and this converges from both (the
+    // retry either applies, or is refused by a device that already has it and, once the broker
+    // accepts it, moves the record up to the device). Jumping to the newest version protected
+    // with the recorded one would cut off a device that had applied the lost command.
+    const version = client.deliveredKeyVersion + 1;
     const { secret } = await identitySecret(deps, db, client, version);
     if (deps.mode === 'pubkey' && secret.length !== 64) {
       // The device generated this key itself; nothing to send (normally recorded at rotation).
@@ -149,16 +154,21 @@ export async function planNextCommand(
 
   if (deps.mode === 'pubkey') {
     const latest = await db.journal.latestC2Key();
-    if (latest !== undefined && (client.c2KeyVersion ?? 0) < latest.version) {
+    const held = client.c2KeyVersion ?? 1;
+    if (latest !== undefined && held < latest.version) {
+      // Stepped like identity keys, for the same reason: commands are protected with a key
+      // derived from the C2 key the device holds, which a lost PUBACK leaves in doubt.
+      const next = await db.journal.c2Key(held + 1);
+      if (next === undefined) throw new Error(`the C2 key version ${held + 1} is missing`);
       return planned(
         deps,
         db,
         client,
         'SetC2Key',
-        `c2 v${latest.version}`,
-        cmdSetC2Key(latest.publicKey),
+        `c2 v${next.version}`,
+        cmdSetC2Key(next.publicKey),
         async (tx) => {
-          await tx.clients.markC2KeyDelivered(client.id, latest.version);
+          await tx.clients.markC2KeyDelivered(client.id, next.version);
         },
       );
     }
