@@ -1,0 +1,474 @@
+/**
+ * Evaluates the invariants I1-I9 of DESIGN §6 on a recorded run. Pure: the same record always
+ * gives the same violations, so a failure can be studied from its JSON alone. Each violation
+ * names the invariant, says what went wrong, and lists the operations, devices and faults
+ * involved.
+ */
+import type { DeviceApply, FinalTopic, Operation, RunRecord, StoredVersion } from './history.ts';
+
+/** The invariants, by id. */
+export type InvariantId = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6' | 'I7' | 'I8' | 'I9';
+
+/** One broken invariant. */
+export interface Violation {
+  readonly invariant: InvariantId;
+  readonly message: string;
+  /** Ids of the operations involved. */
+  readonly operations: readonly number[];
+  readonly devices?: readonly string[];
+}
+
+/** DESIGN §6 names, for reports. */
+export const INVARIANT_NAMES: Readonly<Record<InvariantId, string>> = {
+  I1: 'convergence',
+  I2: 'no regression',
+  I3: 'linear history',
+  I4: 'idempotency',
+  I5: 'durability',
+  I6: 'nothing lost',
+  I7: 'bounded retransmission',
+  I8: 'secrecy',
+  I9: 'availability',
+};
+
+/** Most violations reported per invariant: one bug tends to break it on every device. */
+const MAX_PER_INVARIANT = 20;
+
+const isRotation = (op: Operation): boolean =>
+  op.kind === 'rotate-topic' || op.kind === 'create-topic';
+
+/** Fingerprint to version, per topic hash. */
+function versionIndex(topics: readonly FinalTopic[]): Map<string, Map<string, number>> {
+  const index = new Map<string, Map<string, number>>();
+  for (const t of topics)
+    index.set(t.hash, new Map(t.versions.map((v) => [v.fingerprint, v.version])));
+  return index;
+}
+
+function latest(versions: readonly StoredVersion[], version: number): string | undefined {
+  return versions.find((v) => v.version === version)?.fingerprint;
+}
+
+/** I3: per topic, versions 1..N with no gap, no fork, one key per version. */
+function linearHistory(run: RunRecord, out: Violation[]): void {
+  const c2 = run.final.c2Keys.map((k) => k.version);
+  if (c2.join(',') !== Array.from({ length: c2.length }, (_, i) => i + 1).join(',')) {
+    out.push({
+      invariant: 'I3',
+      message: `C2 key versions [${c2.join(',')}] are not 1..${c2.length}`,
+      operations: run.operations.filter((o) => o.kind === 'rotate-c2').map((o) => o.id),
+    });
+  }
+  for (const topic of run.final.topics) {
+    const versions = topic.versions.map((v) => v.version);
+    const expected = Array.from({ length: topic.currentVersion }, (_, i) => i + 1);
+    if (versions.join(',') !== expected.join(',')) {
+      out.push({
+        invariant: 'I3',
+        message: `${topic.name}: stored versions [${versions.join(',')}] are not 1..${topic.currentVersion}`,
+        operations: run.operations
+          .filter((o) => o.topic === topic.name && isRotation(o))
+          .map((o) => o.id),
+      });
+    }
+  }
+  const topics = new Map(run.final.topics.map((t) => [t.name, t]));
+  const answered = new Map<string, { fingerprint: string; ops: number[] }>();
+  for (const op of run.operations) {
+    if (op.outcome !== 'ok' || op.topic === undefined || op.version === undefined) continue;
+    if (op.fingerprint === undefined || op.kind === 'join' || op.kind === 'leave') continue;
+    const key = `${op.topic}\0${op.version}`;
+    const seen = answered.get(key);
+    if (seen === undefined) answered.set(key, { fingerprint: op.fingerprint, ops: [op.id] });
+    else if (seen.fingerprint !== op.fingerprint) {
+      out.push({
+        invariant: 'I3',
+        message: `${op.topic}: v${op.version} was answered with two keys (${seen.fingerprint}, ${op.fingerprint})`,
+        operations: [...seen.ops, op.id],
+      });
+    } else seen.ops.push(op.id);
+    const stored = topics.get(op.topic);
+    const fp = stored === undefined ? undefined : latest(stored.versions, op.version);
+    if (stored !== undefined && fp !== undefined && fp !== op.fingerprint) {
+      out.push({
+        invariant: 'I3',
+        message: `${op.topic}: v${op.version} answered ${op.fingerprint} but ${fp} is stored`,
+        operations: [op.id],
+      });
+    }
+  }
+}
+
+/** I4: one request id, at most one rotation, also across unknown outcomes and retries. */
+function idempotency(run: RunRecord, out: Violation[]): void {
+  const byRequest = new Map<string, number[]>();
+  for (const a of run.final.audit) {
+    const versions = byRequest.get(a.requestId) ?? [];
+    versions.push(a.version);
+    byRequest.set(a.requestId, versions);
+  }
+  const opsOf = (requestId: string): number[] =>
+    run.operations.filter((o) => o.requestId === requestId).map((o) => o.id);
+  for (const [requestId, versions] of byRequest) {
+    if (versions.length > 1) {
+      out.push({
+        invariant: 'I4',
+        message: `request ${requestId} rotated ${versions.length} times (versions ${versions.join(',')})`,
+        operations: opsOf(requestId),
+      });
+    }
+  }
+  const answers = new Map<string, Operation>();
+  for (const op of run.operations) {
+    if (op.outcome !== 'ok' || op.requestId === undefined || op.version === undefined) continue;
+    const first = answers.get(op.requestId);
+    if (first === undefined) answers.set(op.requestId, op);
+    else if (first.version !== op.version) {
+      out.push({
+        invariant: 'I4',
+        message: `request ${op.requestId} answered v${first.version} then v${op.version}`,
+        operations: [first.id, op.id],
+      });
+    }
+  }
+}
+
+/** I5: an ok rotation survives every failover; later reads see a version at least as new. */
+function durability(run: RunRecord, out: Violation[]): void {
+  const topics = new Map(run.final.topics.map((t) => [t.name, t]));
+  const rotations = run.operations.filter(
+    (o) => isRotation(o) && o.outcome === 'ok' && o.version !== undefined && o.topic !== undefined,
+  );
+  for (const op of rotations) {
+    const topic = topics.get(op.topic ?? '');
+    const version = op.version ?? 0;
+    if (topic === undefined || topic.currentVersion < version) {
+      out.push({
+        invariant: 'I5',
+        message: `${op.topic ?? '?'}: v${version} was acknowledged but the topic is now at v${topic?.currentVersion ?? 'none'}`,
+        operations: [op.id],
+      });
+    } else if (latest(topic.versions, version) === undefined) {
+      out.push({
+        invariant: 'I5',
+        message: `${op.topic ?? '?'}: acknowledged v${version} is missing from topic_keys`,
+        operations: [op.id],
+      });
+    }
+  }
+  const reads = run.operations.filter(
+    (o) => o.kind === 'read-topic' && o.outcome === 'ok' && o.version !== undefined,
+  );
+  for (const read of reads) {
+    const newest = rotations
+      .filter((r) => r.topic === read.topic && r.completedAt < read.invokedAt)
+      .reduce<Operation | undefined>(
+        (best, r) => (best === undefined || (r.version ?? 0) > (best.version ?? 0) ? r : best),
+        undefined,
+      );
+    if (newest !== undefined && (read.version ?? 0) < (newest.version ?? 0)) {
+      out.push({
+        invariant: 'I5',
+        message: `${read.topic ?? '?'}: read v${read.version ?? 0} after v${newest.version ?? 0} was acknowledged`,
+        operations: [newest.id, read.id],
+      });
+    }
+  }
+}
+
+function appliesByDevice(applies: readonly DeviceApply[]): Map<string, DeviceApply[]> {
+  const map = new Map<string, DeviceApply[]>();
+  for (const a of applies) {
+    const list = map.get(a.device) ?? [];
+    list.push(a);
+    map.set(a.device, list);
+  }
+  return map;
+}
+
+/** I2: no device applies an older version after a newer one (topic and identity keys). */
+function noRegression(run: RunRecord, out: Violation[]): void {
+  const index = versionIndex(run.final.topics);
+  const identity = new Map(
+    run.final.clients.map((c) => [
+      c.name,
+      new Map(c.keyVersions.map((k) => [k.fingerprint, k.version])),
+    ]),
+  );
+  const c2 = new Map(run.final.c2Keys.map((k) => [k.fingerprint, k.version]));
+  for (const [device, applies] of appliesByDevice(run.applies)) {
+    const highest = new Map<string, number>();
+    for (const a of applies) {
+      let scope: string;
+      let version: number | undefined;
+      if (a.type === 'SetTopicKey' && a.topicHash !== undefined) {
+        const versions = index.get(a.topicHash);
+        if (versions === undefined) continue; // a topic of another scenario
+        scope = `topic ${a.topicHash.slice(0, 8)}`;
+        version = versions.get(a.fingerprint ?? '');
+      } else if (a.type === 'SetIDKey') {
+        scope = 'identity key';
+        version = identity.get(device)?.get(a.fingerprint ?? '');
+      } else if (a.type === 'SetC2Key') {
+        scope = 'C2 key';
+        version = c2.get(a.fingerprint ?? '');
+      } else continue;
+      if (version === undefined) {
+        out.push({
+          invariant: 'I2',
+          message: `${device} applied a ${scope} key ${a.fingerprint ?? '?'} that no committed version has`,
+          operations: [],
+          devices: [device],
+        });
+        continue;
+      }
+      const before = highest.get(scope) ?? 0;
+      if (version < before) {
+        out.push({
+          invariant: 'I2',
+          message: `${device} applied ${scope} v${version} after v${before} (at +${a.at} ms)`,
+          operations: [],
+          devices: [device],
+        });
+      }
+      highest.set(scope, Math.max(before, version));
+    }
+  }
+}
+
+/** I7: no command reaches a device more often than the cap (times the network's copies). */
+function boundedRetransmission(run: RunRecord, out: Violation[]): void {
+  for (const [device, applies] of appliesByDevice(run.applies)) {
+    // Resyncs and (re)joins legitimately send a key again: each opens a new allowance.
+    const resyncs = run.operations.filter(
+      (o) => o.client === device && o.kind === 'resync-client' && o.outcome !== 'fail',
+    ).length;
+    const copies = new Map<string, number>();
+    for (const a of applies) {
+      if (a.type !== 'SetTopicKey' && a.type !== 'SetIDKey') continue;
+      const key = `${a.type} ${a.topicHash ?? ''} ${a.fingerprint ?? ''}`;
+      copies.set(key, (copies.get(key) ?? 0) + 1);
+    }
+    const topicOf = new Map(run.final.topics.map((t) => [t.hash, t.name]));
+    for (const [key, n] of copies) {
+      const [, hash = ''] = key.split(' ');
+      const joins = run.operations.filter(
+        (o) =>
+          o.client === device &&
+          o.kind === 'join' &&
+          o.outcome !== 'fail' &&
+          o.topic === topicOf.get(hash),
+      ).length;
+      const allowed = run.deliveryCap * run.networkCopies * (1 + resyncs + Math.max(0, joins - 1));
+      if (n > allowed) {
+        out.push({
+          invariant: 'I7',
+          message: `${device} received ${key.replace(/ +$/, '')} ${n} times (allowed ${allowed})`,
+          operations: [],
+          devices: [device],
+        });
+      }
+    }
+  }
+}
+
+/** I1: after the heal and the quiet period, every active device holds exactly its keys. */
+function convergence(run: RunRecord, out: Violation[]): void {
+  const topics = new Map(run.final.topics.map((t) => [t.hash, t]));
+  const clients = new Map(run.final.clients.map((c) => [c.name, c]));
+  for (const device of run.final.devices) {
+    if (!device.active) continue;
+    const client = clients.get(device.name);
+    if (client === undefined) continue;
+    const problems: string[] = [];
+    const members = new Set<string>();
+    for (const m of client.memberships) {
+      const topic = topics.get(m.topicHash);
+      if (topic === undefined || m.desired === 0) continue;
+      members.add(m.topicHash);
+      const want = latest(topic.versions, topic.currentVersion);
+      const held = device.topicKeys[m.topicHash];
+      if (held !== want) {
+        const heldVersion = topic.versions.find((v) => v.fingerprint === held)?.version;
+        problems.push(
+          `${topic.name}: holds ${held === undefined ? 'no key' : `v${heldVersion ?? '?'}`}, latest v${topic.currentVersion}`,
+        );
+      }
+    }
+    for (const [hash, topic] of topics) {
+      // A stock device that missed its RemoveTopic keeps the old key, which cannot be helped
+      // (R9); it must never hold the *current* key of a topic it left.
+      const current = latest(topic.versions, topic.currentVersion);
+      if (!members.has(hash) && current !== undefined && device.topicKeys[hash] === current)
+        problems.push(`${topic.name}: holds the current key without being a member`);
+    }
+    const newestC2 = run.final.c2Keys.at(-1);
+    if (newestC2 !== undefined && device.c2Fingerprint !== newestC2.fingerprint) {
+      const held = run.final.c2Keys.find((k) => k.fingerprint === device.c2Fingerprint);
+      problems.push(`C2 key: holds v${held?.version ?? '?'}, latest v${newestC2.version}`);
+    }
+    const wantId = latest(client.keyVersions, client.keyVersion);
+    if (wantId !== undefined && device.identityFingerprint !== wantId) {
+      const held = client.keyVersions.find((k) => k.fingerprint === device.identityFingerprint);
+      problems.push(`identity key: holds v${held?.version ?? '?'}, latest v${client.keyVersion}`);
+    }
+    if (problems.length > 0) {
+      out.push({
+        invariant: 'I1',
+        message: `${device.name} did not converge within ${run.convergenceDeadlineMs} ms of the heal: ${problems.join('; ')}`,
+        operations: run.operations
+          .filter((o) => o.client === device.name && o.outcome !== 'ok')
+          .map((o) => o.id),
+        devices: [device.name],
+      });
+    }
+  }
+}
+
+/** I6: every outbox entry reaches a terminal state (delivered, or failed and reported). */
+function nothingLost(run: RunRecord, out: Violation[]): void {
+  for (const row of run.final.outbox) {
+    if (row.ageMs > run.convergenceDeadlineMs) {
+      out.push({
+        invariant: 'I6',
+        message: `outbox row ${row.id} still pending after ${row.ageMs} ms`,
+        operations: [],
+      });
+    }
+  }
+  for (const client of run.final.clients) {
+    if (client.status !== 'active') continue;
+    const behind = client.memberships.filter((m) => m.desired !== m.delivered);
+    const newestC2 = run.final.c2Keys.at(-1)?.version;
+    const idBehind =
+      client.deliveredKeyVersion < client.keyVersion ||
+      (newestC2 !== undefined && (client.c2KeyVersion ?? 0) < newestC2);
+    if (behind.length === 0 && !idBehind) continue;
+    if (client.syncState === 'failed' && client.failureReported) continue;
+    out.push({
+      invariant: 'I6',
+      message: `${client.name}: ${behind.length} membership(s)${idBehind ? ' and its identity or C2 key' : ''} neither delivered nor failed-and-reported (sync state ${client.syncState})`,
+      operations: [],
+      devices: [client.name],
+    });
+  }
+}
+
+/** I8: no plaintext key anywhere; a device that left never receives a later key. */
+function secrecy(run: RunRecord, out: Violation[]): void {
+  for (const leak of run.final.leaks)
+    out.push({
+      invariant: 'I8',
+      message: `key material in ${leak.where}: ${leak.what}`,
+      operations: [],
+    });
+  const byName = new Map(run.final.topics.map((t) => [t.name, t]));
+  const index = versionIndex(run.final.topics);
+  const leaves = run.operations.filter((o) => o.kind === 'leave' && o.outcome === 'ok');
+  for (const leave of leaves) {
+    const topic = byName.get(leave.topic ?? '');
+    if (topic === undefined || leave.client === undefined) continue;
+    const rejoin = run.operations.find(
+      (o) =>
+        o.kind === 'join' &&
+        o.client === leave.client &&
+        o.topic === leave.topic &&
+        o.invokedAt > leave.completedAt,
+    );
+    const until = rejoin?.invokedAt ?? Number.POSITIVE_INFINITY;
+    // Versions surely committed after the leave: every call that answered them (a replay of an
+    // older request id answers an older version) was invoked after the leave completed.
+    const firstAsked = new Map<number, Operation>();
+    for (const r of run.operations) {
+      if (r.kind !== 'rotate-topic' || r.topic !== leave.topic || r.outcome !== 'ok') continue;
+      if (r.version === undefined) continue;
+      const seen = firstAsked.get(r.version);
+      if (seen === undefined || r.invokedAt < seen.invokedAt) firstAsked.set(r.version, r);
+    }
+    const later = new Map<number, number>();
+    for (const [version, r] of firstAsked)
+      if (r.invokedAt > leave.completedAt) later.set(version, r.id);
+    for (const a of run.applies) {
+      if (a.device !== leave.client || a.type !== 'SetTopicKey' || a.topicHash !== topic.hash)
+        continue;
+      if (a.at <= leave.completedAt || a.at >= until) continue;
+      const v = index.get(topic.hash)?.get(a.fingerprint ?? '');
+      const rotation = v === undefined ? undefined : later.get(v);
+      if (rotation !== undefined) {
+        out.push({
+          invariant: 'I8',
+          message: `${leave.client} left ${topic.name} but received v${v ?? 0}, committed after it left`,
+          operations: [leave.id, rotation],
+          devices: [leave.client],
+        });
+      }
+    }
+  }
+}
+
+/** Failures that count against availability: not a definite refusal of a bad request. */
+function unavailable(op: Operation): boolean {
+  if (op.outcome === 'unknown') return true;
+  return op.outcome === 'fail' && !/^HTTP 4\d\d/.test(op.error ?? '');
+}
+
+/** I9: through the balancer, calls keep succeeding within the scenario's error budget. */
+function availability(run: RunRecord, out: Violation[]): void {
+  for (const crash of run.final.crashes)
+    out.push({ invariant: 'I9', message: `a node died of a fault: ${crash}`, operations: [] });
+  const start = Math.min(...run.faults.map((f) => f.startedAt), run.healedAt);
+  const during = run.operations.filter((o) => o.invokedAt >= start && o.invokedAt <= run.healedAt);
+  const failed = during.filter(unavailable);
+  if (during.length > 0 && failed.length / during.length > run.budget.duringFaults) {
+    out.push({
+      invariant: 'I9',
+      message: `${failed.length} of ${during.length} calls failed during the faults (budget ${Math.round(run.budget.duringFaults * 100)}%)`,
+      operations: failed.map((o) => o.id),
+    });
+  }
+  const settled = run.operations.filter(
+    (o) => o.invokedAt > run.healedAt + run.budget.settleMs && unavailable(o),
+  );
+  if (settled.length > 0) {
+    out.push({
+      invariant: 'I9',
+      message: `${settled.length} call(s) failed more than ${run.budget.settleMs} ms after the faults healed`,
+      operations: settled.map((o) => o.id),
+    });
+  }
+  for (const op of run.operations) {
+    if (
+      op.outcome === 'fail' &&
+      /^HTTP 4\d\d/.test(op.error ?? '') &&
+      !/HTTP 40[49]/.test(op.error ?? '')
+    ) {
+      out.push({
+        invariant: 'I9',
+        message: `a well-formed ${op.kind} was refused: ${op.error ?? ''}`,
+        operations: [op.id],
+      });
+    }
+  }
+}
+
+/** Runs every check; violations in invariant order, at most 20 per invariant. */
+export function checkRun(run: RunRecord): Violation[] {
+  const all: Violation[] = [];
+  convergence(run, all);
+  noRegression(run, all);
+  linearHistory(run, all);
+  idempotency(run, all);
+  durability(run, all);
+  nothingLost(run, all);
+  boundedRetransmission(run, all);
+  secrecy(run, all);
+  availability(run, all);
+  const kept: Violation[] = [];
+  const counts = new Map<InvariantId, number>();
+  for (const v of all) {
+    const n = (counts.get(v.invariant) ?? 0) + 1;
+    counts.set(v.invariant, n);
+    if (n <= MAX_PER_INVARIANT) kept.push(v);
+  }
+  return kept;
+}

@@ -1,0 +1,213 @@
+/**
+ * The system under test, as processes on loopback: a private PostgreSQL, a private Redis for the
+ * queue and a private Mosquitto (each restartable), a TCP fault proxy in front of each, the MQTT
+ * fault proxy between the workers and the broker, and the cluster of `npm run cluster` (API
+ * nodes, workers, a Redlock quorum of three `redis-server`, the load balancer) wired through the
+ * proxies. Devices talk to the broker directly. `stop()` ends every process, also after a failure.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type LocalCluster } from '../bin/cluster.ts';
+import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
+import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
+import { MosquittoService } from './services/mosquitto-service.ts';
+import { PostgresService } from './services/postgres-service.ts';
+import { RedisService } from './services/redis-service.ts';
+
+/** Delivery settings every node runs with; the checker needs the cap (I7). */
+export const NODE_SETTINGS = {
+  deliveryCap: 5,
+  pubackTimeoutMs: 3000,
+  /** The MQTT proxy never holds a PUBLISH longer than this (below the PUBACK timeout). */
+  maxHoldMs: 1500,
+} as const;
+
+/** Options of {@link ChaosEnvironment.start}. */
+export interface EnvironmentOptions {
+  readonly apiNodes: number;
+  readonly workers: number;
+  /** Extra `E4C2_*` settings for every node (test-only fault switches). */
+  readonly nodeEnv?: Readonly<Record<string, string>>;
+  readonly random: () => number;
+  /** The suite's progress lines. */
+  readonly log: (line: string) => void;
+  /** Node output lines (warnings and errors), kept for the secrecy scan. */
+  readonly nodeOutput: (name: string, line: string) => void;
+}
+
+/** Everything started for a run. */
+export class ChaosEnvironment {
+  /** Processes paused by a fault (SIGSTOP), continued by `healAll` if still paused. */
+  readonly paused = new Set<string>();
+  /** Nodes being restarted: a failed start-up (the database still down) is not a crash. */
+  readonly restarting = new Set<string>();
+  private constructor(
+    /** Nodes that exited without being told to (the launcher's notices), for I9. */
+    readonly crashes: Array<{ readonly at: number; readonly line: string }>,
+    readonly postgres: PostgresService,
+    readonly queueRedis: RedisService,
+    readonly broker: MosquittoService,
+    readonly pgProxy: TcpFaultProxy,
+    readonly redisProxy: TcpFaultProxy,
+    readonly brokerProxy: TcpFaultProxy,
+    readonly mqttProxy: MqttFaultProxy,
+    readonly cluster: LocalCluster,
+    private readonly dataDir: string,
+  ) {}
+
+  /** The database the nodes use (the checker reads the final state there, directly). */
+  get databaseUrl(): string {
+    return this.postgres.url;
+  }
+
+  static async start(options: EnvironmentOptions): Promise<ChaosEnvironment> {
+    const crashes: Array<{ at: number; line: string }> = [];
+    const holder: { env?: ChaosEnvironment } = {};
+    const started: Array<{ stop: () => Promise<void> }> = [];
+    try {
+      options.log('starting PostgreSQL, Redis and Mosquitto');
+      const [postgres, queueRedis, broker] = await Promise.all([
+        PostgresService.start(),
+        RedisService.start(),
+        MosquittoService.start(),
+      ]);
+      started.push(
+        { stop: () => postgres.destroy() },
+        { stop: () => queueRedis.stop() },
+        { stop: () => broker.destroy() },
+      );
+      const proxy = (name: string, port: number): Promise<TcpFaultProxy> =>
+        TcpFaultProxy.start({
+          name,
+          targetHost: '127.0.0.1',
+          targetPort: port,
+          random: options.random,
+        });
+      const pgProxy = await proxy('postgres', postgres.port);
+      const redisProxy = await proxy('redis', queueRedis.port);
+      const brokerProxy = await proxy('broker', broker.port);
+      started.push({ stop: () => pgProxy.close() }, { stop: () => redisProxy.close() });
+      started.push({ stop: () => brokerProxy.close() });
+      const mqttProxy = await MqttFaultProxy.start({
+        targetHost: '127.0.0.1',
+        targetPort: brokerProxy.port,
+        maxHoldMs: NODE_SETTINGS.maxHoldMs,
+        random: options.random,
+      });
+      started.push({ stop: () => mqttProxy.close() });
+      const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-'));
+      started.push({ stop: () => rm(dataDir, { recursive: true, force: true }) });
+      const env: Record<string, string | undefined> = {};
+      for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
+      const cluster = await startCluster({
+        apiNodes: options.apiNodes,
+        workers: options.workers,
+        redlock: 3,
+        basePort: 0,
+        schema: 'e4c2_chaos',
+        dataDir,
+        databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
+        redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
+        mqttUrl: mqttProxy.url,
+        host: '127.0.0.1',
+        env: {
+          ...env,
+          E4C2_LOG_LEVEL: 'warn',
+          E4C2_DELIVERY_MAX_ATTEMPTS: String(NODE_SETTINGS.deliveryCap),
+          E4C2_DELIVERY_BACKOFF_INITIAL_MS: '200',
+          E4C2_DELIVERY_BACKOFF_MAX_MS: '4000',
+          E4C2_PUBACK_TIMEOUT_MS: String(NODE_SETTINGS.pubackTimeoutMs),
+          E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
+          E4C2_DB_POOL_MAX: '8',
+          ...options.nodeEnv,
+        },
+        log: (line) => {
+          const died = /^cluster: (\S+) \(pid \d+\) exited unexpectedly/.exec(line);
+          if (died !== null && holder.env?.restarting.has(died[1] ?? '') !== true)
+            crashes.push({ at: Date.now(), line });
+          if (/\[\d+\/\d+\]|starting|failed|unexpectedly/.test(line)) options.log(line);
+        },
+        childOutput: (name, _stream, line) => {
+          options.nodeOutput(name, line);
+        },
+        startTimeoutMs: 60_000,
+      });
+      holder.env = new ChaosEnvironment(
+        crashes,
+        postgres,
+        queueRedis,
+        broker,
+        pgProxy,
+        redisProxy,
+        brokerProxy,
+        mqttProxy,
+        cluster,
+        dataDir,
+      );
+      return holder.env;
+    } catch (err) {
+      for (const s of started.reverse()) await s.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Every API node's and worker's name. */
+  names(role: 'api' | 'worker'): string[] {
+    return this.cluster.nodes.filter((n) => n.role === role).map((n) => n.name);
+  }
+
+  /** Heals every network fault and restarts whatever is down or paused. */
+  async healAll(): Promise<void> {
+    this.pgProxy.heal();
+    this.redisProxy.heal();
+    this.brokerProxy.heal();
+    this.mqttProxy.heal();
+    await Promise.all([
+      this.postgres.startAgain(),
+      this.queueRedis.startAgain(),
+      this.broker.startAgain(true),
+    ]);
+    for (const name of this.paused) this.cluster.kill(name, 'SIGCONT');
+    this.paused.clear();
+    // A node that died of a fault (not killed by one) was reported in `crashes`; restart it.
+    for (const node of this.cluster.nodes) if (!node.running) await this.restartNode(node.name);
+  }
+
+  /**
+   * Restarts a node the way an orchestrator does: again after a failed start-up (the database
+   * may still be down), every second for at most a minute.
+   */
+  async restartNode(name: string): Promise<void> {
+    this.restarting.add(name);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.cluster.restart(name);
+          return;
+        } catch (err) {
+          if (attempt >= 60) throw err;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    } finally {
+      this.restarting.delete(name);
+    }
+  }
+
+  /** Stops everything, in reverse order; never throws. */
+  async stop(): Promise<void> {
+    for (const name of this.paused) this.cluster.kill(name, 'SIGCONT');
+    await this.cluster.stop().catch(() => undefined);
+    await this.mqttProxy.close().catch(() => undefined);
+    await Promise.all(
+      [this.pgProxy, this.redisProxy, this.brokerProxy].map((p) =>
+        p.close().catch(() => undefined),
+      ),
+    );
+    await this.broker.destroy().catch(() => undefined);
+    await this.queueRedis.stop().catch(() => undefined);
+    await this.postgres.destroy().catch(() => undefined);
+    await rm(this.dataDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Reads the final state of a run: PostgreSQL directly (topics, key versions, clients,
+ * memberships, the audit log, the outbox), the devices' own state, and a scan for key material
+ * (I8) in every Redis (queue and Redlock: all keys and values, job data included), in the nodes'
+ * output, their `/metrics` and the event log.
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { ChaosDevice } from './chaos-device.ts';
+import type { ChaosEnvironment } from './environment.ts';
+import type { AuditedRotation, FinalClient, FinalTopic, SecretLeak } from './history.ts';
+
+const SCHEMA = 'e4c2_chaos';
+
+/** What one scenario owns: its topics and devices (several scenarios share one cluster). */
+export interface Scope {
+  readonly topics: readonly string[];
+  readonly devices: readonly string[];
+}
+
+/** Database part of the final state. */
+export interface DatabaseState {
+  readonly topics: FinalTopic[];
+  readonly c2Keys: Array<{ version: number; fingerprint: string }>;
+  readonly clients: FinalClient[];
+  readonly audit: AuditedRotation[];
+  readonly outbox: Array<{ id: string; ageMs: number }>;
+}
+
+/** Reads the scope's rows (a fresh connection; throws if PostgreSQL is down). */
+export async function readDatabase(url: string, scope: Scope): Promise<DatabaseState> {
+  const db = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  db.on('error', () => undefined);
+  await db.connect();
+  try {
+    await db.query(`SET search_path TO ${SCHEMA}`);
+    const topics = (
+      await db.query<{ id: string; name: string; hash: string; key_version: number }>(
+        `SELECT id, name, encode(topic_hash, 'hex') AS hash, key_version FROM topics WHERE name = ANY($1)`,
+        [scope.topics],
+      )
+    ).rows;
+    const topicKeys = (
+      await db.query<{ topic_id: string; version: number; fingerprint: string }>(
+        'SELECT topic_id, version, fingerprint FROM topic_keys WHERE topic_id = ANY($1) ORDER BY version',
+        [topics.map((t) => t.id)],
+      )
+    ).rows;
+    const clients = (
+      await db.query<{
+        id: string;
+        name: string;
+        status: string;
+        key_version: number;
+        delivered_key_version: number;
+        sync_state: string;
+        c2_key_version: number | null;
+      }>(
+        `SELECT id, name, status, key_version, delivered_key_version, sync_state, c2_key_version
+         FROM clients WHERE name = ANY($1)`,
+        [scope.devices],
+      )
+    ).rows;
+    const ids = clients.map((c) => c.id);
+    const clientKeys = (
+      await db.query<{ client_id: string; version: number; fingerprint: string }>(
+        'SELECT client_id, version, fingerprint FROM client_keys WHERE client_id = ANY($1) ORDER BY version',
+        [ids],
+      )
+    ).rows;
+    const memberships = (
+      await db.query<{
+        client_id: string;
+        hash: string;
+        desired_version: number;
+        delivered_version: number;
+      }>(
+        `SELECT client_id, encode(topic_hash, 'hex') AS hash, desired_version, delivered_version
+         FROM device_topics WHERE client_id = ANY($1)`,
+        [ids],
+      )
+    ).rows;
+    const failed = new Set(
+      (
+        await db.query<{ name: string }>(
+          `SELECT DISTINCT client_name AS name FROM events WHERE type = 'delivery.failed' AND client_name = ANY($1)`,
+          [scope.devices],
+        )
+      ).rows.map((r) => r.name),
+    );
+    const audit = (
+      await db.query<{
+        request_id: string;
+        operation: string;
+        subject: string;
+        key_version: number;
+      }>(
+        `SELECT request_id, operation, subject, key_version FROM audit_log
+         WHERE request_id IS NOT NULL AND key_version IS NOT NULL AND subject = ANY($1)
+           AND operation IN ('RotateTopicKey', 'NewTopic', 'RotateClientKey', 'NewClientKey', 'NewC2Key')`,
+        [[...scope.topics, ...scope.devices, 'c2']],
+      )
+    ).rows;
+    const outbox = (
+      await db.query<{ id: string; age_ms: number }>(
+        `SELECT o.id::text, (extract(epoch FROM now() - o.created_at) * 1000)::int AS age_ms
+         FROM outbox o WHERE o.client_id = ANY($1)`,
+        [ids],
+      )
+    ).rows;
+    const c2Keys = (
+      await db.query<{ version: number; fingerprint: string }>(
+        'SELECT version, fingerprint FROM c2_keys ORDER BY version',
+      )
+    ).rows;
+    return {
+      c2Keys: c2Keys.map((k) => ({ version: k.version, fingerprint: k.fingerprint })),
+      topics: topics.map((t) => ({
+        name: t.name,
+        hash: t.hash,
+        currentVersion: t.key_version,
+        versions: topicKeys
+          .filter((k) => k.topic_id === t.id)
+          .map((k) => ({ version: k.version, fingerprint: k.fingerprint })),
+      })),
+      clients: clients.map((c) => ({
+        name: c.name,
+        status: c.status,
+        keyVersion: c.key_version,
+        deliveredKeyVersion: c.delivered_key_version,
+        keyVersions: clientKeys
+          .filter((k) => k.client_id === c.id)
+          .map((k) => ({ version: k.version, fingerprint: k.fingerprint })),
+        syncState: c.sync_state,
+        c2KeyVersion: c.c2_key_version,
+        memberships: memberships
+          .filter((m) => m.client_id === c.id)
+          .map((m) => ({
+            topicHash: m.hash,
+            desired: m.desired_version,
+            delivered: m.delivered_version,
+          })),
+        failureReported: failed.has(c.name),
+      })),
+      audit: audit.map((a) => ({
+        requestId: a.request_id,
+        operation: a.operation,
+        subject: a.subject,
+        version: a.key_version,
+      })),
+      outbox: outbox.map((o) => ({ id: o.id, ageMs: o.age_ms })),
+    };
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+/** Every string stored in one Redis, with where it was found. */
+async function redisText(url: string): Promise<string> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+  });
+  redis.on('error', () => undefined);
+  const parts: string[] = [];
+  try {
+    await redis.connect();
+    let cursor = '0';
+    let rounds = 0;
+    do {
+      const [next, keys] = await redis.scan(cursor, 'COUNT', '500');
+      cursor = next;
+      for (const key of keys) {
+        parts.push(key);
+        const type = await redis.type(key);
+        if (type === 'string') parts.push((await redis.get(key)) ?? '');
+        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
+        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+      }
+      rounds += 1;
+    } while (cursor !== '0' && rounds < 10_000);
+  } finally {
+    redis.disconnect();
+  }
+  return parts.join('\n');
+}
+
+async function fetchText(url: string): Promise<string> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return await res.text();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Looks for every key the devices ever held (hex and base64) in Redis, the nodes' output, their
+ * metrics and the event log.
+ */
+export async function scanForSecrets(
+  env: ChaosEnvironment,
+  devices: readonly ChaosDevice[],
+  nodeOutput: readonly string[],
+): Promise<SecretLeak[]> {
+  const secrets = new Set<string>();
+  for (const d of devices) for (const s of d.secrets) secrets.add(s);
+  const places: Array<{ where: string; text: string }> = [];
+  places.push({ where: 'queue Redis', text: await redisText(env.queueRedis.url).catch(() => '') });
+  for (const r of env.cluster.redlock)
+    places.push({ where: r.name, text: await redisText(r.url).catch(() => '') });
+  places.push({ where: 'node output', text: nodeOutput.join('\n') });
+  for (const n of env.cluster.nodes)
+    places.push({ where: `${n.name} /metrics`, text: await fetchText(`${n.health}/metrics`) });
+  places.push({
+    where: 'event log',
+    text: await fetchText(`${env.cluster.lb.http}/v1/events?limit=1000`),
+  });
+  const leaks: SecretLeak[] = [];
+  for (const { where, text } of places) {
+    for (const secret of secrets) {
+      if (text.includes(secret)) {
+        leaks.push({ where, what: `a device key (${secret.length}-character encoding)` });
+        break;
+      }
+    }
+  }
+  return leaks;
+}

@@ -1,0 +1,91 @@
+/**
+ * The checker catches a real bug: the cluster runs with the test-only broken variant
+ * `no-idempotency` (request ids forgotten, so a retried or replayed rotation rotates again) for a
+ * short concurrent-rotations run, and the checker must report I4 naming the operations that
+ * share a request id. The same switch is refused without E4C2_ALLOW_TEST_FAULTS.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig, ConfigError } from '../../cluster/config/index.ts';
+import { ChaosEnvironment } from '../environment.ts';
+import { Rng } from '../rng.ts';
+import { runScenario } from '../run-scenario.ts';
+import { scenarioNamed } from '../scenarios.ts';
+
+void describe('the chaos checker against a broken C2', () => {
+  let env: ChaosEnvironment | undefined;
+  const output: string[] = [];
+
+  before(
+    async () => {
+      const rng = new Rng(7);
+      env = await ChaosEnvironment.start({
+        apiNodes: 2,
+        workers: 2,
+        nodeEnv: { E4C2_TEST_FAULTS: 'no-idempotency', E4C2_ALLOW_TEST_FAULTS: 'true' },
+        random: () => rng.next(),
+        log: (line) => {
+          process.stderr.write(`# ${line}\n`);
+        },
+        nodeOutput: (name, line) => {
+          output.push(`${name} | ${line}`);
+        },
+      });
+    },
+    { timeout: 90_000 },
+  );
+
+  after(async () => {
+    await env?.stop();
+  });
+
+  void it('refuses the switch unless explicitly allowed', () => {
+    assert.throws(
+      () => loadConfig({ E4C2_TEST_FAULTS: 'no-idempotency' }),
+      (err: unknown) => err instanceof ConfigError && /E4C2_ALLOW_TEST_FAULTS/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ E4C2_TEST_FAULTS: 'no-such-bug', E4C2_ALLOW_TEST_FAULTS: 'true' }),
+      (err: unknown) => err instanceof ConfigError && /unknown test fault/.test(err.message),
+    );
+    const config = loadConfig({
+      E4C2_TEST_FAULTS: 'no-idempotency',
+      E4C2_ALLOW_TEST_FAULTS: 'true',
+    });
+    assert.deepEqual(config.testing?.faults, ['no-idempotency']);
+    assert.equal(loadConfig({}).testing, undefined);
+  });
+
+  void it(
+    'reports I4 with the operations that share a request id',
+    { timeout: 90_000 },
+    async (t) => {
+      assert.ok(env !== undefined);
+      const scenario = scenarioNamed('concurrent-rotations');
+      assert.ok(scenario !== undefined);
+      const result = await runScenario(env, scenario, {
+        seed: 7,
+        durationMs: 6000,
+        convergenceDeadlineMs: 20_000,
+        devices: 3,
+        topics: 1,
+        processes: 4,
+        progress: (line) => {
+          t.diagnostic(line);
+        },
+        nodeOutput: () => output,
+      });
+      const i4 = result.violations.filter((v) => v.invariant === 'I4');
+      t.diagnostic(`${result.record.operations.length} operations; ${i4.length} I4 violation(s)`);
+      for (const v of i4.slice(0, 3))
+        t.diagnostic(`${v.message} (operations ${v.operations.join(',')})`);
+      assert.ok(i4.length > 0, 'the checker reports the double rotations');
+      const ops = new Map(result.record.operations.map((o) => [o.id, o]));
+      for (const v of i4) {
+        assert.ok(v.operations.length >= 2, 'names every call that used the request id');
+        const ids = new Set(v.operations.map((id) => ops.get(id)?.requestId));
+        assert.equal(ids.size, 1, 'the operations named share one request id');
+      }
+    },
+  );
+});

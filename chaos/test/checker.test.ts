@@ -1,0 +1,438 @@
+/**
+ * The checker on hand-written histories: a clean run passes, and each invariant reports the
+ * violation it exists for, naming the operations or devices involved.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkRun, type InvariantId } from '../checker.ts';
+import type { DeviceApply, FinalState, Operation, RunRecord } from '../history.ts';
+
+const T = { name: 'fleet/t', hash: 'aa'.repeat(16) };
+const fp = (v: number): string => `fp-v${v}`;
+const idFp = (v: number): string => `id-v${v}`;
+
+let nextId = 0;
+function op(fields: Partial<Operation> & Pick<Operation, 'kind'>): Operation {
+  return {
+    id: nextId++,
+    process: 0,
+    invokedAt: 0,
+    completedAt: 1,
+    outcome: 'ok',
+    ...fields,
+  };
+}
+
+const rotate = (version: number, at: number, extra: Partial<Operation> = {}): Operation =>
+  op({
+    kind: 'rotate-topic',
+    topic: T.name,
+    requestId: `r${version}`,
+    version,
+    fingerprint: fp(version),
+    invokedAt: at,
+    completedAt: at + 5,
+    ...extra,
+  });
+
+const apply = (device: string, version: number, at: number): DeviceApply => ({
+  device,
+  type: 'SetTopicKey',
+  topicHash: T.hash,
+  fingerprint: fp(version),
+  at,
+});
+
+/** A clean run: v1..v3, one device that applied them in order and holds v3. */
+function cleanRun(overrides: Partial<RunRecord> = {}, final: Partial<FinalState> = {}): RunRecord {
+  nextId = 0;
+  return {
+    scenario: 'unit',
+    seed: 1,
+    deliveryCap: 3,
+    networkCopies: 1,
+    budget: { duringFaults: 0.1, settleMs: 1000 },
+    healedAt: 500,
+    convergenceDeadlineMs: 10_000,
+    operations: [
+      rotate(2, 10),
+      rotate(3, 100),
+      op({
+        kind: 'read-topic',
+        topic: T.name,
+        version: 3,
+        fingerprint: fp(3),
+        invokedAt: 200,
+        completedAt: 210,
+      }),
+    ],
+    applies: [apply('d1', 1, 5), apply('d1', 2, 20), apply('d1', 3, 120)],
+    faults: [{ id: 0, kind: 'kill-node', target: 'worker-1', startedAt: 50, endedAt: 300 }],
+    final: {
+      c2Keys: [],
+      topics: [
+        {
+          ...T,
+          currentVersion: 3,
+          versions: [1, 2, 3].map((v) => ({ version: v, fingerprint: fp(v) })),
+        },
+      ],
+      clients: [
+        {
+          name: 'd1',
+          status: 'active',
+          keyVersion: 1,
+          deliveredKeyVersion: 1,
+          keyVersions: [{ version: 1, fingerprint: idFp(1) }],
+          syncState: 'idle',
+          c2KeyVersion: null,
+          memberships: [{ topicHash: T.hash, desired: 3, delivered: 3 }],
+          failureReported: false,
+        },
+      ],
+      devices: [
+        { name: 'd1', topicKeys: { [T.hash]: fp(3) }, identityFingerprint: idFp(1), active: true },
+      ],
+      audit: [
+        { requestId: 'r2', operation: 'RotateTopicKey', subject: T.name, version: 2 },
+        { requestId: 'r3', operation: 'RotateTopicKey', subject: T.name, version: 3 },
+      ],
+      outbox: [],
+      leaks: [],
+      crashes: [],
+      convergedAfterMs: 100,
+      ...final,
+    },
+    ...overrides,
+  };
+}
+
+function only(run: RunRecord, invariant: InvariantId): ReturnType<typeof checkRun> {
+  const found = checkRun(run);
+  assert.ok(found.length > 0, `expected an ${invariant} violation`);
+  for (const v of found) assert.equal(v.invariant, invariant, JSON.stringify(found));
+  return found;
+}
+
+void describe('the chaos checker', () => {
+  void it('passes a clean history', () => {
+    assert.deepEqual(checkRun(cleanRun()), []);
+  });
+
+  void it('I1: a device left on an older key after the heal', () => {
+    const run = cleanRun(
+      {},
+      {
+        devices: [
+          {
+            name: 'd1',
+            topicKeys: { [T.hash]: fp(2) },
+            identityFingerprint: idFp(1),
+            active: true,
+          },
+        ],
+      },
+    );
+    const [v] = only(run, 'I1');
+    assert.match(v?.message ?? '', /holds v2, latest v3/);
+    assert.deepEqual(v?.devices, ['d1']);
+  });
+
+  void it('I1: an inactive (offline by design) device is not expected to converge', () => {
+    const run = cleanRun(
+      {},
+      {
+        devices: [{ name: 'd1', topicKeys: {}, identityFingerprint: idFp(1), active: false }],
+      },
+    );
+    assert.deepEqual(checkRun(run), []);
+  });
+
+  void it('I2: a device applying v2 after v3', () => {
+    const base = cleanRun();
+    const run = { ...base, applies: [...base.applies, apply('d1', 2, 130), apply('d1', 3, 140)] };
+    const [v] = only(run, 'I2');
+    assert.match(v?.message ?? '', /v2 after v3/);
+  });
+
+  void it('I2: a key no committed version has', () => {
+    const base = cleanRun();
+    const run = {
+      ...base,
+      applies: [...base.applies, { ...apply('d1', 3, 150), fingerprint: 'forged' }],
+    };
+    assert.match(only(run, 'I2')[0]?.message ?? '', /no committed version/);
+  });
+
+  void it('I3: a gap in the stored versions, and one version answered with two keys', () => {
+    const gap = cleanRun(
+      {},
+      {
+        topics: [
+          {
+            ...T,
+            currentVersion: 3,
+            versions: [1, 3].map((v) => ({ version: v, fingerprint: fp(v) })),
+          },
+        ],
+      },
+    );
+    const found = checkRun(gap).filter((v) => v.invariant === 'I3');
+    assert.equal(found.length, 1);
+    assert.match(found[0]?.message ?? '', /not 1\.\.3/);
+    const base = cleanRun();
+    const fork = {
+      ...base,
+      operations: [
+        ...base.operations,
+        rotate(3, 300, { requestId: 'other', fingerprint: 'fp-fork' }),
+      ],
+    };
+    const forks = checkRun(fork).filter((v) => v.invariant === 'I3');
+    assert.ok(forks.some((v) => /answered with two keys/.test(v.message)));
+  });
+
+  void it('I4: one request id rotating twice, and answering two versions', () => {
+    const base = cleanRun();
+    const twice = {
+      ...base,
+      final: {
+        ...base.final,
+        audit: [
+          ...base.final.audit,
+          { requestId: 'r3', operation: 'RotateTopicKey', subject: T.name, version: 4 },
+        ],
+      },
+    };
+    const [v] = only(
+      {
+        ...twice,
+        final: {
+          ...twice.final,
+          topics: [
+            {
+              ...T,
+              currentVersion: 4,
+              versions: [1, 2, 3, 4].map((x) => ({ version: x, fingerprint: fp(x) })),
+            },
+          ],
+          devices: [
+            {
+              name: 'd1',
+              topicKeys: { [T.hash]: fp(4) },
+              identityFingerprint: idFp(1),
+              active: true,
+            },
+          ],
+          clients: [
+            {
+              ...(base.final.clients[0] as FinalState['clients'][number]),
+              memberships: [{ topicHash: T.hash, desired: 4, delivered: 4 }],
+            },
+          ],
+        },
+      },
+      'I4',
+    );
+    assert.match(v?.message ?? '', /request r3 rotated 2 times/);
+    assert.deepEqual(v?.operations, [1]);
+    const replay = {
+      ...base,
+      operations: [...base.operations, rotate(2, 400, { requestId: 'r3' })],
+    };
+    const found = checkRun(replay).filter((x) => x.invariant === 'I4');
+    assert.ok(found.some((x) => /answered v3 then v2/.test(x.message)));
+  });
+
+  void it('I5: an acknowledged version lost, and a stale read after an acknowledged rotation', () => {
+    const lost = cleanRun(
+      {},
+      {
+        topics: [
+          {
+            ...T,
+            currentVersion: 2,
+            versions: [1, 2].map((v) => ({ version: v, fingerprint: fp(v) })),
+          },
+        ],
+        devices: [
+          {
+            name: 'd1',
+            topicKeys: { [T.hash]: fp(2) },
+            identityFingerprint: idFp(1),
+            active: true,
+          },
+        ],
+        clients: [
+          {
+            ...(cleanRun().final.clients[0] as FinalState['clients'][number]),
+            memberships: [{ topicHash: T.hash, desired: 2, delivered: 2 }],
+          },
+        ],
+      },
+    );
+    const i5 = checkRun(lost).filter((v) => v.invariant === 'I5');
+    assert.ok(i5.some((v) => /v3 was acknowledged but the topic is now at v2/.test(v.message)));
+    const base = cleanRun();
+    const stale = {
+      ...base,
+      operations: [
+        ...base.operations,
+        op({
+          kind: 'read-topic',
+          topic: T.name,
+          version: 2,
+          fingerprint: fp(2),
+          invokedAt: 300,
+          completedAt: 310,
+        }),
+      ],
+    };
+    const [v] = only(stale, 'I5');
+    assert.match(v?.message ?? '', /read v2 after v3/);
+    assert.deepEqual(v?.operations, [1, 3]);
+  });
+
+  void it('I6: an outbox row past the deadline, a membership neither delivered nor reported failed', () => {
+    const run = cleanRun(
+      {},
+      {
+        outbox: [{ id: '7', ageMs: 60_000 }],
+        clients: [
+          {
+            ...(cleanRun().final.clients[0] as FinalState['clients'][number]),
+            memberships: [{ topicHash: T.hash, desired: 3, delivered: 2 }],
+          },
+        ],
+      },
+    );
+    const found = only(run, 'I6');
+    assert.equal(found.length, 2);
+    const reported = cleanRun(
+      {},
+      {
+        clients: [
+          {
+            ...(cleanRun().final.clients[0] as FinalState['clients'][number]),
+            syncState: 'failed',
+            failureReported: true,
+            memberships: [{ topicHash: T.hash, desired: 3, delivered: 2 }],
+          },
+        ],
+      },
+    );
+    assert.deepEqual(
+      checkRun(reported).filter((v) => v.invariant === 'I6'),
+      [],
+    );
+  });
+
+  void it('I7: a command received more often than the cap', () => {
+    const base = cleanRun();
+    const run = {
+      ...base,
+      applies: [...base.applies, ...[1, 2, 3].map((i) => apply('d1', 3, 120 + i))],
+    };
+    const [v] = only(run, 'I7');
+    assert.match(v?.message ?? '', /4 times \(allowed 3\)/);
+    assert.equal(checkRun({ ...run, networkCopies: 2 }).length, 0, 'duplicating network: allowed');
+  });
+
+  void it('I8: a leak, and a key committed after a device left reaching it', () => {
+    assert.match(
+      only(cleanRun({}, { leaks: [{ where: 'queue Redis', what: 'a device key' }] }), 'I8')[0]
+        ?.message ?? '',
+      /queue Redis/,
+    );
+    const base = cleanRun();
+    const leave = op({
+      kind: 'leave',
+      topic: T.name,
+      client: 'd1',
+      invokedAt: 105,
+      completedAt: 110,
+    });
+    const after = rotate(4, 250);
+    const run: RunRecord = {
+      ...base,
+      operations: [...base.operations, leave, after],
+      applies: [...base.applies, apply('d1', 4, 260)],
+      final: {
+        ...base.final,
+        topics: [
+          {
+            ...T,
+            currentVersion: 4,
+            versions: [1, 2, 3, 4].map((v) => ({ version: v, fingerprint: fp(v) })),
+          },
+        ],
+        audit: [
+          ...base.final.audit,
+          { requestId: 'r4', operation: 'RotateTopicKey', subject: T.name, version: 4 },
+        ],
+        clients: [{ ...(base.final.clients[0] as FinalState['clients'][number]), memberships: [] }],
+        devices: [{ name: 'd1', topicKeys: {}, identityFingerprint: idFp(1), active: true }],
+      },
+    };
+    const [v] = only(run, 'I8');
+    assert.match(v?.message ?? '', /left fleet\/t but received v4/);
+    assert.deepEqual(v?.operations, [leave.id, after.id]);
+    // v3 committed before the leave; a replay of its request id after the leave answers v3 again,
+    // and its late delivery to the leaving device is no leak.
+    const replay = rotate(3, 300);
+    const late: RunRecord = {
+      ...run,
+      operations: [...base.operations, leave, replay],
+      applies: [...base.applies, apply('d1', 3, 310)],
+      final: { ...run.final, topics: base.final.topics, audit: base.final.audit },
+    };
+    assert.deepEqual(
+      checkRun(late).filter((x) => x.invariant === 'I8'),
+      [],
+    );
+  });
+
+  void it('I9: too many failures during the faults, and any failure after they settled', () => {
+    const base = cleanRun();
+    const failing = [1, 2].map((i) =>
+      op({
+        kind: 'rotate-topic',
+        topic: T.name,
+        outcome: 'unknown',
+        error: 'socket hang up',
+        invokedAt: 100 + i,
+        completedAt: 200,
+      }),
+    );
+    const during = checkRun({ ...base, operations: [...base.operations, ...failing] }).filter(
+      (v) => v.invariant === 'I9',
+    );
+    assert.ok(during.some((v) => /failed during the faults/.test(v.message)));
+    const late = op({
+      kind: 'read-topic',
+      topic: T.name,
+      outcome: 'fail',
+      error: 'HTTP 503',
+      invokedAt: 5000,
+      completedAt: 5001,
+    });
+    const settled = checkRun({ ...base, operations: [...base.operations, late] }).filter(
+      (v) => v.invariant === 'I9',
+    );
+    assert.ok(settled.some((v) => /after the faults healed/.test(v.message)));
+    const refused = op({
+      kind: 'leave',
+      topic: T.name,
+      client: 'd1',
+      outcome: 'fail',
+      error: 'HTTP 404 C2_NOT_FOUND',
+      invokedAt: 5000,
+      completedAt: 5001,
+    });
+    assert.deepEqual(
+      checkRun({ ...base, operations: [...base.operations, refused] }),
+      [],
+      'a 404 is not unavailability',
+    );
+  });
+});
