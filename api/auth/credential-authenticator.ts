@@ -1,0 +1,95 @@
+/**
+ * The {@link Authenticate} function of a node with an API credentials file: a bearer token
+ * (`authorization: Bearer <token>`, HTTP header or gRPC metadata) or a verified client
+ * certificate names the caller and its role; the role must allow the operation.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { C2Error } from '../../cluster/errors.ts';
+import type { AuthRequest, Authenticate, ClientCertificate } from '../api-types.ts';
+import { tokenDigest, type ApiCredentials, type TokenCredential } from './credentials.ts';
+import { requiredRole, roleAllows, type ApiRole } from './roles.ts';
+
+/** Who called, once authenticated. */
+interface Caller {
+  /** The audit log's actor: `token:<name>` or `cert:<CN or fingerprint>`. */
+  readonly actor: string;
+  readonly role: ApiRole;
+}
+
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]{16,512}=*)$/;
+
+function tokenCaller(
+  header: string,
+  byDigest: ReadonlyMap<string, TokenCredential>,
+): Caller | undefined {
+  const match = BEARER.exec(header);
+  if (match?.[1] === undefined)
+    throw new C2Error(
+      'C2_UNAUTHENTICATED',
+      'the authorization header must be "Bearer <token>" with a token of 16 to 512 characters',
+    );
+  const digest = tokenDigest(match[1]);
+  const entry = byDigest.get(digest);
+  // The map lookup is on a digest, so its timing says nothing about the token; the constant-time
+  // compare guards against a lookup that ever becomes prefix-based.
+  if (entry === undefined) return undefined;
+  if (!timingSafeEqual(Buffer.from(entry.sha256, 'hex'), Buffer.from(digest, 'hex')))
+    return undefined;
+  return { actor: `token:${entry.name}`, role: entry.role };
+}
+
+function certificateCaller(
+  certificate: ClientCertificate,
+  credentials: ApiCredentials,
+): Caller | undefined {
+  const entry =
+    credentials.certificates.find((c) => c.fingerprint256 === certificate.fingerprint256) ??
+    credentials.certificates.find(
+      (c) => c.fingerprint256 === undefined && c.subject === certificate.subject,
+    );
+  if (entry === undefined) return undefined;
+  return {
+    actor: `cert:${certificate.subject ?? certificate.fingerprint256}`,
+    role: entry.role,
+  };
+}
+
+/**
+ * Builds the authenticator. A bearer token, when sent, decides (a wrong token is refused even
+ * if a certificate would have been accepted); otherwise the verified client certificate does.
+ * @returns the actor recorded in the audit log
+ * @throws (from the returned function) C2Error `C2_UNAUTHENTICATED` without valid credentials,
+ *   `C2_PERMISSION_DENIED` when the caller's role does not allow the operation
+ */
+export function credentialAuthenticator(credentials: ApiCredentials): Authenticate {
+  const byDigest = new Map(credentials.tokens.map((t) => [t.sha256, t]));
+  return (request: AuthRequest): string => {
+    const header = request.header('authorization');
+    let caller: Caller | undefined;
+    if (header !== undefined) {
+      caller = tokenCaller(header, byDigest);
+      if (caller === undefined)
+        throw new C2Error('C2_UNAUTHENTICATED', 'the bearer token is not valid');
+    } else if (request.clientCertificate !== undefined) {
+      caller = certificateCaller(request.clientCertificate, credentials);
+      if (caller === undefined)
+        throw new C2Error(
+          'C2_UNAUTHENTICATED',
+          'the client certificate is not listed in the API credentials',
+        );
+    } else {
+      throw new C2Error(
+        'C2_UNAUTHENTICATED',
+        'this API needs credentials: send "authorization: Bearer <token>" or a client certificate',
+      );
+    }
+    const needed = requiredRole(request.operation);
+    if (!roleAllows(caller.role, needed))
+      throw new C2Error(
+        'C2_PERMISSION_DENIED',
+        `${caller.actor} has role ${caller.role}; ${request.operation} needs ${needed}`,
+        { details: { role: caller.role, required: needed } },
+      );
+    return caller.actor;
+  };
+}

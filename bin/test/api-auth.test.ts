@@ -1,0 +1,74 @@
+/** The composition root's reading of the API credentials file and client CA. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../cluster/config/index.ts';
+import { C2Error } from '../../cluster/errors.ts';
+import { apiAuthMaterial } from '../api-auth.ts';
+
+void describe('API authentication material', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'e4c2-api-auth-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('without a credentials file: no authenticator, and a note saying so', async () => {
+    const material = await apiAuthMaterial(loadConfig({}));
+    assert.equal(material.authenticate, undefined);
+    assert.match(material.note, /authentication is off/);
+  });
+
+  void it('with a file: an authenticator that refuses an anonymous caller', async () => {
+    const file = join(dir, 'credentials.json');
+    await writeFile(
+      file,
+      JSON.stringify({ tokens: [{ name: 'a', role: 'admin', sha256: 'a'.repeat(64) }] }),
+    );
+    const material = await apiAuthMaterial(loadConfig({ E4C2_API_CREDENTIALS_FILE: file }));
+    assert.match(material.note, /1 token\(s\)/);
+    assert.ok(material.authenticate !== undefined);
+    const authenticate = material.authenticate;
+    assert.throws(
+      () =>
+        authenticate({
+          transport: 'http',
+          operation: 'GetClients',
+          peer: undefined,
+          header: () => undefined,
+        }),
+      (err: unknown) => C2Error.is(err, 'C2_UNAUTHENTICATED'),
+    );
+  });
+
+  void it('a missing or malformed file is C2_CONFIG naming the file, not its content', async () => {
+    const missing = join(dir, 'absent.json');
+    await assert.rejects(
+      apiAuthMaterial(loadConfig({ E4C2_API_CREDENTIALS_FILE: missing })),
+      (err: unknown) => C2Error.is(err, 'C2_CONFIG') && String(err).includes('ENOENT'),
+    );
+    const malformed = join(dir, 'malformed.json');
+    await writeFile(malformed, '{"tokens": [{"name": "secret-looking-value"');
+    await assert.rejects(
+      apiAuthMaterial(loadConfig({ E4C2_API_CREDENTIALS_FILE: malformed })),
+      (err: unknown) =>
+        C2Error.is(err, 'C2_CONFIG') && !String(err).includes('secret-looking-value'),
+    );
+  });
+
+  void it('a client CA without TLS is a configuration problem', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          DATABASE_URL: 'postgres://127.0.0.1/test',
+          E4C2_KEK_FILE: '/dev/null',
+          E4C2_TLS_CLIENT_CA: '/etc/ca.pem',
+        }),
+      /E4C2_TLS_CLIENT_CA \(tls.clientCaFile\) needs TLS/,
+    );
+  });
+});
