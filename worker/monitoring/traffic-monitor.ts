@@ -1,0 +1,287 @@
+/**
+ * The traffic monitor: subscribes to every protected topic (through a shared subscription, so
+ * in a cluster each message is looked at by one process), classifies each message
+ * ({@link classifyMessage}) and stores counters in batches. It learns which key versions devices
+ * really use — per device in public-key mode, where messages are signed — and counts plaintext,
+ * forged and stale traffic. It never stores or logs a payload.
+ *
+ * Best effort by design: a monitor that falls behind drops messages (counted) rather than
+ * buffering without bound or slowing the node; it is never on the path of key delivery.
+ */
+import type { KeyObject } from 'node:crypto';
+import { ed25519PublicKeyObject, AesSivKey, ID_LEN, TIMESTAMP_LEN, toHex } from '../../e4/index.ts';
+import type { DeviceKeyUse, TrafficCount } from '../../cluster/storage/index.ts';
+import { classifyMessage, type TrafficClass } from './traffic-classifier.ts';
+
+/** What the monitor needs from the C2 (a `C2Service` fits). */
+export interface TrafficSource {
+  readonly mode: 'symkey' | 'pubkey';
+  listTopics(
+    cursor: string,
+    limit: number,
+  ): Promise<{ items: ReadonlyArray<{ name: string }>; nextCursor?: string | null | undefined }>;
+  monitoringKeys(
+    topic: string,
+    versions: number,
+  ): Promise<
+    | {
+        topicId: string;
+        keys: ReadonlyArray<{ version: number; key: Uint8Array }>;
+      }
+    | undefined
+  >;
+  recordTraffic(counts: readonly TrafficCount[], uses: readonly DeviceKeyUse[]): Promise<void>;
+  devicePublicKey(e4Id: Uint8Array): Promise<Uint8Array | undefined>;
+}
+
+/** The MQTT side: topic subscriptions and the messages they bring. */
+export interface TrafficFeed {
+  subscribe(topics: readonly string[]): Promise<void>;
+  unsubscribe(topics: readonly string[]): Promise<void>;
+  onMessage(handler: (topic: string, payload: Uint8Array) => void): void;
+  close(): Promise<void>;
+}
+
+/** Options of {@link TrafficMonitor}. */
+export interface TrafficMonitorOptions {
+  readonly source: TrafficSource;
+  readonly feed: TrafficFeed;
+  readonly now?: () => number;
+  /** How often the topic list is re-read (subscriptions follow it). Default 30 s. */
+  readonly refreshMs?: number;
+  /** How often counters are written. Default 5 s. */
+  readonly flushMs?: number;
+  /** How long a topic's keys are cached (a rotation is seen within this). Default 5 s. */
+  readonly keyTtlMs?: number;
+  /** Key versions tried per topic, newest first. Default 3. */
+  readonly versions?: number;
+  /** Messages waiting beyond this are dropped and counted. Default 10,000. */
+  readonly maxQueued?: number;
+  /** Most topics monitored (subscriptions). Default 100,000. */
+  readonly maxTopics?: number;
+  /** Observes each verdict (metrics, tests). */
+  readonly onClassified?: (verdict: TrafficClass | 'dropped') => void;
+  readonly onError: (err: unknown, context: string) => void;
+}
+
+interface CachedKeys {
+  readonly topicId: string;
+  readonly keys: ReadonlyArray<{ version: number; key: AesSivKey }>;
+  readonly loadedAt: number;
+}
+
+/** MQTT wildcards cannot be part of a topic name the monitor subscribes to literally. */
+const WILDCARD = /[+#]/;
+
+/** Classifies traffic on every protected topic and stores the counts. */
+export class TrafficMonitor {
+  readonly #o: Required<
+    Omit<TrafficMonitorOptions, 'onClassified' | 'source' | 'feed' | 'onError' | 'now'>
+  >;
+  readonly #now: () => number;
+  readonly #subscribed = new Set<string>();
+  readonly #keys = new Map<string, Promise<CachedKeys | undefined>>();
+  readonly #pubKeys = new Map<string, { key: KeyObject | undefined; at: number }>();
+  readonly #counts = new Map<string, TrafficCount>();
+  readonly #uses = new Map<string, DeviceKeyUse>();
+  readonly #queue: Array<{ topic: string; payload: Uint8Array; at: number }> = [];
+  #draining = false;
+  #timers: NodeJS.Timeout[] = [];
+  #closed = false;
+
+  constructor(private readonly options: TrafficMonitorOptions) {
+    this.#o = {
+      refreshMs: options.refreshMs ?? 30_000,
+      flushMs: options.flushMs ?? 5000,
+      keyTtlMs: options.keyTtlMs ?? 5000,
+      versions: options.versions ?? 3,
+      maxQueued: options.maxQueued ?? 10_000,
+      maxTopics: options.maxTopics ?? 100_000,
+    };
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Subscribes to the current topics and starts the refresh and flush timers. */
+  async start(): Promise<void> {
+    this.options.feed.onMessage((topic, payload) => {
+      this.#enqueue(topic, payload);
+    });
+    await this.refresh();
+    const every = (ms: number, run: () => Promise<void>, context: string): void => {
+      const timer = setInterval(() => {
+        run().catch((err: unknown) => {
+          this.options.onError(err, context);
+        });
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(this.#o.refreshMs, () => this.refresh(), 'traffic monitor topic refresh');
+    every(this.#o.flushMs, () => this.flush(), 'traffic monitor flush');
+  }
+
+  /** Re-reads the topic list: subscribes to new topics, unsubscribes from removed ones. */
+  async refresh(): Promise<void> {
+    const names = new Set<string>();
+    let cursor = '';
+    // Bounded: enough pages for maxTopics, whatever the cursor does. A limit of 0 asks for the
+    // deployment's default page size, which its configured maximum always allows.
+    for (let pages = 0; pages <= this.#o.maxTopics; pages++) {
+      const page = await this.options.source.listTopics(cursor, 0);
+      for (const { name } of page.items)
+        if (!WILDCARD.test(name) && names.size < this.#o.maxTopics) names.add(name);
+      if (page.nextCursor === undefined || page.nextCursor === null || page.nextCursor === '')
+        break;
+      cursor = page.nextCursor;
+    }
+    const added = [...names].filter((n) => !this.#subscribed.has(n));
+    const removed = [...this.#subscribed].filter((n) => !names.has(n));
+    for (let i = 0; i < added.length; i += 500) {
+      const batch = added.slice(i, i + 500);
+      await this.options.feed.subscribe(batch);
+      for (const n of batch) this.#subscribed.add(n);
+    }
+    if (removed.length > 0) {
+      await this.options.feed.unsubscribe(removed);
+      for (const n of removed) {
+        this.#subscribed.delete(n);
+        this.#keys.delete(n);
+      }
+    }
+  }
+
+  /** Topics subscribed to now. */
+  get topics(): number {
+    return this.#subscribed.size;
+  }
+
+  #enqueue(topic: string, payload: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#queue.length >= this.#o.maxQueued) {
+      this.options.onClassified?.('dropped');
+      return;
+    }
+    this.#queue.push({ topic, payload, at: this.#now() });
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+        try {
+          await this.#classify(item.topic, item.payload, item.at);
+        } catch (err) {
+          this.options.onError(err, 'traffic monitor classification');
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #topicKeys(topic: string): Promise<CachedKeys | undefined> {
+    const cached = await this.#keys.get(topic);
+    if (cached !== undefined && this.#now() - cached.loadedAt < this.#o.keyTtlMs) return cached;
+    const loading = this.options.source
+      .monitoringKeys(topic, this.#o.versions)
+      .then((found): CachedKeys | undefined => {
+        if (found === undefined) return undefined;
+        const keys = found.keys.map(({ version, key }) => {
+          const siv = new AesSivKey(key);
+          key.fill(0);
+          return { version, key: siv };
+        });
+        return { topicId: found.topicId, keys, loadedAt: this.#now() };
+      });
+    this.#keys.set(topic, loading);
+    try {
+      return await loading;
+    } catch (err) {
+      this.#keys.delete(topic);
+      throw err;
+    }
+  }
+
+  async #publicKey(idHex: string, id: Uint8Array): Promise<KeyObject | undefined> {
+    const cached = this.#pubKeys.get(idHex);
+    if (cached !== undefined && this.#now() - cached.at < this.#o.keyTtlMs * 12) return cached.key;
+    const raw = await this.options.source.devicePublicKey(id);
+    let key: KeyObject | undefined;
+    try {
+      key = raw === undefined ? undefined : ed25519PublicKeyObject(raw);
+    } catch {
+      key = undefined;
+    }
+    if (this.#pubKeys.size > 100_000) this.#pubKeys.clear();
+    this.#pubKeys.set(idHex, { key, at: this.#now() });
+    return key;
+  }
+
+  async #classify(topic: string, payload: Uint8Array, at: number): Promise<void> {
+    const keys = await this.#topicKeys(topic);
+    if (keys === undefined) return;
+    let lookupPubKey: ((hex: string) => KeyObject | undefined) | undefined;
+    if (this.options.source.mode === 'pubkey' && payload.length >= TIMESTAMP_LEN + ID_LEN) {
+      const id = payload.slice(TIMESTAMP_LEN, TIMESTAMP_LEN + ID_LEN);
+      const idHex = toHex(id);
+      const signer = await this.#publicKey(idHex, id);
+      lookupPubKey = (hex) => (hex === idHex ? signer : undefined);
+    } else if (this.options.source.mode === 'pubkey') {
+      lookupPubKey = () => undefined;
+    }
+    const verdict = classifyMessage({
+      payload,
+      keys: keys.keys,
+      now: () => at,
+      ...(lookupPubKey === undefined ? {} : { lookupPubKey }),
+    });
+    this.options.onClassified?.(verdict.class);
+    const version = verdict.keyVersion ?? 0;
+    const countKey = `${keys.topicId}|${version}|${verdict.class}`;
+    const date = new Date(at);
+    const count = this.#counts.get(countKey);
+    this.#counts.set(countKey, {
+      topicId: keys.topicId,
+      keyVersion: version,
+      class: verdict.class,
+      messages: (count?.messages ?? 0) + 1,
+      firstAt: count?.firstAt ?? date,
+      lastAt: date,
+    });
+    if (verdict.senderId !== undefined && verdict.keyVersion !== undefined) {
+      const e4Id = payload.slice(TIMESTAMP_LEN, TIMESTAMP_LEN + ID_LEN);
+      this.#uses.set(`${keys.topicId}|${verdict.senderId}`, {
+        topicId: keys.topicId,
+        e4Id,
+        keyVersion: verdict.keyVersion,
+        at: date,
+      });
+    }
+  }
+
+  /** Writes the counters gathered since the last flush. */
+  async flush(): Promise<void> {
+    if (this.#counts.size === 0 && this.#uses.size === 0) return;
+    const counts = [...this.#counts.values()];
+    const uses = [...this.#uses.values()];
+    this.#counts.clear();
+    this.#uses.clear();
+    await this.options.source.recordTraffic(counts, uses);
+  }
+
+  /** Messages waiting for classification. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Stops: no new messages, the queue is classified, counters flushed, the feed closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    await this.options.feed.close();
+    while (this.#draining) await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.flush();
+  }
+}
