@@ -46,6 +46,21 @@ const layerZones = [
     message: 'proxy/ may import only e4/.',
   },
   {
+    target: './web',
+    from: [
+      './e4',
+      './cluster',
+      './api',
+      './worker',
+      './proxy',
+      './cli',
+      './chaos',
+      './bench',
+      './bin',
+    ],
+    message: 'web/ runs in the browser and talks to the HTTP API only.',
+  },
+  {
     target: './cli',
     from: ['./cluster', './worker', './proxy', './web', './chaos', './bench', './bin'],
     message: 'cli/ talks to the API only.',
@@ -85,5 +100,14 @@ export default tseslint.config(
       ...tseslint.configs.disableTypeChecked.languageOptions,
       globals: globals.node,
     },
+    rules: {
+      ...tseslint.configs.disableTypeChecked.rules,
+      '@typescript-eslint/explicit-module-boundary-types': 'off',
+    },
+  },
+  {
+    // The web console: browser modules, type-checked by web/tsconfig.json (checkJs).
+    files: ['web/**/*.js'],
+    languageOptions: { globals: globals.browser },
   },
 );

@@ -3,8 +3,10 @@
  * draining switch and a graceful, bounded shutdown.
  */
 import { createSecureContext } from 'node:tls';
-import type { C2Service } from '../cluster/domain/index.ts';
+import type { AutomationService, C2Service } from '../cluster/domain/index.ts';
 import { C2Error } from '../cluster/errors.ts';
+import type { EventWakeups } from '../cluster/events/index.ts';
+import type { RpcTelemetry } from '../cluster/telemetry/index.ts';
 import {
   anonymousAuthenticate,
   type ApiDeps,
@@ -15,9 +17,13 @@ import {
 } from './api-types.ts';
 import { loadProtos } from './codec/protos.ts';
 import { GrpcApiServer } from './grpc/grpc-server.ts';
+import { eventStreamHandler, type EventSseOptions } from './http/event-sse.ts';
+import { ConsoleFiles } from './http/console-files.ts';
 import { HttpApiServer } from './http/http-server.ts';
 import { buildRoutes } from './http/routes.ts';
 import { adminOperations } from './operations/admin-ops.ts';
+import { automationOperations } from './operations/automation-ops.ts';
+import { c2aeOperations } from './operations/c2ae-ops.ts';
 import { referenceOperations } from './operations/reference-ops.ts';
 import type { BoundAddress } from './transport-common.ts';
 
@@ -40,6 +46,8 @@ export function transportLimits(
 /** Options of {@link ApiServer.start}. */
 export interface ApiServerOptions {
   readonly service: C2Service;
+  /** The automation rules API (`e4c2.v1.C2Automation`); its calls fail cleanly without it. */
+  readonly automation?: AutomationService;
   /** gRPC listener; port 0 picks a free port. */
   readonly grpc: { readonly host: string; readonly port: number };
   /** HTTP listener; port 0 picks a free port. */
@@ -48,7 +56,12 @@ export interface ApiServerOptions {
    * TLS for both listeners: the PEM *contents* of the certificate chain and the private key (the
    * composition root reads the files, e.g. `config.tls.certPath`). Plain text without it.
    */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  readonly tls?: {
+    readonly cert: string | Buffer;
+    readonly key: string | Buffer;
+    /** PEM CA bundle of client certificates: when given, every client must present one. */
+    readonly clientCa?: string | Buffer;
+  };
   /** Dependency checks for `/readyz` and grpc.health.v1; should not throw. */
   readonly readiness: () => Promise<ReadinessReport>;
   readonly logger: ApiLogger;
@@ -65,10 +78,26 @@ export interface ApiServerOptions {
   readonly maxBodyBytes?: number;
   /** The actor of each request (the authentication seam). Default: the peer address. */
   readonly authenticate?: Authenticate;
+  /**
+   * Scope idempotency keys by actor: set it when actors are authenticated principals (a peer
+   * address changes with every connection, so it cannot scope retries). Default false.
+   */
+  readonly idempotencyPerActor?: boolean;
+  /**
+   * Directory of the web console (the repository's `web/`), served under `/console/` by the
+   * HTTP listener. No console without it.
+   */
+  readonly consoleDir?: string;
   /** Pause between journal polls of event streams. Default 200 ms. */
   readonly eventPollIntervalMs?: number;
+  /** Wakes event streams when any node positioned events (LISTEN/NOTIFY). */
+  readonly eventWakeups?: EventWakeups;
+  /** Heartbeat and slow-consumer limits of the server-sent events stream. */
+  readonly eventStream?: EventSseOptions;
   /** A readiness function slower than this counts as not ready. Default 2000 ms. */
   readonly readinessTimeoutMs?: number;
+  /** Spans and metrics of every call (cluster/telemetry); none when absent. */
+  readonly telemetry?: RpcTelemetry;
 }
 
 function toBuffer(pem: string | Buffer): Buffer {
@@ -78,7 +107,11 @@ function toBuffer(pem: string | Buffer): Buffer {
 /**
  * @throws C2Error `C2_CONFIG` when the certificate and key are not a usable PEM pair
  */
-function checkTls(tls: NonNullable<ApiServerOptions['tls']>): { cert: Buffer; key: Buffer } {
+function checkTls(tls: NonNullable<ApiServerOptions['tls']>): {
+  cert: Buffer;
+  key: Buffer;
+  clientCa?: Buffer;
+} {
   const pair = { cert: toBuffer(tls.cert), key: toBuffer(tls.key) };
   try {
     createSecureContext(pair);
@@ -89,7 +122,14 @@ function checkTls(tls: NonNullable<ApiServerOptions['tls']>): { cert: Buffer; ke
       { cause },
     );
   }
-  return pair;
+  if (tls.clientCa === undefined) return pair;
+  const clientCa = toBuffer(tls.clientCa);
+  try {
+    createSecureContext({ ca: clientCa });
+  } catch (cause) {
+    throw new C2Error('C2_CONFIG', 'the API client CA is not a PEM certificate bundle', { cause });
+  }
+  return { ...pair, clientCa };
 }
 
 async function boundedReadiness(
@@ -147,7 +187,10 @@ export class ApiServer {
       service: options.service,
       logger: log,
       authenticate: options.authenticate ?? anonymousAuthenticate,
+      idempotencyPerActor: options.idempotencyPerActor ?? false,
       eventPollIntervalMs: options.eventPollIntervalMs ?? 200,
+      ...(options.eventWakeups === undefined ? {} : { eventWakeups: options.eventWakeups }),
+      ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
       readiness: async () => {
         const report = await boundedReadiness(options.readiness, readinessTimeoutMs, log);
         if (holder.api === undefined || holder.api.#ready) return report;
@@ -161,8 +204,12 @@ export class ApiServer {
       options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       options.maxBodyBytes,
     );
+    const consoleFiles =
+      options.consoleDir === undefined ? undefined : await ConsoleFiles.load(options.consoleDir);
     const reference = referenceOperations(options.service);
     const admin = adminOperations(options.service);
+    const automation = automationOperations(options.automation);
+    const c2ae = c2aeOperations(options.automation);
     const grpcServer = await GrpcApiServer.start({
       host: options.grpc.host,
       port: options.grpc.port,
@@ -171,6 +218,8 @@ export class ApiServer {
       protos,
       reference,
       admin,
+      automation,
+      c2ae,
       deps,
     });
     let httpServer: HttpApiServer;
@@ -182,14 +231,18 @@ export class ApiServer {
         maxBodyBytes: limits.httpBodyBytes,
         schema: protos.schema,
         deps,
+        ...(consoleFiles === undefined ? {} : { console: consoleFiles }),
         routes: buildRoutes({
           reference,
           admin,
+          automation,
+          c2ae,
           liveness: () => Promise.resolve({ status: 200, body: { status: 'ok' } }),
           readiness: async () => {
             const report = await deps.readiness();
             return { status: report.ready ? 200 : 503, body: report };
           },
+          eventStream: eventStreamHandler(deps, options.eventStream),
         }),
       });
     } catch (err) {

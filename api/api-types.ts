@@ -1,5 +1,7 @@
 /** The small contracts the API layer shares between its surfaces and with its composition root. */
 import type { C2Service } from '../cluster/domain/index.ts';
+import type { EventWakeups } from '../cluster/events/index.ts';
+import type { RpcTelemetry } from '../cluster/telemetry/index.ts';
 
 /** Any pino logger (or child) fits; tests can pass a silent one. */
 export interface ApiLogger {
@@ -27,9 +29,21 @@ export interface ReadinessReport {
   readonly checks: Readonly<Record<string, DependencyState | boolean>>;
 }
 
+/** A verified TLS client certificate (mutual TLS), as the transport reports it. */
+export interface ClientCertificate {
+  /** The subject's common name, when it has one. */
+  readonly subject?: string;
+  /** SHA-256 fingerprint, colon-separated upper-case hex. */
+  readonly fingerprint256: string;
+}
+
 /** What an {@link Authenticate} function may look at. */
 export interface AuthRequest {
   readonly transport: 'grpc' | 'http';
+  /** The RPC asked for, e.g. `pb.C2/NewClient` (gRPC) or `NewClient` (its HTTP route). */
+  readonly operation: string;
+  /** The client certificate, only when the TLS layer verified it against the client CA. */
+  readonly clientCertificate?: ClientCertificate;
   /** Remote address as the transport reports it (`127.0.0.1:53412`, `ipv4:...`), if known. */
   readonly peer: string | undefined;
   /** A request header (HTTP) or metadata entry (gRPC), lower-case name; first value only. */
@@ -53,6 +67,8 @@ export interface CallContext {
   readonly requestId: string;
   /** Idempotency key of a mutating call (metadata `idempotency-key`, header `Idempotency-Key`). */
   readonly idempotencyKey?: string;
+  /** Whose idempotency keys these are, when keys are scoped per caller (see ApiDeps). */
+  readonly idempotencyScope?: string;
 }
 
 /** What both surfaces are built from (assembled by `ApiServer`). */
@@ -60,8 +76,14 @@ export interface ApiDeps {
   readonly service: C2Service;
   readonly logger: ApiLogger;
   readonly authenticate: Authenticate;
+  /** Idempotency keys per actor (authenticated callers) rather than one global space. */
+  readonly idempotencyPerActor: boolean;
   /** Readiness including this node's own state (draining), never rejecting, bounded in time. */
   readonly readiness: () => Promise<ReadinessReport>;
-  /** Pause between polls of the event journal by event streams. */
+  /** Pause between polls of the event journal by event streams (while nothing wakes them). */
   readonly eventPollIntervalMs: number;
+  /** Cluster-wide wake-ups of event streams (Postgres LISTEN/NOTIFY); polling only without. */
+  readonly eventWakeups?: EventWakeups;
+  /** Spans and metrics of every call (absent: calls are not instrumented). */
+  readonly telemetry?: RpcTelemetry;
 }

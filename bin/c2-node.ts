@@ -8,26 +8,38 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
 import type { Config } from '../cluster/config/index.ts';
-import { DeliveryEngine, ReceiptReceiver } from '../cluster/delivery/index.ts';
-import { C2Service, type DomainDeps } from '../cluster/domain/index.ts';
+import { DeliveryEngine, ReceiptReceiver, recordSyncOutcomes } from '../cluster/delivery/index.ts';
+import { AutomationService, C2Service, type DomainDeps } from '../cluster/domain/index.ts';
 import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
+import { PgEventNotifications } from '../cluster/events/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
-import { DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
-import { PgDelivery } from '../cluster/storage/index.ts';
-import { HealthServer } from '../cluster/telemetry/index.ts';
+import { DEVICE_QUEUE, DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
+import { PgAutomationStore, PgDelivery } from '../cluster/storage/index.ts';
+import { HealthServer, RpcTelemetry, tracedStore } from '../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../worker/index.ts';
+import { apiAuthMaterial } from './api-auth.ts';
+import { startAutomation } from './automation-part.ts';
+import { startTrafficMonitor } from './monitoring-part.ts';
 import {
   brokerUrl,
   connectPublisher,
   connectRedis,
   deliveryDeps,
   lockService,
+  nodeTelemetry,
   openDatabase,
+  watchDatabase,
   type NodeDatabase,
+  type NodeTelemetry,
+  type NodeTelemetryOptions,
 } from './node-parts.ts';
+
+/** The web console's files, served by every API node under `/console/`. */
+const CONSOLE_DIR = fileURLToPath(new URL('../web/', import.meta.url));
 
 /** Where a running node can be reached. */
 export interface NodeAddresses {
@@ -47,6 +59,8 @@ export interface C2Node {
   readonly addresses: NodeAddresses;
   readonly service: C2Service;
   readonly lifecycle: Lifecycle;
+  /** The node's metrics and tracer (also served on `/metrics` of the health listener). */
+  readonly telemetry: NodeTelemetry;
   /** Graceful stop of everything this node started. */
   stop(): Promise<boolean>;
 }
@@ -74,14 +88,22 @@ async function tlsMaterial(
   };
 }
 
+/** Job counts of the device queue, read at scrape time. */
+function watchQueue(queue: DeviceQueue, metrics: NodeTelemetry['metrics']): void {
+  metrics.onScrape('queue', async () => {
+    metrics.setQueueJobs(DEVICE_QUEUE, await queue.counts());
+  });
+}
+
 function domainDeps(
   config: Config,
   db: NodeDatabase,
   kick: DomainDeps['kick'],
   locks: DomainDeps['locks'],
+  telemetry: NodeTelemetry,
 ): DomainDeps {
   return {
-    store: db.store,
+    store: tracedStore(db.store, telemetry.tracer),
     sealer: db.vault,
     mode: config.crypto.mode,
     kick,
@@ -90,6 +112,8 @@ function domainDeps(
     maxMessageBytes: config.limits.maxMessageBytes,
     now: Date.now,
     ...(locks === undefined ? {} : { locks }),
+    // Test only (chaos suite), accepted by loadConfig with E4C2_ALLOW_TEST_FAULTS=true alone.
+    ...(config.testing === undefined ? {} : { testFaults: new Set(config.testing.faults) }),
   };
 }
 
@@ -122,11 +146,18 @@ async function startReceipts(
 }
 
 /** Starts a node; on failure, everything already started is stopped again. */
-export async function startC2Node(config: Config, logger: Logger): Promise<C2Node> {
+export async function startC2Node(
+  config: Config,
+  logger: Logger,
+  options: NodeTelemetryOptions = {},
+): Promise<C2Node> {
   const lifecycle = new Lifecycle(logger);
   const notes: string[] = [];
   const role = config.node.role;
   try {
+    // First registered, so shut down last: spans of the other parts' shutdown are flushed.
+    const telemetry = nodeTelemetry(config, lifecycle, options);
+    const { metrics, tracer } = telemetry;
     let dataDir: string | undefined;
     if (
       config.database.kind === 'embedded' ||
@@ -138,7 +169,8 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
       dataDir = dir.path;
     }
     const db = await openDatabase(config, logger, lifecycle, notes);
-    const locks = await lockService(config, lifecycle, logger);
+    watchDatabase(db, config, metrics);
+    const locks = await lockService(config, lifecycle, logger, metrics);
     const readinessChecks: Array<() => Promise<[string, boolean]>> = [
       async () => [
         'postgres',
@@ -156,7 +188,11 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
       const publisher = await connectPublisher(config, mqtt, lifecycle);
       readinessChecks.push(() => Promise.resolve(['mqtt', publisher.connected]));
-      const deps = deliveryDeps(config, db, publisher, logger);
+      metrics.onScrape('mqtt', () => {
+        metrics.setMqttConnected('publisher', publisher.connected);
+        return Promise.resolve();
+      });
+      const deps = deliveryDeps(config, db, publisher, logger, telemetry);
       const onError = (err: unknown, context: string): void => {
         logger.error({ err, context }, 'delivery error');
       };
@@ -168,6 +204,9 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
           pollIntervalMs: 1000,
           sweepIntervalMs: 30_000,
           onError,
+          onSyncDone: (_id, outcome) => {
+            recordSyncOutcomes(metrics, [outcome]);
+          },
         });
         kickTarget.kick = () => {
           engine.kick();
@@ -190,8 +229,11 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
           sweepIntervalMs: 30_000,
           busyRetryMs: 1000,
           onError,
+          metrics,
+          tracer,
         });
         lifecycle.add('delivery worker', () => worker.close());
+        watchQueue(queue, metrics);
         await startReceipts(config, db, mqtt, lifecycle, onError, (id) => {
           void queue.add([id]).catch((err: unknown) => {
             onError(err, 'receipt retry');
@@ -209,13 +251,16 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
       const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', false);
       const queue = DeviceQueue.create(redis);
       lifecycle.add('device queue', () => queue.close());
-      const relay = new OutboxRelay(db.store, queue, {
+      const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {
         batch: 1000,
         pollIntervalMs: 1000,
         onError: (err) => {
           logger.error({ err }, 'outbox relay error');
         },
+        metrics,
+        tracer,
       });
+      watchQueue(queue, metrics);
       relay.start();
       kickTarget.kick = () => {
         relay.kick();
@@ -231,9 +276,30 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
     }
 
     const service = new C2Service(
-      domainDeps(config, db, { kick: () => kickTarget.kick?.() }, locks),
+      domainDeps(config, db, { kick: () => kickTarget.kick?.() }, locks, telemetry),
     );
     await service.init();
+    const automationStore = new PgAutomationStore(db.pool);
+    const automationNote = await startAutomation(
+      config,
+      automationStore,
+      service,
+      lifecycle,
+      logger,
+      metrics,
+    );
+    if (automationNote !== undefined) notes.push(automationNote);
+    if (mqtt !== undefined) {
+      const monitorNote = await startTrafficMonitor(
+        config,
+        mqtt,
+        service,
+        lifecycle,
+        logger,
+        metrics,
+      );
+      if (monitorNote !== undefined) notes.push(monitorNote);
+    }
 
     const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
       const checks = Object.fromEntries(await Promise.all(readinessChecks.map((c) => c())));
@@ -246,6 +312,7 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
       host: config.api.metrics.host,
       port: config.api.metrics.port,
       readiness,
+      metrics: () => metrics.scrape(),
     });
     lifecycle.add('health listener', () => health.close());
 
@@ -255,14 +322,40 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
     if (role === 'all' || role === 'api') {
       const material = await tlsMaterial(config);
       tlsCertPath = material.certPath;
+      const auth = await apiAuthMaterial(config);
+      notes.push(auth.note);
+      if (auth.authenticate === undefined) logger.warn({}, auth.note);
+      // Event streams read when any node positioned events (LISTEN/NOTIFY), not only by polling.
+      const eventWakeups = await PgEventNotifications.start({
+        connect: db.listenConnection,
+        sequence: () => service.sequenceEvents(),
+        onError: (err, context) => {
+          logger.warn({ err, context }, 'event stream wake-ups');
+        },
+      });
+      lifecycle.add('event wake-ups', () => eventWakeups.close());
       const api = await ApiServer.start({
         service,
+        automation: new AutomationService(automationStore),
+        eventWakeups,
         grpc: config.api.grpc,
         http: config.api.http,
-        ...(material.tls === undefined ? {} : { tls: material.tls }),
+        consoleDir: CONSOLE_DIR,
+        ...(material.tls === undefined
+          ? {}
+          : {
+              tls: {
+                ...material.tls,
+                ...(auth.clientCa === undefined ? {} : { clientCa: auth.clientCa }),
+              },
+            }),
+        ...(auth.authenticate === undefined
+          ? {}
+          : { authenticate: auth.authenticate, idempotencyPerActor: true }),
         logger,
         maxMessageBytes: config.limits.maxMessageBytes,
         readiness,
+        telemetry: new RpcTelemetry(metrics, tracer),
       });
       lifecycle.add('api servers', () => api.close(config.node.shutdownTimeoutMs));
       grpc = hostPort(api.grpcAddress);
@@ -288,6 +381,7 @@ export async function startC2Node(config: Config, logger: Logger): Promise<C2Nod
       addresses,
       service,
       lifecycle,
+      telemetry,
       stop: () => lifecycle.shutdown(config.node.shutdownTimeoutMs),
     };
   } catch (err) {

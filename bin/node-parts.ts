@@ -4,6 +4,9 @@
  * registers its own shutdown with the lifecycle.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Tracer } from '@opentelemetry/api';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type pg from 'pg';
@@ -13,9 +16,15 @@ import {
   InProcessLockService,
   type LockService,
 } from '../cluster/coordination/index.ts';
-import { MqttCommandPublisher, type BatchSyncDeps } from '../cluster/delivery/index.ts';
+import {
+  InstrumentedPublisher,
+  MqttCommandPublisher,
+  recordAttempt,
+  type BatchSyncDeps,
+} from '../cluster/delivery/index.ts';
 import { startEmbeddedBroker, startEmbeddedPostgres } from '../cluster/embedded/index.ts';
 import { C2Error } from '../cluster/errors.ts';
+import { connectListener, type ListenConnection } from '../cluster/events/index.ts';
 import { KeyVault, LocalKekProvider, type KekProvider } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import {
@@ -25,6 +34,77 @@ import {
   PgDataKeyStore,
   PgDelivery,
 } from '../cluster/storage/index.ts';
+import {
+  C2Metrics,
+  readPipelineStats,
+  recordLockEvent,
+  startTracing,
+  tracedStore,
+} from '../cluster/telemetry/index.ts';
+
+/** Metrics and tracer of a node, injected into every instrumented component. */
+export interface NodeTelemetry {
+  readonly metrics: C2Metrics;
+  readonly tracer: Tracer;
+}
+
+/** What a composition root may add to a node's telemetry (tests: an in-memory span exporter). */
+export interface NodeTelemetryOptions {
+  readonly spanProcessors?: readonly SpanProcessor[];
+}
+
+/** The version of this build (package.json), for `c2_node_info` and span resources. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Creates the node's metrics registry and tracer (exporter from `config.telemetry`); the tracer
+ * provider is flushed and shut down last, after every component that makes spans stopped.
+ */
+export function nodeTelemetry(
+  config: Config,
+  lifecycle: Lifecycle,
+  options: NodeTelemetryOptions = {},
+): NodeTelemetry {
+  const version = packageVersion();
+  const tracing = startTracing({
+    exporter: config.telemetry.tracesExporter,
+    endpoint: config.telemetry.otlpEndpoint,
+    serviceName: config.telemetry.serviceName,
+    sampleRatio: config.telemetry.traceSampleRatio,
+    nodeId: config.node.id,
+    role: config.node.role,
+    version,
+    ...(options.spanProcessors === undefined ? {} : { spanProcessors: options.spanProcessors }),
+  });
+  lifecycle.add('tracing', () => tracing.shutdown());
+  const metrics = new C2Metrics({ node: config.node.id, role: config.node.role, version });
+  return { metrics, tracer: tracing.tracer };
+}
+
+/** Scrape-time figures of the database: pipeline (cluster-wide) and this process's pool. */
+export function watchDatabase(db: NodeDatabase, config: Config, metrics: C2Metrics): void {
+  metrics.onScrape('database', async () => {
+    metrics.setPipelineStats(await readPipelineStats(db.pool));
+  });
+  metrics.onScrape('pool', () => {
+    metrics.setPool({
+      total: db.pool.totalCount,
+      idle: db.pool.idleCount,
+      waiting: db.pool.waitingCount,
+      max: config.database.poolMax,
+    });
+    return Promise.resolve();
+  });
+}
 
 /** The database of a node. */
 export interface NodeDatabase {
@@ -32,6 +112,8 @@ export interface NodeDatabase {
   readonly store: PgC2Store;
   readonly vault: KeyVault;
   readonly display: string;
+  /** Opens a dedicated connection for LISTEN (the event stream's wake-ups). */
+  readonly listenConnection: () => Promise<ListenConnection>;
 }
 
 async function kekProvider(config: Config, store: PgC2Store): Promise<KekProvider> {
@@ -100,7 +182,9 @@ export async function openDatabase(
     provider: await kekProvider(config, store),
     store: new PgDataKeyStore(pool),
   });
-  return { pool, store, vault, display };
+  const listenConnection = (): Promise<ListenConnection> =>
+    connectListener({ url, schema: config.database.schema });
+  return { pool, store, vault, display, listenConnection };
 }
 
 /** Starts the embedded broker when configured; returns the broker URL. */
@@ -178,14 +262,25 @@ export async function lockService(
   config: Config,
   lifecycle: Lifecycle,
   logger: Logger,
+  metrics?: C2Metrics,
 ): Promise<LockService> {
-  if (config.redis.kind === 'in-process') return new InProcessLockService();
+  if (config.redis.kind === 'in-process')
+    return new InProcessLockService(
+      metrics === undefined
+        ? {}
+        : {
+            onEvent: (event) => {
+              recordLockEvent(metrics, event);
+            },
+          },
+    );
   const clients = [];
   for (const [i, url] of config.redis.redlockUrls.entries())
     clients.push(await connectRedis(url.reveal(), lifecycle, `redlock-${i + 1}`, false));
   return new RedlockService({
     clients,
     onEvent: (event) => {
+      if (metrics !== undefined) recordLockEvent(metrics, event);
       if (
         event.type === 'acquire-timeout' ||
         event.type === 'lost' ||
@@ -202,12 +297,17 @@ export function deliveryDeps(
   db: NodeDatabase,
   publisher: MqttCommandPublisher,
   logger: Logger,
+  telemetry?: NodeTelemetry,
 ): BatchSyncDeps {
+  const metrics = telemetry?.metrics;
   return {
-    store: db.store,
+    store: telemetry === undefined ? db.store : tracedStore(db.store, telemetry.tracer),
     sealer: db.vault,
     mode: config.crypto.mode,
-    publisher,
+    publisher:
+      telemetry === undefined
+        ? publisher
+        : new InstrumentedPublisher(publisher, telemetry.metrics, telemetry.tracer),
     clock: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     policy: {
@@ -217,6 +317,7 @@ export function deliveryDeps(
       deadlineMs: config.delivery.deadlineMs,
     },
     onAttempt: (a) => {
+      if (metrics !== undefined) recordAttempt(metrics, a);
       if (a.outcome === 'failed')
         logger.warn(
           { clientId: a.clientId, command: a.kind, attempt: a.attempt, error: a.error },

@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     `E4 C2 node ${config.node.id} is running (role ${a.role}, ${config.crypto.mode} mode)`,
     ...(a.grpc === undefined ? [] : [`  gRPC (reference pb.C2 and e4c2.v1): ${a.grpc}`]),
     ...(a.http === undefined ? [] : [`  HTTP (reference /e4/..., ours /v1/...): ${a.http}`]),
+    ...(a.http === undefined ? [] : [`  web console: ${a.http}/console/`]),
     `  health (/healthz, /readyz): ${a.health}`,
     `  PostgreSQL: ${a.database}`,
     ...(a.mqtt === undefined ? [] : [`  MQTT broker: ${a.mqtt}`]),

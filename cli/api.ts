@@ -168,6 +168,93 @@ export interface AdminRpcs {
   >;
   GetRotationStatus: Rpc<{ name: string; version: number }, RotationStatus>;
   GetC2PublicKey: Rpc<Empty, { version: number; public_key: string; fingerprint: string }>;
+  ReconcileAfterRestore: Rpc<ReconcileAfterRestoreRequest, ReconcileAfterRestoreResponse>;
+  GetTopicTraffic: Rpc<{ name: string }, TopicTraffic>;
+}
+
+/** `e4c2.v1.TopicTraffic`: what traffic monitoring saw on a topic. */
+export interface TopicTraffic {
+  readonly topic: string;
+  readonly key_version: number;
+  readonly counts: ReadonlyArray<{
+    readonly key_version: number;
+    readonly class: string;
+    readonly messages: string | number;
+    readonly first_at: string;
+    readonly last_at: string;
+  }>;
+  readonly devices: ReadonlyArray<{
+    readonly client: string;
+    readonly key_version: number;
+    readonly last_at: string;
+  }>;
+}
+
+/** `e4c2.v1.IssuedSubject`: what the off-site event archive saw of one topic or client. */
+export interface IssuedSubject {
+  readonly name: string;
+  readonly version: number;
+  readonly removed: boolean;
+}
+
+/** `e4c2.v1.ReconcileAfterRestoreRequest`. */
+export interface ReconcileAfterRestoreRequest {
+  readonly version_margin: number;
+  readonly event_seq_margin: string;
+  readonly topics: readonly IssuedSubject[];
+  readonly clients: readonly IssuedSubject[];
+  readonly c2_key_version: number;
+  readonly archive_last_seq: string;
+}
+
+/** `e4c2.v1.ReconcileAfterRestoreResponse`. */
+export interface ReconcileAfterRestoreResponse {
+  readonly topics_rotated: number;
+  readonly unreachable_clients: readonly string[];
+  readonly missing_clients: readonly string[];
+  readonly missing_topics: readonly string[];
+  readonly resurrected_clients: readonly string[];
+  readonly resurrected_topics: readonly string[];
+  readonly c2_key_rotated_after_backup: boolean;
+  readonly event_seq_floor: string;
+}
+
+/** An automation rule message (`e4c2.v1.AutomationRule`), proto field names. */
+export type AutomationMessage = Readonly<Record<string, unknown>>;
+
+/**
+ * Every unary RPC of `e4c2.v1.C2Automation` the CLI calls (docs/automation.md). Requests and
+ * responses are the proto messages (field names as in the .proto).
+ */
+export interface AutomationRpcs {
+  ListRules: Rpc<Empty, { rules: AutomationMessage[] }>;
+  GetRule: Rpc<{ rule_id: string }, AutomationMessage>;
+  CreateRule: Rpc<{ rule: AutomationMessage }, AutomationMessage>;
+  UpdateRule: Rpc<
+    { rule_id: string; expected_version: number; rule: AutomationMessage },
+    AutomationMessage
+  >;
+  DeleteRule: Rpc<{ rule_id: string; expected_version: number }, { rule_id: string }>;
+  AddTrigger: Rpc<
+    { rule_id: string; expected_version: number; trigger: AutomationMessage },
+    AutomationMessage
+  >;
+  RemoveTrigger: Rpc<
+    { rule_id: string; expected_version: number; trigger_id: string },
+    AutomationMessage
+  >;
+  AddTarget: Rpc<
+    { rule_id: string; expected_version: number; target: AutomationMessage },
+    AutomationMessage
+  >;
+  RemoveTarget: Rpc<
+    { rule_id: string; expected_version: number; target_id: string },
+    AutomationMessage
+  >;
+  GetAutomationStatus: Rpc<Empty, AutomationMessage>;
+  PauseAutomation: Rpc<{ reason: string }, AutomationMessage>;
+  ResumeAutomation: Rpc<Empty, AutomationMessage>;
+  ListFirings: Rpc<{ rule_id: string; limit: number }, { firings: AutomationMessage[] }>;
 }
 
 /** Per-call options. */
@@ -209,6 +296,11 @@ export interface C2Api {
     method: M,
     request: AdminRpcs[M]['request'],
   ): Promise<AdminRpcs[M]['response']>;
+  /** One unary call on `e4c2.v1.C2Automation` (absent in API fakes that do not serve it). */
+  automation?<M extends keyof AutomationRpcs>(
+    method: M,
+    request: AutomationRpcs[M]['request'],
+  ): Promise<AutomationRpcs[M]['response']>;
   /** `pb.C2/SubscribeToEventStream`: live events only. */
   referenceEvents(): EventStream<ReferenceEvent>;
   /** `e4c2.v1.C2Admin/StreamEvents`: the event log after `afterSeq` ("0": from the start), then live. */

@@ -13,6 +13,7 @@ import {
   ENDPOINT_ENV,
   FlagValues,
   GLOBAL_FLAGS,
+  TOKEN_ENV,
   type CommandSpec,
   type FlagSpec,
   type GlobalOptions,
@@ -312,6 +313,16 @@ function globalOptions(
     throw usage('--servername applies to TLS connections; it cannot be used with --insecure');
   }
 
+  const tokenFile = str('token-file');
+  if (tokenFile === '') throw usage('flag --token-file needs a file');
+  const tokenEnv = env(TOKEN_ENV);
+  const token =
+    tokenFile !== undefined
+      ? { from: 'file' as const, path: tokenFile }
+      : tokenEnv === undefined
+        ? undefined
+        : { from: 'env' as const, value: tokenEnv };
+
   const timeoutText = str('timeout');
   let timeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
   if (timeoutText !== undefined) {
@@ -337,6 +348,7 @@ function globalOptions(
     certFile,
     servername,
     insecure,
+    token,
     json: values.get('json') === true,
     timeoutMs,
     requestId: requestIdFlag ?? environment.newRequestId(),

@@ -23,6 +23,7 @@ import {
 } from '@grpc/proto-loader';
 import type {
   AdminRpcs,
+  AutomationRpcs,
   C2Api,
   CallOptions,
   EventRecord,
@@ -63,12 +64,15 @@ export interface ConnectionOptions {
   readonly signal?: AbortSignal;
   /** Default: two retries, 250 ms and 750 ms apart. */
   readonly retry?: RetryPolicy;
+  /** API bearer token, sent as `authorization: Bearer …` metadata on every call. */
+  readonly token?: string;
 }
 
 /** The reference methods that change state: they carry the `idempotency-key` metadata. */
 const PROTO_DIR = fileURLToPath(new URL('../api/proto/', import.meta.url));
 const REFERENCE_SERVICE = 'pb.C2';
 const ADMIN_SERVICE = 'e4c2.v1.C2Admin';
+const AUTOMATION_SERVICE = 'e4c2.v1.C2Automation';
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 const DEFAULT_RETRY: RetryPolicy = { delaysMs: [250, 750] };
 
@@ -130,7 +134,10 @@ function methodOf(definitions: PackageDefinition, service: string, name: string)
 
 function loadDefinitions(): PackageDefinition {
   return {
-    ...loadSync(['c2.proto', 'e4c2_v1.proto'], { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] }),
+    ...loadSync(['c2.proto', 'e4c2_v1.proto', 'automation_v1.proto'], {
+      ...LOADER_OPTIONS,
+      includeDirs: [PROTO_DIR],
+    }),
     ...fromJSON(HEALTH_DESCRIPTOR, LOADER_OPTIONS),
   };
 }
@@ -205,7 +212,7 @@ export class GrpcC2Api implements C2Api {
     request: ReferenceRpcs[M]['request'],
     options: CallOptions = {},
   ): Promise<ReferenceRpcs[M]['response']> {
-    const metadata = new Metadata();
+    const metadata = this.metadata();
     if (options.idempotencyKey !== undefined) {
       metadata.set('idempotency-key', options.idempotencyKey);
     }
@@ -217,7 +224,19 @@ export class GrpcC2Api implements C2Api {
     method: M,
     request: AdminRpcs[M]['request'],
   ): Promise<AdminRpcs[M]['response']> {
-    return this.unary(methodOf(this.definitions, ADMIN_SERVICE, method), request, new Metadata());
+    return this.unary(methodOf(this.definitions, ADMIN_SERVICE, method), request, this.metadata());
+  }
+
+  /** @inheritdoc */
+  automation<M extends keyof AutomationRpcs>(
+    method: M,
+    request: AutomationRpcs[M]['request'],
+  ): Promise<AutomationRpcs[M]['response']> {
+    return this.unary(
+      methodOf(this.definitions, AUTOMATION_SERVICE, method),
+      request,
+      this.metadata(),
+    );
   }
 
   /** @inheritdoc */
@@ -237,7 +256,7 @@ export class GrpcC2Api implements C2Api {
     return this.unary(
       methodOf(this.definitions, HEALTH_SERVICE, 'Check'),
       { service: '' },
-      new Metadata(),
+      this.metadata(),
     );
   }
 
@@ -246,6 +265,14 @@ export class GrpcC2Api implements C2Api {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+  }
+
+  /** Fresh metadata for one call, with the bearer token when there is one. */
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.options.token !== undefined)
+      metadata.set('authorization', `Bearer ${this.options.token}`);
+    return metadata;
   }
 
   private unary<Res>(method: AnyMethod, request: object, metadata: Metadata): Promise<Res> {
@@ -291,7 +318,7 @@ export class GrpcC2Api implements C2Api {
       method.requestSerialize,
       method.responseDeserialize,
       request,
-      new Metadata(),
+      this.metadata(),
     );
     const connected = new Promise<void>((resolve) => {
       this.client.waitForReady(Date.now() + this.options.timeoutMs, (err) => {

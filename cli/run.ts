@@ -59,9 +59,11 @@ export async function runCli(deps: CliDeps): Promise<ExitCode> {
         const { command, flags, globals } = invocation;
         const facts = connectionFacts(globals);
         const tls = await tlsOptions(globals, deps);
+        const token = await bearerToken(globals, deps);
         const api = deps.connect({
           endpoint: globals.endpoint,
           tls,
+          ...(token === undefined ? {} : { token }),
           timeoutMs: globals.timeoutMs,
           userAgent: `${PROGRAM}-cli/${deps.version}`,
           signal: deps.signal,
@@ -101,6 +103,29 @@ function connectionFacts(globals: GlobalOptions): ConnectionFacts {
         : 'tls-cert',
     timeoutMs: globals.timeoutMs,
   };
+}
+
+/** The bearer token named by the globals, read and checked. */
+async function bearerToken(globals: GlobalOptions, deps: CliDeps): Promise<string | undefined> {
+  if (globals.token === undefined) return undefined;
+  let token: string;
+  if (globals.token.from === 'env') token = globals.token.value.trim();
+  else {
+    try {
+      token = Buffer.from(await deps.readFile(globals.token.path))
+        .toString('utf8')
+        .trim();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw CliError.input(`cannot read token file ${globals.token.path}: ${reason}`);
+    }
+  }
+  if (!/^[A-Za-z0-9._~+/-]{16,512}=*$/.test(token))
+    throw CliError.input(
+      `the API token ${globals.token.from === 'env' ? 'in E4C2_TOKEN' : `in ${globals.token.path}`} is malformed: expected 16 to 512 token characters`,
+      { hint: 'create one with: e4c2 token new --name NAME --role ROLE' },
+    );
+  return token;
 }
 
 async function tlsOptions(globals: GlobalOptions, deps: CliDeps): Promise<TlsOptions> {

@@ -42,6 +42,11 @@ export interface GlobalOptions {
   readonly servername: string | undefined;
   /** Plaintext connection. */
   readonly insecure: boolean;
+  /** Where the bearer token comes from: a file (`--token-file`) or `E4C2_TOKEN`. */
+  readonly token:
+    | { readonly from: 'file'; readonly path: string }
+    | { readonly from: 'env'; readonly value: string }
+    | undefined;
   /** Machine output. */
   readonly json: boolean;
   /** Deadline of each call, in milliseconds. */
@@ -137,6 +142,8 @@ export const DEFAULT_TIMEOUT_SECONDS = 10;
 export const ENDPOINT_ENV = 'E4C2_ENDPOINT';
 /** Environment variable for `--cert`. */
 export const CERT_ENV = 'E4C2_CERT';
+/** Environment variable holding an API bearer token (`--token-file` wins). */
+export const TOKEN_ENV = 'E4C2_TOKEN';
 
 /** The flags every command accepts (before or after the command words). */
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
@@ -159,6 +166,12 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
     kind: 'string',
     value: 'NAME',
     description: 'host name to check the server certificate against (default: the endpoint host)',
+  },
+  {
+    name: 'token-file',
+    kind: 'string',
+    value: 'FILE',
+    description: `file holding the API bearer token (or the token itself in env ${TOKEN_ENV})`,
   },
   {
     name: 'insecure',

@@ -4,10 +4,12 @@
  * again with a short delay; a periodic sweep re-queues every device whose delivered state lags
  * its desired state, so nothing is lost when a relay, a job or a worker is.
  */
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { syncBatch, type BatchSyncDeps } from '../cluster/delivery/index.ts';
+import { recordSyncOutcomes, syncBatch, type BatchSyncDeps } from '../cluster/delivery/index.ts';
 import { DEVICE_QUEUE, type DeviceQueue, type SyncJobData } from '../cluster/queue/index.ts';
 import type { C2Store } from '../cluster/storage/index.ts';
+import { contextFromTraceparent, inSpan, type C2Metrics } from '../cluster/telemetry/index.ts';
 
 /** Options of {@link DeliveryWorker.start}. */
 export interface DeliveryWorkerOptions {
@@ -21,6 +23,10 @@ export interface DeliveryWorkerOptions {
   readonly sweepIntervalMs: number;
   readonly busyRetryMs: number;
   readonly onError: (err: unknown, context: string) => void;
+  /** Counts deliveries abandoned at the retry cap (attempts are counted by `syncDeps`). */
+  readonly metrics?: C2Metrics;
+  /** Traces each job (`queue.process`) as a child of the relay that added it (traceparent). */
+  readonly tracer?: Tracer;
 }
 
 /** A running delivery worker. */
@@ -44,7 +50,23 @@ export class DeliveryWorker {
       async (job: Job<SyncJobData>) => {
         const self = holder.self;
         if (self === undefined) return;
-        await self.#process(job.data);
+        const tracer = options.tracer;
+        if (tracer === undefined) await self.#process(job.data);
+        else
+          await inSpan(
+            tracer,
+            'queue.process',
+            {
+              kind: SpanKind.CONSUMER,
+              attributes: {
+                'messaging.system': 'bullmq',
+                'messaging.destination.name': DEVICE_QUEUE,
+                'messaging.batch.message_count': job.data.clientIds.length,
+              },
+            },
+            () => self.#process(job.data),
+            contextFromTraceparent(job.data.traceparent),
+          );
       },
       {
         connection: options.connection,
@@ -76,6 +98,8 @@ export class DeliveryWorker {
     try {
       const outcome = await syncBatch(this.options.syncDeps, mine, () => this.#stopping);
       busy = [...outcome.busy, ...busyHere];
+      if (this.options.metrics !== undefined)
+        recordSyncOutcomes(this.options.metrics, outcome.perDevice.values());
     } finally {
       for (const id of mine) this.#syncing.delete(id);
     }

@@ -16,7 +16,13 @@ import {
 export const PROTO_DIR = fileURLToPath(new URL('../proto/', import.meta.url));
 
 /** The files every node serves. */
-export const PROTO_FILES = ['c2.proto', 'e4c2_v1.proto', 'health.proto'] as const;
+export const PROTO_FILES = [
+  'c2.proto',
+  'e4c2_v1.proto',
+  'health.proto',
+  'automation_v1.proto',
+  'c2ae.proto',
+] as const;
 
 /**
  * Loader options: field names as written in the .proto (`binaryData`, `Code`, `key_version`),

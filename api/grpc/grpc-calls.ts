@@ -8,6 +8,7 @@ import {
   type ServerWritableStream,
 } from '@grpc/grpc-js';
 import type { ApiDeps, ApiLogger, CallContext } from '../api-types.ts';
+import { verifiedCertificate } from '../auth/client-certificate.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import { describeFailure, type ApiFailure } from '../errors-map.ts';
 import type { UnaryOperation } from '../operations/reference-ops.ts';
@@ -30,15 +31,24 @@ export async function callContext(
   deps: ApiDeps,
   call: AnyCall,
   requestId: string,
+  operation: string,
 ): Promise<CallContext> {
   const peer = call.getPeer();
+  const certificate = verifiedCertificate(call.getAuthContext().sslPeerCertificate);
   const actor = await deps.authenticate({
     transport: 'grpc',
+    operation,
+    ...(certificate === undefined ? {} : { clientCertificate: certificate }),
     peer: peer === '' || peer === 'unknown' ? undefined : peer,
     header: (name) => metadataValue(call, name.toLowerCase()),
   });
   const idempotencyKey = checkIdempotencyKey(metadataValue(call, 'idempotency-key'));
-  return { actor, requestId, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) };
+  return {
+    actor,
+    requestId,
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    ...(deps.idempotencyPerActor ? { idempotencyScope: actor } : {}),
+  };
 }
 
 /** Trailing metadata every response carries. */
@@ -81,7 +91,7 @@ export function unaryHandler(
     const started = performance.now();
     void (async () => {
       try {
-        const ctx = await callContext(deps, call, requestId);
+        const ctx = await callContext(deps, call, requestId, rpc);
         const response = await operation(call.request, ctx);
         log.debug({ requestId, rpc, actor: ctx.actor, ms: elapsedMs(started) }, 'call');
         callback(null, response, trailers(requestId));

@@ -12,8 +12,10 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ApiDeps, ApiLogger } from '../api-types.ts';
+import { verifiedCertificate } from '../auth/client-certificate.ts';
 import { encodeMessage } from '../codec/proto-json.ts';
 import type { ProtoSchema } from '../codec/protos.ts';
 import { describeFailure, transportFailure, type ApiFailure } from '../errors-map.ts';
@@ -25,6 +27,7 @@ import {
 } from '../transport-common.ts';
 import { errorBody, PayloadTooLarge, readBody, sendJson, type ErrorStyle } from './http-io.ts';
 import { buildRequestMessage } from './request-message.ts';
+import type { ConsoleFiles } from './console-files.ts';
 import { matchPath } from './router.ts';
 import type { HttpRoute } from './routes.ts';
 
@@ -32,13 +35,15 @@ import type { HttpRoute } from './routes.ts';
 export interface HttpServerOptions {
   readonly host: string;
   readonly port: number;
-  /** PEM certificate chain and key: HTTPS when given. */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** PEM certificate chain and key: HTTPS when given; with `clientCa`, mutual TLS is required. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly clientCa?: Buffer };
   /** Largest request body, in bytes; more is answered 413. */
   readonly maxBodyBytes: number;
   readonly routes: readonly HttpRoute[];
   readonly schema: ProtoSchema;
   readonly deps: ApiDeps;
+  /** The web console, served under `/console/` (public files: no authentication). */
+  readonly console?: ConsoleFiles;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -52,6 +57,8 @@ function firstHeader(req: IncomingMessage, name: string): string | undefined {
 export class HttpApiServer {
   #inFlight = 0;
   #closing = false;
+  /** Ends long-lived (server-sent events) responses when the server closes. */
+  readonly #streamsClosing = new AbortController();
   #closed: Promise<void> | undefined;
 
   private constructor(
@@ -69,14 +76,29 @@ export class HttpApiServer {
   static async start(options: HttpServerOptions): Promise<HttpApiServer> {
     const log = options.deps.logger.child?.({ surface: 'http' }) ?? options.deps.logger;
     const holder: { api?: HttpApiServer } = {};
+    const telemetry = options.deps.telemetry;
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
-      void holder.api?.handle(req, res);
+      const api = holder.api;
+      if (api === undefined) return;
+      if (telemetry === undefined) void api.handle(req, res);
+      else
+        void telemetry.serve('http', `HTTP ${req.method ?? 'GET'}`, async () => ({
+          method: await api.handle(req, res),
+          status: res.statusCode,
+        }));
     };
     const server =
       options.tls === undefined
         ? createHttpServer(listener)
         : createHttpsServer(
-            { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+            {
+              cert: options.tls.cert,
+              key: options.tls.key,
+              minVersion: 'TLSv1.2',
+              ...(options.tls.clientCa === undefined
+                ? {}
+                : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+            },
             listener,
           );
     server.on('clientError', (err, socket) => {
@@ -99,7 +121,8 @@ export class HttpApiServer {
     return this.#inFlight;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Answers one request. @returns the metrics label: its RPC, probe path or `unmatched` */
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<string> {
     const requestId = randomUUID();
     const started = performance.now();
     this.#inFlight++;
@@ -112,6 +135,7 @@ export class HttpApiServer {
     const target = req.url ?? '/';
     const queryAt = target.indexOf('?');
     const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
+    if (this.options.console?.serve(method, rawPath, res) === true) return 'console';
     try {
       if (!rawPath.startsWith('/')) throw transportError('C2_NOT_FOUND', `no route for ${rawPath}`);
       const segments = rawPath.slice(1).split('/');
@@ -138,20 +162,35 @@ export class HttpApiServer {
       if (route.kind === 'probe') {
         const result = await route.handle();
         sendJson(res, result.status, result.body, headers);
-        return;
+        return route.pattern.template;
       }
       rpc = route.rpc;
       const peer =
         req.socket.remoteAddress === undefined
           ? undefined
           : `${req.socket.remoteAddress}:${req.socket.remotePort ?? 0}`;
+      const certificate =
+        req.socket instanceof TLSSocket && req.socket.authorized
+          ? verifiedCertificate(req.socket.getPeerCertificate())
+          : undefined;
       const actor = await this.options.deps.authenticate({
         transport: 'http',
+        operation: route.rpc,
+        ...(certificate === undefined ? {} : { clientCertificate: certificate }),
         peer,
         header: (name) => firstHeader(req, name.toLowerCase()),
       });
-      const body = await readBody(req, this.options.maxBodyBytes);
       const query = new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1));
+      if (route.kind === 'stream') {
+        await route.handle(req, res, {
+          actor,
+          requestId,
+          query,
+          closing: this.#streamsClosing.signal,
+        });
+        return rpc;
+      }
+      const body = await readBody(req, this.options.maxBodyBytes);
       const message = buildRequestMessage(this.options.schema, route, params, query, body);
       const idempotencyKey = MUTATING.has(method)
         ? checkIdempotencyKey(firstHeader(req, 'idempotency-key'))
@@ -160,6 +199,7 @@ export class HttpApiServer {
         actor,
         requestId,
         ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+        ...(this.options.deps.idempotencyPerActor ? { idempotencyScope: actor } : {}),
       });
       const names = route.style === 'gateway' ? 'proto' : 'json';
       sendJson(
@@ -186,6 +226,7 @@ export class HttpApiServer {
       // Whatever the client still sends is discarded; the connection closes after the answer.
       if (err instanceof PayloadTooLarge) req.resume();
     }
+    return rpc === '' ? 'unmatched' : rpc;
   }
 
   private failureOf(err: unknown, requestId: string): ApiFailure {
@@ -217,6 +258,7 @@ export class HttpApiServer {
   close(timeoutMs: number): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#streamsClosing.abort();
       const closed = new Promise<void>((resolve) =>
         this.server.close(() => {
           resolve();

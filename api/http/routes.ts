@@ -3,7 +3,10 @@
  * (c2-reference.md §1.2), ours under `/v1`, and the probes. A route names the RPC whose request
  * message it builds from the path, the query string and the body, and whose operation it calls.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdminUnaryRpc } from '../operations/admin-ops.ts';
+import type { AutomationUnaryRpc } from '../operations/automation-ops.ts';
+import type { C2aeRpc } from '../operations/c2ae-ops.ts';
 import type { ReferenceUnaryRpc, UnaryOperation } from '../operations/reference-ops.ts';
 import type { ErrorStyle } from './http-io.ts';
 import { compilePath, type PathPattern } from './router.ts';
@@ -37,8 +40,38 @@ export interface ProbeRoute {
   handle(): Promise<{ readonly status: number; readonly body: unknown }>;
 }
 
+/** What a {@link StreamRoute} handler receives besides the request and the response. */
+export interface StreamContext {
+  readonly actor: string;
+  readonly requestId: string;
+  readonly query: URLSearchParams;
+  /** Aborted when the server shuts down: the handler ends its response. */
+  readonly closing: AbortSignal;
+}
+
+/** Writes a long-lived response itself (server-sent events). */
+export type StreamHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: StreamContext,
+) => Promise<void>;
+
+/** A long-lived, authenticated route whose handler writes the response (server-sent events). */
+export interface StreamRoute {
+  readonly kind: 'stream';
+  readonly method: 'GET';
+  readonly pattern: PathPattern;
+  readonly style: ErrorStyle;
+  /** For logs and authorization, like an RPC name. */
+  readonly rpc: string;
+  readonly handle: StreamHandler;
+}
+
 /** Any route. */
-export type HttpRoute = OperationRoute | ProbeRoute;
+export type HttpRoute = OperationRoute | ProbeRoute | StreamRoute;
+
+/** Path of the server-sent events stream (the web console's live view). */
+export const EVENT_STREAM_PATH = '/v1/events/stream';
 
 interface RouteSpec<R extends string> {
   readonly method: HttpMethod;
@@ -103,8 +136,10 @@ const ADMIN_ROUTES: readonly RouteSpec<AdminUnaryRpc>[] = [
   { method: 'GET', path: '/v1/topics/{name}', rpc: 'GetTopic' },
   { method: 'POST', path: '/v1/topics/{name}/rotate', rpc: 'RotateTopicKey', body: true },
   { method: 'GET', path: '/v1/topics/{name}/rollout', rpc: 'GetRotationStatus' },
+  { method: 'GET', path: '/v1/topics/{name}/traffic', rpc: 'GetTopicTraffic' },
   { method: 'GET', path: '/v1/c2-public-key', rpc: 'GetC2PublicKey' },
   { method: 'GET', path: '/v1/events', rpc: 'ListEvents', query: { after: 'after_seq' } },
+  { method: 'POST', path: '/v1/admin/reconcile-restore', rpc: 'ReconcileAfterRestore', body: true },
 ];
 
 /** Request and response message types of the admin RPCs that do not follow `<Rpc>Request`. */
@@ -120,14 +155,112 @@ const ADMIN_TYPES: Readonly<Record<AdminUnaryRpc, readonly [string, string]>> = 
   GetRotationStatus: ['GetRotationStatusRequest', 'RotationStatus'],
   GetC2PublicKey: ['GetC2PublicKeyRequest', 'C2PublicKey'],
   ListEvents: ['ListEventsRequest', 'ListEventsResponse'],
+  ReconcileAfterRestore: ['ReconcileAfterRestoreRequest', 'ReconcileAfterRestoreResponse'],
+  GetTopicTraffic: ['GetTopicTrafficRequest', 'TopicTraffic'],
+};
+
+/** Routes of `e4c2.v1.C2Automation` (docs/automation.md). */
+const AUTOMATION_ROUTES: readonly RouteSpec<AutomationUnaryRpc>[] = [
+  { method: 'GET', path: '/v1/automation/rules', rpc: 'ListRules' },
+  { method: 'POST', path: '/v1/automation/rules', rpc: 'CreateRule', body: true },
+  { method: 'GET', path: '/v1/automation/rules/{rule_id}', rpc: 'GetRule' },
+  { method: 'PUT', path: '/v1/automation/rules/{rule_id}', rpc: 'UpdateRule', body: true },
+  { method: 'DELETE', path: '/v1/automation/rules/{rule_id}', rpc: 'DeleteRule' },
+  {
+    method: 'POST',
+    path: '/v1/automation/rules/{rule_id}/triggers',
+    rpc: 'AddTrigger',
+    body: true,
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/automation/rules/{rule_id}/triggers/{trigger_id}',
+    rpc: 'RemoveTrigger',
+  },
+  { method: 'POST', path: '/v1/automation/rules/{rule_id}/targets', rpc: 'AddTarget', body: true },
+  {
+    method: 'DELETE',
+    path: '/v1/automation/rules/{rule_id}/targets/{target_id}',
+    rpc: 'RemoveTarget',
+  },
+  { method: 'GET', path: '/v1/automation/status', rpc: 'GetAutomationStatus' },
+  { method: 'POST', path: '/v1/automation/pause', rpc: 'PauseAutomation', body: true },
+  { method: 'POST', path: '/v1/automation/resume', rpc: 'ResumeAutomation', body: true },
+  { method: 'GET', path: '/v1/automation/firings', rpc: 'ListFirings' },
+];
+
+/** The reference automation engine's routes (grpc-gateway of `pb.C2AutomationEngine`). */
+const C2AE_ROUTES: readonly (RouteSpec<C2aeRpc> & { readonly types: readonly [string, string] })[] =
+  [
+    {
+      method: 'GET',
+      path: '/rules',
+      rpc: 'ListRules',
+      types: ['ListRulesRequest', 'RulesResponse'],
+    },
+    {
+      method: 'GET',
+      path: '/rules/{ruleId}',
+      rpc: 'GetRule',
+      types: ['GetRuleRequest', 'RuleResponse'],
+    },
+    {
+      method: 'POST',
+      path: '/rules',
+      rpc: 'AddRule',
+      body: true,
+      types: ['AddRuleRequest', 'RuleResponse'],
+    },
+    {
+      method: 'PUT',
+      path: '/rules',
+      rpc: 'UpdateRule',
+      body: true,
+      types: ['UpdateRuleRequest', 'RuleResponse'],
+    },
+    {
+      method: 'DELETE',
+      path: '/rules/{ruleId}',
+      rpc: 'DeleteRule',
+      types: ['DeleteRuleRequest', 'DeleteRuleResponse'],
+    },
+    {
+      method: 'GET',
+      path: '/health-check',
+      rpc: 'HealthCheck',
+      types: ['HealthCheckRequest', 'HealthCheckResponse'],
+    },
+  ];
+
+/** Message types of the automation RPCs. */
+const AUTOMATION_TYPES: Readonly<Record<AutomationUnaryRpc, readonly [string, string]>> = {
+  ListRules: ['ListRulesRequest', 'ListRulesResponse'],
+  GetRule: ['GetRuleRequest', 'AutomationRule'],
+  CreateRule: ['CreateRuleRequest', 'AutomationRule'],
+  UpdateRule: ['UpdateRuleRequest', 'AutomationRule'],
+  DeleteRule: ['DeleteRuleRequest', 'DeleteRuleResponse'],
+  AddTrigger: ['AddTriggerRequest', 'AutomationRule'],
+  RemoveTrigger: ['RemoveTriggerRequest', 'AutomationRule'],
+  AddTarget: ['AddTargetRequest', 'AutomationRule'],
+  RemoveTarget: ['RemoveTargetRequest', 'AutomationRule'],
+  GetAutomationStatus: ['GetAutomationStatusRequest', 'AutomationStatus'],
+  PauseAutomation: ['PauseAutomationRequest', 'AutomationStatus'],
+  ResumeAutomation: ['ResumeAutomationRequest', 'AutomationStatus'],
+  ListFirings: ['ListFiringsRequest', 'ListFiringsResponse'],
 };
 
 /** What {@link buildRoutes} needs. */
 export interface RouteSources {
   readonly reference: Readonly<Record<ReferenceUnaryRpc, UnaryOperation>>;
   readonly admin: Readonly<Record<AdminUnaryRpc, UnaryOperation>>;
+  /** The automation routes, when given. */
+  readonly automation?: Readonly<Record<AutomationUnaryRpc, UnaryOperation>>;
+  /** The reference automation engine's routes (`/rules`), when given. */
+  readonly c2ae?: Readonly<Record<C2aeRpc, UnaryOperation>>;
   readonly liveness: () => Promise<{ readonly status: number; readonly body: unknown }>;
   readonly readiness: () => Promise<{ readonly status: number; readonly body: unknown }>;
+  /** Serves {@link EVENT_STREAM_PATH} (server-sent events) when given. */
+  readonly eventStream?: StreamHandler;
 }
 
 /** The full route table, in matching order. */
@@ -177,6 +310,51 @@ export function buildRoutes(sources: RouteSources): readonly HttpRoute[] {
       operation: sources.admin[spec.rpc],
     });
   }
+  const automation = sources.automation;
+  if (automation !== undefined) {
+    for (const spec of AUTOMATION_ROUTES) {
+      const [request, response] = AUTOMATION_TYPES[spec.rpc];
+      routes.push({
+        kind: 'operation',
+        method: spec.method,
+        pattern: compilePath(spec.path),
+        style: 'v1',
+        rpc: `e4c2.v1.C2Automation/${spec.rpc}`,
+        requestType: `e4c2.v1.${request}`,
+        responseType: `e4c2.v1.${response}`,
+        body: spec.body === true,
+        queryAliases: spec.query ?? {},
+        operation: automation[spec.rpc],
+      });
+    }
+  }
+  const c2ae = sources.c2ae;
+  if (c2ae !== undefined) {
+    for (const spec of C2AE_ROUTES) {
+      routes.push({
+        kind: 'operation',
+        method: spec.method,
+        pattern: compilePath(spec.path),
+        style: 'gateway',
+        rpc: `pb.C2AutomationEngine/${spec.rpc}`,
+        requestType: `pb.${spec.types[0]}`,
+        responseType: `pb.${spec.types[1]}`,
+        body: spec.body === true,
+        queryAliases: {},
+        operation: c2ae[spec.rpc],
+      });
+    }
+  }
+  if (sources.eventStream !== undefined) {
+    routes.push({
+      kind: 'stream',
+      method: 'GET',
+      pattern: compilePath(EVENT_STREAM_PATH),
+      style: 'v1',
+      rpc: 'e4c2.v1.C2Admin/StreamEvents',
+      handle: sources.eventStream,
+    });
+  }
   return routes;
 }
 
@@ -187,3 +365,8 @@ export const REFERENCE_ROUTE_LIST: readonly string[] = REFERENCE_ROUTES.map(
 
 /** Every v1 route as `METHOD template`. */
 export const ADMIN_ROUTE_LIST: readonly string[] = ADMIN_ROUTES.map((r) => `${r.method} ${r.path}`);
+
+/** Every automation route as `METHOD template`. */
+export const AUTOMATION_ROUTE_LIST: readonly string[] = AUTOMATION_ROUTES.map(
+  (r) => `${r.method} ${r.path}`,
+);

@@ -2,12 +2,16 @@
  * Our API (`e4c2.v1.C2Admin`) on the C2 service, as transport-free operations on proto-loader
  * messages, shared by the gRPC server and the `/v1/...` HTTP routes.
  */
-import type { C2Service, KeyVersionInfo } from '../../cluster/domain/index.ts';
+import type {
+  C2Service,
+  IssuedSinceBackup,
+  IssuedSubject,
+  KeyVersionInfo,
+} from '../../cluster/domain/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import type { CallContext } from '../api-types.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import { eventRecord } from '../events/event-records.ts';
-import type { JournalEvent } from '../events/event-tail.ts';
 import { boolField, bytesField, numberField, stringField } from './message-fields.ts';
 import { requestContext, type UnaryOperation } from './reference-ops.ts';
 
@@ -24,13 +28,12 @@ export const ADMIN_UNARY_RPCS = [
   'GetRotationStatus',
   'GetC2PublicKey',
   'ListEvents',
+  'ReconcileAfterRestore',
+  'GetTopicTraffic',
 ] as const;
 
 /** Name of a unary admin RPC. */
 export type AdminUnaryRpc = (typeof ADMIN_UNARY_RPCS)[number];
-
-/** How long a missing event seq may still commit; ListEvents pages stop before such a gap. */
-const YOUNG_GAP_MS = 2000;
 
 /**
  * The v1 idempotency key: the request's `request_id` field or the transport's key
@@ -67,21 +70,26 @@ export function checkAfterSeq(value: string, field = 'after_seq'): bigint {
   return BigInt(value);
 }
 
-/**
- * Keeps the events before the first missing seq that may still commit (the event after it is
- * younger than {@link YOUNG_GAP_MS}), so a poller that resumes after the page's last seq does
- * not skip a late commit.
- */
-function untilYoungGap(after: bigint, events: readonly JournalEvent[], now: number) {
-  const kept: JournalEvent[] = [];
-  let expected = after + 1n;
-  for (const event of events) {
-    const seq = BigInt(event.seq);
-    if (seq !== expected && now - event.at.getTime() < YOUNG_GAP_MS) break;
-    kept.push(event);
-    expected = seq + 1n;
+/** The `IssuedSubject` list `key` of a request, by name (a name given twice keeps the highest). */
+function issuedSubjects(req: ProtoMessage, key: string): Map<string, IssuedSubject> {
+  const list = req[key];
+  const found = new Map<string, IssuedSubject>();
+  if (!Array.isArray(list)) return found;
+  for (const item of list as ProtoMessage[]) {
+    const name = stringField(item, 'name');
+    if (name === '') {
+      throw new C2Error('C2_VALIDATION', `every entry of ${key} needs a name`, {
+        details: { field: key },
+      });
+    }
+    const version = numberField(item, 'version');
+    const before = found.get(name);
+    found.set(name, {
+      version: Math.max(version, before?.version ?? 0),
+      removed: boolField(item, 'removed'),
+    });
   }
-  return kept;
+  return found;
 }
 
 /** Builds the operations of every unary admin RPC. */
@@ -196,6 +204,54 @@ export function adminOperations(
       const key = await service.c2PublicKey();
       return { version: key.version, public_key: key.publicKey, fingerprint: key.fingerprint };
     },
+    ReconcileAfterRestore: async (req, ctx) => {
+      const margin = stringField(req, 'event_seq_margin');
+      const archived = stringField(req, 'archive_last_seq');
+      const c2KeyVersion = numberField(req, 'c2_key_version');
+      const issued: IssuedSinceBackup = {
+        topics: issuedSubjects(req, 'topics'),
+        clients: issuedSubjects(req, 'clients'),
+        ...(c2KeyVersion === 0 ? {} : { c2KeyVersion }),
+        ...(archived === '' ? {} : { lastEventSeq: checkAfterSeq(archived, 'archive_last_seq') }),
+      };
+      const versionMargin = numberField(req, 'version_margin');
+      const r = await service.reconcileAfterRestore(requestContext(ctx), {
+        issued,
+        ...(versionMargin === 0 ? {} : { versionMargin }),
+        ...(margin === ''
+          ? {}
+          : { eventSeqMargin: Number(checkAfterSeq(margin, 'event_seq_margin')) }),
+      });
+      return {
+        topics_rotated: r.topicsRotated,
+        unreachable_clients: r.unreachableClients,
+        missing_clients: r.missingClients,
+        missing_topics: r.missingTopics,
+        resurrected_clients: r.resurrectedClients,
+        resurrected_topics: r.resurrectedTopics,
+        c2_key_rotated_after_backup: r.c2KeyRotatedAfterBackup,
+        event_seq_floor: r.eventSeqFloor,
+      };
+    },
+    GetTopicTraffic: async (req) => {
+      const t = await service.topicTraffic(stringField(req, 'name'));
+      return {
+        topic: t.topic,
+        key_version: t.keyVersion,
+        counts: t.counts.map((c) => ({
+          key_version: c.keyVersion,
+          class: c.class,
+          messages: c.messages,
+          first_at: c.firstAt.toISOString(),
+          last_at: c.lastAt.toISOString(),
+        })),
+        devices: t.devices.map((d) => ({
+          client: d.client,
+          key_version: d.keyVersion,
+          last_at: d.lastAt.toISOString(),
+        })),
+      };
+    },
     ListEvents: async (req) => {
       const after = checkAfterSeq(stringField(req, 'after_seq'));
       const requested = numberField(req, 'limit');
@@ -206,11 +262,8 @@ export function adminOperations(
         });
       }
       const limit = requested === 0 ? Math.min(100, max) : requested;
-      const events = untilYoungGap(
-        after,
-        await service.eventsAfter(after.toString(), limit),
-        service.deps.now(),
-      );
+      // Positions are gapless and final: resuming after the page's last seq misses nothing.
+      const events = await service.eventsAfter(after.toString(), limit);
       return {
         events: events.map(eventRecord),
         next_after_seq: events.at(-1)?.seq ?? after.toString(),

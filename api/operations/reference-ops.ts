@@ -55,9 +55,12 @@ export type ReferenceUnaryRpc = (typeof REFERENCE_UNARY_RPCS)[number];
 
 /** The domain's request context: the idempotency key is the domain's request id. */
 export function requestContext(ctx: CallContext): RequestContext {
-  return ctx.idempotencyKey === undefined
-    ? { actor: ctx.actor }
-    : { actor: ctx.actor, requestId: ctx.idempotencyKey };
+  if (ctx.idempotencyKey === undefined) return { actor: ctx.actor };
+  return {
+    actor: ctx.actor,
+    requestId: ctx.idempotencyKey,
+    ...(ctx.idempotencyScope === undefined ? {} : { idempotencyScope: ctx.idempotencyScope }),
+  };
 }
 
 const empty = (): ProtoMessage => ({});

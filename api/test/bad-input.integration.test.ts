@@ -474,10 +474,19 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/topics/t1/rollout?version=2', status: 400, field: 'version' },
     { method: 'GET', path: '/v1/topics/t1/rollout?version=x', status: 400, field: 'version' },
     { method: 'GET', path: '/v1/topics//rollout', status: 400 },
+    { method: 'GET', path: '/v1/topics//traffic', status: 400 },
+    { method: 'GET', path: '/v1/topics/unknown-topic/traffic', status: 404, code: 'C2_NOT_FOUND' },
     { method: 'GET', path: '/v1/c2-public-key', status: 400, code: 'C2_CRYPTO_MODE' },
     { method: 'GET', path: '/v1/events?after=abc', status: 400, field: 'after_seq' },
     { method: 'GET', path: '/v1/events?after=-1', status: 400 },
     { method: 'GET', path: '/v1/events?limit=5000', status: 400, field: 'limit' },
+    {
+      method: 'POST',
+      path: '/v1/admin/reconcile-restore',
+      body: { version_margin: 2_000_000 },
+      status: 400,
+      field: 'versionMargin',
+    },
   ];
 
   void it('every reference and v1 route has bad-input cases', () => {
@@ -743,6 +752,24 @@ void describe('bad input, symmetric-key mode', () => {
       rpc: 'ListEvents',
       request: { limit: 5000 },
       grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'ReconcileAfterRestore',
+      request: { topics: [{ name: '', version: 1 }] },
+      grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'GetTopicTraffic',
+      request: { name: '' },
+      grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'GetTopicTraffic',
+      request: { name: 'no/such/topic' },
+      grpc: NOT_FOUND,
     },
   ];
 

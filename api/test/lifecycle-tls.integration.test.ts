@@ -202,9 +202,28 @@ void describe('the node', () => {
       a.api.setReady(true);
       assert.equal((await a.http('GET', '/readyz')).status, 200);
 
+      // Watch: the status at once, then each change; an unknown service is SERVICE_UNKNOWN.
       const stream = health.stream('Watch', {});
-      const err = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
-      assert.equal(err.code, 12); // UNIMPLEMENTED
+      const seen: string[] = [];
+      stream.on('data', (m: Message) => seen.push(String(m['status'])));
+      stream.on('error', () => undefined);
+      await eventually(() => {
+        assert.deepEqual(seen, ['SERVING']);
+      });
+      a.api.setReady(false);
+      await eventually(() => {
+        assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
+      });
+      a.api.setReady(true);
+      await eventually(() => {
+        assert.deepEqual(seen, ['SERVING', 'NOT_SERVING', 'SERVING']);
+      });
+      stream.cancel();
+      const unknown = health.stream('Watch', { service: 'no.Such' });
+      const first = await new Promise<Message>((resolve) => unknown.once('data', resolve));
+      assert.deepEqual(first, { status: 'SERVICE_UNKNOWN' });
+      unknown.cancel();
+      unknown.on('error', () => undefined);
     } finally {
       health.close();
     }

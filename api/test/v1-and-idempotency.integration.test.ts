@@ -109,6 +109,60 @@ void describe('/v1 routes and C2Admin', () => {
     assert.equal(removed.status, 200, removed.text);
     assert.deepEqual(removed.json, { resetPending: true });
   });
+
+  void it("GET /v1/topics/{name}/traffic reports the monitor's counters (HTTP and gRPC)", async () => {
+    const topic = unique('traffic');
+    await a.http('POST', `/e4/topic/${topic}`);
+    const keys = await a.h.service.monitoringKeys(topic, 1);
+    assert.ok(keys !== undefined);
+    const at = new Date('2026-11-26T04:00:00.000Z');
+    await a.h.service.recordTraffic(
+      [
+        {
+          topicId: keys.topicId,
+          keyVersion: 1,
+          class: 'current',
+          messages: 7,
+          firstAt: at,
+          lastAt: at,
+        },
+        {
+          topicId: keys.topicId,
+          keyVersion: 0,
+          class: 'unencrypted',
+          messages: 2,
+          firstAt: at,
+          lastAt: at,
+        },
+      ],
+      [],
+    );
+    const res = await a.http('GET', `/v1/topics/${topic}/traffic`);
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, {
+      topic,
+      keyVersion: 1,
+      counts: [
+        {
+          keyVersion: 1,
+          class: 'current',
+          messages: '7',
+          firstAt: at.toISOString(),
+          lastAt: at.toISOString(),
+        },
+        {
+          keyVersion: 0,
+          class: 'unencrypted',
+          messages: '2',
+          firstAt: at.toISOString(),
+          lastAt: at.toISOString(),
+        },
+      ],
+      devices: [],
+    });
+    const viaGrpc = await a.admin.call('GetTopicTraffic', { name: topic });
+    assert.equal((viaGrpc['counts'] as unknown[]).length, 2);
+  });
 });
 
 void describe('idempotency keys', () => {
@@ -187,5 +241,10 @@ void describe('idempotency keys', () => {
       a.admin.call('RotateTopicKey', { name: topic, request_id: id }, clash),
       (err: ServiceError) => err.code === status.INVALID_ARGUMENT,
     );
+    await assert.rejects(
+      a.admin.call('RotateTopicKey', { name: topic, request_id: 'line\nbreak' }),
+      (err: ServiceError) => err.code === status.INVALID_ARGUMENT,
+    );
+    assert.equal(await topicVersion(topic), 3, 'a refused request id rotates nothing');
   });
 });

@@ -6,6 +6,9 @@ import { CLIENT_COMMANDS } from './client.ts';
 import { EVENT_COMMANDS } from './events.ts';
 import { MEMBERSHIP_COMMANDS } from './membership.ts';
 import { MESSAGE_COMMANDS } from './messages.ts';
+import { RESTORE_COMMANDS } from './restore.ts';
+import { RULE_COMMANDS } from './rules.ts';
+import { TOKEN_COMMANDS } from './token.ts';
 import { TOPIC_COMMANDS } from './topic.ts';
 
 /** Every command of the CLI. */
@@ -13,6 +16,9 @@ export const COMMAND_TABLE: CommandTable = {
   groups: [
     { name: 'client', summary: 'Client commands' },
     { name: 'topic', summary: 'Topic commands' },
+    { name: 'token', summary: 'API token commands (local)' },
+    { name: 'rules', summary: 'Automation rule commands' },
+    { name: 'automation', summary: 'Automation engine commands' },
   ],
   commands: [
     ...CLIENT_COMMANDS,
@@ -23,5 +29,8 @@ export const COMMAND_TABLE: CommandTable = {
     ...EVENT_COMMANDS,
     ...MESSAGE_COMMANDS,
     ...C2_COMMANDS,
+    ...RESTORE_COMMANDS,
+    ...TOKEN_COMMANDS,
+    ...RULE_COMMANDS,
   ],
 };

@@ -167,6 +167,40 @@ const status: CommandSpec = {
   },
 };
 
+const traffic: CommandSpec = {
+  path: ['topic', 'traffic'],
+  summary: 'What traffic monitoring saw on a topic: messages by key version and class',
+  description:
+    'Needs traffic monitoring on the C2 (E4C2_MONITORING). Classes: current, previous_key (the ' +
+    'sender has not applied a rotation), stale (replayed or skewed clock), forged, unencrypted. ' +
+    'In public-key mode also lists the devices by the key version they were last seen using, ' +
+    'oldest first.',
+  calls: ['e4c2.v1.C2Admin/GetTopicTraffic'],
+  flags: [
+    { name: 'name', kind: 'string', value: 'TOPIC', description: 'the topic', required: true },
+  ],
+  examples: ['topic traffic --name sensors/temp', 'topic traffic --name sensors/temp --json'],
+  async run(ctx) {
+    const t = await ctx.api.admin('GetTopicTraffic', { name: ctx.flags.string('name') });
+    const counts = renderTable(
+      ['version', 'class', 'messages', 'last seen'],
+      t.counts.map((c) => [String(c.key_version), c.class, String(c.messages), c.last_at]),
+    );
+    const devices =
+      t.devices.length === 0
+        ? ''
+        : '\n' +
+          renderTable(
+            ['device', 'version', 'last seen'],
+            t.devices.map((d) => [d.client, String(d.key_version), d.last_at]),
+          );
+    ctx.out.result(
+      t,
+      `topic ${t.topic}, current key version ${t.key_version}\n${counts}${devices}`,
+    );
+  },
+};
+
 /** The `topic` verbs and `status`. */
 export const TOPIC_COMMANDS: readonly CommandSpec[] = [
   create,
@@ -175,5 +209,6 @@ export const TOPIC_COMMANDS: readonly CommandSpec[] = [
   listClients,
   show,
   rotate,
+  traffic,
   status,
 ];

@@ -1,5 +1,6 @@
 // Argument parsing, help and usage errors for every command of the table (no server: a fake).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { didYouMean, flagsOf } from '../args.ts';
 import { COMMAND_TABLE } from '../commands/index.ts';
@@ -79,9 +80,25 @@ void describe('the command table', () => {
       'client resync',
       'topic show',
       'topic rotate',
+      'topic traffic',
       'status',
       'c2-public-key',
       'health',
+      'token new',
+      'restore-reconcile',
+      'rules list',
+      'rules get',
+      'rules create',
+      'rules update',
+      'rules delete',
+      'rules add-trigger',
+      'rules remove-trigger',
+      'rules add-target',
+      'rules remove-target',
+      'rules firings',
+      'automation status',
+      'automation pause',
+      'automation resume',
     ];
     assert.deepEqual([...ALL_PATHS].sort(), [...expected].sort());
   });
@@ -90,7 +107,8 @@ void describe('the command table', () => {
     for (const command of COMMAND_TABLE.commands) {
       const names = flagsOf(command).map((f) => f.name);
       assert.equal(new Set(names).size, names.length, command.path.join(' '));
-      assert.ok(command.calls.length > 0, command.path.join(' '));
+      // Only the local token commands call nothing.
+      assert.ok(command.calls.length > 0 || command.path[0] === 'token', command.path.join(' '));
       for (const rule of command.constraints ?? []) {
         const flags = rule.kind === 'exactly-one' ? rule.flags : [rule.flag, rule.with];
         for (const f of flags)
@@ -363,6 +381,53 @@ void describe('global flags and environment', () => {
       { kind: 'insecure' },
       '--insecure ignores E4C2_CERT',
     );
+  });
+
+  void it('reads the token from E4C2_TOKEN or --token-file (the file wins); refuses a malformed one', async () => {
+    const token = 'Zm9vYmFyYmF6cXV4cXV1eA';
+    const files = { '/run/token': `${token}-file\n`, '/run/bad': 'not a token\n' };
+    const fromEnv = await runWith(['count', '--clients'], {
+      env: { E4C2_TOKEN: token },
+      api: countApi(),
+    });
+    assert.equal(fromEnv.connection?.token, token);
+    const fromFile = await runWith(['--token-file', '/run/token', 'count', '--clients'], {
+      env: { E4C2_TOKEN: token },
+      files,
+      api: countApi(),
+    });
+    assert.equal(fromFile.connection?.token, `${token}-file`);
+    const none = await runWith(['count', '--clients'], { api: countApi() });
+    assert.equal(none.connection?.token, undefined);
+    const bad = await runWith(['--token-file', '/run/bad', 'count', '--clients'], { files });
+    assert.equal(bad.code, ExitCode.Usage);
+    assert.equal(bad.connection, undefined, 'nothing was called');
+    assert.ok(!bad.stderr.includes('not a token'), 'the token is not echoed');
+    const missing = await runWith(['--token-file', '/run/none', 'count', '--clients'], { files });
+    assert.equal(missing.code, ExitCode.Usage);
+  });
+
+  void it('token new: a 256-bit token and the credentials entry holding its SHA-256', async () => {
+    const r = await runWith([
+      '--json',
+      'token',
+      'new',
+      '--name',
+      'ops-alice',
+      '--role',
+      'operator',
+    ]);
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const out = JSON.parse(r.stdout) as { token: string; entry: Record<string, string> };
+    assert.match(out.token, /^[A-Za-z0-9_-]{43}$/);
+    assert.deepEqual(out.entry, {
+      name: 'ops-alice',
+      role: 'operator',
+      sha256: createHash('sha256').update(out.token).digest('hex'),
+    });
+    assert.equal(r.api.calls.length, 0, 'no call to the C2');
+    const badRole = await runWith(['token', 'new', '--name', 'x', '--role', 'root']);
+    assert.equal(badRole.code, ExitCode.Usage);
   });
 
   void it('rejects conflicting or malformed global flags', async () => {

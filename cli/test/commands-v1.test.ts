@@ -209,6 +209,30 @@ void describe('e4c2.v1 verbs', () => {
     });
   });
 
+  void it('topic traffic: counts by version and class, then devices on old versions', async () => {
+    const api = new FakeApi().onAdmin('GetTopicTraffic', (r) => ({
+      topic: r.name,
+      key_version: 3,
+      counts: [
+        { key_version: 3, class: 'current', messages: '120', first_at: 'a', last_at: 't3' },
+        { key_version: 2, class: 'previous_key', messages: '4', first_at: 'a', last_at: 't2' },
+      ],
+      devices: [{ client: 'sensor-1', key_version: 2, last_at: 't2' }],
+    }));
+    const r = await runWith(['topic', 'traffic', '--name', 't'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 't' });
+    assert.equal(
+      r.stdout,
+      'topic t, current key version 3\n' +
+        'VERSION  CLASS         MESSAGES  LAST SEEN\n' +
+        '3        current       120       t3\n' +
+        '2        previous_key  4         t2\n' +
+        '\nDEVICE    VERSION  LAST SEEN\n' +
+        'sensor-1  2        t2\n',
+    );
+  });
+
   void it('c2-public-key; in symmetric-key mode the server refuses (exit 1)', async () => {
     const api = new FakeApi().onAdmin('GetC2PublicKey', () => ({
       version: 1,

@@ -219,6 +219,28 @@ void describe('gRPC client, plaintext', () => {
     assert.deepEqual(server.seen.at(-1)?.metadata.get('idempotency-key'), []);
   });
 
+  void it('--token-file sends the bearer token on every call, reference and v1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'e4c2-token-'));
+    try {
+      const file = join(dir, 'token');
+      await writeFile(file, 'abcdefghijklmnop0123456789_-\n');
+      const attach = ['attach', '--client', 'c', '--topic', 't'];
+      const r = await cli(['-e', endpoint, '--insecure', '--token-file', file, ...attach]);
+      assert.equal(r.code, ExitCode.Ok, r.stderr);
+      assert.deepEqual(server.seen.at(-1)?.metadata.get('authorization'), [
+        'Bearer abcdefghijklmnop0123456789_-',
+      ]);
+      server.handlers.set('CountClients', () => ({ count: 1 }));
+      await cli(['-e', endpoint, '--insecure', '--token-file', file, 'count', '--clients']);
+      assert.equal(server.seen.at(-1)?.metadata.get('authorization').length, 1);
+      const without = await cli(['-e', endpoint, '--insecure', 'count', '--clients']);
+      assert.equal(without.code, ExitCode.Ok, without.stderr);
+      assert.deepEqual(server.seen.at(-1)?.metadata.get('authorization'), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   void it('v1 calls carry request_id in the message; bytes are sent as bytes', async () => {
     server.handlers.set('RotateClientKey', (req) => ({
       key_version: 7,

@@ -82,6 +82,13 @@ export interface ApiConfig {
   readonly http: ListenAddress;
   /** Prometheus metrics, on their own port. */
   readonly metrics: ListenAddress;
+  /**
+   * The API credentials file (bearer token digests and client certificates with their roles).
+   * Without it the API does not authenticate callers: fit for loopback-only development.
+   */
+  readonly credentialsFile?: string;
+  /** PEM CA bundle for client certificates: mutual TLS is then required on both listeners. */
+  readonly clientCaFile?: string;
 }
 
 /**
@@ -129,6 +136,18 @@ export interface LimitsConfig {
   readonly maxMessageBytes: number;
 }
 
+/** OpenTelemetry tracing (metrics are always served on `api.metrics`). */
+export interface TelemetryConfig {
+  /** `otlp` sends spans over OTLP/HTTP to `otlpEndpoint`; `none` records nothing. */
+  readonly tracesExporter: 'none' | 'otlp';
+  /** OTLP/HTTP base URL (the collector or Jaeger, port 4318); `/v1/traces` is appended. */
+  readonly otlpEndpoint: string;
+  /** `service.name` of the spans. */
+  readonly serviceName: string;
+  /** Share of new traces recorded, 0..1 (a trace continued from a parent follows the parent). */
+  readonly traceSampleRatio: number;
+}
+
 /** Logging. */
 export interface LogConfig {
   readonly level: LogLevel;
@@ -150,6 +169,41 @@ export interface NodeConfig {
   readonly shutdownTimeoutMs: number;
 }
 
+/**
+ * Broken variants of the C2 that the chaos suite switches on to prove its checker catches real
+ * bugs (docs/chaos.md). TEST ONLY: `no-idempotency` ignores request ids, so a retried rotation
+ * rotates again (breaks I4).
+ */
+export const TEST_FAULT_NAMES = ['no-idempotency'] as const;
+
+/** One of {@link TEST_FAULT_NAMES}. */
+export type TestFault = (typeof TEST_FAULT_NAMES)[number];
+
+/** `E4C2_TEST_FAULTS`, accepted only with `E4C2_ALLOW_TEST_FAULTS=true`. Never in production. */
+export interface TestingConfig {
+  readonly faults: readonly TestFault[];
+}
+
+/** The automation engine (docs/automation.md). */
+export interface AutomationConfig {
+  /** Whether this node runs the engine (roles `all` and `worker`); the API serves rules anyway. */
+  readonly enabled: boolean;
+  /** Leader lease time to live: a dead leader is replaced within about 4/3 of it plus a tick. */
+  readonly leaseTtlMs: number;
+  /** Pause between scheduler ticks of the leader. */
+  readonly tickMs: number;
+}
+
+/**
+ * Traffic monitoring (worker and `all` roles): subscribe to every topic and classify what devices
+ * publish (docs/monitoring.md). Off by default: it receives all the fleet's data traffic.
+ */
+export interface MonitoringConfig {
+  readonly enabled: boolean;
+  /** Messages waiting for classification beyond which new ones are dropped (counted). */
+  readonly maxQueued: number;
+}
+
 /** The whole configuration. Deep-frozen. */
 export interface Config {
   /** Path of the JSON config file the values came from, when one was used. */
@@ -164,7 +218,14 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly kek: KekConfig;
   readonly delivery: DeliveryConfig;
+  /** Always set by `loadConfig`; optional so hand-built test configs need not spell it out. */
+  readonly automation?: AutomationConfig;
+  /** Always set by `loadConfig`; optional so hand-built test configs need not spell it out. */
+  readonly monitoring?: MonitoringConfig;
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
+  readonly telemetry: TelemetryConfig;
   readonly node: NodeConfig;
+  /** Test-only broken variants; absent unless set (and allowed). */
+  readonly testing?: TestingConfig;
 }

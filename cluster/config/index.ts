@@ -5,6 +5,7 @@
 export { ConfigError } from './config-error.ts';
 export type {
   ApiConfig,
+  AutomationConfig,
   Config,
   CryptoConfig,
   CryptoMode,
@@ -19,6 +20,7 @@ export type {
   NodeConfig,
   NodeRole,
   RedisConfig,
+  TelemetryConfig,
   TlsConfig,
 } from './config-types.ts';
 export { describeConfig } from './describe-config.ts';

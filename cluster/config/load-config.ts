@@ -6,6 +6,7 @@ import { ConfigError } from './config-error.ts';
 import { parseConfigFile } from './config-file.ts';
 import type {
   ApiConfig,
+  AutomationConfig,
   Config,
   CryptoConfig,
   CryptoMode,
@@ -16,12 +17,17 @@ import type {
   ListenAddress,
   LogConfig,
   LogLevel,
+  MonitoringConfig,
+  TelemetryConfig,
   NodeRole,
   MqttConfig,
   NodeConfig,
   RedisConfig,
+  TestFault,
+  TestingConfig,
   TlsConfig,
 } from './config-types.ts';
+import { TEST_FAULT_NAMES } from './config-types.ts';
 import { deepFreeze } from './deep-freeze.ts';
 import {
   parseBoolean,
@@ -129,10 +135,25 @@ export function loadConfig(
     mqtt.kind === 'embedded' ? [...listeners(api), mqtt.listen] : listeners(api),
   );
   const tls = readTls(r, dataDir, database.kind);
+  if (api.clientCaFile !== undefined && tls.kind === 'disabled')
+    r.problem(
+      `${r.name(S.tlsClientCa)} needs TLS: set ${r.name(S.tlsCert)} and ${r.name(S.tlsKey)} too`,
+    );
   const kek = readKek(r, dataDir, database.kind);
   const delivery = readDelivery(r);
+  const automation: AutomationConfig = {
+    enabled: r.withDefault(S.automationEnabled, parseBoolean, true),
+    leaseTtlMs: r.withDefault(S.automationLeaseTtlMs, parseInteger(1_000, 300_000), 10_000),
+    tickMs: r.withDefault(S.automationTickMs, parseInteger(50, 60_000), 1_000),
+  };
+  const monitoring: MonitoringConfig = {
+    enabled: r.withDefault(S.monitoringEnabled, parseBoolean, false),
+    maxQueued: r.withDefault(S.monitoringMaxQueued, parseInteger(100, 10_000_000), 10_000),
+  };
   const limits = readLimits(r);
   const log: LogConfig = { level: r.withDefault(S.logLevel, parseEnum(LOG_LEVELS), 'info') };
+  const telemetry = readTelemetry(r);
+  const testing = readTesting(r);
   const node: NodeConfig = {
     id: r.withDefault(S.nodeId, parseNodeId, defaultNodeId(env)),
     role: r.withDefault(S.role, parseEnum(NODE_ROLES), 'all'),
@@ -165,11 +186,39 @@ export function loadConfig(
     tls,
     kek,
     delivery,
+    automation,
+    monitoring,
     limits,
     log,
+    telemetry,
     node,
+    ...(testing === undefined ? {} : { testing }),
   };
   return deepFreeze(config);
+}
+
+/**
+ * Test-only broken variants (the chaos suite's proof that its checker catches bugs): refused
+ * unless `E4C2_ALLOW_TEST_FAULTS=true` says the caller knows. Never in production.
+ */
+function readTesting(r: SettingReader): TestingConfig | undefined {
+  const raw = r.withDefault(S.testFaults, parseString, '');
+  const allowed = r.withDefault(S.allowTestFaults, parseBoolean, false);
+  const names = raw
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
+  if (names.length === 0) return undefined;
+  const known: readonly string[] = TEST_FAULT_NAMES;
+  const faults = names.filter((f): f is TestFault => known.includes(f));
+  for (const f of names)
+    if (!known.includes(f))
+      r.problem(`${r.name(S.testFaults)}: unknown test fault "${f}" (${known.join(', ')})`);
+  if (!allowed)
+    r.problem(
+      `${r.name(S.testFaults)}: test-only broken variants need ${r.name(S.allowTestFaults)}=true; never in production`,
+    );
+  return { faults };
 }
 
 function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
@@ -260,7 +309,14 @@ function readApi(r: SettingReader): ApiConfig {
     grpc: r.withDefault(S.grpcAddr, parseListenAddress, { host: '127.0.0.1', port: 5555 }),
     http: r.withDefault(S.httpAddr, parseListenAddress, { host: '127.0.0.1', port: 8888 }),
     metrics: r.withDefault(S.metricsAddr, parseListenAddress, { host: '127.0.0.1', port: 9464 }),
+    ...optionalEntry('credentialsFile', r.optional(S.apiCredentialsFile, parseString)),
+    ...optionalEntry('clientCaFile', r.optional(S.tlsClientCa, parseString)),
   };
+}
+
+/** `{ [name]: value }`, or nothing when the value is absent (exactOptionalPropertyTypes). */
+function optionalEntry<K extends string, V>(name: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [name]: value } as Record<K, V>);
 }
 
 function listeners(api: ApiConfig): ListenAddress[] {
@@ -346,5 +402,36 @@ function readLimits(r: SettingReader): LimitsConfig {
     maxPageSize: r.withDefault(S.maxPageSize, parseInteger(1, 100_000), 1000),
     // 268435455 is the largest MQTT packet (remaining length) there is.
     maxMessageBytes: r.withDefault(S.maxMessageBytes, parseInteger(1024, 268_435_455), 1_048_576),
+  };
+}
+
+/** A decimal number from 0 to 1 (a sampling ratio). */
+const parseRatio: Parser<number> = (raw) => {
+  const n =
+    typeof raw === 'number'
+      ? raw
+      : typeof raw === 'string' && /^\d+(\.\d+)?$/.test(raw)
+        ? Number(raw)
+        : NaN;
+  if (n >= 0 && n <= 1) return { ok: true, value: n };
+  return { ok: false, reason: 'must be from 0 to 1' };
+};
+
+function readTelemetry(r: SettingReader): TelemetryConfig {
+  const otlpEndpoint = r.optional(
+    S.otlpEndpoint,
+    parsePattern(/^https?:\/\/[^\s@]+$/, 'an http:// or https:// URL without credentials'),
+  );
+  return {
+    // The OpenTelemetry default is otlp; without an endpoint we record nothing rather than send
+    // spans to a collector nobody runs on localhost.
+    tracesExporter: r.withDefault(
+      S.tracesExporter,
+      parseEnum(['none', 'otlp'] as const),
+      otlpEndpoint === undefined ? 'none' : 'otlp',
+    ),
+    otlpEndpoint: otlpEndpoint ?? 'http://localhost:4318',
+    serviceName: r.withDefault(S.serviceName, parseString, 'e4c2'),
+    traceSampleRatio: r.withDefault(S.traceSampleRatio, parseRatio, 1),
   };
 }

@@ -37,6 +37,8 @@ export const SETTINGS = {
   grpcAddr: { env: 'E4C2_GRPC_ADDR', file: 'api.grpcAddr' },
   httpAddr: { env: 'E4C2_HTTP_ADDR', file: 'api.httpAddr' },
   metricsAddr: { env: 'E4C2_METRICS_ADDR', file: 'api.metricsAddr' },
+  apiCredentialsFile: { env: 'E4C2_API_CREDENTIALS_FILE', file: 'api.credentialsFile' },
+  tlsClientCa: { env: 'E4C2_TLS_CLIENT_CA', file: 'tls.clientCaFile' },
 
   tlsCert: { env: 'E4C2_TLS_CERT', file: 'tls.certFile' },
   tlsKey: { env: 'E4C2_TLS_KEY', file: 'tls.keyFile' },
@@ -53,14 +55,30 @@ export const SETTINGS = {
   deliveryDeadlineMs: { env: 'E4C2_DELIVERY_DEADLINE_MS', file: 'delivery.deadlineMs' },
   pubackTimeoutMs: { env: 'E4C2_PUBACK_TIMEOUT_MS', file: 'delivery.pubackTimeoutMs' },
 
+  automationEnabled: { env: 'E4C2_AUTOMATION_ENABLED', file: 'automation.enabled' },
+  automationLeaseTtlMs: { env: 'E4C2_AUTOMATION_LEASE_TTL_MS', file: 'automation.leaseTtlMs' },
+  automationTickMs: { env: 'E4C2_AUTOMATION_TICK_MS', file: 'automation.tickMs' },
+
+  monitoringEnabled: { env: 'E4C2_MONITORING', file: 'monitoring.enabled' },
+  monitoringMaxQueued: { env: 'E4C2_MONITORING_MAX_QUEUED', file: 'monitoring.maxQueued' },
+
   maxPageSize: { env: 'E4C2_MAX_PAGE_SIZE', file: 'limits.maxPageSize' },
   maxMessageBytes: { env: 'E4C2_MAX_MESSAGE_BYTES', file: 'limits.maxMessageBytes' },
 
   logLevel: { env: 'E4C2_LOG_LEVEL', file: 'log.level' },
 
+  tracesExporter: { env: 'OTEL_TRACES_EXPORTER', file: 'telemetry.tracesExporter' },
+  otlpEndpoint: { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', file: 'telemetry.otlpEndpoint' },
+  serviceName: { env: 'OTEL_SERVICE_NAME', file: 'telemetry.serviceName' },
+  traceSampleRatio: { env: 'E4C2_TRACE_SAMPLE_RATIO', file: 'telemetry.traceSampleRatio' },
+
   nodeId: { env: 'E4C2_NODE_ID', file: 'node.id' },
   role: { env: 'E4C2_ROLE', file: 'node.role' },
   shutdownTimeoutMs: { env: 'E4C2_SHUTDOWN_TIMEOUT_MS', file: 'node.shutdownTimeoutMs' },
+
+  // Test only (the chaos suite): broken variants, refused unless explicitly allowed.
+  testFaults: { env: 'E4C2_TEST_FAULTS', file: 'testing.faults' },
+  allowTestFaults: { env: 'E4C2_ALLOW_TEST_FAULTS', file: 'testing.allowFaults' },
 } as const satisfies Record<string, SettingSpec>;
 
 /**

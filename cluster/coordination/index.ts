@@ -20,3 +20,14 @@ export {
 } from './lock-service.ts';
 export type { RedlockClient } from './redlock-scripts.ts';
 export { lockKey, RedlockService, type RedlockOptions } from './redlock-service.ts';
+export {
+  DEFAULT_LEADER_TTL_MS,
+  failoverBoundMs,
+  InProcessLeaderLease,
+  LeaderElection,
+  RedisLeaderLease,
+  type EpochStore,
+  type LeaderElectionOptions,
+  type LeaderLease,
+  type Leadership,
+} from './leader-election.ts';

@@ -7,7 +7,14 @@ export {
   type DeviceSyncDeps,
   type SyncOutcome,
 } from './device-sync.ts';
-export { MqttCommandPublisher, type MqttPublisherOptions } from './mqtt-publisher.ts';
+export { recordAttempt, recordSyncOutcomes } from './delivery-metrics.ts';
+export { InstrumentedPublisher } from './instrumented-publisher.ts';
+export {
+  isPubackTimeout,
+  MqttCommandPublisher,
+  PubackTimeoutError,
+  type MqttPublisherOptions,
+} from './mqtt-publisher.ts';
 export {
   planNextCommand,
   type PlanDeps,

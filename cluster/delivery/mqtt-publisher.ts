@@ -14,6 +14,20 @@ export interface MqttPublisherOptions {
   readonly connectTimeoutMs?: number;
 }
 
+/** Thrown when the broker's PUBACK did not arrive in time (metrics count it as a timeout). */
+export class PubackTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no PUBACK within ${timeoutMs} ms`);
+    this.name = 'PubackTimeoutError';
+  }
+}
+
+/** Whether a publish failure (or its message, as delivery attempts report it) was a timeout. */
+export function isPubackTimeout(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return err instanceof PubackTimeoutError || message.startsWith('no PUBACK within');
+}
+
 // mqtt.js calls back with `null` (not undefined) on success.
 type PublishCallback = (err?: Error | null) => void;
 
@@ -90,7 +104,7 @@ export class MqttCommandPublisher implements CommandPublisher {
         if (settled) return;
         settled = true;
         this.#forget(callback);
-        reject(new Error(`no PUBACK within ${this.pubackTimeoutMs} ms`));
+        reject(new PubackTimeoutError(this.pubackTimeoutMs));
       }, this.pubackTimeoutMs);
       this.client.publish(topic, Buffer.from(payload), { qos: 1, retain: false }, callback);
     });

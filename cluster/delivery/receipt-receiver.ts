@@ -18,6 +18,9 @@ import { bindings, type KeySealer } from '../domain/index.ts';
 import { C2Error } from '../errors.ts';
 import type { C2Store, ClientRow, DeliveryRepository } from '../storage/index.ts';
 
+/** A device whose receipts do not authenticate is reported at most this often. */
+const UNKNOWN_KEY_REPORT_MS = 10 * 60_000;
+
 /** Options of {@link ReceiptReceiver.start}. */
 export interface ReceiptReceiverOptions {
   readonly url: string;
@@ -59,6 +62,8 @@ export class ReceiptReceiver {
   readonly #queue: Array<{ topic: string; payload: Uint8Array }> = [];
   #active = 0;
   #closed: Promise<void> | undefined;
+  /** When each device's unknown identity key was last reported. */
+  readonly #unknownKeyReported = new Map<string, number>();
 
   private constructor(
     private readonly client: MqttClient,
@@ -194,6 +199,7 @@ export class ReceiptReceiver {
           ? 'not-authentic'
           : 'malformed';
       this.options.onReceipt?.({ outcome, clientId: client.id });
+      if (outcome === 'not-authentic') await this.#reportUnknownKey(client.name);
       return;
     } finally {
       for (const key of keys) key.fill(0);
@@ -219,7 +225,36 @@ export class ReceiptReceiver {
       confirmed = await this.options.delivery.confirmCommand(client.id, receipt.commandId);
       if (confirmed || receipt.commandType !== 'SetTopicKey') break;
     }
+    if (confirmed) {
+      // The confirmation is one idempotent statement; its event follows it (a lost event here
+      // only hides a confirmation the rotation status still shows).
+      await this.options.store.read.journal.event({
+        type: 'delivery.confirmed',
+        clientName: client.name,
+        details: { command: receipt.commandType ?? 'unknown' },
+      });
+    }
     this.options.onReceipt?.({ outcome: confirmed ? 'confirmed' : 'applied', clientId: client.id });
+  }
+
+  /**
+   * A receipt from a registered device that no identity key the C2 holds authenticates: the
+   * device most likely holds a key the C2 does not know (an identity rotation lost in a restore
+   * from a backup), so nothing the C2 sends reaches it. Reported as a `client.unreachable` event,
+   * at most once per device per {@link UNKNOWN_KEY_REPORT_MS} (forged receipts cannot flood the
+   * journal).
+   */
+  async #reportUnknownKey(clientName: string): Promise<void> {
+    const now = Date.now();
+    const last = this.#unknownKeyReported.get(clientName);
+    if (last !== undefined && now - last < UNKNOWN_KEY_REPORT_MS) return;
+    if (this.#unknownKeyReported.size >= 10_000) this.#unknownKeyReported.clear();
+    this.#unknownKeyReported.set(clientName, now);
+    await this.options.store.read.journal.event({
+      type: 'client.unreachable',
+      clientName,
+      details: { reason: 'receipt-not-authentic' },
+    });
   }
 
   /** Unsubscribes and disconnects; idempotent. */

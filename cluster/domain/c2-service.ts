@@ -8,7 +8,12 @@ import * as messages from './message-ops.ts';
 import * as peers from './peer-ops.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import * as queries from './queries.ts';
+import * as restore from './restore-ops.ts';
 import * as topics from './topic-ops.ts';
+import * as traffic from './traffic-ops.ts';
+
+/** Events a sequencer positions per transaction. */
+const EVENT_SEQUENCE_BATCH = 5000;
 
 /** The C2 service. Methods validate their input and throw `C2Error` with a stable code. */
 export class C2Service {
@@ -165,6 +170,25 @@ export class C2Service {
   listClients(cursor: unknown, limit: unknown): ReturnType<typeof queries.listClients> {
     return queries.listClients(this.deps, cursor, limit);
   }
+  /** What traffic monitoring saw on a topic (key versions in use, plaintext, forgeries). */
+  topicTraffic(topic: unknown): Promise<traffic.TopicTraffic> {
+    return traffic.topicTraffic(this.deps, topic);
+  }
+  /** For the traffic monitor: a topic's newest keys, unsealed (the caller zeroes them). */
+  monitoringKeys(topic: string, versions: number): Promise<traffic.MonitoringKeys | undefined> {
+    return traffic.monitoringKeys(this.deps, topic, versions);
+  }
+  /** For the traffic monitor: stores a flush of its counters. */
+  recordTraffic(
+    counts: Parameters<typeof traffic.recordTraffic>[1],
+    uses: Parameters<typeof traffic.recordTraffic>[2],
+  ): Promise<void> {
+    return traffic.recordTraffic(this.deps, counts, uses);
+  }
+  /** For the traffic monitor: a device's public key by E4 id (public-key mode). */
+  devicePublicKey(e4Id: Uint8Array): Promise<Uint8Array | undefined> {
+    return traffic.devicePublicKey(this.deps, e4Id);
+  }
   listTopics(cursor: unknown, limit: unknown): ReturnType<typeof queries.listTopics> {
     return queries.listTopics(this.deps, cursor, limit);
   }
@@ -172,11 +196,44 @@ export class C2Service {
   c2PublicKey(): ReturnType<typeof queries.c2PublicKey> {
     return queries.c2PublicKey(this.deps);
   }
-  /** Events after a sequence number, for resumable subscribers. */
-  eventsAfter(
+  /**
+   * After a restore from a backup: rotates every topic key above anything issued since the
+   * backup, reports (and marks) the clients that became unreachable, moves the event stream past
+   * every position handed out before. See {@link restore.reconcileAfterRestore}.
+   */
+  reconcileAfterRestore(
+    ctx: RequestContext,
+    options?: restore.RestoreOptions,
+  ): ReturnType<typeof restore.reconcileAfterRestore> {
+    return restore.reconcileAfterRestore(this.deps, ctx, options);
+  }
+  /**
+   * Events after a stream position, for resumable subscribers: every committed event is first
+   * given its position (see {@link C2Service.sequenceEvents}), so the answer is up to date.
+   */
+  async eventsAfter(
     seq: string,
     limit: number,
   ): ReturnType<DomainDeps['store']['read']['journal']['eventsAfter']> {
+    await this.sequenceEvents();
     return this.deps.store.read.journal.eventsAfter(seq, limit);
+  }
+  /**
+   * Gives committed events their stream positions (one sequencer at a time, cluster-wide) and,
+   * when there were any, notifies every node's subscribers. Cheap when there is nothing to do.
+   * @returns how many events were positioned
+   */
+  async sequenceEvents(): Promise<number> {
+    const journal = this.deps.store.read.journal;
+    if (!(await journal.hasUnsequencedEvents())) return 0;
+    return this.deps.store.transaction((tx) => tx.journal.sequenceEvents(EVENT_SEQUENCE_BATCH));
+  }
+  /**
+   * The stream position of the last committed event ("0" when none): where a live-only stream
+   * starts. Committed events are positioned first, so "from now on" excludes them.
+   */
+  async latestEventSeq(): Promise<string> {
+    while ((await this.sequenceEvents()) === EVENT_SEQUENCE_BATCH);
+    return this.deps.store.read.journal.latestEventSeq();
   }
 }

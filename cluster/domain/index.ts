@@ -12,4 +12,22 @@ export {
 export type { ClientDetails, CursorPage, KeyVersionInfo, TopicDetails } from './queries.ts';
 export type { NewClientResult } from './client-ops.ts';
 export type { TopicKeyResult } from './topic-ops.ts';
+export type { MonitoringKeys, TopicTraffic } from './traffic-ops.ts';
+export {
+  DEFAULT_EVENT_SEQ_MARGIN,
+  DEFAULT_VERSION_MARGIN,
+  type IssuedSinceBackup,
+  type IssuedSubject,
+  type RestoreOptions,
+  type RestoreReconciliation,
+} from './restore-ops.ts';
 export { checkClientName, checkTopicName } from './validation.ts';
+export { AutomationService, type AutomationStatus } from './automation-service.ts';
+export {
+  AUTOMATION_ACTIONS,
+  checkRuleDraft,
+  checkTarget,
+  checkTrigger,
+  targetMatcher,
+  TRIGGER_KINDS,
+} from './automation-rules.ts';

@@ -41,6 +41,15 @@ function replay(
   return stored.response;
 }
 
+/** Whether `text` holds a C0 control character or DEL. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 /**
  * Runs `work` in a transaction with idempotency: with a request id, the first successful call's
  * response is stored in the same transaction, and every retry returns it without running again
@@ -55,14 +64,26 @@ export async function mutate<T>(
   work: (tx: C2Repositories) => Promise<T>,
   lockResource?: string,
 ): Promise<T> {
-  const requestId = ctx.requestId;
   const hash = requestHash(operation, input);
-  if (requestId !== undefined) {
-    if (requestId.length === 0 || requestId.length > 128) {
-      throw new C2Error('C2_VALIDATION', 'request id must be 1..128 characters', {
-        details: { field: 'requestId' },
-      });
+  if (ctx.requestId !== undefined) {
+    if (ctx.requestId.length === 0 || ctx.requestId.length > 128 || hasControl(ctx.requestId)) {
+      throw new C2Error(
+        'C2_VALIDATION',
+        'request id must be 1..128 characters, none a control character',
+        {
+          details: { field: 'requestId' },
+        },
+      );
     }
+  }
+  // The unit separator cannot occur in a request id (checked above), so scopes never collide.
+  const requestId =
+    ctx.requestId === undefined || ctx.idempotencyScope === undefined
+      ? ctx.requestId
+      : `${ctx.idempotencyScope}\u001f${ctx.requestId}`;
+  // TEST ONLY (docs/chaos.md): the broken variant that forgets request ids, breaking I4.
+  const idempotent = deps.testFaults?.has('no-idempotency') !== true;
+  if (requestId !== undefined && idempotent) {
     const stored = await deps.store.read.journal.findRequest(requestId);
     if (stored !== undefined) return replay(stored, operation, hash) as T;
   }
@@ -75,6 +96,7 @@ export async function mutate<T>(
         lease?.assertHeld();
         if (
           requestId !== undefined &&
+          idempotent &&
           !(await tx.journal.saveRequest(requestId, operation, hash, response))
         ) {
           throw new DuplicateRequest();

@@ -26,6 +26,12 @@ export interface RequestContext {
   readonly actor: string;
   /** Idempotency key: the same key returns the first call's result and never mutates twice. */
   readonly requestId?: string;
+  /**
+   * Whose keys `requestId` is among (the authenticated principal): the same key from two scopes
+   * is two requests, so one caller can neither replay nor block another's. Absent: one global
+   * scope (an API without authentication, whose actor is only a peer address).
+   */
+  readonly idempotencyScope?: string;
 }
 
 /** The crypto mode of a deployment, fixed at its first start. */
@@ -51,6 +57,11 @@ export interface DomainDeps {
    * compare-and-set (R1, R2).
    */
   readonly locks?: LockService;
+  /**
+   * TEST ONLY broken variants (`E4C2_TEST_FAULTS`, docs/chaos.md): the chaos suite switches one
+   * on to show its checker catches the bug. Never set in production.
+   */
+  readonly testFaults?: ReadonlySet<string>;
 }
 
 /** Seal bindings of the three kinds of stored keys. */

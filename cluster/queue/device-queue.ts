@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
+import { currentTraceparent } from '../telemetry/tracing.ts';
 
 /** Name of the queue of device syncs. */
 export const DEVICE_QUEUE = 'e4c2-device-sync';
@@ -25,9 +26,14 @@ const JOB_ID_SLOTS = 4;
  */
 const MERGEABLE = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children', 'unknown']);
 
-/** Job data: ids only. */
+/** Job data: ids only, plus the W3C trace context of the work that added the job. */
 export interface SyncJobData {
   readonly clientIds: readonly string[];
+  /**
+   * `00-<trace id>-<span id>-<flags>` of the span that enqueued the job (the outbox relay of a
+   * rotation), so the job's span joins the rotation's trace. Ids only, never a secret (R8).
+   */
+  readonly traceparent?: string;
 }
 
 /**
@@ -72,13 +78,17 @@ export class DeviceQueue {
    */
   async add(clientIds: readonly string[], delayMs = 0): Promise<number> {
     const unique = [...new Set(clientIds)];
+    const traceparent = currentTraceparent();
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += MAX_IDS_PER_JOB)
       batches.push(unique.slice(i, i + MAX_IDS_PER_JOB));
     const jobs = await Promise.all(
       batches.map(async (ids) => ({
         name: SYNC_JOB,
-        data: { clientIds: ids } satisfies SyncJobData,
+        data: {
+          clientIds: ids,
+          ...(traceparent === undefined ? {} : { traceparent }),
+        } satisfies SyncJobData,
         opts: { jobId: await this.#jobId(ids), ...(delayMs > 0 ? { delay: delayMs } : {}) },
       })),
     );

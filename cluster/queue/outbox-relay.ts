@@ -4,7 +4,10 @@
  * were added, so a crash at any point loses nothing (the rows come back) and duplicates nothing
  * that matters (job ids are deterministic, and delivery is level-triggered).
  */
+import { context, SpanKind, trace, type Tracer } from '@opentelemetry/api';
 import type { C2Store } from '../storage/index.ts';
+import type { C2Metrics } from '../telemetry/metrics.ts';
+import { inSpan } from '../telemetry/tracing.ts';
 import type { DeviceQueue } from './device-queue.ts';
 
 /** Options of {@link OutboxRelay}. */
@@ -12,6 +15,13 @@ export interface OutboxRelayOptions {
   readonly batch: number;
   readonly pollIntervalMs: number;
   readonly onError: (err: unknown) => void;
+  /** Counts relayed rows. */
+  readonly metrics?: C2Metrics;
+  /**
+   * Traces each round (`outbox.relay`). A round kicked by a commit runs in the context of that
+   * request, so it joins the rotation's trace, and the jobs it adds carry it on (traceparent).
+   */
+  readonly tracer?: Tracer;
 }
 
 /** The outbox relay of an API node. */
@@ -64,6 +74,21 @@ export class OutboxRelay {
 
   /** One round: claims up to a batch of rows and enqueues their devices. @returns rows relayed */
   async relayOnce(): Promise<number> {
+    const tracer = this.options.tracer;
+    // Rounds of the poll timer have no parent: tracing them would make a root trace per second.
+    const rows =
+      tracer === undefined || trace.getSpanContext(context.active()) === undefined
+        ? await this.#claimAndAdd()
+        : await inSpan(tracer, 'outbox.relay', { kind: SpanKind.INTERNAL }, async (span) => {
+            const relayed = await this.#claimAndAdd();
+            span.setAttribute('e4c2.outbox.rows', relayed);
+            return relayed;
+          });
+    this.options.metrics?.outboxRelayed(rows);
+    return rows;
+  }
+
+  #claimAndAdd(): Promise<number> {
     return this.store.transaction(async (tx) => {
       const clients = await tx.journal.claimOutboxRows(this.options.batch);
       if (clients.rows > 0) await this.queue.add(clients.clientIds);

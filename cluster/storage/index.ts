@@ -13,6 +13,13 @@ export type { NewTopicKey, TopicRepository } from './pg-topics.ts';
 export type { MembershipRepository } from './pg-memberships.ts';
 export type { PeerRepository } from './pg-peers.ts';
 export type { JournalRepository } from './pg-journal.ts';
+export type {
+  DeviceKeyUse,
+  DeviceKeyUseRow,
+  TrafficCount,
+  TrafficRepository,
+} from './pg-traffic.ts';
+export { EVENT_CHANNEL } from './pg-journal.ts';
 export type * from './store-types.ts';
 export { PgDataKeyStore } from './pg-data-keys.ts';
 export {
@@ -22,3 +29,22 @@ export {
   type SealedVersion,
   type TopicDelivery,
 } from './pg-delivery.ts';
+export {
+  PgAutomation,
+  PgAutomationStore,
+  type AutomationAction,
+  type AutomationControl,
+  type AutomationRuleRow,
+  type CountableEvent,
+  type CountedEvent,
+  type FiringRow,
+  type FiringSnapshot,
+  type FiringStatus,
+  type LeaderRecord,
+  type NewFiring,
+  type RolloutPolicy,
+  type RuleDraft,
+  type TargetSpec,
+  type TriggerSpec,
+  type TriggerStateRow,
+} from './pg-automation.ts';

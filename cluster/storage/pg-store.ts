@@ -5,6 +5,7 @@ import { PgJournal, type JournalRepository } from './pg-journal.ts';
 import { PgMemberships, type MembershipRepository } from './pg-memberships.ts';
 import { PgPeers, type PeerRepository } from './pg-peers.ts';
 import { PgTopics, type TopicRepository } from './pg-topics.ts';
+import { PgTraffic, type TrafficRepository } from './pg-traffic.ts';
 import { withTransaction, type Queryable } from './pool.ts';
 
 /** Every repository, bound to one query runner. */
@@ -14,6 +15,7 @@ export interface C2Repositories {
   readonly memberships: MembershipRepository;
   readonly peers: PeerRepository;
   readonly journal: JournalRepository;
+  readonly traffic: TrafficRepository;
 }
 
 /** The storage port of the domain: transactions and plain reads. */
@@ -31,6 +33,7 @@ function bind(db: Queryable): C2Repositories {
     memberships: new PgMemberships(db),
     peers: new PgPeers(db),
     journal: new PgJournal(db),
+    traffic: new PgTraffic(db),
   };
 }
 

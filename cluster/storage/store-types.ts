@@ -95,7 +95,8 @@ export interface C2KeyRow {
 export interface AuditEntry {
   readonly actor: string;
   readonly operation: string;
-  readonly subjectKind: 'client' | 'topic' | 'c2key' | 'membership' | 'link' | 'pubkey';
+  readonly subjectKind:
+    'client' | 'topic' | 'c2key' | 'membership' | 'link' | 'pubkey' | 'deployment';
   readonly subject: string;
   readonly keyVersion?: number;
   readonly keyFingerprint?: string;

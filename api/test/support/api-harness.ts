@@ -116,6 +116,8 @@ export interface HttpCallOptions {
   readonly headers?: Record<string, string>;
   /** HTTPS with this CA. */
   readonly ca?: string;
+  /** A client certificate and key (mutual TLS), PEM; with `ca` only. */
+  readonly clientCert?: { readonly cert: string; readonly key: string };
 }
 
 /** One HTTP request with a raw path (nothing is normalised or re-encoded). */
@@ -145,6 +147,7 @@ export function httpCall(
           ...options.headers,
         },
         ...(options.ca === undefined ? {} : { ca: options.ca, servername: 'localhost' }),
+        ...(options.clientCert === undefined ? {} : options.clientCert),
       },
       (res) => {
         const chunks: Buffer[] = [];
