@@ -42,7 +42,9 @@ void describe('withTransaction', () => {
       // Give a late 'error' event the chance to surface.
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.deepEqual(uncaught, []);
-      const answer = await withTransaction(schema.pool, (tx) => tx.query('SELECT 1 AS one'));
+      const answer = await withTransaction(schema.pool, (tx) =>
+        tx.query<{ one: number }>('SELECT 1 AS one'),
+      );
       assert.equal(answer.rows[0]?.one, 1);
     } finally {
       process.off('uncaughtException', onUncaught);
