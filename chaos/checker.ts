@@ -7,7 +7,18 @@
 import type { DeviceApply, FinalTopic, Operation, RunRecord, StoredVersion } from './history.ts';
 
 /** The invariants, by id. */
-export type InvariantId = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6' | 'I7' | 'I8' | 'I9';
+export type InvariantId =
+  | 'I1'
+  | 'I2'
+  | 'I3'
+  | 'I4'
+  | 'I5'
+  | 'I6'
+  | 'I7'
+  | 'I8'
+  | 'I9'
+  /** Automation (issue 7): every due slot fires once, none is skipped, each firing acts once. */
+  | 'A1';
 
 /** One broken invariant. */
 export interface Violation {
@@ -29,6 +40,7 @@ export const INVARIANT_NAMES: Readonly<Record<InvariantId, string>> = {
   I7: 'bounded retransmission',
   I8: 'secrecy',
   I9: 'availability',
+  A1: 'automation exactly once',
 };
 
 /** Most violations reported per invariant: one bug tends to break it on every device. */

@@ -120,6 +120,9 @@ export class ChaosEnvironment {
           E4C2_PUBACK_TIMEOUT_MS: String(NODE_SETTINGS.pubackTimeoutMs),
           E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
           E4C2_DB_POOL_MAX: '8',
+          // A short leader lease, so an engine killed mid-run is replaced within a few seconds.
+          E4C2_AUTOMATION_LEASE_TTL_MS: '2000',
+          E4C2_AUTOMATION_TICK_MS: '200',
           ...options.nodeEnv,
         },
         log: (line) => {

@@ -6,6 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { httpJson } from '../bin/test/support/http-json.ts';
+import { checkAutomation } from './automation-check.ts';
+import { AutomationProbe } from './automation-probe.ts';
 import { ChaosDevice } from './chaos-device.ts';
 import { checkRun, type Violation } from './checker.ts';
 import { Driver, runWorkload } from './driver.ts';
@@ -107,6 +109,10 @@ export async function runScenario(
         throw new Error(`set-up call ${call.kind} ${call.topic ?? ''} failed`);
     };
     for (const topic of scope.topics) await setup({ kind: 'create-topic', topic });
+    const probe =
+      scenario.automation === true
+        ? await AutomationProbe.start(lb, `chaos/${tag}/automation`)
+        : undefined;
     for (const topic of scope.topics)
       for (const client of scope.devices) await setup({ kind: 'join', topic, client });
 
@@ -284,7 +290,14 @@ export async function runScenario(
         convergedAfterMs,
       },
     };
-    return { record, schedule, violations: checkRun(record) };
+    const observed =
+      probe === undefined ? undefined : await probe.finish(options.convergenceDeadlineMs);
+    const automation = observed === undefined ? [] : checkAutomation(observed);
+    if (observed !== undefined)
+      options.progress(
+        `${scenario.name}: automation: ${observed.firings.length} firing(s), topic at v${observed.finalKeyVersion}, ${automation.length} violation(s)`,
+      );
+    return { record, schedule, violations: [...checkRun(record), ...automation] };
   } finally {
     await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
   }

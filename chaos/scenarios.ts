@@ -61,6 +61,11 @@ export interface Scenario {
   readonly rotateClients: boolean;
   /** After the heal, the operator resyncs devices that refused commands (docs/chaos.md). */
   readonly resyncRefusers: boolean;
+  /**
+   * An interval automation rule fires every second during the run; its firings are checked
+   * for A1 (every slot once, whichever engine leads; automation-check.ts).
+   */
+  readonly automation?: boolean;
   /** The cluster's crypto mode; public-key scenarios run on a cluster of their own. */
   readonly mode: 'symmetric' | 'pubkey';
   readonly plan: (ctx: PlanContext) => ScheduledFault[];
@@ -301,6 +306,27 @@ export const SCENARIOS: readonly Scenario[] = [
           kind: 'device-offline',
           device: i,
           simulatedMs: E4_MAX_AGE_MS + ctx.rng.int(60_000, 5 * 60_000),
+        }),
+      ),
+  },
+  {
+    name: 'automation-leader-kill',
+    summary:
+      'an automation rule due every second while the workers running the engine are SIGKILLed or paused past their leader lease, in turn (so the leader is hit)',
+    budget: STRICT,
+    bursts: false,
+    rotateClients: true,
+    resyncRefusers: false,
+    mode: 'symmetric',
+    automation: true,
+    plan: (ctx) =>
+      spread(
+        ctx,
+        Math.max(2, count(ctx, 4000)),
+        () => ctx.rng.int(2500, 4000),
+        (i) => ({
+          kind: i % 3 === 2 ? 'pause-node' : 'kill-node',
+          target: ctx.workers[i % ctx.workers.length] ?? ctx.rng.pick(ctx.workers),
         }),
       ),
   },
