@@ -55,6 +55,7 @@ void describe('fault schedules', () => {
         'reorder-and-duplicate',
         'clock-skew',
         'offline-device',
+        'automation-leader-kill',
         'c2-key-rotation',
         'mixed',
       ],
