@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
+import { intArg, UsageError } from './usage-args.ts';
 
 /** The repository root: children run `bin/start.ts` from there. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -90,7 +91,7 @@ export type ClusterArgs = Pick<
 >;
 
 /** A usage error of the command line. */
-export class UsageError extends Error {}
+export { UsageError };
 
 /** The usage text of `npm run cluster`. */
 export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlock 1|3] [--base-port P]
@@ -107,20 +108,6 @@ export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlo
 Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
 REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).
 Other E4C2_* settings (cluster/config/README.md) are passed to every node.`;
-
-function intArg(
-  value: string | undefined,
-  name: string,
-  min: number,
-  max: number,
-  def: number,
-): number {
-  if (value === undefined) return def;
-  if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number, not "${value}"`);
-  const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`${name} must be between ${min} and ${max}`);
-  return n;
-}
 
 /** Highest usable base port: the layout spans 10 ports per node after the first ten. */
 const MAX_BASE_PORT = 65535 - 10 * (2 * MAX_NODES_PER_ROLE + 1);

@@ -11,6 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { intArg, UsageError } from '../bin/usage-args.ts';
 import { checkRun } from './checker.ts';
 import { ChaosEnvironment } from './environment.ts';
 import type { RunRecord } from './history.ts';
@@ -35,7 +36,7 @@ export interface ChaosArgs {
 }
 
 /** A bad command line. */
-export class UsageError extends Error {}
+export { UsageError };
 
 export const USAGE = `usage: npm run chaos -- --scenario NAME|all [--seed N] [--duration SECONDS]
        [--api N] [--workers N] [--devices N] [--topics N] [--deadline SECONDS] [--out DIR]
@@ -52,20 +53,6 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
   --out DIR         where summaries and histories go (default data/chaos)
   --test-faults L   TEST ONLY: broken variants of the C2 (${TEST_FAULTS.join(', ')}),
                     to show the checker catches them`;
-
-function int(
-  value: string | undefined,
-  name: string,
-  min: number,
-  max: number,
-  def: number,
-): number {
-  if (value === undefined) return def;
-  if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number, not "${value}"`);
-  const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`${name} must be between ${min} and ${max}`);
-  return n;
-}
 
 /** Parses the arguments; `undefined` for `--help`. @throws UsageError */
 export function parseChaosArgs(argv: readonly string[]): ChaosArgs | undefined {
@@ -110,13 +97,13 @@ export function parseChaosArgs(argv: readonly string[]): ChaosArgs | undefined {
     if (!TEST_FAULTS.includes(f)) throw new UsageError(`unknown test fault "${f}"`);
   return {
     scenarios,
-    seed: int(values.seed, '--seed', 0, 2 ** 32 - 1, 1),
-    durationS: int(values.duration, '--duration', 5, 3600, 30),
-    apiNodes: int(values.api, '--api', 2, 8, 2),
-    workers: int(values.workers, '--workers', 2, 8, 2),
-    devices: int(values.devices, '--devices', 2, 200, 6),
-    topics: int(values.topics, '--topics', 1, 20, 2),
-    deadlineS: int(values.deadline, '--deadline', 10, 600, 45),
+    seed: intArg(values.seed, '--seed', 0, 2 ** 32 - 1, 1),
+    durationS: intArg(values.duration, '--duration', 5, 3600, 30),
+    apiNodes: intArg(values.api, '--api', 2, 8, 2),
+    workers: intArg(values.workers, '--workers', 2, 8, 2),
+    devices: intArg(values.devices, '--devices', 2, 200, 6),
+    topics: intArg(values.topics, '--topics', 1, 20, 2),
+    deadlineS: intArg(values.deadline, '--deadline', 10, 600, 45),
     out: values.out ?? 'data/chaos',
     testFaults,
   };
