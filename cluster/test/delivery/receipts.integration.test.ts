@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import {
   clientIdFromName,
   E4Client,
@@ -17,9 +17,9 @@ import {
   toHex,
   topicHash,
 } from '../../../e4/index.ts';
-import { ReceiptReceiver, type ReceiptEvent } from '../../delivery/index.ts';
-import { PgDelivery } from '../../storage/index.ts';
-import { startHarness, TEST_MQTT_URL, type C2Harness } from '../support/c2-harness.ts';
+import type { ReceiptEvent } from '../../delivery/index.ts';
+import type { C2Harness } from '../support/c2-harness.ts';
+import { startReceiptHarness, type ReceiptHarness } from '../support/receipt-harness.ts';
 import { eventually } from '../support/eventually.ts';
 import { SimDevice } from '../support/sim-device.ts';
 
@@ -27,35 +27,17 @@ const ctx = { actor: 'test' };
 
 void describe('delivery receipts', () => {
   let h: C2Harness;
-  let receiver: ReceiptReceiver;
   let uplink: MqttClient;
-  const events: ReceiptEvent[] = [];
-  const devices: SimDevice[] = [];
+  let events: ReceiptEvent[];
+  let devices: SimDevice[];
+  let harness: ReceiptHarness;
 
   before(async () => {
-    h = await startHarness();
-    uplink = await mqtt.connectAsync(TEST_MQTT_URL, {
-      clientId: `uplink-${randomBytes(3).toString('hex')}`,
-    });
-    receiver = await ReceiptReceiver.start({
-      url: TEST_MQTT_URL,
-      clientId: `receipts-${randomBytes(3).toString('hex')}`,
-      store: h.store,
-      delivery: new PgDelivery(h.schema.pool),
-      sealer: h.service.deps.sealer,
-      mode: 'symkey',
-      retry: (id) => {
-        h.engine.enqueue([id]);
-      },
-      onError: () => undefined,
-      onReceipt: (e) => events.push(e),
-    });
+    harness = await startReceiptHarness();
+    ({ h, uplink, receipts: events, devices } = harness);
   });
   after(async () => {
-    await Promise.all(devices.map((d) => d.close()));
-    await receiver.close();
-    await uplink.endAsync();
-    await h.close();
+    await harness.close();
   });
 
   async function receiptDevice(name: string, key: Uint8Array): Promise<SimDevice> {
