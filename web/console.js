@@ -10,16 +10,29 @@ import { SseParser } from './sse.js';
 const PAGE = 50;
 const MAX_EVENTS = 200;
 
+/**
+ * What the console runs against: the browser's objects (see main.js), or fakes in tests.
+ * @typedef {{
+ *   document: Document,
+ *   fetch: typeof fetch,
+ *   storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>,
+ *   confirm: (message: string) => boolean,
+ * }} ConsoleEnvironment
+ */
+
+/** @type {ConsoleEnvironment} */
+let env;
+
 /** @param {string} id @returns {HTMLElement} */
 function byId(id) {
-  const element = document.getElementById(id);
+  const element = env.document.getElementById(id);
   if (element === null) throw new Error(`missing #${id}`);
   return element;
 }
 
 /** @returns {Record<string, string>} */
 function authHeaders() {
-  const token = sessionStorage.getItem('e4c2-token');
+  const token = env.storage.getItem('e4c2-token');
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
@@ -38,7 +51,7 @@ async function api(method, path) {
   /** @type {Record<string, string>} */
   const headers = { ...authHeaders() };
   if (method !== 'GET') headers['idempotency-key'] = crypto.randomUUID();
-  const res = await fetch(path, { method, headers });
+  const res = await env.fetch(path, { method, headers });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) {
     const error = body?.error ?? {};
@@ -55,13 +68,13 @@ const segment = (name) => encodeURIComponent(name);
  * @param {Array<string | number>} cells @param {HTMLElement} [action]
  */
 function row(cells, action) {
-  const tr = document.createElement('tr');
+  const tr = env.document.createElement('tr');
   for (const cell of cells) {
-    const td = document.createElement('td');
+    const td = env.document.createElement('td');
     td.textContent = String(cell);
     tr.append(td);
   }
-  const td = document.createElement('td');
+  const td = env.document.createElement('td');
   if (action) td.append(action);
   tr.append(td);
   return tr;
@@ -69,7 +82,7 @@ function row(cells, action) {
 
 /** @param {string} label @param {() => Promise<void>} run */
 function button(label, run) {
-  const b = document.createElement('button');
+  const b = env.document.createElement('button');
   b.textContent = label;
   b.addEventListener('click', () => {
     b.disabled = true;
@@ -98,7 +111,7 @@ async function topicRow(name) {
       r.failed ?? 0,
     ],
     button('Rotate', async () => {
-      if (!confirm(`Rotate the key of topic ${name}? Every member receives a new key.`)) return;
+      if (!env.confirm(`Rotate the key of topic ${name}? Every member receives a new key.`)) return;
       await api('POST', `/v1/topics/${segment(name)}/rotate`);
       tr.replaceWith(await topicRow(name));
     }),
@@ -145,7 +158,7 @@ async function loadClients(reset = false) {
 async function checkHealth() {
   const badge = byId('health');
   try {
-    const res = await fetch('/readyz');
+    const res = await env.fetch('/readyz');
     badge.textContent = res.ok ? 'ready' : 'not ready';
     badge.className = `badge ${res.ok ? 'ok' : 'bad'}`;
   } catch {
@@ -156,15 +169,18 @@ async function checkHealth() {
 
 /** @param {{ seq: string, at: string, type: string, client?: string, topic?: string, keyVersion?: number }} e */
 function showEvent(e) {
-  const li = document.createElement('li');
+  const li = env.document.createElement('li');
   const subject = [e.topic, e.client].filter(Boolean).join(' ');
   li.textContent = `#${e.seq} ${e.at} ${e.type} ${subject}${e.keyVersion ? ` v${e.keyVersion}` : ''}`;
   const list = byId('events');
   list.prepend(li);
   while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
   if (e.topic && e.type.startsWith('topic.')) {
-    const current = document.querySelector(`tr[data-topic="${CSS.escape(e.topic)}"]`);
-    if (current) void topicRow(e.topic).then((tr) => current.replaceWith(tr));
+    const topic = e.topic;
+    const current = [...byId('topics').querySelectorAll('tr')].find(
+      (tr) => tr.dataset['topic'] === topic,
+    );
+    if (current) void topicRow(topic).then((tr) => current.replaceWith(tr));
   }
 }
 
@@ -188,7 +204,7 @@ async function followEvents() {
       /** @type {Record<string, string>} */
       const headers = { accept: 'text/event-stream', ...authHeaders() };
       if (lastId !== undefined) headers['last-event-id'] = lastId;
-      const res = await fetch('/v1/events/stream', { headers, signal: control.signal });
+      const res = await env.fetch('/v1/events/stream', { headers, signal: control.signal });
       if (!res.ok || res.body === null) throw new Error(`event stream: HTTP ${res.status}`);
       badge.textContent = 'live';
       badge.className = 'badge ok';
@@ -222,20 +238,30 @@ function refresh() {
   void followEvents();
 }
 
-byId('auth').addEventListener('submit', (event) => {
-  event.preventDefault();
-  const token = /** @type {HTMLInputElement} */ (byId('token')).value.trim();
-  if (token) sessionStorage.setItem('e4c2-token', token);
-  else sessionStorage.removeItem('e4c2-token');
+/**
+ * Starts the console on `environment`: loads the lists, follows the events, checks health.
+ * @param {ConsoleEnvironment} environment
+ * @returns {() => void} stops the event stream and the health timer
+ */
+export function startConsole(environment) {
+  env = environment;
+  byId('auth').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = /** @type {HTMLInputElement} */ (byId('token')).value.trim();
+    if (token) env.storage.setItem('e4c2-token', token);
+    else env.storage.removeItem('e4c2-token');
+    refresh();
+  });
+  byId('more-topics').addEventListener('click', () => {
+    loadTopics().catch((err) => showError(String(err.message)));
+  });
+  byId('more-clients').addEventListener('click', () => {
+    loadClients().catch((err) => showError(String(err.message)));
+  });
+  const health = setInterval(() => void checkHealth(), 10_000);
   refresh();
-});
-byId('more-topics').addEventListener(
-  'click',
-  () => void loadTopics().catch((err) => showError(String(err.message))),
-);
-byId('more-clients').addEventListener(
-  'click',
-  () => void loadClients().catch((err) => showError(String(err.message))),
-);
-setInterval(() => void checkHealth(), 10_000);
-refresh();
+  return () => {
+    clearInterval(health);
+    streamControl?.abort();
+  };
+}

@@ -13,6 +13,7 @@ export const CONSOLE_PREFIX = '/console/';
 /** The files of the console and their types; nothing else in the directory is served. */
 const CONSOLE_FILES: Readonly<Record<string, string>> = {
   'index.html': 'text/html; charset=utf-8',
+  'main.js': 'text/javascript; charset=utf-8',
   'console.js': 'text/javascript; charset=utf-8',
   'sse.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',

@@ -29,7 +29,7 @@ void describe('console files', () => {
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
-    assert.match(await page.text(), /<script type="module" src="console.js">/);
+    assert.match(await page.text(), /<script type="module" src="main.js">/);
     const script = await fetch(`${base}/console/sse.js`);
     assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
     assert.match(await script.text(), /export class SseParser/);

@@ -121,7 +121,13 @@ void describe('.dockerignore', () => {
       }
     }
     // The web console, read by the API node at start-up.
-    const consoleFiles = ['web/index.html', 'web/console.js', 'web/sse.js', 'web/console.css'];
+    const consoleFiles = [
+      'web/index.html',
+      'web/main.js',
+      'web/console.js',
+      'web/sse.js',
+      'web/console.css',
+    ];
     for (const file of ['package.json', 'package-lock.json', HEALTHCHECK_SCRIPT, ...consoleFiles]) {
       assert.ok(included(file), `${file} is left out of the image`);
     }
