@@ -281,70 +281,66 @@ export function buildRoutes(sources: RouteSources): readonly HttpRoute[] {
       handle: sources.readiness,
     },
   ];
-  for (const spec of REFERENCE_ROUTES) {
+  const add = (
+    spec: RouteSpec<string>,
+    style: ErrorStyle,
+    rpc: string,
+    types: readonly [string, string],
+    operation: UnaryOperation,
+  ): void => {
     routes.push({
       kind: 'operation',
       method: spec.method,
       pattern: compilePath(spec.path),
-      style: 'gateway',
-      rpc: `pb.C2/${spec.rpc}`,
-      requestType: `pb.${spec.rpc}Request`,
-      responseType: `pb.${spec.rpc}Response`,
+      style,
+      rpc,
+      requestType: types[0],
+      responseType: types[1],
       body: spec.body === true,
       queryAliases: spec.query ?? {},
-      operation: sources.reference[spec.rpc],
+      operation,
     });
-  }
+  };
+  for (const spec of REFERENCE_ROUTES)
+    add(
+      spec,
+      'gateway',
+      `pb.C2/${spec.rpc}`,
+      [`pb.${spec.rpc}Request`, `pb.${spec.rpc}Response`],
+      sources.reference[spec.rpc],
+    );
   for (const spec of ADMIN_ROUTES) {
     const [request, response] = ADMIN_TYPES[spec.rpc];
-    routes.push({
-      kind: 'operation',
-      method: spec.method,
-      pattern: compilePath(spec.path),
-      style: 'v1',
-      rpc: `e4c2.v1.C2Admin/${spec.rpc}`,
-      requestType: `e4c2.v1.${request}`,
-      responseType: `e4c2.v1.${response}`,
-      body: spec.body === true,
-      queryAliases: spec.query ?? {},
-      operation: sources.admin[spec.rpc],
-    });
+    add(
+      spec,
+      'v1',
+      `e4c2.v1.C2Admin/${spec.rpc}`,
+      [`e4c2.v1.${request}`, `e4c2.v1.${response}`],
+      sources.admin[spec.rpc],
+    );
   }
   const automation = sources.automation;
-  if (automation !== undefined) {
+  if (automation !== undefined)
     for (const spec of AUTOMATION_ROUTES) {
       const [request, response] = AUTOMATION_TYPES[spec.rpc];
-      routes.push({
-        kind: 'operation',
-        method: spec.method,
-        pattern: compilePath(spec.path),
-        style: 'v1',
-        rpc: `e4c2.v1.C2Automation/${spec.rpc}`,
-        requestType: `e4c2.v1.${request}`,
-        responseType: `e4c2.v1.${response}`,
-        body: spec.body === true,
-        queryAliases: spec.query ?? {},
-        operation: automation[spec.rpc],
-      });
+      add(
+        spec,
+        'v1',
+        `e4c2.v1.C2Automation/${spec.rpc}`,
+        [`e4c2.v1.${request}`, `e4c2.v1.${response}`],
+        automation[spec.rpc],
+      );
     }
-  }
   const c2ae = sources.c2ae;
-  if (c2ae !== undefined) {
-    for (const spec of C2AE_ROUTES) {
-      routes.push({
-        kind: 'operation',
-        method: spec.method,
-        pattern: compilePath(spec.path),
-        style: 'gateway',
-        rpc: `pb.C2AutomationEngine/${spec.rpc}`,
-        requestType: `pb.${spec.types[0]}`,
-        responseType: `pb.${spec.types[1]}`,
-        body: spec.body === true,
-        queryAliases: {},
-        operation: c2ae[spec.rpc],
-      });
-    }
-  }
+  if (c2ae !== undefined)
+    for (const spec of C2AE_ROUTES)
+      add(
+        { ...spec, query: {} },
+        'gateway',
+        `pb.C2AutomationEngine/${spec.rpc}`,
+        [`pb.${spec.types[0]}`, `pb.${spec.types[1]}`],
+        c2ae[spec.rpc],
+      );
   if (sources.eventStream !== undefined) {
     routes.push({
       kind: 'stream',
