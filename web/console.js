@@ -129,7 +129,11 @@ async function loadTopics(reset = false) {
     byId('topics').replaceChildren();
   }
   const page = await api('GET', `/v1/topics?limit=${PAGE}&cursor=${segment(topicCursor)}`);
-  for (const topic of page.topics ?? []) byId('topics').append(await topicRow(topic.name));
+  // The rollouts of a page are fetched together; rows keep the page's order.
+  const rows = await Promise.all(
+    (page.topics ?? []).map((/** @type {{ name: string }} */ t) => topicRow(t.name)),
+  );
+  byId('topics').append(...rows);
   topicCursor = page.nextCursor ?? '';
   byId('more-topics').hidden = topicCursor === '';
 }
