@@ -31,17 +31,42 @@ export function isPubackTimeout(err: unknown): boolean {
 // mqtt.js calls back with `null` (not undefined) on success.
 type PublishCallback = (err?: Error | null) => void;
 
+/** A publish awaiting its PUBACK. */
+interface Pending {
+  readonly deadline: number;
+  readonly callback: PublishCallback;
+  readonly reject: (err: Error) => void;
+  settled: boolean;
+}
+
 /**
  * Commands are published QoS 1 with retain off: a retained command would be replayed to the
  * device on every reconnect, and a replayed ResetTopics would wipe keys delivered since.
+ *
+ * PUBACK timeouts are enforced by one periodic sweep over the publishes in flight (in deadline
+ * order, since every publish gets the same timeout) rather than a timer per publish: a fan-out
+ * keeps about a thousand publishes in flight, and arming and clearing a timer for each was a
+ * measurable part of the node's CPU per device (bench/RESULTS.md, fanout). A timeout therefore
+ * fires between `pubackTimeoutMs` and `pubackTimeoutMs` plus a sweep period after the publish.
  */
 export class MqttCommandPublisher implements CommandPublisher {
   #closed: Promise<void> | undefined;
+  /** Publishes in flight, oldest first; settled entries are dropped as the sweep reaches them. */
+  #pending: Pending[] = [];
+  #head = 0;
+  #sweeper: NodeJS.Timeout | undefined;
+  readonly #sweepMs: number;
+  /** Publishes not settled yet (acknowledged, failed or timed out). */
+  #unsettled = 0;
+  /** Called when the last unsettled publish settles (close waits for it). */
+  #onDrained: (() => void) | undefined;
 
   private constructor(
     private readonly client: MqttClient,
     private readonly pubackTimeoutMs: number,
-  ) {}
+  ) {
+    this.#sweepMs = Math.max(10, Math.min(250, Math.ceil(pubackTimeoutMs / 10)));
+  }
 
   /**
    * Connects to the broker and waits for the first CONNACK.
@@ -89,25 +114,73 @@ export class MqttCommandPublisher implements CommandPublisher {
     return this.client.connected;
   }
 
+  /** Publishes in flight (awaiting their PUBACK or their timeout). */
+  get inFlight(): number {
+    return this.#unsettled;
+  }
+
+  #settle(entry: Pending): void {
+    entry.settled = true;
+    if (--this.#unsettled === 0) this.#onDrained?.();
+  }
+
+  /**
+   * Publishes QoS 1 and resolves on the PUBACK.
+   * The payload is sent as is, not copied: it must not change until the promise settles.
+   * @throws PubackTimeoutError when no PUBACK arrives within the timeout; the message is then
+   *   dropped from the client's store, so it is never resent later
+   */
   publish(topic: string, payload: Uint8Array): Promise<void> {
+    if (this.#closed !== undefined) return Promise.reject(new Error('publisher closed'));
     if (!this.client.connected) return Promise.reject(new Error('MQTT broker not connected'));
     return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const callback: PublishCallback = (err) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err === undefined || err === null) resolve();
-        else reject(err);
+      const entry: Pending = {
+        deadline: Date.now() + this.pubackTimeoutMs,
+        callback: (err) => {
+          if (entry.settled) return;
+          this.#settle(entry);
+          if (err === undefined || err === null) resolve();
+          else reject(err);
+        },
+        reject,
+        settled: false,
       };
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        this.#forget(callback);
-        reject(new PubackTimeoutError(this.pubackTimeoutMs));
-      }, this.pubackTimeoutMs);
-      this.client.publish(topic, Buffer.from(payload), { qos: 1, retain: false }, callback);
+      this.#pending.push(entry);
+      this.#unsettled++;
+      this.#sweeper ??= setInterval(() => {
+        this.#sweep();
+      }, this.#sweepMs);
+      const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      this.client.publish(topic, view, { qos: 1, retain: false }, entry.callback);
     });
+  }
+
+  /** Times out the overdue publishes and drops settled entries from the front. */
+  #sweep(): void {
+    const now = Date.now();
+    const pending = this.#pending;
+    while (this.#head < pending.length) {
+      const entry = pending[this.#head];
+      if (entry === undefined) break;
+      if (!entry.settled) {
+        if (entry.deadline > now) break;
+        this.#settle(entry);
+        this.#forget(entry.callback);
+        entry.reject(new PubackTimeoutError(this.pubackTimeoutMs));
+      }
+      this.#head++;
+    }
+    // Compact once the settled prefix dominates, so the array does not grow without bound.
+    if (this.#head > 1024 && this.#head * 2 > pending.length) {
+      this.#pending = pending.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head === this.#pending.length) {
+      this.#pending = [];
+      this.#head = 0;
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   /** Drops an abandoned message from mqtt.js's outgoing store so it is never resent later. */
@@ -120,9 +193,24 @@ export class MqttCommandPublisher implements CommandPublisher {
     }
   }
 
-  /** Disconnects; idempotent. */
+  /**
+   * Refuses new publishes, waits for those in flight to settle (each is bounded by the PUBACK
+   * timeout), then disconnects; idempotent. Waiting here rather than in mqtt.js: its graceful
+   * end waits for an empty store and never learns that a timed-out message was dropped from it.
+   */
   close(): Promise<void> {
-    this.#closed ??= this.client.endAsync().catch(() => undefined);
+    this.#closed ??= (async () => {
+      if (this.#unsettled > 0) {
+        await new Promise<void>((resolve) => {
+          this.#onDrained = resolve;
+        });
+      }
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+      this.#pending = [];
+      this.#head = 0;
+      await this.client.endAsync().catch(() => undefined);
+    })();
     return this.#closed;
   }
 }

@@ -1,0 +1,152 @@
+/**
+ * The MQTT command publisher: QoS 1 publishes resolve on the PUBACK from a real broker with the
+ * payload intact; a broker that never acknowledges makes them fail with a PUBACK timeout (found
+ * by the publisher's periodic sweep, not a timer per publish) and drops them from the client's
+ * store so they are never resent; closing waits for what is in flight, then disconnects.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { isPubackTimeout, MqttCommandPublisher, PubackTimeoutError } from '../../delivery/index.ts';
+import { eventually } from '../support/eventually.ts';
+import { TEST_MQTT_URL } from '../support/c2-harness.ts';
+
+/** A broker that accepts connections and publishes but never sends a PUBACK. */
+async function silentBroker(): Promise<{ server: Server; url: string; published: () => number }> {
+  let published = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (packet) => {
+      if (packet.cmd === 'connect') {
+        socket.write(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }));
+      } else if (packet.cmd === 'publish') {
+        published++;
+      } else if (packet.cmd === 'pingreq') {
+        socket.write(mqttPacket.generate({ cmd: 'pingresp' }));
+      } else if (packet.cmd === 'disconnect') {
+        socket.end();
+      }
+    });
+    socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+  });
+  server.on('close', () => {
+    for (const s of sockets) s.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { server, url: `mqtt://127.0.0.1:${address.port}`, published: () => published };
+}
+
+const outgoing = (p: MqttCommandPublisher): number =>
+  Object.keys((p as unknown as { client: { outgoing: object } }).client.outgoing).length;
+
+void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
+  void describe('against the broker', () => {
+    let publisher: MqttCommandPublisher;
+    before(async () => {
+      publisher = await MqttCommandPublisher.connect({
+        url: TEST_MQTT_URL,
+        clientId: `pub-test-${process.pid}-${Date.now()}`,
+        pubackTimeoutMs: 5000,
+      });
+    });
+    after(() => publisher.close());
+
+    void it('resolves every publish on its PUBACK, payloads intact', async () => {
+      const topic = `e4/pubtest-${randomBytes(6).toString('hex')}`;
+      const listener = await mqtt.connectAsync(TEST_MQTT_URL, { reconnectPeriod: 0 });
+      const received: string[] = [];
+      listener.on('message', (_t, payload) => received.push(Buffer.from(payload).toString('hex')));
+      await listener.subscribeAsync(topic, { qos: 1 });
+      try {
+        // Views into one shared buffer: the publisher must send each view, not the buffer.
+        const backing = new Uint8Array(randomBytes(300 * 73));
+        const payloads = Array.from({ length: 300 }, (_, i) =>
+          backing.subarray(i * 73, (i + 1) * 73),
+        );
+        await Promise.all(payloads.map((p) => publisher.publish(topic, p)));
+        assert.equal(publisher.inFlight, 0);
+        await eventually(() => {
+          assert.equal(received.length, payloads.length);
+        }, 10_000);
+        assert.deepEqual(
+          [...received].sort(),
+          payloads.map((p) => Buffer.from(p).toString('hex')).sort(),
+        );
+      } finally {
+        await listener.endAsync();
+      }
+    });
+  });
+
+  void describe('against a broker that never acknowledges', () => {
+    let broker: Awaited<ReturnType<typeof silentBroker>>;
+    before(async () => {
+      broker = await silentBroker();
+    });
+    after(
+      () =>
+        new Promise<void>((resolve) => {
+          broker.server.close(() => {
+            resolve();
+          });
+        }),
+    );
+
+    void it('fails each publish with a PUBACK timeout and forgets the message', async () => {
+      const publisher = await MqttCommandPublisher.connect({
+        url: broker.url,
+        clientId: `pub-silent-${process.pid}`,
+        pubackTimeoutMs: 150,
+      });
+      try {
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            publisher.publish(`e4/silent${i}`, new Uint8Array([i])),
+          ),
+        );
+        for (const r of results) {
+          assert.equal(r.status, 'rejected');
+          assert.ok(r.reason instanceof PubackTimeoutError, String(r.reason));
+          assert.ok(isPubackTimeout(r.reason));
+          assert.match(r.reason.message, /^no PUBACK within 150 ms$/);
+        }
+        assert.equal(broker.published(), 20);
+        assert.equal(publisher.inFlight, 0);
+        assert.equal(outgoing(publisher), 0, 'timed-out messages left in the client store');
+        // The publisher still works after a sweep emptied it (the sweep timer restarts).
+        await assert.rejects(
+          publisher.publish('e4/again', new Uint8Array([1])),
+          PubackTimeoutError,
+        );
+      } finally {
+        await publisher.close();
+      }
+    });
+
+    void it('closes once what is in flight has settled, and refuses publishes afterwards', async () => {
+      const publisher = await MqttCommandPublisher.connect({
+        url: broker.url,
+        clientId: `pub-close-${process.pid}`,
+        pubackTimeoutMs: 200,
+      });
+      const inFlight = publisher.publish('e4/closing', new Uint8Array([1]));
+      inFlight.catch(() => undefined);
+      assert.equal(publisher.inFlight, 1);
+      const closing = publisher.close();
+      await assert.rejects(publisher.publish('e4/closed', new Uint8Array([2])), /closed/);
+      await assert.rejects(inFlight, PubackTimeoutError);
+      await closing;
+      assert.equal(publisher.inFlight, 0);
+      assert.equal(publisher.connected, false);
+    });
+  });
+});
