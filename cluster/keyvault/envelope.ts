@@ -29,6 +29,8 @@ export const ENVELOPE_V1 = 0x01;
 const SEAL_DOMAIN = new TextEncoder().encode('e4c2-seal-v1\0');
 const MAX_FIELD_BYTES = 0xffff;
 const utf8 = new TextEncoder();
+/** Stateless when not streaming, so one instance serves every call. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A parsed envelope. `header` is covered by the AAD. */
 export interface ParsedEnvelope {
@@ -62,7 +64,7 @@ export function parseEnvelope(sealed: Uint8Array): ParsedEnvelope {
   }
   let dekId: string;
   try {
-    dekId = new TextDecoder('utf-8', { fatal: true }).decode(sealed.subarray(2, headerLength));
+    dekId = strictUtf8.decode(sealed.subarray(2, headerLength));
   } catch {
     throw new C2Error('C2_KEY_VAULT', 'sealed value has a malformed data key id');
   }
@@ -73,34 +75,40 @@ export function parseEnvelope(sealed: Uint8Array): ParsedEnvelope {
   };
 }
 
-function lengthPrefixed(field: string, name: string): Uint8Array {
-  const bytes = utf8.encode(field);
-  if (bytes.length === 0 || bytes.length > MAX_FIELD_BYTES) {
+/**
+ * Writes `u32be len || utf8(field)` at `offset` of `out`, which has room for the field's
+ * worst case (3 bytes per UTF-16 unit).
+ * @returns the offset after the field
+ * @throws C2Error `C2_VALIDATION` for an empty or oversized field
+ */
+function writeLengthPrefixed(out: Uint8Array, offset: number, field: string, name: string): number {
+  const { written } = utf8.encodeInto(field, out.subarray(offset + 4));
+  if (written === 0 || written > MAX_FIELD_BYTES) {
     throw new C2Error(
       'C2_VALIDATION',
       `seal binding ${name} must be 1 to ${MAX_FIELD_BYTES} bytes`,
     );
   }
-  const prefix = new Uint8Array(4);
-  new DataView(prefix.buffer).setUint32(0, bytes.length);
-  return concatBytes(prefix, bytes);
+  new DataView(out.buffer, out.byteOffset + offset, 4).setUint32(0, written);
+  return offset + 4 + written;
 }
 
 /**
- * The AAD of a sealed value: domain, header and the canonical encoding of `binding`.
+ * The AAD of a sealed value: domain, header and the canonical encoding of `binding`. Built in
+ * one buffer: the key vault opens one sealed key per device in a fan-out.
  * @throws C2Error `C2_VALIDATION` for an empty or oversized field or a bad version
  */
 export function sealAad(header: Uint8Array, binding: SealBinding): Uint8Array {
   if (!Number.isSafeInteger(binding.version) || binding.version < 0) {
     throw new C2Error('C2_VALIDATION', 'seal binding version must be a non-negative integer');
   }
-  const version = new Uint8Array(8);
-  new DataView(version.buffer).setBigUint64(0, BigInt(binding.version));
-  return concatBytes(
-    SEAL_DOMAIN,
-    header,
-    lengthPrefixed(binding.table, 'table'),
-    lengthPrefixed(binding.rowId, 'rowId'),
-    version,
-  );
+  const { table, rowId } = binding;
+  const room = SEAL_DOMAIN.length + header.length + 8 + 3 * (table.length + rowId.length) + 8;
+  const out = new Uint8Array(room);
+  out.set(SEAL_DOMAIN, 0);
+  out.set(header, SEAL_DOMAIN.length);
+  let offset = writeLengthPrefixed(out, SEAL_DOMAIN.length + header.length, table, 'table');
+  offset = writeLengthPrefixed(out, offset, rowId, 'rowId');
+  new DataView(out.buffer, offset, 8).setBigUint64(0, BigInt(binding.version));
+  return out.subarray(0, offset + 8);
 }
