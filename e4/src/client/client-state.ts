@@ -6,13 +6,13 @@ import { bytesEqual, concatBytes, toHex, writeUint64LE } from '../bytes.ts';
 import type { Command } from '../commands.ts';
 import { PK_ONLY_COMMANDS } from '../commands.ts';
 import { E4Error, E4ErrorCode, referenceError } from '../errors.ts';
-import { transitionSlotHash } from '../hash.ts';
 import {
   validateCurve25519PubKey,
   validateEd25519PrivKey,
   validateEd25519PubKey,
   validateSymKey,
 } from '../validate.ts';
+import { transitionSlotHex } from './hash-memo.ts';
 
 /** Symmetric-key mode: one 32-byte identity key, also the command key. */
 export interface SymKeyMaterial {
@@ -66,10 +66,7 @@ function withTopicKey(
   // e4go keeps the previous key only when the key really changes; resending the same key keeps
   // the older transition entry intact.
   if (previous !== undefined && !bytesEqual(previous, key)) {
-    topicKeys.set(
-      toHex(transitionSlotHash(topicHash)),
-      concatBytes(previous, writeUint64LE(nowSeconds)),
-    );
+    topicKeys.set(transitionSlotHex(hashHex), concatBytes(previous, writeUint64LE(nowSeconds)));
   }
   topicKeys.set(hashHex, new Uint8Array(key));
   return { ...state, topicKeys };
@@ -77,8 +74,9 @@ function withTopicKey(
 
 function withoutTopic(state: ClientState, topicHash: Uint8Array): ClientState {
   const topicKeys = new Map(state.topicKeys);
-  topicKeys.delete(toHex(topicHash));
-  topicKeys.delete(toHex(transitionSlotHash(topicHash)));
+  const hashHex = toHex(topicHash);
+  topicKeys.delete(hashHex);
+  topicKeys.delete(transitionSlotHex(hashHex));
   return { ...state, topicKeys };
 }
 

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
-import { fromHex, readInt64LE, toHex } from '../bytes.ts';
+import { readInt64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
 import { parseCommand, type Command } from '../commands.ts';
 import { KEY_LEN } from '../constants.ts';
@@ -16,7 +16,7 @@ import {
   ed25519SigningKey,
 } from '../curve.ts';
 import { E4Error, E4ErrorCode } from '../errors.ts';
-import { clientIdFromName, controlTopic, topicHash, transitionSlotHash } from '../hash.ts';
+import { clientIdFromName, controlTopic } from '../hash.ts';
 import { deriveSymKey, randomId } from '../keys.ts';
 import {
   protectPubKey,
@@ -34,10 +34,8 @@ import {
   type CryptoMode,
 } from './client-state.ts';
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
+import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
-
-/** Entries of the per-client topic-name to topic-hash cache. */
-const TOPIC_HASH_CACHE_SIZE = 1024;
 
 /** How a client is identified: a 16-byte id, or a name whose hash is the id. */
 export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: string };
@@ -94,7 +92,6 @@ export class E4Client {
   readonly #topicCiphers = new Map<string, AesSivKey>();
   readonly #pubKeyObjects = new Map<string, KeyObject>();
   /** Hex topic hash by topic name: hashing costs as much as encrypting a small message. */
-  readonly #hashByTopic = new Map<string, string>();
   readonly #store: ClientStore;
   readonly #clock: Clock;
   /** Serialises command application so concurrent control messages cannot interleave saves. */
@@ -246,14 +243,7 @@ export class E4Client {
   }
 
   #hashHex(topic: string): string {
-    let hex = this.#hashByTopic.get(topic);
-    if (hex === undefined) {
-      // Bounded: a device talks on few topics; a flood of names must not grow memory forever.
-      if (this.#hashByTopic.size >= TOPIC_HASH_CACHE_SIZE) this.#hashByTopic.clear();
-      hex = toHex(topicHash(topic));
-      this.#hashByTopic.set(topic, hex);
-    }
-    return hex;
+    return topicHashHex(topic);
   }
 
   #topicCipher(hashHex: string): AesSivKey | undefined {
@@ -317,7 +307,7 @@ export class E4Client {
       return this.#unprotectWith(protectedMessage, cipher);
     } catch (err) {
       if (!E4Error.is(err, E4ErrorCode.NotAuthentic)) throw err;
-      const entry = this.#state.topicKeys.get(toHex(transitionSlotHash(fromHex(hashHex))));
+      const entry = this.#state.topicKeys.get(transitionSlotHex(hashHex));
       if (entry === undefined) throw err;
       if (entry.length !== TRANSITION_ENTRY_LEN) {
         throw new E4Error(E4ErrorCode.InvalidOldTopicKeyLength, 'invalid old topic key length');
