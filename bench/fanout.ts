@@ -31,6 +31,8 @@
  *   --baseline-window N   baseline publishes awaiting PUBACK (default: the engine's 1,024)
  *   --step-timeout-s N    bound on one timed step (default 60 + N/250)
  *   --profile             time the node's engine calls (SQL statements, vault, publishes)
+ *   --cpu-profile DIR     write V8 CPU profiles to DIR: this process for every C2 step, each
+ *                         device shard for every timed step
  *   --schema-variant V    what-if experiment on the schema (SCHEMA_VARIANTS): `before-0006`
  *                         undoes migration 0006, `pending-index` keeps device_topics_pending
  *   --no-kick-second      the second engine finds the rotation by polling the outbox (as a
@@ -74,6 +76,7 @@ import { epochMs, errorMessage, peakRssMiB, sleep } from './lib/fanout-common.ts
 import { CpuWatch, type CpuSeconds } from './lib/fanout-cpu.ts';
 import { DeviceFleet } from './lib/fanout-devices.ts';
 import { CallProfile, type CallStats } from './lib/fanout-profile.ts';
+import { StepCpuProfile } from './lib/step-cpu-profile.ts';
 import {
   startEngineInProcess,
   startEngineProcess,
@@ -103,6 +106,7 @@ export const FANOUT_OPTIONS = {
   'baseline-window': { type: 'string' },
   'step-timeout-s': { type: 'string' },
   profile: { type: 'boolean' },
+  'cpu-profile': { type: 'string' },
   'schema-variant': { type: 'string' },
   'no-kick-second': { type: 'boolean' },
 } as const;
@@ -119,6 +123,8 @@ interface FanoutArgs {
   readonly stepTimeoutMs: number;
   /** Time the node's engine calls (statements, vault, publishes) in the C2 steps. */
   readonly profile: boolean;
+  /** Where to write a CPU profile of this process per C2 step (none when undefined). */
+  readonly cpuProfileDir: string | undefined;
   /** What-if experiment on the schema (`SCHEMA_VARIANTS`), or none (as migrated). */
   readonly schemaVariant: SchemaVariant | undefined;
   /** Kick the second engine right after the rotation call (else it finds the work by polling). */
@@ -187,6 +193,7 @@ function fanoutArgs(argv: readonly string[]): FanoutArgs {
     baselineWindow,
     stepTimeoutMs: stepTimeoutS * 1000,
     profile: values['profile'] === true,
+    cpuProfileDir: typeof values['cpu-profile'] === 'string' ? values['cpu-profile'] : undefined,
     schemaVariant,
     kickSecond: values['no-kick-second'] !== true,
     given,
@@ -353,6 +360,8 @@ async function c2Step(
   const armId = await ctx.fleet.arm('c2');
   const updatesBefore = await updateCounts(ctx);
   await watchOurSessions(ctx);
+  const cpuProfile =
+    ctx.args.cpuProfileDir === undefined ? undefined : await StepCpuProfile.start();
   const cpuBefore = ctx.cpu.snapshot();
   const start = epochMs();
   const rotated = await ctx.c2.service.rotateTopicKey({ actor: 'bench-fanout' }, ctx.topic);
@@ -372,6 +381,8 @@ async function c2Step(
     ctx.args.stepTimeoutMs,
     progress(ctx.log, `${label} c2`),
   );
+  if (cpuProfile !== undefined && ctx.args.cpuProfileDir !== undefined)
+    ctx.log(`cpu profile: ${await cpuProfile.stop(ctx.args.cpuProfileDir, `c2-${label}`)}`);
   // Sessions opened during the step (the pool closes idle ones) count from zero.
   await watchOurSessions(ctx);
   const cpuSeconds = ctx.cpu.since(cpuBefore);
@@ -539,6 +550,7 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
     baselineTopicHashHex: baselineHashHex,
     startTimeoutMs: 120_000 + n * 2,
     log,
+    ...(args.cpuProfileDir === undefined ? {} : { cpuProfileDir: args.cpuProfileDir }),
   });
   fleetStarting.catch(() => undefined);
   const configs: JsonObject[] = [];

@@ -88,6 +88,8 @@ export interface ShardInit {
   readonly topic: string;
   /** Topic hash (hex) the baseline's SetTopicKey commands carry. */
   readonly baselineTopicHashHex: string;
+  /** Where to write a CPU profile of this shard per timed step (none when absent). */
+  readonly cpuProfileDir?: string;
 }
 
 /** Messages from the benchmark to a device shard. */

@@ -18,6 +18,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { E4Client, E4Error, toHex, topicHash, type ClientStore } from '../../e4/index.ts';
+import { StepCpuProfile } from './step-cpu-profile.ts';
 import {
   deviceKey,
   deviceName,
@@ -72,6 +73,8 @@ class Shard {
   #last = { applied: 0, decrypted: 0, received: 0 };
   #timer: NodeJS.Timeout | undefined;
   #doneSent = false;
+  /** The current step's profile (`--cpu-profile`), started at arming, written at the goal. */
+  #profile: Promise<StepCpuProfile> | undefined;
 
   constructor(init: ShardInit) {
     this.#init = init;
@@ -258,6 +261,7 @@ class Shard {
     if (!this.#doneSent && this.#goalReached()) {
       this.#doneSent = true;
       this.#report();
+      this.#writeProfile();
     }
   }
 
@@ -276,6 +280,19 @@ class Shard {
     });
   }
 
+  #writeProfile(): void {
+    const dir = this.#init.cpuProfileDir;
+    const profile = this.#profile;
+    this.#profile = undefined;
+    if (dir === undefined || profile === undefined) return;
+    const name = `devices-${this.#phase}-arm${this.#armId}-shard${this.#init.shard}`;
+    profile
+      .then((p) => p.stop(dir, name))
+      .catch((err: unknown) => {
+        send({ type: 'error', shard: this.#init.shard, message: `profile: ${errorMessage(err)}` });
+      });
+  }
+
   get index(): number {
     return this.#init.shard;
   }
@@ -291,6 +308,8 @@ class Shard {
     this.#last = { applied: 0, decrypted: 0, received: 0 };
     this.#doneSent = false;
     for (const c of this.#connections) c.data = undefined;
+    if (this.#init.cpuProfileDir !== undefined && phase !== 'setup')
+      this.#profile = StepCpuProfile.start();
     clearInterval(this.#timer);
     this.#timer = setInterval(() => {
       if (!this.#doneSent) this.#report();

@@ -27,6 +27,8 @@ export interface FleetOptions {
   readonly baselineTopicHashHex: string;
   readonly startTimeoutMs: number;
   readonly log: (message: string) => void;
+  /** Each shard writes a CPU profile of every timed step there (`--cpu-profile`). */
+  readonly cpuProfileDir?: string;
 }
 
 /** What the fleet saw in one armed step. Times are {@link epochMs}. */
@@ -116,6 +118,7 @@ export class DeviceFleet {
           perConnection: options.perConnection,
           topic: options.topic,
           baselineTopicHashHex: options.baselineTopicHashHex,
+          ...(options.cpuProfileDir === undefined ? {} : { cpuProfileDir: options.cpuProfileDir }),
         };
         from += s.devices;
         fleet.#send(s, init);
