@@ -13,8 +13,9 @@ import { TRANSITION_ENTRY_LEN, type ClientState, type KeyMaterial } from './clie
 const SYMMETRIC_KEY_TYPE = 0;
 const PUBLIC_KEY_TYPE = 1;
 
+/** Base64 of `bytes`, read in place (a client saves its state after every command). */
 function b64(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('base64');
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 function b64Map(map: ReadonlyMap<string, Uint8Array>): Record<string, string> {
