@@ -35,6 +35,9 @@
  *                         device shard for every timed step
  *   --schema-variant V    what-if experiment on the schema (SCHEMA_VARIANTS): `before-0006`
  *                         undoes migration 0006, `pending-index` keeps device_topics_pending
+ *   --warmup N            untimed rounds (baseline and C2) before each engine configuration's
+ *                         timed ones (default 1): a second engine starts as a fresh process, and
+ *                         without a warm-up its first rounds would measure V8 compiling its code
  *   --no-kick-second      the second engine finds the rotation by polling the outbox (as a
  *                         second node does in production) instead of being kicked at once
  * plus the dispatcher's `--rounds` (default 3; 1 with `--quick`).
@@ -109,6 +112,7 @@ export const FANOUT_OPTIONS = {
   'cpu-profile': { type: 'string' },
   'schema-variant': { type: 'string' },
   'no-kick-second': { type: 'boolean' },
+  warmup: { type: 'string' },
 } as const;
 
 /** The fan-out options. */
@@ -129,6 +133,8 @@ interface FanoutArgs {
   readonly schemaVariant: SchemaVariant | undefined;
   /** Kick the second engine right after the rotation call (else it finds the work by polling). */
   readonly kickSecond: boolean;
+  /** Untimed rounds before the timed ones of each engine configuration. */
+  readonly warmup: number;
   /** The options as given, for the report's command line. */
   readonly given: readonly string[];
 }
@@ -196,6 +202,7 @@ function fanoutArgs(argv: readonly string[]): FanoutArgs {
     cpuProfileDir: typeof values['cpu-profile'] === 'string' ? values['cpu-profile'] : undefined,
     schemaVariant,
     kickSecond: values['no-kick-second'] !== true,
+    warmup: intOption(values['warmup'], 'warmup', 0, 10) ?? 1,
     given,
   };
 }
@@ -434,6 +441,14 @@ async function runConfig(
           ? await startEngineProcess(ctx.c2)
           : await startEngineInProcess(ctx.c2, ctx.args.kickSecond);
       if (second.pid !== undefined) ctx.extraPids.set('engineProcess', [second.pid]);
+    }
+    for (let w = 1; w <= ctx.args.warmup; w++) {
+      const label = `[${engines} engine${engines === 2 ? 's' : ''}, warm-up ${w}/${ctx.args.warmup}]`;
+      await sleep(SETTLE_MS);
+      await baselineStep(ctx, label);
+      await sleep(SETTLE_MS);
+      const c2 = await c2Step(ctx, second, label);
+      ctx.log(`${label} done (not timed; c2 ${c2.allDecryptedSeconds} s)`);
     }
     for (let r = 1; r <= rounds; r++) {
       const label = `[${engines} engine${engines === 2 ? 's' : ''}, round ${r}/${rounds}]`;
@@ -688,6 +703,7 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
       connections: Math.ceil(n / args.perConnection),
       deviceProcesses: args.deviceProcs,
       rounds,
+      warmupRounds: args.warmup,
       engineConfigurations: [...args.engines],
       secondEngine: args.secondEngine,
       secondEngineKicked: args.kickSecond,
