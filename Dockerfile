@@ -42,4 +42,4 @@ STOPSIGNAL SIGTERM
 # Liveness of this process; load balancers use readiness (GET /readyz, grpc.health.v1).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "ops/docker/healthcheck.mjs", "/healthz"]
-CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "bin/start.ts"]
+CMD ["node", "--import", "tsx", "bin/start.ts"]

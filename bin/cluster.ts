@@ -685,8 +685,7 @@ export class LocalCluster {
       {
         name: plan.name,
         command: process.execPath,
-        // The young-generation size of a production node (README, configuration).
-        args: ['--max-semi-space-size=64', '--import', 'tsx', 'bin/start.ts'],
+        args: ['--import', 'tsx', 'bin/start.ts'],
         env,
       },
       this.options.childOutput,

@@ -41,11 +41,7 @@ export interface SecondEngine {
 
 /** Starts a second engine in a child process on the node's schema. */
 export async function startEngineProcess(c2: BenchC2): Promise<SecondEngine> {
-  // The second node runs with the benchmark's (the first node's) heap settings.
-  const child = forkTs(
-    'fanout-engine-child.ts',
-    process.execArgv.filter((arg) => arg.startsWith('--max-semi-space-size')),
-  );
+  const child = forkTs('fanout-engine-child.ts');
   const next = <T extends EngineEvent['type']>(
     type: T,
     ms: number,
