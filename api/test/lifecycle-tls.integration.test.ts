@@ -304,10 +304,16 @@ void describe('the node', () => {
 void describe('graceful shutdown', () => {
   void it('finishes in-flight requests, ends event streams with OK, then refuses', async () => {
     let delay = 0;
+    // Each slow request says when the server holds it, so the shutdown starts while both are
+    // in flight (a fixed sleep could fire before a loaded server has even read them).
+    let slowEntered = 0;
     const a = await startApi({
       api: {
         authenticate: async (request) => {
-          if (request.header('x-slow') !== undefined) await sleep(delay);
+          if (request.header('x-slow') !== undefined) {
+            slowEntered++;
+            await sleep(delay);
+          }
           return 'test';
         },
       },
@@ -327,10 +333,12 @@ void describe('graceful shutdown', () => {
           'stream opened',
         );
       });
-      delay = 400;
+      delay = 1000;
       const slowHttp = a.http('GET', '/e4/clients/count', { headers: { 'x-slow': '1' } });
       const slowGrpc = a.grpc.call('CountTopics', {}, slowMetadata());
-      await sleep(100);
+      await eventually(() => {
+        assert.equal(slowEntered, 2, 'both slow requests in flight');
+      });
       const closing = a.api.close(5000);
       const [httpRes, grpcRes] = await Promise.all([slowHttp, slowGrpc]);
       assert.equal(httpRes.status, 200);

@@ -218,10 +218,12 @@ void describe('RedlockService over independent redis-server processes', () => {
     const admins = await Promise.all([0, 1, 2].map((i) => group.admin(i)));
     const resource = uniqueResource('topic:deleted');
     const key = lockKey(resource);
-    await locks.withLock(resource, 200, async (lease) => {
+    // A TTL long enough that the next extension, not expiry, finds the key gone even when the
+    // event loop stalls on a loaded box.
+    await locks.withLock(resource, 1000, async (lease) => {
       await heldEverywhere(admins, key);
       await Promise.all(admins.slice(0, 2).map((a) => a.del(key)));
-      assert.equal(await abortedWithin(lease.signal, 1000), true);
+      assert.equal(await abortedWithin(lease.signal, 3000), true);
       const err = await expectC2Error(() => {
         lease.assertHeld();
       }, ['C2_CONFLICT']);
@@ -237,10 +239,10 @@ void describe('RedlockService over independent redis-server processes', () => {
     const locks = await service(3, { onEvent: rec.onEvent });
     const admins = await Promise.all([0, 1, 2].map((i) => group.admin(i)));
     const resource = uniqueResource('topic:minority-expiry');
-    await locks.withLock(resource, 150, async (lease) => {
+    await locks.withLock(resource, 500, async (lease) => {
       await heldEverywhere(admins, lockKey(resource));
       await nth(admins, 0).del(lockKey(resource));
-      await sleep(400);
+      await sleep(1200);
       lease.assertHeld();
     });
     assert.ok(rec.of(resource, 'extended').length >= 2);
@@ -249,15 +251,16 @@ void describe('RedlockService over independent redis-server processes', () => {
 
   void it('releases and retries a lock that expired on arrival (slow answers)', async () => {
     const rec = eventRecorder();
-    const clients = (await group.connect()).slice(0, 3).map((c) => slowFirstReply(c, 150));
+    // First replies arrive after the 300 ms TTL; the retry is answered at once.
+    const clients = (await group.connect()).slice(0, 3).map((c) => slowFirstReply(c, 400));
     const locks = new RedlockService({
       clients,
-      commandTimeoutMs: 500,
+      commandTimeoutMs: 1000,
       retryDelayMs: 5,
       onEvent: rec.onEvent,
     });
     const resource = uniqueResource('topic:late');
-    const remaining = await locks.withLock(resource, 100, (lease) => {
+    const remaining = await locks.withLock(resource, 300, (lease) => {
       lease.assertHeld();
       return Promise.resolve(lease.remainingMs());
     });
@@ -277,7 +280,8 @@ void describe('RedlockService over independent redis-server processes', () => {
       Promise.resolve(lease.remainingMs()),
     );
     // 1000 - (round(1000 * 0.2) + 2) = 798, minus the time the acquisition took.
-    assert.ok(remaining <= 798 && remaining > 700, `remaining ${remaining} ms`);
+    // Not above 798; the lower bound leaves the acquisition room on a loaded box.
+    assert.ok(remaining <= 798 && remaining > 500, `remaining ${remaining} ms`);
   });
 
   void it('uses prefixed, hash-tagged keys holding a fresh random value per call', async () => {
