@@ -556,7 +556,7 @@ void describe('a cluster of 3 API nodes and 2 workers behind the load balancer',
       }
       assert.ok(failures.length <= 2 * clients);
       for (const f of failures) assert.ok(f.atMs <= 11_000, 'failures only right after the kill');
-      assert.ok(removedMs <= 2000, `removed within 2 s, took ${removedMs} ms`);
+      assert.ok(removedMs <= 3000, `removed within 3 s, took ${removedMs} ms`);
 
       await c.restart(victim);
       const restarted = Date.now();
@@ -569,7 +569,7 @@ void describe('a cluster of 3 API nodes and 2 workers behind the load balancer',
       );
       const restoredMs = Date.now() - restarted;
       t.diagnostic(`${victim} back in the balancer ${restoredMs} ms after it was ready again`);
-      assert.ok(restoredMs <= 2000, `restored within 2 s, took ${restoredMs} ms`);
+      assert.ok(restoredMs <= 3000, `restored within 3 s, took ${restoredMs} ms`);
     },
   );
 });
