@@ -31,42 +31,21 @@ export function isPubackTimeout(err: unknown): boolean {
 // mqtt.js calls back with `null` (not undefined) on success.
 type PublishCallback = (err?: Error | null) => void;
 
-/** A publish awaiting its PUBACK. */
-interface Pending {
-  readonly deadline: number;
-  readonly callback: PublishCallback;
-  readonly reject: (err: Error) => void;
-  settled: boolean;
-}
-
 /**
  * Commands are published QoS 1 with retain off: a retained command would be replayed to the
  * device on every reconnect, and a replayed ResetTopics would wipe keys delivered since.
- *
- * PUBACK timeouts are enforced by one periodic sweep over the publishes in flight (in deadline
- * order, since every publish gets the same timeout) rather than a timer per publish: a fan-out
- * keeps about a thousand publishes in flight, and arming and clearing a timer for each was a
- * measurable part of the node's CPU per device (bench/RESULTS.md, fanout). A timeout therefore
- * fires between `pubackTimeoutMs` and `pubackTimeoutMs` plus a sweep period after the publish.
  */
 export class MqttCommandPublisher implements CommandPublisher {
   #closed: Promise<void> | undefined;
-  /** Publishes in flight, oldest first; settled entries are dropped as the sweep reaches them. */
-  #pending: Pending[] = [];
-  #head = 0;
-  #sweeper: NodeJS.Timeout | undefined;
-  readonly #sweepMs: number;
   /** Publishes not settled yet (acknowledged, failed or timed out). */
-  #unsettled = 0;
-  /** Called when the last unsettled publish settles (close waits for it). */
+  #inFlight = 0;
+  /** Called when the last publish in flight settles (close waits for it). */
   #onDrained: (() => void) | undefined;
 
   private constructor(
     private readonly client: MqttClient,
     private readonly pubackTimeoutMs: number,
-  ) {
-    this.#sweepMs = Math.max(10, Math.min(250, Math.ceil(pubackTimeoutMs / 10)));
-  }
+  ) {}
 
   /**
    * Connects to the broker and waits for the first CONNACK.
@@ -116,12 +95,7 @@ export class MqttCommandPublisher implements CommandPublisher {
 
   /** Publishes in flight (awaiting their PUBACK or their timeout). */
   get inFlight(): number {
-    return this.#unsettled;
-  }
-
-  #settle(entry: Pending): void {
-    entry.settled = true;
-    if (--this.#unsettled === 0) this.#onDrained?.();
+    return this.#inFlight;
   }
 
   /**
@@ -133,54 +107,29 @@ export class MqttCommandPublisher implements CommandPublisher {
   publish(topic: string, payload: Uint8Array): Promise<void> {
     if (this.#closed !== undefined) return Promise.reject(new Error('publisher closed'));
     if (!this.client.connected) return Promise.reject(new Error('MQTT broker not connected'));
+    this.#inFlight++;
     return new Promise<void>((resolve, reject) => {
-      const entry: Pending = {
-        deadline: Date.now() + this.pubackTimeoutMs,
-        callback: (err) => {
-          if (entry.settled) return;
-          this.#settle(entry);
-          if (err === undefined || err === null) resolve();
-          else reject(err);
-        },
-        reject,
-        settled: false,
+      let settled = false;
+      const settle = (): void => {
+        settled = true;
+        clearTimeout(timer);
+        if (--this.#inFlight === 0) this.#onDrained?.();
       };
-      this.#pending.push(entry);
-      this.#unsettled++;
-      this.#sweeper ??= setInterval(() => {
-        this.#sweep();
-      }, this.#sweepMs);
+      const callback: PublishCallback = (err) => {
+        if (settled) return;
+        settle();
+        if (err === undefined || err === null) resolve();
+        else reject(err);
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settle();
+        this.#forget(callback);
+        reject(new PubackTimeoutError(this.pubackTimeoutMs));
+      }, this.pubackTimeoutMs);
       const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-      this.client.publish(topic, view, { qos: 1, retain: false }, entry.callback);
+      this.client.publish(topic, view, { qos: 1, retain: false }, callback);
     });
-  }
-
-  /** Times out the overdue publishes and drops settled entries from the front. */
-  #sweep(): void {
-    const now = Date.now();
-    const pending = this.#pending;
-    while (this.#head < pending.length) {
-      const entry = pending[this.#head];
-      if (entry === undefined) break;
-      if (!entry.settled) {
-        if (entry.deadline > now) break;
-        this.#settle(entry);
-        this.#forget(entry.callback);
-        entry.reject(new PubackTimeoutError(this.pubackTimeoutMs));
-      }
-      this.#head++;
-    }
-    // Compact once the settled prefix dominates, so the array does not grow without bound.
-    if (this.#head > 1024 && this.#head * 2 > pending.length) {
-      this.#pending = pending.slice(this.#head);
-      this.#head = 0;
-    }
-    if (this.#head === this.#pending.length) {
-      this.#pending = [];
-      this.#head = 0;
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
   }
 
   /** Drops an abandoned message from mqtt.js's outgoing store so it is never resent later. */
@@ -200,15 +149,11 @@ export class MqttCommandPublisher implements CommandPublisher {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      if (this.#unsettled > 0) {
+      if (this.#inFlight > 0) {
         await new Promise<void>((resolve) => {
           this.#onDrained = resolve;
         });
       }
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-      this.#pending = [];
-      this.#head = 0;
       await this.client.endAsync().catch(() => undefined);
     })();
     return this.#closed;

@@ -1,8 +1,7 @@
 /**
  * The MQTT command publisher: QoS 1 publishes resolve on the PUBACK from a real broker with the
- * payload intact; a broker that never acknowledges makes them fail with a PUBACK timeout (found
- * by the publisher's periodic sweep, not a timer per publish) and drops them from the client's
- * store so they are never resent; closing waits for what is in flight, then disconnects.
+ * payload intact; a broker that never acknowledges makes them fail with a PUBACK timeout and
+ * drops them from the client's store so they are never resent; closing waits for what is in flight, then disconnects.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -119,14 +118,14 @@ void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
           assert.ok(isPubackTimeout(r.reason));
           assert.match(r.reason.message, /^no PUBACK within 150 ms$/);
         }
-        // The fake broker reads its socket on its own schedule: after a stall the sweep can
+        // The fake broker reads its socket on its own schedule: after a stall the timeouts can
         // reject every publish before the broker has counted them.
         await eventually(() => {
           assert.equal(broker.published(), 20);
         }, 10_000);
         assert.equal(publisher.inFlight, 0);
         assert.equal(outgoing(publisher), 0, 'timed-out messages left in the client store');
-        // The publisher still works after a sweep emptied it (the sweep timer restarts).
+        // The publisher still works after every publish in flight timed out.
         await assert.rejects(
           publisher.publish('e4/again', new Uint8Array([1])),
           PubackTimeoutError,
