@@ -9,7 +9,7 @@ void describe('client hash memos', () => {
   void it('equal the hashes they memoize, before and after the memo starts over', () => {
     // 5,000 names: more than the memo holds, so it starts over once on the way.
     for (let round = 0; round < 2; round++) {
-      for (let i = 0; i < 5000; i += 7) {
+      for (let i = 0; i < 5000; i++) {
         const topic = `fleet/${i}/ü`;
         const hash = topicHash(topic);
         assert.equal(topicHashHex(topic), toHex(hash));
