@@ -434,6 +434,7 @@ async function runConfig(
   let second: SecondEngine | undefined;
   let enginePeakRssMiB: number | null = null;
   const results: RoundResult[] = [];
+  const engineLabel = engines === 2 ? '2 engines' : '1 engine';
   try {
     if (engines === 2) {
       second =
@@ -443,7 +444,7 @@ async function runConfig(
       if (second.pid !== undefined) ctx.extraPids.set('engineProcess', [second.pid]);
     }
     for (let w = 1; w <= ctx.args.warmup; w++) {
-      const label = `[${engines} engine${engines === 2 ? 's' : ''}, warm-up ${w}/${ctx.args.warmup}]`;
+      const label = `[${engineLabel}, warm-up ${w}/${ctx.args.warmup}]`;
       await sleep(SETTLE_MS);
       await baselineStep(ctx, label);
       await sleep(SETTLE_MS);
@@ -451,7 +452,7 @@ async function runConfig(
       ctx.log(`${label} done (not timed; c2 ${c2.allDecryptedSeconds} s)`);
     }
     for (let r = 1; r <= rounds; r++) {
-      const label = `[${engines} engine${engines === 2 ? 's' : ''}, round ${r}/${rounds}]`;
+      const label = `[${engineLabel}, round ${r}/${rounds}]`;
       const baselineFirst = r % 2 === 1;
       let baseline: BaselineStep | undefined;
       let c2: C2Step | undefined;
