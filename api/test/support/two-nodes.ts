@@ -5,17 +5,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { InProcessLockService } from '../../../cluster/coordination/index.ts';
-import { C2Service } from '../../../cluster/domain/index.ts';
+import type { C2Service } from '../../../cluster/domain/index.ts';
 import { connectListener, PgEventNotifications } from '../../../cluster/events/index.ts';
-import { KeyVault, LocalKekProvider } from '../../../cluster/keyvault/index.ts';
-import { createPool, migrate, PgC2Store, PgDataKeyStore } from '../../../cluster/storage/index.ts';
+import type { KeyVault } from '../../../cluster/keyvault/index.ts';
+import { createPool, migrate } from '../../../cluster/storage/index.ts';
 import {
   createTestSchema,
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../../cluster/test/support/postgres.ts';
 import { ApiServer } from '../../index.ts';
+import { testService } from '../../../cluster/test/support/test-service.ts';
 import { MemoryLogger } from './api-harness.ts';
 
 /** One node. */
@@ -45,22 +45,7 @@ export interface TwoNodes {
 export async function startNode(url: string, schema: string, kek: Uint8Array): Promise<TestNode> {
   const pool = await createPool({ url, schema, max: 5 });
   await migrate(pool);
-  const store = new PgC2Store(pool);
-  const vault = await KeyVault.create({
-    provider: LocalKekProvider.fromKey(kek),
-    store: new PgDataKeyStore(pool),
-  });
-  const service = new C2Service({
-    store,
-    sealer: vault,
-    mode: 'symkey',
-    kick: { kick: () => undefined },
-    pkServerKeygen: false,
-    maxPageSize: 1000,
-    maxMessageBytes: 1 << 20,
-    now: Date.now,
-    locks: new InProcessLockService(),
-  });
+  const { vault, service } = await testService(pool, kek);
   await service.init();
   const errors: unknown[] = [];
   const wakeups = await PgEventNotifications.start({

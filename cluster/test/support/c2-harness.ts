@@ -3,16 +3,16 @@
  * for integration tests of the use-cases without the API layer.
  */
 import { randomBytes } from 'node:crypto';
-import { InProcessLockService, type LockService } from '../../coordination/index.ts';
-import { C2Service, type C2CryptoMode } from '../../domain/index.ts';
+import type { LockService } from '../../coordination/index.ts';
+import type { C2CryptoMode, C2Service } from '../../domain/index.ts';
 import {
   DeliveryEngine,
   MqttCommandPublisher,
   type DeliveryAttempt,
 } from '../../delivery/index.ts';
-import { KeyVault, LocalKekProvider } from '../../keyvault/index.ts';
-import { PgC2Store, PgDataKeyStore, PgDelivery } from '../../storage/index.ts';
+import { PgDelivery, type PgC2Store } from '../../storage/index.ts';
 import { createTestSchema, type TestSchema } from './postgres.ts';
+import { testService } from './test-service.ts';
 
 /** Broker the tests use (the machine's Mosquitto unless MQTT_TEST_URL says otherwise). */
 export const TEST_MQTT_URL = process.env['MQTT_TEST_URL'] ?? 'mqtt://127.0.0.1:1883';
@@ -42,11 +42,6 @@ export interface HarnessOptions {
 /** Starts a harness; call `close()` in `after`. */
 export async function startHarness(options: HarnessOptions = {}): Promise<C2Harness> {
   const schema = await createTestSchema();
-  const store = new PgC2Store(schema.pool);
-  const vault = await KeyVault.create({
-    provider: LocalKekProvider.fromKey(new Uint8Array(randomBytes(32))),
-    store: new PgDataKeyStore(schema.pool),
-  });
   const publisher = await MqttCommandPublisher.connect({
     url: TEST_MQTT_URL,
     clientId: `e4c2-test-${randomBytes(4).toString('hex')}`,
@@ -56,17 +51,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<C2Harn
   const attempts: DeliveryAttempt[] = [];
   const errors: unknown[] = [];
   const kickTarget: { engine?: DeliveryEngine } = {};
-  const service = new C2Service({
-    store,
-    sealer: vault,
-    mode,
-    kick: { kick: () => kickTarget.engine?.kick() },
-    pkServerKeygen: options.pkServerKeygen ?? false,
-    maxPageSize: 1000,
-    maxMessageBytes: 1 << 20,
-    now: Date.now,
-    locks: options.locks ?? new InProcessLockService(),
-  });
+  const { store, vault, service } = await testService(
+    schema.pool,
+    new Uint8Array(randomBytes(32)),
+    {
+      mode,
+      kick: { kick: () => kickTarget.engine?.kick() },
+      pkServerKeygen: options.pkServerKeygen ?? false,
+      ...(options.locks === undefined ? {} : { locks: options.locks }),
+    },
+  );
   await service.init();
   const engine = new DeliveryEngine(
     store,

@@ -8,16 +8,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { InProcessLockService } from '../../../cluster/coordination/index.ts';
-import { AutomationService, C2Service } from '../../../cluster/domain/index.ts';
-import { KeyVault, LocalKekProvider } from '../../../cluster/keyvault/index.ts';
-import { PgAutomationStore, PgC2Store, PgDataKeyStore } from '../../../cluster/storage/index.ts';
+import type { C2Service } from '../../../cluster/domain/index.ts';
+import { AutomationService } from '../../../cluster/domain/index.ts';
+import { PgAutomationStore } from '../../../cluster/storage/index.ts';
 import { eventually } from '../../../cluster/test/support/eventually.ts';
 import {
   createTestSchema,
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../../cluster/test/support/postgres.ts';
+import { testService } from '../../../cluster/test/support/test-service.ts';
 import {
   killLeaderDuringFiring,
   startEngineProcess,
@@ -41,21 +41,7 @@ void describe('automation leader killed inside a due window', () => {
   before(async () => {
     schema = await createTestSchema();
     const kekHex = randomBytes(32).toString('hex');
-    const vault = await KeyVault.create({
-      provider: LocalKekProvider.fromKey(new Uint8Array(Buffer.from(kekHex, 'hex'))),
-      store: new PgDataKeyStore(schema.pool),
-    });
-    service = new C2Service({
-      store: new PgC2Store(schema.pool),
-      sealer: vault,
-      mode: 'symkey',
-      kick: { kick: () => undefined },
-      pkServerKeygen: false,
-      maxPageSize: 1000,
-      maxMessageBytes: 1 << 20,
-      now: Date.now,
-      locks: new InProcessLockService(),
-    });
+    ({ service } = await testService(schema.pool, new Uint8Array(Buffer.from(kekHex, 'hex'))));
     store = new PgAutomationStore(schema.pool);
     admin = new AutomationService(store);
     settings = {

@@ -4,20 +4,11 @@
  * a separate process that a test (or a chaos scenario) can SIGKILL.
  */
 import { Redis } from 'ioredis';
-import {
-  InProcessLockService,
-  LeaderElection,
-  RedisLeaderLease,
-} from '../../../../cluster/coordination/index.ts';
-import { C2Service } from '../../../../cluster/domain/index.ts';
-import { KeyVault, LocalKekProvider } from '../../../../cluster/keyvault/index.ts';
-import {
-  createPool,
-  PgAutomationStore,
-  PgC2Store,
-  PgDataKeyStore,
-} from '../../../../cluster/storage/index.ts';
+import { LeaderElection, RedisLeaderLease } from '../../../../cluster/coordination/index.ts';
+import type { C2Service } from '../../../../cluster/domain/index.ts';
+import { createPool, PgAutomationStore } from '../../../../cluster/storage/index.ts';
 import { AutomationEngine, type AutomationC2 } from '../../../automation/index.ts';
+import { testService } from '../../../../cluster/test/support/test-service.ts';
 
 /** What a test node is built from. */
 export interface AutomationNodeOptions {
@@ -51,22 +42,7 @@ export async function startAutomationNode(options: AutomationNodeOptions): Promi
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
   redis.on('error', () => undefined);
   await redis.connect();
-  const store = new PgC2Store(pool);
-  const vault = await KeyVault.create({
-    provider: LocalKekProvider.fromKey(new Uint8Array(Buffer.from(options.kekHex, 'hex'))),
-    store: new PgDataKeyStore(pool),
-  });
-  const service = new C2Service({
-    store,
-    sealer: vault,
-    mode: 'symkey',
-    kick: { kick: () => undefined },
-    pkServerKeygen: false,
-    maxPageSize: 1000,
-    maxMessageBytes: 1 << 20,
-    now: Date.now,
-    locks: new InProcessLockService(),
-  });
+  const { service } = await testService(pool, new Uint8Array(Buffer.from(options.kekHex, 'hex')));
   const automation = new PgAutomationStore(pool);
   const errors: unknown[] = [];
   const election = new LeaderElection({
