@@ -115,26 +115,42 @@ function cells(document: Document, tbody: string): string[][] {
   );
 }
 
+/** A console on a fresh page against a fake API; `storage` holds the saved token, if any. */
+function openConsole(storage = new Map<string, string>()): {
+  document: Document;
+  api: FakeApi;
+  close: () => void;
+} {
+  const dom = new JSDOM(PAGE);
+  const { document } = dom.window;
+  const api = new FakeApi();
+  const stop = startConsole({
+    document,
+    fetch: api.fetch,
+    storage: {
+      getItem: (k: string) => storage.get(k) ?? null,
+      setItem: (k: string, v: string) => {
+        storage.set(k, v);
+      },
+      removeItem: (k: string) => {
+        storage.delete(k);
+      },
+    },
+    confirm: () => true,
+  });
+  return {
+    document,
+    api,
+    close: () => {
+      stop();
+      dom.window.close();
+    },
+  };
+}
+
 void describe('the web console', () => {
   void it('lists topics with their rollout and clients, as text, with the stored token', async () => {
-    const dom = new JSDOM(PAGE);
-    const { document } = dom.window;
-    const api = new FakeApi();
-    const storage = new Map<string, string>([['e4c2-token', 'tok-123']]);
-    const stop = startConsole({
-      document,
-      fetch: api.fetch,
-      storage: {
-        getItem: (k: string) => storage.get(k) ?? null,
-        setItem: (k: string, v: string) => {
-          storage.set(k, v);
-        },
-        removeItem: (k: string) => {
-          storage.delete(k);
-        },
-      },
-      confirm: () => true,
-    });
+    const { document, api, close } = openConsole(new Map([['e4c2-token', 'tok-123']]));
     try {
       await until(() => cells(document, 'topics').length === 2, 'the topic rows');
       assert.deepEqual(cells(document, 'topics'), [
@@ -150,21 +166,12 @@ void describe('the web console', () => {
         assert.equal(call.headers['authorization'], 'Bearer tok-123', call.path);
       await until(() => document.getElementById('health')?.textContent === 'ready', 'health');
     } finally {
-      stop();
-      dom.window.close();
+      close();
     }
   });
 
   void it('rotates after confirmation, with an idempotency key, and refreshes the row', async () => {
-    const dom = new JSDOM(PAGE);
-    const { document } = dom.window;
-    const api = new FakeApi();
-    const stop = startConsole({
-      document,
-      fetch: api.fetch,
-      storage: { getItem: () => null, setItem: () => undefined, removeItem: () => undefined },
-      confirm: () => true,
-    });
+    const { document, api, close } = openConsole();
     try {
       await until(() => cells(document, 'topics').length === 2, 'the topic rows');
       const button = document.querySelector<HTMLButtonElement>('#topics tr button');
@@ -176,21 +183,12 @@ void describe('the web console', () => {
       assert.match(rotate.headers['idempotency-key'] ?? '', /^[0-9a-f-]{36}$/);
       assert.equal(rotate.headers['authorization'], undefined, 'no token, no header');
     } finally {
-      stop();
-      dom.window.close();
+      close();
     }
   });
 
   void it('shows live events and resumes after a drop with Last-Event-ID', async () => {
-    const dom = new JSDOM(PAGE);
-    const { document } = dom.window;
-    const api = new FakeApi();
-    const stop = startConsole({
-      document,
-      fetch: api.fetch,
-      storage: { getItem: () => null, setItem: () => undefined, removeItem: () => undefined },
-      confirm: () => true,
-    });
+    const { document, api, close } = openConsole();
     try {
       await until(() => api.streams === 1, 'the event stream');
       api.send(
@@ -207,8 +205,7 @@ void describe('the web console', () => {
       const resumed = api.calls.filter((c) => c.path === '/v1/events/stream').at(-1);
       assert.equal(resumed?.headers['last-event-id'], '41');
     } finally {
-      stop();
-      dom.window.close();
+      close();
     }
   });
 });
