@@ -96,9 +96,11 @@ void describe('protection proxies with the C2', () => {
     return proxy;
   }
 
-  void it('local proxy: a plain client and an E4 device talk both ways; the broker sees ciphertext', async () => {
-    const base = unique('e4proxy-c2');
-    const topic = `${base}/line-1/temp`;
+  /**
+   * A local proxy for `topic` registered with the C2 and an E4 device on it, once both hold the
+   * topic's current key (whose fingerprint is returned).
+   */
+  async function proxyAndDevice(base: string, topic: string) {
     const name = unique('legacy-app');
     const proxy = await startLocal(name, [topic], `${base}/#`);
     const identity = proxy.ring.get(name);
@@ -110,6 +112,13 @@ void describe('protection proxies with the C2', () => {
       assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
       assert.equal(sim.topicKeyFingerprint(toHex(topicHash(topic))), fingerprint);
     });
+    return { name, proxy, sim, fingerprint };
+  }
+
+  void it('local proxy: a plain client and an E4 device talk both ways; the broker sees ciphertext', async () => {
+    const base = unique('e4proxy-c2');
+    const topic = `${base}/line-1/temp`;
+    const { proxy, sim } = await proxyAndDevice(base, topic);
 
     const eavesdropper = await Collector.connect(BROKER_URL);
     cleanups.push(() => eavesdropper.close());
@@ -145,17 +154,7 @@ void describe('protection proxies with the C2', () => {
   void it('a C2 rotation reaches the proxy while traffic flows, and nothing is lost', async () => {
     const base = unique('e4proxy-rot');
     const topic = `${base}/flow`;
-    const name = unique('legacy-app');
-    const proxy = await startLocal(name, [topic], `${base}/#`);
-    const identity = proxy.ring.get(name);
-    assert.ok(identity);
-    await new C2Registrar(c2Url, undefined).register(identity);
-    const sim = await device(topic);
-    const v1 = await topicFingerprint(topic);
-    await eventually(() => {
-      assert.equal(proxyFingerprint(proxy, name, topic), v1);
-      assert.equal(sim.topicKeyFingerprint(toHex(topicHash(topic))), v1);
-    });
+    const { name, proxy, sim, fingerprint: v1 } = await proxyAndDevice(base, topic);
     const received: string[] = [];
     const listener = await mqtt.connectAsync(BROKER_URL, { clientId: unique('dev-sub') });
     cleanups.push(() => listener.endAsync());
