@@ -3,7 +3,7 @@
  * `node --cpu-prof` would profile the whole run, set-up and baseline included, which hides the
  * step's own costs. The file opens in Chrome DevTools or any `.cpuprofile` viewer.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 
@@ -22,12 +22,14 @@ export class StepCpuProfile {
   }
 
   /**
-   * Stops and writes `<dir>/<name>.cpuprofile`.
+   * Stops and writes `<dir>/<name>.cpuprofile`, creating `dir` if needed (the benchmark's child
+   * processes may write before the parent's first profile).
    * @returns the file's path
    */
   async stop(dir: string, name: string): Promise<string> {
     try {
       const { profile } = await this.session.post('Profiler.stop');
+      await mkdir(dir, { recursive: true });
       const path = join(dir, `${name.replace(/[^\w.-]+/g, '-')}.cpuprofile`);
       await writeFile(path, JSON.stringify(profile));
       return path;
