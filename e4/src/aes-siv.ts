@@ -10,34 +10,47 @@
  *   construction: an ECB cipher for single blocks and for the CTR keystream (see
  *   {@link AesSivKey.seal}), and a CBC cipher whose chaining value is cancelled at the start of
  *   each CMAC (see `#cmacScratch`);
- * - a reusable scratch buffer for the S2V input and the CTR counter blocks, wiped after it has
- *   held plaintext;
+ * - one scratch buffer shared by every key of the thread for the S2V input and the CTR counter
+ *   blocks, wiped after it has held plaintext;
  * - the keystream buffer that OpenSSL returns becomes the output, so sealing allocates one
  *   message-sized buffer besides the CMAC's.
+ *
+ * Many keys are used only once (the C2 protects each command under a device key it has just
+ * unsealed, and a device prepares each new topic key), so the key itself is kept light too: no
+ * off-heap memory of its own besides the two cipher objects, its subkeys packed in one small
+ * array, and `CMAC(0)` computed in the same native call as the first associated data's CMAC.
  */
 import { createCipheriv, type Cipher } from 'node:crypto';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
 
 const BLOCK = 16;
 const ZERO_BLOCK = new Uint8Array(BLOCK);
+const EMPTY = new Uint8Array(0);
 
-/** Doubling in GF(2^128) with the RFC 5297 polynomial (x^128 + x^7 + x^2 + x + 1). */
-function dbl(block: Uint8Array): Uint8Array {
-  const out = new Uint8Array(BLOCK);
+/**
+ * Doubling in GF(2^128) with the RFC 5297 polynomial (x^128 + x^7 + x^2 + x + 1): the block at
+ * `src[srcOffset]` doubled into `dst[dstOffset]` (the two may be the same block).
+ */
+function dblInto(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number): void {
+  const msb = (src[srcOffset] ?? 0) >>> 7;
   let carry = 0;
   for (let i = BLOCK - 1; i >= 0; i--) {
-    const b = block[i] ?? 0;
-    out[i] = ((b << 1) | carry) & 0xff;
+    const b = src[srcOffset + i] ?? 0;
+    dst[dstOffset + i] = ((b << 1) | carry) & 0xff;
     carry = b >>> 7;
   }
-  if (carry !== 0) out[BLOCK - 1] = (out[BLOCK - 1] ?? 0) ^ 0x87;
-  return out;
+  if (msb !== 0) dst[dstOffset + BLOCK - 1] = (dst[dstOffset + BLOCK - 1] ?? 0) ^ 0x87;
 }
 
-/** XORs the 16-byte `block` into `target` at `offset`. */
-function xorBlockInto(target: Uint8Array, offset: number, block: Uint8Array): void {
+/** XORs the 16-byte block at `block[blockOffset]` into `target` at `offset`. */
+function xorBlockInto(
+  target: Uint8Array,
+  offset: number,
+  block: Uint8Array,
+  blockOffset = 0,
+): void {
   for (let i = 0; i < BLOCK; i++) {
-    target[offset + i] = (target[offset + i] ?? 0) ^ (block[i] ?? 0);
+    target[offset + i] = (target[offset + i] ?? 0) ^ (block[blockOffset + i] ?? 0);
   }
 }
 
@@ -85,47 +98,77 @@ function blocksEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-/** Byte equality, not constant-time: for public data only. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Views a Buffer returned by node:crypto as a plain Uint8Array, optionally shortened. */
 function plainView(buf: Uint8Array, offset: number, length: number): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset + offset, length);
 }
 
+/** Above this size a message's work area is allocated for it alone instead of being kept. */
+const SCRATCH_KEPT_MAX = 64 * 1024;
+
+/**
+ * The work area of every key of this thread (every method is synchronous, so no two uses
+ * overlap): the S2V input, then the CTR counter blocks. A fresh off-heap buffer costs about as
+ * much as the AES work on 1 KiB, and one per key would also cost every short-lived key its
+ * allocation. Always 4-byte aligned (own ArrayBuffer), and zeroed after it has held plaintext.
+ */
+let sharedScratch = new Uint8Array(256);
+let sharedScratchView = new DataView(sharedScratch.buffer);
+
+/** A work area of at least `length` bytes: the shared one, grown if needed, or a one-off. */
+function scratchFor(length: number): Uint8Array {
+  if (sharedScratch.length >= length) return sharedScratch;
+  // Round up so that slowly growing messages do not reallocate every time.
+  const size = Math.max(256, 2 ** Math.ceil(Math.log2(length)));
+  if (size > SCRATCH_KEPT_MAX) return new Uint8Array(size);
+  sharedScratch = new Uint8Array(size);
+  sharedScratchView = new DataView(sharedScratch.buffer);
+  return sharedScratch;
+}
+
+/** A DataView over `scratch` (the shared one's is kept). */
+function viewOf(scratch: Uint8Array): DataView {
+  return scratch === sharedScratch ? sharedScratchView : new DataView(scratch.buffer);
+}
+
+/** Offsets into {@link AesSivKey}'s packed 64-byte state. */
+const K1 = 0;
+const K2 = 16;
+const D0 = 32;
+const CHAIN = 48;
+
+/**
+ * S2V's running value D, left here by `#afterAssociatedData` for `#s2v` (every method is
+ * synchronous, so one for the thread is enough and no key allocates one per message).
+ */
+const D = new Uint8Array(BLOCK);
+
 /**
  * A 32-byte E4 key prepared for AES-SIV. Create one per key and reuse it: it caches the CMAC
- * subkeys, the cipher objects and a scratch buffer. Not safe to share across worker threads (none
- * is needed: every method is synchronous).
+ * subkeys and the cipher objects. Not safe to share across worker threads (none is needed: every
+ * method is synchronous).
  */
 export class AesSivKey {
   readonly #ecb: Cipher;
   readonly #cbc: Cipher;
-  /** The CBC cipher's current chaining value (its last output block), updated in place. */
-  readonly #chain = new Uint8Array(BLOCK);
-  readonly #k1: Uint8Array;
-  readonly #k2: Uint8Array;
-  /** S2V's starting value `CMAC(K, 0^128)`, the same for every message under this key. */
-  readonly #d0: Uint8Array;
   /**
-   * The last single associated-data component of at most one block and the S2V value after it,
-   * `dbl(d0) xor CMAC(ad)`. E4's only associated data is the 8-byte timestamp, which stays the
-   * same for every message of a given second, so this saves a CMAC (a native call and its output
-   * buffer) on nearly every message of a busy key. Timestamps are public, so a hit revealing
-   * equality with the previous one leaks nothing.
+   * K1, K2, S2V's starting value `CMAC(K, 0^128)` (the same for every message under this key,
+   * valid once `#d0Ready`) and the CBC cipher's current chaining value (its last output block,
+   * updated in place), at the offsets K1, K2, D0 and CHAIN: one array of 64 bytes, the most V8
+   * keeps on its own heap.
    */
-  #adCache: { readonly ad: Uint8Array; readonly d: Uint8Array } | undefined;
+  readonly #state = new Uint8Array(4 * BLOCK);
+  #d0Ready = false;
   /**
-   * Work area reused across messages (a fresh off-heap buffer costs about as much as the AES
-   * work on 1 KiB): the S2V input, then the CTR counter blocks. Grown on demand, always 4-byte
-   * aligned (own ArrayBuffer), and zeroed after it has held plaintext.
+   * The last single associated-data component of at most one block (bytes 0..15, its length in
+   * `#adLength`, -1 for none) and the S2V value after it, `dbl(d0) xor CMAC(ad)` (bytes 16..31).
+   * E4's only associated data is the 8-byte timestamp, which stays the same for every message of
+   * a given second, so this saves a CMAC (a native call and its output buffer) on nearly every
+   * message of a busy key. Timestamps are public, so a hit revealing equality with the previous
+   * one leaks nothing.
    */
-  #scratch = new Uint8Array(0);
-  #scratchView = new DataView(this.#scratch.buffer);
+  readonly #adCache = new Uint8Array(2 * BLOCK);
+  #adLength = -1;
 
   /**
    * @param key - the 32-byte E4 key (used as both halves of the 64-byte SIV key)
@@ -141,103 +184,147 @@ export class AesSivKey {
     this.#ecb = createCipheriv('aes-256-ecb', key, null).setAutoPadding(false);
     this.#cbc = createCipheriv('aes-256-cbc', key, ZERO_BLOCK).setAutoPadding(false);
     const l = this.#ecb.update(ZERO_BLOCK);
-    this.#k1 = dbl(l);
-    this.#k2 = dbl(this.#k1);
+    const state = this.#state;
+    dblInto(state, K1, l, 0);
+    dblInto(state, K2, state, K1);
     l.fill(0);
-    // CMAC of the complete block 0^128 is E(0^128 xor K1): one ECB block, which leaves the CBC
-    // chain alone and allocates no scratch (a key used for a single message never needs it grown
-    // twice).
-    this.#d0 = new Uint8Array(this.#ecb.update(this.#k1));
-  }
-
-  /** The scratch buffer, grown to at least `length` bytes. */
-  #scratchFor(length: number): Uint8Array {
-    if (this.#scratch.length < length) {
-      // Round up so that slowly growing messages do not reallocate every time.
-      this.#scratch = new Uint8Array(Math.max(256, 2 ** Math.ceil(Math.log2(length))));
-      this.#scratchView = new DataView(this.#scratch.buffer);
-    }
-    return this.#scratch;
   }
 
   /**
-   * AES-CMAC (RFC 4493) of the `length`-byte message at the start of the scratch buffer, which
-   * must have room for its padding; the scratch is wiped afterwards. The CBC-MAC runs on the
-   * long-lived CBC cipher: XORing the current chaining value into the first block cancels it,
-   * exactly as if the IV were zero. Returns a copy of the tag, so callers cannot disturb the chain.
+   * AES-CMAC (RFC 4493) of the `length`-byte message at the start of `t` (a work area with room
+   * for its padding), which is wiped afterwards. The CBC-MAC runs on the long-lived CBC cipher:
+   * XORing the current chaining value into the first block cancels it, exactly as if the IV were
+   * zero. Returns a copy of the tag, so callers cannot disturb the chain.
    */
-  #cmacScratch(length: number): Uint8Array {
+  #cmacScratch(t: Uint8Array, length: number): Uint8Array {
     const complete = length > 0 && length % BLOCK === 0;
     const padded = complete ? length : length - (length % BLOCK) + BLOCK;
-    const t = this.#scratch;
     if (!complete) {
       t[length] = 0x80;
       t.fill(0, length + 1, padded);
     }
-    xorBlockInto(t, padded - BLOCK, complete ? this.#k1 : this.#k2);
-    const chain = this.#chain;
-    xorBlockInto(t, 0, chain);
+    const state = this.#state;
+    xorBlockInto(t, padded - BLOCK, state, complete ? K1 : K2);
+    xorBlockInto(t, 0, state, CHAIN);
     const out = this.#cbc.update(t.subarray(0, padded));
     t.fill(0, 0, padded);
     const last = out.length - BLOCK;
-    for (let i = 0; i < BLOCK; i++) chain[i] = out[last + i] ?? 0;
-    return new Uint8Array(chain);
+    for (let i = 0; i < BLOCK; i++) state[CHAIN + i] = out[last + i] ?? 0;
+    return state.slice(CHAIN, CHAIN + BLOCK);
   }
 
   /** AES-CMAC (RFC 4493) of `message` under this key. */
   cmac(message: Uint8Array): Uint8Array {
-    this.#scratchFor(message.length + BLOCK).set(message);
-    return this.#cmacScratch(message.length);
+    const t = scratchFor(message.length + BLOCK);
+    t.set(message);
+    return this.#cmacScratch(t, message.length);
   }
 
-  /** S2V's running value after the associated-data components (served from the cache if it can). */
-  #afterAssociatedData(associatedData: readonly Uint8Array[]): Uint8Array {
+  /** Whether `ad` is the cached single associated-data component. */
+  #isCachedAd(ad: Uint8Array): boolean {
+    if (ad.length !== this.#adLength) return false;
+    const cached = this.#adCache;
+    for (let i = 0; i < ad.length; i++) if (cached[i] !== ad[i]) return false;
+    return true;
+  }
+
+  /**
+   * The CMAC of a single associated-data component `ad` of at most one block (its one padded
+   * block, encrypted alone), into D; with `CMAC(0)` in the same native call while this key has
+   * not computed it yet, which saves a key used for one message a call and a buffer.
+   */
+  #cmacOneBlockIntoD(ad: Uint8Array): void {
+    const state = this.#state;
+    const withD0 = !this.#d0Ready;
+    const t = scratchFor(2 * BLOCK);
+    const at = withD0 ? BLOCK : 0;
+    if (withD0) for (let i = 0; i < BLOCK; i++) t[i] = state[K1 + i] ?? 0; // CMAC(0) = E(K1)
+    t.set(ad, at);
+    const complete = ad.length === BLOCK;
+    if (!complete) {
+      t[at + ad.length] = 0x80;
+      t.fill(0, at + ad.length + 1, at + BLOCK);
+    }
+    xorBlockInto(t, at, state, complete ? K1 : K2);
+    const out = this.#ecb.update(t.subarray(0, at + BLOCK));
+    t.fill(0, 0, at + BLOCK);
+    if (withD0) {
+      for (let i = 0; i < BLOCK; i++) state[D0 + i] = out[i] ?? 0;
+      this.#d0Ready = true;
+    }
+    for (let i = 0; i < BLOCK; i++) D[i] = out[at + i] ?? 0;
+    out.fill(0);
+  }
+
+  /** `CMAC(0)`, computed on first use. */
+  #ensureD0(): void {
+    if (this.#d0Ready) return;
+    const state = this.#state;
+    const out = this.#ecb.update(state.subarray(K1, K1 + BLOCK));
+    for (let i = 0; i < BLOCK; i++) state[D0 + i] = out[i] ?? 0;
+    out.fill(0);
+    this.#d0Ready = true;
+  }
+
+  /** S2V's running value after the associated-data components, into D (cached if it can). */
+  #afterAssociatedData(associatedData: readonly Uint8Array[]): void {
+    const state = this.#state;
     const only = associatedData.length === 1 ? associatedData[0] : undefined;
     if (only !== undefined && only.length <= BLOCK) {
-      const cached = this.#adCache;
-      if (cached !== undefined && sameBytes(cached.ad, only)) {
-        return cached.d;
+      const cache = this.#adCache;
+      if (this.#isCachedAd(only)) {
+        for (let i = 0; i < BLOCK; i++) D[i] = cache[BLOCK + i] ?? 0;
+        return;
       }
+      this.#cmacOneBlockIntoD(only); // D = CMAC(ad)
+      const d0 = scratchFor(BLOCK);
+      dblInto(d0, 0, state, D0);
+      xorBlockInto(D, 0, d0);
+      d0.fill(0, 0, BLOCK);
+      cache.set(only, 0);
+      for (let i = 0; i < BLOCK; i++) cache[BLOCK + i] = D[i] ?? 0;
+      this.#adLength = only.length;
+      return;
     }
-    let d = this.#d0;
+    this.#ensureD0();
+    for (let i = 0; i < BLOCK; i++) D[i] = state[D0 + i] ?? 0;
     for (const ad of associatedData) {
-      d = dbl(d);
-      xorBlockInto(d, 0, this.cmac(ad));
+      dblInto(D, 0, D, 0);
+      xorBlockInto(D, 0, this.cmac(ad));
     }
-    if (only !== undefined && only.length <= BLOCK) this.#adCache = { ad: new Uint8Array(only), d };
-    return d;
   }
 
   /** S2V (RFC 5297 §2.4) over the associated-data components and the plaintext. */
   #s2v(associatedData: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array {
-    const d = this.#afterAssociatedData(associatedData);
+    this.#afterAssociatedData(associatedData);
     const n = plaintext.length;
-    // T is built in the scratch buffer: it is plaintext-sized, and node:crypto would move a small
+    // T is built in the work area: it is plaintext-sized, and node:crypto would move a small
     // on-heap array off the heap anyway.
-    const t = this.#scratchFor(n + BLOCK);
+    const t = scratchFor(n + BLOCK);
     t.set(plaintext);
     if (n >= BLOCK) {
       // T = plaintext xorend D.
-      xorBlockInto(t, n - BLOCK, d);
-      return this.#cmacScratch(n);
+      xorBlockInto(t, n - BLOCK, D);
+      return this.#cmacScratch(t, n);
     }
     // T = dbl(D) xor pad(plaintext): one complete block, so its CMAC uses K1.
     t[n] = 0x80;
     t.fill(0, n + 1, BLOCK);
-    xorBlockInto(t, 0, dbl(d));
-    return this.#cmacScratch(BLOCK);
+    dblInto(D, 0, D, 0);
+    xorBlockInto(t, 0, D);
+    return this.#cmacScratch(t, BLOCK);
   }
 
   /**
    * AES-CTR keystream for `length` bytes from V (RFC 5297 §2.5), computed with the long-lived
-   * ECB cipher over counter blocks, behind `lead` bytes (0 or 16) of don't-care output that the
-   * caller overwrites at once (seal puts V there). Trailing keystream past `lead + length` is
+   * ECB cipher over counter blocks, behind `lead` bytes (0, 16 or 32) of output that the caller
+   * overwrites or zeroes at once (seal puts V there). Trailing keystream past `lead + length` is
    * zeroed, so the returned view's buffer holds nothing beyond the message.
    */
   #keystream(v: Uint8Array, length: number, lead: number): Uint8Array {
     const size = lead + Math.ceil(length / BLOCK) * BLOCK;
-    const scratch = this.#scratchFor(size);
-    const view = this.#scratchView;
+    const scratch = scratchFor(size);
+    const view = viewOf(scratch);
     // Q = V with the 31st and 63rd bits (from the right) cleared, a 128-bit big-endian counter.
     let q0 = readUint32BE(v, 0);
     let q1 = readUint32BE(v, 4);
@@ -268,15 +355,15 @@ export class AesSivKey {
 
   /**
    * XORs `input` into `dst` (a keystream region of the same length). An unaligned `input`
-   * (typical of network buffers) is first copied into the aligned scratch buffer: a native copy
-   * plus word XOR beats byte XOR.
+   * (typical of network buffers) is first copied into the aligned work area: a native copy plus
+   * word XOR beats byte XOR.
    */
   #xorInput(dst: Uint8Array, input: Uint8Array): void {
     if ((input.byteOffset & 3) === 0 || (dst.byteOffset & 3) !== 0) {
       xorBytes(dst, input);
       return;
     }
-    const copy = this.#scratchFor(input.length).subarray(0, input.length);
+    const copy = scratchFor(input.length).subarray(0, input.length);
     copy.set(input);
     xorBytes(dst, copy);
     copy.fill(0);
@@ -284,11 +371,32 @@ export class AesSivKey {
 
   /** Encrypts: returns `V (16) || ciphertext`. */
   seal(associatedData: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array {
+    return this.sealWithPrefix(EMPTY, associatedData, plaintext);
+  }
+
+  /**
+   * Encrypts into one buffer that starts with `prefix`: returns `prefix || V (16) || ciphertext`
+   * without copying the sealed bytes behind the prefix (E4 puts the timestamp there). The
+   * result is a view; the bytes of its buffer before it are zero.
+   * @throws RangeError when the prefix is longer than 16 bytes
+   */
+  sealWithPrefix(
+    prefix: Uint8Array,
+    associatedData: readonly Uint8Array[],
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    if (prefix.length > BLOCK) throw new RangeError('an AES-SIV prefix is at most 16 bytes');
     const v = this.#s2v(associatedData, plaintext);
-    // The keystream buffer has a 16-byte lead block for V, so it is the output as is.
-    const out = this.#keystream(v, plaintext.length, BLOCK);
-    out.set(v, 0);
-    this.#xorInput(out.subarray(BLOCK), plaintext);
+    // The keystream buffer has one lead block for V, and one more for a prefix.
+    const lead = prefix.length === 0 ? BLOCK : 2 * BLOCK;
+    const region = this.#keystream(v, plaintext.length, lead);
+    const start = lead - BLOCK - prefix.length;
+    // The lead's keystream is unused: nothing of it may stay in the buffer.
+    region.fill(0, 0, start);
+    const out = start === 0 ? region : region.subarray(start);
+    out.set(prefix, 0);
+    out.set(v, prefix.length);
+    this.#xorInput(out.subarray(prefix.length + BLOCK), plaintext);
     return out;
   }
 

@@ -46,11 +46,8 @@ export function protectSymKeyAt(
   timestampSeconds: bigint,
 ): Uint8Array {
   const ts = writeUint64LE(timestampSeconds);
-  const sealed = sivKey(key).seal([ts], payload);
-  const out = new Uint8Array(TIMESTAMP_LEN + sealed.length);
-  out.set(ts, 0);
-  out.set(sealed, TIMESTAMP_LEN);
-  return out;
+  // Sealed straight behind the timestamp: no second message-sized buffer and copy.
+  return sivKey(key).sealWithPrefix(ts, [ts], payload);
 }
 
 /**

@@ -327,6 +327,84 @@ void describe('AesSivKey reuse', () => {
     );
   });
 
+  void it('several keys used in any interleaving, each first used any way, match fresh keys', () => {
+    // The keys share one work area and compute CMAC(0) on first use, with the first single
+    // short associated data or on its own: neither may leak from one key into another.
+    const firstAd = fc.oneof(
+      fc.uint8Array({ minLength: 0, maxLength: 16 }).map((ad) => [ad]),
+      components,
+    );
+    fc.assert(
+      fc.property(
+        fc.array(key32, { minLength: 2, maxLength: 4 }),
+        fc.array(fc.tuple(fc.nat(3), firstAd, sizedBytes, fc.nat(16)), {
+          minLength: 1,
+          maxLength: 16,
+        }),
+        (keys, ops) => {
+          const prepared = keys.map((k) => new AesSivKey(k));
+          for (const [which, ads, pt, prefixLength] of ops) {
+            const index = which % keys.length;
+            const key = keys[index] ?? KEY_A;
+            const siv = prepared[index] ?? new AesSivKey(key);
+            const expected = refSeal(key, key, ads, pt);
+            const prefix = sequentialBytes(prefixLength);
+            assertBytes(siv.sealWithPrefix(prefix, ads, pt), concatBytes(prefix, expected));
+            assertBytes(siv.open(ads, expected), pt);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  void it('a message too large to keep a work area for does not disturb smaller ones', () => {
+    const a = new AesSivKey(KEY_A);
+    const b = new AesSivKey(KEY_B);
+    const small = sequentialBytes(100);
+    const large = sequentialBytes(70_000).map((x, i) => x ^ (i >> 9));
+    for (const pt of [small, large, small, large, small]) {
+      assertBytes(
+        a.seal([small.subarray(0, 8)], pt),
+        refSeal(KEY_A, KEY_A, [small.subarray(0, 8)], pt),
+      );
+      assertBytes(b.open([], refSeal(KEY_B, KEY_B, [], pt)), pt);
+    }
+  });
+
+  void it('sealWithPrefix is prefix || seal, in a buffer holding nothing else', () => {
+    const siv = new AesSivKey(KEY_B);
+    for (let prefixLength = 0; prefixLength <= 16; prefixLength++) {
+      for (const length of [0, 1, 15, 16, 17, 49, 300]) {
+        const prefix = sequentialBytes(prefixLength).map((x) => x ^ 0xc3);
+        const pt = sequentialBytes(length);
+        const ad = [prefix];
+        const out = siv.sealWithPrefix(prefix, ad, pt);
+        assertBytes(out, concatBytes(prefix, refSeal(KEY_B, KEY_B, ad, pt)));
+        // No keystream (the lead block's is E(K, counter), and E(K, 0) derives the CMAC
+        // subkeys) may stay in the buffer around the view.
+        const before = new Uint8Array(out.buffer, 0, out.byteOffset);
+        const afterStart = out.byteOffset + out.length;
+        const after = new Uint8Array(out.buffer, afterStart, out.buffer.byteLength - afterStart);
+        assert.ok(
+          before.every((x) => x === 0),
+          `prefix ${prefixLength}, length ${length}`,
+        );
+        assert.ok(
+          after.every((x) => x === 0),
+          `prefix ${prefixLength}, length ${length}`,
+        );
+      }
+    }
+  });
+
+  void it('sealWithPrefix refuses a prefix longer than one block', () => {
+    assert.throws(
+      () => new AesSivKey(KEY_A).sealWithPrefix(new Uint8Array(17), [], new Uint8Array(3)),
+      RangeError,
+    );
+  });
+
   void it('the key bytes given to the constructor can be wiped afterwards', () => {
     const key = new Uint8Array(KEY_B);
     const siv = new AesSivKey(key);
