@@ -33,12 +33,18 @@ export function gcmOpen(
   const iv = sealed.subarray(0, GCM_IV_BYTES);
   const tag = sealed.subarray(sealed.length - GCM_TAG_BYTES);
   const body = sealed.subarray(GCM_IV_BYTES, sealed.length - GCM_TAG_BYTES);
+  let plaintext: Buffer | undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
     decipher.setAAD(aad);
     decipher.setAuthTag(tag);
-    return new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()]));
+    plaintext = decipher.update(body);
+    // GCM returns everything from update(); final() only checks the tag (and throws if wrong).
+    decipher.final();
+    return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.length);
   } catch {
+    // Unauthenticated plaintext is never handed out, nor left behind.
+    plaintext?.fill(0);
     return undefined;
   }
 }
