@@ -42,6 +42,23 @@ function dblInto(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset:
   if (msb !== 0) dst[dstOffset + BLOCK - 1] = (dst[dstOffset + BLOCK - 1] ?? 0) ^ 0x87;
 }
 
+/** XORs the double of the block at `src[srcOffset]` into `target` at `offset` (src unchanged). */
+function xorDoubledInto(
+  target: Uint8Array,
+  offset: number,
+  src: Uint8Array,
+  srcOffset: number,
+): void {
+  const msb = (src[srcOffset] ?? 0) >>> 7;
+  let carry = 0;
+  for (let i = BLOCK - 1; i >= 0; i--) {
+    const b = src[srcOffset + i] ?? 0;
+    target[offset + i] = (target[offset + i] ?? 0) ^ (((b << 1) | carry) & 0xff);
+    carry = b >>> 7;
+  }
+  if (msb !== 0) target[offset + BLOCK - 1] = (target[offset + BLOCK - 1] ?? 0) ^ 0x87;
+}
+
 /** XORs the 16-byte block at `block[blockOffset]` into `target` at `offset`. */
 function xorBlockInto(
   target: Uint8Array,
@@ -160,8 +177,9 @@ export class AesSivKey {
   readonly #state = new Uint8Array(4 * BLOCK);
   #d0Ready = false;
   /**
-   * The last single associated-data component of at most one block (bytes 0..15, its length in
-   * `#adLength`, -1 for none) and the S2V value after it, `dbl(d0) xor CMAC(ad)` (bytes 16..31).
+   * The S2V value after the last single associated-data component of at most one block,
+   * `dbl(d0) xor CMAC(ad)` (bytes 0..15, where D keeps it too), and that component (bytes 16..31,
+   * its length in `#adLength`, -1 for none).
    * E4's only associated data is the 8-byte timestamp, which stays the same for every message of
    * a given second, so this saves a CMAC (a native call and its output buffer) on nearly every
    * message of a busy key. Timestamps are public, so a hit revealing equality with the previous
@@ -224,7 +242,7 @@ export class AesSivKey {
   #isCachedAd(ad: Uint8Array): boolean {
     if (ad.length !== this.#adLength) return false;
     const cached = this.#adCache;
-    for (let i = 0; i < ad.length; i++) if (cached[i] !== ad[i]) return false;
+    for (let i = 0; i < ad.length; i++) if (cached[BLOCK + i] !== ad[i]) return false;
     return true;
   }
 
@@ -266,25 +284,22 @@ export class AesSivKey {
     this.#d0Ready = true;
   }
 
-  /** S2V's running value after the associated-data components, into D (cached if it can). */
-  #afterAssociatedData(associatedData: readonly Uint8Array[]): void {
+  /**
+   * S2V's running value after the associated-data components: the returned array holds it in
+   * bytes 0..15 (this key's cache, or D). Callers must not modify it.
+   */
+  #afterAssociatedData(associatedData: readonly Uint8Array[]): Uint8Array {
     const state = this.#state;
     const only = associatedData.length === 1 ? associatedData[0] : undefined;
     if (only !== undefined && only.length <= BLOCK) {
       const cache = this.#adCache;
-      if (this.#isCachedAd(only)) {
-        for (let i = 0; i < BLOCK; i++) D[i] = cache[BLOCK + i] ?? 0;
-        return;
-      }
+      if (this.#isCachedAd(only)) return cache;
       this.#cmacOneBlockIntoD(only); // D = CMAC(ad)
-      const d0 = scratchFor(BLOCK);
-      dblInto(d0, 0, state, D0);
-      xorBlockInto(D, 0, d0);
-      d0.fill(0, 0, BLOCK);
-      cache.set(only, 0);
-      for (let i = 0; i < BLOCK; i++) cache[BLOCK + i] = D[i] ?? 0;
+      xorDoubledInto(D, 0, state, D0);
+      cache.set(D, 0);
+      cache.set(only, BLOCK);
       this.#adLength = only.length;
-      return;
+      return D;
     }
     this.#ensureD0();
     for (let i = 0; i < BLOCK; i++) D[i] = state[D0 + i] ?? 0;
@@ -292,11 +307,12 @@ export class AesSivKey {
       dblInto(D, 0, D, 0);
       xorBlockInto(D, 0, this.cmac(ad));
     }
+    return D;
   }
 
   /** S2V (RFC 5297 §2.4) over the associated-data components and the plaintext. */
   #s2v(associatedData: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array {
-    this.#afterAssociatedData(associatedData);
+    const d = this.#afterAssociatedData(associatedData);
     const n = plaintext.length;
     // T is built in the work area: it is plaintext-sized, and node:crypto would move a small
     // on-heap array off the heap anyway.
@@ -304,14 +320,13 @@ export class AesSivKey {
     t.set(plaintext);
     if (n >= BLOCK) {
       // T = plaintext xorend D.
-      xorBlockInto(t, n - BLOCK, D);
+      xorBlockInto(t, n - BLOCK, d);
       return this.#cmacScratch(t, n);
     }
     // T = dbl(D) xor pad(plaintext): one complete block, so its CMAC uses K1.
     t[n] = 0x80;
     t.fill(0, n + 1, BLOCK);
-    dblInto(D, 0, D, 0);
-    xorBlockInto(t, 0, D);
+    xorDoubledInto(t, 0, d, 0);
     return this.#cmacScratch(t, BLOCK);
   }
 
