@@ -28,21 +28,10 @@ const ZERO_BLOCK = new Uint8Array(BLOCK);
 const EMPTY = new Uint8Array(0);
 
 /**
- * Doubling in GF(2^128) with the RFC 5297 polynomial (x^128 + x^7 + x^2 + x + 1): the block at
- * `src[srcOffset]` doubled into `dst[dstOffset]` (the two may be the same block).
+ * XORs the double of the block at `src[srcOffset]`, in GF(2^128) with the RFC 5297 polynomial
+ * (x^128 + x^7 + x^2 + x + 1), into `target` at `offset` (`src` unchanged; into a zeroed block it
+ * is plain doubling).
  */
-function dblInto(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number): void {
-  const msb = (src[srcOffset] ?? 0) >>> 7;
-  let carry = 0;
-  for (let i = BLOCK - 1; i >= 0; i--) {
-    const b = src[srcOffset + i] ?? 0;
-    dst[dstOffset + i] = ((b << 1) | carry) & 0xff;
-    carry = b >>> 7;
-  }
-  if (msb !== 0) dst[dstOffset + BLOCK - 1] = (dst[dstOffset + BLOCK - 1] ?? 0) ^ 0x87;
-}
-
-/** XORs the double of the block at `src[srcOffset]` into `target` at `offset` (src unchanged). */
 function xorDoubledInto(
   target: Uint8Array,
   offset: number,
@@ -203,8 +192,9 @@ export class AesSivKey {
     this.#cbc = createCipheriv('aes-256-cbc', key, ZERO_BLOCK).setAutoPadding(false);
     const l = this.#ecb.update(ZERO_BLOCK);
     const state = this.#state;
-    dblInto(state, K1, l, 0);
-    dblInto(state, K2, state, K1);
+    // The state is still all zeros: doubling into it.
+    xorDoubledInto(state, K1, l, 0);
+    xorDoubledInto(state, K2, state, K1);
     l.fill(0);
   }
 
@@ -304,8 +294,10 @@ export class AesSivKey {
     this.#ensureD0();
     for (let i = 0; i < BLOCK; i++) D[i] = state[D0 + i] ?? 0;
     for (const ad of associatedData) {
-      dblInto(D, 0, D, 0);
-      xorBlockInto(D, 0, this.cmac(ad));
+      // D = dbl(D) xor CMAC(ad), built in the CMAC's own fresh copy.
+      const mac = this.cmac(ad);
+      xorDoubledInto(mac, 0, D, 0);
+      D.set(mac);
     }
     return D;
   }
