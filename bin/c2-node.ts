@@ -301,10 +301,12 @@ export async function startC2Node(
       if (monitorNote !== undefined) notes.push(monitorNote);
     }
 
+    // Not ready before every part is up: the health listener answers before the API listens.
+    let started = false;
     const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
       const checks = Object.fromEntries(await Promise.all(readinessChecks.map((c) => c())));
       return {
-        ready: Object.values(checks).every(Boolean) && lifecycle.state === 'running',
+        ready: started && Object.values(checks).every(Boolean) && lifecycle.state === 'running',
         checks,
       };
     };
@@ -366,6 +368,7 @@ export async function startC2Node(
       health.drain();
     });
 
+    started = true;
     const addresses: NodeAddresses = {
       role,
       grpc,

@@ -32,6 +32,16 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.log.level, nodeId: config.node.id });
   logger.info({ config: describeConfig(config) }, 'starting');
+  // A signal during start-up is held until the node is up, then stops it: the default action
+  // would kill the process half-way and leave an embedded PostgreSQL running without it.
+  let stopSignal: NodeJS.Signals | undefined;
+  const holdSignal = (signal: NodeJS.Signals): void => {
+    if (stopSignal !== undefined) process.exit(130);
+    stopSignal = signal;
+    logger.info({ signal }, 'stop requested during start-up: stopping once started');
+  };
+  process.on('SIGTERM', holdSignal);
+  process.on('SIGINT', holdSignal);
   let node;
   try {
     node = await startC2Node(config, logger);
@@ -42,6 +52,12 @@ async function main(): Promise<void> {
     }
     logger.error({ err }, 'start-up failed');
     fail(`start-up failed: ${(err as Error).message}`);
+  }
+  process.off('SIGTERM', holdSignal);
+  process.off('SIGINT', holdSignal);
+  if (stopSignal !== undefined) {
+    const clean = await node.lifecycle.shutdown(config.node.shutdownTimeoutMs, stopSignal);
+    process.exit(clean ? 0 : 1);
   }
   node.lifecycle.installSignalHandlers(config.node.shutdownTimeoutMs);
   const a = node.addresses;

@@ -1,0 +1,128 @@
+/**
+ * `npm start` around its start-up: a SIGTERM that arrives while the node is still starting stops
+ * it cleanly once it is up (the default action killed the process half-way, leaving an embedded
+ * PostgreSQL running), and readiness is not reported before the API listens.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { TEST_MQTT_URL } from '../../cluster/test/support/c2-harness.ts';
+import {
+  createTestSchema,
+  TEST_DATABASE_URL,
+  type TestSchema,
+} from '../../cluster/test/support/postgres.ts';
+import { freePort } from '../cluster.ts';
+
+/** One KEK for the file's nodes: they share a schema, and its data keys are wrapped by it. */
+const PASSPHRASE = randomBytes(12).toString('hex');
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly http: number;
+  readonly metrics: number;
+  /** Everything the node printed on stdout so far. */
+  readonly output: () => string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function spawnNode(schema: string): Promise<Started> {
+  const [grpc, http, metrics] = [
+    await freePort('127.0.0.1'),
+    await freePort('127.0.0.1'),
+    await freePort('127.0.0.1'),
+  ];
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
+    env: {
+      ...env,
+      DATABASE_URL: TEST_DATABASE_URL,
+      MQTT_URL: TEST_MQTT_URL,
+      E4C2_DB_SCHEMA: schema,
+      E4C2_KEK_PASSPHRASE: PASSPHRASE,
+      E4C2_GRPC_ADDR: `127.0.0.1:${grpc}`,
+      E4C2_HTTP_ADDR: `127.0.0.1:${http}`,
+      E4C2_METRICS_ADDR: `127.0.0.1:${metrics}`,
+      E4C2_NODE_ID: `start-stop-${randomBytes(2).toString('hex')}`,
+      E4C2_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let text = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+    });
+  });
+  return { child, http, metrics, output: () => text, exited };
+}
+
+/** Resolves when `check` is true, polling every `everyMs`; rejects after `withinMs`. */
+async function until(check: () => boolean | Promise<boolean>, withinMs: number, everyMs = 5) {
+  const deadline = Date.now() + withinMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      resolve(false);
+    });
+  });
+}
+
+async function ready(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return res.status === 200 && ((await res.json()) as { ready?: boolean }).ready === true;
+  } catch {
+    return false;
+  }
+}
+
+void describe('npm start around start-up', () => {
+  let db: TestSchema;
+  const children: ChildProcess[] = [];
+  before(async () => {
+    db = await createTestSchema(false);
+  });
+  after(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await db.drop();
+  });
+
+  void it('a SIGTERM during start-up stops the node cleanly once it is up', async () => {
+    const node = await spawnNode(db.schema);
+    children.push(node.child);
+    await until(() => node.output().includes('"msg":"starting"'), 30_000);
+    node.child.kill('SIGTERM');
+    const { code, signal } = await node.exited;
+    assert.equal(signal, null, 'killed by the signal instead of stopping');
+    assert.equal(code, 0);
+    assert.match(node.output(), /stop requested during start-up/);
+    assert.match(node.output(), /"clean":true,"msg":"stopped"/);
+  });
+
+  void it('reports ready only once the API listens', async () => {
+    const node = await spawnNode(db.schema);
+    children.push(node.child);
+    await until(() => ready(node.metrics), 30_000, 2);
+    assert.ok(await accepts(node.http), 'ready, but the HTTP API does not accept connections');
+    node.child.kill('SIGTERM');
+    assert.equal((await node.exited).code, 0);
+  });
+});
