@@ -11,14 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
-import { TEST_MQTT_URL } from '../../cluster/test/support/c2-harness.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
-import {
-  createTestSchema,
-  TEST_DATABASE_URL,
-  type TestSchema,
-} from '../../cluster/test/support/postgres.ts';
+import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
+import { testNodeEnv } from './support/node-env.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -40,22 +36,14 @@ interface RunningNode {
 
 async function startNode(schema: string, passphrase: string): Promise<RunningNode> {
   const [grpc, http, metrics] = [await freePort(), await freePort(), await freePort()];
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
-    env: {
-      ...env,
-      DATABASE_URL: TEST_DATABASE_URL,
-      MQTT_URL: TEST_MQTT_URL,
-      E4C2_DB_SCHEMA: schema,
-      E4C2_KEK_PASSPHRASE: passphrase,
-      E4C2_GRPC_ADDR: `127.0.0.1:${grpc}`,
-      E4C2_HTTP_ADDR: `127.0.0.1:${http}`,
-      E4C2_METRICS_ADDR: `127.0.0.1:${metrics}`,
-      E4C2_NODE_ID: `crash-${randomBytes(2).toString('hex')}`,
-      E4C2_LOG_LEVEL: 'error',
-      E4C2_DELIVERY_BACKOFF_INITIAL_MS: '50',
-    },
+    env: testNodeEnv({
+      schema,
+      passphrase,
+      ports: { grpc, http, metrics },
+      name: 'crash',
+      extra: { E4C2_LOG_LEVEL: 'error', E4C2_DELIVERY_BACKOFF_INITIAL_MS: '50' },
+    }),
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const base = `http://127.0.0.1:${http}`;

@@ -8,13 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { TEST_MQTT_URL } from '../../cluster/test/support/c2-harness.ts';
-import {
-  createTestSchema,
-  TEST_DATABASE_URL,
-  type TestSchema,
-} from '../../cluster/test/support/postgres.ts';
+import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { freePort } from '../cluster.ts';
+import { testNodeEnv } from './support/node-env.ts';
 
 /** One KEK for the file's nodes: they share a schema, and its data keys are wrapped by it. */
 const PASSPHRASE = randomBytes(12).toString('hex');
@@ -34,21 +30,14 @@ async function spawnNode(schema: string): Promise<Started> {
     await freePort('127.0.0.1'),
     await freePort('127.0.0.1'),
   ];
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
-    env: {
-      ...env,
-      DATABASE_URL: TEST_DATABASE_URL,
-      MQTT_URL: TEST_MQTT_URL,
-      E4C2_DB_SCHEMA: schema,
-      E4C2_KEK_PASSPHRASE: PASSPHRASE,
-      E4C2_GRPC_ADDR: `127.0.0.1:${grpc}`,
-      E4C2_HTTP_ADDR: `127.0.0.1:${http}`,
-      E4C2_METRICS_ADDR: `127.0.0.1:${metrics}`,
-      E4C2_NODE_ID: `start-stop-${randomBytes(2).toString('hex')}`,
-      E4C2_LOG_LEVEL: 'info',
-    },
+    env: testNodeEnv({
+      schema,
+      passphrase: PASSPHRASE,
+      ports: { grpc, http, metrics },
+      name: 'start-stop',
+      extra: { E4C2_LOG_LEVEL: 'info' },
+    }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let text = '';
