@@ -11,7 +11,7 @@
 import {
   commandId,
   commandKeyForClient,
-  controlTopic,
+  CONTROL_TOPIC_PREFIX,
   encodeCommand,
   protectCommand,
   toHex,
@@ -235,7 +235,8 @@ export async function syncBatch(
               p.commandKey.fill(0);
             }
             const sentId = commandId(wire);
-            await deps.publisher.publish(controlTopic(p.device.e4Id), wire);
+            // The control topic from the hex id the plan read (no bytes to hex per command).
+            await deps.publisher.publish(CONTROL_TOPIC_PREFIX + p.device.e4IdHex, wire);
             deps.onAttempt?.(new AttemptEvent(p.device.clientId, kind, 'acked', p.delivery));
             acked.push({
               clientId: p.delivery.clientId,

@@ -3,13 +3,15 @@
  * deliveries for whole batches, so a fan-out to 100,000 devices costs a few round trips per
  * batch instead of several per device.
  */
+import { bigintArrayParam, byteaArrayParam, intArrayParam } from './pg-arrays.ts';
 import type { Queryable } from './pool.ts';
 import { buf, bytes, bytesOrNull, int, rows, str, strOrNull } from './pg-rows.ts';
 
 /** What a batch plan needs to know of one device. */
 export interface DeviceBatchRow {
   readonly clientId: string;
-  readonly e4Id: Uint8Array;
+  /** The device's E4 id in lowercase hex (what its control topic is named after). */
+  readonly e4IdHex: string;
   readonly status: 'active' | 'removing';
   readonly keyVersion: number;
   readonly deliveredKeyVersion: number;
@@ -123,21 +125,29 @@ const RECORD_CTES = `WITH d AS (
 function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
   const n = deliveries.length;
   const clientIds = new Array<string>(n);
-  const hashes = new Array<Buffer>(n);
+  const hashes = new Array<Uint8Array>(n);
   const topicIds = new Array<string | null>(n);
   const versions = new Array<number>(n);
   const epochs = new Array<number>(n);
-  const commandIds = new Array<Buffer | null>(n);
+  const commandIds = new Array<Uint8Array | null>(n);
   for (let i = 0; i < n; i++) {
     const d = deliveries[i] as TopicDelivery;
     clientIds[i] = d.clientId;
-    hashes[i] = buf(d.topicHash);
+    hashes[i] = d.topicHash;
     topicIds[i] = d.topicId;
     versions[i] = d.version;
     epochs[i] = d.epoch;
-    commandIds[i] = d.commandId === undefined ? null : buf(d.commandId);
+    commandIds[i] = d.commandId ?? null;
   }
-  return [clientIds, hashes, topicIds, versions, epochs, commandIds];
+  return [
+    bigintArrayParam(clientIds),
+    byteaArrayParam(hashes),
+    // A revocation has no topic id: pg's own encoding is kept for this nullable array.
+    topicIds,
+    intArrayParam(versions),
+    intArrayParam(epochs),
+    byteaArrayParam(commandIds),
+  ];
 }
 
 /** PostgreSQL {@link DeliveryRepository}. */
@@ -155,7 +165,7 @@ export class PgDelivery implements DeliveryRepository {
          WHERE id = ANY($1::bigint[])
            AND (inflight_until IS NULL OR inflight_until < now() OR inflight_owner = $2)
          RETURNING id`,
-        [clientIds, owner, ttlMs],
+        [bigintArrayParam(clientIds), owner, ttlMs],
       )
     ).map((r) => str(r, 'id'));
   }
@@ -165,7 +175,7 @@ export class PgDelivery implements DeliveryRepository {
     await this.db.query(
       `UPDATE clients SET inflight_owner = NULL, inflight_until = NULL
        WHERE id = ANY($1::bigint[]) AND inflight_owner = $2`,
-      [clientIds, owner],
+      [bigintArrayParam(clientIds), owner],
     );
   }
 
@@ -174,7 +184,7 @@ export class PgDelivery implements DeliveryRepository {
     await this.db.query(
       `UPDATE clients SET inflight_until = now() + make_interval(secs => $3::double precision / 1000)
        WHERE id = ANY($1::bigint[]) AND inflight_owner = $2`,
-      [clientIds, owner, ttlMs],
+      [bigintArrayParam(clientIds), owner, ttlMs],
     );
   }
 
@@ -182,7 +192,7 @@ export class PgDelivery implements DeliveryRepository {
     if (clientIds.length === 0) return [];
     const found = await rows(
       this.db,
-      `SELECT c.id, c.e4_id, c.status, c.key_version, c.delivered_key_version, c.c2_key_version,
+      `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version, c.delivered_key_version, c.c2_key_version,
          c.delivery_epoch,
          (c.status <> 'active'
            OR c.delivered_key_version < c.key_version
@@ -191,7 +201,7 @@ export class PgDelivery implements DeliveryRepository {
            OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
                       AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
          ) AS other_work,
-         t.topic_hash, t.topic_id, t.desired_version,
+         encode(t.topic_hash, 'hex') AS topic_hash_hex, t.topic_id, t.desired_version,
          k.sealed AS identity_sealed, k.public_key AS identity_public_key
        FROM clients c
        -- OFFSET 0 keeps this lookup a primary-key probe per device: flattened into a join, it
@@ -208,16 +218,26 @@ export class PgDelivery implements DeliveryRepository {
          ORDER BY (dt.desired_version = 0) DESC, dt.topic_hash LIMIT 1
        ) t ON true
        WHERE c.id = ANY($1::bigint[])`,
-      [clientIds],
+      [bigintArrayParam(clientIds)],
     );
+    // A fan-out's devices share their topic: one hash object per topic, not per device.
+    const hashes = new Map<string, Uint8Array>();
     return found.map((r) => {
-      const hash = bytesOrNull(r, 'topic_hash');
+      const hashHex = strOrNull(r, 'topic_hash_hex');
+      let hash: Uint8Array | null = null;
+      if (hashHex !== null) {
+        hash = hashes.get(hashHex) ?? null;
+        if (hash === null) {
+          hash = new Uint8Array(Buffer.from(hashHex, 'hex'));
+          hashes.set(hashHex, hash);
+        }
+      }
       const sealed = bytesOrNull(r, 'identity_sealed');
       const clientId = str(r, 'id');
       const deliveredKeyVersion = int(r, 'delivered_key_version');
       return {
         clientId,
-        e4Id: bytes(r, 'e4_id'),
+        e4IdHex: str(r, 'e4_id_hex'),
         status: str(r, 'status') as DeviceBatchRow['status'],
         keyVersion: int(r, 'key_version'),
         deliveredKeyVersion,
