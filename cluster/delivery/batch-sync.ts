@@ -82,13 +82,16 @@ function renewClaims(deps: BatchSyncDeps, held: ReadonlySet<string>): () => void
   };
 }
 
-/** One device's command of the batched path, ready to be protected at send time. */
-interface Prepared {
+/**
+ * One device's command of the batched path, as planned. Its keys are opened only when it is sent
+ * (see {@link CommandKeys.seal}): an unsealed device key lives for the microseconds of one
+ * protection instead of for the whole batch, and short-lived buffers are the cheap kind to
+ * collect.
+ */
+interface Planned {
   readonly device: DeviceBatchRow;
-  /** The clear command (wiped once protected). */
-  readonly clear: Uint8Array;
-  /** The key the command goes under (wiped once protected). */
-  readonly commandKey: Uint8Array;
+  /** The topic key to send; undefined for a revocation. */
+  readonly topicKey: Uint8Array | undefined;
   readonly delivery: Omit<TopicDelivery, 'commandId'>;
 }
 
@@ -112,83 +115,117 @@ class AttemptEvent implements DeliveryAttempt {
   }
 }
 
-async function prepare(
-  deps: BatchSyncDeps,
-  simple: readonly DeviceBatchRow[],
-): Promise<Prepared[]> {
-  const topicPairs = new Map<string, { topicId: string; version: number }>();
-  for (const d of simple) {
-    const t = d.topic;
-    if (t !== null && t.topicId !== null && t.desiredVersion > 0) {
-      topicPairs.set(`${t.topicId}:${t.desiredVersion}`, {
-        topicId: t.topicId,
-        version: t.desiredVersion,
+/**
+ * The keys a round's commands need: the topic keys (one per topic and version, shared by the
+ * round's devices) and, in public-key mode, the C2 private keys. Opened once per round and wiped
+ * when its publishes are done.
+ */
+class CommandKeys {
+  readonly #topicKeys = new Map<string, Uint8Array>();
+  readonly #c2Private = new Map<number, Uint8Array>();
+
+  private constructor(private readonly deps: BatchSyncDeps) {}
+
+  /** Opens the topic keys the plan's devices need. */
+  static async open(deps: BatchSyncDeps, simple: readonly DeviceBatchRow[]): Promise<CommandKeys> {
+    const keys = new CommandKeys(deps);
+    const pairs = new Map<string, { topicId: string; version: number }>();
+    for (const d of simple) {
+      const t = d.topic;
+      if (t !== null && t.topicId !== null && t.desiredVersion > 0) {
+        pairs.set(`${t.topicId}:${t.desiredVersion}`, {
+          topicId: t.topicId,
+          version: t.desiredVersion,
+        });
+      }
+    }
+    try {
+      for (const row of await deps.delivery.topicKeys([...pairs.values()])) {
+        keys.#topicKeys.set(
+          `${row.ownerId}:${row.version}`,
+          await deps.sealer.open(row.sealed, bindings.topicKey(row.ownerId, row.version)),
+        );
+      }
+    } catch (err) {
+      keys.wipe();
+      throw err;
+    }
+    return keys;
+  }
+
+  /** The round's commands; devices whose topic key or identity is missing are left out. */
+  plan(simple: readonly DeviceBatchRow[]): Planned[] {
+    const planned: Planned[] = [];
+    for (const device of simple) {
+      const topic = device.topic;
+      if (topic === null || device.identity === null) continue;
+      const revoke = topic.desiredVersion === 0 || topic.topicId === null;
+      let topicKey: Uint8Array | undefined;
+      if (!revoke) {
+        topicKey = this.#topicKeys.get(`${topic.topicId}:${topic.desiredVersion}`);
+        if (topicKey === undefined) continue;
+      }
+      if (this.deps.mode !== 'symkey' && device.identity.publicKey === null) continue;
+      planned.push({
+        device,
+        topicKey,
+        delivery: {
+          clientId: device.clientId,
+          topicHash: topic.topicHash,
+          topicId: revoke ? null : topic.topicId,
+          version: revoke ? 0 : topic.desiredVersion,
+          epoch: device.deliveryEpoch,
+        },
       });
     }
+    return planned;
   }
-  const topicKeys = new Map<string, Uint8Array>();
-  for (const row of await deps.delivery.topicKeys([...topicPairs.values()])) {
-    topicKeys.set(
-      `${row.ownerId}:${row.version}`,
-      await deps.sealer.open(row.sealed, bindings.topicKey(row.ownerId, row.version)),
-    );
-  }
-  const c2Private = new Map<number, Uint8Array>();
-  const prepared: Prepared[] = [];
-  for (const device of simple) {
-    const topic = device.topic;
-    const identity = device.identity;
-    if (topic === null || identity === null) continue;
-    const revoke = topic.desiredVersion === 0 || topic.topicId === null;
-    let topicKey: Uint8Array | undefined;
-    if (!revoke) {
-      topicKey = topicKeys.get(`${topic.topicId}:${topic.desiredVersion}`);
-      if (topicKey === undefined) continue;
+
+  /**
+   * Protects a planned command at send time (R6: the timestamp is the attempt's), opening the
+   * device's key for it and wiping the key and the clear command right after.
+   */
+  async seal(p: Planned): Promise<Uint8Array> {
+    const commandKey = await this.#commandKey(p.device);
+    const clear =
+      p.topicKey === undefined
+        ? encodeCommand({ type: 'RemoveTopic', topicHash: p.delivery.topicHash })
+        : encodeCommand({ type: 'SetTopicKey', key: p.topicKey, topicHash: p.delivery.topicHash });
+    try {
+      return protectCommand(clear, commandKey, this.deps.clock);
+    } finally {
+      clear.fill(0);
+      commandKey.fill(0);
     }
-    let commandKey: Uint8Array;
-    if (deps.mode === 'symkey') {
-      commandKey = await deps.sealer.open(
+  }
+
+  async #commandKey(device: DeviceBatchRow): Promise<Uint8Array> {
+    const identity = device.identity;
+    if (identity === null) throw new Error('no identity key'); // left out by plan()
+    if (this.deps.mode === 'symkey') {
+      return this.deps.sealer.open(
         identity.sealed,
         bindings.clientKey(device.clientId, identity.version),
       );
-    } else {
-      const c2Version = device.c2KeyVersion ?? 1;
-      let c2 = c2Private.get(c2Version);
-      if (c2 === undefined) {
-        const row = await deps.store.read.journal.c2Key(c2Version);
-        if (row === undefined) continue;
-        c2 = await deps.sealer.open(row.sealedPrivate, bindings.c2Key(c2Version));
-        c2Private.set(c2Version, c2);
-      }
-      if (identity.publicKey === null) continue;
-      commandKey = commandKeyForClient(c2, identity.publicKey);
     }
-    prepared.push({
-      device,
-      clear:
-        topicKey === undefined
-          ? encodeCommand({ type: 'RemoveTopic', topicHash: topic.topicHash })
-          : encodeCommand({ type: 'SetTopicKey', key: topicKey, topicHash: topic.topicHash }),
-      commandKey,
-      delivery: {
-        clientId: device.clientId,
-        topicHash: topic.topicHash,
-        topicId: revoke ? null : topic.topicId,
-        version: revoke ? 0 : topic.desiredVersion,
-        epoch: device.deliveryEpoch,
-      },
-    });
+    const c2Version = device.c2KeyVersion ?? 1;
+    let c2 = this.#c2Private.get(c2Version);
+    if (c2 === undefined) {
+      const row = await this.deps.store.read.journal.c2Key(c2Version);
+      if (row === undefined) throw new Error(`C2 key version ${c2Version} not found`);
+      c2 = await this.deps.sealer.open(row.sealedPrivate, bindings.c2Key(c2Version));
+      this.#c2Private.set(c2Version, c2);
+    }
+    if (identity.publicKey === null) throw new Error('no public key'); // left out by plan()
+    return commandKeyForClient(c2, identity.publicKey);
   }
-  for (const key of topicKeys.values()) key.fill(0);
-  for (const key of c2Private.values()) key.fill(0);
-  return prepared;
-}
 
-/** Wipes the secrets of prepared commands that were not sent (stopped, or an error). */
-function wipe(prepared: readonly Prepared[]): void {
-  for (const p of prepared) {
-    p.clear.fill(0);
-    p.commandKey.fill(0);
+  /** Wipes every key opened for the round. */
+  wipe(): void {
+    for (const key of this.#topicKeys.values()) key.fill(0);
+    for (const key of this.#c2Private.values()) key.fill(0);
+    this.#topicKeys.clear();
+    this.#c2Private.clear();
   }
 }
 
@@ -220,20 +257,13 @@ export async function syncBatch(
         if (device.otherWork) slow.push(device.clientId);
         else if (device.topic !== null) simple.push(device);
       }
-      const prepared = await prepare(deps, simple);
+      const keys = await CommandKeys.open(deps, simple);
       const acked: TopicDelivery[] = [];
       try {
-        await pool(prepared, deps.publishConcurrency, async (p) => {
+        await pool(keys.plan(simple), deps.publishConcurrency, async (p) => {
           const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
           try {
-            // Protected at send time, never earlier (R6): the timestamp is the attempt's.
-            let wire: Uint8Array;
-            try {
-              wire = protectCommand(p.clear, p.commandKey, deps.clock);
-            } finally {
-              p.clear.fill(0);
-              p.commandKey.fill(0);
-            }
+            const wire = await keys.seal(p);
             const sentId = commandId(wire);
             // The control topic from the hex id the plan read (no bytes to hex per command).
             await deps.publisher.publish(CONTROL_TOPIC_PREFIX + p.device.e4IdHex, wire);
@@ -257,7 +287,7 @@ export async function syncBatch(
           }
         });
       } finally {
-        wipe(prepared);
+        keys.wipe();
       }
       // One statement records the round and ends the claims of the devices it leaves with
       // nothing pending; the others (more work, or a delivery not recorded) plan another round.

@@ -5,8 +5,9 @@
  * is marked failed (visible through the API) until new work, a resync or the device is seen.
  */
 import { commandId, controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
+import { C2Error } from '../errors.ts';
 import type { C2Store } from '../storage/index.ts';
-import { planNextCommand, type PlanDeps } from './next-command.ts';
+import { planNextCommand, type PlanDeps, type PlanResult } from './next-command.ts';
 import type { CommandPublisher } from './publisher.ts';
 import { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';
 
@@ -49,9 +50,59 @@ export async function syncDevice(
   if (failures > 0) await deps.sleep(backoffDelay(deps.policy, failures));
   let streakStart = deps.clock();
   let sent = 0;
+  /**
+   * Counts a failed attempt against the cap (I7): marks the device failed and reports it when the
+   * cap is reached, else waits the backoff. @returns true when the device is now failed
+   */
+  const failed = async (kind: string, error: string, clientName: string): Promise<boolean> => {
+    failures++;
+    const delay = backoffDelay(deps.policy, failures);
+    if (!mayRetry(deps.policy, failures, streakStart, deps.clock(), delay)) {
+      await deps.store.transaction(async (tx) => {
+        await tx.clients.setSync(clientId, {
+          state: 'failed',
+          attempts: failures,
+          error: `${kind}: ${error}`,
+        });
+        await tx.journal.event({
+          type: 'delivery.failed',
+          clientName,
+          details: { command: kind, attempts: failures },
+        });
+      });
+      return true;
+    }
+    await deps.store.read.clients.setSync(clientId, {
+      state: 'pending',
+      attempts: failures,
+      error: `${kind}: ${error}`,
+    });
+    await deps.sleep(delay);
+    return false;
+  };
   for (;;) {
     if (shouldStop()) return 'stopped';
-    const plan = await planNextCommand(deps, deps.store.read, clientId);
+    let plan: PlanResult;
+    try {
+      plan = await planNextCommand(deps, deps.store.read, clientId);
+    } catch (err) {
+      // A key that does not open (tampered at rest, or sealed under a data key this node cannot
+      // unwrap) is this device's failure, capped and reported like a lost PUBACK; thrown, it
+      // would fail the whole batch and be retried every second, for ever.
+      if (!C2Error.is(err, 'C2_KEY_VAULT')) throw err;
+      const client = await deps.store.read.clients.byId(clientId);
+      if (client === undefined) return 'idle';
+      deps.onAttempt?.({
+        clientId,
+        kind: 'plan',
+        describe: 'open the keys of the next command',
+        attempt: failures + 1,
+        outcome: 'failed',
+        error: err.message,
+      });
+      if (await failed('plan', err.message, client.name)) return 'failed';
+      continue;
+    }
     if (plan.kind === 'idle') {
       if (sent > 0 || failures > 0)
         await deps.store.read.clients.setSync(clientId, {
@@ -92,29 +143,7 @@ export async function syncDevice(
         outcome: 'failed',
         error,
       });
-      failures++;
-      const delay = backoffDelay(deps.policy, failures);
-      if (!mayRetry(deps.policy, failures, streakStart, deps.clock(), delay)) {
-        await deps.store.transaction(async (tx) => {
-          await tx.clients.setSync(clientId, {
-            state: 'failed',
-            attempts: failures,
-            error: `${command.kind}: ${error}`,
-          });
-          await tx.journal.event({
-            type: 'delivery.failed',
-            clientName: client.name,
-            details: { command: command.kind, attempts: failures },
-          });
-        });
-        return 'failed';
-      }
-      await deps.store.read.clients.setSync(clientId, {
-        state: 'pending',
-        attempts: failures,
-        error: `${command.kind}: ${error}`,
-      });
-      await deps.sleep(delay);
+      if (await failed(command.kind, error, client.name)) return 'failed';
       continue;
     } finally {
       command.clear.fill(0);

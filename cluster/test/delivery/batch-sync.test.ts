@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { parseCommand, randomSymKey, unprotectSymKey } from '../../../e4/index.ts';
 import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
+import type { KeySealer } from '../../domain/index.ts';
 import { PgDelivery } from '../../storage/index.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
 
@@ -120,6 +121,59 @@ void describe('batched delivery', () => {
     assert.equal(publisher.sent.filter((s) => s.topic === failTopic).length, 3);
     const details = await h.service.getClient(row.name);
     assert.equal(details.delivery.state, 'failed');
+  });
+
+  void it('opens each device key when its command is sent, not for the whole batch first', async () => {
+    const { ids } = await fleet(4);
+    const events: string[] = [];
+    const inner = h.service.deps.sealer;
+    const sealer: KeySealer = {
+      seal: (plaintext, binding) => inner.seal(plaintext, binding),
+      open: (sealed, binding) => {
+        events.push(`open ${binding.table}`);
+        return inner.open(sealed, binding);
+      },
+    };
+    const publisher: CommandPublisher = {
+      publish: () => {
+        events.push('publish');
+        return Promise.resolve();
+      },
+    };
+    const outcome = await syncBatch({ ...deps(publisher), sealer, publishConcurrency: 1 }, ids);
+    assert.equal(outcome.delivered, 4);
+    // One topic key for the round, then each device key right before its command goes out.
+    const deviceSteps = events.filter((e) => e !== 'open topic_keys');
+    assert.equal(events[0], 'open topic_keys');
+    assert.deepEqual(
+      deviceSteps,
+      Array.from({ length: 4 }, () => ['open client_keys', 'publish']).flat(),
+    );
+  });
+
+  void it('a device whose key does not open goes to the per-device path, the rest is delivered', async () => {
+    const { topic, ids } = await fleet(4);
+    const broken = ids[1];
+    assert.ok(broken);
+    // Tampered at rest: the last byte of the GCM tag flipped.
+    await h.schema.pool.query(
+      `UPDATE client_keys SET sealed = set_byte(sealed, length(sealed) - 1,
+         get_byte(sealed, length(sealed) - 1) # 1) WHERE client_id = $1`,
+      [broken],
+    );
+    const publisher = new RecordingPublisher();
+    const outcome = await syncBatch(deps(publisher), ids);
+    assert.equal(outcome.delivered, 3);
+    assert.equal(publisher.sent.length, 3, 'nothing sent to the device whose key is unusable');
+    // The per-device path counts it against the cap and reports it, as for a lost PUBACK.
+    assert.equal(outcome.perDevice.get(broken), 'failed');
+    const row = await h.store.read.clients.byId(broken);
+    assert.ok(row);
+    const details = await h.service.getClient(row.name);
+    assert.equal(details.delivery.state, 'failed');
+    assert.match(details.delivery.error ?? '', /authentication failed/);
+    const status = await h.service.rotationStatus(topic);
+    assert.equal(status.delivered, 3);
   });
 
   void it('batches revocations when a topic is removed', async () => {
