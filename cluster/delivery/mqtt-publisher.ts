@@ -128,6 +128,9 @@ export class MqttCommandPublisher implements CommandPublisher {
       reconnectPeriod: 1000,
       connectTimeout: options.connectTimeoutMs ?? 5000,
       queueQoSZero: false,
+      // The keep-alive ping goes out on its fixed schedule: by default mqtt.js moves its timer
+      // (a clearTimeout and a setTimeout) on every PUBACK, once per command in a fan-out.
+      reschedulePings: false,
       ...mqttLogOption(),
       ...(options.username === undefined ? {} : { username: options.username }),
       ...(options.password === undefined ? {} : { password: options.password }),
