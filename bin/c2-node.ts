@@ -198,9 +198,9 @@ export async function startC2Node(
       };
       if (role === 'all') {
         const engine = new DeliveryEngine(db.store, deps, {
-          concurrency: 4,
-          batchSize: 500,
-          claimBatch: 500,
+          concurrency: config.delivery.batches,
+          batchSize: config.delivery.batchSize,
+          claimBatch: config.delivery.batchSize,
           pollIntervalMs: 1000,
           sweepIntervalMs: 30_000,
           onError,
@@ -225,7 +225,7 @@ export async function startC2Node(
           store: db.store,
           queue,
           syncDeps: deps,
-          concurrency: 4,
+          concurrency: config.delivery.batches,
           sweepIntervalMs: 30_000,
           busyRetryMs: 1000,
           onError,

@@ -327,6 +327,6 @@ export function deliveryDeps(
     delivery: new PgDelivery(db.pool),
     owner: `${config.node.id}-${randomBytes(4).toString('hex')}`,
     claimTtlMs: 15_000,
-    publishConcurrency: 256,
+    publishConcurrency: config.delivery.publishWindow,
   };
 }

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { clientIdFromName, topicHash, toHex } from '../../e4/index.ts';
+import { DELIVERY_DEFAULTS as CONFIG_DEFAULTS } from '../../cluster/config/index.ts';
 import { InProcessLockService } from '../../cluster/coordination/index.ts';
 import {
   DeliveryEngine,
@@ -40,11 +41,11 @@ export const BENCH_MQTT_URL =
 /** Pool size of a node (`E4C2_DATABASE_POOL_MAX` default). */
 export const POOL_MAX = 10;
 
-/** Engine settings of a production node of role `all` (`bin/c2-node.ts`). */
+/** Engine settings of a production node of role `all` (`bin/c2-node.ts`), from its defaults. */
 export const ENGINE_SETTINGS = {
-  concurrency: 4,
-  batchSize: 500,
-  claimBatch: 500,
+  concurrency: CONFIG_DEFAULTS.batches,
+  batchSize: CONFIG_DEFAULTS.batchSize,
+  claimBatch: CONFIG_DEFAULTS.batchSize,
   pollIntervalMs: 1000,
   sweepIntervalMs: 30_000,
 } as const;
@@ -52,16 +53,16 @@ export const ENGINE_SETTINGS = {
 /** Batch settings of a production node (`bin/node-parts.ts` `deliveryDeps`). */
 export const SYNC_SETTINGS = {
   claimTtlMs: 15_000,
-  publishConcurrency: 256,
+  publishConcurrency: CONFIG_DEFAULTS.publishWindow,
 } as const;
 
 /** Delivery defaults of the configuration (`cluster/config/load-config.ts`). */
 export const DELIVERY_DEFAULTS = {
-  pubackTimeoutMs: 5_000,
-  maxAttempts: 8,
-  initialBackoffMs: 500,
-  maxBackoffMs: 30_000,
-  deadlineMs: 600_000,
+  pubackTimeoutMs: CONFIG_DEFAULTS.pubackTimeoutMs,
+  maxAttempts: CONFIG_DEFAULTS.maxAttempts,
+  initialBackoffMs: CONFIG_DEFAULTS.backoffInitialMs,
+  maxBackoffMs: CONFIG_DEFAULTS.backoffMaxMs,
+  deadlineMs: CONFIG_DEFAULTS.deadlineMs,
 } as const;
 
 /** Most publishes awaiting their PUBACK at once in one engine (batches x per batch). */

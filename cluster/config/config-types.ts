@@ -126,6 +126,16 @@ export interface DeliveryConfig {
   readonly deadlineMs: number;
   /** How long one publish waits for the broker's PUBACK. */
   readonly pubackTimeoutMs: number;
+  /** Device batches (engine) or queue jobs (worker) a process runs at once, 1..64. */
+  readonly batches: number;
+  /** Devices per batch, and outbox rows per claim, 1..10,000. */
+  readonly batchSize: number;
+  /**
+   * Publishes of one batch awaiting their PUBACK at once (at most one per device), 1..4,096.
+   * A process keeps up to `batches` x `publishWindow` commands in flight on its one connection:
+   * keep that within what the broker queues for a client.
+   */
+  readonly publishWindow: number;
 }
 
 /** Input limits of the API (DESIGN §10). */

@@ -372,13 +372,40 @@ function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']):
   return { kind: 'generated-file', path: join(dataDir, 'kek.key') };
 }
 
+/**
+ * Defaults of the delivery settings. The throughput ones (batches, batch size, publish window)
+ * were measured with the fan-out benchmark (bench/RESULTS.md), which runs its engines with them.
+ */
+export const DELIVERY_DEFAULTS = {
+  maxAttempts: 8,
+  backoffInitialMs: 500,
+  backoffMaxMs: 30_000,
+  deadlineMs: 600_000,
+  pubackTimeoutMs: 5_000,
+  batches: 4,
+  batchSize: 500,
+  publishWindow: 256,
+} as const satisfies DeliveryConfig;
+
 function readDelivery(r: SettingReader): DeliveryConfig {
+  const d = DELIVERY_DEFAULTS;
   const delivery: DeliveryConfig = {
-    maxAttempts: r.withDefault(S.deliveryMaxAttempts, parseInteger(1, 100), 8),
-    backoffInitialMs: r.withDefault(S.deliveryBackoffInitialMs, parseInteger(1, 600_000), 500),
-    backoffMaxMs: r.withDefault(S.deliveryBackoffMaxMs, parseInteger(1, 3_600_000), 30_000),
-    deadlineMs: r.withDefault(S.deliveryDeadlineMs, parseInteger(1_000, 86_400_000), 600_000),
-    pubackTimeoutMs: r.withDefault(S.pubackTimeoutMs, parseInteger(100, 600_000), 5_000),
+    maxAttempts: r.withDefault(S.deliveryMaxAttempts, parseInteger(1, 100), d.maxAttempts),
+    backoffInitialMs: r.withDefault(
+      S.deliveryBackoffInitialMs,
+      parseInteger(1, 600_000),
+      d.backoffInitialMs,
+    ),
+    backoffMaxMs: r.withDefault(S.deliveryBackoffMaxMs, parseInteger(1, 3_600_000), d.backoffMaxMs),
+    deadlineMs: r.withDefault(S.deliveryDeadlineMs, parseInteger(1_000, 86_400_000), d.deadlineMs),
+    pubackTimeoutMs: r.withDefault(
+      S.pubackTimeoutMs,
+      parseInteger(100, 600_000),
+      d.pubackTimeoutMs,
+    ),
+    batches: r.withDefault(S.deliveryBatches, parseInteger(1, 64), d.batches),
+    batchSize: r.withDefault(S.deliveryBatchSize, parseInteger(1, 10_000), d.batchSize),
+    publishWindow: r.withDefault(S.deliveryPublishWindow, parseInteger(1, 4_096), d.publishWindow),
   };
   const anyFailed = [
     S.deliveryBackoffInitialMs,

@@ -54,6 +54,9 @@ export const SETTINGS = {
   deliveryBackoffMaxMs: { env: 'E4C2_DELIVERY_BACKOFF_MAX_MS', file: 'delivery.backoffMaxMs' },
   deliveryDeadlineMs: { env: 'E4C2_DELIVERY_DEADLINE_MS', file: 'delivery.deadlineMs' },
   pubackTimeoutMs: { env: 'E4C2_PUBACK_TIMEOUT_MS', file: 'delivery.pubackTimeoutMs' },
+  deliveryBatches: { env: 'E4C2_DELIVERY_BATCHES', file: 'delivery.batches' },
+  deliveryBatchSize: { env: 'E4C2_DELIVERY_BATCH_SIZE', file: 'delivery.batchSize' },
+  deliveryPublishWindow: { env: 'E4C2_DELIVERY_PUBLISH_WINDOW', file: 'delivery.publishWindow' },
 
   automationEnabled: { env: 'E4C2_AUTOMATION_ENABLED', file: 'automation.enabled' },
   automationLeaseTtlMs: { env: 'E4C2_AUTOMATION_LEASE_TTL_MS', file: 'automation.leaseTtlMs' },

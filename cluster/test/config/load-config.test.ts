@@ -48,6 +48,9 @@ void describe('loadConfig defaults', () => {
       backoffMaxMs: 30_000,
       deadlineMs: 600_000,
       pubackTimeoutMs: 5_000,
+      batches: 4,
+      batchSize: 500,
+      publishWindow: 256,
     });
     assert.deepEqual(c.limits, { maxPageSize: 1000, maxMessageBytes: 1_048_576 });
     assert.deepEqual(c.log, { level: 'info' });
@@ -105,6 +108,9 @@ void describe('loadConfig values', () => {
       E4C2_DELIVERY_BACKOFF_MAX_MS: '1000',
       E4C2_DELIVERY_DEADLINE_MS: '60000',
       E4C2_PUBACK_TIMEOUT_MS: '2000',
+      E4C2_DELIVERY_BATCHES: '2',
+      E4C2_DELIVERY_BATCH_SIZE: '250',
+      E4C2_DELIVERY_PUBLISH_WINDOW: '64',
       E4C2_MAX_PAGE_SIZE: '50',
       E4C2_MAX_MESSAGE_BYTES: '4096',
       E4C2_LOG_LEVEL: 'debug',
@@ -129,6 +135,10 @@ void describe('loadConfig values', () => {
     });
     assert.deepEqual(c.kek, { kind: 'file', path: '/etc/e4c2/kek' });
     assert.equal(c.delivery.deadlineMs, 60_000);
+    assert.deepEqual(
+      [c.delivery.batches, c.delivery.batchSize, c.delivery.publishWindow],
+      [2, 250, 64],
+    );
     assert.equal(c.limits.maxMessageBytes, 4096);
     assert.equal(c.log.level, 'debug');
     assert.equal(c.node.shutdownTimeoutMs, 2500);
@@ -224,6 +234,19 @@ void describe('loadConfig problems', () => {
       'E4C2_CRYPTO_MODE: must be one of symkey, pubkey (got "rsa")',
       'E4C2_HTTP_ADDR: must be host:port or [ipv6]:port with a port from 0 to 65535 (got "nowhere")',
       'E4C2_DELIVERY_MAX_ATTEMPTS: must be an integer from 1 to 100 (got "0")',
+    ]);
+  });
+
+  void it('bounds the delivery throughput settings', () => {
+    const err = problemsOf({
+      E4C2_DELIVERY_BATCHES: '0',
+      E4C2_DELIVERY_BATCH_SIZE: '10001',
+      E4C2_DELIVERY_PUBLISH_WINDOW: 'lots',
+    });
+    assert.deepEqual(err.problems, [
+      'E4C2_DELIVERY_BATCHES: must be an integer from 1 to 64 (got "0")',
+      'E4C2_DELIVERY_BATCH_SIZE: must be an integer from 1 to 10000 (got "10001")',
+      'E4C2_DELIVERY_PUBLISH_WINDOW: must be an integer from 1 to 4096 (got "lots")',
     ]);
   });
 
