@@ -227,6 +227,34 @@ void describe('SK clients end to end', () => {
     await rejectsE4(receiver.client.unprotect(future, topic), 'TimestampInFuture');
   });
 
+  void it('prepared topic keys follow every command: new keys at once, removed keys gone', async () => {
+    const time = manualClock(T0);
+    const { clock } = time;
+    const [a, b] = ['fleet/prepared-a', 'fleet/prepared-b'];
+    const [keyA, keyB1, keyB2] = [randomSymKey(), randomSymKey(), randomSymKey()];
+    const receiver = await skDevice('receiver', clock);
+    await send(receiver, cmdSetTopicKey(keyA, a), clock);
+    await send(receiver, cmdSetTopicKey(keyB1, b), clock);
+    const p = sequentialBytes(12);
+    const under = (key: Uint8Array): Uint8Array =>
+      protectSymKeyAt(p, key, BigInt(Math.floor(time.now / 1000)));
+    // b's key is prepared by this first message, then survives a command for a.
+    assertBytes(await receive(receiver, under(keyB1), b), p);
+    await send(receiver, cmdSetTopicKey(randomSymKey(), a), clock);
+    assertBytes(await receive(receiver, under(keyB1), b), p);
+    // A new key for b is used for the very next message (a stale prepared key would fail it).
+    time.now += 1000;
+    await send(receiver, cmdSetTopicKey(keyB2, b), clock);
+    assertBytes(await receive(receiver, under(keyB2), b), p);
+    // Removed: nothing prepared is left to decrypt with.
+    await send(receiver, cmdRemoveTopic(b), clock);
+    await rejectsE4(receiver.client.unprotect(under(keyB2), b), 'TopicKeyNotFound');
+    await send(receiver, cmdSetTopicKey(keyB1, b), clock);
+    assertBytes(await receive(receiver, under(keyB1), b), p);
+    await send(receiver, cmdResetTopics(), clock);
+    await rejectsE4(receiver.client.unprotect(under(keyB1), b), 'TopicKeyNotFound');
+  });
+
   void it('resending the current key keeps the earlier transition; a third key replaces it', async () => {
     const time = manualClock(T0);
     const { clock } = time;

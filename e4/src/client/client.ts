@@ -89,7 +89,15 @@ function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
 export class E4Client {
   #state: ClientState;
   #derived: DerivedKeys;
-  readonly #topicCiphers = new Map<string, AesSivKey>();
+  /**
+   * Prepared topic keys, each with the state's key array it was made from. The state is never
+   * changed in place (a command makes a new state, keeping the arrays of keys it left alone), so
+   * the same array means the same key: a command for one topic keeps the others prepared.
+   */
+  readonly #topicCiphers = new Map<
+    string,
+    { readonly key: Uint8Array; readonly cipher: AesSivKey }
+  >();
   readonly #pubKeyObjects = new Map<string, KeyObject>();
   /** Hex topic hash by topic name: hashing costs as much as encrypting a small message. */
   readonly #store: ClientStore;
@@ -247,13 +255,12 @@ export class E4Client {
   }
 
   #topicCipher(hashHex: string): AesSivKey | undefined {
-    let cipher = this.#topicCiphers.get(hashHex);
-    if (cipher === undefined) {
-      const key = this.#state.topicKeys.get(hashHex);
-      if (key?.length !== KEY_LEN) return undefined;
-      cipher = new AesSivKey(key);
-      this.#topicCiphers.set(hashHex, cipher);
-    }
+    const key = this.#state.topicKeys.get(hashHex);
+    if (key?.length !== KEY_LEN) return undefined;
+    const prepared = this.#topicCiphers.get(hashHex);
+    if (prepared?.key === key) return prepared.cipher;
+    const cipher = new AesSivKey(key);
+    this.#topicCiphers.set(hashHex, { key, cipher });
     return cipher;
   }
 
@@ -348,7 +355,10 @@ export class E4Client {
       await this.#store.save(encodeClientState(next));
       this.#state = next;
       this.#derived = derived;
-      this.#topicCiphers.clear();
+      // Only the topics whose key changed or went away lose their prepared key.
+      for (const [hashHex, prepared] of this.#topicCiphers) {
+        if (next.topicKeys.get(hashHex) !== prepared.key) this.#topicCiphers.delete(hashHex);
+      }
       this.#pubKeyObjects.clear();
     }
     return { kind: 'command', command: copyCommand(command) };
