@@ -35,6 +35,7 @@ import {
 } from './client-state.ts';
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
 import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
+import { PreparedCache } from './prepared-cache.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
 
 /** How a client is identified: a 16-byte id, or a name whose hash is the id. */
@@ -82,6 +83,11 @@ function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
   commandKeyFromClient(privateKey, c2PublicKey);
 }
 
+/** Prepares a topic key (module level: no closure per message). */
+function prepareSivKey(key: Uint8Array): AesSivKey {
+  return new AesSivKey(key);
+}
+
 /**
  * An E4 device. Data messages are processed synchronously against the in-memory state; commands
  * are applied one at a time, saved, and only then visible, so a failed save loses nothing.
@@ -89,16 +95,10 @@ function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
 export class E4Client {
   #state: ClientState;
   #derived: DerivedKeys;
-  /**
-   * Prepared topic keys, each with the state's key array it was made from. The state is never
-   * changed in place (a command makes a new state, keeping the arrays of keys it left alone), so
-   * the same array means the same key: a command for one topic keeps the others prepared.
-   */
-  readonly #topicCiphers = new Map<
-    string,
-    { readonly key: Uint8Array; readonly cipher: AesSivKey }
-  >();
-  readonly #pubKeyObjects = new Map<string, KeyObject>();
+  /** Prepared topic keys (two AES contexts each), kept across commands that leave them alone. */
+  readonly #topicCiphers = new PreparedCache<AesSivKey>();
+  /** Key objects of peers' public keys (PK mode), likewise. */
+  readonly #pubKeyObjects = new PreparedCache<KeyObject>();
   /** Hex topic hash by topic name: hashing costs as much as encrypting a small message. */
   readonly #store: ClientStore;
   readonly #clock: Clock;
@@ -257,24 +257,15 @@ export class E4Client {
   #topicCipher(hashHex: string): AesSivKey | undefined {
     const key = this.#state.topicKeys.get(hashHex);
     if (key?.length !== KEY_LEN) return undefined;
-    const prepared = this.#topicCiphers.get(hashHex);
-    if (prepared?.key === key) return prepared.cipher;
-    const cipher = new AesSivKey(key);
-    this.#topicCiphers.set(hashHex, { key, cipher });
-    return cipher;
+    return this.#topicCiphers.get(hashHex, key, prepareSivKey);
   }
 
   #lookupPubKey = (idHex: string): KeyObject | undefined => {
     const material = this.#state.keyMaterial;
     if (material.mode !== 'public-key') return undefined;
-    let keyObject = this.#pubKeyObjects.get(idHex);
-    if (keyObject === undefined) {
-      const raw = material.pubKeys.get(idHex);
-      if (raw === undefined) return undefined;
-      keyObject = ed25519PublicKeyObject(raw);
-      this.#pubKeyObjects.set(idHex, keyObject);
-    }
-    return keyObject;
+    const raw = material.pubKeys.get(idHex);
+    if (raw === undefined) return undefined;
+    return this.#pubKeyObjects.get(idHex, raw, ed25519PublicKeyObject);
   };
 
   /**
@@ -355,11 +346,11 @@ export class E4Client {
       await this.#store.save(encodeClientState(next));
       this.#state = next;
       this.#derived = derived;
-      // Only the topics whose key changed or went away lose their prepared key.
-      for (const [hashHex, prepared] of this.#topicCiphers) {
-        if (next.topicKeys.get(hashHex) !== prepared.key) this.#topicCiphers.delete(hashHex);
-      }
-      this.#pubKeyObjects.clear();
+      // Only the keys this command changed or removed lose what was prepared from them.
+      this.#topicCiphers.prune(next.topicKeys);
+      this.#pubKeyObjects.prune(
+        next.keyMaterial.mode === 'public-key' ? next.keyMaterial.pubKeys : undefined,
+      );
     }
     return { kind: 'command', command: copyCommand(command) };
   }
