@@ -40,7 +40,10 @@
  *                         without a warm-up its first rounds would measure V8 compiling its code
  *   --no-kick-second      the second engine finds the rotation by polling the outbox (as a
  *                         second node does in production) instead of being kicked at once
- * plus the dispatcher's `--rounds` (default 3; 1 with `--quick`).
+ * plus the dispatcher's `--rounds` (default 3; 1 with `--quick`). The engines run with a node's
+ * delivery settings, its defaults or `E4C2_DELIVERY_BATCHES`, `E4C2_DELIVERY_BATCH_SIZE` and
+ * `E4C2_DELIVERY_PUBLISH_WINDOW` from the environment, as a node reads them; the baseline's
+ * window follows them (batches x publish window) unless `--baseline-window` is given.
  *
  * Mosquitto's default `max_queued_messages` is 1,000 per subscriber connection (plus 20 in
  * flight): beyond that a QoS 1 message to a slow subscriber connection is dropped. With at most

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { clientIdFromName, topicHash, toHex } from '../../e4/index.ts';
-import { DELIVERY_DEFAULTS as CONFIG_DEFAULTS } from '../../cluster/config/index.ts';
+import { DELIVERY_DEFAULTS as CONFIG_DEFAULTS, loadConfig } from '../../cluster/config/index.ts';
 import { InProcessLockService } from '../../cluster/coordination/index.ts';
 import {
   DeliveryEngine,
@@ -41,11 +41,27 @@ export const BENCH_MQTT_URL =
 /** Pool size of a node (`E4C2_DATABASE_POOL_MAX` default). */
 export const POOL_MAX = 10;
 
-/** Engine settings of a production node of role `all` (`bin/c2-node.ts`), from its defaults. */
+/** The variables of a node's delivery throughput settings, which the benchmark honours too. */
+const THROUGHPUT_VARIABLES = [
+  'E4C2_DELIVERY_BATCHES',
+  'E4C2_DELIVERY_BATCH_SIZE',
+  'E4C2_DELIVERY_PUBLISH_WINDOW',
+] as const;
+
+/**
+ * The delivery settings of the benchmark's engines, read as a node reads them: the defaults, or
+ * `E4C2_DELIVERY_BATCHES`, `_BATCH_SIZE` and `_PUBLISH_WINDOW` from the environment (the second
+ * engine's process inherits it). Invalid values fail the run with the node's own message.
+ */
+const NODE_DELIVERY = loadConfig(
+  Object.fromEntries(THROUGHPUT_VARIABLES.map((name) => [name, process.env[name]])),
+).delivery;
+
+/** Engine settings of a production node of role `all` (`bin/c2-node.ts`). */
 export const ENGINE_SETTINGS = {
-  concurrency: CONFIG_DEFAULTS.batches,
-  batchSize: CONFIG_DEFAULTS.batchSize,
-  claimBatch: CONFIG_DEFAULTS.batchSize,
+  concurrency: NODE_DELIVERY.batches,
+  batchSize: NODE_DELIVERY.batchSize,
+  claimBatch: NODE_DELIVERY.batchSize,
   pollIntervalMs: 1000,
   sweepIntervalMs: 30_000,
 } as const;
@@ -53,7 +69,7 @@ export const ENGINE_SETTINGS = {
 /** Batch settings of a production node (`bin/node-parts.ts` `deliveryDeps`). */
 export const SYNC_SETTINGS = {
   claimTtlMs: 15_000,
-  publishConcurrency: CONFIG_DEFAULTS.publishWindow,
+  publishConcurrency: NODE_DELIVERY.publishWindow,
 } as const;
 
 /** Delivery defaults of the configuration (`cluster/config/load-config.ts`). */
