@@ -122,7 +122,13 @@ class AttemptEvent implements DeliveryAttempt {
  */
 class CommandKeys {
   readonly #topicKeys = new Map<string, Uint8Array>();
-  readonly #c2Private = new Map<number, Uint8Array>();
+  /**
+   * C2 private keys by version, as promises: the round's concurrent sends share one opening
+   * (each opening its own would leave copies that are never wiped).
+   */
+  readonly #c2Private = new Map<number, Promise<Uint8Array>>();
+  /** Every C2 private key opened, to wipe. */
+  readonly #opened: Uint8Array[] = [];
 
   private constructor(private readonly deps: BatchSyncDeps) {}
 
@@ -211,21 +217,29 @@ class CommandKeys {
     const c2Version = device.c2KeyVersion ?? 1;
     let c2 = this.#c2Private.get(c2Version);
     if (c2 === undefined) {
-      const row = await this.deps.store.read.journal.c2Key(c2Version);
-      if (row === undefined) throw new Error(`C2 key version ${c2Version} not found`);
-      c2 = await this.deps.sealer.open(row.sealedPrivate, bindings.c2Key(c2Version));
+      c2 = this.#openC2Key(c2Version);
       this.#c2Private.set(c2Version, c2);
     }
+    const c2Private = await c2;
     if (identity.publicKey === null) throw new Error('no public key'); // left out by plan()
-    return commandKeyForClient(c2, identity.publicKey);
+    return commandKeyForClient(c2Private, identity.publicKey);
+  }
+
+  async #openC2Key(version: number): Promise<Uint8Array> {
+    const row = await this.deps.store.read.journal.c2Key(version);
+    if (row === undefined) throw new Error(`C2 key version ${version} not found`);
+    const key = await this.deps.sealer.open(row.sealedPrivate, bindings.c2Key(version));
+    this.#opened.push(key);
+    return key;
   }
 
   /** Wipes every key opened for the round. */
   wipe(): void {
     for (const key of this.#topicKeys.values()) key.fill(0);
-    for (const key of this.#c2Private.values()) key.fill(0);
+    for (const key of this.#opened) key.fill(0);
     this.#topicKeys.clear();
     this.#c2Private.clear();
+    this.#opened.length = 0;
   }
 }
 

@@ -7,7 +7,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { parseCommand, randomSymKey, unprotectSymKey } from '../../../e4/index.ts';
+import {
+  commandKeyFromClient,
+  ed25519KeyFromSeed,
+  fromHex,
+  parseCommand,
+  randomSymKey,
+  unprotectSymKey,
+} from '../../../e4/index.ts';
 import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
 import type { KeySealer } from '../../domain/index.ts';
 import { PgDelivery } from '../../storage/index.ts';
@@ -190,5 +197,70 @@ void describe('batched delivery', () => {
       [ids],
     );
     assert.equal((remaining.rows[0] as { n: number }).n, 0);
+  });
+});
+
+void describe('batched delivery, public-key mode', () => {
+  let h: C2Harness;
+  before(async () => {
+    h = await startHarness({ mode: 'pubkey', start: false });
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  void it('opens the C2 private key once per round however many sends run at once', async () => {
+    const topic = `pk-fanout-${randomBytes(4).toString('hex')}`;
+    await h.service.newTopic(ctx, topic);
+    const c2 = fromHex((await h.service.c2PublicKey()).publicKey);
+    const ids: string[] = [];
+    const commandKeys = new Map<string, Uint8Array>();
+    for (let i = 0; i < 12; i++) {
+      const name = `${topic}-dev-${i}`;
+      const privateKey = ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+      await h.service.newClient(ctx, name, privateKey.slice(32));
+      await h.service.newTopicClient(ctx, name, topic);
+      const row = await h.store.read.clients.byName(name);
+      assert.ok(row);
+      ids.push(row.id);
+      commandKeys.set(
+        `e4/${Buffer.from(row.e4Id).toString('hex')}`,
+        commandKeyFromClient(privateKey, c2),
+      );
+    }
+    const opened: string[] = [];
+    const inner = h.service.deps.sealer;
+    const sealer: KeySealer = {
+      seal: (plaintext, binding) => inner.seal(plaintext, binding),
+      open: (sealed, binding) => {
+        opened.push(binding.table);
+        return inner.open(sealed, binding);
+      },
+    };
+    const publisher = new RecordingPublisher();
+    const now = Date.now();
+    const outcome = await syncBatch(
+      {
+        store: h.store,
+        sealer,
+        mode: 'pubkey',
+        publisher,
+        clock: () => now,
+        sleep: () => Promise.resolve(),
+        policy: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50, deadlineMs: 60_000 },
+        delivery: new PgDelivery(h.schema.pool),
+        owner: 'node-pk',
+        claimTtlMs: 30_000,
+        publishConcurrency: 16,
+      },
+      ids,
+    );
+    assert.equal(outcome.delivered, 12);
+    assert.equal(opened.filter((t) => t === 'c2_keys').length, 1, 'one opening for the round');
+    for (const { topic: control, payload } of publisher.sent) {
+      const key = commandKeys.get(control);
+      assert.ok(key, 'sent to a member control topic');
+      assert.equal(parseCommand(unprotectSymKey(payload, key, () => now)).type, 'SetTopicKey');
+    }
   });
 });
