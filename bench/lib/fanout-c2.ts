@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { clientIdFromName, topicHash, toHex } from '../../e4/index.ts';
-import { DELIVERY_DEFAULTS as CONFIG_DEFAULTS, loadConfig } from '../../cluster/config/index.ts';
+import { loadConfig } from '../../cluster/config/index.ts';
 import { InProcessLockService } from '../../cluster/coordination/index.ts';
 import {
   DeliveryEngine,
@@ -51,9 +51,10 @@ const THROUGHPUT_VARIABLES = [
 /**
  * The delivery settings of the benchmark's engines, read as a node reads them: the defaults, or
  * `E4C2_DELIVERY_BATCHES`, `_BATCH_SIZE` and `_PUBLISH_WINDOW` from the environment (the second
- * engine's process inherits it). Invalid values fail the run with the node's own message.
+ * engine's process inherits it); retries and PUBACK timeout at their defaults. Invalid values
+ * fail the run with the node's own message.
  */
-const NODE_DELIVERY = loadConfig(
+export const NODE_DELIVERY = loadConfig(
   Object.fromEntries(THROUGHPUT_VARIABLES.map((name) => [name, process.env[name]])),
 ).delivery;
 
@@ -70,15 +71,6 @@ export const ENGINE_SETTINGS = {
 export const SYNC_SETTINGS = {
   claimTtlMs: 15_000,
   publishConcurrency: NODE_DELIVERY.publishWindow,
-} as const;
-
-/** Delivery defaults of the configuration (`cluster/config/load-config.ts`). */
-export const DELIVERY_DEFAULTS = {
-  pubackTimeoutMs: CONFIG_DEFAULTS.pubackTimeoutMs,
-  maxAttempts: CONFIG_DEFAULTS.maxAttempts,
-  initialBackoffMs: CONFIG_DEFAULTS.backoffInitialMs,
-  maxBackoffMs: CONFIG_DEFAULTS.backoffMaxMs,
-  deadlineMs: CONFIG_DEFAULTS.deadlineMs,
 } as const;
 
 /** Most publishes awaiting their PUBACK at once in one engine (batches x per batch). */
@@ -162,10 +154,10 @@ export function syncDeps(
     clock: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     policy: {
-      maxAttempts: DELIVERY_DEFAULTS.maxAttempts,
-      initialBackoffMs: DELIVERY_DEFAULTS.initialBackoffMs,
-      maxBackoffMs: DELIVERY_DEFAULTS.maxBackoffMs,
-      deadlineMs: DELIVERY_DEFAULTS.deadlineMs,
+      maxAttempts: NODE_DELIVERY.maxAttempts,
+      initialBackoffMs: NODE_DELIVERY.backoffInitialMs,
+      maxBackoffMs: NODE_DELIVERY.backoffMaxMs,
+      deadlineMs: NODE_DELIVERY.deadlineMs,
     },
     onAttempt: (a) => {
       acks.record(a.outcome);
@@ -192,7 +184,7 @@ export function connectPublisher(url: string, name: string): Promise<MqttCommand
   return MqttCommandPublisher.connect({
     url,
     clientId: `${name}-${randomBytes(3).toString('hex')}`,
-    pubackTimeoutMs: DELIVERY_DEFAULTS.pubackTimeoutMs,
+    pubackTimeoutMs: NODE_DELIVERY.pubackTimeoutMs,
   });
 }
 

@@ -192,8 +192,8 @@ export class PgDelivery implements DeliveryRepository {
     if (clientIds.length === 0) return [];
     const found = await rows(
       this.db,
-      `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version, c.delivered_key_version, c.c2_key_version,
-         c.delivery_epoch,
+      `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version,
+         c.delivered_key_version, c.c2_key_version, c.delivery_epoch,
          (c.status <> 'active'
            OR c.delivered_key_version < c.key_version
            OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
@@ -222,16 +222,17 @@ export class PgDelivery implements DeliveryRepository {
     );
     // A fan-out's devices share their topic: one hash object per topic, not per device.
     const hashes = new Map<string, Uint8Array>();
+    const hashOf = (hex: string): Uint8Array => {
+      let hash = hashes.get(hex);
+      if (hash === undefined) {
+        hash = new Uint8Array(Buffer.from(hex, 'hex'));
+        hashes.set(hex, hash);
+      }
+      return hash;
+    };
     return found.map((r) => {
       const hashHex = strOrNull(r, 'topic_hash_hex');
-      let hash: Uint8Array | null = null;
-      if (hashHex !== null) {
-        hash = hashes.get(hashHex) ?? null;
-        if (hash === null) {
-          hash = new Uint8Array(Buffer.from(hashHex, 'hex'));
-          hashes.set(hashHex, hash);
-        }
-      }
+      const hash = hashHex === null ? null : hashOf(hashHex);
       const sealed = bytesOrNull(r, 'identity_sealed');
       const clientId = str(r, 'id');
       const deliveredKeyVersion = int(r, 'delivered_key_version');
