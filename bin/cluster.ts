@@ -20,7 +20,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -282,6 +282,40 @@ export function freePort(host: string): Promise<number> {
       });
     });
   });
+}
+
+/**
+ * `count` distinct free ports on `host`. Each is held until all are chosen: picked one at a time,
+ * the kernel may hand out a port again once its probe is closed, and two services of a plan then
+ * collide (a chaos run's load balancer got the port of a Redlock Redis started before it).
+ */
+export async function freePorts(host: string, count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(0, host, resolveListen);
+      });
+    }
+    return servers.map((s) => {
+      const address = s.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    });
+  } finally {
+    await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolveClose) =>
+            s.close(() => {
+              resolveClose();
+            }),
+          ),
+      ),
+    );
+  }
 }
 
 /** True when `port` can be bound on `host` now. */
@@ -592,20 +626,19 @@ export class LocalCluster {
       return `${role}-${count[role]}`;
     });
     if (p === 0) {
-      const pick = (): Promise<number> => freePort(host);
-      const nodes: NodePlan[] = [];
-      for (const [i, role] of roles.entries()) {
-        nodes.push({
-          name: names[i] ?? role,
-          role,
-          grpcPort: role === 'api' ? await pick() : 0,
-          httpPort: role === 'api' ? await pick() : 0,
-          metricsPort: await pick(),
-        });
-      }
-      const redlock = [];
-      for (let i = 0; i < (options.redlock === 3 ? 3 : 0); i++) redlock.push(await pick());
-      return { lbGrpc: await pick(), lbHttp: await pick(), redlock, nodes };
+      const redlockCount = options.redlock === 3 ? 3 : 0;
+      const needed = 2 + redlockCount + roles.reduce((n, r) => n + (r === 'api' ? 3 : 1), 0);
+      const free = await freePorts(host, needed);
+      const pick = (): number => free.pop() ?? 0;
+      const nodes: NodePlan[] = roles.map((role, i) => ({
+        name: names[i] ?? role,
+        role,
+        grpcPort: role === 'api' ? pick() : 0,
+        httpPort: role === 'api' ? pick() : 0,
+        metricsPort: pick(),
+      }));
+      const redlock = Array.from({ length: redlockCount }, pick);
+      return { lbGrpc: pick(), lbHttp: pick(), redlock, nodes };
     }
     const nodes = roles.map((role, i) => {
       const at = p + 10 * (i + 1);

@@ -8,26 +8,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { freePorts } from '../cluster.ts';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
 import { testNodeEnv } from './support/node-env.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        resolve(typeof address === 'object' && address !== null ? address.port : 0);
-      });
-    });
-  });
-}
 
 interface RunningNode {
   readonly child: ChildProcess;
@@ -35,7 +22,7 @@ interface RunningNode {
 }
 
 async function startNode(schema: string, passphrase: string): Promise<RunningNode> {
-  const [grpc, http, metrics] = [await freePort(), await freePort(), await freePort()];
+  const [grpc, http, metrics] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
     env: testNodeEnv({
       schema,

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
-import { freePort } from '../cluster.ts';
+import { freePorts } from '../cluster.ts';
 import { testNodeEnv } from './support/node-env.ts';
 
 /** One KEK for the file's nodes: they share a schema, and its data keys are wrapped by it. */
@@ -25,11 +25,7 @@ interface Started {
 }
 
 async function spawnNode(schema: string): Promise<Started> {
-  const [grpc, http, metrics] = [
-    await freePort('127.0.0.1'),
-    await freePort('127.0.0.1'),
-    await freePort('127.0.0.1'),
-  ];
+  const [grpc, http, metrics] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
     env: testNodeEnv({
       schema,
