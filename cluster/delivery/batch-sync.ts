@@ -4,9 +4,10 @@
  * revocation to send — is planned, protected and recorded for the whole batch with a handful of
  * round trips, and every other case (resets, identity or C2 keys, peer keys, failures and their
  * capped retries) goes through the per-device {@link syncDevice}. Both paths read the current
- * desired state at send time, protect afresh and record monotonically. The statement that records
- * a round also ends the claims of the devices it leaves with nothing pending, so a fan-out costs
- * four statements per batch: claim, plan, topic key, record-and-release.
+ * desired state at send time, protect afresh and record monotonically. The statement that claims
+ * a batch also plans its first round, and the statement that records a round also ends the claims
+ * of the devices it leaves with nothing pending, so a fan-out costs three statements per batch:
+ * claim-and-plan, topic key, record-and-release.
  */
 import {
   commandId,
@@ -253,7 +254,9 @@ export async function syncBatch(
   shouldStop: () => boolean = () => false,
 ): Promise<BatchOutcome> {
   const unique = [...new Set(clientIds)];
-  const claimedIds = await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs);
+  // The first round's plan comes with the claim, in the same statement.
+  const firstPlan = await deps.delivery.claimAndPlan(unique, deps.owner, deps.claimTtlMs);
+  const claimedIds = firstPlan.map((d) => d.clientId);
   // Claims still ours to end: a delivery record ends most of them in its own statement.
   const held = new Set(claimedIds);
   const busy = unique.filter((id) => !held.has(id));
@@ -265,7 +268,7 @@ export async function syncBatch(
     const slow: string[] = [];
     const failedOnce = new Set<string>();
     for (let round = 0; round < MAX_ROUNDS && active.length > 0 && !shouldStop(); round++) {
-      const plan = await deps.delivery.planBatch(active);
+      const plan = round === 0 ? firstPlan : await deps.delivery.planBatch(active);
       const simple: DeviceBatchRow[] = [];
       for (const device of plan) {
         if (device.otherWork) slow.push(device.clientId);
@@ -289,6 +292,8 @@ export async function syncBatch(
               version: p.delivery.version,
               epoch: p.delivery.epoch,
               commandId: sentId,
+              // Nothing else was pending: the record ends the claim.
+              lastPending: p.device.pendingTopics === 1,
             });
           } catch (err) {
             const error = err instanceof Error ? err.message : String(err);

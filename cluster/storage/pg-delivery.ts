@@ -5,7 +5,7 @@
  */
 import { bigintArrayParam, byteaArrayParam, intArrayParam } from './pg-arrays.ts';
 import type { Queryable } from './pool.ts';
-import { buf, bytes, bytesOrNull, int, rows, str, strOrNull } from './pg-rows.ts';
+import { buf, bytes, bytesOrNull, int, rows, str, strOrNull, type Row } from './pg-rows.ts';
 
 /** What a batch plan needs to know of one device. */
 export interface DeviceBatchRow {
@@ -21,6 +21,11 @@ export interface DeviceBatchRow {
   readonly otherWork: boolean;
   /** The identity key version `deliveredKeyVersion`, as stored (the key commands go under). */
   readonly identity: SealedVersion | null;
+  /**
+   * How many topic memberships are pending, the one in `topic` included (0 when `topic` is
+   * null). A delivery of the only one leaves the device with nothing to send, as the plan saw it.
+   */
+  readonly pendingTopics: number;
   /** The next pending topic membership, if any. */
   readonly topic: {
     readonly topicHash: Uint8Array;
@@ -46,6 +51,11 @@ export interface TopicDelivery {
   readonly epoch: number;
   /** Hash of the protected command sent (a device's receipt names it). */
   readonly commandId?: Uint8Array;
+  /**
+   * The plan saw nothing else pending for the device: recording this delivery ends the sender's
+   * claim (see {@link DeliveryRepository.recordAndRelease}).
+   */
+  readonly lastPending?: boolean;
 }
 
 /** Delivery hot-path repository (storage port); see {@link PgDelivery}. */
@@ -62,13 +72,24 @@ export interface DeliveryRepository {
    * renewal racing a release must not claim the device again).
    */
   renew(clientIds: readonly string[], owner: string, ttlMs: number): Promise<void>;
+  /** What each device has pending (read in one snapshot), in no particular order. */
   planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]>;
+  /**
+   * {@link claim} and {@link planBatch} in one statement: claims the devices as `claim` does and
+   * returns the plan of those claimed (the others are busy elsewhere).
+   */
+  claimAndPlan(
+    clientIds: readonly string[],
+    owner: string,
+    ttlMs: number,
+  ): Promise<DeviceBatchRow[]>;
   topicKeys(pairs: ReadonlyArray<{ topicId: string; version: number }>): Promise<SealedVersion[]>;
   /**
    * Records deliveries monotonically (R7), skipping devices whose epoch moved, and in the same
-   * statement ends `owner`'s claim on each device whose delivery was recorded and that has
-   * nothing else pending (what the statement itself recorded aside). One row version of
-   * `clients` per device for both.
+   * statement ends `owner`'s claim on each device whose delivery was recorded and is marked
+   * {@link TopicDelivery.lastPending}. One row version of `clients` per device for both. Work
+   * committed after the plan's snapshot is not missed: its outbox row brings the device back, as
+   * after any release (the engine retries a device that is still claimed a little later).
    * @returns how many were recorded, and the devices whose claim was ended
    */
   recordAndRelease(
@@ -90,19 +111,23 @@ export interface DeliveryRepository {
 }
 
 /**
- * The recording part of the delivery statements, parameters $1-$6 of {@link deliveryParams}:
- * `done` lists the devices whose delivery was recorded, monotonically (R7), for deliveries
- * planned in the device's current epoch only. Each table is also filtered by `= ANY($1)`, which
- * is redundant with the joins: without it the planner, misjudging the size of the unnested
- * arrays, often hashes the whole table (every client, every membership) for a batch of a few
- * hundred devices.
+ * Records deliveries and ends claims, parameters $1-$7 of {@link deliveryParams} and the owner
+ * ($8). `current` keeps the deliveries planned in the device's current epoch only; `delivered`
+ * records them monotonically (R7) and says whether the membership is now up to date (a rotation
+ * committed since the plan leaves it pending); `revoked` deletes revoked memberships. A device
+ * whose delivery was recorded is touched once: its last delivery time, and the end of `owner`'s
+ * claim when the plan saw nothing else pending for it and its membership is up to date.
+ *
+ * Each table is also filtered by `= ANY($1)`, which is redundant with the joins: without it the
+ * planner, misjudging the size of the unnested arrays, often hashes the whole table (every
+ * client, every membership) for a batch of a few hundred devices.
  */
-const RECORD_CTES = `WITH d AS (
-    SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
-      AS d(client_id, topic_hash, topic_id, version, epoch, command_id)
+const RECORD_AND_RELEASE = `WITH d AS (
+    SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[],
+      $6::bytea[], $7::bool[])
+      AS d(client_id, topic_hash, topic_id, version, epoch, command_id, last_pending)
   ), current AS (
-    SELECT d.*, c.status, c.key_version, c.delivered_key_version, c.c2_key_version
-    FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
+    SELECT d.* FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
     WHERE c.id = ANY($1::bigint[])
   ), delivered AS (
     UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now(),
@@ -111,17 +136,27 @@ const RECORD_CTES = `WITH d AS (
     WHERE cur.version > 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
       AND dt.topic_id = cur.topic_id AND dt.delivered_version < cur.version
       AND dt.client_id = ANY($1::bigint[])
-    RETURNING dt.client_id
+    RETURNING dt.client_id, cur.last_pending AND dt.desired_version = cur.version AS release
   ), revoked AS (
     DELETE FROM device_topics dt USING current cur
     WHERE cur.version = 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
       AND dt.desired_version = 0 AND dt.client_id = ANY($1::bigint[])
-    RETURNING dt.client_id
+    RETURNING dt.client_id, cur.last_pending AS release
   ), done AS (
-    SELECT client_id FROM delivered UNION SELECT client_id FROM revoked
-  )`;
+    SELECT client_id, bool_and(release) AS release
+    FROM (SELECT * FROM delivered UNION ALL SELECT * FROM revoked) x GROUP BY client_id
+  ), touched AS (
+    UPDATE clients c SET last_delivery_at = now(),
+      inflight_owner = CASE WHEN c.inflight_owner = $8 AND done.release
+        THEN NULL ELSE c.inflight_owner END,
+      inflight_until = CASE WHEN c.inflight_owner = $8 AND done.release
+        THEN NULL ELSE c.inflight_until END
+    FROM done WHERE c.id = done.client_id AND c.id = ANY($1::bigint[])
+    RETURNING c.id, c.inflight_owner IS NULL AS released
+  )
+  SELECT id, released FROM touched`;
 
-/** The parameters of {@link RECORD_CTES}, one array per column. */
+/** The parameters of {@link RECORD_AND_RELEASE} but the owner, one array per column. */
 function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
   const n = deliveries.length;
   const clientIds = new Array<string>(n);
@@ -130,6 +165,7 @@ function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
   const versions = new Array<number>(n);
   const epochs = new Array<number>(n);
   const commandIds = new Array<Uint8Array | null>(n);
+  const lastPending = new Array<boolean>(n);
   for (let i = 0; i < n; i++) {
     const d = deliveries[i] as TopicDelivery;
     clientIds[i] = d.clientId;
@@ -138,6 +174,7 @@ function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
     versions[i] = d.version;
     epochs[i] = d.epoch;
     commandIds[i] = d.commandId ?? null;
+    lastPending[i] = d.lastPending === true;
   }
   return [
     bigintArrayParam(clientIds),
@@ -147,7 +184,92 @@ function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
     intArrayParam(versions),
     intArrayParam(epochs),
     byteaArrayParam(commandIds),
+    `{${lastPending.map((b) => (b ? 't' : 'f')).join(',')}}`,
   ];
+}
+
+/**
+ * What a plan reads of each device in `c` (the devices' `clients` rows, or the rows a claim
+ * just updated): the device's own state, whether anything but topic keys is pending, its
+ * identity key and its next pending topic membership with the number pending.
+ */
+function planSelect(from: string): string {
+  return `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version,
+         c.delivered_key_version, c.c2_key_version, c.delivery_epoch,
+         (c.status <> 'active'
+           OR c.delivered_key_version < c.key_version
+           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
+           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id)
+           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
+                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
+         ) AS other_work,
+         encode(t.topic_hash, 'hex') AS topic_hash_hex, t.topic_id, t.desired_version, t.pending,
+         k.sealed AS identity_sealed, k.public_key AS identity_public_key
+       FROM ${from}
+       -- OFFSET 0 keeps this lookup a primary-key probe per device: flattened into a join, it
+       -- is often planned as a hash of every key in the table.
+       LEFT JOIN LATERAL (
+         SELECT k.sealed, k.public_key FROM client_keys k
+         WHERE k.client_id = c.id AND k.version = c.delivered_key_version
+         OFFSET 0
+       ) k ON true
+       -- The window counts the device's pending memberships before LIMIT keeps the first.
+       LEFT JOIN LATERAL (
+         SELECT dt.topic_hash, dt.topic_id, dt.desired_version, count(*) OVER () AS pending
+         FROM device_topics dt
+         WHERE dt.client_id = c.id
+           AND (dt.desired_version = 0 OR dt.delivered_version < dt.desired_version)
+         ORDER BY (dt.desired_version = 0) DESC, dt.topic_hash LIMIT 1
+       ) t ON true`;
+}
+
+/** Plan rows ({@link planSelect}) as {@link DeviceBatchRow}s. */
+function toBatchRows(found: readonly Row[]): DeviceBatchRow[] {
+  // A fan-out's devices share their topic: one hash object per topic, not per device.
+  const hashes = new Map<string, Uint8Array>();
+  const hashOf = (hex: string): Uint8Array => {
+    let hash = hashes.get(hex);
+    if (hash === undefined) {
+      hash = new Uint8Array(Buffer.from(hex, 'hex'));
+      hashes.set(hex, hash);
+    }
+    return hash;
+  };
+  return found.map((r) => {
+    const hashHex = strOrNull(r, 'topic_hash_hex');
+    const hash = hashHex === null ? null : hashOf(hashHex);
+    const sealed = bytesOrNull(r, 'identity_sealed');
+    const clientId = str(r, 'id');
+    const deliveredKeyVersion = int(r, 'delivered_key_version');
+    return {
+      clientId,
+      e4IdHex: str(r, 'e4_id_hex'),
+      status: str(r, 'status') as DeviceBatchRow['status'],
+      keyVersion: int(r, 'key_version'),
+      deliveredKeyVersion,
+      c2KeyVersion: r['c2_key_version'] === null ? null : int(r, 'c2_key_version'),
+      deliveryEpoch: int(r, 'delivery_epoch'),
+      otherWork: r['other_work'] === true,
+      identity:
+        sealed === null
+          ? null
+          : {
+              ownerId: clientId,
+              version: deliveredKeyVersion,
+              sealed,
+              publicKey: bytesOrNull(r, 'identity_public_key'),
+            },
+      pendingTopics: hash === null ? 0 : int(r, 'pending'),
+      topic:
+        hash === null
+          ? null
+          : {
+              topicHash: hash,
+              topicId: strOrNull(r, 'topic_id'),
+              desiredVersion: int(r, 'desired_version'),
+            },
+    };
+  });
 }
 
 /** PostgreSQL {@link DeliveryRepository}. */
@@ -190,80 +312,36 @@ export class PgDelivery implements DeliveryRepository {
 
   async planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]> {
     if (clientIds.length === 0) return [];
-    const found = await rows(
-      this.db,
-      `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version,
-         c.delivered_key_version, c.c2_key_version, c.delivery_epoch,
-         (c.status <> 'active'
-           OR c.delivered_key_version < c.key_version
-           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
-           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id)
-           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
-                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
-         ) AS other_work,
-         encode(t.topic_hash, 'hex') AS topic_hash_hex, t.topic_id, t.desired_version,
-         k.sealed AS identity_sealed, k.public_key AS identity_public_key
-       FROM clients c
-       -- OFFSET 0 keeps this lookup a primary-key probe per device: flattened into a join, it
-       -- is often planned as a hash of every key in the table.
-       LEFT JOIN LATERAL (
-         SELECT k.sealed, k.public_key FROM client_keys k
-         WHERE k.client_id = c.id AND k.version = c.delivered_key_version
-         OFFSET 0
-       ) k ON true
-       LEFT JOIN LATERAL (
-         SELECT dt.topic_hash, dt.topic_id, dt.desired_version FROM device_topics dt
-         WHERE dt.client_id = c.id
-           AND (dt.desired_version = 0 OR dt.delivered_version < dt.desired_version)
-         ORDER BY (dt.desired_version = 0) DESC, dt.topic_hash LIMIT 1
-       ) t ON true
-       WHERE c.id = ANY($1::bigint[])`,
-      [bigintArrayParam(clientIds)],
+    return toBatchRows(
+      await rows(this.db, `${planSelect('clients c')} WHERE c.id = ANY($1::bigint[])`, [
+        bigintArrayParam(clientIds),
+      ]),
     );
-    // A fan-out's devices share their topic: one hash object per topic, not per device.
-    const hashes = new Map<string, Uint8Array>();
-    const hashOf = (hex: string): Uint8Array => {
-      let hash = hashes.get(hex);
-      if (hash === undefined) {
-        hash = new Uint8Array(Buffer.from(hex, 'hex'));
-        hashes.set(hex, hash);
-      }
-      return hash;
-    };
-    return found.map((r) => {
-      const hashHex = strOrNull(r, 'topic_hash_hex');
-      const hash = hashHex === null ? null : hashOf(hashHex);
-      const sealed = bytesOrNull(r, 'identity_sealed');
-      const clientId = str(r, 'id');
-      const deliveredKeyVersion = int(r, 'delivered_key_version');
-      return {
-        clientId,
-        e4IdHex: str(r, 'e4_id_hex'),
-        status: str(r, 'status') as DeviceBatchRow['status'],
-        keyVersion: int(r, 'key_version'),
-        deliveredKeyVersion,
-        c2KeyVersion: r['c2_key_version'] === null ? null : int(r, 'c2_key_version'),
-        deliveryEpoch: int(r, 'delivery_epoch'),
-        otherWork: r['other_work'] === true,
-        identity:
-          sealed === null
-            ? null
-            : {
-                ownerId: clientId,
-                version: deliveredKeyVersion,
-                sealed,
-                publicKey: bytesOrNull(r, 'identity_public_key'),
-              },
-        topic:
-          hash === null
-            ? null
-            : {
-                topicHash: hash,
-                topicId: strOrNull(r, 'topic_id'),
-                desiredVersion: int(r, 'desired_version'),
-              },
-      };
-    });
+  }
+
+  async claimAndPlan(
+    clientIds: readonly string[],
+    owner: string,
+    ttlMs: number,
+  ): Promise<DeviceBatchRow[]> {
+    if (clientIds.length === 0) return [];
+    // The plan reads the rows as the claim left them (RETURNING); the other tables it reads are
+    // not written here, so the statement's snapshot is the plan's.
+    return toBatchRows(
+      await rows(
+        this.db,
+        `WITH claimed AS (
+           UPDATE clients SET inflight_owner = $2,
+             inflight_until = now() + make_interval(secs => $3::double precision / 1000)
+           WHERE id = ANY($1::bigint[])
+             AND (inflight_until IS NULL OR inflight_until < now() OR inflight_owner = $2)
+           RETURNING id, e4_id, status, key_version, delivered_key_version, c2_key_version,
+             delivery_epoch
+         )
+         ${planSelect('claimed c')}`,
+        [bigintArrayParam(clientIds), owner, ttlMs],
+      ),
+    );
   }
 
   async topicKeys(
@@ -291,36 +369,7 @@ export class PgDelivery implements DeliveryRepository {
     owner: string,
   ): Promise<{ recorded: number; released: string[] }> {
     if (deliveries.length === 0) return { recorded: 0, released: [] };
-    // `more` reads the statement's snapshot, in which the rows recorded here still look pending:
-    // it leaves out exactly the (membership, version) each device was sent. Only devices recorded
-    // here (a subset of `current`) are released. Work committed after the snapshot is not seen;
-    // its outbox row brings the device back, as after any release.
-    const found = await rows(
-      this.db,
-      `${RECORD_CTES}, more AS (
-         SELECT cur.client_id AS id FROM current cur
-         WHERE cur.status <> 'active'
-           OR cur.delivered_key_version < cur.key_version
-           OR (cur.c2_key_version IS NOT NULL
-               AND cur.c2_key_version < (SELECT max(version) FROM c2_keys))
-           OR EXISTS (SELECT 1 FROM device_commands x WHERE x.client_id = cur.client_id)
-           OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = cur.client_id
-                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version))
-           OR EXISTS (SELECT 1 FROM device_topics t WHERE t.client_id = cur.client_id
-                      AND (t.desired_version = 0 OR t.delivered_version < t.desired_version)
-                      AND NOT (t.topic_hash = cur.topic_hash AND t.desired_version = cur.version))
-       ), touched AS (
-         UPDATE clients c SET last_delivery_at = now(),
-           inflight_owner = CASE WHEN c.inflight_owner = $7 AND c.id NOT IN (SELECT id FROM more)
-             THEN NULL ELSE c.inflight_owner END,
-           inflight_until = CASE WHEN c.inflight_owner = $7 AND c.id NOT IN (SELECT id FROM more)
-             THEN NULL ELSE c.inflight_until END
-         WHERE c.id IN (SELECT client_id FROM done)
-         RETURNING c.id, c.inflight_owner IS NULL AS released
-       )
-       SELECT id, released FROM touched`,
-      [...deliveryParams(deliveries), owner],
-    );
+    const found = await rows(this.db, RECORD_AND_RELEASE, [...deliveryParams(deliveries), owner]);
     const released: string[] = [];
     for (const r of found) if (r['released'] === true) released.push(str(r, 'id'));
     return { recorded: found.length, released };

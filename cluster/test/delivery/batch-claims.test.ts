@@ -87,6 +87,7 @@ void describe('claims of the batched delivery path', () => {
         version: p.topic.desiredVersion,
         epoch: p.deliveryEpoch,
         commandId: new Uint8Array(16),
+        lastPending: p.pendingTopics === 1,
       };
     });
   }
@@ -145,6 +146,48 @@ void describe('claims of the batched delivery path', () => {
     assert.equal(held.get(taken), 'node-b');
     await delivery.release([stale], 'node-a');
     await delivery.release([taken], 'node-b');
+  });
+
+  void it('claims and plans in one statement, leaving devices another owner holds', async () => {
+    const { ids } = await fleet(3, 2);
+    const [taken, ...free] = ids;
+    assert.ok(taken !== undefined);
+    await delivery.claim([taken], 'node-b', 30_000);
+    const plan = await delivery.claimAndPlan(ids, 'node-a', 30_000);
+    assert.deepEqual(plan.map((p) => p.clientId).sort(), [...free].sort());
+    for (const p of plan) {
+      assert.equal(p.pendingTopics, 2, 'both memberships are pending');
+      assert.ok(p.topic && p.identity, 'the plan names the next topic and the identity key');
+    }
+    const held = await owners(ids);
+    assert.equal(held.get(taken), 'node-b');
+    for (const id of free) assert.equal(held.get(id), 'node-a');
+    await delivery.release(free, 'node-a');
+    await delivery.release([taken], 'node-b');
+  });
+
+  void it('a rotation committed after the plan keeps the claim of the device it concerns', async () => {
+    const { ids } = await fleet(1, 1);
+    const [id] = ids;
+    assert.ok(id !== undefined);
+    const plan = await delivery.claimAndPlan(ids, 'node-a', 30_000);
+    const planned = plan[0]?.topic;
+    assert.ok(planned?.topicId);
+    // The topic rotates while its previous version is on its way to the device.
+    const topic = await h.store.read.topics.byId(planned.topicId);
+    assert.ok(topic);
+    await h.service.rotateTopicKey(ctx, topic.name);
+    const result = await delivery.recordAndRelease(deliveriesOf(plan), 'node-a');
+    assert.deepEqual(
+      [result.recorded, result.released],
+      [1, []],
+      'recorded, but the membership is pending again: the claim stays',
+    );
+    assert.equal((await owners(ids)).get(id), 'node-a');
+    const next = await delivery.planBatch(ids);
+    assert.equal(next[0]?.topic?.desiredVersion, planned.desiredVersion + 1);
+    const last = await delivery.recordAndRelease(deliveriesOf(next), 'node-a');
+    assert.deepEqual(last.released, ids, 'the new version recorded, the claim ends');
   });
 
   void it('a renewal extends only claims its owner still holds', async () => {
