@@ -104,8 +104,10 @@ export async function readDatabase(url: string, scope: Scope): Promise<DatabaseS
     const outbox = (
       await db.query<{ id: string; age_ms: number }>(
         `SELECT o.id::text, (extract(epoch FROM now() - o.created_at) * 1000)::int AS age_ms
-         FROM outbox o WHERE o.client_id = ANY($1)`,
-        [ids],
+         FROM outbox o
+         WHERE o.client_id = ANY($1)
+           OR o.topic_id IN (SELECT id FROM topics WHERE name = ANY($2))`,
+        [ids, scope.topics],
       )
     ).rows;
     const c2Keys = (

@@ -96,11 +96,12 @@ export class DeliveryEngine {
     do {
       try {
         for (;;) {
-          const clients = await this.store.transaction((tx) =>
-            tx.journal.claimOutbox(this.options.claimBatch),
+          const claimed = await this.store.transaction((tx) =>
+            tx.journal.claimOutboxRows(this.options.claimBatch),
           );
-          this.enqueue(clients);
-          if (clients.length < this.options.claimBatch || !this.#isRunning()) break;
+          this.enqueue(claimed.clientIds);
+          // Paged by outbox rows: a rotation's one row stands for all its pending members.
+          if (claimed.rows < this.options.claimBatch || !this.#isRunning()) break;
         }
       } catch (err) {
         this.options.onError(err, 'outbox claim');

@@ -31,9 +31,11 @@ export const EVENT_CHANNEL = 'e4c2_events';
 /** Journal repository (storage port); see {@link PgJournal}. */
 export interface JournalRepository {
   enqueue(clientId: string, reason: string): Promise<void>;
-  /** Removes up to `limit` outbox rows (skipping rows other relays hold) and returns their clients. */
-  claimOutbox(limit: number): Promise<string[]>;
-  /** Like {@link claimOutbox}, also saying how many rows were claimed (a relay's paging). */
+  /**
+   * Removes up to `limit` outbox rows (skipping rows other relays hold). @returns how many rows
+   * were claimed (for paging), and their clients: a row's device, or for a row naming a topic,
+   * the members whose membership of it is still pending
+   */
   claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }>;
   findRequest(requestId: string): Promise<StoredRequest | undefined>;
   /** Records a response; false when the id is taken (a concurrent duplicate). */
@@ -86,24 +88,37 @@ export class PgJournal implements JournalRepository {
     ]);
   }
 
-  async claimOutbox(limit: number): Promise<string[]> {
-    return (await this.claimOutboxRows(limit)).clientIds;
-  }
-
   async claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }> {
     // `id = ANY(ARRAY(...))`, not `id IN (...)`: with IN, the planner joins the claimed ids to a
     // sequential scan of the whole outbox, so a fan-out's claims cost O(rows) each (18 ms per
     // 500-row claim with 100,000 rows waiting, against 2 ms through the primary key).
+    // A row naming a topic (a rotation's) stands for the members whose membership of it is
+    // still pending, read in this statement's snapshot: it sees the rotation, which committed
+    // the row. The first result row always comes, with the count of outbox rows claimed.
     const claimed = await rows(
       this.db,
-      `DELETE FROM outbox WHERE id = ANY(ARRAY(
-         SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-       )) RETURNING client_id`,
+      `WITH claimed AS (
+         DELETE FROM outbox WHERE id = ANY(ARRAY(
+           SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+         )) RETURNING client_id, topic_id
+       ), members AS (
+         SELECT dt.client_id FROM device_topics dt
+         WHERE dt.topic_id = ANY(ARRAY(SELECT topic_id FROM claimed WHERE topic_id IS NOT NULL))
+           AND dt.desired_version > 0 AND dt.delivered_version < dt.desired_version
+       )
+       SELECT n.rows, ids.client_id
+       FROM (SELECT count(*) AS rows FROM claimed) n
+       LEFT JOIN (
+         SELECT client_id FROM claimed WHERE client_id IS NOT NULL
+         UNION ALL SELECT client_id FROM members
+       ) ids ON true`,
       [limit],
     );
+    const clientIds = new Set<string>();
+    for (const r of claimed) if (r['client_id'] !== null) clientIds.add(str(r, 'client_id'));
     return {
-      rows: claimed.length,
-      clientIds: [...new Set(claimed.map((r) => str(r, 'client_id')))],
+      rows: claimed[0] === undefined ? 0 : int(claimed[0], 'rows'),
+      clientIds: [...clientIds],
     };
   }
 

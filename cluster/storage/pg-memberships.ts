@@ -119,13 +119,20 @@ export class PgMemberships implements MembershipRepository {
   }
 
   async fanOutVersion(topicId: string, version: number, reason: string): Promise<number> {
-    return updateAndQueue(
+    // One outbox row names the topic (migration 0008): a claim turns it into the members still
+    // pending, instead of a row written here and deleted there for each member.
+    const row = await firstRow(
       this.db,
-      `UPDATE device_topics SET desired_version = $2, updated_at = now()
-       WHERE topic_id = $1 AND desired_version > 0 RETURNING client_id`,
+      `WITH changed AS (
+         UPDATE device_topics SET desired_version = $2, updated_at = now()
+         WHERE topic_id = $1 AND desired_version > 0 RETURNING 1
+       ), queued AS (
+         INSERT INTO outbox (topic_id, reason) SELECT $1, $3 WHERE EXISTS (SELECT 1 FROM changed)
+       )
+       SELECT count(*) AS n FROM changed`,
       [topicId, version, reason],
-      3,
     );
+    return row === undefined ? 0 : int(row, 'n');
   }
 
   async revokeAll(topicId: string, reason: string): Promise<number> {
