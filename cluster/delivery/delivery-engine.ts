@@ -100,8 +100,7 @@ export class DeliveryEngine {
             tx.journal.claimOutboxRows(this.options.claimBatch),
           );
           this.enqueue(claimed.clientIds);
-          // Paged by outbox rows: a rotation's one row stands for all its pending members.
-          if (claimed.rows < this.options.claimBatch || !this.#isRunning()) break;
+          if (!claimed.full || !this.#isRunning()) break;
         }
       } catch (err) {
         this.options.onError(err, 'outbox claim');

@@ -61,7 +61,7 @@ export class OutboxRelay {
     do {
       this.#again = false;
       try {
-        while ((await this.relayOnce()) === this.options.batch && !this.#stopped);
+        while (!this.#stopped && (await this.#relayRound()).full);
       } catch (err) {
         this.options.onError(err);
       }
@@ -74,25 +74,30 @@ export class OutboxRelay {
 
   /** One round: claims up to a batch of rows and enqueues their devices. @returns rows relayed */
   async relayOnce(): Promise<number> {
+    return (await this.#relayRound()).rows;
+  }
+
+  /** A round; `full` when the claim reached its limit (more may be waiting). */
+  async #relayRound(): Promise<{ rows: number; full: boolean }> {
     const tracer = this.options.tracer;
     // Rounds of the poll timer have no parent: tracing them would make a root trace per second.
-    const rows =
+    const round =
       tracer === undefined || trace.getSpanContext(context.active()) === undefined
         ? await this.#claimAndAdd()
         : await inSpan(tracer, 'outbox.relay', { kind: SpanKind.INTERNAL }, async (span) => {
             const relayed = await this.#claimAndAdd();
-            span.setAttribute('e4c2.outbox.rows', relayed);
+            span.setAttribute('e4c2.outbox.rows', relayed.rows);
             return relayed;
           });
-    this.options.metrics?.outboxRelayed(rows);
-    return rows;
+    this.options.metrics?.outboxRelayed(round.rows);
+    return round;
   }
 
-  #claimAndAdd(): Promise<number> {
+  #claimAndAdd(): Promise<{ rows: number; full: boolean }> {
     return this.store.transaction(async (tx) => {
-      const clients = await tx.journal.claimOutboxRows(this.options.batch);
-      if (clients.rows > 0) await this.queue.add(clients.clientIds);
-      return clients.rows;
+      const claimed = await tx.journal.claimOutboxRows(this.options.batch);
+      if (claimed.clientIds.length > 0) await this.queue.add(claimed.clientIds);
+      return { rows: claimed.rows, full: claimed.full };
     });
   }
 

@@ -2,6 +2,7 @@
  * What every mutation writes beside its state change, in the same transaction: outbox rows,
  * idempotency records, audit entries and events; plus deployment settings and C2 key versions.
  */
+import { TOPIC_OUTBOX_CHUNK } from './pg-memberships.ts';
 import type { Queryable } from './pool.ts';
 import { buf, bytes, date, firstRow, int, rows, str, type Row } from './pg-rows.ts';
 import type {
@@ -32,11 +33,14 @@ export const EVENT_CHANNEL = 'e4c2_events';
 export interface JournalRepository {
   enqueue(clientId: string, reason: string): Promise<void>;
   /**
-   * Removes up to `limit` outbox rows (skipping rows other relays hold). @returns how many rows
-   * were claimed (for paging), and their clients: a row's device, or for a row naming a topic,
-   * the members whose membership of it is still pending
+   * Removes outbox rows for up to about `limit` devices, skipping rows other relays hold: up to
+   * `limit` rows of one device each, and as many rows of a topic rotation (each a chunk of its
+   * members) as fit in `limit` devices, at least one.
+   * @returns how many rows were claimed; their clients (a row's device, or the members of a
+   *   chunk whose membership of the topic is still pending); and whether a limit was reached (so
+   *   more may be waiting: claim again)
    */
-  claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }>;
+  claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[]; full: boolean }>;
   findRequest(requestId: string): Promise<StoredRequest | undefined>;
   /** Records a response; false when the id is taken (a concurrent duplicate). */
   saveRequest(
@@ -88,37 +92,49 @@ export class PgJournal implements JournalRepository {
     ]);
   }
 
-  async claimOutboxRows(limit: number): Promise<{ rows: number; clientIds: string[] }> {
+  async claimOutboxRows(
+    limit: number,
+  ): Promise<{ rows: number; clientIds: string[]; full: boolean }> {
     // `id = ANY(ARRAY(...))`, not `id IN (...)`: with IN, the planner joins the claimed ids to a
     // sequential scan of the whole outbox, so a fan-out's claims cost O(rows) each (18 ms per
     // 500-row claim with 100,000 rows waiting, against 2 ms through the primary key).
-    // A row naming a topic (a rotation's) stands for the members whose membership of it is
-    // still pending, read in this statement's snapshot: it sees the rotation, which committed
-    // the row. The first result row always comes, with the count of outbox rows claimed.
+    // A rotation's row stands for up to TOPIC_OUTBOX_CHUNK members: a claim takes as many of
+    // those as fit in `limit` devices (at least one), and turns each into its members still
+    // pending, read in this statement's snapshot (it sees the rotation, which committed the row).
+    // The first result row always comes, with the counts of outbox rows claimed.
+    const chunks = Math.max(1, Math.floor(limit / TOPIC_OUTBOX_CHUNK));
     const claimed = await rows(
       this.db,
       `WITH claimed AS (
-         DELETE FROM outbox WHERE id = ANY(ARRAY(
-           SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-         )) RETURNING client_id, topic_id
+         DELETE FROM outbox WHERE id = ANY(
+           ARRAY(SELECT id FROM outbox WHERE topic_id IS NULL ORDER BY id LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+           || ARRAY(SELECT id FROM outbox WHERE topic_id IS NOT NULL ORDER BY id LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+         ) RETURNING client_id, topic_id, first_client_id, last_client_id
        ), members AS (
-         SELECT dt.client_id FROM device_topics dt
-         WHERE dt.topic_id = ANY(ARRAY(SELECT topic_id FROM claimed WHERE topic_id IS NOT NULL))
-           AND dt.desired_version > 0 AND dt.delivered_version < dt.desired_version
+         SELECT dt.client_id FROM claimed c
+         JOIN device_topics dt ON dt.topic_id = c.topic_id
+           AND dt.client_id BETWEEN c.first_client_id AND c.last_client_id
+         WHERE dt.desired_version > 0 AND dt.delivered_version < dt.desired_version
        )
-       SELECT n.rows, ids.client_id
-       FROM (SELECT count(*) AS rows FROM claimed) n
+       SELECT n.devices, n.chunks, ids.client_id
+       FROM (SELECT count(client_id) AS devices, count(topic_id) AS chunks FROM claimed) n
        LEFT JOIN (
          SELECT client_id FROM claimed WHERE client_id IS NOT NULL
          UNION ALL SELECT client_id FROM members
        ) ids ON true`,
-      [limit],
+      [limit, chunks],
     );
     const clientIds = new Set<string>();
     for (const r of claimed) if (r['client_id'] !== null) clientIds.add(str(r, 'client_id'));
+    const first = claimed[0];
+    const devices = first === undefined ? 0 : int(first, 'devices');
+    const topicRows = first === undefined ? 0 : int(first, 'chunks');
     return {
-      rows: claimed[0] === undefined ? 0 : int(claimed[0], 'rows'),
+      rows: devices + topicRows,
       clientIds: [...clientIds],
+      full: devices === limit || topicRows === chunks,
     };
   }
 

@@ -17,6 +17,13 @@ import {
 } from './pg-rows.ts';
 import type { DeviceTopicRow, PageQuery, RotationCounts } from './store-types.ts';
 
+/**
+ * Members per outbox row of a topic rotation: a claim of the outbox takes one such row where it
+ * would take this many device rows (`claimOutboxRows`), so a fan-out is shared out in chunks of
+ * a delivery batch's default size.
+ */
+export const TOPIC_OUTBOX_CHUNK = 500;
+
 function toDeviceTopic(row: Row): DeviceTopicRow {
   return {
     clientId: str(row, 'client_id'),
@@ -119,18 +126,22 @@ export class PgMemberships implements MembershipRepository {
   }
 
   async fanOutVersion(topicId: string, version: number, reason: string): Promise<number> {
-    // One outbox row names the topic (migration 0008): a claim turns it into the members still
-    // pending, instead of a row written here and deleted there for each member.
+    // One outbox row per chunk of members, naming the topic and the chunk's id range (migration
+    // 0008): a claim turns it into the members still pending, instead of a row written here and
+    // deleted there for each member.
     const row = await firstRow(
       this.db,
       `WITH changed AS (
          UPDATE device_topics SET desired_version = $2, updated_at = now()
-         WHERE topic_id = $1 AND desired_version > 0 RETURNING 1
+         WHERE topic_id = $1 AND desired_version > 0 RETURNING client_id
+       ), chunked AS (
+         SELECT client_id, (row_number() OVER (ORDER BY client_id) - 1) / $4 AS chunk FROM changed
        ), queued AS (
-         INSERT INTO outbox (topic_id, reason) SELECT $1, $3 WHERE EXISTS (SELECT 1 FROM changed)
+         INSERT INTO outbox (topic_id, first_client_id, last_client_id, reason)
+         SELECT $1, min(client_id), max(client_id), $3 FROM chunked GROUP BY chunk
        )
        SELECT count(*) AS n FROM changed`,
-      [topicId, version, reason],
+      [topicId, version, reason, TOPIC_OUTBOX_CHUNK],
     );
     return row === undefined ? 0 : int(row, 'n');
   }

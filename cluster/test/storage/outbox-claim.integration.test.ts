@@ -37,9 +37,11 @@ void describe('outbox claims', () => {
   void it('reads the outbox through its primary key, not a scan of every waiting row', async () => {
     await fill(20_000);
     let claimSql: string | undefined;
+    let claimParams: unknown[] = [];
     const recording: Queryable = {
       query: ((text: string, params: unknown[]) => {
         claimSql = text;
+        claimParams = params;
         return db.pool.query(text, params);
       }) as Queryable['query'],
     };
@@ -51,7 +53,7 @@ void describe('outbox claims', () => {
       await client.query('BEGIN');
       const explained = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, unknown> }] }>(
         `EXPLAIN (FORMAT JSON) ${claimSql}`,
-        [500],
+        claimParams,
       );
       await client.query('ROLLBACK');
       const nodes = planNodes(explained.rows[0]?.['QUERY PLAN'][0].Plan ?? {});
