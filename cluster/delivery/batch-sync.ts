@@ -4,10 +4,9 @@
  * revocation to send — is planned, protected and recorded for the whole batch with a handful of
  * round trips, and every other case (resets, identity or C2 keys, peer keys, failures and their
  * capped retries) goes through the per-device {@link syncDevice}. Both paths read the current
- * desired state at send time, protect afresh and record monotonically. The statement that claims
- * a batch also plans its first round, and the statement that records a round also ends the claims
- * of the devices it leaves with nothing pending, so a fan-out costs three statements per batch:
- * claim-and-plan, topic key, record-and-release.
+ * desired state at send time, protect afresh and record monotonically. The statement that records
+ * a round also ends the claims of the devices it leaves with nothing pending, so a fan-out costs
+ * four statements per batch: claim, plan, topic key, record-and-release.
  */
 import {
   commandId,
@@ -254,9 +253,11 @@ export async function syncBatch(
   shouldStop: () => boolean = () => false,
 ): Promise<BatchOutcome> {
   const unique = [...new Set(clientIds)];
-  // The first round's plan comes with the claim, in the same statement.
-  const firstPlan = await deps.delivery.claimAndPlan(unique, deps.owner, deps.claimTtlMs);
-  const claimedIds = firstPlan.map((d) => d.clientId);
+  // The plan is read in a statement of its own, after the claim committed. In one statement with
+  // the claim it would read the memberships in a snapshot taken before the claim: a claim that
+  // waited for another node's record-and-release (or was slow) could then plan a version older
+  // than the one that node just delivered, and send it after the newer one.
+  const claimedIds = await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs);
   // Claims still ours to end: a delivery record ends most of them in its own statement.
   const held = new Set(claimedIds);
   const busy = unique.filter((id) => !held.has(id));
@@ -268,7 +269,7 @@ export async function syncBatch(
     const slow: string[] = [];
     const failedOnce = new Set<string>();
     for (let round = 0; round < MAX_ROUNDS && active.length > 0 && !shouldStop(); round++) {
-      const plan = round === 0 ? firstPlan : await deps.delivery.planBatch(active);
+      const plan = await deps.delivery.planBatch(active);
       const simple: DeviceBatchRow[] = [];
       for (const device of plan) {
         if (device.otherWork) slow.push(device.clientId);

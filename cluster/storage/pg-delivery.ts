@@ -74,15 +74,6 @@ export interface DeliveryRepository {
   renew(clientIds: readonly string[], owner: string, ttlMs: number): Promise<void>;
   /** What each device has pending (read in one snapshot), in no particular order. */
   planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]>;
-  /**
-   * {@link claim} and {@link planBatch} in one statement: claims the devices as `claim` does and
-   * returns the plan of those claimed (the others are busy elsewhere).
-   */
-  claimAndPlan(
-    clientIds: readonly string[],
-    owner: string,
-    ttlMs: number,
-  ): Promise<DeviceBatchRow[]>;
   topicKeys(pairs: ReadonlyArray<{ topicId: string; version: number }>): Promise<SealedVersion[]>;
   /**
    * Records deliveries monotonically (R7), skipping devices whose epoch moved, and in the same
@@ -189,9 +180,10 @@ function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
 }
 
 /**
- * What a plan reads of each device in `c` (the devices' `clients` rows, or the rows a claim
- * just updated): the device's own state, whether anything but topic keys is pending, its
- * identity key and its next pending topic membership with the number pending.
+ * What a plan reads of each device in `c` (`clients` rows): the device's own state, whether
+ * anything but topic keys is pending, its identity key and its next pending topic membership
+ * with the number pending. Read after the claim committed, never in the claim's statement (see
+ * `syncBatch`).
  */
 function planSelect(from: string): string {
   return `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version,
@@ -316,31 +308,6 @@ export class PgDelivery implements DeliveryRepository {
       await rows(this.db, `${planSelect('clients c')} WHERE c.id = ANY($1::bigint[])`, [
         bigintArrayParam(clientIds),
       ]),
-    );
-  }
-
-  async claimAndPlan(
-    clientIds: readonly string[],
-    owner: string,
-    ttlMs: number,
-  ): Promise<DeviceBatchRow[]> {
-    if (clientIds.length === 0) return [];
-    // The plan reads the rows as the claim left them (RETURNING); the other tables it reads are
-    // not written here, so the statement's snapshot is the plan's.
-    return toBatchRows(
-      await rows(
-        this.db,
-        `WITH claimed AS (
-           UPDATE clients SET inflight_owner = $2,
-             inflight_until = now() + make_interval(secs => $3::double precision / 1000)
-           WHERE id = ANY($1::bigint[])
-             AND (inflight_until IS NULL OR inflight_until < now() OR inflight_owner = $2)
-           RETURNING id, e4_id, status, key_version, delivered_key_version, c2_key_version,
-             delivery_epoch
-         )
-         ${planSelect('claimed c')}`,
-        [bigintArrayParam(clientIds), owner, ttlMs],
-      ),
     );
   }
 

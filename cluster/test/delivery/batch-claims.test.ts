@@ -102,6 +102,76 @@ void describe('claims of the batched delivery path', () => {
     for (const [id, owner] of await owners(ids)) assert.equal(owner, null, `device ${id} claimed`);
   });
 
+  void it('a claim that waited plans from after it: never a version older than one delivered', async () => {
+    // The plan is read after the claim committed. Read in the claim's own statement, it would use
+    // a snapshot from before the claim waited; here that snapshot says v2 is pending for `later`
+    // while node-b delivers v3 to it meanwhile, and v2 would follow v3.
+    const { ids } = await fleet(2, 1);
+    const [first, later] = ids;
+    assert.ok(first !== undefined && later !== undefined);
+    await h.schema.pool.query(
+      'UPDATE device_topics SET delivered_version = desired_version WHERE client_id = ANY($1)',
+      [ids],
+    );
+    const member = (await delivery.planBatch([later]))[0];
+    assert.ok(member === undefined || member.topic === null, 'both devices up to date');
+    const [topicRow] = (
+      await h.schema.pool.query<{ name: string }>(
+        `SELECT t.name FROM topics t JOIN device_topics dt ON dt.topic_id = t.id
+         WHERE dt.client_id = $1`,
+        [later],
+      )
+    ).rows;
+    assert.ok(topicRow);
+    await h.service.rotateTopicKey(ctx, topicRow.name); // v2 pending for both
+    // Another transaction holds `first`'s row: node-a's claim statement stops there.
+    const blocker = await h.schema.pool.connect();
+    const publisher = new CountingPublisher();
+    let batch: Promise<unknown> | undefined;
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM clients WHERE id = $1 FOR UPDATE', [first]);
+      const blockerPid = (await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))
+        .rows[0]?.pid;
+      batch = syncBatch(deps(publisher, 'node-a'), ids);
+      await waitUntilBlockedBy(blockerPid ?? -1);
+      // Meanwhile: v3, which node-b delivers to `later` and records.
+      await h.service.rotateTopicKey(ctx, topicRow.name);
+      assert.deepEqual(await delivery.claim([later], 'node-b', 30_000), [later]);
+      const planB = await delivery.planBatch([later]);
+      assert.equal(planB[0]?.topic?.desiredVersion, 3);
+      const recordedB = await delivery.recordAndRelease(deliveriesOf(planB), 'node-b');
+      assert.deepEqual(recordedB.released, [later]);
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    await batch;
+    const laterRow = await h.store.read.clients.byId(later);
+    assert.ok(laterRow);
+    const laterTopic = `e4/${Buffer.from(laterRow.e4Id).toString('hex')}`;
+    assert.equal(
+      publisher.sent.filter((t) => t === laterTopic).length,
+      0,
+      'nothing sent to the device node-b brought to v3',
+    );
+    assert.equal(publisher.sent.length, 1, 'v3 to the other device');
+  });
+
+  /** Until a statement setting claims waits for a lock that backend `pid` holds. */
+  async function waitUntilBlockedBy(pid: number): Promise<void> {
+    for (let i = 0; i < 250; i++) {
+      const waiting = await h.schema.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))
+           AND query LIKE '%UPDATE clients SET inflight_owner%'`,
+        [pid],
+      );
+      if ((waiting.rowCount ?? 0) > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error('the claim never waited for the locked row');
+  }
+
   void it('a record ends the claim only of devices with nothing else pending', async () => {
     const { ids: two } = await fleet(1, 2);
     const { ids: one } = await fleet(1, 1);
@@ -148,29 +218,24 @@ void describe('claims of the batched delivery path', () => {
     await delivery.release([taken], 'node-b');
   });
 
-  void it('claims and plans in one statement, leaving devices another owner holds', async () => {
-    const { ids } = await fleet(3, 2);
-    const [taken, ...free] = ids;
-    assert.ok(taken !== undefined);
-    await delivery.claim([taken], 'node-b', 30_000);
-    const plan = await delivery.claimAndPlan(ids, 'node-a', 30_000);
-    assert.deepEqual(plan.map((p) => p.clientId).sort(), [...free].sort());
-    for (const p of plan) {
-      assert.equal(p.pendingTopics, 2, 'both memberships are pending');
-      assert.ok(p.topic && p.identity, 'the plan names the next topic and the identity key');
-    }
-    const held = await owners(ids);
-    assert.equal(held.get(taken), 'node-b');
-    for (const id of free) assert.equal(held.get(id), 'node-a');
-    await delivery.release(free, 'node-a');
-    await delivery.release([taken], 'node-b');
+  void it('a plan counts the pending memberships of each device', async () => {
+    const { ids } = await fleet(2, 2);
+    await delivery.claim(ids, 'node-a', 30_000);
+    const plan = await delivery.planBatch(ids);
+    assert.deepEqual(
+      plan.map((p) => p.pendingTopics),
+      [2, 2],
+    );
+    for (const p of plan) assert.ok(p.topic && p.identity, 'the next topic and the identity key');
+    await delivery.release(ids, 'node-a');
   });
 
   void it('a rotation committed after the plan keeps the claim of the device it concerns', async () => {
     const { ids } = await fleet(1, 1);
     const [id] = ids;
     assert.ok(id !== undefined);
-    const plan = await delivery.claimAndPlan(ids, 'node-a', 30_000);
+    await delivery.claim(ids, 'node-a', 30_000);
+    const plan = await delivery.planBatch(ids);
     const planned = plan[0]?.topic;
     assert.ok(planned?.topicId);
     // The topic rotates while its previous version is on its way to the device.
