@@ -109,9 +109,10 @@ export interface DeliveryRepository {
  * whose delivery was recorded is touched once: its last delivery time, and the end of `owner`'s
  * claim when the plan saw nothing else pending for it and its membership is up to date.
  *
- * Each table is also filtered by `= ANY($1)`, which is redundant with the joins: without it the
- * planner, misjudging the size of the unnested arrays, often hashes the whole table (every
- * client, every membership) for a batch of a few hundred devices.
+ * `clients` and the update of `device_topics` are also filtered by `= ANY($1)`, which is
+ * redundant with the joins: without it the planner, misjudging the size of the unnested arrays,
+ * often hashes the whole table (every client, every membership) for a batch of a few hundred
+ * devices.
  */
 const RECORD_AND_RELEASE = `WITH d AS (
     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[],
@@ -129,9 +130,11 @@ const RECORD_AND_RELEASE = `WITH d AS (
       AND dt.client_id = ANY($1::bigint[])
     RETURNING dt.client_id, cur.last_pending AND dt.desired_version = cur.version AS release
   ), revoked AS (
+    -- Driven by the revocations in current (none in a rotation's fan-out): with an = ANY($1)
+    -- filter here the planner probed every device's memberships to find none.
     DELETE FROM device_topics dt USING current cur
     WHERE cur.version = 0 AND dt.client_id = cur.client_id AND dt.topic_hash = cur.topic_hash
-      AND dt.desired_version = 0 AND dt.client_id = ANY($1::bigint[])
+      AND dt.desired_version = 0
     RETURNING dt.client_id, cur.last_pending AS release
   ), done AS (
     SELECT client_id, bool_and(release) AS release

@@ -113,10 +113,16 @@ export class PgJournal implements JournalRepository {
                     FOR UPDATE SKIP LOCKED)
          ) RETURNING client_id, topic_id, first_client_id, last_client_id
        ), members AS (
-         SELECT dt.client_id FROM claimed c
-         JOIN device_topics dt ON dt.topic_id = c.topic_id
-           AND dt.client_id BETWEEN c.first_client_id AND c.last_client_id
-         WHERE dt.desired_version > 0 AND dt.delivered_version < dt.desired_version
+         -- A range scan of device_topics_topic per chunk (OFFSET 0 keeps it one: as a join, the
+         -- planner hashes a sequential scan of every membership for a handful of chunks).
+         SELECT m.client_id FROM (SELECT * FROM claimed WHERE topic_id IS NOT NULL) c
+         CROSS JOIN LATERAL (
+           SELECT dt.client_id FROM device_topics dt
+           WHERE dt.topic_id = c.topic_id
+             AND dt.client_id BETWEEN c.first_client_id AND c.last_client_id
+             AND dt.desired_version > 0 AND dt.delivered_version < dt.desired_version
+           OFFSET 0
+         ) m
        )
        SELECT n.devices, n.chunks, ids.client_id
        FROM (SELECT count(client_id) AS devices, count(topic_id) AS chunks FROM claimed) n

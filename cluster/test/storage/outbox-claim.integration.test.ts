@@ -9,12 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { withTransaction, type Queryable } from '../../storage/index.ts';
 import { PgJournal } from '../../storage/pg-journal.ts';
 import { createTestSchema, type TestSchema } from '../support/postgres.ts';
-
-/** Every node of an `EXPLAIN (FORMAT JSON)` plan. */
-function planNodes(node: Record<string, unknown>): Record<string, unknown>[] {
-  const children = (node['Plans'] as Record<string, unknown>[] | undefined) ?? [];
-  return [node, ...children.flatMap(planNodes)];
-}
+import { planNodes } from '../support/explain.ts';
 
 void describe('outbox claims', () => {
   let db: TestSchema;

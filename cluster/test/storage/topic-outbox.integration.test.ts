@@ -8,9 +8,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import type { Queryable } from '../../storage/index.ts';
 import { PgJournal } from '../../storage/pg-journal.ts';
 import { TOPIC_OUTBOX_CHUNK } from '../../storage/pg-memberships.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
+import { planNodes } from '../support/explain.ts';
 
 const ctx = { actor: 'test' };
 
@@ -109,6 +111,42 @@ void describe('topic outbox rows', () => {
     assert.deepEqual(new Set(all), new Set(members));
     const none = await journal.claimOutboxRows(TOPIC_OUTBOX_CHUNK);
     assert.deepEqual([none.rows, none.full], [0, false]);
+  });
+
+  void it('turns a chunk into its members by an index range scan, not a scan of them all', async () => {
+    const { name } = await topicWithMembers(20_000);
+    await h.service.rotateTopicKey(ctx, name);
+    await h.schema.pool.query('ANALYZE device_topics');
+    await h.schema.pool.query('ANALYZE outbox');
+    let claimSql = '';
+    let claimParams: unknown[] = [];
+    const recording: Queryable = {
+      query: ((text: string, params: unknown[]) => {
+        claimSql = text;
+        claimParams = params;
+        return h.schema.pool.query(text, params);
+      }) as Queryable['query'],
+    };
+    const client = await h.schema.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const claimed = await new PgJournal(recording).claimOutboxRows(TOPIC_OUTBOX_CHUNK);
+      assert.equal(claimed.clientIds.length, TOPIC_OUTBOX_CHUNK);
+      const explained = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, unknown> }] }>(
+        `EXPLAIN (FORMAT JSON) ${claimSql}`,
+        claimParams,
+      );
+      const nodes = planNodes(explained.rows[0]?.['QUERY PLAN'][0].Plan ?? {});
+      const scans = nodes.filter((n) => n['Relation Name'] === 'device_topics');
+      assert.ok(scans.length >= 1, 'the claim reads the memberships');
+      for (const scan of scans) {
+        assert.notEqual(scan['Node Type'], 'Seq Scan', JSON.stringify(scan).slice(0, 300));
+      }
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    await h.schema.pool.query('DELETE FROM outbox');
   });
 
   void it('a rotation of a topic without members writes no row', async () => {
