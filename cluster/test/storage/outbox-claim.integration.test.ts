@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { withTransaction, type Queryable } from '../../storage/index.ts';
 import { PgJournal } from '../../storage/pg-journal.ts';
 import { createTestSchema, type TestSchema } from '../support/postgres.ts';
-import { planNodes } from '../support/explain.ts';
+import { assertNoSeqScan } from '../support/explain.ts';
 
 void describe('outbox claims', () => {
   let db: TestSchema;
@@ -43,23 +43,7 @@ void describe('outbox claims', () => {
     const claimed = await new PgJournal(recording).claimOutboxRows(500);
     assert.equal(claimed.rows, 500);
     assert.ok(claimSql !== undefined);
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const explained = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, unknown> }] }>(
-        `EXPLAIN (FORMAT JSON) ${claimSql}`,
-        claimParams,
-      );
-      await client.query('ROLLBACK');
-      const nodes = planNodes(explained.rows[0]?.['QUERY PLAN'][0].Plan ?? {});
-      const outboxScans = nodes.filter((n) => n['Relation Name'] === 'outbox');
-      assert.ok(outboxScans.length >= 2, 'the claim reads the outbox');
-      for (const scan of outboxScans) {
-        assert.notEqual(scan['Node Type'], 'Seq Scan', JSON.stringify(scan).slice(0, 300));
-      }
-    } finally {
-      client.release();
-    }
+    await assertNoSeqScan(db.pool, claimSql, claimParams, 'outbox', 2);
   });
 
   void it('claims the oldest rows first, and concurrent claimers never the same row', async () => {
