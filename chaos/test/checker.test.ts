@@ -435,4 +435,40 @@ void describe('the chaos checker', () => {
       'a 404 is not unavailability',
     );
   });
+
+  void it('I9: calls invoked while PostgreSQL was down for a fault are outside the budget', () => {
+    const base = cleanRun();
+    // Fault window 50..500; four of the six calls in it fail, all between 300 and 400.
+    const failing = [1, 2, 3, 4].map((i) =>
+      op({
+        kind: 'rotate-topic',
+        topic: T.name,
+        outcome: 'unknown',
+        error: 'timeout',
+        invokedAt: 300 + i * 10,
+        completedAt: 450,
+      }),
+    );
+    const run = (kind: string): RunRecord => ({
+      ...base,
+      budget: { duringFaults: 0.5, settleMs: 1000 },
+      operations: [...base.operations, ...failing],
+      faults: [...base.faults, { id: 1, kind, target: kind, startedAt: 290, endedAt: 400 }],
+    });
+    const i9 = (r: RunRecord): string[] =>
+      checkRun(r)
+        .filter((v) => v.invariant === 'I9')
+        .map((v) => v.message);
+    assert.deepEqual(i9(run('restart-postgres')), [], 'a database outage is outside I9');
+    const other = i9(run('restart-broker'));
+    assert.equal(other.length, 1, 'the same failures during another fault count');
+    assert.match(other[0] ?? '', /4 of 6 calls failed during the faults \(budget 50%\)/);
+    // Outside the outage window the budget still holds: the outage ends before the failures.
+    const early = run('restart-postgres');
+    const missed = i9({
+      ...early,
+      faults: early.faults.map((f) => (f.id === 1 ? { ...f, startedAt: 100, endedAt: 200 } : f)),
+    });
+    assert.equal(missed.length, 1);
+  });
 });
