@@ -12,4 +12,6 @@ export type { KeyFileOptions } from './key-file.ts';
 export { KeyVault, type KeyVaultOptions } from './key-vault.ts';
 export { LocalKekProvider } from './local-kek-provider.ts';
 export { InMemoryDataKeyStore } from './memory-data-key-store.ts';
+export { loadPkcs11Binding, type Pkcs11Api, type Pkcs11Binding } from './pkcs11-binding.ts';
+export { Pkcs11KekProvider, type Pkcs11KekOptions } from './pkcs11-kek-provider.ts';
 export { MIN_PASSPHRASE_BYTES, SALT_BYTES } from './passphrase-kdf.ts';

@@ -3,6 +3,7 @@
  * the KEK itself may never leave it (HashiCorp Vault transit, an HSM over PKCS#11), which is why
  * the interface is asynchronous and deals only in wrapped bytes.
  */
+import { C2Error } from '../errors.ts';
 
 /** A data key wrapped by a KEK, as stored next to the data it protects. */
 export interface WrappedKey {
@@ -30,4 +31,16 @@ export interface KekProvider {
    * @throws C2Error `C2_KEY_VAULT` when the key is not this provider's or does not authenticate
    */
   unwrap(wrapped: WrappedKey): Promise<Uint8Array>;
+}
+
+/**
+ * The error for a wrapped key that names another KEK than `provider` (each provider checks this
+ * before it tries to unwrap), or `undefined` when the key is `provider`'s.
+ */
+export function notWrappedBy(provider: KekProvider, wrapped: WrappedKey): C2Error | undefined {
+  if (wrapped.kekKind === provider.kind && wrapped.kekId === provider.keyId) return undefined;
+  return new C2Error(
+    'C2_KEY_VAULT',
+    `data key is wrapped by KEK ${wrapped.kekKind}/${wrapped.kekId}, not ${provider.kind}/${provider.keyId}`,
+  );
 }

@@ -3,7 +3,7 @@ import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:cr
 import { inspect } from 'node:util';
 import { C2Error } from '../errors.ts';
 import { gcmOpen, gcmSeal } from './aes-gcm.ts';
-import type { KekProvider, WrappedKey } from './kek-provider.ts';
+import { notWrappedBy, type KekProvider, type WrappedKey } from './kek-provider.ts';
 import { createKeyFile, readKeyFile, type KeyFileOptions } from './key-file.ts';
 import { deriveKek, newSalt } from './passphrase-kdf.ts';
 
@@ -128,14 +128,8 @@ export class LocalKekProvider implements KekProvider {
    * @throws C2Error `C2_KEY_VAULT` when it names another KEK or does not authenticate
    */
   unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
-    if (wrapped.kekKind !== KIND || wrapped.kekId !== this.keyId) {
-      return Promise.reject(
-        new C2Error(
-          'C2_KEY_VAULT',
-          `data key is wrapped by KEK ${wrapped.kekKind}/${wrapped.kekId}, not ${KIND}/${this.keyId}`,
-        ),
-      );
-    }
+    const foreign = notWrappedBy(this, wrapped);
+    if (foreign !== undefined) return Promise.reject(foreign);
     const key = gcmOpen(this.#key, wrapped.ciphertext, this.#aad);
     return key === undefined
       ? Promise.reject(

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { C2Error } from '../../errors.ts';
 import {
   InMemoryDataKeyStore,
   KeyVault,
@@ -13,20 +12,11 @@ import {
   type SealBinding,
   type StoredDataKey,
 } from '../../keyvault/index.ts';
+import { c2Rejection } from '../support/c2-rejection.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const binding: SealBinding = { table: 'topic_keys', rowId: 'topic-1', version: 3 };
-
-async function rejection(promise: Promise<unknown>): Promise<C2Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(C2Error.is(err), `expected a C2Error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** A KEK bundled with its raw bytes, so tests can check they never leak. */
 function newKek(): { bytes: Uint8Array; provider: LocalKekProvider } {
@@ -66,11 +56,11 @@ void describe('KeyVault seal and open', () => {
       { table: 'topic_key', rowId: 'stopic-1', version: 3 },
     ];
     for (const b of elsewhere) {
-      const err = await rejection(vault.open(sealed, b));
+      const err = await c2Rejection(vault.open(sealed, b));
       assert.ok(err.code === 'C2_KEY_VAULT' || err.code === 'C2_VALIDATION', err.message);
       assert.ok(!err.message.includes(hex(key)));
     }
-    const err = await rejection(vault.open(sealed, { ...binding, version: 4 }));
+    const err = await c2Rejection(vault.open(sealed, { ...binding, version: 4 }));
     assert.equal(err.code, 'C2_KEY_VAULT');
     assert.equal(
       err.message,
@@ -90,13 +80,13 @@ void describe('KeyVault seal and open', () => {
     for (let i = 0; i < sealed.length; i++) {
       const tampered = new Uint8Array(sealed);
       tampered[i] = (tampered[i] ?? 0) ^ 0x80;
-      const err = await rejection(vault.open(tampered, binding));
+      const err = await c2Rejection(vault.open(tampered, binding));
       assert.equal(err.code, 'C2_KEY_VAULT', `byte ${i}`);
       for (const secret of [hex(key), hex(kek.bytes)]) assert.ok(!err.message.includes(secret));
     }
     for (const length of [0, 1, 2, 20, sealed.length - 1]) {
       assert.equal(
-        (await rejection(vault.open(sealed.subarray(0, length), binding))).code,
+        (await c2Rejection(vault.open(sealed.subarray(0, length), binding))).code,
         'C2_KEY_VAULT',
       );
     }
@@ -112,7 +102,7 @@ void describe('KeyVault seal and open', () => {
       { ...binding, version: -1 },
       { ...binding, version: 1.5 },
     ]) {
-      assert.equal((await rejection(vault.seal(random(32), b))).code, 'C2_VALIDATION');
+      assert.equal((await c2Rejection(vault.seal(random(32), b))).code, 'C2_VALIDATION');
     }
   });
 
@@ -185,7 +175,7 @@ void describe('KeyVault data keys', () => {
       provider: newKek().provider,
       store: new InMemoryDataKeyStore(),
     });
-    const err = await rejection(vault.open(await other.seal(random(32), binding), binding));
+    const err = await c2Rejection(vault.open(await other.seal(random(32), binding), binding));
     assert.equal(err.code, 'C2_KEY_VAULT');
     assert.match(err.message, /unknown data key \d+/);
   });
@@ -195,7 +185,7 @@ void describe('KeyVault data keys', () => {
     const original = newKek();
     await KeyVault.create({ provider: original.provider, store });
     const wrong = newKek();
-    const err = await rejection(KeyVault.create({ provider: wrong.provider, store }));
+    const err = await c2Rejection(KeyVault.create({ provider: wrong.provider, store }));
     assert.equal(err.code, 'C2_KEY_VAULT');
     assert.match(err.message, new RegExp(`KEK local/${original.provider.keyId} is not configured`));
     for (const secret of [hex(original.bytes), hex(wrong.bytes)])
@@ -252,7 +242,7 @@ void describe('KeyVault KEK rotation', () => {
       wrap: (k) => Promise.resolve({ kekKind: 'broken', kekId: 'broken-1', ciphertext: k }),
       unwrap: () => Promise.resolve(random(32)),
     };
-    const err = await rejection(vault.rewrapAll(broken));
+    const err = await c2Rejection(vault.rewrapAll(broken));
     assert.equal(err.code, 'C2_KEY_VAULT');
     assert.match(err.message, /did not round-trip/);
     assert.deepEqual(await store.list(), before);

@@ -6,21 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { C2Error } from '../../errors.ts';
 import { LocalKekProvider } from '../../keyvault/index.ts';
+import { c2Rejection } from '../support/c2-rejection.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-/** Awaits `promise` and returns the C2Error it rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<C2Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(C2Error.is(err), `expected a C2Error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 void describe('LocalKekProvider wrapping', () => {
   const kek = new Uint8Array(randomBytes(32));
@@ -51,13 +40,13 @@ void describe('LocalKekProvider wrapping', () => {
     const dataKey = new Uint8Array(randomBytes(32));
     const wrapped = await provider.wrap(dataKey);
     const other = LocalKekProvider.fromKey(new Uint8Array(randomBytes(32)));
-    const foreign = await rejection(other.unwrap(wrapped));
+    const foreign = await c2Rejection(other.unwrap(wrapped));
     assert.equal(foreign.code, 'C2_KEY_VAULT');
-    const forged = await rejection(other.unwrap({ ...wrapped, kekId: other.keyId }));
+    const forged = await c2Rejection(other.unwrap({ ...wrapped, kekId: other.keyId }));
     assert.match(forged.message, /authentication failed/);
     const tampered = new Uint8Array(wrapped.ciphertext);
     tampered[20] = (tampered[20] ?? 0) ^ 1;
-    const bad = await rejection(provider.unwrap({ ...wrapped, ciphertext: tampered }));
+    const bad = await c2Rejection(provider.unwrap({ ...wrapped, ciphertext: tampered }));
     for (const e of [foreign, forged, bad]) {
       for (const secret of [hex(kek), hex(dataKey)]) assert.ok(!e.message.includes(secret));
     }
@@ -84,16 +73,16 @@ void describe('LocalKekProvider.fromPassphrase', () => {
     assert.equal(again.keyId, a.keyId);
     const dataKey = new Uint8Array(randomBytes(32));
     assert.deepEqual(await again.unwrap(await a.wrap(dataKey)), dataKey);
-    await rejection(b.unwrap({ ...(await a.wrap(dataKey)), kekId: b.keyId }));
+    await c2Rejection(b.unwrap({ ...(await a.wrap(dataKey)), kekId: b.keyId }));
   });
 
   void it('rejects short passphrases and salts without quoting them', async () => {
-    const short = await rejection(
+    const short = await c2Rejection(
       LocalKekProvider.fromPassphrase('tooShort!', LocalKekProvider.newSalt()),
     );
     assert.equal(short.code, 'C2_KEY_VAULT');
     assert.ok(!short.message.includes('tooShort!'));
-    await rejection(LocalKekProvider.fromPassphrase(passphrase, new Uint8Array(8)));
+    await c2Rejection(LocalKekProvider.fromPassphrase(passphrase, new Uint8Array(8)));
   });
 });
 
@@ -112,7 +101,7 @@ void describe('LocalKekProvider key files', () => {
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     assert.match(await readFile(path, 'latin1'), /^[0-9a-f]{64}\n$/);
     const before = await readFile(path);
-    const refused = await rejection(LocalKekProvider.generateKeyFile(path));
+    const refused = await c2Rejection(LocalKekProvider.generateKeyFile(path));
     assert.equal(refused.code, 'C2_KEY_VAULT');
     assert.match(refused.message, /refusing to overwrite/);
     assert.deepEqual(await readFile(path), before);
@@ -143,31 +132,31 @@ void describe('LocalKekProvider key files', () => {
     const path = join(dir, 'open.key');
     await writeFile(path, hex(key));
     await chmod(path, 0o644);
-    const err = await rejection(LocalKekProvider.fromKeyFile(path));
+    const err = await c2Rejection(LocalKekProvider.fromKeyFile(path));
     assert.equal(err.code, 'C2_KEY_VAULT');
     assert.match(err.message, /accessible by group or others \(mode 0644\); run "chmod 600/);
     assert.ok(!err.message.includes(hex(key)));
     await chmod(path, 0o640);
-    await rejection(LocalKekProvider.fromKeyFile(path));
+    await c2Rejection(LocalKekProvider.fromKeyFile(path));
     const allowed = await LocalKekProvider.fromKeyFile(path, { allowInsecurePermissions: true });
     assert.equal(allowed.keyId, LocalKekProvider.fromKey(key).keyId);
   });
 
   void it('reports missing, malformed and all-zero files without their content', async () => {
     assert.match(
-      (await rejection(LocalKekProvider.fromKeyFile(join(dir, 'none')))).message,
+      (await c2Rejection(LocalKekProvider.fromKeyFile(join(dir, 'none')))).message,
       /does not exist/,
     );
     const bad = join(dir, 'bad.key');
     await writeFile(bad, 'not-a-key-but-a-secret-looking-string', { mode: 0o600 });
-    const malformed = await rejection(LocalKekProvider.fromKeyFile(bad));
+    const malformed = await c2Rejection(LocalKekProvider.fromKeyFile(bad));
     assert.match(malformed.message, /must hold 32 raw bytes or 64 hex characters/);
     assert.ok(!malformed.message.includes('secret-looking'));
     const zero = join(dir, 'zero.key');
     await writeFile(zero, new Uint8Array(32), { mode: 0o600 });
-    assert.match((await rejection(LocalKekProvider.fromKeyFile(zero))).message, /all-zero/);
+    assert.match((await c2Rejection(LocalKekProvider.fromKeyFile(zero))).message, /all-zero/);
     assert.match(
-      (await rejection(LocalKekProvider.fromKeyFile(dir))).message,
+      (await c2Rejection(LocalKekProvider.fromKeyFile(dir))).message,
       /not a regular file/,
     );
   });
