@@ -25,7 +25,7 @@ import {
 import { startEmbeddedBroker, startEmbeddedPostgres } from '../cluster/embedded/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import { connectListener, type ListenConnection } from '../cluster/events/index.ts';
-import { KeyVault, LocalKekProvider, type KekProvider } from '../cluster/keyvault/index.ts';
+import { KeyVault } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import {
   createPool,
@@ -41,6 +41,7 @@ import {
   startTracing,
   tracedStore,
 } from '../cluster/telemetry/index.ts';
+import { configuredKek } from './kek-providers.ts';
 
 /** Metrics and tracer of a node, injected into every instrumented component. */
 export interface NodeTelemetry {
@@ -116,36 +117,25 @@ export interface NodeDatabase {
   readonly listenConnection: () => Promise<ListenConnection>;
 }
 
-async function kekProvider(config: Config, store: PgC2Store): Promise<KekProvider> {
-  switch (config.kek.kind) {
-    case 'file':
-      return LocalKekProvider.fromKeyFile(config.kek.path);
-    case 'generated-file':
-      return LocalKekProvider.loadOrGenerateKeyFile(config.kek.path);
-    case 'passphrase': {
-      // The salt is public and shared by every node: keep it beside the data it protects.
-      const saltHex = await store.transaction((tx) =>
-        tx.journal.initSetting('kek_salt', Buffer.from(LocalKekProvider.newSalt()).toString('hex')),
-      );
-      return LocalKekProvider.fromPassphrase(
-        config.kek.passphrase.reveal(),
-        new Uint8Array(Buffer.from(saltHex, 'hex')),
-      );
-    }
-  }
+/** A connection pool to the node's database, and what to show of it. */
+export interface DatabaseConnection {
+  readonly pool: pg.Pool;
+  /** The URL to connect with (secret: never logged). */
+  readonly url: string;
+  /** What may be shown of the URL. */
+  readonly display: string;
 }
 
 /**
- * Connects (starting the embedded PostgreSQL when configured), migrates, pins the crypto mode
- * and opens the key vault.
- * @throws C2Error `C2_CONFIG` when the database belongs to a deployment of the other mode
+ * Connects to the configured database, starting the embedded PostgreSQL first when configured
+ * (its data directory must not be in use by another process).
  */
-export async function openDatabase(
+export async function connectDatabase(
   config: Config,
   logger: Logger,
   lifecycle: Lifecycle,
   notes: string[],
-): Promise<NodeDatabase> {
+): Promise<DatabaseConnection> {
   let url: string;
   let display: string;
   if (config.database.kind === 'embedded') {
@@ -166,6 +156,21 @@ export async function openDatabase(
     applicationName: `e4c2-${config.node.id}`,
   });
   lifecycle.add('postgres pool', () => pool.end());
+  return { pool, url, display };
+}
+
+/**
+ * Connects (starting the embedded PostgreSQL when configured), migrates, pins the crypto mode
+ * and opens the key vault.
+ * @throws C2Error `C2_CONFIG` when the database belongs to a deployment of the other mode
+ */
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  lifecycle: Lifecycle,
+  notes: string[],
+): Promise<NodeDatabase> {
+  const { pool, url, display } = await connectDatabase(config, logger, lifecycle, notes);
   const applied = await migrate(pool);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const store = new PgC2Store(pool);
@@ -179,7 +184,7 @@ export async function openDatabase(
     );
   }
   const vault = await KeyVault.create({
-    provider: await kekProvider(config, store),
+    provider: await configuredKek(config.kek, store, lifecycle),
     store: new PgDataKeyStore(pool),
   });
   const listenConnection = (): Promise<ListenConnection> =>

@@ -109,7 +109,15 @@ export type TlsConfig =
 export type KekConfig =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'passphrase'; readonly passphrase: Secret }
-  | { readonly kind: 'generated-file'; readonly path: string };
+  | { readonly kind: 'generated-file'; readonly path: string }
+  | {
+      /** An AES-256 key inside an HSM, used over PKCS#11 (it never leaves the token). */
+      readonly kind: 'pkcs11';
+      readonly modulePath: string;
+      readonly tokenLabel: string;
+      readonly keyLabel: string;
+      readonly pin: Secret;
+    };
 
 /** Delivery of control messages (DESIGN R5, R6). */
 export interface DeliveryConfig {

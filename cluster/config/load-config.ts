@@ -355,21 +355,56 @@ function readTls(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']):
     : { kind: 'disabled' };
 }
 
+/** Key label of the PKCS#11 KEK when none is set. */
+export const DEFAULT_PKCS11_KEY_LABEL = 'e4c2-kek';
+
 function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']): KekConfig {
   const path = r.optional(S.kekFile, parseString);
   const passphrase = r.optional(S.kekPassphrase, parsePassphrase);
-  if (path !== undefined && passphrase !== undefined) {
-    r.problem(`set only one of ${r.name(S.kekFile)} and ${r.name(S.kekPassphrase)}`);
+  const pkcs11 = readPkcs11Kek(r);
+  const chosen = [path, passphrase, pkcs11].filter((v) => v !== undefined).length;
+  if (chosen > 1) {
+    r.problem(
+      `set only one of ${r.name(S.kekFile)}, ${r.name(S.kekPassphrase)} and ${r.name(S.kekPkcs11Module)}`,
+    );
   }
   if (path !== undefined) return { kind: 'file', path };
   if (passphrase !== undefined) return { kind: 'passphrase', passphrase };
-  if (db === 'external' && !r.failed(S.kekFile) && !r.failed(S.kekPassphrase)) {
+  if (pkcs11 !== undefined && pkcs11 !== 'invalid') return pkcs11;
+  const failed = [S.kekFile, S.kekPassphrase, S.kekPkcs11Module].some((s) => r.failed(s));
+  if (db === 'external' && !failed && pkcs11 === undefined) {
     // A key generated per node would make every node unable to read the others' keys.
     r.problem(
-      `${r.name(S.kekFile)} or ${r.name(S.kekPassphrase)} is required with an external database (every node must share the key-encryption key)`,
+      `${r.name(S.kekFile)}, ${r.name(S.kekPassphrase)} or ${r.name(S.kekPkcs11Module)} is required with an external database (every node must share the key-encryption key)`,
     );
   }
   return { kind: 'generated-file', path: join(dataDir, 'kek.key') };
+}
+
+/**
+ * The PKCS#11 KEK, when its module is set (token and PIN are then required); `'invalid'` when
+ * the settings are incomplete (the problem is reported).
+ */
+function readPkcs11Kek(r: SettingReader): KekConfig | 'invalid' | undefined {
+  const modulePath = r.optional(S.kekPkcs11Module, parseString);
+  const tokenLabel = r.optional(S.kekPkcs11Token, parseString);
+  const keyLabel = r.optional(S.kekPkcs11KeyLabel, parseString) ?? DEFAULT_PKCS11_KEY_LABEL;
+  const pin = r.optional(S.kekPkcs11Pin, parseSecret);
+  if (modulePath === undefined) {
+    if (tokenLabel !== undefined || pin !== undefined) {
+      r.problem(
+        `${r.name(S.kekPkcs11Token)} and ${r.name(S.kekPkcs11Pin)} need ${r.name(S.kekPkcs11Module)} (the PKCS#11 module of the HSM)`,
+      );
+    }
+    return undefined;
+  }
+  if (tokenLabel === undefined || pin === undefined) {
+    r.problem(
+      `${r.name(S.kekPkcs11Module)} needs ${r.name(S.kekPkcs11Token)} (the token's label) and ${r.name(S.kekPkcs11Pin)} (its user PIN)`,
+    );
+    return 'invalid';
+  }
+  return { kind: 'pkcs11', modulePath, tokenLabel, keyLabel, pin };
 }
 
 /**

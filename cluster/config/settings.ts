@@ -45,6 +45,10 @@ export const SETTINGS = {
 
   kekFile: { env: 'E4C2_KEK_FILE', file: 'kek.file' },
   kekPassphrase: { env: 'E4C2_KEK_PASSPHRASE', file: 'kek.passphrase', secret: true },
+  kekPkcs11Module: { env: 'E4C2_KEK_PKCS11_MODULE', file: 'kek.pkcs11.module' },
+  kekPkcs11Token: { env: 'E4C2_KEK_PKCS11_TOKEN', file: 'kek.pkcs11.token' },
+  kekPkcs11KeyLabel: { env: 'E4C2_KEK_PKCS11_KEY_LABEL', file: 'kek.pkcs11.keyLabel' },
+  kekPkcs11Pin: { env: 'E4C2_KEK_PKCS11_PIN', file: 'kek.pkcs11.pin', secret: true },
 
   deliveryMaxAttempts: { env: 'E4C2_DELIVERY_MAX_ATTEMPTS', file: 'delivery.maxAttempts' },
   deliveryBackoffInitialMs: {

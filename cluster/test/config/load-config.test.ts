@@ -272,11 +272,28 @@ void describe('loadConfig problems', () => {
       ],
       [
         { E4C2_KEK_FILE: '/k', E4C2_KEK_PASSPHRASE: 'a passphrase long enough' },
-        'set only one of E4C2_KEK_FILE (kek.file) and E4C2_KEK_PASSPHRASE (kek.passphrase)',
+        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) and E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module)',
+      ],
+      [
+        {
+          E4C2_KEK_FILE: '/k',
+          E4C2_KEK_PKCS11_MODULE: '/hsm.so',
+          E4C2_KEK_PKCS11_TOKEN: 't',
+          E4C2_KEK_PKCS11_PIN: '1234',
+        },
+        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) and E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module)',
+      ],
+      [
+        { E4C2_KEK_PKCS11_MODULE: '/hsm.so', E4C2_KEK_PKCS11_TOKEN: 't' },
+        "E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) needs E4C2_KEK_PKCS11_TOKEN (kek.pkcs11.token) (the token's label) and E4C2_KEK_PKCS11_PIN (kek.pkcs11.pin) (its user PIN)",
+      ],
+      [
+        { E4C2_KEK_PKCS11_PIN: '1234' },
+        'E4C2_KEK_PKCS11_TOKEN (kek.pkcs11.token) and E4C2_KEK_PKCS11_PIN (kek.pkcs11.pin) need E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) (the PKCS#11 module of the HSM)',
       ],
       [
         { DATABASE_URL: 'postgres://db/e4' },
-        'E4C2_KEK_FILE (kek.file) or E4C2_KEK_PASSPHRASE (kek.passphrase) is required with an external database (every node must share the key-encryption key)',
+        'E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) or E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) is required with an external database (every node must share the key-encryption key)',
       ],
       [
         { E4C2_DELIVERY_BACKOFF_INITIAL_MS: '5000', E4C2_DELIVERY_BACKOFF_MAX_MS: '1000' },
@@ -310,6 +327,28 @@ void describe('loadConfig problems', () => {
   void it('allows port 0 on several listeners', () => {
     const c = loadConfig({ E4C2_GRPC_ADDR: '127.0.0.1:0', E4C2_HTTP_ADDR: '127.0.0.1:0' });
     assert.equal(c.api.grpc.port, 0);
+  });
+
+  void it('selects the PKCS#11 KEK with its module, token and PIN (key label defaulted)', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://db/e4',
+      E4C2_KEK_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      E4C2_KEK_PKCS11_TOKEN: 'c2-prod',
+      E4C2_KEK_PKCS11_PIN: '987654',
+    });
+    assert.equal(c.kek.kind, 'pkcs11');
+    if (c.kek.kind !== 'pkcs11') return;
+    assert.equal(c.kek.modulePath, '/usr/lib/softhsm/libsofthsm2.so');
+    assert.equal(c.kek.tokenLabel, 'c2-prod');
+    assert.equal(c.kek.keyLabel, 'e4c2-kek');
+    assert.equal(c.kek.pin.reveal(), '987654');
+    const labelled = loadConfig({
+      E4C2_KEK_PKCS11_MODULE: '/hsm.so',
+      E4C2_KEK_PKCS11_TOKEN: 't',
+      E4C2_KEK_PKCS11_PIN: '1',
+      E4C2_KEK_PKCS11_KEY_LABEL: 'kek-2027',
+    });
+    assert.equal(labelled.kek.kind === 'pkcs11' && labelled.kek.keyLabel, 'kek-2027');
   });
 
   void it('turns TLS off with an external database and no certificate', () => {

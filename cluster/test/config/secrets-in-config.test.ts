@@ -62,6 +62,19 @@ void describe('secrets in the configuration', () => {
     assert.equal((described.api as Record<string, unknown>).grpc, '127.0.0.1:5555');
   });
 
+  void it('keeps the PKCS#11 PIN out of JSON, util.inspect and describeConfig', () => {
+    const config = loadConfig({
+      E4C2_KEK_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      E4C2_KEK_PKCS11_TOKEN: 'c2',
+      E4C2_KEK_PKCS11_PIN: PASSWORD,
+    });
+    const described = describeConfig(config);
+    for (const text of [...renderings(config), ...renderings(described)]) {
+      assert.ok(!text.includes(PASSWORD), text);
+    }
+    assert.equal((described.kek as Record<string, unknown>).pin, '[redacted]');
+  });
+
   void it('keeps a DATABASE_URL password out of error messages, however the URL is wrong', () => {
     const badUrls = [
       `postgres://c2:${PASSWORD}@db.internal:notaport/e4`,

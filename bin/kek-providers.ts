@@ -1,0 +1,88 @@
+/**
+ * The KEK providers a configuration names (DESIGN R8): a key file, a passphrase (its salt kept in
+ * the database), or a key inside an HSM over PKCS#11. Shared by the nodes and `npm run kek`.
+ */
+import type { KekConfig } from '../cluster/config/index.ts';
+import { C2Error } from '../cluster/errors.ts';
+import {
+  LocalKekProvider,
+  Pkcs11KekProvider,
+  type KekProvider,
+  type Pkcs11KekOptions,
+} from '../cluster/keyvault/index.ts';
+import type { Lifecycle } from '../cluster/lifecycle.ts';
+import type { PgC2Store } from '../cluster/storage/index.ts';
+
+/** The `c2_settings` row that holds the passphrase KDF's salt (public, shared by every node). */
+export const KEK_SALT_SETTING = 'kek_salt';
+
+/** Opens a PKCS#11 KEK and closes its session when `lifecycle` shuts down. */
+export async function openPkcs11Kek(
+  options: Pkcs11KekOptions,
+  lifecycle: Lifecycle,
+): Promise<Pkcs11KekProvider> {
+  const provider = await Pkcs11KekProvider.open(options);
+  lifecycle.add('pkcs11 session', () => {
+    provider.close();
+  });
+  return provider;
+}
+
+/**
+ * The KEK of a node's configuration. The embedded mode's generated key file is created on first
+ * start; a passphrase's salt is created in the database on first start.
+ * @throws C2Error `C2_KEY_VAULT` or `C2_CONFIG` when the KEK cannot be opened
+ */
+export async function configuredKek(
+  kek: KekConfig,
+  store: PgC2Store,
+  lifecycle: Lifecycle,
+): Promise<KekProvider> {
+  switch (kek.kind) {
+    case 'file':
+      return LocalKekProvider.fromKeyFile(kek.path);
+    case 'generated-file':
+      return LocalKekProvider.loadOrGenerateKeyFile(kek.path);
+    case 'passphrase': {
+      const saltHex = await store.transaction((tx) =>
+        tx.journal.initSetting(
+          KEK_SALT_SETTING,
+          Buffer.from(LocalKekProvider.newSalt()).toString('hex'),
+        ),
+      );
+      return LocalKekProvider.fromPassphrase(
+        kek.passphrase.reveal(),
+        new Uint8Array(Buffer.from(saltHex, 'hex')),
+      );
+    }
+    case 'pkcs11':
+      return openPkcs11Kek(
+        {
+          modulePath: kek.modulePath,
+          tokenLabel: kek.tokenLabel,
+          keyLabel: kek.keyLabel,
+          pin: kek.pin.reveal(),
+        },
+        lifecycle,
+      );
+  }
+}
+
+/**
+ * A passphrase KEK of this database, for unwrapping only: the salt must exist already (a
+ * passphrase KEK that never wrapped anything here has none).
+ * @throws C2Error `C2_CONFIG` when the database has no salt
+ */
+export async function storedPassphraseKek(
+  passphrase: string,
+  store: PgC2Store,
+): Promise<LocalKekProvider> {
+  const saltHex = await store.read.journal.setting(KEK_SALT_SETTING);
+  if (saltHex === undefined) {
+    throw new C2Error(
+      'C2_CONFIG',
+      'this database has no passphrase salt: its data keys were never wrapped by a passphrase KEK',
+    );
+  }
+  return LocalKekProvider.fromPassphrase(passphrase, new Uint8Array(Buffer.from(saltHex, 'hex')));
+}
