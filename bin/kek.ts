@@ -1,0 +1,244 @@
+/**
+ * `npm run kek -- <command>`: maintenance of the key-encryption key (DESIGN R8), with the node's
+ * own configuration (environment and E4C2_CONFIG_FILE) naming the database and the KEK.
+ *
+ * - `status`: which KEKs wrap the stored data keys;
+ * - `rewrap --from-...`: a KEK rotation: every data key is re-wrapped under the configured KEK
+ *   (each checked by a round trip before it is written; a re-run resumes);
+ * - `pkcs11-keygen`: creates the configured PKCS#11 key on its token.
+ *
+ * Sealed keys are not touched by any of them: only the few data keys that wrap them are.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../cluster/config/index.ts';
+import { C2Error } from '../cluster/errors.ts';
+import {
+  KeyVault,
+  LocalKekProvider,
+  Pkcs11KekProvider,
+  type KekProvider,
+} from '../cluster/keyvault/index.ts';
+import { Lifecycle } from '../cluster/lifecycle.ts';
+import { PgC2Store, PgDataKeyStore } from '../cluster/storage/index.ts';
+import { createLogger } from '../cluster/telemetry/index.ts';
+import { configuredKek, openPkcs11Kek, storedPassphraseKek } from './kek-providers.ts';
+import { connectDatabase } from './node-parts.ts';
+import { UsageError } from './usage-args.ts';
+
+const USAGE = `usage: npm run kek -- <command> [options]
+
+Maintenance of the key-encryption key (KEK). The database and the KEK are the node's own
+settings (environment and E4C2_CONFIG_FILE); with the embedded database, stop the node first.
+
+commands:
+  status                 which KEKs wrap the stored data keys
+  rewrap                 re-wraps every data key under the configured KEK (a KEK rotation);
+                         the KEK the data keys are under now is given by one of:
+    --from-file PATH               a key file (32 bytes or 64 hex characters)
+    --from-passphrase-env NAME     a passphrase, read from the environment variable NAME
+    --from-pkcs11-key-label LABEL  another key on the configured PKCS#11 token
+  pkcs11-keygen          creates the configured PKCS#11 key (E4C2_KEK_PKCS11_KEY_LABEL) on the
+                         configured token (never replaces an existing one)
+
+After a rewrap, restart every node with the new KEK settings: a node still configured with the
+old KEK refuses to start, naming the KEK it is missing.
+`;
+
+const OPTIONS = {
+  'from-file': { type: 'string' },
+  'from-passphrase-env': { type: 'string' },
+  'from-pkcs11-key-label': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** What the command line asks for. */
+interface KekCommand {
+  readonly command: 'status' | 'rewrap' | 'pkcs11-keygen';
+  readonly fromFile?: string;
+  readonly fromPassphraseEnv?: string;
+  readonly fromPkcs11KeyLabel?: string;
+}
+
+/** @throws UsageError for an unknown command, unknown options, or several `--from-...` */
+export function parseKekArgs(argv: readonly string[]): KekCommand | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return 'help';
+  const [command, ...extra] = positionals;
+  if (command === undefined) throw new UsageError('a command is required');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0] ?? ''}"`);
+  if (command !== 'status' && command !== 'rewrap' && command !== 'pkcs11-keygen')
+    throw new UsageError(`unknown command "${command}"`);
+  const from = {
+    ...(values['from-file'] === undefined ? {} : { fromFile: values['from-file'] }),
+    ...(values['from-passphrase-env'] === undefined
+      ? {}
+      : { fromPassphraseEnv: values['from-passphrase-env'] }),
+    ...(values['from-pkcs11-key-label'] === undefined
+      ? {}
+      : { fromPkcs11KeyLabel: values['from-pkcs11-key-label'] }),
+  };
+  const given = Object.keys(from).length;
+  if (given > 0 && command !== 'rewrap')
+    throw new UsageError(`--from-... options apply only to rewrap`);
+  if (given > 1) throw new UsageError('give at most one --from-... option');
+  return { command, ...from };
+}
+
+/** The output of a command: lines for stdout. */
+type Print = (line: string) => void;
+
+async function readConfig(): Promise<Config> {
+  const file = process.env['E4C2_CONFIG_FILE'];
+  const text = file === undefined || file === '' ? undefined : await readFile(file, 'utf8');
+  return loadConfig({ ...process.env }, text);
+}
+
+/** The KEK the data keys are under now, from the `--from-...` option. */
+async function previousKek(
+  cmd: KekCommand,
+  config: Config,
+  store: PgC2Store,
+  lifecycle: Lifecycle,
+): Promise<KekProvider | undefined> {
+  if (cmd.fromFile !== undefined) return LocalKekProvider.fromKeyFile(cmd.fromFile);
+  if (cmd.fromPassphraseEnv !== undefined) {
+    const passphrase = process.env[cmd.fromPassphraseEnv];
+    if (passphrase === undefined || passphrase === '')
+      throw new UsageError(`the environment variable ${cmd.fromPassphraseEnv} is not set`);
+    return storedPassphraseKek(passphrase, store);
+  }
+  if (cmd.fromPkcs11KeyLabel !== undefined) {
+    if (config.kek.kind !== 'pkcs11')
+      throw new UsageError('--from-pkcs11-key-label needs a configured PKCS#11 KEK (same token)');
+    return openPkcs11Kek(
+      {
+        modulePath: config.kek.modulePath,
+        tokenLabel: config.kek.tokenLabel,
+        keyLabel: cmd.fromPkcs11KeyLabel,
+        pin: config.kek.pin.reveal(),
+      },
+      lifecycle,
+    );
+  }
+  return undefined;
+}
+
+/** Runs one command against the configured database. */
+export async function runKekCommand(cmd: KekCommand, config: Config, print: Print): Promise<void> {
+  if (cmd.command === 'pkcs11-keygen') {
+    if (config.kek.kind !== 'pkcs11')
+      throw new UsageError('pkcs11-keygen needs E4C2_KEK_PKCS11_MODULE, _TOKEN and _PIN');
+    const provider = await Pkcs11KekProvider.generateKey({
+      modulePath: config.kek.modulePath,
+      tokenLabel: config.kek.tokenLabel,
+      keyLabel: config.kek.keyLabel,
+      pin: config.kek.pin.reveal(),
+    });
+    provider.close();
+    print(`created KEK ${provider.kind}/${provider.keyId}`);
+    return;
+  }
+  const logger = createLogger({ level: 'warn', nodeId: 'kek-tool', destination: process.stderr });
+  const lifecycle = new Lifecycle(logger);
+  try {
+    const { pool, display } = await connectDatabase(config, logger, lifecycle, []);
+    const store = new PgC2Store(pool);
+    const dataKeys = new PgDataKeyStore(pool);
+    const stored = await dataKeys.list().catch((err: unknown) => {
+      throw new C2Error(
+        'C2_CONFIG',
+        `cannot read the data keys at ${display}: is it a C2 database?`,
+        {
+          cause: err,
+        },
+      );
+    });
+    if (cmd.command === 'status') {
+      const byKek = new Map<string, number>();
+      for (const k of stored) {
+        const name = `${k.wrapped.kekKind}/${k.wrapped.kekId}`;
+        byKek.set(name, (byKek.get(name) ?? 0) + 1);
+      }
+      print(`data keys: ${stored.length}`);
+      for (const [name, count] of byKek) print(`  ${name}: ${count}`);
+      return;
+    }
+    if (config.kek.kind === 'generated-file') {
+      throw new UsageError(
+        'set the new KEK first (E4C2_KEK_FILE, E4C2_KEK_PASSPHRASE or E4C2_KEK_PKCS11_MODULE): rewrap moves the data keys to the configured KEK',
+      );
+    }
+    if (stored.length === 0) {
+      print('no data keys stored: nothing to re-wrap');
+      return;
+    }
+    const target = await configuredKek(config.kek, store, lifecycle);
+    const previous = await previousKek(cmd, config, store, lifecycle);
+    let vault: KeyVault;
+    try {
+      vault = await KeyVault.create({
+        provider: target,
+        previousProviders: previous === undefined ? [] : [previous],
+        store: dataKeys,
+      });
+    } catch (err) {
+      if (C2Error.is(err, 'C2_KEY_VAULT') && /is not configured/.test(err.message)) {
+        throw new C2Error(
+          'C2_KEY_VAULT',
+          `${err.message}; name the KEK the data keys are under with --from-file, --from-passphrase-env or --from-pkcs11-key-label`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    const count = await vault.rewrapAll(target);
+    print(
+      count === 0
+        ? `every data key is under KEK ${target.kind}/${target.keyId} already`
+        : `re-wrapped ${count} data key(s) under KEK ${target.kind}/${target.keyId}`,
+    );
+  } finally {
+    await lifecycle.shutdown(30_000, 'kek tool done');
+  }
+}
+
+async function main(): Promise<void> {
+  let cmd: KekCommand | 'help';
+  try {
+    cmd = parseKekArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`kek: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (cmd === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  try {
+    const config = await readConfig();
+    await runKekCommand(cmd, config, (line) => process.stdout.write(`${line}\n`));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`kek: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof ConfigError || C2Error.is(err)) {
+      process.stderr.write(`kek: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`kek: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+const invoked = process.argv[1];
+if (invoked !== undefined && resolve(invoked) === fileURLToPath(import.meta.url)) await main();
