@@ -150,7 +150,18 @@ export async function runKekCommand(cmd: KekCommand, config: Config, print: Prin
   const logger = createLogger({ level: 'warn', nodeId: 'kek-tool', destination: process.stderr });
   const lifecycle = new Lifecycle(logger);
   try {
-    const { pool, display } = await connectDatabase(config, logger, lifecycle, []);
+    const { pool, display } = await connectDatabase(config, logger, lifecycle, []).catch(
+      (err: unknown) => {
+        if (config.database.kind !== 'embedded') throw err;
+        // The embedded server's own message guesses at a crashed node; here a running one is
+        // the likely cause.
+        throw new C2Error(
+          'C2_UNAVAILABLE',
+          `${(err as Error).message} (if a C2 node is running on ${config.dataDir}, stop it first: npm run kek needs its embedded database to itself)`,
+          { cause: err },
+        );
+      },
+    );
     const store = new PgC2Store(pool);
     const dataKeys = new PgDataKeyStore(pool);
     const stored = await dataKeys.list().catch((err: unknown) => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Secret } from '../../cluster/config/index.ts';
+import { startEmbeddedPostgres, type RunningPostgres } from '../../cluster/embedded/index.ts';
 import { Lifecycle } from '../../cluster/lifecycle.ts';
 import {
   KeyVault,
@@ -24,6 +25,11 @@ import {
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../cluster/test/support/postgres.ts';
+import {
+  makeTempDir,
+  recordingLogger,
+  removeTempDir,
+} from '../../cluster/test/embedded/support.ts';
 import { softHsmMissing, startSoftHsm, type SoftHsm } from '../../cluster/test/support/softhsm.ts';
 import { configuredKek } from '../kek-providers.ts';
 import { parseKekArgs } from '../kek.ts';
@@ -179,6 +185,38 @@ void describe('npm run kek', () => {
         provider.close();
       }
     });
+  });
+});
+
+void describe('npm run kek on the embedded database', () => {
+  let dataDir: string;
+  let server: RunningPostgres | undefined;
+
+  before(async () => {
+    dataDir = await makeTempDir('kek-embedded');
+  });
+
+  after(async () => {
+    await server?.stop();
+    await removeTempDir(dataDir);
+  });
+
+  void it('asks to stop the node that holds the database, then reads it', async () => {
+    const { log } = recordingLogger();
+    // A node's embedded PostgreSQL, still running on the data directory.
+    server = await startEmbeddedPostgres({ dataDir, port: 0, log });
+    const busy = await kek(['status'], { E4C2_DATA_DIR: dataDir });
+    assert.equal(busy.code, 1);
+    assert.match(
+      busy.stderr,
+      /is still running on .*stop it first: npm run kek needs its embedded database/,
+    );
+    await server.stop();
+    server = undefined;
+    // Stopped: the command starts the database itself (not a C2 schema yet: said so).
+    const free = await kek(['status'], { E4C2_DATA_DIR: dataDir });
+    assert.equal(free.code, 1);
+    assert.match(free.stderr, /cannot read the data keys at .*: is it a C2 database\?/);
   });
 });
 
