@@ -10,7 +10,8 @@
  * - the load balancer of `bin/lb/` in this process, in front of the API nodes for gRPC and HTTP.
  *
  * Every node opens the same keys: the KEK passphrase is generated once into
- * `<data dir>/kek-passphrase` (mode 0600) unless `E4C2_KEK_FILE` or `E4C2_KEK_PASSPHRASE` is set.
+ * `<data dir>/kek-passphrase` (mode 0600) unless `E4C2_KEK_FILE`, `E4C2_KEK_PASSPHRASE` or
+ * `E4C2_KEK_PKCS11_MODULE` is set.
  * Other `E4C2_*` settings of the environment are passed to every node. Ctrl-C or SIGTERM stops
  * everything in reverse start order; a second one kills what is left. A child that dies on its
  * own is reported and the rest keep running.
@@ -406,6 +407,24 @@ export async function loadOrCreatePassphrase(dataDir: string): Promise<string> {
   return passphrase;
 }
 
+/**
+ * The KEK the environment sets for every node, described for the address block, or `undefined`
+ * when it sets none (the launcher then makes a shared passphrase file).
+ */
+export function explicitKek(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const set = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const file = set('E4C2_KEK_FILE');
+  if (file !== undefined) return `E4C2_KEK_FILE (${file})`;
+  if (set('E4C2_KEK_PASSPHRASE') !== undefined) return 'E4C2_KEK_PASSPHRASE (from the environment)';
+  const module = set('E4C2_KEK_PKCS11_MODULE');
+  if (module !== undefined)
+    return `PKCS#11 key on token "${set('E4C2_KEK_PKCS11_TOKEN') ?? '?'}" (E4C2_KEK_PKCS11_MODULE ${module})`;
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cluster
 
@@ -517,13 +536,9 @@ export class LocalCluster {
     const { log } = options;
     if (options.apiNodes < 1) throw new RangeError('a cluster needs at least one API node');
     const env = options.env;
-    let kek: string;
     const kekEnv: NodeJS.ProcessEnv = {};
-    const kekFile = env['E4C2_KEK_FILE'];
-    const kekPassphrase = env['E4C2_KEK_PASSPHRASE'];
-    if ((kekFile ?? '') !== '') kek = `E4C2_KEK_FILE (${kekFile ?? ''})`;
-    else if ((kekPassphrase ?? '') !== '') kek = 'E4C2_KEK_PASSPHRASE (from the environment)';
-    else {
+    let kek = explicitKek(env);
+    if (kek === undefined) {
       kekEnv['E4C2_KEK_PASSPHRASE'] = await loadOrCreatePassphrase(options.dataDir);
       kek = `passphrase in ${resolve(options.dataDir, 'kek-passphrase')}`;
     }
