@@ -1,6 +1,6 @@
 /**
  * `npm run cluster -- --api N --workers M [--redlock 1|3] [--base-port P] [--schema S]
- * [--data-dir D]`: a local C2 cluster as plain processes on loopback, the topology of
+ * [--data-dir D] [--restart]`: a local C2 cluster as plain processes on loopback, the topology of
  * `docker-compose.ha.yml` without Docker (DESIGN §7):
  *
  * - N API nodes (`E4C2_ROLE=api`) and M delivery workers (`E4C2_ROLE=worker`), each a child
@@ -14,7 +14,8 @@
  * `E4C2_KEK_PKCS11_MODULE` is set.
  * Other `E4C2_*` settings of the environment are passed to every node. Ctrl-C or SIGTERM stops
  * everything in reverse start order; a second one kills what is left. A child that dies on its
- * own is reported and the rest keep running.
+ * own is reported and the rest keep running; with `--restart` a node is also started again
+ * ({@link RESTART_POLICY}).
  *
  * Tests use {@link startCluster} in-process for the same topology.
  */
@@ -75,7 +76,24 @@ export interface ClusterOptions {
   readonly signal?: AbortSignal;
   /** The `redis-server` binary. Default `redis-server` from the PATH. */
   readonly redisServer?: string;
+  /**
+   * Start a node again when it exits on its own, as a restart policy would (`--restart`); off by
+   * default, so that tests see a death as it is. See {@link RESTART_POLICY}.
+   */
+  readonly restartNodes?: boolean;
 }
+
+/**
+ * How `--restart` restarts a node that exited on its own: after a delay that doubles with each
+ * recent restart, and not at all once it has failed too often within the window (a node that
+ * cannot start, e.g. a wrong setting, is left down and reported instead of looping).
+ */
+export const RESTART_POLICY = {
+  firstDelayMs: 1000,
+  maxDelayMs: 30_000,
+  windowMs: 60_000,
+  maxInWindow: 5,
+} as const;
 
 /** What the command line and the environment decide. */
 export type ClusterArgs = Pick<
@@ -89,6 +107,7 @@ export type ClusterArgs = Pick<
   | 'databaseUrl'
   | 'redisUrl'
   | 'mqttUrl'
+  | 'restartNodes'
 >;
 
 /** A usage error of the command line. */
@@ -96,7 +115,7 @@ export { UsageError };
 
 /** The usage text of `npm run cluster`. */
 export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlock 1|3] [--base-port P]
-                           [--schema S] [--data-dir D]
+                           [--schema S] [--data-dir D] [--restart]
 
   --api N          API nodes (gRPC + HTTP + outbox relay), 1..${MAX_NODES_PER_ROLE}       default 2
   --workers M      delivery workers, 0..${MAX_NODES_PER_ROLE}                          default 2
@@ -105,6 +124,8 @@ export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlo
                    0 picks free ports
   --schema S       PostgreSQL schema of the cluster (created if missing)     default ${CLUSTER_DEFAULTS.schema}
   --data-dir D     holds the shared KEK passphrase file                      default ${CLUSTER_DEFAULTS.dataDir}
+  --restart        start a node again when it exits on its own (backoff from
+                   1 s; left down after ${RESTART_POLICY.maxInWindow} restarts within 60 s)       default off
 
 Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
 REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).
@@ -134,6 +155,7 @@ export function parseClusterArgs(
         'base-port': { type: 'string' },
         schema: { type: 'string' },
         'data-dir': { type: 'string' },
+        restart: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -161,6 +183,7 @@ export function parseClusterArgs(
     databaseUrl: nonEmpty(env['DATABASE_URL']) ?? CLUSTER_DEFAULTS.databaseUrl,
     redisUrl: nonEmpty(env['REDIS_URL']) ?? CLUSTER_DEFAULTS.redisUrl,
     mqttUrl: nonEmpty(env['MQTT_URL']) ?? CLUSTER_DEFAULTS.mqttUrl,
+    restartNodes: values.restart === true,
   };
 }
 
@@ -477,6 +500,9 @@ export class LocalCluster {
   readonly #redis: Array<{ name: string; url: string; proc: ManagedProcess }> = [];
   #lb: LoadBalancer | undefined;
   #stopping: Promise<void> | undefined;
+  /** Per node, when `--restart` restarted it lately. */
+  readonly #restartedAt = new Map<string, number[]>();
+  readonly #restartTimers = new Set<NodeJS.Timeout>();
   readonly #killAll = (): void => {
     for (const p of this.#processes()) p.signal('SIGKILL');
   };
@@ -739,7 +765,7 @@ export class LocalCluster {
       this.options.childOutput,
     );
     this.#nodes.set(plan.name, { plan, proc });
-    this.#watch(proc);
+    this.#watch(proc, plan.name);
     return proc;
   }
 
@@ -754,13 +780,44 @@ export class LocalCluster {
     );
   }
 
-  #watch(proc: ManagedProcess): void {
+  /** Reports an exit nobody asked for; with `restartNodes`, restarts the node `node`. */
+  #watch(proc: ManagedProcess, node?: string): void {
     void proc.exited.then((status) => {
       if (proc.expected || this.#stopping !== undefined) return;
       this.options.log(
         `cluster: ${proc.spec.name} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(status)}); the other processes keep running`,
       );
+      if (node !== undefined && this.options.restartNodes === true) this.#scheduleRestart(node);
     });
+  }
+
+  #scheduleRestart(name: string): void {
+    const log = this.options.log;
+    const now = Date.now();
+    const recent = (this.#restartedAt.get(name) ?? []).filter(
+      (at) => now - at < RESTART_POLICY.windowMs,
+    );
+    if (recent.length >= RESTART_POLICY.maxInWindow) {
+      log(
+        `cluster: ${name} exited ${recent.length + 1} times within ${RESTART_POLICY.windowMs / 1000} s; not restarting it again (see its output above)`,
+      );
+      return;
+    }
+    const delay = Math.min(
+      RESTART_POLICY.maxDelayMs,
+      RESTART_POLICY.firstDelayMs * 2 ** recent.length,
+    );
+    this.#restartedAt.set(name, [...recent, now]);
+    log(`cluster: restarting ${name} in ${delay} ms`);
+    const timer = setTimeout(() => {
+      this.#restartTimers.delete(timer);
+      if (this.#stopping !== undefined) return;
+      // A start that fails is an exit of the new process: #watch schedules the next try.
+      this.restart(name).catch((err: unknown) => {
+        log(`cluster: restarting ${name} failed: ${(err as Error).message}`);
+      });
+    }, delay);
+    this.#restartTimers.add(timer);
   }
 
   /**
@@ -828,6 +885,8 @@ export class LocalCluster {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       const log = this.options.log;
+      for (const timer of this.#restartTimers) clearTimeout(timer);
+      this.#restartTimers.clear();
       const grace = Number(this.nodeEnv['E4C2_SHUTDOWN_TIMEOUT_MS'] ?? '') || 10_000;
       if (this.#lb !== undefined) {
         log('cluster: stopping the load balancer');

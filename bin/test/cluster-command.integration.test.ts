@@ -50,7 +50,9 @@ void describe('npm run cluster', () => {
       databaseUrl: 'postgres://db/x',
       redisUrl: 'redis://127.0.0.1:6379',
       mqttUrl: 'mqtt://127.0.0.1:1883',
+      restartNodes: false,
     });
+    assert.equal(parseClusterArgs(['--restart'], env)?.restartNodes, true);
     const parsed = parseClusterArgs(
       ['--api', '3', '--workers', '0', '--redlock', '3', '--base-port', '0', '--schema', 's_1'],
       {},

@@ -1,0 +1,93 @@
+// `npm run cluster -- --restart`: a node that dies on its own is started again (same ports, same
+// settings) and serves again; a node stopped on purpose is not; nothing restarts once the
+// cluster stops.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { TEST_MQTT_URL } from '../../cluster/test/support/c2-harness.ts';
+import { eventually } from '../../cluster/test/support/eventually.ts';
+import {
+  createTestSchema,
+  TEST_DATABASE_URL,
+  type TestSchema,
+} from '../../cluster/test/support/postgres.ts';
+import { startCluster, type LocalCluster } from '../cluster.ts';
+import { probeReadiness } from '../lb/index.ts';
+
+void describe('npm run cluster --restart', () => {
+  let schema: TestSchema;
+  let dataDir: string;
+  let cluster: LocalCluster;
+  const lines: string[] = [];
+
+  before(
+    async () => {
+      schema = await createTestSchema();
+      dataDir = await mkdtemp(join(tmpdir(), 'e4c2-cluster-restart-'));
+      const env: Record<string, string | undefined> = {};
+      for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
+      cluster = await startCluster({
+        apiNodes: 1,
+        workers: 1,
+        redlock: 1,
+        basePort: 0,
+        schema: schema.schema,
+        dataDir,
+        databaseUrl: TEST_DATABASE_URL,
+        redisUrl: 'redis://127.0.0.1:6379',
+        mqttUrl: TEST_MQTT_URL,
+        host: '127.0.0.1',
+        env: { ...env, E4C2_LOG_LEVEL: 'warn', E4C2_SHUTDOWN_TIMEOUT_MS: '3000' },
+        log: (line) => {
+          lines.push(line);
+        },
+        childOutput: () => undefined,
+        startTimeoutMs: 60_000,
+        restartNodes: true,
+      });
+    },
+    { timeout: 90_000 },
+  );
+
+  after(async () => {
+    await cluster.stop();
+    await schema.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  void it('starts a worker that was SIGKILLed from outside again, on its health port', async () => {
+    const before = cluster.node('worker-1');
+    assert.ok(before.pid !== undefined);
+    process.kill(before.pid, 'SIGKILL'); // not through the launcher: a crash
+    const after = await eventually(() => {
+      const node = cluster.node('worker-1');
+      assert.ok(node.running && node.pid !== undefined && node.pid !== before.pid);
+      return node;
+    }, 60_000);
+    await eventually(async () => {
+      assert.equal(await probeReadiness(`${after.health}/readyz`, 1000), undefined);
+    }, 60_000);
+    assert.ok(
+      lines.some((l) => /worker-1 \(pid \d+\) exited unexpectedly \(signal SIGKILL\)/.test(l)),
+    );
+    assert.ok(lines.includes('cluster: restarting worker-1 in 1000 ms'));
+    // Logged once the launcher itself saw it ready (it may poll after this test did).
+    await eventually(() => {
+      assert.ok(lines.includes(`cluster: worker-1 restarted (pid ${after.pid ?? '?'})`));
+    }, 10_000);
+  });
+
+  void it('leaves a node the launcher was told to kill down', async () => {
+    const pid = cluster.node('api-1').pid;
+    assert.ok(cluster.kill('api-1', 'SIGKILL'));
+    await eventually(() => {
+      assert.equal(cluster.node('api-1').running, false);
+    }, 10_000);
+    await new Promise((r) => setTimeout(r, 1500)); // past the first restart delay
+    assert.equal(cluster.node('api-1').running, false);
+    assert.equal(cluster.node('api-1').pid, pid);
+    assert.ok(!lines.some((l) => l.includes('restarting api-1')));
+  });
+});
