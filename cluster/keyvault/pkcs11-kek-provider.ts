@@ -45,6 +45,8 @@ interface LoadedModule {
   readonly api: Pkcs11Api;
   readonly p: Pkcs11Binding;
   users: number;
+  /** Set when the last user released it (C_Finalize called): open it anew. */
+  finalized: boolean;
 }
 
 const modules = new Map<string, Promise<LoadedModule>>();
@@ -65,7 +67,7 @@ function openModule(modulePath: string): Promise<LoadedModule> {
           { cause: err },
         );
       }
-      return { api, p, users: 0 };
+      return { api, p, users: 0, finalized: false };
     })();
     modules.set(modulePath, loaded);
     loaded.catch(() => modules.delete(modulePath));
@@ -76,6 +78,7 @@ function openModule(modulePath: string): Promise<LoadedModule> {
 function releaseModule(modulePath: string, module: LoadedModule): void {
   module.users--;
   if (module.users > 0) return;
+  module.finalized = true;
   modules.delete(modulePath);
   try {
     module.api.C_Finalize();
@@ -181,7 +184,9 @@ export class Pkcs11KekProvider implements KekProvider {
   static async #connect(options: Pkcs11KekOptions): Promise<Pkcs11KekProvider> {
     if (options.keyLabel.length === 0)
       throw new C2Error('C2_CONFIG', 'the PKCS#11 key label must not be empty');
-    const module = await openModule(options.modulePath);
+    let module = await openModule(options.modulePath);
+    // The last provider of the module may have closed it while this one waited for it.
+    while (module.finalized) module = await openModule(options.modulePath);
     module.users++;
     try {
       const { api } = module;
