@@ -114,6 +114,9 @@ async function insertClient(
  * RemoveClient. Peers that were sent the client's public key are told to drop it. With `reset`,
  * the device is first sent ResetTopics (and ResetPubKeys in public-key mode) and the record is
  * deleted once that is delivered; without, the record goes at once (the reference behaviour).
+ * The client leaves every topic it was a member of: a `client.unsubscribed` event per topic
+ * (before `client.removed`), so that `member-removed` automation rotates those topics, as it
+ * does when a single membership ends (the reference emitted none).
  * @throws C2Error `C2_NOT_FOUND`
  */
 export async function removeClient(
@@ -126,6 +129,9 @@ export async function removeClient(
   const reset = options.reset === true;
   return await mutate(deps, ctx, 'RemoveClient', { name: clientName, reset }, async (tx) => {
     const client = await activeClient(tx, clientName);
+    const topics = (await tx.memberships.forClient(client.id)).filter(
+      (m) => m.desiredVersion > 0 && m.topicName !== null,
+    );
     await tx.peers.revokeSource(client.id, 'peer-removed');
     if (reset) {
       await tx.clients.markRemoving(client.id);
@@ -141,6 +147,14 @@ export async function removeClient(
       subject: clientName,
       details: { reset },
     });
+    for (const m of topics) {
+      await tx.journal.event({
+        type: 'client.unsubscribed',
+        clientName,
+        topic: m.topicName ?? '',
+        details: { clientRemoved: true },
+      });
+    }
     await tx.journal.event({ type: 'client.removed', clientName, details: { reset } });
     return { removed: true, resetPending: reset } as const;
   });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { AutomationService } from '../../../cluster/domain/index.ts';
 import { C2Error } from '../../../cluster/errors.ts';
 import { KeyVault, LocalKekProvider } from '../../../cluster/keyvault/index.ts';
-import { PgAutomationStore, PgDataKeyStore } from '../../../cluster/storage/index.ts';
+import { PgAutomationStore, PgC2Store, PgDataKeyStore } from '../../../cluster/storage/index.ts';
 import { eventually } from '../../../cluster/test/support/eventually.ts';
 import {
   createTestSchema,
@@ -219,6 +219,52 @@ void describe('automation engine, several nodes', () => {
       return f;
     }, 15_000);
     assert.equal(next.result['done'], 1);
+    await admin.deleteRule(ctx, rule.id);
+  });
+
+  void it('a member-removed rule rotates every topic of a client that is removed', async () => {
+    const service = (nodes[0] as AutomationNode).service;
+    for (const t of ['mr/a', 'mr/b', 'mr/c', 'other/d']) await service.newTopic(ctx, t);
+    await service.newClient(ctx, 'mr-dev', new Uint8Array(randomBytes(32)));
+    for (const t of ['mr/a', 'mr/b', 'mr/c', 'other/d'])
+      await service.newTopicClient(ctx, 'mr-dev', t);
+    // Left before the rule existed: already a revoked membership, owed nothing by this rule.
+    await service.removeTopicClient(ctx, 'mr-dev', 'mr/c');
+    const rule = await admin.createRule(ctx, {
+      description: 'forward secrecy for mr/*',
+      action: 'rotate-topic-key',
+      triggers: [{ kind: 'member-removed' }],
+      targets: [{ kind: 'topic', match: 'prefix', expr: 'mr/' }],
+    });
+    const journal = new PgC2Store(schema.pool).read.journal;
+    await service.sequenceEvents();
+    const before = (await journal.eventsAfter('0', 10_000)).at(-1)?.seq ?? '0';
+    await service.removeClient(ctx, 'mr-dev');
+    // The removal's events, as the stream gives them (an API node positions them; here, the
+    // test): one unsubscription per topic the client was still in, then the removal.
+    await eventually(async () => {
+      await service.sequenceEvents();
+      const events = (await journal.eventsAfter(before, 100)).filter(
+        (e) => e.clientName === 'mr-dev',
+      );
+      assert.deepEqual(
+        events.map((e) => [e.type, e.topic ?? null, e.details?.['clientRemoved'] ?? null]),
+        [
+          ['client.unsubscribed', 'mr/a', true],
+          ['client.unsubscribed', 'mr/b', true],
+          ['client.unsubscribed', 'other/d', true],
+          ['client.removed', null, null],
+        ],
+      );
+    }, 15_000);
+    await eventually(async () => {
+      assert.equal(await topicVersion('mr/a'), 2);
+      assert.equal(await topicVersion('mr/b'), 2);
+      const firings = await admin.listFirings(rule.id, 10);
+      assert.ok(firings.every((f) => f.status === 'succeeded'));
+    }, 15_000);
+    assert.equal(await topicVersion('mr/c'), 1, 'left before the rule: not rotated by it');
+    assert.equal(await topicVersion('other/d'), 1, 'not a target');
     await admin.deleteRule(ctx, rule.id);
   });
 });
