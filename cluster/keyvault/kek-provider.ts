@@ -31,6 +31,12 @@ export interface KekProvider {
    * @throws C2Error `C2_KEY_VAULT` when the key is not this provider's or does not authenticate
    */
   unwrap(wrapped: WrappedKey): Promise<Uint8Array>;
+  /**
+   * For a KEK with versions of its own (Vault transit): the same data key wrapped under the KEK's
+   * newest version, without it leaving the provider in clear. Absent for single-version KEKs.
+   * @throws C2Error as {@link unwrap}
+   */
+  refresh?(wrapped: WrappedKey): Promise<WrappedKey>;
 }
 
 /**

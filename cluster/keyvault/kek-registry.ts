@@ -84,3 +84,28 @@ export async function rewrapKey(
     check?.fill(0);
   }
 }
+
+/**
+ * Moves one data key to the newest version of its own KEK ({@link KekProvider.refresh}), checking
+ * that the result unwraps to the same key before it is returned.
+ * @throws C2Error `C2_KEY_VAULT` when the provider fails or the result does not match
+ */
+export async function refreshKey(wrapped: WrappedKey, provider: KekProvider): Promise<WrappedKey> {
+  if (provider.refresh === undefined) return wrapped;
+  const refreshed = await provider.refresh(wrapped);
+  const before = await provider.unwrap(wrapped);
+  let after: Uint8Array | undefined;
+  try {
+    after = await provider.unwrap(refreshed);
+    if (after.length !== before.length || !timingSafeEqual(after, before)) {
+      throw new C2Error(
+        'C2_KEY_VAULT',
+        `KEK ${keyOf(provider.kind, provider.keyId)} did not keep a data key across its refresh`,
+      );
+    }
+    return refreshed;
+  } finally {
+    before.fill(0);
+    after?.fill(0);
+  }
+}

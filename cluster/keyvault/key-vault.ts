@@ -6,8 +6,8 @@ import { C2Error } from '../errors.ts';
 import { gcmOpen, gcmSeal } from './aes-gcm.ts';
 import type { DataKeyStore, StoredDataKey } from './data-key-store.ts';
 import { envelopeHeader, parseEnvelope, sealAad, type SealBinding } from './envelope.ts';
-import type { KekProvider } from './kek-provider.ts';
-import { KekRegistry, rewrapKey } from './kek-registry.ts';
+import type { KekProvider, WrappedKey } from './kek-provider.ts';
+import { KekRegistry, refreshKey, rewrapKey } from './kek-registry.ts';
 
 /** Dependencies of {@link KeyVault.create}. */
 export interface KeyVaultOptions {
@@ -157,7 +157,8 @@ export class KeyVault {
 
   /**
    * KEK rotation: re-wraps every stored DEK under `newProvider` (each checked by a round trip
-   * before it is written) and makes it the current KEK. Sealed values do not change. Afterwards
+   * before it is written) and makes it the current KEK. DEKs under `newProvider` already are
+   * moved to its newest version when it has versions of its own ({@link KekProvider.refresh}). Sealed values do not change. Afterwards
    * the old KEK is no longer needed, except for DEKs that other nodes still create under it: run
    * this again once every node is configured with the new KEK (it skips keys already re-wrapped).
    * @returns how many DEKs were re-wrapped
@@ -169,8 +170,18 @@ export class KeyVault {
       let count = 0;
       for (const stored of await this.#store.list()) {
         const { wrapped } = stored;
-        if (wrapped.kekKind === newProvider.kind && wrapped.kekId === newProvider.keyId) continue;
-        const rewrapped = await rewrapKey(wrapped, this.#registry, newProvider);
+        let rewrapped: WrappedKey;
+        if (wrapped.kekKind === newProvider.kind && wrapped.kekId === newProvider.keyId) {
+          // Under this KEK already: only a KEK with versions of its own has anything to do.
+          if (newProvider.refresh === undefined) continue;
+          rewrapped = await refreshKey(wrapped, newProvider);
+          if (
+            Buffer.compare(Buffer.from(rewrapped.ciphertext), Buffer.from(wrapped.ciphertext)) === 0
+          )
+            continue;
+        } else {
+          rewrapped = await rewrapKey(wrapped, this.#registry, newProvider);
+        }
         await this.#store.update({ ...stored, wrapped: rewrapped });
         count++;
       }

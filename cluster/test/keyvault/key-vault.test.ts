@@ -232,6 +232,25 @@ void describe('KeyVault KEK rotation', () => {
     assert.equal(await both.rewrapAll(next.provider), 1);
   });
 
+  void it('leaves stored keys untouched when a KEK refresh changes the data key', async () => {
+    const store = new InMemoryDataKeyStore();
+    const inner = newKek().provider;
+    // A versioned KEK whose refresh is broken: it wraps another key instead of the same one.
+    const versioned: KekProvider = {
+      kind: inner.kind,
+      keyId: inner.keyId,
+      wrap: (k) => inner.wrap(k),
+      unwrap: (w) => inner.unwrap(w),
+      refresh: () => inner.wrap(random(32)),
+    };
+    const vault = await KeyVault.create({ provider: versioned, store });
+    const before: StoredDataKey[] = await store.list();
+    const err = await c2Rejection(vault.rewrapAll(versioned));
+    assert.equal(err.code, 'C2_KEY_VAULT');
+    assert.match(err.message, /did not keep a data key across its refresh/);
+    assert.deepEqual(await store.list(), before);
+  });
+
   void it('leaves stored keys untouched when the new KEK does not round-trip', async () => {
     const store = new InMemoryDataKeyStore();
     const vault = await KeyVault.create({ provider: newKek().provider, store });
