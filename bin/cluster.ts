@@ -10,8 +10,8 @@
  * - the load balancer of `bin/lb/` in this process, in front of the API nodes for gRPC and HTTP.
  *
  * Every node opens the same keys: the KEK passphrase is generated once into
- * `<data dir>/kek-passphrase` (mode 0600) unless `E4C2_KEK_FILE`, `E4C2_KEK_PASSPHRASE` or
- * `E4C2_KEK_PKCS11_MODULE` is set.
+ * `<data dir>/kek-passphrase` (mode 0600) unless `E4C2_KEK_FILE`, `E4C2_KEK_PASSPHRASE`,
+ * `E4C2_KEK_PKCS11_MODULE` or `E4C2_KEK_VAULT_ADDR` is set.
  * Other `E4C2_*` settings of the environment are passed to every node. Ctrl-C or SIGTERM stops
  * everything in reverse start order; a second one kills what is left. A child that dies on its
  * own is reported and the rest keep running; with `--restart` a node is also started again
@@ -442,6 +442,9 @@ export function explicitKek(env: Readonly<Record<string, string | undefined>>): 
   const file = set('E4C2_KEK_FILE');
   if (file !== undefined) return `E4C2_KEK_FILE (${file})`;
   if (set('E4C2_KEK_PASSPHRASE') !== undefined) return 'E4C2_KEK_PASSPHRASE (from the environment)';
+  const vault = set('E4C2_KEK_VAULT_ADDR');
+  if (vault !== undefined)
+    return `Vault transit key "${set('E4C2_KEK_VAULT_KEY') ?? 'e4c2-kek'}" at ${vault}`;
   const module = set('E4C2_KEK_PKCS11_MODULE');
   if (module !== undefined)
     return `PKCS#11 key on token "${set('E4C2_KEK_PKCS11_TOKEN') ?? '?'}" (E4C2_KEK_PKCS11_MODULE ${module})`;

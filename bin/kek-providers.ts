@@ -1,14 +1,18 @@
 /**
  * The KEK providers a configuration names (DESIGN R8): a key file, a passphrase (its salt kept in
- * the database), or a key inside an HSM over PKCS#11. Shared by the nodes and `npm run kek`.
+ * the database), a key inside an HSM over PKCS#11, or a HashiCorp Vault transit key. Shared by
+ * the nodes and `npm run kek`.
  */
+import { readFile } from 'node:fs/promises';
 import type { KekConfig } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import {
   LocalKekProvider,
   Pkcs11KekProvider,
+  VaultTransitKekProvider,
   type KekProvider,
   type Pkcs11KekOptions,
+  type VaultTransitOptions,
 } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import type { PgC2Store } from '../cluster/storage/index.ts';
@@ -55,6 +59,8 @@ export async function configuredKek(
         new Uint8Array(Buffer.from(saltHex, 'hex')),
       );
     }
+    case 'vault-transit':
+      return VaultTransitKekProvider.connect(await vaultOptions(kek));
     case 'pkcs11':
       return openPkcs11Kek(
         {
@@ -66,6 +72,32 @@ export async function configuredKek(
         lifecycle,
       );
   }
+}
+
+/** Options of the Vault transit KEK of a configuration, `keyName` replaced when given. */
+export async function vaultOptions(
+  kek: Extract<KekConfig, { kind: 'vault-transit' }>,
+  keyName = kek.keyName,
+): Promise<VaultTransitOptions> {
+  let caPem: string | undefined;
+  if (kek.caFile !== undefined) {
+    try {
+      caPem = await readFile(kek.caFile, 'utf8');
+    } catch (err) {
+      throw new C2Error('C2_CONFIG', `cannot read the Vault CA file ${kek.caFile}`, { cause: err });
+    }
+  }
+  return {
+    addr: kek.addr,
+    keyName,
+    mount: kek.mount,
+    auth:
+      kek.auth.kind === 'token'
+        ? { kind: 'token', token: kek.auth.token.reveal() }
+        : { kind: 'approle', roleId: kek.auth.roleId, secretId: kek.auth.secretId.reveal() },
+    ...(kek.namespace === undefined ? {} : { namespace: kek.namespace }),
+    ...(caPem === undefined ? {} : { caPem }),
+  };
 }
 
 /**

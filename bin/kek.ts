@@ -19,12 +19,18 @@ import {
   KeyVault,
   LocalKekProvider,
   Pkcs11KekProvider,
+  VaultTransitKekProvider,
   type KekProvider,
 } from '../cluster/keyvault/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
 import { PgC2Store, PgDataKeyStore } from '../cluster/storage/index.ts';
 import { createLogger } from '../cluster/telemetry/index.ts';
-import { configuredKek, openPkcs11Kek, storedPassphraseKek } from './kek-providers.ts';
+import {
+  configuredKek,
+  openPkcs11Kek,
+  storedPassphraseKek,
+  vaultOptions,
+} from './kek-providers.ts';
 import { connectDatabase } from './node-parts.ts';
 import { UsageError } from './usage-args.ts';
 
@@ -40,6 +46,9 @@ commands:
     --from-file PATH               a key file (32 bytes or 64 hex characters)
     --from-passphrase-env NAME     a passphrase, read from the environment variable NAME
     --from-pkcs11-key-label LABEL  another key on the configured PKCS#11 token
+    --from-vault-key NAME          another transit key of the configured Vault
+                         with none, data keys under the configured KEK already are moved to its
+                         newest version (Vault transit: after a key rotation in Vault)
   pkcs11-keygen          creates the configured PKCS#11 key (E4C2_KEK_PKCS11_KEY_LABEL) on the
                          configured token (never replaces an existing one)
 
@@ -51,6 +60,7 @@ const OPTIONS = {
   'from-file': { type: 'string' },
   'from-passphrase-env': { type: 'string' },
   'from-pkcs11-key-label': { type: 'string' },
+  'from-vault-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -60,6 +70,7 @@ interface KekCommand {
   readonly fromFile?: string;
   readonly fromPassphraseEnv?: string;
   readonly fromPkcs11KeyLabel?: string;
+  readonly fromVaultKey?: string;
 }
 
 /** @throws UsageError for an unknown command, unknown options, or several `--from-...` */
@@ -85,6 +96,7 @@ export function parseKekArgs(argv: readonly string[]): KekCommand | 'help' {
     ...(values['from-pkcs11-key-label'] === undefined
       ? {}
       : { fromPkcs11KeyLabel: values['from-pkcs11-key-label'] }),
+    ...(values['from-vault-key'] === undefined ? {} : { fromVaultKey: values['from-vault-key'] }),
   };
   const given = Object.keys(from).length;
   if (given > 0 && command !== 'rewrap')
@@ -128,6 +140,11 @@ async function previousKek(
       },
       lifecycle,
     );
+  }
+  if (cmd.fromVaultKey !== undefined) {
+    if (config.kek.kind !== 'vault-transit')
+      throw new UsageError('--from-vault-key needs a configured Vault transit KEK (same Vault)');
+    return VaultTransitKekProvider.connect(await vaultOptions(config.kek, cmd.fromVaultKey));
   }
   return undefined;
 }
@@ -185,7 +202,7 @@ export async function runKekCommand(cmd: KekCommand, config: Config, print: Prin
     }
     if (config.kek.kind === 'generated-file') {
       throw new UsageError(
-        'set the new KEK first (E4C2_KEK_FILE, E4C2_KEK_PASSPHRASE or E4C2_KEK_PKCS11_MODULE): rewrap moves the data keys to the configured KEK',
+        'set the new KEK first (E4C2_KEK_FILE, E4C2_KEK_PASSPHRASE, E4C2_KEK_PKCS11_MODULE or E4C2_KEK_VAULT_ADDR): rewrap moves the data keys to the configured KEK',
       );
     }
     if (stored.length === 0) {
@@ -205,7 +222,7 @@ export async function runKekCommand(cmd: KekCommand, config: Config, print: Prin
       if (C2Error.is(err, 'C2_KEY_VAULT') && /is not configured/.test(err.message)) {
         throw new C2Error(
           'C2_KEY_VAULT',
-          `${err.message}; name the KEK the data keys are under with --from-file, --from-passphrase-env or --from-pkcs11-key-label`,
+          `${err.message}; name the KEK the data keys are under with --from-file, --from-passphrase-env, --from-pkcs11-key-label or --from-vault-key`,
           { cause: err },
         );
       }

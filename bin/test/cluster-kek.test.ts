@@ -1,4 +1,4 @@
-// The local cluster's KEK: the environment's own (file, passphrase or PKCS#11 key) is passed to
+// The local cluster's KEK: the environment's own (file, passphrase, PKCS#11 or Vault key) goes to
 // every node as is; only without one does the launcher make a shared passphrase file. A PKCS#11
 // KEK once got a passphrase added too, and every node refused two KEK settings.
 import assert from 'node:assert/strict';
@@ -19,6 +19,10 @@ void describe('npm run cluster: the KEK', () => {
         E4C2_KEK_PKCS11_PIN: '1234',
       }),
       'PKCS#11 key on token "c2" (E4C2_KEK_PKCS11_MODULE /usr/lib/softhsm/libsofthsm2.so)',
+    );
+    assert.equal(
+      explicitKek({ E4C2_KEK_VAULT_ADDR: 'https://vault:8200', E4C2_KEK_VAULT_TOKEN: 't' }),
+      'Vault transit key "e4c2-kek" at https://vault:8200',
     );
   });
 

@@ -16,6 +16,7 @@ import {
   KeyVault,
   LocalKekProvider,
   Pkcs11KekProvider,
+  VaultTransitKekProvider,
   type KekProvider,
   type SealBinding,
 } from '../../cluster/keyvault/index.ts';
@@ -30,6 +31,7 @@ import {
   recordingLogger,
   removeTempDir,
 } from '../../cluster/test/embedded/support.ts';
+import { startFakeVault, type FakeVault } from '../../cluster/test/support/fake-vault-transit.ts';
 import { softHsmMissing, startSoftHsm, type SoftHsm } from '../../cluster/test/support/softhsm.ts';
 import { configuredKek } from '../kek-providers.ts';
 import { parseKekArgs } from '../kek.ts';
@@ -113,7 +115,10 @@ void describe('npm run kek', () => {
     const run = await kek(['rewrap'], { ...db, E4C2_KEK_FILE: join(dir, 'kek.key') });
     assert.equal(run.code, 1);
     assert.match(run.stderr, /KEK local\/[0-9a-f]{16} is not configured/);
-    assert.match(run.stderr, /--from-file, --from-passphrase-env or --from-pkcs11-key-label/);
+    assert.match(
+      run.stderr,
+      /--from-file, --from-passphrase-env, --from-pkcs11-key-label or --from-vault-key/,
+    );
     assert.deepEqual(await openWith(schema, passphraseKek, sealed), secret);
   });
 
@@ -185,6 +190,83 @@ void describe('npm run kek', () => {
         provider.close();
       }
     });
+  });
+});
+
+void describe('npm run kek with a Vault transit KEK (stand-in Vault on loopback)', () => {
+  let schema: TestSchema;
+  let dir: string;
+  let vault: FakeVault;
+  let sealed: Uint8Array;
+  const secret = new Uint8Array(randomBytes(32));
+  let settings: Record<string, string>;
+  const wrappedCiphertexts = async (): Promise<string[]> =>
+    (await new PgDataKeyStore(schema.pool).list()).map((k) =>
+      Buffer.from(k.wrapped.ciphertext).toString('utf8'),
+    );
+
+  before(async () => {
+    schema = await createTestSchema();
+    dir = await mkdtemp(join(tmpdir(), 'e4c2-kek-vault-'));
+    vault = await startFakeVault();
+    vault.createKey('e4c2-kek');
+    vault.createKey('kek-b');
+    const fileKek = await LocalKekProvider.generateKeyFile(join(dir, 'kek.key'));
+    const keys = await KeyVault.create({
+      provider: fileKek,
+      store: new PgDataKeyStore(schema.pool),
+    });
+    sealed = await keys.seal(secret, binding);
+    settings = {
+      DATABASE_URL: TEST_DATABASE_URL,
+      E4C2_DB_SCHEMA: schema.schema,
+      E4C2_KEK_VAULT_ADDR: vault.addr,
+      E4C2_KEK_VAULT_TOKEN: vault.rootToken,
+    };
+  });
+
+  after(async () => {
+    await schema.drop();
+    await vault.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('moves the data keys into Vault, follows a Vault key rotation, and moves to another key', async () => {
+    const moved = await kek(['rewrap', '--from-file', join(dir, 'kek.key')], settings);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal(
+      moved.stdout,
+      're-wrapped 1 data key(s) under KEK vault-transit/transit/e4c2-kek\n',
+    );
+    assert.ok(!moved.stdout.includes(vault.rootToken) && !moved.stderr.includes(vault.rootToken));
+    assert.match((await wrappedCiphertexts())[0] ?? '', /^vault:v1:/);
+
+    // A rotation inside Vault: rewrap without --from moves the data keys to the new version.
+    vault.rotateKey('e4c2-kek');
+    const refreshed = await kek(['rewrap'], settings);
+    assert.equal(refreshed.code, 0, refreshed.stderr);
+    assert.equal(
+      refreshed.stdout,
+      're-wrapped 1 data key(s) under KEK vault-transit/transit/e4c2-kek\n',
+    );
+    assert.match((await wrappedCiphertexts())[0] ?? '', /^vault:v2:/);
+    vault.setMinDecryptionVersion('e4c2-kek', 2);
+    const current = await VaultTransitKekProvider.connect({
+      addr: vault.addr,
+      keyName: 'e4c2-kek',
+      auth: { kind: 'token', token: vault.rootToken },
+    });
+    assert.deepEqual(await openWith(schema, current, sealed), secret);
+
+    const other = { ...settings, E4C2_KEK_VAULT_KEY: 'kek-b' };
+    const switched = await kek(['rewrap', '--from-vault-key', 'e4c2-kek'], other);
+    assert.equal(switched.code, 0, switched.stderr);
+    assert.equal(
+      switched.stdout,
+      're-wrapped 1 data key(s) under KEK vault-transit/transit/kek-b\n',
+    );
+    const status = await kek(['status'], other);
+    assert.equal(status.stdout, 'data keys: 1\n  vault-transit/transit/kek-b: 1\n');
   });
 });
 

@@ -117,6 +117,19 @@ export type KekConfig =
       readonly tokenLabel: string;
       readonly keyLabel: string;
       readonly pin: Secret;
+    }
+  | {
+      /** A key of HashiCorp Vault's transit engine (it never leaves Vault). */
+      readonly kind: 'vault-transit';
+      readonly addr: string;
+      readonly keyName: string;
+      readonly mount: string;
+      readonly auth:
+        | { readonly kind: 'token'; readonly token: Secret }
+        | { readonly kind: 'approle'; readonly roleId: string; readonly secretId: Secret };
+      readonly namespace?: string;
+      /** PEM file of the CA of Vault's certificate. */
+      readonly caFile?: string;
     };
 
 /** Delivery of control messages (DESIGN R5, R6). */

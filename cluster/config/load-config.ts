@@ -362,23 +362,83 @@ function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']):
   const path = r.optional(S.kekFile, parseString);
   const passphrase = r.optional(S.kekPassphrase, parsePassphrase);
   const pkcs11 = readPkcs11Kek(r);
-  const chosen = [path, passphrase, pkcs11].filter((v) => v !== undefined).length;
+  const vault = readVaultKek(r);
+  const chosen = [path, passphrase, pkcs11, vault].filter((v) => v !== undefined).length;
+  const kinds = [S.kekFile, S.kekPassphrase, S.kekPkcs11Module, S.kekVaultAddr];
   if (chosen > 1) {
     r.problem(
-      `set only one of ${r.name(S.kekFile)}, ${r.name(S.kekPassphrase)} and ${r.name(S.kekPkcs11Module)}`,
+      `set only one of ${kinds
+        .slice(0, -1)
+        .map((k) => r.name(k))
+        .join(', ')} and ${r.name(S.kekVaultAddr)}`,
     );
   }
   if (path !== undefined) return { kind: 'file', path };
   if (passphrase !== undefined) return { kind: 'passphrase', passphrase };
   if (pkcs11 !== undefined && pkcs11 !== 'invalid') return pkcs11;
-  const failed = [S.kekFile, S.kekPassphrase, S.kekPkcs11Module].some((s) => r.failed(s));
-  if (db === 'external' && !failed && pkcs11 === undefined) {
+  if (vault !== undefined && vault !== 'invalid') return vault;
+  const failed = kinds.some((s) => r.failed(s));
+  if (db === 'external' && !failed && pkcs11 === undefined && vault === undefined) {
     // A key generated per node would make every node unable to read the others' keys.
     r.problem(
-      `${r.name(S.kekFile)}, ${r.name(S.kekPassphrase)} or ${r.name(S.kekPkcs11Module)} is required with an external database (every node must share the key-encryption key)`,
+      `${kinds
+        .slice(0, -1)
+        .map((k) => r.name(k))
+        .join(
+          ', ',
+        )} or ${r.name(S.kekVaultAddr)} is required with an external database (every node must share the key-encryption key)`,
     );
   }
   return { kind: 'generated-file', path: join(dataDir, 'kek.key') };
+}
+
+/** Key name of the Vault transit KEK when none is set. */
+export const DEFAULT_VAULT_KEY = 'e4c2-kek';
+
+const parseVaultAddr = parseUrl({ schemes: ['https', 'http'], allowCredentials: false });
+
+/**
+ * The Vault transit KEK, when its address is set (a token, or an AppRole's role and secret id,
+ * is then required); `'invalid'` when the settings are incomplete (the problem is reported).
+ */
+function readVaultKek(r: SettingReader): KekConfig | 'invalid' | undefined {
+  const addr = r.optional(S.kekVaultAddr, parseVaultAddr);
+  const token = r.optional(S.kekVaultToken, parseSecret);
+  const roleId = r.optional(S.kekVaultRoleId, parseString);
+  const secretId = r.optional(S.kekVaultSecretId, parseSecret);
+  const keyName = r.optional(S.kekVaultKey, parseString) ?? DEFAULT_VAULT_KEY;
+  const mount = r.optional(S.kekVaultMount, parseString) ?? 'transit';
+  const namespace = r.optional(S.kekVaultNamespace, parseString);
+  const caFile = r.optional(S.kekVaultCaFile, parseString);
+  const authSet = token !== undefined || roleId !== undefined || secretId !== undefined;
+  if (addr === undefined) {
+    if (authSet && !r.failed(S.kekVaultAddr)) {
+      r.problem(
+        `${r.name(S.kekVaultToken)}, ${r.name(S.kekVaultRoleId)} and ${r.name(S.kekVaultSecretId)} need ${r.name(S.kekVaultAddr)} (the Vault holding the KEK)`,
+      );
+    }
+    return r.failed(S.kekVaultAddr) ? 'invalid' : undefined;
+  }
+  let auth: Extract<KekConfig, { kind: 'vault-transit' }>['auth'] | undefined;
+  if (token !== undefined && roleId === undefined && secretId === undefined)
+    auth = { kind: 'token', token };
+  else if (token === undefined && roleId !== undefined && secretId !== undefined)
+    auth = { kind: 'approle', roleId, secretId };
+  if (auth === undefined) {
+    r.problem(
+      `${r.name(S.kekVaultAddr)} needs either ${r.name(S.kekVaultToken)} or both ${r.name(S.kekVaultRoleId)} and ${r.name(S.kekVaultSecretId)} (AppRole)`,
+    );
+    return 'invalid';
+  }
+  return {
+    kind: 'vault-transit',
+    addr: addr.href.replace(/\/$/, ''),
+    keyName,
+    mount,
+    auth,
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(caFile === undefined ? {} : { caFile }),
+  };
 }
 
 /**

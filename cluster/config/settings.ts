@@ -49,6 +49,14 @@ export const SETTINGS = {
   kekPkcs11Token: { env: 'E4C2_KEK_PKCS11_TOKEN', file: 'kek.pkcs11.token' },
   kekPkcs11KeyLabel: { env: 'E4C2_KEK_PKCS11_KEY_LABEL', file: 'kek.pkcs11.keyLabel' },
   kekPkcs11Pin: { env: 'E4C2_KEK_PKCS11_PIN', file: 'kek.pkcs11.pin', secret: true },
+  kekVaultAddr: { env: 'E4C2_KEK_VAULT_ADDR', file: 'kek.vault.addr' },
+  kekVaultKey: { env: 'E4C2_KEK_VAULT_KEY', file: 'kek.vault.key' },
+  kekVaultMount: { env: 'E4C2_KEK_VAULT_MOUNT', file: 'kek.vault.mount' },
+  kekVaultToken: { env: 'E4C2_KEK_VAULT_TOKEN', file: 'kek.vault.token', secret: true },
+  kekVaultRoleId: { env: 'E4C2_KEK_VAULT_ROLE_ID', file: 'kek.vault.roleId' },
+  kekVaultSecretId: { env: 'E4C2_KEK_VAULT_SECRET_ID', file: 'kek.vault.secretId', secret: true },
+  kekVaultNamespace: { env: 'E4C2_KEK_VAULT_NAMESPACE', file: 'kek.vault.namespace' },
+  kekVaultCaFile: { env: 'E4C2_KEK_VAULT_CA_FILE', file: 'kek.vault.caFile' },
 
   deliveryMaxAttempts: { env: 'E4C2_DELIVERY_MAX_ATTEMPTS', file: 'delivery.maxAttempts' },
   deliveryBackoffInitialMs: {

@@ -272,7 +272,7 @@ void describe('loadConfig problems', () => {
       ],
       [
         { E4C2_KEK_FILE: '/k', E4C2_KEK_PASSPHRASE: 'a passphrase long enough' },
-        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) and E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module)',
+        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase), E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) and E4C2_KEK_VAULT_ADDR (kek.vault.addr)',
       ],
       [
         {
@@ -281,11 +281,27 @@ void describe('loadConfig problems', () => {
           E4C2_KEK_PKCS11_TOKEN: 't',
           E4C2_KEK_PKCS11_PIN: '1234',
         },
-        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) and E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module)',
+        'set only one of E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase), E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) and E4C2_KEK_VAULT_ADDR (kek.vault.addr)',
       ],
       [
         { E4C2_KEK_PKCS11_MODULE: '/hsm.so', E4C2_KEK_PKCS11_TOKEN: 't' },
         "E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) needs E4C2_KEK_PKCS11_TOKEN (kek.pkcs11.token) (the token's label) and E4C2_KEK_PKCS11_PIN (kek.pkcs11.pin) (its user PIN)",
+      ],
+      [
+        { E4C2_KEK_VAULT_ADDR: 'https://vault:8200' },
+        'E4C2_KEK_VAULT_ADDR (kek.vault.addr) needs either E4C2_KEK_VAULT_TOKEN (kek.vault.token) or both E4C2_KEK_VAULT_ROLE_ID (kek.vault.roleId) and E4C2_KEK_VAULT_SECRET_ID (kek.vault.secretId) (AppRole)',
+      ],
+      [
+        {
+          E4C2_KEK_VAULT_ADDR: 'https://vault:8200',
+          E4C2_KEK_VAULT_TOKEN: 't',
+          E4C2_KEK_VAULT_ROLE_ID: 'r',
+        },
+        'E4C2_KEK_VAULT_ADDR (kek.vault.addr) needs either E4C2_KEK_VAULT_TOKEN (kek.vault.token) or both E4C2_KEK_VAULT_ROLE_ID (kek.vault.roleId) and E4C2_KEK_VAULT_SECRET_ID (kek.vault.secretId) (AppRole)',
+      ],
+      [
+        { E4C2_KEK_VAULT_TOKEN: 't' },
+        'E4C2_KEK_VAULT_TOKEN (kek.vault.token), E4C2_KEK_VAULT_ROLE_ID (kek.vault.roleId) and E4C2_KEK_VAULT_SECRET_ID (kek.vault.secretId) need E4C2_KEK_VAULT_ADDR (kek.vault.addr) (the Vault holding the KEK)',
       ],
       [
         { E4C2_KEK_PKCS11_PIN: '1234' },
@@ -293,7 +309,7 @@ void describe('loadConfig problems', () => {
       ],
       [
         { DATABASE_URL: 'postgres://db/e4' },
-        'E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase) or E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) is required with an external database (every node must share the key-encryption key)',
+        'E4C2_KEK_FILE (kek.file), E4C2_KEK_PASSPHRASE (kek.passphrase), E4C2_KEK_PKCS11_MODULE (kek.pkcs11.module) or E4C2_KEK_VAULT_ADDR (kek.vault.addr) is required with an external database (every node must share the key-encryption key)',
       ],
       [
         { E4C2_DELIVERY_BACKOFF_INITIAL_MS: '5000', E4C2_DELIVERY_BACKOFF_MAX_MS: '1000' },
@@ -348,6 +364,37 @@ void describe('loadConfig problems', () => {
       E4C2_KEK_PKCS11_KEY_LABEL: 'kek-2027',
     });
     assert.equal(labelled.kek.kind === 'pkcs11' && labelled.kek.keyLabel, 'kek-2027');
+  });
+
+  void it('selects the Vault transit KEK with a token or an AppRole', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://db/e4',
+      E4C2_KEK_VAULT_ADDR: 'https://vault.internal:8200/',
+      E4C2_KEK_VAULT_TOKEN: 'hvs.abc',
+      E4C2_KEK_VAULT_NAMESPACE: 'fleet',
+    });
+    assert.equal(c.kek.kind, 'vault-transit');
+    assert.equal(c.kek.addr, 'https://vault.internal:8200');
+    assert.equal(c.kek.keyName, 'e4c2-kek');
+    assert.equal(c.kek.mount, 'transit');
+    assert.equal(c.kek.namespace, 'fleet');
+    assert.equal(c.kek.auth.kind === 'token' && c.kek.auth.token.reveal(), 'hvs.abc');
+    const approle = loadConfig({
+      E4C2_KEK_VAULT_ADDR: 'http://127.0.0.1:8200',
+      E4C2_KEK_VAULT_ROLE_ID: 'c2-role',
+      E4C2_KEK_VAULT_SECRET_ID: 's3cret',
+      E4C2_KEK_VAULT_KEY: 'fleet-kek',
+      E4C2_KEK_VAULT_MOUNT: 'kms',
+    });
+    assert.ok(approle.kek.kind === 'vault-transit' && approle.kek.auth.kind === 'approle');
+    assert.equal(approle.kek.auth.roleId, 'c2-role');
+    assert.equal(approle.kek.auth.secretId.reveal(), 's3cret');
+    assert.equal(approle.kek.keyName, 'fleet-kek');
+    assert.equal(approle.kek.mount, 'kms');
+    assert.deepEqual(
+      problemsOf({ E4C2_KEK_VAULT_ADDR: 'vault:8200', E4C2_KEK_VAULT_TOKEN: 't' }).problems,
+      ['E4C2_KEK_VAULT_ADDR: must be a URL starting with https:// or http://'],
+    );
   });
 
   void it('turns TLS off with an external database and no certificate', () => {

@@ -62,6 +62,22 @@ void describe('secrets in the configuration', () => {
     assert.equal((described.api as Record<string, unknown>).grpc, '127.0.0.1:5555');
   });
 
+  void it('keeps the Vault token and AppRole secret id out of JSON, util.inspect and describeConfig', () => {
+    for (const env of [
+      { E4C2_KEK_VAULT_ADDR: 'https://vault:8200', E4C2_KEK_VAULT_TOKEN: PASSWORD },
+      {
+        E4C2_KEK_VAULT_ADDR: 'https://vault:8200',
+        E4C2_KEK_VAULT_ROLE_ID: 'role',
+        E4C2_KEK_VAULT_SECRET_ID: PASSWORD,
+      },
+    ]) {
+      const config = loadConfig(env);
+      for (const text of [...renderings(config), ...renderings(describeConfig(config))]) {
+        assert.ok(!text.includes(PASSWORD), text);
+      }
+    }
+  });
+
   void it('keeps the PKCS#11 PIN out of JSON, util.inspect and describeConfig', () => {
     const config = loadConfig({
       E4C2_KEK_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
