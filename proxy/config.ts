@@ -28,7 +28,10 @@ export interface IdentityConfig {
   readonly name: string;
   /** Topics this identity is attached to at registration. */
   readonly topics: readonly string[];
-  /** Initial 32-byte symmetric key (hex), used only when no state exists yet; random otherwise. */
+  /**
+   * Initial key (hex), used only when no state exists yet; random otherwise: the 32-byte
+   * symmetric key, or in public-key mode the 64-byte Ed25519 private key (seed and public key).
+   */
   readonly initialKeyHex: string | undefined;
 }
 
@@ -74,10 +77,20 @@ export interface ProxyConfig {
   readonly c2: {
     readonly url: string | undefined;
     readonly token: string | undefined;
-    /** Trust on first use: a new identity is registered and rotated by the C2 at start. */
+    /**
+     * Trust on first use: a new identity is registered at start and, in symmetric mode, rotated
+     * by the C2 (a public-key identity's private key never leaves the proxy: nothing to rotate).
+     */
     readonly tofu: boolean;
+    /** The C2's crypto mode, which the identities follow. */
+    readonly mode: C2Mode;
+    /** Public-key mode: the C2's Curve25519 public key (hex); fetched from `url` when unset. */
+    readonly publicKeyHex: string | undefined;
   };
 }
+
+/** The C2's crypto mode (`E4C2_CRYPTO_MODE` symkey / pubkey). */
+export type C2Mode = 'symmetric' | 'public-key';
 
 /** Command-line values that take precedence over the file. */
 export interface ConfigOverrides {
@@ -179,7 +192,7 @@ const TOP_KEYS = [
 /** Default of `policy.maxPayloadBytes`: 256 KiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 
-function readIdentities(r: Reader, root: Obj): IdentityConfig[] {
+function readIdentities(r: Reader, root: Obj, c2Mode: C2Mode): IdentityConfig[] {
   const out: IdentityConfig[] = [];
   r.list(root, 'identities', '').forEach((raw, i) => {
     const where = `identities[${i}].`;
@@ -193,8 +206,16 @@ function readIdentities(r: Reader, root: Obj): IdentityConfig[] {
     if (name === undefined) r.problems.push(`${where}name: is required`);
     else if (Buffer.byteLength(name) > 255) r.problems.push(`${where}name: longer than 255 bytes`);
     const initialKeyHex = r.str(o, 'initialKey', where);
-    if (initialKeyHex !== undefined && !/^[0-9a-fA-F]{64}$/.test(initialKeyHex)) {
-      r.problems.push(`${where}initialKey: must be 64 hex digits (a 32-byte key)`);
+    const keyDigits = c2Mode === 'symmetric' ? 64 : 128;
+    if (
+      initialKeyHex !== undefined &&
+      !new RegExp(`^[0-9a-fA-F]{${keyDigits}}$`).test(initialKeyHex)
+    ) {
+      r.problems.push(
+        c2Mode === 'symmetric'
+          ? `${where}initialKey: must be 64 hex digits (a 32-byte key)`
+          : `${where}initialKey: must be 128 hex digits (a 64-byte Ed25519 private key)`,
+      );
     }
     const topics = r.strings(o, 'topics', where);
     topics.forEach((t, j) => {
@@ -332,7 +353,21 @@ export function parseProxyConfig(
     DEFAULT_MAX_PAYLOAD_BYTES,
   );
 
-  const identities = readIdentities(r, root);
+  const c2 = r.obj(root, 'c2', '');
+  r.unknownKeys(c2, ['url', 'token', 'tofu', 'mode', 'publicKey'], 'c2.');
+  const c2ModeText = r.str(c2, 'mode', 'c2.') ?? 'symmetric';
+  if (c2ModeText !== 'symmetric' && c2ModeText !== 'public-key') {
+    r.problems.push(`c2.mode: must be symmetric or public-key, not '${c2ModeText}'`);
+  }
+  const c2Mode: C2Mode = c2ModeText === 'public-key' ? 'public-key' : 'symmetric';
+  const publicKeyHex = r.str(c2, 'publicKey', 'c2.');
+  if (publicKeyHex !== undefined) {
+    if (c2Mode !== 'public-key') r.problems.push('c2.publicKey: only with c2.mode public-key');
+    else if (!/^[0-9a-fA-F]{64}$/.test(publicKeyHex))
+      r.problems.push("c2.publicKey: must be 64 hex digits (the C2's Curve25519 public key)");
+  }
+
+  const identities = readIdentities(r, root, c2Mode);
   const names = new Set(identities.map((i) => i.name));
   const devices = readDevices(r, root, names);
   const gatewayIdentity = r.str(root, 'gatewayIdentity', '');
@@ -345,14 +380,17 @@ export function parseProxyConfig(
     if (devices.length > 0) r.problems.push('devices: only in gateway mode');
   }
 
-  const c2 = r.obj(root, 'c2', '');
-  r.unknownKeys(c2, ['url', 'token', 'tofu'], 'c2.');
   const c2Url = r.str(c2, 'url', 'c2.');
   if (c2Url !== undefined && !/^https?:\/\/[^/]+/.test(c2Url)) {
     r.problems.push('c2.url: must be http(s)://host:port');
   }
   const tofu = overrides.tofu ?? r.bool(c2, 'tofu', 'c2.', false);
   if (tofu && c2Url === undefined) r.problems.push('c2.tofu: needs c2.url');
+  if (c2Mode === 'public-key' && publicKeyHex === undefined && c2Url === undefined) {
+    r.problems.push(
+      "c2.mode public-key: needs c2.publicKey (the C2's public key) or c2.url to fetch it",
+    );
+  }
 
   const firstName = identities[0]?.name ?? 'proxy';
   const config: ProxyConfig = {
@@ -387,7 +425,13 @@ export function parseProxyConfig(
     identities,
     devices,
     gatewayIdentity,
-    c2: { url: c2Url?.replace(/\/+$/, ''), token: r.str(c2, 'token', 'c2.'), tofu },
+    c2: {
+      url: c2Url?.replace(/\/+$/, ''),
+      token: r.str(c2, 'token', 'c2.'),
+      tofu,
+      mode: c2Mode,
+      publicKeyHex: publicKeyHex?.toLowerCase(),
+    },
   };
   if (r.problems.length > 0) {
     throw new ProxyError(

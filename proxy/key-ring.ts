@@ -2,11 +2,13 @@
  * The E4 identities the proxy holds, each an {@link E4Client} with its own encrypted key store
  * (`<stateDir>/identities/<client id hex>.e4s`), looked up by name or by control topic.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   clientIdFromName,
   E4Client,
+  ed25519KeyFromSeed,
   fromHex,
   randomSymKey,
   toHex,
@@ -31,6 +33,33 @@ export function identityStatePath(stateDir: string, name: string): string {
   return join(stateDir, 'identities', `${toHex(clientIdFromName(name))}.e4s`);
 }
 
+/** How a new identity gets its key: the C2's mode, and its public key in public-key mode. */
+export type NewIdentityKeys =
+  | { readonly mode: 'symmetric' }
+  | { readonly mode: 'public-key'; readonly c2PublicKey: () => Promise<Uint8Array> };
+
+/** A new identity's client, with its configured initial key or a random one. */
+async function createIdentity(
+  config: IdentityConfig,
+  keys: NewIdentityKeys,
+  store: ClientStore,
+): Promise<E4Client> {
+  const initial = config.initialKeyHex === undefined ? undefined : fromHex(config.initialKeyHex);
+  if (keys.mode === 'symmetric') {
+    return E4Client.createSymmetric(
+      { name: config.name },
+      { key: initial ?? randomSymKey() },
+      {
+        store,
+      },
+    );
+  }
+  const privateKey = initial ?? ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
+  return E4Client.createPublicKey({ name: config.name }, { privateKey }, await keys.c2PublicKey(), {
+    store,
+  });
+}
+
 /** The identities, loaded (or created) from their stores. */
 export class KeyRing {
   readonly #byName = new Map<string, HeldIdentity>();
@@ -44,14 +73,16 @@ export class KeyRing {
   }
 
   /**
-   * Loads every configured identity from its store; an identity without a store is created
-   * (symmetric mode) from its configured initial key, or a random key.
+   * Loads every configured identity from its store; an identity without a store is created from
+   * its configured initial key, or a random one: a symmetric key, or in public-key mode an Ed25519
+   * key pair (with the C2's public key, asked for only then).
    * @throws ProxyError `PROXY_KEY_STORE` when a store exists but cannot be decrypted
    */
   static async open(
     stateDir: string,
     localKey: Uint8Array,
     identities: readonly IdentityConfig[],
+    keys: NewIdentityKeys = { mode: 'symmetric' },
   ): Promise<KeyRing> {
     await mkdir(join(stateDir, 'identities'), { recursive: true, mode: 0o700 });
     const held: HeldIdentity[] = [];
@@ -64,16 +95,7 @@ export class KeyRing {
       const existing = await store.load();
       const client =
         existing === undefined
-          ? await E4Client.createSymmetric(
-              { name: config.name },
-              {
-                key:
-                  config.initialKeyHex === undefined
-                    ? randomSymKey()
-                    : fromHex(config.initialKeyHex),
-              },
-              { store },
-            )
+          ? await createIdentity(config, keys, store)
           : await E4Client.load(store);
       held.push({
         name: config.name,

@@ -12,7 +12,7 @@ import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
 import { hashPassword } from './password.ts';
 import { ProtectionProxy } from './protection-proxy.ts';
-import { C2Registrar } from './registration.ts';
+import { C2Registrar, newIdentityKeys } from './registration.ts';
 
 async function loadConfig(args: ProxyArgs): Promise<ProxyConfig> {
   const path = args.configPath ?? '';
@@ -52,10 +52,17 @@ async function start(args: ProxyArgs): Promise<void> {
 async function register(args: ProxyArgs): Promise<void> {
   const config = await loadConfig(args);
   if (config.c2.url === undefined) throw new ProxyError('PROXY_CONFIG', 'c2.url is required');
+  if (args.rotate && config.c2.mode === 'public-key') {
+    throw new ProxyError(
+      'PROXY_CONFIG',
+      '--rotate: a public-key identity keeps its own key pair (the C2 never holds the private key)',
+    );
+  }
   const ring = await KeyRing.open(
     config.stateDir,
     await loadOrCreateLocalKey(config.localKeyFile),
     config.identities,
+    newIdentityKeys(config),
   );
   const registrar = new C2Registrar(config.c2.url, config.c2.token);
   for (const identity of ring.all()) {

@@ -18,7 +18,7 @@ import { loadOrCreateLocalKey } from './local-key.ts';
 import { silentLogger, type ProxyLogger } from './logger.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { TopicPolicy } from './policy.ts';
-import { C2Registrar } from './registration.ts';
+import { C2Registrar, newIdentityKeys } from './registration.ts';
 import { StatusServer, type ProxyStatus } from './status-server.ts';
 import { MqttUpstreamConnector, type BrokerSettings, type UpstreamConnector } from './upstream.ts';
 
@@ -59,7 +59,12 @@ export class ProtectionProxy {
   ): Promise<ProtectionProxy> {
     const logger = options.logger ?? silentLogger;
     const localKey = await loadOrCreateLocalKey(config.localKeyFile);
-    const ring = await KeyRing.open(config.stateDir, localKey, config.identities);
+    const ring = await KeyRing.open(
+      config.stateDir,
+      localKey,
+      config.identities,
+      newIdentityKeys(config),
+    );
     const metrics = new ProxyMetrics();
     const broker: BrokerSettings = {
       url: config.upstream.url,
@@ -142,17 +147,24 @@ export class ProtectionProxy {
     }
   }
 
-  /** Registers identities created by this start and has the C2 rotate their keys at once. */
+  /**
+   * Registers identities created by this start and, in symmetric mode, has the C2 rotate their
+   * keys at once (the locally drawn key then served only to receive that command). A public-key
+   * identity's private key never leaves the proxy: registering its public key is all.
+   */
   async #trustOnFirstUse(): Promise<void> {
     const url = this.config.c2.url;
     if (url === undefined) return;
     const registrar = new C2Registrar(url, this.config.c2.token);
+    const rotate = this.config.c2.mode === 'symmetric';
     for (const identity of this.ring.all().filter((i) => i.created)) {
       await registrar.register(identity);
-      await registrar.rotateClient(identity.name);
+      if (rotate) await registrar.rotateClient(identity.name);
       this.logger.info(
         { identity: identity.name },
-        'registered (trust on first use), rotation requested',
+        rotate
+          ? 'registered (trust on first use), rotation requested'
+          : 'registered (trust on first use)',
       );
     }
   }

@@ -6,8 +6,10 @@
  * ask the C2 to rotate the identity key at once (`POST /v1/clients/{name}/rotate`).
  */
 import { randomBytes } from 'node:crypto';
+import { ed25519PublicKey, fromHex } from '../e4/index.ts';
+import type { ProxyConfig } from './config.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
-import type { HeldIdentity } from './key-ring.ts';
+import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
 /** An HTTP client of the C2's API. */
 export class C2Registrar {
@@ -68,18 +70,33 @@ export class C2Registrar {
     return json;
   }
 
-  /** Creates (or updates) the C2 client of `identity` with the key it holds now (symmetric). */
+  /**
+   * Creates (or updates) the C2 client of `identity` with the key it holds now: its symmetric
+   * key, or in public-key mode its Ed25519 public key (the private key never leaves the proxy).
+   */
   async createClient(identity: HeldIdentity): Promise<void> {
     const material = identity.client.state.keyMaterial;
-    if (material.mode !== 'symmetric') {
+    const key =
+      material.mode === 'symmetric' ? material.key : ed25519PublicKey(material.privateKey);
+    await this.#expectOk('POST', `/e4/client/${encodeURIComponent(identity.name)}`, {
+      key: Buffer.from(key).toString('base64'),
+    });
+  }
+
+  /** The C2's current Curve25519 public key (public-key mode), for new identities. */
+  async c2PublicKey(): Promise<Uint8Array> {
+    const answer = await this.#expectOk('GET', '/v1/c2-public-key');
+    const hex =
+      typeof answer === 'object' && answer !== null
+        ? (answer as Record<string, unknown>)['publicKey']
+        : undefined;
+    if (typeof hex !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hex)) {
       throw new ProxyError(
         ProxyErrorCode.Registration,
-        `${identity.name}: only symmetric-key identities can be registered`,
+        `GET /v1/c2-public-key: no public key in the answer (is the C2 in public-key mode?)`,
       );
     }
-    await this.#expectOk('POST', `/e4/client/${encodeURIComponent(identity.name)}`, {
-      key: Buffer.from(material.key).toString('base64'),
-    });
+    return new Uint8Array(Buffer.from(hex, 'hex'));
   }
 
   /** Creates `topic` unless it exists (never rotates it), then attaches it to the client. */
@@ -112,4 +129,22 @@ export class C2Registrar {
     await this.createClient(identity);
     for (const topic of identity.topics) await this.attachTopic(identity.name, topic);
   }
+}
+
+/**
+ * How the identities of `config` that have no state yet get their keys: in public-key mode with
+ * the C2's public key from the configuration, or else asked of the C2 (only when one is needed).
+ */
+export function newIdentityKeys(config: ProxyConfig): NewIdentityKeys {
+  if (config.c2.mode === 'symmetric') return { mode: 'symmetric' };
+  const { publicKeyHex, url, token } = config.c2;
+  return {
+    mode: 'public-key',
+    c2PublicKey: async () => {
+      if (publicKeyHex !== undefined) return fromHex(publicKeyHex);
+      if (url === undefined)
+        throw new ProxyError(ProxyErrorCode.Config, 'c2.publicKey or c2.url is required');
+      return new C2Registrar(url, token).c2PublicKey();
+    },
+  };
 }

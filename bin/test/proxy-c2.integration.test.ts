@@ -23,6 +23,7 @@ import {
   unique,
   writeConfig,
 } from '../../proxy/test/support.ts';
+import { proxyRoundTrip } from './support/proxy-round-trip.ts';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 
@@ -120,32 +121,14 @@ void describe('protection proxies with the C2', () => {
     const topic = `${base}/line-1/temp`;
     const { proxy, sim } = await proxyAndDevice(base, topic);
 
-    const eavesdropper = await Collector.connect(BROKER_URL);
-    cleanups.push(() => eavesdropper.close());
-    await eavesdropper.client.subscribeAsync(topic, { qos: 1 });
-    const app = await Collector.connect(proxyUrl(proxy));
-    cleanups.push(() => app.close());
-    await app.client.subscribeAsync(`${base}/+/temp`, { qos: 1 });
-
-    await app.client.publishAsync(topic, '21.5 C from a legacy app', { qos: 1 });
-    await eavesdropper.waitFor(1);
-    const wire = eavesdropper.messages[0]?.payload ?? Buffer.alloc(0);
-    assert.ok(!wire.toString('latin1').includes('legacy'), 'ciphertext at the broker');
-    assert.equal(
-      Buffer.from(sim.client.unprotectMessage(wire, topic)).toString(),
-      '21.5 C from a legacy app',
-    );
-
-    // The reverse direction: the device publishes protected, the plain client reads it in clear.
-    const devicePublisher = await mqtt.connectAsync(BROKER_URL, { clientId: unique('dev-pub') });
-    cleanups.push(() => devicePublisher.endAsync());
-    await devicePublisher.publishAsync(
+    const app = await proxyRoundTrip({
+      proxy,
+      device: sim,
       topic,
-      Buffer.from(sim.client.protectMessage(Buffer.from('setpoint 19'), topic)),
-      { qos: 1 },
-    );
-    await eventually(() => {
-      assert.ok(app.texts(topic).includes('setpoint 19'));
+      subscription: `${base}/+/temp`,
+      fromApp: '21.5 C from a legacy app',
+      fromDevice: 'setpoint 19',
+      cleanups,
     });
     // The app's own message came back through its subscription in clear too.
     assert.deepEqual(app.texts(topic), ['21.5 C from a legacy app', 'setpoint 19']);
