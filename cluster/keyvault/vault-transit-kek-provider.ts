@@ -218,6 +218,11 @@ export class VaultTransitKekProvider implements KekProvider {
       typeof login === 'object' && login !== null
         ? (login as Record<string, unknown>)['client_token']
         : undefined;
+    // A sealed or standby Vault answers the login as any other call: worth another try.
+    if (answer.status === 429 || answer.status >= 500)
+      throw new Transient(
+        `answered ${answer.status} to the AppRole login: ${messagesOf(answer.body)}`,
+      );
     if (answer.status !== 200 || typeof token !== 'string') {
       throw new C2Error(
         'C2_KEY_VAULT',

@@ -116,6 +116,13 @@ void describe('VaultTransitKekProvider', () => {
     vault.failNext(2);
     const wrapped = await provider.wrap(dataKey);
     assert.deepEqual(await provider.unwrap(wrapped), dataKey);
+    // An AppRole login meets the sealed node too, and is tried again.
+    vault.failNext(1);
+    const viaRole = await VaultTransitKekProvider.connect({
+      ...options,
+      auth: { kind: 'approle', roleId: 'role-1', secretId: 'secret-1' },
+    });
+    assert.deepEqual(await viaRole.unwrap(wrapped), dataKey);
     vault.failNext(10);
     const err = await c2Rejection(provider.unwrap(wrapped));
     assert.equal(err.code, 'C2_UNAVAILABLE');
