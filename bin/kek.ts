@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import {
@@ -21,6 +22,7 @@ import {
   Pkcs11KekProvider,
   VaultTransitKekProvider,
   type KekProvider,
+  type StoredDataKey,
 } from '../cluster/keyvault/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
 import { PgC2Store, PgDataKeyStore } from '../cluster/storage/index.ts';
@@ -149,91 +151,118 @@ async function previousKek(
   return undefined;
 }
 
+/** Creates the configured PKCS#11 key on its token. */
+async function pkcs11Keygen(config: Config, print: Print): Promise<void> {
+  if (config.kek.kind !== 'pkcs11')
+    throw new UsageError('pkcs11-keygen needs E4C2_KEK_PKCS11_MODULE, _TOKEN and _PIN');
+  const provider = await Pkcs11KekProvider.generateKey({
+    modulePath: config.kek.modulePath,
+    tokenLabel: config.kek.tokenLabel,
+    keyLabel: config.kek.keyLabel,
+    pin: config.kek.pin.reveal(),
+  });
+  provider.close();
+  print(`created KEK ${provider.kind}/${provider.keyId}`);
+}
+
+/** The configured database's stores and its data keys as stored. */
+async function openDataKeys(
+  config: Config,
+  logger: Logger,
+  lifecycle: Lifecycle,
+): Promise<{ store: PgC2Store; dataKeys: PgDataKeyStore; stored: StoredDataKey[] }> {
+  const { pool, display } = await connectDatabase(config, logger, lifecycle, []).catch(
+    (err: unknown) => {
+      if (config.database.kind !== 'embedded') throw err;
+      // The embedded server's own message guesses at a crashed node; here a running one is the
+      // likely cause.
+      throw new C2Error(
+        'C2_UNAVAILABLE',
+        `${(err as Error).message} (if a C2 node is running on ${config.dataDir}, stop it first: npm run kek needs its embedded database to itself)`,
+        { cause: err },
+      );
+    },
+  );
+  const dataKeys = new PgDataKeyStore(pool);
+  const stored = await dataKeys.list().catch((err: unknown) => {
+    throw new C2Error(
+      'C2_CONFIG',
+      `cannot read the data keys at ${display}: is it a C2 database?`,
+      {
+        cause: err,
+      },
+    );
+  });
+  return { store: new PgC2Store(pool), dataKeys, stored };
+}
+
+/** How many data keys each KEK wraps. */
+function printStatus(stored: readonly StoredDataKey[], print: Print): void {
+  const byKek = new Map<string, number>();
+  for (const k of stored) {
+    const name = `${k.wrapped.kekKind}/${k.wrapped.kekId}`;
+    byKek.set(name, (byKek.get(name) ?? 0) + 1);
+  }
+  print(`data keys: ${stored.length}`);
+  for (const [name, count] of byKek) print(`  ${name}: ${count}`);
+}
+
+/** Re-wraps every data key under the configured KEK. */
+async function rewrap(
+  cmd: KekCommand,
+  config: Config,
+  opened: Awaited<ReturnType<typeof openDataKeys>>,
+  lifecycle: Lifecycle,
+  print: Print,
+): Promise<void> {
+  if (opened.stored.length === 0) {
+    print('no data keys stored: nothing to re-wrap');
+    return;
+  }
+  const target = await configuredKek(config.kek, opened.store, lifecycle);
+  const previous = await previousKek(cmd, config, opened.store, lifecycle);
+  let vault: KeyVault;
+  try {
+    vault = await KeyVault.create({
+      provider: target,
+      previousProviders: previous === undefined ? [] : [previous],
+      store: opened.dataKeys,
+    });
+  } catch (err) {
+    if (C2Error.is(err, 'C2_KEY_VAULT') && /is not configured/.test(err.message)) {
+      throw new C2Error(
+        'C2_KEY_VAULT',
+        `${err.message}; name the KEK the data keys are under with --from-file, --from-passphrase-env, --from-pkcs11-key-label or --from-vault-key`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const count = await vault.rewrapAll(target);
+  print(
+    count === 0
+      ? `every data key is under KEK ${target.kind}/${target.keyId} already`
+      : `re-wrapped ${count} data key(s) under KEK ${target.kind}/${target.keyId}`,
+  );
+}
+
 /** Runs one command against the configured database. */
 export async function runKekCommand(cmd: KekCommand, config: Config, print: Print): Promise<void> {
   if (cmd.command === 'pkcs11-keygen') {
-    if (config.kek.kind !== 'pkcs11')
-      throw new UsageError('pkcs11-keygen needs E4C2_KEK_PKCS11_MODULE, _TOKEN and _PIN');
-    const provider = await Pkcs11KekProvider.generateKey({
-      modulePath: config.kek.modulePath,
-      tokenLabel: config.kek.tokenLabel,
-      keyLabel: config.kek.keyLabel,
-      pin: config.kek.pin.reveal(),
-    });
-    provider.close();
-    print(`created KEK ${provider.kind}/${provider.keyId}`);
+    await pkcs11Keygen(config, print);
     return;
+  }
+  if (cmd.command === 'rewrap' && config.kek.kind === 'generated-file') {
+    throw new UsageError(
+      'set the new KEK first (E4C2_KEK_FILE, E4C2_KEK_PASSPHRASE, E4C2_KEK_PKCS11_MODULE or E4C2_KEK_VAULT_ADDR): rewrap moves the data keys to the configured KEK',
+    );
   }
   const logger = createLogger({ level: 'warn', nodeId: 'kek-tool', destination: process.stderr });
   const lifecycle = new Lifecycle(logger);
   try {
-    const { pool, display } = await connectDatabase(config, logger, lifecycle, []).catch(
-      (err: unknown) => {
-        if (config.database.kind !== 'embedded') throw err;
-        // The embedded server's own message guesses at a crashed node; here a running one is
-        // the likely cause.
-        throw new C2Error(
-          'C2_UNAVAILABLE',
-          `${(err as Error).message} (if a C2 node is running on ${config.dataDir}, stop it first: npm run kek needs its embedded database to itself)`,
-          { cause: err },
-        );
-      },
-    );
-    const store = new PgC2Store(pool);
-    const dataKeys = new PgDataKeyStore(pool);
-    const stored = await dataKeys.list().catch((err: unknown) => {
-      throw new C2Error(
-        'C2_CONFIG',
-        `cannot read the data keys at ${display}: is it a C2 database?`,
-        {
-          cause: err,
-        },
-      );
-    });
-    if (cmd.command === 'status') {
-      const byKek = new Map<string, number>();
-      for (const k of stored) {
-        const name = `${k.wrapped.kekKind}/${k.wrapped.kekId}`;
-        byKek.set(name, (byKek.get(name) ?? 0) + 1);
-      }
-      print(`data keys: ${stored.length}`);
-      for (const [name, count] of byKek) print(`  ${name}: ${count}`);
-      return;
-    }
-    if (config.kek.kind === 'generated-file') {
-      throw new UsageError(
-        'set the new KEK first (E4C2_KEK_FILE, E4C2_KEK_PASSPHRASE, E4C2_KEK_PKCS11_MODULE or E4C2_KEK_VAULT_ADDR): rewrap moves the data keys to the configured KEK',
-      );
-    }
-    if (stored.length === 0) {
-      print('no data keys stored: nothing to re-wrap');
-      return;
-    }
-    const target = await configuredKek(config.kek, store, lifecycle);
-    const previous = await previousKek(cmd, config, store, lifecycle);
-    let vault: KeyVault;
-    try {
-      vault = await KeyVault.create({
-        provider: target,
-        previousProviders: previous === undefined ? [] : [previous],
-        store: dataKeys,
-      });
-    } catch (err) {
-      if (C2Error.is(err, 'C2_KEY_VAULT') && /is not configured/.test(err.message)) {
-        throw new C2Error(
-          'C2_KEY_VAULT',
-          `${err.message}; name the KEK the data keys are under with --from-file, --from-passphrase-env, --from-pkcs11-key-label or --from-vault-key`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
-    const count = await vault.rewrapAll(target);
-    print(
-      count === 0
-        ? `every data key is under KEK ${target.kind}/${target.keyId} already`
-        : `re-wrapped ${count} data key(s) under KEK ${target.kind}/${target.keyId}`,
-    );
+    const opened = await openDataKeys(config, logger, lifecycle);
+    if (cmd.command === 'status') printStatus(opened.stored, print);
+    else await rewrap(cmd, config, opened, lifecycle, print);
   } finally {
     await lifecycle.shutdown(30_000, 'kek tool done');
   }

@@ -325,6 +325,15 @@ void describe('kek command line', () => {
       );
   });
 
+  void it('refuses a rewrap without a new KEK before touching any database', async () => {
+    // Embedded defaults: the generated key file is the only KEK there is, so nothing to move to.
+    const run = await kek(['rewrap', '--from-file', '/k'], {
+      E4C2_DATA_DIR: join(tmpdir(), 'e4c2-kek-never-created'),
+    });
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^kek: set the new KEK first \(E4C2_KEK_FILE, /);
+  });
+
   void it('exits 2 with the usage on a command-line mistake', async () => {
     const run = await kek(['rewrap', '--from-file', '/a', '--from-passphrase-env', 'X'], {});
     assert.equal(run.code, 2);
