@@ -364,29 +364,20 @@ function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']):
   const pkcs11 = readPkcs11Kek(r);
   const vault = readVaultKek(r);
   const chosen = [path, passphrase, pkcs11, vault].filter((v) => v !== undefined).length;
-  const kinds = [S.kekFile, S.kekPassphrase, S.kekPkcs11Module, S.kekVaultAddr];
-  if (chosen > 1) {
-    r.problem(
-      `set only one of ${kinds
-        .slice(0, -1)
-        .map((k) => r.name(k))
-        .join(', ')} and ${r.name(S.kekVaultAddr)}`,
-    );
-  }
+  const kekSettings = [S.kekFile, S.kekPassphrase, S.kekPkcs11Module, S.kekVaultAddr];
+  const names = kekSettings.map((k) => r.name(k));
+  const listed = names.slice(0, -1).join(', ');
+  const last = names.at(-1) ?? '';
+  if (chosen > 1) r.problem(`set only one of ${listed} and ${last}`);
   if (path !== undefined) return { kind: 'file', path };
   if (passphrase !== undefined) return { kind: 'passphrase', passphrase };
   if (pkcs11 !== undefined && pkcs11 !== 'invalid') return pkcs11;
   if (vault !== undefined && vault !== 'invalid') return vault;
-  const failed = kinds.some((s) => r.failed(s));
+  const failed = kekSettings.some((s) => r.failed(s));
   if (db === 'external' && !failed && pkcs11 === undefined && vault === undefined) {
     // A key generated per node would make every node unable to read the others' keys.
     r.problem(
-      `${kinds
-        .slice(0, -1)
-        .map((k) => r.name(k))
-        .join(
-          ', ',
-        )} or ${r.name(S.kekVaultAddr)} is required with an external database (every node must share the key-encryption key)`,
+      `${listed} or ${last} is required with an external database (every node must share the key-encryption key)`,
     );
   }
   return { kind: 'generated-file', path: join(dataDir, 'kek.key') };
