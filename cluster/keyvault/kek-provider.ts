@@ -33,7 +33,8 @@ export interface KekProvider {
   unwrap(wrapped: WrappedKey): Promise<Uint8Array>;
   /**
    * For a KEK with versions of its own (Vault transit): the same data key wrapped under the KEK's
-   * newest version, without it leaving the provider in clear. Absent for single-version KEKs.
+   * newest version, without it leaving the provider in clear; `wrapped` itself when it is at the
+   * newest version already. Absent for single-version KEKs.
    * @throws C2Error as {@link unwrap}
    */
   refresh?(wrapped: WrappedKey): Promise<WrappedKey>;

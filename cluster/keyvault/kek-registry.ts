@@ -87,12 +87,15 @@ export async function rewrapKey(
 
 /**
  * Moves one data key to the newest version of its own KEK ({@link KekProvider.refresh}), checking
- * that the result unwraps to the same key before it is returned.
+ * that the result unwraps to the same key before it is returned. @returns `wrapped` itself when it
+ * was at the newest version
  * @throws C2Error `C2_KEY_VAULT` when the provider fails or the result does not match
  */
 export async function refreshKey(wrapped: WrappedKey, provider: KekProvider): Promise<WrappedKey> {
   if (provider.refresh === undefined) return wrapped;
   const refreshed = await provider.refresh(wrapped);
+  // At the newest version already: nothing moved, nothing to check.
+  if (refreshed === wrapped) return wrapped;
   const before = await provider.unwrap(wrapped);
   let after: Uint8Array | undefined;
   try {

@@ -173,12 +173,8 @@ export class KeyVault {
         let rewrapped: WrappedKey;
         if (wrapped.kekKind === newProvider.kind && wrapped.kekId === newProvider.keyId) {
           // Under this KEK already: only a KEK with versions of its own has anything to do.
-          if (newProvider.refresh === undefined) continue;
           rewrapped = await refreshKey(wrapped, newProvider);
-          if (
-            Buffer.compare(Buffer.from(rewrapped.ciphertext), Buffer.from(wrapped.ciphertext)) === 0
-          )
-            continue;
+          if (rewrapped === wrapped) continue;
         } else {
           rewrapped = await rewrapKey(wrapped, this.#registry, newProvider);
         }

@@ -83,7 +83,10 @@ void describe('VaultTransitKekProvider', () => {
     assert.equal(await keys.rewrapAll(provider), 1, 'local -> Vault');
     vault.rotateKey('vaulted');
     assert.equal(await keys.rewrapAll(provider), 1, 'Vault v1 -> v2');
+    const decrypts = (): number => vault.requests.filter((r) => r.includes('/decrypt/')).length;
+    const before = decrypts();
     assert.equal(await keys.rewrapAll(provider), 0, 'nothing left to move');
+    assert.equal(decrypts(), before, 'a data key at the newest version is not decrypted to check');
     for (const k of await store.list()) assert.match(text(k.wrapped.ciphertext), /^vault:v2:/);
     vault.setMinDecryptionVersion('vaulted', 2);
     const restarted = await KeyVault.create({ provider, store });
