@@ -27,6 +27,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_VAULT_KEY, SETTINGS, type SettingSpec } from '../cluster/config/index.ts';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
 import { intArg, UsageError } from './usage-args.ts';
@@ -435,19 +436,20 @@ export async function loadOrCreatePassphrase(dataDir: string): Promise<string> {
  * when it sets none (the launcher then makes a shared passphrase file).
  */
 export function explicitKek(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const set = (name: string): string | undefined => {
-    const v = env[name];
+  const set = (spec: SettingSpec): string | undefined => {
+    const v = env[spec.env];
     return v === undefined || v === '' ? undefined : v;
   };
-  const file = set('E4C2_KEK_FILE');
-  if (file !== undefined) return `E4C2_KEK_FILE (${file})`;
-  if (set('E4C2_KEK_PASSPHRASE') !== undefined) return 'E4C2_KEK_PASSPHRASE (from the environment)';
-  const vault = set('E4C2_KEK_VAULT_ADDR');
+  const file = set(SETTINGS.kekFile);
+  if (file !== undefined) return `${SETTINGS.kekFile.env} (${file})`;
+  if (set(SETTINGS.kekPassphrase) !== undefined)
+    return `${SETTINGS.kekPassphrase.env} (from the environment)`;
+  const vault = set(SETTINGS.kekVaultAddr);
   if (vault !== undefined)
-    return `Vault transit key "${set('E4C2_KEK_VAULT_KEY') ?? 'e4c2-kek'}" at ${vault}`;
-  const module = set('E4C2_KEK_PKCS11_MODULE');
+    return `Vault transit key "${set(SETTINGS.kekVaultKey) ?? DEFAULT_VAULT_KEY}" at ${vault}`;
+  const module = set(SETTINGS.kekPkcs11Module);
   if (module !== undefined)
-    return `PKCS#11 key on token "${set('E4C2_KEK_PKCS11_TOKEN') ?? '?'}" (E4C2_KEK_PKCS11_MODULE ${module})`;
+    return `PKCS#11 key on token "${set(SETTINGS.kekPkcs11Token) ?? '?'}" (${SETTINGS.kekPkcs11Module.env} ${module})`;
   return undefined;
 }
 

@@ -9,12 +9,11 @@
  *
  * Sealed keys are not touched by any of them: only the few data keys that wrap them are.
  */
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type Config } from '../cluster/config/index.ts';
+import { ConfigError, type Config } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import {
   KeyVault,
@@ -34,6 +33,7 @@ import {
   vaultOptions,
 } from './kek-providers.ts';
 import { connectDatabase } from './node-parts.ts';
+import { readNodeConfig } from './read-config.ts';
 import { UsageError } from './usage-args.ts';
 
 const USAGE = `usage: npm run kek -- <command> [options]
@@ -109,12 +109,6 @@ export function parseKekArgs(argv: readonly string[]): KekCommand | 'help' {
 
 /** The output of a command: lines for stdout. */
 type Print = (line: string) => void;
-
-async function readConfig(): Promise<Config> {
-  const file = process.env['E4C2_CONFIG_FILE'];
-  const text = file === undefined || file === '' ? undefined : await readFile(file, 'utf8');
-  return loadConfig({ ...process.env }, text);
-}
 
 /** The KEK the data keys are under now, from the `--from-...` option. */
 async function previousKek(
@@ -281,7 +275,7 @@ async function main(): Promise<void> {
     return;
   }
   try {
-    const config = await readConfig();
+    const config = await readNodeConfig();
     await runKekCommand(cmd, config, (line) => process.stdout.write(`${line}\n`));
   } catch (err) {
     if (err instanceof UsageError) {

@@ -2,20 +2,13 @@
  * `npm start`: one C2 node. With no configuration it runs on embedded defaults (an embedded
  * PostgreSQL and MQTT broker, data under ./data, a self-signed certificate for gRPC and HTTP);
  * with DATABASE_URL / MQTT_URL (and an optional E4C2_CONFIG_FILE) it uses those services.
- * This is a composition root: the only place that reads the environment and the config file.
+ * This is a composition root: it reads the environment and the config file (`read-config.ts`).
  */
-import { readFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { describeConfig, loadConfig, ConfigError, type Config } from '../cluster/config/index.ts';
+import { describeConfig, ConfigError, type Config } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import { createLogger } from '../cluster/telemetry/index.ts';
 import { startC2Node } from './c2-node.ts';
-
-async function readConfig(): Promise<Config> {
-  const file = process.env['E4C2_CONFIG_FILE'];
-  const text = file === undefined || file === '' ? undefined : await readFile(file, 'utf8');
-  return loadConfig({ HOSTNAME: hostname(), ...process.env }, text);
-}
+import { readNodeConfig } from './read-config.ts';
 
 function fail(message: string): never {
   process.stderr.write(`e4c2: ${message}\n`);
@@ -25,7 +18,7 @@ function fail(message: string): never {
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = await readConfig();
+    config = await readNodeConfig();
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     fail(`cannot read the configuration: ${(err as Error).message}`);

@@ -24,6 +24,6 @@ export type {
   TlsConfig,
 } from './config-types.ts';
 export { describeConfig } from './describe-config.ts';
-export { DELIVERY_DEFAULTS, loadConfig } from './load-config.ts';
+export { DEFAULT_VAULT_KEY, DELIVERY_DEFAULTS, loadConfig } from './load-config.ts';
 export { Secret } from './secret.ts';
 export { CONFIG_FILE_ENV, SETTINGS, type SettingSpec } from './settings.ts';
