@@ -16,6 +16,7 @@ import {
 } from '../e4/index.ts';
 import type { IdentityConfig } from './config.ts';
 import { EncryptedFileClientStore } from './encrypted-file-store.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
 
 /** One identity and what the proxy knows about it. */
 export interface HeldIdentity {
@@ -97,6 +98,14 @@ export class KeyRing {
         existing === undefined
           ? await createIdentity(config, keys, store)
           : await E4Client.load(store);
+      const storedMode = client.state.keyMaterial.mode;
+      if (storedMode !== keys.mode) {
+        // A stored identity is never converted: its key is what the C2 knows it by.
+        throw new ProxyError(
+          ProxyErrorCode.KeyStore,
+          `identity ${config.name} holds a ${storedMode} key but c2.mode is ${keys.mode}: set c2.mode back, or remove ${identityStatePath(stateDir, config.name)} to create the identity anew`,
+        );
+      }
       held.push({
         name: config.name,
         client,

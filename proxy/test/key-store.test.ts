@@ -86,6 +86,21 @@ void describe('encrypted key store', () => {
     );
     assert.equal((await readdir(join(dir.path, 'ring', 'identities'))).length, 2);
   });
+
+  void it('refuses a stored identity of the other mode instead of converting it', async () => {
+    const localKey = randomSymKey();
+    const identities = [{ name: 'mode-1', topics: [], initialKeyHex: undefined }];
+    await KeyRing.open(join(dir.path, 'modes'), localKey, identities);
+    await assert.rejects(
+      KeyRing.open(join(dir.path, 'modes'), localKey, identities, {
+        mode: 'public-key',
+        c2PublicKey: () => Promise.reject(new Error('not asked: the identity exists')),
+      }),
+      (err: unknown) =>
+        ProxyError.is(err, 'PROXY_KEY_STORE') &&
+        /identity mode-1 holds a symmetric key but c2\.mode is public-key/.test(err.message),
+    );
+  });
 });
 
 void describe('device passwords', () => {
