@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   clientIdFromName,
   E4Client,
+  E4Error,
   ed25519KeyFromSeed,
   fromHex,
   randomSymKey,
@@ -56,9 +57,20 @@ async function createIdentity(
     );
   }
   const privateKey = initial ?? ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
-  return E4Client.createPublicKey({ name: config.name }, { privateKey }, await keys.c2PublicKey(), {
-    store,
-  });
+  const c2PublicKey = await keys.c2PublicKey();
+  try {
+    return await E4Client.createPublicKey({ name: config.name }, { privateKey }, c2PublicKey, {
+      store,
+    });
+  } catch (err) {
+    if (!E4Error.is(err)) throw err;
+    // A configured key whose halves do not belong together, or an unusable C2 public key.
+    throw new ProxyError(
+      ProxyErrorCode.Config,
+      `identity ${config.name}: cannot create a public-key identity (${err.code}): check initialKey (seed and public key, 64 bytes) and the C2's public key`,
+      { cause: err },
+    );
+  }
 }
 
 /** The identities, loaded (or created) from their stores. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { randomSymKey, toHex } from '../../e4/index.ts';
+import { randomCurve25519KeyPair, randomSymKey, toHex } from '../../e4/index.ts';
 import { EncryptedFileClientStore } from '../encrypted-file-store.ts';
 import { ProxyError } from '../errors.ts';
 import { KeyRing } from '../key-ring.ts';
@@ -85,6 +85,24 @@ void describe('encrypted key store', () => {
       gw1,
     );
     assert.equal((await readdir(join(dir.path, 'ring', 'identities'))).length, 2);
+  });
+
+  void it('refuses a public-key initialKey whose halves do not belong together', async () => {
+    const mismatched = `${'11'.repeat(32)}${'22'.repeat(32)}`;
+    await assert.rejects(
+      KeyRing.open(
+        join(dir.path, 'bad-pk'),
+        randomSymKey(),
+        [{ name: 'pk-1', topics: [], initialKeyHex: mismatched }],
+        {
+          mode: 'public-key',
+          c2PublicKey: () => Promise.resolve(randomCurve25519KeyPair().publicKey),
+        },
+      ),
+      (err: unknown) =>
+        ProxyError.is(err, 'PROXY_CONFIG') &&
+        /identity pk-1: cannot create a public-key identity/.test(err.message),
+    );
   });
 
   void it('refuses a stored identity of the other mode instead of converting it', async () => {
