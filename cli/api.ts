@@ -99,6 +99,11 @@ export interface ClientTopic {
   readonly desired_version: number;
   readonly delivered_version: number;
   readonly state: string;
+  /** Key version traffic monitoring saw the device use (public-key mode; 0 or absent: never). */
+  readonly observed_version?: number;
+  readonly observed_at?: string;
+  /** Seen under an older version than the delivered one, well after the delivery. */
+  readonly observed_behind?: boolean;
 }
 
 /** `e4c2.v1.ClientDetails`. */

@@ -120,6 +120,9 @@ export function adminOperations(
           desired_version: t.desiredVersion,
           delivered_version: t.deliveredVersion,
           state: t.state,
+          observed_version: t.observed?.keyVersion ?? 0,
+          observed_at: t.observed?.at ?? '',
+          observed_behind: t.observed?.behind ?? false,
         })),
       };
     },

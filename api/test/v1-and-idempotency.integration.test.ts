@@ -163,6 +163,36 @@ void describe('/v1 routes and C2Admin', () => {
     const viaGrpc = await a.admin.call('GetTopicTraffic', { name: topic });
     assert.equal((viaGrpc['counts'] as unknown[]).length, 2);
   });
+  void it('GET /v1/clients/{name}: each topic shows the key version monitoring saw the device use', async () => {
+    const name = unique('observed');
+    const topic = unique('observed-topic');
+    await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });
+    await a.http('POST', `/e4/topic/${topic}`);
+    await a.http('PUT', `/e4/client/${name}/topic/${topic}`);
+    const topicOf = async (): Promise<Record<string, unknown>> => {
+      const res = await a.http('GET', `/v1/clients/${name}`);
+      assert.equal(res.status, 200, res.text);
+      return (res.json as { topics: Array<Record<string, unknown>> }).topics[0] ?? {};
+    };
+    const never = await topicOf();
+    assert.equal(never['observedVersion'], 0, 'never seen');
+    assert.equal(never['observedAt'], '');
+    assert.equal(never['observedBehind'], false);
+    const keys = await a.h.service.monitoringKeys(topic, 1);
+    assert.ok(keys !== undefined);
+    const at = new Date();
+    const e4Id = Buffer.from(String((await a.admin.call('GetClient', { name }))['id']), 'hex');
+    await a.h.service.recordTraffic([], [{ topicId: keys.topicId, e4Id, keyVersion: 1, at }]);
+    const seen = await topicOf();
+    assert.deepEqual(
+      [seen['observedVersion'], seen['observedAt'], seen['observedBehind']],
+      [1, at.toISOString(), false],
+    );
+    const viaGrpc = (await a.admin.call('GetClient', { name }))['topics'] as Array<
+      Record<string, unknown>
+    >;
+    assert.equal(viaGrpc[0]?.['observed_version'], 1);
+  });
 });
 
 void describe('idempotency keys', () => {

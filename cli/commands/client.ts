@@ -12,7 +12,7 @@ import {
   validateName,
   validateSymKey,
 } from '../../e4/index.ts';
-import type { ClientDetails } from '../api.ts';
+import type { ClientDetails, ClientTopic } from '../api.ts';
 import { CliError, ExitCode } from '../errors.ts';
 import { orDash, renderFields, renderTable } from '../output.ts';
 import type { CommandContext, CommandSpec } from '../spec.ts';
@@ -291,15 +291,23 @@ export function renderClient(details: ClientDetails): string {
     details.topics.length === 0
       ? 'no topics\n'
       : renderTable(
-          ['topic', 'desired', 'delivered', 'state'],
+          ['topic', 'desired', 'delivered', 'state', 'seen using'],
           details.topics.map((t) => [
             t.topic,
             String(t.desired_version),
             String(t.delivered_version),
             t.state,
+            seenUsing(t),
           ]),
         );
   return `${renderFields(fields)}\n${keys}\n${topics}`;
+}
+
+/** The monitored key version of a topic, flagged when it shows the delivered key was lost. */
+function seenUsing(t: ClientTopic): string {
+  const version = t.observed_version ?? 0;
+  if (version === 0) return '-';
+  return t.observed_behind === true ? `${version} (behind: resync)` : String(version);
 }
 
 const show: CommandSpec = {

@@ -1,7 +1,7 @@
 /** Read use-cases: counts, lists, and details with key versions and fingerprints (never keys). */
 import { toHex } from '../../e4/index.ts';
 import { C2Error } from '../errors.ts';
-import type { ClientRow, RotationCounts } from '../storage/index.ts';
+import type { ClientRow, ObservedKeyUse, RotationCounts } from '../storage/index.ts';
 import { notFound } from './mutation.ts';
 import type { DomainDeps } from './ports.ts';
 import {
@@ -124,16 +124,36 @@ export interface ClientDetails {
     readonly desiredVersion: number;
     readonly deliveredVersion: number;
     readonly state: 'delivered' | 'pending' | 'revoking' | 'failed';
+    /**
+     * What traffic monitoring saw the device use on this topic (public-key mode, where messages
+     * name their sender; null when it was never seen): the key version, when, and whether that
+     * proves the delivered version was lost (see {@link OBSERVED_LAG_GRACE_SECONDS}).
+     */
+    readonly observed: {
+      readonly keyVersion: number;
+      readonly at: string;
+      readonly behind: boolean;
+    } | null;
   }>;
 }
+
+/**
+ * How long after a membership last changed (a rotation, a delivery) a message under an older
+ * key still counts as one in flight, not as proof that the device missed the new key: the
+ * monitor's queue and flush (5 s), messages a device published just before applying the key,
+ * and clocks a little apart between nodes and PostgreSQL.
+ */
+export const OBSERVED_LAG_GRACE_SECONDS = 60;
 
 /** Client details with key versions, fingerprints and per-topic delivery. @throws C2Error `C2_NOT_FOUND` */
 export async function getClient(deps: DomainDeps, name: unknown): Promise<ClientDetails> {
   const row = await client(deps, name);
-  const [keys, topics] = await Promise.all([
+  const [keys, topics, observedUses] = await Promise.all([
     deps.store.read.clients.keys(row.id),
     deps.store.read.memberships.forClient(row.id),
+    deps.store.read.traffic.forClient(row.id, OBSERVED_LAG_GRACE_SECONDS),
   ]);
+  const observedByTopic = new Map(observedUses.map((u) => [u.topicId, u]));
   const id = toHex(row.e4Id);
   return {
     name: row.name,
@@ -167,8 +187,16 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
             : row.syncState === 'failed'
               ? 'failed'
               : 'pending',
+      observed: observedView(t.topicId === null ? undefined : observedByTopic.get(t.topicId)),
     })),
   };
+}
+
+function observedView(
+  use: ObservedKeyUse | undefined,
+): ClientDetails['topics'][number]['observed'] {
+  if (use === undefined) return null;
+  return { keyVersion: use.keyVersion, at: use.lastAt.toISOString(), behind: use.behind };
 }
 
 /** GetTopic of our API. */

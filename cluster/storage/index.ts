@@ -16,6 +16,7 @@ export type { JournalRepository } from './pg-journal.ts';
 export type {
   DeviceKeyUse,
   DeviceKeyUseRow,
+  ObservedKeyUse,
   TrafficCount,
   TrafficRepository,
 } from './pg-traffic.ts';

@@ -29,6 +29,21 @@ export interface DeviceKeyUseRow {
   readonly lastAt: Date;
 }
 
+/**
+ * The key version a device was last seen publishing under on one of its topics (public-key
+ * mode), and whether that shows a lost delivery.
+ */
+export interface ObservedKeyUse {
+  readonly topicId: string;
+  readonly keyVersion: number;
+  readonly lastAt: Date;
+  /**
+   * Seen under an older version than the one delivered to it (accepted by the broker), later
+   * than the grace period after the membership last changed: the device did not apply it.
+   */
+  readonly behind: boolean;
+}
+
 /** Traffic repository (storage port); see {@link PgTraffic}. */
 export interface TrafficRepository {
   /** Adds counts (one statement for the whole batch). */
@@ -38,6 +53,11 @@ export interface TrafficRepository {
   forTopic(topicId: string): Promise<TrafficCount[]>;
   /** Devices seen on the topic, those on the oldest key versions first. */
   devicesForTopic(topicId: string, limit: number): Promise<DeviceKeyUseRow[]>;
+  /**
+   * The key versions a client was seen using on its topics, judged against what was delivered
+   * to it (see {@link ObservedKeyUse.behind}) with `graceSeconds` for messages in flight.
+   */
+  forClient(clientId: string, graceSeconds: number): Promise<ObservedKeyUse[]>;
   /** The current Ed25519 public key of the device with this E4 id (public-key mode). */
   devicePublicKey(e4Id: Uint8Array): Promise<Uint8Array | undefined>;
 }
@@ -129,6 +149,30 @@ export class PgTraffic implements TrafficRepository {
       client: str(row, 'name'),
       keyVersion: int(row, 'key_version'),
       lastAt: date(row, 'last_at'),
+    }));
+  }
+
+  async forClient(clientId: string, graceSeconds: number): Promise<ObservedKeyUse[]> {
+    // updated_at moves with every change of the membership (a rotation, a delivery record), so
+    // only a message seen well after the newest change counts as proof of a lost command.
+    return (
+      await rows(
+        this.db,
+        `SELECT u.topic_id, u.key_version, u.last_at,
+                (u.key_version < dt.delivered_version AND dt.desired_version > 0
+                 AND u.last_at > dt.updated_at + make_interval(secs => $2)) AS behind
+           FROM device_topic_traffic u
+           JOIN topics t ON t.id = u.topic_id
+           JOIN device_topics dt ON dt.client_id = u.client_id AND dt.topic_hash = t.topic_hash
+          WHERE u.client_id = $1
+          ORDER BY u.topic_id`,
+        [clientId, graceSeconds],
+      )
+    ).map((row) => ({
+      topicId: str(row, 'topic_id'),
+      keyVersion: int(row, 'key_version'),
+      lastAt: date(row, 'last_at'),
+      behind: row['behind'] === true,
     }));
   }
 

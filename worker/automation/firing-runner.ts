@@ -191,7 +191,12 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
           break;
         case 'resync-lagging': {
           const client = await ctx.c2.getClient(name);
-          if (client.delivery.state !== 'failed') {
+          // Failed: the cap was reached. Behind: the broker accepted the key, but the device
+          // was later seen publishing under an older one (monitoring, public-key mode), so the
+          // command was lost after the PUBACK (R9) and nothing else would resend it.
+          const lagging =
+            client.delivery.state === 'failed' || client.topics.some((t) => t.observed?.behind);
+          if (!lagging) {
             skipped += 1;
             continue;
           }
