@@ -6,7 +6,12 @@
  */
 import { SpanKind, type Tracer } from '@opentelemetry/api';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { recordSyncOutcomes, syncBatch, type BatchSyncDeps } from '../cluster/delivery/index.ts';
+import {
+  ClaimsLapsedError,
+  recordSyncOutcomes,
+  syncBatch,
+  type BatchSyncDeps,
+} from '../cluster/delivery/index.ts';
 import { DEVICE_QUEUE, type DeviceQueue, type SyncJobData } from '../cluster/queue/index.ts';
 import type { C2Store } from '../cluster/storage/index.ts';
 import { contextFromTraceparent, inSpan, type C2Metrics } from '../cluster/telemetry/index.ts';
@@ -98,6 +103,8 @@ export class DeliveryWorker {
     try {
       const outcome = await syncBatch(this.options.syncDeps, mine, () => this.#stopping);
       busy = [...outcome.busy, ...busyHere];
+      if (outcome.lapsed)
+        this.options.onError(new ClaimsLapsedError(), `job of ${mine.length} devices`);
       if (this.options.metrics !== undefined)
         recordSyncOutcomes(this.options.metrics, outcome.perDevice.values());
     } finally {

@@ -24,6 +24,7 @@ import {
   type DeviceSyncDeps,
   type SyncOutcome,
 } from './device-sync.ts';
+import { ClaimLease } from './claim-lease.ts';
 
 /** What a batch sync needs beyond a device sync. */
 export interface BatchSyncDeps extends DeviceSyncDeps {
@@ -34,14 +35,21 @@ export interface BatchSyncDeps extends DeviceSyncDeps {
   readonly claimTtlMs: number;
   /** Publishes awaiting their PUBACK at once (one per device at most). */
   readonly publishConcurrency: number;
+  /** The monotonic clock claims are timed on, in ms (default `performance.now`; tests). */
+  readonly monotonicMs?: () => number;
 }
 
 /** What happened to a batch. */
 export interface BatchOutcome {
   /** Commands delivered by the batched path. */
   readonly delivered: number;
-  /** Devices another process was sending to: try them again a little later. */
+  /**
+   * Devices another process was sending to, or left unsent because this batch's claims lapsed:
+   * try them again a little later.
+   */
   readonly busy: readonly string[];
+  /** The claims lapsed before the batch was done (see {@link ClaimLease}). */
+  readonly lapsed: boolean;
   /** Per-device outcomes of the devices that needed the per-device path. */
   readonly perDevice: ReadonlyMap<string, SyncOutcome>;
 }
@@ -69,11 +77,21 @@ async function pool<T>(
  * Keeps the claims still held alive while work is in progress. Renewal only extends claims this
  * owner holds, so a renewal that races the release of a device never claims it again.
  */
-function renewClaims(deps: BatchSyncDeps, held: ReadonlySet<string>): () => void {
+function renewClaims(
+  deps: BatchSyncDeps,
+  held: ReadonlySet<string>,
+  lease: ClaimLease,
+): () => void {
   const timer = setInterval(
     () => {
       if (held.size === 0) return;
-      void deps.delivery.renew([...held], deps.owner, deps.claimTtlMs).catch(() => undefined);
+      const sentAt = lease.now();
+      deps.delivery.renew([...held], deps.owner, deps.claimTtlMs).then(
+        () => {
+          lease.renewed(sentAt);
+        },
+        () => undefined,
+      );
     },
     Math.max(50, Math.floor(deps.claimTtlMs / 3)),
   );
@@ -257,11 +275,14 @@ export async function syncBatch(
   // the claim it would read the memberships in a snapshot taken before the claim: a claim that
   // waited for another node's record-and-release (or was slow) could then plan a version older
   // than the one that node just delivered, and send it after the newer one.
+  const lease = new ClaimLease(deps.claimTtlMs, deps.monotonicMs);
   const claimedIds = await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs);
   // Claims still ours to end: a delivery record ends most of them in its own statement.
   const held = new Set(claimedIds);
   const busy = unique.filter((id) => !held.has(id));
-  const stopRenewing = renewClaims(deps, held);
+  const stopRenewing = renewClaims(deps, held, lease);
+  // Devices planned but not sent because the claims lapsed (another node may have them now).
+  const unsent = new Set<string>();
   const perDevice = new Map<string, SyncOutcome>();
   let delivered = 0;
   try {
@@ -282,6 +303,11 @@ export async function syncBatch(
           const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
           try {
             const wire = await keys.seal(p);
+            // Checked after the last await before the publish, so no pause fits in between.
+            if (!lease.held) {
+              unsent.add(p.device.clientId);
+              return;
+            }
             const sentId = commandId(wire);
             // The control topic from the hex id the plan read (no bytes to hex per command).
             await deps.publisher.publish(CONTROL_TOPIC_PREFIX + p.device.e4IdHex, wire);
@@ -315,16 +341,22 @@ export async function syncBatch(
       delivered += recorded;
       for (const id of released) held.delete(id);
       active = acked.map((a) => a.clientId).filter((id) => held.has(id));
+      if (!lease.held) break;
     }
     slow.push(...active); // still pending after the last round
     const slowUnique = [...new Set(slow)];
+    // The per-device path stops before a publish once the claims lapse, as at shutdown.
+    const stopOrLapsed = (): boolean => shouldStop() || !lease.held;
     await pool(slowUnique, Math.max(1, Math.min(64, deps.publishConcurrency)), async (id) => {
-      if (shouldStop()) return;
-      perDevice.set(id, await syncDevice(deps, id, shouldStop, failedOnce.has(id) ? 1 : 0));
+      if (!lease.held) unsent.add(id);
+      if (stopOrLapsed()) return;
+      const outcome = await syncDevice(deps, id, stopOrLapsed, failedOnce.has(id) ? 1 : 0);
+      if (outcome === 'stopped' && !lease.held) unsent.add(id);
+      else perDevice.set(id, outcome);
     });
   } finally {
     stopRenewing();
     if (held.size > 0) await deps.delivery.release([...held], deps.owner).catch(() => undefined);
   }
-  return { delivered, busy, perDevice };
+  return { delivered, busy: [...busy, ...unsent], perDevice, lapsed: !lease.held };
 }

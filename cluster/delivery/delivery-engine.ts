@@ -7,6 +7,7 @@
  */
 import type { C2Store } from '../storage/index.ts';
 import { syncBatch, type BatchSyncDeps } from './batch-sync.ts';
+import { ClaimsLapsedError } from './claim-lease.ts';
 import type { SyncOutcome } from './device-sync.ts';
 
 /** Options of {@link DeliveryEngine}. */
@@ -176,6 +177,8 @@ export class DeliveryEngine {
     try {
       const outcome = await syncBatch(this.syncDeps, batch, () => !this.#isRunning());
       for (const [id, result] of outcome.perDevice) this.options.onSyncDone?.(id, result);
+      if (outcome.lapsed)
+        this.options.onError(new ClaimsLapsedError(), `batch of ${batch.length} devices`);
       if (outcome.busy.length > 0) this.#later(outcome.busy);
     } catch (err) {
       this.options.onError(err, `batch of ${batch.length} devices`);

@@ -37,7 +37,8 @@ export type SyncOutcome = 'idle' | 'failed' | 'removed' | 'stopped';
 
 /**
  * Runs until the device has everything, or its retries are exhausted.
- * @param shouldStop - checked between steps, for graceful shutdown
+ * @param shouldStop - checked between steps and before each publish (graceful shutdown, a batch
+ *   whose claims lapsed)
  */
 export async function syncDevice(
   deps: DeviceSyncDeps,
@@ -128,6 +129,13 @@ export async function syncDevice(
     const client = await deps.store.read.clients.byId(clientId);
     if (client === undefined) return 'idle';
     const attempt = failures + 1;
+    // Planning takes a round trip or more: a stop (or a batch's lapsed claims) that came
+    // meanwhile must keep this command from leaving, not only the next one.
+    if (shouldStop()) {
+      command.clear.fill(0);
+      command.commandKey.fill(0);
+      return 'stopped';
+    }
     let sentId: Uint8Array;
     try {
       const wire = protectCommand(command.clear, command.commandKey, deps.clock);

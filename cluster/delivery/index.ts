@@ -1,5 +1,6 @@
 /** Delivery of commands to devices (DESIGN R4-R7), shared by every deployment mode. */
 export { syncBatch, type BatchOutcome, type BatchSyncDeps } from './batch-sync.ts';
+export { ClaimLease, ClaimsLapsedError } from './claim-lease.ts';
 export { DeliveryEngine, type DeliveryEngineOptions } from './delivery-engine.ts';
 export {
   syncDevice,

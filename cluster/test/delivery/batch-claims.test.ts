@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { randomSymKey } from '../../../e4/index.ts';
-import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
+import {
+  syncBatch,
+  type BatchOutcome,
+  type BatchSyncDeps,
+  type CommandPublisher,
+} from '../../delivery/index.ts';
 import { PgDelivery, type DeviceBatchRow, type TopicDelivery } from '../../storage/index.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
 
@@ -156,6 +161,93 @@ void describe('claims of the batched delivery path', () => {
       'nothing sent to the device node-b brought to v3',
     );
     assert.equal(publisher.sent.length, 1, 'v3 to the other device');
+  });
+
+  /**
+   * node-a claims and plans v1, then stalls past its claim TTL at its `stallAt`-th key opening,
+   * without renewing (as a paused process or one cut off from PostgreSQL does); node-b takes the
+   * device and sends v2. When node-a goes on, its planned v1 would reach the device after v2: the
+   * device would go back to the older key, and a stock device cannot tell.
+   */
+  async function lapsedClaims(options: {
+    stallAt: number;
+    failFirstPublish: boolean;
+  }): Promise<{ sentByA: string[]; outcomeA: BatchOutcome; ids: string[] }> {
+    const { ids, names } = await fleet(1, 1);
+    let resume: () => void = () => undefined;
+    const stalled = new Promise<void>((r) => {
+      resume = r;
+    });
+    let reachedStall: () => void = () => undefined;
+    const atStall = new Promise<void>((r) => {
+      reachedStall = r;
+    });
+    const realSealer = h.service.deps.sealer;
+    let opened = 0;
+    const sentByA: string[] = [];
+    let publishes = 0;
+    const publisherA: CommandPublisher = {
+      publish: (topic) => {
+        if (options.failFirstPublish && publishes++ === 0)
+          return Promise.reject(new Error('no PUBACK within 3000 ms'));
+        sentByA.push(topic);
+        return Promise.resolve();
+      },
+    };
+    const depsA: BatchSyncDeps = {
+      ...deps(publisherA, 'node-a'),
+      claimTtlMs: 300,
+      // Renewals fail: PostgreSQL is out of reach (a paused process would not even try).
+      delivery: Object.assign(Object.create(delivery) as PgDelivery, {
+        renew: () => Promise.reject(new Error('Connection terminated unexpectedly')),
+      }),
+      sealer: {
+        seal: (plaintext, binding) => realSealer.seal(plaintext, binding),
+        open: async (sealed, binding) => {
+          if (opened++ === options.stallAt) {
+            reachedStall();
+            await stalled;
+          }
+          return realSealer.open(sealed, binding);
+        },
+      },
+    };
+    const batchA = syncBatch(depsA, ids);
+    await atStall;
+    const topic = (await h.service.getClient(names[0])).topics[0]?.topic;
+    assert.ok(topic);
+    await h.service.rotateTopicKey(ctx, topic); // v2
+    // node-a's claim ends in PostgreSQL after its 300 ms; node-b then takes the device.
+    let claimedByB: string[] = [];
+    for (let i = 0; i < 100 && claimedByB.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      claimedByB = await delivery.claim(ids, 'node-b', 30_000);
+    }
+    assert.deepEqual(claimedByB, ids, "node-b took the device once node-a's claim ended");
+    const outcomeB = await syncBatch(deps(new CountingPublisher(), 'node-b'), ids);
+    assert.equal(outcomeB.delivered, 1, 'node-b sent v2');
+    resume();
+    const outcomeA = await batchA;
+    assert.equal((await owners(ids)).get(ids[0] ?? ''), null, 'no claim left behind');
+    return { sentByA, outcomeA, ids };
+  }
+
+  void it('a batch whose claims lapsed (paused, cut off from PostgreSQL) publishes nothing it planned', async () => {
+    // The stall: after the plan, while the round's keys are opened.
+    const { sentByA, outcomeA, ids } = await lapsedClaims({ stallAt: 0, failFirstPublish: false });
+    assert.deepEqual(sentByA, [], 'node-a sent nothing once its claims had lapsed');
+    assert.equal(outcomeA.lapsed, true);
+    assert.deepEqual(outcomeA.busy, ids, 'the device is left to be tried again');
+  });
+
+  void it('so does its per-device path: a retry planned before the lapse is not sent', async () => {
+    // The batched publish fails (no PUBACK); the per-device retry plans (opening the topic key
+    // and the device key again: the third opening) and stalls there.
+    const { sentByA, outcomeA, ids } = await lapsedClaims({ stallAt: 2, failFirstPublish: true });
+    assert.deepEqual(sentByA, [], 'node-a sent nothing once its claims had lapsed');
+    assert.equal(outcomeA.lapsed, true);
+    assert.deepEqual(outcomeA.busy, ids);
+    assert.equal(outcomeA.perDevice.size, 0, 'no per-device outcome: left to the next claim');
   });
 
   /** Until a statement setting claims waits for a lock that backend `pid` holds. */
