@@ -303,7 +303,8 @@ export async function syncBatch(
           const kind = p.delivery.version === 0 ? 'RemoveTopic' : 'SetTopicKey';
           try {
             const wire = await keys.seal(p);
-            // Checked after the last await before the publish, so no pause fits in between.
+            // Checked after the last await before the publish: between the two, only a pause of
+            // the whole process can come (see ClaimLease for that window).
             if (!lease.held) {
               unsent.add(p.device.clientId);
               return;
