@@ -186,7 +186,7 @@ export async function startC2Node(
     let mqtt: string | undefined;
     if (role === 'all' || role === 'worker') {
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
-      const publisher = await connectPublisher(config, mqtt, lifecycle);
+      const publisher = await connectPublisher(config, mqtt, lifecycle, logger);
       readinessChecks.push(() => Promise.resolve(['mqtt', publisher.connected]));
       metrics.onScrape('mqtt', () => {
         metrics.setMqttConnected('publisher', publisher.connected);

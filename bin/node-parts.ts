@@ -217,11 +217,18 @@ export async function connectPublisher(
   config: Config,
   url: string,
   lifecycle: Lifecycle,
+  log: Logger,
 ): Promise<MqttCommandPublisher> {
   const publisher = await MqttCommandPublisher.connect({
     url,
     clientId: `${config.mqtt.clientIdPrefix}-${config.node.id}-${randomBytes(3).toString('hex')}`,
     pubackTimeoutMs: config.delivery.pubackTimeoutMs,
+    onStalledReset: () => {
+      log.warn(
+        { pubackTimeoutMs: config.delivery.pubackTimeoutMs },
+        'MQTT publisher connection reset: a PUBACK timed out and nothing sent after it was acknowledged (a cut link?); its unsent commands were dropped and are sent again from the desired state',
+      );
+    },
     ...(config.mqtt.username === undefined ? {} : { username: config.mqtt.username }),
     ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password.reveal() }),
   });

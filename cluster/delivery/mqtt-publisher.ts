@@ -1,4 +1,5 @@
 /** {@link CommandPublisher} over MQTT (mqtt.js): QoS 1, not retained, PUBACK awaited with a timeout. */
+import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { C2Error } from '../errors.ts';
 import type { CommandPublisher } from './publisher.ts';
@@ -12,6 +13,8 @@ export interface MqttPublisherOptions {
   readonly password?: string;
   readonly pubackTimeoutMs: number;
   readonly connectTimeoutMs?: number;
+  /** Told each time a stalled connection is reset (see `timedOut`): operators should know. */
+  readonly onStalledReset?: () => void;
 }
 
 /** Thrown when the broker's PUBACK did not arrive in time (metrics count it as a timeout). */
@@ -56,6 +59,10 @@ class PendingPublish {
 
   constructor(
     readonly owner: PublishOwner,
+    /** Order in which publishes were handed to the connection. */
+    readonly seq: number,
+    /** The connection (mqtt.js stream) it was handed to. */
+    readonly stream: unknown,
     private readonly resolve: () => void,
     readonly reject: (err: Error) => void,
   ) {
@@ -73,8 +80,10 @@ class PendingPublish {
 
   #onCallback(err?: Error | null): void {
     if (!this.settle()) return;
-    if (err === undefined || err === null) this.resolve();
-    else this.reject(err);
+    if (err === undefined || err === null) {
+      this.owner.acknowledged(this.seq);
+      this.resolve();
+    } else this.reject(err);
   }
 }
 
@@ -82,6 +91,8 @@ class PendingPublish {
 interface PublishOwner {
   /** Called once per publish, when it settles (acknowledged, failed or timed out). */
   settled(): void;
+  /** The broker acknowledged the publish handed over `seq`-th. */
+  acknowledged(seq: number): void;
   /** The publish got no PUBACK in time (already settled): drop it and tell the caller. */
   timedOut(pending: PendingPublish): void;
 }
@@ -101,13 +112,28 @@ export class MqttCommandPublisher implements CommandPublisher {
   #inFlight = 0;
   /** Called when the last publish in flight settles (close waits for it). */
   #onDrained: (() => void) | undefined;
+  /** Publishes handed to the connection so far, and the latest of them acknowledged. */
+  #handedOver = 0;
+  #latestAcknowledged = 0;
+  /** Connections closed by {@link #resetStalledConnection} (tests, diagnostics). */
+  #stalledResets = 0;
   /** Made once: what every publish reports back to. */
   readonly #owner: PublishOwner = {
     settled: () => {
       if (--this.#inFlight === 0) this.#onDrained?.();
     },
+    acknowledged: (seq) => {
+      if (seq > this.#latestAcknowledged) this.#latestAcknowledged = seq;
+    },
     timedOut: (pending) => {
       this.#forget(pending.callback);
+      // A PUBACK for anything handed over after it proves its bytes reached the broker (one TCP
+      // stream, read in order): only its PUBACK was lost. Otherwise its bytes may still wait in
+      // this host's socket buffer while the link is cut, and would reach the broker whenever the
+      // link comes back — after a newer command that another node sent the device meanwhile.
+      // Only the connection it was handed to: a newer one (mqtt.js reconnected) holds none of it.
+      if (this.#latestAcknowledged < pending.seq && pending.stream === this.client.stream)
+        this.#resetStalledConnection();
       pending.reject(new PubackTimeoutError(this.pubackTimeoutMs));
     },
   };
@@ -115,6 +141,7 @@ export class MqttCommandPublisher implements CommandPublisher {
   private constructor(
     private readonly client: MqttClient,
     private readonly pubackTimeoutMs: number,
+    private readonly onStalledReset: () => void,
   ) {}
 
   /**
@@ -159,7 +186,11 @@ export class MqttCommandPublisher implements CommandPublisher {
     }
     // Later errors surface as failed publishes; without a listener they would crash the process.
     client.on('error', () => undefined);
-    return new MqttCommandPublisher(client, options.pubackTimeoutMs);
+    return new MqttCommandPublisher(
+      client,
+      options.pubackTimeoutMs,
+      options.onStalledReset ?? (() => undefined),
+    );
   }
 
   /** True while connected to the broker (readiness). */
@@ -183,11 +214,41 @@ export class MqttCommandPublisher implements CommandPublisher {
     if (!this.client.connected) return Promise.reject(new Error('MQTT broker not connected'));
     this.#inFlight++;
     return new Promise<void>((resolve, reject) => {
-      const pending = new PendingPublish(this.#owner, resolve, reject);
+      const pending = new PendingPublish(
+        this.#owner,
+        ++this.#handedOver,
+        this.client.stream,
+        resolve,
+        reject,
+      );
       pending.timer = setTimeout(onPubackTimeout, this.pubackTimeoutMs, pending);
       const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       this.client.publish(topic, view, PUBLISH_OPTIONS, pending.callback);
     });
+  }
+
+  /**
+   * Closes the connection with a TCP reset, which discards whatever it has not sent yet (a plain
+   * close would keep sending it in the background), and lets mqtt.js connect again. Publishes
+   * still in flight on it fail with their timeout or are resent by mqtt.js on the new connection,
+   * as after any lost connection. Over TLS (no reset on a TLS handle) it is a plain close.
+   */
+  #resetStalledConnection(): void {
+    const stream = this.client.stream as Partial<Socket> & { destroyed?: boolean };
+    if (stream.destroyed === true) return;
+    this.#stalledResets++;
+    this.onStalledReset();
+    try {
+      if (typeof stream.resetAndDestroy !== 'function') throw new Error('not a TCP socket');
+      stream.resetAndDestroy();
+    } catch {
+      stream.destroy?.();
+    }
+  }
+
+  /** How many connections were reset because they stopped acknowledging. */
+  get stalledResets(): number {
+    return this.#stalledResets;
   }
 
   /** Drops an abandoned message from mqtt.js's outgoing store so it is never resent later. */

@@ -13,8 +13,13 @@ import { isPubackTimeout, MqttCommandPublisher, PubackTimeoutError } from '../..
 import { eventually } from '../support/eventually.ts';
 import { TEST_MQTT_URL } from '../support/c2-harness.ts';
 
-/** A broker that accepts connections and publishes but never sends a PUBACK. */
-async function silentBroker(): Promise<{ server: Server; url: string; published: () => number }> {
+/**
+ * A broker that accepts connections and publishes but never sends a PUBACK (or, with
+ * `ackAfterFirst`, sends one for every publish but the first: a lost PUBACK on a live link).
+ */
+async function silentBroker(
+  ackAfterFirst = false,
+): Promise<{ server: Server; url: string; published: () => number }> {
   let published = 0;
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -27,6 +32,8 @@ async function silentBroker(): Promise<{ server: Server; url: string; published:
         socket.write(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }));
       } else if (packet.cmd === 'publish') {
         published++;
+        if (ackAfterFirst && published > 1)
+          socket.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId ?? 0 }));
       } else if (packet.cmd === 'pingreq') {
         socket.write(mqttPacket.generate({ cmd: 'pingresp' }));
       } else if (packet.cmd === 'disconnect') {
@@ -125,13 +132,42 @@ void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
         }, 10_000);
         assert.equal(publisher.inFlight, 0);
         assert.equal(outgoing(publisher), 0, 'timed-out messages left in the client store');
-        // The publisher still works after every publish in flight timed out.
+        // Nothing was ever acknowledged: the connection is reset (its unsent bytes dropped).
+        assert.ok(publisher.stalledResets >= 1, 'the stalled connection was reset');
+        // The publisher connects again and still works after every publish in flight timed out.
+        await eventually(() => {
+          assert.equal(publisher.connected, true);
+        }, 10_000);
         await assert.rejects(
           publisher.publish('e4/again', new Uint8Array([1])),
           PubackTimeoutError,
         );
       } finally {
         await publisher.close();
+      }
+    });
+
+    void it('keeps the connection when only a PUBACK was lost (a later publish was acknowledged)', async () => {
+      const lossy = await silentBroker(true);
+      const publisher = await MqttCommandPublisher.connect({
+        url: lossy.url,
+        clientId: `pub-lossy-${process.pid}`,
+        pubackTimeoutMs: 300,
+      });
+      try {
+        const lost = publisher.publish('e4/lost', new Uint8Array([1]));
+        lost.catch(() => undefined);
+        await publisher.publish('e4/acked', new Uint8Array([2]));
+        await assert.rejects(lost, PubackTimeoutError);
+        assert.equal(publisher.stalledResets, 0, 'its bytes reached the broker: nothing to drop');
+        assert.equal(publisher.connected, true);
+      } finally {
+        await publisher.close();
+        await new Promise<void>((resolve) => {
+          lossy.server.close(() => {
+            resolve();
+          });
+        });
       }
     });
 
