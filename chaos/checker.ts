@@ -380,14 +380,18 @@ function secrecy(run: RunRecord, out: Violation[]): void {
   for (const leave of leaves) {
     const topic = byName.get(leave.topic ?? '');
     if (topic === undefined || leave.client === undefined) continue;
-    const rejoin = run.operations.find(
-      (o) =>
+    // The device may be a member again from the first join that was not over before the leave
+    // began: one invoked in the very millisecond the leave returned (times are whole ms), or one
+    // running alongside it, may commit after it.
+    let until = Number.POSITIVE_INFINITY;
+    for (const o of run.operations)
+      if (
         o.kind === 'join' &&
         o.client === leave.client &&
         o.topic === leave.topic &&
-        o.invokedAt > leave.completedAt,
-    );
-    const until = rejoin?.invokedAt ?? Number.POSITIVE_INFINITY;
+        o.completedAt >= leave.invokedAt
+      )
+        until = Math.min(until, o.invokedAt);
     // Versions surely committed after the leave: every call that answered them (a replay of an
     // older request id answers an older version) was invoked after the leave completed.
     const firstAsked = new Map<number, Operation>();
