@@ -338,7 +338,7 @@ export function deliveryDeps(
     },
     delivery: new PgDelivery(db.pool),
     owner: `${config.node.id}-${randomBytes(4).toString('hex')}`,
-    claimTtlMs: 15_000,
+    claimTtlMs: config.delivery.claimTtlMs,
     publishConcurrency: config.delivery.publishWindow,
   };
 }

@@ -118,6 +118,9 @@ export class ChaosEnvironment {
           E4C2_DELIVERY_BACKOFF_INITIAL_MS: '200',
           E4C2_DELIVERY_BACKOFF_MAX_MS: '4000',
           E4C2_PUBACK_TIMEOUT_MS: String(NODE_SETTINGS.pubackTimeoutMs),
+          // Below the 5-7 s pauses of pause-lease-expiry, so a paused worker's claims lapse and
+          // another takes its devices while it is stopped (the case ClaimLease guards).
+          E4C2_DELIVERY_CLAIM_TTL_MS: '4000',
           E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
           E4C2_DB_POOL_MAX: '8',
           // A short leader lease, so an engine killed mid-run is replaced within a few seconds.

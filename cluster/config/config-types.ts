@@ -147,6 +147,12 @@ export interface DeliveryConfig {
   readonly deadlineMs: number;
   /** How long one publish waits for the broker's PUBACK. */
   readonly pubackTimeoutMs: number;
+  /**
+   * How long a device claim lasts without renewal (renewed every third of it while a batch
+   * works): how long the devices of a node that died wait before another node takes them, and
+   * how long a paused node may stall before its claims lapse.
+   */
+  readonly claimTtlMs: number;
   /** Device batches (engine) or queue jobs (worker) a process runs at once, 1..64. */
   readonly batches: number;
   /** Devices per batch, and outbox rows per claim, 1..10,000. */

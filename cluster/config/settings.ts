@@ -66,6 +66,7 @@ export const SETTINGS = {
   deliveryBackoffMaxMs: { env: 'E4C2_DELIVERY_BACKOFF_MAX_MS', file: 'delivery.backoffMaxMs' },
   deliveryDeadlineMs: { env: 'E4C2_DELIVERY_DEADLINE_MS', file: 'delivery.deadlineMs' },
   pubackTimeoutMs: { env: 'E4C2_PUBACK_TIMEOUT_MS', file: 'delivery.pubackTimeoutMs' },
+  deliveryClaimTtlMs: { env: 'E4C2_DELIVERY_CLAIM_TTL_MS', file: 'delivery.claimTtlMs' },
   deliveryBatches: { env: 'E4C2_DELIVERY_BATCHES', file: 'delivery.batches' },
   deliveryBatchSize: { env: 'E4C2_DELIVERY_BATCH_SIZE', file: 'delivery.batchSize' },
   deliveryPublishWindow: { env: 'E4C2_DELIVERY_PUBLISH_WINDOW', file: 'delivery.publishWindow' },

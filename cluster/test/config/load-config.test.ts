@@ -48,6 +48,7 @@ void describe('loadConfig defaults', () => {
       backoffMaxMs: 30_000,
       deadlineMs: 600_000,
       pubackTimeoutMs: 5_000,
+      claimTtlMs: 15_000,
       batches: 4,
       batchSize: 500,
       publishWindow: 256,
@@ -108,6 +109,7 @@ void describe('loadConfig values', () => {
       E4C2_DELIVERY_BACKOFF_MAX_MS: '1000',
       E4C2_DELIVERY_DEADLINE_MS: '60000',
       E4C2_PUBACK_TIMEOUT_MS: '2000',
+      E4C2_DELIVERY_CLAIM_TTL_MS: '4000',
       E4C2_DELIVERY_BATCHES: '2',
       E4C2_DELIVERY_BATCH_SIZE: '250',
       E4C2_DELIVERY_PUBLISH_WINDOW: '64',
@@ -135,6 +137,7 @@ void describe('loadConfig values', () => {
     });
     assert.deepEqual(c.kek, { kind: 'file', path: '/etc/e4c2/kek' });
     assert.equal(c.delivery.deadlineMs, 60_000);
+    assert.equal(c.delivery.claimTtlMs, 4000);
     assert.deepEqual(
       [c.delivery.batches, c.delivery.batchSize, c.delivery.publishWindow],
       [2, 250, 64],
@@ -237,13 +240,15 @@ void describe('loadConfig problems', () => {
     ]);
   });
 
-  void it('bounds the delivery throughput settings', () => {
+  void it('bounds the delivery throughput and claim settings', () => {
     const err = problemsOf({
       E4C2_DELIVERY_BATCHES: '0',
       E4C2_DELIVERY_BATCH_SIZE: '10001',
       E4C2_DELIVERY_PUBLISH_WINDOW: 'lots',
+      E4C2_DELIVERY_CLAIM_TTL_MS: '999',
     });
     assert.deepEqual(err.problems, [
+      'E4C2_DELIVERY_CLAIM_TTL_MS: must be an integer from 1000 to 600000 (got "999")',
       'E4C2_DELIVERY_BATCHES: must be an integer from 1 to 64 (got "0")',
       'E4C2_DELIVERY_BATCH_SIZE: must be an integer from 1 to 10000 (got "10001")',
       'E4C2_DELIVERY_PUBLISH_WINDOW: must be an integer from 1 to 4096 (got "lots")',
