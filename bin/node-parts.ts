@@ -19,6 +19,7 @@ import {
 import {
   InstrumentedPublisher,
   MqttCommandPublisher,
+  publisherKeepaliveSeconds,
   recordAttempt,
   type BatchSyncDeps,
 } from '../cluster/delivery/index.ts';
@@ -223,6 +224,7 @@ export async function connectPublisher(
     url,
     clientId: `${config.mqtt.clientIdPrefix}-${config.node.id}-${randomBytes(3).toString('hex')}`,
     pubackTimeoutMs: config.delivery.pubackTimeoutMs,
+    keepaliveSeconds: publisherKeepaliveSeconds(config.delivery.claimTtlMs),
     onStalledReset: () => {
       log.warn(
         { pubackTimeoutMs: config.delivery.pubackTimeoutMs },

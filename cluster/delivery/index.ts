@@ -14,6 +14,7 @@ export {
   isPubackTimeout,
   MqttCommandPublisher,
   PubackTimeoutError,
+  publisherKeepaliveSeconds,
   type MqttPublisherOptions,
 } from './mqtt-publisher.ts';
 export {

@@ -15,6 +15,26 @@ export interface MqttPublisherOptions {
   readonly connectTimeoutMs?: number;
   /** Told each time a stalled connection is reset (see `timedOut`): operators should know. */
   readonly onStalledReset?: () => void;
+  /**
+   * MQTT keep-alive in seconds (mqtt.js's default is 60). The broker drops a connection it heard
+   * nothing on for 1.5 times this, and then refuses whatever still arrives on it: see
+   * {@link publisherKeepaliveSeconds}.
+   */
+  readonly keepaliveSeconds?: number;
+}
+
+/**
+ * The keep-alive that makes a dead node's unsent commands harmless. A node killed while its link
+ * to the broker is cut leaves its socket to the kernel, which keeps sending what it held once the
+ * link heals (the process is gone: nothing can reset it). Another node may send the same devices
+ * newer keys once the dead node's claims expire, at least two thirds of the claim TTL after its
+ * last renewal. If the broker has dropped the old connection by then (1.5 x keep-alive after it
+ * last heard from it), the late bytes are refused. So 1.5 x keep-alive stays under two thirds of
+ * the TTL: at most 4/9 of it, between 5 s (fewer pings would not matter; more could trip on a
+ * slow broker) and mqtt.js's 60 s.
+ */
+export function publisherKeepaliveSeconds(claimTtlMs: number): number {
+  return Math.min(60, Math.max(5, Math.floor((claimTtlMs * 4) / 9 / 1000)));
 }
 
 /** Thrown when the broker's PUBACK did not arrive in time (metrics count it as a timeout). */
@@ -154,6 +174,7 @@ export class MqttCommandPublisher implements CommandPublisher {
       clean: true,
       reconnectPeriod: 1000,
       connectTimeout: options.connectTimeoutMs ?? 5000,
+      ...(options.keepaliveSeconds === undefined ? {} : { keepalive: options.keepaliveSeconds }),
       queueQoSZero: false,
       // The keep-alive ping goes out on its fixed schedule: by default mqtt.js moves its timer
       // (a clearTimeout and a setTimeout) on every PUBACK, once per command in a fan-out.
