@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
 import type { Config } from '../cluster/config/index.ts';
-import { DeliveryEngine, ReceiptReceiver, recordSyncOutcomes } from '../cluster/delivery/index.ts';
+import {
+  ClaimsLapsedError,
+  DeliveryEngine,
+  ReceiptReceiver,
+  recordSyncOutcomes,
+} from '../cluster/delivery/index.ts';
 import { AutomationService, C2Service, type DomainDeps } from '../cluster/domain/index.ts';
 import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
 import { PgEventNotifications } from '../cluster/events/index.ts';
@@ -186,7 +191,7 @@ export async function startC2Node(
     let mqtt: string | undefined;
     if (role === 'all' || role === 'worker') {
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
-      const publisher = await connectPublisher(config, mqtt, lifecycle, logger);
+      const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics);
       readinessChecks.push(() => Promise.resolve(['mqtt', publisher.connected]));
       metrics.onScrape('mqtt', () => {
         metrics.setMqttConnected('publisher', publisher.connected);
@@ -194,6 +199,11 @@ export async function startC2Node(
       });
       const deps = deliveryDeps(config, db, publisher, logger, telemetry);
       const onError = (err: unknown, context: string): void => {
+        if (err instanceof ClaimsLapsedError) {
+          metrics.claimsLapsed();
+          logger.warn({ err, context }, 'device claims lapsed');
+          return;
+        }
         logger.error({ err, context }, 'delivery error');
       };
       if (role === 'all') {

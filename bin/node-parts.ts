@@ -219,6 +219,7 @@ export async function connectPublisher(
   url: string,
   lifecycle: Lifecycle,
   log: Logger,
+  metrics: C2Metrics,
 ): Promise<MqttCommandPublisher> {
   const publisher = await MqttCommandPublisher.connect({
     url,
@@ -226,6 +227,7 @@ export async function connectPublisher(
     pubackTimeoutMs: config.delivery.pubackTimeoutMs,
     keepaliveSeconds: publisherKeepaliveSeconds(config.delivery.claimTtlMs),
     onStalledReset: () => {
+      metrics.mqttConnectionReset();
       log.warn(
         { pubackTimeoutMs: config.delivery.pubackTimeoutMs },
         'MQTT publisher connection reset: a PUBACK timed out and nothing sent after it was acknowledged (a cut link?); its unsent commands were dropped and are sent again from the desired state',

@@ -92,6 +92,8 @@ export class C2Metrics {
   readonly #leasesLost: Counter<'reason'>;
   readonly #poolClients: Gauge<'state'>;
   readonly #mqttUp: Gauge<'client'>;
+  readonly #mqttResets: Counter;
+  readonly #claimsLapsed: Counter;
   readonly #scrapeErrors: Counter<'source'>;
   readonly #automationLeader: Gauge;
   readonly #automationPaused: Gauge;
@@ -214,6 +216,14 @@ export class C2Metrics {
       labelNames: ['client'] as const,
       registers,
     });
+    this.#mqttResets = counter({
+      name: 'c2_mqtt_connection_resets_total',
+      help: 'Publisher connections reset because a PUBACK timed out and nothing sent after it was acknowledged (a cut link): their unsent commands were dropped.',
+    });
+    this.#claimsLapsed = counter({
+      name: 'c2_delivery_claims_lapsed_total',
+      help: 'Batches that stopped publishing because their device claims lapsed (the process was paused, or cut off from PostgreSQL, longer than the claim TTL).',
+    });
     this.#scrapeErrors = counter({
       name: 'c2_metrics_refresh_errors_total',
       help: 'Scrape-time figures that could not be read (database, queue): old values were kept.',
@@ -330,6 +340,16 @@ export class C2Metrics {
   /** Sets the state of an MQTT connection of this process. */
   setMqttConnected(client: 'publisher' | 'receipts', up: boolean): void {
     this.#mqttUp.set({ client }, up ? 1 : 0);
+  }
+
+  /** The publisher reset a connection that stopped acknowledging. */
+  mqttConnectionReset(): void {
+    this.#mqttResets.inc();
+  }
+
+  /** A batch stopped publishing because its claims lapsed. */
+  claimsLapsed(): void {
+    this.#claimsLapsed.inc();
   }
 
   // --- coordination ----------------------------------------------------------------------------

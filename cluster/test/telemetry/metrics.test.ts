@@ -59,6 +59,17 @@ void describe('C2Metrics', () => {
     assert.deepEqual([0, 1, 4, 5, 99].map(attemptLabel), ['1', '1', '4', '5+', '5+']);
   });
 
+  void it('counts stalled publisher connections reset and batches whose claims lapsed', async () => {
+    const m = newMetrics();
+    assert.equal(await value(m, 'c2_mqtt_connection_resets_total'), 0, 'exported from the start');
+    assert.equal(await value(m, 'c2_delivery_claims_lapsed_total'), 0);
+    m.mqttConnectionReset();
+    m.claimsLapsed();
+    m.claimsLapsed();
+    assert.equal(await value(m, 'c2_mqtt_connection_resets_total'), 1);
+    assert.equal(await value(m, 'c2_delivery_claims_lapsed_total'), 2);
+  });
+
   void it('turns delivery observations into deliveries and attempts', async () => {
     const m = newMetrics();
     const base = { clientId: '7', kind: 'SetTopicKey', describe: 'topic' } as const;
