@@ -35,8 +35,6 @@ export interface BatchSyncDeps extends DeviceSyncDeps {
   readonly claimTtlMs: number;
   /** Publishes awaiting their PUBACK at once (one per device at most). */
   readonly publishConcurrency: number;
-  /** The monotonic clock claims are timed on, in ms (default `performance.now`; tests). */
-  readonly monotonicMs?: () => number;
 }
 
 /** What happened to a batch. */
@@ -275,7 +273,7 @@ export async function syncBatch(
   // the claim it would read the memberships in a snapshot taken before the claim: a claim that
   // waited for another node's record-and-release (or was slow) could then plan a version older
   // than the one that node just delivered, and send it after the newer one.
-  const lease = new ClaimLease(deps.claimTtlMs, deps.monotonicMs);
+  const lease = new ClaimLease(deps.claimTtlMs);
   const claimedIds = await deps.delivery.claim(unique, deps.owner, deps.claimTtlMs);
   // Claims still ours to end: a delivery record ends most of them in its own statement.
   const held = new Set(claimedIds);

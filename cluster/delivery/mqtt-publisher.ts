@@ -30,8 +30,8 @@ export interface MqttPublisherOptions {
  * newer keys once the dead node's claims expire, at least two thirds of the claim TTL after its
  * last renewal. If the broker has dropped the old connection by then (1.5 x keep-alive after it
  * last heard from it), the late bytes are refused. So 1.5 x keep-alive stays under two thirds of
- * the TTL: at most 4/9 of it, between 5 s (fewer pings would not matter; more could trip on a
- * slow broker) and mqtt.js's 60 s.
+ * the TTL: at most 4/9 of it, but at least 5 s (a shorter one could trip on a slow broker) and at
+ * most mqtt.js's 60 s.
  */
 export function publisherKeepaliveSeconds(claimTtlMs: number): number {
   return Math.min(60, Math.max(5, Math.floor((claimTtlMs * 4) / 9 / 1000)));
@@ -135,8 +135,6 @@ export class MqttCommandPublisher implements CommandPublisher {
   /** Publishes handed to the connection so far, and the latest of them acknowledged. */
   #handedOver = 0;
   #latestAcknowledged = 0;
-  /** Connections closed by {@link #resetStalledConnection} (tests, diagnostics). */
-  #stalledResets = 0;
   /** Made once: what every publish reports back to. */
   readonly #owner: PublishOwner = {
     settled: () => {
@@ -257,7 +255,6 @@ export class MqttCommandPublisher implements CommandPublisher {
   #resetStalledConnection(): void {
     const stream = this.client.stream as Partial<Socket> & { destroyed?: boolean };
     if (stream.destroyed === true) return;
-    this.#stalledResets++;
     this.onStalledReset();
     try {
       if (typeof stream.resetAndDestroy !== 'function') throw new Error('not a TCP socket');
@@ -265,11 +262,6 @@ export class MqttCommandPublisher implements CommandPublisher {
     } catch {
       stream.destroy?.();
     }
-  }
-
-  /** How many connections were reset because they stopped acknowledging. */
-  get stalledResets(): number {
-    return this.#stalledResets;
   }
 
   /** Drops an abandoned message from mqtt.js's outgoing store so it is never resent later. */
