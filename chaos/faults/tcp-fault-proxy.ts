@@ -1,9 +1,10 @@
 /**
  * A TCP fault proxy with run-time control, after toxiproxy's toxics (ha-notes §4.1): latency with
  * jitter, bandwidth, stall (no data passes), reset (every connection cut with RST), slicing,
- * close after N bytes, each per direction; and refusing new connections (the service is "down").
- * It sits on loopback between the C2 nodes and PostgreSQL, Redis or the broker. Bounded: at most
- * `maxConnections`, at most 64 MiB queued per direction; `close()` ends everything.
+ * close after N bytes, each per direction; refusing new connections (the service is "down"); and
+ * a partition (see {@link TcpFaultProxy.partition}). It sits on loopback between the C2 nodes and
+ * PostgreSQL, Redis or the broker. Bounded: at most `maxConnections`, at most 64 MiB queued per
+ * direction; `close()` ends everything.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -128,11 +129,23 @@ class Pipe {
   }
 }
 
+/** One proxied connection. */
+interface Link {
+  readonly client: Socket;
+  readonly upstream: Socket;
+  pipes: Pipe[];
+  /** One side went away during a partition; the other learns of it when the partition ends. */
+  broken: boolean;
+}
+
 /** A running proxy. */
 export class TcpFaultProxy {
-  readonly #connections = new Set<{ client: Socket; upstream: Socket; pipes: Pipe[] }>();
+  readonly #connections = new Set<Link>();
   #toxics: Record<Direction, Toxics> = { upstream: {}, downstream: {} };
   #refusing = false;
+  #partitioned = false;
+  /** Connections accepted during a partition: connected onward when it ends. */
+  readonly #held = new Set<Socket>();
   /** Connections accepted and cut, for the report. */
   readonly counts = { accepted: 0, refused: 0, reset: 0 };
 
@@ -178,21 +191,53 @@ export class TcpFaultProxy {
     for (const c of this.#connections) for (const p of c.pipes) p.poke();
   }
 
-  /** Removes every toxic and accepts connections again. */
+  /** Removes every toxic, ends a partition and accepts connections again. */
   heal(): void {
     this.#refusing = false;
+    this.partition(false);
     this.set('upstream', {});
     this.set('downstream', {});
+  }
+
+  /**
+   * Cuts the link the way a network partition does, unlike a stall or a reset: nothing passes
+   * either way, and neither side learns anything. A side that closes meanwhile (a server dropping
+   * a silent client) is not reported to the other, and new connections are accepted but not
+   * connected onward, so the client waits as for a SYN that gets no answer. Ending it delivers
+   * what was held (TCP retransmits after a short partition), cuts with RST the connections whose
+   * other side went away meanwhile (what a peer that forgot the connection answers), and connects
+   * the held new ones.
+   */
+  partition(on: boolean): void {
+    if (on === this.#partitioned) return;
+    this.#partitioned = on;
+    if (on) return;
+    for (const c of this.#connections) {
+      if (!c.broken) continue;
+      this.counts.reset += 1;
+      this.#reset(c);
+    }
+    for (const client of this.#held) this.#link(client);
+    this.#held.clear();
+    for (const c of this.#connections) for (const p of c.pipes) p.poke();
   }
 
   /** Cuts every open connection with RST (toxiproxy `reset_peer`). */
   resetAll(): void {
     for (const c of this.#connections) {
       this.counts.reset += 1;
-      c.client.resetAndDestroy();
-      c.upstream.resetAndDestroy();
+      this.#reset(c);
     }
-    this.#connections.clear();
+    for (const client of this.#held) client.resetAndDestroy();
+    this.#held.clear();
+  }
+
+  #reset(c: Link): void {
+    for (const s of [c.client, c.upstream]) {
+      // A side already gone has nothing left to reset.
+      if (!s.destroyed) s.resetAndDestroy();
+    }
+    this.#connections.delete(c);
   }
 
   /** While set, new connections are reset at once (the service is unreachable). */
@@ -212,23 +257,52 @@ export class TcpFaultProxy {
       return;
     }
     this.counts.accepted += 1;
+    if (this.#partitioned) {
+      this.#held.add(client);
+      const forget = (): void => {
+        client.destroy();
+        this.#held.delete(client);
+      };
+      client.once('error', forget);
+      client.once('close', forget);
+      return;
+    }
+    this.#link(client);
+  }
+
+  /** Connects an accepted client to the target and starts passing data. */
+  #link(client: Socket): void {
+    client.removeAllListeners('error');
+    client.removeAllListeners('close');
     const upstream = connect({ host: this.options.targetHost, port: this.options.targetPort });
     const random = this.options.random ?? Math.random;
-    const entry = { client, upstream, pipes: [] as Pipe[] };
+    const entry: Link = { client, upstream, pipes: [], broken: false };
     const cut = (): void => {
       client.destroy();
       upstream.destroy();
       this.#connections.delete(entry);
     };
+    // During a partition a closed side stays unknown to the other (see partition()).
+    const gone = (side: Socket) => (): void => {
+      if (!this.#partitioned || !this.#connections.has(entry)) {
+        cut();
+        return;
+      }
+      side.destroy();
+      entry.broken = true;
+    };
+    // A partition stalls both directions on top of the toxics set.
+    const toxics = (direction: Direction) => (): Toxics =>
+      this.#partitioned ? { ...this.#toxics[direction], stall: true } : this.#toxics[direction];
     entry.pipes = [
-      new Pipe(client, upstream, () => this.#toxics.upstream, random, cut),
-      new Pipe(upstream, client, () => this.#toxics.downstream, random, cut),
+      new Pipe(client, upstream, toxics('upstream'), random, cut),
+      new Pipe(upstream, client, toxics('downstream'), random, cut),
     ];
     this.#connections.add(entry);
     upstream.once('connect', () => client.resume());
     for (const s of [client, upstream]) {
-      s.on('error', cut);
-      s.on('close', cut);
+      s.on('error', gone(s));
+      s.on('close', gone(s));
     }
   }
 

@@ -128,6 +128,91 @@ void describe('TcpFaultProxy', () => {
   });
 });
 
+void describe('TcpFaultProxy partition', () => {
+  // A server whose connections the test can close, echoing what it gets.
+  let server: Server;
+  const accepted: Socket[] = [];
+  let proxy: TcpFaultProxy;
+
+  before(async () => {
+    server = createServer((s) => {
+      accepted.push(s);
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const address = server.address();
+    proxy = await TcpFaultProxy.start({
+      name: 'partitioned',
+      targetHost: '127.0.0.1',
+      targetPort: typeof address === 'object' && address !== null ? address.port : 0,
+    });
+  });
+
+  after(async () => {
+    await proxy.close();
+    for (const s of accepted) s.destroy();
+    await new Promise<void>((r) => {
+      server.close(() => {
+        r();
+      });
+    });
+  });
+
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  void it('holds both directions and new connections, and delivers everything once ended', async () => {
+    const before = await client(proxy.port);
+    before.socket.write('a');
+    await until(() => before.received().toString() === 'a', 'the echo');
+    const acceptedBefore = accepted.length;
+    proxy.partition(true);
+    before.socket.write('b');
+    const during = await client(proxy.port);
+    during.socket.write('c');
+    await pause(300);
+    assert.equal(before.received().toString(), 'a', 'nothing passed on an open connection');
+    assert.equal(during.received().length, 0, 'nothing passed on a new connection');
+    assert.equal(accepted.length, acceptedBefore, 'the new connection did not reach the server');
+    proxy.partition(false);
+    await until(() => before.received().toString() === 'ab', 'the held bytes');
+    await until(() => during.received().toString() === 'c', 'the held connection');
+    before.socket.destroy();
+    during.socket.destroy();
+  });
+
+  void it('hides a close by the other side until it ends, then resets the survivor', async () => {
+    const c = await client(proxy.port);
+    c.socket.write('x');
+    await until(() => c.received().toString() === 'x', 'the echo');
+    const serverSide = accepted.at(-1);
+    assert.ok(serverSide !== undefined);
+    let closedEarly = false;
+    void c.closed.then(() => {
+      closedEarly = true;
+    });
+    proxy.partition(true);
+    serverSide.destroy();
+    await pause(300);
+    assert.equal(closedEarly, false, 'the client did not learn of the close during the partition');
+    const resetsBefore = proxy.counts.reset;
+    proxy.partition(false);
+    assert.equal(await c.closed, 'ECONNRESET');
+    assert.equal(proxy.counts.reset, resetsBefore + 1);
+  });
+
+  void it('heal() ends a partition too', async () => {
+    const c = await client(proxy.port);
+    proxy.partition(true);
+    c.socket.write('y');
+    await pause(200);
+    assert.equal(c.received().length, 0);
+    proxy.heal();
+    await until(() => c.received().toString() === 'y', 'the held bytes');
+    c.socket.destroy();
+  });
+});
+
 void describe('MqttFramer', () => {
   void it('splits a byte stream into whole packets, whatever the chunking', () => {
     const small = Buffer.from([0x30, 0x03, 0x00, 0x01, 0x61]); // PUBLISH QoS 0, topic "a"
