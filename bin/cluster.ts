@@ -50,6 +50,15 @@ export const CLUSTER_DEFAULTS = {
 const MAX_NODES_PER_ROLE = 16;
 
 /** Everything {@link startCluster} needs. */
+/** The service addresses a node starts with. */
+export interface NodeLinks {
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly mqttUrl: string;
+  /** The Redlock quorum's instances (none: the node's Redlock uses `redisUrl`). */
+  readonly redlockUrls: readonly string[];
+}
+
 export interface ClusterOptions {
   readonly apiNodes: number;
   readonly workers: number;
@@ -82,6 +91,12 @@ export interface ClusterOptions {
    * default, so that tests see a death as it is. See {@link RESTART_POLICY}.
    */
   readonly restartNodes?: boolean;
+  /**
+   * Gives one node its own service addresses, called once per node before its first start (a
+   * restart keeps them). The chaos suite puts proxies of each node's own in front of every
+   * service, so that it can cut one node off the network. Default: every node the same.
+   */
+  readonly routeNode?: (node: string, links: NodeLinks) => Promise<NodeLinks>;
 }
 
 /**
@@ -512,9 +527,13 @@ export class LocalCluster {
     for (const p of this.#processes()) p.signal('SIGKILL');
   };
 
+  /** Per node, the service settings {@link ClusterOptions.routeNode} gave it. */
+  readonly #routes = new Map<string, NodeJS.ProcessEnv>();
+
   private constructor(
     private readonly options: ClusterOptions,
     private readonly nodeEnv: NodeJS.ProcessEnv,
+    private readonly links: NodeLinks,
     readonly kek: string,
   ) {}
 
@@ -596,7 +615,13 @@ export class LocalCluster {
       E4C2_DB_SCHEMA: options.schema,
       ...(redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: redlockUrls.join(',') }),
     };
-    const cluster = new LocalCluster(options, nodeEnv, kek);
+    const links: NodeLinks = {
+      databaseUrl: options.databaseUrl,
+      redisUrl: options.redisUrl,
+      mqttUrl: options.mqttUrl,
+      redlockUrls,
+    };
+    const cluster = new LocalCluster(options, nodeEnv, links, kek);
     process.on('exit', cluster.#killAll);
     const total = ports.redlock.length + ports.nodes.length + 1;
     let step = 0;
@@ -746,10 +771,28 @@ export class LocalCluster {
     );
   }
 
-  #spawnNode(plan: NodePlan): ManagedProcess {
+  /** The service settings of one node: the shared ones, or {@link ClusterOptions.routeNode}'s. */
+  async #routeOf(name: string): Promise<NodeJS.ProcessEnv> {
+    const known = this.#routes.get(name);
+    if (known !== undefined) return known;
+    const route = this.options.routeNode;
+    if (route === undefined) return {};
+    const links = await route(name, this.links);
+    const env: NodeJS.ProcessEnv = {
+      DATABASE_URL: links.databaseUrl,
+      REDIS_URL: links.redisUrl,
+      MQTT_URL: links.mqttUrl,
+      ...(links.redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: links.redlockUrls.join(',') }),
+    };
+    this.#routes.set(name, env);
+    return env;
+  }
+
+  #spawnNode(plan: NodePlan, route: NodeJS.ProcessEnv): ManagedProcess {
     const { host } = this.options;
     const env: NodeJS.ProcessEnv = {
       ...this.nodeEnv,
+      ...route,
       E4C2_ROLE: plan.role,
       E4C2_NODE_ID: plan.name,
       E4C2_METRICS_ADDR: `${host}:${plan.metricsPort}`,
@@ -775,7 +818,7 @@ export class LocalCluster {
   }
 
   async #startNode(plan: NodePlan): Promise<void> {
-    const proc = this.#spawnNode(plan);
+    const proc = this.#spawnNode(plan, await this.#routeOf(plan.name));
     const url = `http://${this.options.host}:${plan.metricsPort}/readyz`;
     await waitReady(
       proc,

@@ -3,12 +3,15 @@
  * queue and a private Mosquitto (each restartable), a TCP fault proxy in front of each, the MQTT
  * fault proxy between the workers and the broker, and the cluster of `npm run cluster` (API
  * nodes, workers, a Redlock quorum of three `redis-server`, the load balancer) wired through the
- * proxies. Devices talk to the broker directly. `stop()` ends every process, also after a failure.
+ * proxies. Each node reaches every service through proxies of its own besides (in front of the
+ * shared ones), so that one node can be cut off the network alone ({@link
+ * ChaosEnvironment.partitionNode}). Devices talk to the broker directly. `stop()` ends every
+ * process, also after a failure.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type LocalCluster } from '../bin/cluster.ts';
+import { startCluster, type LocalCluster, type NodeLinks } from '../bin/cluster.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import { MosquittoService } from './services/mosquitto-service.ts';
@@ -54,7 +57,21 @@ export class ChaosEnvironment {
     readonly mqttProxy: MqttFaultProxy,
     readonly cluster: LocalCluster,
     private readonly dataDir: string,
+    /** Per node, the proxies of its own in front of every service it uses. */
+    private readonly nodeLinks: ReadonlyMap<string, readonly TcpFaultProxy[]>,
   ) {}
+
+  /**
+   * Cuts one node off PostgreSQL, both Redis and the broker (`on`), or ends that: nothing passes
+   * and nothing closes on either side meanwhile, as in a network partition
+   * ({@link TcpFaultProxy.partition}). The load balancer still reaches the node, and takes it
+   * out of rotation once its readiness check fails.
+   */
+  partitionNode(name: string, on: boolean): void {
+    const proxies = this.nodeLinks.get(name);
+    if (proxies === undefined) throw new RangeError(`no node ${name}`);
+    for (const p of proxies) p.partition(on);
+  }
 
   /** The database the nodes use (the checker reads the final state there, directly). */
   get databaseUrl(): string {
@@ -96,6 +113,35 @@ export class ChaosEnvironment {
         random: options.random,
       });
       started.push({ stop: () => mqttProxy.close() });
+      const nodeLinks = new Map<string, TcpFaultProxy[]>();
+      started.push({
+        stop: async () => {
+          await Promise.all([...nodeLinks.values()].flat().map((p) => p.close()));
+        },
+      });
+      const routeNode = async (node: string, shared: NodeLinks): Promise<NodeLinks> => {
+        const own: TcpFaultProxy[] = [];
+        nodeLinks.set(node, own);
+        const via = async (service: string, url: string): Promise<string> => {
+          const target = new URL(url);
+          const p = await TcpFaultProxy.start({
+            name: `${node}-${service}`,
+            targetHost: target.hostname,
+            targetPort: Number(target.port),
+          });
+          own.push(p);
+          target.port = String(p.port);
+          return target.toString();
+        };
+        return {
+          databaseUrl: await via('postgres', shared.databaseUrl),
+          redisUrl: await via('redis', shared.redisUrl),
+          mqttUrl: await via('broker', shared.mqttUrl),
+          redlockUrls: await Promise.all(
+            shared.redlockUrls.map((url, i) => via(`redlock-${i + 1}`, url)),
+          ),
+        };
+      };
       const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-'));
       started.push({ stop: () => rm(dataDir, { recursive: true, force: true }) });
       const env: Record<string, string | undefined> = {};
@@ -138,6 +184,7 @@ export class ChaosEnvironment {
           options.nodeOutput(name, line);
         },
         startTimeoutMs: 60_000,
+        routeNode,
       });
       holder.env = new ChaosEnvironment(
         crashes,
@@ -150,6 +197,7 @@ export class ChaosEnvironment {
         mqttProxy,
         cluster,
         dataDir,
+        nodeLinks,
       );
       return holder.env;
     } catch (err) {
@@ -169,6 +217,7 @@ export class ChaosEnvironment {
     this.redisProxy.heal();
     this.brokerProxy.heal();
     this.mqttProxy.heal();
+    for (const name of this.nodeLinks.keys()) this.partitionNode(name, false);
     await Promise.all([
       this.postgres.startAgain(),
       this.queueRedis.startAgain(),
@@ -207,8 +256,8 @@ export class ChaosEnvironment {
     await this.cluster.stop().catch(() => undefined);
     await this.mqttProxy.close().catch(() => undefined);
     await Promise.all(
-      [this.pgProxy, this.redisProxy, this.brokerProxy].map((p) =>
-        p.close().catch(() => undefined),
+      [this.pgProxy, this.redisProxy, this.brokerProxy, ...[...this.nodeLinks.values()].flat()].map(
+        (p) => p.close().catch(() => undefined),
       ),
     );
     await this.broker.destroy().catch(() => undefined);

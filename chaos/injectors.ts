@@ -75,6 +75,16 @@ export function injectorFor(env: ChaosEnvironment, devices: readonly ChaosDevice
             c.kill(fault.target, 'SIGCONT');
           },
         );
+      case 'partition-node':
+        return guarded(
+          fault.target,
+          () => {
+            env.partitionNode(fault.target, true);
+          },
+          () => {
+            env.partitionNode(fault.target, false);
+          },
+        );
       case 'restart-queue-redis':
         return guarded(
           'queue-redis',
@@ -148,6 +158,7 @@ export function describeFault(fault: FaultSpec): string {
     case 'kill-node':
     case 'pause-node':
     case 'pause-redlock':
+    case 'partition-node':
       return `${fault.kind} ${fault.target}`;
     case 'restart-broker':
       return `restart-broker (${fault.persistent ? 'persistent' : 'sessions lost'})`;

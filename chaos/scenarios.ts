@@ -16,6 +16,7 @@ export type FaultSpec =
   | { readonly kind: 'kill-node'; readonly target: string }
   | { readonly kind: 'pause-node'; readonly target: string }
   | { readonly kind: 'pause-redlock'; readonly target: string }
+  | { readonly kind: 'partition-node'; readonly target: string }
   | { readonly kind: 'restart-queue-redis' }
   | { readonly kind: 'restart-postgres' }
   | { readonly kind: 'restart-broker'; readonly persistent: boolean }
@@ -163,6 +164,26 @@ export const SCENARIOS: readonly Scenario[] = [
         () => ctx.rng.int(5000, ctx.durationMs >= 40_000 ? 18_000 : 7000),
         () => ({
           kind: 'pause-node',
+          target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]),
+        }),
+      ),
+  },
+  {
+    name: 'node-partition',
+    summary:
+      'an API node or worker cut off PostgreSQL, Redis and the broker for 5-7 s while it keeps running, past its lock lease and claims',
+    budget: { duringFaults: 0.5, settleMs: 12_000 },
+    bursts: true,
+    rotateClients: true,
+    resyncRefusers: false,
+    mode: 'symmetric',
+    plan: (ctx) =>
+      spread(
+        ctx,
+        count(ctx, 10_000, 3),
+        () => ctx.rng.int(5000, ctx.durationMs >= 40_000 ? 18_000 : 7000),
+        () => ({
+          kind: 'partition-node',
           target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]),
         }),
       ),

@@ -2,11 +2,14 @@
  * The checker catches a real bug: the cluster runs with the test-only broken variant
  * `no-idempotency` (request ids forgotten, so a retried or replayed rotation rotates again) for a
  * short concurrent-rotations run, and the checker must report I4 naming the operations that
- * share a request id. The same switch is refused without E4C2_ALLOW_TEST_FAULTS.
+ * share a request id. The same switch is refused without E4C2_ALLOW_TEST_FAULTS. The same
+ * environment shows that a partition cuts one node off alone (`ChaosEnvironment.partitionNode`).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { probeReadiness } from '../../bin/lb/index.ts';
 import { loadConfig, ConfigError } from '../../cluster/config/index.ts';
+import { eventually } from '../../cluster/test/support/eventually.ts';
 import { ChaosEnvironment } from '../environment.ts';
 import { Rng } from '../rng.ts';
 import { runScenario } from '../run-scenario.ts';
@@ -55,6 +58,38 @@ void describe('the chaos checker against a broken C2', () => {
     assert.deepEqual(config.testing?.faults, ['no-idempotency']);
     assert.equal(loadConfig({}).testing, undefined);
   });
+
+  void it(
+    'cuts one node off the network: it turns unready, the others stay ready, it comes back',
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(env !== undefined);
+      const running = env;
+      const readyz = (name: string): string => `${running.cluster.node(name).health}/readyz`;
+      const ready = async (name: string): Promise<boolean> =>
+        (await probeReadiness(readyz(name), 1000)) === undefined;
+      await eventually(async () => {
+        assert.ok(await ready('worker-1'));
+      }, 20_000);
+      running.partitionNode('worker-1', true);
+      try {
+        // Readiness reads PostgreSQL, Redis and the broker; every one of them is out of reach.
+        await eventually(async () => {
+          assert.equal(await ready('worker-1'), false);
+        }, 20_000);
+        assert.equal(running.cluster.node('worker-1').running, true, 'the process runs on');
+        for (const other of ['api-1', 'api-2', 'worker-2']) assert.ok(await ready(other), other);
+      } finally {
+        running.partitionNode('worker-1', false);
+      }
+      await eventually(async () => {
+        assert.ok(await ready('worker-1'));
+      }, 30_000);
+      assert.throws(() => {
+        running.partitionNode('no-such-node', true);
+      }, RangeError);
+    },
+  );
 
   void it(
     'reports I4 with the operations that share a request id',

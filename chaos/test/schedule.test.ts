@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseChaosArgs, UsageError } from '../main.ts';
 import { Rng } from '../rng.ts';
-import { SCENARIOS, type PlanContext } from '../scenarios.ts';
+import { SCENARIOS, scenarioNamed, type PlanContext } from '../scenarios.ts';
 
 const context = (seed: number, durationMs = 30_000): PlanContext => ({
   rng: new Rng(seed).fork('faults'),
@@ -41,6 +41,22 @@ void describe('fault schedules', () => {
     }
   });
 
+  void it('cut one node off the network in node-partition, one partition at a time, past the leases', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const plan = scenarioNamed('node-partition')?.plan(context(seed, 30_000)) ?? [];
+      assert.ok(plan.length >= 2, 'several partitions in 30 s');
+      for (const f of plan) {
+        assert.equal(f.fault.kind, 'partition-node');
+        assert.ok(f.durationMs >= 5000, 'longer than the 4 s lock lease and device claims');
+      }
+      const sorted = [...plan].sort((a, b) => a.atMs - b.atMs);
+      sorted.slice(1).forEach((f, i) => {
+        const prev = sorted[i];
+        assert.ok(prev !== undefined && prev.atMs + prev.durationMs <= f.atMs, 'one at a time');
+      });
+    }
+  });
+
   void it('cover the scenarios the issue asks for', () => {
     assert.deepEqual(
       SCENARIOS.map((s) => s.name),
@@ -49,6 +65,7 @@ void describe('fault schedules', () => {
         'worker-crash',
         'api-crash',
         'pause-lease-expiry',
+        'node-partition',
         'redis-failover',
         'postgres-restart',
         'broker-restart',
