@@ -104,6 +104,18 @@ const kill = (ctx: PlanContext, names: readonly string[]): ScheduledFault[] =>
     () => ({ kind: 'kill-node', target: ctx.rng.pick(names) }),
   );
 
+/**
+ * Up to three faults of `kind`, one at a time, each on a random API node or worker and longer
+ * than the 4 s lock lease and device claims (up to 18 s in runs of 40 s or more).
+ */
+const pastTheLeases = (ctx: PlanContext, kind: 'pause-node' | 'partition-node'): ScheduledFault[] =>
+  spread(
+    ctx,
+    count(ctx, 10_000, 3),
+    () => ctx.rng.int(5000, ctx.durationMs >= 40_000 ? 18_000 : 7000),
+    () => ({ kind, target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]) }),
+  );
+
 /** Every scenario, in the order `--scenario all` runs them. */
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -157,16 +169,7 @@ export const SCENARIOS: readonly Scenario[] = [
     rotateClients: true,
     resyncRefusers: false,
     mode: 'symmetric',
-    plan: (ctx) =>
-      spread(
-        ctx,
-        count(ctx, 10_000, 3),
-        () => ctx.rng.int(5000, ctx.durationMs >= 40_000 ? 18_000 : 7000),
-        () => ({
-          kind: 'pause-node',
-          target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]),
-        }),
-      ),
+    plan: (ctx) => pastTheLeases(ctx, 'pause-node'),
   },
   {
     name: 'node-partition',
@@ -177,16 +180,7 @@ export const SCENARIOS: readonly Scenario[] = [
     rotateClients: true,
     resyncRefusers: false,
     mode: 'symmetric',
-    plan: (ctx) =>
-      spread(
-        ctx,
-        count(ctx, 10_000, 3),
-        () => ctx.rng.int(5000, ctx.durationMs >= 40_000 ? 18_000 : 7000),
-        () => ({
-          kind: 'partition-node',
-          target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]),
-        }),
-      ),
+    plan: (ctx) => pastTheLeases(ctx, 'partition-node'),
   },
   {
     name: 'redis-failover',
@@ -383,6 +377,10 @@ export const SCENARIOS: readonly Scenario[] = [
         () => ({ kind: 'kill-node', target: ctx.rng.pick(ctx.workers) }),
         () => ({ kind: 'kill-node', target: ctx.rng.pick(ctx.apiNodes) }),
         () => ({ kind: 'pause-node', target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]) }),
+        () => ({
+          kind: 'partition-node',
+          target: ctx.rng.pick([...ctx.apiNodes, ...ctx.workers]),
+        }),
         () => ({ kind: 'restart-queue-redis' }),
         () => ({ kind: 'pause-redlock', target: ctx.rng.pick(ctx.redlock) }),
         () => ({ kind: 'restart-postgres' }),
