@@ -116,6 +116,9 @@ function domainDeps(
     maxPageSize: config.limits.maxPageSize,
     maxMessageBytes: config.limits.maxMessageBytes,
     now: Date.now,
+    ...(config.monitoring === undefined
+      ? {}
+      : { observedLagGraceSeconds: config.monitoring.lagGraceSeconds }),
     ...(locks === undefined ? {} : { locks }),
     // Test only (chaos suite), accepted by loadConfig with E4C2_ALLOW_TEST_FAULTS=true alone.
     ...(config.testing === undefined ? {} : { testFaults: new Set(config.testing.faults) }),

@@ -239,6 +239,12 @@ export interface MonitoringConfig {
   readonly enabled: boolean;
   /** Messages waiting for classification beyond which new ones are dropped (counted). */
   readonly maxQueued: number;
+  /**
+   * How long after a membership last changed a device seen under an older key still counts as
+   * in flight rather than as having lost its command (GetClient's `observedBehind`, the
+   * `resync-lagging` action). Read wherever GetClient is served, so on API nodes too.
+   */
+  readonly lagGraceSeconds: number;
 }
 
 /** The whole configuration. Deep-frozen. */

@@ -149,6 +149,8 @@ export function loadConfig(
   const monitoring: MonitoringConfig = {
     enabled: r.withDefault(S.monitoringEnabled, parseBoolean, false),
     maxQueued: r.withDefault(S.monitoringMaxQueued, parseInteger(100, 10_000_000), 10_000),
+    // The default is the domain's OBSERVED_LAG_GRACE_SECONDS (a test keeps the two equal).
+    lagGraceSeconds: r.withDefault(S.monitoringLagGraceS, parseInteger(10, 86_400), 60),
   };
   const limits = readLimits(r);
   const log: LogConfig = { level: r.withDefault(S.logLevel, parseEnum(LOG_LEVELS), 'info') };

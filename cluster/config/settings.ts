@@ -77,6 +77,7 @@ export const SETTINGS = {
 
   monitoringEnabled: { env: 'E4C2_MONITORING', file: 'monitoring.enabled' },
   monitoringMaxQueued: { env: 'E4C2_MONITORING_MAX_QUEUED', file: 'monitoring.maxQueued' },
+  monitoringLagGraceS: { env: 'E4C2_MONITORING_LAG_GRACE_S', file: 'monitoring.lagGraceSeconds' },
 
   maxPageSize: { env: 'E4C2_MAX_PAGE_SIZE', file: 'limits.maxPageSize' },
   maxMessageBytes: { env: 'E4C2_MAX_MESSAGE_BYTES', file: 'limits.maxMessageBytes' },

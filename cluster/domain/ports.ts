@@ -52,6 +52,11 @@ export interface DomainDeps {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   /**
+   * Seconds after a membership last changed before a device seen under an older key counts as
+   * behind (default `OBSERVED_LAG_GRACE_SECONDS` of queries.ts; `E4C2_MONITORING_LAG_GRACE_S`).
+   */
+  readonly observedLagGraceSeconds?: number;
+  /**
    * Serialises rotations per topic and per client across nodes (Redlock in a cluster, an
    * in-process mutex on one node); optional, since correctness rests on the version
    * compare-and-set (R1, R2).

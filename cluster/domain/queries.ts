@@ -141,7 +141,9 @@ export interface ClientDetails {
  * How long after a membership last changed (a rotation, a delivery) a message under an older
  * key still counts as one in flight, not as proof that the device missed the new key: the
  * monitor's queue and flush (5 s), messages a device published just before applying the key,
- * and clocks a little apart between nodes and PostgreSQL.
+ * and clocks a little apart between nodes and PostgreSQL. The default of
+ * {@link DomainDeps.observedLagGraceSeconds} (`E4C2_MONITORING_LAG_GRACE_S`): fleets whose
+ * devices publish under a key they cached for longer need more.
  */
 export const OBSERVED_LAG_GRACE_SECONDS = 60;
 
@@ -151,7 +153,10 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
   const [keys, topics, observedUses] = await Promise.all([
     deps.store.read.clients.keys(row.id),
     deps.store.read.memberships.forClient(row.id),
-    deps.store.read.traffic.forClient(row.id, OBSERVED_LAG_GRACE_SECONDS),
+    deps.store.read.traffic.forClient(
+      row.id,
+      deps.observedLagGraceSeconds ?? OBSERVED_LAG_GRACE_SECONDS,
+    ),
   ]);
   const observedByTopic = new Map(observedUses.map((u) => [u.topicId, u]));
   const id = toHex(row.e4Id);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { C2Error } from '../../errors.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
+import { OBSERVED_LAG_GRACE_SECONDS } from '../../domain/queries.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -253,6 +254,21 @@ void describe('loadConfig problems', () => {
       'E4C2_DELIVERY_BATCH_SIZE: must be an integer from 1 to 10000 (got "10001")',
       'E4C2_DELIVERY_PUBLISH_WINDOW: must be an integer from 1 to 4096 (got "lots")',
     ]);
+  });
+
+  void it("reads the observed-lag grace in range, defaulting to the domain's", () => {
+    assert.equal(loadConfig({}).monitoring?.lagGraceSeconds, OBSERVED_LAG_GRACE_SECONDS);
+    assert.equal(
+      loadConfig({ E4C2_MONITORING_LAG_GRACE_S: '600' }).monitoring?.lagGraceSeconds,
+      600,
+    );
+    assert.deepEqual(problemsOf({ E4C2_MONITORING_LAG_GRACE_S: '5' }).problems, [
+      'E4C2_MONITORING_LAG_GRACE_S: must be an integer from 10 to 86400 (got "5")',
+    ]);
+    assert.equal(
+      problemsOf({}, JSON.stringify({ monitoring: { lagGraceSeconds: 'soon' } })).problems.length,
+      1,
+    );
   });
 
   void it('reports unknown E4C2_ variables with a suggestion, never with their value', () => {

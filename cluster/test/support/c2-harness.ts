@@ -37,6 +37,8 @@ export interface HarnessOptions {
   readonly start?: boolean;
   /** Lock service of the rotations (default: the in-process one of a single node). */
   readonly locks?: LockService;
+  /** `DomainDeps.observedLagGraceSeconds` (default: the domain's). */
+  readonly observedLagGraceSeconds?: number;
 }
 
 /** Starts a harness; call `close()` in `after`. */
@@ -59,6 +61,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<C2Harn
       kick: { kick: () => kickTarget.engine?.kick() },
       pkServerKeygen: options.pkServerKeygen ?? false,
       ...(options.locks === undefined ? {} : { locks: options.locks }),
+      ...(options.observedLagGraceSeconds === undefined
+        ? {}
+        : { observedLagGraceSeconds: options.observedLagGraceSeconds }),
     },
   );
   await service.init();

@@ -130,3 +130,43 @@ void describe('observed key use: GetClient and resync-lagging', () => {
     assert.equal((await h.service.getClient(lost)).topics[0]?.observed?.behind, false);
   });
 });
+
+void describe('observed key use with a longer grace (E4C2_MONITORING_LAG_GRACE_S)', () => {
+  let h: C2Harness;
+  before(async () => {
+    h = await startHarness({ mode: 'pubkey', observedLagGraceSeconds: 600 });
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  void it('a device seen under an older key counts as behind only past the configured grace', async () => {
+    const topic = `e4c2/observed-grace/${suffix()}`;
+    const name = `obs-grace-${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    await h.service.newClient(ctx, name, ed25519KeyFromSeed(randomBytes(32)).subarray(32));
+    await h.service.newTopicClient(ctx, name, topic);
+    await h.service.rotateTopicKey(ctx, topic);
+    await eventually(async () => {
+      assert.equal((await h.service.getClient(name)).topics[0]?.deliveredVersion, 2);
+    }, 15_000);
+    const { topicId } = (await h.service.monitoringKeys(topic, 1)) ?? assert.fail('topic');
+    let sightings = 0;
+    const seen = async (minutesAgo: number): Promise<boolean | undefined> => {
+      await h.schema.pool.query(
+        `UPDATE device_topics SET updated_at = now() - make_interval(mins => $1)`,
+        [minutesAgo],
+      );
+      // Each sighting later than the one before (the record only moves forward in time).
+      const at = new Date(Date.now() + ++sightings * 1000);
+      await h.service.recordTraffic(
+        [],
+        [{ topicId, e4Id: clientIdFromName(name), keyVersion: 1, at }],
+      );
+      return (await h.service.getClient(name)).topics[0]?.observed?.behind;
+    };
+    // Two minutes after the delivery is behind with the default 60 s, not with 600 s.
+    assert.equal(await seen(2), false);
+    assert.equal(await seen(11), true);
+  });
+});
