@@ -154,6 +154,7 @@ export async function connectDatabase(
     url,
     max: config.database.poolMax,
     schema: config.database.schema,
+    idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
     applicationName: `e4c2-${config.node.id}`,
   });
   lifecycle.add('postgres pool', () => pool.end());

@@ -22,6 +22,12 @@ export interface ListenAddress {
 interface DatabaseCommon {
   /** Connections per node, 1..200. */
   readonly poolMax: number;
+  /**
+   * PostgreSQL ends a node's session left idle inside a transaction this long (ms; 0: the
+   * server's own setting), so a node that vanished mid-transaction cannot hold row locks for
+   * hours (see `PoolOptions.idleInTransactionTimeoutMs`).
+   */
+  readonly idleInTransactionTimeoutMs: number;
   /** Postgres schema holding the C2 tables (a plain identifier). */
   readonly schema: string;
 }

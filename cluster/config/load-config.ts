@@ -227,6 +227,11 @@ function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
   const url = r.optional(S.databaseUrl, secretUrl(['postgres', 'postgresql']));
   const common = {
     poolMax: r.withDefault(S.databasePoolMax, parseInteger(1, 200), 10),
+    idleInTransactionTimeoutMs: r.withDefault(
+      S.databaseIdleTxTimeoutMs,
+      parseInteger(0, 86_400_000),
+      60_000,
+    ),
     schema: r.withDefault(S.databaseSchema, parseSchema, 'public'),
   };
   return url === undefined && !r.failed(S.databaseUrl)

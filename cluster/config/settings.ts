@@ -20,6 +20,10 @@ export const SETTINGS = {
 
   databaseUrl: { env: 'DATABASE_URL', file: 'database.url', secret: true },
   databasePoolMax: { env: 'E4C2_DB_POOL_MAX', file: 'database.poolMax' },
+  databaseIdleTxTimeoutMs: {
+    env: 'E4C2_DB_IDLE_TX_TIMEOUT_MS',
+    file: 'database.idleInTransactionTimeoutMs',
+  },
   databaseSchema: { env: 'E4C2_DB_SCHEMA', file: 'database.schema' },
 
   mqttUrl: { env: 'MQTT_URL', file: 'mqtt.url' },

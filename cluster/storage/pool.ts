@@ -10,6 +10,14 @@ export interface PoolOptions {
   /** Schema to use as search_path (tests isolate themselves with one schema each). */
   readonly schema?: string;
   readonly applicationName?: string;
+  /**
+   * PostgreSQL ends a session of this pool that stays idle inside a transaction for longer
+   * (`idle_in_transaction_session_timeout`), releasing its row locks. A node that vanishes
+   * without closing its connection (power loss, a partition) would otherwise keep the locks of
+   * its open transaction until PostgreSQL's TCP keep-alive notices, two hours by default, and
+   * block every rotation of that topic meanwhile. Unset or 0: PostgreSQL's own setting.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /** Describes a URL without its password, for messages. */
@@ -34,6 +42,9 @@ export async function createPool(options: PoolOptions): Promise<pg.Pool> {
     max: options.max ?? 10,
     connectionTimeoutMillis: 5000,
     application_name: options.applicationName ?? 'e4c2',
+    ...(options.idleInTransactionTimeoutMs === undefined || options.idleInTransactionTimeoutMs === 0
+      ? {}
+      : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
     ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
   });
   // An idle client that dies (Postgres restart) must not crash the process: the pool drops it.

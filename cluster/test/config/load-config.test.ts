@@ -27,6 +27,7 @@ void describe('loadConfig defaults', () => {
       kind: 'embedded',
       dataDir: 'data/postgres',
       poolMax: 10,
+      idleInTransactionTimeoutMs: 60_000,
       schema: 'public',
     });
     assert.deepEqual(c.mqtt, {
@@ -253,6 +254,15 @@ void describe('loadConfig problems', () => {
       'E4C2_DELIVERY_BATCHES: must be an integer from 1 to 64 (got "0")',
       'E4C2_DELIVERY_BATCH_SIZE: must be an integer from 1 to 10000 (got "10001")',
       'E4C2_DELIVERY_PUBLISH_WINDOW: must be an integer from 1 to 4096 (got "lots")',
+    ]);
+  });
+
+  void it("reads the idle-in-transaction timeout, 0 meaning the server's own", () => {
+    const timeout = (env: Env): number => loadConfig(env).database.idleInTransactionTimeoutMs;
+    assert.equal(timeout({ E4C2_DB_IDLE_TX_TIMEOUT_MS: '0' }), 0);
+    assert.equal(timeout({ E4C2_DB_IDLE_TX_TIMEOUT_MS: '5000' }), 5000);
+    assert.deepEqual(problemsOf({ E4C2_DB_IDLE_TX_TIMEOUT_MS: '-1' }).problems, [
+      'E4C2_DB_IDLE_TX_TIMEOUT_MS: must be an integer from 0 to 86400000 (got "-1")',
     ]);
   });
 

@@ -50,6 +50,7 @@ void describe('secrets in the configuration', () => {
       kind: 'external',
       url: 'postgresql://[redacted]@db.internal:5432/e4?[redacted]',
       poolMax: 10,
+      idleInTransactionTimeoutMs: 60_000,
       schema: 'public',
     });
     assert.deepEqual(described.redis, {
