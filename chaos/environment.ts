@@ -167,6 +167,9 @@ export class ChaosEnvironment {
           // Below the 5-7 s pauses of pause-lease-expiry, so a paused worker's claims lapse and
           // another takes its devices while it is stopped (the case ClaimLease guards).
           E4C2_DELIVERY_CLAIM_TTL_MS: '4000',
+          // Below the pauses and partitions too, so PostgreSQL ends a silent node's open
+          // transaction meanwhile and the node finds its session gone when it goes on.
+          E4C2_DB_IDLE_TX_TIMEOUT_MS: '3000',
           E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
           E4C2_DB_POOL_MAX: '8',
           // A short leader lease, so an engine killed mid-run is replaced within a few seconds.
