@@ -49,7 +49,6 @@ export const CLUSTER_DEFAULTS = {
 /** Most nodes of each role. */
 const MAX_NODES_PER_ROLE = 16;
 
-/** Everything {@link startCluster} needs. */
 /** The service addresses a node starts with. */
 export interface NodeLinks {
   readonly databaseUrl: string;
@@ -59,6 +58,7 @@ export interface NodeLinks {
   readonly redlockUrls: readonly string[];
 }
 
+/** Everything {@link startCluster} needs. */
 export interface ClusterOptions {
   readonly apiNodes: number;
   readonly workers: number;
