@@ -124,6 +124,8 @@ export class ChaosEnvironment {
         nodeLinks.set(node, own);
         const via = async (service: string, url: string): Promise<string> => {
           const target = new URL(url);
+          // Every service of the environment listens on a port of its own choosing.
+          if (target.port === '') throw new Error(`${service} URL without a port: ${service}`);
           const p = await TcpFaultProxy.start({
             name: `${node}-${service}`,
             targetHost: target.hostname,
