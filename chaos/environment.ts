@@ -125,7 +125,7 @@ export class ChaosEnvironment {
         const via = async (service: string, url: string): Promise<string> => {
           const target = new URL(url);
           // Every service of the environment listens on a port of its own choosing.
-          if (target.port === '') throw new Error(`${service} URL without a port: ${service}`);
+          if (target.port === '') throw new Error(`the ${service} URL names no port`);
           const p = await TcpFaultProxy.start({
             name: `${node}-${service}`,
             targetHost: target.hostname,
