@@ -58,6 +58,16 @@ export interface NodeLinks {
   readonly redlockUrls: readonly string[];
 }
 
+/** A node's service settings from its {@link NodeLinks}. */
+function routeEnv(links: NodeLinks): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: links.databaseUrl,
+    REDIS_URL: links.redisUrl,
+    MQTT_URL: links.mqttUrl,
+    ...(links.redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: links.redlockUrls.join(',') }),
+  };
+}
+
 /** Everything {@link startCluster} needs. */
 export interface ClusterOptions {
   readonly apiNodes: number;
@@ -92,8 +102,8 @@ export interface ClusterOptions {
    */
   readonly restartNodes?: boolean;
   /**
-   * Gives one node its own service addresses, called once per node before its first start (a
-   * restart keeps them). The chaos suite puts proxies of each node's own in front of every
+   * Gives one node its own service addresses, called once per node before any node starts (a
+   * restart keeps them), while the ports planned for the cluster are still held. The chaos suite puts proxies of each node's own in front of every
    * service, so that it can cut one node off the network. Default: every node the same.
    */
   readonly routeNode?: (node: string, links: NodeLinks) => Promise<NodeLinks>;
@@ -324,13 +334,32 @@ export function freePort(host: string): Promise<number> {
   });
 }
 
+/** Free ports, still bound by the caller until `release()`. */
+export interface HeldPorts {
+  readonly ports: number[];
+  /** Unbinds them, so that the services they were chosen for can listen there. */
+  readonly release: () => Promise<void>;
+}
+
 /**
- * `count` distinct free ports on `host`. Each is held until all are chosen: picked one at a time,
- * the kernel may hand out a port again once its probe is closed, and two services of a plan then
- * collide (a chaos run's load balancer got the port of a Redlock Redis started before it).
+ * `count` distinct free ports on `host`, each still held when this resolves: nothing else of this
+ * process that listens on port 0 meanwhile (the chaos suite's proxies) can be given one of them.
+ * Picked one at a time and closed at once, the kernel may hand a port out again, and two services
+ * of a plan then collide (a chaos run's load balancer got the port of a Redlock Redis).
  */
-export async function freePorts(host: string, count: number): Promise<number[]> {
+export async function holdFreePorts(host: string, count: number): Promise<HeldPorts> {
   const servers: Server[] = [];
+  const release = (): Promise<void> =>
+    Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolveClose) =>
+            s.close(() => {
+              resolveClose();
+            }),
+          ),
+      ),
+    ).then(() => undefined);
   try {
     for (let i = 0; i < count; i++) {
       const server = createServer();
@@ -340,22 +369,22 @@ export async function freePorts(host: string, count: number): Promise<number[]> 
         server.listen(0, host, resolveListen);
       });
     }
-    return servers.map((s) => {
-      const address = s.address();
-      return typeof address === 'object' && address !== null ? address.port : 0;
-    });
-  } finally {
-    await Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<void>((resolveClose) =>
-            s.close(() => {
-              resolveClose();
-            }),
-          ),
-      ),
-    );
+  } catch (err) {
+    await release();
+    throw err;
   }
+  const ports = servers.map((s) => {
+    const address = s.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  });
+  return { ports, release };
+}
+
+/** `count` distinct free ports on `host`, each held until all are chosen (see {@link holdFreePorts}). */
+export async function freePorts(host: string, count: number): Promise<number[]> {
+  const held = await holdFreePorts(host, count);
+  await held.release();
+  return held.ports;
 }
 
 /** True when `port` can be bound on `host` now. */
@@ -527,13 +556,11 @@ export class LocalCluster {
     for (const p of this.#processes()) p.signal('SIGKILL');
   };
 
-  /** Per node, the service settings {@link ClusterOptions.routeNode} gave it. */
-  readonly #routes = new Map<string, NodeJS.ProcessEnv>();
-
   private constructor(
     private readonly options: ClusterOptions,
     private readonly nodeEnv: NodeJS.ProcessEnv,
-    private readonly links: NodeLinks,
+    /** Per node, the service settings {@link ClusterOptions.routeNode} gave it (none: shared). */
+    private readonly routes: ReadonlyMap<string, NodeJS.ProcessEnv>,
     readonly kek: string,
   ) {}
 
@@ -603,25 +630,33 @@ export class LocalCluster {
 
     const ports = await LocalCluster.#planPorts(options);
     const redlockUrls = ports.redlock.map((p) => `redis://${options.host}:${p}`);
-    const base: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(env))
-      if (v !== undefined && !MANAGED_SETTINGS.includes(k)) base[k] = v;
-    const nodeEnv: NodeJS.ProcessEnv = {
-      ...base,
-      ...kekEnv,
-      DATABASE_URL: options.databaseUrl,
-      REDIS_URL: options.redisUrl,
-      MQTT_URL: options.mqttUrl,
-      E4C2_DB_SCHEMA: options.schema,
-      ...(redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: redlockUrls.join(',') }),
-    };
     const links: NodeLinks = {
       databaseUrl: options.databaseUrl,
       redisUrl: options.redisUrl,
       mqttUrl: options.mqttUrl,
       redlockUrls,
     };
-    const cluster = new LocalCluster(options, nodeEnv, links, kek);
+    // Every node's own links are made while the planned ports are still held, so that what
+    // routeNode starts (proxies on port 0) cannot take a port planned for a node.
+    const routes = new Map<string, NodeJS.ProcessEnv>();
+    try {
+      const route = options.routeNode;
+      if (route !== undefined)
+        for (const plan of ports.nodes)
+          routes.set(plan.name, routeEnv(await route(plan.name, links)));
+    } finally {
+      await ports.release();
+    }
+    const base: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(env))
+      if (v !== undefined && !MANAGED_SETTINGS.includes(k)) base[k] = v;
+    const nodeEnv: NodeJS.ProcessEnv = {
+      ...base,
+      ...kekEnv,
+      ...routeEnv(links),
+      E4C2_DB_SCHEMA: options.schema,
+    };
+    const cluster = new LocalCluster(options, nodeEnv, routes, kek);
     process.on('exit', cluster.#killAll);
     const total = ports.redlock.length + ports.nodes.length + 1;
     let step = 0;
@@ -680,11 +715,13 @@ export class LocalCluster {
     return cluster;
   }
 
+  /** The ports of every process; with `basePort` 0, held until `release()`. */
   static async #planPorts(options: ClusterOptions): Promise<{
     lbGrpc: number;
     lbHttp: number;
     redlock: number[];
     nodes: NodePlan[];
+    release: () => Promise<void>;
   }> {
     const { host, basePort: p } = options;
     const roles: Array<'api' | 'worker'> = [
@@ -699,7 +736,8 @@ export class LocalCluster {
     if (p === 0) {
       const redlockCount = options.redlock === 3 ? 3 : 0;
       const needed = 2 + redlockCount + roles.reduce((n, r) => n + (r === 'api' ? 3 : 1), 0);
-      const free = await freePorts(host, needed);
+      const held = await holdFreePorts(host, needed);
+      const free = [...held.ports];
       const pick = (): number => free.pop() ?? 0;
       const nodes: NodePlan[] = roles.map((role, i) => ({
         name: names[i] ?? role,
@@ -709,7 +747,7 @@ export class LocalCluster {
         metricsPort: pick(),
       }));
       const redlock = Array.from({ length: redlockCount }, pick);
-      return { lbGrpc: pick(), lbHttp: pick(), redlock, nodes };
+      return { lbGrpc: pick(), lbHttp: pick(), redlock, nodes, release: held.release };
     }
     const nodes = roles.map((role, i) => {
       const at = p + 10 * (i + 1);
@@ -742,7 +780,7 @@ export class LocalCluster {
           `port ${port} (${what}) on ${host} is in use; is a cluster already running? Choose another --base-port, or 0 for free ports`,
         );
     }
-    return { lbGrpc: p, lbHttp: p + 1, redlock, nodes };
+    return { lbGrpc: p, lbHttp: p + 1, redlock, nodes, release: () => Promise.resolve() };
   }
 
   async #startRedis(name: string, port: number): Promise<void> {
@@ -771,28 +809,11 @@ export class LocalCluster {
     );
   }
 
-  /** The service settings of one node: the shared ones, or {@link ClusterOptions.routeNode}'s. */
-  async #routeOf(name: string): Promise<NodeJS.ProcessEnv> {
-    const known = this.#routes.get(name);
-    if (known !== undefined) return known;
-    const route = this.options.routeNode;
-    if (route === undefined) return {};
-    const links = await route(name, this.links);
-    const env: NodeJS.ProcessEnv = {
-      DATABASE_URL: links.databaseUrl,
-      REDIS_URL: links.redisUrl,
-      MQTT_URL: links.mqttUrl,
-      ...(links.redlockUrls.length === 0 ? {} : { E4C2_REDLOCK_URLS: links.redlockUrls.join(',') }),
-    };
-    this.#routes.set(name, env);
-    return env;
-  }
-
-  #spawnNode(plan: NodePlan, route: NodeJS.ProcessEnv): ManagedProcess {
+  #spawnNode(plan: NodePlan): ManagedProcess {
     const { host } = this.options;
     const env: NodeJS.ProcessEnv = {
       ...this.nodeEnv,
-      ...route,
+      ...this.routes.get(plan.name),
       E4C2_ROLE: plan.role,
       E4C2_NODE_ID: plan.name,
       E4C2_METRICS_ADDR: `${host}:${plan.metricsPort}`,
@@ -818,7 +839,7 @@ export class LocalCluster {
   }
 
   async #startNode(plan: NodePlan): Promise<void> {
-    const proc = this.#spawnNode(plan, await this.#routeOf(plan.name));
+    const proc = this.#spawnNode(plan);
     const url = `http://${this.options.host}:${plan.metricsPort}/readyz`;
     await waitReady(
       proc,

@@ -1,8 +1,24 @@
-// Ports for a cluster plan: all distinct and free once chosen (each is held until all are).
+// Ports for a cluster plan: all distinct and free once chosen (each is held until all are), or
+// held by the caller until it releases them.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { freePorts } from '../cluster.ts';
+import { freePorts, holdFreePorts } from '../cluster.ts';
+
+/** Whether `port` can be listened on now (closed again at once). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => {
+      resolve(false);
+    });
+    server.listen(port, '127.0.0.1', () => {
+      server.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}
 
 void describe('freePorts', () => {
   void it('gives distinct ports that can be bound right after', async () => {
@@ -24,6 +40,14 @@ void describe('freePorts', () => {
     } finally {
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     }
+  });
+
+  void it('holds the ports until released, so nothing else can listen there meanwhile', async () => {
+    const held = await holdFreePorts('127.0.0.1', 3);
+    assert.equal(new Set(held.ports).size, 3);
+    for (const port of held.ports) assert.equal(await canListen(port), false, `${port} held`);
+    await held.release();
+    for (const port of held.ports) assert.equal(await canListen(port), true, `${port} released`);
   });
 
   void it('gives nothing for a count of 0, and rejects a host it cannot listen on', async () => {
