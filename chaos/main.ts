@@ -161,6 +161,8 @@ async function main(): Promise<number> {
     process.stderr.write(`chaos: ${line}\n`);
   };
   const nodeOutput: string[] = [];
+  /** Node lines shown when the run cannot complete. */
+  const NODE_LINES_ON_FAILURE = 40;
   const perScenarioMs = (a.durationS + a.deadlineS) * 1000 + 120_000;
   const hardTimeoutMs = 180_000 + a.scenarios.length * perScenarioMs;
   let env: ChaosEnvironment | undefined;
@@ -254,6 +256,10 @@ async function main(): Promise<number> {
       );
   } catch (err) {
     progress(`the run could not complete: ${(err as Error).stack ?? String(err)}`);
+    // A node that died during start-up is only named by the launcher ("see its output"): show
+    // the last lines the nodes wrote, which the summaries would otherwise never hold.
+    const tail = nodeOutput.slice(-NODE_LINES_ON_FAILURE);
+    if (tail.length > 0) progress(`last ${tail.length} node output line(s):\n${tail.join('\n')}`);
     await env?.stop();
     clearTimeout(hard);
     return 3;
