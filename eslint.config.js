@@ -91,6 +91,17 @@ export default tseslint.config(
       'import-x/no-cycle': 'error',
       'import-x/order': ['error', { 'newlines-between': 'never' }],
       'import-x/no-restricted-paths': ['error', { zones: layerZones }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          // Without a message, a failing assert.ok makes Node parse the calling file's source to
+          // write one: under tsx that blocked a test's event loop for 22 s of repeated polls.
+          selector:
+            "CallExpression[callee.name=/^(eventually|until)$/] CallExpression[callee.object.name='assert'][callee.property.name='ok'][arguments.length=1]",
+          message:
+            'Give assert.ok a message inside eventually()/until(): each failed poll would otherwise parse the test file.',
+        },
+      ],
     },
   },
   {

@@ -242,7 +242,10 @@ void describe('layer-4 load balancer', () => {
     const { backends, lb, events, port } = await setup(2);
     for (const b of backends) b.readiness = 'not-ready';
     await eventually(() => {
-      assert.ok(lb.backends().every((b) => b.state === 'down'));
+      assert.ok(
+        lb.backends().every((b) => b.state === 'down'),
+        'every backend down',
+      );
     }, 3000);
     assert.match(await greeting(port), /^b[12]$/, 'served although both report not ready');
     for (const b of backends) await b.down();

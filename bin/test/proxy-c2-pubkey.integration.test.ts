@@ -102,8 +102,14 @@ void describe('protection proxy with a C2 in public-key mode', () => {
       assert.deepEqual(sim.client.state.topicKeys.get(hash), proxyKey);
       const proxyPeers = identity.client.state.keyMaterial;
       const devicePeers = sim.client.state.keyMaterial;
-      assert.ok(proxyPeers.mode === 'public-key' && proxyPeers.pubKeys.size === 1);
-      assert.ok(devicePeers.mode === 'public-key' && devicePeers.pubKeys.size === 1);
+      assert.ok(
+        proxyPeers.mode === 'public-key' && proxyPeers.pubKeys.size === 1,
+        'the proxy holds one peer public key',
+      );
+      assert.ok(
+        devicePeers.mode === 'public-key' && devicePeers.pubKeys.size === 1,
+        'the device holds one peer public key',
+      );
     });
 
     // The device verifies the proxy's signature with the public key the C2 sent it, and the

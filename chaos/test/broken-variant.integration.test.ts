@@ -69,7 +69,7 @@ void describe('the chaos checker against a broken C2', () => {
       const ready = async (name: string): Promise<boolean> =>
         (await probeReadiness(readyz(name), 1000)) === undefined;
       await eventually(async () => {
-        assert.ok(await ready('worker-1'));
+        assert.ok(await ready('worker-1'), 'worker-1 ready');
       }, 20_000);
       running.partitionNode('worker-1', true);
       try {
@@ -83,7 +83,7 @@ void describe('the chaos checker against a broken C2', () => {
         running.partitionNode('worker-1', false);
       }
       await eventually(async () => {
-        assert.ok(await ready('worker-1'));
+        assert.ok(await ready('worker-1'), 'worker-1 ready');
       }, 30_000);
       assert.throws(() => {
         running.partitionNode('no-such-node', true);

@@ -209,7 +209,10 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
 
       // A subscriber that resumes with a position from before the disaster sees all of it.
       await eventually(() => {
-        assert.ok(received.some((m) => m['type'] === 'c2.restore_reconciled'));
+        assert.ok(
+          received.some((m) => m['type'] === 'c2.restore_reconciled'),
+          'c2.restore_reconciled received',
+        );
       }, 20_000);
     } finally {
       stream.cancel();

@@ -45,7 +45,7 @@ export async function proxyRoundTrip(t: RoundTrip): Promise<Collector> {
     { qos: 1 },
   );
   await eventually(() => {
-    assert.ok(app.texts(t.topic).includes(t.fromDevice));
+    assert.ok(app.texts(t.topic).includes(t.fromDevice), 'the application got the device message');
   });
   return app;
 }

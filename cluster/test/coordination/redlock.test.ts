@@ -354,8 +354,11 @@ function heldEverywhere(admins: readonly Redis[], key: string): Promise<string> 
   return eventually(async () => {
     const seen = await Promise.all(admins.map((a) => a.get(key)));
     const first = seen[0];
-    assert.ok(typeof first === 'string');
-    assert.ok(seen.every((v) => v === first));
+    assert.ok(typeof first === 'string', 'a value was read');
+    assert.ok(
+      seen.every((v) => v === first),
+      'every instance holds the same value',
+    );
     return first;
   }, 1000);
 }

@@ -115,7 +115,7 @@ void describe(
         }, 20_000);
         await publisher.publish('e4/device', Buffer.from('after'));
         await eventually(() => {
-          assert.ok(received.includes('after'));
+          assert.ok(received.includes('after'), "'after' received");
         }, 10_000);
         assert.deepEqual(received, ['before', 'after'], 'the stale command never arrived');
         assert.equal(

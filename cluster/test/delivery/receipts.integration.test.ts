@@ -123,7 +123,10 @@ void describe('delivery receipts', () => {
       { qos: 1 },
     );
     await eventually(() => {
-      assert.ok(events.slice(before).some((e) => e.outcome === 'not-authentic'));
+      assert.ok(
+        events.slice(before).some((e) => e.outcome === 'not-authentic'),
+        'a not-authentic receipt event',
+      );
     });
     assert.equal(
       (await h.service.getClient(name)).delivery.state,

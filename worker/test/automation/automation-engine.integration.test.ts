@@ -261,7 +261,10 @@ void describe('automation engine, several nodes', () => {
       assert.equal(await topicVersion('mr/a'), 2);
       assert.equal(await topicVersion('mr/b'), 2);
       const firings = await admin.listFirings(rule.id, 10);
-      assert.ok(firings.every((f) => f.status === 'succeeded'));
+      assert.ok(
+        firings.every((f) => f.status === 'succeeded'),
+        'every firing succeeded',
+      );
     }, 15_000);
     assert.equal(await topicVersion('mr/c'), 1, 'left before the rule: not rotated by it');
     assert.equal(await topicVersion('other/d'), 1, 'not a target');
