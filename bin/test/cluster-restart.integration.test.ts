@@ -1,6 +1,6 @@
 // `npm run cluster -- --restart`: a node that dies on its own is started again (same ports, same
-// settings) and serves again; a node stopped on purpose is not; nothing restarts once the
-// cluster stops.
+// settings, the same service links of its own) and serves again; a node stopped on purpose is
+// not; nothing restarts once the cluster stops.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,8 @@ import {
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../cluster/test/support/postgres.ts';
-import { startCluster, type LocalCluster } from '../cluster.ts';
+import { TcpFaultProxy } from '../../chaos/faults/tcp-fault-proxy.ts';
+import { startCluster, type LocalCluster, type NodeLinks } from '../cluster.ts';
 import { probeReadiness } from '../lb/index.ts';
 
 void describe('npm run cluster --restart', () => {
@@ -21,6 +22,9 @@ void describe('npm run cluster --restart', () => {
   let dataDir: string;
   let cluster: LocalCluster;
   const lines: string[] = [];
+  /** worker-1 reaches PostgreSQL through a proxy of its own (ClusterOptions.routeNode). */
+  let workerDb: TcpFaultProxy | undefined;
+  const routed: string[] = [];
 
   before(
     async () => {
@@ -46,6 +50,18 @@ void describe('npm run cluster --restart', () => {
         childOutput: () => undefined,
         startTimeoutMs: 60_000,
         restartNodes: true,
+        routeNode: async (node: string, links: NodeLinks): Promise<NodeLinks> => {
+          routed.push(node);
+          if (node !== 'worker-1') return links;
+          const target = new URL(links.databaseUrl);
+          workerDb = await TcpFaultProxy.start({
+            name: 'worker-1-postgres',
+            targetHost: target.hostname,
+            targetPort: Number(target.port),
+          });
+          target.port = String(workerDb.port);
+          return { ...links, databaseUrl: target.toString() };
+        },
       });
     },
     { timeout: 90_000 },
@@ -53,6 +69,7 @@ void describe('npm run cluster --restart', () => {
 
   after(async () => {
     await cluster.stop();
+    await workerDb?.close();
     await schema.drop();
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -63,7 +80,10 @@ void describe('npm run cluster --restart', () => {
     process.kill(before.pid, 'SIGKILL'); // not through the launcher: a crash
     const after = await eventually(() => {
       const node = cluster.node('worker-1');
-      assert.ok(node.running && node.pid !== undefined && node.pid !== before.pid);
+      assert.ok(
+        node.running && node.pid !== undefined && node.pid !== before.pid,
+        'worker-1 runs again as a new process',
+      );
       return node;
     }, 60_000);
     await eventually(async () => {
@@ -75,8 +95,31 @@ void describe('npm run cluster --restart', () => {
     assert.ok(lines.includes('cluster: restarting worker-1 in 1000 ms'));
     // Logged once the launcher itself saw it ready (it may poll after this test did).
     await eventually(() => {
-      assert.ok(lines.includes(`cluster: worker-1 restarted (pid ${after.pid ?? '?'})`));
+      assert.ok(
+        lines.includes(`cluster: worker-1 restarted (pid ${after.pid ?? '?'})`),
+        'the launcher logged the restart',
+      );
     }, 10_000);
+  });
+
+  void it('keeps a node on the links routeNode gave it, across the restart', async () => {
+    assert.deepEqual([...routed].sort(), ['api-1', 'worker-1'], 'asked once per node');
+    assert.ok(workerDb !== undefined);
+    const health = `${cluster.node('worker-1').health}/readyz`;
+    await eventually(async () => {
+      assert.equal(await probeReadiness(health, 1000), undefined);
+    }, 30_000);
+    // Readiness reads PostgreSQL: cut off from it, the restarted worker turns unready...
+    workerDb.partition(true);
+    await eventually(async () => {
+      assert.notEqual(await probeReadiness(health, 1000), undefined);
+    }, 30_000);
+    // ...while api-1, on the shared link, stays ready.
+    assert.equal(await probeReadiness(`${cluster.node('api-1').health}/readyz`, 1000), undefined);
+    workerDb.partition(false);
+    await eventually(async () => {
+      assert.equal(await probeReadiness(health, 1000), undefined);
+    }, 30_000);
   });
 
   void it('leaves a node the launcher was told to kill down', async () => {
