@@ -103,8 +103,9 @@ export interface ClusterOptions {
   readonly restartNodes?: boolean;
   /**
    * Gives one node its own service addresses, called once per node before any node starts (a
-   * restart keeps them), while the ports planned for the cluster are still held. The chaos suite puts proxies of each node's own in front of every
-   * service, so that it can cut one node off the network. Default: every node the same.
+   * restart keeps them), while the ports planned for the cluster are still held. The chaos suite
+   * puts proxies of each node's own in front of every service, so that it can cut one node off
+   * the network. Default: every node the same.
    */
   readonly routeNode?: (node: string, links: NodeLinks) => Promise<NodeLinks>;
 }
