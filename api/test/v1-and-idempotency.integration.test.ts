@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { ed25519KeyFromSeed } from '../../e4/index.ts';
 import { startApi, type ApiHarness } from './support/api-harness.ts';
 
 const unique = (prefix: string): string => `${prefix}-${randomBytes(5).toString('hex')}`;
@@ -163,10 +164,23 @@ void describe('/v1 routes and C2Admin', () => {
     const viaGrpc = await a.admin.call('GetTopicTraffic', { name: topic });
     assert.equal((viaGrpc['counts'] as unknown[]).length, 2);
   });
+});
+
+// Only signed messages name their sender, so key use per device is recorded in public-key mode.
+void describe('/v1 and C2Admin in public-key mode', () => {
+  let a: ApiHarness;
+  before(async () => {
+    a = await startApi({ mode: 'pubkey' });
+  });
+  after(async () => {
+    await a.close();
+  });
+
   void it('GET /v1/clients/{name}: each topic shows the key version monitoring saw the device use', async () => {
     const name = unique('observed');
     const topic = unique('observed-topic');
-    await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });
+    const publicKey = ed25519KeyFromSeed(randomBytes(32)).subarray(32);
+    await a.grpc.call('NewClient', { client: { name }, key: publicKey });
     await a.http('POST', `/e4/topic/${topic}`);
     await a.http('PUT', `/e4/client/${name}/topic/${topic}`);
     const topicOf = async (): Promise<Record<string, unknown>> => {

@@ -153,10 +153,13 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
   const [keys, topics, observedUses] = await Promise.all([
     deps.store.read.clients.keys(row.id),
     deps.store.read.memberships.forClient(row.id),
-    deps.store.read.traffic.forClient(
-      row.id,
-      deps.observedLagGraceSeconds ?? OBSERVED_LAG_GRACE_SECONDS,
-    ),
+    // Only signed messages name their sender: in symmetric-key mode nothing is ever recorded.
+    deps.mode === 'pubkey'
+      ? deps.store.read.traffic.forClient(
+          row.id,
+          deps.observedLagGraceSeconds ?? OBSERVED_LAG_GRACE_SECONDS,
+        )
+      : Promise.resolve([]),
   ]);
   const observedByTopic = new Map(observedUses.map((u) => [u.topicId, u]));
   const id = toHex(row.e4Id);
