@@ -8,7 +8,7 @@
  * since notifications sent meanwhile are lost.
  */
 import pg from 'pg';
-import { EVENT_CHANNEL } from '../storage/index.ts';
+import { EVENT_CHANNEL, PG_KEEPALIVE } from '../storage/index.ts';
 
 /** What event subscribers wait on. */
 export interface EventWakeups {
@@ -41,6 +41,8 @@ export async function connectListener(options: {
     connectionString: options.url,
     connectionTimeoutMillis: 5000,
     application_name: 'e4c2-events',
+    // Mostly idle: keep-alive is what finds it dead when its server vanished without a word.
+    ...PG_KEEPALIVE,
     ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
   });
   try {

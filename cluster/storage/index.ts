@@ -2,11 +2,15 @@
 export { loadMigrations, migrate, MIGRATIONS_DIR, type Migration } from './migrate.ts';
 export {
   createPool,
+  PG_KEEPALIVE,
+  QUERY_READ_GRACE_MS,
   redactUrl,
+  translatingFailures,
   withTransaction,
   type PoolOptions,
   type Queryable,
 } from './pool.ts';
+export { databaseUnavailable, isQueryReadTimeout } from './pg-failures.ts';
 export { PgC2Store, type C2Repositories, type C2Store } from './pg-store.ts';
 export type { ClientRepository, NewClient, NewClientKey, SyncStatus } from './pg-clients.ts';
 export type { NewTopicKey, TopicRepository } from './pg-topics.ts';

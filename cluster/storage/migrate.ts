@@ -5,11 +5,24 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Pool } from 'pg';
+import type { Pool, QueryConfig } from 'pg';
 import { checkOut } from './pool.ts';
 
 /** Lock id shared by every node of every deployment (any constant works; this one spells e4c2). */
 const MIGRATION_LOCK_ID = 0x65346332;
+
+/**
+ * The client-side read timeout of the statements that may run long (the longest timer Node
+ * allows, about 24 days): pg reads a per-query 0 as "use the pool's".
+ */
+const UNBOUNDED_READ_MS = 2_147_483_647;
+
+/** A statement whose answer the client waits for without the pool's read timeout. */
+function unboundedRead(text: string, values: unknown[] = []): QueryConfig {
+  // pg reads `query_timeout` per query; @types/pg does not declare it.
+  const config = { text, values, query_timeout: UNBOUNDED_READ_MS };
+  return config;
+}
 
 /** The bundled migration files. */
 export const MIGRATIONS_DIR = new URL('./migrations', import.meta.url).pathname;
@@ -55,7 +68,10 @@ export async function migrate(pool: Pool, migrations?: readonly Migration[]): Pr
     for (const migration of all) {
       await client.query('BEGIN');
       try {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+        // A migration may rebuild a large table, and a node waits here while another migrates:
+        // neither is bounded by the pool's statement timeout (E4C2_DB_QUERY_TIMEOUT_MS).
+        await client.query('SET LOCAL statement_timeout = 0');
+        await client.query(unboundedRead('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]));
         await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
           version integer PRIMARY KEY,
           name text NOT NULL,
@@ -65,7 +81,7 @@ export async function migrate(pool: Pool, migrations?: readonly Migration[]): Pr
           migration.version,
         ]);
         if (done.rowCount === 0) {
-          await client.query(migration.sql);
+          await client.query(unboundedRead(migration.sql));
           await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
             migration.version,
             migration.name,

@@ -6,7 +6,7 @@ import { PgMemberships, type MembershipRepository } from './pg-memberships.ts';
 import { PgPeers, type PeerRepository } from './pg-peers.ts';
 import { PgTopics, type TopicRepository } from './pg-topics.ts';
 import { PgTraffic, type TrafficRepository } from './pg-traffic.ts';
-import { withTransaction, type Queryable } from './pool.ts';
+import { translatingFailures, withTransaction, type Queryable } from './pool.ts';
 
 /** Every repository, bound to one query runner. */
 export interface C2Repositories {
@@ -43,7 +43,8 @@ export class PgC2Store implements C2Store {
 
   /** @param pool - a pool whose search_path holds the migrated schema */
   constructor(private readonly pool: pg.Pool) {
-    this.read = bind(pool);
+    // Reads, like transactions, report a lost or silent database as C2_UNAVAILABLE.
+    this.read = bind(translatingFailures(pool));
   }
 
   transaction<T>(work: (tx: C2Repositories) => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 /** PostgreSQL connection pools and transactions. */
 import pg from 'pg';
 import { C2Error } from '../errors.ts';
+import { isQueryReadTimeout, translateDatabaseFailure } from './pg-failures.ts';
 
 /** Options of {@link createPool}. */
 export interface PoolOptions {
@@ -18,7 +19,44 @@ export interface PoolOptions {
    * block every rotation of that topic meanwhile. Unset or 0: PostgreSQL's own setting.
    */
   readonly idleInTransactionTimeoutMs?: number;
+  /**
+   * Bounds every statement of this pool: PostgreSQL cancels one that runs longer
+   * (`statement_timeout`), and when the server does not answer at all (a connection black-holed
+   * by a partition or a failover, which TCP alone reports only after many minutes) the client
+   * gives up {@link QUERY_READ_GRACE_MS} later and discards the connection. Both surface as
+   * `C2_UNAVAILABLE`. Unset or 0: no bound (PostgreSQL's own `statement_timeout`).
+   */
+  readonly queryTimeoutMs?: number;
 }
+
+/**
+ * How much longer than the statement timeout the client waits for an answer before it decides
+ * the connection is dead: PostgreSQL's own cancellation, which leaves the connection usable,
+ * normally comes first.
+ */
+export const QUERY_READ_GRACE_MS = 2000;
+
+/**
+ * Idle time before TCP keep-alive probes start on a connection (libuv then probes every second,
+ * ten times): a pooled or listening connection whose server vanished is found dead in about
+ * 20 s instead of the kernel's two hours.
+ */
+const KEEPALIVE_IDLE_MS = 10_000;
+
+/** The pg settings of {@link PoolOptions.queryTimeoutMs}. */
+function queryTimeoutSettings(
+  timeoutMs: number | undefined,
+): { statement_timeout: number; query_timeout: number } | Record<string, never> {
+  return timeoutMs === undefined || timeoutMs === 0
+    ? {}
+    : { statement_timeout: timeoutMs, query_timeout: timeoutMs + QUERY_READ_GRACE_MS };
+}
+
+/** TCP keep-alive settings for every PostgreSQL connection of a node. */
+export const PG_KEEPALIVE = {
+  keepAlive: true,
+  keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+} as const;
 
 /** Describes a URL without its password, for messages. */
 export function redactUrl(url: string): string {
@@ -42,6 +80,8 @@ export async function createPool(options: PoolOptions): Promise<pg.Pool> {
     max: options.max ?? 10,
     connectionTimeoutMillis: 5000,
     application_name: options.applicationName ?? 'e4c2',
+    ...PG_KEEPALIVE,
+    ...queryTimeoutSettings(options.queryTimeoutMs),
     ...(options.idleInTransactionTimeoutMs === undefined || options.idleInTransactionTimeoutMs === 0
       ? {}
       : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
@@ -67,6 +107,10 @@ export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
  * Runs `work` in a transaction and commits, or rolls back on any error and rethrows it.
  * Serialization failures and deadlocks are retried a few times, since they are expected under
  * concurrent rotations and a retry is always safe (nothing ran outside the transaction).
+ * A lost or silent database connection is thrown as `C2_UNAVAILABLE` (see
+ * {@link databaseUnavailable}); after a client-side read timeout the connection is discarded
+ * without a ROLLBACK, which would only queue behind the statement that never got an answer
+ * (PostgreSQL rolls the transaction back when the connection closes).
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
@@ -81,16 +125,32 @@ export async function withTransaction<T>(
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
+      if (isQueryReadTimeout(err)) {
         broken = true;
-      });
+      } else {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+      }
       const code = (err as { code?: string }).code;
       if ((code === '40001' || code === '40P01') && attempt < 5) continue;
-      throw err;
+      throw translateDatabaseFailure(err);
     } finally {
       client.checkIn(broken);
     }
   }
+}
+
+/**
+ * A query runner over `db` whose database availability failures are thrown as `C2_UNAVAILABLE`
+ * (see {@link databaseUnavailable}); every other error passes unchanged.
+ */
+export function translatingFailures(db: Queryable): Queryable {
+  const query = (...args: unknown[]): Promise<unknown> =>
+    (db.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((err: unknown) => {
+      throw translateDatabaseFailure(err);
+    });
+  return { query } as unknown as Queryable;
 }
 
 /** A checked-out client that cannot crash the process, and its way back to the pool. */
@@ -103,7 +163,9 @@ export type CheckedOutClient = pg.PoolClient & { checkIn(broken?: boolean): void
  * The query in flight still fails with the error; `checkIn(true)` discards the connection.
  */
 export async function checkOut(pool: pg.Pool): Promise<CheckedOutClient> {
-  const client = await pool.connect();
+  const client = await pool.connect().catch((err: unknown) => {
+    throw translateDatabaseFailure(err);
+  });
   const ignore = (): void => undefined;
   client.on('error', ignore);
   return Object.assign(client, {

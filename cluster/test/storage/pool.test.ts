@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { C2Error } from '../../errors.ts';
 import { withTransaction } from '../../storage/pool.ts';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/postgres.ts';
 
@@ -38,7 +39,12 @@ void describe('withTransaction', () => {
         }, 100);
         await tx.query('SELECT pg_sleep(10)');
       });
-      await assert.rejects(running, /terminat/i);
+      // Reported as the database being unavailable (retry), the driver's error kept as cause.
+      await assert.rejects(running, (err: unknown) => {
+        assert.ok(C2Error.is(err, 'C2_UNAVAILABLE'), String(err));
+        assert.match(String(err.cause), /terminat/i);
+        return true;
+      });
       // Give a late 'error' event the chance to surface.
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.deepEqual(uncaught, []);
