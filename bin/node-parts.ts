@@ -155,6 +155,7 @@ export async function connectDatabase(
     max: config.database.poolMax,
     schema: config.database.schema,
     idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
+    queryTimeoutMs: config.database.queryTimeoutMs,
     applicationName: `e4c2-${config.node.id}`,
   });
   lifecycle.add('postgres pool', () => pool.end());

@@ -28,6 +28,12 @@ interface DatabaseCommon {
    * hours (see `PoolOptions.idleInTransactionTimeoutMs`).
    */
   readonly idleInTransactionTimeoutMs: number;
+  /**
+   * Bound on every statement of a node (ms; 0: none): PostgreSQL cancels a longer one, and the
+   * node gives up on a connection that does not answer at all (see
+   * `PoolOptions.queryTimeoutMs`). Migrations are not bounded.
+   */
+  readonly queryTimeoutMs: number;
   /** Postgres schema holding the C2 tables (a plain identifier). */
   readonly schema: string;
 }

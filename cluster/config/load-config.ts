@@ -223,6 +223,13 @@ function readTesting(r: SettingReader): TestingConfig | undefined {
   return { faults };
 }
 
+/**
+ * Default bound on a node's statements: far above any statement a node runs (the fan-out of a
+ * 100,000-device rotation inserts its rows in well under a second), and far below the many
+ * minutes TCP takes to report a black-holed connection.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
 function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
   const url = r.optional(S.databaseUrl, secretUrl(['postgres', 'postgresql']));
   const common = {
@@ -231,6 +238,11 @@ function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
       S.databaseIdleTxTimeoutMs,
       parseInteger(0, 86_400_000),
       60_000,
+    ),
+    queryTimeoutMs: r.withDefault(
+      S.databaseQueryTimeoutMs,
+      parseInteger(0, 3_600_000),
+      DEFAULT_QUERY_TIMEOUT_MS,
     ),
     schema: r.withDefault(S.databaseSchema, parseSchema, 'public'),
   };

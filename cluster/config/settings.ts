@@ -24,6 +24,7 @@ export const SETTINGS = {
     env: 'E4C2_DB_IDLE_TX_TIMEOUT_MS',
     file: 'database.idleInTransactionTimeoutMs',
   },
+  databaseQueryTimeoutMs: { env: 'E4C2_DB_QUERY_TIMEOUT_MS', file: 'database.queryTimeoutMs' },
   databaseSchema: { env: 'E4C2_DB_SCHEMA', file: 'database.schema' },
 
   mqttUrl: { env: 'MQTT_URL', file: 'mqtt.url' },

@@ -28,6 +28,7 @@ void describe('loadConfig defaults', () => {
       dataDir: 'data/postgres',
       poolMax: 10,
       idleInTransactionTimeoutMs: 60_000,
+      queryTimeoutMs: 30_000,
       schema: 'public',
     });
     assert.deepEqual(c.mqtt, {
@@ -263,6 +264,16 @@ void describe('loadConfig problems', () => {
     assert.equal(timeout({ E4C2_DB_IDLE_TX_TIMEOUT_MS: '5000' }), 5000);
     assert.deepEqual(problemsOf({ E4C2_DB_IDLE_TX_TIMEOUT_MS: '-1' }).problems, [
       'E4C2_DB_IDLE_TX_TIMEOUT_MS: must be an integer from 0 to 86400000 (got "-1")',
+    ]);
+  });
+
+  void it('reads the statement timeout, 30 s by default and 0 meaning none', () => {
+    const timeout = (env: Env): number => loadConfig(env).database.queryTimeoutMs;
+    assert.equal(timeout({}), 30_000);
+    assert.equal(timeout({ E4C2_DB_QUERY_TIMEOUT_MS: '0' }), 0);
+    assert.equal(timeout({ E4C2_DB_QUERY_TIMEOUT_MS: '5000' }), 5000);
+    assert.deepEqual(problemsOf({ E4C2_DB_QUERY_TIMEOUT_MS: '3600001' }).problems, [
+      'E4C2_DB_QUERY_TIMEOUT_MS: must be an integer from 0 to 3600000 (got "3600001")',
     ]);
   });
 

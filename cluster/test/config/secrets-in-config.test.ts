@@ -51,6 +51,7 @@ void describe('secrets in the configuration', () => {
       url: 'postgresql://[redacted]@db.internal:5432/e4?[redacted]',
       poolMax: 10,
       idleInTransactionTimeoutMs: 60_000,
+      queryTimeoutMs: 30_000,
       schema: 'public',
     });
     assert.deepEqual(described.redis, {
