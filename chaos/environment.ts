@@ -172,6 +172,9 @@ export class ChaosEnvironment {
           // Below the pauses and partitions too, so PostgreSQL ends a silent node's open
           // transaction meanwhile and the node finds its session gone when it goes on.
           E4C2_DB_IDLE_TX_TIMEOUT_MS: '3000',
+          // And a statement bound below them, so a cut-off node's statements are given up (its
+          // connections replaced) while the partition lasts, as after a database failover.
+          E4C2_DB_QUERY_TIMEOUT_MS: '3000',
           E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
           E4C2_DB_POOL_MAX: '8',
           // A short leader lease, so an engine killed mid-run is replaced within a few seconds.
