@@ -17,6 +17,7 @@ import {
   withTransaction,
 } from '../../storage/index.ts';
 import { BlackholeProxy } from '../support/blackhole-proxy.ts';
+import { pendingAfter } from '../support/eventually.ts';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/postgres.ts';
 
 /** The bound these tests give their pools. */
@@ -38,24 +39,6 @@ async function rejectsUnavailable(promise: Promise<unknown>): Promise<C2Error> {
   );
   assert.ok(C2Error.is(err, 'C2_UNAVAILABLE'), `expected C2_UNAVAILABLE, got ${String(err)}`);
   return err;
-}
-
-/** Whether `promise` is still pending after `ms` (it is left running). */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol('pending');
-  const timer = new Promise((resolve) =>
-    setTimeout(() => {
-      resolve(pending);
-    }, ms),
-  );
-  const first = await Promise.race([
-    promise.then(
-      () => 'settled',
-      () => 'settled',
-    ),
-    timer,
-  ]);
-  return first === pending;
 }
 
 void describe('pool: bounded statements', () => {

@@ -19,3 +19,26 @@ export async function eventually<T>(
     }
   }
 }
+
+/**
+ * Whether `promise` is still pending after `ms` (it is left running): for checks that something
+ * settles within a bound, or does not.
+ */
+export async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol('pending');
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      resolve(pending);
+    }, ms);
+  });
+  const first = await Promise.race([
+    promise.then(
+      () => 'settled',
+      () => 'settled',
+    ),
+    elapsed,
+  ]);
+  clearTimeout(timer);
+  return first === pending;
+}
