@@ -31,3 +31,9 @@ export {
   type LeaderLease,
   type Leadership,
 } from './leader-election.ts';
+export {
+  REDIS_WATCHDOG_DEFAULTS,
+  RedisWatchdog,
+  type RedisWatchdogOptions,
+  type WatchedRedis,
+} from './redis-watchdog.ts';
