@@ -59,7 +59,14 @@ export async function startAutomation(
   const lease =
     config.redis.kind === 'external'
       ? new RedisLeaderLease(
-          await connectRedis(config.redis.url.reveal(), lifecycle, 'automation', false),
+          await connectRedis(
+            config.redis.url.reveal(),
+            lifecycle,
+            'automation',
+            false,
+            log,
+            config.redis.silenceMs,
+          ),
           automationLeaseKey(config),
         )
       : new InProcessLeaderLease();

@@ -230,7 +230,13 @@ export async function startC2Node(
           engine.enqueue([id]);
         });
       } else if (config.redis.kind === 'external') {
-        const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', true);
+        const redis = await connectRedis(
+          config.redis.url.reveal(),
+          lifecycle,
+          'queue',
+          true,
+          logger,
+        );
         const queue = DeviceQueue.create(redis);
         lifecycle.add('device queue', () => queue.close());
         const worker = DeliveryWorker.start({
@@ -261,7 +267,14 @@ export async function startC2Node(
         ]);
       }
     } else if (config.redis.kind === 'external') {
-      const redis = await connectRedis(config.redis.url.reveal(), lifecycle, 'queue', false);
+      const redis = await connectRedis(
+        config.redis.url.reveal(),
+        lifecycle,
+        'queue',
+        false,
+        logger,
+        config.redis.silenceMs,
+      );
       const queue = DeviceQueue.create(redis);
       lifecycle.add('device queue', () => queue.close());
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {

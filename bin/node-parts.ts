@@ -14,6 +14,8 @@ import type { Config } from '../cluster/config/index.ts';
 import {
   RedlockService,
   InProcessLockService,
+  REDIS_WATCHDOG_DEFAULTS,
+  RedisWatchdog,
   type LockService,
 } from '../cluster/coordination/index.ts';
 import {
@@ -243,7 +245,10 @@ export async function connectPublisher(
 }
 
 /**
- * Opens a Redis connection and checks it answers.
+ * Opens a Redis connection and checks it answers. A non-blocking connection is watched by a
+ * {@link RedisWatchdog}, which makes it reconnect when it goes silent (a failover behind the
+ * same address, a partition); BullMQ's worker connection has its own watchdog for its blocking
+ * duplicate.
  * @throws C2Error `C2_UNAVAILABLE` ("cannot reach Redis at host:port")
  */
 export async function connectRedis(
@@ -251,6 +256,8 @@ export async function connectRedis(
   lifecycle: Lifecycle,
   name: string,
   blocking: boolean,
+  logger: Logger,
+  silenceMs: number = REDIS_WATCHDOG_DEFAULTS.timeoutMs,
 ): Promise<Redis> {
   const parsed = new URL(url);
   const redis = new Redis(url, {
@@ -272,6 +279,22 @@ export async function connectRedis(
   lifecycle.add(`redis ${name}`, async () => {
     await redis.quit().catch(() => undefined);
   });
+  if (!blocking) {
+    const watchdog = RedisWatchdog.start(redis, {
+      intervalMs: silenceMs,
+      timeoutMs: silenceMs,
+      onReset: () => {
+        logger.warn(
+          { redis: name, host: parsed.host, silenceMs },
+          'Redis connection silent; reconnecting',
+        );
+      },
+    });
+    // Added after the connection, so it stops before the connection closes.
+    lifecycle.add(`redis ${name} watchdog`, () => {
+      watchdog.stop();
+    });
+  }
   return redis;
 }
 
@@ -294,7 +317,16 @@ export async function lockService(
     );
   const clients = [];
   for (const [i, url] of config.redis.redlockUrls.entries())
-    clients.push(await connectRedis(url.reveal(), lifecycle, `redlock-${i + 1}`, false));
+    clients.push(
+      await connectRedis(
+        url.reveal(),
+        lifecycle,
+        `redlock-${i + 1}`,
+        false,
+        logger,
+        config.redis.silenceMs,
+      ),
+    );
   return new RedlockService({
     clients,
     onEvent: (event) => {

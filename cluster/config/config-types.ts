@@ -76,6 +76,12 @@ export type RedisConfig =
        * comma-separated, defaulting to `REDIS_URL` alone.
        */
       readonly redlockUrls: readonly Secret[];
+      /**
+       * A non-blocking connection (queue producer, Redlock, automation lease) is pinged this
+       * often and reset when a ping goes unanswered this long (`RedisWatchdog`);
+       * `E4C2_REDIS_SILENCE_MS`, 500..600000, default 5000. Always set by `loadConfig`.
+       */
+      readonly silenceMs?: number;
     };
 
 /** E4 crypto settings. */

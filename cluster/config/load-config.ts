@@ -283,6 +283,12 @@ function readMqtt(r: SettingReader): MqttConfig {
     : { kind: 'external', url: url?.href ?? '', ...common };
 }
 
+/**
+ * Default ping interval and allowance of the watchdog on a node's non-blocking Redis connections
+ * (`RedisWatchdog`): far above any healthy answer, far below TCP's 15 minutes.
+ */
+export const DEFAULT_REDIS_SILENCE_MS = 5000;
+
 function readRedis(r: SettingReader): RedisConfig {
   const url = r.optional(S.redisUrl, secretUrl(['redis', 'rediss']));
   const redlock = r.optional(S.redlockUrls, secretUrlList(['redis', 'rediss']));
@@ -290,7 +296,12 @@ function readRedis(r: SettingReader): RedisConfig {
     if (redlock !== undefined) r.problem(`${r.name(S.redlockUrls)} needs ${r.name(S.redisUrl)}`);
     return { kind: 'in-process' };
   }
-  return { kind: 'external', url, redlockUrls: redlock ?? [url] };
+  const silenceMs = r.withDefault(
+    S.redisSilenceMs,
+    parseInteger(500, 600_000),
+    DEFAULT_REDIS_SILENCE_MS,
+  );
+  return { kind: 'external', url, redlockUrls: redlock ?? [url], silenceMs };
 }
 
 /** Comma-separated Redis URLs for a Redlock quorum: 1, 3 or 5 distinct independent instances. */

@@ -35,6 +35,7 @@ export const SETTINGS = {
 
   redisUrl: { env: 'REDIS_URL', file: 'redis.url', secret: true },
   redlockUrls: { env: 'E4C2_REDLOCK_URLS', file: 'redis.redlockUrls', secret: true },
+  redisSilenceMs: { env: 'E4C2_REDIS_SILENCE_MS', file: 'redis.silenceMs' },
 
   cryptoMode: { env: 'E4C2_CRYPTO_MODE', file: 'crypto.mode' },
   cryptoServerKeygen: { env: 'E4C2_PK_SERVER_KEYGEN', file: 'crypto.pkServerKeygen' },

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { C2Error } from '../../errors.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
 import { OBSERVED_LAG_GRACE_SECONDS } from '../../domain/queries.ts';
+import { REDIS_WATCHDOG_DEFAULTS } from '../../coordination/index.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -535,6 +536,19 @@ void describe('cluster settings', () => {
     assert.equal(c.node.role, 'api');
     if (c.redis.kind !== 'external') assert.fail('REDIS_URL makes coordination external');
     assert.equal(c.redis.redlockUrls.length, 1);
+  });
+
+  void it("reads the Redis silence bound, defaulting to the watchdog's", () => {
+    const silence = (env: Env): number | undefined => {
+      const c = loadConfig({ ...base, REDIS_URL: 'redis://q:6379', ...env });
+      return c.redis.kind === 'external' ? c.redis.silenceMs : undefined;
+    };
+    assert.equal(silence({}), REDIS_WATCHDOG_DEFAULTS.timeoutMs);
+    assert.equal(silence({ E4C2_REDIS_SILENCE_MS: '1500' }), 1500);
+    assert.throws(
+      () => loadConfig({ ...base, REDIS_URL: 'redis://q', E4C2_REDIS_SILENCE_MS: '100' }),
+      /E4C2_REDIS_SILENCE_MS: must be an integer from 500 to 600000 \(got "100"\)/,
+    );
   });
 
   void it('takes 1, 3 or 5 distinct Redlock instances', () => {

@@ -58,6 +58,7 @@ void describe('secrets in the configuration', () => {
       kind: 'external',
       url: 'rediss://[redacted]@redis.internal:6380/2',
       redlockUrls: ['rediss://[redacted]@redis.internal:6380/2'],
+      silenceMs: 5000,
     });
     assert.deepEqual(described.kek, { kind: 'passphrase', passphrase: '[redacted]' });
     assert.equal((described.mqtt as Record<string, unknown>).password, '[redacted]');
