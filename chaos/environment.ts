@@ -175,6 +175,8 @@ export class ChaosEnvironment {
           // And a statement bound below them, so a cut-off node's statements are given up (its
           // connections replaced) while the partition lasts, as after a database failover.
           E4C2_DB_QUERY_TIMEOUT_MS: '3000',
+          // Its Redis counterpart: a silent Redis connection is reset after 1.5 s.
+          E4C2_REDIS_SILENCE_MS: '1500',
           E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
           E4C2_DB_POOL_MAX: '8',
           // A short leader lease, so an engine killed mid-run is replaced within a few seconds.
