@@ -146,10 +146,12 @@ export async function withTransaction<T>(
  * (see {@link databaseUnavailable}); every other error passes unchanged.
  */
 export function translatingFailures(db: Queryable): Queryable {
+  const run = db.query.bind(db) as (...args: unknown[]) => Promise<unknown>;
   const query = (...args: unknown[]): Promise<unknown> =>
-    (db.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((err: unknown) => {
+    run(...args).catch((err: unknown) => {
       throw translateDatabaseFailure(err);
     });
+  // pg's overloads cannot be spelled out for a forwarder; every repository call is promise-style.
   return { query } as unknown as Queryable;
 }
 
