@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { createPool } from '../../cluster/storage/index.ts';
+import { AutomationService } from '../../cluster/domain/index.ts';
+import { createPool, PgAutomationStore } from '../../cluster/storage/index.ts';
 import { BlackholeProxy } from '../../cluster/test/support/blackhole-proxy.ts';
 import {
   createTestSchema,
@@ -50,6 +51,7 @@ void describe('API: a database that stops answering', () => {
       readiness: () => Promise.resolve({ ready: true, checks: {} }),
       logger: new MemoryLogger(),
       maxMessageBytes: 1 << 20,
+      automation: new AutomationService(new PgAutomationStore(pool)),
     });
   });
   after(async () => {
@@ -77,6 +79,9 @@ void describe('API: a database that stops answering', () => {
     hole.blackhole(true);
     assertUnavailable(await call('GET', '/e4/topic/before/clients/count'));
     assertUnavailable(await call('POST', '/e4/topic/during'));
+    const rules = await call('GET', '/v1/automation/rules');
+    assert.equal(rules.status, 503, rules.text);
+    assert.equal((rules.json as { error: { code: string } }).error.code, 'C2_UNAVAILABLE');
     hole.blackhole(false);
     assert.equal((await call('POST', '/e4/topic/after')).status, 200);
     const count = await call('GET', '/e4/topic/after/clients/count');

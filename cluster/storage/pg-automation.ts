@@ -16,7 +16,7 @@ import {
   touched,
   type Row,
 } from './pg-rows.ts';
-import { withTransaction, type Queryable } from './pool.ts';
+import { translatingFailures, withTransaction, type Queryable } from './pool.ts';
 
 /** What a rule does when it fires. */
 export type AutomationAction =
@@ -487,7 +487,8 @@ export class PgAutomationStore {
 
   /** @param pool - a pool whose search_path holds the migrated schema (owned by the caller) */
   constructor(private readonly pool: pg.Pool) {
-    this.read = new PgAutomation(pool);
+    // Reads, like transactions, report a lost or silent database as C2_UNAVAILABLE.
+    this.read = new PgAutomation(translatingFailures(pool));
   }
 
   transaction<T>(work: (tx: PgAutomation) => Promise<T>): Promise<T> {
