@@ -24,7 +24,13 @@ import { PgEventNotifications } from '../cluster/events/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
 import { DEVICE_QUEUE, DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
 import { PgAutomationStore, PgDelivery } from '../cluster/storage/index.ts';
-import { HealthServer, RpcTelemetry, tracedStore } from '../cluster/telemetry/index.ts';
+import {
+  HealthServer,
+  RpcTelemetry,
+  runReadinessChecks,
+  tracedStore,
+  type ReadinessCheck,
+} from '../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../worker/index.ts';
 import { apiAuthMaterial } from './api-auth.ts';
 import { startAutomation } from './automation-part.ts';
@@ -179,14 +185,11 @@ export async function startC2Node(
     const db = await openDatabase(config, logger, lifecycle, notes);
     watchDatabase(db, config, metrics);
     const locks = await lockService(config, lifecycle, logger, metrics);
-    const readinessChecks: Array<() => Promise<[string, boolean]>> = [
-      async () => [
-        'postgres',
-        await db.pool.query('SELECT 1').then(
-          () => true,
-          () => false,
-        ),
-      ],
+    const readinessChecks: ReadinessCheck[] = [
+      {
+        name: 'postgres',
+        ok: () => db.pool.query('SELECT 1').then(() => true),
+      },
     ];
 
     // Delivery side: in-process engine (all) or queue worker (worker); relay (api).
@@ -195,7 +198,7 @@ export async function startC2Node(
     if (role === 'all' || role === 'worker') {
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
       const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics);
-      readinessChecks.push(() => Promise.resolve(['mqtt', publisher.connected]));
+      readinessChecks.push({ name: 'mqtt', ok: () => Promise.resolve(publisher.connected) });
       metrics.onScrape('mqtt', () => {
         metrics.setMqttConnected('publisher', publisher.connected);
         return Promise.resolve();
@@ -258,13 +261,7 @@ export async function startC2Node(
             onError(err, 'receipt retry');
           });
         });
-        readinessChecks.push(async () => [
-          'redis',
-          await redis.ping().then(
-            () => true,
-            () => false,
-          ),
-        ]);
+        readinessChecks.push({ name: 'redis', ok: () => redis.ping().then(() => true) });
       }
     } else if (config.redis.kind === 'external') {
       const redis = await connectRedis(
@@ -292,13 +289,7 @@ export async function startC2Node(
         relay.kick();
       };
       lifecycle.add('outbox relay', () => relay.close());
-      readinessChecks.push(async () => [
-        'redis',
-        await redis.ping().then(
-          () => true,
-          () => false,
-        ),
-      ]);
+      readinessChecks.push({ name: 'redis', ok: () => redis.ping().then(() => true) });
     }
 
     const service = new C2Service(
@@ -330,7 +321,8 @@ export async function startC2Node(
     // Not ready before every part is up: the health listener answers before the API listens.
     let started = false;
     const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
-      const checks = Object.fromEntries(await Promise.all(readinessChecks.map((c) => c())));
+      // Each check within READINESS_CHECK_TIMEOUT_MS: a silent dependency is reported as such.
+      const checks = await runReadinessChecks(readinessChecks);
       return {
         ready: started && Object.values(checks).every(Boolean) && lifecycle.state === 'running',
         checks,

@@ -3,6 +3,11 @@ export { createLogger, REDACTED_PATHS, type LoggerOptions } from './logger.ts';
 export { HealthServer, type HealthServerOptions, type ReadinessResult } from './health-server.ts';
 export { recordLockEvent } from './lock-metrics.ts';
 export {
+  READINESS_CHECK_TIMEOUT_MS,
+  runReadinessChecks,
+  type ReadinessCheck,
+} from './readiness-checks.ts';
+export {
   attemptLabel,
   C2Metrics,
   DEVICE_STATES,

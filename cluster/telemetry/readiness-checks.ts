@@ -1,0 +1,41 @@
+/**
+ * The checks behind a node's readiness, each bounded in time: a dependency that does not answer
+ * (a black-holed connection waits for its own much longer timeouts) counts as not ready at once,
+ * so `/readyz` answers within the bound and says which dependency is missing, instead of
+ * hanging until the prober gives up.
+ */
+
+/** One named check: resolves true when its dependency is usable. */
+export interface ReadinessCheck {
+  readonly name: string;
+  readonly ok: () => Promise<boolean>;
+}
+
+/** How long one check may take before it counts as failed. */
+export const READINESS_CHECK_TIMEOUT_MS = 2000;
+
+/** `check` within `timeoutMs`: false when it rejects or has not answered in time. */
+async function bounded(check: ReadinessCheck, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(false);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([check.ok().catch(() => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs every check at once, each within `timeoutMs`; the result per name. */
+export async function runReadinessChecks(
+  checks: readonly ReadinessCheck[],
+  timeoutMs: number = READINESS_CHECK_TIMEOUT_MS,
+): Promise<Record<string, boolean>> {
+  const results = await Promise.all(
+    checks.map(async (check) => [check.name, await bounded(check, timeoutMs)] as const),
+  );
+  return Object.fromEntries(results);
+}
