@@ -59,14 +59,12 @@ export async function startAutomation(
   const lease =
     config.redis.kind === 'external'
       ? new RedisLeaderLease(
-          await connectRedis(
-            config.redis.url.reveal(),
-            lifecycle,
-            'automation',
-            false,
-            log,
-            config.redis.silenceMs,
-          ),
+          await connectRedis(config.redis.url.reveal(), lifecycle, {
+            name: 'automation',
+            blocking: false,
+            silenceMs: config.redis.silenceMs,
+            logger: log,
+          }),
           automationLeaseKey(config),
         )
       : new InProcessLeaderLease();

@@ -233,13 +233,12 @@ export async function startC2Node(
           engine.enqueue([id]);
         });
       } else if (config.redis.kind === 'external') {
-        const redis = await connectRedis(
-          config.redis.url.reveal(),
-          lifecycle,
-          'queue',
-          true,
+        const redis = await connectRedis(config.redis.url.reveal(), lifecycle, {
+          name: 'queue',
+          blocking: true,
+          silenceMs: config.redis.silenceMs,
           logger,
-        );
+        });
         const queue = DeviceQueue.create(redis);
         lifecycle.add('device queue', () => queue.close());
         const worker = DeliveryWorker.start({
@@ -264,14 +263,12 @@ export async function startC2Node(
         readinessChecks.push({ name: 'redis', ok: () => redis.ping().then(() => true) });
       }
     } else if (config.redis.kind === 'external') {
-      const redis = await connectRedis(
-        config.redis.url.reveal(),
-        lifecycle,
-        'queue',
-        false,
+      const redis = await connectRedis(config.redis.url.reveal(), lifecycle, {
+        name: 'queue',
+        blocking: false,
+        silenceMs: config.redis.silenceMs,
         logger,
-        config.redis.silenceMs,
-      );
+      });
       const queue = DeviceQueue.create(redis);
       lifecycle.add('device queue', () => queue.close());
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {

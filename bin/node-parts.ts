@@ -14,7 +14,6 @@ import type { Config } from '../cluster/config/index.ts';
 import {
   RedlockService,
   InProcessLockService,
-  REDIS_WATCHDOG_DEFAULTS,
   RedisWatchdog,
   type LockService,
 } from '../cluster/coordination/index.ts';
@@ -244,21 +243,32 @@ export async function connectPublisher(
   return publisher;
 }
 
+/** How {@link connectRedis} opens one connection. */
+export interface RedisConnectionOptions {
+  /** Names the connection in errors and logs (`queue`, `redlock-1`, `automation`). */
+  readonly name: string;
+  /**
+   * A BullMQ worker's connection: its commands retry forever, and it is not watched (BullMQ
+   * watches the blocking duplicate it makes of it).
+   */
+  readonly blocking: boolean;
+  /** Ping interval and allowance of a non-blocking connection's watchdog (`E4C2_REDIS_SILENCE_MS`). */
+  readonly silenceMs: number;
+  readonly logger: Logger;
+}
+
 /**
  * Opens a Redis connection and checks it answers. A non-blocking connection is watched by a
  * {@link RedisWatchdog}, which makes it reconnect when it goes silent (a failover behind the
- * same address, a partition); BullMQ's worker connection has its own watchdog for its blocking
- * duplicate.
+ * same address, a partition).
  * @throws C2Error `C2_UNAVAILABLE` ("cannot reach Redis at host:port")
  */
 export async function connectRedis(
   url: string,
   lifecycle: Lifecycle,
-  name: string,
-  blocking: boolean,
-  logger: Logger,
-  silenceMs: number = REDIS_WATCHDOG_DEFAULTS.timeoutMs,
+  options: RedisConnectionOptions,
 ): Promise<Redis> {
+  const { name, blocking, silenceMs, logger } = options;
   const parsed = new URL(url);
   const redis = new Redis(url, {
     // BullMQ workers block on Redis: they must retry forever; producers and locks fail fast.
@@ -318,14 +328,12 @@ export async function lockService(
   const clients = [];
   for (const [i, url] of config.redis.redlockUrls.entries())
     clients.push(
-      await connectRedis(
-        url.reveal(),
-        lifecycle,
-        `redlock-${i + 1}`,
-        false,
+      await connectRedis(url.reveal(), lifecycle, {
+        name: `redlock-${i + 1}`,
+        blocking: false,
+        silenceMs: config.redis.silenceMs,
         logger,
-        config.redis.silenceMs,
-      ),
+      }),
     );
   return new RedlockService({
     clients,

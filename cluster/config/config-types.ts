@@ -79,9 +79,9 @@ export type RedisConfig =
       /**
        * A non-blocking connection (queue producer, Redlock, automation lease) is pinged this
        * often and reset when a ping goes unanswered this long (`RedisWatchdog`);
-       * `E4C2_REDIS_SILENCE_MS`, 500..600000, default 5000. Always set by `loadConfig`.
+       * `E4C2_REDIS_SILENCE_MS`, 500..600000, default 5000.
        */
-      readonly silenceMs?: number;
+      readonly silenceMs: number;
     };
 
 /** E4 crypto settings. */
