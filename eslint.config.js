@@ -67,6 +67,22 @@ const layerZones = [
   },
 ];
 
+/**
+ * Tests of every layer may also import `bin/free-ports.ts`, and nothing else of bin/: tests that
+ * start a node or a server as a process need a port drawn the way the launcher draws it.
+ */
+const testLayerZones = [
+  ...layerZones.map((zone) => ({ ...zone, from: zone.from.filter((from) => from !== './bin') })),
+  ...layerZones
+    .filter((zone) => zone.from.includes('./bin'))
+    .map((zone) => ({
+      target: zone.target,
+      from: './bin',
+      except: ['./free-ports.ts'],
+      message: `${zone.message} (Tests may import bin/free-ports.ts.)`,
+    })),
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'dist/**', 'bench/results/**', '.tmp/**'] },
   js.configs.recommended,
@@ -103,6 +119,10 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    files: ['**/test/**/*.ts'],
+    rules: { 'import-x/no-restricted-paths': ['error', { zones: testLayerZones }] },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

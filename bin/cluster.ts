@@ -22,13 +22,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VAULT_KEY, SETTINGS, type SettingSpec } from '../cluster/config/index.ts';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
+import { holdFreePorts, portIsFree } from './free-ports.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
 import { intArg, UsageError } from './usage-args.ts';
 
@@ -320,88 +321,6 @@ class ManagedProcess {
 
 // ---------------------------------------------------------------------------------------------
 // Ports and services
-
-/** A free port on `host` (the kernel's choice). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => {
-        resolvePort(typeof address === 'object' && address !== null ? address.port : 0);
-      });
-    });
-  });
-}
-
-/** Free ports, still bound by the caller until `release()`. */
-export interface HeldPorts {
-  readonly ports: number[];
-  /** Unbinds them, so that the services they were chosen for can listen there. */
-  readonly release: () => Promise<void>;
-}
-
-/**
- * `count` distinct free ports on `host`, each still held when this resolves: nothing else of this
- * process that listens on port 0 meanwhile (the chaos suite's proxies) can be given one of them.
- * Picked one at a time and closed at once, the kernel may hand a port out again, and two services
- * of a plan then collide (a chaos run's load balancer got the port of a Redlock Redis).
- */
-export async function holdFreePorts(host: string, count: number): Promise<HeldPorts> {
-  const servers: Server[] = [];
-  const release = (): Promise<void> =>
-    Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<void>((resolveClose) =>
-            s.close(() => {
-              resolveClose();
-            }),
-          ),
-      ),
-    ).then(() => undefined);
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolveListen, reject) => {
-        server.once('error', reject);
-        server.listen(0, host, resolveListen);
-      });
-    }
-  } catch (err) {
-    await release();
-    throw err;
-  }
-  const ports = servers.map((s) => {
-    const address = s.address();
-    return typeof address === 'object' && address !== null ? address.port : 0;
-  });
-  return { ports, release };
-}
-
-/** `count` distinct free ports on `host`, each held until all are chosen (see {@link holdFreePorts}). */
-export async function freePorts(host: string, count: number): Promise<number[]> {
-  const held = await holdFreePorts(host, count);
-  await held.release();
-  return held.ports;
-}
-
-/** True when `port` can be bound on `host` now. */
-function portIsFree(host: string, port: number): Promise<boolean> {
-  return new Promise((resolveFree) => {
-    const server = createServer();
-    server.once('error', () => {
-      resolveFree(false);
-    });
-    server.listen({ port, host, exclusive: true }, () => {
-      server.close(() => {
-        resolveFree(true);
-      });
-    });
-  });
-}
 
 /** Sends PING to a Redis server; resolves true on +PONG. Never rejects. */
 export function pingRedis(host: string, port: number, timeoutMs = 500): Promise<boolean> {

@@ -1,9 +1,11 @@
 // Ports for a cluster plan: all distinct and free once chosen (each is held until all are), or
-// held by the caller until it releases them.
+// held by the caller until it releases them; drawn below the kernel's ephemeral range, so that
+// no outgoing connection or listener on port 0 takes one before its service listens there.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { freePorts, holdFreePorts } from '../cluster.ts';
+import { drawRangeBelow, freePort, freePorts, holdFreePorts, portIsFree } from '../free-ports.ts';
 
 /** Whether `port` can be listened on now (closed again at once). */
 function canListen(port: number): Promise<boolean> {
@@ -53,5 +55,42 @@ void describe('freePorts', () => {
   void it('gives nothing for a count of 0, and rejects a host it cannot listen on', async () => {
     assert.deepEqual(await freePorts('127.0.0.1', 0), []);
     await assert.rejects(freePorts('192.0.2.1', 2), { code: 'EADDRNOTAVAIL' });
+  });
+});
+
+void describe('the draw below the ephemeral range', () => {
+  void it('takes up to 12,000 ports just below it, from 10,000 up, or none when too few', () => {
+    assert.deepEqual(drawRangeBelow(32_768), { low: 20_768, high: 32_767 });
+    assert.deepEqual(drawRangeBelow(15_000), { low: 10_000, high: 14_999 });
+    assert.equal(drawRangeBelow(10_500), undefined, '500 ports are too few');
+    assert.equal(drawRangeBelow(1_024), undefined, 'an ephemeral range from 1024 leaves none');
+  });
+
+  void it("draws from below this machine's ephemeral range", async () => {
+    const first = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    const range = drawRangeBelow(first);
+    assert.ok(range !== undefined, `this machine's ephemeral range starts at ${first}`);
+    const ports = [...(await freePorts('127.0.0.1', 20)), await freePort()];
+    for (const port of ports)
+      assert.ok(port >= range.low && port <= range.high, `${port} in ${range.low}-${range.high}`);
+  });
+
+  void it('leaves the choice to the kernel when every port of the range is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      assert.equal(await portIsFree('127.0.0.1', port), false, 'taken');
+      const held = await holdFreePorts('127.0.0.1', 2, { low: port, high: port });
+      await held.release();
+      assert.equal(held.ports.length, 2);
+      assert.ok(!held.ports.includes(port), `${held.ports.join(', ')} avoid ${port}`);
+      assert.equal(new Set(held.ports).size, 2, 'distinct');
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+    assert.equal(await portIsFree('127.0.0.1', port), true, 'free once closed');
   });
 });

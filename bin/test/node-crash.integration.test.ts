@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { freePorts } from '../cluster.ts';
+import { freePorts } from '../free-ports.ts';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';

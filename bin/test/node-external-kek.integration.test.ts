@@ -10,7 +10,7 @@ import { startFakeVault, type FakeVault } from '../../cluster/test/support/fake-
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { softHsmMissing, startSoftHsm, type SoftHsm } from '../../cluster/test/support/softhsm.ts';
-import { freePorts } from '../cluster.ts';
+import { freePorts } from '../free-ports.ts';
 import { httpJson } from './support/http-json.ts';
 import { testNodeEnv } from './support/node-env.ts';
 

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
-import { freePorts } from '../cluster.ts';
+import { freePorts } from '../free-ports.ts';
 import { testNodeEnv } from './support/node-env.ts';
 
 /** One KEK for the file's nodes: they share a schema, and its data keys are wrapped by it. */

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../bin/cluster.ts';
+import { freePort } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 
 function accepts(host: string, port: number): Promise<boolean> {

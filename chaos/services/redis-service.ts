@@ -1,5 +1,6 @@
 /** A private `redis-server` (the BullMQ queue of a chaos run) that can be restarted. */
-import { freePort, pingRedis } from '../../bin/cluster.ts';
+import { pingRedis } from '../../bin/cluster.ts';
+import { freePort } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 
 /** A restartable Redis on a fixed loopback port, without persistence. */

@@ -4,7 +4,8 @@
  * user of the machine's Redis.
  */
 import { spawn } from 'node:child_process';
-import { freePort, pingRedis } from '../../cluster.ts';
+import { pingRedis } from '../../cluster.ts';
+import { freePort } from '../../free-ports.ts';
 
 /** A running private Redis. */
 export interface PrivateRedis {

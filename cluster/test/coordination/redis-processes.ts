@@ -5,8 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { freePort } from '../../../bin/free-ports.ts';
 
 /** One redis-server process. */
 export class RedisProcess {
@@ -179,16 +179,4 @@ export class RedisGroup {
     for (const c of this.#clients.splice(0)) c.disconnect();
     await Promise.all(this.servers.map((s) => s.stop()));
   }
-}
-
-/** A loopback port nothing listens on (right now): a Redis instance that is down. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }

@@ -14,7 +14,8 @@ import {
   type RedlockOptions,
 } from '../../coordination/index.ts';
 import { eventually } from '../support/eventually.ts';
-import { freePort, RedisGroup } from './redis-processes.ts';
+import { freePort } from '../../../bin/free-ports.ts';
+import { RedisGroup } from './redis-processes.ts';
 import {
   abortedWithin,
   eventRecorder,
