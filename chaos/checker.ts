@@ -382,14 +382,16 @@ function secrecy(run: RunRecord, out: Violation[]): void {
     if (topic === undefined || leave.client === undefined) continue;
     // The device may be a member again from the first join that was not over before the leave
     // began: one invoked in the very millisecond the leave returned (times are whole ms), or one
-    // running alongside it, may commit after it.
+    // running alongside it, may commit after it. A join whose outcome is unknown is never over:
+    // its request may still reach a node long after its caller gave up (a partition between the
+    // balancer and the node holds it, and delivers it when the partition ends).
     let until = Number.POSITIVE_INFINITY;
     for (const o of run.operations)
       if (
         o.kind === 'join' &&
         o.client === leave.client &&
         o.topic === leave.topic &&
-        o.completedAt >= leave.invokedAt
+        (o.completedAt >= leave.invokedAt || o.outcome === 'unknown')
       )
         until = Math.min(until, o.invokedAt);
     // Versions surely committed after the leave: every call that answered them (a replay of an
