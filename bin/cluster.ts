@@ -59,6 +59,14 @@ export interface NodeLinks {
   readonly redlockUrls: readonly string[];
 }
 
+/** The ports on which the load balancer reaches an API node (on the cluster's host). */
+export interface BalancerRoute {
+  readonly grpc: number;
+  readonly http: number;
+  /** The health listener, whose `/readyz` the balancer probes. */
+  readonly health: number;
+}
+
 /** A node's service settings from its {@link NodeLinks}. */
 function routeEnv(links: NodeLinks): NodeJS.ProcessEnv {
   return {
@@ -109,6 +117,13 @@ export interface ClusterOptions {
    * the network. Default: every node the same.
    */
   readonly routeNode?: (node: string, links: NodeLinks) => Promise<NodeLinks>;
+  /**
+   * How the load balancer reaches one API node: given the node's own ports, the ports that lead
+   * to them. Called once per API node, like `routeNode` and right after it. The chaos suite puts
+   * proxies of the node's own there too, so that a partition also cuts the balancer off the
+   * node, as a real one would. Default: the node's own ports.
+   */
+  readonly routeBalancer?: (node: string, ports: BalancerRoute) => Promise<BalancerRoute>;
 }
 
 /**
@@ -559,11 +574,19 @@ export class LocalCluster {
     // Every node's own links are made while the planned ports are still held, so that what
     // routeNode starts (proxies on port 0) cannot take a port planned for a node.
     const routes = new Map<string, NodeJS.ProcessEnv>();
+    const balancerRoutes = new Map<string, BalancerRoute>();
     try {
-      const route = options.routeNode;
-      if (route !== undefined)
-        for (const plan of ports.nodes)
-          routes.set(plan.name, routeEnv(await route(plan.name, links)));
+      const { routeNode, routeBalancer } = options;
+      for (const plan of ports.nodes) {
+        if (routeNode !== undefined)
+          routes.set(plan.name, routeEnv(await routeNode(plan.name, links)));
+        if (plan.role !== 'api') continue;
+        const own = { grpc: plan.grpcPort, http: plan.httpPort, health: plan.metricsPort };
+        balancerRoutes.set(
+          plan.name,
+          routeBalancer === undefined ? own : await routeBalancer(plan.name, own),
+        );
+      }
     } finally {
       await ports.release();
     }
@@ -615,12 +638,16 @@ export class LocalCluster {
           { name: 'grpc', host: options.host, port: ports.lbGrpc },
           { name: 'http', host: options.host, port: ports.lbHttp },
         ],
-        backends: apis.map((plan) => ({
-          name: plan.name,
-          host: options.host,
-          ports: { grpc: plan.grpcPort, http: plan.httpPort },
-          healthUrl: `http://${options.host}:${plan.metricsPort}/readyz`,
-        })),
+        backends: apis.map((plan) => {
+          const route = balancerRoutes.get(plan.name);
+          if (route === undefined) throw new Error(`no balancer route for ${plan.name}`);
+          return {
+            name: plan.name,
+            host: options.host,
+            ports: { grpc: route.grpc, http: route.http },
+            healthUrl: `http://${options.host}:${route.health}/readyz`,
+          };
+        }),
         onEvent: (event) => {
           const line = describeLbEvent(event);
           if (line !== undefined) log(`lb: ${line}`);

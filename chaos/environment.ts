@@ -4,14 +4,20 @@
  * fault proxy between the workers and the broker, and the cluster of `npm run cluster` (API
  * nodes, workers, a Redlock quorum of three `redis-server`, the load balancer) wired through the
  * proxies. Each node reaches every service through proxies of its own besides (in front of the
- * shared ones), so that one node can be cut off the network alone ({@link
- * ChaosEnvironment.partitionNode}). Devices talk to the broker directly. `stop()` ends every
+ * shared ones), and the load balancer reaches each API node through proxies of that node's own,
+ * so that one node can be cut off the network alone ({@link ChaosEnvironment.partitionNode}).
+ * Devices talk to the broker directly. `stop()` ends every
  * process, also after a failure.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type LocalCluster, type NodeLinks } from '../bin/cluster.ts';
+import {
+  startCluster,
+  type BalancerRoute,
+  type LocalCluster,
+  type NodeLinks,
+} from '../bin/cluster.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import { MosquittoService } from './services/mosquitto-service.ts';
@@ -62,10 +68,12 @@ export class ChaosEnvironment {
   ) {}
 
   /**
-   * Cuts one node off PostgreSQL, both Redis and the broker (`on`), or ends that: nothing passes
-   * and nothing closes on either side meanwhile, as in a network partition
-   * ({@link TcpFaultProxy.partition}). The load balancer still reaches the node, and takes it
-   * out of rotation once its readiness check fails.
+   * Cuts one node off PostgreSQL, both Redis and the broker, and an API node off the load
+   * balancer too (`on`), or ends that: nothing passes and nothing closes on either side
+   * meanwhile, as in a network partition ({@link TcpFaultProxy.partition}). Calls the balancer
+   * had sent the node wait (their callers time out and retry with their idempotency keys, and
+   * the held requests reach the node when the partition ends); the balancer takes the node out of
+   * rotation once its readiness probes go unanswered.
    */
   partitionNode(name: string, on: boolean): void {
     const proxies = this.nodeLinks.get(name);
@@ -119,9 +127,30 @@ export class ChaosEnvironment {
           await Promise.all([...nodeLinks.values()].flat().map((p) => p.close()));
         },
       });
-      const routeNode = async (node: string, shared: NodeLinks): Promise<NodeLinks> => {
-        const own: TcpFaultProxy[] = [];
+      /** The proxies of `node`'s own, cut together by a partition. */
+      const linksOf = (node: string): TcpFaultProxy[] => {
+        const own = nodeLinks.get(node) ?? [];
         nodeLinks.set(node, own);
+        return own;
+      };
+      const routeBalancer = async (node: string, ports: BalancerRoute): Promise<BalancerRoute> => {
+        const via = async (listener: string, port: number): Promise<number> => {
+          const p = await TcpFaultProxy.start({
+            name: `lb-${node}-${listener}`,
+            targetHost: '127.0.0.1',
+            targetPort: port,
+          });
+          linksOf(node).push(p);
+          return p.port;
+        };
+        return {
+          grpc: await via('grpc', ports.grpc),
+          http: await via('http', ports.http),
+          health: await via('health', ports.health),
+        };
+      };
+      const routeNode = async (node: string, shared: NodeLinks): Promise<NodeLinks> => {
+        const own = linksOf(node);
         const via = async (service: string, url: string): Promise<string> => {
           const target = new URL(url);
           // Every service of the environment listens on a port of its own choosing.
@@ -195,6 +224,7 @@ export class ChaosEnvironment {
         },
         startTimeoutMs: 60_000,
         routeNode,
+        routeBalancer,
       });
       holder.env = new ChaosEnvironment(
         crashes,

@@ -3,11 +3,13 @@
  * `no-idempotency` (request ids forgotten, so a retried or replayed rotation rotates again) for a
  * short concurrent-rotations run, and the checker must report I4 naming the operations that
  * share a request id. The same switch is refused without E4C2_ALLOW_TEST_FAULTS. The same
- * environment shows that a partition cuts one node off alone (`ChaosEnvironment.partitionNode`).
+ * environment shows that a partition cuts one node off alone (`ChaosEnvironment.partitionNode`),
+ * the load balancer's links to an API node included.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { probeReadiness } from '../../bin/lb/index.ts';
+import { httpJson } from '../../bin/test/support/http-json.ts';
 import { loadConfig, ConfigError } from '../../cluster/config/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { ChaosEnvironment } from '../environment.ts';
@@ -88,6 +90,58 @@ void describe('the chaos checker against a broken C2', () => {
       assert.throws(() => {
         running.partitionNode('no-such-node', true);
       }, RangeError);
+    },
+  );
+
+  void it(
+    'cuts an API node off the load balancer too: taken out of rotation, calls go to the other',
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(env !== undefined);
+      const running = env;
+      const { balancer, http } = running.cluster.lb;
+      const stateOf = (name: string): string | undefined =>
+        balancer.backends().find((b) => b.name === name)?.state;
+      const forwardedTo = (name: string): number => balancer.stats()['http']?.forwarded[name] ?? 0;
+      await eventually(() => {
+        assert.equal(stateOf('api-2'), 'up', 'api-2 in rotation');
+        assert.equal(stateOf('api-1'), 'up', 'api-1 in rotation');
+      }, 20_000);
+      // Where the balancer sends api-2's HTTP connections: a link of api-2's own.
+      const route = balancer.candidates('http').find((target) => target.name === 'api-2');
+      assert.ok(route !== undefined, 'the balancer has a route to api-2');
+      const viaBalancer = `http://${route.host}:${route.port}`;
+      const direct = running.cluster.node('api-2').http ?? '';
+      assert.notEqual(viaBalancer, direct, 'not the node itself');
+      const liveness = (base: string): Promise<number> =>
+        httpJson(base, 'GET', '/healthz', { timeoutMs: 2000 }).then(
+          (answer) => answer.status,
+          () => 0,
+        );
+      assert.equal(await liveness(viaBalancer), 200, 'the route leads to api-2');
+      running.partitionNode('api-2', true);
+      try {
+        // The node runs on and answers where it listens; the balancer's link to it is cut.
+        assert.equal(await liveness(direct), 200, 'api-2 answers on its own port');
+        assert.equal(await liveness(viaBalancer), 0, 'no answer through the cut link');
+        // The balancer's probes reach the node through the cut links: unanswered, not refused.
+        await eventually(() => {
+          assert.equal(stateOf('api-2'), 'down', 'api-2 out of rotation');
+        }, 20_000);
+        assert.equal(stateOf('api-1'), 'up');
+        const before = { api1: forwardedTo('api-1'), api2: forwardedTo('api-2') };
+        for (let i = 0; i < 4; i++) {
+          const answer = await httpJson(http, 'GET', '/e4/topics', { timeoutMs: 5000 });
+          assert.equal(answer.status, 200, `call ${i} through the balancer`);
+        }
+        assert.equal(forwardedTo('api-1'), before.api1 + 4, 'every call went to api-1');
+        assert.equal(forwardedTo('api-2'), before.api2, 'none to the cut node');
+      } finally {
+        running.partitionNode('api-2', false);
+      }
+      await eventually(() => {
+        assert.equal(stateOf('api-2'), 'up', 'api-2 back in rotation');
+      }, 30_000);
     },
   );
 
