@@ -13,6 +13,7 @@
  * Never put a connection that runs blocking commands under a watchdog: its ping would queue
  * behind the blocking command. BullMQ runs those on a duplicate of its own.
  */
+import { NO_ANSWER, settleWithin } from '../settle-within.ts';
 
 /** What the watchdog needs of an ioredis connection. */
 export interface WatchedRedis {
@@ -80,21 +81,10 @@ export class RedisWatchdog {
   async #check(): Promise<void> {
     // Connecting or reconnecting: ioredis is already at work; a ping would only wait for it.
     if (!this.#ready()) return;
-    let timer: NodeJS.Timeout | undefined;
-    const silent = new Promise<'silent'>((resolve) => {
-      timer = setTimeout(() => {
-        resolve('silent');
-      }, this.timeoutMs);
-    });
-    const answer = this.redis.ping().then(
-      () => 'answered' as const,
-      // An error is an answer: the connection is alive, or ioredis has noticed it is not.
-      () => 'answered' as const,
-    );
-    const outcome = await Promise.race([answer, silent]);
-    clearTimeout(timer);
+    // An error is an answer too: the connection is alive, or ioredis has noticed it is not.
+    const outcome = await settleWithin(this.redis.ping(), this.timeoutMs);
     // Still ready: ioredis has not noticed anything itself meanwhile.
-    if (outcome === 'silent' && !this.#stopped && this.#ready()) {
+    if (outcome === NO_ANSWER && !this.#stopped && this.#ready()) {
       this.redis.disconnect(true);
       this.onReset();
     }

@@ -4,6 +4,7 @@
  * so `/readyz` answers within the bound and says which dependency is missing, instead of
  * hanging until the prober gives up.
  */
+import { NO_ANSWER, settleWithin } from '../settle-within.ts';
 
 /** One named check: resolves true when its dependency is usable. */
 export interface ReadinessCheck {
@@ -16,17 +17,8 @@ export const READINESS_CHECK_TIMEOUT_MS = 2000;
 
 /** `check` within `timeoutMs`: false when it rejects or has not answered in time. */
 async function bounded(check: ReadinessCheck, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => {
-      resolve(false);
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([check.ok().catch(() => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const outcome = await settleWithin(check.ok(), timeoutMs);
+  return outcome !== NO_ANSWER && outcome.status === 'fulfilled' && outcome.value;
 }
 
 /** Runs every check at once, each within `timeoutMs`; the result per name. */

@@ -1,4 +1,5 @@
 /** Polls until a condition holds, for state that settles asynchronously (delivery bookkeeping). */
+import { NO_ANSWER, settleWithin } from '../../settle-within.ts';
 
 /**
  * Re-runs `check` until it stops throwing, then returns its value; rethrows its last error
@@ -25,20 +26,5 @@ export async function eventually<T>(
  * settles within a bound, or does not.
  */
 export async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol('pending');
-  let timer: NodeJS.Timeout | undefined;
-  const elapsed = new Promise((resolve) => {
-    timer = setTimeout(() => {
-      resolve(pending);
-    }, ms);
-  });
-  const first = await Promise.race([
-    promise.then(
-      () => 'settled',
-      () => 'settled',
-    ),
-    elapsed,
-  ]);
-  clearTimeout(timer);
-  return first === pending;
+  return (await settleWithin(promise, ms)) === NO_ANSWER;
 }
