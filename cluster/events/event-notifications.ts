@@ -5,9 +5,13 @@
  * process (API nodes, workers) get their positions promptly even when nobody is reading. While
  * the connection is down it reconnects with back-off and subscribers fall back to polling
  * ({@link EventWakeups.listening} is false); after a reconnect every subscriber is woken once,
- * since notifications sent meanwhile are lost.
+ * since notifications sent meanwhile are lost. The connection is pinged at an interval and every
+ * statement on it is bounded: one that a failover or a partition black-holed neither fails nor
+ * closes (keep-alive never probes a connection with a statement waiting), and would otherwise
+ * leave the node without wake-ups for good.
  */
 import pg from 'pg';
+import { NO_ANSWER, settleWithin } from '../settle-within.ts';
 import { EVENT_CHANNEL, PG_KEEPALIVE } from '../storage/index.ts';
 
 /** What event subscribers wait on. */
@@ -29,6 +33,10 @@ export interface PgEventNotificationsOptions {
   readonly sequence: () => Promise<unknown>;
   /** Pause between sequencer runs. Default 100 ms. */
   readonly sequenceIntervalMs?: number;
+  /** Pause between two pings of the connection. Default 10 s. */
+  readonly pingIntervalMs?: number;
+  /** How long a statement on the connection (LISTEN, a ping) may go unanswered. Default 5 s. */
+  readonly answerTimeoutMs?: number;
   readonly onError: (err: unknown, context: string) => void;
 }
 
@@ -63,6 +71,8 @@ export class PgEventNotifications implements EventWakeups {
   #failures = 0;
   #sequencing = false;
   #tick: NodeJS.Timeout | undefined;
+  #ping: NodeJS.Timeout | undefined;
+  #pinging = false;
   #retry: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: PgEventNotificationsOptions) {}
@@ -76,6 +86,10 @@ export class PgEventNotifications implements EventWakeups {
       void hub.#sequence();
     }, interval);
     hub.#tick.unref();
+    hub.#ping = setInterval(() => {
+      void hub.#pingConnection();
+    }, options.pingIntervalMs ?? 10_000);
+    hub.#ping.unref();
     return hub;
   }
 
@@ -94,6 +108,7 @@ export class PgEventNotifications implements EventWakeups {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#tick);
+    clearInterval(this.#ping);
     clearTimeout(this.#retry);
     const connection = this.#connection;
     this.#connection = undefined;
@@ -101,7 +116,39 @@ export class PgEventNotifications implements EventWakeups {
     if (connection !== undefined) {
       connection.removeAllListeners();
       connection.on('error', () => undefined);
-      await connection.end().catch(() => undefined);
+      // A silent connection's end never completes: do not wait for it beyond the bound.
+      await settleWithin(connection.end(), this.#answerTimeoutMs());
+    }
+  }
+
+  #answerTimeoutMs(): number {
+    return this.options.answerTimeoutMs ?? 5000;
+  }
+
+  /** `sql` on `connection`, within the answer bound. @throws when refused or unanswered */
+  async #ask<R extends pg.QueryResultRow>(
+    connection: ListenConnection,
+    sql: string,
+  ): Promise<pg.QueryResult<R>> {
+    const timeoutMs = this.#answerTimeoutMs();
+    const outcome = await settleWithin(connection.query<R>(sql), timeoutMs);
+    if (outcome === NO_ANSWER)
+      throw new Error(`the event listener connection did not answer within ${timeoutMs} ms`);
+    if (outcome.status === 'rejected') throw outcome.reason;
+    return outcome.value;
+  }
+
+  /** Pings the connection; one that does not answer is given up (and replaced). */
+  async #pingConnection(): Promise<void> {
+    const connection = this.#connection;
+    if (connection === undefined || this.#pinging || this.#closed) return;
+    this.#pinging = true;
+    try {
+      await this.#ask(connection, 'SELECT 1');
+    } catch (err) {
+      this.#lost(connection, err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.#pinging = false;
     }
   }
 
@@ -137,7 +184,10 @@ export class PgEventNotifications implements EventWakeups {
     let connection: ListenConnection | undefined;
     try {
       connection = await this.options.connect();
-      const found = await connection.query<{ schema: string }>('SELECT current_schema() AS schema');
+      const found = await this.#ask<{ schema: string }>(
+        connection,
+        'SELECT current_schema() AS schema',
+      );
       this.#schema = found.rows[0]?.schema ?? '';
       connection.on('notification', (message: pg.Notification) => {
         if (message.channel === EVENT_CHANNEL && message.payload === this.#schema) this.#wake();
@@ -148,9 +198,9 @@ export class PgEventNotifications implements EventWakeups {
       connection.on('end', () => {
         this.#lost(connection, new Error('event listener connection ended'));
       });
-      await connection.query(`LISTEN ${EVENT_CHANNEL}`);
+      await this.#ask(connection, `LISTEN ${EVENT_CHANNEL}`);
       if (this.#isClosed()) {
-        await connection.end().catch(() => undefined);
+        await settleWithin(connection.end(), this.#answerTimeoutMs());
         return;
       }
       this.#connection = connection;
@@ -162,7 +212,8 @@ export class PgEventNotifications implements EventWakeups {
       if (connection !== undefined) {
         connection.removeAllListeners();
         connection.on('error', () => undefined);
-        await connection.end().catch(() => undefined);
+        // Not awaited: a connection that did not answer may never finish ending either.
+        void connection.end().catch(() => undefined);
       }
       this.#scheduleReconnect();
     }
