@@ -13,6 +13,7 @@ import {
   createPool,
   migrate,
   PgC2Store,
+  PgDataKeyStore,
   QUERY_READ_GRACE_MS,
   withTransaction,
 } from '../../storage/index.ts';
@@ -136,6 +137,8 @@ void describe('pool: bounded statements', () => {
     assert.equal(await store.read.clients.count(), 0);
     hole.blackhole(true);
     await rejectsUnavailable(store.read.clients.count());
+    // So are the key vault's reloads of its data keys.
+    await rejectsUnavailable(new PgDataKeyStore(bounded).list());
     hole.blackhole(false);
     assert.equal(await store.read.clients.count(), 0);
   });
