@@ -19,36 +19,21 @@
  *
  * Tests use {@link startCluster} in-process for the same topology.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { DEFAULT_VAULT_KEY, SETTINGS, type SettingSpec } from '../cluster/config/index.ts';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
+import {
+  CLUSTER_DEFAULTS,
+  parseClusterArgs,
+  RESTART_POLICY,
+  USAGE,
+  type ClusterArgs,
+} from './cluster-args.ts';
+import { explicitKek, loadOrCreatePassphrase } from './cluster-kek.ts';
 import { holdFreePorts, portIsFree } from './free-ports.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
-import { intArg, UsageError } from './usage-args.ts';
-
-/** The repository root: children run `bin/start.ts` from there. */
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** Defaults of the services a local cluster uses. */
-export const CLUSTER_DEFAULTS = {
-  databaseUrl: 'postgres://postgres@127.0.0.1:5432/test',
-  redisUrl: 'redis://127.0.0.1:6379',
-  mqttUrl: 'mqtt://127.0.0.1:1883',
-  schema: 'e4c2_cluster',
-  dataDir: './data/cluster',
-  basePort: 7000,
-  host: '127.0.0.1',
-} as const;
-
-/** Most nodes of each role. */
-const MAX_NODES_PER_ROLE = 16;
+import { describeExit, ManagedProcess, waitReady, type ChildOutput } from './managed-process.ts';
+import { pingRedis } from './ping-redis.ts';
 
 /** The service addresses a node starts with. */
 export interface NodeLinks {
@@ -78,19 +63,7 @@ function routeEnv(links: NodeLinks): NodeJS.ProcessEnv {
 }
 
 /** Everything {@link startCluster} needs. */
-export interface ClusterOptions {
-  readonly apiNodes: number;
-  readonly workers: number;
-  /** Redlock instances: 1 uses `REDIS_URL`, 3 starts three private `redis-server` processes. */
-  readonly redlock: 1 | 3;
-  /** First port of the layout (see docs/cluster.md); 0 picks free ports. */
-  readonly basePort: number;
-  readonly schema: string;
-  /** Holds the KEK passphrase file. */
-  readonly dataDir: string;
-  readonly databaseUrl: string;
-  readonly redisUrl: string;
-  readonly mqttUrl: string;
+export interface ClusterOptions extends ClusterArgs {
   /** Loopback address every process binds. */
   readonly host: string;
   /** The environment children start from (their `E4C2_*` settings pass through). */
@@ -98,18 +71,13 @@ export interface ClusterOptions {
   /** The launcher's own lines (progress, notices). */
   readonly log: (line: string) => void;
   /** One line of a child's output. */
-  readonly childOutput: (name: string, stream: 'stdout' | 'stderr', line: string) => void;
+  readonly childOutput: ChildOutput;
   /** Longest wait for one process to become ready. Default 60 s. */
   readonly startTimeoutMs?: number;
   /** Aborting it during start-up stops what was started and rejects. */
   readonly signal?: AbortSignal;
   /** The `redis-server` binary. Default `redis-server` from the PATH. */
   readonly redisServer?: string;
-  /**
-   * Start a node again when it exits on its own, as a restart policy would (`--restart`); off by
-   * default, so that tests see a death as it is. See {@link RESTART_POLICY}.
-   */
-  readonly restartNodes?: boolean;
   /**
    * Gives one node its own service addresses, called once per node before any node starts (a
    * restart keeps them), while the ports planned for the cluster are still held. The chaos suite
@@ -124,312 +92,6 @@ export interface ClusterOptions {
    * node, as a real one would. Default: the node's own ports.
    */
   readonly routeBalancer?: (node: string, ports: BalancerRoute) => Promise<BalancerRoute>;
-}
-
-/**
- * How `--restart` restarts a node that exited on its own: after a delay that doubles with each
- * recent restart, and not at all once it has failed too often within the window (a node that
- * cannot start, e.g. a wrong setting, is left down and reported instead of looping).
- */
-export const RESTART_POLICY = {
-  firstDelayMs: 1000,
-  maxDelayMs: 30_000,
-  windowMs: 60_000,
-  maxInWindow: 5,
-} as const;
-
-/** What the command line and the environment decide. */
-export type ClusterArgs = Pick<
-  ClusterOptions,
-  | 'apiNodes'
-  | 'workers'
-  | 'redlock'
-  | 'basePort'
-  | 'schema'
-  | 'dataDir'
-  | 'databaseUrl'
-  | 'redisUrl'
-  | 'mqttUrl'
-  | 'restartNodes'
->;
-
-/** A usage error of the command line. */
-export { UsageError };
-
-/** The usage text of `npm run cluster`. */
-export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlock 1|3] [--base-port P]
-                           [--schema S] [--data-dir D] [--restart]
-
-  --api N          API nodes (gRPC + HTTP + outbox relay), 1..${MAX_NODES_PER_ROLE}       default 2
-  --workers M      delivery workers, 0..${MAX_NODES_PER_ROLE}                          default 2
-  --redlock 1|3    Redlock instances: 1 = REDIS_URL, 3 = three redis-server   default 1
-  --base-port P    load balancer gRPC on P, HTTP on P+1, nodes from P+10;    default ${CLUSTER_DEFAULTS.basePort}
-                   0 picks free ports
-  --schema S       PostgreSQL schema of the cluster (created if missing)     default ${CLUSTER_DEFAULTS.schema}
-  --data-dir D     holds the shared KEK passphrase file                      default ${CLUSTER_DEFAULTS.dataDir}
-  --restart        start a node again when it exits on its own (backoff from
-                   1 s; left down after ${RESTART_POLICY.maxInWindow} restarts within 60 s)       default off
-
-Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
-REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).
-Other E4C2_* settings (cluster/config/README.md) are passed to every node.`;
-
-/** Highest usable base port: the layout spans 10 ports per node after the first ten. */
-const MAX_BASE_PORT = 65535 - 10 * (2 * MAX_NODES_PER_ROLE + 1);
-
-/**
- * Parses the command line (`--help` gives `undefined`).
- * @throws UsageError naming the bad argument
- */
-export function parseClusterArgs(
-  argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-): ClusterArgs | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        api: { type: 'string' },
-        workers: { type: 'string' },
-        redlock: { type: 'string' },
-        'base-port': { type: 'string' },
-        schema: { type: 'string' },
-        'data-dir': { type: 'string' },
-        restart: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help === true) return undefined;
-  const redlock = intArg(values.redlock, '--redlock', 1, 3, 1);
-  if (redlock !== 1 && redlock !== 3) throw new UsageError('--redlock must be 1 or 3');
-  const basePort = intArg(values['base-port'], '--base-port', 0, MAX_BASE_PORT, 7000);
-  if (basePort !== 0 && basePort < 1024)
-    throw new UsageError(`--base-port must be 0 or between 1024 and ${MAX_BASE_PORT}`);
-  const schema = values.schema ?? CLUSTER_DEFAULTS.schema;
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
-    throw new UsageError('--schema must be a plain identifier: a-z, 0-9 and _, at most 63');
-  const nonEmpty = (v: string | undefined): string | undefined =>
-    v === undefined || v === '' ? undefined : v;
-  return {
-    apiNodes: intArg(values.api, '--api', 1, MAX_NODES_PER_ROLE, 2),
-    workers: intArg(values.workers, '--workers', 0, MAX_NODES_PER_ROLE, 2),
-    redlock,
-    basePort,
-    schema,
-    dataDir: values['data-dir'] ?? CLUSTER_DEFAULTS.dataDir,
-    databaseUrl: nonEmpty(env['DATABASE_URL']) ?? CLUSTER_DEFAULTS.databaseUrl,
-    redisUrl: nonEmpty(env['REDIS_URL']) ?? CLUSTER_DEFAULTS.redisUrl,
-    mqttUrl: nonEmpty(env['MQTT_URL']) ?? CLUSTER_DEFAULTS.mqttUrl,
-    restartNodes: values.restart === true,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-/** How a process ended. */
-export interface ExitStatus {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-function describeExit(status: ExitStatus): string {
-  return status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code ?? '?'}`;
-}
-
-interface ProcessSpec {
-  readonly name: string;
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly env: NodeJS.ProcessEnv;
-}
-
-/** One child process, its output prefixed, its exit observed. */
-class ManagedProcess {
-  readonly exited: Promise<ExitStatus>;
-  #status: ExitStatus | undefined;
-  /** Why the process could not be started (ENOENT: the binary is missing). */
-  spawnError: string | undefined;
-  /** Set when the launcher itself stops or kills the process. */
-  expected = false;
-
-  private constructor(
-    readonly spec: ProcessSpec,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.#status = { code, signal };
-        resolve(this.#status);
-      });
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        // spawn failed (binary missing): no 'exit' follows
-        this.spawnError = `cannot run ${spec.command}: ${err.code ?? err.message}`;
-        this.#status ??= { code: 127, signal: null };
-        resolve(this.#status);
-      });
-    });
-  }
-
-  static spawn(spec: ProcessSpec, output: ClusterOptions['childOutput']): ManagedProcess {
-    const child = spawn(spec.command, [...spec.args], {
-      cwd: ROOT,
-      env: spec.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Its own process group: a Ctrl-C in the terminal reaches the launcher only, which then
-      // stops the children in order.
-      detached: true,
-    });
-    for (const stream of ['stdout', 'stderr'] as const) {
-      createInterface({ input: child[stream], crlfDelay: Infinity }).on('line', (line) => {
-        output(spec.name, stream, line);
-      });
-    }
-    return new ManagedProcess(spec, child);
-  }
-
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
-  get running(): boolean {
-    return this.#status === undefined && this.child.pid !== undefined;
-  }
-
-  get status(): ExitStatus | undefined {
-    return this.#status;
-  }
-
-  /** Sends a signal; false when the process is gone. */
-  signal(signal: NodeJS.Signals): boolean {
-    if (!this.running) return false;
-    try {
-      return this.child.kill(signal);
-    } catch {
-      return false;
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process exited. */
-  async stop(graceMs: number): Promise<ExitStatus> {
-    this.expected = true;
-    if (!this.running) return this.exited;
-    this.signal('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const killed = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.signal('SIGKILL');
-        resolve();
-      }, graceMs);
-    });
-    await Promise.race([this.exited, killed]);
-    clearTimeout(timer);
-    return this.exited;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ports and services
-
-/** Sends PING to a Redis server; resolves true on +PONG. Never rejects. */
-export function pingRedis(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolvePing) => {
-    const socket = connect({ host, port });
-    let answer = '';
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolvePing(ok);
-    };
-    const timer = setTimeout(() => {
-      done(false);
-    }, timeoutMs);
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      answer += chunk.toString('latin1');
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
-    });
-    socket.on('error', () => {
-      done(false);
-    });
-  });
-}
-
-/** Waits until `check` passes, the process exits or `timeoutMs` elapses. */
-async function waitReady(
-  proc: ManagedProcess,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (signal?.aborted === true) throw new Error('start-up interrupted');
-    if (!proc.running) {
-      const status = await proc.exited; // settled: a spawn error is known by then
-      if (proc.spawnError !== undefined) throw new Error(`${proc.spec.name}: ${proc.spawnError}`);
-      throw new Error(
-        `${proc.spec.name} exited during start-up (${describeExit(status)}); see its output above`,
-      );
-    }
-    if (await check()) return;
-    if (Date.now() > deadline)
-      throw new Error(`${proc.spec.name} was not ready within ${Math.round(timeoutMs / 1000)} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/**
- * Reads the cluster's KEK passphrase from `<dataDir>/kek-passphrase`, creating it (mode 0600,
- * 32 random bytes as hex) on first use.
- * @throws Error when the file is readable by others or too short
- */
-export async function loadOrCreatePassphrase(dataDir: string): Promise<string> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const file = resolve(dataDir, 'kek-passphrase');
-  try {
-    await writeFile(file, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 });
-    await chmod(file, 0o600); // the umask may have taken bits away, never added: be explicit
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const info = await stat(file);
-  if ((info.mode & 0o077) !== 0)
-    throw new Error(
-      `${file} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`,
-    );
-  const passphrase = (await readFile(file, 'utf8')).trim();
-  if (Buffer.byteLength(passphrase) < 16)
-    throw new Error(`${file} holds a passphrase shorter than 16 bytes`);
-  return passphrase;
-}
-
-/**
- * The KEK the environment sets for every node, described for the address block, or `undefined`
- * when it sets none (the launcher then makes a shared passphrase file).
- */
-export function explicitKek(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const set = (spec: SettingSpec): string | undefined => {
-    const v = env[spec.env];
-    return v === undefined || v === '' ? undefined : v;
-  };
-  const file = set(SETTINGS.kekFile);
-  if (file !== undefined) return `${SETTINGS.kekFile.env} (${file})`;
-  if (set(SETTINGS.kekPassphrase) !== undefined)
-    return `${SETTINGS.kekPassphrase.env} (from the environment)`;
-  const vault = set(SETTINGS.kekVaultAddr);
-  if (vault !== undefined)
-    return `Vault transit key "${set(SETTINGS.kekVaultKey) ?? DEFAULT_VAULT_KEY}" at ${vault}`;
-  const module = set(SETTINGS.kekPkcs11Module);
-  if (module !== undefined)
-    return `PKCS#11 key on token "${set(SETTINGS.kekPkcs11Token) ?? '?'}" (${SETTINGS.kekPkcs11Module.env} ${module})`;
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

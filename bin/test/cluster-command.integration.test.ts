@@ -19,7 +19,9 @@ import {
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../cluster/test/support/postgres.ts';
-import { loadOrCreatePassphrase, parseClusterArgs, UsageError } from '../cluster.ts';
+import { parseClusterArgs } from '../cluster-args.ts';
+import { loadOrCreatePassphrase } from '../cluster-kek.ts';
+import { UsageError } from '../usage-args.ts';
 import { httpJson } from './support/http-json.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 

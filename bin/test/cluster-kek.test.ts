@@ -3,7 +3,7 @@
 // KEK once got a passphrase added too, and every node refused two KEK settings.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { explicitKek } from '../cluster.ts';
+import { explicitKek } from '../cluster-kek.ts';
 
 void describe('npm run cluster: the KEK', () => {
   void it("keeps the environment's KEK, whichever kind", () => {

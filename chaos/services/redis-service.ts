@@ -1,5 +1,5 @@
 /** A private `redis-server` (the BullMQ queue of a chaos run) that can be restarted. */
-import { pingRedis } from '../../bin/cluster.ts';
+import { pingRedis } from '../../bin/ping-redis.ts';
 import { freePort } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 

@@ -4,7 +4,7 @@
  * user of the machine's Redis.
  */
 import { spawn } from 'node:child_process';
-import { pingRedis } from '../../cluster.ts';
+import { pingRedis } from '../../ping-redis.ts';
 import { freePort } from '../../free-ports.ts';
 
 /** A running private Redis. */
