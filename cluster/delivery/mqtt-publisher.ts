@@ -212,9 +212,15 @@ export class MqttCommandPublisher implements CommandPublisher {
     );
   }
 
-  /** True while connected to the broker (readiness). */
+  /**
+   * True while connected to the broker (readiness). False from the moment a stalled connection
+   * is reset: mqtt.js learns of it only when the socket's close event arrives, and a publish
+   * until then would wait out its PUBACK timeout on a connection already gone.
+   */
   get connected(): boolean {
-    return this.client.connected;
+    return (
+      this.client.connected && (this.client.stream as { destroyed?: boolean }).destroyed !== true
+    );
   }
 
   /** Publishes in flight (awaiting their PUBACK or their timeout). */
@@ -230,7 +236,7 @@ export class MqttCommandPublisher implements CommandPublisher {
    */
   publish(topic: string, payload: Uint8Array): Promise<void> {
     if (this.#closed !== undefined) return Promise.reject(new Error('publisher closed'));
-    if (!this.client.connected) return Promise.reject(new Error('MQTT broker not connected'));
+    if (!this.connected) return Promise.reject(new Error('MQTT broker not connected'));
     this.#inFlight++;
     return new Promise<void>((resolve, reject) => {
       const pending = new PendingPublish(

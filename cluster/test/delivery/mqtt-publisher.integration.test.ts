@@ -151,6 +151,30 @@ void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
       }
     });
 
+    void it('counts a reset connection as disconnected at once: a publish fails fast', async () => {
+      const publisher = await MqttCommandPublisher.connect({
+        url: broker.url,
+        clientId: `pub-reset-${process.pid}`,
+        pubackTimeoutMs: 150,
+      });
+      try {
+        await assert.rejects(
+          publisher.publish('e4/reset', new Uint8Array([1])),
+          PubackTimeoutError,
+        );
+        // Reset on the timeout; mqtt.js has not seen the socket's close event yet.
+        assert.equal(publisher.connected, false, 'not connected from the reset on');
+        await assert.rejects(publisher.publish('e4/reset', new Uint8Array([2])), {
+          message: 'MQTT broker not connected',
+        });
+        await eventually(() => {
+          assert.equal(publisher.connected, true, 'connected again');
+        }, 10_000);
+      } finally {
+        await publisher.close();
+      }
+    });
+
     void it('keeps the connection when only a PUBACK was lost (a later publish was acknowledged)', async () => {
       const lossy = await silentBroker(true);
       let resets = 0;
