@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { freePort } from '../../bin/free-ports.ts';
 import { DEFAULT_PORTS, probePaths } from './support/code-facts.ts';
 import {
   dockerignoreIncludes,
@@ -154,8 +155,11 @@ void describe('ops/docker/healthcheck.mjs', () => {
   const run = promisify(execFile);
   let server: Server;
   let port = 0;
+  /** A port nothing listens on, drawn below the ephemeral range so no connection takes it. */
+  let quietPort = 0;
 
   before(async () => {
+    quietPort = await freePort();
     server = createServer((req, res) => {
       res.statusCode = req.url === '/healthz' ? 200 : 503;
       res.end('{}');
@@ -185,9 +189,7 @@ void describe('ops/docker/healthcheck.mjs', () => {
   void it('passes on 2xx from the HTTP listener, fails on 503 and when nothing listens', async () => {
     assert.equal(await probe('/healthz', { E4C2_HTTP_ADDR: `0.0.0.0:${port}` }), 0);
     assert.equal(await probe('/readyz', { E4C2_HTTP_ADDR: `127.0.0.1:${port}` }), 1);
-    server.close();
-    assert.equal(await probe('/healthz', { E4C2_HTTP_ADDR: `127.0.0.1:${port}` }), 1);
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    assert.equal(await probe('/healthz', { E4C2_HTTP_ADDR: `127.0.0.1:${quietPort}` }), 1);
   });
 
   void it('probes the metrics listener of a worker', async () => {
