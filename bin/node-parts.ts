@@ -31,6 +31,7 @@ import { KeyVault } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import {
   createPool,
+  ensureSchema,
   migrate,
   PgC2Store,
   PgDataKeyStore,
@@ -175,6 +176,9 @@ export async function openDatabase(
   notes: string[],
 ): Promise<NodeDatabase> {
   const { pool, url, display } = await connectDatabase(config, logger, lifecycle, notes);
+  if (await ensureSchema(pool, config.database.schema)) {
+    logger.info({ schema: config.database.schema }, 'database schema created');
+  }
   const applied = await migrate(pool);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const store = new PgC2Store(pool);

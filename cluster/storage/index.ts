@@ -1,5 +1,11 @@
 /** Storage: PostgreSQL pools, transactions, migrations and the C2 store. */
-export { loadMigrations, migrate, MIGRATIONS_DIR, type Migration } from './migrate.ts';
+export {
+  ensureSchema,
+  loadMigrations,
+  migrate,
+  MIGRATIONS_DIR,
+  type Migration,
+} from './migrate.ts';
 export {
   createPool,
   PG_KEEPALIVE,

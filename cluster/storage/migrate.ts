@@ -56,6 +56,49 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
   return migrations;
 }
 
+/** SQLSTATE of a privilege the role lacks. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * Creates `schema` (the one the pool's `search_path` names, `E4C2_DB_SCHEMA`) when it does not
+ * exist yet, so that a node pointed at a new schema starts instead of failing its first
+ * migration with PostgreSQL's "no schema has been selected to create in". Serialised with the
+ * migrations' lock, since two nodes creating it at once would collide. Nothing is asked of an
+ * existing schema: PostgreSQL checks the CREATE privilege on the database before it looks for
+ * the schema, and a deployment's role need not have it.
+ * @returns whether this call created the schema
+ * @throws Error naming the schema when it is missing and the role may not create it
+ */
+export async function ensureSchema(pool: Pool, schema: string): Promise<boolean> {
+  const client = await checkOut(pool);
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query(unboundedRead('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]));
+      const found = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (found.rowCount === 0) await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
+      await client.query('COMMIT');
+      return found.rowCount === 0;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      if ((err as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) {
+        throw new Error(
+          `the database schema "${schema}" (E4C2_DB_SCHEMA) does not exist and the database role may not create it: create it (CREATE SCHEMA ${quoteIdentifier(schema)}) or grant the role CREATE on the database`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  } finally {
+    client.checkIn();
+  }
+}
+
+/** `name` as a quoted SQL identifier. */
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
 /**
  * Applies every pending migration in the pool's current schema, each in its own transaction.
  * @returns the versions applied by this call (empty when the schema was up to date)

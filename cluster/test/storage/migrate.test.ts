@@ -1,10 +1,12 @@
 /** Migrations on the real PostgreSQL: ordering, idempotence, and several nodes starting at once. */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createPool, loadMigrations, migrate } from '../../storage/index.ts';
+import type pg from 'pg';
+import { createPool, ensureSchema, loadMigrations, migrate } from '../../storage/index.ts';
 import { createTestSchema, TEST_DATABASE_URL } from '../support/postgres.ts';
 
 void describe('migrations', () => {
@@ -28,6 +30,68 @@ void describe('migrations', () => {
     } finally {
       await Promise.all(others.map((p) => p.end()));
       await schema.drop();
+    }
+  });
+
+  void it('creates a missing schema once, even when several nodes start at once', async () => {
+    const schema = `t_${randomBytes(6).toString('hex')}`;
+    const pools = await Promise.all(
+      [1, 2, 3].map(() => createPool({ url: TEST_DATABASE_URL, schema, max: 2 })),
+    );
+    const [first, second] = pools as [pg.Pool, pg.Pool, pg.Pool];
+    try {
+      const created = await Promise.all(pools.map((p) => ensureSchema(p, schema)));
+      assert.deepEqual(
+        created.filter((c) => c),
+        [true],
+        'exactly one of the nodes created the schema',
+      );
+      assert.equal(await ensureSchema(first, schema), false, 'a later start creates nothing');
+      const applied = await migrate(first);
+      assert.equal(applied.length, (await loadMigrations()).length, 'migrated into the new schema');
+      const where = await second.query<{ schema: string; table: string | null }>(
+        "SELECT current_schema() AS schema, to_regclass('clients')::text AS table",
+      );
+      assert.deepEqual(
+        where.rows,
+        [{ schema, table: 'clients' }],
+        'another node sees the new schema and its tables',
+      );
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+      const admin = await createPool({ url: TEST_DATABASE_URL, max: 1 });
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
+  });
+
+  void it('asks nothing of a role that may not create schemas, unless the schema is missing', async () => {
+    const role = `e4c2_nocreate_${randomBytes(4).toString('hex')}`;
+    const missing = `t_${randomBytes(6).toString('hex')}`;
+    const existing = await createTestSchema(false);
+    const admin = await createPool({ url: TEST_DATABASE_URL, max: 1 });
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    const asRole = (schema: string): Promise<Awaited<ReturnType<typeof createPool>>> =>
+      createPool({ url: TEST_DATABASE_URL.replace('postgres@', `${role}@`), schema, max: 1 });
+    const existingPool = await asRole(existing.schema);
+    const missingPool = await asRole(missing);
+    try {
+      assert.equal(await ensureSchema(existingPool, existing.schema), false);
+      await assert.rejects(ensureSchema(missingPool, missing), (err: Error) => {
+        assert.match(
+          err.message,
+          new RegExp(`schema "${missing}" \\(E4C2_DB_SCHEMA\\) does not exist`),
+        );
+        assert.match(err.message, /may not create it: create it \(CREATE SCHEMA/);
+        return true;
+      });
+      const found = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [missing]);
+      assert.equal(found.rowCount, 0, 'nothing was created');
+    } finally {
+      await Promise.all([existingPool.end(), missingPool.end()]);
+      await existing.drop();
+      await admin.query(`DROP ROLE ${role}`);
+      await admin.end();
     }
   });
 
