@@ -50,8 +50,14 @@ export async function newClient(
     'NewClient',
     { name: clientName, fp: identity.fingerprint },
     async (tx) => {
-      const existing = await tx.clients.byName(clientName, true);
-      if (existing === undefined) return insertClient(deps, ctx, tx, clientName, identity);
+      let existing = await tx.clients.byName(clientName, true);
+      if (existing === undefined) {
+        const inserted = await insertClient(deps, ctx, tx, clientName, identity);
+        if (inserted !== undefined) return inserted;
+        // Another call registered the name after our read: this call is an update of its row.
+        existing = await tx.clients.byName(clientName, true);
+        if (existing === undefined) throw concurrentChange(clientName);
+      }
       if (existing.status !== 'active') {
         throw new C2Error('C2_CONFLICT', 'client is being removed', {
           details: { client: clientName },
@@ -62,9 +68,7 @@ export async function newClient(
         return { created: false, keyVersion: existing.keyVersion };
       const version = existing.keyVersion + 1;
       if (!(await tx.clients.casKeyVersion(existing.id, existing.keyVersion, version, version))) {
-        throw new C2Error('C2_CONFLICT', 'client key changed concurrently; retry', {
-          details: { client: clientName },
-        });
+        throw concurrentChange(clientName);
       }
       await storeIdentityKey(deps, tx, existing.id, version, identity);
       await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
@@ -82,13 +86,21 @@ export async function newClient(
   );
 }
 
+/** @returns C2Error `C2_CONFLICT`: another call changed the client first; a retry succeeds */
+function concurrentChange(clientName: string): C2Error {
+  return new C2Error('C2_CONFLICT', 'client key changed concurrently; retry', {
+    details: { client: clientName },
+  });
+}
+
+/** Registers a new client; `undefined` when another call registered the name first. */
 async function insertClient(
   deps: DomainDeps,
   ctx: RequestContext,
   tx: C2Repositories,
   name: string,
   identity: IdentityKey,
-): Promise<NewClientResult> {
+): Promise<NewClientResult | undefined> {
   const c2Key = deps.mode === 'pubkey' ? await tx.journal.latestC2Key() : undefined;
   const client = await tx.clients.insert({
     name,
@@ -98,6 +110,7 @@ async function insertClient(
     deliveredKeyVersion: 1,
     c2KeyVersion: c2Key?.version ?? null,
   });
+  if (client === undefined) return undefined;
   await storeIdentityKey(deps, tx, client.id, 1, identity);
   await audit(tx, ctx, {
     operation: 'NewClient',
@@ -224,9 +237,7 @@ export async function rotateClientKey(
       // A key the device made itself is held by it already; a generated one must be delivered.
       const delivered = identity === undefined ? undefined : version;
       if (!(await tx.clients.casKeyVersion(client.id, client.keyVersion, version, delivered))) {
-        throw new C2Error('C2_CONFLICT', 'client key changed concurrently; retry', {
-          details: { client: clientName },
-        });
+        throw concurrentChange(clientName);
       }
       await storeIdentityKey(deps, tx, client.id, version, key);
       if (deps.mode === 'pubkey') {

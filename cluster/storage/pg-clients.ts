@@ -80,7 +80,8 @@ export interface SyncStatus {
 export interface ClientRepository {
   byName(name: string, lock?: boolean): Promise<ClientRow | undefined>;
   byId(id: string, lock?: boolean): Promise<ClientRow | undefined>;
-  insert(client: NewClient): Promise<ClientRow>;
+  /** Inserts a client; `undefined` when one of that name exists (another call committed it). */
+  insert(client: NewClient): Promise<ClientRow | undefined>;
   insertKey(key: NewClientKey): Promise<void>;
   key(clientId: string, version: number): Promise<ClientKeyRow | undefined>;
   keys(clientId: string): Promise<ClientKeyRow[]>;
@@ -130,11 +131,13 @@ export class PgClients implements ClientRepository {
     return row && toClient(row);
   }
 
-  async insert(client: NewClient): Promise<ClientRow> {
+  async insert(client: NewClient): Promise<ClientRow | undefined> {
+    // A concurrent NewClient of the same name waits for the first to commit, then inserts
+    // nothing: the caller takes the existing-client path (a unique violation was a 500).
     const row = await firstRow(
       this.db,
       `INSERT INTO clients (name, e4_id, key_version, delivered_key_version, c2_key_version)
-       VALUES ($1, $2, $3, $4, $5) RETURNING ${CLIENT_COLUMNS}`,
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING ${CLIENT_COLUMNS}`,
       [
         client.name,
         buf(client.e4Id),
@@ -143,8 +146,7 @@ export class PgClients implements ClientRepository {
         client.c2KeyVersion,
       ],
     );
-    if (row === undefined) throw new Error('insert returned no row');
-    return toClient(row);
+    return row && toClient(row);
   }
 
   async insertKey(key: NewClientKey): Promise<void> {
