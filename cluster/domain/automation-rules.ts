@@ -15,6 +15,7 @@ import type {
   TargetSpec,
   TriggerSpec,
 } from '../storage/pg-automation.ts';
+import { assertPatternIsFast, boundedFilter } from './bounded-pattern.ts';
 
 /** The actions a rule can take. */
 export const AUTOMATION_ACTIONS: readonly AutomationAction[] = [
@@ -153,18 +154,31 @@ export function checkTrigger(value: unknown, field = 'trigger'): TriggerSpec {
   }
 }
 
-/** The matcher of a target: true for the names it selects. */
-export function targetMatcher(target: TargetSpec): (name: string) => boolean {
+/** Selects names for a target. */
+export interface TargetMatcher {
+  /**
+   * The names of `names` the target selects, in their order.
+   * @throws C2Error `C2_VALIDATION` when a pattern takes longer than its time bound
+   */
+  filter(names: readonly string[]): string[];
+}
+
+/** The matcher of a target; a pattern compiles here. @throws SyntaxError for a bad pattern */
+export function targetMatcher(target: TargetSpec, field = `target ${target.id}`): TargetMatcher {
   switch (target.match) {
     case 'exact':
-      return (name) => name === target.expr;
+      return { filter: (names) => names.filter((name) => name === target.expr) };
     case 'prefix':
-      return (name) => name.startsWith(target.expr);
+      return { filter: (names) => names.filter((name) => name.startsWith(target.expr)) };
     case 'pattern': {
-      const re = new RegExp(`^(?:${target.expr})$`, 'u');
-      return (name) => re.test(name);
+      const re = compilePattern(target.expr);
+      return { filter: (names) => boundedFilter(re, names, `${field} pattern`) };
     }
   }
+}
+
+function compilePattern(expr: string): RegExp {
+  return new RegExp(`^(?:${expr})$`, 'u');
 }
 
 /** Parses one target. @throws C2Error `C2_VALIDATION` */
@@ -177,14 +191,16 @@ export function checkTarget(value: unknown, field = 'target'): TargetSpec {
     expr: text(t['expr'], `${field}.expr`, MAX_EXPR),
   };
   if (target.match === 'pattern') {
+    let re: RegExp;
     try {
-      targetMatcher(target);
+      re = compilePattern(target.expr);
     } catch (cause) {
       throw new C2Error('C2_VALIDATION', `${field}.expr is not a valid regular expression`, {
         details: { field: `${field}.expr` },
         cause,
       });
     }
+    assertPatternIsFast(re, `${field}.expr`);
   }
   return target;
 }

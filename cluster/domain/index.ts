@@ -29,5 +29,6 @@ export {
   checkTarget,
   checkTrigger,
   targetMatcher,
+  type TargetMatcher,
   TRIGGER_KINDS,
 } from './automation-rules.ts';

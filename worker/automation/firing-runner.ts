@@ -76,14 +76,15 @@ export async function resolveTargets(
   for (const t of mine.filter((x) => x.match === 'exact')) names.add(t.expr);
   const scans = mine.filter((x) => x.match !== 'exact');
   if (scans.length > 0) {
-    const matchers = scans.map(targetMatcher);
+    const matchers = scans.map((t) => targetMatcher(t));
     let cursor: string | null = null;
     do {
       const page: { items: readonly { name: string }[]; nextCursor: string | null } =
         kind === 'topic'
           ? await c2.listTopics(cursor, undefined)
           : await c2.listClients(cursor, undefined);
-      for (const item of page.items) if (matchers.some((m) => m(item.name))) names.add(item.name);
+      const pageNames = page.items.map((item) => item.name);
+      for (const m of matchers) for (const name of m.filter(pageNames)) names.add(name);
       cursor = page.nextCursor;
     } while (cursor !== null);
   }

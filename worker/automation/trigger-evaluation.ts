@@ -48,7 +48,7 @@ export function eventMatchesTargets(
   if (targets.length === 0) return true;
   return targets.some((t) => {
     const name = t.kind === 'client' ? event.clientName : event.topic;
-    return name !== null && targetMatcher(t)(name);
+    return name !== null && targetMatcher(t).filter([name]).length > 0;
   });
 }
 
