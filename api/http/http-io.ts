@@ -31,18 +31,31 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return Buffer.concat(chunks, size);
 }
 
+/** Decodes strictly: a lossy decoder would turn bytes that are not UTF-8 into U+FFFD in names. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * Parses a JSON body; an empty body is `{}` (grpc-gateway accepts an empty body for `body: "*"`).
- * @throws C2Error `C2_VALIDATION` with the parser's reason
+ * @throws C2Error `C2_VALIDATION` for a body that is not UTF-8 or not JSON
  */
 export function parseJsonBody(body: Buffer): unknown {
-  const text = body.toString('utf8');
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(body);
+  } catch {
+    throw new C2Error('C2_VALIDATION', 'the body is not valid UTF-8', {
+      details: { field: 'body' },
+    });
+  }
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    const reason = err instanceof Error ? err.message : 'syntax error';
-    throw new C2Error('C2_VALIDATION', `malformed JSON: ${reason}`, { details: { field: 'body' } });
+    // V8's message quotes the text around the error, which may be a key or a plaintext: the
+    // answer and the log keep its position only.
+    const position = /position (\d+)/.exec(String(err))?.[1];
+    const where = position === undefined ? '' : ` at position ${position}`;
+    throw new C2Error('C2_VALIDATION', `malformed JSON${where}`, { details: { field: 'body' } });
   }
 }
 

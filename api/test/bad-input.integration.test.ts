@@ -153,6 +153,15 @@ void describe('bad input, symmetric-key mode', () => {
       field: 'client.name',
     },
     { method: 'POST', path: '/e4/client/a%01b', body: key(), status: 400, field: 'client.name' },
+    // A C1 control character (U+0085), and U+FFFD (what a lossy decoder makes of a bad byte).
+    { method: 'POST', path: '/e4/client/a%C2%85b', body: key(), status: 400, field: 'client.name' },
+    {
+      method: 'POST',
+      path: '/e4/client/a%EF%BF%BDb',
+      body: key(),
+      status: 400,
+      field: 'client.name',
+    },
     { method: 'POST', path: '/e4/client/carol', body: {}, status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', body: { key: b64(31) }, status: 400, field: 'key' },
@@ -414,6 +423,8 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/clients?limit=100000', status: 400, field: 'limit' },
     { method: 'GET', path: '/v1/clients?limit=-1', status: 400, field: 'limit' },
     { method: 'GET', path: '/v1/clients?cursor=%21%21', status: 400, field: 'cursor' },
+    // Base64url of bytes that are not UTF-8: was read as a position past every name.
+    { method: 'GET', path: '/v1/clients?cursor=garbage', status: 400, field: 'cursor' },
     { method: 'GET', path: '/v1/clients?offset=1', status: 400, field: 'offset' },
     { method: 'DELETE', path: '/v1/clients/', status: 400 },
     { method: 'DELETE', path: '/v1/clients/nobody', status: 404 },
@@ -471,6 +482,14 @@ void describe('bad input, symmetric-key mode', () => {
       status: 400,
       field: 'requestId',
     },
+    // A request id in the body follows the Idempotency-Key header's rule.
+    ...['has space', 'é', 'x'.repeat(129)].map((requestId) => ({
+      method: 'POST',
+      path: '/v1/topics/t1/rotate',
+      body: { requestId },
+      status: 400,
+      field: 'requestId',
+    })),
     { method: 'GET', path: '/v1/topics/t1/rollout?version=2', status: 400, field: 'version' },
     { method: 'GET', path: '/v1/topics/t1/rollout?version=x', status: 400, field: 'version' },
     { method: 'GET', path: '/v1/topics//rollout', status: 400 },
@@ -505,6 +524,27 @@ void describe('bad input, symmetric-key mode', () => {
       headers: { 'transfer-encoding': 'chunked' },
     });
     assert.equal(res.status, 413);
+    assert.deepEqual(await snapshot(a.h), before);
+  });
+
+  void it('HTTP: a malformed body is refused without quoting it, as is one that is not UTF-8', async () => {
+    const before = await snapshot(a.h);
+    const key = b64(32);
+    // A key typed without its quotes: V8's parser message quoted the text around it.
+    const malformed = await a.http('POST', '/e4/client/quoted', { body: `{"key":${key}}` });
+    assert.equal(malformed.status, 400, malformed.text);
+    assert.equal(errorOf(malformed.json).code, 'C2_VALIDATION');
+    assert.ok(!malformed.text.includes(key.slice(0, 4)), `no part of the body: ${malformed.text}`);
+    assert.match(malformed.text, /malformed JSON/);
+    const notUtf8 = await a.http('POST', '/e4/client/not-utf8', {
+      body: Buffer.concat([
+        Buffer.from('{"name":"plant/'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('"}'),
+      ]),
+    });
+    assert.equal(notUtf8.status, 400, notUtf8.text);
+    assert.deepEqual(errorOf(notUtf8.json), { code: 'C2_VALIDATION', field: 'body' });
     assert.deepEqual(await snapshot(a.h), before);
   });
 
@@ -713,6 +753,13 @@ void describe('bad input, symmetric-key mode', () => {
       rpc: 'RotateClientKey',
       request: { name: 'alice', request_id: 'x'.repeat(129) },
       grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'RotateClientKey',
+      request: { name: 'alice', request_id: 'a b' },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
     },
     {
       service: 'e4c2.v1.C2Admin',

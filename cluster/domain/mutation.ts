@@ -41,14 +41,8 @@ function replay(
   return stored.response;
 }
 
-/** Whether `text` holds a C0 control character or DEL. */
-function hasControl(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
-}
+/** A request id: 1 to 128 printable ASCII characters, as the Idempotency-Key header. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /**
  * Runs `work` in a transaction with idempotency: with a request id, the first successful call's
@@ -65,16 +59,13 @@ export async function mutate<T>(
   lockResource?: string,
 ): Promise<T> {
   const hash = requestHash(operation, input);
-  if (ctx.requestId !== undefined) {
-    if (ctx.requestId.length === 0 || ctx.requestId.length > 128 || hasControl(ctx.requestId)) {
-      throw new C2Error(
-        'C2_VALIDATION',
-        'request id must be 1..128 characters, none a control character',
-        {
-          details: { field: 'requestId' },
-        },
-      );
-    }
+  // Whatever carried it (a header, gRPC metadata, a body field): one rule for every request id.
+  if (ctx.requestId !== undefined && !REQUEST_ID.test(ctx.requestId)) {
+    throw new C2Error(
+      'C2_VALIDATION',
+      'request id must be 1 to 128 printable ASCII characters without spaces',
+      { details: { field: 'requestId' } },
+    );
   }
   // The unit separator cannot occur in a request id (checked above), so scopes never collide.
   const requestId =

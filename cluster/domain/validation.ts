@@ -2,13 +2,25 @@
 import { C2Error } from '../errors.ts';
 
 const utf8 = new TextEncoder();
+/** Decodes strictly: a lossy decoder turns bytes that are not UTF-8 into U+FFFD. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Whether `text` holds a C0 or C1 control character or DEL. */
 function hasControlCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
   }
   return false;
+}
+
+/**
+ * Whether `text` is well-formed and holds no U+FFFD. The gRPC decoder (protobufjs) replaces
+ * bytes that are not UTF-8 with U+FFFD instead of refusing them as the reference's Go decoder
+ * does; a name made that way names nothing a device uses.
+ */
+function isCleanUnicode(text: string): boolean {
+  return text.isWellFormed() && !text.includes('\uFFFD');
 }
 
 function invalid(message: string, field: string): C2Error {
@@ -22,7 +34,8 @@ function invalid(message: string, field: string): C2Error {
 export function checkClientName(name: unknown, field = 'client.name'): string {
   if (typeof name !== 'string' || name.length === 0)
     throw invalid('a client name is required', field);
-  if (!name.isWellFormed()) throw invalid('client name is not valid UTF-8', field);
+  if (!isCleanUnicode(name))
+    throw invalid('client name is not valid UTF-8 (or holds U+FFFD)', field);
   const length = utf8.encode(name).length;
   if (length > 255) throw invalid(`client name is ${length} bytes; the maximum is 255`, field);
   if (hasControlCharacter(name)) throw invalid('client name contains control characters', field);
@@ -35,7 +48,7 @@ export function checkClientName(name: unknown, field = 'client.name'): string {
  */
 export function checkTopicName(topic: unknown, field = 'topic'): string {
   if (typeof topic !== 'string' || topic.length === 0) throw invalid('a topic is required', field);
-  if (!topic.isWellFormed()) throw invalid('topic is not valid UTF-8', field);
+  if (!isCleanUnicode(topic)) throw invalid('topic is not valid UTF-8 (or holds U+FFFD)', field);
   const length = utf8.encode(topic).length;
   if (length > 512) throw invalid(`topic is ${length} bytes; the maximum is 512`, field);
   if (/[+#]/.test(topic) || topic.includes('\u0000'))
@@ -89,5 +102,9 @@ export function decodeCursor(cursor: unknown): string | undefined {
   if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]+$/.test(cursor) || cursor.length > 1400) {
     throw invalid('malformed cursor', 'cursor');
   }
-  return Buffer.from(cursor, 'base64url').toString('utf8');
+  try {
+    return STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'));
+  } catch {
+    throw invalid('malformed cursor', 'cursor');
+  }
 }
