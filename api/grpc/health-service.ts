@@ -42,7 +42,11 @@ export function healthService(
   const check: handleUnaryCall<ProtoMessage, ProtoMessage> = (call, callback) => {
     const service = stringField(call.request, 'service');
     if (!HEALTH_SERVICES.includes(service)) {
-      callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service ${service}` });
+      // The name is the caller's, of any length: the status message travels in a trailer, and
+      // one too big for HTTP/2's header limits left the call, and the connection, hanging.
+      const shown =
+        service.length > 64 ? `${service.slice(0, 64)}… (${service.length} characters)` : service;
+      callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service ${shown}` });
       return;
     }
     void servingStatus(deps, service).then((status) => {

@@ -170,6 +170,20 @@ void describe('the node', () => {
         health.call('Check', { service: 'nope' }),
         (e: ServiceError) => e.code === status.NOT_FOUND,
       );
+      // A name too long to echo in a trailer: the answer (and the connection) hung until the deadline.
+      await assert.rejects(
+        health.call('Check', { service: 'x'.repeat(100_000) }),
+        (e: ServiceError) => {
+          assert.equal(e.code, status.NOT_FOUND, e.message);
+          assert.match(e.details, /^unknown service x{64}… \(100000 characters\)$/);
+          return true;
+        },
+      );
+      assert.deepEqual(
+        await health.call('Check', {}),
+        { status: 'SERVING' },
+        'connection still usable',
+      );
 
       a.setReadiness({
         ready: false,
