@@ -68,6 +68,15 @@ export function parseInvocation(
     if (wantsHelp) return { kind: 'help', path: resolveHelpPath(words, table) };
     if (words.length === 0) {
       if (argv.includes('--version')) return { kind: 'version' };
+      // The prescan stops at a flag it does not know: that flag is the problem, not the command.
+      const stray = argv.find(
+        (token) =>
+          token.startsWith('-') &&
+          token.length > 1 &&
+          token !== '--' &&
+          globalFlagOf(token) === undefined,
+      );
+      if (stray !== undefined) throw unknownLeadingFlag(stray);
       throw CliError.usage('missing command', []);
     }
     throw unknownCommand(words, table);
@@ -124,6 +133,17 @@ function commandWords(argv: readonly string[]): string[] {
     words.push(token);
   }
   return words;
+}
+
+/** A flag before the command words that is no global flag. */
+function unknownLeadingFlag(token: string): CliError {
+  const name = token.split('=')[0] ?? token;
+  // A guess users make: tokens are read from a file or the environment, never from argv.
+  const hint = name === '--token' ? ` (a token comes from --token-file FILE or ${TOKEN_ENV})` : '';
+  return CliError.usage(
+    `unknown flag ${name}${hint}; only global flags may come before the command`,
+    [],
+  );
 }
 
 function globalFlagOf(token: string): FlagSpec | undefined {

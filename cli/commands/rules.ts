@@ -94,7 +94,7 @@ const RULE_FLAGS: readonly FlagSpec[] = [
     description: 'rollout: abort when failed/attempted devices exceeds this (0..1)',
   },
   {
-    name: 'timeout',
+    name: 'rollout-timeout',
     kind: 'integer',
     value: 'SECONDS',
     min: 1,
@@ -194,7 +194,7 @@ async function ruleSpec(ctx: CommandContext): Promise<AutomationMessage> {
     rollout: {
       max_devices_per_minute: ctx.flags.integer('max-per-minute', 0),
       abort_failure_ratio: abortRatio,
-      timeout_seconds: ctx.flags.integer('timeout', 0),
+      timeout_seconds: ctx.flags.integer('rollout-timeout', 0),
     },
     disabled: ctx.flags.boolean('disabled'),
   };

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { didYouMean, flagsOf } from '../args.ts';
 import { COMMAND_TABLE } from '../commands/index.ts';
+import { GLOBAL_FLAGS } from '../spec.ts';
 import { ExitCode } from '../errors.ts';
 import { synopsis } from '../usage.ts';
 import { FakeApi, runWith } from './support/fake-api.ts';
@@ -103,6 +104,16 @@ void describe('the command table', () => {
     assert.deepEqual([...ALL_PATHS].sort(), [...expected].sort());
   });
 
+  void it('no command flag shadows a global flag (only status --version, the key version)', () => {
+    const globals = new Set(GLOBAL_FLAGS.map((f) => f.name));
+    const shadowing = COMMAND_TABLE.commands.flatMap((c) =>
+      c.flags.filter((f) => globals.has(f.name)).map((f) => `${c.path.join(' ')} --${f.name}`),
+    );
+    // `rules create --timeout` was the rollout's: a deadline given before the command words
+    // silently became a rollout timeout stored in the rule.
+    assert.deepEqual(shadowing, ['status --version']);
+  });
+
   void it('declares each flag once per command and names the RPCs of each', () => {
     for (const command of COMMAND_TABLE.commands) {
       const names = flagsOf(command).map((f) => f.name);
@@ -180,6 +191,19 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.equal(r.code, ExitCode.Usage);
     assert.match(r.stderr, /^error: missing command\n\nUsage: e4c2 \[global flags\] <command>/);
     assert.equal(r.stdout, '');
+  });
+
+  void it('an unknown flag before the command is named, not reported as a missing command', async () => {
+    const r = await runWith(['--bogus', 'client', 'list']);
+    assert.equal(r.code, ExitCode.Usage);
+    assert.match(r.stderr, /^error: unknown flag --bogus; only global flags may come before/);
+    const token = await runWith(['--token=abc', 'client', 'list']);
+    assert.equal(token.code, ExitCode.Usage);
+    assert.match(
+      token.stderr,
+      /^error: unknown flag --token \(a token comes from --token-file FILE or E4C2_TOKEN\)/,
+    );
+    assert.ok(!token.stderr.includes('abc'), 'the value is not echoed');
   });
 
   void it('unknown commands and verbs, with a suggestion', async () => {
