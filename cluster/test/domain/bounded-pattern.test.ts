@@ -14,7 +14,7 @@ const NESTED = '(q+)+z';
 function validationField(err: unknown): unknown {
   assert.ok(err instanceof C2Error, `a C2Error, not ${String(err)}`);
   assert.equal(err.code, 'C2_VALIDATION');
-  return err.details['field'];
+  return err.details?.['field'];
 }
 
 void describe('bounded target patterns', () => {
