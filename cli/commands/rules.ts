@@ -8,6 +8,8 @@ import type { AutomationMessage, AutomationRpcs, C2Api } from '../api.ts';
 import { CliError } from '../errors.ts';
 import { renderFields, renderTable } from '../output.ts';
 import type { CommandContext, CommandSpec, FlagSpec } from '../spec.ts';
+import { ruleFromFile } from './rule-file.ts';
+import { readLocalFile } from './shared.ts';
 
 const RULE_ID: FlagSpec = {
   name: 'id',
@@ -170,13 +172,13 @@ export function targetFromFlags(ctx: CommandContext): AutomationMessage | undefi
 async function ruleSpec(ctx: CommandContext): Promise<AutomationMessage> {
   const file = ctx.flags.optionalString('file');
   if (file !== undefined) {
-    try {
-      return JSON.parse(
-        Buffer.from(await ctx.readFile(file)).toString('utf8'),
-      ) as AutomationMessage;
-    } catch (cause) {
-      throw CliError.input(`${file} is not a JSON rule`, { cause });
+    // The file is the whole rule: a flag beside it would be silently ignored.
+    const beside = RULE_FLAGS.find((f) => f.name !== 'file' && ctx.flags.has(f.name));
+    if (beside !== undefined) {
+      throw CliError.input(`--file holds the whole rule: give --${beside.name} in the file`);
     }
+    const text = Buffer.from(await readLocalFile(ctx, file, 'rule')).toString('utf8');
+    return ruleFromFile(text, file);
   }
   const action = ctx.flags.optionalString('action');
   if (action === undefined) throw CliError.input('--action (or --file) is required');

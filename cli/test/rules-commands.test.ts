@@ -71,6 +71,66 @@ void describe('rules commands', () => {
     ]);
   });
 
+  void it('create --file takes the HTTP body camelCase rule (as the docs show) or snake_case', async () => {
+    const camel = {
+      action: 'rotate-topic-key',
+      triggers: [
+        { kind: 'cron', expr: '0 3 * * *', timeZone: 'Europe/Berlin' },
+        { kind: 'interval', everySeconds: 60 },
+      ],
+      targets: [{ kind: 'topic', match: 'prefix', expr: 'plant/' }],
+      rollout: { maxDevicesPerMinute: 600, abortFailureRatio: 0.2, timeoutSeconds: 900 },
+    };
+    const expected = {
+      action: 'rotate-topic-key',
+      triggers: [
+        { kind: 'cron', expr: '0 3 * * *', time_zone: 'Europe/Berlin' },
+        { kind: 'interval', every_seconds: 60 },
+      ],
+      targets: [{ kind: 'topic', match: 'prefix', expr: 'plant/' }],
+      rollout: { max_devices_per_minute: 600, abort_failure_ratio: 0.2, timeout_seconds: 900 },
+    };
+    for (const content of [camel, { rule: camel }, expected]) {
+      const api = new AutomationFakeApi();
+      const r = await runWith(['rules', 'create', '--file', 'rule.json'], {
+        api,
+        files: { 'rule.json': JSON.stringify(content) },
+      });
+      assert.equal(r.code, ExitCode.Ok, r.stderr);
+      assert.deepEqual(api.automationCalls, [
+        { method: 'CreateRule', request: { rule: expected } },
+      ]);
+    }
+  });
+
+  void it('create --file refuses unknown fields, flags beside it and a missing file, before calling', async () => {
+    const cases: Array<[readonly string[], Record<string, string>, RegExp]> = [
+      [[], { 'r.json': '{"action":"rotate-topic-key","bogus":1}' }, /r\.json: unknown field bogus/],
+      [
+        [],
+        { 'r.json': '{"triggers":[{"kind":"interval","everySecond":5}]}' },
+        /unknown field triggers\[0\]\.everySecond/,
+      ],
+      [[], { 'r.json': '{"triggers":{"kind":"interval"}}' }, /triggers must be a list/],
+      [[], { 'r.json': '{"timeZone":"UTC","time_zone":"UTC"}' }, /unknown field timeZone/],
+      [[], { 'r.json': '[1]' }, /the rule must be an object/],
+      [[], { 'r.json': '{"action":' }, /r\.json is not JSON/],
+      [
+        ['--every', '5'],
+        { 'r.json': '{}' },
+        /--file holds the whole rule: give --every in the file/,
+      ],
+      [[], {}, /cannot read rule file r\.json: ENOENT/],
+    ];
+    for (const [extra, files, message] of cases) {
+      const api = new AutomationFakeApi();
+      const r = await runWith(['rules', 'create', '--file', 'r.json', ...extra], { api, files });
+      assert.equal(r.code, ExitCode.Usage, `${JSON.stringify(files)}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(api.automationCalls.length, 0);
+    }
+  });
+
   void it('refuses a cron trigger without an explicit time zone, before calling', async () => {
     const api = new AutomationFakeApi();
     const r = await runWith(

@@ -1,0 +1,86 @@
+/**
+ * A rule file of `rules create|update --file`: the RuleSpec of the HTTP API's body (camelCase, as
+ * `docs/automation.md` shows it) or of the gRPC message (snake_case). The CLI calls gRPC, whose
+ * encoder silently drops fields it does not know, camelCase ones included: a documented rule lost
+ * its time zone and was refused, and a misspelt field vanished. So every field is checked here
+ * and renamed to the message's own name.
+ */
+import { CliError } from '../errors.ts';
+import type { AutomationMessage } from '../api.ts';
+
+/** The fields of one message: gRPC name, and the message of a nested object or list. */
+interface Shape {
+  readonly [field: string]: Shape | 'value';
+}
+
+const TRIGGER: Shape = {
+  id: 'value',
+  kind: 'value',
+  expr: 'value',
+  time_zone: 'value',
+  every_seconds: 'value',
+  max_age_seconds: 'value',
+  event: 'value',
+  threshold: 'value',
+};
+const TARGET: Shape = { id: 'value', kind: 'value', match: 'value', expr: 'value' };
+const ROLLOUT: Shape = {
+  max_devices_per_minute: 'value',
+  abort_failure_ratio: 'value',
+  timeout_seconds: 'value',
+};
+const RULE: Shape = {
+  description: 'value',
+  action: 'value',
+  triggers: TRIGGER,
+  targets: TARGET,
+  rollout: ROLLOUT,
+  disabled: 'value',
+};
+
+/** `timeZone` → `time_zone`; snake_case names stay as they are. */
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function convert(value: unknown, shape: Shape, where: string, file: string): AutomationMessage {
+  if (!isObject(value)) throw CliError.input(`${file}: ${where || 'the rule'} must be an object`);
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    const name = snakeCase(key);
+    const path = where === '' ? key : `${where}.${key}`;
+    const inner = shape[name];
+    if (inner === undefined) throw CliError.input(`${file}: unknown field ${path}`);
+    if (name in out) throw CliError.input(`${file}: ${path} is given twice`);
+    if (inner === 'value' || field === null) out[name] = field;
+    else if (name === 'rollout') out[name] = convert(field, inner, path, file);
+    else {
+      if (!Array.isArray(field)) throw CliError.input(`${file}: ${path} must be a list`);
+      out[name] = field.map((item, i) => convert(item, inner, `${path}[${i}]`, file));
+    }
+  }
+  return out;
+}
+
+/**
+ * The rule of a file's text, in the gRPC message's field names.
+ * @throws CliError exit 2 for text that is not JSON or a field the rule does not have
+ */
+export function ruleFromFile(text: string, file: string): AutomationMessage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw CliError.input(`${file} is not JSON`);
+  }
+  // The HTTP body wraps the rule as {"rule": {...}}; a file may hold either.
+  const wrapped =
+    isObject(parsed) && Object.keys(parsed).length === 1 && isObject(parsed['rule'])
+      ? parsed['rule']
+      : parsed;
+  return convert(wrapped, RULE, '', file);
+}
