@@ -8,6 +8,7 @@
 import type { EventRecord, IssuedSubject, ReconcileAfterRestoreRequest } from '../api.ts';
 import { CliError } from '../errors.ts';
 import type { CommandSpec } from '../spec.ts';
+import { readLocalFile } from './shared.ts';
 
 /** What an archive says, as the request carries it. */
 export type ArchiveSummary = Pick<
@@ -111,7 +112,9 @@ const reconcile: CommandSpec = {
     const summary: ArchiveSummary =
       path === undefined
         ? { topics: [], clients: [], c2_key_version: 0, archive_last_seq: '' }
-        : summarizeEventArchive(new TextDecoder().decode(await ctx.readFile(path)));
+        : summarizeEventArchive(
+            new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive')),
+          );
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,
       version_margin: ctx.flags.integer('version-margin', 0),

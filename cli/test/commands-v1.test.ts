@@ -423,3 +423,13 @@ void describe('events', () => {
     assert.match(r.stderr, /^error: --after needs a sequence number, got "last"/);
   });
 });
+
+void describe('restore-reconcile', () => {
+  void it('an archive that cannot be read is a usage error (exit 2), not an internal one', async () => {
+    const api = new FakeApi();
+    const r = await runWith(['restore-reconcile', '--archive', '/nonexistent.jsonl'], { api });
+    assert.equal(r.code, ExitCode.Usage, r.stderr);
+    assert.match(r.stderr, /cannot read event archive file \/nonexistent\.jsonl: ENOENT/);
+    assert.deepEqual(api.calls, [], 'nothing was called');
+  });
+});
