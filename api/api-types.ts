@@ -2,6 +2,7 @@
 import type { C2Service } from '../cluster/domain/index.ts';
 import type { EventWakeups } from '../cluster/events/index.ts';
 import type { RpcTelemetry } from '../cluster/telemetry/index.ts';
+import type { ApiRole } from './auth/roles.ts';
 
 /** Any pino logger (or child) fits; tests can pass a silent one. */
 export interface ApiLogger {
@@ -50,11 +51,28 @@ export interface AuthRequest {
   header(name: string): string | undefined;
 }
 
+/** An authenticated caller: the actor of the audit log and the role its credentials grant. */
+export interface AuthenticatedCaller {
+  readonly actor: string;
+  readonly role: ApiRole;
+}
+
 /**
- * Turns a request into the actor recorded in the audit log. This is the seam for authentication:
- * throw `C2Error('C2_UNAUTHENTICATED')` or `C2Error('C2_PERMISSION_DENIED')` to refuse.
+ * Turns a request into the actor recorded in the audit log, with its role when credentials grant
+ * one (a bare actor is unrestricted). This is the seam for authentication: throw
+ * `C2Error('C2_UNAUTHENTICATED')` or `C2Error('C2_PERMISSION_DENIED')` to refuse.
  */
-export type Authenticate = (request: AuthRequest) => Promise<string> | string;
+export type Authenticate = (
+  request: AuthRequest,
+) => Promise<string | AuthenticatedCaller> | string | AuthenticatedCaller;
+
+/** The caller an {@link Authenticate} answer names. */
+export function callerOf(answer: string | AuthenticatedCaller): {
+  readonly actor: string;
+  readonly role?: ApiRole;
+} {
+  return typeof answer === 'string' ? { actor: answer } : answer;
+}
 
 /** The default {@link Authenticate}: no authentication yet, the actor is the peer address. */
 export const anonymousAuthenticate: Authenticate = (request) => request.peer ?? 'anonymous';
@@ -63,6 +81,8 @@ export const anonymousAuthenticate: Authenticate = (request) => request.peer ?? 
 export interface CallContext {
   /** Who asks (from {@link Authenticate}). */
   readonly actor: string;
+  /** The caller's role; absent when nothing restricts it (no authentication). */
+  readonly role?: ApiRole;
   /** Correlation id of this request in the logs and in internal-error messages. */
   readonly requestId: string;
   /** Idempotency key of a mutating call (metadata `idempotency-key`, header `Idempotency-Key`). */

@@ -4,16 +4,17 @@
  * certificate names the caller and its role; the role must allow the operation.
  */
 import { C2Error } from '../../cluster/errors.ts';
-import type { AuthRequest, Authenticate, ClientCertificate } from '../api-types.ts';
+import type {
+  AuthenticatedCaller,
+  AuthRequest,
+  Authenticate,
+  ClientCertificate,
+} from '../api-types.ts';
 import { tokenDigest, type ApiCredentials, type TokenCredential } from './credentials.ts';
-import { requiredRole, roleAllows, type ApiRole } from './roles.ts';
+import { requiredRole, roleAllows } from './roles.ts';
 
-/** Who called, once authenticated. */
-interface Caller {
-  /** The audit log's actor: `token:<name>` or `cert:<CN or fingerprint>`. */
-  readonly actor: string;
-  readonly role: ApiRole;
-}
+/** Who called, once authenticated: the actor is `token:<name>` or `cert:<CN or fingerprint>`. */
+type Caller = AuthenticatedCaller;
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]{16,512}=*)$/;
 
@@ -52,13 +53,13 @@ function certificateCaller(
 /**
  * Builds the authenticator. A bearer token, when sent, decides (a wrong token is refused even
  * if a certificate would have been accepted); otherwise the verified client certificate does.
- * @returns the actor recorded in the audit log
+ * @returns the caller: the actor recorded in the audit log and its role
  * @throws (from the returned function) C2Error `C2_UNAUTHENTICATED` without valid credentials,
  *   `C2_PERMISSION_DENIED` when the caller's role does not allow the operation
  */
 export function credentialAuthenticator(credentials: ApiCredentials): Authenticate {
   const byDigest = new Map(credentials.tokens.map((t) => [t.sha256, t]));
-  return (request: AuthRequest): string => {
+  return (request: AuthRequest): AuthenticatedCaller => {
     const header = request.header('authorization');
     let caller: Caller | undefined;
     if (header !== undefined) {
@@ -85,6 +86,6 @@ export function credentialAuthenticator(credentials: ApiCredentials): Authentica
         `${caller.actor} has role ${caller.role}; ${request.operation} needs ${needed}`,
         { details: { role: caller.role, required: needed } },
       );
-    return caller.actor;
+    return caller;
   };
 }

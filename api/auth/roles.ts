@@ -21,6 +21,8 @@ const READ_PREFIXES = ['Get', 'List', 'Count', 'Subscribe', 'Stream', 'Watch', '
 /**
  * Day-to-day key operations: rotations, resyncs, membership and message protection. Creating
  * or removing identities and topics, the C2 key, automation rules and recovery stay `admin`.
+ * `NewTopic` is here because the reference rotates with it too; its operation lets an operator
+ * rotate an existing topic and refuses to create one (`reference-ops.ts`).
  */
 const OPERATOR_METHODS = new Set([
   'ResetClient',

@@ -7,7 +7,7 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from '@grpc/grpc-js';
-import type { ApiDeps, ApiLogger, CallContext } from '../api-types.ts';
+import { callerOf, type ApiDeps, type ApiLogger, type CallContext } from '../api-types.ts';
 import { verifiedCertificate } from '../auth/client-certificate.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import { describeFailure, type ApiFailure } from '../errors-map.ts';
@@ -35,16 +35,19 @@ export async function callContext(
 ): Promise<CallContext> {
   const peer = call.getPeer();
   const certificate = verifiedCertificate(call.getAuthContext().sslPeerCertificate);
-  const actor = await deps.authenticate({
-    transport: 'grpc',
-    operation,
-    ...(certificate === undefined ? {} : { clientCertificate: certificate }),
-    peer: peer === '' || peer === 'unknown' ? undefined : peer,
-    header: (name) => metadataValue(call, name.toLowerCase()),
-  });
+  const { actor, role } = callerOf(
+    await deps.authenticate({
+      transport: 'grpc',
+      operation,
+      ...(certificate === undefined ? {} : { clientCertificate: certificate }),
+      peer: peer === '' || peer === 'unknown' ? undefined : peer,
+      header: (name) => metadataValue(call, name.toLowerCase()),
+    }),
+  );
   const idempotencyKey = checkIdempotencyKey(metadataValue(call, 'idempotency-key'));
   return {
     actor,
+    ...(role === undefined ? {} : { role }),
     requestId,
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     ...(deps.idempotencyPerActor ? { idempotencyScope: actor } : {}),

@@ -14,7 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { ApiDeps, ApiLogger } from '../api-types.ts';
+import { callerOf, type ApiDeps, type ApiLogger } from '../api-types.ts';
 import { verifiedCertificate } from '../auth/client-certificate.ts';
 import { encodeMessage } from '../codec/proto-json.ts';
 import type { ProtoSchema } from '../codec/protos.ts';
@@ -173,13 +173,15 @@ export class HttpApiServer {
         req.socket instanceof TLSSocket && req.socket.authorized
           ? verifiedCertificate(req.socket.getPeerCertificate())
           : undefined;
-      const actor = await this.options.deps.authenticate({
-        transport: 'http',
-        operation: route.rpc,
-        ...(certificate === undefined ? {} : { clientCertificate: certificate }),
-        peer,
-        header: (name) => firstHeader(req, name.toLowerCase()),
-      });
+      const { actor, role } = callerOf(
+        await this.options.deps.authenticate({
+          transport: 'http',
+          operation: route.rpc,
+          ...(certificate === undefined ? {} : { clientCertificate: certificate }),
+          peer,
+          header: (name) => firstHeader(req, name.toLowerCase()),
+        }),
+      );
       const query = new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1));
       if (route.kind === 'stream') {
         await route.handle(req, res, {
@@ -197,6 +199,7 @@ export class HttpApiServer {
         : undefined;
       const response = await route.operation(message, {
         actor,
+        ...(role === undefined ? {} : { role }),
         requestId,
         ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
         ...(this.options.deps.idempotencyPerActor ? { idempotencyScope: actor } : {}),

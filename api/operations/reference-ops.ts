@@ -6,6 +6,7 @@
 import type { C2Service, RequestContext } from '../../cluster/domain/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import type { CallContext } from '../api-types.ts';
+import { roleAllows } from '../auth/roles.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import {
   boolField,
@@ -93,7 +94,21 @@ export function referenceOperations(
       return empty();
     },
     NewTopic: async (req, ctx) => {
-      await service.newTopic(requestContext(ctx), stringField(req, 'topic'));
+      const topic = stringField(req, 'topic');
+      if (ctx.role === undefined || roleAllows(ctx.role, 'admin')) {
+        await service.newTopic(requestContext(ctx), topic);
+        return empty();
+      }
+      // The reference's NewTopic also rotates an existing topic, which is an operator's job;
+      // creating a topic stays an admin's.
+      await service.rotateTopicKey(requestContext(ctx), topic).catch((err: unknown) => {
+        if (!(err instanceof C2Error) || err.code !== 'C2_NOT_FOUND') throw err;
+        throw new C2Error(
+          'C2_PERMISSION_DENIED',
+          `${ctx.actor} has role ${ctx.role ?? ''}; NewTopic rotates an existing topic for it, and creating one needs admin`,
+          { details: { role: ctx.role ?? '', required: 'admin' } },
+        );
+      });
       return empty();
     },
     RemoveTopic: async (req, ctx) => {

@@ -78,14 +78,22 @@ void describe('bearer tokens', () => {
       headers: { authorization: `Bearer ${operator.token}` },
     });
     assert.equal((v1.json as { error: { code: string } }).error.code, 'C2_PERMISSION_DENIED');
-    const ok = await a.http('POST', '/e4/topic/audited-topic', {
-      headers: { authorization: `Bearer ${operator.token}` },
-    });
-    assert.equal(ok.status, 200, ok.text);
-    const { rows } = await a.h.schema.pool.query<{ actor: string }>(
-      "SELECT actor FROM audit_log WHERE subject = 'audited-topic'",
+    // NewTopic is the reference's rotation too: an operator may rotate, only an admin create.
+    const create = (token: string) =>
+      a.http('POST', '/e4/topic/audited-topic', { headers: { authorization: `Bearer ${token}` } });
+    const refused = await create(operator.token);
+    assert.equal(refused.status, 403, refused.text);
+    assert.match(refused.text, /creating one needs admin/);
+    assert.equal((await create(admin.token)).status, 200);
+    const rotated = await create(operator.token);
+    assert.equal(rotated.status, 200, rotated.text);
+    const { rows } = await a.h.schema.pool.query<{ actor: string; operation: string }>(
+      "SELECT actor, operation FROM audit_log WHERE subject = 'audited-topic' ORDER BY id",
     );
-    assert.deepEqual(rows, [{ actor: 'token:ops-alice' }]);
+    assert.deepEqual(rows, [
+      { actor: 'token:root', operation: 'NewTopic' },
+      { actor: 'token:ops-alice', operation: 'RotateTopicKey' },
+    ]);
   });
 
   void it('idempotency keys are per caller: one caller neither replays nor blocks another', async () => {
@@ -93,6 +101,12 @@ void describe('bearer tokens', () => {
       authorization: `Bearer ${token}`,
       'idempotency-key': 'shared-key-1',
     });
+    for (const topic of ['idem-a', 'idem-c']) {
+      const made = await a.http('POST', `/e4/topic/${topic}`, {
+        headers: { authorization: `Bearer ${admin.token}` },
+      });
+      assert.equal(made.status, 200, made.text);
+    }
     const first = await a.http('POST', '/e4/topic/idem-a', { headers: headers(operator.token) });
     assert.equal(first.status, 200, first.text);
     const other = await a.http('POST', '/e4/topic/idem-b', { headers: headers(admin.token) });
@@ -102,7 +116,7 @@ void describe('bearer tokens', () => {
     const reused = await a.http('POST', '/e4/topic/idem-c', { headers: headers(operator.token) });
     assert.equal(reused.status, 409, 'same caller, same key, another request');
     const { rows } = await a.h.schema.pool.query<{ subject: string; actor: string }>(
-      "SELECT subject, actor FROM audit_log WHERE subject LIKE 'idem-%' ORDER BY subject",
+      "SELECT subject, actor FROM audit_log WHERE subject LIKE 'idem-%' AND request_id IS NOT NULL ORDER BY subject",
     );
     assert.deepEqual(rows, [
       { subject: 'idem-a', actor: 'token:ops-alice' },
@@ -144,7 +158,8 @@ void describe('mutual TLS', () => {
     const creds = parseApiCredentials(
       JSON.stringify({
         certificates: [
-          { subject: 'automation', role: 'operator' },
+          // Admin: the calls below create topics, which operators may not.
+          { subject: 'automation', role: 'admin' },
           { subject: 'auditor', role: 'read-only' },
         ],
       }),

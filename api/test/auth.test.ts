@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { C2Error } from '../../cluster/errors.ts';
-import type { AuthRequest } from '../api-types.ts';
+import { callerOf, type Authenticate, type AuthRequest } from '../api-types.ts';
 import {
   credentialAuthenticator,
   newToken,
@@ -32,6 +32,11 @@ const credentials = parseApiCredentials(
   }),
 );
 const authenticate = credentialAuthenticator(credentials);
+/** The actor of the authenticator's answer (it answers at once). */
+function actorOf(answer: ReturnType<Authenticate>): string {
+  assert.ok(!(answer instanceof Promise), 'the credential authenticator answers synchronously');
+  return callerOf(answer).actor;
+}
 
 function request(operation: string, extra: Partial<AuthRequest> & { token?: string } = {}) {
   const { token, ...rest } = extra;
@@ -172,23 +177,26 @@ void describe('the credentials file', () => {
 
 void describe('the authenticator', () => {
   void it('names the caller by its token and enforces the role', () => {
-    assert.equal(
-      authenticate(request('pb.C2/GetClients', { token: reader.token })),
-      'token:dashboard',
-    );
+    assert.deepEqual(authenticate(request('pb.C2/GetClients', { token: reader.token })), {
+      actor: 'token:dashboard',
+      role: 'read-only',
+    });
     assert.throws(
       () => authenticate(request('pb.C2/NewTopic', { token: reader.token })),
       refusedWith('C2_PERMISSION_DENIED'),
     );
-    assert.equal(
-      authenticate(request('pb.C2/NewTopic', { token: operator.token })),
-      'token:ops-alice',
-    );
+    assert.deepEqual(authenticate(request('pb.C2/NewTopic', { token: operator.token })), {
+      actor: 'token:ops-alice',
+      role: 'operator',
+    });
     assert.throws(
       () => authenticate(request('pb.C2/NewClient', { token: operator.token })),
       refusedWith('C2_PERMISSION_DENIED'),
     );
-    assert.equal(authenticate(request('pb.C2/NewClient', { token: admin.token })), 'token:root');
+    assert.deepEqual(authenticate(request('pb.C2/NewClient', { token: admin.token })), {
+      actor: 'token:root',
+      role: 'admin',
+    });
   });
 
   void it('refuses a missing, malformed or unknown token', () => {
@@ -207,11 +215,11 @@ void describe('the authenticator', () => {
     const bySubject = request('RotateTopicKey', {
       clientCertificate: { subject: 'automation', fingerprint256: '00' },
     });
-    assert.equal(authenticate(bySubject), 'cert:automation');
+    assert.equal(actorOf(authenticate(bySubject)), 'cert:automation');
     const byPrint = request('NewClient', {
       clientCertificate: { subject: 'x', fingerprint256: Array(32).fill('AB').join(':') },
     });
-    assert.equal(authenticate(byPrint), 'cert:x');
+    assert.equal(actorOf(authenticate(byPrint)), 'cert:x');
     assert.throws(
       () =>
         authenticate(
