@@ -91,9 +91,19 @@ export function parseInvocation(
       options: parseArgsOptions(flagSpecs),
       strict: true,
       allowPositionals: true,
+      tokens: true,
     });
   } catch (err) {
     throw CliError.usage(describeParseError(err), command.path);
+  }
+  // parseArgs keeps the last of a repeated flag: `--name x --name y` would silently act on y.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) {
+      throw CliError.usage(`flag --${token.name} is given more than once`, command.path);
+    }
+    seen.add(token.name);
   }
   const extra = parsed.positionals.slice(command.path.length);
   if (extra[0] !== undefined) {
@@ -245,7 +255,10 @@ function parseArgsOptions(specs: readonly FlagSpec[]): NonNullable<ParseArgsConf
 function describeParseError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: unknown }).code;
-  const option = /'(-[^']*)'/.exec(err.message)?.[1];
+  // Node names an option as `-e, --endpoint <value>`: show the flag as the user knows it.
+  const described = /'(-[^']*)'/.exec(err.message)?.[1];
+  const option =
+    described === undefined ? undefined : (/--[A-Za-z0-9-]+/.exec(described)?.[0] ?? described);
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) {
     return `unknown flag ${option}`;
   }
@@ -253,7 +266,7 @@ function describeParseError(err: unknown): string {
     if (err.message.includes('argument missing')) return `flag ${option} needs a value`;
     if (err.message.includes('does not take an argument')) return `flag ${option} takes no value`;
     if (err.message.includes('ambiguous')) {
-      return `flag ${option} needs a value (write ${option.split(' ')[0] ?? option}=VALUE for a value that starts with "-")`;
+      return `flag ${option} needs a value (write ${option}=VALUE for a value that starts with "-")`;
     }
   }
   return err.message.split('\n')[0] ?? err.message;

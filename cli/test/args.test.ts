@@ -310,6 +310,15 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.match(version.stderr, /^error: flag --version must be at least 1/);
   });
 
+  void it('a flag given twice, and a short flag without its value', async () => {
+    const twice = await runWith(['topic', 'create', '--name', 'x', '--name=y']);
+    assert.equal(twice.code, ExitCode.Usage);
+    assert.match(twice.stderr, /^error: flag --name is given more than once/);
+    const bare = await runWith(['topic', 'list', '-e']);
+    assert.equal(bare.code, ExitCode.Usage);
+    assert.match(bare.stderr, /^error: flag --endpoint needs a value\n/);
+  });
+
   void it('a boolean flag given a value', async () => {
     const r = await runWith(['count', '--clients=yes']);
     assert.equal(r.code, ExitCode.Usage);
