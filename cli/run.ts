@@ -3,6 +3,7 @@
  * API factory, the file reader), so tests drive it without a process or a server: parse, print
  * help or the version, or connect and run the command, then map any failure to its exit code.
  */
+import { X509Certificate } from 'node:crypto';
 import type { C2Api } from './api.ts';
 import { parseInvocation, type CommandTable } from './args.ts';
 import { COMMAND_TABLE } from './commands/index.ts';
@@ -141,7 +142,32 @@ async function tlsOptions(globals: GlobalOptions, deps: CliDeps): Promise<TlsOpt
       hint: 'pass the PEM certificate the server prints at start-up, or --insecure for a plaintext server',
     });
   }
+  checkPemCertificate(rootCerts, globals.certFile);
   return { kind: 'tls', rootCerts, ...servername };
+}
+
+/**
+ * A `--cert` file must hold a PEM certificate: gRPC would otherwise report the server's own
+ * (self-signed) certificate as untrusted, blaming the server for a local mistake.
+ * @throws CliError exit 2 naming what the file holds instead
+ */
+function checkPemCertificate(file: Uint8Array, path: string): void {
+  const text = Buffer.from(file).toString('latin1');
+  const hint = 'pass the PEM certificate the server prints at start-up (data/tls/cert.pem)';
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    const what = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)
+      ? 'a private key, not a certificate'
+      : 'no PEM certificate';
+    throw CliError.input(`certificate file ${path} holds ${what}`, { hint });
+  }
+  try {
+    new X509Certificate(Buffer.from(file));
+  } catch (err) {
+    throw CliError.input(`certificate file ${path} holds a damaged PEM certificate`, {
+      hint,
+      cause: err,
+    });
+  }
 }
 
 /** Any thrown value as the CliError the process reports. */

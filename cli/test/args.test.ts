@@ -8,6 +8,7 @@ import { GLOBAL_FLAGS } from '../spec.ts';
 import { ExitCode } from '../errors.ts';
 import { synopsis } from '../usage.ts';
 import { FakeApi, runWith } from './support/fake-api.ts';
+import { selfSignedCert } from './support/tls.ts';
 
 /** Valid values for every flag name the table uses, so each command can be run minimally. */
 const SAMPLE: Readonly<Record<string, string>> = {
@@ -376,14 +377,15 @@ void describe('global flags and environment', () => {
   });
 
   void it('reads E4C2_ENDPOINT and E4C2_CERT; flags win over them', async () => {
-    const files = { '/etc/c2.pem': 'PEM', '/tmp/other.pem': 'OTHER' };
+    const [pem, other] = await Promise.all([selfSignedCert(), selfSignedCert()]);
+    const files = { '/etc/c2.pem': pem.cert, '/tmp/other.pem': other.cert };
     const env = { E4C2_ENDPOINT: '10.0.0.1:5555', E4C2_CERT: '/etc/c2.pem' };
     const fromEnv = await runWith(['count', '--clients'], { env, files, api: countApi() });
     assert.equal(fromEnv.code, ExitCode.Ok, fromEnv.stderr);
     assert.equal(fromEnv.connection?.endpoint, '10.0.0.1:5555');
     assert.deepEqual(fromEnv.connection.tls, {
       kind: 'tls',
-      rootCerts: new TextEncoder().encode('PEM'),
+      rootCerts: new TextEncoder().encode(pem.cert),
     });
     const flags = await runWith(
       [
@@ -401,7 +403,7 @@ void describe('global flags and environment', () => {
     assert.equal(flags.connection?.endpoint, '[::1]:6000');
     assert.deepEqual(flags.connection.tls, {
       kind: 'tls',
-      rootCerts: new TextEncoder().encode('OTHER'),
+      rootCerts: new TextEncoder().encode(other.cert),
       servername: 'c2.local',
     });
     const insecure = await runWith(['--insecure', 'count', '--clients'], {
@@ -488,6 +490,22 @@ void describe('global flags and environment', () => {
     assert.equal(r.code, ExitCode.Usage);
     assert.match(r.stderr, /^error: cannot read certificate file \/nope.pem: ENOENT/);
     assert.equal(r.connection, undefined);
+  });
+
+  void it('a certificate file without a PEM certificate is a local error (exit 2)', async () => {
+    const { cert, key } = await selfSignedCert();
+    const cases: Array<[string, RegExp]> = [
+      ['garbage', /^error: certificate file \/c\.pem holds no PEM certificate\n/],
+      [key, /^error: certificate file \/c\.pem holds a private key, not a certificate\n/],
+      [cert.replace(/[A-Za-z]{20}/, 'A'.repeat(20)), /holds a damaged PEM certificate/],
+    ];
+    for (const [content, message] of cases) {
+      const r = await runWith(['-c', '/c.pem', 'topic', 'list'], { files: { '/c.pem': content } });
+      assert.equal(r.code, ExitCode.Usage, r.stderr);
+      assert.match(r.stderr, message);
+      assert.ok(!r.stderr.includes('PRIVATE KEY'), 'the key is not shown');
+      assert.equal(r.connection, undefined);
+    }
   });
 
   void it('--request-id is the idempotency key of reference and v1 mutations', async () => {
