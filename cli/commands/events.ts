@@ -3,7 +3,7 @@
  * Runs until the server ends the stream or the user presses Ctrl-C (which ends it with exit 0).
  */
 import type { EventRecord, EventStream, ReferenceEvent } from '../api.ts';
-import { CliError } from '../errors.ts';
+import { CliError, ExitCode } from '../errors.ts';
 import type { CommandContext, CommandSpec } from '../spec.ts';
 
 /** A protobuf Timestamp as Go's `ptypes.TimestampString` prints it (RFC 3339, nanoseconds trimmed). */
@@ -66,6 +66,8 @@ async function follow<T>(
     const resume = resumeHint();
     if (resume === undefined) throw err;
     const failure = ctx.toCliError(err);
+    // Resuming helps a stream that broke; a refusal (credentials, role, input) would recur.
+    if (failure.exitCode === ExitCode.Refused) throw failure;
     throw new CliError(failure.exitCode, failure.message, {
       ...(failure.grpcCode === undefined ? {} : { grpcCode: failure.grpcCode }),
       hint: failure.hint === undefined ? resume : `${failure.hint}\n${resume}`,

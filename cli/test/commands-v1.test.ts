@@ -417,6 +417,18 @@ void describe('events', () => {
     assert.match(r.stderr, /hint: resume with: e4c2 events --after 7\n$/);
   });
 
+  void it('--after: a refusal gives no resume hint (resuming would be refused again)', async () => {
+    const api = new FakeApi();
+    api.adminStream = fakeStream(
+      [],
+      grpcError(status.UNAUTHENTICATED, 'this API needs credentials'),
+    );
+    const r = await runWith(['-e', 'h:1', '--insecure', 'events', '--after', '0'], { api });
+    assert.equal(r.code, ExitCode.Refused, r.stderr);
+    assert.match(r.stderr, /this API needs credentials \(UNAUTHENTICATED\)/);
+    assert.doesNotMatch(r.stderr, /resume with/);
+  });
+
   void it('--after needs a number', async () => {
     const r = await runWith(['events', '--after', 'last']);
     assert.equal(r.code, ExitCode.Usage);
