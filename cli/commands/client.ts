@@ -32,7 +32,11 @@ function locally<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof E4Error) throw CliError.input(`${what}: ${err.message}`, { cause: err });
+    if (err instanceof E4Error) {
+      // The library's messages often start with the same words ("invalid password: ...").
+      const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
+      throw CliError.input(message, { cause: err });
+    }
     throw err;
   }
 }

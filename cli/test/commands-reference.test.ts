@@ -119,7 +119,7 @@ void describe('client create', () => {
       [
         ['--password', 'p'],
         { p: 'short' },
-        /^error: invalid password: invalid password: password must be at least 16/,
+        /^error: invalid password: password must be at least 16/,
       ],
       [['--key', 'missing'], {}, /^error: cannot read key file missing: ENOENT/],
     ];
