@@ -103,7 +103,7 @@ export class HttpApiServer {
           );
     server.on('clientError', (err, socket) => {
       log.debug({ err }, 'malformed HTTP request');
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      if (socket.writable) socket.end(malformedRequestAnswer(err));
     });
     try {
       server.listen(options.port, options.host);
@@ -216,6 +216,12 @@ export class HttpApiServer {
         'request',
       );
     } catch (err) {
+      if (clientWentAway(req, err)) {
+        // Nothing to answer and nothing wrong on our side: not an error, nor a 5xx.
+        res.statusCode = CLIENT_CLOSED_REQUEST;
+        this.log.info({ requestId, method, path: rawPath, rpc }, 'client went away mid-request');
+        return rpc === '' ? 'unmatched' : rpc;
+      }
       const failure = this.failureOf(err, requestId);
       if (err instanceof PayloadTooLarge) headers['connection'] = 'close';
       this.logFailure(failure, err, {
@@ -297,4 +303,27 @@ function transportError(
   overrides?: Parameters<typeof transportFailure>[3],
 ): TransportError {
   return new TransportError(code, message, overrides);
+}
+
+/** The status the metrics record for a request its client abandoned (nginx's convention). */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** Whether `err` is the client closing its connection before its request was read. */
+function clientWentAway(req: IncomingMessage, err: unknown): boolean {
+  return req.destroyed && (err as { code?: unknown }).code === 'ECONNRESET';
+}
+
+/**
+ * The raw answer to a request Node's HTTP parser refused (bad framing, headers over 16 KiB, an
+ * unknown method): a JSON error like every other answer, with 431 for oversized headers.
+ */
+function malformedRequestAnswer(err: Error & { code?: string }): string {
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const message = tooLarge ? 'the request headers are too large' : 'malformed HTTP request';
+  const body = JSON.stringify({ error: { code: 'C2_VALIDATION', message } });
+  return (
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ed25519PublicKey, randomEd25519Key } from '../../e4/index.ts';
@@ -548,6 +550,34 @@ void describe('bad input, symmetric-key mode', () => {
     assert.deepEqual(await snapshot(a.h), before);
   });
 
+  void it('HTTP: what the parser refuses gets a JSON error; a client gone mid-body is no error', async () => {
+    const port = a.api.httpAddress.port;
+    const oversized = await rawHttp(
+      port,
+      `GET /e4/clients HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    assert.match(oversized, /^HTTP\/1\.1 431 /);
+    assert.match(
+      oversized,
+      /\r\n\r\n\{"error":\{"code":"C2_VALIDATION","message":"the request headers are too large"\}\}$/,
+    );
+    const garbage = await rawHttp(port, 'NOT-A-METHOD / HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(garbage, /^HTTP\/1\.1 400 [^]*"code":"C2_VALIDATION"/);
+
+    const errorsBefore = a.log.lines.filter((l) => l.level === 'error').length;
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('POST /e4/client/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"key":');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await waitFor(() => a.log.lines.some((l) => l.msg === 'client went away mid-request'));
+    assert.equal(
+      a.log.lines.filter((l) => l.level === 'error').length,
+      errorsBefore,
+      'no error logged',
+    );
+  });
+
   void it('HTTP: huge counts are capped, not rejected', async () => {
     const res = await a.http('GET', '/e4/clients?offset=0&count=9223372036854775807');
     assert.equal(res.status, 200, res.text);
@@ -991,3 +1021,21 @@ void describe('bad input, public-key mode', () => {
     ]);
   });
 });
+
+/** Sends `request` as is and returns everything the server answers until it closes. */
+async function rawHttp(port: number, request: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(request);
+  const chunks: Buffer[] = [];
+  for await (const chunk of socket) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Polls `condition` every 20 ms for up to 5 s. */
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !condition(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(condition(), 'the condition held within 5 s');
+}
