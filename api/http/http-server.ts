@@ -147,7 +147,10 @@ export class HttpApiServer {
       }
       if (matches.length === 0)
         throw transportError('C2_NOT_FOUND', `no route for ${method} ${rawPath}`);
-      const match = matches.find((m) => m.route.method === method);
+      // Probes answer HEAD too (load balancers that only want the status); Node sends no body.
+      const match = matches.find(
+        (m) => m.route.method === method || (method === 'HEAD' && m.route.kind === 'probe'),
+      );
       if (match === undefined) {
         const allow = [...new Set(matches.map((m) => m.route.method))].join(', ');
         headers['allow'] = allow;

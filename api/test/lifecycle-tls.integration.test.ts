@@ -161,6 +161,13 @@ void describe('the node', () => {
     );
     try {
       assert.deepEqual((await a.http('GET', '/healthz')).json, { status: 'ok' });
+      // Probes answer HEAD with the status and no body; operations still refuse it.
+      for (const probe of ['/healthz', '/readyz']) {
+        const head = await a.http('HEAD', probe);
+        assert.equal(head.status, 200, probe);
+        assert.equal(head.text, '', `${probe}: no body`);
+      }
+      assert.equal((await a.http('HEAD', '/e4/clients')).status, 405);
       const ready = await a.http('GET', '/readyz');
       assert.equal(ready.status, 200);
       assert.deepEqual(ready.json, { ready: true, checks: { postgres: { ok: true } } });

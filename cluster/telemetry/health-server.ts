@@ -39,9 +39,17 @@ export class HealthServer {
       const path = (req.url ?? '/').split('?')[0];
       const reply = (status: number, body: unknown, type = 'application/json'): void => {
         res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-        res.end(typeof body === 'string' ? body : JSON.stringify(body));
+        // HEAD (probes that only want the status) gets the headers alone.
+        res.end(
+          req.method === 'HEAD'
+            ? undefined
+            : typeof body === 'string'
+              ? body
+              : JSON.stringify(body),
+        );
       };
-      if (req.method !== 'GET') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD');
         reply(405, { error: 'method not allowed' });
         return;
       }
@@ -53,7 +61,11 @@ export class HealthServer {
         void options.readiness().then(
           (r) => {
             const ready = r.ready && holder.self?.draining !== true;
-            reply(ready ? 200 : 503, { ready, checks: r.checks });
+            // The shape of the API port's /readyz: each check as { ok }.
+            const checks = Object.fromEntries(
+              Object.entries(r.checks).map(([name, ok]) => [name, { ok }]),
+            );
+            reply(ready ? 200 : 503, { ready, checks });
           },
           () => {
             reply(503, { ready: false, checks: {} });
