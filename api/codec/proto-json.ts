@@ -179,10 +179,17 @@ export function decodeMessage(
   }
   const fields = schema.message(type).fields;
   const out = emptyMessage(schema, type);
+  const given = new Map<string, string>();
   for (const [key, value] of Object.entries(json)) {
     const field = fields.find((f) => f.name === key || f.jsonName === key);
     const path = `${prefix}${key}`;
     if (field === undefined) throw invalid(path, `unknown field "${path}"`);
+    // A field under both of its names (`requestId` and `request_id`): neither may silently win.
+    const earlier = given.get(field.name);
+    if (earlier !== undefined) {
+      throw invalid(path, `${path} is given twice (also as ${prefix}${earlier})`);
+    }
+    given.set(field.name, key);
     if (value === null) continue;
     if (field.repeated) {
       if (!Array.isArray(value))

@@ -16,6 +16,7 @@
  * disconnected rather than buffered without bound, and resumes with `Last-Event-ID`.
  */
 import { once } from 'node:events';
+import { C2Error } from '../../cluster/errors.ts';
 import type { ApiDeps } from '../api-types.ts';
 import { eventRecord } from '../events/event-records.ts';
 import { EventTail, latestEventSeq, pumpEvents, type JournalEvent } from '../events/event-tail.ts';
@@ -65,6 +66,7 @@ export function eventStreamHandler(
   const slowConsumerMs = options.slowConsumerMs ?? 30_000;
   const log = deps.logger;
   return async (req, res, ctx) => {
+    checkStreamQuery(ctx.query);
     const lastEventId = req.headers['last-event-id'];
     const resumeFrom = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : null;
     const after =
@@ -146,4 +148,23 @@ export function eventStreamHandler(
       else if (!res.writableEnded) res.end();
     }
   };
+}
+
+/**
+ * The stream takes one query parameter, `after`, at most once: like every other route, anything
+ * else is refused rather than ignored. @throws C2Error `C2_VALIDATION`
+ */
+function checkStreamQuery(query: URLSearchParams): void {
+  for (const key of new Set(query.keys())) {
+    if (key !== 'after') {
+      throw new C2Error('C2_VALIDATION', `unknown query parameter "${key}"`, {
+        details: { field: key },
+      });
+    }
+    if (query.getAll(key).length > 1) {
+      throw new C2Error('C2_VALIDATION', `query parameter "${key}" is given more than once`, {
+        details: { field: key },
+      });
+    }
+  }
 }

@@ -71,12 +71,19 @@ export function buildRequestMessage(
     message = emptyMessage(schema, type);
     const fields = schema.message(type).fields;
     const bound = new Set(Object.keys(params).map((p) => p.split('.')[0]));
+    const given = new Map<string, string>();
     for (const key of new Set(query.keys())) {
       const name = route.queryAliases[key] ?? key;
       const field = fields.find(
         (f) => (f.name === name || f.jsonName === name) && !bound.has(f.name),
       );
       if (field === undefined) throw invalid(key, `unknown query parameter "${key}"`);
+      // One field under two names (`after` and `after_seq`): neither may silently win.
+      const earlier = given.get(field.name);
+      if (earlier !== undefined) {
+        throw invalid(key, `query parameter "${key}" is given twice (also as "${earlier}")`);
+      }
+      given.set(field.name, key);
       const values = query.getAll(key);
       if (field.repeated) {
         message[field.name] = values.map((v) => decodeQueryValue(schema, field, v, key));

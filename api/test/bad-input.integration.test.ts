@@ -500,6 +500,17 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/c2-public-key', status: 400, code: 'C2_CRYPTO_MODE' },
     { method: 'GET', path: '/v1/events?after=abc', status: 400, field: 'after_seq' },
     { method: 'GET', path: '/v1/events?after=-1', status: 400 },
+    // One field under two names, or a stream parameter it does not take: refused, not ignored.
+    { method: 'GET', path: '/v1/events?after=5&after_seq=1', status: 400, field: 'after_seq' },
+    { method: 'GET', path: '/v1/events/stream?bogus=1', status: 400, field: 'bogus' },
+    { method: 'GET', path: '/v1/events/stream?after=1&after=2', status: 400, field: 'after' },
+    {
+      method: 'POST',
+      path: '/v1/topics/t1/rotate',
+      body: '{"requestId":"k-5","request_id":"k-6"}',
+      status: 400,
+      field: 'request_id',
+    },
     { method: 'GET', path: '/v1/events?limit=5000', status: 400, field: 'limit' },
     {
       method: 'POST',
