@@ -141,7 +141,11 @@ function commandUsage(command: CommandSpec): string {
       `Flags:\n${flagRows(command.flags)}${rules.length > 0 ? `\n${rules.join('\n')}\n` : ''}`,
     );
   }
-  sections.push(`Calls: ${command.calls.join(', ')}\n`);
+  sections.push(
+    command.calls.length > 0
+      ? `Calls: ${command.calls.join(', ')}\n`
+      : 'Calls: none (a local command: the connection flags do not apply)\n',
+  );
   if (command.examples !== undefined && command.examples.length > 0) {
     sections.push(`Examples:\n${command.examples.map((e) => `  ${PROGRAM} ${e}\n`).join('')}`);
   }

@@ -148,6 +148,8 @@ void describe('help', () => {
         assert.ok(r.stdout.startsWith(`Usage: ${synopsis(command)}`), r.stdout);
         for (const flag of command.flags) assert.ok(r.stdout.includes(`--${flag.name}`), flag.name);
         assert.ok(r.stdout.includes('Global flags:'));
+        // Every command says what it calls; a local one says it calls nothing.
+        assert.match(r.stdout, /\nCalls: \S/);
         assert.equal(r.stderr, '');
         assert.equal(r.connection, undefined, 'help never connects');
       }
