@@ -13,6 +13,7 @@ import type { ProtoMessage } from '../codec/protos.ts';
 import { describeFailure, type ApiFailure } from '../errors-map.ts';
 import type { UnaryOperation } from '../operations/reference-ops.ts';
 import { checkIdempotencyKey, elapsedMs } from '../transport-common.ts';
+import { assertDecoded } from './undecodable-requests.ts';
 
 type AnyCall =
   ServerUnaryCall<ProtoMessage, ProtoMessage> | ServerWritableStream<ProtoMessage, ProtoMessage>;
@@ -25,7 +26,8 @@ function metadataValue(call: AnyCall, name: string): string | undefined {
 
 /**
  * Authenticates a call and reads its idempotency key (metadata `idempotency-key`).
- * @throws whatever `authenticate` throws; C2Error `C2_VALIDATION` for a malformed key
+ * @throws whatever `authenticate` throws; C2Error `C2_VALIDATION` for a malformed key or a
+ *   request message that did not decode
  */
 export async function callContext(
   deps: ApiDeps,
@@ -44,6 +46,8 @@ export async function callContext(
       header: (name) => metadataValue(call, name.toLowerCase()),
     }),
   );
+  // After authentication: a caller without credentials learns nothing about its bytes.
+  assertDecoded(call.request);
   const idempotencyKey = checkIdempotencyKey(metadataValue(call, 'idempotency-key'));
   return {
     actor,

@@ -19,6 +19,7 @@ import { formatHostPort, listenFailure, type BoundAddress } from '../transport-c
 import { streamEvents, subscribeToEventStream, type StreamRegistry } from './event-streams.ts';
 import { unaryHandler } from './grpc-calls.ts';
 import { healthService } from './health-service.ts';
+import { withTolerantDeserializers } from './undecodable-requests.ts';
 
 /** Options of {@link GrpcApiServer.start}. */
 export interface GrpcServerOptions {
@@ -73,7 +74,7 @@ export class GrpcApiServer {
         `pb.C2/${rpc}`,
         unaryHandler(deps, log, `pb.C2/${rpc}`, options.reference[rpc]),
       );
-    server.addService(protos.service('pb.C2'), c2);
+    server.addService(withTolerantDeserializers(protos.service('pb.C2')), c2);
 
     const admin: UntypedServiceImplementation = { StreamEvents: streamEvents(deps, log, streams) };
     for (const rpc of ADMIN_UNARY_RPCS)
@@ -82,7 +83,7 @@ export class GrpcApiServer {
         `e4c2.v1.C2Admin/${rpc}`,
         unaryHandler(deps, log, `e4c2.v1.C2Admin/${rpc}`, options.admin[rpc]),
       );
-    server.addService(protos.service('e4c2.v1.C2Admin'), admin);
+    server.addService(withTolerantDeserializers(protos.service('e4c2.v1.C2Admin')), admin);
 
     const automationOps = options.automation;
     if (automationOps !== undefined) {
@@ -93,7 +94,10 @@ export class GrpcApiServer {
           `e4c2.v1.C2Automation/${rpc}`,
           unaryHandler(deps, log, `e4c2.v1.C2Automation/${rpc}`, automationOps[rpc]),
         );
-      server.addService(protos.service('e4c2.v1.C2Automation'), automation);
+      server.addService(
+        withTolerantDeserializers(protos.service('e4c2.v1.C2Automation')),
+        automation,
+      );
     }
     const c2aeOps = options.c2ae;
     if (c2aeOps !== undefined) {
@@ -104,7 +108,7 @@ export class GrpcApiServer {
           `pb.C2AutomationEngine/${rpc}`,
           unaryHandler(deps, log, `pb.C2AutomationEngine/${rpc}`, c2aeOps[rpc]),
         );
-      server.addService(protos.service('pb.C2AutomationEngine'), c2ae);
+      server.addService(withTolerantDeserializers(protos.service('pb.C2AutomationEngine')), c2ae);
     }
 
     server.addService(protos.service('grpc.health.v1.Health'), healthService(deps, streams));

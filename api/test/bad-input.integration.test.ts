@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ed25519PublicKey, randomEd25519Key } from '../../e4/index.ts';
 import { compilePath, matchPath } from '../http/router.ts';
 import { ADMIN_ROUTE_LIST, loadProtos, REFERENCE_ROUTE_LIST } from '../index.ts';
@@ -886,6 +886,34 @@ void describe('bad input, symmetric-key mode', () => {
 
   void it('gRPC: each bad call gets its status and code, and nothing changes', async () => {
     await runGrpcCases(a, grpcCases);
+  });
+
+  void it('gRPC: bytes that are no protobuf message are C2_VALIDATION, not INTERNAL', async () => {
+    const before = await snapshot(a.h);
+    const client = new Client(`127.0.0.1:${a.api.grpcAddress.port}`, credentials.createInsecure());
+    try {
+      for (const method of ['/pb.C2/NewTopic', '/e4c2.v1.C2Admin/RotateTopicKey']) {
+        // Field 15 with wire type 7, which does not exist: protobufjs cannot skip it.
+        const err = await new Promise<ServiceError>((resolve, reject) => {
+          client.makeUnaryRequest(
+            method,
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.from([0x7f, 0x00]),
+            { deadline: Date.now() + 10_000 },
+            (e) => {
+              if (e === null) reject(new Error(`${method} accepted the bytes`));
+              else resolve(e);
+            },
+          );
+        });
+        assert.equal(err.code, INVALID_ARGUMENT, `${method}: ${err.message}`);
+        assert.equal(err.metadata.get('e4c2-error-code')[0], 'C2_VALIDATION');
+      }
+    } finally {
+      client.close();
+    }
+    assert.deepEqual(await snapshot(a.h), before);
   });
 });
 
