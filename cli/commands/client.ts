@@ -143,7 +143,7 @@ const create: CommandSpec = {
       { idempotencyKey: ctx.globals.requestId },
     );
     ctx.out.result(
-      { client: name, created: true, mode, keySource: source },
+      { client: name, created: true, mode, key_source: source },
       `${note}Client ${name} created successfully\n`,
     );
   },

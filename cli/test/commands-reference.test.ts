@@ -62,7 +62,7 @@ void describe('client create', () => {
       client: 'a',
       created: true,
       mode: 'symkey',
-      keySource: 'password',
+      key_source: 'password',
     });
   });
 
