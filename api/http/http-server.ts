@@ -131,6 +131,8 @@ export class HttpApiServer {
     if (this.#closing) headers['connection'] = 'close';
     let style: ErrorStyle = 'v1';
     let rpc = '';
+    /** The query names of the matched route's fields (`after` for `after_seq`). */
+    let queryAliases: Readonly<Record<string, string>> = {};
     const method = req.method ?? 'GET';
     const target = req.url ?? '/';
     const queryAt = target.indexOf('?');
@@ -161,6 +163,7 @@ export class HttpApiServer {
         });
       }
       const { route, params } = match;
+      if (route.kind === 'operation') queryAliases = route.queryAliases;
       style = route.style;
       if (route.kind === 'probe') {
         const result = await route.handle();
@@ -225,7 +228,11 @@ export class HttpApiServer {
         this.log.info({ requestId, method, path: rawPath, rpc }, 'client went away mid-request');
         return rpc === '' ? 'unmatched' : rpc;
       }
-      const failure = this.failureOf(err, requestId);
+      const failure = namedAsQueried(
+        this.failureOf(err, requestId),
+        queryAliases,
+        new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1)),
+      );
       if (err instanceof PayloadTooLarge) headers['connection'] = 'close';
       this.logFailure(failure, err, {
         requestId,
@@ -329,4 +336,23 @@ function malformedRequestAnswer(err: Error & { code?: string }): string {
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   );
+}
+
+/**
+ * `failure` naming its field as the query string did: `after`, not the message's `after_seq`,
+ * when the caller wrote `after`.
+ */
+function namedAsQueried(
+  failure: ApiFailure,
+  queryAliases: Readonly<Record<string, string>>,
+  query: URLSearchParams,
+): ApiFailure {
+  const field = failure.details?.['field'];
+  if (typeof field !== 'string' || query.has(field)) return failure;
+  const alias = Object.entries(queryAliases).find(
+    ([name, fieldName]) => fieldName === field && query.has(name),
+  )?.[0];
+  return alias === undefined
+    ? failure
+    : { ...failure, details: { ...failure.details, field: alias } };
 }
