@@ -114,12 +114,17 @@ export async function readLocalFile(
 /**
  * Key bytes from a key file: raw bytes as the reference CLI reads them, or (our extension) the
  * same bytes written as hex text, with surrounding white space ignored.
+ * @throws CliError exit 2 for text of a hex key's length that is not hex
  */
 export function keyBytes(file: Uint8Array, expectedLengths: readonly number[]): Uint8Array {
   if (expectedLengths.includes(file.length)) return file;
   const text = Buffer.from(file).toString('latin1').trim();
-  if (/^(?:[0-9a-fA-F]{2})+$/.test(text) && expectedLengths.includes(text.length / 2)) {
-    return new Uint8Array(Buffer.from(text, 'hex'));
+  if (expectedLengths.includes(text.length / 2)) {
+    if (/^(?:[0-9a-fA-F]{2})+$/.test(text)) return new Uint8Array(Buffer.from(text, 'hex'));
+    // As long as a hex key, but not hex: "wrong length" would mislead.
+    throw CliError.input(
+      `the key file holds ${text.length} characters, as a key of ${text.length / 2} bytes in hex would, but not only hex digits`,
+    );
   }
   return file;
 }

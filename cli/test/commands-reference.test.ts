@@ -122,6 +122,11 @@ void describe('client create', () => {
         /^error: invalid password: password must be at least 16/,
       ],
       [['--key', 'missing'], {}, /^error: cannot read key file missing: ENOENT/],
+      [
+        ['--key', 'k'],
+        { k: `${'zz'.repeat(32)}\n` },
+        /^error: the key file holds 64 characters, as a key of 32 bytes in hex would, but not only hex digits/,
+      ],
     ];
     for (const [flags, files, message] of cases) {
       const r = await runWith(['client', 'create', '--name', 'a', ...flags], {
