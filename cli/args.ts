@@ -299,7 +299,8 @@ function checkCommandFlags(
 ): void {
   for (const spec of command.flags) {
     if (spec.required === true && !given(values, spec.name)) {
-      throw CliError.usage(`flag --${spec.name} is required`, command.path);
+      const what = values.get(spec.name) === '' ? 'needs a value, not an empty one' : 'is required';
+      throw CliError.usage(`flag --${spec.name} ${what}`, command.path);
     }
   }
   for (const rule of command.constraints ?? []) {

@@ -331,7 +331,7 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
   void it('empty values count as missing', async () => {
     const r = await runWith(['topic', 'create', '--name', '']);
     assert.equal(r.code, ExitCode.Usage);
-    assert.match(r.stderr, /^error: flag --name is required/);
+    assert.match(r.stderr, /^error: flag --name needs a value, not an empty one/);
   });
 });
 
