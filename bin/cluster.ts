@@ -138,6 +138,7 @@ const MANAGED_SETTINGS = [
   'E4C2_REDLOCK_URLS',
   'E4C2_ENDPOINT', // the CLI's
   'E4C2_CERT', // the CLI's
+  'E4C2_TOKEN', // the CLI's (a bearer token: nodes have no use for it)
 ];
 
 /** A running local cluster. */
