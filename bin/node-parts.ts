@@ -259,6 +259,12 @@ export interface RedisConnectionOptions {
   /** Ping interval and allowance of a non-blocking connection's watchdog (`E4C2_REDIS_SILENCE_MS`). */
   readonly silenceMs: number;
   readonly logger: Logger;
+  /**
+   * An instance that does not answer at start: `throw` (default), or `keep-trying`: the client
+   * is returned and keeps reconnecting in the background (a Redlock instance, of which a
+   * quorum suffices).
+   */
+  readonly whenUnreachable?: 'throw' | 'keep-trying';
 }
 
 /**
@@ -285,10 +291,17 @@ export async function connectRedis(
     await redis.connect();
     await redis.ping();
   } catch (cause) {
-    redis.disconnect();
-    throw new C2Error('C2_UNAVAILABLE', `cannot reach Redis at ${parsed.host} (${name})`, {
-      cause,
-    });
+    if (options.whenUnreachable !== 'keep-trying') {
+      redis.disconnect();
+      throw new C2Error('C2_UNAVAILABLE', `cannot reach Redis at ${parsed.host} (${name})`, {
+        cause,
+      });
+    }
+    // ioredis goes on reconnecting after a failed first connect.
+    logger.warn(
+      { redis: name, host: parsed.host },
+      'Redis does not answer at start; reconnecting in the background',
+    );
   }
   lifecycle.add(`redis ${name}`, async () => {
     await redis.quit().catch(() => undefined);
@@ -329,16 +342,28 @@ export async function lockService(
             },
           },
     );
-  const clients = [];
-  for (const [i, url] of config.redis.redlockUrls.entries())
-    clients.push(
-      await connectRedis(url.reveal(), lifecycle, {
+  // A node starts with a quorum of the instances, as it runs with one: an instance down (a
+  // site lost, a rolling restart) must not keep every node that restarts meanwhile down too.
+  const { redlockUrls, silenceMs } = config.redis;
+  const clients = await Promise.all(
+    redlockUrls.map((url, i) =>
+      connectRedis(url.reveal(), lifecycle, {
         name: `redlock-${i + 1}`,
         blocking: false,
-        silenceMs: config.redis.silenceMs,
+        silenceMs,
         logger,
+        whenUnreachable: 'keep-trying',
       }),
+    ),
+  );
+  const answering = clients.filter((c) => c.status === 'ready').length;
+  const quorum = Math.floor(clients.length / 2) + 1;
+  if (answering < quorum) {
+    throw new C2Error(
+      'C2_UNAVAILABLE',
+      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS); rotations need ${quorum}`,
     );
+  }
   return new RedlockService({
     clients,
     onEvent: (event) => {

@@ -15,9 +15,12 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** Starts `redis-server` on a free port and waits until it answers PING (10 s at most). */
-export async function startPrivateRedis(host = '127.0.0.1'): Promise<PrivateRedis> {
-  const port = await freePort(host);
+/**
+ * Starts `redis-server` on `port` (default: a free one) and waits until it answers PING (10 s at
+ * most).
+ */
+export async function startPrivateRedis(host = '127.0.0.1', port?: number): Promise<PrivateRedis> {
+  port ??= await freePort(host);
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'],
