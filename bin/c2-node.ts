@@ -27,6 +27,7 @@ import { PgAutomationStore, PgDelivery } from '../cluster/storage/index.ts';
 import {
   HealthServer,
   RpcTelemetry,
+  requiredChecksPass,
   runReadinessChecks,
   tracedStore,
   type ReadinessCheck,
@@ -35,6 +36,7 @@ import { DeliveryWorker } from '../worker/index.ts';
 import { apiAuthMaterial } from './api-auth.ts';
 import { startAutomation } from './automation-part.ts';
 import { startTrafficMonitor } from './monitoring-part.ts';
+import { throttledErrorLog } from './throttled-log.ts';
 import {
   brokerUrl,
   connectPublisher,
@@ -239,7 +241,7 @@ export async function startC2Node(
           silenceMs: config.redis.silenceMs,
           logger,
         });
-        const queue = DeviceQueue.create(redis);
+        const queue = DeviceQueue.create(redis, undefined, queueErrorLog(logger));
         lifecycle.add('device queue', () => queue.close());
         const worker = DeliveryWorker.start({
           connection: redis,
@@ -269,7 +271,7 @@ export async function startC2Node(
         silenceMs: config.redis.silenceMs,
         logger,
       });
-      const queue = DeviceQueue.create(redis);
+      const queue = DeviceQueue.create(redis, undefined, queueErrorLog(logger));
       lifecycle.add('device queue', () => queue.close());
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {
         batch: 1000,
@@ -286,7 +288,14 @@ export async function startC2Node(
         relay.kick();
       };
       lifecycle.add('outbox relay', () => relay.close());
-      readinessChecks.push({ name: 'redis', ok: () => redis.ping().then(() => true) });
+      // Reported, not required: without the queue Redis an API node still serves every call;
+      // commits wait in the outbox and the relay catches up. Taking every API node out of the
+      // load balancers for it would turn a delivery pause into an outage of the whole API.
+      readinessChecks.push({
+        name: 'redis',
+        ok: () => redis.ping().then(() => true),
+        required: false,
+      });
     }
 
     const service = new C2Service(
@@ -321,7 +330,8 @@ export async function startC2Node(
       // Each check within READINESS_CHECK_TIMEOUT_MS: a silent dependency is reported as such.
       const checks = await runReadinessChecks(readinessChecks);
       return {
-        ready: started && Object.values(checks).every(Boolean) && lifecycle.state === 'running',
+        ready:
+          started && requiredChecksPass(readinessChecks, checks) && lifecycle.state === 'running',
         checks,
       };
     };
@@ -406,4 +416,15 @@ export async function startC2Node(
     await lifecycle.shutdown(config.node.shutdownTimeoutMs, 'start-up failed');
     throw err;
   }
+}
+
+/** Connection errors of the device queue's producer: at most one line a minute while Redis is down. */
+function queueErrorLog(logger: Logger): (err: Error) => void {
+  return throttledErrorLog(
+    (fields, message) => {
+      logger.warn(fields, message);
+    },
+    'device queue: Redis connection error',
+    60_000,
+  );
 }

@@ -53,22 +53,29 @@ export class DeviceQueue {
 
   private constructor(private readonly queue: Queue) {}
 
-  /** @param connection - ioredis options or client of the queue Redis (noeviction) */
-  static create(connection: ConnectionOptions, prefix = 'e4c2'): DeviceQueue {
-    return new DeviceQueue(
-      new Queue(DEVICE_QUEUE, {
-        connection,
-        prefix,
-        defaultJobOptions: {
-          // Retries of a whole batch are the worker's job (per device, capped); a job that throws
-          // (database down) is retried a few times and the sweep covers the rest.
-          attempts: 5,
-          backoff: { type: 'exponential', delay: 1000 },
-          removeOnComplete: true,
-          removeOnFail: 1000,
-        },
-      }),
-    );
+  /**
+   * @param connection - ioredis options or client of the queue Redis (noeviction)
+   * @param onError - connection errors (without a listener, BullMQ prints each to stderr)
+   */
+  static create(
+    connection: ConnectionOptions,
+    prefix = 'e4c2',
+    onError: (err: Error) => void = () => undefined,
+  ): DeviceQueue {
+    const queue = new Queue(DEVICE_QUEUE, {
+      connection,
+      prefix,
+      defaultJobOptions: {
+        // Retries of a whole batch are the worker's job (per device, capped); a job that throws
+        // (database down) is retried a few times and the sweep covers the rest.
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: true,
+        removeOnFail: 1000,
+      },
+    });
+    queue.on('error', onError);
+    return new DeviceQueue(queue);
   }
 
   /**

@@ -4,6 +4,7 @@ export { HealthServer, type HealthServerOptions, type ReadinessResult } from './
 export { recordLockEvent } from './lock-metrics.ts';
 export {
   READINESS_CHECK_TIMEOUT_MS,
+  requiredChecksPass,
   runReadinessChecks,
   type ReadinessCheck,
 } from './readiness-checks.ts';

@@ -10,6 +10,19 @@ import { NO_ANSWER, settleWithin } from '../settle-within.ts';
 export interface ReadinessCheck {
   readonly name: string;
   readonly ok: () => Promise<boolean>;
+  /**
+   * False for a dependency that is reported but does not make the process unready: the process
+   * still serves without it (an API node without the queue Redis: commits wait in the outbox).
+   */
+  readonly required?: boolean;
+}
+
+/** Whether every required check of `checks` passed (`results` by check name). */
+export function requiredChecksPass(
+  checks: readonly ReadinessCheck[],
+  results: Readonly<Record<string, boolean>>,
+): boolean {
+  return checks.every((check) => check.required === false || results[check.name] === true);
 }
 
 /** How long one check may take before it counts as failed. */
