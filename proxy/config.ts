@@ -3,10 +3,11 @@
  * once, naming the setting, as a {@link ProxyError} `PROXY_CONFIG`. Relative paths are resolved
  * against the configuration file's directory.
  */
+import { accessSync, constants } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
-import { isValidTopicFilter } from './topic-filter.ts';
+import { isValidTopicFilter, topicMatches } from './topic-filter.ts';
 
 /** `local`: one identity for an application on this machine; `gateway`: many devices. */
 export type ProxyMode = 'local' | 'gateway';
@@ -127,6 +128,22 @@ class Reader {
   path(parent: Obj, key: string, where: string): string | undefined {
     const v = this.str(parent, key, where);
     return v === undefined ? undefined : isAbsolute(v) ? v : resolve(this.baseDir, v);
+  }
+
+  /** A path to a file read at start (certificates): one that cannot be read is a problem now. */
+  readablePath(parent: Obj, key: string, where: string): string | undefined {
+    const path = this.path(parent, key, where);
+    if (path !== undefined) {
+      try {
+        accessSync(path, constants.R_OK);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        this.problems.push(
+          `${where}${key}: cannot read ${path}${typeof code === 'string' ? ` (${code})` : ''}`,
+        );
+      }
+    }
+    return path;
   }
 
   int(parent: Obj, key: string, where: string, min: number, max: number, dflt: number): number {
@@ -307,9 +324,9 @@ export function parseProxyConfig(
   let tls: ListenTls | undefined;
   if (tlsRaw !== undefined) {
     r.unknownKeys(tlsRaw, ['certFile', 'keyFile', 'caFile', 'requireClientCert'], 'listen.tls.');
-    const certFile = r.path(tlsRaw, 'certFile', 'listen.tls.');
-    const keyFile = r.path(tlsRaw, 'keyFile', 'listen.tls.');
-    const caFile = r.path(tlsRaw, 'caFile', 'listen.tls.');
+    const certFile = r.readablePath(tlsRaw, 'certFile', 'listen.tls.');
+    const keyFile = r.readablePath(tlsRaw, 'keyFile', 'listen.tls.');
+    const caFile = r.readablePath(tlsRaw, 'caFile', 'listen.tls.');
     const requireClientCert = r.bool(tlsRaw, 'requireClientCert', 'listen.tls.', false);
     if (certFile === undefined || keyFile === undefined) {
       r.problems.push('listen.tls: certFile and keyFile are required');
@@ -329,6 +346,11 @@ export function parseProxyConfig(
   const url = r.str(upstream, 'url', 'upstream.') ?? 'mqtt://127.0.0.1:1883';
   if (!/^(mqtt|mqtts|tcp|tls):\/\/[^/]+/.test(url)) {
     r.problems.push('upstream.url: must be mqtt://host:port or mqtts://host:port');
+  } else if (/^[a-z]+:\/\/[^/]*@/.test(url)) {
+    // The URL is printed at start and in errors; credentials have settings of their own.
+    r.problems.push(
+      'upstream.url: must not hold credentials; use upstream.username and upstream.password',
+    );
   }
 
   const stateDir = r.path(root, 'stateDir', '') ?? resolve(r.baseDir, 'data/proxy');
@@ -368,6 +390,16 @@ export function parseProxyConfig(
   }
 
   const identities = readIdentities(r, root, c2Mode);
+  // A topic the C2 delivers keys for that no filter protects would leave in plaintext, silently.
+  identities.forEach((identity, i) => {
+    identity.topics.forEach((topic, j) => {
+      if (!protect.some((filter) => topicMatches(filter, topic))) {
+        r.problems.push(
+          `identities[${i}].topics[${j}]: '${topic}' is matched by no policy.protect filter, so its messages would pass in plaintext; add a filter for it`,
+        );
+      }
+    });
+  });
   const names = new Set(identities.map((i) => i.name));
   const devices = readDevices(r, root, names);
   const gatewayIdentity = r.str(root, 'gatewayIdentity', '');
@@ -404,7 +436,7 @@ export function parseProxyConfig(
       url,
       username: r.str(upstream, 'username', 'upstream.'),
       password: r.str(upstream, 'password', 'upstream.'),
-      caFile: r.path(upstream, 'caFile', 'upstream.'),
+      caFile: r.readablePath(upstream, 'caFile', 'upstream.'),
       clientIdPrefix:
         typeof upstream['clientIdPrefix'] === 'string' ? upstream['clientIdPrefix'] : '',
       controlClientId:

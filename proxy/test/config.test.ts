@@ -81,6 +81,52 @@ void describe('proxy configuration', () => {
     assert.throws(() => parseProxyConfig('[1, 2', PATH), /not valid YAML/);
     assert.throws(() => parseProxyConfig('identities: []', PATH), /at least one identity/);
   });
+
+  void it('refuses what would leak: an unprotected identity topic, credentials in the URL', () => {
+    const text = [
+      'identities:',
+      '  - name: app-1',
+      '    topics: [plant/temp, audit/secret]',
+      'policy: { protect: ["plant/#"] }',
+      'upstream: { url: "mqtt://gw:S3cretPw@broker:1883" }',
+    ].join('\n');
+    assert.throws(
+      () => parseProxyConfig(text, PATH),
+      (err: unknown) => {
+        assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
+        assert.match(
+          err.message,
+          /identities\[0\]\.topics\[1\]: 'audit\/secret' is matched by no policy\.protect filter/,
+        );
+        assert.doesNotMatch(err.message, /plant\/temp/, 'a protected topic is fine');
+        assert.match(err.message, /upstream\.url: must not hold credentials/);
+        assert.doesNotMatch(err.message, /S3cretPw/);
+        return true;
+      },
+    );
+  });
+
+  void it('names certificate files it cannot read, all at once', () => {
+    const text = [
+      'identities: [{ name: app-1 }]',
+      'listen: { tls: { certFile: tls/nope.crt, keyFile: tls/nope.key } }',
+      'upstream: { caFile: /nonexistent/ca.crt }',
+    ].join('\n');
+    assert.throws(
+      () => parseProxyConfig(text, PATH),
+      (err: unknown) => {
+        assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
+        for (const expected of [
+          'listen.tls.certFile: cannot read /etc/e4proxy/tls/nope.crt (ENOENT)',
+          'listen.tls.keyFile: cannot read /etc/e4proxy/tls/nope.key (ENOENT)',
+          'upstream.caFile: cannot read /nonexistent/ca.crt (ENOENT)',
+        ]) {
+          assert.ok(err.message.includes(expected), `missing: ${expected}\n${err.message}`);
+        }
+        return true;
+      },
+    );
+  });
 });
 
 void describe('proxy command line', () => {
