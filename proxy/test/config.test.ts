@@ -7,6 +7,20 @@ import { ProxyError } from '../errors.ts';
 
 const PATH = '/etc/e4proxy/proxy.yaml';
 
+/** Asserts that `text` is refused as PROXY_CONFIG with each of `expected` among its problems. */
+function assertProblems(text: string, expected: readonly string[]): void {
+  assert.throws(
+    () => parseProxyConfig(text, PATH),
+    (err: unknown) => {
+      assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
+      for (const problem of expected) {
+        assert.ok(err.message.includes(problem), `missing: ${problem}\n${err.message}`);
+      }
+      return true;
+    },
+  );
+}
+
 void describe('proxy configuration', () => {
   void it('has safe defaults for local mode', () => {
     const c = parseProxyConfig('identities:\n  - name: app-1\n', PATH);
@@ -56,28 +70,19 @@ void describe('proxy configuration', () => {
       'listen: { tls: { requireClientCert: true } }',
       'colour: blue',
     ].join('\n');
-    assert.throws(
-      () => parseProxyConfig(text, PATH),
-      (err: unknown) => {
-        assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
-        for (const expected of [
-          "mode: must be 'local' or 'gateway'",
-          'initialKey: must be 64 hex digits',
-          'topics[0]: must be a topic, not a filter',
-          "'a' is listed twice",
-          'needs clientId, username or certCommonName',
-          "'nobody' is not one of the identities",
-          'policy.protect[0]: not a valid topic filter',
-          'policy.maxPayloadBytes: must be a whole number',
-          'listen.tls: certFile and keyFile are required',
-          'needs listen.tls.caFile',
-          'colour: unknown setting',
-        ]) {
-          assert.ok(err.message.includes(expected), `missing: ${expected}\n${err.message}`);
-        }
-        return true;
-      },
-    );
+    assertProblems(text, [
+      "mode: must be 'local' or 'gateway'",
+      'initialKey: must be 64 hex digits',
+      'topics[0]: must be a topic, not a filter',
+      "'a' is listed twice",
+      'needs clientId, username or certCommonName',
+      "'nobody' is not one of the identities",
+      'policy.protect[0]: not a valid topic filter',
+      'policy.maxPayloadBytes: must be a whole number',
+      'listen.tls: certFile and keyFile are required',
+      'needs listen.tls.caFile',
+      'colour: unknown setting',
+    ]);
     assert.throws(() => parseProxyConfig('[1, 2', PATH), /not valid YAML/);
     assert.throws(() => parseProxyConfig('identities: []', PATH), /at least one identity/);
   });
@@ -112,20 +117,11 @@ void describe('proxy configuration', () => {
       'listen: { tls: { certFile: tls/nope.crt, keyFile: tls/nope.key } }',
       'upstream: { caFile: /nonexistent/ca.crt }',
     ].join('\n');
-    assert.throws(
-      () => parseProxyConfig(text, PATH),
-      (err: unknown) => {
-        assert.ok(ProxyError.is(err, 'PROXY_CONFIG'));
-        for (const expected of [
-          'listen.tls.certFile: cannot read /etc/e4proxy/tls/nope.crt (ENOENT)',
-          'listen.tls.keyFile: cannot read /etc/e4proxy/tls/nope.key (ENOENT)',
-          'upstream.caFile: cannot read /nonexistent/ca.crt (ENOENT)',
-        ]) {
-          assert.ok(err.message.includes(expected), `missing: ${expected}\n${err.message}`);
-        }
-        return true;
-      },
-    );
+    assertProblems(text, [
+      'listen.tls.certFile: cannot read /etc/e4proxy/tls/nope.crt (ENOENT)',
+      'listen.tls.keyFile: cannot read /etc/e4proxy/tls/nope.key (ENOENT)',
+      'upstream.caFile: cannot read /nonexistent/ca.crt (ENOENT)',
+    ]);
   });
 });
 
