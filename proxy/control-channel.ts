@@ -15,6 +15,11 @@ import { brokerOptions, type BrokerSettings } from './upstream.ts';
 /** The running control connection. */
 export class ControlChannel {
   #closed = false;
+  /**
+   * The broker had no session of ours at start (first start, or a broker that lost it): commands
+   * the C2 sent before were dropped, not kept for us.
+   */
+  freshSession = false;
 
   private constructor(private readonly client: MqttClient) {}
 
@@ -84,7 +89,8 @@ export class ControlChannel {
         const timer = setTimeout(() => {
           reject(new Error('no answer within 10 s'));
         }, options.broker.connectTimeoutMs ?? 10_000);
-        client.once('connect', () => {
+        client.once('connect', (connack) => {
+          channel.freshSession = !connack.sessionPresent;
           client.subscribe(topics, { qos: 1 }, (err) => {
             clearTimeout(timer);
             if (err) reject(err);

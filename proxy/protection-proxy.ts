@@ -129,7 +129,8 @@ export class ProtectionProxy {
         logger,
       );
       holder.proxy = proxy;
-      if (config.c2.tofu) await proxy.#trustOnFirstUse();
+      const registered = config.c2.tofu ? await proxy.#trustOnFirstUse() : new Set<string>();
+      if (control.freshSession) await proxy.#recoverLostCommands(registered);
       logger.info(
         {
           mode: config.mode,
@@ -148,17 +149,24 @@ export class ProtectionProxy {
   }
 
   /**
-   * Registers identities created by this start and, in symmetric mode, has the C2 rotate their
-   * keys at once (the locally drawn key then served only to receive that command). A public-key
-   * identity's private key never leaves the proxy: registering its public key is all.
+   * Registers the identities the C2 does not know (created by this start, or by an earlier one
+   * whose registration failed) and, in symmetric mode, has the C2 rotate their keys at once (the
+   * locally drawn key then served only to receive that command). A public-key identity's private
+   * key never leaves the proxy: registering its public key is all.
+   * @returns the names registered now
    */
-  async #trustOnFirstUse(): Promise<void> {
+  async #trustOnFirstUse(): Promise<Set<string>> {
+    const registered = new Set<string>();
     const url = this.config.c2.url;
-    if (url === undefined) return;
+    if (url === undefined) return registered;
     const registrar = new C2Registrar(url, this.config.c2.token);
     const rotate = this.config.c2.mode === 'symmetric';
-    for (const identity of this.ring.all().filter((i) => i.created)) {
+    for (const identity of this.ring.all()) {
+      // Also an identity made by an earlier start whose registration failed (C2 unreachable):
+      // its store exists, but the C2 never heard of it.
+      if (!identity.created && (await registrar.isRegistered(identity.name))) continue;
       await registrar.register(identity);
+      registered.add(identity.name);
       if (rotate) await registrar.rotateClient(identity.name);
       this.logger.info(
         { identity: identity.name },
@@ -166,6 +174,37 @@ export class ProtectionProxy {
           ? 'registered (trust on first use), rotation requested'
           : 'registered (trust on first use)',
       );
+    }
+    return registered;
+  }
+
+  /**
+   * The broker had no control session of ours: commands the C2 sent before it existed (keys
+   * delivered after `register` but before this start) were dropped. Each identity the C2 already
+   * knew is asked to be sent its state again; one registered just now needs nothing.
+   */
+  async #recoverLostCommands(registeredNow: ReadonlySet<string>): Promise<void> {
+    const url = this.config.c2.url;
+    const identities = this.ring.all().filter((i) => !registeredNow.has(i.name));
+    if (identities.length === 0) return;
+    if (url === undefined) {
+      this.logger.warn(
+        {},
+        'new control session at the broker: commands sent before it may be lost; set c2.url to have them sent again, or resync the identities at the C2',
+      );
+      return;
+    }
+    const registrar = new C2Registrar(url, this.config.c2.token);
+    for (const identity of identities) {
+      try {
+        await registrar.resync(identity.name);
+        this.logger.info({ identity: identity.name }, 'new control session: resync requested');
+      } catch (err) {
+        this.logger.warn(
+          { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
+          'new control session: resync request failed; resync the identity at the C2',
+        );
+      }
     }
   }
 

@@ -124,6 +124,23 @@ export class C2Registrar {
     await this.#expectOk('POST', `/v1/clients/${encodeURIComponent(name)}/rotate`, {});
   }
 
+  /** Whether the C2 knows a client of this name. @throws ProxyError when it cannot tell */
+  async isRegistered(name: string): Promise<boolean> {
+    const path = `/v1/clients/${encodeURIComponent(name)}`;
+    const { status } = await this.#call('GET', path);
+    if (status === 404) return false;
+    if (status >= 200 && status <= 299) return true;
+    throw new ProxyError(ProxyErrorCode.Registration, `GET ${path}: HTTP ${status}`);
+  }
+
+  /**
+   * Asks the C2 to send the client its whole desired state again (keys of every topic), as to a
+   * device that lost it.
+   */
+  async resync(name: string): Promise<void> {
+    await this.#expectOk('POST', `/v1/clients/${encodeURIComponent(name)}/resync`, {});
+  }
+
   /** Registers one identity: client, then each of its topics. */
   async register(identity: HeldIdentity): Promise<void> {
     await this.createClient(identity);

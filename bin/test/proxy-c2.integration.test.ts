@@ -4,6 +4,9 @@
  * delivery, follow rotations, and carry plain MQTT clients' traffic protected end to end.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
@@ -208,6 +211,68 @@ void describe('protection proxies with the C2', () => {
         firstKey,
         'the identity key was rotated',
       );
+      assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(topic));
+    });
+  });
+
+  void it('register before the first start: the keys sent meanwhile reach the proxy once it runs', async () => {
+    const base = unique('e4proxy-early');
+    const topic = `${base}/t`;
+    const name = unique('early-app');
+    const dir = await tempDir();
+    cleanups.push(() => dir.cleanup());
+    const config = await writeConfig(dir.path, {
+      mode: 'local',
+      identities: [{ name, topics: [topic] }],
+      policy: { protect: [`${base}/#`] },
+      c2: { url: c2Url },
+    });
+    // `npm run proxy -- register`, as the docs allow, before the proxy ever ran: the C2 sends the
+    // topic key to a control topic no session listens on yet, and the broker drops it.
+    // Not spawnSync: the C2 answering it runs in this process.
+    const registered = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'proxy/main.ts', 'register', '--config', join(dir.path, 'proxy.json')],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.match(registered.stdout, /^registered /);
+    const fingerprint = await topicFingerprint(topic);
+    await eventually(async () => {
+      const status = (await a.http('GET', `/v1/topics/${encodeURIComponent(topic)}/rollout`))
+        .json as { rollout: { delivered: number } };
+      assert.equal(status.rollout.delivered, 1, 'the C2 delivered it (to nobody)');
+    });
+    const proxy = await startProxy(config);
+    cleanups.push(() => proxy.close());
+    await eventually(() => {
+      assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
+    });
+  });
+
+  void it('trust on first use after a start that could not reach the C2', async () => {
+    const base = unique('e4proxy-tofu-retry');
+    const topic = `${base}/t`;
+    const name = unique('tofu-retry');
+    const dir = await tempDir();
+    cleanups.push(() => dir.cleanup());
+    const settings = {
+      mode: 'local',
+      identities: [{ name, topics: [topic] }],
+      policy: { protect: [`${base}/#`] },
+    };
+    const unreachable = await writeConfig(dir.path, {
+      ...settings,
+      c2: { url: 'http://127.0.0.1:1', tofu: true },
+    });
+    await assert.rejects(startProxy(unreachable), /cannot reach the C2/);
+    // The identity's store was made; a later start with the C2 back registers it all the same.
+    const config = await writeConfig(dir.path, { ...settings, c2: { url: c2Url, tofu: true } });
+    const proxy = await startProxy(config);
+    cleanups.push(() => proxy.close());
+    assert.equal(proxy.ring.get(name)?.created, false, 'the store of the first start');
+    await eventually(async () => {
+      const client = await a.http('GET', `/v1/clients/${name}`);
+      assert.equal(client.status, 200, client.text);
       assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(topic));
     });
   });
