@@ -399,7 +399,10 @@ export class DownstreamConnection {
       retain: will.retain ?? false,
     };
     const out = this.#outbound(message);
-    return 'drop' in out ? undefined : out;
+    if (!('drop' in out)) return out;
+    // Counted and logged like any dropped message: the will would never fire.
+    this.#dropped('outbound', out.drop, will.topic);
+    return undefined;
   }
 
   #watchKeepalive(seconds: number): void {

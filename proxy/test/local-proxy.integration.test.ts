@@ -212,6 +212,21 @@ void describe('local protection proxy (real Mosquitto)', () => {
     assert.ok((await m.total(m.dropped, { direction: 'outbound', reason: 'control-topic' })) >= 1);
   });
 
+  void it('counts a will it cannot protect, which would never fire', async () => {
+    const m = proxy.metrics;
+    const before = await m.total(m.dropped, { direction: 'outbound', reason: 'no-key' });
+    // A protected topic the identity holds no key for.
+    await collector(proxyUrl(proxy), {
+      will: {
+        topic: `${secure}/will-without-key`,
+        payload: Buffer.from('gone'),
+        qos: 1,
+        retain: false,
+      },
+    });
+    assert.equal(await m.total(m.dropped, { direction: 'outbound', reason: 'no-key' }), before + 1);
+  });
+
   void it('passes MQTT 5 clients and their properties', async () => {
     const app = await collector(proxyUrl(proxy), { protocolVersion: 5 });
     const receiver = await collector(proxyUrl(proxy), { protocolVersion: 5 });
