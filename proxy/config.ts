@@ -286,6 +286,15 @@ function readDevices(r: Reader, root: Obj, names: ReadonlySet<string>): DeviceCo
   return out;
 }
 
+/** `upstream.clientIdPrefix`: any string, the empty one included (the default). */
+function clientIdPrefix(r: Reader, upstream: Obj): string {
+  const value = upstream['clientIdPrefix'];
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  r.problems.push('upstream.clientIdPrefix: must be a string');
+  return '';
+}
+
 /**
  * Parses and validates a configuration file's text.
  * @param text - YAML (JSON is valid YAML)
@@ -437,8 +446,7 @@ export function parseProxyConfig(
       username: r.str(upstream, 'username', 'upstream.'),
       password: r.str(upstream, 'password', 'upstream.'),
       caFile: r.readablePath(upstream, 'caFile', 'upstream.'),
-      clientIdPrefix:
-        typeof upstream['clientIdPrefix'] === 'string' ? upstream['clientIdPrefix'] : '',
+      clientIdPrefix: clientIdPrefix(r, upstream),
       controlClientId:
         r.str(upstream, 'controlClientId', 'upstream.') ?? `e4proxy-${mode}-${firstName}`,
     },

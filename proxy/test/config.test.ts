@@ -93,7 +93,7 @@ void describe('proxy configuration', () => {
       '  - name: app-1',
       '    topics: [plant/temp, audit/secret]',
       'policy: { protect: ["plant/#"] }',
-      'upstream: { url: "mqtt://gw:S3cretPw@broker:1883" }',
+      'upstream: { url: "mqtt://gw:S3cretPw@broker:1883", clientIdPrefix: 7 }',
     ].join('\n');
     assert.throws(
       () => parseProxyConfig(text, PATH),
@@ -105,6 +105,7 @@ void describe('proxy configuration', () => {
         );
         assert.doesNotMatch(err.message, /plant\/temp/, 'a protected topic is fine');
         assert.match(err.message, /upstream\.url: must not hold credentials/);
+        assert.match(err.message, /upstream\.clientIdPrefix: must be a string/);
         assert.doesNotMatch(err.message, /S3cretPw/);
         return true;
       },
