@@ -141,6 +141,21 @@ if ! exists tls.crt; then
   echo "create   ca.crt, ca.key, tls.crt, tls.key (give ca.crt to clients; SAN: $san)"
 fi
 
+if ! exists api-credentials.json; then
+  # The API is open to anyone without a credentials file: one admin token to begin with. The
+  # file holds only its SHA-256; the token itself goes to admin.token for the operator's CLI.
+  token="$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n')"
+  digest="$(printf '%s' "$token" | openssl dgst -sha256 -r | cut -d' ' -f1)"
+  printf '{ "tokens": [{ "name": "admin", "role": "admin", "sha256": "%s" }] }\n' "$digest" \
+    >api-credentials.json
+  give api-credentials.json "$C2_UID" 600
+  if ! exists admin.token; then
+    printf '%s\n' "$token" >admin.token
+    chmod 600 admin.token
+  fi
+  echo "create   api-credentials.json, admin.token (the admin's bearer token: e4c2 --token-file admin.token; add more with e4c2 token new)"
+fi
+
 if [ "${#pending_chown[@]}" -gt 0 ]; then
   echo
   echo "Not root: give the files to the container users with"
