@@ -133,6 +133,24 @@ void describe('ops/prometheus/alerts.yml', () => {
     }
   });
 
+  void it('counts as internal errors what is internal, never a probe or a dependency down', () => {
+    const rule = rules.find((r) => r.alert === 'C2ApiErrorRatioHigh');
+    assert.ok(rule !== undefined);
+    const status = /status=~"([^"]+)"/.exec(rule.expr)?.[1] ?? '';
+    const internal = new RegExp(`^(?:${status})$`);
+    for (const s of ['INTERNAL', 'UNKNOWN', 'DATA_LOSS', '500']) assert.match(s, internal);
+    // A node not ready answers its probes 503 every few seconds; C2_UNAVAILABLE is 503 too.
+    for (const s of ['503', 'UNAVAILABLE', '499', '400']) assert.doesNotMatch(s, internal);
+    const selectors = [...rule.expr.matchAll(/c2_rpc_requests_total\{([^}]*)\}/g)];
+    assert.equal(selectors.length, 2, 'numerator and denominator');
+    for (const [, matchers] of selectors) {
+      const probes = new RegExp(`^(?:${/method!~"([^"]+)"/.exec(matchers ?? '')?.[1] ?? '$^'})$`);
+      for (const m of ['/healthz', '/readyz', 'grpc.health.v1.Health/Check'])
+        assert.match(m, probes);
+      assert.doesNotMatch('pb.C2/NewTopic', probes);
+    }
+  });
+
   void it('documents counters as *_total and gauges without it', () => {
     for (const [name, type] of documentedMetrics()) {
       assert.ok(['counter', 'gauge', 'histogram'].includes(type), `${name}: type ${type}`);
