@@ -20,7 +20,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   BatchSpanProcessor,
@@ -67,12 +67,16 @@ export function startTracing(options: TracingOptions): Tracing {
   }
   const recording = processors.length > 0;
   const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({
-      'service.name': options.serviceName,
-      'service.instance.id': options.nodeId,
-      'service.version': options.version,
-      'e4c2.role': options.role,
-    }),
+    // OTEL_RESOURCE_ATTRIBUTES (the standard variable: a site, a region, a cluster name) first;
+    // what the node knows of itself wins over it.
+    resource: detectResources({ detectors: [envDetector] }).merge(
+      resourceFromAttributes({
+        'service.name': options.serviceName,
+        'service.instance.id': options.nodeId,
+        'service.version': options.version,
+        'e4c2.role': options.role,
+      }),
+    ),
     sampler: recording
       ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio) })
       : new AlwaysOffSampler(),

@@ -156,3 +156,32 @@ void describe('logger', () => {
     assert.ok(!all.includes(key.toString('hex')) && !all.includes(key.toString('base64')));
   });
 });
+
+void describe('the resource of spans', () => {
+  void it('adds OTEL_RESOURCE_ATTRIBUTES, and the node own attributes win over them', () => {
+    const saved = process.env['OTEL_RESOURCE_ATTRIBUTES'];
+    process.env['OTEL_RESOURCE_ATTRIBUTES'] = 'e4c2.site=a,service.instance.id=from-env';
+    const spans = new InMemorySpanExporter();
+    try {
+      const tracing = startTracing({
+        exporter: 'none',
+        serviceName: 'test',
+        sampleRatio: 1,
+        nodeId: 'n2',
+        role: 'api',
+        version: '0',
+        spanProcessors: [new SimpleSpanProcessor(spans)],
+      });
+      tracing.tracer.startSpan('probe').end();
+      const [span] = spans.getFinishedSpans();
+      assert.ok(span !== undefined);
+      const attributes = span.resource.attributes;
+      assert.equal(attributes['e4c2.site'], 'a', 'the site from the environment');
+      assert.equal(attributes['service.instance.id'], 'n2', 'the node id, not the variable');
+      assert.equal(attributes['e4c2.role'], 'api');
+    } finally {
+      if (saved === undefined) delete process.env['OTEL_RESOURCE_ATTRIBUTES'];
+      else process.env['OTEL_RESOURCE_ATTRIBUTES'] = saved;
+    }
+  });
+});
