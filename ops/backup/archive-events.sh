@@ -9,14 +9,22 @@
 #   ops/backup/archive-events.sh FILE [e4c2 connection flags...]
 #   e.g. ops/backup/archive-events.sh /srv/e4c2/events.jsonl -e c2.example:5555 --cert ca.pem
 #
-# E4C2_CLI (default: "npm run --silent cli --") is how the CLI is started; the token comes from
-# E4C2_TOKEN or --token-file as for any CLI call (a read-only token is enough).
+# E4C2_CLI (default: this checkout's CLI, started with node) is how the CLI is started; the
+# script runs from any directory (cron, systemd). The token comes from E4C2_TOKEN or
+# --token-file as for any CLI call (a read-only token is enough).
 set -uo pipefail
 
 [[ $# -ge 1 ]] || { echo "usage: $0 FILE [e4c2 connection flags...]" >&2; exit 2; }
 file="$1"
 shift
-cli="${E4C2_CLI:-npm run --silent cli --}"
+# Absolute paths: `npm run` and `--import tsx` resolve from the working directory, and a missing
+# package.json there made every stream "end" at once, for ever, with npm's error silenced.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+if [[ -n "${E4C2_CLI:-}" ]]; then
+  read -r -a cli <<<"$E4C2_CLI"
+else
+  cli=(node --import "$repo/node_modules/tsx/dist/loader.mjs" "$repo/cli/main.ts")
+fi
 touch "$file"
 pause=1
 while true; do
@@ -27,8 +35,7 @@ while true; do
   last="$(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p')"
   last="${last:-0}"
   started=$(date +%s)
-  # shellcheck disable=SC2086 # E4C2_CLI is a command line
-  $cli "$@" events --after "$last" --json >>"$file"
+  "${cli[@]}" "$@" events --after "$last" --json >>"$file"
   echo "archive-events: stream ended (exit $?) after seq $(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p'); resuming" >&2
   # Back off while the stream keeps failing at once; reset after a stream that ran a while.
   if (($(date +%s) - started > 60)); then pause=1; else pause=$((pause < 30 ? pause * 2 : 30)); fi

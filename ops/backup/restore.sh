@@ -4,9 +4,10 @@
 #   ops/backup/restore.sh -f FILE.dump [--clean]
 #
 # Environment: DATABASE_URL (required) names the target database; the schema is the one that was
-# dumped. The checksum is verified against the manifest beside the dump. Without --clean the
-# target schema must not exist yet (a restore never merges into live data); with --clean it is
-# dropped first. Everything is restored in one transaction: on any error nothing is left.
+# dumped. The checksum is verified against the manifest beside the dump (a warning when there is
+# none). Without --clean the target schema must hold no tables (a restore never merges into live
+# data; an empty schema made beforehand is used as it is); with --clean it is dropped first. The
+# drop and the whole restore are one transaction: on any error the target is left as it was.
 #
 # After the restore, and before devices and users are let back in, run
 #   e4c2 restore-reconcile --archive <off-site event archive>
@@ -22,7 +23,7 @@ file=""
 clean=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -f) file="${2:-}"; shift 2 ;;
+    -f) [[ $# -ge 2 ]] || usage; file="$2"; shift 2 ;;
     --clean) clean=1; shift ;;
     *) usage ;;
   esac
@@ -47,26 +48,39 @@ fi
 schema="$(pg_restore --list "$file" | sed -n 's/^[0-9]*; [0-9]* [0-9]* SCHEMA - \([A-Za-z0-9_]*\) .*/\1/p' | head -n1)"
 schema="${schema:-public}"
 
-exists="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \
+tables="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \
   -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
-if [[ "$exists" != "0" ]]; then
+present="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \
+  -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$schema'")"
+drop="SELECT 1" # what runs first, in the restore's own transaction
+keep_schema=0   # the schema exists and stays: leave its CREATE SCHEMA entry out
+if [[ "$tables" != "0" ]]; then
   if [[ "$clean" != "1" ]]; then
-    echo "restore: schema $schema already has $exists tables; use --clean to replace it" >&2
+    echo "restore: schema $schema already has $tables tables; use --clean to replace it" >&2
     exit 1
   fi
   if [[ "$schema" == "public" ]]; then
-    psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public'
+    drop='DROP SCHEMA public CASCADE; CREATE SCHEMA public'
+    keep_schema=1
   else
-    psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 -c "DROP SCHEMA \"$schema\" CASCADE"
+    drop="DROP SCHEMA \"$schema\" CASCADE"
   fi
+elif [[ "$present" != "0" ]]; then
+  # Empty, made beforehand (public, or by a DBA for a role that may not create schemas).
+  keep_schema=1
 fi
 
-# `public` exists in every database, so its CREATE SCHEMA (and COMMENT) entries are left out.
-list="$(mktemp)"
-trap 'rm -f "$list"' EXIT
-pg_restore --list "$file" | grep -v -E ' SCHEMA - public |COMMENT - SCHEMA public ' >"$list"
-pg_restore --dbname="$DATABASE_URL" --no-owner --no-privileges --exit-on-error \
-  --single-transaction --use-list="$list" "$file"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+if [[ "$keep_schema" == "1" ]]; then
+  pg_restore --list "$file" | grep -v -E " SCHEMA - $schema |COMMENT - SCHEMA $schema " >"$tmp/list"
+else
+  pg_restore --list "$file" >"$tmp/list"
+fi
+pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sql" "$file"
+# One transaction for the drop and the whole restore: if anything fails (a lost connection, a
+# full disk), the old schema is still there, untouched.
+psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 --single-transaction -c "$drop" -f "$tmp/restore.sql" >/dev/null
 tables="$(psql "$DATABASE_URL" -XtAq -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
 echo "restored schema $schema ($tables tables) from $file"
 echo "next: e4c2 restore-reconcile --archive <off-site event archive>   (before opening traffic)"
