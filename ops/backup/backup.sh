@@ -27,6 +27,10 @@ while getopts "o:n:h" opt; do
   esac
 done
 [[ -n "${DATABASE_URL:-}" ]] || { echo "backup: DATABASE_URL is not set" >&2; exit 2; }
+# shellcheck source=ops/backup/pg-url.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pg-url.sh"
+# The dump holds every sealed key: readable by its owner only.
+umask 077
 [[ "$schema" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { echo "backup: bad schema name: $schema" >&2; exit 2; }
 mkdir -p "$out_dir"
 

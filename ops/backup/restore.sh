@@ -31,6 +31,8 @@ done
 [[ -n "$file" ]] || usage
 [[ -f "$file" ]] || { echo "restore: no such file: $file" >&2; exit 2; }
 [[ -n "${DATABASE_URL:-}" ]] || { echo "restore: DATABASE_URL is not set" >&2; exit 2; }
+# shellcheck source=ops/backup/pg-url.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pg-url.sh"
 
 manifest="${file%.dump}.manifest.json"
 if [[ -f "$manifest" ]]; then

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -117,6 +117,7 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
 
     dump = run(BACKUP, ['-o', dir, '-n', schema], { DATABASE_URL: TEST_DATABASE_URL }).trim();
     assert.match(dump, /e4c2-\d{8}T\d{6}Z\.dump$/);
+    assert.equal(statSync(dump).mode & 0o077, 0, 'the dump (every sealed key) is private');
     const manifest = JSON.parse(
       readFileSync(dump.replace(/\.dump$/, '.manifest.json'), 'utf8'),
     ) as {
