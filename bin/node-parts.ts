@@ -304,7 +304,9 @@ export async function connectRedis(
     );
   }
   lifecycle.add(`redis ${name}`, async () => {
-    await redis.quit().catch(() => undefined);
+    // QUIT needs a connection; one still reconnecting (an instance down) is just stopped.
+    if (redis.status === 'ready') await redis.quit().catch(() => undefined);
+    else redis.disconnect();
   });
   if (!blocking) {
     const watchdog = RedisWatchdog.start(redis, {
