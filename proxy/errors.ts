@@ -32,3 +32,13 @@ export class ProxyError extends Error {
     return err instanceof ProxyError && (code === undefined || err.code === code);
   }
 }
+
+/**
+ * Why a `fetch` failed: its message and, when Node tells it only in the cause, the system error
+ * code ("fetch failed (ECONNREFUSED)" rather than "fetch failed").
+ */
+export function fetchFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? `${err.message} (${code})` : err.message;
+}

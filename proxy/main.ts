@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
 import { parseProxyConfig, type ProxyConfig } from './config.ts';
-import { ProxyError } from './errors.ts';
+import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
 import { hashPassword } from './password.ts';
@@ -78,9 +78,17 @@ async function register(args: ProxyArgs): Promise<void> {
 async function status(args: ProxyArgs): Promise<void> {
   const config = await loadConfig(args);
   const host = config.health.host === '0.0.0.0' ? '127.0.0.1' : config.health.host;
-  const response = await fetch(`http://${host}:${config.health.port}/healthz`, {
-    signal: AbortSignal.timeout(5000),
-  });
+  const url = `http://${host}:${config.health.port}/healthz`;
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new ProxyError(
+      ProxyErrorCode.Upstream,
+      `no proxy answers at ${url}: ${fetchFailure(err)} (is it running with this configuration?)`,
+      { cause: err },
+    );
+  }
   process.stdout.write(`${await response.text()}\n`);
   if (!response.ok) process.exitCode = 1;
 }
@@ -116,8 +124,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // The stable code, as docs/proxies.md names them, for scripts and searches.
+  const code = ProxyError.is(err) ? ` [${err.code}]` : '';
   process.stderr.write(
-    `e4proxy: ${err instanceof Error ? err.message : String(err)}\n` +
+    `e4proxy: ${err instanceof Error ? err.message : String(err)}${code}\n` +
       (ProxyError.is(err, 'PROXY_CONFIG') ? `${USAGE}\n` : ''),
   );
   process.exit(ProxyError.is(err, 'PROXY_CONFIG') ? 2 : 1);

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { ed25519PublicKey, fromHex } from '../e4/index.ts';
 import type { ProxyConfig } from './config.ts';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
 /** An HTTP client of the C2's API. */
@@ -44,7 +44,7 @@ export class C2Registrar {
     } catch (err) {
       throw new ProxyError(
         ProxyErrorCode.Registration,
-        `cannot reach the C2 at ${this.baseUrl}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot reach the C2 at ${this.baseUrl}: ${fetchFailure(err)}`,
         { cause: err },
       );
     }

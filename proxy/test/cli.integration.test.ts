@@ -88,6 +88,12 @@ void describe('npm run proxy', () => {
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
+      const down = runProxy(['status', '--config', configPath]);
+      assert.equal(down.status, 1);
+      assert.match(
+        down.stderr,
+        /^e4proxy: no proxy answers at http:\/\/127\.0\.0\.1:\d+\/healthz: fetch failed \(ECONNREFUSED\) .*\[PROXY_UPSTREAM\]/,
+      );
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
