@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { GrpcC2Api } from './grpc-client.ts';
 import { runCli } from './run.ts';
 
@@ -43,6 +43,7 @@ process.exitCode = await runCli({
   version: packageVersion(),
   connect: (options) => GrpcC2Api.connect(options),
   readFile: async (path) => new Uint8Array(await readFile(path)),
+  fileMode: async (path) => (await stat(path)).mode,
   newRequestId: () => randomUUID(),
   signal: interrupt.signal,
 });

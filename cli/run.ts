@@ -33,6 +33,8 @@ export interface CliDeps {
   readonly connect: (options: ConnectionOptions) => C2Api;
   /** Reads key, password and certificate files. */
   readonly readFile: (path: string) => Promise<Uint8Array>;
+  /** The permission bits of a file (to warn about a token file others can read), if known. */
+  readonly fileMode?: (path: string) => Promise<number | undefined>;
   /** A fresh idempotency key (default for `--request-id`). */
   readonly newRequestId: () => string;
   /** Aborted on Ctrl-C. */
@@ -119,6 +121,13 @@ async function bearerToken(globals: GlobalOptions, deps: CliDeps): Promise<strin
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw CliError.input(`cannot read token file ${globals.token.path}: ${reason}`);
+    }
+    const mode = await deps.fileMode?.(globals.token.path).catch(() => undefined);
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      // As ssh does for keys: a token others can read is as good as theirs.
+      deps.stderr.write(
+        `warning: token file ${globals.token.path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run "chmod 600 ${globals.token.path}"\n`,
+      );
     }
   }
   if (!/^[A-Za-z0-9._~+/-]{16,512}=*$/.test(token))

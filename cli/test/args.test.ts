@@ -444,6 +444,27 @@ void describe('global flags and environment', () => {
     assert.equal(missing.code, ExitCode.Usage);
   });
 
+  void it('warns about a token file others can read, and still uses it', async () => {
+    const files = { '/run/token': 'Zm9vYmFyYmF6cXV4cXV1eA\n' };
+    const open = await runWith(['--token-file', '/run/token', 'count', '--clients'], {
+      files,
+      modes: { '/run/token': 0o100644 },
+      api: countApi(),
+    });
+    assert.equal(open.code, ExitCode.Ok, open.stderr);
+    assert.match(
+      open.stderr,
+      /^warning: token file \/run\/token is readable by others \(mode 0644\); run "chmod 600 \/run\/token"\n/,
+    );
+    assert.ok(!open.stderr.includes('Zm9vYmFy'), 'the token is not echoed');
+    const closed = await runWith(['--token-file', '/run/token', 'count', '--clients'], {
+      files,
+      modes: { '/run/token': 0o100600 },
+      api: countApi(),
+    });
+    assert.equal(closed.stderr, '');
+  });
+
   void it('token new: a 256-bit token and the credentials entry holding its SHA-256', async () => {
     const r = await runWith([
       '--json',

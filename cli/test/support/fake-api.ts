@@ -173,6 +173,8 @@ export interface RunOptions {
   readonly files?: Readonly<Record<string, Uint8Array | string>>;
   readonly env?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
+  /** Permission bits of local files by path (absent: unknown). */
+  readonly modes?: Readonly<Record<string, number>>;
 }
 
 /** Runs the CLI in-process on `argv` against a fake server. */
@@ -204,6 +206,7 @@ export async function runWith(
         typeof content === 'string' ? new TextEncoder().encode(content) : content,
       );
     },
+    fileMode: (path) => Promise.resolve(options.modes?.[path]),
     newRequestId: () => 'generated-request-id',
     signal: options.signal ?? new AbortController().signal,
   });
