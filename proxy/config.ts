@@ -310,7 +310,10 @@ export function parseProxyConfig(
   try {
     parsed = parseYaml(text);
   } catch (err) {
-    throw new ProxyError(ProxyErrorCode.Config, `${filePath}: not valid YAML or JSON`, {
+    // Where, not what: the parser's message quotes the line, which may hold a password.
+    const at = (err as { linePos?: ReadonlyArray<{ line: number; col: number }> }).linePos?.[0];
+    const where = at === undefined ? '' : ` (line ${at.line}, column ${at.col})`;
+    throw new ProxyError(ProxyErrorCode.Config, `${filePath}: not valid YAML or JSON${where}`, {
       cause: err,
     });
   }

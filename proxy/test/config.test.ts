@@ -84,6 +84,15 @@ void describe('proxy configuration', () => {
       'colour: unknown setting',
     ]);
     assert.throws(() => parseProxyConfig('[1, 2', PATH), /not valid YAML/);
+    assert.throws(
+      () =>
+        parseProxyConfig('identities:\n  - name: a\n upstream: { password: "hunter2secret" ', PATH),
+      (err: Error) => {
+        assert.match(err.message, /not valid YAML or JSON \(line \d+, column \d+\)/);
+        assert.ok(!err.message.includes('hunter2secret'), 'the line is not quoted');
+        return true;
+      },
+    );
     assert.throws(() => parseProxyConfig('identities: []', PATH), /at least one identity/);
   });
 
