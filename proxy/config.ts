@@ -278,7 +278,9 @@ function readDevices(r: Reader, root: Obj, names: ReadonlySet<string>): DeviceCo
     ) {
       r.problems.push(`${where}passwordHash: must be 'scrypt$<salt hex>$<hash hex>'`);
     }
-    if (!names.has(device.identity)) {
+    if (o['identity'] === undefined) {
+      r.problems.push(`${where}identity: is required (the identity the device speaks as)`);
+    } else if (device.identity !== '' && !names.has(device.identity)) {
       r.problems.push(`${where}identity: '${device.identity}' is not one of the identities`);
     }
     out.push(device);
