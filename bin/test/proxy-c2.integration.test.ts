@@ -15,6 +15,7 @@ import { SimDevice } from '../../cluster/test/support/sim-device.ts';
 import { keyFingerprint } from '../../cluster/keyvault/index.ts';
 import { startApi, type ApiHarness } from '../../api/test/support/api-harness.ts';
 import { hashPassword } from '../../proxy/password.ts';
+import type { ProxyConfig } from '../../proxy/config.ts';
 import type { ProtectionProxy } from '../../proxy/protection-proxy.ts';
 import { C2Registrar } from '../../proxy/registration.ts';
 import {
@@ -81,20 +82,39 @@ void describe('protection proxies with the C2', () => {
     return key === undefined ? undefined : keyFingerprint(key);
   }
 
+  /**
+   * Writes the configuration of a local proxy for `name` into `dir` (a new one by default):
+   * `c2` is its C2 section. @returns the configuration, its file and its directory
+   */
+  async function localConfig(
+    name: string,
+    topics: string[],
+    protect: string,
+    c2: Record<string, unknown>,
+    dir?: string,
+  ): Promise<{ config: ProxyConfig; file: string; dir: string }> {
+    let path = dir;
+    if (path === undefined) {
+      const made = await tempDir();
+      cleanups.push(() => made.cleanup());
+      path = made.path;
+    }
+    const config = await writeConfig(path, {
+      mode: 'local',
+      identities: [{ name, topics }],
+      policy: { protect: [protect] },
+      c2,
+    });
+    return { config, file: join(path, 'proxy.json'), dir: path };
+  }
+
   async function startLocal(
     name: string,
     topics: string[],
     protect: string,
     tofu = false,
   ): Promise<ProtectionProxy> {
-    const dir = await tempDir();
-    cleanups.push(() => dir.cleanup());
-    const config = await writeConfig(dir.path, {
-      mode: 'local',
-      identities: [{ name, topics }],
-      policy: { protect: [protect] },
-      c2: { url: c2Url, tofu },
-    });
+    const { config } = await localConfig(name, topics, protect, { url: c2Url, tofu });
     const proxy = await startProxy(config);
     cleanups.push(() => proxy.close());
     return proxy;
@@ -219,20 +239,13 @@ void describe('protection proxies with the C2', () => {
     const base = unique('e4proxy-early');
     const topic = `${base}/t`;
     const name = unique('early-app');
-    const dir = await tempDir();
-    cleanups.push(() => dir.cleanup());
-    const config = await writeConfig(dir.path, {
-      mode: 'local',
-      identities: [{ name, topics: [topic] }],
-      policy: { protect: [`${base}/#`] },
-      c2: { url: c2Url },
-    });
+    const { config, file } = await localConfig(name, [topic], `${base}/#`, { url: c2Url });
     // `npm run proxy -- register`, as the docs allow, before the proxy ever ran: the C2 sends the
     // topic key to a control topic no session listens on yet, and the broker drops it.
     // Not spawnSync: the C2 answering it runs in this process.
     const registered = await promisify(execFile)(
       process.execPath,
-      ['--import', 'tsx', 'proxy/main.ts', 'register', '--config', join(dir.path, 'proxy.json')],
+      ['--import', 'tsx', 'proxy/main.ts', 'register', '--config', file],
       { encoding: 'utf8', timeout: 60_000 },
     );
     assert.match(registered.stdout, /^registered /);
@@ -253,20 +266,19 @@ void describe('protection proxies with the C2', () => {
     const base = unique('e4proxy-tofu-retry');
     const topic = `${base}/t`;
     const name = unique('tofu-retry');
-    const dir = await tempDir();
-    cleanups.push(() => dir.cleanup());
-    const settings = {
-      mode: 'local',
-      identities: [{ name, topics: [topic] }],
-      policy: { protect: [`${base}/#`] },
-    };
-    const unreachable = await writeConfig(dir.path, {
-      ...settings,
-      c2: { url: 'http://127.0.0.1:1', tofu: true },
+    const unreachable = await localConfig(name, [topic], `${base}/#`, {
+      url: 'http://127.0.0.1:1',
+      tofu: true,
     });
-    await assert.rejects(startProxy(unreachable), /cannot reach the C2/);
+    await assert.rejects(startProxy(unreachable.config), /cannot reach the C2/);
     // The identity's store was made; a later start with the C2 back registers it all the same.
-    const config = await writeConfig(dir.path, { ...settings, c2: { url: c2Url, tofu: true } });
+    const { config } = await localConfig(
+      name,
+      [topic],
+      `${base}/#`,
+      { url: c2Url, tofu: true },
+      unreachable.dir,
+    );
     const proxy = await startProxy(config);
     cleanups.push(() => proxy.close());
     assert.equal(proxy.ring.get(name)?.created, false, 'the store of the first start');
