@@ -32,6 +32,7 @@ import {
   type UpstreamLink,
 } from '../upstream.ts';
 import type { Authenticator } from './authenticate.ts';
+import { strictUtf8Parser } from './strict-utf8-parser.ts';
 
 /** Limits of one connection. */
 export interface ConnectionLimits {
@@ -104,7 +105,7 @@ interface Awaiting {
 export class DownstreamConnection {
   #state: State = 'new';
   #version: 4 | 5 = 4;
-  readonly #parser = mqttPacket.parser({ protocolVersion: 4 });
+  readonly #parser = strictUtf8Parser(4);
   readonly #early: Packet[] = [];
   #link: UpstreamLink | undefined;
   #identity: HeldIdentity | undefined;

@@ -157,6 +157,49 @@ void describe('bad input on the downstream side', () => {
     assert.ok((await metrics.total(metrics.rejected, { reason: 'packet-too-large' })) >= 1);
   });
 
+  void it('closes on a topic or client id that is not UTF-8; a U+FFFD written in UTF-8 passes', async () => {
+    /** `packet` encoded, with the ASCII `marker` in it replaced by the bytes `with`. */
+    const withBytes = (packet: Packet, marker: string, bytes: readonly number[]): Buffer => {
+      const encoded = gen(packet);
+      const at = encoded.indexOf(marker);
+      assert.ok(at > 0 && marker.length === bytes.length, 'marker in the packet');
+      Buffer.from(bytes).copy(encoded, at);
+      return encoded;
+    };
+    const publish = (topic: string): Packet => ({
+      cmd: 'publish',
+      topic,
+      payload: Buffer.from('p'),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 5,
+    });
+    const rejected = (): Promise<number> =>
+      metrics.total(metrics.rejected, { reason: 'malformed' });
+    const before = await rejected();
+    const sessionsBefore = upstream.sessions.length;
+
+    const badTopic = withBytes(publish('open/ZZ'), 'ZZ', [0xff, 0xfe]);
+    const r = await exchange(listener.address.port, [CONNECT, badTopic], 200);
+    assert.equal(r.closed, true, 'PUBLISH to an ill-formed topic closes the connection');
+    const badClientId = withBytes(
+      { cmd: 'connect', clientId: 'idZZ', protocolVersion: 4, clean: true, keepalive: 30 },
+      'ZZ',
+      [0xc3, 0x28],
+    );
+    const c = await exchange(listener.address.port, [badClientId], 200);
+    assert.equal(c.closed, true, 'CONNECT with an ill-formed client id closes the connection');
+    assert.equal(await rejected(), before + 2);
+    const ids = upstream.sessions.slice(sessionsBefore).map((s) => s.options.clientId);
+    assert.ok(!ids.some((id) => id.includes('\uFFFD')), `no session for the bad id: ${ids.join()}`);
+
+    // The character U+FFFD itself, well-formed, is an ordinary topic character.
+    const ok = await exchange(listener.address.port, [CONNECT, gen(publish('open/\uFFFD'))], 200);
+    assert.equal(ok.closed, false, 'a well-formed U+FFFD keeps the connection');
+    assert.equal(await rejected(), before + 2);
+  });
+
   void it('drops an oversized payload, a PUBLISH to an unknown topic, and keeps the connection', async () => {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${listener.address.port}`, {
       clientId: 'sizes',
