@@ -1,11 +1,14 @@
 /**
  * `npm start` around its start-up: a SIGTERM that arrives while the node is still starting stops
  * it cleanly once it is up (the default action killed the process half-way, leaving an embedded
- * PostgreSQL running), and readiness is not reported before the API listens.
+ * PostgreSQL running), and readiness is not reported before the API listens. And a SIGTERM sent
+ * to `npm start` itself stops the node (npm signals its child, which was a shell that did not
+ * pass the signal on, so the node ran on without npm).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
@@ -24,9 +27,13 @@ interface Started {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-async function spawnNode(schema: string): Promise<Started> {
+/** The node as `node bin/start.ts`, or through `npm start` (`viaNpm`). */
+async function spawnNode(schema: string, viaNpm = false): Promise<Started> {
   const [grpc, http, metrics] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
+  const [command, args] = viaNpm
+    ? ['npm', ['start']]
+    : [process.execPath, ['--import', 'tsx', 'bin/start.ts']];
+  const child = spawn(command, args, {
     env: testNodeEnv({
       schema,
       passphrase: PASSPHRASE,
@@ -70,6 +77,41 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/** Every process below `pid` (Linux `/proc`), so that a failed test leaves none behind. */
+function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const visit = (parent: number): void => {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      return;
+    }
+    for (const task of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ').filter((c) => c !== '')) {
+        found.push(Number(child));
+        visit(Number(child));
+      }
+    }
+  };
+  visit(pid);
+  return found;
+}
+
+function killIfAlive(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 async function ready(port: number): Promise<boolean> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -109,5 +151,21 @@ void describe('npm start around start-up', () => {
     assert.ok(await accepts(node.http), 'ready, but the HTTP API does not accept connections');
     node.child.kill('SIGTERM');
     assert.equal((await node.exited).code, 0);
+  });
+
+  void it('a SIGTERM to `npm start` stops the node, not only npm', async () => {
+    const node = await spawnNode(db.schema, true);
+    children.push(node.child);
+    await until(() => ready(node.metrics), 30_000, 20);
+    const processes = descendants(node.child.pid ?? 0);
+    try {
+      node.child.kill('SIGTERM');
+      await node.exited;
+      // The node's own listener is the witness: it closes when the node has stopped.
+      await until(async () => !(await accepts(node.metrics)), 15_000, 100);
+      assert.match(node.output(), /"clean":true,"msg":"stopped"/);
+    } finally {
+      for (const pid of processes) killIfAlive(pid);
+    }
   });
 });
