@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
 import { parseProxyConfig, type ProxyConfig } from './config.ts';
+import { hasControlSession, pendingRotations, setPendingRotations } from './deferred-rotations.ts';
 import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
@@ -65,12 +66,23 @@ async function register(args: ProxyArgs): Promise<void> {
     newIdentityKeys(config),
   );
   const registrar = new C2Registrar(config.c2.url, config.c2.token);
+  // Before the first start the broker would drop the new identity key: the proxy asks for the
+  // rotation itself once its control topics are subscribed (see deferred-rotations.ts).
+  const defer = args.rotate && !(await hasControlSession(config.stateDir));
+  const deferred = defer ? await pendingRotations(config.stateDir) : [];
   for (const identity of ring.all()) {
     await registrar.register(identity);
-    if (args.rotate) await registrar.rotateClient(identity.name);
+    let rotation = '';
+    if (defer) {
+      deferred.push(identity.name);
+      await setPendingRotations(config.stateDir, deferred);
+      rotation = ", rotation deferred to the proxy's first start (no control session yet)";
+    } else if (args.rotate) {
+      await registrar.rotateClient(identity.name);
+      rotation = ', rotation requested';
+    }
     process.stdout.write(
-      `registered ${identity.name} (topics: ${identity.topics.join(', ') || 'none'})` +
-        `${args.rotate ? ', rotation requested' : ''}\n`,
+      `registered ${identity.name} (topics: ${identity.topics.join(', ') || 'none'})${rotation}\n`,
     );
   }
 }

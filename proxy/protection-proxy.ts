@@ -10,6 +10,7 @@ import {
   localAuthenticator,
   type Authenticator,
 } from './downstream/authenticate.ts';
+import { markControlSession, pendingRotations, setPendingRotations } from './deferred-rotations.ts';
 import { DEFAULT_TIMING } from './downstream/connection.ts';
 import { DownstreamListener } from './downstream/listener.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
@@ -82,6 +83,7 @@ export class ProtectionProxy {
         logger,
       });
       cleanups.push(() => control.close());
+      await markControlSession(config.stateDir);
       let authenticate: Authenticator;
       if (config.mode === 'local') {
         const only = ring.all()[0];
@@ -131,6 +133,7 @@ export class ProtectionProxy {
       holder.proxy = proxy;
       const registered = config.c2.tofu ? await proxy.#trustOnFirstUse() : new Set<string>();
       if (control.freshSession) await proxy.#recoverLostCommands(registered);
+      await proxy.#rotateDeferred();
       logger.info(
         {
           mode: config.mode,
@@ -206,6 +209,36 @@ export class ProtectionProxy {
         );
       }
     }
+  }
+
+  /**
+   * Asks the C2 for the identity rotations `register --rotate` deferred to this first start, now
+   * that the control topics are subscribed and the new keys can reach the proxy. A request that
+   * fails stays pending for the next start (and is logged).
+   */
+  async #rotateDeferred(): Promise<void> {
+    const pending = await pendingRotations(this.config.stateDir);
+    if (pending.length === 0) return;
+    const url = this.config.c2.url;
+    if (url === undefined) {
+      this.logger.warn({ identities: pending }, 'deferred rotations need c2.url; left pending');
+      return;
+    }
+    const registrar = new C2Registrar(url, this.config.c2.token);
+    const left: string[] = [];
+    for (const name of pending) {
+      try {
+        await registrar.rotateClient(name);
+        this.logger.info({ identity: name }, 'deferred rotation requested');
+      } catch (err) {
+        left.push(name);
+        this.logger.warn(
+          { identity: name, err: err instanceof Error ? err.message : String(err) },
+          'deferred rotation request failed; it is made again at the next start',
+        );
+      }
+    }
+    await setPendingRotations(this.config.stateDir, left);
   }
 
   /** Where downstream clients connect. */

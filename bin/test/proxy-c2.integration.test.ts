@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -257,6 +258,40 @@ void describe('protection proxies with the C2', () => {
     });
     const proxy = await startProxy(config);
     cleanups.push(() => proxy.close());
+    await eventually(() => {
+      assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
+    });
+  });
+
+  void it('register --rotate before the first start: the rotation waits for the proxy', async () => {
+    const base = unique('e4proxy-early-rotate');
+    const topic = `${base}/t`;
+    const name = unique('early-rotate');
+    const { config, file } = await localConfig(name, [topic], `${base}/#`, { url: c2Url });
+    const registered = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'proxy/main.ts', 'register', '--rotate', '--config', file],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.match(registered.stdout, /rotation deferred to the proxy's first start/);
+    const keyVersion = async (): Promise<number> =>
+      ((await a.http('GET', `/v1/clients/${name}`)).json as { keyVersion: number }).keyVersion;
+    assert.equal(await keyVersion(), 1, 'not rotated while nothing could receive the new key');
+
+    const proxy = await startProxy(config);
+    cleanups.push(() => proxy.close());
+    const identity = proxy.ring.get(name);
+    assert.ok(identity);
+    const firstKey = identity.client.state.keyMaterial;
+    await eventually(async () => {
+      assert.equal(await keyVersion(), 2);
+      assert.notDeepEqual(identity.client.state.keyMaterial, firstKey);
+    });
+    assert.equal(existsSync(join(config.stateDir, 'pending-rotations.json')), false);
+    // Keys sent after the rotation are protected under the new identity key: they arrive.
+    const rotated = await a.http('POST', `/v1/topics/${encodeURIComponent(topic)}/rotate`);
+    assert.equal(rotated.status, 200, rotated.text);
+    const fingerprint = await topicFingerprint(topic);
     await eventually(() => {
       assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
     });
