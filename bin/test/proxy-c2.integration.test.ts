@@ -121,6 +121,16 @@ void describe('protection proxies with the C2', () => {
     return proxy;
   }
 
+  /** `npm run proxy -- register --config file ...flags`. */
+  function proxyRegister(file: string, ...flags: string[]): Promise<{ stdout: string }> {
+    // Not spawnSync: the C2 answering it runs in this process.
+    return promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'proxy/main.ts', 'register', ...flags, '--config', file],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+  }
+
   /**
    * A local proxy for `topic` registered with the C2 and an E4 device on it, once both hold the
    * topic's current key (whose fingerprint is returned).
@@ -243,12 +253,7 @@ void describe('protection proxies with the C2', () => {
     const { config, file } = await localConfig(name, [topic], `${base}/#`, { url: c2Url });
     // `npm run proxy -- register`, as the docs allow, before the proxy ever ran: the C2 sends the
     // topic key to a control topic no session listens on yet, and the broker drops it.
-    // Not spawnSync: the C2 answering it runs in this process.
-    const registered = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'proxy/main.ts', 'register', '--config', file],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+    const registered = await proxyRegister(file);
     assert.match(registered.stdout, /^registered /);
     const fingerprint = await topicFingerprint(topic);
     await eventually(async () => {
@@ -268,11 +273,7 @@ void describe('protection proxies with the C2', () => {
     const topic = `${base}/t`;
     const name = unique('early-rotate');
     const { config, file } = await localConfig(name, [topic], `${base}/#`, { url: c2Url });
-    const registered = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'proxy/main.ts', 'register', '--rotate', '--config', file],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+    const registered = await proxyRegister(file, '--rotate');
     assert.match(registered.stdout, /rotation deferred to the proxy's first start/);
     const keyVersion = async (): Promise<number> =>
       ((await a.http('GET', `/v1/clients/${name}`)).json as { keyVersion: number }).keyVersion;
