@@ -28,6 +28,7 @@ import {
 import { errorBody, PayloadTooLarge, readBody, sendJson, type ErrorStyle } from './http-io.ts';
 import { buildRequestMessage } from './request-message.ts';
 import type { ConsoleFiles } from './console-files.ts';
+import { refuseCrossOrigin } from './cross-site.ts';
 import { matchPath } from './router.ts';
 import type { HttpRoute } from './routes.ts';
 
@@ -171,6 +172,7 @@ export class HttpApiServer {
         return route.pattern.template;
       }
       rpc = route.rpc;
+      if (MUTATING.has(method)) refuseCrossOrigin((name) => firstHeader(req, name));
       const peer =
         req.socket.remoteAddress === undefined
           ? undefined
