@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
+import { sendJson } from './http-io.ts';
 
 /** Where the console is served. */
 export const CONSOLE_PREFIX = '/console/';
@@ -51,19 +52,23 @@ export class ConsoleFiles {
   /**
    * Answers a console request: `/` and `/console` redirect to `/console/`, known files are
    * served, anything else under the prefix is 404. Returns false for paths it does not own.
+   * Refusals have the API's JSON error body (what every other path answers) and the files'
+   * security headers (an error page is a page too).
    */
   serve(method: string, path: string, res: ServerResponse): boolean {
-    if (path === '/' || path === '/console') {
+    const redirect = path === '/' || path === '/console';
+    if (!redirect && !path.startsWith(CONSOLE_PREFIX)) return false;
+    if (method !== 'GET' && method !== 'HEAD') {
+      refuse(res, 405, 'C2_VALIDATION', `${method} is not allowed here; use GET, HEAD`);
+      return true;
+    }
+    if (redirect) {
       res.writeHead(302, { location: CONSOLE_PREFIX, 'content-length': 0 }).end();
       return true;
     }
-    if (!path.startsWith(CONSOLE_PREFIX)) return false;
-    const name = path.slice(CONSOLE_PREFIX.length) || 'index.html';
-    const file = this.files.get(name);
-    if (method !== 'GET' && method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
-    } else if (file === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+    const file = this.files.get(path.slice(CONSOLE_PREFIX.length) || 'index.html');
+    if (file === undefined) {
+      refuse(res, 404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
     } else {
       res.writeHead(200, {
         ...SECURITY_HEADERS,
@@ -74,4 +79,14 @@ export class ConsoleFiles {
     }
     return true;
   }
+}
+
+/**
+ * A refusal in the API's `v1` error shape (no-store like the API's answers); a 405 names the
+ * allowed methods, as the router's do.
+ */
+function refuse(res: ServerResponse, status: 404 | 405, code: string, message: string): void {
+  const allow = status === 405 ? { allow: 'GET, HEAD' } : undefined;
+  const body = { error: { code, message, ...(allow === undefined ? {} : { details: allow }) } };
+  sendJson(res, status, body, { ...SECURITY_HEADERS, 'cache-control': 'no-store', ...allow });
 }

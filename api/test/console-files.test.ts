@@ -37,11 +37,25 @@ void describe('console files', () => {
 
   void it('redirects / and /console to /console/', async () => {
     for (const path of ['/', '/console']) {
-      const res = await fetch(`${base}${path}`, { redirect: 'manual' });
-      assert.equal(res.status, 302);
-      assert.equal(res.headers.get('location'), '/console/');
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${base}${path}`, { method, redirect: 'manual' });
+        assert.equal(res.status, 302, `${method} ${path}`);
+        assert.equal(res.headers.get('location'), '/console/');
+      }
     }
   });
+
+  /** A refusal: the API's JSON error body, with the files' security headers. */
+  async function assertRefusal(res: Response, status: number, code: string): Promise<void> {
+    assert.equal(res.status, status, res.url);
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    assert.match(res.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    assert.equal(body.error?.code, code);
+    assert.equal(typeof body.error.message, 'string');
+  }
 
   void it('serves nothing but its own files: unknown names and traversal are 404', async () => {
     for (const path of [
@@ -49,8 +63,20 @@ void describe('console files', () => {
       '/console/..%2Fpackage.json',
       '/console/x/../sse.d.ts',
     ])
-      assert.equal((await fetch(`${base}${path}`)).status, 404, path);
-    assert.equal((await fetch(`${base}/console/index.html`, { method: 'POST' })).status, 405);
+      await assertRefusal(await fetch(`${base}${path}`), 404, 'C2_NOT_FOUND');
     assert.equal((await fetch(`${base}/v1/topics`)).status, 418, 'other paths are not its own');
+  });
+
+  void it('answers other methods, on its files and on the redirects, with 405', async () => {
+    for (const [method, path] of [
+      ['POST', '/console/index.html'],
+      ['DELETE', '/'],
+      ['PUT', '/console'],
+      ['POST', '/console/nothing'],
+    ] as const) {
+      const res = await fetch(`${base}${path}`, { method, redirect: 'manual' });
+      await assertRefusal(res, 405, 'C2_VALIDATION');
+      assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    }
   });
 });
