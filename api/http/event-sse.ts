@@ -9,6 +9,13 @@
  * Resume: a reconnecting `EventSource` sends `Last-Event-ID` (the last `id` it received); a first
  * connection may ask `?after=<seq>`; with neither, the stream starts at the current end.
  * Positions are gapless and final, so a resumed stream gets every later event once, in order.
+ * A position past the newest event (the database was restored from a backup that ends earlier,
+ * so those positions will be handed out again) starts at the newest instead: waiting for the
+ * sequence to pass it would skip every event until then.
+ *
+ * The opening frame announces the start position as an `id:` without data: `EventSource` (and
+ * the console's parser) takes it as the last event id without dispatching anything, so a
+ * connection that drops before its first event still resumes from where it started.
  *
  * A comment line is sent every `heartbeatMs` so proxies and the browser keep the connection. The
  * stream reads the next page only after the previous one was handed to the socket; a client that
@@ -69,12 +76,15 @@ export function eventStreamHandler(
     checkStreamQuery(ctx.query);
     const lastEventId = req.headers['last-event-id'];
     const resumeFrom = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : null;
-    const after =
+    const requested =
       resumeFrom !== null
         ? checkAfterSeq(resumeFrom, 'Last-Event-ID')
         : ctx.query.has('after')
           ? checkAfterSeq(ctx.query.get('after') ?? '', 'after')
-          : await latestEventSeq(deps.service);
+          : null;
+    // One small read per connection (a live-only stream needed it anyway).
+    const latest = await latestEventSeq(deps.service);
+    const after = requested === null || requested > latest ? latest : requested;
     const controller = new AbortController();
     const { signal } = controller;
     // A function, not the property: a check before an await must not narrow the check after it.
@@ -91,7 +101,8 @@ export function eventStreamHandler(
       'x-accel-buffering': 'no',
       'x-request-id': ctx.requestId,
     });
-    res.write(`retry: ${options.retryMs ?? 2000}\n: stream after ${after.toString()}\n\n`);
+    const start = after.toString();
+    res.write(`retry: ${options.retryMs ?? 2000}\nid: ${start}\n: stream after ${start}\n\n`);
     const heartbeat = setInterval(() => {
       if (res.writableLength <= maxBufferedBytes) res.write(': heartbeat\n\n');
     }, heartbeatMs);
@@ -106,6 +117,8 @@ export function eventStreamHandler(
         rpc: 'GET /v1/events/stream',
         actor: ctx.actor,
         after: tail.position,
+        // A clamped position says the journal moved back (a restore).
+        ...(requested !== null && requested > latest ? { requested: requested.toString() } : {}),
       },
       'event stream opened',
     );

@@ -60,6 +60,8 @@ class SseReader {
   readonly events: Array<{ id: string; type: string; data: Record<string, unknown> }> = [];
   comments = 0;
   status = 0;
+  /** The start position the opening frame announced (its `id:`, without data). */
+  opened: string | undefined;
   #buffer = '';
   readonly #req: ClientRequest;
   readonly ended: Promise<void>;
@@ -99,7 +101,10 @@ class SseReader {
       if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
     }
     const data = fields.get('data');
-    if (data === undefined) return;
+    if (data === undefined) {
+      this.opened ??= fields.get('id');
+      return;
+    }
     this.events.push({
       id: fields.get('id') ?? '',
       type: fields.get('event') ?? 'message',
@@ -240,6 +245,30 @@ void describe('event stream across two nodes', { timeout: 120_000 }, () => {
       assert.equal(e.data['seq'], e.id);
       assert.equal(e.data['type'], e.type);
     }
+  });
+
+  void it('announces its start, and starts a position past the newest event at the newest', async () => {
+    const [a] = t.nodes;
+    const newest = (await journal(a)).at(-1)?.[0] ?? 0;
+    // A console's position from before a restore that moved the sequence back.
+    const sse = new SseReader(a.httpPort, '/v1/events/stream', {
+      'last-event-id': String(newest + 1000),
+    });
+    try {
+      await eventually(() => {
+        assert.equal(sse.opened, String(newest));
+      }, 10_000);
+      await a.service.newTopic(ctx, 'ev/after-clamp');
+      await eventually(() => {
+        assert.ok(
+          sse.events.some((e) => e.data['topic'] === 'ev/after-clamp'),
+          'the new event',
+        );
+      }, 30_000);
+    } finally {
+      sse.disconnect();
+    }
+    assert.equal(sse.status, 200);
   });
 
   void it('rejects a malformed resume position with a typed error', async () => {

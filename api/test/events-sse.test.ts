@@ -9,23 +9,29 @@ import type { JournalEvent } from '../events/event-tail.ts';
 import { eventStreamHandler } from '../http/event-sse.ts';
 import { MemoryLogger } from './support/api-harness.ts';
 
-/** A journal of `count` positioned events. */
+/** One positioned event. */
+const event = (seq: number): JournalEvent => ({
+  seq: String(seq),
+  at: new Date(0),
+  type: 'topic.rotated',
+  topic: 't',
+  keyVersion: seq + 1,
+  details: { members: 1 },
+});
+
+/** A journal of `count` positioned events; `add` positions one more. */
 function journal(count: number) {
-  const events: JournalEvent[] = Array.from({ length: count }, (_, i) => ({
-    seq: String(i + 1),
-    at: new Date(0),
-    type: 'topic.rotated',
-    topic: 't',
-    keyVersion: i + 2,
-    details: { members: 1 },
-  }));
+  const events: JournalEvent[] = Array.from({ length: count }, (_, i) => event(i + 1));
   return {
     afters: [] as string[],
     eventsAfter(seq: string, limit: number): Promise<JournalEvent[]> {
       this.afters.push(seq);
       return Promise.resolve(events.filter((e) => BigInt(e.seq) > BigInt(seq)).slice(0, limit));
     },
-    latestEventSeq: () => Promise.resolve(String(count)),
+    latestEventSeq: () => Promise.resolve(String(events.length)),
+    add(): void {
+      events.push(event(events.length + 1));
+    },
   };
 }
 
@@ -90,7 +96,12 @@ function start(
   return { done, closing, log };
 }
 
-const ids = (text: string): string[] => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => m[1] ?? '');
+/** The ids of the events (not of the opening frame, which has no data). */
+const ids = (text: string): string[] =>
+  [...text.matchAll(/^id: (\d+)\nevent: /gm)].map((m) => m[1] ?? '');
+
+/** The opening frame: everything before its blank line. */
+const opening = (text: string): string => text.slice(0, text.indexOf('\n\n') + 1);
 
 void describe('GET /v1/events/stream', { timeout: 20_000 }, () => {
   void it('resumes after Last-Event-ID rather than ?after, and frames each event', async () => {
@@ -105,7 +116,7 @@ void describe('GET /v1/events/stream', { timeout: 20_000 }, () => {
     await done;
     assert.equal(res.status, 200);
     assert.deepEqual(ids(res.text), ['4', '5']);
-    assert.match(res.text, /^retry: 2000$/m);
+    assert.equal(opening(res.text), 'retry: 2000\nid: 3\n: stream after 3\n');
     assert.match(res.text, /^event: topic\.rotated$/m);
     const data = /^data: (.*)$/m.exec(res.text)?.[1] ?? '';
     assert.deepEqual(JSON.parse(data), {
@@ -129,6 +140,31 @@ void describe('GET /v1/events/stream', { timeout: 20_000 }, () => {
     await done;
     assert.deepEqual(ids(res.text), []);
     assert.equal(source.afters[0], '5');
+    // Announced as an id, so a connection that drops before any event resumes from here.
+    assert.equal(opening(res.text), 'retry: 2000\nid: 5\n: stream after 5\n');
+  });
+
+  void it('starts a position past the newest event (a restored journal) at the newest', async () => {
+    for (const options of [{ headers: { 'last-event-id': '9' } }, { query: 'after=9' }]) {
+      const source = journal(5);
+      const res = new FakeResponse(false);
+      const { done, closing, log } = start(source, res, options);
+      try {
+        while (source.afters.length < 1) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(source.afters[0], '5', JSON.stringify(options));
+        assert.equal(opening(res.text), 'retry: 2000\nid: 5\n: stream after 5\n');
+        source.add();
+        while (ids(res.text).length < 1) await new Promise((r) => setTimeout(r, 5));
+      } finally {
+        closing.abort();
+        await done;
+      }
+      assert.deepEqual(ids(res.text), ['6'], 'the next event arrives');
+      assert.ok(
+        log.lines.some((l) => l.obj['requested'] === '9'),
+        'the clamp is logged',
+      );
+    }
   });
 
   void it('disconnects a client that leaves its buffer full, instead of buffering more', async () => {
