@@ -6,5 +6,5 @@ export interface ConsoleEnvironment {
   readonly confirm: (message: string) => boolean;
 }
 
-/** Starts the console; returns a function that stops its event stream and timers. */
+/** Starts the console; returns a function that stops its event stream, timers and loads. */
 export declare function startConsole(environment: ConsoleEnvironment): () => void;

@@ -42,6 +42,13 @@ void describe('SseParser', () => {
     assert.deepEqual(parser.push('\n'), [{ id: '7', event: 'message', data: 'x' }]);
   });
 
+  void it('takes an id without data as the position, dispatching nothing', () => {
+    // The server's opening frame: a reconnect before any event resumes from there.
+    const parser = new SseParser();
+    assert.deepEqual(parser.push('retry: 2000\nid: 40\n: stream after 40\n\n'), []);
+    assert.equal(parser.lastEventId, '40');
+  });
+
   void it('survives arbitrary text without throwing', () => {
     fc.assert(
       fc.property(fc.string(), (text) => {

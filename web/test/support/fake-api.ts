@@ -1,0 +1,183 @@
+/**
+ * The console against a fake HTTP API in a DOM (jsdom): canned JSON per path, an event stream
+ * the test writes to, and knobs for the failures the console must survive.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { JSDOM } from 'jsdom';
+import { startConsole } from '../../console.js';
+
+const PAGE = readFileSync(new URL('../../index.html', import.meta.url), 'utf8');
+
+export interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+}
+
+const error = (status: number, code: string, message: string): Promise<Response> =>
+  Promise.resolve(Response.json({ error: { code, message } }, { status }));
+
+/** A fake API: canned JSON per path, and an event stream the test writes to. */
+export class FakeApi {
+  readonly calls: Call[] = [];
+  readonly topics = new Map<string, number>([
+    ['plant/a', 3],
+    ['<img src=x onerror=alert(1)>', 1],
+  ]);
+  readonly clients = ['sensor-1'];
+  /** Topics per page of `GET /v1/topics` (the cursor is the index of the next one). */
+  topicPage = 50;
+  /** The members every rollout reports. */
+  members = 4;
+  /** Topics whose rollout answers 500. */
+  readonly failing = new Set<string>();
+  /** Statuses of the next stream requests (then 200): 401 and 500 answer an API error body. */
+  readonly streamStatuses: number[] = [];
+  #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #streams = 0;
+
+  readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const raw = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    // As a browser does: relative to the page, dot segments resolved (`%2E%2E` too).
+    const url = new URL(raw, 'https://c2.test/console/');
+    const path = url.pathname + url.search;
+    const headers = Object.fromEntries(
+      Object.entries((init?.headers ?? {}) as Record<string, string>).map(([k, v]) => [
+        k.toLowerCase(),
+        v,
+      ]),
+    );
+    const method = init?.method ?? 'GET';
+    this.calls.push({ method, path, headers });
+    if (path === '/readyz') return Promise.resolve(Response.json({ ready: true }));
+    if (url.pathname === '/v1/topics') {
+      const from = Number(url.searchParams.get('cursor') || 0);
+      const names = [...this.topics].slice(from, from + this.topicPage);
+      const next = from + names.length;
+      return Promise.resolve(
+        Response.json({
+          topics: names.map(([name, keyVersion]) => ({ name, keyVersion })),
+          nextCursor: next < this.topics.size ? String(next) : '',
+        }),
+      );
+    }
+    if (url.pathname === '/v1/clients')
+      return Promise.resolve(
+        Response.json({
+          clients: this.clients.map((name) => ({ name, keyVersion: 2, deliveryState: 'failed' })),
+          nextCursor: '',
+        }),
+      );
+    const rollout = /^\/v1\/topics\/([^/]+)\/rollout$/.exec(path);
+    if (rollout?.[1] !== undefined) {
+      const name = decodeURIComponent(rollout[1]);
+      if (this.failing.has(name)) return error(500, 'C2_INTERNAL', 'the rollout failed');
+      if (!this.topics.has(name)) return error(404, 'C2_NOT_FOUND', `no topic ${name}`);
+      return Promise.resolve(
+        Response.json({
+          topic: name,
+          keyVersion: this.topics.get(name),
+          rollout: { members: this.members, delivered: 3, confirmed: 2, pending: 1, failed: 0 },
+        }),
+      );
+    }
+    const rotate = /^\/v1\/topics\/([^/]+)\/rotate$/.exec(path);
+    if (rotate?.[1] !== undefined && method === 'POST') {
+      const name = decodeURIComponent(rotate[1]);
+      this.topics.set(name, (this.topics.get(name) ?? 0) + 1);
+      return Promise.resolve(Response.json({ keyVersion: this.topics.get(name) }));
+    }
+    if (path === '/v1/events/stream') {
+      this.#streams += 1;
+      const status = this.streamStatuses.shift() ?? 200;
+      if (status === 401) return error(401, 'C2_UNAUTHENTICATED', 'a bearer token is required');
+      if (status !== 200) return error(status, 'C2_UNAVAILABLE', 'the database is unreachable');
+      const body = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          this.#stream = controller;
+        },
+      });
+      init?.signal?.addEventListener('abort', () => {
+        this.#stream?.error(new Error('aborted'));
+      });
+      return Promise.resolve(
+        new Response(body, { headers: { 'content-type': 'text/event-stream' } }),
+      );
+    }
+    return error(404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
+  };
+
+  /** Sends SSE text on the open stream. */
+  send(text: string): void {
+    this.#stream?.enqueue(new TextEncoder().encode(text));
+  }
+
+  /** Ends the open stream (the node went away). */
+  drop(): void {
+    this.#stream?.close();
+  }
+
+  get streams(): number {
+    return this.#streams;
+  }
+}
+
+export async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** Lets pending answers land (for checks that something did not happen). */
+export const settle = (ms = 100): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function cells(document: Document, tbody: string): string[][] {
+  return [...document.querySelectorAll(`#${tbody} tr`)].map((tr) =>
+    [...tr.querySelectorAll('td')].map((td) => td.textContent),
+  );
+}
+
+/**
+ * A console on a fresh page against a fake API; `storage` holds the saved token, if any, and
+ * `setup` adjusts the API before the console starts.
+ */
+export function openConsole(
+  storage = new Map<string, string>(),
+  setup: (api: FakeApi) => void = () => undefined,
+): {
+  document: Document;
+  window: JSDOM['window'];
+  api: FakeApi;
+  close: () => void;
+} {
+  const dom = new JSDOM(PAGE);
+  const { document } = dom.window;
+  const api = new FakeApi();
+  setup(api);
+  const stop = startConsole({
+    document,
+    fetch: api.fetch,
+    storage: {
+      getItem: (k: string) => storage.get(k) ?? null,
+      setItem: (k: string, v: string) => {
+        storage.set(k, v);
+      },
+      removeItem: (k: string) => {
+        storage.delete(k);
+      },
+    },
+    confirm: () => true,
+  });
+  return {
+    document,
+    window: dom.window,
+    api,
+    close: () => {
+      stop();
+      dom.window.close();
+    },
+  };
+}
