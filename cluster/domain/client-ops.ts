@@ -11,7 +11,7 @@ import {
 } from './key-material.ts';
 import { audit, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
-import { checkClientName } from './validation.ts';
+import { checkAddressableName, checkClientName } from './validation.ts';
 
 /** Result of registering a client. */
 export interface NewClientResult {
@@ -42,7 +42,7 @@ export async function newClient(
   name: unknown,
   key: unknown,
 ): Promise<NewClientResult> {
-  const clientName = checkClientName(name);
+  const clientName = checkAddressableName(checkClientName(name), 'client.name');
   const identity = givenIdentity(deps.mode, checkClientKey(deps.mode, key));
   return await mutate(
     deps,

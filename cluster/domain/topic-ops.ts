@@ -6,7 +6,7 @@ import { activeClient } from './client-ops.ts';
 import { storeNewTopicKey } from './key-material.ts';
 import { audit, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
-import { checkClientName, checkTopicName } from './validation.ts';
+import { checkAddressableName, checkClientName, checkTopicName } from './validation.ts';
 
 /** Result of creating or rotating a topic key. */
 export interface TopicKeyResult {
@@ -70,7 +70,7 @@ export async function newTopic(
   ctx: RequestContext,
   name: unknown,
 ): Promise<TopicKeyResult> {
-  const topicName = checkTopicName(name);
+  const topicName = checkAddressableName(checkTopicName(name), 'topic');
   return await mutate(
     deps,
     ctx,

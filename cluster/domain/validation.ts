@@ -58,6 +58,18 @@ export function checkTopicName(topic: unknown, field = 'topic'): string {
   return topic;
 }
 
+/**
+ * Refuses `.` and `..` as the name of a new client or topic: in an HTTP path they are resolved
+ * by every URL parser (browsers and `fetch` also decode `%2E` first), so such an entity could
+ * never be addressed by the HTTP API or the console. Existing ones stay reachable over gRPC.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkAddressableName(name: string, field: string): string {
+  if (name === '.' || name === '..')
+    throw invalid(`"${name}" cannot be a name: URLs resolve it as a path step`, field);
+  return name;
+}
+
 /** An offset/count page of the reference API. */
 export interface Page {
   readonly offset: number;
