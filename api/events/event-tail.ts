@@ -27,6 +27,23 @@ export async function latestEventSeq(source: EventSource): Promise<bigint> {
   return BigInt(await source.latestEventSeq());
 }
 
+/**
+ * Where a stream starts: after `requested`, or at the current end when none was asked for or
+ * when it lies past the newest event (the database was restored from a backup that ends earlier,
+ * so those positions will be handed out again: waiting for the sequence to pass it would skip
+ * every event until then).
+ */
+export async function streamStart(
+  source: EventSource,
+  requested: bigint | null,
+): Promise<{ after: bigint; clamped: boolean }> {
+  const latest = await latestEventSeq(source);
+  if (requested === null) return { after: latest, clamped: false };
+  return requested > latest
+    ? { after: latest, clamped: true }
+    : { after: requested, clamped: false };
+}
+
 /** Options of {@link EventTail}. */
 export interface EventTailOptions {
   /** Events read per query. Default 500. */

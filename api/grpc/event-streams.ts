@@ -12,7 +12,13 @@ import type { ApiDeps, ApiLogger } from '../api-types.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import { describeFailure } from '../errors-map.ts';
 import { eventRecord, referenceEvent } from '../events/event-records.ts';
-import { EventTail, latestEventSeq, pumpEvents, type JournalEvent } from '../events/event-tail.ts';
+import {
+  EventTail,
+  latestEventSeq,
+  pumpEvents,
+  streamStart,
+  type JournalEvent,
+} from '../events/event-tail.ts';
 import { checkAfterSeq } from '../operations/admin-ops.ts';
 import { stringField } from '../operations/message-fields.ts';
 import { callContext, logFailure, serviceError, trailers } from './grpc-calls.ts';
@@ -104,8 +110,9 @@ export function subscribeToEventStream(
 }
 
 /**
- * `e4c2.v1.C2Admin/StreamEvents`: every event after `after_seq` (empty: from the current end),
- * then live. Resume with the `seq` of the last event received.
+ * `e4c2.v1.C2Admin/StreamEvents`: every event after `after_seq` (empty, or past the newest event
+ * after a restore: from the current end), then live. Resume with the `seq` of the last event
+ * received.
  */
 export function streamEvents(
   deps: ApiDeps,
@@ -120,7 +127,8 @@ export function streamEvents(
       streams,
       call,
       'e4c2.v1.C2Admin/StreamEvents',
-      () => (after === '' ? latestEventSeq(deps.service) : Promise.resolve(checkAfterSeq(after))),
+      async () =>
+        (await streamStart(deps.service, after === '' ? null : checkAfterSeq(after))).after,
       eventRecord,
     );
   };

@@ -26,7 +26,7 @@ import { once } from 'node:events';
 import { C2Error } from '../../cluster/errors.ts';
 import type { ApiDeps } from '../api-types.ts';
 import { eventRecord } from '../events/event-records.ts';
-import { EventTail, latestEventSeq, pumpEvents, type JournalEvent } from '../events/event-tail.ts';
+import { EventTail, pumpEvents, streamStart, type JournalEvent } from '../events/event-tail.ts';
 import { checkAfterSeq } from '../operations/admin-ops.ts';
 import type { StreamHandler } from './routes.ts';
 
@@ -83,8 +83,7 @@ export function eventStreamHandler(
           ? checkAfterSeq(ctx.query.get('after') ?? '', 'after')
           : null;
     // One small read per connection (a live-only stream needed it anyway).
-    const latest = await latestEventSeq(deps.service);
-    const after = requested === null || requested > latest ? latest : requested;
+    const { after, clamped } = await streamStart(deps.service, requested);
     const controller = new AbortController();
     const { signal } = controller;
     // A function, not the property: a check before an await must not narrow the check after it.
@@ -118,7 +117,7 @@ export function eventStreamHandler(
         actor: ctx.actor,
         after: tail.position,
         // A clamped position says the journal moved back (a restore).
-        ...(requested !== null && requested > latest ? { requested: requested.toString() } : {}),
+        ...(clamped && requested !== null ? { requested: requested.toString() } : {}),
       },
       'event stream opened',
     );

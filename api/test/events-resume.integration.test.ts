@@ -271,6 +271,31 @@ void describe('event stream across two nodes', { timeout: 120_000 }, () => {
     assert.equal(sse.status, 200);
   });
 
+  void it('gRPC StreamEvents after a position past the newest event starts at the newest', async () => {
+    const [a] = t.nodes;
+    const newest = (await journal(a)).at(-1)?.[0] ?? 0;
+    const client = new GrpcTestClient(a.grpcTarget, 'e4c2.v1.C2Admin');
+    const stream = client.stream('StreamEvents', { after_seq: String(newest + 1000) });
+    const received: Message[] = [];
+    stream.on('data', (m: Message) => received.push(m));
+    stream.on('error', () => undefined);
+    try {
+      // The stream is open once a change made now reaches it (the first one may predate it).
+      await eventually(
+        async () => {
+          await a.service.newTopic(ctx, `ev/grpc-clamp-${received.length}-${Date.now()}`);
+          assert.ok(received.length > 0, 'an event after the clamp');
+        },
+        20_000,
+        500,
+      ); // 40 changes at most: far fewer than the 1,000 the position lies ahead
+    } finally {
+      stream.cancel();
+      client.close();
+    }
+    assert.ok(Number(received[0]?.['seq']) > newest, 'an event after the newest');
+  });
+
   void it('rejects a malformed resume position with a typed error', async () => {
     const [a] = t.nodes;
     const res = await httpCall(a.httpPort, 'GET', '/v1/events/stream', {
