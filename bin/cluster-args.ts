@@ -70,6 +70,17 @@ Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
 REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).
 Other E4C2_* settings (cluster/config/README.md) are passed to every node.`;
 
+/** `parse()`, with its usage error replaced by `rule` when `raw` is a number out of range. */
+function oneOf(raw: string | undefined, rule: string, parse: () => number): number {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof UsageError && raw !== undefined && /^-?\d+$/.test(raw))
+      throw new UsageError(rule);
+    throw err;
+  }
+}
+
 /** Highest usable base port: the layout spans 10 ports per node after the first ten. */
 const MAX_BASE_PORT = 65535 - 10 * (2 * MAX_NODES_PER_ROLE + 1);
 
@@ -102,11 +113,17 @@ export function parseClusterArgs(
     throw new UsageError((err as Error).message);
   }
   if (values.help === true) return undefined;
-  const redlock = intArg(values.redlock, '--redlock', 1, 3, 1);
+  // One message per option whatever the bad value (a range check first said "between 1 and 3"
+  // for --redlock 5 and "1 or 3" for 2).
+  const redlock = oneOf(values.redlock, '--redlock must be 1 or 3', () =>
+    intArg(values.redlock, '--redlock', 1, 3, 1),
+  );
   if (redlock !== 1 && redlock !== 3) throw new UsageError('--redlock must be 1 or 3');
-  const basePort = intArg(values['base-port'], '--base-port', 0, MAX_BASE_PORT, 7000);
-  if (basePort !== 0 && basePort < 1024)
-    throw new UsageError(`--base-port must be 0 or between 1024 and ${MAX_BASE_PORT}`);
+  const portRule = `--base-port must be 0 or between 1024 and ${MAX_BASE_PORT}`;
+  const basePort = oneOf(values['base-port'], portRule, () =>
+    intArg(values['base-port'], '--base-port', 0, MAX_BASE_PORT, 7000),
+  );
+  if (basePort !== 0 && basePort < 1024) throw new UsageError(portRule);
   const schema = values.schema ?? CLUSTER_DEFAULTS.schema;
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
     throw new UsageError('--schema must be a plain identifier: a-z, 0-9 and _, at most 63');

@@ -147,6 +147,8 @@ export class LocalCluster {
   readonly #redis: Array<{ name: string; url: string; proc: ManagedProcess }> = [];
   #lb: LoadBalancer | undefined;
   #stopping: Promise<void> | undefined;
+  /** Set once every process is up: exits before that belong to the start-up's report. */
+  #started = false;
   /** Per node, when `--restart` restarted it lately. */
   readonly #restartedAt = new Map<string, number[]>();
   readonly #restartTimers = new Set<NodeJS.Timeout>();
@@ -226,6 +228,7 @@ export class LocalCluster {
       await admin.end();
     }
 
+    interrupted(options.signal);
     const ports = await LocalCluster.#planPorts(options);
     const redlockUrls = ports.redlock.map((p) => `redis://${options.host}:${p}`);
     const links: NodeLinks = {
@@ -262,6 +265,7 @@ export class LocalCluster {
       ...routeEnv(links),
       E4C2_DB_SCHEMA: options.schema,
     };
+    interrupted(options.signal);
     const cluster = new LocalCluster(options, nodeEnv, routes, kek);
     process.on('exit', cluster.#killAll);
     const total = ports.redlock.length + ports.nodes.length + 1;
@@ -317,6 +321,7 @@ export class LocalCluster {
         },
       });
       progress(`load balancer ready (gRPC ${cluster.lb.grpc}, HTTP ${cluster.lb.http})`);
+      cluster.#started = true;
     } catch (err) {
       log(`cluster: start-up failed: ${(err as Error).message}; stopping what was started`);
       await cluster.stop();
@@ -463,8 +468,14 @@ export class LocalCluster {
   #watch(proc: ManagedProcess, node?: string): void {
     void proc.exited.then((status) => {
       if (proc.expected || this.#stopping !== undefined) return;
+      const who = `${proc.spec.name}${proc.pid === undefined ? '' : ` (pid ${proc.pid})`}`;
+      if (!this.#started) {
+        // The start-up reports it and stops what was started; "keep running" would be wrong.
+        this.options.log(`cluster: ${who} exited during start-up (${describeExit(status)})`);
+        return;
+      }
       this.options.log(
-        `cluster: ${proc.spec.name} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(status)}); the other processes keep running`,
+        `cluster: ${who} exited unexpectedly (${describeExit(status)}); the other processes keep running`,
       );
       if (node !== undefined && this.options.restartNodes === true) this.#scheduleRestart(node);
     });
@@ -610,6 +621,11 @@ function describeLbEvent(event: LbEvent): string | undefined {
   }
 }
 
+/** Ends a start-up that was asked to stop before its next step (nothing of it runs yet). */
+function interrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new Error('start-up interrupted');
+}
+
 /** Starts a local cluster (see {@link LocalCluster.start}). */
 export function startCluster(options: ClusterOptions): Promise<LocalCluster> {
   return LocalCluster.start(options);
@@ -630,8 +646,14 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  // A reader that went away (`| head`, a closed terminal) must not crash the launcher before its
+  // orderly stop: the output is dropped from then on.
+  let outputGone = false;
+  process.stdout.on('error', () => {
+    outputGone = true;
+  });
   const out = (line: string): void => {
-    process.stdout.write(`${line}\n`);
+    if (!outputGone) process.stdout.write(`${line}\n`);
   };
   const width = 'redlock-1'.length;
   const abort = new AbortController();
@@ -648,8 +670,9 @@ async function main(): Promise<void> {
     abort.abort();
     void cluster?.stop().then(() => process.exit(0));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a closed terminal or a dropped SSH session must stop the children, not orphan
+  // them (a process killed by a signal runs no exit handler).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   try {
     cluster = await startCluster({
       ...parsed,
@@ -662,6 +685,11 @@ async function main(): Promise<void> {
       signal: abort.signal,
     });
   } catch (err) {
+    if (abort.signal.aborted) {
+      // Asked to stop during start-up: what was started has been stopped; not a failure.
+      out('cluster: stopped');
+      process.exit(0);
+    }
     process.stderr.write(`cluster: ${(err as Error).message}\n`);
     process.exit(1);
   }

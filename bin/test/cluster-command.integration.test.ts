@@ -23,16 +23,8 @@ import { parseClusterArgs } from '../cluster-args.ts';
 import { loadOrCreatePassphrase } from '../cluster-kek.ts';
 import { UsageError } from '../usage-args.ts';
 import { httpJson } from './support/http-json.ts';
+import { alive, descendants, killIfAlive } from './support/process-tree.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 void describe('npm run cluster', () => {
   const dirs: string[] = [];
@@ -69,7 +61,9 @@ void describe('npm run cluster', () => {
       [['--api', '0'], /--api must be between 1 and 16/],
       [['--api', 'two'], /--api must be a whole number/],
       [['--redlock', '2'], /--redlock must be 1 or 3/],
+      [['--redlock', '5'], /--redlock must be 1 or 3/],
       [['--base-port', '80'], /--base-port must be 0 or between 1024/],
+      [['--base-port', '70000'], /--base-port must be 0 or between 1024/],
       [['--schema', 'Robert"; DROP'], /--schema must be a plain identifier/],
       [['--nodes', '3'], /Unknown option '--nodes'/],
     ] as const) {
@@ -212,4 +206,88 @@ void describe('npm run cluster', () => {
       }
     },
   );
+
+  /**
+   * The launcher with one API node on private ports and `signal` sent once `when` is printed;
+   * `dropOutput` closes its stdout first (a `| head` that ended). Resolves with its exit and
+   * whether every process below it is gone.
+   */
+  async function interrupt(
+    when: RegExp,
+    signal: NodeJS.Signals,
+    dropOutput: boolean,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; left: number[] }> {
+    const schema = await createTestSchema();
+    const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-cluster-sig-'));
+    dirs.push(dataDir);
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
+    const child = spawn(
+      process.execPath,
+      [
+        ...['--import', 'tsx', 'bin/cluster.ts', '--api', '1', '--workers', '0'],
+        ...['--base-port', '0', '--schema', schema.schema, '--data-dir', dataDir],
+      ],
+      {
+        env: {
+          ...env,
+          DATABASE_URL: TEST_DATABASE_URL,
+          MQTT_URL: TEST_MQTT_URL,
+          E4C2_LOG_LEVEL: 'warn',
+          E4C2_SHUTDOWN_TIMEOUT_MS: '3000',
+        },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+      (resolve) => {
+        child.once('exit', (code, sig) => {
+          resolve({ code, signal: sig });
+        });
+      },
+    );
+    let processes: number[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error(`no line ${String(when)} within 60 s`));
+        }, 60_000);
+        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+          if (!when.test(line)) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      processes = descendants(child.pid ?? 0);
+      if (dropOutput) child.stdout.destroy();
+      child.kill(signal);
+      const status = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => {
+            reject(new Error('the launcher did not exit within 30 s'));
+          }, 30_000),
+        ),
+      ]);
+      await new Promise((r) => setTimeout(r, 500)); // the last SIGKILLs land
+      return { ...status, left: processes.filter(alive) };
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      for (const pid of processes) killIfAlive(pid);
+      await schema.drop();
+    }
+  }
+
+  void it('a closed terminal (SIGHUP) with its output gone stops every process', async () => {
+    const result = await interrupt(/^ {2}stop with Ctrl-C$/, 'SIGHUP', true);
+    assert.deepEqual(result.left, [], 'processes left running');
+    assert.equal(result.signal, null, 'killed by the signal instead of stopping');
+    assert.equal(result.code, 0);
+  });
+
+  void it('Ctrl-C during start-up stops what was started, with exit status 0', async () => {
+    const result = await interrupt(/^cluster: starting /, 'SIGINT', false);
+    assert.deepEqual(result.left, [], 'processes left running');
+    assert.equal(result.code, 0);
+  });
 });

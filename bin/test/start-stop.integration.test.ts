@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { freePorts } from '../free-ports.ts';
 import { testNodeEnv } from './support/node-env.ts';
+import { descendants, killIfAlive } from './support/process-tree.ts';
 
 /** One KEK for the file's nodes: they share a schema, and its data keys are wrapped by it. */
 const PASSPHRASE = randomBytes(12).toString('hex');
@@ -75,41 +75,6 @@ function accepts(port: number): Promise<boolean> {
       resolve(false);
     });
   });
-}
-
-/** Every process below `pid` (Linux `/proc`), so that a failed test leaves none behind. */
-function descendants(pid: number): number[] {
-  const found: number[] = [];
-  const visit = (parent: number): void => {
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${parent}/task`);
-    } catch {
-      return;
-    }
-    for (const task of tasks) {
-      let children = '';
-      try {
-        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const child of children.split(' ').filter((c) => c !== '')) {
-        found.push(Number(child));
-        visit(Number(child));
-      }
-    }
-  };
-  visit(pid);
-  return found;
-}
-
-function killIfAlive(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
 }
 
 async function ready(port: number): Promise<boolean> {
