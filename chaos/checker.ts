@@ -1,9 +1,10 @@
 /**
- * Evaluates the invariants I1-I9 of DESIGN §6 on a recorded run. Pure: the same record always
- * gives the same violations, so a failure can be studied from its JSON alone. Each violation
- * names the invariant, says what went wrong, and lists the operations, devices and faults
- * involved.
+ * Evaluates the invariants I1-I9 of DESIGN §6 (and A1 where recorded) on a recorded run. Pure:
+ * the same record always gives the same violations, so a failure can be studied from its JSON
+ * alone. Each violation names the invariant, says what went wrong, and lists the operations,
+ * devices and faults involved.
  */
+import { checkAutomation } from './automation-check.ts';
 import type { DeviceApply, FinalTopic, Operation, RunRecord, StoredVersion } from './history.ts';
 
 /** The invariants, by id. */
@@ -248,34 +249,48 @@ function noRegression(run: RunRecord, out: Violation[]): void {
   }
 }
 
+/**
+ * Commands that carry a key, counted by I7. The cap bounds every command alike: one device sync
+ * sends one command at a time and counts each failed attempt against the cap whatever the command
+ * (`cluster/delivery/device-sync.ts`), the C2 key of public-key mode included.
+ */
+const KEYED_COMMANDS: ReadonlySet<DeviceApply['type']> = new Set([
+  'SetTopicKey',
+  'SetIDKey',
+  'SetC2Key',
+]);
+
 /** I7: no command reaches a device more often than the cap (times the network's copies). */
 function boundedRetransmission(run: RunRecord, out: Violation[]): void {
+  const topicOf = new Map(run.final.topics.map((t) => [t.hash, t.name]));
   for (const [device, applies] of appliesByDevice(run.applies)) {
     // Resyncs and (re)joins legitimately send a key again: each opens a new allowance.
     const resyncs = run.operations.filter(
       (o) => o.client === device && o.kind === 'resync-client' && o.outcome !== 'fail',
     ).length;
-    const copies = new Map<string, number>();
+    const copies = new Map<string, { label: string; hash: string | undefined; n: number }>();
     for (const a of applies) {
-      if (a.type !== 'SetTopicKey' && a.type !== 'SetIDKey') continue;
-      const key = `${a.type} ${a.topicHash ?? ''} ${a.fingerprint ?? ''}`;
-      copies.set(key, (copies.get(key) ?? 0) + 1);
+      if (!KEYED_COMMANDS.has(a.type)) continue;
+      const key = `${a.type}${a.topicHash === undefined ? '' : ` ${a.topicHash}`} ${a.fingerprint ?? '?'}`;
+      const seen = copies.get(key) ?? { label: key, hash: a.topicHash, n: 0 };
+      seen.n += 1;
+      copies.set(key, seen);
     }
-    const topicOf = new Map(run.final.topics.map((t) => [t.hash, t.name]));
-    for (const [key, n] of copies) {
-      const [, hash = ''] = key.split(' ');
+    for (const { label, hash, n } of copies.values()) {
+      const topic = hash === undefined ? undefined : topicOf.get(hash);
       const joins = run.operations.filter(
         (o) =>
           o.client === device &&
           o.kind === 'join' &&
           o.outcome !== 'fail' &&
-          o.topic === topicOf.get(hash),
+          topic !== undefined &&
+          o.topic === topic,
       ).length;
       const allowed = run.deliveryCap * run.networkCopies * (1 + resyncs + Math.max(0, joins - 1));
       if (n > allowed) {
         out.push({
           invariant: 'I7',
-          message: `${device} received ${key.replace(/ +$/, '')} ${n} times (allowed ${allowed})`,
+          message: `${device} received ${label} ${n} times (allowed ${allowed})`,
           operations: [],
           devices: [device],
         });
@@ -371,7 +386,10 @@ function secrecy(run: RunRecord, out: Violation[]): void {
   for (const leak of run.final.leaks)
     out.push({
       invariant: 'I8',
-      message: `key material in ${leak.where}: ${leak.what}`,
+      message:
+        leak.unchecked === true
+          ? `${leak.where} could not be scanned for key material (${leak.what})`
+          : `key material in ${leak.where}: ${leak.what}`,
       operations: [],
     });
   const byName = new Map(run.final.topics.map((t) => [t.name, t]));
@@ -489,7 +507,10 @@ function availability(run: RunRecord, out: Violation[]): void {
   }
 }
 
-/** Runs every check; violations in invariant order, at most 20 per invariant. */
+/**
+ * Runs every check (A1 too when the run recorded an automation rule, so that `--check` on a
+ * history judges it as the run did); violations in invariant order, at most 20 per invariant.
+ */
 export function checkRun(run: RunRecord): Violation[] {
   const all: Violation[] = [];
   convergence(run, all);
@@ -501,6 +522,7 @@ export function checkRun(run: RunRecord): Violation[] {
   boundedRetransmission(run, all);
   secrecy(run, all);
   availability(run, all);
+  if (run.automation !== undefined) all.push(...checkAutomation(run.automation));
   const kept: Violation[] = [];
   const counts = new Map<InvariantId, number>();
   for (const v of all) {

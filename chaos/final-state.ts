@@ -191,18 +191,52 @@ async function redisText(url: string): Promise<string> {
   return parts.join('\n');
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The body of a 2xx answer, after up to three tries (a node may be busy after the heal). */
 async function fetchText(url: string): Promise<string> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return await res.text();
-  } catch {
-    return '';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      const text = await res.text();
+      if (res.ok) return text;
+      throw new Error(`HTTP ${res.status}`);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await sleep(300);
+    }
   }
+}
+
+/** Events read per page (the API's default most, `E4C2_MAX_PAGE_SIZE`), and pages at most. */
+const EVENT_PAGE = 1000;
+const MAX_EVENT_PAGES = 1000;
+
+/**
+ * The whole event log, page after page: every scenario of a run shares the cluster (and its log),
+ * so the first page alone would hold only the first scenario's events.
+ * @throws Error when a page cannot be read or the log is longer than the bound
+ */
+export async function readEventLog(base: string): Promise<string> {
+  const pages: string[] = [];
+  let after = '0'; // 0: from the first event (docs/api.md)
+  for (let n = 0; n < MAX_EVENT_PAGES; n++) {
+    const text = await fetchText(`${base}/v1/events?after=${after}&limit=${EVENT_PAGE}`);
+    pages.push(text);
+    const page = JSON.parse(text) as { events?: unknown; nextAfterSeq?: unknown };
+    if (!Array.isArray(page.events) || typeof page.nextAfterSeq !== 'string')
+      throw new Error('the answer is not a page of events');
+    // A short page is the end; so is a position that did not move (nothing after it).
+    if (page.events.length < EVENT_PAGE || page.nextAfterSeq === after) return pages.join('\n');
+    after = page.nextAfterSeq;
+  }
+  throw new Error(`more than ${MAX_EVENT_PAGES * EVENT_PAGE} events`);
 }
 
 /**
  * Looks for every key the devices ever held (hex and base64) in Redis, the nodes' output, their
- * metrics and the event log.
+ * metrics and the event log. A place that cannot be read is reported as `unchecked` (an I8
+ * violation): not having looked is no proof that no key is there.
  */
 export async function scanForSecrets(
   env: ChaosEnvironment,
@@ -211,19 +245,25 @@ export async function scanForSecrets(
 ): Promise<SecretLeak[]> {
   const secrets = new Set<string>();
   for (const d of devices) for (const s of d.secrets) secrets.add(s);
-  const places: Array<{ where: string; text: string }> = [];
-  places.push({ where: 'queue Redis', text: await redisText(env.queueRedis.url).catch(() => '') });
-  for (const r of env.cluster.redlock)
-    places.push({ where: r.name, text: await redisText(r.url).catch(() => '') });
-  places.push({ where: 'node output', text: nodeOutput.join('\n') });
-  for (const n of env.cluster.nodes)
-    places.push({ where: `${n.name} /metrics`, text: await fetchText(`${n.health}/metrics`) });
-  places.push({
-    where: 'event log',
-    text: await fetchText(`${env.cluster.lb.http}/v1/events?limit=1000`),
-  });
+  const places: Array<{ where: string; read: () => Promise<string> }> = [
+    { where: 'queue Redis', read: () => redisText(env.queueRedis.url) },
+    ...env.cluster.redlock.map((r) => ({ where: r.name, read: () => redisText(r.url) })),
+    { where: 'node output', read: () => Promise.resolve(nodeOutput.join('\n')) },
+    ...env.cluster.nodes.map((n) => ({
+      where: `${n.name} /metrics`,
+      read: () => fetchText(`${n.health}/metrics`),
+    })),
+    { where: 'event log', read: () => readEventLog(env.cluster.lb.http) },
+  ];
   const leaks: SecretLeak[] = [];
-  for (const { where, text } of places) {
+  for (const { where, read } of places) {
+    let text: string;
+    try {
+      text = await read();
+    } catch (err) {
+      leaks.push({ where, what: `read failed: ${(err as Error).message}`, unchecked: true });
+      continue;
+    }
     for (const secret of secrets) {
       if (text.includes(secret)) {
         leaks.push({ where, what: `a device key (${secret.length}-character encoding)` });

@@ -4,6 +4,7 @@
  * or refused, every fault injected, and the final state read back from PostgreSQL, Redis, the
  * devices and the nodes' output once the faults healed. Fingerprints only, never keys.
  */
+import type { AutomationObservation } from './automation-check.ts';
 
 /** Kinds of API call the driver makes. */
 export type OperationKind =
@@ -128,10 +129,14 @@ export interface AuditedRotation {
   readonly version: number;
 }
 
-/** A place where key material was found (I8). */
+/**
+ * A place where key material was found (I8), or one that could not be read (`unchecked`): a place
+ * never read is not shown free of keys, so it fails I8 as well rather than passing unseen.
+ */
 export interface SecretLeak {
   readonly where: string;
   readonly what: string;
+  readonly unchecked?: boolean;
 }
 
 /** Everything read back after the faults healed and the quiet period passed. */
@@ -176,4 +181,6 @@ export interface RunRecord {
   readonly applies: readonly DeviceApply[];
   readonly faults: readonly FaultRecord[];
   readonly final: FinalState;
+  /** The automation rule's firings (`automation-leader-kill`), checked as A1; absent elsewhere. */
+  readonly automation?: AutomationObservation;
 }

@@ -338,6 +338,45 @@ void describe('the chaos checker', () => {
     assert.equal(checkRun({ ...run, networkCopies: 2 }).length, 0, 'duplicating network: allowed');
   });
 
+  void it('I7: the cap bounds SetC2Key too (public-key mode)', () => {
+    const base = cleanRun();
+    const c2 = (n: number): DeviceApply[] =>
+      Array.from({ length: n }, (_, i) => ({
+        device: 'd1',
+        type: 'SetC2Key' as const,
+        fingerprint: 'c2-v2',
+        at: 130 + i,
+      }));
+    const c2Keys = [1, 2].map((v) => ({ version: v, fingerprint: `c2-v${v}` }));
+    const run = (n: number): RunRecord => ({
+      ...base,
+      applies: [...base.applies, ...c2(n)],
+      final: {
+        ...base.final,
+        c2Keys,
+        clients: [{ ...(base.final.clients[0] as FinalState['clients'][number]), c2KeyVersion: 2 }],
+        devices: [
+          { ...(base.final.devices[0] as FinalState['devices'][number]), c2Fingerprint: 'c2-v2' },
+        ],
+      },
+    });
+    assert.deepEqual(checkRun(run(3)), [], 'the cap itself is allowed');
+    const [v] = only(run(4), 'I7');
+    assert.equal(v?.message, 'd1 received SetC2Key c2-v2 4 times (allowed 3)');
+  });
+
+  void it('I8: a place that could not be read fails, it does not pass unseen', () => {
+    const run = cleanRun(
+      {},
+      { leaks: [{ where: 'event log', what: 'read failed: HTTP 503', unchecked: true }] },
+    );
+    const [v] = only(run, 'I8');
+    assert.equal(
+      v?.message,
+      'event log could not be scanned for key material (read failed: HTTP 503)',
+    );
+  });
+
   void it('I8: a leak, and a key committed after a device left reaching it', () => {
     assert.match(
       only(cleanRun({}, { leaks: [{ where: 'queue Redis', what: 'a device key' }] }), 'I8')[0]
@@ -462,6 +501,32 @@ void describe('the chaos checker', () => {
     );
   });
 
+  void it('I9: the budget counts every call from the first fault to the heal, gaps included', () => {
+    // Faults 50..100 and 400..450, healed at 500: a fault's effects outlast it (a restarted node
+    // not yet ready, lapsed claims), so calls between faults count too, not only those inside.
+    const base = cleanRun();
+    const gap = [1, 2].map((i) =>
+      op({
+        kind: 'rotate-topic',
+        topic: T.name,
+        outcome: 'unknown',
+        error: 'timeout',
+        invokedAt: 200 + i,
+        completedAt: 300,
+      }),
+    );
+    const run: RunRecord = {
+      ...base,
+      operations: [...base.operations, ...gap],
+      faults: [
+        { id: 0, kind: 'kill-node', target: 'worker-1', startedAt: 50, endedAt: 100 },
+        { id: 1, kind: 'kill-node', target: 'worker-2', startedAt: 400, endedAt: 450 },
+      ],
+    };
+    const [v] = only(run, 'I9');
+    assert.match(v?.message ?? '', /2 of 4 calls failed during the faults/);
+  });
+
   void it('I9: calls invoked while PostgreSQL was down for a fault are outside the budget', () => {
     const base = cleanRun();
     // Fault window 50..500; four of the six calls in it fail, all between 300 and 400.
@@ -496,5 +561,26 @@ void describe('the chaos checker', () => {
       faults: early.faults.map((f) => (f.id === 1 ? { ...f, startedAt: 100, endedAt: 200 } : f)),
     });
     assert.equal(missed.length, 1);
+  });
+
+  void it('A1: the automation observation recorded in the history is checked', () => {
+    const due = (sec: number): string => new Date(Date.UTC(2026, 10, 26, 5, 0, sec)).toISOString();
+    const firing = (
+      sec: number,
+    ): { id: string; dueAt: string; status: string; coalesced: number } => ({
+      id: `f${sec}`,
+      dueAt: due(sec),
+      status: 'succeeded',
+      coalesced: 0,
+    });
+    const held = cleanRun({
+      automation: { intervalMs: 1000, firings: [firing(1), firing(2)], finalKeyVersion: 3 },
+    });
+    assert.deepEqual(checkRun(held), []);
+    const skipped = cleanRun({
+      automation: { intervalMs: 1000, firings: [firing(1), firing(3)], finalKeyVersion: 3 },
+    });
+    const [v] = only(skipped, 'A1');
+    assert.match(v?.message ?? '', /1 slot\(s\) between .* never fired/);
   });
 });
