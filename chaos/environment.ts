@@ -43,6 +43,11 @@ export interface EnvironmentOptions {
   readonly log: (line: string) => void;
   /** Node output lines (warnings and errors), kept for the secrecy scan. */
   readonly nodeOutput: (name: string, line: string) => void;
+  /**
+   * Aborts the start (a signal): it then stops what it had started, removes its directories and
+   * rejects, instead of leaving them to an exit that would only SIGKILL the processes.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Everything started for a run. */
@@ -90,18 +95,32 @@ export class ChaosEnvironment {
     const crashes: Array<{ at: number; line: string }> = [];
     const holder: { env?: ChaosEnvironment } = {};
     const started: Array<{ stop: () => Promise<void> }> = [];
+    /** Between steps: an aborted start goes no further (the catch below undoes what it did). */
+    const go = (): void => {
+      if (options.signal?.aborted === true) throw new Error('start-up interrupted');
+    };
     try {
+      go();
       options.log('starting PostgreSQL, Redis and Mosquitto');
-      const [postgres, queueRedis, broker] = await Promise.all([
-        PostgresService.start(),
-        RedisService.start(),
-        MosquittoService.start(),
-      ]);
-      started.push(
-        { stop: () => postgres.destroy() },
-        { stop: () => queueRedis.stop() },
-        { stop: () => broker.destroy() },
-      );
+      const services = [
+        PostgresService.start().then((s) => {
+          started.push({ stop: () => s.destroy() });
+          return s;
+        }),
+        RedisService.start().then((s) => {
+          started.push({ stop: () => s.stop() });
+          return s;
+        }),
+        MosquittoService.start().then((s) => {
+          started.push({ stop: () => s.destroy() });
+          return s;
+        }),
+      ] as const;
+      // Every start over first: when one fails (an interrupted initdb), the others may still be
+      // starting, and the catch below must find them registered to stop them.
+      await Promise.allSettled(services);
+      const [postgres, queueRedis, broker] = await Promise.all(services);
+      go();
       const proxy = (name: string, port: number): Promise<TcpFaultProxy> =>
         TcpFaultProxy.start({
           name,
@@ -173,6 +192,7 @@ export class ChaosEnvironment {
           ),
         };
       };
+      go();
       const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-'));
       started.push({ stop: () => rm(dataDir, { recursive: true, force: true }) });
       const env: Record<string, string | undefined> = {};
@@ -225,7 +245,11 @@ export class ChaosEnvironment {
         startTimeoutMs: 60_000,
         routeNode,
         routeBalancer,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
+      started.push({ stop: () => cluster.stop() });
+      // An abort that came after the last node was ready: the cluster is up but unwanted.
+      go();
       holder.env = new ChaosEnvironment(
         crashes,
         postgres,
@@ -290,8 +314,15 @@ export class ChaosEnvironment {
     }
   }
 
-  /** Stops everything, in reverse order; never throws. */
-  async stop(): Promise<void> {
+  #stopped: Promise<void> | undefined;
+
+  /** Stops everything, in reverse order; never throws. Idempotent (a signal may stop it twice). */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     for (const name of this.paused) this.cluster.kill(name, 'SIGCONT');
     await this.cluster.stop().catch(() => undefined);
     await this.mqttProxy.close().catch(() => undefined);

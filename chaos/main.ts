@@ -5,109 +5,30 @@
  * schedule decided by the seed, checks I1-I9 on the recorded history, prints a JSON summary on
  * stdout (progress goes to stderr), writes it with the full history under `--out`, and exits 1 when
  * an invariant failed (2: usage error, 3: the run itself could not complete). Everything it started
- * is stopped at the end, on Ctrl-C, and at the hard timeout.
+ * is stopped at the end, on SIGINT (Ctrl-C), SIGTERM and SIGHUP (exit 130, 143, 129), also during
+ * start-up, and at the hard timeout.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { intArg, UsageError } from '../bin/usage-args.ts';
-import { checkRun } from './checker.ts';
+import {
+  combinedName,
+  parseCommand,
+  replayCommand,
+  USAGE,
+  UsageError,
+  type ChaosArgs,
+  type ChaosCommand,
+} from './args.ts';
+import { checkFile, CheckFileError } from './check-file.ts';
 import { ChaosEnvironment } from './environment.ts';
-import type { RunRecord } from './history.ts';
 import { describeFault } from './injectors.ts';
 import { Rng } from './rng.ts';
 import { runScenario, type ScenarioResult } from './run-scenario.ts';
-import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.ts';
-import { TEST_FAULTS } from './test-faults.ts';
+import type { Scenario } from './scenarios.ts';
 
-/** The command line, parsed. */
-export interface ChaosArgs {
-  readonly scenarios: readonly Scenario[];
-  readonly seed: number;
-  readonly durationS: number;
-  readonly apiNodes: number;
-  readonly workers: number;
-  readonly devices: number;
-  readonly topics: number;
-  readonly deadlineS: number;
-  readonly out: string;
-  readonly testFaults: readonly string[];
-}
-
-/** A bad command line. */
-export { UsageError };
-
-export const USAGE = `usage: npm run chaos -- --scenario NAME|all [--seed N] [--duration SECONDS]
-       [--api N] [--workers N] [--devices N] [--topics N] [--deadline SECONDS] [--out DIR]
-       [--test-faults LIST]
-       npm run chaos -- --check FILE.history.json   (the checker again, on a recorded run)
-
-scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
-  --seed N          fault schedule and workload seed (default 1): same seed, same schedule
-  --duration S      seconds of faults and workload per scenario, 5..3600 (default 30)
-  --api N           API nodes, 2..8 (default 2);  --workers N  workers, 2..8 (default 2)
-  --devices N       simulated devices per scenario, 2..200 (default 6)
-  --topics N        topics per scenario, 1..20 (default 2)
-  --deadline S      convergence deadline after the heal, 10..600 (default 45)
-  --out DIR         where summaries and histories go (default data/chaos)
-  --test-faults L   TEST ONLY: broken variants of the C2 (${TEST_FAULTS.join(', ')}),
-                    to show the checker catches them`;
-
-/** Parses the arguments; `undefined` for `--help`. @throws UsageError */
-export function parseChaosArgs(argv: readonly string[]): ChaosArgs | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        scenario: { type: 'string' },
-        seed: { type: 'string' },
-        duration: { type: 'string' },
-        api: { type: 'string' },
-        workers: { type: 'string' },
-        devices: { type: 'string' },
-        topics: { type: 'string' },
-        deadline: { type: 'string' },
-        out: { type: 'string' },
-        'test-faults': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help === true) return undefined;
-  const name = values.scenario;
-  if (name === undefined) throw new UsageError('--scenario is required');
-  let scenarios: readonly Scenario[];
-  if (name === 'all') scenarios = SCENARIOS;
-  else {
-    const found = name.split(',').map((n) => {
-      const s = scenarioNamed(n);
-      if (s === undefined) throw new UsageError(`unknown scenario "${n}"`);
-      return s;
-    });
-    scenarios = found;
-  }
-  const testFaults = (values['test-faults'] ?? '').split(',').filter((f) => f !== '');
-  for (const f of testFaults)
-    if (!TEST_FAULTS.includes(f)) throw new UsageError(`unknown test fault "${f}"`);
-  return {
-    scenarios,
-    seed: intArg(values.seed, '--seed', 0, 2 ** 32 - 1, 1),
-    durationS: intArg(values.duration, '--duration', 5, 3600, 30),
-    apiNodes: intArg(values.api, '--api', 2, 8, 2),
-    workers: intArg(values.workers, '--workers', 2, 8, 2),
-    devices: intArg(values.devices, '--devices', 2, 200, 6),
-    topics: intArg(values.topics, '--topics', 1, 20, 2),
-    deadlineS: intArg(values.deadline, '--deadline', 10, 600, 45),
-    out: values.out ?? 'data/chaos',
-    testFaults,
-  };
-}
+export { parseChaosArgs, USAGE, UsageError, type ChaosArgs } from './args.ts';
 
 /** The summary of one scenario run (printed and written). */
 export function summarize(result: ScenarioResult, args: ChaosArgs): Record<string, unknown> {
@@ -128,59 +49,108 @@ export function summarize(result: ScenarioResult, args: ChaosArgs): Record<strin
     })),
     convergedAfterMs: record.final.convergedAfterMs ?? null,
     violations: result.violations,
-    replay: `npm run chaos -- --scenario ${record.scenario} --seed ${record.seed} --duration ${args.durationS}`,
+    replay: replayCommand(record.scenario, args),
   };
 }
 
-/** `--check FILE`: runs the checker again on a recorded `.history.json`, nothing started. */
-async function checkFile(file: string): Promise<number> {
-  const record = JSON.parse(await readFile(file, 'utf8')) as RunRecord;
-  const violations = checkRun(record);
-  process.stdout.write(
-    JSON.stringify({ scenario: record.scenario, seed: record.seed, violations }, null, 2) + '\n',
-  );
-  return violations.length === 0 ? 0 : 1;
+/** `--check FILE`: the checker again on a recorded run; exit status as for a run. */
+async function checkCommand(file: string): Promise<number> {
+  try {
+    const verdict = await checkFile(file);
+    process.stdout.write(JSON.stringify(verdict, null, 2) + '\n');
+    return verdict.violations.length === 0 ? 0 : 1;
+  } catch (err) {
+    if (!(err instanceof CheckFileError)) throw err;
+    process.stderr.write(`chaos: --check: ${err.message}\n`);
+    return err.code;
+  }
 }
 
-async function main(): Promise<number> {
-  const argv = process.argv.slice(2);
-  if (argv[0] === '--check' && argv[1] !== undefined) return checkFile(argv[1]);
-  let args;
+/**
+ * Makes `--out` and proves it writable before anything starts: a path that is a file, or lies
+ * under one, is a usage error, not a run that fails after minutes of start-up.
+ * @throws UsageError
+ */
+async function prepareOutDir(out: string): Promise<string> {
+  const dir = resolve(out);
   try {
-    args = parseChaosArgs(process.argv.slice(2));
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
   } catch (err) {
-    process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'a file is in the way'
+        : code === 'EACCES'
+          ? 'not writable'
+          : (err as Error).message;
+    throw new UsageError(`--out ${out}: cannot use it as a directory (${why})`);
+  }
+  return dir;
+}
+
+/** Exit statuses on a signal: 128 + its number, as a shell reports a process killed by it. */
+const SIGNAL_EXITS = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+
+async function main(): Promise<number> {
+  let command: ChaosCommand;
+  try {
+    command = parseCommand(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`chaos: ${err.message}\n${USAGE}\n`);
     return 2;
   }
-  if (args === undefined) {
+  if (command.kind === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const a = args;
+  if (command.kind === 'check') return checkCommand(command.file);
+  const a = command.args;
+  let outDir: string;
+  try {
+    outDir = await prepareOutDir(a.out);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`chaos: ${err.message}\n`);
+    return 2;
+  }
   const progress = (line: string): void => {
     process.stderr.write(`chaos: ${line}\n`);
   };
+  // After SIGHUP the terminal is gone and writes to it fail (EIO): an unhandled stream error
+  // would end the process in the middle of the clean-up. The summaries are in files too.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const nodeOutput: string[] = [];
   /** Node lines shown when the run cannot complete. */
   const NODE_LINES_ON_FAILURE = 40;
   const perScenarioMs = (a.durationS + a.deadlineS) * 1000 + 120_000;
   const hardTimeoutMs = 180_000 + a.scenarios.length * perScenarioMs;
   let env: ChaosEnvironment | undefined;
-  let stopping = false;
-  const shutdown = async (why: string, code: number): Promise<never> => {
-    if (!stopping) {
-      stopping = true;
+  /** The environment being started, if one is: a signal must wait for it to undo itself. */
+  let starting: Promise<ChaosEnvironment> | undefined;
+  /** Aborts a start in progress, which then stops what it had started (environment.ts). */
+  const abort = new AbortController();
+  let stopping: Promise<never> | undefined;
+  const shutdown = (why: string, code: number): Promise<never> => {
+    // A second signal while stopping: exit at once; the exit handlers SIGKILL every process
+    // still running (services, nodes), and only temporary directories may be left behind.
+    if (stopping !== undefined) process.exit(code);
+    stopping = (async () => {
       progress(`${why}: stopping everything`);
-      await env?.stop();
-    }
-    process.exit(code);
+      abort.abort();
+      const started = await starting?.catch(() => undefined);
+      await (started ?? env)?.stop();
+      process.exit(code);
+    })();
+    return stopping;
   };
   const hard = setTimeout(() => {
     void shutdown(`hard timeout of ${Math.round(hardTimeoutMs / 1000)} s`, 3);
   }, hardTimeoutMs);
   hard.unref();
-  process.on('SIGINT', () => void shutdown('SIGINT', 130));
-  process.on('SIGTERM', () => void shutdown('SIGTERM', 143));
+  for (const signal of Object.keys(SIGNAL_EXITS) as Array<keyof typeof SIGNAL_EXITS>)
+    process.on(signal, () => void shutdown(signal, SIGNAL_EXITS[signal]));
 
   const networkRng = new Rng(a.seed).fork('network');
   const summaries: Array<Record<string, unknown>> = [];
@@ -194,7 +164,7 @@ async function main(): Promise<number> {
       await env.stop();
       env = undefined;
     }
-    env = await ChaosEnvironment.start({
+    starting = ChaosEnvironment.start({
       apiNodes: a.apiNodes,
       workers: a.workers,
       nodeEnv: {
@@ -208,15 +178,17 @@ async function main(): Promise<number> {
       nodeOutput: (name, line) => {
         if (nodeOutput.length < 50_000) nodeOutput.push(`${name} | ${line}`);
       },
+      signal: abort.signal,
     });
+    env = await starting;
+    starting = undefined;
     envMode = mode;
     if (a.testFaults.length > 0)
       progress(`TEST-ONLY broken variant of the C2: ${a.testFaults.join(', ')}`);
     return env;
   };
+  let code: number;
   try {
-    const outDir = resolve(a.out);
-    await mkdir(outDir, { recursive: true });
     // Symmetric scenarios first, then the public-key ones on a cluster of their own.
     const ordered = [...a.scenarios].sort(
       (x, y) => Number(x.mode === 'pubkey') - Number(y.mode === 'pubkey'),
@@ -251,22 +223,24 @@ async function main(): Promise<number> {
     process.stdout.write(JSON.stringify(output, null, 2) + '\n');
     if (a.scenarios.length > 1)
       await writeFile(
-        join(outDir, `all-seed${a.seed}.json`),
+        join(outDir, `${combinedName(a)}-seed${a.seed}.json`),
         JSON.stringify(summaries, null, 2) + '\n',
       );
+    code = failed ? 1 : 0;
   } catch (err) {
+    // Interrupted (a signal, the hard timeout): the shutdown stops everything and sets the status.
+    if (stopping !== undefined) return stopping;
     progress(`the run could not complete: ${(err as Error).stack ?? String(err)}`);
     // A node that died during start-up is only named by the launcher ("see its output"): show
     // the last lines the nodes wrote, which the summaries would otherwise never hold.
     const tail = nodeOutput.slice(-NODE_LINES_ON_FAILURE);
     if (tail.length > 0) progress(`last ${tail.length} node output line(s):\n${tail.join('\n')}`);
-    await env?.stop();
-    clearTimeout(hard);
-    return 3;
+    code = 3;
   }
   await env?.stop();
   clearTimeout(hard);
-  return failed ? 1 : 0;
+  // A signal during that last stop: its shutdown exits with the signal's status.
+  return stopping ?? code;
 }
 
 const invoked = process.argv[1];

@@ -366,7 +366,8 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'mixed',
-    summary: 'a random mix of every fault above, overlapping',
+    summary:
+      'a random mix of the faults above, overlapping (no reset-connections; network faults are latency only)',
     budget: { duringFaults: 0.6, settleMs: 12_000 },
     bursts: true,
     rotateClients: false,

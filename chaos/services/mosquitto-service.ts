@@ -40,9 +40,16 @@ export class MosquittoService {
   ) {}
 
   static async start(host = '127.0.0.1'): Promise<MosquittoService> {
+    const port = await freePort(host);
     const dir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-mqtt-'));
-    const service = new MosquittoService(host, await freePort(host), dir);
-    await service.startAgain(true);
+    const service = new MosquittoService(host, port, dir);
+    try {
+      await service.startAgain(true);
+    } catch (err) {
+      // No one else knows the directory: a failed start removes it (and a half-started broker).
+      await service.destroy().catch(() => undefined);
+      throw err;
+    }
     return service;
   }
 

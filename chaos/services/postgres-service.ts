@@ -49,15 +49,25 @@ export class PostgresService {
     const bin = await binDir();
     const user = await runAs();
     const dir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-pg-'));
-    if (user !== undefined) await chown(dir, user.uid, user.gid);
-    await run(
-      join(bin, 'initdb'),
-      ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'],
-      { ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), timeout: 60_000 },
-    );
-    const service = new PostgresService(host, await freePort(host), dir, bin, user);
-    await service.startAgain();
-    return service;
+    let service: PostgresService | undefined;
+    try {
+      if (user !== undefined) await chown(dir, user.uid, user.gid);
+      await run(
+        join(bin, 'initdb'),
+        ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'],
+        { ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), timeout: 60_000 },
+      );
+      service = new PostgresService(host, await freePort(host), dir, bin, user);
+      await service.startAgain();
+      return service;
+    } catch (err) {
+      // An initdb killed by a Ctrl-C (it shares the terminal's process group) or a server that
+      // would not start: no one else knows the directory (tens of MB), so it goes here.
+      await (service?.destroy() ?? rm(dir, { recursive: true, force: true })).catch(
+        () => undefined,
+      );
+      throw err;
+    }
   }
 
   get url(): string {

@@ -1,0 +1,82 @@
+/**
+ * `npm run chaos -- --check FILE`: the checker again on a recorded `.history.json`, nothing
+ * started. A file that is missing or is not a history is the caller's mistake, said in one line
+ * (exit 2, as a usage error), not a stack trace that exit 1 ("violations found") would follow.
+ */
+import { readFile } from 'node:fs/promises';
+import { checkRun, type Violation } from './checker.ts';
+import type { RunRecord } from './history.ts';
+
+/** A file that cannot be checked; `code` is the exit status (2: a wrong file, 3: unreadable). */
+export class CheckFileError extends Error {
+  constructor(
+    message: string,
+    readonly code: 2 | 3,
+  ) {
+    super(message);
+  }
+}
+
+/** Mistakes in naming the file, as opposed to a failing disk. */
+const WRONG_FILE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What makes `value` no history the checker can read, or `undefined` when it is one. */
+function notAHistory(value: unknown): string | undefined {
+  if (!isObject(value)) return 'it is not a JSON object';
+  // A summary (`<scenario>-seed<N>.json`) has a count of operations, a history their list.
+  if (typeof value['replay'] === 'string')
+    return 'it is a summary; the checker reads the .history.json beside it';
+  for (const field of ['operations', 'applies', 'faults'])
+    if (!Array.isArray(value[field])) return `it has no "${field}" list`;
+  for (const field of ['scenario', 'seed', 'deliveryCap', 'networkCopies', 'healedAt'])
+    if (value[field] === undefined) return `it has no "${field}"`;
+  if (!isObject(value['budget'])) return 'it has no "budget"';
+  const final = value['final'];
+  if (!isObject(final)) return 'it has no "final" state';
+  for (const field of ['topics', 'c2Keys', 'clients', 'devices', 'audit', 'outbox', 'leaks'])
+    if (!Array.isArray(final[field])) return `its final state has no "${field}" list`;
+  return undefined;
+}
+
+/** Reads and validates a recorded run. @throws CheckFileError */
+export async function readHistory(file: string): Promise<RunRecord> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code;
+    throw new CheckFileError(
+      `cannot read ${file}: ${why || (err as Error).message}`,
+      WRONG_FILE.has(code) ? 2 : 3,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CheckFileError(`${file} is not JSON: not a chaos history (.history.json)`, 2);
+  }
+  const wrong = notAHistory(value);
+  if (wrong !== undefined)
+    throw new CheckFileError(`${file} is not a chaos history (.history.json): ${wrong}`, 2);
+  return value as RunRecord;
+}
+
+/** The checker's verdict on a file. @throws CheckFileError */
+export async function checkFile(
+  file: string,
+): Promise<{ readonly scenario: string; readonly seed: number; violations: Violation[] }> {
+  const record = await readHistory(file);
+  let violations: Violation[];
+  try {
+    violations = checkRun(record);
+  } catch (err) {
+    // The shape passed but something inside does not (a hand-edited file): still not a history.
+    throw new CheckFileError(`${file} is not a valid chaos history: ${(err as Error).message}`, 2);
+  }
+  return { scenario: record.scenario, seed: record.seed, violations };
+}

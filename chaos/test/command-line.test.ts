@@ -1,0 +1,143 @@
+/**
+ * `npm run chaos` as a user meets it: `--check` on a recorded run (A1 included), a file that is
+ * not a history, and an `--out` that cannot be a directory each get one line and the usage
+ * status (2), never a stack trace under the "violations found" status (1); nothing is started.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { RunRecord } from '../history.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'chaos-cli-test-'));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `chaos/main.ts` with `args`; its status, stdout and stderr. */
+function chaos(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'chaos/main.ts', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, out, err });
+    });
+  });
+}
+
+/** A one-line complaint (the usage text may follow), no stack trace. */
+function oneLine(err: string, pattern: RegExp): void {
+  const first = err.split('\n')[0] ?? '';
+  assert.match(first, pattern);
+  assert.doesNotMatch(err, /^\s+at /m, 'no stack trace');
+}
+
+/** A recorded run with nothing in it but an automation rule that skipped a slot. */
+const history: RunRecord = {
+  scenario: 'automation-leader-kill',
+  seed: 1,
+  deliveryCap: 5,
+  networkCopies: 1,
+  budget: { duringFaults: 0.05, settleMs: 2000 },
+  healedAt: 1000,
+  convergenceDeadlineMs: 45_000,
+  operations: [],
+  applies: [],
+  faults: [],
+  final: {
+    topics: [],
+    c2Keys: [],
+    clients: [],
+    devices: [],
+    audit: [],
+    outbox: [],
+    leaks: [],
+    crashes: [],
+    convergedAfterMs: 10,
+  },
+  automation: {
+    intervalMs: 1000,
+    firings: [1, 3].map((s) => ({
+      id: `f${s}`,
+      dueAt: new Date(Date.UTC(2026, 10, 26, 5, 0, s)).toISOString(),
+      status: 'succeeded',
+      coalesced: 0,
+    })),
+    finalKeyVersion: 3,
+  },
+};
+
+void describe('npm run chaos -- --check', () => {
+  void it('re-checks A1 from the history: the failure the run found is found again', async () => {
+    const file = join(dir, 'automation-leader-kill-seed1.history.json');
+    writeFileSync(file, JSON.stringify(history));
+    const { code, out } = await chaos('--check', file);
+    assert.equal(code, 1, out);
+    const verdict = JSON.parse(out) as { violations: Array<{ invariant: string }> };
+    assert.deepEqual(
+      verdict.violations.map((v) => v.invariant),
+      ['A1'],
+    );
+    const clean = join(dir, 'clean.history.json');
+    writeFileSync(clean, JSON.stringify({ ...history, automation: undefined }));
+    assert.equal((await chaos('--check', clean)).code, 0);
+  });
+
+  void it('says in one line that a file is missing, a summary or not JSON (status 2)', async () => {
+    const summary = join(dir, 'worker-crash-seed1.json');
+    writeFileSync(
+      summary,
+      JSON.stringify({ scenario: 'worker-crash', operations: 3, replay: 'x' }),
+    );
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'not json\n');
+    const cases: Array<[string, RegExp]> = [
+      [join(dir, 'missing.history.json'), /cannot read .*missing\.history\.json: no such file/],
+      [summary, /is not a chaos history .*it is a summary/],
+      [text, /is not JSON/],
+    ];
+    for (const [file, pattern] of cases) {
+      const { code, err } = await chaos('--check', file);
+      assert.equal(code, 2, err);
+      oneLine(err, pattern);
+      assert.equal(err.trim().split('\n').length, 1, err);
+    }
+  });
+
+  void it('is a usage error without a file or beside the options of a run', async () => {
+    const missing = await chaos('--check');
+    assert.equal(missing.code, 2);
+    oneLine(missing.err, /--check/);
+    assert.doesNotMatch(missing.err, /Unknown option '--check'/);
+    const file = join(dir, 'clean.history.json');
+    writeFileSync(file, JSON.stringify({ ...history, automation: undefined }));
+    const mixed = await chaos('--seed', '3', '--check', file);
+    assert.equal(mixed.code, 2);
+    oneLine(mixed.err, /--check takes no other option \(--seed\)/);
+    assert.equal((await chaos('--check=' + file)).code, 0, 'the --option=value form too');
+  });
+});
+
+void describe('npm run chaos -- --out', () => {
+  void it('refuses a file, or a path under one, in one line before starting anything', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    for (const out of [file, join(file, 'under')]) {
+      const { code, err } = await chaos('--scenario', 'worker-crash', '--out', out);
+      assert.equal(code, 2, err);
+      oneLine(err, /^chaos: --out .*cannot use it as a directory/);
+      assert.doesNotMatch(err, /starting PostgreSQL/);
+    }
+  });
+});
