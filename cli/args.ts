@@ -285,6 +285,10 @@ function convert(
   if (spec.min !== undefined && value < spec.min) {
     throw CliError.usage(`flag --${spec.name} must be at least ${spec.min}`, command.path);
   }
+  // Beyond a field's range the gRPC encoder would wrap the number silently (2^32 + 1 to 1).
+  if (spec.max !== undefined && value > spec.max) {
+    throw CliError.usage(`flag --${spec.name} must be at most ${spec.max}`, command.path);
+  }
   return value;
 }
 

@@ -23,7 +23,12 @@ export interface FlagSpec {
   readonly required?: true;
   /** Smallest accepted integer. */
   readonly min?: number;
+  /** Largest accepted integer (a protobuf `uint32` field: 4294967295). */
+  readonly max?: number;
 }
+
+/** The largest value of a protobuf `uint32` field, the `max` of flags that fill one. */
+export const UINT32_MAX = 2 ** 32 - 1;
 
 /** A rule between flags, checked after parsing. */
 export type FlagConstraint =

@@ -7,7 +7,7 @@
  */
 import type { EventRecord, IssuedSubject, ReconcileAfterRestoreRequest } from '../api.ts';
 import { CliError } from '../errors.ts';
-import type { CommandSpec } from '../spec.ts';
+import { UINT32_MAX, type CommandSpec } from '../spec.ts';
 import { readLocalFile } from './shared.ts';
 
 /** What an archive says, as the request carries it. */
@@ -103,6 +103,7 @@ const reconcile: CommandSpec = {
       kind: 'integer',
       value: 'N',
       min: 1,
+      max: UINT32_MAX,
       description: 'versions every topic key jumps at least (default 1000)',
     },
   ],

@@ -7,10 +7,14 @@
  */
 import { CliError } from '../errors.ts';
 import type { AutomationMessage } from '../api.ts';
+import { UINT32_MAX } from '../spec.ts';
 
-/** The fields of one message: gRPC name, and the message of a nested object or list. */
+/**
+ * The fields of one message: gRPC name, and the message of a nested object or list. `uint32`
+ * fields are range-checked here: the gRPC encoder would wrap 4294967297 to 1 without a word.
+ */
 interface Shape {
-  readonly [field: string]: Shape | 'value';
+  readonly [field: string]: Shape | 'value' | 'uint32';
 }
 
 const TRIGGER: Shape = {
@@ -18,16 +22,16 @@ const TRIGGER: Shape = {
   kind: 'value',
   expr: 'value',
   time_zone: 'value',
-  every_seconds: 'value',
-  max_age_seconds: 'value',
+  every_seconds: 'uint32',
+  max_age_seconds: 'uint32',
   event: 'value',
-  threshold: 'value',
+  threshold: 'uint32',
 };
 const TARGET: Shape = { id: 'value', kind: 'value', match: 'value', expr: 'value' };
 const ROLLOUT: Shape = {
-  max_devices_per_minute: 'value',
+  max_devices_per_minute: 'uint32',
   abort_failure_ratio: 'value',
-  timeout_seconds: 'value',
+  timeout_seconds: 'uint32',
 };
 const RULE: Shape = {
   description: 'value',
@@ -47,6 +51,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A whole number from 0 to 2^32 - 1, as a number or its decimal text. */
+function checkUint32(value: unknown, path: string, file: string): unknown {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > UINT32_MAX)
+    throw CliError.input(`${file}: ${path} must be a whole number from 0 to ${UINT32_MAX}`);
+  return value;
+}
+
 function convert(value: unknown, shape: Shape, where: string, file: string): AutomationMessage {
   if (!isObject(value)) throw CliError.input(`${file}: ${where || 'the rule'} must be an object`);
   const out: Record<string, unknown> = {};
@@ -56,7 +68,8 @@ function convert(value: unknown, shape: Shape, where: string, file: string): Aut
     const inner = shape[name];
     if (inner === undefined) throw CliError.input(`${file}: unknown field ${path}`);
     if (name in out) throw CliError.input(`${file}: ${path} is given twice`);
-    if (inner === 'value' || field === null) out[name] = field;
+    if (inner === 'uint32' && field !== null) out[name] = checkUint32(field, path, file);
+    else if (inner === 'value' || inner === 'uint32' || field === null) out[name] = field;
     else if (name === 'rollout') out[name] = convert(field, inner, path, file);
     else {
       if (!Array.isArray(field)) throw CliError.input(`${file}: ${path} must be a list`);

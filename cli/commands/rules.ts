@@ -7,7 +7,7 @@
 import type { AutomationMessage, AutomationRpcs, C2Api } from '../api.ts';
 import { CliError } from '../errors.ts';
 import { renderFields, renderTable } from '../output.ts';
-import type { CommandContext, CommandSpec, FlagSpec } from '../spec.ts';
+import { UINT32_MAX, type CommandContext, type CommandSpec, type FlagSpec } from '../spec.ts';
 import { ruleFromFile } from './rule-file.ts';
 import { readLocalFile } from './shared.ts';
 
@@ -23,6 +23,7 @@ const EXPECTED_VERSION: FlagSpec = {
   kind: 'integer',
   value: 'N',
   min: 1,
+  max: UINT32_MAX,
   description: 'only if the rule is still at this version (optimistic concurrency)',
 };
 
@@ -30,12 +31,20 @@ const EXPECTED_VERSION: FlagSpec = {
 const TRIGGER_FLAGS: readonly FlagSpec[] = [
   { name: 'cron', kind: 'string', value: 'EXPR', description: 'cron expression (with --tz)' },
   { name: 'tz', kind: 'string', value: 'ZONE', description: 'IANA time zone of --cron' },
-  { name: 'every', kind: 'integer', value: 'SECONDS', min: 1, description: 'fixed interval' },
+  {
+    name: 'every',
+    kind: 'integer',
+    value: 'SECONDS',
+    min: 1,
+    max: UINT32_MAX,
+    description: 'fixed interval',
+  },
   {
     name: 'max-age',
     kind: 'integer',
     value: 'SECONDS',
     min: 1,
+    max: UINT32_MAX,
     description: 'crypto period: rotate keys older than this',
   },
   {
@@ -44,7 +53,14 @@ const TRIGGER_FLAGS: readonly FlagSpec[] = [
     value: 'EVENT',
     description: 'client.subscribed or client.unsubscribed (with --threshold)',
   },
-  { name: 'threshold', kind: 'integer', value: 'N', min: 1, description: 'events per firing' },
+  {
+    name: 'threshold',
+    kind: 'integer',
+    value: 'N',
+    min: 1,
+    max: UINT32_MAX,
+    description: 'events per firing',
+  },
   {
     name: 'on-member-removed',
     kind: 'boolean',
@@ -87,6 +103,7 @@ const RULE_FLAGS: readonly FlagSpec[] = [
     kind: 'integer',
     value: 'N',
     min: 1,
+    max: UINT32_MAX,
     description: 'rollout: devices per minute at most',
   },
   {
@@ -100,6 +117,7 @@ const RULE_FLAGS: readonly FlagSpec[] = [
     kind: 'integer',
     value: 'SECONDS',
     min: 1,
+    max: UINT32_MAX,
     description: 'rollout: give up on targets not reached by then',
   },
   { name: 'disabled', kind: 'boolean', description: 'store the rule without running it' },
@@ -420,7 +438,14 @@ const firings: CommandSpec = {
   calls: ['e4c2.v1.C2Automation/ListFirings'],
   flags: [
     { name: 'id', kind: 'string', value: 'RULE', description: 'only this rule' },
-    { name: 'limit', kind: 'integer', value: 'N', min: 1, description: 'at most N (default 50)' },
+    {
+      name: 'limit',
+      kind: 'integer',
+      value: 'N',
+      min: 1,
+      max: UINT32_MAX,
+      description: 'at most N (default 50)',
+    },
   ],
   examples: ['rules firings --id 3'],
   async run(ctx) {

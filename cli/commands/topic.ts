@@ -4,7 +4,7 @@
  */
 import type { Rollout, RotationStatus, TopicDetails } from '../api.ts';
 import { renderFields, renderTable } from '../output.ts';
-import type { CommandSpec } from '../spec.ts';
+import { UINT32_MAX, type CommandSpec } from '../spec.ts';
 import { listPaged, PAGING_FLAGS, TOPIC_NAME } from './shared.ts';
 
 const create: CommandSpec = {
@@ -154,6 +154,7 @@ const status: CommandSpec = {
       kind: 'integer',
       value: 'V',
       min: 1,
+      max: UINT32_MAX,
       description: 'key version (default: the current one)',
     },
   ],

@@ -311,6 +311,19 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.equal(allowed.code, ExitCode.Ok);
     const version = await runWith(['status', '--topic', 't', '--version', '0']);
     assert.match(version.stderr, /^error: flag --version must be at least 1/);
+    // A uint32 field: the gRPC encoder would send 2^32 + 1 as 1 without a word.
+    const wrapped = await runWith(['status', '--topic', 't', '--version', String(2 ** 32 + 1)]);
+    assert.equal(wrapped.code, ExitCode.Usage);
+    assert.match(wrapped.stderr, /^error: flag --version must be at most 4294967295/);
+    for (const argv of [
+      ['rules', 'create', '--action', 'rotate-topic-key', '--every', '4294967297', '--topic', 't'],
+      ['rules', 'delete', '--id', 'r1', '--expected-version', '4294967296'],
+      ['restore-reconcile', '--version-margin', '4294967296'],
+    ]) {
+      const r = await runWith(argv);
+      assert.equal(r.code, ExitCode.Usage, argv.join(' '));
+      assert.match(r.stderr, /must be at most 4294967295/, argv.join(' '));
+    }
   });
 
   void it('a flag given twice, and a short flag without its value', async () => {

@@ -115,6 +115,14 @@ void describe('rules commands', () => {
       [[], { 'r.json': '{"timeZone":"UTC","time_zone":"UTC"}' }, /unknown field timeZone/],
       [[], { 'r.json': '[1]' }, /the rule must be an object/],
       [[], { 'r.json': '{"action":' }, /r\.json is not JSON/],
+      // uint32 fields: the gRPC encoder would wrap 2^32 + 1 to 1 without a word
+      [
+        [],
+        { 'r.json': '{"triggers":[{"kind":"interval","everySeconds":4294967297}]}' },
+        /triggers\[0\]\.everySeconds must be a whole number from 0 to 4294967295/,
+      ],
+      [[], { 'r.json': '{"rollout":{"timeoutSeconds":-1}}' }, /rollout\.timeoutSeconds must be/],
+      [[], { 'r.json': '{"rollout":{"maxDevicesPerMinute":1.5}}' }, /maxDevicesPerMinute must be/],
       [
         ['--every', '5'],
         { 'r.json': '{}' },
