@@ -99,6 +99,35 @@ void describe('automation API', () => {
     assert.match(noZone.text, /timeZone/);
     const badAction = await http('POST', '/v1/automation/rules', { rule: { action: 'explode' } });
     assert.equal(badAction.status, 400, badAction.text);
+    // NUL reached PostgreSQL (500); escapes would reach the terminals of operators reading rules.
+    const interval = { kind: 'interval', everySeconds: 60 };
+    for (const [rule, field] of [
+      [{ action: 'rotate-topic-key', description: 'x\u0000' }, 'description'],
+      [{ action: 'rotate-topic-key', description: 'esc \u001b[31mRED' }, 'description'],
+      [
+        {
+          action: 'rotate-topic-key',
+          triggers: [interval],
+          targets: [{ kind: 'topic', match: 'exact', expr: 'a\u0000b' }],
+        },
+        'targets[0].expr',
+      ],
+    ] as const) {
+      const res = await http('POST', '/v1/automation/rules', { rule });
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.text, /C2_VALIDATION/);
+      assert.ok(res.text.includes(field), res.text);
+    }
+    const lines = await http('POST', '/v1/automation/rules', {
+      rule: { action: 'rotate-topic-key', description: 'two\nlines\tand a tab' },
+    });
+    assert.equal(lines.status, 200, lines.text);
+    const badReason = await http('POST', '/v1/automation/pause', { reason: 'x\u0000' });
+    assert.equal(badReason.status, 400, badReason.text);
+    assert.equal(
+      ((await http('GET', '/v1/automation/status')).json as { paused: boolean }).paused,
+      false,
+    );
   });
 
   void it('adds and removes triggers and targets over gRPC, fencing stale versions', async () => {

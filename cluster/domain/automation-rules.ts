@@ -16,6 +16,7 @@ import type {
   TriggerSpec,
 } from '../storage/pg-automation.ts';
 import { assertPatternIsFast, boundedFilter } from './bounded-pattern.ts';
+import { hasControlCharacter } from './validation.ts';
 
 /** The actions a rule can take. */
 export const AUTOMATION_ACTIONS: readonly AutomationAction[] = [
@@ -58,6 +59,10 @@ function text(value: unknown, field: string, max: number, allowEmpty = false): s
   if (typeof value !== 'string') throw invalid(field, `${field} must be a string`);
   if ((!allowEmpty && value.length === 0) || value.length > max)
     throw invalid(field, `${field} must be ${allowEmpty ? 0 : 1}..${max} characters`);
+  // Free text may have lines and tabs; nothing may hold NUL (PostgreSQL refuses it: a 500) or
+  // escape sequences that the CLI would print to the operator's terminal.
+  if (hasControlCharacter(value, field.endsWith('description') ? '\n\t' : ''))
+    throw invalid(field, `${field} must not contain control characters`);
   return value;
 }
 

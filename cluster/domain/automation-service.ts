@@ -26,6 +26,7 @@ import {
   MAX_TRIGGERS,
 } from './automation-rules.ts';
 import type { RequestContext } from './ports.ts';
+import { hasControlCharacter } from './validation.ts';
 
 /** The engine status shown by the API. */
 export interface AutomationStatus {
@@ -207,6 +208,13 @@ export class AutomationService {
   /** Pauses automation cluster-wide (planned outage): nothing is planned or run until resume. */
   pause(ctx: RequestContext, reason: unknown): Promise<AutomationControl> {
     const why = typeof reason === 'string' ? reason.slice(0, 512) : '';
+    // NUL cannot be stored (a 500), and escapes would reach the terminals that show the reason.
+    if (hasControlCharacter(why))
+      return Promise.reject(
+        new C2Error('C2_VALIDATION', 'reason must not contain control characters', {
+          details: { field: 'reason' },
+        }),
+      );
     return this.store.read.setPaused(true, why, ctx.actor);
   }
 

@@ -5,11 +5,16 @@ const utf8 = new TextEncoder();
 /** Decodes strictly: a lossy decoder turns bytes that are not UTF-8 into U+FFFD. */
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Whether `text` holds a C0 or C1 control character or DEL. */
-function hasControlCharacter(text: string): boolean {
+/**
+ * Whether `text` holds a C0 or C1 control character or DEL (`allowed` excepted, e.g. a newline in
+ * free text). NUL cannot be stored at all (PostgreSQL text refuses it), and the others reach
+ * operators' terminals as escape sequences through the CLI.
+ */
+export function hasControlCharacter(text: string, allowed = ''): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
+    if ((code < 0x20 || (code >= 0x7f && code <= 0x9f)) && !allowed.includes(text.charAt(i)))
+      return true;
   }
   return false;
 }
