@@ -27,23 +27,39 @@ export class Output {
    * verbatim (the caller supplies the final newline, so `protect-message` can omit it).
    */
   result(value: unknown, human: string): void {
-    this.sink.write(this.json ? `${toJson(value)}\n` : human);
+    this.sink.write(this.json ? `${toJson(value)}\n` : printable(human));
   }
 
   /** Prints one streamed item: one JSON line in JSON mode, else the `human` line. */
   event(value: unknown, human: string): void {
-    this.sink.write(this.json ? `${toJson(value)}\n` : `${human}\n`);
+    this.sink.write(this.json ? `${toJson(value)}\n` : `${printable(human)}\n`);
   }
 
   /** Prints human-only text (banners, notes); nothing in JSON mode. */
   note(human: string): void {
-    if (!this.json) this.sink.write(human);
+    if (!this.json) this.sink.write(printable(human));
   }
 
   /** Prints `warning: <message>` on stderr, in both modes. */
   warn(message: string): void {
-    this.warnings.write(`warning: ${message}\n`);
+    this.warnings.write(`warning: ${printable(message)}\n`);
   }
+}
+
+/**
+ * `text` with control characters other than newline and tab shown as `\xHH`. Human output holds
+ * names, descriptions and messages that come from the server, and so from whoever wrote them: an
+ * ESC sequence there would drive the reader's terminal (colours, cursor moves, a window title,
+ * on some terminals worse). JSON output escapes them itself.
+ */
+export function printable(text: string): string {
+  let out = '';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    const control = code < 0x20 || (code >= 0x7f && code <= 0x9f);
+    out += control && c !== '\n' && c !== '\t' ? `\\x${code.toString(16).padStart(2, '0')}` : c;
+  }
+  return out;
 }
 
 /** Compact JSON: bytes as base64 strings, bigints as decimal strings. */

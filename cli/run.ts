@@ -15,7 +15,7 @@ import {
   type ConnectionFacts,
 } from './errors.ts';
 import type { ConnectionOptions, TlsOptions } from './grpc-client.ts';
-import { Output, type TextSink } from './output.ts';
+import { Output, printable, type TextSink } from './output.ts';
 import type { CommandContext, GlobalOptions } from './spec.ts';
 import { PROGRAM, renderUsage } from './usage.ts';
 
@@ -198,7 +198,7 @@ function describeFailure(
 
 function report(err: CliError, stderr: TextSink, table: CommandTable): ExitCode {
   const code = err.grpcCode === undefined ? '' : ` (${err.grpcCode})`;
-  let text = `error: ${err.message}${code}\n`;
+  let text = `error: ${printable(err.message)}${code}\n`;
   if (err.hint !== undefined)
     text += err.hint
       .split('\n')

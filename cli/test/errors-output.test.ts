@@ -83,6 +83,26 @@ void describe('exit codes', () => {
     }
   });
 
+  void it('control characters from the server are shown escaped, never sent to the terminal', async () => {
+    const hostile = 'plant\u001b]0;owned\u0007/\u001b[31mred\rback\u009b';
+    const api = new FakeApi()
+      .onReference('CountTopics', () => ({ count: '1' }))
+      .onReference('GetTopics', () => ({ topics: [hostile] }));
+    const listed = await runWith(['topic', 'list'], { api });
+    assert.equal(listed.code, ExitCode.Ok, listed.stderr);
+    assert.equal(listed.stdout, 'plant\\x1b]0;owned\\x07/\\x1b[31mred\\x0dback\\x9b\n');
+    const json = await runWith(['--json', 'topic', 'list'], { api });
+    assert.deepEqual(JSON.parse(json.stdout), { topics: [hostile] }, 'JSON keeps the exact name');
+    const refused = await runWith(['count', '--topics'], {
+      api: new FakeApi().onReference('CountTopics', () => {
+        throw grpcError(status.NOT_FOUND, `no topic ${hostile}`);
+      }),
+    });
+    for (const c of ['\u001b', '\u0007', '\r', '\u009b'])
+      assert.ok(!refused.stderr.includes(c), `raw ${JSON.stringify(c)} in: ${refused.stderr}`);
+    assert.match(refused.stderr, /no topic plant\\x1b/);
+  });
+
   void it('an unexpected exception is an internal error of the CLI (exit 4)', async () => {
     const api = new FakeApi().onReference('CountTopics', () => {
       throw new TypeError('boom');
