@@ -51,8 +51,18 @@ export interface TrafficMonitorOptions {
   readonly refreshMs?: number;
   /** How often counters are written. Default 5 s. */
   readonly flushMs?: number;
-  /** How long a topic's keys are cached (a rotation is seen within this). Default 5 s. */
+  /**
+   * How long a topic's keys are cached. Default 5 s. A message that no cached key authenticates
+   * makes the monitor re-read the keys at once (a rotation since), so this bounds only how long
+   * messages under the replaced key still count as `current`.
+   */
   readonly keyTtlMs?: number;
+  /**
+   * After a re-read for an unauthenticated message found no new key (real forgeries), no other
+   * such re-read of that topic for this long: a flood of forgeries costs at most one key read
+   * per topic per interval. Default 1 s.
+   */
+  readonly keyReloadMs?: number;
   /** Key versions tried per topic, newest first. Default 3. */
   readonly versions?: number;
   /** Messages waiting beyond this are dropped and counted. Default 10,000. */
@@ -65,13 +75,25 @@ export interface TrafficMonitorOptions {
 }
 
 interface CachedKeys {
-  readonly topicId: string;
-  readonly keys: ReadonlyArray<{ version: number; key: AesSivKey }>;
+  /** Undefined: the topic is unknown (removed); cached too, so its traffic costs no reads. */
+  readonly found:
+    | {
+        readonly topicId: string;
+        /** Newest first. */
+        readonly keys: ReadonlyArray<{ version: number; key: AesSivKey }>;
+      }
+    | undefined;
+  /** When the read started: a key created later may be missing. */
   readonly loadedAt: number;
 }
 
 /** MQTT wildcards cannot be part of a topic name the monitor subscribes to literally. */
 const WILDCARD = /[+#]/;
+
+/** The newest key version read (0: none). */
+function newest(found: { readonly keys: ReadonlyArray<{ version: number }> }): number {
+  return found.keys[0]?.version ?? 0;
+}
 
 /** Classifies traffic on every protected topic and stores the counts. */
 export class TrafficMonitor {
@@ -80,7 +102,9 @@ export class TrafficMonitor {
   >;
   readonly #now: () => number;
   readonly #subscribed = new Set<string>();
-  readonly #keys = new Map<string, Promise<CachedKeys | undefined>>();
+  readonly #keys = new Map<string, Promise<CachedKeys>>();
+  /** Per topic: no re-read for an unauthenticated message before this time. */
+  readonly #reloadQuietUntil = new Map<string, number>();
   readonly #pubKeys = new Map<string, { key: KeyObject | undefined; at: number }>();
   readonly #counts = new Map<string, TrafficCount>();
   readonly #uses = new Map<string, DeviceKeyUse>();
@@ -94,6 +118,7 @@ export class TrafficMonitor {
       refreshMs: options.refreshMs ?? 30_000,
       flushMs: options.flushMs ?? 5000,
       keyTtlMs: options.keyTtlMs ?? 5000,
+      keyReloadMs: options.keyReloadMs ?? 1000,
       versions: options.versions ?? 3,
       maxQueued: options.maxQueued ?? 10_000,
       maxTopics: options.maxTopics ?? 100_000,
@@ -146,6 +171,7 @@ export class TrafficMonitor {
       for (const n of removed) {
         this.#subscribed.delete(n);
         this.#keys.delete(n);
+        this.#reloadQuietUntil.delete(n);
       }
     }
   }
@@ -180,19 +206,21 @@ export class TrafficMonitor {
     }
   }
 
-  async #topicKeys(topic: string): Promise<CachedKeys | undefined> {
-    const cached = await this.#keys.get(topic);
+  /** The topic's cached keys, read again when older than the TTL or when `reload` says so. */
+  async #topicKeys(topic: string, reload = false): Promise<CachedKeys> {
+    const cached = reload ? undefined : await this.#keys.get(topic);
     if (cached !== undefined && this.#now() - cached.loadedAt < this.#o.keyTtlMs) return cached;
+    const loadedAt = this.#now();
     const loading = this.options.source
       .monitoringKeys(topic, this.#o.versions)
-      .then((found): CachedKeys | undefined => {
-        if (found === undefined) return undefined;
+      .then((found): CachedKeys => {
+        if (found === undefined) return { found: undefined, loadedAt };
         const keys = found.keys.map(({ version, key }) => {
           const siv = new AesSivKey(key);
           key.fill(0);
           return { version, key: siv };
         });
-        return { topicId: found.topicId, keys, loadedAt: this.#now() };
+        return { found: { topicId: found.topicId, keys }, loadedAt };
       });
     this.#keys.set(topic, loading);
     try {
@@ -218,24 +246,62 @@ export class TrafficMonitor {
     return key;
   }
 
+  /**
+   * Whether a message received at `at` that no cached key authenticates may be under a key the
+   * cache lacks, and a re-read is allowed now. Only after a rotation can a re-read change the
+   * verdict; one that finds nothing new starts a quiet interval (see `keyReloadMs`).
+   */
+  #mayReload(topic: string, cached: CachedKeys, at: number): boolean {
+    // Keys read after the message arrived already hold every key its sender could have had.
+    if (cached.loadedAt > at) return false;
+    return this.#now() >= (this.#reloadQuietUntil.get(topic) ?? 0);
+  }
+
   async #classify(topic: string, payload: Uint8Array, at: number): Promise<void> {
-    const keys = await this.#topicKeys(topic);
-    if (keys === undefined) return;
+    const cached = await this.#topicKeys(topic);
+    if (cached.found === undefined) return;
     let lookupPubKey: ((hex: string) => KeyObject | undefined) | undefined;
+    // Public-key mode: without the signer's key no topic key can authenticate the message.
+    let signerKnown = true;
     if (this.options.source.mode === 'pubkey' && payload.length >= TIMESTAMP_LEN + ID_LEN) {
       const id = payload.slice(TIMESTAMP_LEN, TIMESTAMP_LEN + ID_LEN);
       const idHex = toHex(id);
       const signer = await this.#publicKey(idHex, id);
+      signerKnown = signer !== undefined;
       lookupPubKey = (hex) => (hex === idHex ? signer : undefined);
     } else if (this.options.source.mode === 'pubkey') {
+      signerKnown = false;
       lookupPubKey = () => undefined;
     }
-    const verdict = classifyMessage({
-      payload,
-      keys: keys.keys,
-      now: () => at,
-      ...(lookupPubKey === undefined ? {} : { lookupPubKey }),
-    });
+    const classify = (found: NonNullable<CachedKeys['found']>) =>
+      classifyMessage({
+        payload,
+        keys: found.keys,
+        now: () => at,
+        ...(lookupPubKey === undefined ? {} : { lookupPubKey }),
+      });
+    let keys = cached.found;
+    let verdict = classify(keys);
+    // The topic may have been rotated (or removed and created again) since the keys were read:
+    // read them again once and classify again, rather than count its new key's traffic forged.
+    if (verdict.class === 'forged' && signerKnown && this.#mayReload(topic, cached, at)) {
+      let fresh: CachedKeys | undefined;
+      try {
+        fresh = await this.#topicKeys(topic, true);
+      } catch (err) {
+        // The verdict stands; a failing store is not asked again for each message.
+        this.options.onError(err, 'traffic monitor key reload');
+      }
+      if (fresh !== undefined && fresh.found === undefined) return;
+      const found = fresh?.found;
+      if (found !== undefined && (found.topicId !== keys.topicId || newest(found) > newest(keys))) {
+        keys = found;
+        verdict = classify(keys);
+      } else {
+        // Nothing new: real forgeries (or a key older than the versions tried).
+        this.#reloadQuietUntil.set(topic, this.#now() + this.#o.keyReloadMs);
+      }
+    }
     this.options.onClassified?.(verdict.class);
     const version = verdict.keyVersion ?? 0;
     const countKey = `${keys.topicId}|${version}|${verdict.class}`;

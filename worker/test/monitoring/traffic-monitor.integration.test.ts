@@ -20,7 +20,11 @@ import {
 } from '../../../cluster/test/support/c2-harness.ts';
 import { eventually } from '../../../cluster/test/support/eventually.ts';
 import { MqttTrafficFeed } from '../../monitoring/mqtt-traffic-feed.ts';
-import { TrafficMonitor } from '../../monitoring/traffic-monitor.ts';
+import {
+  TrafficMonitor,
+  type TrafficMonitorOptions,
+  type TrafficSource,
+} from '../../monitoring/traffic-monitor.ts';
 
 const ctx = { actor: 'test' };
 const suffix = (): string => randomBytes(4).toString('hex');
@@ -29,18 +33,38 @@ async function publisher(): Promise<MqttClient> {
   return mqtt.connectAsync(TEST_MQTT_URL, { clientId: `e4c2-mon-pub-${suffix()}` });
 }
 
-async function startMonitor(h: C2Harness, verdicts: string[]): Promise<TrafficMonitor> {
+async function startMonitor(
+  h: C2Harness,
+  verdicts: string[],
+  options: Partial<Pick<TrafficMonitorOptions, 'keyTtlMs' | 'keyReloadMs' | 'now'>> & {
+    /** Called on each key read of the monitor. */
+    onKeyRead?: (topic: string) => void;
+  } = {},
+): Promise<TrafficMonitor> {
+  const { onKeyRead, ...tuning } = options;
+  const service = h.service;
+  const source: TrafficSource = {
+    mode: service.mode,
+    listTopics: (cursor, limit) => service.listTopics(cursor, limit),
+    monitoringKeys: (topic, versions) => {
+      onKeyRead?.(topic);
+      return service.monitoringKeys(topic, versions);
+    },
+    recordTraffic: (counts, uses) => service.recordTraffic(counts, uses),
+    devicePublicKey: (e4Id) => service.devicePublicKey(e4Id),
+  };
   const feed = await MqttTrafficFeed.connect({
     url: TEST_MQTT_URL,
     clientId: `e4c2-mon-${suffix()}`,
     shareGroup: `e4c2-monitor-test-${suffix()}`,
   });
   const monitor = new TrafficMonitor({
-    source: h.service,
+    source,
     feed,
     flushMs: 3_600_000,
     refreshMs: 3_600_000,
     keyTtlMs: 0,
+    ...tuning,
     onClassified: (v) => verdicts.push(v),
     onError: (err) => {
       throw err;
@@ -49,6 +73,15 @@ async function startMonitor(h: C2Harness, verdicts: string[]): Promise<TrafficMo
   await monitor.start();
   return monitor;
 }
+
+/** Counts in a report, as sorted `class@version=messages` strings. */
+function summary(report: {
+  counts: ReadonlyArray<{ class: string; keyVersion: number; messages: number }>;
+}): string[] {
+  return report.counts.map((c) => `${c.class}@${c.keyVersion}=${c.messages}`).sort();
+}
+
+const reading = (): Uint8Array => new TextEncoder().encode(`reading ${suffix()}`);
 
 void describe('traffic monitor, symmetric-key mode', () => {
   let h: C2Harness;
@@ -101,6 +134,95 @@ void describe('traffic monitor, symmetric-key mode', () => {
       await monitor.flush();
       const again = await h.service.topicTraffic(topic);
       assert.equal(again.counts.find((c) => c.class === 'current')?.messages, 3);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  void it('sees a rotation at once: new-key traffic is current, old-key previous_key', async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const verdicts: string[] = [];
+    const reads: string[] = [];
+    // Keys cached for an hour: only the re-read on an unauthenticated message can see a rotation.
+    const monitor = await startMonitor(h, verdicts, {
+      keyTtlMs: 3_600_000,
+      onKeyRead: (t) => reads.push(t),
+    });
+    try {
+      let previous = await h.service.protectMessage(topic, reading());
+      await pub.publishAsync(topic, Buffer.from(previous), { qos: 1 });
+      await eventually(() => {
+        assert.deepEqual(verdicts, ['current']);
+      });
+      for (let rotation = 1; rotation <= 2; rotation++) {
+        await h.service.rotateTopicKey(ctx, topic);
+        const underNew = [];
+        for (let i = 0; i < 5; i++) underNew.push(await h.service.protectMessage(topic, reading()));
+        for (const payload of [...underNew, previous])
+          await pub.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+        await eventually(() => {
+          assert.equal(verdicts.length, 1 + rotation * 6);
+        });
+        previous = underNew[0] ?? assert.fail('no message');
+      }
+      assert.deepEqual(
+        verdicts.filter((v) => v !== 'current'),
+        ['previous_key', 'previous_key'],
+      );
+      assert.equal(reads.length, 3, 'one key read, then one per rotation');
+      await monitor.flush();
+      assert.deepEqual(summary(await h.service.topicTraffic(topic)), [
+        'current@1=1',
+        'current@2=5',
+        'current@3=5',
+        'previous_key@1=1',
+        'previous_key@2=1',
+      ]);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  void it("a flood of forged messages re-reads a topic's keys at most once per interval", async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const verdicts: string[] = [];
+    const reads: string[] = [];
+    let now = Date.now();
+    const monitor = await startMonitor(h, verdicts, {
+      keyTtlMs: 3_600_000,
+      keyReloadMs: 1000,
+      now: () => now,
+      onKeyRead: (t) => reads.push(t),
+    });
+    try {
+      await pub.publishAsync(topic, Buffer.from(await h.service.protectMessage(topic, reading())), {
+        qos: 1,
+      });
+      await eventually(() => {
+        assert.deepEqual(verdicts, ['current']);
+      });
+      const forgeries = 300;
+      for (let i = 0; i < forgeries; i++)
+        await pub.publishAsync(topic, randomBytes(40 + (i % 40)), { qos: 1 });
+      await eventually(() => {
+        assert.equal(verdicts.length, 1 + forgeries);
+      });
+      assert.equal(verdicts.filter((v) => v === 'forged').length, forgeries);
+      // The first forgery may be under a key the cache lacks: one re-read, then a quiet second.
+      assert.equal(reads.length, 2, 'the first read and one re-read for the whole flood');
+      // After the quiet interval a rotation is seen again at the first message under its key.
+      now += 1000;
+      await h.service.rotateTopicKey(ctx, topic);
+      await pub.publishAsync(topic, Buffer.from(await h.service.protectMessage(topic, reading())), {
+        qos: 1,
+      });
+      await eventually(() => {
+        assert.equal(verdicts.length, 2 + forgeries);
+      });
+      assert.equal(verdicts.at(-1), 'current');
+      assert.equal(reads.length, 3);
     } finally {
       await monitor.close();
     }
@@ -185,6 +307,67 @@ void describe('traffic monitor, public-key mode', () => {
         ],
       );
       assert.deepEqual(verdicts.sort(), ['current', 'forged', 'previous_key']);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  void it('sees a rotation at once: the signer of the new key is recorded on it', async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const [early, late] = ['early', 'late'].map((role) => {
+      const name = `mon-${role}-${suffix()}`;
+      const privateKey = ed25519KeyFromSeed(randomBytes(32));
+      return {
+        name,
+        privateKey,
+        signer: { id: clientIdFromName(name), signingKey: ed25519SigningKey(privateKey) },
+      };
+    });
+    assert.ok(early && late);
+    for (const d of [early, late])
+      await h.service.newClient(ctx, d.name, d.privateKey.subarray(32));
+    const verdicts: string[] = [];
+    const reads: string[] = [];
+    const monitor = await startMonitor(h, verdicts, {
+      keyTtlMs: 3_600_000,
+      onKeyRead: (t) => reads.push(t),
+    });
+    try {
+      const v1 = (await h.service.monitoringKeys(topic, 1))?.keys[0]?.key;
+      assert.ok(v1);
+      const data = reading();
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(data, v1, early.signer)));
+      await eventually(() => {
+        assert.deepEqual(verdicts, ['current']);
+      });
+      await h.service.rotateTopicKey(ctx, topic);
+      const v2 = (await h.service.monitoringKeys(topic, 1))?.keys[0]?.key;
+      assert.ok(v2);
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(data, v2, early.signer)));
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(data, v1, late.signer)));
+      await eventually(() => {
+        assert.equal(verdicts.length, 3);
+      });
+      assert.deepEqual(verdicts, ['current', 'current', 'previous_key']);
+      assert.equal(reads.length, 2);
+      // An unknown signer is forged whatever the topic key: no re-read for it.
+      const stranger = { id: randomBytes(16), signingKey: early.signer.signingKey };
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(data, v2, stranger)));
+      await eventually(() => {
+        assert.equal(verdicts.length, 4);
+      });
+      assert.equal(verdicts[3], 'forged');
+      assert.equal(reads.length, 2);
+      await monitor.flush();
+      const report = await h.service.topicTraffic(topic);
+      assert.deepEqual(
+        report.devices.map((d) => [d.client, d.keyVersion]),
+        [
+          [late.name, 1],
+          [early.name, 2],
+        ],
+      );
     } finally {
       await monitor.close();
     }
