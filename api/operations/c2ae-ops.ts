@@ -104,9 +104,14 @@ function ruleInput(req: ProtoMessage, existing?: AutomationRuleRow): Record<stri
         `targets[${i}].type`,
         'target type must be TOPIC or CLIENT (ANY cannot be rotated)',
       );
+    const kind = type === 'TOPIC' ? 'topic' : 'client';
+    // The reference's targets have no match kind: an update keeps the one of the target at the
+    // same position (as triggers keep their ids), so a read-then-write of a prefix or pattern
+    // rule leaves it a prefix or pattern rule; a new target matches exactly.
+    const before = existing?.targets[numberField(t, 'id') - 1];
     return {
-      kind: type === 'TOPIC' ? 'topic' : 'client',
-      match: 'exact',
+      kind,
+      match: before?.kind === kind ? before.match : 'exact',
       expr: stringField(t, 'expr'),
     };
   });

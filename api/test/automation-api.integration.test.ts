@@ -216,6 +216,36 @@ void describe('automation API', () => {
       after.triggers.map((t) => t.id),
       [ours.triggers.at(1)?.id],
     );
+    // A reference client's read-then-write of our prefix rule keeps it a prefix rule (the
+    // reference's targets have no match kind; the write had made it exact, matching nothing).
+    const prefixRule = await http('POST', '/v1/automation/rules', {
+      rule: {
+        action: 'rotate-topic-key',
+        triggers: [{ kind: 'cron', expr: '0 3 * * *', timeZone: 'UTC' }],
+        targets: [{ kind: 'topic', match: 'prefix', expr: 'plant/' }],
+      },
+    });
+    assert.equal(prefixRule.status, 200, prefixRule.text);
+    const prefixId = Number((prefixRule.json as { id: string }).id);
+    const read = (await http('GET', `/rules/${prefixId}`)).json as {
+      rule: Record<string, unknown>;
+    };
+    const written = await http('PUT', '/rules', {
+      ruleId: prefixId,
+      description: read.rule['description'],
+      action: read.rule['action'],
+      triggers: read.rule['triggers'],
+      targets: read.rule['targets'],
+    });
+    assert.equal(written.status, 200, written.text);
+    const kept = (await http('GET', `/v1/automation/rules/${prefixId}`)).json as {
+      targets: Array<{ match: string; expr: string }>;
+    };
+    assert.deepEqual(
+      kept.targets.map((t) => [t.match, t.expr]),
+      [['prefix', 'plant/']],
+    );
+
     const mixed = await http('POST', '/rules', {
       action: 'KEY_ROTATION',
       targets: [
