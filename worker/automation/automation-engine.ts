@@ -2,18 +2,21 @@
  * The automation engine. Every node with the worker role runs one; the leader election picks the
  * one that acts. Each tick, the leader:
  *
- * 1. reads the pause switch (paused: does nothing at all);
+ * 1. reads the pause switch (paused: plans and starts nothing);
  * 2. plans: for each enabled rule, in one transaction fenced by its epoch, works out what is due
  *    (time slots, keys past their age, event thresholds, members removed) and records one firing
  *    per (rule, due time, subject); the UNIQUE key makes a second plan of the same slot a no-op,
- *    and the trigger cursors move in the same transaction;
- * 3. runs the pending firings, oldest first, including those a previous leader left unfinished,
- *    and records each outcome (fenced again).
+ *    and the trigger cursors move in the same transaction. The schedules of disabled rules move
+ *    on without firing (paused or not), so enabling one does not fire the slots it missed;
+ * 3. starts the pending firings, oldest first, including those a previous leader left unfinished,
+ *    and records each outcome (fenced again). Rules run side by side, each one firing at a time
+ *    in due order, so a firing waiting on its rollout rate holds back neither the planning nor
+ *    the other rules; the tick does not wait for them.
  *
  * A firing is therefore planned once (the record), and its effects happen once (idempotent C2
  * calls keyed by firing and subject), whichever leader plans, runs or resumes it.
  */
-import type { FiringRow, TriggerSpec } from '../../cluster/storage/index.ts';
+import type { FiringRow, TriggerSpec, TriggerStateRow } from '../../cluster/storage/index.ts';
 import type {
   AutomationRuleRow,
   FiringSnapshot,
@@ -21,15 +24,10 @@ import type {
   PgAutomationStore,
 } from '../../cluster/storage/index.ts';
 import type { LeaderElection, Leadership } from '../../cluster/coordination/leader-election.ts';
-import {
-  FiringInterrupted,
-  resolveTargets,
-  runFiring,
-  type AutomationC2,
-  type FiringOutcome,
-} from './firing-runner.ts';
+import { FiringPool } from './firing-pool.ts';
+import { resolveTargets, type AutomationC2, type FiringOutcome } from './firing-runner.ts';
 import type { Sleep } from './rollout-policy.ts';
-import { planSchedule } from './schedule.ts';
+import { planSchedule, type TimeTrigger } from './schedule.ts';
 import { countEvents, memberRemovals, settledEvents } from './trigger-evaluation.ts';
 
 /** Observes the engine (metrics); every method optional. */
@@ -54,6 +52,8 @@ export interface AutomationEngineOptions {
   readonly keyAgeScanMs?: number;
   /** Events read per trigger per tick. Default 1000. */
   readonly eventBatch?: number;
+  /** Firings running at once at most (each of another rule). Default 8. */
+  readonly maxConcurrentFirings?: number;
   readonly sleep?: Sleep;
   readonly observer?: AutomationObserver;
   readonly onError?: (err: unknown, context: string) => void;
@@ -63,11 +63,15 @@ export interface AutomationEngineOptions {
 export interface TickReport {
   readonly role: 'follower' | 'paused' | 'leader';
   readonly planned: number;
-  readonly finished: number;
+  /** Rules whose pending firings started running in the background. */
+  readonly started: number;
 }
 
 /** Default catch-up window. */
 export const DEFAULT_CATCH_UP_WINDOW_MS = 15 * 60_000;
+
+const isTimeTrigger = (t: TriggerSpec): t is TimeTrigger =>
+  t.kind === 'cron' || t.kind === 'interval';
 
 const abortableSleep: Sleep = (ms, signal) =>
   new Promise((resolve) => {
@@ -104,6 +108,7 @@ export class AutomationEngine {
   readonly #window: number;
   readonly #keyAgeScanMs: number;
   #lastKeyAgeScan = -Infinity;
+  readonly #pool: FiringPool;
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<unknown> | undefined;
   #abort = new AbortController();
@@ -117,6 +122,17 @@ export class AutomationEngine {
     this.#tickMs = options.tickMs ?? 1000;
     this.#window = options.catchUpWindowMs ?? DEFAULT_CATCH_UP_WINDOW_MS;
     this.#keyAgeScanMs = options.keyAgeScanMs ?? 30_000;
+    this.#pool = new FiringPool({
+      store: options.store,
+      c2: options.c2,
+      clock: this.#clock,
+      sleep: options.sleep ?? abortableSleep,
+      maxConcurrent: options.maxConcurrentFirings ?? 8,
+      leads: (leadership) => this.#leads(leadership),
+      signal: () => this.#abort.signal,
+      observe: (outcome) => this.#o.observer?.firing?.(outcome),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
   }
 
   /** The scheduler tick in force. */
@@ -138,30 +154,40 @@ export class AutomationEngine {
     this.#schedule(0);
   }
 
-  /** Stops ticking, interrupts a running firing (it stays pending) and steps down. */
+  /** Stops ticking, interrupts the running firings (they stay pending) and steps down. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#abort.abort();
     await this.#tick;
+    await this.idle();
     await this.#o.election.stop();
     this.#observeLeader(false);
   }
 
-  /** One tick: plan and run if this node leads and automation is not paused. */
+  /** Resolves once no firing runs on this node. */
+  idle(): Promise<void> {
+    return this.#pool.idle();
+  }
+
+  /** One tick: plan and start firings if this node leads and automation is not paused. */
   async tick(): Promise<TickReport> {
     const leadership = this.#o.election.current();
     this.#observeLeader(leadership !== undefined);
-    if (leadership === undefined) return { role: 'follower', planned: 0, finished: 0 };
+    if (leadership === undefined) return { role: 'follower', planned: 0, started: 0 };
     const control = await this.#o.store.read.control();
     if (this.#wasPaused !== control.paused) {
       this.#wasPaused = control.paused;
       this.#o.observer?.paused?.(control.paused);
     }
-    if (control.paused) return { role: 'paused', planned: 0, finished: 0 };
+    if (control.paused) {
+      // Catch-up after the pause is owed to enabled rules only.
+      await this.#holdDisabled(leadership.epoch, await this.#o.store.read.listRules());
+      return { role: 'paused', planned: 0, started: 0 };
+    }
     const planned = await this.plan(leadership);
-    const finished = await this.runPending(leadership);
-    return { role: 'leader', planned, finished };
+    const started = await this.#pool.start(leadership);
+    return { role: 'leader', planned, started };
   }
 
   /** Plans every enabled rule. @returns the firings recorded */
@@ -169,7 +195,9 @@ export class AutomationEngine {
     const now = this.#clock();
     const scanKeys = now - this.#lastKeyAgeScan >= this.#keyAgeScanMs;
     let planned = 0;
-    for (const listed of await this.#o.store.read.listRules()) {
+    const rules = await this.#o.store.read.listRules();
+    await this.#holdDisabled(leadership.epoch, rules);
+    for (const listed of rules) {
       if (!listed.enabled || listed.triggers.length === 0) continue;
       try {
         planned += await this.#planRule(leadership.epoch, listed.id, now, scanKeys);
@@ -183,45 +211,39 @@ export class AutomationEngine {
     return planned;
   }
 
-  /** Runs pending firings until none is left or leadership or the pause stops it. */
-  async runPending(leadership: Leadership): Promise<number> {
-    let finished = 0;
-    const pending = await this.#o.store.read.pendingFirings(100);
-    for (const firing of pending) {
-      if (this.#o.election.current()?.epoch !== leadership.epoch || this.#abort.signal.aborted)
-        break;
-      if (!(await this.#o.store.fenced(leadership.epoch, (tx) => tx.startFiring(firing.id))))
-        continue;
-      const started = firing.startedAt ?? new Date(this.#clock());
-      let outcome: FiringOutcome;
+  #leads(leadership: Leadership): boolean {
+    return this.#o.election.current()?.epoch === leadership.epoch && !this.#abort.signal.aborted;
+  }
+
+  /**
+   * Moves the time triggers of disabled rules to their newest slot without recording firings:
+   * a disabled rule owes nothing, and once enabled it fires at its next slot (like a new rule).
+   */
+  async #holdDisabled(epoch: string, rules: readonly AutomationRuleRow[]): Promise<void> {
+    const now = new Date(this.#clock());
+    const moved = (rule: AutomationRuleRow, states: Map<string, TriggerStateRow>) =>
+      rule.triggers.filter(isTimeTrigger).flatMap((t) => {
+        const state = states.get(t.id);
+        if (state === undefined) return []; // none yet: planning starts it at the rule's edit
+        const cursor = planSchedule(t, state.cursorAt ?? rule.updatedAt, now, this.#window).cursor;
+        return cursor === undefined ? [] : [{ ...state, cursorAt: cursor }];
+      });
+    for (const listed of rules) {
+      if (listed.enabled || !listed.triggers.some(isTimeTrigger)) continue;
       try {
-        outcome = await runFiring(
-          { ...firing, startedAt: started },
-          {
-            c2: this.#o.c2,
-            clock: this.#clock,
-            sleep: this.#o.sleep ?? abortableSleep,
-            signal: this.#abort.signal,
-            shouldYield: async () =>
-              this.#o.election.current()?.epoch !== leadership.epoch ||
-              (await this.#o.store.read.control()).paused,
-          },
-        );
+        // Read first: most ticks nothing moves, and then no transaction is needed.
+        if (moved(listed, await this.#o.store.read.triggerStates(listed.id)).length === 0) continue;
+        await this.#o.store.fenced(epoch, async (tx) => {
+          const rule = await tx.rule(listed.id, 'share');
+          if (rule === undefined || rule.enabled) return;
+          for (const state of moved(rule, await tx.triggerStates(rule.id)))
+            await tx.saveTriggerState(rule.id, state);
+        });
       } catch (err) {
-        if (err instanceof FiringInterrupted) {
-          this.#o.observer?.firing?.('interrupted');
-          break;
-        }
-        this.#o.onError?.(err, `running firing ${firing.id}`);
-        break; // stays pending: retried next tick (its C2 calls are idempotent)
+        this.#o.onError?.(err, `holding disabled rule ${listed.id}`);
+        if (this.#o.election.current() === undefined) break;
       }
-      await this.#o.store.fenced(leadership.epoch, (tx) =>
-        tx.finishFiring(firing.id, outcome.status, { ...outcome.result }, leadership.epoch),
-      );
-      this.#o.observer?.firing?.(outcome.status);
-      finished += 1;
     }
-    return finished;
   }
 
   async #planRule(epoch: string, ruleId: string, now: number, scanKeys: boolean): Promise<number> {

@@ -48,12 +48,22 @@ export interface FiringContext {
   readonly sleep: Sleep;
   /** Aborted when this node stops or loses leadership: the firing stays pending for the next. */
   readonly signal: AbortSignal;
-  /** Checked between subjects: true pauses the firing (it stays pending). */
+  /** Checked before each subject and during rate waits: true pauses the firing (stays pending). */
   readonly shouldYield: () => Promise<boolean>;
+  /**
+   * Checked likewise: true ends the firing `aborted` before its next target, the rest skipped
+   * (its rule was disabled or deleted). Default: never.
+   */
+  readonly shouldStop?: () => Promise<boolean>;
+  /** Longest wait for the rollout rate between two of these checks. Default 1000 ms. */
+  readonly checkEveryMs?: number;
 }
 
 /** Thrown inside {@link runFiring} when the firing must stay pending (pause, leadership lost). */
 export class FiringInterrupted extends Error {}
+
+/** Escapes a rate wait when the firing must end (its rule was disabled or deleted). */
+class FiringStopped extends Error {}
 
 /** The idempotency key of one subject of one firing (≤ 128 characters whatever the name). */
 export function subjectRequestId(
@@ -96,16 +106,29 @@ function errorCode(err: unknown): string {
 }
 
 /**
- * Runs a firing to a terminal outcome.
+ * Runs a firing to a terminal outcome (`aborted` too when `shouldStop` says its rule is off).
  * @throws FiringInterrupted when paused or no longer leader (nothing to record; resume later)
  */
 export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<FiringOutcome> {
   const { snapshot } = firing;
+  /** @returns true when the firing must end now (its rule was disabled or deleted) */
+  const mustStop = async (): Promise<boolean> => {
+    if (ctx.signal.aborted || (await ctx.shouldYield())) throw new FiringInterrupted();
+    return (await ctx.shouldStop?.()) === true;
+  };
+  // A wait for the rate (up to a minute's budget, or until the rollout timeout) is cut into
+  // slices with the checks in between: a pause, a lost leadership or a deleted rule ends it
+  // promptly, and a target is only admitted right after a check, never on a stale one.
+  const checkEveryMs = ctx.checkEveryMs ?? 1000;
+  const sleep: Sleep = async (ms, signal) => {
+    await ctx.sleep(Math.min(ms, checkEveryMs), signal);
+    if (await mustStop()) throw new FiringStopped();
+  };
   const gate = new RolloutGate(
     snapshot.rollout,
     firing.startedAt?.getTime() ?? ctx.clock(),
     ctx.clock,
-    ctx.sleep,
+    sleep,
   );
   const request = (kind: string, name: string): RequestContext => ({
     actor: `automation:rule-${firing.ruleId}`,
@@ -136,6 +159,10 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   };
 
   if (snapshot.action === 'rotate-c2-key') {
+    if (await mustStop()) {
+      skipped = 1;
+      return finish('aborted');
+    }
     try {
       await ctx.c2.newC2Key(request('c2', 'c2'), true);
       done = 1;
@@ -151,8 +178,12 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
       ? [...snapshot.subjects.names]
       : await resolveTargets(ctx.c2, kind, snapshot.targets);
 
+  const stopped = (): FiringOutcome => {
+    skipped = names.length - done - failed;
+    return finish('aborted');
+  };
   for (const name of names) {
-    if (ctx.signal.aborted || (await ctx.shouldYield())) throw new FiringInterrupted();
+    if (await mustStop()) return stopped();
     if (snapshot.rollout.abortFailureRatio !== undefined && rotated.length > 0) {
       let deliveryFailed = 0;
       for (const r of rotated) {
@@ -173,8 +204,14 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
         () => 1,
       );
     }
-    if (!(await gate.admit(weight, ctx.signal))) {
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- it may abort while awaiting
+    let admitted: boolean;
+    try {
+      admitted = await gate.admit(weight, ctx.signal);
+    } catch (err) {
+      if (err instanceof FiringStopped) return stopped();
+      throw err;
+    }
+    if (!admitted) {
       if (ctx.signal.aborted) throw new FiringInterrupted();
       skipped = names.length - done - failed;
       return finish('timed_out');

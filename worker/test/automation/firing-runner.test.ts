@@ -1,0 +1,105 @@
+/**
+ * The firing runner while it waits for the rollout rate: a pause (or a lost leadership) and a
+ * disabled or deleted rule take effect before the next target, and end the wait itself without
+ * sitting out a minute's budget. Fake C2 service, clock and sleep: no database, no real waiting.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FiringRow } from '../../../cluster/storage/index.ts';
+import {
+  FiringInterrupted,
+  runFiring,
+  type AutomationC2,
+  type FiringContext,
+} from '../../automation/firing-runner.ts';
+
+const T0 = Date.parse('2026-05-01T10:00:00Z');
+
+function firing(topics: readonly string[]): FiringRow {
+  return {
+    id: '7',
+    ruleId: '3',
+    dueAt: new Date(T0),
+    subject: '',
+    triggerId: 't1',
+    ruleVersion: 1,
+    // One device a minute: the second topic waits a minute for the rate.
+    snapshot: {
+      action: 'rotate-topic-key',
+      targets: topics.map((expr, i) => ({ id: `g${i}`, kind: 'topic', match: 'exact', expr })),
+      rollout: { maxDevicesPerMinute: 1 },
+    },
+    coalesced: 1,
+    status: 'pending',
+    plannedEpoch: '1',
+    finishedEpoch: null,
+    attempts: 1,
+    result: {},
+    plannedAt: new Date(T0),
+    startedAt: new Date(T0),
+    finishedAt: null,
+  };
+}
+
+/** A fake world: `onWait` runs when the runner first waits (the operator acts meanwhile). */
+function world(onWait: () => void) {
+  const rotated: string[] = [];
+  const waits: number[] = [];
+  let now = T0;
+  const c2 = {
+    getTopic: () => Promise.reject(new Error('members unknown: weight 1')),
+    rotateTopicKey: (_ctx: unknown, name: string) => {
+      rotated.push(name);
+      return Promise.resolve({ keyVersion: 2, members: 1 });
+    },
+  } as unknown as AutomationC2;
+  const ctx = (state: { paused: boolean; gone: boolean }): FiringContext => ({
+    c2,
+    clock: () => now,
+    sleep: (ms) => {
+      if (waits.length === 0) onWait();
+      waits.push(ms);
+      now += ms;
+      return Promise.resolve();
+    },
+    signal: new AbortController().signal,
+    shouldYield: () => Promise.resolve(state.paused),
+    shouldStop: () => Promise.resolve(state.gone),
+  });
+  return { rotated, waits, ctx };
+}
+
+void describe('firing runner, waiting for the rollout rate', () => {
+  void it('a pause during the wait stops the firing before its next target, promptly', async () => {
+    const state = { paused: false, gone: false };
+    const w = world(() => (state.paused = true));
+    await assert.rejects(runFiring(firing(['a', 'b']), w.ctx(state)), FiringInterrupted);
+    assert.deepEqual(w.rotated, ['a'], 'b was not rotated after the pause');
+    const waited = w.waits.reduce((x, y) => x + y, 0);
+    assert.ok(waited <= 1000, `the wait ended within a check interval (waited ${waited} ms)`);
+  });
+
+  void it('a rule disabled or deleted during the wait ends the firing aborted', async () => {
+    const state = { paused: false, gone: false };
+    const w = world(() => (state.gone = true));
+    const outcome = await runFiring(firing(['a', 'b', 'c']), w.ctx(state));
+    assert.equal(outcome.status, 'aborted');
+    assert.deepEqual(
+      { done: outcome.result.done, skipped: outcome.result.skipped },
+      { done: 1, skipped: 2 },
+    );
+    assert.deepEqual(w.rotated, ['a']);
+    assert.ok(w.waits.reduce((x, y) => x + y, 0) <= 1000, 'the wait ended promptly');
+  });
+
+  void it('without interruptions, the rate is kept: one topic a minute', async () => {
+    const w = world(() => undefined);
+    const outcome = await runFiring(firing(['a', 'b']), w.ctx({ paused: false, gone: false }));
+    assert.equal(outcome.status, 'succeeded');
+    assert.deepEqual(w.rotated, ['a', 'b']);
+    assert.equal(
+      w.waits.reduce((x, y) => x + y, 0),
+      60_000,
+    );
+  });
+});
