@@ -57,8 +57,8 @@ export class AutomationProbe {
   }
 
   /**
-   * Disables the rule (no new slots; a firing in progress finishes), waits for its firings to
-   * finish, reads them and the topic's version back, then deletes the rule.
+   * Disables the rule (no new slots; a firing not yet past its target stops, aborted), waits for
+   * its firings to end, reads them and the topic's version back, then deletes the rule.
    */
   async finish(timeoutMs: number): Promise<AutomationObservation> {
     const deadline = Date.now() + timeoutMs;
@@ -85,6 +85,7 @@ export class AutomationProbe {
           dueAt: String(f['dueAt']),
           status: String(f['status']),
           coalesced: Number(f['coalesced'] ?? 0),
+          done: Number(f['done'] ?? 0),
         }));
         if (firings.every((f) => f.status !== 'pending') || Date.now() > deadline) break;
       } else if (Date.now() > deadline) throw new Error('cannot read the automation firings');

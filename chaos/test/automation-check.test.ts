@@ -40,4 +40,19 @@ void describe('checkAutomation (A1)', () => {
     assert.match(messages([firing(1, { status: 'pending' })], 2)[0] ?? '', /ended pending/);
     assert.deepEqual(messages([], 1), ['the rule never fired']);
   });
+
+  void it('leaves out the last firings the final disabling stopped before their target', () => {
+    const stopped = (n: number): ObservedFiring => firing(n, { status: 'aborted', done: 0 });
+    assert.deepEqual(messages([firing(1), firing(2), stopped(3), stopped(4)], 3), []);
+    // Aborted anywhere else, or after rotating, is still a violation.
+    assert.match(
+      messages([firing(1), stopped(2), firing(3)], 3).join('; '),
+      /ended aborted, not succeeded/,
+    );
+    assert.match(
+      messages([firing(1), firing(2, { status: 'aborted', done: 1 })], 3).join('; '),
+      /ended aborted, not succeeded/,
+    );
+    assert.deepEqual(messages([stopped(1)], 1), ['the rule never fired']);
+  });
 });
