@@ -341,6 +341,43 @@ const update: CommandSpec = {
   },
 };
 
+/**
+ * `rules enable` and `rules disable`: the rule as it is, with only its state changed (a full
+ * replace by hand needed the whole rule again, and `get --json` is not a RuleSpec). The write
+ * names the version read, so an edit made meanwhile is refused rather than undone.
+ */
+function switchRule(enable: boolean): CommandSpec {
+  const verb = enable ? 'enable' : 'disable';
+  return {
+    path: ['rules', verb],
+    summary: enable
+      ? 'Run a disabled rule again (from its next slot: missed ones are not made up)'
+      : 'Stop a rule without deleting it (a running firing stops before its next target)',
+    calls: ['e4c2.v1.C2Automation/GetRule', 'e4c2.v1.C2Automation/UpdateRule'],
+    flags: [RULE_ID, EXPECTED_VERSION],
+    examples: [`rules ${verb} --id 3`],
+    async run(ctx) {
+      const id = ctx.flags.string('id');
+      const current = await call(ctx, 'GetRule', { rule_id: id });
+      // The version given, else the one read: the server refuses the write if it moved on.
+      const given = expected(ctx);
+      const rule = await call(ctx, 'UpdateRule', {
+        rule_id: id,
+        expected_version: given !== 0 ? given : Number(field(current, 'version')),
+        rule: {
+          description: field(current, 'description'),
+          action: field(current, 'action'),
+          triggers: items(current, 'triggers'),
+          targets: items(current, 'targets'),
+          rollout: (current['rollout'] as AutomationMessage | undefined) ?? {},
+          disabled: !enable,
+        },
+      });
+      ctx.out.result(rule, renderRule(rule));
+    },
+  };
+}
+
 const remove: CommandSpec = {
   path: ['rules', 'delete'],
   summary: 'Delete a rule and its firing history',
@@ -527,6 +564,8 @@ export const RULE_COMMANDS: readonly CommandSpec[] = [
   get,
   create,
   update,
+  switchRule(true),
+  switchRule(false),
   remove,
   addTrigger,
   removeTrigger,

@@ -92,6 +92,8 @@ void describe('the command table', () => {
       'rules get',
       'rules create',
       'rules update',
+      'rules enable',
+      'rules disable',
       'rules delete',
       'rules add-trigger',
       'rules remove-trigger',

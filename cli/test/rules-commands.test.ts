@@ -150,6 +150,38 @@ void describe('rules commands', () => {
     assert.equal(api.automationCalls.length, 0);
   });
 
+  void it('enable and disable rewrite the rule as read, with only its state changed', async () => {
+    const api = new AutomationFakeApi();
+    const r = await runWith(['rules', 'disable', '--id', '7'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(api.automationCalls, [
+      { method: 'GetRule', request: { rule_id: '7' } },
+      {
+        method: 'UpdateRule',
+        request: {
+          rule_id: '7',
+          expected_version: 2, // the version read: an edit made meanwhile is refused
+          rule: {
+            description: '',
+            action: 'rotate-topic-key',
+            triggers: [],
+            targets: [],
+            rollout: {},
+            disabled: true,
+          },
+        },
+      },
+    ]);
+    const enabled = new AutomationFakeApi();
+    assert.equal((await runWith(['rules', 'enable', '--id', '7'], { api: enabled })).code, 0);
+    const sent = enabled.automationCalls[1]?.request as { rule: { disabled: boolean } };
+    assert.equal(sent.rule.disabled, false);
+    const given = new AutomationFakeApi();
+    await runWith(['rules', 'enable', '--id', '7', '--expected-version', '1'], { api: given });
+    const checked = given.automationCalls[1]?.request as { expected_version: number };
+    assert.equal(checked.expected_version, 1, 'the version given is the one the server checks');
+  });
+
   void it('sends the expected version of an edit, and a conflict is a refusal', async () => {
     const api = new AutomationFakeApi();
     api.fail = grpcError(status.ABORTED, 'rule 7 is at version 3, not 2: re-read it and retry');
