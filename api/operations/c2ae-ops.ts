@@ -175,7 +175,15 @@ export function c2aeOperations(
     return service;
   };
   const ruleMessage = async (rule: AutomationRuleRow): Promise<ProtoMessage> => {
-    const last = (await svc().listFirings(rule.id, 1))[0];
+    // A rule deleted since it was read has no firings left (they go with it).
+    const last = (
+      await svc()
+        .listFirings(rule.id, 1)
+        .catch((err: unknown) => {
+          if (C2Error.is(err, 'C2_NOT_FOUND')) return [];
+          throw err;
+        })
+    )[0];
     const ms = last?.dueAt.getTime();
     return {
       id: Number(rule.id),

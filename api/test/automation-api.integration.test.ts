@@ -284,5 +284,9 @@ void describe('automation API', () => {
     assert.equal((resumed.json as { paused: boolean }).paused, false);
     const firings = await http('GET', '/v1/automation/firings?limit=5');
     assert.deepEqual((firings.json as { firings: unknown[] }).firings, []);
+    // A rule that does not exist is not "a rule that never fired".
+    const unknown = await http('GET', '/v1/automation/firings?ruleId=999999');
+    assert.equal(unknown.status, 404, unknown.text);
+    assert.match(unknown.text, /C2_NOT_FOUND/);
   });
 });

@@ -223,8 +223,12 @@ export class AutomationService {
     return this.store.read.setPaused(false, '', ctx.actor);
   }
 
-  /** Recent firings (newest first), of one rule or all. @throws C2Error `C2_VALIDATION` */
-  listFirings(ruleId: unknown, limit: unknown): Promise<FiringRow[]> {
+  /**
+   * Recent firings (newest first), of one rule or all.
+   * @throws C2Error `C2_VALIDATION`; `C2_NOT_FOUND` for a rule that does not exist (an empty list
+   *   would read as "it never fired", and a mistyped id would go unnoticed)
+   */
+  async listFirings(ruleId: unknown, limit: unknown): Promise<FiringRow[]> {
     const id =
       ruleId === undefined || ruleId === '' || ruleId === null ? undefined : checkRuleId(ruleId);
     const n = limit === undefined || limit === 0 || limit === null ? 50 : Number(limit);
@@ -232,7 +236,11 @@ export class AutomationService {
       throw new C2Error('C2_VALIDATION', 'limit must be between 1 and 1000', {
         details: { field: 'limit' },
       });
-    return this.store.read.listFirings(id, n);
+    const firings = await this.store.read.listFirings(id, n);
+    // Only an empty answer needs the check: a rule with firings exists (they go with it).
+    if (id !== undefined && firings.length === 0 && (await this.store.read.rule(id)) === undefined)
+      throw notFoundRule(id);
+    return firings;
   }
 
   private edit(
