@@ -95,5 +95,30 @@ export function ruleFromFile(text: string, file: string): AutomationMessage {
     isObject(parsed) && Object.keys(parsed).length === 1 && isObject(parsed['rule'])
       ? parsed['rule']
       : parsed;
-  return convert(wrapped, RULE, '', file);
+  return convert(asSpec(wrapped, file), RULE, '', file);
+}
+
+/** Fields a rule as read (`rules get --json`) has and a RuleSpec does not: set by the server. */
+const READ_ONLY = new Set(['id', 'version', 'created_at', 'updated_at']);
+
+/**
+ * A rule as `rules get --json` prints it, made a RuleSpec (read-only fields dropped, `enabled`
+ * turned into `disabled`), so that get, edit, update works; a RuleSpec passes unchanged.
+ */
+function asSpec(value: unknown, file: string): unknown {
+  if (!isObject(value)) return value;
+  const spec: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    const name = snakeCase(key);
+    if (READ_ONLY.has(name)) continue;
+    if (name !== 'enabled') {
+      spec[key] = field;
+      continue;
+    }
+    if (typeof field !== 'boolean') throw CliError.input(`${file}: ${key} must be true or false`);
+    if (Object.keys(value).some((k) => snakeCase(k) === 'disabled'))
+      throw CliError.input(`${file}: give enabled or disabled, not both`);
+    spec['disabled'] = !field;
+  }
+  return spec;
 }

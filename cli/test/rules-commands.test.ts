@@ -150,6 +150,40 @@ void describe('rules commands', () => {
     assert.equal(api.automationCalls.length, 0);
   });
 
+  void it('update --file takes a rule as get --json prints it (read-only fields dropped)', async () => {
+    const read = {
+      id: '7',
+      version: 2,
+      description: 'nightly',
+      action: 'rotate-topic-key',
+      triggers: [{ id: 't-1', kind: 'interval', every_seconds: 60 }],
+      targets: [{ id: 'g-1', kind: 'topic', match: 'prefix', expr: 'plant/' }],
+      rollout: { max_devices_per_minute: 0, abort_failure_ratio: 0, timeout_seconds: 0 },
+      enabled: false,
+      created_at: '2026-11-27T00:00:00Z',
+      updated_at: '2026-11-27T00:00:00Z',
+    };
+    const api = new AutomationFakeApi();
+    const files = { 'r.json': JSON.stringify(read) };
+    const r = await runWith(['rules', 'update', '--id', '7', '--file', 'r.json'], { api, files });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const sent = api.automationCalls[0]?.request as { rule: Record<string, unknown> };
+    assert.deepEqual(sent.rule, {
+      description: 'nightly',
+      action: 'rotate-topic-key',
+      triggers: read.triggers,
+      targets: read.targets,
+      rollout: read.rollout,
+      disabled: true,
+    });
+    const both = await runWith(['rules', 'update', '--id', '7', '--file', 'r.json'], {
+      api: new AutomationFakeApi(),
+      files: { 'r.json': JSON.stringify({ ...read, disabled: true }) },
+    });
+    assert.equal(both.code, ExitCode.Usage);
+    assert.match(both.stderr, /give enabled or disabled, not both/);
+  });
+
   void it('enable and disable rewrite the rule as read, with only its state changed', async () => {
     const api = new AutomationFakeApi();
     const r = await runWith(['rules', 'disable', '--id', '7'], { api });
