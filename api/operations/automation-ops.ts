@@ -152,6 +152,21 @@ const count = (result: Readonly<Record<string, unknown>>, key: string): number =
   return typeof v === 'number' ? v : 0;
 };
 
+/** A stable error code, as the firing runner records it (anything else in the record is dropped). */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/** A firing's failed calls by error code, from its stored result (written by the firing runner). */
+function errorCounts(stored: unknown): Record<string, number> {
+  const counts: Record<string, number> = {};
+  if (typeof stored !== 'object' || stored === null) return counts;
+  for (const [code, n] of Object.entries(stored)) {
+    if (ERROR_CODE.test(code) && typeof n === 'number' && Number.isInteger(n) && n > 0) {
+      counts[code] = n;
+    }
+  }
+  return counts;
+}
+
 function firingMessage(f: FiringRow): ProtoMessage {
   return {
     id: f.id,
@@ -171,6 +186,8 @@ function firingMessage(f: FiringRow): ProtoMessage {
     failed: count(f.result, 'failed'),
     skipped: count(f.result, 'skipped'),
     devices: count(f.result, 'devices'),
+    errors: errorCounts(f.result['errors']),
+    failed_devices: count(f.result, 'failedDevices'),
   };
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { AutomationService } from '../../cluster/domain/index.ts';
-import { PgAutomationStore } from '../../cluster/storage/index.ts';
+import { PgAutomation, PgAutomationStore } from '../../cluster/storage/index.ts';
 import { startHarness, type C2Harness } from '../../cluster/test/support/c2-harness.ts';
 import { ApiServer } from '../index.ts';
 import { GrpcTestClient, httpCall, MemoryLogger, type HttpResult } from './support/api-harness.ts';
@@ -288,5 +288,66 @@ void describe('automation API', () => {
     const unknown = await http('GET', '/v1/automation/firings?ruleId=999999');
     assert.equal(unknown.status, 404, unknown.text);
     assert.match(unknown.text, /C2_NOT_FOUND/);
+  });
+
+  void it('lists a firing with its failed calls by error code, over HTTP and gRPC', async () => {
+    const created = await http('POST', '/v1/automation/rules', {
+      rule: {
+        action: 'rotate-topic-key',
+        triggers: [{ kind: 'interval', everySeconds: 3600 }],
+        targets: [{ kind: 'topic', match: 'prefix', expr: 'firing-errors/' }],
+      },
+    });
+    assert.equal(created.status, 200, created.text);
+    const ruleId = (created.json as { id: string }).id;
+    // A firing as the runner records it (the engine itself is tested in worker/test/automation).
+    const store = new PgAutomation(h.schema.pool);
+    const epoch = await store.claimEpoch('api-test');
+    const snapshot = {
+      action: 'rotate-topic-key' as const,
+      targets: [
+        { id: 't1', kind: 'topic' as const, match: 'prefix' as const, expr: 'firing-errors/' },
+      ],
+      rollout: {},
+    };
+    assert.ok(
+      await store.insertFiring(
+        {
+          ruleId,
+          dueAt: new Date(),
+          subject: '',
+          triggerId: '',
+          ruleVersion: 1,
+          snapshot,
+          coalesced: 1,
+        },
+        epoch,
+      ),
+      'the firing was recorded',
+    );
+    const [firing] = (await store.pendingFirings(10)).filter((f) => f.ruleId === ruleId);
+    assert.ok(firing !== undefined, 'the firing is pending');
+    assert.ok(await store.startFiring(firing.id), 'the firing started');
+    const result = {
+      done: 3,
+      failed: 3,
+      skipped: 0,
+      devices: 40,
+      failedDevices: 5,
+      // Only stable codes reach the API; anything else in the record is not passed on.
+      errors: { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1, 'not a code': 7, C2_BOGUS: 'x' },
+    };
+    assert.ok(await store.finishFiring(firing.id, 'failed', result, epoch), 'the firing finished');
+
+    const listed = await http('GET', `/v1/automation/firings?ruleId=${ruleId}`);
+    assert.equal(listed.status, 200, listed.text);
+    const [viaHttp] = (listed.json as { firings: Array<Record<string, unknown>> }).firings;
+    assert.equal(viaHttp?.['status'], 'failed');
+    assert.deepEqual(viaHttp['errors'], { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1 });
+    assert.equal(viaHttp['failedDevices'], 5);
+    const viaGrpc = await grpc.call('ListFirings', { rule_id: ruleId, limit: 10 });
+    const [grpcFiring] = viaGrpc['firings'] as Array<Record<string, unknown>>;
+    assert.deepEqual(grpcFiring?.['errors'], { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1 });
+    assert.equal(grpcFiring['failed_devices'], 5);
   });
 });

@@ -241,6 +241,17 @@ function field(message: AutomationMessage, key: string): string {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
 }
 
+/** A firing's failed calls by error code, as `C2_NOT_FOUND=2 C2_UNAVAILABLE=1`, or ''. */
+function errorSummary(firing: AutomationMessage): string {
+  const errors = firing['errors'];
+  if (typeof errors !== 'object' || errors === null) return '';
+  return Object.entries(errors as Record<string, unknown>)
+    .filter(([, n]) => typeof n === 'number' && n > 0)
+    .map(([code, n]) => `${code}=${String(n)}`)
+    .sort()
+    .join(' ');
+}
+
 const items = (rule: AutomationMessage, key: string): AutomationMessage[] =>
   Array.isArray(rule[key]) ? (rule[key] as AutomationMessage[]) : [];
 
@@ -493,7 +504,7 @@ const firings: CommandSpec = {
     ctx.out.result(
       r,
       renderTable(
-        ['ID', 'RULE', 'DUE', 'STATUS', 'DONE', 'FAILED', 'ATTEMPTS'],
+        ['ID', 'RULE', 'DUE', 'STATUS', 'DONE', 'FAILED', 'ATTEMPTS', 'ERRORS'],
         r.firings.map((f) => [
           field(f, 'id'),
           field(f, 'rule_id'),
@@ -502,6 +513,7 @@ const firings: CommandSpec = {
           field(f, 'done'),
           field(f, 'failed'),
           field(f, 'attempts'),
+          errorSummary(f),
         ]),
       ),
     );

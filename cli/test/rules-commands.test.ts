@@ -9,6 +9,8 @@ import { FakeApi, grpcError, runWith } from './support/fake-api.ts';
 class AutomationFakeApi extends FakeApi {
   readonly automationCalls: Array<{ method: string; request: unknown }> = [];
   fail: Error | undefined;
+  /** Fields that replace those of the canned reply. */
+  reply: Record<string, unknown> = {};
 
   async automation<M extends keyof AutomationRpcs>(
     method: M,
@@ -27,6 +29,7 @@ class AutomationFakeApi extends FakeApi {
       rules: [],
       firings: [],
       rule_id: '7',
+      ...this.reply,
     } as unknown as AutomationRpcs[M]['response'];
   }
 }
@@ -241,5 +244,22 @@ void describe('rules commands', () => {
     assert.deepEqual(api.automationCalls, [
       { method: 'PauseAutomation', request: { reason: 'broker upgrade' } },
     ]);
+  });
+
+  void it('firings shows the failed calls of each firing by error code', async () => {
+    const api = new AutomationFakeApi();
+    const firing = { id: '12', rule_id: '7', status: 'failed', done: 1, failed: 3, attempts: 1 };
+    api.reply = {
+      firings: [
+        { ...firing, errors: { C2_UNAVAILABLE: 1, C2_NOT_FOUND: 2 } },
+        { ...firing, id: '11' },
+      ],
+    };
+    const r = await runWith(['rules', 'firings', '--id', '7'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const [header, first, second] = r.stdout.trimEnd().split('\n');
+    assert.match(header ?? '', /\bERRORS$/);
+    assert.match(first ?? '', /^12\b.*\bC2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
+    assert.match(second ?? '', /^11\b.*\b1\s*$/, 'a firing without errors ends with its attempts');
   });
 });
