@@ -142,7 +142,11 @@ export async function connectDatabase(
   let url: string;
   let display: string;
   if (config.database.kind === 'embedded') {
-    const pgServer = await startEmbeddedPostgres({ dataDir: config.dataDir, log: logger });
+    const pgServer = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      port: config.database.port,
+      log: logger,
+    });
     lifecycle.add('embedded postgres', () => pgServer.stop());
     url = pgServer.url;
     display = pgServer.displayUrl;

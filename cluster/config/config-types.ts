@@ -43,7 +43,12 @@ interface DatabaseCommon {
  * whose files live in `dataDir`.
  */
 export type DatabaseConfig =
-  | (DatabaseCommon & { readonly kind: 'embedded'; readonly dataDir: string })
+  | (DatabaseCommon & {
+      readonly kind: 'embedded';
+      readonly dataDir: string;
+      /** Wanted port on 127.0.0.1 (0: any free port); a taken one falls back to a free one. */
+      readonly port: number;
+    })
   | (DatabaseCommon & { readonly kind: 'external'; readonly url: Secret });
 
 /** Settings shared by both broker kinds. */

@@ -130,10 +130,14 @@ export function loadConfig(
   const redis = readRedis(r);
   const crypto = readCrypto(r);
   const api = readApi(r);
-  checkDistinctAddresses(
-    r,
-    mqtt.kind === 'embedded' ? [...listeners(api), mqtt.listen] : listeners(api),
-  );
+  checkDistinctAddresses(r, [
+    ...listeners(api),
+    ...(mqtt.kind === 'embedded' ? [{ spec: S.mqttListenAddr, address: mqtt.listen }] : []),
+    // The embedded PostgreSQL listens on 127.0.0.1 only.
+    ...(database.kind === 'embedded'
+      ? [{ spec: S.embeddedPostgresPort, address: { host: '127.0.0.1', port: database.port } }]
+      : []),
+  ]);
   const tls = readTls(r, dataDir, database.kind);
   if (api.clientCaFile !== undefined && tls.kind === 'disabled')
     r.problem(
@@ -246,8 +250,16 @@ function readDatabase(r: SettingReader, dataDir: string): DatabaseConfig {
     ),
     schema: r.withDefault(S.databaseSchema, parseSchema, 'public'),
   };
-  return url === undefined && !r.failed(S.databaseUrl)
-    ? { kind: 'embedded', dataDir: join(dataDir, 'postgres'), ...common }
+  // 5433, not 5432: a developer machine often runs PostgreSQL on 5432 already.
+  const port = r.withDefault(S.embeddedPostgresPort, parseInteger(0, 65_535), 5433);
+  const embedded = url === undefined && !r.failed(S.databaseUrl);
+  if (!embedded && r.isSet(S.embeddedPostgresPort)) {
+    r.problem(
+      `${r.name(S.embeddedPostgresPort)} applies only to the embedded PostgreSQL, but ${r.name(S.databaseUrl)} is set`,
+    );
+  }
+  return embedded
+    ? { kind: 'embedded', dataDir: join(dataDir, 'postgres'), port, ...common }
     : { kind: 'external', url: url ?? new Secret(''), ...common };
 }
 
@@ -349,27 +361,34 @@ function optionalEntry<K extends string, V>(name: K, value: V | undefined): Part
   return value === undefined ? {} : ({ [name]: value } as Record<K, V>);
 }
 
-function listeners(api: ApiConfig): ListenAddress[] {
-  return [api.grpc, api.http, api.metrics];
+/** A listening address and the setting that chose it. */
+interface Listener {
+  readonly spec: (typeof S)[keyof typeof S];
+  readonly address: ListenAddress;
+}
+
+function listeners(api: ApiConfig): Listener[] {
+  return [
+    { spec: S.grpcAddr, address: api.grpc },
+    { spec: S.httpAddr, address: api.http },
+    { spec: S.metricsAddr, address: api.metrics },
+  ];
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
 
 /** Two listeners on one port would fail at bind time; say so now, with the other problems. */
-function checkDistinctAddresses(r: SettingReader, addresses: readonly ListenAddress[]): void {
+function checkDistinctAddresses(r: SettingReader, listening: readonly Listener[]): void {
   const clashes = (a: ListenAddress, b: ListenAddress): boolean =>
     a.port !== 0 &&
     a.port === b.port &&
     (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
-  const specs = [S.grpcAddr, S.httpAddr, S.metricsAddr, S.mqttListenAddr];
-  addresses.forEach((a, i) => {
-    addresses.slice(i + 1).forEach((b, k) => {
-      const first = specs[i];
-      const second = specs[i + 1 + k];
-      if (clashes(a, b) && first !== undefined && second !== undefined) {
-        r.problem(`${first.env} and ${second.env} both use port ${a.port}`);
+  listening.forEach((first, i) => {
+    for (const second of listening.slice(i + 1)) {
+      if (clashes(first.address, second.address)) {
+        r.problem(`${first.spec.env} and ${second.spec.env} both use port ${first.address.port}`);
       }
-    });
+    }
   });
 }
 

@@ -26,6 +26,7 @@ export const SETTINGS = {
   },
   databaseQueryTimeoutMs: { env: 'E4C2_DB_QUERY_TIMEOUT_MS', file: 'database.queryTimeoutMs' },
   databaseSchema: { env: 'E4C2_DB_SCHEMA', file: 'database.schema' },
+  embeddedPostgresPort: { env: 'E4C2_EMBEDDED_PG_PORT', file: 'database.embeddedPort' },
 
   mqttUrl: { env: 'MQTT_URL', file: 'mqtt.url' },
   mqttListenAddr: { env: 'E4C2_MQTT_LISTEN_ADDR', file: 'mqtt.listenAddr' },

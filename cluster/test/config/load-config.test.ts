@@ -27,6 +27,7 @@ void describe('loadConfig defaults', () => {
     assert.deepEqual(c.database, {
       kind: 'embedded',
       dataDir: 'data/postgres',
+      port: 5433,
       poolMax: 10,
       idleInTransactionTimeoutMs: 60_000,
       queryTimeoutMs: 30_000,
@@ -376,11 +377,33 @@ void describe('loadConfig problems', () => {
       ],
       [{ E4C2_HTTP_ADDR: '0.0.0.0:5555' }, 'E4C2_GRPC_ADDR and E4C2_HTTP_ADDR both use port 5555'],
       [
+        { DATABASE_URL: 'postgres://db/e4', E4C2_KEK_FILE: '/k', E4C2_EMBEDDED_PG_PORT: '6543' },
+        'E4C2_EMBEDDED_PG_PORT (database.embeddedPort) applies only to the embedded PostgreSQL, but DATABASE_URL (database.url) is set',
+      ],
+      [
+        { E4C2_EMBEDDED_PG_PORT: '1884' },
+        'E4C2_MQTT_LISTEN_ADDR and E4C2_EMBEDDED_PG_PORT both use port 1884',
+      ],
+      [
+        { E4C2_EMBEDDED_PG_PORT: '65536' },
+        'E4C2_EMBEDDED_PG_PORT: must be an integer from 0 to 65535 (got "65536")',
+      ],
+      [
         { E4C2_CONFIG_FILE: '/etc/e4c2.json' },
         "E4C2_CONFIG_FILE: is set, but the file's text was not passed to loadConfig",
       ],
     ];
     for (const [env, problem] of cases) assert.deepEqual(problemsOf(env).problems, [problem]);
+  });
+
+  void it('takes the embedded PostgreSQL port from E4C2_EMBEDDED_PG_PORT or the file', () => {
+    const fromEnv = loadConfig({ E4C2_EMBEDDED_PG_PORT: '6543' });
+    assert.equal(fromEnv.database.kind === 'embedded' && fromEnv.database.port, 6543);
+    const fromFile = loadConfig(
+      { E4C2_CONFIG_FILE: 'c.json' },
+      JSON.stringify({ database: { embeddedPort: 0 } }),
+    );
+    assert.equal(fromFile.database.kind === 'embedded' && fromFile.database.port, 0);
   });
 
   void it('allows port 0 on several listeners', () => {
