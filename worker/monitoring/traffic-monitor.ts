@@ -59,8 +59,10 @@ export interface TrafficMonitorOptions {
   readonly keyTtlMs?: number;
   /**
    * After a re-read for an unauthenticated message found no new key (real forgeries), no other
-   * such re-read of that topic for this long: a flood of forgeries costs at most one key read
-   * per topic per interval. Default 1 s.
+   * such re-read of that topic (public-key mode: of that signer) for this long: a flood of
+   * forgeries costs at most one key read per topic and signer per interval. Also how long a
+   * signer the C2 does not know is remembered as unknown (a device added since is recognised
+   * after at most this long). Default 1 s.
    */
   readonly keyReloadMs?: number;
   /** Key versions tried per topic, newest first. Default 3. */
@@ -105,7 +107,10 @@ export class TrafficMonitor {
   readonly #keys = new Map<string, Promise<CachedKeys>>();
   /** Per topic: no re-read for an unauthenticated message before this time. */
   readonly #reloadQuietUntil = new Map<string, number>();
+  /** Signers' public keys (undefined: unknown to the C2) and when each was read. */
   readonly #pubKeys = new Map<string, { key: KeyObject | undefined; at: number }>();
+  /** Per signer: no re-read for a message its cached key does not verify before this time. */
+  readonly #signerQuietUntil = new Map<string, number>();
   readonly #counts = new Map<string, TrafficCount>();
   readonly #uses = new Map<string, DeviceKeyUse>();
   readonly #queue: Array<{ topic: string; payload: Uint8Array; at: number }> = [];
@@ -231,9 +236,16 @@ export class TrafficMonitor {
     }
   }
 
-  async #publicKey(idHex: string, id: Uint8Array): Promise<KeyObject | undefined> {
+  /**
+   * A signer's public key, cached: a known one for 12 key TTLs (a re-key is noticed by the
+   * re-read in {@link #classify}), an unknown one only for `keyReloadMs`, so that a device added
+   * since its first messages is recognised promptly.
+   */
+  async #publicKey(idHex: string, id: Uint8Array, reload = false): Promise<KeyObject | undefined> {
     const cached = this.#pubKeys.get(idHex);
-    if (cached !== undefined && this.#now() - cached.at < this.#o.keyTtlMs * 12) return cached.key;
+    const ttl = cached?.key === undefined ? this.#o.keyReloadMs : this.#o.keyTtlMs * 12;
+    if (!reload && cached !== undefined && this.#now() - cached.at < ttl) return cached.key;
+    const at = this.#now();
     const raw = await this.options.source.devicePublicKey(id);
     let key: KeyObject | undefined;
     try {
@@ -241,9 +253,38 @@ export class TrafficMonitor {
     } catch {
       key = undefined;
     }
-    if (this.#pubKeys.size > 100_000) this.#pubKeys.clear();
-    this.#pubKeys.set(idHex, { key, at: this.#now() });
+    if (this.#pubKeys.size > 100_000) {
+      this.#pubKeys.clear();
+      this.#signerQuietUntil.clear();
+    }
+    this.#pubKeys.set(idHex, { key, at });
     return key;
+  }
+
+  /**
+   * Re-reads the public key of a known signer whose cached key did not verify a message received
+   * at `at`: the device may have been given a new key pair since. Bounded like the topic keys'
+   * re-read: one that finds no other key starts a quiet interval for that signer.
+   * @returns the new key, or undefined when there is none to try
+   */
+  async #reloadedSigner(
+    idHex: string,
+    id: Uint8Array,
+    signer: KeyObject,
+    at: number,
+  ): Promise<KeyObject | undefined> {
+    const readAt = this.#pubKeys.get(idHex)?.at ?? 0;
+    // A key read after the message arrived is the one its sender had.
+    if (readAt > at || this.#now() < (this.#signerQuietUntil.get(idHex) ?? 0)) return undefined;
+    let fresh: KeyObject | undefined;
+    try {
+      fresh = await this.#publicKey(idHex, id, true);
+    } catch (err) {
+      this.options.onError(err, 'traffic monitor signer reload');
+    }
+    if (fresh !== undefined && !fresh.equals(signer)) return fresh;
+    this.#signerQuietUntil.set(idHex, this.#now() + this.#o.keyReloadMs);
+    return undefined;
   }
 
   /**
@@ -263,12 +304,22 @@ export class TrafficMonitor {
     let lookupPubKey: ((hex: string) => KeyObject | undefined) | undefined;
     // Public-key mode: without the signer's key no topic key can authenticate the message.
     let signerKnown = true;
+    /** Public-key mode: tries a re-read signer key. @returns whether there was one to try */
+    let retrySigner = (): Promise<boolean> => Promise.resolve(false);
     if (this.options.source.mode === 'pubkey' && payload.length >= TIMESTAMP_LEN + ID_LEN) {
       const id = payload.slice(TIMESTAMP_LEN, TIMESTAMP_LEN + ID_LEN);
       const idHex = toHex(id);
-      const signer = await this.#publicKey(idHex, id);
+      let signer = await this.#publicKey(idHex, id);
       signerKnown = signer !== undefined;
       lookupPubKey = (hex) => (hex === idHex ? signer : undefined);
+      retrySigner = async () => {
+        const known = signer;
+        const fresh =
+          known === undefined ? undefined : await this.#reloadedSigner(idHex, id, known, at);
+        if (fresh === undefined) return false;
+        signer = fresh;
+        return true;
+      };
     } else if (this.options.source.mode === 'pubkey') {
       signerKnown = false;
       lookupPubKey = () => undefined;
@@ -282,6 +333,9 @@ export class TrafficMonitor {
       });
     let keys = cached.found;
     let verdict = classify(keys);
+    // The signer may have a new key pair since its key was read (a client key rotation).
+    if (verdict.class === 'forged' && signerKnown && (await retrySigner()))
+      verdict = classify(keys);
     // The topic may have been rotated (or removed and created again) since the keys were read:
     // read them again once and classify again, rather than count its new key's traffic forged.
     if (verdict.class === 'forged' && signerKnown && this.#mayReload(topic, cached, at)) {

@@ -4,7 +4,7 @@
  * version each signing device uses), which the C2 then reports per topic.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import {
@@ -39,9 +39,11 @@ async function startMonitor(
   options: Partial<Pick<TrafficMonitorOptions, 'keyTtlMs' | 'keyReloadMs' | 'now'>> & {
     /** Called on each key read of the monitor. */
     onKeyRead?: (topic: string) => void;
+    /** Called on each read of a signer's public key. */
+    onSignerRead?: () => void;
   } = {},
 ): Promise<TrafficMonitor> {
-  const { onKeyRead, ...tuning } = options;
+  const { onKeyRead, onSignerRead, ...tuning } = options;
   const service = h.service;
   const source: TrafficSource = {
     mode: service.mode,
@@ -51,7 +53,10 @@ async function startMonitor(
       return service.monitoringKeys(topic, versions);
     },
     recordTraffic: (counts, uses) => service.recordTraffic(counts, uses),
-    devicePublicKey: (e4Id) => service.devicePublicKey(e4Id),
+    devicePublicKey: (e4Id) => {
+      onSignerRead?.();
+      return service.devicePublicKey(e4Id);
+    },
   };
   const feed = await MqttTrafficFeed.connect({
     url: TEST_MQTT_URL,
@@ -368,6 +373,61 @@ void describe('traffic monitor, public-key mode', () => {
           [early.name, 2],
         ],
       );
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  void it('recognises a device added, or given a new key pair, after its first messages', async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const name = `mon-rekeyed-${suffix()}`;
+    const pair = (): {
+      privateKey: Uint8Array;
+      signer: { id: Uint8Array; signingKey: KeyObject };
+    } => {
+      const privateKey = ed25519KeyFromSeed(randomBytes(32));
+      return {
+        privateKey,
+        signer: { id: clientIdFromName(name), signingKey: ed25519SigningKey(privateKey) },
+      };
+    };
+    const first = pair();
+    const second = pair();
+    const verdicts: string[] = [];
+    let signerReads = 0;
+    let clock = Date.now();
+    const monitor = await startMonitor(h, verdicts, {
+      keyTtlMs: 3_600_000,
+      now: () => clock,
+      onSignerRead: () => (signerReads += 1),
+    });
+    const key = (await h.service.monitoringKeys(topic, 1))?.keys[0]?.key;
+    assert.ok(key);
+    const send = async (signer: { id: Uint8Array; signingKey: KeyObject }): Promise<void> => {
+      const before = verdicts.length;
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(reading(), key, signer)));
+      await eventually(() => {
+        assert.equal(verdicts.length, before + 1);
+      });
+    };
+    try {
+      // Not known to the C2 yet: forged.
+      await send(first.signer);
+      await h.service.newClient(ctx, name, first.privateKey.subarray(32));
+      // An unknown signer is remembered as such only briefly (the default second).
+      clock += 1001;
+      await send(first.signer);
+      assert.deepEqual(verdicts, ['forged', 'current']);
+      // The device gets a new key pair: its cached old key must not make it a forger.
+      await h.service.rotateClientKey(ctx, name, second.privateKey.subarray(32));
+      await send(second.signer);
+      assert.equal(verdicts[2], 'current');
+      // Its old pair is refused now, and a flood of such messages re-reads its key once.
+      const reads = signerReads;
+      for (let i = 0; i < 5; i++) await send(first.signer);
+      assert.deepEqual(verdicts.slice(3), ['forged', 'forged', 'forged', 'forged', 'forged']);
+      assert.equal(signerReads - reads, 1);
     } finally {
       await monitor.close();
     }
