@@ -70,6 +70,17 @@ export function checkAfterSeq(value: string, field = 'after_seq'): bigint {
   return BigInt(value);
 }
 
+/**
+ * Where the next page of an empty one starts: `after`, or the newest position when `after` lies
+ * past it (a database restored from an earlier backup hands those positions out again; a client
+ * told to resume there would never see another event).
+ */
+async function resumeAt(service: C2Service, after: bigint): Promise<string> {
+  if (after === 0n) return '0';
+  const latest = BigInt(await service.latestEventSeq());
+  return (after > latest ? latest : after).toString();
+}
+
 /** The `IssuedSubject` list `key` of a request, by name (a name given twice keeps the highest). */
 function issuedSubjects(req: ProtoMessage, key: string): Map<string, IssuedSubject> {
   const list = req[key];
@@ -267,9 +278,10 @@ export function adminOperations(
       const limit = requested === 0 ? Math.min(100, max) : requested;
       // Positions are gapless and final: resuming after the page's last seq misses nothing.
       const events = await service.eventsAfter(after.toString(), limit);
+      const last = events.at(-1)?.seq;
       return {
         events: events.map(eventRecord),
-        next_after_seq: events.at(-1)?.seq ?? after.toString(),
+        next_after_seq: last ?? (await resumeAt(service, after)),
       };
     },
   };

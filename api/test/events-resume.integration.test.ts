@@ -296,6 +296,35 @@ void describe('event stream across two nodes', { timeout: 120_000 }, () => {
     assert.ok(Number(received[0]?.['seq']) > newest, 'an event after the newest');
   });
 
+  void it('ListEvents after a position past the newest event resumes at the newest', async () => {
+    const [a] = t.nodes;
+    const newest = (await journal(a)).at(-1)?.[0] ?? 0;
+    type Page = { events: Array<{ seq: string; topic: string }>; nextAfterSeq: string };
+    const page = async (after: string | number): Promise<Page> => {
+      const res = await httpCall(a.httpPort, 'GET', `/v1/events?after=${after}&limit=1000`);
+      assert.equal(res.status, 200, res.text);
+      return res.json as Page;
+    };
+    const ahead = await page(newest + 1000);
+    assert.deepEqual(ahead, { events: [], nextAfterSeq: String(newest) });
+    // At the end, an empty page keeps its position.
+    assert.deepEqual(await page(newest), { events: [], nextAfterSeq: String(newest) });
+    await a.service.newTopic(ctx, 'ev/list-after-clamp');
+    const next = await page(ahead.nextAfterSeq);
+    assert.ok(
+      next.events.some((e) => e.topic === 'ev/list-after-clamp'),
+      'the polling client sees the new event',
+    );
+    // gRPC answers the same.
+    const client = new GrpcTestClient(a.grpcTarget, 'e4c2.v1.C2Admin');
+    try {
+      const viaGrpc = await client.call('ListEvents', { after_seq: String(newest + 1000) });
+      assert.equal(viaGrpc['next_after_seq'], next.nextAfterSeq);
+    } finally {
+      client.close();
+    }
+  });
+
   void it('rejects a malformed resume position with a typed error', async () => {
     const [a] = t.nodes;
     const res = await httpCall(a.httpPort, 'GET', '/v1/events/stream', {
