@@ -11,12 +11,16 @@ import type {
   ClientCertificate,
 } from '../api-types.ts';
 import { tokenDigest, type ApiCredentials, type TokenCredential } from './credentials.ts';
-import { requiredRole, roleAllows } from './roles.ts';
+import { isUnauthenticatedProbe, requiredRole, roleAllows } from './roles.ts';
 
 /** Who called, once authenticated: the actor is `token:<name>` or `cert:<CN or fingerprint>`. */
 type Caller = AuthenticatedCaller;
 
-const BEARER = /^Bearer ([A-Za-z0-9._~+/-]{16,512}=*)$/;
+/** The caller of a liveness probe (it reads nothing and changes nothing). */
+const PROBE_CALLER: Caller = { actor: 'probe', role: 'read-only' };
+
+// The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]{16,512}=*)$/i;
 
 function tokenCaller(
   header: string,
@@ -60,6 +64,8 @@ function certificateCaller(
 export function credentialAuthenticator(credentials: ApiCredentials): Authenticate {
   const byDigest = new Map(credentials.tokens.map((t) => [t.sha256, t]));
   return (request: AuthRequest): AuthenticatedCaller => {
+    // Like /healthz and grpc.health.v1, never refused (whatever credentials come with it).
+    if (isUnauthenticatedProbe(request.operation)) return PROBE_CALLER;
     const header = request.header('authorization');
     let caller: Caller | undefined;
     if (header !== undefined) {

@@ -48,6 +48,15 @@ export function methodName(operation: string): string {
   return slash < 0 ? operation : operation.slice(slash + 1);
 }
 
+/**
+ * Whether `operation` is a liveness probe that needs no credentials: the reference `HealthCheck`
+ * (`pb.C2`, `pb.C2AutomationEngine`; `GET /e4/health-check`, `GET /health-check`) answers a
+ * constant, and the Docker HEALTHCHECKs written for the reference C2 send no credentials.
+ */
+export function isUnauthenticatedProbe(operation: string): boolean {
+  return methodName(operation) === 'HealthCheck';
+}
+
 /** The least role allowed to call `operation` (a method name, qualified or not). */
 export function requiredRole(operation: string): ApiRole {
   const method = methodName(operation);

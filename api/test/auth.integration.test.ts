@@ -96,6 +96,13 @@ void describe('bearer tokens', () => {
     ]);
   });
 
+  void it('the reference health checks answer without credentials, on both transports', async () => {
+    const http = await a.http('GET', '/e4/health-check');
+    assert.equal(http.status, 200, http.text);
+    assert.equal(http.text, '{"Code":"0","Status":"OK"}');
+    assert.deepEqual(await a.grpc.call('HealthCheck'), { Code: '0', Status: 'OK' });
+  });
+
   void it('idempotency keys are per caller: one caller neither replays nor blocks another', async () => {
     const headers = (token: string) => ({
       authorization: `Bearer ${token}`,

@@ -211,6 +211,34 @@ void describe('the authenticator', () => {
     );
   });
 
+  void it('takes the bearer scheme in any case, never the token', () => {
+    const withHeader = (value: string): AuthRequest =>
+      request('GetClients', { header: (name) => (name === 'authorization' ? value : undefined) });
+    for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+      assert.equal(
+        actorOf(authenticate(withHeader(`${scheme} ${reader.token}`))),
+        'token:dashboard',
+      );
+    }
+    assert.throws(
+      () => authenticate(withHeader(`Bearer ${reader.token.toUpperCase()}`)),
+      refusedWith('C2_UNAUTHENTICATED'),
+    );
+  });
+
+  void it('answers the reference HealthCheck probes without credentials', () => {
+    for (const probe of ['pb.C2/HealthCheck', 'pb.C2AutomationEngine/HealthCheck', 'HealthCheck']) {
+      assert.deepEqual(authenticate(request(probe)), { actor: 'probe', role: 'read-only' });
+      // Even with a wrong token: a probe reads nothing.
+      assert.equal(actorOf(authenticate(request(probe, { token: newToken().token }))), 'probe');
+    }
+    // Only the probes: other reads still need credentials.
+    assert.throws(
+      () => authenticate(request('pb.C2/GetClients')),
+      refusedWith('C2_UNAUTHENTICATED'),
+    );
+  });
+
   void it('accepts listed client certificates by CN or fingerprint', () => {
     const bySubject = request('RotateTopicKey', {
       clientCertificate: { subject: 'automation', fingerprint256: '00' },
