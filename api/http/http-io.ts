@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { C2Error } from '../../cluster/errors.ts';
 import type { ApiFailure } from '../errors-map.ts';
+import { firstDuplicateKey } from './duplicate-json-keys.ts';
 
 /** Which error body a route answers with. */
 export type ErrorStyle = 'gateway' | 'v1';
@@ -36,7 +37,8 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Parses a JSON body; an empty body is `{}` (grpc-gateway accepts an empty body for `body: "*"`).
- * @throws C2Error `C2_VALIDATION` for a body that is not UTF-8 or not JSON
+ * @throws C2Error `C2_VALIDATION` for a body that is not UTF-8 or not JSON, or that gives a key
+ *   twice in one object
  */
 export function parseJsonBody(body: Buffer): unknown {
   let text: string;
@@ -48,8 +50,9 @@ export function parseJsonBody(body: Buffer): unknown {
     });
   }
   if (text.trim() === '') return {};
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (err) {
     // V8's message quotes the text around the error, which may be a key or a plaintext: the
     // answer and the log keep its position only.
@@ -57,6 +60,15 @@ export function parseJsonBody(body: Buffer): unknown {
     const where = position === undefined ? '' : ` at position ${position}`;
     throw new C2Error('C2_VALIDATION', `malformed JSON${where}`, { details: { field: 'body' } });
   }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) {
+    // A key is the client's own text, but may be long: the answer names a bounded part of it.
+    const field = duplicate.length > 200 ? `${duplicate.slice(0, 200)}…` : duplicate;
+    throw new C2Error('C2_VALIDATION', `${field} is given twice in the body`, {
+      details: { field },
+    });
+  }
+  return parsed;
 }
 
 /** Writes a JSON response. */
