@@ -34,6 +34,11 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # Sources stay owned by root: the process can read them, not change them.
 COPY . .
+# The build's identity (a commit, a CI run) for the version label of c2_node_info and of spans:
+# builds of one package version differ only by it, and C2VersionSkew counts versions.
+#   docker build --build-arg E4C2_BUILD="$(git rev-parse --short=12 HEAD)" -t e4c2:local .
+ARG E4C2_BUILD=""
+RUN if [ -n "$E4C2_BUILD" ]; then printf '%s\n' "$E4C2_BUILD" > BUILD_ID; fi
 USER ${APP_UID}:${APP_UID}
 # gRPC, HTTP, metrics (the defaults of E4C2_GRPC_ADDR, E4C2_HTTP_ADDR, E4C2_METRICS_ADDR; set the
 # addresses to 0.0.0.0:<port> in a container so they are reachable from outside it).

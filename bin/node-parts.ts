@@ -4,7 +4,7 @@
  * registers its own shutdown with the lifecycle.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { Redis } from 'ioredis';
@@ -44,6 +44,7 @@ import {
   startTracing,
   tracedStore,
 } from '../cluster/telemetry/index.ts';
+import { buildVersion } from './build-version.ts';
 import { configuredKek } from './kek-providers.ts';
 
 /** Metrics and tracer of a node, injected into every instrumented component. */
@@ -57,18 +58,6 @@ export interface NodeTelemetryOptions {
   readonly spanProcessors?: readonly SpanProcessor[];
 }
 
-/** The version of this build (package.json), for `c2_node_info` and span resources. */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version?: unknown;
-    };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 /**
  * Creates the node's metrics registry and tracer (exporter from `config.telemetry`); the tracer
  * provider is flushed and shut down last, after every component that makes spans stopped.
@@ -78,7 +67,7 @@ export function nodeTelemetry(
   lifecycle: Lifecycle,
   options: NodeTelemetryOptions = {},
 ): NodeTelemetry {
-  const version = packageVersion();
+  const version = buildVersion(fileURLToPath(new URL('..', import.meta.url)));
   const tracing = startTracing({
     exporter: config.telemetry.tracesExporter,
     endpoint: config.telemetry.otlpEndpoint,

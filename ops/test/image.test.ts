@@ -81,6 +81,23 @@ void describe('Dockerfile', () => {
     assert.equal(command.join(' '), start);
   });
 
+  void it('records the build (E4C2_BUILD) where the version label reads it, and compose passes it', () => {
+    assert.ok(
+      all('ARG').some((a) => a.split('=')[0] === 'E4C2_BUILD'),
+      'ARG E4C2_BUILD',
+    );
+    // bin/build-version.ts reads BUILD_ID beside package.json (WORKDIR /app).
+    assert.ok(
+      all('RUN').some((r) => r.includes('"$E4C2_BUILD" > BUILD_ID')),
+      'RUN … > BUILD_ID',
+    );
+    assert.ok(readRepoFile('bin/build-version.ts').includes("join(root, 'BUILD_ID')"));
+    assert.match(
+      readRepoFile('docker-compose.ha.yml'),
+      /args:\n\s+(#.*\n\s+)*E4C2_BUILD: \$\{E4C2_BUILD:-\}/,
+    );
+  });
+
   void it('exposes the default gRPC, HTTP and metrics ports', () => {
     const exposed = all('EXPOSE')
       .flatMap((e) => e.split(/\s+/))
