@@ -85,9 +85,10 @@ export function nodeTelemetry(
 
 /** Scrape-time figures of the database: pipeline (cluster-wide) and this process's pool. */
 export function watchDatabase(db: NodeDatabase, config: Config, metrics: C2Metrics): void {
-  metrics.onScrape('database', async () => {
-    metrics.setPipelineStats(await readPipelineStats(db.pool));
-  });
+  // The pool is read first, before the pipeline query below is issued: a scrape starts its
+  // readers together, and pg-pool queues even a query it can serve at once for a tick, so
+  // read afterwards the pool showed the scrape's own query as a request waiting for a
+  // connection (C2DatabasePoolSaturated then fired on every idle node).
   metrics.onScrape('pool', () => {
     metrics.setPool({
       total: db.pool.totalCount,
@@ -96,6 +97,9 @@ export function watchDatabase(db: NodeDatabase, config: Config, metrics: C2Metri
       max: config.database.poolMax,
     });
     return Promise.resolve();
+  });
+  metrics.onScrape('database', async () => {
+    metrics.setPipelineStats(await readPipelineStats(db.pool));
   });
 }
 

@@ -368,6 +368,8 @@ void describe('observability of an API node and a worker', () => {
         assert.equal(valueOf(now, 'c2_outbox_depth'), 0);
         assert.equal(valueOf(now, 'c2_convergence_lag_seconds'), 0);
         assert.equal(valueOf(now, 'c2_devices', { state: 'idle' }), DEVICES);
+        // An idle node has no request waiting for a connection (not even the scrape's own).
+        assert.equal(valueOf(now, 'c2_db_pool_connections', { state: 'waiting' }), 0);
       }, 20_000);
 
       // --- secrets (I8) ----------------------------------------------------------------------

@@ -226,7 +226,7 @@ export class C2Metrics {
     });
     this.#scrapeErrors = counter({
       name: 'c2_metrics_refresh_errors_total',
-      help: 'Scrape-time figures that could not be read (database, queue): old values were kept.',
+      help: 'Scrape-time figures that could not be read (database, pool, queue, mqtt): old values were kept.',
       labelNames: ['source'] as const,
     });
 
@@ -416,7 +416,11 @@ export class C2Metrics {
     });
   }
 
-  /** Refreshes scrape-time figures and renders the registry (the `/metrics` handler). */
+  /**
+   * Refreshes scrape-time figures and renders the registry (the `/metrics` handler). The
+   * refreshers start in the order they were added, each running synchronously up to its first
+   * wait, so a figure read synchronously sees nothing of the refreshers added after it.
+   */
   async scrape(): Promise<{ contentType: string; body: string }> {
     await Promise.all(this.#refreshers.map((r) => r()));
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
