@@ -391,6 +391,52 @@ void describe('E4Client receipts: SK device', () => {
     await tick();
   });
 
+  void it('a publish returning neither undefined nor a promise never changes the outcome', async () => {
+    // TypeScript accepts any function where one returning void is expected: mqtt.js's
+    // `client.publish` returns the client, a queue may return `true`, a thenable may reject.
+    const time = manualClock(T0);
+    const key = randomSymKey();
+    const errors: unknown[] = [];
+    const mqttLike = {
+      publish(): unknown {
+        return this;
+      },
+    };
+    const returns: (() => void)[] = [
+      () => mqttLike.publish(),
+      () => true,
+      () => 0,
+      () => ({
+        then: (_: unknown, reject: (e: Error) => void) => {
+          reject(new Error('thenable'));
+        },
+      }),
+    ];
+    for (const [i, returned] of returns.entries()) {
+      const options: ReceiptOptions = {
+        publish: returned,
+        rejections: true,
+        onError: (err) => errors.push(err),
+      };
+      const device = await skClient(`sk-pub-returns-${i}`, key, time.clock, options);
+      const applied = await device.unprotect(
+        protectCommand(cmdSetTopicKey(randomSymKey(), 'a/b'), key, time.clock),
+        device.receivingTopic,
+      );
+      assert.equal(applied.kind, 'command', `return value ${i}: applied`);
+      assert.equal(device.state.topicKeys.size, 1);
+      // A stale command keeps its own error; the receipt must not replace it.
+      const stale = protectSymKeyAt(cmdResetTopics(), key, T0_S - 601n);
+      await rejectsE4(device.unprotect(stale, device.receivingTopic), 'TimestampTooOld');
+      assert.equal(device.state.topicKeys.size, 1);
+    }
+    await tick();
+    assert.deepEqual(
+      errors.map((e) => String(e)),
+      ['Error: thenable', 'Error: thenable'],
+    );
+  });
+
   void it('the topic can be overridden, and load() takes the option too', async () => {
     const time = manualClock(T0);
     const key = randomSymKey();

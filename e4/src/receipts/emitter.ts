@@ -20,7 +20,8 @@ export interface ReceiptOptions {
    * Sends one protected receipt; typically an MQTT publish with QoS 1 and retain false. Called
    * once per receipt, in the order the commands were processed, before `unprotect` returns;
    * command processing never waits for the returned promise. A throw or a rejection goes to
-   * `onError` and never changes the outcome of the command.
+   * `onError` and never changes the outcome of the command. Any other return value is ignored, so
+   * mqtt.js's `client.publish` (which returns the client) can be passed through as is.
    */
   readonly publish: (topic: string, payload: Uint8Array) => void | Promise<void>;
   /**
@@ -65,23 +66,25 @@ export class ReceiptEmitter {
   }
 
   #send(fields: () => ReceiptFields | undefined, context: ReceiptContext): void {
-    let pending: void | Promise<void>;
     try {
       const receipt = fields();
       if (receipt === undefined) return;
       const payload = protectReceipt(receipt, context.deviceId, context.commandKey, context.clock);
-      pending = this.#options.publish(
+      // Typed `void | Promise<void>`, but TypeScript lets any function stand in for one returning
+      // void: mqtt.js's `client.publish` returns the client, others return `true`. Promise.resolve
+      // adopts a thenable, wraps anything else and never throws (a throwing `then` becomes a
+      // rejection), so no return value can reach the outcome of the command.
+      const pending: unknown = this.#options.publish(
         this.#options.topic ?? receiptTopic(context.deviceId),
         payload,
       );
+      if (pending !== undefined) {
+        Promise.resolve(pending).catch((err: unknown) => {
+          this.#report(err);
+        });
+      }
     } catch (err) {
       this.#report(err);
-      return;
-    }
-    if (pending !== undefined) {
-      pending.catch((err: unknown) => {
-        this.#report(err);
-      });
     }
   }
 
