@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import {
   clientIdFromName,
@@ -410,6 +411,120 @@ void describe('SK clients end to end', () => {
       'TopicKeyNotFound',
       controlTopic(client.id),
     );
+  });
+
+  void it('an empty receiving topic is refused at creation, as load would refuse it', async () => {
+    const store = new TestStore();
+    await rejectsE4(
+      E4Client.createSymmetric(
+        { name: 'no-topic' },
+        { key: randomSymKey() },
+        {
+          store,
+          receivingTopic: '',
+        },
+      ),
+      'InvalidTopic',
+    );
+    const c2 = randomCurve25519KeyPair();
+    await rejectsE4(
+      E4Client.createPublicKey(
+        { name: 'no-topic' },
+        { privateKey: randomEd25519Key() },
+        c2.publicKey,
+        {
+          store,
+          receivingTopic: '',
+        },
+      ),
+      'InvalidTopic',
+    );
+    assert.deepEqual(store.saved, [], 'nothing saved');
+  });
+
+  void it('load takes a receivingTopic option: it replaces the saved topic and is saved', async () => {
+    const { clock } = manualClock(T0);
+    const store = new TestStore();
+    const key = randomSymKey();
+    const created = await E4Client.createSymmetric({ name: 'moved' }, { key }, { clock, store });
+    const client = await E4Client.load(store, { clock, receivingTopic: 'ctl/moved' });
+    assert.equal(client.receivingTopic, 'ctl/moved');
+    assert.equal(store.saved.length, 2, 'the new topic is saved at once');
+    const device: Device = { client, commandKey: key };
+    await send(device, cmdSetTopicKey(randomSymKey(), 'data'), clock);
+    await refused(
+      device,
+      protectCommand(cmdResetTopics(), key, clock),
+      'TopicKeyNotFound',
+      created.receivingTopic,
+    );
+    assert.equal((await E4Client.load(store, { clock })).receivingTopic, 'ctl/moved');
+
+    // The same topic saves nothing; an empty one is refused and leaves the store alone.
+    await E4Client.load(store, { clock, receivingTopic: 'ctl/moved' });
+    assert.equal(store.saved.length, 3);
+    await rejectsE4(E4Client.load(store, { clock, receivingTopic: '' }), 'InvalidTopic');
+    assert.equal(store.saved.length, 3);
+  });
+
+  void it('state is a copy: changing it changes neither the client nor what it saves', async () => {
+    const { clock } = manualClock(T0);
+    const store = new TestStore();
+    const device = await skDevice('copied', clock, store);
+    const topicKey = randomSymKey();
+    await send(device, cmdSetTopicKey(topicKey, 't'), clock);
+    const state = device.client.state;
+    assert.equal(device.client.state, state, 'the same copy while nothing changes');
+    assert.ok(Object.isFrozen(state) && Object.isFrozen(state.keyMaterial));
+    assert.equal(state.keyMaterial.mode, 'symmetric');
+    state.keyMaterial.key.fill(7);
+    state.id.fill(7);
+    (state.topicKeys as Map<string, Uint8Array>).get(toHex(topicHash('t')))?.fill(7);
+    (state.topicKeys as Map<string, Uint8Array>).clear();
+
+    // The client still encrypts under the topic key, takes commands under the identity key,
+    // and saves both unchanged.
+    const peer = await skDevice('copied-peer', clock);
+    await send(peer, cmdSetTopicKey(topicKey, 't'), clock);
+    const message = device.client.protectMessage(sequentialBytes(2), 't');
+    assertBytes(await receive(peer, message, 't'), sequentialBytes(2));
+    await send(device, cmdSetTopicKey(randomSymKey(), 'u'), clock);
+    const saved = decodeClientState(store.saved.at(-1) ?? '');
+    assertBytes(saved.id, clientIdFromName('copied'));
+    assert.deepEqual(saved.keyMaterial, { mode: 'symmetric', key: device.commandKey });
+    assert.equal(saved.topicKeys.size, 2);
+    assertBytes(saved.topicKeys.get(toHex(topicHash('t'))) ?? new Uint8Array(0), topicKey);
+    assert.deepEqual(device.client.state.topicKeys, saved.topicKeys, 'a new copy of new keys');
+    // A command that leaves the key material alone keeps its copy (callers compare with ===).
+    const { keyMaterial, topicKeys } = device.client.state;
+    await send(device, cmdRemoveTopic('u'), clock);
+    assert.equal(device.client.state.keyMaterial, keyMaterial);
+    assert.notEqual(device.client.state.topicKeys, topicKeys);
+    assert.equal(device.client.state.topicKeys.size, 1);
+  });
+
+  void it('a command is read on entry: the caller may reuse its buffer at once', async () => {
+    const { clock } = manualClock(T0);
+    const device = await skDevice('reused-buffer', clock);
+    const rx = new Uint8Array(256); // a receive buffer reused for every message
+    const wires = ['a', 'b'].map((t) =>
+      protectCommand(cmdSetTopicKey(randomSymKey(), t), device.commandKey, clock),
+    );
+    const pending = wires.map((wire) => {
+      rx.set(wire);
+      const result = device.client.unprotect(
+        rx.subarray(0, wire.length),
+        device.client.receivingTopic,
+      );
+      rx.fill(0); // the next read overwrites it before the command had its turn
+      return result;
+    });
+    const results = await Promise.all(pending);
+    assert.deepEqual(
+      results.map((r) => r.kind),
+      ['command', 'command'],
+    );
+    assert.equal(device.client.state.topicKeys.size, 2);
   });
 
   void it('creation: ids, names, random ids and validation', async () => {
@@ -868,6 +983,65 @@ void describe('persistence', () => {
     };
     json.Key.keyData.SignerID = Buffer.from(sequentialBytes(16)).toString('base64');
     await rejectsE4(E4Client.load(new MemoryClientStore(JSON.stringify(json))), 'InvalidState');
+  });
+
+  void it('a state that is not JSON is refused without quoting its text (it holds keys)', async () => {
+    const edKey = randomEd25519Key();
+    const client = await E4Client.createPublicKey(
+      { name: 'quoted' },
+      { privateKey: edKey },
+      randomCurve25519KeyPair().publicKey,
+    );
+    const text = encodeClientState(client.state);
+    const b64 = Buffer.from(edKey).toString('base64');
+    const at = text.indexOf(`"${b64}"`);
+    assert.ok(at > 0);
+    // `"PrivateKey":x<base64>"`: V8's SyntaxError message quotes the characters after the error.
+    const corrupted = `${text.slice(0, at)}x${text.slice(at + 1)}`;
+    const decodeErr = throwsE4(() => decodeClientState(corrupted), 'InvalidState');
+    const loadErr = await rejectsE4(
+      E4Client.load(new MemoryClientStore(corrupted)),
+      'InvalidState',
+    );
+    for (const err of [decodeErr, loadErr]) {
+      assert.equal(err.cause, undefined);
+      const shown = `${inspect(err, { depth: 10 })} ${JSON.stringify(err)}`;
+      for (let i = 0; i + 8 <= b64.length; i++) {
+        assert.ok(!shown.includes(b64.slice(i, i + 8)), `private key characters at ${i} quoted`);
+      }
+    }
+  });
+
+  void it('decoding refuses peer public keys that SetPubKey would not store', () => {
+    const c2 = randomCurve25519KeyPair();
+    const stateWithPeer = (peerKey: Uint8Array): string => {
+      const material: PubKeyMaterial = {
+        mode: 'public-key',
+        privateKey: randomEd25519Key(),
+        c2PublicKey: c2.publicKey,
+        pubKeys: new Map([[toHex(clientIdFromName('peer')), peerKey]]),
+      };
+      const id = clientIdFromName('with-peer');
+      return encodeClientState({
+        id,
+        receivingTopic: controlTopic(id),
+        topicKeys: new Map(),
+        keyMaterial: material,
+      });
+    };
+    const good = ed25519PublicKey(randomEd25519Key());
+    assertBytes(
+      pkMaterial(decodeClientState(stateWithPeer(good))).pubKeys.get(
+        toHex(clientIdFromName('peer')),
+      ) ?? new Uint8Array(0),
+      good,
+    );
+    const bad = [good.subarray(0, 5), new Uint8Array(32), concatBytes(good, Uint8Array.of(1))];
+    for (const peerKey of bad) {
+      const err = throwsE4(() => decodeClientState(stateWithPeer(peerKey)), 'InvalidState');
+      assert.match(err.message, new RegExp(toHex(clientIdFromName('peer'))));
+      assert.ok(!err.message.includes(Buffer.from(peerKey).toString('base64')));
+    }
   });
 
   void it('a store whose save throws leaves the state unchanged, and the error propagates', async () => {

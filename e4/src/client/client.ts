@@ -37,6 +37,7 @@ import { MemoryClientStore, type ClientStore } from './client-store.ts';
 import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
 import { PreparedCache } from './prepared-cache.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
+import { StateSnapshots } from './state-snapshot.ts';
 
 /** How a client is identified: a 16-byte id, or a name whose hash is the id. */
 export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: string };
@@ -53,7 +54,10 @@ export interface ClientOptions {
   readonly store?: ClientStore;
   /** Clock in milliseconds (default `Date.now`); inject one for tests. */
   readonly clock?: Clock;
-  /** Overrides the control topic `e4/<hex id>` (e4go `WithReceivingTopic`). */
+  /**
+   * Overrides the control topic `e4/<hex id>` (e4go `WithReceivingTopic`); it must not be empty.
+   * It is part of the saved state; given to {@link E4Client.load}, it replaces the saved one.
+   */
   readonly receivingTopic?: string;
   /** Opt-in delivery receipts to the C2 (`docs/protocol-extensions.md`); off by default. */
   readonly receipts?: ReceiptOptions;
@@ -78,9 +82,29 @@ function resolveId(identity: ClientIdentity | undefined): Uint8Array {
   return new Uint8Array(identity.id);
 }
 
+/**
+ * The topic commands arrive on: `e4/<hex id>` unless overridden. An override must pass the check
+ * `decodeClientState` makes, or the client would save a state it can never load again.
+ * @throws E4Error `InvalidTopic`
+ */
+function resolveReceivingTopic(override: string | undefined, id: Uint8Array): string {
+  if (override === undefined) return controlTopic(id);
+  // `typeof`: plain JavaScript callers are not held to the type.
+  if (typeof override !== 'string' || override.length === 0) {
+    throw new E4Error(E4ErrorCode.InvalidTopic, 'receiving topic must be a non-empty string');
+  }
+  return override;
+}
+
 function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
   ed25519SigningKey(privateKey);
   commandKeyFromClient(privateKey, c2PublicKey);
+}
+
+/** `state` with its receiving topic overridden, or `state` itself when there is nothing to change. */
+function withReceivingTopic(state: ClientState, override: string | undefined): ClientState {
+  if (override === undefined || override === state.receivingTopic) return state;
+  return { ...state, receivingTopic: resolveReceivingTopic(override, state.id) };
 }
 
 /** Prepares a topic key (module level: no closure per message). */
@@ -106,6 +130,8 @@ export class E4Client {
   #commandQueue: Promise<unknown> = Promise.resolve();
   /** Delivery receipts; `undefined` (the default) leaves command processing exactly as e4go's. */
   readonly #receipts: ReceiptEmitter | undefined;
+  /** What the `state` getter hands out; the library itself reads `#state`. */
+  readonly #snapshots = new StateSnapshots();
 
   private constructor(
     state: ClientState,
@@ -145,7 +171,7 @@ export class E4Client {
   /**
    * A symmetric-key client (e4go `SymIDAndKey` / `SymNameAndPassword`). Without an identity a
    * random id is drawn. Ids must be 16 bytes in both modes (e4go accepts any length in SK mode).
-   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`
+   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`, `InvalidTopic`
    */
   static async createSymmetric(
     identity: ClientIdentity | undefined,
@@ -158,7 +184,7 @@ export class E4Client {
     return E4Client.#start(
       {
         id,
-        receivingTopic: options.receivingTopic ?? controlTopic(id),
+        receivingTopic: resolveReceivingTopic(options.receivingTopic, id),
         topicKeys: new Map(),
         keyMaterial: { mode: 'symmetric', key },
       },
@@ -169,7 +195,7 @@ export class E4Client {
   /**
    * A public-key client (e4go `PubIDAndKey` / `PubNameAndPassword`).
    * @param c2PublicKey - the C2's Curve25519 public key
-   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`
+   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`, `InvalidTopic`
    */
   static async createPublicKey(
     identity: ClientIdentity | undefined,
@@ -187,7 +213,7 @@ export class E4Client {
     return E4Client.#start(
       {
         id,
-        receivingTopic: options.receivingTopic ?? controlTopic(id),
+        receivingTopic: resolveReceivingTopic(options.receivingTopic, id),
         topicKeys: new Map(),
         keyMaterial: {
           mode: 'public-key',
@@ -201,8 +227,10 @@ export class E4Client {
   }
 
   /**
-   * Restores a client from its store (e4go `LoadClient`).
-   * @throws E4Error `InvalidState` when the store is empty or its content is not a valid state
+   * Restores a client from its store (e4go `LoadClient`). A `receivingTopic` option that differs
+   * from the saved one replaces it and is saved before the client is returned, as at creation.
+   * @throws E4Error `InvalidState` when the store is empty or its content is not a valid state,
+   *   `InvalidTopic` for an empty `receivingTopic`; and whatever the store throws
    */
   static async load(
     store: ClientStore,
@@ -210,7 +238,8 @@ export class E4Client {
   ): Promise<E4Client> {
     const text = await store.load();
     if (text === undefined) throw new E4Error(E4ErrorCode.InvalidState, 'no saved client state');
-    const state = decodeClientState(text);
+    const saved = decodeClientState(text);
+    const state = withReceivingTopic(saved, options.receivingTopic);
     let derived: DerivedKeys;
     try {
       derived = E4Client.#derive(state);
@@ -219,6 +248,8 @@ export class E4Client {
         cause: err,
       });
     }
+    // Saved first, so that the store never holds a topic other than the one commands arrive on.
+    if (state !== saved) await store.save(encodeClientState(state));
     const client = new E4Client(state, store, options.clock ?? systemClock, options.receipts);
     client.#derived = derived;
     return client;
@@ -239,9 +270,14 @@ export class E4Client {
     return this.#state.keyMaterial.mode;
   }
 
-  /** The current immutable state (it contains keys: never log it). */
+  /**
+   * The current state, as a frozen copy (it contains keys: never log it). Byte arrays and maps
+   * cannot be frozen; changing them changes neither the client nor what it saves. A copy is made
+   * only when a command changed the state, and only of the parts it changed: until then `state`,
+   * `state.topicKeys` and `state.keyMaterial` return the same objects (`!==` tells a change).
+   */
   get state(): ClientState {
-    return this.#state;
+    return this.#snapshots.of(this.#state);
   }
 
   /** The Ed25519 public key of a PK client, `undefined` in SK mode. */
@@ -326,11 +362,14 @@ export class E4Client {
     if (topic !== this.#state.receivingTopic) {
       return { kind: 'message', payload: this.unprotectMessage(protectedMessage, topic) };
     }
+    // A command is read when its turn comes, after this call returned: a caller that reuses its
+    // receive buffer must not change it meanwhile. (Data messages are read synchronously above.)
+    const command = new Uint8Array(protectedMessage);
     const receipts = this.#receipts;
     const run = this.#commandQueue.then(() =>
       receipts === undefined
-        ? this.#processCommand(protectedMessage)
-        : this.#processCommandWithReceipt(protectedMessage, receipts),
+        ? this.#processCommand(command)
+        : this.#processCommandWithReceipt(command, receipts),
     );
     this.#commandQueue = run.catch(() => undefined);
     return run;

@@ -7,7 +7,12 @@
  */
 import { KEY_LEN } from '../constants.ts';
 import { E4Error, E4ErrorCode } from '../errors.ts';
-import { validateCurve25519PubKey, validateEd25519PrivKey, validateSymKey } from '../validate.ts';
+import {
+  validateCurve25519PubKey,
+  validateEd25519PrivKey,
+  validateEd25519PubKey,
+  validateSymKey,
+} from '../validate.ts';
 import { TRANSITION_ENTRY_LEN, type ClientState, type KeyMaterial } from './client-state.ts';
 
 const SYMMETRIC_KEY_TYPE = 0;
@@ -75,6 +80,20 @@ function bytesMap(obj: Record<string, unknown>, field: string): Map<string, Uint
   return map;
 }
 
+/** Peers' Ed25519 keys, each checked as SetPubKey checks a key before it stores one. */
+function peerPubKeys(data: Record<string, unknown>): Map<string, Uint8Array> {
+  const pubKeys = bytesMap(data, 'PubKeys');
+  for (const [idHex, key] of pubKeys) {
+    try {
+      validateEd25519PubKey(key);
+    } catch (err) {
+      // Names the peer, not the key; the cause says only what is wrong (length or all zeros).
+      throw invalid(`PubKeys entry ${idHex} is not a valid Ed25519 public key`, err);
+    }
+  }
+  return pubKeys;
+}
+
 function decodeKeyMaterial(key: unknown, id: Uint8Array): KeyMaterial {
   if (!isRecord(key) || !isRecord(key['keyData']))
     throw invalid('Key must hold keyType and keyData');
@@ -92,7 +111,7 @@ function decodeKeyMaterial(key: unknown, id: Uint8Array): KeyMaterial {
       validateCurve25519PubKey(c2PublicKey);
       const signerId = bytesField(data, 'SignerID');
       if (Buffer.compare(signerId, id) !== 0) throw invalid('SignerID differs from ID');
-      return { mode: 'public-key', privateKey, c2PublicKey, pubKeys: bytesMap(data, 'PubKeys') };
+      return { mode: 'public-key', privateKey, c2PublicKey, pubKeys: peerPubKeys(data) };
     }
   } catch (err) {
     if (E4Error.is(err, E4ErrorCode.InvalidState)) throw err;
@@ -103,14 +122,16 @@ function decodeKeyMaterial(key: unknown, id: Uint8Array): KeyMaterial {
 
 /**
  * Decodes e4go JSON state and validates every key in it.
- * @throws E4Error `InvalidState` (with the cause) for anything malformed
+ * @throws E4Error `InvalidState` for anything malformed; neither its message nor its cause
+ *   (the key validation error, when there is one) quotes the state text
  */
 export function decodeClientState(text: string): ClientState {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (err) {
-    throw invalid('not JSON', err);
+  } catch {
+    // No cause: V8's SyntaxError quotes the text around the error, which may be key base64.
+    throw invalid('not JSON');
   }
   if (!isRecord(parsed)) throw invalid('not an object');
   const id = bytesField(parsed, 'ID');
