@@ -50,8 +50,10 @@ function runStream(
   streams.add(controller);
   call.on('cancelled', onCancel);
   void (async () => {
+    let actor: string | undefined;
     try {
       const ctx = await callContext(deps, call, requestId, rpc);
+      actor = ctx.actor;
       const after = await startAfter();
       log.info(
         { requestId, rpc, actor: ctx.actor, after: after.toString() },
@@ -78,7 +80,7 @@ function runStream(
     } catch (err) {
       if (call.cancelled) return;
       const failure = describeFailure(err, requestId);
-      logFailure(log, failure, err, { requestId, rpc });
+      logFailure(log, failure, err, { requestId, rpc, ...(actor === undefined ? {} : { actor }) });
       call.emit('error', serviceError(failure));
     } finally {
       streams.delete(controller);

@@ -97,14 +97,22 @@ export function unaryHandler(
     const requestId = randomUUID();
     const started = performance.now();
     void (async () => {
+      /** Who called, once authenticated: a refused or failed call is attributed too. */
+      let actor: string | undefined;
       try {
         const ctx = await callContext(deps, call, requestId, rpc);
+        actor = ctx.actor;
         const response = await operation(call.request, ctx);
-        log.debug({ requestId, rpc, actor: ctx.actor, ms: elapsedMs(started) }, 'call');
+        log.debug({ requestId, rpc, actor, ms: elapsedMs(started) }, 'call');
         callback(null, response, trailers(requestId));
       } catch (err) {
         const failure = describeFailure(err, requestId);
-        logFailure(log, failure, err, { requestId, rpc, ms: elapsedMs(started) });
+        logFailure(log, failure, err, {
+          requestId,
+          rpc,
+          ...(actor === undefined ? {} : { actor }),
+          ms: elapsedMs(started),
+        });
         callback(serviceError(failure));
       }
     })();

@@ -132,6 +132,8 @@ export class HttpApiServer {
     if (this.#closing) headers['connection'] = 'close';
     let style: ErrorStyle = 'v1';
     let rpc = '';
+    /** Who called, once authenticated: a refused or failed request is attributed too. */
+    let caller: string | undefined;
     /** The query names of the matched route's fields (`after` for `after_seq`). */
     let queryAliases: Readonly<Record<string, string>> = {};
     const method = req.method ?? 'GET';
@@ -190,6 +192,7 @@ export class HttpApiServer {
           header: (name) => firstHeader(req, name.toLowerCase()),
         }),
       );
+      caller = actor;
       const query = new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1));
       if (route.kind === 'stream') {
         await route.handle(req, res, {
@@ -241,6 +244,7 @@ export class HttpApiServer {
         method,
         path: rawPath,
         rpc,
+        ...(caller === undefined ? {} : { actor: caller }),
         ms: elapsedMs(started),
       });
       if (!res.headersSent) sendJson(res, failure.http, errorBody(failure, style), headers);

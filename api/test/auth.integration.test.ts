@@ -96,6 +96,30 @@ void describe('bearer tokens', () => {
     ]);
   });
 
+  void it('a call refused or failed after authentication is logged with its actor', async () => {
+    const missing = `no-such-client-${Date.now()}`;
+    const http = await a.http('DELETE', `/v1/clients/${missing}`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    assert.equal(http.status, 404, http.text);
+    await assert.rejects(
+      a.grpc.call('CountTopicsForClient', { client: { name: missing } }, bearer(reader.token)),
+      grpcError(status.NOT_FOUND, 'C2_NOT_FOUND'),
+    );
+    const rejected = a.log.lines.filter(
+      (l) =>
+        (l.msg === 'request rejected' || l.msg === 'call rejected') &&
+        l.obj['code'] === 'C2_NOT_FOUND',
+    );
+    assert.deepEqual(
+      rejected.slice(-2).map((l) => [l.msg, l.obj['actor']]),
+      [
+        ['request rejected', 'token:root'],
+        ['call rejected', 'token:dashboard'],
+      ],
+    );
+  });
+
   void it('the reference health checks answer without credentials, on both transports', async () => {
     const http = await a.http('GET', '/e4/health-check');
     assert.equal(http.status, 200, http.text);
