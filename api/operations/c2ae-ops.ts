@@ -10,7 +10,8 @@
  *   explicit zone); `EVENT` settings `{"eventType", "maxOccurrence"}` an event trigger;
  * - targets match exactly, as the reference's did;
  * - trigger and target ids are positions (1, 2, ...): an `UpdateRule` that keeps a trigger's id
- *   keeps its schedule and counter, as the reference kept its counters;
+ *   keeps its schedule and counter, as the reference kept its counters, and one that keeps a
+ *   target's keeps our id and match kind of that target;
  * - `UpdateRule` is a full replace without a version check, as in the reference (our own API has
  *   `expectedVersion`); `lastExecuted` is the due time of the rule's latest firing.
  */
@@ -108,10 +109,11 @@ function ruleInput(req: ProtoMessage, existing?: AutomationRuleRow): Record<stri
     // The reference's targets have no match kind: an update keeps the one of the target at the
     // same position (as triggers keep their ids), so a read-then-write of a prefix or pattern
     // rule leaves it a prefix or pattern rule; a new target matches exactly.
+    // It keeps that target's id too, so a saved `rules remove-target --target <id>` still works.
     const before = existing?.targets[numberField(t, 'id') - 1];
     return {
+      ...(before?.kind === kind ? { id: before.id, match: before.match } : { match: 'exact' }),
       kind,
-      match: before?.kind === kind ? before.match : 'exact',
       expr: stringField(t, 'expr'),
     };
   });

@@ -227,6 +227,9 @@ void describe('automation API', () => {
     });
     assert.equal(prefixRule.status, 200, prefixRule.text);
     const prefixId = Number((prefixRule.json as { id: string }).id);
+    const targetIds = (prefixRule.json as { targets: Array<{ id: string }> }).targets.map(
+      (t) => t.id,
+    );
     const read = (await http('GET', `/rules/${prefixId}`)).json as {
       rule: Record<string, unknown>;
     };
@@ -239,11 +242,16 @@ void describe('automation API', () => {
     });
     assert.equal(written.status, 200, written.text);
     const kept = (await http('GET', `/v1/automation/rules/${prefixId}`)).json as {
-      targets: Array<{ match: string; expr: string }>;
+      targets: Array<{ id: string; match: string; expr: string }>;
     };
     assert.deepEqual(
       kept.targets.map((t) => [t.match, t.expr]),
       [['prefix', 'plant/']],
+    );
+    // ... and keeps its target's id (an operator's saved remove-target still names it).
+    assert.deepEqual(
+      kept.targets.map((t) => t.id),
+      targetIds,
     );
 
     const mixed = await http('POST', '/rules', {
