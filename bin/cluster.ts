@@ -139,6 +139,8 @@ const MANAGED_SETTINGS = [
   'E4C2_ENDPOINT', // the CLI's
   'E4C2_CERT', // the CLI's
   'E4C2_TOKEN', // the CLI's (a bearer token: nodes have no use for it)
+  'E4C2_CLIENT_CERT', // the CLI's (its client certificate)
+  'E4C2_CLIENT_KEY', // the CLI's
 ];
 
 /** A running local cluster. */

@@ -8,6 +8,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError } from './errors.ts';
 import {
   CERT_ENV,
+  CLIENT_CERT_ENV,
+  CLIENT_KEY_ENV,
   DEFAULT_ENDPOINT,
   DEFAULT_TIMEOUT_SECONDS,
   ENDPOINT_ENV,
@@ -40,7 +42,7 @@ export type Invocation =
 
 /** The environment and randomness parsing depends on. */
 export interface ParseEnvironment {
-  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`). */
+  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`, `E4C2_CLIENT_CERT`, ...). */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** A fresh idempotency key, used when `--request-id` is not given. */
   readonly newRequestId: () => string;
@@ -350,6 +352,7 @@ function globalOptions(
   if (insecure && servername !== undefined) {
     throw usage('--servername applies to TLS connections; it cannot be used with --insecure');
   }
+  const clientCert = clientCertificate(str, env, insecure, usage);
 
   const tokenFile = str('token-file');
   if (tokenFile === '') throw usage('flag --token-file needs a file');
@@ -385,10 +388,63 @@ function globalOptions(
     endpoint,
     certFile,
     servername,
+    clientCert,
     insecure,
     token,
     json: values.get('json') === true,
     timeoutMs,
     requestId: requestIdFlag ?? environment.newRequestId(),
   };
+}
+
+/**
+ * The client certificate and key (mutual TLS): both flags, else both environment variables, else
+ * none. The two are taken as a pair, never one from the flags and one from the environment: a
+ * key from E4C2_CLIENT_KEY beside a `--client-cert` of another identity would only fail later,
+ * at the TLS handshake, with a message that names neither file.
+ * @throws CliError exit 2 when one of the pair is missing, empty, or given with `--insecure`
+ */
+function clientCertificate(
+  flag: (name: string) => string | undefined,
+  env: (name: string) => string | undefined,
+  insecure: boolean,
+  usage: (message: string) => CliError,
+): GlobalOptions['clientCert'] {
+  const certFlag = flag('client-cert');
+  const keyFlag = flag('client-key');
+  if (certFlag === '') throw usage('flag --client-cert needs a file');
+  if (keyFlag === '') throw usage('flag --client-key needs a file');
+  if (certFlag !== undefined || keyFlag !== undefined) {
+    if (insecure) {
+      throw usage(
+        '--client-cert and --client-key apply to TLS connections; they cannot be used with --insecure',
+      );
+    }
+    // Said only when the missing half is in the environment, where the user may expect it from.
+    const notMixed = (envName: string): string =>
+      env(envName) === undefined ? '' : ` (${envName} is not combined with a flag)`;
+    if (keyFlag === undefined) {
+      throw usage(
+        `--client-cert needs --client-key FILE, the private key of that certificate${notMixed(CLIENT_KEY_ENV)}`,
+      );
+    }
+    if (certFlag === undefined) {
+      throw usage(
+        `--client-key needs --client-cert FILE, the certificate of that key${notMixed(CLIENT_CERT_ENV)}`,
+      );
+    }
+    return { certFile: certFlag, keyFile: keyFlag };
+  }
+  // As E4C2_CERT, the environment's pair is ignored with --insecure rather than refused: it may
+  // be set for the whole shell.
+  if (insecure) return undefined;
+  const certEnv = env(CLIENT_CERT_ENV);
+  const keyEnv = env(CLIENT_KEY_ENV);
+  if (certEnv === undefined && keyEnv === undefined) return undefined;
+  if (certEnv === undefined || keyEnv === undefined) {
+    const [set, unset] =
+      certEnv === undefined ? [CLIENT_KEY_ENV, CLIENT_CERT_ENV] : [CLIENT_CERT_ENV, CLIENT_KEY_ENV];
+    throw usage(`${set} is set but ${unset} is not: a client certificate needs its key`);
+  }
+  return { certFile: certEnv, keyFile: keyEnv };
 }

@@ -102,6 +102,8 @@ export interface ConnectionFacts {
   readonly endpoint: string;
   /** How it dialed. */
   readonly transport: 'insecure' | 'tls-cert' | 'tls-system';
+  /** True when it presented a client certificate (`--client-cert`, mutual TLS). */
+  readonly clientCert: boolean;
   /** The per-call deadline, in milliseconds. */
   readonly timeoutMs: number;
 }
@@ -132,11 +134,43 @@ export function exitCodeForStatus(code: GrpcStatus): ExitCode {
 
 const TLS_TROUBLE = /certificate|self[- ]signed|ssl|tls|handshake|wrong version number|altnames/i;
 const NOT_LISTENING = /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ECONNRESET/;
+/**
+ * TLS alerts the server sends about the client's own certificate: none given (`tlsv13 alert
+ * certificate required`), or one it does not accept (`sslv3 alert bad certificate`, `tlsv1 alert
+ * unknown ca`, ...). OpenSSL names a received alert `alert ...`; a failed check of the server's
+ * certificate by the CLI itself (`self-signed certificate`, `certificate verify failed`) is not.
+ */
+const CLIENT_CERT_ALERT =
+  /alert (?:certificate required|bad certificate|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate|access denied)/i;
+/**
+ * How grpc-js reports a connection the server closed: with TLS 1.3 the server checks a client
+ * certificate after the client considers the handshake done, so a refused one often arrives as a
+ * reset rather than as the alert.
+ */
+const CLOSED_BY_SERVER = /ECONNRESET|Failed to connect|Connection dropped|socket hang up/i;
+const CLIENT_CERT_FLAGS =
+  '--client-cert FILE --client-key FILE (or E4C2_CLIENT_CERT and E4C2_CLIENT_KEY)';
+
+/** The hint for a server that wants, or refused, a client certificate; undefined otherwise. */
+function clientCertHint(details: string, facts: ConnectionFacts): string | undefined {
+  if (facts.transport === 'insecure') return undefined;
+  if (CLIENT_CERT_ALERT.test(details)) {
+    return facts.clientCert
+      ? `the server refused the client certificate: pass one issued by the CA it trusts (its E4C2_TLS_CLIENT_CA), still valid, with ${CLIENT_CERT_FLAGS}`
+      : `the server requires a client certificate (mutual TLS): pass yours with ${CLIENT_CERT_FLAGS}; --cert is only for the server's certificate`;
+  }
+  if (facts.clientCert && CLOSED_BY_SERVER.test(details)) {
+    return `the server closed the connection: if it requires client certificates, check that the one given with --client-cert is issued by the CA it trusts (its E4C2_TLS_CLIENT_CA) and still valid; else is the C2 running and listening on ${facts.endpoint}?`;
+  }
+  return undefined;
+}
 
 function connectionHint(details: string, facts: ConnectionFacts): string {
   if (/wrong version number|packet length too long|http request/i.test(details)) {
     return `the server does not speak TLS on ${facts.endpoint}: use --insecure for a plaintext server, or check the port`;
   }
+  const clientCert = clientCertHint(details, facts);
+  if (clientCert !== undefined) return clientCert;
   if (TLS_TROUBLE.test(details)) {
     return facts.transport === 'insecure'
       ? 'the server speaks TLS: drop --insecure and pass its certificate with --cert FILE'

@@ -1,9 +1,10 @@
 /**
  * {@link C2Api} over gRPC: one channel to the server (plaintext, or TLS with host-name check
- * against a given certificate or the system roots), the reference `pb.C2` and our
- * `e4c2.v1.C2Admin` loaded from `api/proto/*.proto`, the standard health service, a deadline on
- * every unary call, idempotency metadata on mutating reference calls, and a bounded retry of
- * calls that never got an answer (UNAVAILABLE), which the idempotency key makes safe.
+ * against a given certificate or the system roots, optionally presenting a client certificate),
+ * the reference `pb.C2` and our `e4c2.v1.C2Admin` loaded from `api/proto/*.proto`, the standard
+ * health service, a deadline on every unary call, idempotency metadata on mutating reference
+ * calls, and a bounded retry of calls that never got an answer (UNAVAILABLE), which the
+ * idempotency key makes safe.
  */
 import { fileURLToPath } from 'node:url';
 import {
@@ -43,6 +44,8 @@ export type TlsOptions =
       readonly rootCerts?: Uint8Array;
       /** Name to check the certificate against instead of the endpoint's host. */
       readonly servername?: string;
+      /** This client's certificate and key (PEM), for a server that requires mutual TLS. */
+      readonly clientCert?: { readonly certChain: Uint8Array; readonly privateKey: Uint8Array };
     };
 
 /** Bounded retry of calls that got no answer. */
@@ -144,7 +147,11 @@ function loadDefinitions(): PackageDefinition {
 
 function channelCredentials(tls: TlsOptions): ChannelCredentials {
   if (tls.kind === 'insecure') return credentials.createInsecure();
-  return credentials.createSsl(tls.rootCerts === undefined ? null : Buffer.from(tls.rootCerts));
+  return credentials.createSsl(
+    tls.rootCerts === undefined ? null : Buffer.from(tls.rootCerts),
+    tls.clientCert === undefined ? null : Buffer.from(tls.clientCert.privateKey),
+    tls.clientCert === undefined ? null : Buffer.from(tls.clientCert.certChain),
+  );
 }
 
 function channelOptions(options: ConnectionOptions): ChannelOptions {

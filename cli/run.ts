@@ -3,7 +3,7 @@
  * API factory, the file reader), so tests drive it without a process or a server: parse, print
  * help or the version, or connect and run the command, then map any failure to its exit code.
  */
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { C2Api } from './api.ts';
 import { parseInvocation, type CommandTable } from './args.ts';
 import { COMMAND_TABLE } from './commands/index.ts';
@@ -23,7 +23,7 @@ import { PROGRAM, renderUsage } from './usage.ts';
 export interface CliDeps {
   /** Arguments after the program name. */
   readonly argv: readonly string[];
-  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`). */
+  /** Environment variables (`E4C2_ENDPOINT`, `E4C2_CERT`, `E4C2_CLIENT_CERT`, ...). */
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly stdout: TextSink;
   readonly stderr: TextSink;
@@ -33,7 +33,7 @@ export interface CliDeps {
   readonly connect: (options: ConnectionOptions) => C2Api;
   /** Reads key, password and certificate files. */
   readonly readFile: (path: string) => Promise<Uint8Array>;
-  /** The permission bits of a file (to warn about a token file others can read), if known. */
+  /** The permission bits of a file (to warn about a token or key file others can read), if known. */
   readonly fileMode?: (path: string) => Promise<number | undefined>;
   /** A fresh idempotency key (default for `--request-id`). */
   readonly newRequestId: () => string;
@@ -104,6 +104,7 @@ function connectionFacts(globals: GlobalOptions): ConnectionFacts {
       : globals.certFile === undefined
         ? 'tls-system'
         : 'tls-cert',
+    clientCert: !globals.insecure && globals.clientCert !== undefined,
     timeoutMs: globals.timeoutMs,
   };
 }
@@ -122,13 +123,7 @@ async function bearerToken(globals: GlobalOptions, deps: CliDeps): Promise<strin
       const reason = err instanceof Error ? err.message : String(err);
       throw CliError.input(`cannot read token file ${globals.token.path}: ${reason}`);
     }
-    const mode = await deps.fileMode?.(globals.token.path).catch(() => undefined);
-    if (mode !== undefined && (mode & 0o077) !== 0) {
-      // As ssh does for keys: a token others can read is as good as theirs.
-      deps.stderr.write(
-        `warning: token file ${globals.token.path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run "chmod 600 ${globals.token.path}"\n`,
-      );
-    }
+    await warnIfReadableByOthers(globals.token.path, 'token file', deps);
   }
   if (!/^[A-Za-z0-9._~+/-]{16,512}=*$/.test(token))
     throw CliError.input(
@@ -138,44 +133,157 @@ async function bearerToken(globals: GlobalOptions, deps: CliDeps): Promise<strin
   return token;
 }
 
+/** Warns, as ssh does for keys, about a secret others can read: it is as good as theirs. */
+async function warnIfReadableByOthers(path: string, what: string, deps: CliDeps): Promise<void> {
+  const mode = await deps.fileMode?.(path).catch(() => undefined);
+  if (mode === undefined || (mode & 0o077) === 0) return;
+  deps.stderr.write(
+    `warning: ${what} ${path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run "chmod 600 ${path}"\n`,
+  );
+}
+
 async function tlsOptions(globals: GlobalOptions, deps: CliDeps): Promise<TlsOptions> {
   if (globals.insecure) return { kind: 'insecure' };
-  const servername = globals.servername === undefined ? {} : { servername: globals.servername };
-  if (globals.certFile === undefined) return { kind: 'tls', ...servername };
-  let rootCerts: Uint8Array;
+  const rootCerts =
+    globals.certFile === undefined ? undefined : await serverCertificate(globals.certFile, deps);
+  const clientCert =
+    globals.clientCert === undefined
+      ? undefined
+      : await clientCertificate(globals.clientCert, deps);
+  return {
+    kind: 'tls',
+    ...(rootCerts === undefined ? {} : { rootCerts }),
+    ...(globals.servername === undefined ? {} : { servername: globals.servername }),
+    ...(clientCert === undefined ? {} : { clientCert }),
+  };
+}
+
+/** A local file the TLS set-up needs, or exit 2 naming it (never its content). */
+async function readTlsFile(
+  path: string,
+  what: string,
+  hint: string,
+  deps: CliDeps,
+): Promise<Uint8Array> {
   try {
-    rootCerts = await deps.readFile(globals.certFile);
+    return await deps.readFile(path);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw CliError.input(`cannot read certificate file ${globals.certFile}: ${reason}`, {
-      hint: 'pass the PEM certificate the server prints at start-up, or --insecure for a plaintext server',
-    });
+    throw CliError.input(`cannot read ${what} ${path}: ${reason}`, { hint });
   }
-  checkPemCertificate(rootCerts, globals.certFile);
-  return { kind: 'tls', rootCerts, ...servername };
+}
+
+const SERVER_CERT_HINT =
+  'pass the PEM certificate the server prints at start-up (data/tls/cert.pem)';
+
+async function serverCertificate(path: string, deps: CliDeps): Promise<Uint8Array> {
+  const file = await readTlsFile(
+    path,
+    'certificate file',
+    'pass the PEM certificate the server prints at start-up, or --insecure for a plaintext server',
+    deps,
+  );
+  checkPemCertificate(file, path, 'certificate file', SERVER_CERT_HINT);
+  return file;
+}
+
+/** The header of a PEM private key block: PKCS#8 (`PRIVATE KEY`), `EC`, `RSA`, `ENCRYPTED`. */
+const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+/** A PKCS#8 encrypted key, or a legacy (`RSA`/`EC`) one with an encryption header. */
+const PEM_ENCRYPTED_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/;
+
+const CLIENT_CERT_HINT =
+  'pass the PEM certificate issued to this client by the CA the server trusts (its E4C2_TLS_CLIENT_CA)';
+const CLIENT_KEY_HINT = 'pass the unencrypted PEM private key of the --client-cert certificate';
+
+/**
+ * Reads and checks this client's certificate and key (mutual TLS). Checked here because grpc-js
+ * would otherwise reject a bad pair only when the channel is made, as an OpenSSL error reported
+ * as an internal error (exit 4), or the server would refuse the handshake (exit 3) for what is a
+ * local mistake.
+ * @throws CliError exit 2 naming the file at fault, never printing what it holds
+ */
+async function clientCertificate(
+  files: NonNullable<GlobalOptions['clientCert']>,
+  deps: CliDeps,
+): Promise<{ certChain: Uint8Array; privateKey: Uint8Array }> {
+  const certChain = await readTlsFile(
+    files.certFile,
+    'client certificate file',
+    CLIENT_CERT_HINT,
+    deps,
+  );
+  const certificate = checkPemCertificate(
+    certChain,
+    files.certFile,
+    'client certificate file',
+    CLIENT_CERT_HINT,
+  );
+  const privateKey = await readTlsFile(files.keyFile, 'client key file', CLIENT_KEY_HINT, deps);
+  await warnIfReadableByOthers(files.keyFile, 'client key file', deps);
+  const key = checkPemPrivateKey(privateKey, files.keyFile);
+  if (!certificate.checkPrivateKey(key)) {
+    throw CliError.input(
+      `client key file ${files.keyFile} is not the private key of the certificate in ${files.certFile}`,
+      { hint: CLIENT_KEY_HINT },
+    );
+  }
+  return { certChain, privateKey };
 }
 
 /**
- * A `--cert` file must hold a PEM certificate: gRPC would otherwise report the server's own
- * (self-signed) certificate as untrusted, blaming the server for a local mistake.
+ * A `--cert` or `--client-cert` file must hold a PEM certificate: gRPC would otherwise report
+ * the server's own (self-signed) certificate as untrusted, or the server would refuse the
+ * handshake, blaming the other side for a local mistake.
+ * @returns the first certificate of the file (the leaf of a chain)
  * @throws CliError exit 2 naming what the file holds instead
  */
-function checkPemCertificate(file: Uint8Array, path: string): void {
+function checkPemCertificate(
+  file: Uint8Array,
+  path: string,
+  what: string,
+  hint: string,
+): X509Certificate {
   const text = Buffer.from(file).toString('latin1');
-  const hint = 'pass the PEM certificate the server prints at start-up (data/tls/cert.pem)';
   if (!text.includes('-----BEGIN CERTIFICATE-----')) {
-    const what = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)
+    const holds = PEM_PRIVATE_KEY.test(text)
       ? 'a private key, not a certificate'
       : 'no PEM certificate';
-    throw CliError.input(`certificate file ${path} holds ${what}`, { hint });
+    throw CliError.input(`${what} ${path} holds ${holds}`, { hint });
   }
   try {
-    new X509Certificate(Buffer.from(file));
+    return new X509Certificate(Buffer.from(file));
   } catch (err) {
-    throw CliError.input(`certificate file ${path} holds a damaged PEM certificate`, {
-      hint,
-      cause: err,
+    throw CliError.input(`${what} ${path} holds a damaged PEM certificate`, { hint, cause: err });
+  }
+}
+
+/**
+ * A `--client-key` file must hold an unencrypted PEM private key. The messages say what the file
+ * holds, never its content, nor OpenSSL's text about it.
+ * @throws CliError exit 2
+ */
+function checkPemPrivateKey(file: Uint8Array, path: string): KeyObject {
+  const text = Buffer.from(file).toString('latin1');
+  const fail = (holds: string, options: { hint?: string; cause?: unknown } = {}): CliError =>
+    CliError.input(`client key file ${path} holds ${holds}`, { hint: CLIENT_KEY_HINT, ...options });
+  if (!PEM_PRIVATE_KEY.test(text)) {
+    throw fail(
+      text.includes('-----BEGIN CERTIFICATE-----')
+        ? 'a certificate, not a private key'
+        : 'no PEM private key',
+    );
+  }
+  // gRPC has no way to ask for a passphrase; say so rather than fail inside OpenSSL.
+  if (PEM_ENCRYPTED_KEY.test(text)) {
+    throw fail('an encrypted private key', {
+      hint: `e4c2 needs it unencrypted: openssl pkey -in ${path} -out plain.key, then chmod 600 plain.key`,
     });
+  }
+  try {
+    return createPrivateKey({ key: Buffer.from(file), format: 'pem' });
+  } catch (err) {
+    throw fail('a damaged PEM private key', { cause: err });
   }
 }
 

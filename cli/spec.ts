@@ -45,6 +45,11 @@ export interface GlobalOptions {
   readonly certFile: string | undefined;
   /** Name to check the certificate against instead of the endpoint's host. */
   readonly servername: string | undefined;
+  /**
+   * PEM files of this client's own certificate and its private key, for a server that requires
+   * client certificates (mutual TLS): `--client-cert`/`--client-key` or their environment pair.
+   */
+  readonly clientCert: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** Plaintext connection. */
   readonly insecure: boolean;
   /** Where the bearer token comes from: a file (`--token-file`) or `E4C2_TOKEN`. */
@@ -149,6 +154,10 @@ export const ENDPOINT_ENV = 'E4C2_ENDPOINT';
 export const CERT_ENV = 'E4C2_CERT';
 /** Environment variable holding an API bearer token (`--token-file` wins). */
 export const TOKEN_ENV = 'E4C2_TOKEN';
+/** Environment variable for `--client-cert` (used only together with {@link CLIENT_KEY_ENV}). */
+export const CLIENT_CERT_ENV = 'E4C2_CLIENT_CERT';
+/** Environment variable for `--client-key` (used only together with {@link CLIENT_CERT_ENV}). */
+export const CLIENT_KEY_ENV = 'E4C2_CLIENT_KEY';
 
 /** The flags every command accepts (before or after the command words). */
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
@@ -171,6 +180,18 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
     kind: 'string',
     value: 'NAME',
     description: 'host name to check the server certificate against (default: the endpoint host)',
+  },
+  {
+    name: 'client-cert',
+    kind: 'string',
+    value: 'FILE',
+    description: `this client's PEM certificate, for a server that requires one (mutual TLS); needs --client-key (env ${CLIENT_CERT_ENV})`,
+  },
+  {
+    name: 'client-key',
+    kind: 'string',
+    value: 'FILE',
+    description: `PEM private key of the --client-cert certificate, unencrypted (env ${CLIENT_KEY_ENV})`,
   },
   {
     name: 'token-file',

@@ -1,6 +1,6 @@
 // Argument parsing, help and usage errors for every command of the table (no server: a fake).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { didYouMean, flagsOf } from '../args.ts';
 import { COMMAND_TABLE } from '../commands/index.ts';
@@ -544,6 +544,200 @@ void describe('global flags and environment', () => {
       assert.ok(!r.stderr.includes('PRIVATE KEY'), 'the key is not shown');
       assert.equal(r.connection, undefined);
     }
+  });
+
+  void it('reads --client-cert/--client-key, or E4C2_CLIENT_CERT/E4C2_CLIENT_KEY (the flags win)', async () => {
+    const [mine, other, server] = await Promise.all([
+      selfSignedCert(),
+      selfSignedCert(),
+      selfSignedCert(),
+    ]);
+    const files = {
+      '/id/me.crt': mine.cert,
+      '/id/me.key': mine.key,
+      '/id/other.crt': other.cert,
+      '/id/other.key': other.key,
+      '/etc/c2.pem': server.cert,
+      '/run/token': 'Zm9vYmFyYmF6cXV4cXV1eA\n',
+    };
+    const pair = (p: { cert: string; key: string }) => ({
+      certChain: new TextEncoder().encode(p.cert),
+      privateKey: new TextEncoder().encode(p.key),
+    });
+    const env = { E4C2_CLIENT_CERT: '/id/me.crt', E4C2_CLIENT_KEY: '/id/me.key' };
+    const fromEnv = await runWith(['count', '--clients'], { env, files, api: countApi() });
+    assert.equal(fromEnv.code, ExitCode.Ok, fromEnv.stderr);
+    assert.deepEqual(fromEnv.connection?.tls, { kind: 'tls', clientCert: pair(mine) });
+    const flags = await runWith(
+      [
+        '--client-cert',
+        '/id/other.crt',
+        '--client-key=/id/other.key',
+        '-c',
+        '/etc/c2.pem',
+        'count',
+        '--clients',
+      ],
+      { env, files, api: countApi() },
+    );
+    assert.equal(flags.code, ExitCode.Ok, flags.stderr);
+    assert.deepEqual(flags.connection?.tls, {
+      kind: 'tls',
+      rootCerts: new TextEncoder().encode(server.cert),
+      clientCert: pair(other),
+    });
+    const withToken = await runWith(['--token-file', '/run/token', 'count', '--clients'], {
+      env,
+      files,
+      api: countApi(),
+    });
+    assert.equal(withToken.code, ExitCode.Ok, withToken.stderr);
+    assert.equal(withToken.connection?.token, 'Zm9vYmFyYmF6cXV4cXV1eA', 'a token beside a cert');
+    assert.deepEqual(withToken.connection.tls, { kind: 'tls', clientCert: pair(mine) });
+    const insecure = await runWith(['--insecure', 'count', '--clients'], {
+      env,
+      files,
+      api: countApi(),
+    });
+    assert.deepEqual(insecure.connection?.tls, { kind: 'insecure' }, '--insecure ignores the env');
+    const help = await runWith(['--help']);
+    assert.match(help.stdout, /--client-cert FILE .*E4C2_CLIENT_CERT/s);
+    assert.match(help.stdout, /--client-key FILE .*E4C2_CLIENT_KEY/s);
+  });
+
+  void it('a client certificate without its key, or a key without its certificate, is exit 2', async () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ['--client-cert', 'me.crt'],
+        {},
+        /^error: --client-cert needs --client-key FILE, the private key of that certificate\n/,
+      ],
+      [
+        ['--client-key', 'me.key'],
+        {},
+        /^error: --client-key needs --client-cert FILE, the certificate of that key\n/,
+      ],
+      [
+        ['--client-cert', 'me.crt'],
+        { E4C2_CLIENT_KEY: 'env.key' },
+        /^error: --client-cert needs --client-key FILE, .* \(E4C2_CLIENT_KEY is not combined with a flag\)\n/,
+      ],
+      [
+        [],
+        { E4C2_CLIENT_CERT: 'me.crt' },
+        /^error: E4C2_CLIENT_CERT is set but E4C2_CLIENT_KEY is not: a client certificate needs its key\n/,
+      ],
+      [
+        [],
+        { E4C2_CLIENT_KEY: 'me.key' },
+        /^error: E4C2_CLIENT_KEY is set but E4C2_CLIENT_CERT is not/,
+      ],
+      [['--client-cert=', '--client-key', 'k'], {}, /^error: flag --client-cert needs a file\n/],
+      [['--client-cert', 'c', '--client-key='], {}, /^error: flag --client-key needs a file\n/],
+      [
+        ['--insecure', '--client-cert', 'c', '--client-key', 'k'],
+        {},
+        /^error: --client-cert and --client-key apply to TLS connections; they cannot be used with --insecure\n/,
+      ],
+    ];
+    for (const [flags, env, message] of cases) {
+      const r = await runWith([...flags, 'topic', 'list'], { env });
+      assert.equal(r.code, ExitCode.Usage, `${flags.join(' ')} ${JSON.stringify(env)}`);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /Usage: e4c2 topic list/);
+      assert.equal(r.connection, undefined, 'nothing was called');
+    }
+  });
+
+  void it('an unreadable or non-PEM client certificate or key is exit 2 naming the file, never its content', async () => {
+    const [mine, other] = await Promise.all([selfSignedCert(), selfSignedCert()]);
+    const { privateKey: encrypted } = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: {
+        type: 'pkcs8',
+        format: 'pem',
+        cipher: 'aes-256-cbc',
+        passphrase: 'a passphrase',
+      },
+    });
+    const damagedKey = '-----BEGIN PRIVATE KEY-----\nc2VjcmV0IGJ5dGVz\n-----END PRIVATE KEY-----\n';
+    const garbage = 'secret-looking garbage';
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ '/k': mine.key }, /^error: cannot read client certificate file \/c: ENOENT/],
+      [{ '/c': mine.cert }, /^error: cannot read client key file \/k: ENOENT/],
+      [
+        { '/c': garbage, '/k': mine.key },
+        /^error: client certificate file \/c holds no PEM certificate\n/,
+      ],
+      [
+        { '/c': mine.key, '/k': mine.key },
+        /^error: client certificate file \/c holds a private key, not a certificate\n/,
+      ],
+      [
+        { '/c': mine.cert.replace(/[A-Za-z]{20}/, 'A'.repeat(20)), '/k': mine.key },
+        /^error: client certificate file \/c holds a damaged PEM certificate\n/,
+      ],
+      [
+        { '/c': mine.cert, '/k': garbage },
+        /^error: client key file \/k holds no PEM private key\n/,
+      ],
+      [
+        { '/c': mine.cert, '/k': mine.cert },
+        /^error: client key file \/k holds a certificate, not a private key\n/,
+      ],
+      [
+        { '/c': mine.cert, '/k': encrypted },
+        /^error: client key file \/k holds an encrypted private key\nhint: e4c2 needs it unencrypted: openssl pkey -in \/k/,
+      ],
+      [
+        { '/c': mine.cert, '/k': damagedKey },
+        /^error: client key file \/k holds a damaged PEM private key\n/,
+      ],
+      [
+        { '/c': mine.cert, '/k': other.key },
+        /^error: client key file \/k is not the private key of the certificate in \/c\n/,
+      ],
+    ];
+    const secrets = [mine.key, other.key, encrypted, damagedKey].map(
+      (pem) => pem.split('\n')[1] ?? pem,
+    );
+    for (const [files, message] of cases) {
+      const r = await runWith(['--client-cert', '/c', '--client-key', '/k', 'topic', 'list'], {
+        files,
+      });
+      assert.equal(r.code, ExitCode.Usage, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.connection, undefined, 'nothing was called');
+      for (const secret of [...secrets, garbage, 'PRIVATE KEY', 'c2VjcmV0']) {
+        assert.ok(!r.stderr.includes(secret), `the file's content is not shown: ${r.stderr}`);
+      }
+    }
+  });
+
+  void it('warns about a client key file others can read, and still uses it', async () => {
+    const mine = await selfSignedCert();
+    const files = { '/id/me.crt': mine.cert, '/id/me.key': mine.key };
+    const argv = [
+      '--client-cert',
+      '/id/me.crt',
+      '--client-key',
+      '/id/me.key',
+      'count',
+      '--clients',
+    ];
+    const open = await runWith(argv, { files, modes: { '/id/me.key': 0o100640 }, api: countApi() });
+    assert.equal(open.code, ExitCode.Ok, open.stderr);
+    assert.equal(
+      open.stderr,
+      'warning: client key file /id/me.key is readable by others (mode 0640); run "chmod 600 /id/me.key"\n',
+    );
+    const closed = await runWith(argv, {
+      files,
+      modes: { '/id/me.key': 0o100600 },
+      api: countApi(),
+    });
+    assert.equal(closed.stderr, '');
   });
 
   void it('--request-id is the idempotency key of reference and v1 mutations', async () => {

@@ -7,11 +7,12 @@
 // is missing (the server side is not in the tree).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -19,6 +20,7 @@ import { freePort } from '../../bin/free-ports.ts';
 import { ExitCode } from '../errors.ts';
 import { GrpcC2Api } from '../grpc-client.ts';
 import { runCli } from '../run.ts';
+import { createTestClientCa, type TestClientCa, type TestClientCert } from './support/client-ca.ts';
 import { selfSignedCert } from './support/tls.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,6 +82,33 @@ async function serving(endpoint: string, certFile: string): Promise<boolean> {
   return code === ExitCode.Ok;
 }
 
+/**
+ * Readiness without the CLI, for a node whose TLS listener takes only client certificates: its
+ * plain `/readyz` (operations port) answers 200 and its gRPC port accepts connections. So the
+ * tests of client certificates do not depend, for their set-up, on what they test.
+ */
+async function ready(metrics: string, endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${metrics}/readyz`, { signal: AbortSignal.timeout(1000) });
+    await res.body?.cancel();
+    if (!res.ok) return false;
+  } catch {
+    return false;
+  }
+  const [host = '', port = ''] = endpoint.split(':');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) });
+    socket.setTimeout(1000);
+    const done = (accepted: boolean) => (): void => {
+      socket.destroy();
+      resolve(accepted);
+    };
+    socket.once('connect', done(true));
+    socket.once('error', done(false));
+    socket.once('timeout', done(false));
+  });
+}
+
 function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -93,82 +122,116 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** A C2 node started by {@link startNode}. */
+interface NodeUnderTest {
+  /** Its gRPC address, `127.0.0.1:<port>`. */
+  readonly endpoint: string;
+  /** A private temporary directory (removed by `stop`). */
+  readonly dir: string;
+  /** Its self-signed TLS certificate (PEM file). */
+  readonly certFile: string;
+  /** Stops it, drops its schema, removes `dir`. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `bin/start.ts` on a private schema with a throwaway certificate and waits until it
+ * serves. `env` adds settings (a client CA, a credentials file). `probe`: `health` is an `e4c2
+ * health` call; `readyz` is {@link ready}, for a node the CLI cannot reach without a client
+ * certificate.
+ */
+async function startNode(
+  env: NodeJS.ProcessEnv = {},
+  probe: 'health' | 'readyz' = 'health',
+): Promise<NodeUnderTest> {
+  const schema = `cli_e2e_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+
+  const dir = await mkdtemp(join(tmpdir(), 'e4c2-cli-e2e-'));
+  const { cert, key } = await selfSignedCert();
+  const certFile = join(dir, 'cert.pem');
+  await writeFile(certFile, cert);
+  await writeFile(join(dir, 'key.pem'), key, { mode: 0o600 });
+  const endpoint = `127.0.0.1:${await freePort()}`;
+  const metrics = `127.0.0.1:${probe === 'readyz' ? await freePort() : 0}`;
+
+  const node = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...cleanEnv(),
+      DATABASE_URL,
+      MQTT_URL,
+      E4C2_DB_SCHEMA: schema,
+      E4C2_KEK_PASSPHRASE: randomBytes(16).toString('hex'),
+      E4C2_GRPC_ADDR: endpoint,
+      E4C2_HTTP_ADDR: '127.0.0.1:0',
+      E4C2_METRICS_ADDR: metrics,
+      E4C2_TLS_CERT: certFile,
+      E4C2_TLS_KEY: join(dir, 'key.pem'),
+      E4C2_DATA_DIR: join(dir, 'data'),
+      E4C2_NODE_ID: 'cli-e2e',
+      E4C2_LOG_LEVEL: 'warn',
+      ...env,
+    },
+  });
+  let nodeOutput = '';
+  node.stdout.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
+  node.stderr.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
+  const stop = async (): Promise<void> => {
+    node.kill('SIGTERM');
+    if (!(await exited(node, 15_000))) {
+      node.kill('SIGKILL');
+      await exited(node, 5_000);
+    }
+    const pgAdmin = new pg.Client({ connectionString: DATABASE_URL });
+    await pgAdmin.connect();
+    await pgAdmin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pgAdmin.end();
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (node.exitCode !== null) {
+      await stop();
+      assert.fail(`the C2 node exited with ${node.exitCode} during start-up:\n${nodeOutput}`);
+    }
+    if (probe === 'health' ? await serving(endpoint, certFile) : await ready(metrics, endpoint)) {
+      break;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      assert.fail(`the C2 node did not serve on ${endpoint} within 60 s:\n${nodeOutput}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return { endpoint, dir, certFile, stop };
+}
+
 void describe(
   'e4c2 against a real C2 node',
   {
     skip: API_READY ? false : 'api/index.ts is missing: the C2 API server is not in this tree yet',
   },
   () => {
-    const schema = `cli_e2e_${randomBytes(5).toString('hex')}`;
+    let node: NodeUnderTest | undefined;
     let dir = '';
     let certFile = '';
     let endpoint = '';
-    let node: ChildProcess | undefined;
-    let nodeOutput = '';
     /** Global flags of every CLI call: the node's address and its certificate. */
     let at: string[] = [];
 
     before(async () => {
-      const admin = new pg.Client({ connectionString: DATABASE_URL });
-      await admin.connect();
-      await admin.query(`CREATE SCHEMA ${schema}`);
-      await admin.end();
-
-      dir = await mkdtemp(join(tmpdir(), 'e4c2-cli-e2e-'));
-      const { cert, key } = await selfSignedCert();
-      certFile = join(dir, 'cert.pem');
-      await writeFile(certFile, cert);
-      await writeFile(join(dir, 'key.pem'), key, { mode: 0o600 });
-      endpoint = `127.0.0.1:${await freePort()}`;
+      node = await startNode();
+      ({ dir, certFile, endpoint } = node);
       at = ['-e', endpoint, '--cert', certFile];
-
-      node = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...cleanEnv(),
-          DATABASE_URL,
-          MQTT_URL,
-          E4C2_DB_SCHEMA: schema,
-          E4C2_KEK_PASSPHRASE: randomBytes(16).toString('hex'),
-          E4C2_GRPC_ADDR: endpoint,
-          E4C2_HTTP_ADDR: '127.0.0.1:0',
-          E4C2_METRICS_ADDR: '127.0.0.1:0',
-          E4C2_TLS_CERT: certFile,
-          E4C2_TLS_KEY: join(dir, 'key.pem'),
-          E4C2_DATA_DIR: join(dir, 'data'),
-          E4C2_NODE_ID: 'cli-e2e',
-          E4C2_LOG_LEVEL: 'warn',
-        },
-      });
-      node.stdout?.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
-      node.stderr?.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString('utf8')));
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      for (;;) {
-        if (node.exitCode !== null) {
-          assert.fail(`the C2 node exited with ${node.exitCode} during start-up:\n${nodeOutput}`);
-        }
-        if (await serving(endpoint, certFile)) break;
-        if (Date.now() > deadline) {
-          assert.fail(`the C2 node did not serve on ${endpoint} within 60 s:\n${nodeOutput}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
     });
 
     after(async () => {
-      if (node !== undefined) {
-        node.kill('SIGTERM');
-        if (!(await exited(node, 15_000))) {
-          node.kill('SIGKILL');
-          await exited(node, 5_000);
-        }
-      }
-      const admin = new pg.Client({ connectionString: DATABASE_URL });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-      if (dir !== '') await rm(dir, { recursive: true, force: true });
+      await node?.stop();
     });
 
     void it('health over TLS with --cert', async () => {
@@ -382,6 +445,134 @@ void describe(
         r.stderr,
         new RegExp(`^error: cannot reach the C2 at 127\\.0\\.0\\.1:${port}: `),
       );
+    });
+  },
+);
+
+void describe(
+  'e4c2 against a real C2 node that requires client certificates (E4C2_TLS_CLIENT_CA)',
+  {
+    skip: API_READY ? false : 'api/index.ts is missing: the C2 API server is not in this tree yet',
+  },
+  () => {
+    let ca: TestClientCa | undefined;
+    let node: NodeUnderTest | undefined;
+    let automation: TestClientCert;
+    let auditor: TestClientCert;
+    const adminToken = randomBytes(32).toString('base64url');
+    /** The node's address and certificate; no client certificate. */
+    let at: string[] = [];
+    const as = (id: TestClientCert): string[] => [
+      '--client-cert',
+      id.certFile,
+      '--client-key',
+      id.keyFile,
+    ];
+
+    before(async () => {
+      ca = await createTestClientCa();
+      automation = await ca.issue('automation');
+      auditor = await ca.issue('auditor');
+      // The API's credentials file (docs/api.md#authentication): certificates by subject CN.
+      const credentialsFile = join(dirname(ca.caFile), 'credentials.json');
+      await writeFile(
+        credentialsFile,
+        JSON.stringify({
+          tokens: [
+            {
+              name: 'root',
+              role: 'admin',
+              sha256: createHash('sha256').update(adminToken).digest('hex'),
+            },
+          ],
+          certificates: [
+            { subject: 'automation', role: 'admin' },
+            { subject: 'auditor', role: 'read-only' },
+          ],
+        }),
+      );
+      node = await startNode(
+        { E4C2_TLS_CLIENT_CA: ca.caFile, E4C2_API_CREDENTIALS_FILE: credentialsFile },
+        'readyz',
+      );
+      at = ['-e', node.endpoint, '--cert', node.certFile];
+    });
+
+    after(async () => {
+      await node?.stop();
+      await ca?.dispose();
+    });
+
+    void it('without a client certificate: exit 3, the hint names --client-cert/--client-key', async () => {
+      // As the audit ran it: E4C2_CERT and a token, but no client certificate.
+      assert.ok(node !== undefined, 'the node started');
+      const tokenFile = join(node.dir, 'token');
+      await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+      const r = await e4c2(['--token-file', tokenFile, 'topic', 'list'], {
+        ...cleanEnv(),
+        E4C2_ENDPOINT: node.endpoint,
+        E4C2_CERT: node.certFile,
+      });
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /TLS handshake failed: .*certificate required \(UNAVAILABLE\)\n/);
+      assert.match(
+        r.stderr,
+        /\nhint: the server requires a client certificate \(mutual TLS\): pass yours with --client-cert FILE --client-key FILE/,
+      );
+    });
+
+    void it('with --client-cert/--client-key the certificate is its role in the credentials file', async () => {
+      const created = await e4c2([...at, ...as(automation), 'topic', 'create', '--name', 'mtls/t']);
+      assert.equal(created.code, 0, created.stderr);
+      assert.equal(created.stdout, 'Topic mtls/t created successfully\n');
+      assert.ok(node !== undefined, 'the node started');
+      const env = {
+        ...cleanEnv(),
+        E4C2_ENDPOINT: node.endpoint,
+        E4C2_CERT: node.certFile,
+        E4C2_CLIENT_CERT: auditor.certFile,
+        E4C2_CLIENT_KEY: auditor.keyFile,
+      };
+      const listed = await e4c2(['topic', 'list'], env);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(listed.stdout, 'mtls/t\n');
+      const denied = await e4c2(['topic', 'create', '--name', 'mtls/denied'], env);
+      assert.equal(denied.code, 1, denied.stderr);
+      assert.match(denied.stderr, /\(PERMISSION_DENIED\)\n/);
+    });
+
+    void it('a token beside a certificate: the token decides', async () => {
+      assert.ok(node !== undefined, 'the node started');
+      const tokenFile = join(node.dir, 'token');
+      await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+      const r = await e4c2([
+        ...at,
+        ...as(auditor),
+        '--token-file',
+        tokenFile,
+        'topic',
+        'create',
+        '--name',
+        'mtls/by-token',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    void it('a certificate from the CA but not in the credentials file is UNAUTHENTICATED (exit 1)', async () => {
+      assert.ok(ca !== undefined, 'the CA was made');
+      const stranger = await ca.issue('stranger');
+      const r = await e4c2([...at, ...as(stranger), 'topic', 'list']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /\(UNAUTHENTICATED\)\n/);
+    });
+
+    void it('a certificate the CA did not sign cannot connect: exit 3', async () => {
+      assert.ok(ca !== undefined, 'the CA was made');
+      const rogue = await ca.selfSigned('automation');
+      const r = await e4c2([...at, ...as(rogue), '--timeout', '5', 'topic', 'list']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /\nhint: .*--client-cert/);
     });
   },
 );

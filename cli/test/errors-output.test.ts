@@ -11,6 +11,7 @@ import { FakeApi, grpcError, runWith } from './support/fake-api.ts';
 const FACTS: ConnectionFacts = {
   endpoint: 'c2.local:5555',
   transport: 'tls-system',
+  clientCert: false,
   timeoutMs: 10_000,
 };
 
@@ -175,6 +176,66 @@ void describe('connection failures name the endpoint and suggest a fix', () => {
       'cannot reach the C2 at c2.local:5555: TLS handshake failed: wrong version number',
     );
     assert.match(tlsToPlain.hint ?? '', /does not speak TLS on c2\.local:5555: use --insecure/);
+  });
+
+  void it('a server that requires a client certificate: the hint names --client-cert/--client-key (not --cert)', () => {
+    const alerts = [
+      'No connection established. Last error: 40F8C1E5A37F0000:error:0A00045C:SSL routines::tlsv13 alert certificate required:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1605:SSL alert number 116\n',
+      'No connection established. Last error: Error: 00000000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:ssl/record/rec_layer_s3.c:1584:SSL alert number 42',
+      'No connection established. Last error: Error: 00000000:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:ssl/record/rec_layer_s3.c:1584:SSL alert number 48',
+      'alert certificate required',
+    ];
+    for (const details of alerts) {
+      for (const transport of ['tls-cert', 'tls-system'] as const) {
+        const e = fromGrpcError(grpcError(status.UNAVAILABLE, details), { ...FACTS, transport });
+        assert.equal(e.exitCode, ExitCode.Unreachable);
+        assert.match(
+          e.hint ?? '',
+          /^the server requires a client certificate \(mutual TLS\): pass yours with --client-cert FILE --client-key FILE \(or E4C2_CLIENT_CERT and E4C2_CLIENT_KEY\)/,
+          details,
+        );
+        assert.doesNotMatch(e.hint ?? '', /pass the server certificate/, details);
+      }
+    }
+    const required = fromGrpcError(grpcError(status.UNAVAILABLE, alerts[0] ?? ''), FACTS);
+    assert.equal(
+      required.message,
+      'cannot reach the C2 at c2.local:5555: TLS handshake failed: tlsv13 alert certificate required',
+    );
+    const refused = fromGrpcError(grpcError(status.UNAVAILABLE, alerts[2] ?? ''), {
+      ...FACTS,
+      clientCert: true,
+    });
+    assert.match(refused.hint ?? '', /^the server refused the client certificate: .*--client-cert/);
+    // A failed check of the server's own certificate is not the server asking for the client's.
+    for (const details of [
+      'No connection established. Last error: Error: self-signed certificate',
+      'No connection established. Last error: Error: unable to verify the first certificate',
+      "No connection established. Last error: Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match certificate's altnames",
+    ]) {
+      for (const clientCert of [false, true]) {
+        const e = fromGrpcError(grpcError(status.UNAVAILABLE, details), {
+          ...FACTS,
+          transport: 'tls-cert',
+          clientCert,
+        });
+        assert.match(
+          e.hint ?? '',
+          /^TLS failed: pass the server certificate \(or its CA\) with --cert FILE/,
+        );
+      }
+    }
+  });
+
+  void it('a client certificate the server dropped the connection over (TLS 1.3: a reset)', () => {
+    const reset = 'No connection established. Last error: read ECONNRESET (2025-01-01T00:00:00Z)';
+    const withCert = fromGrpcError(grpcError(status.UNAVAILABLE, reset), {
+      ...FACTS,
+      clientCert: true,
+    });
+    assert.match(withCert.hint ?? '', /--client-cert is issued by the CA it trusts/);
+    const without = fromGrpcError(grpcError(status.UNAVAILABLE, reset), FACTS);
+    assert.match(without.hint ?? '', /^is the C2 running and listening on c2\.local:5555\?/);
   });
 });
 

@@ -21,6 +21,7 @@ import { loadSync, type ServiceDefinition } from '@grpc/proto-loader';
 import { ExitCode } from '../errors.ts';
 import { GrpcC2Api } from '../grpc-client.ts';
 import { runCli } from '../run.ts';
+import { createTestClientCa, type TestClientCa } from './support/client-ca.ts';
 import { selfSignedCert } from './support/tls.ts';
 
 const PROTO_DIR = fileURLToPath(new URL('../../api/proto/', import.meta.url));
@@ -162,12 +163,16 @@ interface Result {
 let counter = 0;
 
 /** Runs the CLI in-process with the real gRPC client. */
-async function cli(argv: readonly string[], signal?: AbortSignal): Promise<Result> {
+async function cli(
+  argv: readonly string[],
+  signal?: AbortSignal,
+  env: Readonly<Record<string, string>> = {},
+): Promise<Result> {
   let stdout = '';
   let stderr = '';
   const code = await runCli({
     argv,
-    env: {},
+    env,
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
     version: 'test',
@@ -465,6 +470,93 @@ void describe('gRPC client, TLS', () => {
     ]);
     assert.equal(r.code, ExitCode.Unreachable);
     assert.match(r.stderr, /hint: .*--cert FILE/);
+  });
+});
+
+void describe('gRPC client, a server that requires client certificates (mutual TLS)', () => {
+  const server = new FakeServer(true);
+  let ca: TestClientCa;
+  let dir = '';
+  let at: string[] = [];
+  before(async () => {
+    ca = await createTestClientCa();
+    const { cert, key } = await selfSignedCert();
+    dir = await mkdtemp(join(tmpdir(), 'e4c2-cli-mtls-'));
+    const certPath = join(dir, 'cert.pem');
+    await writeFile(certPath, cert);
+    await server.start(
+      ServerCredentials.createSsl(
+        Buffer.from(ca.caCert),
+        [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(key) }],
+        true,
+      ),
+    );
+    server.handlers.set('CountTopics', () => ({ count: 3 }));
+    at = ['-e', `127.0.0.1:${server.port}`, '--cert', certPath, '--timeout', '5'];
+  });
+  after(async () => {
+    await server.stop();
+    await ca.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('without a client certificate: exit 3, and the hint names --client-cert/--client-key', async () => {
+    const r = await cli([...at, 'count', '--topics']);
+    assert.equal(r.code, ExitCode.Unreachable, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: cannot reach the C2 at 127\.0\.0\.1:\d+: TLS handshake failed: tlsv13 alert certificate required \(UNAVAILABLE\)\n/,
+    );
+    assert.match(
+      r.stderr,
+      /\nhint: the server requires a client certificate \(mutual TLS\): pass yours with --client-cert FILE --client-key FILE \(or E4C2_CLIENT_CERT and E4C2_CLIENT_KEY\)/,
+    );
+    assert.doesNotMatch(r.stderr, /pass the server certificate/);
+  });
+
+  void it('with --client-cert and --client-key (or their env pair) it connects, beside a token', async () => {
+    const mine = await ca.issue('automation');
+    const flags = await cli([
+      ...at,
+      '--client-cert',
+      mine.certFile,
+      '--client-key',
+      mine.keyFile,
+      'count',
+      '--topics',
+    ]);
+    assert.equal(flags.code, ExitCode.Ok, flags.stderr);
+    assert.equal(flags.stdout, '3\n');
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, 'abcdefghijklmnop0123456789_-\n');
+    const env = { E4C2_CLIENT_CERT: mine.certFile, E4C2_CLIENT_KEY: mine.keyFile };
+    const fromEnv = await cli(
+      [...at, '--token-file', tokenFile, 'count', '--topics'],
+      undefined,
+      env,
+    );
+    assert.equal(fromEnv.code, ExitCode.Ok, fromEnv.stderr);
+    assert.equal(fromEnv.stdout, '3\n');
+    assert.deepEqual(server.seen.at(-1)?.metadata.get('authorization'), [
+      'Bearer abcdefghijklmnop0123456789_-',
+    ]);
+  });
+
+  void it('a certificate the CA did not sign: exit 3, the hint points at the client certificate', async () => {
+    const rogue = await ca.selfSigned('automation');
+    const calls = server.seen.length;
+    const r = await cli([
+      ...at,
+      '--client-cert',
+      rogue.certFile,
+      '--client-key',
+      rogue.keyFile,
+      'count',
+      '--topics',
+    ]);
+    assert.equal(r.code, ExitCode.Unreachable, r.stderr);
+    assert.match(r.stderr, /\nhint: .*--client-cert.*E4C2_TLS_CLIENT_CA/);
+    assert.equal(server.seen.length, calls, 'the server handled no call');
   });
 });
 

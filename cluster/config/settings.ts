@@ -118,7 +118,13 @@ export const ENV_PREFIX = 'E4C2_';
  * Variables of the `e4c2` command-line client. The server ignores them, so one shell can both
  * point the CLI at a node and start a node.
  */
-export const CLIENT_ENV_NAMES: readonly string[] = ['E4C2_ENDPOINT', 'E4C2_CERT', 'E4C2_TOKEN'];
+export const CLIENT_ENV_NAMES: readonly string[] = [
+  'E4C2_ENDPOINT',
+  'E4C2_CERT',
+  'E4C2_TOKEN',
+  'E4C2_CLIENT_CERT',
+  'E4C2_CLIENT_KEY',
+];
 
 /** Every known `E4C2_*` variable (plus the unprefixed service URLs, for suggestions). */
 export const KNOWN_ENV_NAMES: readonly string[] = [

@@ -540,6 +540,9 @@ void describe('variables of the command-line client', () => {
       E4C2_CERT: '/tmp/cert.pem',
       // The CLI's bearer token (docs/cli.md): a node refused to start with it exported.
       E4C2_TOKEN: 'a-bearer-token-of-the-cli-0123456789',
+      // and its client certificate.
+      E4C2_CLIENT_CERT: '/tmp/operator.pem',
+      E4C2_CLIENT_KEY: '/tmp/operator.key',
     });
     assert.equal(config.crypto.mode, 'symkey');
     assert.throws(() => loadConfig({ E4C2_ENDPONT: 'x' }), /E4C2_ENDPONT: unknown variable/);
