@@ -80,6 +80,17 @@ export class CliError extends Error {
 export interface GrpcStatusError {
   readonly code: GrpcStatus;
   readonly details: string;
+  /** The trailers of an answer (grpc-js `ServiceError.metadata`); none when nothing answered. */
+  readonly metadata?: { get(key: string): unknown[] };
+}
+
+/**
+ * The C2's stable error code when the server itself answered (our servers send it as the
+ * `e4c2-error-code` trailer); undefined for a failure of the connection.
+ */
+export function serverErrorCode(err: GrpcStatusError): string | undefined {
+  const value = err.metadata?.get('e4c2-error-code')[0];
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** True when `err` carries a numeric gRPC status code. */
@@ -213,6 +224,15 @@ export function fromGrpcError(err: GrpcStatusError, facts: ConnectionFacts): Cli
   const cause = err instanceof Error ? err : undefined;
   switch (err.code) {
     case GrpcStatus.UNAVAILABLE:
+      // The C2 was reached and answered: what it lacks is behind it (the database, the lock
+      // quorum), and TLS or address hints would send the operator the wrong way.
+      if (serverErrorCode(err) !== undefined) {
+        return new CliError(exitCode, `the C2 at ${facts.endpoint} is unavailable: ${details}`, {
+          grpcCode: name,
+          hint: 'a service the C2 depends on does not answer (its /readyz names which); the request can be retried as is, later',
+          cause,
+        });
+      }
       return new CliError(exitCode, `cannot reach the C2 at ${facts.endpoint}: ${details}`, {
         grpcCode: name,
         hint: connectionHint(details, facts),

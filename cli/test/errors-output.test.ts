@@ -126,6 +126,21 @@ void describe('exit codes', () => {
 });
 
 void describe('connection failures name the endpoint and suggest a fix', () => {
+  void it('an UNAVAILABLE answered by the C2 (its error code in the trailers) is not a connection failure', () => {
+    const answered = Object.assign(
+      grpcError(
+        status.UNAVAILABLE,
+        'could not acquire the lock on resource "topic:t": only 0 of 3 lock instances answered',
+      ),
+      { metadata: { get: (key: string) => (key === 'e4c2-error-code' ? ['C2_UNAVAILABLE'] : []) } },
+    );
+    const e = fromGrpcError(answered, FACTS);
+    assert.equal(e.exitCode, ExitCode.Unreachable);
+    assert.match(e.message, /^the C2 at c2.local:5555 is unavailable: could not acquire the lock/);
+    assert.match(e.hint ?? '', /does not answer \(its \/readyz names which\)/);
+    assert.doesNotMatch(e.hint ?? '', /--cert|--insecure/);
+  });
+
   void it('nothing listening', () => {
     const e = fromGrpcError(
       grpcError(
