@@ -30,6 +30,7 @@ import {
   requiredChecksPass,
   runReadinessChecks,
   tracedStore,
+  type C2Metrics,
   type ReadinessCheck,
 } from '../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../worker/index.ts';
@@ -142,6 +143,7 @@ async function startReceipts(
   db: NodeDatabase,
   url: string,
   lifecycle: Lifecycle,
+  metrics: C2Metrics,
   onError: (err: unknown, context: string) => void,
   retry: (clientId: string) => void,
 ): Promise<void> {
@@ -157,8 +159,15 @@ async function startReceipts(
     mode: config.crypto.mode,
     retry,
     onError,
+    onReceipt: (event) => {
+      metrics.receipt(event.outcome);
+    },
   });
   lifecycle.add('receipt receiver', () => receiver.close());
+  metrics.onScrape('mqtt', () => {
+    metrics.setMqttConnected('receipts', receiver.connected);
+    return Promise.resolve();
+  });
 }
 
 /** Starts a node; on failure, everything already started is stopped again. */
@@ -231,7 +240,7 @@ export async function startC2Node(
         };
         engine.start();
         lifecycle.add('delivery engine', () => engine.close());
-        await startReceipts(config, db, mqtt, lifecycle, onError, (id) => {
+        await startReceipts(config, db, mqtt, lifecycle, metrics, onError, (id) => {
           engine.enqueue([id]);
         });
       } else if (config.redis.kind === 'external') {
@@ -257,7 +266,7 @@ export async function startC2Node(
         });
         lifecycle.add('delivery worker', () => worker.close());
         watchQueue(queue, metrics);
-        await startReceipts(config, db, mqtt, lifecycle, onError, (id) => {
+        await startReceipts(config, db, mqtt, lifecycle, metrics, onError, (id) => {
           void queue.add([id]).catch((err: unknown) => {
             onError(err, 'receipt retry');
           });

@@ -18,9 +18,6 @@ import { bindings, type KeySealer } from '../domain/index.ts';
 import { C2Error } from '../errors.ts';
 import type { C2Store, ClientRow, DeliveryRepository } from '../storage/index.ts';
 
-/** A device whose receipts do not authenticate is reported at most this often. */
-const UNKNOWN_KEY_REPORT_MS = 10 * 60_000;
-
 /** Options of {@link ReceiptReceiver.start}. */
 export interface ReceiptReceiverOptions {
   readonly url: string;
@@ -62,8 +59,6 @@ export class ReceiptReceiver {
   readonly #queue: Array<{ topic: string; payload: Uint8Array }> = [];
   #active = 0;
   #closed: Promise<void> | undefined;
-  /** When each device's unknown identity key was last reported. */
-  readonly #unknownKeyReported = new Map<string, number>();
 
   private constructor(
     private readonly client: MqttClient,
@@ -140,13 +135,27 @@ export class ReceiptReceiver {
     }
   }
 
-  /** Candidate command keys: identity versions the device may hold × C2 key versions (PK). */
+  /**
+   * Candidate command keys: identity versions the device may hold × C2 key versions (PK). The
+   * version just superseded is one of them: a receipt for a command under the old key can arrive
+   * after the new key's delivery was recorded (a SetTopicKey, then at once a SetIDKey).
+   */
   async #candidateKeys(client: ClientRow): Promise<Uint8Array[]> {
-    const versions = [...new Set([client.deliveredKeyVersion, client.keyVersion])];
+    const previous = (version: number): number[] => (version > 1 ? [version - 1] : []);
+    const versions = [
+      ...new Set([
+        client.deliveredKeyVersion,
+        client.keyVersion,
+        ...previous(client.deliveredKeyVersion),
+      ]),
+    ];
     const keys: Uint8Array[] = [];
     const c2Versions = new Set<number>();
     if (this.options.mode === 'pubkey') {
-      if (client.c2KeyVersion !== null) c2Versions.add(client.c2KeyVersion);
+      if (client.c2KeyVersion !== null) {
+        c2Versions.add(client.c2KeyVersion);
+        for (const v of previous(client.c2KeyVersion)) c2Versions.add(v);
+      }
       const latest = await this.options.store.read.journal.latestC2Key();
       if (latest !== undefined) c2Versions.add(latest.version);
     }
@@ -198,8 +207,11 @@ export class ReceiptReceiver {
         E4Error.is(err, 'NotAuthentic') || E4Error.is(err, 'InvalidKey')
           ? 'not-authentic'
           : 'malformed';
+      // Counted only. A device that holds a key the C2 does not know never sends a receipt (it
+      // answers only commands it could authenticate), so such receipts are forgeries (anyone
+      // who may publish on the topic can send bytes) or from keys older than those tried: an
+      // event here would page operators about healthy devices.
       this.options.onReceipt?.({ outcome, clientId: client.id });
-      if (outcome === 'not-authentic') await this.#reportUnknownKey(client.name);
       return;
     } finally {
       for (const key of keys) key.fill(0);
@@ -219,12 +231,13 @@ export class ReceiptReceiver {
       return;
     }
     // A receipt can overtake the PUBACK: the command is then not recorded yet; look again shortly.
-    let confirmed = false;
+    let confirmation: 'confirmed' | 'already' | 'unmatched' = 'unmatched';
     for (const waitMs of [0, 250, 1000, 3000]) {
       if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
-      confirmed = await this.options.delivery.confirmCommand(client.id, receipt.commandId);
-      if (confirmed || receipt.commandType !== 'SetTopicKey') break;
+      confirmation = await this.options.delivery.confirmCommand(client.id, receipt.commandId);
+      if (confirmation !== 'unmatched' || receipt.commandType !== 'SetTopicKey') break;
     }
+    const confirmed = confirmation === 'confirmed';
     if (confirmed) {
       // The confirmation is one idempotent statement; its event follows it (a lost event here
       // only hides a confirmation the rotation status still shows).
@@ -237,24 +250,9 @@ export class ReceiptReceiver {
     this.options.onReceipt?.({ outcome: confirmed ? 'confirmed' : 'applied', clientId: client.id });
   }
 
-  /**
-   * A receipt from a registered device that no identity key the C2 holds authenticates: the
-   * device most likely holds a key the C2 does not know (an identity rotation lost in a restore
-   * from a backup), so nothing the C2 sends reaches it. Reported as a `client.unreachable` event,
-   * at most once per device per {@link UNKNOWN_KEY_REPORT_MS} (forged receipts cannot flood the
-   * journal).
-   */
-  async #reportUnknownKey(clientName: string): Promise<void> {
-    const now = Date.now();
-    const last = this.#unknownKeyReported.get(clientName);
-    if (last !== undefined && now - last < UNKNOWN_KEY_REPORT_MS) return;
-    if (this.#unknownKeyReported.size >= 10_000) this.#unknownKeyReported.clear();
-    this.#unknownKeyReported.set(clientName, now);
-    await this.options.store.read.journal.event({
-      type: 'client.unreachable',
-      clientName,
-      details: { reason: 'receipt-not-authentic' },
-    });
+  /** Whether the receipts connection to the broker is up (`c2_mqtt_connected{client="receipts"}`). */
+  get connected(): boolean {
+    return this.client.connected;
   }
 
   /** Unsubscribes and disconnects; idempotent. */

@@ -89,9 +89,14 @@ export interface DeliveryRepository {
   ): Promise<{ recorded: number; released: string[] }>;
   /**
    * A device confirmed the command `commandId` (receipt): its membership's confirmed version
-   * moves forward to that command's version. @returns whether a command matched
+   * moves forward to that command's version.
+   * @returns `confirmed` when it moved, `already` when the command was confirmed before (a
+   *   replayed receipt), `unmatched` when no membership's last command is `commandId` (yet)
    */
-  confirmCommand(clientId: string, commandId: Uint8Array): Promise<boolean>;
+  confirmCommand(
+    clientId: string,
+    commandId: Uint8Array,
+  ): Promise<'confirmed' | 'already' | 'unmatched'>;
   /**
    * The device was seen (a receipt, a message): remembered, and a failed delivery becomes
    * retryable. @returns whether the device's delivery had failed
@@ -345,13 +350,29 @@ export class PgDelivery implements DeliveryRepository {
     return { recorded: found.length, released };
   }
 
-  async confirmCommand(clientId: string, commandId: Uint8Array): Promise<boolean> {
-    const result = await this.db.query(
-      `UPDATE device_topics SET confirmed_version = GREATEST(confirmed_version, last_command_version)
-       WHERE client_id = $1 AND last_command_id = $2 AND last_command_version IS NOT NULL`,
+  async confirmCommand(
+    clientId: string,
+    commandId: Uint8Array,
+  ): Promise<'confirmed' | 'already' | 'unmatched'> {
+    // One statement: the memberships whose last command this is, and which of them moved (a
+    // replayed receipt moves none, and must not be announced again).
+    const found = await rows(
+      this.db,
+      `WITH matched AS (
+         SELECT client_id, topic_hash FROM device_topics
+          WHERE client_id = $1 AND last_command_id = $2 AND last_command_version IS NOT NULL),
+       moved AS (
+         UPDATE device_topics d SET confirmed_version = d.last_command_version
+           FROM matched m
+          WHERE d.client_id = m.client_id AND d.topic_hash = m.topic_hash
+            AND d.confirmed_version < d.last_command_version
+          RETURNING 1)
+       SELECT (SELECT count(*) FROM matched)::int AS matched, (SELECT count(*) FROM moved)::int AS moved`,
       [clientId, buf(commandId)],
     );
-    return (result.rowCount ?? 0) > 0;
+    const row = found[0];
+    if (row === undefined || Number(row['matched']) === 0) return 'unmatched';
+    return Number(row['moved']) > 0 ? 'confirmed' : 'already';
   }
 
   async markSeen(clientId: string): Promise<boolean> {

@@ -158,7 +158,10 @@ export class PgMemberships implements MembershipRepository {
 
   async resetDelivery(clientId: string): Promise<void> {
     await this.db.query(
-      `UPDATE device_topics SET delivered_version = 0, updated_at = now() WHERE client_id = $1`,
+      // The confirmation goes too: the device holds no topic key after a reset, and after a
+      // resync what it holds is unknown until it confirms again.
+      `UPDATE device_topics SET delivered_version = 0, confirmed_version = 0, updated_at = now()
+        WHERE client_id = $1`,
       [clientId],
     );
     // Revocations are moot after a reset: the device holds no topic key any more.

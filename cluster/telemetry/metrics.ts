@@ -94,6 +94,7 @@ export class C2Metrics {
   readonly #mqttUp: Gauge<'client'>;
   readonly #mqttResets: Counter;
   readonly #claimsLapsed: Counter;
+  readonly #receipts: Counter<'outcome'>;
   readonly #scrapeErrors: Counter<'source'>;
   readonly #automationLeader: Gauge;
   readonly #automationPaused: Gauge;
@@ -224,6 +225,11 @@ export class C2Metrics {
       name: 'c2_delivery_claims_lapsed_total',
       help: 'Batches that stopped publishing because their device claims lapsed (the process was paused, or cut off from PostgreSQL, longer than the claim TTL).',
     });
+    this.#receipts = counter({
+      name: 'c2_receipts_total',
+      help: 'Delivery receipts received, by outcome: confirmed (moved a confirmation), applied (nothing new: an identity or C2 key command, or a replay), rejected, not_authentic (no key the C2 holds: forged, or keys older than those tried), unknown_device, malformed, dropped (queue full).',
+      labelNames: ['outcome'] as const,
+    });
     this.#scrapeErrors = counter({
       name: 'c2_metrics_refresh_errors_total',
       help: 'Scrape-time figures that could not be read (database, pool, queue, mqtt): old values were kept.',
@@ -340,6 +346,11 @@ export class C2Metrics {
   /** Sets the state of an MQTT connection of this process. */
   setMqttConnected(client: 'publisher' | 'receipts', up: boolean): void {
     this.#mqttUp.set({ client }, up ? 1 : 0);
+  }
+
+  /** One delivery receipt handled (or dropped), by outcome (`not-authentic` as `not_authentic`). */
+  receipt(outcome: string): void {
+    this.#receipts.inc({ outcome: outcome.replace(/-/g, '_') });
   }
 
   /** The publisher reset a connection that stopped acknowledging. */
