@@ -26,6 +26,14 @@ import { SimDevice } from '../support/sim-device.ts';
 
 const ctx = { actor: 'test' };
 
+/** Waits until the device holds a key of `topic`. */
+const holdsKeyOf = (device: SimDevice, topic: string): Promise<void> =>
+  device.waitFor(
+    () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+    10_000,
+    'key',
+  );
+
 void describe('delivery events', { timeout: 60_000 }, () => {
   let h: C2Harness;
   let uplink: MqttClient;
@@ -66,11 +74,7 @@ void describe('delivery events', { timeout: 60_000 }, () => {
     devices.push(device);
     await h.service.newTopic(ctx, topic);
     await h.service.newTopicClient(ctx, name, topic);
-    await device.waitFor(
-      () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
-      10_000,
-      'key',
-    );
+    await holdsKeyOf(device, topic);
     await eventually(async () => {
       const confirmed = (await eventsOf(name)).filter((e) => e.type === 'delivery.confirmed');
       assert.equal(confirmed.length, 1, 'a delivery.confirmed event');
@@ -114,11 +118,7 @@ void describe('delivery events', { timeout: 60_000 }, () => {
     devices.push(device);
     await h.service.newTopic(ctx, topic);
     await h.service.newTopicClient(ctx, name, topic);
-    await device.waitFor(
-      () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
-      10_000,
-      'key',
-    );
+    await holdsKeyOf(device, topic);
     await h.service.rotateClientKey(ctx, name);
     await eventually(async () => {
       assert.equal((await h.service.getClient(name)).deliveredKeyVersion, 2);
