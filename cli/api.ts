@@ -122,7 +122,10 @@ export interface ClientDetails {
 /** `e4c2.v1.Rollout`: where the members of a topic stand for one key version. */
 export interface Rollout {
   readonly members: number;
+  /** Accepted by the broker (QoS 1). */
   readonly delivered: number;
+  /** Acknowledged by the devices themselves (delivery receipts; absent from older servers). */
+  readonly confirmed?: number;
   readonly pending: number;
   readonly failed: number;
 }

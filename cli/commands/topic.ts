@@ -74,7 +74,7 @@ const listClients: CommandSpec = {
 
 function rolloutText(rollout: Rollout | null): string {
   if (rollout === null) return '-';
-  return `${rollout.members} members: ${rollout.delivered} delivered, ${rollout.pending} pending, ${rollout.failed} failed`;
+  return `${rollout.members} members: ${rollout.delivered} delivered (${rollout.confirmed ?? 0} confirmed by receipts), ${rollout.pending} pending, ${rollout.failed} failed`;
 }
 
 /** The human view of `topic show`. */
@@ -99,7 +99,8 @@ export function renderStatus(status: RotationStatus): string {
     ['topic', status.topic],
     ['key version', String(status.key_version)],
     ['members', String(r.members)],
-    ['delivered', String(r.delivered)],
+    ['delivered', `${r.delivered} (accepted by the broker)`],
+    ['confirmed', `${r.confirmed ?? 0} (acknowledged by devices that send receipts)`],
     ['pending', String(r.pending)],
     ['failed', String(r.failed)],
   ]);

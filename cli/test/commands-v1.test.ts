@@ -63,7 +63,7 @@ const TOPIC: TopicDetails = {
   topic_hash: 'cdcd',
   key_version: 3,
   keys: [{ version: 3, fingerprint: 'f3f3', created_at: '2025-01-03T00:00:00Z' }],
-  rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+  rollout: { members: 4, delivered: 2, confirmed: 1, pending: 1, failed: 1 },
 };
 
 void describe('client remove --reset (e4c2.v1)', () => {
@@ -182,7 +182,7 @@ void describe('e4c2.v1 verbs', () => {
         'name         sensors/temp',
         'topic hash   cdcd',
         'key version  3',
-        'rollout      4 members: 2 delivered, 1 pending, 1 failed',
+        'rollout      4 members: 2 delivered (1 confirmed by receipts), 1 pending, 1 failed',
         '',
         'KEY VERSION  FINGERPRINT  CREATED',
         '3            f3f3         2025-01-03T00:00:00Z',
@@ -214,20 +214,21 @@ void describe('e4c2.v1 verbs', () => {
     const api = new FakeApi().onAdmin('GetRotationStatus', (r) => ({
       topic: r.name,
       key_version: r.version === 0 ? 3 : r.version,
-      rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+      rollout: { members: 4, delivered: 2, confirmed: 1, pending: 1, failed: 1 },
     }));
     const r = await runWith(['status', '--topic', 't'], { api });
     assert.equal(r.code, ExitCode.Ok);
     assert.deepEqual(r.api.calls[0]?.request, { name: 't', version: 0 });
     assert.equal(
       r.stdout,
-      'topic        t\nkey version  3\nmembers      4\ndelivered    2\npending      1\nfailed       1\n',
+      'topic        t\nkey version  3\nmembers      4\ndelivered    2 (accepted by the broker)\n' +
+        'confirmed    1 (acknowledged by devices that send receipts)\npending      1\nfailed       1\n',
     );
     const j = await runWith(['status', '--topic', 't', '--version', '2', '--json'], { api });
     assert.deepEqual(json(j.stdout), {
       topic: 't',
       key_version: 2,
-      rollout: { members: 4, delivered: 2, pending: 1, failed: 1 },
+      rollout: { members: 4, delivered: 2, confirmed: 1, pending: 1, failed: 1 },
     });
   });
 
