@@ -164,7 +164,8 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
       return finish('aborted');
     }
     try {
-      await ctx.c2.newC2Key(request('c2', 'c2'), true);
+      // The devices the new C2 key goes to, as topic rotations count their members.
+      devices = (await ctx.c2.newC2Key(request('c2', 'c2'), true)).devices;
       done = 1;
     } catch (err) {
       fail(err, 1);

@@ -103,3 +103,27 @@ void describe('firing runner, waiting for the rollout rate', () => {
     );
   });
 });
+
+void describe('firing runner, C2 key rotation', () => {
+  void it('counts the devices the new C2 key goes to', async () => {
+    const c2 = {
+      newC2Key: () => Promise.resolve({ version: 3, fingerprint: 'ab', devices: 7 }),
+    } as unknown as AutomationC2;
+    const row = firing([]);
+    const outcome = await runFiring(
+      { ...row, snapshot: { ...row.snapshot, action: 'rotate-c2-key', targets: [] } },
+      {
+        c2,
+        clock: () => T0,
+        sleep: () => Promise.resolve(),
+        signal: new AbortController().signal,
+        shouldYield: () => Promise.resolve(false),
+      },
+    );
+    assert.equal(outcome.status, 'succeeded');
+    assert.deepEqual(
+      { done: outcome.result.done, devices: outcome.result.devices },
+      { done: 1, devices: 7 },
+    );
+  });
+});
