@@ -16,7 +16,12 @@ import {
 } from '../../e4/index.ts';
 import { bindings, type KeySealer } from '../domain/index.ts';
 import { C2Error } from '../errors.ts';
-import type { C2Store, ClientRow, DeliveryRepository } from '../storage/index.ts';
+import type {
+  C2Store,
+  ClientRow,
+  CommandConfirmation,
+  DeliveryRepository,
+} from '../storage/index.ts';
 
 /** Options of {@link ReceiptReceiver.start}. */
 export interface ReceiptReceiverOptions {
@@ -231,19 +236,21 @@ export class ReceiptReceiver {
       return;
     }
     // A receipt can overtake the PUBACK: the command is then not recorded yet; look again shortly.
-    let confirmation: 'confirmed' | 'already' | 'unmatched' = 'unmatched';
+    let confirmation: CommandConfirmation = { status: 'unmatched' };
     for (const waitMs of [0, 250, 1000, 3000]) {
       if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
       confirmation = await this.options.delivery.confirmCommand(client.id, receipt.commandId);
-      if (confirmation !== 'unmatched' || receipt.commandType !== 'SetTopicKey') break;
+      if (confirmation.status !== 'unmatched' || receipt.commandType !== 'SetTopicKey') break;
     }
-    const confirmed = confirmation === 'confirmed';
-    if (confirmed) {
+    const confirmed = confirmation.status === 'confirmed';
+    if (confirmation.status === 'confirmed') {
       // The confirmation is one idempotent statement; its event follows it (a lost event here
-      // only hides a confirmation the rotation status still shows).
+      // only hides a confirmation the rotation status still shows). It names the rollout.
       await this.options.store.read.journal.event({
         type: 'delivery.confirmed',
         clientName: client.name,
+        ...(confirmation.topic === undefined ? {} : { topic: confirmation.topic }),
+        ...(confirmation.version === undefined ? {} : { keyVersion: confirmation.version }),
         details: { command: receipt.commandType ?? 'unknown' },
       });
     }

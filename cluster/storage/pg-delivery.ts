@@ -59,6 +59,11 @@ export interface TopicDelivery {
 }
 
 /** Delivery hot-path repository (storage port); see {@link PgDelivery}. */
+/** What a receipt's confirmation did ({@link DeliveryRepository.confirmCommand}). */
+export type CommandConfirmation =
+  | { readonly status: 'confirmed'; readonly topic?: string; readonly version?: number }
+  | { readonly status: 'already' | 'unmatched' };
+
 export interface DeliveryRepository {
   /**
    * Claims devices for sending (R5, cluster-wide): a device is claimed when unclaimed, when its
@@ -90,13 +95,11 @@ export interface DeliveryRepository {
   /**
    * A device confirmed the command `commandId` (receipt): its membership's confirmed version
    * moves forward to that command's version.
-   * @returns `confirmed` when it moved, `already` when the command was confirmed before (a
-   *   replayed receipt), `unmatched` when no membership's last command is `commandId` (yet)
+   * @returns `confirmed` (with the topic and version confirmed) when it moved, `already` when
+   *   the command was confirmed before (a replayed receipt), `unmatched` when no membership's last
+   *   command is `commandId` (yet)
    */
-  confirmCommand(
-    clientId: string,
-    commandId: Uint8Array,
-  ): Promise<'confirmed' | 'already' | 'unmatched'>;
+  confirmCommand(clientId: string, commandId: Uint8Array): Promise<CommandConfirmation>;
   /**
    * The device was seen (a receipt, a message): remembered, and a failed delivery becomes
    * retryable. @returns whether the device's delivery had failed
@@ -350,10 +353,7 @@ export class PgDelivery implements DeliveryRepository {
     return { recorded: found.length, released };
   }
 
-  async confirmCommand(
-    clientId: string,
-    commandId: Uint8Array,
-  ): Promise<'confirmed' | 'already' | 'unmatched'> {
+  async confirmCommand(clientId: string, commandId: Uint8Array): Promise<CommandConfirmation> {
     // One statement: the memberships whose last command this is, and which of them moved (a
     // replayed receipt moves none, and must not be announced again).
     const found = await rows(
@@ -366,13 +366,22 @@ export class PgDelivery implements DeliveryRepository {
            FROM matched m
           WHERE d.client_id = m.client_id AND d.topic_hash = m.topic_hash
             AND d.confirmed_version < d.last_command_version
-          RETURNING 1)
-       SELECT (SELECT count(*) FROM matched)::int AS matched, (SELECT count(*) FROM moved)::int AS moved`,
+          RETURNING d.topic_id, d.last_command_version AS version)
+       SELECT (SELECT count(*) FROM matched)::int AS matched, (SELECT count(*) FROM moved)::int AS moved,
+              (SELECT t.name FROM moved JOIN topics t ON t.id = moved.topic_id LIMIT 1) AS topic,
+              (SELECT version FROM moved LIMIT 1) AS version`,
       [clientId, buf(commandId)],
     );
     const row = found[0];
-    if (row === undefined || Number(row['matched']) === 0) return 'unmatched';
-    return Number(row['moved']) > 0 ? 'confirmed' : 'already';
+    if (row === undefined || Number(row['matched']) === 0) return { status: 'unmatched' };
+    if (Number(row['moved']) === 0) return { status: 'already' };
+    const topic = row['topic'];
+    const version = row['version'];
+    return {
+      status: 'confirmed',
+      ...(typeof topic === 'string' ? { topic } : {}),
+      ...(typeof version === 'number' ? { version } : {}),
+    };
   }
 
   async markSeen(clientId: string): Promise<boolean> {

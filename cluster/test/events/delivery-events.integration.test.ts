@@ -79,6 +79,11 @@ void describe('delivery events', { timeout: 60_000 }, () => {
       const confirmed = (await eventsOf(name)).filter((e) => e.type === 'delivery.confirmed');
       assert.equal(confirmed.length, 1, 'a delivery.confirmed event');
       assert.equal(confirmed[0]?.details?.['command'], 'SetTopicKey');
+      // It names the rollout it confirms.
+      assert.deepEqual(
+        confirmed.map((e) => [e.topic, e.keyVersion]),
+        [[topic, 1]],
+      );
     });
     // Anyone on the broker can replay the receipt: it confirms nothing new, and says nothing.
     const before = receipts.length;
