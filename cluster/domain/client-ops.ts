@@ -265,12 +265,7 @@ export async function rotateClientKey(
 
 /**
  * Resync: forgets what was delivered to the device and clears a failed delivery, so everything
- * it should hold is sent again (after it was offline too long, or after a restore). A rotated
- * identity key (and, public-key mode, C2 key) is sent again too, protected with the key before
- * it: the broker acknowledges a SetIDKey for an offline device without a persistent session, and
- * the device, still on the old key, would refuse every later command. A device that holds the
- * newest key refuses that one command, and the broker's acknowledgement moves the record back up
- * (the planner's stepping, next-command.ts); one missed rotation is repaired, not two.
+ * it should hold is sent again (after it was offline too long, or after a restore).
  * @throws C2Error `C2_NOT_FOUND`
  */
 export async function resyncClient(
@@ -282,8 +277,6 @@ export async function resyncClient(
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);
     await tx.clients.bumpDeliveryEpoch(client.id);
-    const latestC2 = deps.mode === 'pubkey' ? (await tx.journal.latestC2Key())?.version : undefined;
-    await tx.clients.rewindKeyDelivery(client.id, latestC2);
     await tx.memberships.resetDelivery(client.id);
     await tx.peers.resetPubKeyDelivery(client.id);
     await tx.clients.setSync(client.id, { state: 'idle', attempts: 0, error: null });

@@ -97,13 +97,6 @@ export interface ClientRepository {
   /** Moves the delivered C2 key version forward only (R7). */
   markC2KeyDelivered(clientId: string, version: number): Promise<boolean>;
   markRemoving(clientId: string): Promise<void>;
-  /**
-   * Resync: records the device as holding the identity key and C2 key versions before the
-   * newest ones (when it is recorded as holding the newest, above 1), so that the newest are
-   * sent again, protected with those. The one move backward of this bookkeeping: an operator's.
-   * @returns whether anything was rewound
-   */
-  rewindKeyDelivery(clientId: string, latestC2KeyVersion: number | undefined): Promise<boolean>;
   /** Invalidates acknowledgements of commands planned before now (after a reset or resync). */
   bumpDeliveryEpoch(clientId: string): Promise<void>;
   delete(clientId: string): Promise<void>;
@@ -221,29 +214,6 @@ export class PgClients implements ClientRepository {
         `UPDATE clients SET c2_key_version = $2, updated_at = now()
          WHERE id = $1 AND (c2_key_version IS NULL OR c2_key_version < $2)`,
         [clientId, version],
-      )) === 1
-    );
-  }
-
-  async rewindKeyDelivery(
-    clientId: string,
-    latestC2KeyVersion: number | undefined,
-  ): Promise<boolean> {
-    return (
-      (await touched(
-        this.db,
-        `UPDATE clients SET
-           delivered_key_version = CASE
-             WHEN delivered_key_version = key_version AND key_version > 1 THEN key_version - 1
-             ELSE delivered_key_version END,
-           c2_key_version = CASE
-             WHEN $2::int IS NOT NULL AND c2_key_version = $2::int AND $2::int > 1 THEN $2::int - 1
-             ELSE c2_key_version END,
-           updated_at = now()
-         WHERE id = $1
-           AND ((delivered_key_version = key_version AND key_version > 1)
-             OR ($2::int IS NOT NULL AND c2_key_version = $2::int AND $2::int > 1))`,
-        [clientId, latestC2KeyVersion ?? null],
       )) === 1
     );
   }

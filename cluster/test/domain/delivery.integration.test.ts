@@ -28,38 +28,6 @@ async function skDevice(h: C2Harness, name: string): Promise<SimDevice> {
   return SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
 }
 
-/**
- * Takes `first` offline (a clean session: the broker acknowledges and drops what it is sent),
- * runs `rotate` meanwhile, brings the device back, and checks that it refuses what the C2 sends
- * until a resync, after which it holds the key of `topic`.
- * @returns the reconnected device (to close)
- */
-async function repairedByResync(
-  h: C2Harness,
-  first: SimDevice,
-  name: string,
-  topic: string,
-  rotate: () => Promise<void>,
-): Promise<SimDevice> {
-  await first.close();
-  await rotate();
-  const device = await SimDevice.connect(first.client);
-  await h.service.newTopic(ctx, topic);
-  await h.service.newTopicClient(ctx, name, topic);
-  await device.waitFor(
-    () => device.applied.some((a) => a.type === 'rejected'),
-    10_000,
-    'the refused SetTopicKey',
-  );
-  await h.service.resyncClient(ctx, name);
-  await device.waitFor(
-    () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
-    10_000,
-    'the topic key, after the resync',
-  );
-  return device;
-}
-
 async function currentFingerprint(h: C2Harness, topic: string): Promise<string> {
   const details = await h.service.getTopic(topic);
   const current = details.keys.find((k) => k.version === details.keyVersion);
@@ -203,51 +171,6 @@ void describe('C2 delivery, symmetric-key mode', () => {
       assert.equal((await h.service.getClient(name)).deliveredKeyVersion, 2);
     });
     assert.equal(device.applied.filter((a) => a.type === 'rejected').length, 0);
-  });
-
-  void it('a resync repairs an identity rotation the broker accepted while the device was offline', async () => {
-    const name = unique('idlost');
-    const device = await repairedByResync(
-      h,
-      await skDevice(h, name),
-      name,
-      unique('after-idlost'),
-      async () => {
-        await h.service.rotateClientKey(ctx, name);
-        await eventually(async () => {
-          assert.equal((await h.service.getClient(name)).deliveredKeyVersion, 2);
-        });
-      },
-    );
-    devices.push(device);
-    assert.ok(device.applied.some((a) => a.type === 'SetIDKey'));
-  });
-
-  void it('a resync of a device on the newest key costs one refused command, nothing else', async () => {
-    const name = unique('idkept');
-    const topic = unique('after-idkept');
-    const device = await skDevice(h, name);
-    devices.push(device);
-    const before = device.client.state.keyMaterial;
-    await h.service.rotateClientKey(ctx, name);
-    await device.waitFor(() => device.client.state.keyMaterial !== before, 10_000, 'SetIDKey');
-    const rotated = device.client.state.keyMaterial;
-    await h.service.newTopic(ctx, topic);
-    await h.service.newTopicClient(ctx, name, topic);
-    const hash = toHex(topicHash(topic));
-    await device.waitFor(() => device.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
-    const applied = device.applied.length;
-    await h.service.resyncClient(ctx, name);
-    await device.waitFor(
-      () => device.applied.slice(applied).some((a) => a.type === 'SetTopicKey'),
-      10_000,
-      'the topic key sent again',
-    );
-    assert.deepEqual(
-      device.applied.slice(applied).map((a) => a.type),
-      ['rejected', 'SetTopicKey'],
-    );
-    assert.equal(device.client.state.keyMaterial, rotated, 'the identity key is unchanged');
   });
 
   void it('an idempotency key makes a retried rotation return the same version without rotating twice', async () => {
@@ -399,24 +322,6 @@ void describe('C2 delivery, public-key mode', () => {
       assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
     });
     await assert.rejects(h.service.newC2Key(ctx, false), { code: 'C2_FAILED_PRECONDITION' });
-  });
-
-  void it('a resync repairs a C2 key rotation the broker accepted while the device was offline', async () => {
-    const name = unique('c2lost');
-    const device = await repairedByResync(
-      h,
-      await pkDevice(name),
-      name,
-      unique('after-c2lost'),
-      async () => {
-        const rotated = await h.service.newC2Key(ctx, true);
-        await eventually(async () => {
-          assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
-        });
-      },
-    );
-    devices.push(device);
-    assert.ok(device.applied.some((a) => a.type === 'SetC2Key'));
   });
 
   void it('never generates device private keys unless allowed, and accepts a device-generated key', async () => {
