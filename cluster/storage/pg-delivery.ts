@@ -365,6 +365,9 @@ export class PgDelivery implements DeliveryRepository {
          UPDATE device_topics d SET confirmed_version = d.last_command_version
            FROM matched m
           WHERE d.client_id = m.client_id AND d.topic_hash = m.topic_hash
+            -- Again here: a delivery of a newer command recorded meanwhile (which this waited
+            -- for) must not be confirmed by this older command's receipt.
+            AND d.last_command_id = $2 AND d.last_command_version IS NOT NULL
             AND d.confirmed_version < d.last_command_version
           RETURNING d.topic_id, d.last_command_version AS version)
        SELECT (SELECT count(*) FROM matched)::int AS matched, (SELECT count(*) FROM moved)::int AS moved,

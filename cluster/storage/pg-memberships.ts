@@ -159,8 +159,10 @@ export class PgMemberships implements MembershipRepository {
   async resetDelivery(clientId: string): Promise<void> {
     await this.db.query(
       // The confirmation goes too: the device holds no topic key after a reset, and after a
-      // resync what it holds is unknown until it confirms again.
-      `UPDATE device_topics SET delivered_version = 0, confirmed_version = 0, updated_at = now()
+      // resync what it holds is unknown until it confirms again; and so does the command a
+      // receipt could name, so that a late or replayed receipt of it confirms nothing.
+      `UPDATE device_topics SET delivered_version = 0, confirmed_version = 0,
+              last_command_id = NULL, last_command_version = NULL, updated_at = now()
         WHERE client_id = $1`,
       [clientId],
     );
