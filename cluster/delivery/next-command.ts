@@ -1,7 +1,8 @@
 /**
  * What to send a device next, read from the *current* desired state (DESIGN R4): a stale trigger
- * can only ever cause the newest state to be sent. Order: one-shot commands (resets), the
- * identity key, the C2 key, topic keys (revocations first), then peer public keys.
+ * can only ever cause the newest state to be sent. Order: one-shot commands (a resync's key
+ * re-sends, then resets), the identity key, the C2 key, topic keys (revocations first), then peer
+ * public keys.
  */
 import {
   cmdResetPubKeys,
@@ -64,16 +65,28 @@ async function identitySecret(
   };
 }
 
-/** The key the device currently holds for C2 commands. */
+/** Which keys a command is protected with; by default those the device is recorded to hold. */
+interface HeldKeys {
+  readonly identity?: number;
+  readonly c2?: number;
+}
+
+/** The key the device currently holds for C2 commands (or would hold with `held`). */
 async function commandKey(
   deps: PlanDeps,
   db: C2Repositories,
   client: ClientRow,
+  held: HeldKeys = {},
 ): Promise<Uint8Array> {
-  const identity = await identitySecret(deps, db, client, client.deliveredKeyVersion);
+  const identity = await identitySecret(
+    deps,
+    db,
+    client,
+    held.identity ?? client.deliveredKeyVersion,
+  );
   if (deps.mode === 'symkey') return identity.secret;
   identity.secret.fill(0);
-  const c2Version = client.c2KeyVersion ?? 1;
+  const c2Version = held.c2 ?? client.c2KeyVersion ?? 1;
   const c2 = await db.journal.c2Key(c2Version);
   if (c2 === undefined || identity.publicKey === null)
     throw new Error(`client ${client.id} has no usable public-key material`);
@@ -93,11 +106,75 @@ async function planned(
   describe: string,
   clear: Uint8Array,
   record: PlannedCommand['record'],
+  held: HeldKeys = {},
 ): Promise<PlanResult> {
   return {
     kind: 'command',
-    command: { kind, describe, clear, commandKey: await commandKey(deps, db, client), record },
+    command: {
+      kind,
+      describe,
+      clear,
+      commandKey: await commandKey(deps, db, client, held),
+      record,
+    },
   };
+}
+
+/**
+ * A resync's re-send of the newest identity key (`ResendIdKey`) or C2 key (`ResendC2Key`) the
+ * device is recorded to hold, protected with the one before, for a device that missed that
+ * rotation while offline (the broker acknowledged it all the same). One that has the newest key
+ * refuses it, harmlessly; the record does not move. Nothing to send when there is no key before,
+ * the rotation is still being delivered (the steps below send it), or the device generated its
+ * identity key itself (the C2 has no private key to send).
+ */
+async function planResend(
+  deps: PlanDeps,
+  db: C2Repositories,
+  client: ClientRow,
+  kind: 'ResendIdKey' | 'ResendC2Key',
+  done: (tx: C2Repositories) => Promise<void>,
+): Promise<PlanResult> {
+  const skip: PlanResult = { kind: 'record', record: done };
+  if (kind === 'ResendIdKey') {
+    const version = client.deliveredKeyVersion;
+    if (version < 2 || version < client.keyVersion) return skip;
+    const { secret } = await identitySecret(deps, db, client, version);
+    if (deps.mode === 'pubkey' && secret.length !== 64) {
+      secret.fill(0);
+      return skip;
+    }
+    return planned(
+      deps,
+      db,
+      client,
+      'SetIDKey',
+      `identity v${version} again`,
+      cmdSetIdKey(secret),
+      done,
+      {
+        identity: version - 1,
+      },
+    );
+  }
+  const held = client.c2KeyVersion ?? 1;
+  const latest = await db.journal.latestC2Key();
+  if (deps.mode !== 'pubkey' || held < 2 || latest === undefined || held < latest.version)
+    return skip;
+  const key = await db.journal.c2Key(held);
+  if (key === undefined) throw new Error(`the C2 key version ${held} is missing`);
+  return planned(
+    deps,
+    db,
+    client,
+    'SetC2Key',
+    `c2 v${held} again`,
+    cmdSetC2Key(key.publicKey),
+    done,
+    {
+      c2: held - 1,
+    },
+  );
 }
 
 /**
@@ -114,10 +191,13 @@ export async function planNextCommand(
 
   const oneShot = await db.peers.nextCommand(client.id);
   if (oneShot !== undefined) {
-    const clear = oneShot.kind === 'ResetTopics' ? cmdResetTopics() : cmdResetPubKeys();
-    return planned(deps, db, client, oneShot.kind, oneShot.kind, clear, async (tx) => {
+    const done = async (tx: C2Repositories): Promise<void> => {
       await tx.peers.deleteCommand(oneShot.id);
-    });
+    };
+    if (oneShot.kind === 'ResendIdKey' || oneShot.kind === 'ResendC2Key')
+      return planResend(deps, db, client, oneShot.kind, done);
+    const clear = oneShot.kind === 'ResetTopics' ? cmdResetTopics() : cmdResetPubKeys();
+    return planned(deps, db, client, oneShot.kind, oneShot.kind, clear, done);
   }
   if (client.status === 'removing') return { kind: 'remove' };
 

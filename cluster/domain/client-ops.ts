@@ -265,7 +265,11 @@ export async function rotateClientKey(
 
 /**
  * Resync: forgets what was delivered to the device and clears a failed delivery, so everything
- * it should hold is sent again (after it was offline too long, or after a restore).
+ * it should hold is sent again (after it was offline too long, or after a restore). A rotated
+ * identity key (and, public-key mode, C2 key) is re-sent first, protected with the key before it
+ * (`ResendIdKey`, `ResendC2Key`, next-command.ts): the broker acknowledges a SetIDKey for an
+ * offline device without a persistent session, and that device, left on the older key, would
+ * refuse everything else. One missed rotation is repaired, not two.
  * @throws C2Error `C2_NOT_FOUND`
  */
 export async function resyncClient(
@@ -277,6 +281,9 @@ export async function resyncClient(
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);
     await tx.clients.bumpDeliveryEpoch(client.id);
+    if (client.keyVersion > 1) await tx.peers.addCommandOnce(client.id, 'ResendIdKey');
+    if (deps.mode === 'pubkey' && ((await tx.journal.latestC2Key())?.version ?? 1) > 1)
+      await tx.peers.addCommandOnce(client.id, 'ResendC2Key');
     await tx.memberships.resetDelivery(client.id);
     await tx.peers.resetPubKeyDelivery(client.id);
     await tx.clients.setSync(client.id, { state: 'idle', attempts: 0, error: null });

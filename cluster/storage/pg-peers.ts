@@ -50,6 +50,8 @@ export interface PeerRepository {
   markPubKeyDelivered(targetId: string, sourceE4Id: Uint8Array, version: number): Promise<boolean>;
   deleteRevokedPubKey(targetId: string, sourceE4Id: Uint8Array): Promise<boolean>;
   addCommand(clientId: string, kind: DeviceCommandRow['kind']): Promise<void>;
+  /** Queues `kind` unless one is queued already (resync's re-sends: one of each is enough). */
+  addCommandOnce(clientId: string, kind: DeviceCommandRow['kind']): Promise<void>;
   nextCommand(clientId: string): Promise<DeviceCommandRow | undefined>;
   deleteCommand(id: string): Promise<boolean>;
 }
@@ -200,10 +202,21 @@ export class PgPeers implements PeerRepository {
     ]);
   }
 
+  async addCommandOnce(clientId: string, kind: DeviceCommandRow['kind']): Promise<void> {
+    await this.db.query(
+      `INSERT INTO device_commands (client_id, kind)
+       SELECT $1, $2 WHERE NOT EXISTS
+         (SELECT 1 FROM device_commands WHERE client_id = $1 AND kind = $2)`,
+      [clientId, kind],
+    );
+  }
+
   async nextCommand(clientId: string): Promise<DeviceCommandRow | undefined> {
+    // Re-sent keys first: a device they repair can open nothing else queued before them.
     const row = await firstRow(
       this.db,
-      'SELECT id, client_id, kind FROM device_commands WHERE client_id = $1 ORDER BY id LIMIT 1',
+      `SELECT id, client_id, kind FROM device_commands WHERE client_id = $1
+        ORDER BY kind IN ('ResendIdKey', 'ResendC2Key') DESC, id LIMIT 1`,
       [clientId],
     );
     return (

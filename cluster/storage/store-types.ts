@@ -79,7 +79,11 @@ export interface DevicePubKeyRow {
 export interface DeviceCommandRow {
   readonly id: string;
   readonly clientId: string;
-  readonly kind: 'ResetTopics' | 'ResetPubKeys';
+  /**
+   * `Resend*`: the newest identity key, or C2 key, sent again under the one before (a resync's);
+   * they go before the others, which are protected with the keys the record names.
+   */
+  readonly kind: 'ResetTopics' | 'ResetPubKeys' | 'ResendIdKey' | 'ResendC2Key';
 }
 
 /** A C2 key pair version (public-key mode). */

@@ -28,6 +28,68 @@ async function skDevice(h: C2Harness, name: string): Promise<SimDevice> {
   return SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
 }
 
+/**
+ * Takes `first` offline (a clean session: the broker acknowledges and drops what it is sent),
+ * runs `rotate` meanwhile, brings the device back (added to `devices`, which the suite closes,
+ * also when a check below fails), and checks that it refuses what the C2 sends until a resync,
+ * after which it holds the key of `topic`.
+ * @returns the reconnected device
+ */
+async function repairedByResync(
+  h: C2Harness,
+  devices: SimDevice[],
+  first: SimDevice,
+  name: string,
+  topic: string,
+  rotate: () => Promise<void>,
+): Promise<SimDevice> {
+  await first.close();
+  await rotate();
+  const device = await SimDevice.connect(first.client);
+  devices.push(device);
+  await h.service.newTopic(ctx, topic);
+  await h.service.newTopicClient(ctx, name, topic);
+  await device.waitFor(
+    () => device.applied.some((a) => a.type === 'rejected'),
+    10_000,
+    'the refused SetTopicKey',
+  );
+  await h.service.resyncClient(ctx, name);
+  await device.waitFor(
+    () => device.topicKeyFingerprint(toHex(topicHash(topic))) !== undefined,
+    10_000,
+    'the topic key, after the resync',
+  );
+  return device;
+}
+
+/** Rotates a client's identity key until the broker accepted its delivery (version 2). */
+async function rotateIdentity(h: C2Harness, name: string): Promise<void> {
+  await h.service.rotateClientKey(ctx, name);
+  await eventually(async () => {
+    assert.equal((await h.service.getClient(name)).deliveredKeyVersion, 2);
+  });
+}
+
+/** A symmetric-key device (added to `devices`) on its second identity key, holding `topic`'s key. */
+async function rotatedHoldingTopic(
+  h: C2Harness,
+  devices: SimDevice[],
+  name: string,
+  topic: string,
+): Promise<SimDevice> {
+  const device = await skDevice(h, name);
+  devices.push(device);
+  const before = device.client.state.keyMaterial;
+  await h.service.rotateClientKey(ctx, name);
+  await device.waitFor(() => device.client.state.keyMaterial !== before, 10_000, 'SetIDKey');
+  await h.service.newTopic(ctx, topic);
+  await h.service.newTopicClient(ctx, name, topic);
+  const hash = toHex(topicHash(topic));
+  await device.waitFor(() => device.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+  return device;
+}
+
 async function currentFingerprint(h: C2Harness, topic: string): Promise<string> {
   const details = await h.service.getTopic(topic);
   const current = details.keys.find((k) => k.version === details.keyVersion);
@@ -172,6 +234,55 @@ void describe('C2 delivery, symmetric-key mode', () => {
     });
     assert.equal(device.applied.filter((a) => a.type === 'rejected').length, 0);
   });
+
+  void it('a resync repairs an identity rotation the broker accepted while the device was offline', async () => {
+    const name = unique('idlost');
+    const device = await repairedByResync(
+      h,
+      devices,
+      await skDevice(h, name),
+      name,
+      unique('after-idlost'),
+      () => rotateIdentity(h, name),
+    );
+    assert.ok(device.applied.some((a) => a.type === 'SetIDKey'));
+  });
+
+  void it('a resync of a device on the newest key costs one refused command, nothing else', async () => {
+    const name = unique('idkept');
+    const topic = unique('after-idkept');
+    const device = await rotatedHoldingTopic(h, devices, name, topic);
+    const rotated = device.client.state.keyMaterial;
+    const applied = device.applied.length;
+    await h.service.resyncClient(ctx, name);
+    await device.waitFor(
+      () => device.applied.slice(applied).some((a) => a.type === 'SetTopicKey'),
+      10_000,
+      'the topic key sent again',
+    );
+    assert.deepEqual(
+      device.applied.slice(applied).map((a) => a.type),
+      ['rejected', 'SetTopicKey'],
+    );
+    assert.equal(device.client.state.keyMaterial, rotated, 'the identity key is unchanged');
+  });
+
+  for (const op of ['remove --reset', 'reset'] as const) {
+    void it(`a resync then a ${op}: the device on the newest key still gets its ResetTopics`, async () => {
+      const name = unique('resync-then');
+      const topic = unique('resync-then-t');
+      const device = await rotatedHoldingTopic(h, devices, name, topic);
+      const applied = device.applied.length;
+      await h.service.resyncClient(ctx, name);
+      if (op === 'reset') await h.service.resetClient(ctx, name);
+      else await h.service.removeClient(ctx, name, { reset: true });
+      await device.waitFor(
+        () => device.applied.slice(applied).some((a) => a.type === 'ResetTopics'),
+        10_000,
+        'ResetTopics',
+      );
+    });
+  }
 
   void it('an idempotency key makes a retried rotation return the same version without rotating twice', async () => {
     const topic = unique('idem');
@@ -322,6 +433,41 @@ void describe('C2 delivery, public-key mode', () => {
       assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
     });
     await assert.rejects(h.service.newC2Key(ctx, false), { code: 'C2_FAILED_PRECONDITION' });
+  });
+
+  void it('a resync repairs a C2 key rotation the broker accepted while the device was offline', async () => {
+    const name = unique('c2lost');
+    const device = await repairedByResync(
+      h,
+      devices,
+      await pkDevice(name),
+      name,
+      unique('after-c2lost'),
+      async () => {
+        const rotated = await h.service.newC2Key(ctx, true);
+        await eventually(async () => {
+          assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
+        });
+      },
+    );
+    assert.ok(device.applied.some((a) => a.type === 'SetC2Key'));
+  });
+
+  void it('a resync repairs an identity rotation missed offline after an earlier C2 key rotation', async () => {
+    const name = unique('c2-then-id');
+    const first = await pkDevice(name);
+    devices.push(first); // closed by repairedByResync, or by the suite if a check fails first
+    // The device follows a C2 key rotation while online ...
+    const rotated = await h.service.newC2Key(ctx, true);
+    await first.waitFor(() => first.applied.some((x) => x.type === 'SetC2Key'), 10_000, 'SetC2Key');
+    await eventually(async () => {
+      assert.equal((await h.service.getClient(name)).c2KeyVersion, rotated.version);
+    });
+    // ... then misses an identity rotation (a key the C2 generates) while offline.
+    const device = await repairedByResync(h, devices, first, name, unique('after-c2-then-id'), () =>
+      rotateIdentity(h, name),
+    );
+    assert.ok(device.applied.some((a) => a.type === 'SetIDKey'));
   });
 
   void it('never generates device private keys unless allowed, and accepts a device-generated key', async () => {
