@@ -125,8 +125,7 @@ async function planned(
  * device is recorded to hold, protected with the one before, for a device that missed that
  * rotation while offline (the broker acknowledged it all the same). One that has the newest key
  * refuses it, harmlessly; the record does not move. Nothing to send when there is no key before,
- * the rotation is still being delivered (the steps below send it), or the device generated its
- * identity key itself (the C2 has no private key to send).
+ * or the device generated its identity key itself (the C2 has no private key to send).
  */
 async function planResend(
   deps: PlanDeps,
@@ -137,8 +136,10 @@ async function planResend(
 ): Promise<PlanResult> {
   const skip: PlanResult = { kind: 'record', record: done };
   if (kind === 'ResendIdKey') {
+    // Also while a newer rotation is being delivered: the stepping below sends v+1 under v,
+    // never v under v-1, which is what a device that missed v needs first.
     const version = client.deliveredKeyVersion;
-    if (version < 2 || version < client.keyVersion) return skip;
+    if (version < 2) return skip;
     const { secret } = await identitySecret(deps, db, client, version);
     if (deps.mode === 'pubkey' && secret.length !== 64) {
       secret.fill(0);
@@ -158,9 +159,7 @@ async function planResend(
     );
   }
   const held = client.c2KeyVersion ?? 1;
-  const latest = await db.journal.latestC2Key();
-  if (deps.mode !== 'pubkey' || held < 2 || latest === undefined || held < latest.version)
-    return skip;
+  if (deps.mode !== 'pubkey' || held < 2) return skip;
   const key = await db.journal.c2Key(held);
   if (key === undefined) throw new Error(`the C2 key version ${held} is missing`);
   return planned(

@@ -55,8 +55,12 @@ export class C2Service {
   ): ReturnType<typeof clients.rotateClientKey> {
     return clients.rotateClientKey(this.deps, ctx, name, publicKey);
   }
-  resyncClient(ctx: RequestContext, name: unknown): ReturnType<typeof clients.resyncClient> {
-    return clients.resyncClient(this.deps, ctx, name);
+  resyncClient(
+    ctx: RequestContext,
+    name: unknown,
+    options?: clients.ResyncOptions,
+  ): ReturnType<typeof clients.resyncClient> {
+    return clients.resyncClient(this.deps, ctx, name, options);
   }
 
   newTopic(ctx: RequestContext, topic: unknown): ReturnType<typeof topics.newTopic> {

@@ -263,6 +263,16 @@ export async function rotateClientKey(
   );
 }
 
+/** Options of {@link resyncClient}. */
+export interface ResyncOptions {
+  /**
+   * Re-send a rotated identity key (and, public-key mode, C2 key) under the key before it
+   * (default true: an operator's resync). The automation passes false: each re-send puts the
+   * current key on the wire under the previous one again, which only an operator may decide.
+   */
+  readonly resendKeys?: boolean;
+}
+
 /**
  * Resync: forgets what was delivered to the device and clears a failed delivery, so everything
  * it should hold is sent again (after it was offline too long, or after a restore). A rotated
@@ -276,19 +286,32 @@ export async function resyncClient(
   deps: DomainDeps,
   ctx: RequestContext,
   name: unknown,
+  options: ResyncOptions = {},
 ): Promise<{ readonly resync: true }> {
   const clientName = checkClientName(name);
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);
     await tx.clients.bumpDeliveryEpoch(client.id);
-    if (client.keyVersion > 1) await tx.peers.addCommandOnce(client.id, 'ResendIdKey');
-    if (deps.mode === 'pubkey' && ((await tx.journal.latestC2Key())?.version ?? 1) > 1)
-      await tx.peers.addCommandOnce(client.id, 'ResendC2Key');
+    const resent: string[] = [];
+    if (options.resendKeys !== false) {
+      if (client.keyVersion > 1) resent.push('identity');
+      if (deps.mode === 'pubkey' && ((await tx.journal.latestC2Key())?.version ?? 1) > 1)
+        resent.push('c2');
+      for (const key of resent)
+        await tx.peers.replaceCommand(
+          client.id,
+          key === 'identity' ? 'ResendIdKey' : 'ResendC2Key',
+        );
+    }
     await tx.memberships.resetDelivery(client.id);
     await tx.peers.resetPubKeyDelivery(client.id);
     await tx.clients.setSync(client.id, { state: 'idle', attempts: 0, error: null });
     await tx.journal.enqueue(client.id, 'resync');
-    await tx.journal.event({ type: 'client.resync', clientName });
+    await tx.journal.event({
+      type: 'client.resync',
+      clientName,
+      ...(resent.length === 0 ? {} : { details: { keysResent: resent.join(',') } }),
+    });
     return { resync: true } as const;
   });
 }

@@ -50,8 +50,11 @@ export interface PeerRepository {
   markPubKeyDelivered(targetId: string, sourceE4Id: Uint8Array, version: number): Promise<boolean>;
   deleteRevokedPubKey(targetId: string, sourceE4Id: Uint8Array): Promise<boolean>;
   addCommand(clientId: string, kind: DeviceCommandRow['kind']): Promise<void>;
-  /** Queues `kind` unless one is queued already (resync's re-sends: one of each is enough). */
-  addCommandOnce(clientId: string, kind: DeviceCommandRow['kind']): Promise<void>;
+  /**
+   * Queues `kind` in place of any queued one (a resync's re-sends): a fresh row, so that one
+   * being sent meanwhile, whose acknowledgement deletes its own row, cannot take this one along.
+   */
+  replaceCommand(clientId: string, kind: DeviceCommandRow['kind']): Promise<void>;
   nextCommand(clientId: string): Promise<DeviceCommandRow | undefined>;
   deleteCommand(id: string): Promise<boolean>;
 }
@@ -202,13 +205,12 @@ export class PgPeers implements PeerRepository {
     ]);
   }
 
-  async addCommandOnce(clientId: string, kind: DeviceCommandRow['kind']): Promise<void> {
-    await this.db.query(
-      `INSERT INTO device_commands (client_id, kind)
-       SELECT $1, $2 WHERE NOT EXISTS
-         (SELECT 1 FROM device_commands WHERE client_id = $1 AND kind = $2)`,
-      [clientId, kind],
-    );
+  async replaceCommand(clientId: string, kind: DeviceCommandRow['kind']): Promise<void> {
+    await this.db.query('DELETE FROM device_commands WHERE client_id = $1 AND kind = $2', [
+      clientId,
+      kind,
+    ]);
+    await this.addCommand(clientId, kind);
   }
 
   async nextCommand(clientId: string): Promise<DeviceCommandRow | undefined> {

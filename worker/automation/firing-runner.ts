@@ -239,7 +239,9 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
             skipped += 1;
             continue;
           }
-          await ctx.c2.resyncClient(request('resync', name), name);
+          // No key re-sends: they put the current key on the wire under the previous one again,
+          // which only an operator's resync may decide (client-ops.ts, ResyncOptions).
+          await ctx.c2.resyncClient(request('resync', name), name, { resendKeys: false });
           break;
         }
       }

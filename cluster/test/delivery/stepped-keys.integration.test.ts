@@ -97,4 +97,31 @@ void describe('stepped identity-key delivery', () => {
       outcome: 'applied',
     });
   });
+
+  void it("a resync's re-send repairs a device that missed v2 while v3 is still being delivered", async () => {
+    const { device, clientId } = await lagging();
+    // v2 was accepted by the broker but never reached the device (offline, clean session) ...
+    assert.equal((await send(device, clientId, false, true)).describe, 'identity v2');
+    // ... and v3 is not delivered yet when an operator resyncs.
+    const row = await h.store.read.clients.byId(clientId);
+    assert.ok(row !== undefined);
+    await h.service.resyncClient(ctx, row.name);
+    assert.deepEqual(await send(device, clientId, true, true), {
+      describe: 'identity v2 again',
+      outcome: 'applied',
+    });
+    assert.deepEqual(await send(device, clientId, true, true), {
+      describe: 'identity v3',
+      outcome: 'applied',
+    });
+  });
+
+  void it("the automation's resync re-sends no key (only an operator's may)", async () => {
+    const { device, clientId } = await lagging();
+    assert.equal((await send(device, clientId, false, true)).describe, 'identity v2');
+    const row = await h.store.read.clients.byId(clientId);
+    assert.ok(row !== undefined);
+    await h.service.resyncClient(ctx, row.name, { resendKeys: false });
+    assert.equal((await send(device, clientId, true, true)).describe, 'identity v3');
+  });
 });
