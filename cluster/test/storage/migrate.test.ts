@@ -18,7 +18,11 @@ void describe('migrations', () => {
     try {
       const results = await Promise.all([migrate(schema.pool), ...others.map((p) => migrate(p))]);
       const all = (await loadMigrations()).map((m) => m.version);
-      assert.deepEqual(results.flat().sort((a, b) => a - b), all, 'every migration applied exactly once in total');
+      assert.deepEqual(
+        results.flat().sort((a, b) => a - b),
+        all,
+        'every migration applied exactly once in total',
+      );
       assert.deepEqual(await migrate(schema.pool), [], 'a later run has nothing to do');
       const rows = await schema.pool.query(
         'SELECT version FROM schema_migrations ORDER BY version',
