@@ -110,6 +110,7 @@ export {
 } from './src/client/client-state.ts';
 export { MemoryClientStore, type ClientStore } from './src/client/client-store.ts';
 export { JsonFileClientStore } from './src/client/json-file-store.ts';
+export { SharedTopicCiphers } from './src/client/shared-topic-ciphers.ts';
 export { decodeClientState, encodeClientState } from './src/client/state-codec.ts';
 // Delivery receipts: the opt-in extension of docs/protocol-extensions.md (DESIGN R9).
 export {

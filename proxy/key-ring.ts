@@ -12,6 +12,7 @@ import {
   ed25519KeyFromSeed,
   fromHex,
   randomSymKey,
+  SharedTopicCiphers,
   toHex,
   type ClientStore,
 } from '../e4/index.ts';
@@ -45,15 +46,14 @@ async function createIdentity(
   config: IdentityConfig,
   keys: NewIdentityKeys,
   store: ClientStore,
+  sharedTopicCiphers: SharedTopicCiphers,
 ): Promise<E4Client> {
   const initial = config.initialKeyHex === undefined ? undefined : fromHex(config.initialKeyHex);
   if (keys.mode === 'symmetric') {
     return E4Client.createSymmetric(
       { name: config.name },
       { key: initial ?? randomSymKey() },
-      {
-        store,
-      },
+      { store, sharedTopicCiphers },
     );
   }
   const privateKey = initial ?? ed25519KeyFromSeed(new Uint8Array(randomBytes(32)));
@@ -61,6 +61,7 @@ async function createIdentity(
   try {
     return await E4Client.createPublicKey({ name: config.name }, { privateKey }, c2PublicKey, {
       store,
+      sharedTopicCiphers,
     });
   } catch (err) {
     if (!E4Error.is(err)) throw err;
@@ -78,7 +79,14 @@ export class KeyRing {
   readonly #byName = new Map<string, HeldIdentity>();
   readonly #byControlTopic = new Map<string, HeldIdentity>();
 
-  private constructor(identities: readonly HeldIdentity[]) {
+  private constructor(
+    identities: readonly HeldIdentity[],
+    /**
+     * The identities' prepared topic keys: identities on the same topics (a gateway's devices)
+     * share each key's preparation instead of holding a copy each.
+     */
+    readonly topicCiphers: SharedTopicCiphers,
+  ) {
     for (const identity of identities) {
       this.#byName.set(identity.name, identity);
       this.#byControlTopic.set(identity.client.receivingTopic, identity);
@@ -98,6 +106,7 @@ export class KeyRing {
     keys: NewIdentityKeys = { mode: 'symmetric' },
   ): Promise<KeyRing> {
     await mkdir(join(stateDir, 'identities'), { recursive: true, mode: 0o700 });
+    const sharedTopicCiphers = new SharedTopicCiphers();
     const held: HeldIdentity[] = [];
     for (const config of identities) {
       const store = new EncryptedFileClientStore(
@@ -108,8 +117,8 @@ export class KeyRing {
       const existing = await store.load();
       const client =
         existing === undefined
-          ? await createIdentity(config, keys, store)
-          : await E4Client.load(store);
+          ? await createIdentity(config, keys, store, sharedTopicCiphers)
+          : await E4Client.load(store, { sharedTopicCiphers });
       const storedMode = client.state.keyMaterial.mode;
       if (storedMode !== keys.mode) {
         // A stored identity is never converted: its key is what the C2 knows it by.
@@ -126,7 +135,7 @@ export class KeyRing {
         created: existing === undefined,
       });
     }
-    return new KeyRing(held);
+    return new KeyRing(held, sharedTopicCiphers);
   }
 
   /** The identity named `name`. */

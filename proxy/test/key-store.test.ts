@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { randomCurve25519KeyPair, randomSymKey, toHex } from '../../e4/index.ts';
+import {
+  cmdSetTopicKey,
+  protectCommand,
+  randomCurve25519KeyPair,
+  randomSymKey,
+  toHex,
+} from '../../e4/index.ts';
 import { EncryptedFileClientStore } from '../encrypted-file-store.ts';
 import { ProxyError } from '../errors.ts';
 import { KeyRing } from '../key-ring.ts';
@@ -85,6 +91,36 @@ void describe('encrypted key store', () => {
       gw1,
     );
     assert.equal((await readdir(join(dir.path, 'ring', 'identities'))).length, 2);
+  });
+
+  void it('lets its identities share each topic key they hold, loaded or created', async () => {
+    const localKey = randomSymKey();
+    const keys = [randomSymKey(), randomSymKey(), randomSymKey()];
+    const identities = keys.map((k, i) => ({
+      name: `share-${i}`,
+      topics: ['t/shared'],
+      initialKeyHex: toHex(k),
+    }));
+    // The first identity exists already: the ring loads it, and creates the two others.
+    await KeyRing.open(join(dir.path, 'share'), localKey, identities.slice(0, 1));
+    const ring = await KeyRing.open(join(dir.path, 'share'), localKey, identities);
+    assert.deepEqual(
+      ring.all().map((i) => i.created),
+      [false, true, true],
+    );
+    const topicKey = randomSymKey();
+    for (const [i, identity] of ring.all().entries()) {
+      const command = protectCommand(cmdSetTopicKey(topicKey, 't/shared'), keys[i] ?? localKey);
+      await identity.client.unprotect(command, identity.client.receivingTopic);
+    }
+    const [first, ...others] = ring.all();
+    assert.ok(first !== undefined);
+    const message = first.client.protectMessage(new TextEncoder().encode('to all'), 't/shared');
+    for (const identity of others) {
+      const clear = identity.client.unprotectMessage(message, 't/shared');
+      assert.equal(new TextDecoder().decode(clear), 'to all');
+    }
+    assert.deepEqual(ring.topicCiphers.stats, { prepared: 1, reused: 2 });
   });
 
   void it('refuses a public-key initialKey whose halves do not belong together', async () => {

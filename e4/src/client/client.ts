@@ -36,6 +36,7 @@ import {
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
 import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
 import { PreparedCache } from './prepared-cache.ts';
+import type { SharedTopicCiphers } from './shared-topic-ciphers.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
 import { StateSnapshots } from './state-snapshot.ts';
 
@@ -61,6 +62,12 @@ export interface ClientOptions {
   readonly receivingTopic?: string;
   /** Opt-in delivery receipts to the C2 (`docs/protocol-extensions.md`); off by default. */
   readonly receipts?: ReceiptOptions;
+  /**
+   * Prepared topic keys shared with the other clients of this process that were given the same
+   * pool (a host of many identities, such as a gateway): each topic key is then prepared once
+   * per process instead of once per client. Default: the client prepares its own.
+   */
+  readonly sharedTopicCiphers?: SharedTopicCiphers;
 }
 
 /** What {@link E4Client.unprotect} found. */
@@ -121,6 +128,8 @@ export class E4Client {
   #derived: DerivedKeys;
   /** Prepared topic keys (two AES contexts each), kept across commands that leave them alone. */
   readonly #topicCiphers = new PreparedCache<AesSivKey>();
+  /** How a topic key is prepared: by this client, or through the host's shared pool. */
+  readonly #prepareTopicKey: (key: Uint8Array) => AesSivKey;
   /** Key objects of peers' public keys (PK mode), likewise. */
   readonly #pubKeyObjects = new PreparedCache<KeyObject>();
   /** Hex topic hash by topic name: hashing costs as much as encrypting a small message. */
@@ -137,13 +146,18 @@ export class E4Client {
     state: ClientState,
     store: ClientStore,
     clock: Clock,
-    receipts: ReceiptOptions | undefined,
+    options: Pick<ClientOptions, 'receipts' | 'sharedTopicCiphers'>,
   ) {
     this.#state = state;
     this.#store = store;
     this.#clock = clock;
     this.#derived = E4Client.#derive(state);
+    const { receipts, sharedTopicCiphers } = options;
     this.#receipts = receipts === undefined ? undefined : new ReceiptEmitter(receipts);
+    this.#prepareTopicKey =
+      sharedTopicCiphers === undefined
+        ? prepareSivKey
+        : (key: Uint8Array): AesSivKey => sharedTopicCiphers.get(key);
   }
 
   static #derive(state: ClientState): DerivedKeys {
@@ -162,7 +176,7 @@ export class E4Client {
       state,
       options.store ?? new MemoryClientStore(),
       options.clock ?? systemClock,
-      options.receipts,
+      options,
     );
     await client.#store.save(encodeClientState(state));
     return client;
@@ -250,7 +264,7 @@ export class E4Client {
     }
     // Saved first, so that the store never holds a topic other than the one commands arrive on.
     if (state !== saved) await store.save(encodeClientState(state));
-    const client = new E4Client(state, store, options.clock ?? systemClock, options.receipts);
+    const client = new E4Client(state, store, options.clock ?? systemClock, options);
     client.#derived = derived;
     return client;
   }
@@ -293,7 +307,7 @@ export class E4Client {
   #topicCipher(hashHex: string): AesSivKey | undefined {
     const key = this.#state.topicKeys.get(hashHex);
     if (key?.length !== KEY_LEN) return undefined;
-    return this.#topicCiphers.get(hashHex, key, prepareSivKey);
+    return this.#topicCiphers.get(hashHex, key, this.#prepareTopicKey);
   }
 
   #lookupPubKey = (idHex: string): KeyObject | undefined => {
