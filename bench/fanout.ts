@@ -40,6 +40,9 @@
  *                         without a warm-up its first rounds would measure V8 compiling its code
  *   --no-kick-second      the second engine finds the rotation by polling the outbox (as a
  *                         second node does in production) instead of being kicked at once
+ *   --shared-topic-keys   the devices of a process share prepared topic keys, as the identities
+ *                         of a gateway do (`SharedTopicCiphers`); by default each device prepares
+ *                         its own, as a device alone on its CPU does
  * plus the dispatcher's `--rounds` (default 3; 1 with `--quick`). The engines run with a node's
  * delivery settings, its defaults or `E4C2_DELIVERY_BATCHES`, `E4C2_DELIVERY_BATCH_SIZE` and
  * `E4C2_DELIVERY_PUBLISH_WINDOW` from the environment, as a node reads them; the baseline's
@@ -115,6 +118,7 @@ export const FANOUT_OPTIONS = {
   'cpu-profile': { type: 'string' },
   'schema-variant': { type: 'string' },
   'no-kick-second': { type: 'boolean' },
+  'shared-topic-keys': { type: 'boolean' },
   warmup: { type: 'string' },
 } as const;
 
@@ -138,6 +142,11 @@ interface FanoutArgs {
   readonly kickSecond: boolean;
   /** Untimed rounds before the timed ones of each engine configuration. */
   readonly warmup: number;
+  /**
+   * The simulated devices of a process share prepared topic keys as a gateway's identities do
+   * (`SharedTopicCiphers`), instead of each preparing its own as a device alone on its CPU does.
+   */
+  readonly sharedTopicKeys: boolean;
   /** The options as given, for the report's command line. */
   readonly given: readonly string[];
 }
@@ -206,6 +215,7 @@ function fanoutArgs(argv: readonly string[]): FanoutArgs {
     schemaVariant,
     kickSecond: values['no-kick-second'] !== true,
     warmup: intOption(values['warmup'], 'warmup', 0, 10) ?? 1,
+    sharedTopicKeys: values['shared-topic-keys'] === true,
     given,
   };
 }
@@ -569,6 +579,7 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
     baselineTopicHashHex: baselineHashHex,
     startTimeoutMs: 120_000 + n * 2,
     log,
+    sharedTopicKeys: args.sharedTopicKeys,
     ...(args.cpuProfileDir === undefined ? {} : { cpuProfileDir: args.cpuProfileDir }),
   });
   fleetStarting.catch(() => undefined);
@@ -706,6 +717,7 @@ async function run(options: BenchOptions): Promise<BenchOutcome> {
       devicesPerConnection: args.perConnection,
       connections: Math.ceil(n / args.perConnection),
       deviceProcesses: args.deviceProcs,
+      devicesShareTopicKeys: args.sharedTopicKeys,
       rounds,
       warmupRounds: args.warmup,
       engineConfigurations: [...args.engines],

@@ -88,6 +88,8 @@ export interface ShardInit {
   readonly topic: string;
   /** Topic hash (hex) the baseline's SetTopicKey commands carry. */
   readonly baselineTopicHashHex: string;
+  /** The shard's devices share prepared topic keys (`SharedTopicCiphers`), as a gateway's do. */
+  readonly sharedTopicKeys: boolean;
   /** Where to write a CPU profile of this shard per timed step (none when absent). */
   readonly cpuProfileDir?: string;
 }

@@ -17,7 +17,14 @@
  * - `baseline`: the device applied the baseline's SetTopicKey (for another topic hash).
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { E4Client, E4Error, toHex, topicHash, type ClientStore } from '../../e4/index.ts';
+import {
+  E4Client,
+  E4Error,
+  SharedTopicCiphers,
+  toHex,
+  topicHash,
+  type ClientStore,
+} from '../../e4/index.ts';
 import { StepCpuProfile } from './step-cpu-profile.ts';
 import {
   deviceKey,
@@ -90,11 +97,13 @@ class Shard {
     const init = this.#init;
     const seed = Buffer.from(init.seedHex, 'hex');
     const createStart = epochMs();
+    // `--shared-topic-keys`: one pool for the shard, as a gateway holding many identities has.
+    const shared = init.sharedTopicKeys ? new SharedTopicCiphers() : undefined;
     for (let i = init.from; i < init.to; i++) {
       const client = await E4Client.createSymmetric(
         { name: deviceName(init.runId, i) },
         { key: deviceKey(seed, i) },
-        { store: noStore },
+        shared === undefined ? { store: noStore } : { store: noStore, sharedTopicCiphers: shared },
       );
       this.#deviceByTopic.set(client.receivingTopic, this.#clients.length);
       this.#clients.push(client);

@@ -27,6 +27,8 @@ export interface FleetOptions {
   readonly baselineTopicHashHex: string;
   readonly startTimeoutMs: number;
   readonly log: (message: string) => void;
+  /** The devices of a process share prepared topic keys (see {@link ShardInit}). */
+  readonly sharedTopicKeys: boolean;
   /** Each shard writes a CPU profile of every timed step there (`--cpu-profile`). */
   readonly cpuProfileDir?: string;
 }
@@ -118,6 +120,7 @@ export class DeviceFleet {
           perConnection: options.perConnection,
           topic: options.topic,
           baselineTopicHashHex: options.baselineTopicHashHex,
+          sharedTopicKeys: options.sharedTopicKeys,
           ...(options.cpuProfileDir === undefined ? {} : { cpuProfileDir: options.cpuProfileDir }),
         };
         from += s.devices;
