@@ -83,6 +83,41 @@ void describe('/v1 routes and C2Admin', () => {
     );
   });
 
+  void it('a full last page has no cursor: a client does not ask for an empty page', async () => {
+    for (let i = 0; i < 3; i++) await a.http('POST', `/e4/topic/${unique('full/page')}`);
+    const all = (await a.http('GET', '/v1/topics?limit=1000')).json as {
+      topics: unknown[];
+      nextCursor: string;
+    };
+    const total = all.topics.length;
+    assert.ok(total >= 3 && total < 1000, `topics in this schema: ${total}`);
+    assert.equal(all.nextCursor, '');
+    const exact = (await a.http('GET', `/v1/topics?limit=${total}`)).json as {
+      topics: unknown[];
+      nextCursor: string;
+    };
+    assert.equal(exact.topics.length, total);
+    assert.equal(exact.nextCursor, '', 'the page holding the last topic is the last');
+    const short = (await a.http('GET', `/v1/topics?limit=${total - 1}`)).json as {
+      topics: unknown[];
+      nextCursor: string;
+    };
+    assert.equal(short.topics.length, total - 1);
+    assert.notEqual(short.nextCursor, '', 'one topic follows');
+    const rest = (await a.http('GET', `/v1/topics?limit=${total - 1}&cursor=${short.nextCursor}`))
+      .json as { topics: unknown[]; nextCursor: string };
+    assert.deepEqual([rest.topics.length, rest.nextCursor], [1, '']);
+    // The same for clients, over gRPC (other tests of this file registered some).
+    const everyone = (await a.admin.call('ListClients', { limit: 1000 })) as { clients: unknown[] };
+    const count = everyone.clients.length;
+    assert.ok(count > 0 && count < 1000, `clients in this schema: ${count}`);
+    const exactClients = (await a.admin.call('ListClients', { limit: count })) as {
+      clients: unknown[];
+      next_cursor: string;
+    };
+    assert.deepEqual([exactClients.clients.length, exactClients.next_cursor], [count, '']);
+  });
+
   void it('rotate, resync and remove a client; rotation status; the C2 key needs pubkey mode', async () => {
     const name = unique('rot');
     await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });

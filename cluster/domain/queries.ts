@@ -269,6 +269,20 @@ export interface CursorPage<T> {
   readonly nextCursor: string | null;
 }
 
+/**
+ * A page of at most `n` rows from `fetched` (read with one row more than the page, so that a
+ * full last page is known to be the last): a cursor only when more rows follow.
+ */
+function pageOf<R extends { readonly name: string }>(
+  fetched: readonly R[],
+  n: number,
+): { rows: readonly R[]; nextCursor: string | null } {
+  if (fetched.length <= n) return { rows: fetched, nextCursor: null };
+  const rows = fetched.slice(0, n);
+  const last = rows.at(-1);
+  return { rows, nextCursor: last === undefined ? null : encodeCursor(last.name) };
+}
+
 /** Lists client names after a cursor. @throws C2Error `C2_VALIDATION` */
 export async function listClients(
   deps: DomainDeps,
@@ -276,15 +290,17 @@ export async function listClients(
   limit: unknown,
 ): Promise<CursorPage<{ name: string; keyVersion: number; deliveryState: string }>> {
   const n = checkLimit(limit, deps.maxPageSize);
-  const rows = await deps.store.read.clients.namesAfter(decodeCursor(cursor), n);
-  const last = rows.at(-1);
+  const { rows, nextCursor } = pageOf(
+    await deps.store.read.clients.namesAfter(decodeCursor(cursor), n + 1),
+    n,
+  );
   return {
     items: rows.map((r) => ({
       name: r.name,
       keyVersion: r.keyVersion,
       deliveryState: r.syncState,
     })),
-    nextCursor: rows.length === n && last !== undefined ? encodeCursor(last.name) : null,
+    nextCursor,
   };
 }
 
@@ -295,11 +311,13 @@ export async function listTopics(
   limit: unknown,
 ): Promise<CursorPage<{ name: string; keyVersion: number }>> {
   const n = checkLimit(limit, deps.maxPageSize);
-  const rows = await deps.store.read.topics.after(decodeCursor(cursor), n);
-  const last = rows.at(-1);
+  const { rows, nextCursor } = pageOf(
+    await deps.store.read.topics.after(decodeCursor(cursor), n + 1),
+    n,
+  );
   return {
     items: rows.map((r) => ({ name: r.name, keyVersion: r.keyVersion })),
-    nextCursor: rows.length === n && last !== undefined ? encodeCursor(last.name) : null,
+    nextCursor,
   };
 }
 
