@@ -223,9 +223,12 @@ export class ReceiptReceiver {
     }
     if (await this.options.delivery.markSeen(client.id)) this.options.retry(client.id);
     if (receipt.status === 'rejected') {
+      // A rejected topic key names its rollout, as a confirmation does: operators look for it there.
+      const subject = await this.options.delivery.commandSubject(client.id, receipt.commandId);
       await this.options.store.read.journal.event({
         type: 'delivery.rejected',
         clientName: client.name,
+        ...(subject === undefined ? {} : { topic: subject.topic, keyVersion: subject.version }),
         details: { reason: receipt.reason, command: receipt.commandType ?? 'unknown' },
       });
       this.options.onReceipt?.({

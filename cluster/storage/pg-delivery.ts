@@ -107,6 +107,15 @@ export interface DeliveryRepository {
   markSeen(clientId: string): Promise<boolean>;
   /** The client with this E4 id, for receipts. */
   clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
+  /**
+   * The topic and key version of the client's membership whose last command is `commandId`
+   * (a topic key or revocation recorded as delivered), for a receipt that rejected it; undefined
+   * for any other command.
+   */
+  commandSubject(
+    clientId: string,
+    commandId: Uint8Array,
+  ): Promise<{ topic: string; version: number } | undefined>;
 }
 
 /**
@@ -399,6 +408,24 @@ export class PgDelivery implements DeliveryRepository {
       [clientId],
     );
     return found[0]?.['was'] === 'failed';
+  }
+
+  async commandSubject(
+    clientId: string,
+    commandId: Uint8Array,
+  ): Promise<{ topic: string; version: number } | undefined> {
+    const found = await rows(
+      this.db,
+      `SELECT t.name, dt.last_command_version AS version FROM device_topics dt
+         JOIN topics t ON t.id = dt.topic_id
+        WHERE dt.client_id = $1 AND dt.last_command_id = $2 AND dt.last_command_version IS NOT NULL
+        LIMIT 1`,
+      [clientId, buf(commandId)],
+    );
+    const row = found[0];
+    return row === undefined
+      ? undefined
+      : { topic: str(row, 'name'), version: int(row, 'version') };
   }
 
   async clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined> {

@@ -1,7 +1,7 @@
 /**
  * Delivery outcomes in the event stream (real PostgreSQL and Mosquitto): a device that confirms
  * a key through a delivery receipt gives one `delivery.confirmed` event (a replay of its receipt
- * none); a receipt under the identity key just replaced still confirms; receipts that no key
+ * none), one that rejects it a `delivery.rejected` event naming the rollout; a receipt under the identity key just replaced still confirms; receipts that no key
  * authenticates are counted, never events (a device with a key the C2 does not know sends none,
  * so they are forgeries). (`delivery.failed`: retry-and-failure.test.ts.)
  */
@@ -150,6 +150,52 @@ void describe('delivery events', { timeout: 60_000 }, () => {
     assert.equal((await h.service.rotationStatus(topic)).confirmed, 1);
     await h.service.resyncClient(ctx, name);
     assert.equal((await h.service.rotationStatus(topic)).confirmed, 0);
+  });
+
+  void it('a rejected topic key is a delivery.rejected event that names its rollout', async () => {
+    const name = `rej-${randomBytes(4).toString('hex')}`;
+    const topic = `${name}/t`;
+    const key = randomSymKey();
+    await h.service.newClient(ctx, name, key);
+    const device = await SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
+    devices.push(device);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    await holdsKeyOf(device, topic);
+    // The device can apply the key before the C2 records the PUBACK: wait for the record.
+    let commandId: Buffer | undefined;
+    await eventually(async () => {
+      const { rows } = await h.schema.pool.query<{ last_command_id: Buffer | null }>(
+        `SELECT dt.last_command_id FROM device_topics dt JOIN clients c ON c.id = dt.client_id
+          WHERE c.name = $1`,
+        [name],
+      );
+      commandId = rows[0]?.last_command_id ?? undefined;
+      assert.ok(commandId !== undefined, 'the delivery recorded its command id');
+    });
+    assert.ok(commandId !== undefined);
+    // What a device that could not apply that SetTopicKey answers (a receipts device does).
+    const id = clientIdFromName(name);
+    const rejected = protectReceipt(
+      {
+        status: 'rejected',
+        reasonCode: 0x0d, // InvalidKey
+        commandId: new Uint8Array(commandId),
+        commandTime: 0n,
+        commandType: 'SetTopicKey',
+        subject: topicHash(topic),
+      },
+      id,
+      key,
+    );
+    await uplink.publishAsync(receiptTopic(id), Buffer.from(rejected), { qos: 1 });
+    await eventually(async () => {
+      const events = (await eventsOf(name)).filter((e) => e.type === 'delivery.rejected');
+      assert.deepEqual(
+        events.map((e) => [e.topic, e.keyVersion, e.details?.['reason'], e.details?.['command']]),
+        [[topic, 1, 'InvalidKey', 'SetTopicKey']],
+      );
+    });
   });
 
   void it('receipts no known key authenticates are counted, never events', async () => {
