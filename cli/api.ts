@@ -168,7 +168,7 @@ export interface AdminRpcs {
     { name: string; public_key: Uint8Array; request_id: string },
     { key_version: number; fingerprint: string }
   >;
-  ResyncClient: Rpc<{ name: string; request_id: string }, Empty>;
+  ResyncClient: Rpc<{ name: string; request_id: string }, { keys_resent?: string[] }>;
   GetTopic: Rpc<{ name: string }, TopicDetails>;
   RotateTopicKey: Rpc<
     { name: string; request_id: string },

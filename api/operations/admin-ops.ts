@@ -165,8 +165,11 @@ export function adminOperations(
       return { key_version: result.keyVersion, fingerprint: result.fingerprint };
     },
     ResyncClient: async (req, ctx) => {
-      await service.resyncClient(requestContext(v1Context(req, ctx)), stringField(req, 'name'));
-      return {};
+      const done = await service.resyncClient(
+        requestContext(v1Context(req, ctx)),
+        stringField(req, 'name'),
+      );
+      return { keys_resent: [...done.keysResent] };
     },
     GetTopic: async (req) => {
       const t = await service.getTopic(stringField(req, 'name'));

@@ -128,7 +128,13 @@ void describe('/v1 routes and C2Admin', () => {
       body: { publicKey: b64(randomBytes(32)) },
     });
     assert.equal(withKey.status, 400);
-    assert.equal((await a.http('POST', `/v1/clients/${name}/resync`)).status, 200);
+    // The client's key was rotated: the resync re-sends it under the one before, and says so.
+    const resynced = await a.http('POST', `/v1/clients/${name}/resync`);
+    assert.equal(resynced.status, 200, resynced.text);
+    assert.deepEqual(resynced.json, { keysResent: ['identity'] });
+    const fresh = unique('fresh');
+    await a.grpc.call('NewClient', { client: { name: fresh }, key: randomBytes(32) });
+    assert.deepEqual(await a.admin.call('ResyncClient', { name: fresh }), { keys_resent: [] });
     const topic = unique('t');
     await a.grpc.call('NewTopic', { topic });
     const status = await a.http('GET', `/v1/topics/${topic}/rollout`);

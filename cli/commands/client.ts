@@ -375,10 +375,18 @@ const resync: CommandSpec = {
   examples: ['client resync --name sensor-1'],
   async run(ctx) {
     const name = ctx.flags.string('name');
-    await ctx.api.admin('ResyncClient', { name, request_id: ctx.globals.requestId });
+    const response = await ctx.api.admin('ResyncClient', {
+      name,
+      request_id: ctx.globals.requestId,
+    });
+    const resent = response.keys_resent ?? [];
+    const again =
+      resent.length === 0
+        ? ''
+        : `; the ${resent.join(' and ')} key${resent.length > 1 ? 's are' : ' is'} re-sent under the one before (a device that missed one rotation)`;
     ctx.out.result(
-      { client: name, resync: true },
-      `Client ${name} resync queued: its current keys will be delivered again\n`,
+      { client: name, resync: true, keys_resent: resent },
+      `Client ${name} resync queued: its current keys will be delivered again${again}\n`,
     );
   },
 };

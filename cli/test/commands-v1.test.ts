@@ -170,6 +170,21 @@ void describe('e4c2.v1 verbs', () => {
       request: { name: 'a', request_id: 'r' },
     });
     assert.equal(r.stdout, 'Client a resync queued: its current keys will be delivered again\n');
+    // A rotated identity key is re-sent: the operator is told, and scripts see which keys.
+    const api = new FakeApi().onAdmin('ResyncClient', () => ({ keys_resent: ['identity'] }));
+    const resent = await runWith(['client', 'resync', '--name', 'a'], { api });
+    assert.equal(
+      resent.stdout,
+      'Client a resync queued: its current keys will be delivered again; the identity key is ' +
+        're-sent under the one before (a device that missed one rotation)\n',
+    );
+    const both = new FakeApi().onAdmin('ResyncClient', () => ({ keys_resent: ['identity', 'c2'] }));
+    const asJson = await runWith(['--json', 'client', 'resync', '--name', 'a'], { api: both });
+    assert.deepEqual(json(asJson.stdout), {
+      client: 'a',
+      resync: true,
+      keys_resent: ['identity', 'c2'],
+    });
   });
 
   void it('topic show', async () => {

@@ -263,6 +263,9 @@ export async function rotateClientKey(
   );
 }
 
+/** A key a resync re-sends under the one before it: the identity key, the C2 key. */
+export type ResentKey = 'identity' | 'c2';
+
 /** Options of {@link resyncClient}. */
 export interface ResyncOptions {
   /**
@@ -287,12 +290,12 @@ export async function resyncClient(
   ctx: RequestContext,
   name: unknown,
   options: ResyncOptions = {},
-): Promise<{ readonly resync: true }> {
+): Promise<{ readonly resync: true; readonly keysResent: readonly ResentKey[] }> {
   const clientName = checkClientName(name);
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);
     await tx.clients.bumpDeliveryEpoch(client.id);
-    const resent: string[] = [];
+    const resent: ResentKey[] = [];
     if (options.resendKeys !== false) {
       if (client.keyVersion > 1) resent.push('identity');
       if (deps.mode === 'pubkey' && ((await tx.journal.latestC2Key())?.version ?? 1) > 1)
@@ -312,6 +315,6 @@ export async function resyncClient(
       clientName,
       ...(resent.length === 0 ? {} : { details: { keysResent: resent.join(',') } }),
     });
-    return { resync: true } as const;
+    return { resync: true, keysResent: resent } as const;
   });
 }
