@@ -47,6 +47,7 @@ import {
   nodeTelemetry,
   openDatabase,
   watchDatabase,
+  watchRestore,
   type NodeDatabase,
   type NodeTelemetry,
   type NodeTelemetryOptions,
@@ -195,6 +196,7 @@ export async function startC2Node(
     }
     const db = await openDatabase(config, logger, lifecycle, notes);
     watchDatabase(db, config, metrics);
+    await watchRestore(db, metrics, logger);
     const locks = await lockService(config, lifecycle, logger, metrics);
     const readinessChecks: ReadinessCheck[] = [
       {

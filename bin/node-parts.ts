@@ -103,6 +103,26 @@ export function watchDatabase(db: NodeDatabase, config: Config, metrics: C2Metri
   });
 }
 
+/**
+ * After a restore (`ops/backup/restore.sh` marks the database), nothing is delivered until the
+ * reconciliation: said at start, and by `c2_restore_pending` on every scrape (an alert's input).
+ */
+export async function watchRestore(
+  db: NodeDatabase,
+  metrics: C2Metrics,
+  logger: Logger,
+): Promise<void> {
+  const delivery = new PgDelivery(db.pool);
+  if (await delivery.restorePending()) {
+    logger.warn(
+      'the database was restored from a backup and is not reconciled: nothing is delivered until `e4c2 restore-reconcile --archive <event archive>` (docs/operations.md, Restore)',
+    );
+  }
+  metrics.onScrape('restore', async () => {
+    metrics.setRestorePending(await delivery.restorePending());
+  });
+}
+
 /** The database of a node. */
 export interface NodeDatabase {
   readonly pool: pg.Pool;

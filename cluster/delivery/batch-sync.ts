@@ -50,6 +50,11 @@ export interface BatchOutcome {
   readonly lapsed: boolean;
   /** Per-device outcomes of the devices that needed the per-device path. */
   readonly perDevice: ReadonlyMap<string, SyncOutcome>;
+  /**
+   * Nothing was sent: the database was restored and not reconciled yet (see
+   * `DeliveryRepository.restorePending`). The devices keep their pending work for later sweeps.
+   */
+  readonly paused?: true;
 }
 
 /** Rounds of batched planning before leftovers go to the per-device path. */
@@ -269,6 +274,11 @@ export async function syncBatch(
   shouldStop: () => boolean = () => false,
 ): Promise<BatchOutcome> {
   const unique = [...new Set(clientIds)];
+  // After a restore, the restored desired state can be older than what devices hold: nothing
+  // goes out until the reconciliation has rotated every key above what was issued before.
+  if (await deps.delivery.restorePending()) {
+    return { delivered: 0, busy: [], perDevice: new Map(), lapsed: false, paused: true };
+  }
   // The plan is read in a statement of its own, after the claim committed. In one statement with
   // the claim it would read the memberships in a snapshot taken before the claim: a claim that
   // waited for another node's record-and-release (or was slow) could then plan a version older

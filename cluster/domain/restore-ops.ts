@@ -18,7 +18,7 @@
  * after it (back now): reported, for the operator to redo.
  */
 import { C2Error } from '../errors.ts';
-import type { TopicRow } from '../storage/index.ts';
+import { RESTORE_PENDING_SETTING, type TopicRow } from '../storage/index.ts';
 import { storeNewTopicKey } from './key-material.ts';
 import { audit } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
@@ -160,6 +160,9 @@ export async function reconcileAfterRestore(
       details: { eventSeqFloor: floor, versionMargin },
     });
     await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
+    // Deliveries were paused since restore.sh marked the database: they may go out now, and the
+    // first ones carry the keys just rotated above everything issued before the disaster.
+    await tx.journal.deleteSetting(RESTORE_PENDING_SETTING);
     return floor;
   });
 

@@ -35,6 +35,7 @@ export type * from './store-types.ts';
 export { PgDataKeyStore } from './pg-data-keys.ts';
 export {
   PgDelivery,
+  RESTORE_PENDING_SETTING,
   type CommandConfirmation,
   type DeliveryRepository,
   type DeviceBatchRow,

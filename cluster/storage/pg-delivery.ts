@@ -108,6 +108,12 @@ export interface DeliveryRepository {
   /** The client with this E4 id, for receipts. */
   clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
   /**
+   * Whether the database was restored from a backup and not reconciled yet (`restore.sh` marks
+   * it, `ReconcileAfterRestore` clears the mark): until then nothing may be delivered, since the
+   * restored desired state can be older than what devices hold.
+   */
+  restorePending(): Promise<boolean>;
+  /**
    * The topic and key version of the client's membership whose last command is `commandId`
    * (a topic key or revocation recorded as delivered), for a receipt that rejected it; undefined
    * for any other command.
@@ -131,6 +137,12 @@ export interface DeliveryRepository {
  * often hashes the whole table (every client, every membership) for a batch of a few hundred
  * devices.
  */
+/**
+ * The setting `ops/backup/restore.sh` writes into a database it restored, and reconciliation
+ * deletes (its value: when the restore ran).
+ */
+export const RESTORE_PENDING_SETTING = 'restore_pending';
+
 const RECORD_AND_RELEASE = `WITH d AS (
     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[],
       $6::bytea[], $7::bool[])
@@ -426,6 +438,14 @@ export class PgDelivery implements DeliveryRepository {
     return row === undefined
       ? undefined
       : { topic: str(row, 'name'), version: int(row, 'version') };
+  }
+
+  async restorePending(): Promise<boolean> {
+    const found = await rows(
+      this.db,
+      `SELECT EXISTS (SELECT 1 FROM c2_settings WHERE name = '${RESTORE_PENDING_SETTING}') AS pending`,
+    );
+    return found[0]?.['pending'] === true;
   }
 
   async clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined> {

@@ -73,6 +73,8 @@ export interface JournalRepository {
   /** Sets a setting only if absent; returns the value in force. */
   initSetting(name: string, value: string): Promise<string>;
   putSetting(name: string, value: string): Promise<void>;
+  /** Removes a setting (nothing when absent). */
+  deleteSetting(name: string): Promise<void>;
   insertC2Key(key: Omit<C2KeyRow, 'createdAt'>): Promise<void>;
   c2Key(version: number): Promise<C2KeyRow | undefined>;
   latestC2Key(): Promise<C2KeyRow | undefined>;
@@ -290,6 +292,10 @@ export class PgJournal implements JournalRepository {
       'INSERT INTO c2_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2',
       [name, value],
     );
+  }
+
+  async deleteSetting(name: string): Promise<void> {
+    await this.db.query('DELETE FROM c2_settings WHERE name = $1', [name]);
   }
 
   async insertC2Key(key: Omit<C2KeyRow, 'createdAt'>): Promise<void> {

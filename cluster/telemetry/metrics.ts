@@ -92,6 +92,7 @@ export class C2Metrics {
   readonly #leasesLost: Counter<'reason'>;
   readonly #poolClients: Gauge<'state'>;
   readonly #mqttUp: Gauge<'client'>;
+  readonly #restorePending: Gauge;
   readonly #mqttResets: Counter;
   readonly #claimsLapsed: Counter;
   readonly #receipts: Counter<'outcome'>;
@@ -215,6 +216,11 @@ export class C2Metrics {
       name: 'c2_mqtt_connected',
       help: '1 while the MQTT connection (publisher, receipts) is up, 0 otherwise.',
       labelNames: ['client'] as const,
+      registers,
+    });
+    this.#restorePending = new Gauge({
+      name: 'c2_restore_pending',
+      help: '1 while the database was restored from a backup and not reconciled (deliveries paused until e4c2 restore-reconcile), 0 otherwise.',
       registers,
     });
     this.#mqttResets = counter({
@@ -346,6 +352,11 @@ export class C2Metrics {
   /** Sets the state of an MQTT connection of this process. */
   setMqttConnected(client: 'publisher' | 'receipts', up: boolean): void {
     this.#mqttUp.set({ client }, up ? 1 : 0);
+  }
+
+  /** Sets whether the database awaits its reconciliation after a restore. */
+  setRestorePending(pending: boolean): void {
+    this.#restorePending.set(pending ? 1 : 0);
   }
 
   /** One delivery receipt handled (or dropped), by outcome (`not-authentic` as `not_authentic`). */

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Restores a backup made by backup.sh into a database (docs/operations.md, "Restore").
 #
-#   ops/backup/restore.sh -f FILE.dump [--clean]
+#   ops/backup/restore.sh -f FILE.dump [--clean] [--force]
 #
 # Environment: DATABASE_URL (required) names the target database; the schema is the one that was
 # dumped. The checksum is verified against the manifest beside the dump (a warning when there is
 # none). Without --clean the target schema must hold no tables (a restore never merges into live
 # data; an empty schema made beforehand is used as it is); with --clean it is dropped first. The
 # drop and the whole restore are one transaction: on any error the target is left as it was.
+# A database that C2 nodes are connected to is refused (stop them first; --force skips the check).
+#
+# The restored database is marked (setting restore_pending): C2 nodes deliver nothing from it
+# until the reconciliation below clears the mark, since its keys can be older than the devices'.
 #
 # After the restore, and before devices and users are let back in, run
 #   e4c2 restore-reconcile --archive <off-site event archive>
@@ -15,16 +19,18 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 -f FILE.dump [--clean]   (DATABASE_URL in the environment)" >&2
+  echo "usage: $0 -f FILE.dump [--clean] [--force]   (DATABASE_URL in the environment)" >&2
   exit 2
 }
 
 file=""
 clean=0
+force=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -f) [[ $# -ge 2 ]] || usage; file="$2"; shift 2 ;;
     --clean) clean=1; shift ;;
+    --force) force=1; shift ;;
     *) usage ;;
   esac
 done
@@ -49,6 +55,16 @@ fi
 # The schema the archive holds (its CREATE SCHEMA entry, or public).
 schema="$(pg_restore --list "$file" | sed -n 's/^[0-9]*; [0-9]* [0-9]* SCHEMA - \([A-Za-z0-9_]*\) .*/\1/p' | head -n1)"
 schema="${schema:-public}"
+
+# C2 nodes (application_name e4c2-<node id>) still using the target would keep delivering from
+# what the restore replaces, and on from the restored state with nothing paused in between.
+nodes="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 -c "SELECT string_agg(DISTINCT application_name, ', ')
+  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND application_name LIKE 'e4c2%'")"
+if [[ -n "$nodes" && "$force" != "1" ]]; then
+  echo "restore: C2 nodes are connected to this database ($nodes): stop every node first (docs/operations.md, Restore), or pass --force" >&2
+  exit 1
+fi
 
 tables="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \
   -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
@@ -80,9 +96,13 @@ else
   pg_restore --list "$file" >"$tmp/list"
 fi
 pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sql" "$file"
-# One transaction for the drop and the whole restore: if anything fails (a lost connection, a
-# full disk), the old schema is still there, untouched.
-psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 --single-transaction -c "$drop" -f "$tmp/restore.sql" >/dev/null
+# Marks the restored database: nodes deliver nothing until restore-reconcile clears it.
+mark="INSERT INTO \"$schema\".c2_settings (name, value) VALUES ('restore_pending', now()::text)
+  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+# One transaction for the drop, the whole restore and the mark: if anything fails (a lost
+# connection, a full disk), the old schema is still there, untouched.
+psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 --single-transaction -c "$drop" -f "$tmp/restore.sql" \
+  -c "$mark" >/dev/null
 tables="$(psql "$DATABASE_URL" -XtAq -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
 echo "restored schema $schema ($tables tables) from $file"
-echo "next: e4c2 restore-reconcile --archive <off-site event archive>   (before opening traffic)"
+echo "deliveries are paused until: e4c2 restore-reconcile --archive <off-site event archive>"

@@ -101,6 +101,33 @@ void describe('batched delivery', () => {
     assert.equal((await syncBatch(deps(publisher), ids)).delivered, 0, 'nothing left to send');
   });
 
+  void it('sends nothing while a restored database is not reconciled, then the new keys', async () => {
+    const { topic, ids } = await fleet(3);
+    // A device with other work too (an identity rotation) goes through the per-device path.
+    const first = await h.store.read.clients.byId(ids[0] ?? '');
+    assert.ok(first);
+    await h.service.rotateClientKey(ctx, first.name);
+    // What restore.sh leaves in the database it restored.
+    await h.schema.pool.query(
+      "INSERT INTO c2_settings (name, value) VALUES ('restore_pending', now()::text)",
+    );
+    const publisher = new RecordingPublisher();
+    const paused = await syncBatch(deps(publisher), ids);
+    assert.deepEqual(
+      [paused.paused, paused.delivered, paused.busy, paused.perDevice.size],
+      [true, 0, [], 0],
+    );
+    assert.equal(publisher.sent.length, 0, 'nothing sent before the reconciliation');
+    assert.equal((await h.service.rotationStatus(topic)).pending, 3, 'the work is still pending');
+    await h.service.reconcileAfterRestore(ctx, { versionMargin: 10 });
+    const after = await syncBatch(deps(publisher), ids);
+    assert.equal(after.paused, undefined);
+    const status = await h.service.rotationStatus(topic);
+    assert.deepEqual([status.keyVersion, status.delivered], [11, 3]);
+    const sent = [...publisher.sent]; // (a fresh array: the length was asserted 0 above)
+    assert.ok(sent.length >= 4, 'the topic keys and the identity key went out');
+  });
+
   void it('leaves devices claimed by another process alone', async () => {
     const { ids } = await fleet(4);
     const other = new PgDelivery(h.schema.pool);
