@@ -203,6 +203,8 @@ export interface IssuedSubject {
   readonly name: string;
   readonly version: number;
   readonly removed: boolean;
+  /** Clients: the position of the name's last creation in the archive ("" when not seen). */
+  readonly created_seq?: string;
 }
 
 /** `e4c2.v1.ReconcileAfterRestoreRequest`. */

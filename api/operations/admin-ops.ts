@@ -94,10 +94,18 @@ function issuedSubjects(req: ProtoMessage, key: string): Map<string, IssuedSubje
       });
     }
     const version = numberField(item, 'version');
+    const created = stringField(item, 'created_seq');
+    if (created !== '' && !/^\d{1,19}$/.test(created)) {
+      throw new C2Error('C2_VALIDATION', `created_seq of ${key} entry ${name} must be a position`, {
+        details: { field: `${key}.created_seq` },
+      });
+    }
     const before = found.get(name);
+    const createdSeq = created === '' ? before?.createdSeq : BigInt(created);
     found.set(name, {
       version: Math.max(version, before?.version ?? 0),
       removed: boolField(item, 'removed'),
+      ...(createdSeq === undefined ? {} : { createdSeq }),
     });
   }
   return found;

@@ -17,19 +17,36 @@ export type ArchiveSummary = Pick<
 >;
 
 const TOPIC_KEY_EVENTS = new Set(['topic.created', 'topic.rotated']);
-const CLIENT_KEY_EVENTS = new Set(['client.created', 'client.key_rotated', 'client.key_replaced']);
+const CLIENT_KEY_EVENTS = new Set(['client.key_rotated', 'client.key_replaced']);
+
+/** What the archive says of one name so far. */
+interface Seen {
+  version: number;
+  removed: boolean;
+  /** Clients: where the name's last creation is (a new lifetime, another device's key). */
+  createdSeq?: bigint;
+}
 
 function note(
-  map: Map<string, { version: number; removed: boolean }>,
+  map: Map<string, Seen>,
   name: string,
   version: number,
   removed: boolean | undefined,
 ): void {
   const before = map.get(name) ?? { version: 0, removed: false };
   map.set(name, {
+    ...before,
     version: Math.max(before.version, version),
     removed: removed ?? before.removed,
   });
+}
+
+/**
+ * A client created (again): its key versions start over, and only this lifetime's say what the
+ * device holds now (an older lifetime's higher version is another device's).
+ */
+function created(map: Map<string, Seen>, name: string, version: number, seq: bigint): void {
+  map.set(name, { version, removed: false, createdSeq: seq });
 }
 
 /**
@@ -38,8 +55,8 @@ function note(
  * @throws CliError (usage) on a malformed line
  */
 export function summarizeEventArchive(text: string): ArchiveSummary {
-  const topics = new Map<string, { version: number; removed: boolean }>();
-  const clients = new Map<string, { version: number; removed: boolean }>();
+  const topics = new Map<string, Seen>();
+  const clients = new Map<string, Seen>();
   let c2 = 0;
   let last = 0n;
   const lines = text.split('\n');
@@ -60,12 +77,18 @@ export function summarizeEventArchive(text: string): ArchiveSummary {
     const version = typeof record.key_version === 'number' ? record.key_version : 0;
     if (TOPIC_KEY_EVENTS.has(record.type)) note(topics, record.topic, version, false);
     else if (record.type === 'topic.removed') note(topics, record.topic, 0, true);
+    else if (record.type === 'client.created') created(clients, record.client, version, seq);
     else if (CLIENT_KEY_EVENTS.has(record.type)) note(clients, record.client, version, false);
     else if (record.type === 'client.removed') note(clients, record.client, 0, true);
     else if (record.type === 'c2key.rotated') c2 = Math.max(c2, version);
   }
-  const list = (map: Map<string, { version: number; removed: boolean }>): IssuedSubject[] =>
-    [...map].map(([name, s]) => ({ name, version: s.version, removed: s.removed }));
+  const list = (map: Map<string, Seen>): IssuedSubject[] =>
+    [...map].map(([name, s]) => ({
+      name,
+      version: s.version,
+      removed: s.removed,
+      ...(s.createdSeq === undefined ? {} : { created_seq: s.createdSeq.toString() }),
+    }));
   return {
     topics: list(topics),
     clients: list(clients),

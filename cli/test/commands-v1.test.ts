@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { ed25519PublicKey, randomEd25519Key, toHex } from '../../e4/index.ts';
 import type { ClientDetails, TopicDetails } from '../api.ts';
+import { summarizeEventArchive } from '../commands/restore.ts';
 import { ExitCode } from '../errors.ts';
 import { FakeApi, fakeStream, grpcError, runWith } from './support/fake-api.ts';
 import { json } from './support/output.ts';
@@ -459,5 +460,26 @@ void describe('restore-reconcile', () => {
     assert.equal(r.code, ExitCode.Usage, r.stderr);
     assert.match(r.stderr, /cannot read event archive file \/nonexistent\.jsonl: ENOENT/);
     assert.deepEqual(api.calls, [], 'nothing was called');
+  });
+
+  void it('a client removed and created again starts a new history in the summary', () => {
+    const line = (seq: number, type: string, client: string, keyVersion = 0): string =>
+      JSON.stringify({ seq: String(seq), type, client, key_version: keyVersion });
+    const summary = summarizeEventArchive(
+      [
+        line(1, 'client.created', 'x', 1),
+        line(2, 'client.key_rotated', 'x', 2),
+        line(3, 'client.key_rotated', 'x', 3),
+        line(4, 'client.removed', 'x'),
+        line(5, 'client.created', 'x', 1), // another device under the same name
+        line(6, 'client.created', 'y', 1),
+        line(7, 'client.key_rotated', 'y', 2),
+      ].join('\n'),
+    );
+    assert.deepEqual(summary.clients, [
+      // Not version 3: that was the earlier device's, and would call this one unreachable.
+      { name: 'x', version: 1, removed: false, created_seq: '5' },
+      { name: 'y', version: 2, removed: false, created_seq: '6' },
+    ]);
   });
 });

@@ -29,6 +29,11 @@ export interface IssuedSubject {
   readonly version: number;
   /** The last lifecycle event seen was a removal. */
   readonly removed: boolean;
+  /**
+   * Clients: where the archive saw the name's last creation (a name removed and created again
+   * is another device, whose key only that lifetime knows). Undefined when not seen.
+   */
+  readonly createdSeq?: bigint;
 }
 
 /** The off-site event archive, summarised (see `summarizeEventArchive` in the CLI). */
@@ -149,7 +154,7 @@ export async function reconcileAfterRestore(
   // 1. The event stream continues above every position handed out before the disaster; every
   // event of this reconciliation comes after the jump, so a subscriber that resumes with a
   // position from before the disaster sees all of them.
-  const eventSeqFloor = await deps.store.transaction(async (tx) => {
+  const { eventSeqFloor, restoredSeq } = await deps.store.transaction(async (tx) => {
     while ((await tx.journal.sequenceEvents(5000)) > 0);
     const last = BigInt(await tx.journal.latestEventSeq());
     const archived = issued?.lastEventSeq ?? 0n;
@@ -160,10 +165,9 @@ export async function reconcileAfterRestore(
       details: { eventSeqFloor: floor, versionMargin },
     });
     await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
-    // Deliveries were paused since restore.sh marked the database: they may go out now, and the
-    // first ones carry the keys just rotated above everything issued before the disaster.
-    await tx.journal.deleteSetting(RESTORE_PENDING_SETTING);
-    return floor;
+    // The restored database's own position: events the archive has beyond it came after the
+    // backup.
+    return { eventSeqFloor: floor, restoredSeq: last };
   });
 
   // 2. Every topic key, to a version above anything issued since the backup.
@@ -191,17 +195,27 @@ export async function reconcileAfterRestore(
       if (!seen.removed) missingClients.push(name);
       continue;
     }
-    if (seen.removed) resurrectedClients.push(name);
-    else if (seen.version > client.keyVersion) {
+    if (seen.removed) {
+      resurrectedClients.push(name);
+      continue;
+    }
+    // Removed and created again after the backup: the device behind the name has a key of that
+    // new lifetime, which the restored database (holding the old device's) never had.
+    const recreated = seen.createdSeq !== undefined && seen.createdSeq > restoredSeq;
+    if (recreated || seen.version > client.keyVersion) {
       unreachableClients.push(name);
       await deps.store.transaction(async (tx) => {
-        const reason = `identity key v${seen.version} was issued after the backup; the database has v${client.keyVersion}: re-provision the device`;
+        const reason = recreated
+          ? `removed and created again after the backup (event ${seen.createdSeq}); the database has the earlier client's key: re-provision the device`
+          : `identity key v${seen.version} was issued after the backup; the database has v${client.keyVersion}: re-provision the device`;
         await tx.clients.setSync(client.id, { state: 'failed', attempts: 0, error: reason });
         await tx.journal.event({
           type: 'client.unreachable',
           clientName: name,
           keyVersion: client.keyVersion,
-          details: { reason: 'identity-key-rotated-after-backup', issuedVersion: seen.version },
+          details: recreated
+            ? { reason: 'client-recreated-after-backup', createdSeq: String(seen.createdSeq) }
+            : { reason: 'identity-key-rotated-after-backup', issuedVersion: seen.version },
         });
       });
     }
@@ -234,6 +248,10 @@ export async function reconcileAfterRestore(
       details: { ...summary, eventSeqFloor },
     });
     await tx.journal.event({ type: 'c2.restore_reconciled', details: summary });
+    // Deliveries were paused since restore.sh marked the database. Only now, with every topic
+    // key above what was issued and the unreachable devices marked, may they go out (a failure
+    // above leaves the mark: running the reconciliation again is harmless).
+    await tx.journal.deleteSetting(RESTORE_PENDING_SETTING);
   });
   deps.kick.kick();
   return {

@@ -260,6 +260,9 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     await s.newTopic(ctx, 't3');
     await s.removeClient(ctx, 'c3');
     await s.removeTopic(ctx, 't2');
+    // Another device under an old name: its key is one the restored database never had.
+    await s.removeClient(ctx, 'c1');
+    await s.newClient(ctx, 'c1', new Uint8Array(randomBytes(32)));
     archived = await archive(a);
     const summary = summarizeEventArchive(archived);
     const archiveLast = BigInt(summary.archive_last_seq);
@@ -279,7 +282,7 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     try {
       const result = await admin.call('ReconcileAfterRestore', { ...summary, version_margin: 100 });
       assert.equal(result['topics_rotated'], 2);
-      assert.deepEqual(result['unreachable_clients'], ['c2']);
+      assert.deepEqual((result['unreachable_clients'] as string[]).toSorted(), ['c1', 'c2']);
       assert.deepEqual(result['missing_clients'], ['c4']);
       assert.deepEqual(result['missing_topics'], ['t3']);
       assert.deepEqual(result['resurrected_clients'], ['c3']);
@@ -298,6 +301,9 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       const c2 = await r.getClient('c2');
       assert.equal(c2.delivery.state, 'failed');
       assert.match(c2.delivery.error ?? '', /identity key v2 was issued after the backup/);
+      const c1 = await r.getClient('c1');
+      assert.equal(c1.delivery.state, 'failed');
+      assert.match(c1.delivery.error ?? '', /removed and created again after the backup/);
 
       // A subscriber that resumes with a position from before the disaster sees all of it.
       await eventually(() => {
@@ -317,12 +323,13 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
         'topic.rotated',
         'topic.rotated',
         'client.unreachable',
+        'client.unreachable',
         'c2.restore_reconciled',
       ],
     );
     assert.ok(received.every((m) => BigInt(m['seq'] as string) > archiveLast));
-    const unreachable = received.find((m) => m['type'] === 'client.unreachable');
-    assert.equal(unreachable?.['client'], 'c2');
+    const unreachable = received.filter((m) => m['type'] === 'client.unreachable');
+    assert.deepEqual(unreachable.map((m) => m['client']).toSorted(), ['c1', 'c2']);
   });
 
   void it('without an archive, every topic key still jumps by the margin', async () => {
