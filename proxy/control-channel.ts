@@ -16,8 +16,8 @@ import { brokerOptions, type BrokerSettings } from './upstream.ts';
 export class ControlChannel {
   #closed = false;
   /**
-   * The broker had no session of ours at start (first start, or a broker that lost it): commands
-   * the C2 sent before were dropped, not kept for us.
+   * The broker had no session of ours at start (first start, or a broker that lost it), or lost
+   * it while we ran: commands the C2 sent before were dropped, not kept for us.
    */
   freshSession = false;
 
@@ -33,6 +33,11 @@ export class ControlChannel {
     readonly ring: KeyRing;
     readonly metrics: ProxyMetrics;
     readonly logger: ProxyLogger;
+    /**
+     * Runs when the connection comes back to a broker that lost our session, once the control
+     * topics are subscribed again (commands the C2 sent meanwhile were dropped).
+     */
+    readonly onFreshSession?: () => void;
   }): Promise<ControlChannel> {
     const { ring, metrics, logger } = options;
     const topics = ring.all().map((i) => i.client.receivingTopic);
@@ -114,7 +119,14 @@ export class ControlChannel {
       logger.info({ sessionPresent: connack.sessionPresent }, 'control connection up again');
       if (!connack.sessionPresent) {
         client.subscribe(topics, { qos: 1 }, (err) => {
-          if (err) logger.error({ err: err.message }, 'control subscription failed');
+          if (err) {
+            // Not subscribed (the connection went down again): a resync now would be lost too.
+            logger.error({ err: err.message }, 'control subscription failed');
+            return;
+          }
+          channel.freshSession = true;
+          logger.warn({}, 'the broker lost the control session: commands sent meanwhile are lost');
+          options.onFreshSession?.();
         });
       }
     });

@@ -74,6 +74,9 @@ export class ProtectionProxy {
       caFile: config.upstream.caFile,
     };
     const cleanups: Array<() => Promise<void>> = [];
+    // `ready` once the start checks `control.freshSession`: a session lost before that is
+    // recovered by the start, one lost later by the control channel's callback.
+    const holder: { proxy?: ProtectionProxy; ready?: boolean } = {};
     try {
       const control = await ControlChannel.start({
         broker,
@@ -81,6 +84,16 @@ export class ProtectionProxy {
         ring,
         metrics,
         logger,
+        onFreshSession: () => {
+          const proxy = holder.proxy;
+          if (holder.ready !== true || proxy === undefined || proxy.#closed) return;
+          proxy.#recoverLostCommands(new Set()).catch((err: unknown) => {
+            logger.error(
+              { err: err instanceof Error ? err.message : String(err) },
+              'new control session: resync failed; resync the identities at the C2',
+            );
+          });
+        },
       });
       cleanups.push(() => control.close());
       await markControlSession(config.stateDir);
@@ -109,11 +122,11 @@ export class ProtectionProxy {
             ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
           },
           clientIdPrefix: config.upstream.clientIdPrefix,
+          controlClientId: config.upstream.controlClientId,
           now: Date.now,
         },
       );
       cleanups.push(() => listener.close());
-      const holder: { proxy?: ProtectionProxy } = {};
       const statusServer = await StatusServer.start(
         config.health.host,
         config.health.port,
@@ -132,6 +145,7 @@ export class ProtectionProxy {
       );
       holder.proxy = proxy;
       const registered = config.c2.tofu ? await proxy.#trustOnFirstUse() : new Set<string>();
+      holder.ready = true;
       if (control.freshSession) await proxy.#recoverLostCommands(registered);
       await proxy.#rotateDeferred();
       logger.info(

@@ -64,6 +64,11 @@ export interface ConnectionDeps {
   readonly limits: ConnectionLimits;
   /** Prepended to the client id upstream. */
   readonly clientIdPrefix: string;
+  /**
+   * Client id of the proxy's control session: a client whose upstream client id would be this
+   * one is refused (it would take the session over, and the C2's commands with it).
+   */
+  readonly controlClientId: string;
   /** Milliseconds (for classifying stale messages). */
   readonly now: () => number;
 }
@@ -90,6 +95,9 @@ const V4_CONNACK = {
   notAuthorized: 5,
 } as const;
 
+/** Longest MQTT string, so the longest client id (MQTT 3.1.1 §1.5.3, 5 §1.5.4). */
+const MAX_CLIENT_ID_BYTES = 65_535;
+
 /** Queue limit of packets received while the upstream session is being opened. */
 const MAX_EARLY_PACKETS = 1000;
 
@@ -107,6 +115,12 @@ export class DownstreamConnection {
   #version: 4 | 5 = 4;
   readonly #parser = strictUtf8Parser(4);
   readonly #early: Packet[] = [];
+  /**
+   * Messages the broker delivered while the session was being opened (a persistent session's
+   * queued messages come right after the upstream CONNACK): delivered after the downstream
+   * CONNACK, in order. Unacknowledged upstream until then, so the broker sends nothing more.
+   */
+  readonly #earlyInbound: Array<{ message: InboundMessage; done: () => void }> = [];
   #link: UpstreamLink | undefined;
   #identity: HeldIdentity | undefined;
   #clientId = '';
@@ -321,13 +335,30 @@ export class DownstreamConnection {
     this.#identity = auth.identity;
     const assigned = packet.clientId === '' ? `e4proxy-${randomBytes(6).toString('hex')}` : '';
     this.#clientId = assigned === '' ? packet.clientId : assigned;
+    // Gateway mode: tied to what accepted the client, so a client accepted as someone else never
+    // shares a device's session by claiming its client id.
+    const tag = auth.sessionTag === undefined ? '' : `${auth.sessionTag}-`;
+    const upstreamClientId = `${this.deps.clientIdPrefix}${tag}${this.#clientId}`;
+    if (Buffer.byteLength(upstreamClientId) > MAX_CLIENT_ID_BYTES) {
+      refuse(V4_CONNACK.idRejected, RC.clientIdInvalid, 'protocol', 'client id too long upstream');
+      return;
+    }
+    if (upstreamClientId === this.deps.controlClientId) {
+      refuse(
+        V4_CONNACK.idRejected,
+        RC.clientIdInvalid,
+        'auth',
+        'client id of the proxy control session',
+      );
+      return;
+    }
     const will = this.#willOf(packet);
     const keepalive = packet.keepalive ?? 60;
     let opened: { link: UpstreamLink; sessionPresent: boolean };
     try {
       opened = await this.deps.upstream.connect(
         {
-          clientId: `${this.deps.clientIdPrefix}${this.#clientId}`,
+          clientId: upstreamClientId,
           protocolVersion: version,
           clean,
           keepalive: keepalive === 0 ? 60 : keepalive,
@@ -382,6 +413,10 @@ export class DownstreamConnection {
       { clientId: this.#clientId, identity: auth.identity.name, version },
       'downstream client connected',
     );
+    for (const held of this.#earlyInbound.splice(0)) {
+      if (this.#isClosed()) break;
+      this.#onInbound(held.message, held.done);
+    }
     for (const early of this.#early.splice(0)) {
       if (this.#isClosed()) break;
       this.#handle(early);
@@ -562,6 +597,12 @@ export class DownstreamConnection {
 
   /** A message from the broker: policy, unprotect, deliver; `done` acknowledges it upstream. */
   #onInbound(message: InboundMessage, done: () => void): void {
+    if (this.#state === 'connecting') {
+      // Handled once the client has its CONNACK; `done` waits, and so does the broker.
+      this.#earlyInbound.push({ message, done });
+      return;
+    }
+    // Closed: left unacknowledged, so the broker keeps it for the client's next session.
     if (this.#state !== 'open') return;
     let payload = message.payload;
     const action = this.deps.policy.classify(message.topic);
@@ -701,6 +742,7 @@ export class DownstreamConnection {
     clearInterval(this.#timer);
     for (const waiting of this.#awaiting.values()) clearTimeout(waiting.timer);
     this.#awaiting.clear();
+    this.#earlyInbound.length = 0;
     this.#link?.close(graceful);
     this.#link = undefined;
     if (this.#corked) {

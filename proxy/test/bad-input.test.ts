@@ -95,6 +95,7 @@ void describe('bad input on the downstream side', () => {
         maxPacketBytes: MAX_PAYLOAD + 2048,
       },
       clientIdPrefix: '',
+      controlClientId: 'e4proxy-control',
       now: Date.now,
     });
   });

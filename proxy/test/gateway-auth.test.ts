@@ -11,7 +11,7 @@ import mqtt from 'mqtt';
 import { generate } from 'selfsigned';
 import { randomSymKey } from '../../e4/index.ts';
 import type { DeviceConfig } from '../config.ts';
-import { gatewayAuthenticator } from '../downstream/authenticate.ts';
+import { gatewayAuthenticator, sessionTag } from '../downstream/authenticate.ts';
 import { DEFAULT_TIMING } from '../downstream/connection.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
@@ -74,6 +74,7 @@ void describe('gateway authentication', () => {
       upstream,
       limits: { ...DEFAULT_TIMING, maxPayloadBytes: 1024, maxPacketBytes: 4096 },
       clientIdPrefix: 'gw/',
+      controlClientId: 'e4proxy-control',
       now: Date.now,
     });
     listeners.push(listener);
@@ -123,13 +124,13 @@ void describe('gateway authentication', () => {
   });
 
   void it('maps client ids and usernames, checks passwords, refuses the unlisted', async () => {
-    const port = await listen(
-      [
-        device({ clientId: 'plc-1', identity: 'dev-a' }),
-        device({ username: 'meter', passwordHash: hashPassword('m3ter-pass'), identity: 'dev-b' }),
-      ],
-      undefined,
-    );
+    const plc = device({ clientId: 'plc-1', identity: 'dev-a' });
+    const meterEntry = device({
+      username: 'meter',
+      passwordHash: hashPassword('m3ter-pass'),
+      identity: 'dev-b',
+    });
+    const port = await listen([plc, meterEntry], undefined);
     const url = `mqtt://127.0.0.1:${port}`;
     const ok = await mqtt.connectAsync(url, { clientId: 'plc-1', reconnectPeriod: 0 });
     await ok.endAsync();
@@ -142,7 +143,7 @@ void describe('gateway authentication', () => {
     await meter.endAsync();
     assert.deepEqual(
       upstream.sessions.slice(-2).map((s) => s.options.clientId),
-      ['gw/plc-1', 'gw/any'],
+      [`gw/${sessionTag(plc)}-plc-1`, `gw/${sessionTag(meterEntry)}-any`],
     );
     await assert.rejects(
       mqtt.connectAsync(url, {
@@ -166,6 +167,44 @@ void describe('gateway authentication', () => {
       reconnectPeriod: 0,
     });
     await c.endAsync();
+  });
+
+  void it('never gives a client accepted by another entry the session of a device', async () => {
+    const meterEntry = device({
+      username: 'meter',
+      passwordHash: hashPassword('m3ter-pass'),
+      identity: 'dev-b',
+    });
+    // Same identity, weaker entries: a client id alone, or the gateway identity.
+    const byClientId = device({ clientId: 'meter-17', identity: 'dev-b' });
+    const withEntry = `mqtt://127.0.0.1:${await listen([meterEntry, byClientId], undefined)}`;
+    const withGateway = `mqtt://127.0.0.1:${await listen([meterEntry], 'dev-b')}`;
+    const upstreamIdOf = async (url: string, options: mqtt.IClientOptions): Promise<string> => {
+      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, clean: false, ...options });
+      await c.endAsync();
+      const id = upstream.sessions.at(-1)?.options.clientId;
+      assert.ok(id !== undefined);
+      return id;
+    };
+    const meter = { clientId: 'meter-17', username: 'meter', password: 'm3ter-pass' };
+    const legitimate = await upstreamIdOf(withEntry, meter);
+    // The same device again, or at the other listener: the same session.
+    assert.equal(await upstreamIdOf(withEntry, { ...meter, protocolVersion: 5 }), legitimate);
+    assert.equal(await upstreamIdOf(withGateway, meter), legitimate);
+    // Its client id without credentials: other sessions, though the identity is the same.
+    const intruders = [
+      await upstreamIdOf(withEntry, { clientId: 'meter-17' }),
+      await upstreamIdOf(withGateway, { clientId: 'meter-17', protocolVersion: 5 }),
+    ];
+    assert.equal(new Set([legitimate, ...intruders]).size, 3, 'three sessions');
+    assert.deepEqual(
+      [legitimate, ...intruders],
+      [
+        `gw/${sessionTag(meterEntry)}-meter-17`,
+        `gw/${sessionTag(byClientId)}-meter-17`,
+        `gw/${sessionTag({ gatewayIdentity: 'dev-b' })}-meter-17`,
+      ],
+    );
   });
 
   void it('selects the identity by a verified client certificate, and refuses clients without one', async () => {

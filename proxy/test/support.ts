@@ -127,3 +127,44 @@ export class Collector {
 export function proxyUrl(proxy: ProtectionProxy): string {
   return `mqtt://127.0.0.1:${proxy.listenAddress.port}`;
 }
+
+/** Waits (bounded, polling every 20 ms) until `check` holds; throws naming `what` otherwise. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** An MQTT client that keeps the text of every message it receives, from the first packet on. */
+export interface RecordingClient {
+  readonly client: MqttClient;
+  readonly texts: string[];
+  readonly sessionPresent: boolean;
+}
+
+/**
+ * Connects a client to `url` (no reconnection) that records what it receives; resolves on its
+ * CONNACK. The client is added to `opened`, for the test's cleanup.
+ */
+export function connectRecording(
+  url: string,
+  options: IClientOptions,
+  opened: MqttClient[],
+): Promise<RecordingClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, ...options });
+  opened.push(client);
+  const texts: string[] = [];
+  client.on('message', (_topic, payload) => texts.push(payload.toString()));
+  return new Promise((resolve, reject) => {
+    client.once('connect', (connack) => {
+      resolve({ client, texts, sessionPresent: connack.sessionPresent });
+    });
+    client.once('error', reject);
+  });
+}
