@@ -12,6 +12,11 @@
 # E4C2_CLI (default: this checkout's CLI, started with node) is how the CLI is started; the
 # script runs from any directory (cron, systemd). The token comes from E4C2_TOKEN or
 # --token-file as for any CLI call (a read-only token is enough).
+#
+# It resumes by itself while the C2 cannot be reached (the CLI's exit 3) or a stream ends, and
+# stops, so that a supervisor can alert, on what waiting cannot fix: a FILE it cannot write
+# (exit 1), flags the CLI refuses (exit 2), the server refusing the stream (exit 1: a token that
+# is wrong, revoked or lacks the role).
 set -uo pipefail
 
 [[ $# -ge 1 ]] || { echo "usage: $0 FILE [e4c2 connection flags...]" >&2; exit 2; }
@@ -25,7 +30,10 @@ if [[ -n "${E4C2_CLI:-}" ]]; then
 else
   cli=(node --import "$repo/node_modules/tsx/dist/loader.mjs" "$repo/cli/main.ts")
 fi
-touch "$file"
+if ! touch "$file"; then
+  echo "archive-events: cannot write $file; stopping" >&2
+  exit 1
+fi
 pause=1
 while true; do
   # The last complete line's seq; a line cut by a crash is dropped first.
@@ -36,7 +44,14 @@ while true; do
   last="${last:-0}"
   started=$(date +%s)
   "${cli[@]}" "$@" events --after "$last" --json >>"$file"
-  echo "archive-events: stream ended (exit $?) after seq $(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p'); resuming" >&2
+  code=$?
+  case "$code" in
+    1 | 2)
+      echo "archive-events: the CLI stopped with exit $code (1: the server refused the stream, 2: bad flags; see its message above); stopping" >&2
+      exit "$code"
+      ;;
+  esac
+  echo "archive-events: stream ended (exit $code) after seq $(tail -n1 "$file" | sed -n 's/.*"seq":"\([0-9]*\)".*/\1/p'); resuming" >&2
   # Back off while the stream keeps failing at once; reset after a stream that ran a while.
   if (($(date +%s) - started > 60)); then pause=1; else pause=$((pause < 30 ? pause * 2 : 30)); fi
   sleep "$pause"

@@ -2,7 +2,7 @@
 // or systemd run it): it appends the event stream to its file. With `npm run` as its CLI it
 // found no package.json there, and every stream "ended" at once, for ever, silently.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,5 +48,16 @@ void describe('ops/backup/archive-events.sh', () => {
       // The script and the CLI it runs: its whole process group.
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
     }
+  });
+
+  void it('stops (for a supervisor to alert) on what waiting cannot fix, instead of looping', () => {
+    const stop = (args: string[]) =>
+      spawnSync('bash', [SCRIPT, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const badFlag = stop([join(dir, 'flags.jsonl'), '--no-such-flag']);
+    assert.equal(badFlag.status, 2, badFlag.stderr);
+    assert.match(badFlag.stderr, /the CLI stopped with exit 2 .*stopping/);
+    const unwritable = stop([join(dir, 'missing', 'dir', 'events.jsonl')]);
+    assert.equal(unwritable.status, 1, unwritable.stderr);
+    assert.match(unwritable.stderr, /cannot write .*events\.jsonl; stopping/);
   });
 });

@@ -32,6 +32,27 @@ void describe('ops/backup/pg-url.sh', () => {
     });
   });
 
+  void it('keeps backslashes and stray percent signs of a password as they are', () => {
+    assert.deepEqual(sourced('postgres://u:a\\tb%zz%4@h/d'), {
+      url: 'postgres://u@h/d',
+      password: 'a\\tb%zz%4',
+    });
+  });
+
+  void it('moves a password given as a query parameter out of the URL', () => {
+    assert.deepEqual(
+      sourced('postgres://u@h/d?sslmode=require&password=s%26cret&connect_timeout=5'),
+      {
+        url: 'postgres://u@h/d?sslmode=require&connect_timeout=5',
+        password: 's&cret',
+      },
+    );
+    assert.deepEqual(sourced('postgres://u@h/d?password=only'), {
+      url: 'postgres://u@h/d',
+      password: 'only',
+    });
+  });
+
   void it('leaves a URL without a password as it is', () => {
     assert.deepEqual(sourced('postgres://postgres@127.0.0.1:5432/test'), {
       url: 'postgres://postgres@127.0.0.1:5432/test',
