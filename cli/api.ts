@@ -227,6 +227,8 @@ export interface ReconcileAfterRestoreResponse {
   readonly resurrected_topics: readonly string[];
   readonly c2_key_rotated_after_backup: boolean;
   readonly event_seq_floor: string;
+  /** Absent from servers that predate it. */
+  readonly archive_ends_before_backup?: boolean;
 }
 
 /** An automation rule message (`e4c2.v1.AutomationRule`), proto field names. */

@@ -255,6 +255,7 @@ export function adminOperations(
         resurrected_clients: r.resurrectedClients,
         resurrected_topics: r.resurrectedTopics,
         c2_key_rotated_after_backup: r.c2KeyRotatedAfterBackup,
+        archive_ends_before_backup: r.archiveEndsBeforeBackup,
         event_seq_floor: r.eventSeqFloor,
       };
     },

@@ -147,6 +147,11 @@ const reconcile: CommandSpec = {
     const lines = [
       `Topic keys rotated: ${r.topics_rotated}`,
       `Event stream continues after: ${r.event_seq_floor}`,
+      ...(r.archive_ends_before_backup === true
+        ? [
+            'WARNING: the archive ends before the backup: it cannot show what happened after it (was the archive stopped?); the lists below may be incomplete. Use a complete archive and run restore-reconcile again',
+          ]
+        : []),
       ...(r.c2_key_rotated_after_backup
         ? [
             'WARNING: the C2 key was rotated after the backup: public-key devices must be re-provisioned with the current C2 public key',

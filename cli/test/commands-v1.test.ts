@@ -462,6 +462,24 @@ void describe('restore-reconcile', () => {
     assert.deepEqual(api.calls, [], 'nothing was called');
   });
 
+  void it('warns when the archive ends before the backup', async () => {
+    const answer = {
+      topics_rotated: 2,
+      unreachable_clients: [],
+      missing_clients: [],
+      missing_topics: [],
+      resurrected_clients: [],
+      resurrected_topics: [],
+      c2_key_rotated_after_backup: false,
+      event_seq_floor: '1000010',
+      archive_ends_before_backup: true,
+    };
+    const api = new FakeApi().onAdmin('ReconcileAfterRestore', () => answer);
+    const r = await runWith(['restore-reconcile'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.match(r.stdout, /^WARNING: the archive ends before the backup/m);
+  });
+
   void it('a client removed and created again starts a new history in the summary', () => {
     const line = (seq: number, type: string, client: string, keyVersion = 0): string =>
       JSON.stringify({ seq: String(seq), type, client, key_version: keyVersion });

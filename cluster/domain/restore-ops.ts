@@ -70,6 +70,11 @@ export interface RestoreReconciliation {
   readonly c2KeyRotatedAfterBackup: boolean;
   /** The stream position after which new events continue. */
   readonly eventSeqFloor: string;
+  /**
+   * The archive given ends before the restored database's own position: it cannot show what
+   * happened after the backup (a stopped or stale archive), so nothing found here is complete.
+   */
+  readonly archiveEndsBeforeBackup: boolean;
 }
 
 /** Default version jump of every topic key after a restore. */
@@ -226,6 +231,8 @@ export async function reconcileAfterRestore(
       if (!seen.removed) missingTopics.push(name);
     } else if (seen.removed) resurrectedTopics.push(name);
   }
+  const archiveEndsBeforeBackup =
+    issued?.lastEventSeq !== undefined && issued.lastEventSeq < restoredSeq;
   const latestC2 = await read.journal.latestC2Key();
   const c2KeyRotatedAfterBackup =
     issued?.c2KeyVersion !== undefined && issued.c2KeyVersion > (latestC2?.version ?? 0);
@@ -239,6 +246,7 @@ export async function reconcileAfterRestore(
     resurrectedClients: resurrectedClients.length,
     resurrectedTopics: resurrectedTopics.length,
     c2KeyRotatedAfterBackup,
+    archiveEndsBeforeBackup,
   };
   await deps.store.transaction(async (tx) => {
     await audit(tx, ctx, {
@@ -263,5 +271,6 @@ export async function reconcileAfterRestore(
     resurrectedTopics,
     c2KeyRotatedAfterBackup,
     eventSeqFloor,
+    archiveEndsBeforeBackup,
   };
 }

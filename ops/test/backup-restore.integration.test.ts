@@ -288,6 +288,7 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       assert.deepEqual(result['resurrected_clients'], ['c3']);
       assert.deepEqual(result['resurrected_topics'], ['t2']);
       assert.equal(result['c2_key_rotated_after_backup'], false);
+      assert.equal(result['archive_ends_before_backup'], false);
       assert.equal(
         await restoreMarked(databaseUrl(scratch), source.schema.schema),
         false,
@@ -339,6 +340,12 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     assert.equal(result.topicsRotated, 2);
     assert.equal((await restored.service.getTopic('t1')).keyVersion, before + 7);
     assert.deepEqual(result.unreachableClients, []);
+    assert.equal(result.archiveEndsBeforeBackup, false, 'no archive, nothing to say of it');
+    // An archive that stopped before the backup cannot show what came after it: said so.
+    const stale = await restored.service.reconcileAfterRestore(ctx, {
+      issued: { topics: new Map(), clients: new Map(), lastEventSeq: 1n },
+    });
+    assert.equal(stale.archiveEndsBeforeBackup, true);
     await assert.rejects(
       restored.service.reconcileAfterRestore(ctx, { versionMargin: 0 }),
       /versionMargin must be an integer/,
