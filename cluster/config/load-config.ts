@@ -49,9 +49,12 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 const NODE_ROLES: readonly NodeRole[] = ['all', 'api', 'worker'];
 
 /** Postgres identifiers are at most 63 bytes; no quoting needed for this shape. */
+// Lower case only: PostgreSQL folds unquoted names to lower case, so a schema named with
+// capitals was created under one name and looked for under another (the node failed at start,
+// "no schema has been selected to create in"); pg_dump -n folds it too.
 const parseSchema = parsePattern(
-  /^[A-Za-z_][A-Za-z0-9_]{0,62}$/,
-  'a plain identifier (letters, digits, _; 1 to 63 characters; not starting with a digit)',
+  /^[a-z_][a-z0-9_]{0,62}$/,
+  'a plain identifier (lower-case letters, digits, _; 1 to 63 characters; not starting with a digit)',
 );
 const parseClientIdPrefix = parsePattern(
   /^[A-Za-z0-9_-]{1,32}$/,

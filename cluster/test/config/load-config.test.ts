@@ -198,6 +198,15 @@ void describe('loadConfig values', () => {
     });
   });
 
+  void it('refuses a schema with capitals (PostgreSQL folds it: the node could not start)', () => {
+    const err = problemsOf({ E4C2_DB_SCHEMA: 'E4C2' });
+    assert.deepEqual(
+      err.problems.map((p) => p.split(':')[0]),
+      ['E4C2_DB_SCHEMA'],
+    );
+    assert.match(err.problems[0] ?? '', /lower-case letters/);
+  });
+
   void it('checks enums, identifiers and the client id prefix', () => {
     const err = problemsOf({
       E4C2_CRYPTO_MODE: 'sym',
