@@ -8,7 +8,8 @@
 # none). Without --clean the target schema must hold no tables (a restore never merges into live
 # data; an empty schema made beforehand is used as it is); with --clean it is dropped first. The
 # drop and the whole restore are one transaction: on any error the target is left as it was.
-# A database that C2 nodes are connected to is refused (stop them first; --force skips the check).
+# A database that C2 nodes are connected to is refused (stop them first), and so is a --clean
+# that would drop more than the C2's own tables (--force skips both checks).
 #
 # The restored database is marked (setting restore_pending): C2 nodes deliver nothing from it
 # until the reconciliation below clears the mark, since its keys can be older than the devices'.
@@ -75,6 +76,24 @@ keep_schema=0   # the schema exists and stays: leave its CREATE SCHEMA entry out
 if [[ "$tables" != "0" ]]; then
   if [[ "$clean" != "1" ]]; then
     echo "restore: schema $schema already has $tables tables; use --clean to replace it" >&2
+    exit 1
+  fi
+  # --clean drops the schema with everything in it, and every view elsewhere built on it: refused
+  # when that is more than the C2's own tables (another application's data in public, a report
+  # view), unless --force.
+  dumped="$(pg_restore --list "$file" | sed -n -E "s/^[0-9]+; [0-9]+ [0-9]+ (TABLE|VIEW|MATERIALIZED VIEW|FOREIGN TABLE) $schema ([^ ]+) .*/\2/p" | sort -u)"
+  found="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 -c "SELECT c.relname FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = '$schema' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1")"
+  foreign="$(comm -13 <(printf '%s\n' "$dumped") <(printf '%s\n' "$found" | sort -u) | sed '/^$/d' | sed "s/^/$schema./")"
+  dependents="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 -c "SELECT DISTINCT dn.nspname || '.' || dc.relname
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    JOIN pg_class dc ON dc.oid = r.ev_class JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+    JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE d.classid = 'pg_rewrite'::regclass AND n.nspname = '$schema' AND dn.nspname <> '$schema'")"
+  others="$(printf '%s\n%s\n' "$foreign" "$dependents" | sed '/^$/d' | paste -sd, - | sed 's/,/, /g')"
+  if [[ -n "$others" && "$force" != "1" ]]; then
+    echo "restore: --clean would also drop what is not the C2's: $others; move it elsewhere first, or pass --force" >&2
     exit 1
   fi
   if [[ "$schema" == "public" ]]; then

@@ -232,6 +232,40 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     }
   });
 
+  void it('restore.sh --clean refuses to drop what is not the C2s, unless --force', async () => {
+    const target = databaseUrl(scratch);
+    const schema = source.schema.schema;
+    const db = new pg.Client({ connectionString: target });
+    await db.connect();
+    try {
+      await db.query(`CREATE TABLE "${schema}".billing (id int)`);
+      await db.query('CREATE SCHEMA IF NOT EXISTS reports');
+      await db.query(
+        `CREATE VIEW reports.topic_count AS SELECT count(*) AS n FROM "${schema}".topics`,
+      );
+      const refused = spawnSync('bash', [RESTORE, '-f', dump, '--clean'], {
+        env: { ...process.env, DATABASE_URL: target },
+        encoding: 'utf8',
+      });
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `would also drop what is not the C2's: ${schema}\\.billing, reports\\.topic_count`,
+        ),
+      );
+      assert.deepEqual(await fingerprint(target, schema), {
+        ...atBackup,
+        billing: '0:-',
+      });
+      run(RESTORE, ['-f', dump, '--clean', '--force'], { DATABASE_URL: target });
+      assert.deepEqual(await fingerprint(target, schema), atBackup, 'replaced, as asked');
+    } finally {
+      await db.query('DROP SCHEMA IF EXISTS reports CASCADE');
+      await db.end();
+    }
+  });
+
   void it('restore.sh restores into an empty schema made beforehand (a role without CREATE)', async () => {
     const empty = `${scratch}_pre`;
     await admin.query(`CREATE DATABASE ${empty}`);
