@@ -19,6 +19,8 @@ export const DATA_DIR_LAYOUT = {
   /** Pid of the process that uses the directory. */
   lock: '.lock',
   readme: 'README.txt',
+  /** The generated KEK of a node with no other KEK configured (see load-config.ts). */
+  kek: 'kek.key',
 } as const;
 
 /** A prepared, locked data directory. */
@@ -31,15 +33,20 @@ export interface DataDir {
 
 const README = `This directory holds the data of a single-node E4 C2 (\`npm start\` on embedded defaults).
 
-  ${DATA_DIR_LAYOUT.postgres}/           the embedded PostgreSQL cluster: every client, topic and key of the C2
+  ${DATA_DIR_LAYOUT.postgres}/            the embedded PostgreSQL cluster: every client, topic and key of the C2
                        (when the C2 runs as root, this directory belongs to the OS user postgres)
   ${DATA_DIR_LAYOUT.postgresPassword}    password of the cluster's postgres role (keep it with the cluster)
-  ${DATA_DIR_LAYOUT.tls}/                self-signed TLS certificate (cert.pem) and key (key.pem) of the API
-  ${DATA_DIR_LAYOUT.lock}               pid of the C2 that is using this directory
+  ${DATA_DIR_LAYOUT.tls}/                 self-signed TLS certificate (cert.pem) and key (key.pem) of the API
+  ${DATA_DIR_LAYOUT.kek}              the key-encryption key that wraps every key in the database (when no
+                       other KEK is configured): created at the first start, mode 0600
+  ${DATA_DIR_LAYOUT.lock}                pid of the C2 that is using this directory
 
-Back up the whole directory while the C2 is stopped. Deleting it resets the C2 to an empty state
-and a new certificate (clients that trusted the old one must be given the new cert.pem).
-The embedded MQTT broker keeps nothing on disk.
+Back up the directory while the C2 is stopped, but keep ${DATA_DIR_LAYOUT.kek} apart from the
+copies of the rest (offline, or in a secret store): together they open every key of the fleet.
+Restoring needs both. Deleting the directory resets the C2 to an empty state and a new
+certificate (clients that trusted the old one must be given the new cert.pem).
+The embedded MQTT broker keeps nothing on disk. (ops/backup/backup.sh needs a pg_dump of the
+embedded PostgreSQL's major version or newer; a copy of the stopped directory needs nothing.)
 `;
 
 /**

@@ -38,6 +38,8 @@ void describe('prepareDataDir', () => {
       const readme = await readFile(join(path, DATA_DIR_LAYOUT.readme), 'utf8');
       assert.match(readme, /single-node E4 C2/);
       assert.match(readme, /postgres\//);
+      // The KEK is there too: the README must not ask for it to be backed up with the rest.
+      assert.match(readme, /keep kek\.key apart from the\s+copies of the rest/);
       const lock = await readFile(join(path, DATA_DIR_LAYOUT.lock), 'utf8');
       assert.equal(lock.split('\n')[0], String(process.pid));
     } finally {
