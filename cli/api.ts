@@ -177,6 +177,11 @@ export interface AdminRpcs {
   GetRotationStatus: Rpc<{ name: string; version: number }, RotationStatus>;
   GetC2PublicKey: Rpc<Empty, { version: number; public_key: string; fingerprint: string }>;
   ReconcileAfterRestore: Rpc<ReconcileAfterRestoreRequest, ReconcileAfterRestoreResponse>;
+  /** A page of the event log; after the newest position, `next_after_seq` is the newest. */
+  ListEvents: Rpc<
+    { after_seq: string; limit: number },
+    { events: readonly EventRecord[]; next_after_seq: string }
+  >;
   GetTopicTraffic: Rpc<{ name: string }, TopicTraffic>;
 }
 
@@ -207,6 +212,13 @@ export interface IssuedSubject {
   readonly created_seq?: string;
 }
 
+/** `e4c2.v1.MembershipChange`: a membership's last state in the archive, after the backup. */
+export interface MembershipChange {
+  readonly client: string;
+  readonly topic: string;
+  readonly attached: boolean;
+}
+
 /** `e4c2.v1.ReconcileAfterRestoreRequest`. */
 export interface ReconcileAfterRestoreRequest {
   readonly version_margin: number;
@@ -215,6 +227,7 @@ export interface ReconcileAfterRestoreRequest {
   readonly clients: readonly IssuedSubject[];
   readonly c2_key_version: number;
   readonly archive_last_seq: string;
+  readonly memberships: readonly MembershipChange[];
 }
 
 /** `e4c2.v1.ReconcileAfterRestoreResponse`. */
@@ -227,8 +240,10 @@ export interface ReconcileAfterRestoreResponse {
   readonly resurrected_topics: readonly string[];
   readonly c2_key_rotated_after_backup: boolean;
   readonly event_seq_floor: string;
-  /** Absent from servers that predate it. */
+  /** Absent from servers that predate it (as the membership lists). */
   readonly archive_ends_before_backup?: boolean;
+  readonly missing_memberships?: readonly MembershipChange[];
+  readonly resurrected_memberships?: readonly MembershipChange[];
 }
 
 /** An automation rule message (`e4c2.v1.AutomationRule`), proto field names. */

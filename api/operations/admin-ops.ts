@@ -111,6 +111,24 @@ function issuedSubjects(req: ProtoMessage, key: string): Map<string, IssuedSubje
   return found;
 }
 
+/** The request's `memberships` (MembershipChange): each with a client and a topic. */
+function membershipChanges(
+  req: ProtoMessage,
+): Array<{ client: string; topic: string; attached: boolean }> {
+  const list = req['memberships'];
+  if (!Array.isArray(list)) return [];
+  return (list as ProtoMessage[]).map((item) => {
+    const client = stringField(item, 'client');
+    const topic = stringField(item, 'topic');
+    if (client === '' || topic === '') {
+      throw new C2Error('C2_VALIDATION', 'every entry of memberships needs a client and a topic', {
+        details: { field: 'memberships' },
+      });
+    }
+    return { client, topic, attached: boolField(item, 'attached') };
+  });
+}
+
 /** Builds the operations of every unary admin RPC. */
 export function adminOperations(
   service: C2Service,
@@ -238,6 +256,7 @@ export function adminOperations(
         clients: issuedSubjects(req, 'clients'),
         ...(c2KeyVersion === 0 ? {} : { c2KeyVersion }),
         ...(archived === '' ? {} : { lastEventSeq: checkAfterSeq(archived, 'archive_last_seq') }),
+        memberships: membershipChanges(req),
       };
       const versionMargin = numberField(req, 'version_margin');
       const r = await service.reconcileAfterRestore(requestContext(ctx), {
@@ -256,6 +275,8 @@ export function adminOperations(
         resurrected_topics: r.resurrectedTopics,
         c2_key_rotated_after_backup: r.c2KeyRotatedAfterBackup,
         archive_ends_before_backup: r.archiveEndsBeforeBackup,
+        missing_memberships: r.missingMemberships.map((m) => ({ ...m })),
+        resurrected_memberships: r.resurrectedMemberships.map((m) => ({ ...m })),
         event_seq_floor: r.eventSeqFloor,
       };
     },

@@ -5,7 +5,12 @@
  * every topic key above it, to report the clients that became unreachable, and to move the event
  * stream past every position handed out before the disaster.
  */
-import type { EventRecord, IssuedSubject, ReconcileAfterRestoreRequest } from '../api.ts';
+import type {
+  EventRecord,
+  IssuedSubject,
+  MembershipChange,
+  ReconcileAfterRestoreRequest,
+} from '../api.ts';
 import { CliError } from '../errors.ts';
 import { UINT32_MAX, type CommandSpec } from '../spec.ts';
 import { readLocalFile } from './shared.ts';
@@ -13,8 +18,11 @@ import { readLocalFile } from './shared.ts';
 /** What an archive says, as the request carries it. */
 export type ArchiveSummary = Pick<
   ReconcileAfterRestoreRequest,
-  'topics' | 'clients' | 'c2_key_version' | 'archive_last_seq'
+  'topics' | 'clients' | 'c2_key_version' | 'archive_last_seq' | 'memberships'
 >;
+
+/** The largest event position: asking for events after it answers with the newest position. */
+const MAX_SEQ = '9223372036854775807';
 
 const TOPIC_KEY_EVENTS = new Set(['topic.created', 'topic.rotated']);
 const CLIENT_KEY_EVENTS = new Set(['client.key_rotated', 'client.key_replaced']);
@@ -54,9 +62,10 @@ function created(map: Map<string, Seen>, name: string, version: number, seq: big
  * not JSON objects with a `seq` are refused, naming the line).
  * @throws CliError (usage) on a malformed line
  */
-export function summarizeEventArchive(text: string): ArchiveSummary {
+export function summarizeEventArchive(text: string, since = 0n): ArchiveSummary {
   const topics = new Map<string, Seen>();
   const clients = new Map<string, Seen>();
+  const memberships = new Map<string, MembershipChange>();
   let c2 = 0;
   let last = 0n;
   const lines = text.split('\n');
@@ -74,6 +83,17 @@ export function summarizeEventArchive(text: string): ArchiveSummary {
     }
     const seq = BigInt(record.seq);
     if (seq > last) last = seq;
+    // What the restored database has seen already says nothing the reconciliation needs (and
+    // leaving it out keeps the request small whatever the fleet's size).
+    if (seq <= since) continue;
+    if (record.type === 'client.subscribed' || record.type === 'client.unsubscribed') {
+      const attached = record.type === 'client.subscribed';
+      memberships.set(JSON.stringify([record.client, record.topic]), {
+        client: record.client,
+        topic: record.topic,
+        attached,
+      });
+    }
     const version = typeof record.key_version === 'number' ? record.key_version : 0;
     if (TOPIC_KEY_EVENTS.has(record.type)) note(topics, record.topic, version, false);
     else if (record.type === 'topic.removed') note(topics, record.topic, 0, true);
@@ -94,7 +114,13 @@ export function summarizeEventArchive(text: string): ArchiveSummary {
     clients: list(clients),
     c2_key_version: c2,
     archive_last_seq: last === 0n ? '' : last.toString(),
+    memberships: [...memberships.values()],
   };
+}
+
+/** The pairs of a membership list, as `client on topic`. */
+function pairs(list: readonly MembershipChange[] | undefined): string[] {
+  return (list ?? []).map((m) => `${m.client} on ${m.topic}`);
 }
 
 /** One report line, or none for an empty list. */
@@ -133,12 +159,19 @@ const reconcile: CommandSpec = {
   examples: ['restore-reconcile --archive events.jsonl', 'restore-reconcile --version-margin 5000'],
   async run(ctx) {
     const path = ctx.flags.optionalString('archive');
-    const summary: ArchiveSummary =
-      path === undefined
-        ? { topics: [], clients: [], c2_key_version: 0, archive_last_seq: '' }
-        : summarizeEventArchive(
-            new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive')),
-          );
+    let summary: ArchiveSummary = {
+      topics: [],
+      clients: [],
+      c2_key_version: 0,
+      archive_last_seq: '',
+      memberships: [],
+    };
+    if (path !== undefined) {
+      const text = new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
+      // The restored database's own position: only what the archive has after it is sent.
+      const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
+      summary = summarizeEventArchive(text, BigInt(newest.next_after_seq || '0'));
+    }
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,
       version_margin: ctx.flags.integer('version-margin', 0),
@@ -165,6 +198,8 @@ const reconcile: CommandSpec = {
       ...listed('Topics created after the backup (create again)', r.missing_topics),
       ...listed('Clients removed after the backup (remove again)', r.resurrected_clients),
       ...listed('Topics removed after the backup (remove again)', r.resurrected_topics),
+      ...listed('Attached after the backup (attach again)', pairs(r.missing_memberships)),
+      ...listed('Detached after the backup (detach again)', pairs(r.resurrected_memberships)),
     ];
     ctx.out.result(r, `${lines.join('\n')}\n`);
   },

@@ -462,6 +462,55 @@ void describe('restore-reconcile', () => {
     assert.deepEqual(api.calls, [], 'nothing was called');
   });
 
+  void it('sends only what the archive has after the restored position, memberships too', async () => {
+    const archive = [
+      { seq: '1', type: 'client.created', client: 'old', topic: '', key_version: 1 },
+      { seq: '2', type: 'client.subscribed', client: 'old', topic: 't', key_version: 1 },
+      { seq: '3', type: 'topic.rotated', client: '', topic: 't', key_version: 2 },
+      { seq: '4', type: 'client.key_rotated', client: 'old', topic: '', key_version: 2 },
+      { seq: '5', type: 'client.unsubscribed', client: 'old', topic: 't', key_version: 0 },
+      { seq: '6', type: 'client.created', client: 'new', topic: '', key_version: 1 },
+      { seq: '7', type: 'client.subscribed', client: 'new', topic: 't', key_version: 2 },
+    ];
+    const api = new FakeApi()
+      .onAdmin('ListEvents', () => ({ events: [], next_after_seq: '3' }))
+      .onAdmin('ReconcileAfterRestore', () => ({
+        topics_rotated: 1,
+        unreachable_clients: ['old'],
+        missing_clients: ['new'],
+        missing_topics: [],
+        resurrected_clients: [],
+        resurrected_topics: [],
+        c2_key_rotated_after_backup: false,
+        event_seq_floor: '1000008',
+        missing_memberships: [{ client: 'new', topic: 't', attached: true }],
+        resurrected_memberships: [{ client: 'old', topic: 't', attached: false }],
+      }));
+    const r = await runWith(['restore-reconcile', '--archive', 'a.jsonl'], {
+      api,
+      files: {
+        'a.jsonl': new TextEncoder().encode(archive.map((e) => JSON.stringify(e)).join('\n')),
+      },
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const sent = api.calls.find((c) => c.method === 'ReconcileAfterRestore')?.request as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(sent['topics'], [], "the rotation to v2 is the restored database's own");
+    assert.deepEqual(sent['clients'], [
+      { name: 'old', version: 2, removed: false },
+      { name: 'new', version: 1, removed: false, created_seq: '6' },
+    ]);
+    assert.deepEqual(sent['memberships'], [
+      { client: 'old', topic: 't', attached: false },
+      { client: 'new', topic: 't', attached: true },
+    ]);
+    assert.equal(sent['archive_last_seq'], '7');
+    assert.match(r.stdout, /^Attached after the backup \(attach again\): new on t$/m);
+    assert.match(r.stdout, /^Detached after the backup \(detach again\): old on t$/m);
+  });
+
   void it('warns when the archive ends before the backup', async () => {
     const answer = {
       topics_rotated: 2,

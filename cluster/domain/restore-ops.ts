@@ -17,6 +17,7 @@
  * The archive also tells clients and topics created after the backup (missing now) and removed
  * after it (back now): reported, for the operator to redo.
  */
+import { topicHash } from '../../e4/index.ts';
 import { C2Error } from '../errors.ts';
 import { RESTORE_PENDING_SETTING, type TopicRow } from '../storage/index.ts';
 import { storeNewTopicKey } from './key-material.ts';
@@ -36,6 +37,14 @@ export interface IssuedSubject {
   readonly createdSeq?: bigint;
 }
 
+/** A membership's last state in the archive, changed after the backup. */
+export interface MembershipChange {
+  readonly client: string;
+  readonly topic: string;
+  /** False: detached (or its client removed). */
+  readonly attached: boolean;
+}
+
 /** The off-site event archive, summarised (see `summarizeEventArchive` in the CLI). */
 export interface IssuedSinceBackup {
   readonly topics: ReadonlyMap<string, IssuedSubject>;
@@ -44,6 +53,8 @@ export interface IssuedSinceBackup {
   readonly c2KeyVersion?: number;
   /** Last stream position in the archive. */
   readonly lastEventSeq?: bigint;
+  /** Memberships changed after the backup, at their last state. */
+  readonly memberships?: readonly MembershipChange[];
 }
 
 /** Options of {@link reconcileAfterRestore}. */
@@ -75,6 +86,10 @@ export interface RestoreReconciliation {
    * happened after the backup (a stopped or stale archive), so nothing found here is complete.
    */
   readonly archiveEndsBeforeBackup: boolean;
+  /** Attached after the backup, absent from the database: attach again. */
+  readonly missingMemberships: readonly MembershipChange[];
+  /** Detached after the backup, back in the database: detach again. */
+  readonly resurrectedMemberships: readonly MembershipChange[];
 }
 
 /** Default version jump of every topic key after a restore. */
@@ -231,6 +246,21 @@ export async function reconcileAfterRestore(
       if (!seen.removed) missingTopics.push(name);
     } else if (seen.removed) resurrectedTopics.push(name);
   }
+  const missingMemberships: MembershipChange[] = [];
+  const resurrectedMemberships: MembershipChange[] = [];
+  for (const change of issued?.memberships ?? []) {
+    // A client removed after the backup left its topics then: its removal is listed already.
+    if (!change.attached && resurrectedClients.includes(change.client)) continue;
+    const client = await read.clients.byName(change.client);
+    const active = client?.status === 'active' ? client : undefined;
+    const held =
+      active === undefined
+        ? undefined
+        : await read.memberships.get(active.id, topicHash(change.topic));
+    const present = held !== undefined && held.desiredVersion > 0;
+    if (change.attached && !present) missingMemberships.push(change);
+    else if (!change.attached && present) resurrectedMemberships.push(change);
+  }
   const archiveEndsBeforeBackup =
     issued?.lastEventSeq !== undefined && issued.lastEventSeq < restoredSeq;
   const latestC2 = await read.journal.latestC2Key();
@@ -247,6 +277,8 @@ export async function reconcileAfterRestore(
     resurrectedTopics: resurrectedTopics.length,
     c2KeyRotatedAfterBackup,
     archiveEndsBeforeBackup,
+    missingMemberships: missingMemberships.length,
+    resurrectedMemberships: resurrectedMemberships.length,
   };
   await deps.store.transaction(async (tx) => {
     await audit(tx, ctx, {
@@ -272,5 +304,7 @@ export async function reconcileAfterRestore(
     c2KeyRotatedAfterBackup,
     eventSeqFloor,
     archiveEndsBeforeBackup,
+    missingMemberships,
+    resurrectedMemberships,
   };
 }

@@ -297,12 +297,18 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     // Another device under an old name: its key is one the restored database never had.
     await s.removeClient(ctx, 'c1');
     await s.newClient(ctx, 'c1', new Uint8Array(randomBytes(32)));
+    // Memberships changed after the backup: one ended, one made (of a client and topic made
+    // after the backup too).
+    await s.removeTopicClient(ctx, 'c2', 't1');
+    await s.newTopicClient(ctx, 'c4', 't3');
     archived = await archive(a);
-    const summary = summarizeEventArchive(archived);
-    const archiveLast = BigInt(summary.archive_last_seq);
 
     restored = await startNode(databaseUrl(scratch), source.schema.schema, kek);
     const r = restored.service;
+    // As the CLI does: only what the archive has after the restored database's own position.
+    const restoredAt = BigInt(await r.deps.store.read.journal.latestEventSeq());
+    const summary = summarizeEventArchive(archived, restoredAt);
+    const archiveLast = BigInt(summary.archive_last_seq);
     assert.equal((await r.getTopic('t1')).keyVersion, 2, 'the restored state is the backup');
     // The restored keys open with the same KEK.
     const protectedMessage = await r.protectMessage('t1', new Uint8Array([1, 2, 3]));
@@ -323,6 +329,13 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       assert.deepEqual(result['resurrected_topics'], ['t2']);
       assert.equal(result['c2_key_rotated_after_backup'], false);
       assert.equal(result['archive_ends_before_backup'], false);
+      const listedPairs = (key: string): string[] =>
+        (result[key] as Array<{ client: string; topic: string }>)
+          .map((m) => `${m.client} ${m.topic}`)
+          .toSorted();
+      assert.deepEqual(listedPairs('missing_memberships'), ['c4 t3']);
+      // c1's is the earlier device's (the name was created again); c3 is listed as removed.
+      assert.deepEqual(listedPairs('resurrected_memberships'), ['c1 t1', 'c2 t1']);
       assert.equal(
         await restoreMarked(databaseUrl(scratch), source.schema.schema),
         false,
