@@ -14,6 +14,9 @@
 # The restored database is marked (setting restore_pending): C2 nodes deliver nothing from it
 # until the reconciliation below clears the mark, since its keys can be older than the devices'.
 #
+# Exit status: 0 restored; 1 refused or failed (the target is then as it was: the message says
+# why); 2 usage (flags, a missing file, DATABASE_URL unset). Progress goes to stderr.
+#
 # After the restore, and before devices and users are let back in, run
 #   e4c2 restore-reconcile --archive <off-site event archive>
 # (topic keys rotated after the backup, unreachable devices, event positions: see the runbook).
@@ -53,8 +56,13 @@ else
   echo "restore: warning: no manifest beside $file; checksum not verified" >&2
 fi
 
+unreadable() {
+  echo "restore: cannot read $file as a pg_dump archive (truncated or not a dump?); nothing was changed" >&2
+  exit 1
+}
+listing="$(pg_restore --list "$file")" || unreadable
 # The schema the archive holds (its CREATE SCHEMA entry, or public).
-schema="$(pg_restore --list "$file" | sed -n 's/^[0-9]*; [0-9]* [0-9]* SCHEMA - \([A-Za-z0-9_]*\) .*/\1/p' | head -n1)"
+schema="$(printf '%s\n' "$listing" | sed -n 's/^[0-9]*; [0-9]* [0-9]* SCHEMA - \([A-Za-z0-9_]*\) .*/\1/p' | head -n1)"
 schema="${schema:-public}"
 
 # C2 nodes (application_name e4c2-<node id>) still using the target would keep delivering from
@@ -114,14 +122,19 @@ if [[ "$keep_schema" == "1" ]]; then
 else
   pg_restore --list "$file" >"$tmp/list"
 fi
-pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sql" "$file"
+echo "restore: reading $file ($(du -h "$file" | cut -f1))" >&2
+pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sql" "$file" || unreadable
+echo "restore: restoring schema $schema in one transaction ($(du -h "$tmp/restore.sql" | cut -f1) of SQL)" >&2
 # Marks the restored database: nodes deliver nothing until restore-reconcile clears it.
 mark="INSERT INTO \"$schema\".c2_settings (name, value) VALUES ('restore_pending', now()::text)
   ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
 # One transaction for the drop, the whole restore and the mark: if anything fails (a lost
 # connection, a full disk), the old schema is still there, untouched.
-psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 --single-transaction -c "$drop" -f "$tmp/restore.sql" \
-  -c "$mark" >/dev/null
+if ! psql "$DATABASE_URL" -Xq -v ON_ERROR_STOP=1 --single-transaction -c "$drop" -f "$tmp/restore.sql" \
+  -c "$mark" >/dev/null; then
+  echo "restore: failed (psql's message above); the transaction was rolled back: the target is as it was" >&2
+  exit 1
+fi
 tables="$(psql "$DATABASE_URL" -XtAq -c "SELECT count(*) FROM pg_tables WHERE schemaname = '$schema'")"
 echo "restored schema $schema ($tables tables) from $file"
 echo "deliveries are paused until: e4c2 restore-reconcile --archive <off-site event archive>"

@@ -195,6 +195,19 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     });
     assert.equal(result.status, 1);
     assert.match(result.stderr, /checksum mismatch/);
+    // Cut short, with no manifest to tell: refused as unreadable, the target untouched.
+    const cut = join(dir, 'cut.dump');
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.8)));
+    const truncated = spawnSync('bash', [RESTORE, '-f', cut], {
+      env: { ...process.env, DATABASE_URL: databaseUrl(scratch) },
+      encoding: 'utf8',
+    });
+    assert.equal(truncated.status, 1, truncated.stderr);
+    assert.match(truncated.stderr, /no manifest beside/);
+    assert.match(
+      truncated.stderr,
+      /as a pg_dump archive \(truncated or not a dump\?\); nothing was changed/,
+    );
   });
 
   void it('restore.sh --clean leaves the target as it was when the restore fails', async () => {
@@ -218,8 +231,9 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
         env: { ...process.env, DATABASE_URL: target },
         encoding: 'utf8',
       });
-      assert.notEqual(failed.status, 0, 'the restore fails');
+      assert.equal(failed.status, 1, 'the restore fails, with the documented status');
       assert.match(failed.stderr, /simulated failure/);
+      assert.match(failed.stderr, /rolled back: the target is as it was/);
       assert.deepEqual(
         await fingerprint(target, source.schema.schema),
         atBackup,
