@@ -4,6 +4,7 @@
  * against the configuration file's directory.
  */
 import { accessSync, constants } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
@@ -209,6 +210,22 @@ const TOP_KEYS = [
 /** Default of `policy.maxPayloadBytes`: 256 KiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 
+/**
+ * Why the C2 would refuse `name` as a client name (docs/api.md, "Input limits"), or undefined.
+ * `.` and `..` are path steps to every URL parser: the HTTP API could never address them.
+ */
+function clientNameProblem(name: string): string | undefined {
+  if (name === '.' || name === '..') {
+    return `'${name}' cannot be a name: URLs resolve it as a path step (the C2 refuses it)`;
+  }
+  if (!name.isWellFormed() || name.includes('\uFFFD')) return 'not valid UTF-8 (or holds U+FFFD)';
+  if (Buffer.byteLength(name) > 255) return 'longer than 255 bytes';
+  // C0 and C1 control characters and DEL.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'holds control characters';
+  return undefined;
+}
+
 function readIdentities(r: Reader, root: Obj, c2Mode: C2Mode): IdentityConfig[] {
   const out: IdentityConfig[] = [];
   r.list(root, 'identities', '').forEach((raw, i) => {
@@ -221,7 +238,10 @@ function readIdentities(r: Reader, root: Obj, c2Mode: C2Mode): IdentityConfig[] 
     r.unknownKeys(o, ['name', 'topics', 'initialKey'], where);
     const name = r.str(o, 'name', where);
     if (name === undefined) r.problems.push(`${where}name: is required`);
-    else if (Buffer.byteLength(name) > 255) r.problems.push(`${where}name: longer than 255 bytes`);
+    else {
+      const refused = clientNameProblem(name);
+      if (refused !== undefined) r.problems.push(`${where}name: ${refused}`);
+    }
     const initialKeyHex = r.str(o, 'initialKey', where);
     const keyDigits = c2Mode === 'symmetric' ? 64 : 128;
     if (
@@ -286,6 +306,24 @@ function readDevices(r: Reader, root: Obj, names: ReadonlySet<string>): DeviceCo
     out.push(device);
   });
   return out;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** True for `localhost` and addresses of 127.0.0.0/8 and ::1 (in any of their spellings). */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** True when listening on `a` and on `b` (at one port) would collide: equal, or one a wildcard. */
+function sameAddress(a: string, b: string): boolean {
+  const wildcard = (h: string): boolean => h === '0.0.0.0' || h === '::';
+  const norm = (h: string): string => (h.toLowerCase() === 'localhost' ? '127.0.0.1' : h);
+  return wildcard(a) || wildcard(b) || norm(a) === norm(b);
 }
 
 /** `upstream.clientIdPrefix`: any string, the empty one included (the default). */
@@ -438,11 +476,20 @@ export function parseProxyConfig(
     );
   }
 
+  const listenHost =
+    r.str(listen, 'host', 'listen.') ?? (mode === 'local' ? '127.0.0.1' : '0.0.0.0');
+  // Local mode authenticates no one: every client is the identity, so only this machine may connect.
+  if (mode === 'local' && !isLoopback(listenHost)) {
+    r.problems.push(
+      `listen.host: '${listenHost}' is not a loopback address; local mode accepts every client as its identity, so it listens on 127.0.0.1, ::1 or localhost only (use gateway mode with devices for a network listener)`,
+    );
+  }
+
   const firstName = identities[0]?.name ?? 'proxy';
   const config: ProxyConfig = {
     mode,
     listen: {
-      host: r.str(listen, 'host', 'listen.') ?? (mode === 'local' ? '127.0.0.1' : '0.0.0.0'),
+      host: listenHost,
       port: r.int(listen, 'port', 'listen.', 0, 65_535, 1884),
       ...(tls === undefined ? {} : { tls }),
     },
@@ -478,6 +525,15 @@ export function parseProxyConfig(
       publicKeyHex: publicKeyHex?.toLowerCase(),
     },
   };
+  if (
+    config.listen.port !== 0 &&
+    config.listen.port === config.health.port &&
+    sameAddress(config.listen.host, config.health.host)
+  ) {
+    r.problems.push(
+      `health.port: ${config.health.port} is listen.port too (on ${config.health.host} and ${config.listen.host}); one port cannot serve both`,
+    );
+  }
   if (r.problems.length > 0) {
     throw new ProxyError(
       ProxyErrorCode.Config,

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ClientStore } from '../e4/index.ts';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import { LOCAL_KEY_LEN } from './local-key.ts';
 
 /** File format: magic(4) || version(1) || iv(12) || tag(16) || ciphertext. */
@@ -36,14 +36,23 @@ export class EncryptedFileClientStore implements ClientStore {
     this.#key = Buffer.from(localKey);
   }
 
-  /** @inheritDoc */
+  /**
+   * @inheritDoc
+   * @throws ProxyError `PROXY_KEY_STORE` when the file cannot be read or decrypted
+   */
   async load(): Promise<string | undefined> {
     let data: Buffer;
     try {
       data = await readFile(this.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      throw new ProxyError(
+        ProxyErrorCode.KeyStore,
+        `cannot read the key store ${fsFailure(err, this.path)}`,
+        {
+          cause: err,
+        },
+      );
     }
     if (data.length < HEADER_LEN || !data.subarray(0, 4).equals(MAGIC) || data[4] !== VERSION) {
       throw new ProxyError(ProxyErrorCode.KeyStore, `${this.path}: not an encrypted key store`);

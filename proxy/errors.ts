@@ -10,6 +10,12 @@ export const ProxyErrorCode = {
   Upstream: 'PROXY_UPSTREAM',
   /** The C2 refused or failed a registration call. */
   Registration: 'PROXY_REGISTRATION',
+  /** The listener or the health endpoint cannot listen: its port is in use, or not allowed. */
+  Listen: 'PROXY_LISTEN',
+  /** `status`: no proxy answers at the health endpoint of the configuration. */
+  NotRunning: 'PROXY_NOT_RUNNING',
+  /** Anything else: an unexpected failure (report it, with the message). */
+  Internal: 'PROXY_INTERNAL',
 } as const;
 
 /** Union of the codes. */
@@ -41,4 +47,27 @@ export function fetchFailure(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err.cause as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? `${err.message} (${code})` : err.message;
+}
+
+/**
+ * A file-system error in words, with its path (the error's, else `fallbackPath`) and code:
+ * `/x/y: is a directory, not a file (EISDIR)`.
+ */
+export function fsFailure(err: unknown, fallbackPath?: string): string {
+  if (!(err instanceof Error)) return String(err);
+  const { code } = err as NodeJS.ErrnoException;
+  // Some calls (readFile) leave the path out of the error.
+  const path = (err as NodeJS.ErrnoException).path ?? fallbackPath;
+  const what: Record<string, string> = {
+    ENOENT: 'does not exist',
+    EISDIR: 'is a directory, not a file',
+    ENOTDIR: 'a file is in the place of a directory',
+    EEXIST: 'exists, and is not a directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on the device',
+  };
+  const text = (code === undefined ? undefined : what[code]) ?? err.message;
+  return `${path === undefined ? '' : `${path}: `}${text}${code === undefined ? '' : ` (${code})`}`;
 }

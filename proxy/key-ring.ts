@@ -18,7 +18,7 @@ import {
 } from '../e4/index.ts';
 import type { IdentityConfig } from './config.ts';
 import { EncryptedFileClientStore } from './encrypted-file-store.ts';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 
 /** One identity and what the proxy knows about it. */
 export interface HeldIdentity {
@@ -97,7 +97,8 @@ export class KeyRing {
    * Loads every configured identity from its store; an identity without a store is created from
    * its configured initial key, or a random one: a symmetric key, or in public-key mode an Ed25519
    * key pair (with the C2's public key, asked for only then).
-   * @throws ProxyError `PROXY_KEY_STORE` when a store exists but cannot be decrypted
+   * @throws ProxyError `PROXY_KEY_STORE` when the state directory cannot be made, or a store
+   *   exists but cannot be read or decrypted
    */
   static async open(
     stateDir: string,
@@ -105,7 +106,15 @@ export class KeyRing {
     identities: readonly IdentityConfig[],
     keys: NewIdentityKeys = { mode: 'symmetric' },
   ): Promise<KeyRing> {
-    await mkdir(join(stateDir, 'identities'), { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(join(stateDir, 'identities'), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new ProxyError(
+        ProxyErrorCode.KeyStore,
+        `stateDir ${stateDir}: cannot create the directory of the key stores: ${fsFailure(err)}`,
+        { cause: err },
+      );
+    }
     const sharedTopicCiphers = new SharedTopicCiphers();
     const held: HeldIdentity[] = [];
     for (const config of identities) {

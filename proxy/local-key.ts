@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 
 /** Length of the local key in bytes (AES-256). */
 export const LOCAL_KEY_LEN = 32;
@@ -13,6 +13,17 @@ export const LOCAL_KEY_LEN = 32;
  * @throws ProxyError `PROXY_KEY_STORE`
  */
 export async function loadOrCreateLocalKey(path: string): Promise<Uint8Array> {
+  try {
+    return await loadOrCreate(path);
+  } catch (err) {
+    if (ProxyError.is(err)) throw err;
+    throw new ProxyError(ProxyErrorCode.KeyStore, `local key ${path}: ${fsFailure(err, path)}`, {
+      cause: err,
+    });
+  }
+}
+
+async function loadOrCreate(path: string): Promise<Uint8Array> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   try {
     const handle = await open(path, 'wx', 0o600);

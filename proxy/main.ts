@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
 import { parseProxyConfig, type ProxyConfig } from './config.ts';
 import { hasControlSession, pendingRotations, setPendingRotations } from './deferred-rotations.ts';
-import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
+import { fetchFailure, fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
 import { hashPassword } from './password.ts';
@@ -96,7 +96,7 @@ async function status(args: ProxyArgs): Promise<void> {
     response = await fetch(url, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
     throw new ProxyError(
-      ProxyErrorCode.Upstream,
+      ProxyErrorCode.NotRunning,
       `no proxy answers at ${url}: ${fetchFailure(err)} (is it running with this configuration?)`,
       { cause: err },
     );
@@ -136,11 +136,17 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  // The stable code, as docs/proxies.md names them, for scripts and searches.
-  const code = ProxyError.is(err) ? ` [${err.code}]` : '';
+  // The stable code, as docs/proxies.md names them, for scripts and searches; whatever no part
+  // of the proxy recognised is PROXY_INTERNAL.
+  const code = ProxyError.is(err) ? err.code : ProxyErrorCode.Internal;
+  const message =
+    err instanceof Error
+      ? ProxyError.is(err)
+        ? err.message
+        : `unexpected error: ${fsFailure(err)}`
+      : String(err);
   process.stderr.write(
-    `e4proxy: ${err instanceof Error ? err.message : String(err)}${code}\n` +
-      (ProxyError.is(err, 'PROXY_CONFIG') ? `${USAGE}\n` : ''),
+    `e4proxy: ${message} [${code}]\n` + (code === ProxyErrorCode.Config ? `${USAGE}\n` : ''),
   );
-  process.exit(ProxyError.is(err, 'PROXY_CONFIG') ? 2 : 1);
+  process.exit(code === ProxyErrorCode.Config ? 2 : 1);
 });

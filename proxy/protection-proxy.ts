@@ -19,7 +19,7 @@ import { loadOrCreateLocalKey } from './local-key.ts';
 import { silentLogger, type ProxyLogger } from './logger.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { TopicPolicy } from './policy.ts';
-import { C2Registrar, newIdentityKeys } from './registration.ts';
+import { C2Registrar, C2UnreachableError, newIdentityKeys } from './registration.ts';
 import { StatusServer, type ProxyStatus } from './status-server.ts';
 import { MqttUpstreamConnector, type BrokerSettings, type UpstreamConnector } from './upstream.ts';
 
@@ -169,7 +169,9 @@ export class ProtectionProxy {
    * Registers the identities the C2 does not know (created by this start, or by an earlier one
    * whose registration failed) and, in symmetric mode, has the C2 rotate their keys at once (the
    * locally drawn key then served only to receive that command). A public-key identity's private
-   * key never leaves the proxy: registering its public key is all.
+   * key never leaves the proxy: registering its public key is all. A stored identity whose
+   * registration cannot be checked because the C2 is unreachable is left as it is (warned); a new
+   * one cannot do without the C2.
    * @returns the names registered now
    */
   async #trustOnFirstUse(): Promise<Set<string>> {
@@ -181,7 +183,21 @@ export class ProtectionProxy {
     for (const identity of this.ring.all()) {
       // Also an identity made by an earlier start whose registration failed (C2 unreachable):
       // its store exists, but the C2 never heard of it.
-      if (!identity.created && (await registrar.isRegistered(identity.name))) continue;
+      if (!identity.created) {
+        let known: boolean;
+        try {
+          known = await registrar.isRegistered(identity.name);
+        } catch (err) {
+          // Its stored keys serve as they are; only an identity without any needs the C2 now.
+          if (!(err instanceof C2UnreachableError)) throw err;
+          this.logger.warn(
+            { identity: identity.name, err: err.message },
+            'trust on first use: the C2 cannot be reached to check the registration; the identity is used as stored and checked again at the next start',
+          );
+          continue;
+        }
+        if (known) continue;
+      }
       await registrar.register(identity);
       registered.add(identity.name);
       if (rotate) await registrar.rotateClient(identity.name);

@@ -11,6 +11,44 @@ import type { ProxyConfig } from './config.ts';
 import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
+/**
+ * The C2 could not be asked at all (no connection, a timeout, or a gateway or C2 answering that
+ * it is unavailable): unlike a refusal, it tells nothing about the identity.
+ */
+export class C2UnreachableError extends ProxyError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ProxyErrorCode.Registration, message, options);
+  }
+}
+
+/** Statuses that say the C2 is not there now (a load balancer without a node, or unavailable). */
+const UNAVAILABLE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+
+/**
+ * What a failed answer says, as `HTTP <status> <code>: <message>`: the `/v1` body is
+ * `{"error":{"code","message"}}`, the `/e4` (grpc-gateway) body `{"message","details":[{"reason"}]}`
+ * with `error` holding the message again (docs/api.md, "Errors").
+ */
+export function describeFailure(status: number, json: unknown): string {
+  const body = isRecord(json) ? json : {};
+  const nested = isRecord(body['error']) ? body['error'] : undefined;
+  const details = Array.isArray(body['details']) ? (body['details'] as unknown[]) : [];
+  const reason = details.find((d) => isRecord(d) && typeof d['reason'] === 'string');
+  const code = nested?.['code'] ?? (isRecord(reason) ? reason['reason'] : undefined);
+  const message =
+    nested?.['message'] ??
+    body['message'] ??
+    (typeof body['error'] === 'string' ? body['error'] : undefined);
+  const codeText = typeof code === 'string' && code.length > 0 ? ` ${code}` : '';
+  return typeof message === 'string' && message.length > 0
+    ? `HTTP ${status}${codeText}: ${message}`
+    : `HTTP ${status}${codeText}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** An HTTP client of the C2's API. */
 export class C2Registrar {
   /**
@@ -42,11 +80,9 @@ export class C2Registrar {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      throw new ProxyError(
-        ProxyErrorCode.Registration,
-        `cannot reach the C2 at ${this.baseUrl}: ${fetchFailure(err)}`,
-        { cause: err },
-      );
+      throw new C2UnreachableError(`cannot reach the C2 at ${this.baseUrl}: ${fetchFailure(err)}`, {
+        cause: err,
+      });
     }
     const text = await response.text();
     let json: unknown;
@@ -61,11 +97,10 @@ export class C2Registrar {
   async #expectOk(method: string, path: string, body?: unknown): Promise<unknown> {
     const { status, json } = await this.#call(method, path, body);
     if (status < 200 || status > 299) {
-      const message =
-        typeof json === 'object' && json !== null && 'message' in json
-          ? String(json.message)
-          : `HTTP ${status}`;
-      throw new ProxyError(ProxyErrorCode.Registration, `${method} ${path}: ${message}`);
+      throw new ProxyError(
+        ProxyErrorCode.Registration,
+        `${method} ${path}: ${describeFailure(status, json)}`,
+      );
     }
     return json;
   }
@@ -110,7 +145,7 @@ export class C2Registrar {
     } else if (existing.status !== 200) {
       throw new ProxyError(
         ProxyErrorCode.Registration,
-        `GET topic ${topic}: HTTP ${existing.status}`,
+        `GET /v1/topics/${encodeURIComponent(topic)}: ${describeFailure(existing.status, existing.json)}`,
       );
     }
     await this.#expectOk(
@@ -124,13 +159,21 @@ export class C2Registrar {
     await this.#expectOk('POST', `/v1/clients/${encodeURIComponent(name)}/rotate`, {});
   }
 
-  /** Whether the C2 knows a client of this name. @throws ProxyError when it cannot tell */
+  /**
+   * Whether the C2 knows a client of this name.
+   * @throws C2UnreachableError when the C2 cannot be asked (no connection, 502, 503, 504);
+   *   ProxyError `PROXY_REGISTRATION` when it refuses to tell
+   */
   async isRegistered(name: string): Promise<boolean> {
     const path = `/v1/clients/${encodeURIComponent(name)}`;
-    const { status } = await this.#call('GET', path);
+    const { status, json } = await this.#call('GET', path);
     if (status === 404) return false;
     if (status >= 200 && status <= 299) return true;
-    throw new ProxyError(ProxyErrorCode.Registration, `GET ${path}: HTTP ${status}`);
+    const failure = `GET ${path}: ${describeFailure(status, json)}`;
+    if (UNAVAILABLE_STATUSES.has(status)) {
+      throw new C2UnreachableError(`the C2 at ${this.baseUrl} is unavailable: ${failure}`);
+    }
+    throw new ProxyError(ProxyErrorCode.Registration, failure);
   }
 
   /**

@@ -1,6 +1,7 @@
 /** The proxy's HTTP endpoint: `/healthz` (JSON status) and `/metrics` (Prometheus text). */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOn } from './listen.ts';
 import type { ProxyMetrics } from './metrics.ts';
 
 /** What `/healthz` reports. */
@@ -17,7 +18,10 @@ export interface ProxyStatus {
 export class StatusServer {
   private constructor(private readonly server: Server) {}
 
-  /** Serves on `host:port` (0: a free port). */
+  /**
+   * Serves on `host:port` (0: a free port).
+   * @throws ProxyError `PROXY_LISTEN` naming `health.port` when the port is in use
+   */
   static async start(
     host: string,
     port: number,
@@ -50,13 +54,7 @@ export class StatusServer {
       }
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, host, port, 'health');
     return new StatusServer(server);
   }
 

@@ -9,8 +9,11 @@ import {
   type Server,
   type Socket,
 } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { ListenTls } from '../config.ts';
+import { fsFailure, ProxyError, ProxyErrorCode } from '../errors.ts';
+import { listenOn } from '../listen.ts';
 import { DownstreamConnection, type ConnectionDeps } from './connection.ts';
 
 /** A listening downstream server. */
@@ -24,7 +27,8 @@ export class DownstreamListener {
 
   /**
    * Listens on `host:port` (port 0: a free port).
-   * @throws the listen error (address in use, no permission)
+   * @throws ProxyError `PROXY_CONFIG` naming a TLS file that is not usable; `PROXY_LISTEN` naming
+   *   `listen.port` when the port is in use or not allowed
    */
   static async start(
     host: string,
@@ -51,11 +55,11 @@ export class DownstreamListener {
         accept(socket, undefined);
       });
     } else {
-      const ca = tls.caFile === undefined ? undefined : await readFile(tls.caFile);
+      const { cert, key, ca } = await readTlsFiles(tls);
       server = createTlsServer(
         {
-          cert: await readFile(tls.certFile),
-          key: await readFile(tls.keyFile),
+          cert,
+          key,
           minVersion: 'TLSv1.2',
           ...(ca === undefined ? {} : { ca, requestCert: true }),
           rejectUnauthorized: tls.requireClientCert,
@@ -73,13 +77,7 @@ export class DownstreamListener {
     server.on('error', (err) => {
       deps.logger.error({ err: err.message }, 'downstream listener error');
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, host, port, 'listen');
     const listener = new DownstreamListener(server, tls !== undefined);
     holder.listener = listener;
     return listener;
@@ -106,6 +104,50 @@ export class DownstreamListener {
     for (const c of [...this.#connections]) c.close();
     await closed;
   }
+}
+
+/**
+ * Reads the listener's TLS files and checks each on its own, so that a file that is not what it
+ * should be is named (OpenSSL's own message names none).
+ * @throws ProxyError `PROXY_CONFIG`
+ */
+async function readTlsFiles(tls: ListenTls): Promise<{ cert: Buffer; key: Buffer; ca?: Buffer }> {
+  const read = async (setting: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new ProxyError(
+        ProxyErrorCode.Config,
+        `listen.tls.${setting}: cannot read ${fsFailure(err, path)}`,
+        { cause: err },
+      );
+    }
+  };
+  const check = (setting: string, path: string, what: string, use: () => unknown): void => {
+    try {
+      use();
+    } catch (err) {
+      throw new ProxyError(
+        ProxyErrorCode.Config,
+        `listen.tls.${setting}: ${path} ${what} (${err instanceof Error ? err.message : String(err)})`,
+        { cause: err },
+      );
+    }
+  };
+  const cert = await read('certFile', tls.certFile);
+  const key = await read('keyFile', tls.keyFile);
+  const ca = tls.caFile === undefined ? undefined : await read('caFile', tls.caFile);
+  check('certFile', tls.certFile, 'is not a PEM certificate', () => createSecureContext({ cert }));
+  check('keyFile', tls.keyFile, 'is not an unencrypted PEM private key', () =>
+    createSecureContext({ key }),
+  );
+  if (tls.caFile !== undefined && ca !== undefined) {
+    check('caFile', tls.caFile, 'is not a PEM certificate', () => new X509Certificate(ca));
+  }
+  check('keyFile', tls.keyFile, `is not the key of listen.tls.certFile ${tls.certFile}`, () =>
+    createSecureContext({ cert, key }),
+  );
+  return ca === undefined ? { cert, key } : { cert, key, ca };
 }
 
 function commonNameOf(socket: TLSSocket): string | undefined {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
@@ -30,26 +31,43 @@ function runProxy(
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Runs `--mode local --config FILE` and expects it to fail. */
+function failedStart(config: string): { status: number | null; stderr: string } {
+  const r = runProxy(['--mode', 'local', '--config', config]);
+  assert.notEqual(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
 void describe('npm run proxy', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let configPath: string;
+  let settings: Record<string, string>;
+
+  /** Writes the configuration with some settings replaced (YAML flow values), as `file`. */
+  async function variant(file: string, replaced: Record<string, string>): Promise<string> {
+    const path = join(dir.path, file);
+    const all = { ...settings, ...replaced };
+    await writeFile(
+      path,
+      Object.entries(all)
+        .map(([key, value]) => `${key}: ${value}`)
+        .join('\n'),
+    );
+    return path;
+  }
+
   before(async () => {
     dir = await tempDir();
-    configPath = join(dir.path, 'proxy.yaml');
-    const healthPort = await freePort();
-    await writeFile(
-      configPath,
-      [
-        'mode: gateway # overridden by --mode',
-        'listen: { host: 127.0.0.1, port: 0 }',
-        `health: { host: 127.0.0.1, port: ${healthPort} }`,
-        `upstream: { url: "${BROKER_URL}", controlClientId: ${unique('e4proxy-cli')} }`,
-        'stateDir: state',
-        'policy: { protect: ["plant/#"] }',
-        'identities:',
-        `  - name: ${unique('cli-app')}`,
-      ].join('\n'),
-    );
+    settings = {
+      mode: 'gateway # overridden by --mode',
+      listen: '{ host: 127.0.0.1, port: 0 }',
+      health: `{ host: 127.0.0.1, port: ${await freePort()} }`,
+      upstream: `{ url: "${BROKER_URL}", controlClientId: ${unique('e4proxy-cli')} }`,
+      stateDir: 'state',
+      policy: '{ protect: ["plant/#"] }',
+      identities: `[{ name: ${unique('cli-app')} }]`,
+    };
+    configPath = await variant('proxy.yaml', {});
   });
   after(() => dir.cleanup());
 
@@ -92,7 +110,7 @@ void describe('npm run proxy', () => {
       assert.equal(down.status, 1);
       assert.match(
         down.stderr,
-        /^e4proxy: no proxy answers at http:\/\/127\.0\.0\.1:\d+\/healthz: fetch failed \(ECONNREFUSED\) .*\[PROXY_UPSTREAM\]/,
+        /^e4proxy: no proxy answers at http:\/\/127\.0\.0\.1:\d+\/healthz: fetch failed \(ECONNREFUSED\) .*\[PROXY_NOT_RUNNING\]/,
       );
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -109,5 +127,67 @@ void describe('npm run proxy', () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /listen\.port: must be a whole number from 0 to 65535/);
     assert.match(r.stderr, /identities: at least one identity is required/);
+  });
+
+  void it('names a port in use by another process, with exit code 1 and PROXY_LISTEN', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      for (const setting of ['listen', 'health']) {
+        const r = failedStart(
+          await variant(`${setting}-taken.yaml`, {
+            [setting]: `{ host: 127.0.0.1, port: ${port} }`,
+          }),
+        );
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `^e4proxy: ${setting}\\.port: 127\\.0\\.0\\.1:${port} is already in use by another process.*\\[PROXY_LISTEN\\]$`,
+            'm',
+          ),
+        );
+      }
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  void it('refuses one port for listen and health, and a TLS file that is not one (exit 2)', async () => {
+    const port = await freePort();
+    const clash = failedStart(
+      await variant('clash.yaml', {
+        listen: `{ host: 127.0.0.1, port: ${port} }`,
+        health: `{ host: 0.0.0.0, port: ${port} }`,
+      }),
+    );
+    assert.equal(clash.status, 2, clash.stderr);
+    assert.match(clash.stderr, new RegExp(`health\\.port: ${port} is listen\\.port too`));
+    assert.match(clash.stderr, /\[PROXY_CONFIG\]/);
+
+    const junk = join(dir.path, 'junk.pem');
+    await writeFile(junk, 'not a certificate\n');
+    const badCert = failedStart(
+      await variant('bad-cert.yaml', {
+        listen: `{ host: 127.0.0.1, port: 0, tls: { certFile: ${junk}, keyFile: ${junk} } }`,
+      }),
+    );
+    assert.equal(badCert.status, 2, badCert.stderr);
+    assert.match(
+      badCert.stderr,
+      /^e4proxy: listen\.tls\.certFile: \S+\/junk\.pem is not a PEM certificate \(.*\) \[PROXY_CONFIG\]$/m,
+    );
+  });
+
+  void it('says what is wrong with a state directory that is a file (PROXY_KEY_STORE)', async () => {
+    const file = join(dir.path, 'a-file');
+    await writeFile(file, 'not a directory\n');
+    const r = failedStart(await variant('state-file.yaml', { stateDir: file }));
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^e4proxy: local key \S+: \S+a-file: exists, and is not a directory \(EEXIST\) \[PROXY_KEY_STORE\]$/m,
+    );
   });
 });

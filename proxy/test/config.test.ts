@@ -135,6 +135,64 @@ void describe('proxy configuration', () => {
       'upstream.caFile: cannot read /nonexistent/ca.crt (ENOENT)',
     ]);
   });
+  void it('keeps a local listener on loopback: it authenticates no one', () => {
+    const local = (host: string, mode = 'local'): string =>
+      `mode: ${mode}\nlisten: { host: "${host}", port: 1884 }\nidentities: [{ name: app-1 }]\n`;
+    for (const host of ['127.0.0.1', '127.0.0.53', '::1', 'localhost']) {
+      assert.equal(parseProxyConfig(local(host), PATH).listen.host, host);
+    }
+    for (const host of ['0.0.0.0', '::', '192.0.2.7', 'proxy.example']) {
+      assertProblems(local(host), [`listen.host: '${host}' is not a loopback address`]);
+    }
+    // The same file in gateway mode, and its default host on --mode local.
+    assert.equal(parseProxyConfig(local('0.0.0.0', 'gateway'), PATH).listen.host, '0.0.0.0');
+    assert.throws(
+      () => parseProxyConfig(local('0.0.0.0', 'gateway'), PATH, { mode: 'local' }),
+      /listen\.host: '0\.0\.0\.0' is not a loopback address/,
+    );
+    const noHost = 'mode: gateway\nidentities: [{ name: app-1 }]\n';
+    assert.equal(parseProxyConfig(noHost, PATH, { mode: 'local' }).listen.host, '127.0.0.1');
+  });
+
+  void it('refuses one port for the listener and the health endpoint', () => {
+    const ports = (listen: string, health: string): string =>
+      `listen: ${listen}\nhealth: ${health}\nidentities: [{ name: app-1 }]\n`;
+    for (const health of [
+      '{ port: 1884 }',
+      '{ host: 0.0.0.0, port: 1884 }',
+      '{ host: localhost, port: 1884 }',
+    ]) {
+      assertProblems(ports('{ host: 127.0.0.1, port: 1884 }', health), [
+        'health.port: 1884 is listen.port too',
+      ]);
+    }
+    assert.equal(parseProxyConfig(ports('{ port: 0 }', '{ port: 0 }'), PATH).health.port, 0);
+    assert.equal(
+      parseProxyConfig(ports('{ host: 127.0.0.2, port: 1884 }', '{ port: 1884 }'), PATH).health
+        .port,
+      1884,
+    );
+  });
+
+  void it('refuses identity names the C2 refuses', () => {
+    const text = JSON.stringify({
+      mode: 'gateway',
+      identities: ['..', '.', 'ok.name', 'bell\u0007', 'x'.repeat(256), 'a\uFFFD'].map((name) => ({
+        name,
+      })),
+    });
+    assertProblems(text, [
+      "identities[0].name: '..' cannot be a name: URLs resolve it as a path step",
+      "identities[1].name: '.' cannot be a name",
+      'identities[3].name: holds control characters',
+      'identities[4].name: longer than 255 bytes',
+      'identities[5].name: not valid UTF-8 (or holds U+FFFD)',
+    ]);
+    assert.throws(
+      () => parseProxyConfig(text, PATH),
+      (err: Error) => !err.message.includes('identities[2]'),
+    );
+  });
 });
 
 void describe('proxy command line', () => {

@@ -1,6 +1,6 @@
 /** The encrypted key store, the local key, device passwords and the key ring. */
 import assert from 'node:assert/strict';
-import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -153,6 +153,34 @@ void describe('encrypted key store', () => {
       (err: unknown) =>
         ProxyError.is(err, 'PROXY_KEY_STORE') &&
         /identity mode-1 holds a symmetric key but c2\.mode is public-key/.test(err.message),
+    );
+  });
+
+  void it('names the path when the state is not where files can be (PROXY_KEY_STORE)', async () => {
+    const file = join(dir.path, 'plain-file');
+    await writeFile(file, 'x');
+    const storeError =
+      (...parts: RegExp[]) =>
+      (err: unknown): boolean =>
+        ProxyError.is(err, 'PROXY_KEY_STORE') && parts.every((p) => p.test(err.message));
+    // A key store that is a directory.
+    const asDir = join(dir.path, 'a-dir.e4s');
+    await mkdir(asDir);
+    await assert.rejects(
+      new EncryptedFileClientStore(asDir, randomSymKey(), 'd').load(),
+      storeError(/cannot read the key store \S+a-dir\.e4s: is a directory, not a file \(EISDIR\)/),
+    );
+    // A state directory that is a file, and a local key whose directory is one.
+    const noIdentity = [{ name: 'x', topics: [], initialKeyHex: undefined }];
+    await assert.rejects(
+      KeyRing.open(file, randomSymKey(), noIdentity),
+      storeError(/^stateDir \S+plain-file: cannot create the directory of the key stores: /),
+    );
+    await assert.rejects(
+      loadOrCreateLocalKey(join(file, 'local.key')),
+      storeError(
+        /^local key \S+plain-file\/local\.key: \S+plain-file: exists, and is not a directory/,
+      ),
     );
   });
 });

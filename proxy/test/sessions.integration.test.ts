@@ -4,8 +4,6 @@
  * the control session while the proxy runs, the proxy asks the C2 to resync every identity.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type mqtt from 'mqtt';
 import { type MqttClient } from 'mqtt';
@@ -15,33 +13,17 @@ import type { ProtectionProxy } from '../protection-proxy.ts';
 import {
   BROKER_URL,
   connectRecording,
+  type FakeC2,
   type RecordingClient,
   proxyUrl,
   sendTopicKey,
+  startFakeC2,
   startProxy,
   tempDir,
   unique,
   until,
   writeConfig,
 } from './support.ts';
-
-/** A stand-in for the C2's HTTP API that records the resync requests. */
-async function fakeC2(): Promise<{ server: Server; url: string; resyncs: string[] }> {
-  const resyncs: string[] = [];
-  const server = createServer((req, res) => {
-    const match = /^\/v1\/clients\/([^/]+)\/resync$/.exec(req.url ?? '');
-    req.resume();
-    if (req.method === 'POST' && match?.[1] !== undefined) {
-      resyncs.push(decodeURIComponent(match[1]));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"not found"}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}`, resyncs };
-}
 
 void describe('sessions through the proxy (real Mosquitto)', () => {
   const name = unique('session-app');
@@ -50,12 +32,16 @@ void describe('sessions through the proxy (real Mosquitto)', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let config: ProxyConfig;
   let proxy: ProtectionProxy;
-  let c2: Awaited<ReturnType<typeof fakeC2>>;
+  let c2: FakeC2;
   const clients: MqttClient[] = [];
 
   before(async () => {
     dir = await tempDir();
-    c2 = await fakeC2();
+    c2 = await startFakeC2((method, path) =>
+      method === 'POST' && /^\/v1\/clients\/[^/]+\/resync$/.test(path)
+        ? { status: 200 }
+        : undefined,
+    );
     config = await writeConfig(dir.path, {
       mode: 'local',
       identities: [{ name, initialKey: toHex(identityKey) }],
@@ -68,9 +54,17 @@ void describe('sessions through the proxy (real Mosquitto)', () => {
   after(async () => {
     for (const c of clients) await c.endAsync(true).catch(() => undefined);
     await proxy.close();
-    await new Promise((r) => c2.server.close(r));
+    await c2.close();
     await dir.cleanup();
   });
+
+  /** The identities the C2 was asked to resync. */
+  function resyncs(): string[] {
+    return c2.requests.flatMap((r) => {
+      const match = /^POST \/v1\/clients\/([^/]+)\/resync$/.exec(r);
+      return match?.[1] === undefined ? [] : [decodeURIComponent(match[1])];
+    });
+  }
 
   /** Connects; records the messages from the first packet on. */
   function connect(url: string, options: mqtt.IClientOptions): Promise<RecordingClient> {
@@ -127,16 +121,16 @@ void describe('sessions through the proxy (real Mosquitto)', () => {
 
   void it('asks the C2 to resync when the broker lost the control session', async () => {
     // The start found no session of its own (a new control client id).
-    await until(() => c2.resyncs.includes(name), 'the resync at start');
-    c2.resyncs.length = 0;
+    await until(() => resyncs().includes(name), 'the resync at start');
+    c2.requests.length = 0;
     // The session is lost: a clean session with the same client id replaces it and ends.
     const usurper = await connect(BROKER_URL, {
       clientId: config.upstream.controlClientId,
       clean: true,
     });
     await usurper.client.endAsync();
-    await until(() => c2.resyncs.includes(name), 'the resync after the lost session');
-    assert.deepEqual(c2.resyncs, [name]);
+    await until(() => resyncs().includes(name), 'the resync after the lost session');
+    assert.deepEqual(resyncs(), [name]);
     // And commands reach the proxy again.
     const topic = `${base}/secure/after-loss`;
     await sendTopicKey(name, identityKey, topic, randomSymKey());

@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -16,6 +18,7 @@ import {
   toHex,
 } from '../../e4/index.ts';
 import { parseProxyConfig, type ProxyConfig } from '../config.ts';
+import type { ProxyLogger } from '../logger.ts';
 import { ProtectionProxy, type ProxyStartOptions } from '../protection-proxy.ts';
 
 /** The broker of the tests. */
@@ -47,6 +50,72 @@ export async function writeConfig(
   });
   await writeFile(path, text);
   return parseProxyConfig(text, path);
+}
+
+/** A stand-in for the C2's HTTP API on a free loopback port. */
+export interface FakeC2 {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  /** Every request, as `METHOD /path`, in order. */
+  readonly requests: string[];
+  /** Stops it (its port is then closed: a C2 that is down). */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a fake C2 that records every request and answers with `answer(method, path)`; without
+ * an answer, 404 with a `/v1` error body.
+ */
+export async function startFakeC2(
+  answer: (method: string, path: string) => { status: number; body?: unknown } | undefined = () =>
+    undefined,
+): Promise<FakeC2> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    requests.push(`${method} ${path}`);
+    req.resume();
+    const reply = answer(method, path) ?? {
+      status: 404,
+      body: { error: { code: 'C2_NOT_FOUND', message: 'not found' } },
+    };
+    res
+      .writeHead(reply.status, { 'content-type': 'application/json' })
+      .end(JSON.stringify(reply.body ?? {}));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
+
+/** A logger that keeps every line, for assertions on what was logged. */
+export function recordingLogger(): ProxyLogger & {
+  readonly lines: Array<{ level: string; obj: object; msg: string }>;
+} {
+  const lines: Array<{ level: string; obj: object; msg: string }> = [];
+  const log =
+    (level: string) =>
+    (obj: object, msg = ''): void => {
+      lines.push({ level, obj, msg });
+    };
+  return {
+    lines,
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+  };
 }
 
 /** Starts a proxy from a configuration. */
