@@ -171,6 +171,15 @@ const reconcile: CommandSpec = {
       // The restored database's own position: only what the archive has after it is sent.
       const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
       summary = summarizeEventArchive(text, BigInt(newest.next_after_seq || '0'));
+      // Past the archive's end: a second run (the first moved the stream on) or an archive that
+      // stopped before the backup. The whole archive then goes, for the server to judge against
+      // the restore's own position.
+      if (
+        summary.archive_last_seq === '' ||
+        BigInt(summary.archive_last_seq) <= BigInt(newest.next_after_seq || '0')
+      ) {
+        summary = summarizeEventArchive(text);
+      }
     }
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,

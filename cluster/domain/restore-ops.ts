@@ -92,6 +92,9 @@ export interface RestoreReconciliation {
   readonly resurrectedMemberships: readonly MembershipChange[];
 }
 
+/** The setting holding the restored database's event position (see the reconciliation). */
+const RESTORE_POSITION_SETTING = 'restore_position';
+
 /** Default version jump of every topic key after a restore. */
 export const DEFAULT_VERSION_MARGIN = 1000;
 /** Default jump of the event stream position after a restore. */
@@ -177,6 +180,13 @@ export async function reconcileAfterRestore(
   const { eventSeqFloor, restoredSeq } = await deps.store.transaction(async (tx) => {
     while ((await tx.journal.sequenceEvents(5000)) > 0);
     const last = BigInt(await tx.journal.latestEventSeq());
+    // The restored database's own position, kept from the first reconciliation after the restore
+    // (restore.sh's mark is still there then): a second run compares the archive with the
+    // restore, not with the first run's jump.
+    const firstRun = (await tx.journal.setting(RESTORE_PENDING_SETTING)) !== undefined;
+    const kept = firstRun ? undefined : await tx.journal.setting(RESTORE_POSITION_SETTING);
+    const restoredAt = kept !== undefined && /^\d+$/.test(kept) ? BigInt(kept) : last;
+    await tx.journal.putSetting(RESTORE_POSITION_SETTING, restoredAt.toString());
     const archived = issued?.lastEventSeq ?? 0n;
     const by = archived >= last + BigInt(seqMargin) ? archived - last + 1n : BigInt(seqMargin);
     const floor = await tx.journal.advanceEventSeq(Number(by));
@@ -185,9 +195,8 @@ export async function reconcileAfterRestore(
       details: { eventSeqFloor: floor, versionMargin },
     });
     await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
-    // The restored database's own position: events the archive has beyond it came after the
-    // backup.
-    return { eventSeqFloor: floor, restoredSeq: last };
+    // Events the archive has beyond the restored position came after the backup.
+    return { eventSeqFloor: floor, restoredSeq: restoredAt };
   });
 
   // 2. Every topic key, to a version above anything issued since the backup.

@@ -407,6 +407,12 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       issued: { topics: new Map(), clients: new Map(), lastEventSeq: 1n },
     });
     assert.equal(stale.archiveEndsBeforeBackup, true);
+    // The archive of the first run, again: judged against the restore, not the first run's jump.
+    const lastSeq = BigInt(summarizeEventArchive(archived).archive_last_seq);
+    const rerun = await restored.service.reconcileAfterRestore(ctx, {
+      issued: { topics: new Map(), clients: new Map(), lastEventSeq: lastSeq },
+    });
+    assert.equal(rerun.archiveEndsBeforeBackup, false, 'a second run is not a stale archive');
     await assert.rejects(
       restored.service.reconcileAfterRestore(ctx, { versionMargin: 0 }),
       /versionMargin must be an integer/,
