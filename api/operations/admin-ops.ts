@@ -195,7 +195,8 @@ export function adminOperations(
         requestContext(v1Context(req, ctx)),
         stringField(req, 'name'),
       );
-      return { keys_resent: [...done.keysResent] };
+      // `?? []`: a reply an earlier release stored for this idempotency key has no keysResent.
+      return { keys_resent: [...(done.keysResent ?? [])] };
     },
     GetTopic: async (req) => {
       const t = await service.getTopic(stringField(req, 'name'));

@@ -135,6 +135,17 @@ void describe('/v1 routes and C2Admin', () => {
     const fresh = unique('fresh');
     await a.grpc.call('NewClient', { client: { name: fresh }, key: randomBytes(32) });
     assert.deepEqual(await a.admin.call('ResyncClient', { name: fresh }), { keys_resent: [] });
+    // A retry of a request whose reply an earlier release stored (no keysResent in it).
+    const retried = unique('retried');
+    await a.admin.call('ResyncClient', { name: fresh, request_id: retried });
+    const stored = await a.h.schema.pool.query(
+      `UPDATE request_ids SET response = '{"resync": true}'::jsonb WHERE request_id LIKE '%' || $1`,
+      [retried],
+    );
+    assert.equal(stored.rowCount, 1, 'the stored reply was found');
+    assert.deepEqual(await a.admin.call('ResyncClient', { name: fresh, request_id: retried }), {
+      keys_resent: [],
+    });
     const topic = unique('t');
     await a.grpc.call('NewTopic', { topic });
     const status = await a.http('GET', `/v1/topics/${topic}/rollout`);

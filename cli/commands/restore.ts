@@ -62,7 +62,11 @@ function created(map: Map<string, Seen>, name: string, version: number, seq: big
  * not JSON objects with a `seq` are refused, naming the line).
  * @throws CliError (usage) on a malformed line
  */
-export function summarizeEventArchive(text: string, since = 0n): ArchiveSummary {
+export function summarizeEventArchive(
+  text: string,
+  since = 0n,
+  until?: bigint,
+): ArchiveSummary {
   const topics = new Map<string, Seen>();
   const clients = new Map<string, Seen>();
   const memberships = new Map<string, MembershipChange>();
@@ -85,7 +89,7 @@ export function summarizeEventArchive(text: string, since = 0n): ArchiveSummary 
     if (seq > last) last = seq;
     // What the restored database has seen already says nothing the reconciliation needs (and
     // leaving it out keeps the request small whatever the fleet's size).
-    if (seq <= since) continue;
+    if (seq <= since || (until !== undefined && seq >= until)) continue;
     if (record.type === 'client.subscribed' || record.type === 'client.unsubscribed') {
       const attached = record.type === 'client.subscribed';
       memberships.set(JSON.stringify([record.client, record.topic]), {
@@ -116,6 +120,52 @@ export function summarizeEventArchive(text: string, since = 0n): ArchiveSummary 
     archive_last_seq: last === 0n ? '' : last.toString(),
     memberships: [...memberships.values()],
   };
+}
+
+/** The last `c2.restored` event of an archive: where a reconciliation found the restore. */
+interface ArchivedRestore {
+  /** The event's own position: what follows it happened on the restored database. */
+  readonly seq: bigint;
+  /** The restored database's position, and where its history resumed. */
+  readonly restoredSeq: bigint;
+  readonly eventSeqFloor: bigint;
+}
+
+function lastRestore(text: string): ArchivedRestore | undefined {
+  let found: ArchivedRestore | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.includes('"c2.restored"')) continue;
+    let record: EventRecord;
+    try {
+      record = JSON.parse(line) as EventRecord;
+    } catch {
+      continue; // refused, with its line number, by the summary
+    }
+    const { restoredSeq, eventSeqFloor } = record.details;
+    const position = /^\d{1,19}$/;
+    if (record.type !== 'c2.restored' || !position.test(record.seq)) continue;
+    if (!position.test(restoredSeq ?? '') || !position.test(eventSeqFloor ?? '')) continue;
+    found = {
+      seq: BigInt(record.seq),
+      restoredSeq: BigInt(restoredSeq ?? '0'),
+      eventSeqFloor: BigInt(eventSeqFloor ?? '0'),
+    };
+  }
+  return found;
+}
+
+/**
+ * Summarises the archive for this database: only what happened after the restored position.
+ * That is the database's newest position on a first run. A run again (the database is past the
+ * jump of the archive's last reconciliation) uses the position that reconciliation recorded,
+ * and leaves out what followed it (the database has it).
+ */
+export function summaryFor(text: string, newest: bigint): ArchiveSummary {
+  const restore = lastRestore(text);
+  if (restore !== undefined && newest >= restore.eventSeqFloor) {
+    return summarizeEventArchive(text, restore.restoredSeq, restore.seq);
+  }
+  return summarizeEventArchive(text, newest);
 }
 
 /** The pairs of a membership list, as `client on topic`. */
@@ -168,18 +218,9 @@ const reconcile: CommandSpec = {
     };
     if (path !== undefined) {
       const text = new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
-      // The restored database's own position: only what the archive has after it is sent.
+      // The database's newest position: only what the archive has after the restore is sent.
       const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
-      summary = summarizeEventArchive(text, BigInt(newest.next_after_seq || '0'));
-      // Past the archive's end: a second run (the first moved the stream on) or an archive that
-      // stopped before the backup. The whole archive then goes, for the server to judge against
-      // the restore's own position.
-      if (
-        summary.archive_last_seq === '' ||
-        BigInt(summary.archive_last_seq) <= BigInt(newest.next_after_seq || '0')
-      ) {
-        summary = summarizeEventArchive(text);
-      }
+      summary = summaryFor(text, BigInt(newest.next_after_seq || '0'));
     }
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,

@@ -290,7 +290,11 @@ export async function resyncClient(
   ctx: RequestContext,
   name: unknown,
   options: ResyncOptions = {},
-): Promise<{ readonly resync: true; readonly keysResent: readonly ResentKey[] }> {
+): Promise<{
+  readonly resync: true;
+  /** Absent from a reply stored for a retried request by a release before it existed. */
+  readonly keysResent?: readonly ResentKey[];
+}> {
   const clientName = checkClientName(name);
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);

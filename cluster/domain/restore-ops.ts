@@ -92,8 +92,18 @@ export interface RestoreReconciliation {
   readonly resurrectedMemberships: readonly MembershipChange[];
 }
 
-/** The setting holding the restored database's event position (see the reconciliation). */
+/**
+ * Settings of the first reconciliation after a restore: the restored database's event position,
+ * the position its history resumed at (the jump), and when. `ops/backup/restore.sh` deletes them.
+ */
 const RESTORE_POSITION_SETTING = 'restore_position';
+const RESTORE_FLOOR_SETTING = 'restore_floor';
+const RESTORE_AT_SETTING = 'restore_first_reconciled_at';
+
+/** A kept event position, or undefined when absent or not one. */
+function positionSetting(value: string | undefined): bigint | undefined {
+  return value !== undefined && /^\d{1,19}$/.test(value) ? BigInt(value) : undefined;
+}
 
 /** Default version jump of every topic key after a restore. */
 export const DEFAULT_VERSION_MARGIN = 1000;
@@ -177,27 +187,41 @@ export async function reconcileAfterRestore(
   // 1. The event stream continues above every position handed out before the disaster; every
   // event of this reconciliation comes after the jump, so a subscriber that resumes with a
   // position from before the disaster sees all of them.
-  const { eventSeqFloor, restoredSeq } = await deps.store.transaction(async (tx) => {
-    while ((await tx.journal.sequenceEvents(5000)) > 0);
-    const last = BigInt(await tx.journal.latestEventSeq());
-    // The restored database's own position, kept from the first reconciliation after the restore
-    // (restore.sh's mark is still there then): a second run compares the archive with the
-    // restore, not with the first run's jump.
-    const firstRun = (await tx.journal.setting(RESTORE_PENDING_SETTING)) !== undefined;
-    const kept = firstRun ? undefined : await tx.journal.setting(RESTORE_POSITION_SETTING);
-    const restoredAt = kept !== undefined && /^\d+$/.test(kept) ? BigInt(kept) : last;
-    await tx.journal.putSetting(RESTORE_POSITION_SETTING, restoredAt.toString());
-    const archived = issued?.lastEventSeq ?? 0n;
-    const by = archived >= last + BigInt(seqMargin) ? archived - last + 1n : BigInt(seqMargin);
-    const floor = await tx.journal.advanceEventSeq(Number(by));
-    await tx.journal.event({
-      type: 'c2.restored',
-      details: { eventSeqFloor: floor, versionMargin },
-    });
-    await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
-    // Events the archive has beyond the restored position came after the backup.
-    return { eventSeqFloor: floor, restoredSeq: restoredAt };
-  });
+  const { eventSeqFloor, restoredSeq, keptFloor, firstRunAt } = await deps.store.transaction(
+    async (tx) => {
+      while ((await tx.journal.sequenceEvents(5000)) > 0);
+      const last = BigInt(await tx.journal.latestEventSeq());
+      // The restored database's own position and where its history resumed, kept from the first
+      // reconciliation after the restore (restore.sh removes what an earlier disaster left): a run
+      // again, after a failure or after the runbook's step 6, judges the archive against the
+      // restore, not against the first run's jump, and leaves out what happened after that jump
+      // (the database has it).
+      const keptPosition = positionSetting(await tx.journal.setting(RESTORE_POSITION_SETTING));
+      const restoredAt = keptPosition ?? last;
+      const archived = issued?.lastEventSeq ?? 0n;
+      const by = archived >= last + BigInt(seqMargin) ? archived - last + 1n : BigInt(seqMargin);
+      const floor = await tx.journal.advanceEventSeq(Number(by));
+      const earlierFloor = positionSetting(await tx.journal.setting(RESTORE_FLOOR_SETTING));
+      const earlierAt = Date.parse((await tx.journal.setting(RESTORE_AT_SETTING)) ?? '');
+      if (keptPosition === undefined) {
+        await tx.journal.putSetting(RESTORE_POSITION_SETTING, restoredAt.toString());
+        await tx.journal.putSetting(RESTORE_FLOOR_SETTING, floor);
+        await tx.journal.putSetting(RESTORE_AT_SETTING, new Date(deps.now()).toISOString());
+      }
+      await tx.journal.event({
+        type: 'c2.restored',
+        details: { eventSeqFloor: floor, versionMargin, restoredSeq: restoredAt.toString() },
+      });
+      await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
+      // Events the archive has beyond the restored position came after the backup.
+      return {
+        eventSeqFloor: floor,
+        restoredSeq: restoredAt,
+        keptFloor: earlierFloor,
+        firstRunAt: Number.isNaN(earlierAt) ? undefined : earlierAt,
+      };
+    },
+  );
 
   // 2. Every topic key, to a version above anything issued since the backup.
   let topicsRotated = 0;
@@ -224,13 +248,19 @@ export async function reconcileAfterRestore(
       if (!seen.removed) missingClients.push(name);
       continue;
     }
+    // Made since the first run (the runbook's step 6: re-provisioned, or created again): the
+    // archive's history of the name is an earlier device's.
+    if (firstRunAt !== undefined && client.createdAt.getTime() > firstRunAt) continue;
     if (seen.removed) {
       resurrectedClients.push(name);
       continue;
     }
     // Removed and created again after the backup: the device behind the name has a key of that
     // new lifetime, which the restored database (holding the old device's) never had.
-    const recreated = seen.createdSeq !== undefined && seen.createdSeq > restoredSeq;
+    const recreated =
+      seen.createdSeq !== undefined &&
+      seen.createdSeq > restoredSeq &&
+      (keptFloor === undefined || seen.createdSeq < keptFloor);
     if (recreated || seen.version > client.keyVersion) {
       unreachableClients.push(name);
       await deps.store.transaction(async (tx) => {

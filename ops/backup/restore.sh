@@ -125,8 +125,11 @@ fi
 echo "restore: reading $file ($(du -h "$file" | cut -f1))" >&2
 pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sql" "$file" || unreadable
 echo "restore: restoring schema $schema in one transaction ($(du -h "$tmp/restore.sql" | cut -f1) of SQL)" >&2
-# Marks the restored database: nodes deliver nothing until restore-reconcile clears it.
-mark="INSERT INTO \"$schema\".c2_settings (name, value) VALUES ('restore_pending', now()::text)
+# Marks the restored database: nodes deliver nothing until restore-reconcile clears it. What an
+# earlier disaster's reconciliation kept (in the backup, if taken after it) is forgotten.
+mark="DELETE FROM \"$schema\".c2_settings
+    WHERE name IN ('restore_position', 'restore_floor', 'restore_first_reconciled_at');
+  INSERT INTO \"$schema\".c2_settings (name, value) VALUES ('restore_pending', now()::text)
   ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
 # One transaction for the drop, the whole restore and the mark: if anything fails (a lost
 # connection, a full disk), the old schema is still there, untouched.

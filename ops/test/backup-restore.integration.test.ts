@@ -25,7 +25,7 @@ import {
   type TestNode,
   type TwoNodes,
 } from '../../api/test/support/two-nodes.ts';
-import { summarizeEventArchive } from '../../cli/commands/restore.ts';
+import { summarizeEventArchive, summaryFor } from '../../cli/commands/restore.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { TEST_DATABASE_URL } from '../../cluster/test/support/postgres.ts';
 
@@ -417,5 +417,43 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       restored.service.reconcileAfterRestore(ctx, { versionMargin: 0 }),
       /versionMargin must be an integer/,
     );
+  });
+
+  void it("a run again, after a failed run or the runbook's step 6, judges against the restore", async () => {
+    assert.ok(restored !== undefined);
+    const r = restored.service;
+    const schema = source.schema.schema;
+    // Step 6: the client created after the backup is created again by the operator...
+    await r.newClient(ctx, 'c4', new Uint8Array(randomBytes(32)));
+    // ... and a run that failed half-way left the pause on (only a completed run lifts it).
+    const db = new pg.Client({ connectionString: databaseUrl(scratch) });
+    await db.connect();
+    try {
+      await db.query(
+        `INSERT INTO "${schema}".c2_settings (name, value) VALUES ('restore_pending', 'x')`,
+      );
+    } finally {
+      await db.end();
+    }
+    // The archive kept going after the restore (runbook step 8): the restored database's events.
+    const archiveLast = BigInt(summarizeEventArchive(archived).archive_last_seq);
+    const since = (await r.eventsAfter(archiveLast.toString(), 10_000))
+      .map((e) => `${JSON.stringify(eventRecord(e))}\n`)
+      .join('');
+    const text = archived + since;
+    const newest = BigInt(await r.deps.store.read.journal.latestEventSeq());
+    const admin = new GrpcTestClient(restored.grpcTarget, 'e4c2.v1.C2Admin');
+    try {
+      // As the CLI sends it, and the whole archive (as an older CLI did): the same judgement.
+      for (const summary of [summaryFor(text, newest), summarizeEventArchive(text)]) {
+        const result = await admin.call('ReconcileAfterRestore', { ...summary, version_margin: 5 });
+        assert.deepEqual((result['unreachable_clients'] as string[]).toSorted(), ['c1', 'c2']);
+        assert.deepEqual(result['missing_clients'], [], 'c4 is back');
+        assert.equal(result['archive_ends_before_backup'], false);
+      }
+    } finally {
+      admin.close();
+    }
+    assert.equal((await r.getClient('c4')).delivery.state, 'idle', 'the new c4 is not unreachable');
   });
 });
