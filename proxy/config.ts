@@ -88,6 +88,8 @@ export interface ProxyConfig {
     readonly mode: C2Mode;
     /** Public-key mode: the C2's Curve25519 public key (hex); fetched from `url` when unset. */
     readonly publicKeyHex: string | undefined;
+    /** PEM CA (or self-signed certificate) trusted for an `https` `url`, instead of Node's CAs. */
+    readonly caFile: string | undefined;
   };
 }
 
@@ -428,7 +430,7 @@ export function parseProxyConfig(
   );
 
   const c2 = r.obj(root, 'c2', '');
-  r.unknownKeys(c2, ['url', 'token', 'tofu', 'mode', 'publicKey'], 'c2.');
+  r.unknownKeys(c2, ['url', 'token', 'tofu', 'mode', 'publicKey', 'caFile'], 'c2.');
   const c2ModeText = r.str(c2, 'mode', 'c2.') ?? 'symmetric';
   if (c2ModeText !== 'symmetric' && c2ModeText !== 'public-key') {
     r.problems.push(`c2.mode: must be symmetric or public-key, not '${c2ModeText}'`);
@@ -523,6 +525,7 @@ export function parseProxyConfig(
       tofu,
       mode: c2Mode,
       publicKeyHex: publicKeyHex?.toLowerCase(),
+      caFile: r.readablePath(c2, 'caFile', 'c2.'),
     },
   };
   if (

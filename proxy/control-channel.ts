@@ -38,6 +38,8 @@ export class ControlChannel {
      * topics are subscribed again (commands the C2 sent meanwhile were dropped).
      */
     readonly onFreshSession?: () => void;
+    /** Abandons the connection attempt (a stop during start-up). */
+    readonly signal?: AbortSignal;
   }): Promise<ControlChannel> {
     const { ring, metrics, logger } = options;
     const topics = ring.all().map((i) => i.client.receivingTopic);
@@ -106,9 +108,17 @@ export class ControlChannel {
           clearTimeout(timer);
           reject(err);
         });
+        const abandon = (): void => {
+          clearTimeout(timer);
+          reject(new Error('start abandoned'));
+        };
+        if (options.signal?.aborted === true) abandon();
+        options.signal?.addEventListener('abort', abandon, { once: true });
       });
     } catch (err) {
       await channel.close();
+      // Abandoned, not a broker problem.
+      if (options.signal?.aborted === true) throw err;
       throw new ProxyError(
         ProxyErrorCode.Upstream,
         `cannot reach the broker at ${options.broker.url}: ${err instanceof Error ? err.message : String(err)}`,

@@ -32,22 +32,48 @@ async function loadConfig(args: ProxyArgs): Promise<ProxyConfig> {
 async function start(args: ProxyArgs): Promise<void> {
   const config = await loadConfig(args);
   const logger = pino({ name: 'e4proxy' });
-  const proxy = await ProtectionProxy.start(config, { logger });
-  const listen = proxy.listenAddress;
-  const status = proxy.statusAddress;
+  // A signal during start-up abandons the start (what was started is stopped) and exits 0, as a
+  // stop of a running proxy does: the default action would end the process half-started. A second
+  // one exits at once.
+  const starting = new AbortController();
+  const running: { proxy?: ProtectionProxy } = {};
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    const proxy = running.proxy;
+    if (stopping) {
+      if (proxy === undefined) process.exit(130);
+      return;
+    }
+    stopping = true;
+    if (proxy === undefined) {
+      logger.info({ signal }, 'stop requested during start-up: start abandoned');
+      starting.abort(new Error(`stopped by ${signal} during start-up`));
+      return;
+    }
+    void proxy.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let started: ProtectionProxy;
+  try {
+    started = await ProtectionProxy.start(config, { logger, signal: starting.signal });
+  } catch (err) {
+    // The start's own clean-up has run: nothing is left running.
+    if (starting.signal.aborted) process.exit(0);
+    throw err;
+  }
+  if (starting.signal.aborted) {
+    await started.close();
+    process.exit(0);
+  }
+  running.proxy = started;
+  const listen = started.listenAddress;
+  const status = started.statusAddress;
   process.stdout.write(
     `e4 protection proxy (${config.mode}) listening on ${listen.host}:${listen.port}` +
       `${config.listen.tls === undefined ? '' : ' (TLS)'}, upstream ${config.upstream.url}, ` +
       `health http://${status.host}:${status.port}/healthz, metrics /metrics\n`,
   );
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    void proxy.close().then(() => process.exit(0));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }
 
 async function register(args: ProxyArgs): Promise<void> {
@@ -65,7 +91,7 @@ async function register(args: ProxyArgs): Promise<void> {
     config.identities,
     newIdentityKeys(config),
   );
-  const registrar = new C2Registrar(config.c2.url, config.c2.token);
+  const registrar = C2Registrar.of({ ...config.c2, url: config.c2.url });
   // Before the first start the broker would drop the new identity key: the proxy asks for the
   // rotation itself once its control topics are subscribed (see deferred-rotations.ts).
   const defer = args.rotate && !(await hasControlSession(config.stateDir));

@@ -30,6 +30,11 @@ export interface ProxyStartOptions {
   readonly upstream?: UpstreamConnector;
   /** Acknowledgement timeout of downstream clients (default 30 s). */
   readonly ackTimeoutMs?: number;
+  /**
+   * Abandons the start (a stop requested during start-up): what was started is stopped and
+   * `start` rejects.
+   */
+  readonly signal?: AbortSignal;
 }
 
 function hostPort(a: { host: string; port: number }): string {
@@ -59,6 +64,7 @@ export class ProtectionProxy {
     options: ProxyStartOptions = {},
   ): Promise<ProtectionProxy> {
     const logger = options.logger ?? silentLogger;
+    const { signal } = options;
     const localKey = await loadOrCreateLocalKey(config.localKeyFile);
     const ring = await KeyRing.open(
       config.stateDir,
@@ -84,6 +90,7 @@ export class ProtectionProxy {
         ring,
         metrics,
         logger,
+        ...(signal === undefined ? {} : { signal }),
         onFreshSession: () => {
           const proxy = holder.proxy;
           if (holder.ready !== true || proxy === undefined || proxy.#closed) return;
@@ -96,6 +103,7 @@ export class ProtectionProxy {
         },
       });
       cleanups.push(() => control.close());
+      signal?.throwIfAborted();
       await markControlSession(config.stateDir);
       let authenticate: Authenticator;
       if (config.mode === 'local') {
@@ -144,10 +152,12 @@ export class ProtectionProxy {
         logger,
       );
       holder.proxy = proxy;
+      signal?.throwIfAborted();
       const registered = config.c2.tofu ? await proxy.#trustOnFirstUse() : new Set<string>();
       holder.ready = true;
       if (control.freshSession) await proxy.#recoverLostCommands(registered);
       await proxy.#rotateDeferred();
+      signal?.throwIfAborted();
       logger.info(
         {
           mode: config.mode,
@@ -178,7 +188,7 @@ export class ProtectionProxy {
     const registered = new Set<string>();
     const url = this.config.c2.url;
     if (url === undefined) return registered;
-    const registrar = new C2Registrar(url, this.config.c2.token);
+    const registrar = C2Registrar.of({ ...this.config.c2, url });
     const rotate = this.config.c2.mode === 'symmetric';
     for (const identity of this.ring.all()) {
       // Also an identity made by an earlier start whose registration failed (C2 unreachable):
@@ -227,7 +237,7 @@ export class ProtectionProxy {
       );
       return;
     }
-    const registrar = new C2Registrar(url, this.config.c2.token);
+    const registrar = C2Registrar.of({ ...this.config.c2, url });
     for (const identity of identities) {
       try {
         await registrar.resync(identity.name);
@@ -254,7 +264,7 @@ export class ProtectionProxy {
       this.logger.warn({ identities: pending }, 'deferred rotations need c2.url; left pending');
       return;
     }
-    const registrar = new C2Registrar(url, this.config.c2.token);
+    const registrar = C2Registrar.of({ ...this.config.c2, url });
     const left: string[] = [];
     for (const name of pending) {
       try {

@@ -6,9 +6,12 @@
  * ask the C2 to rotate the identity key at once (`POST /v1/clients/{name}/rotate`).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ed25519PublicKey, fromHex } from '../e4/index.ts';
 import type { ProxyConfig } from './config.ts';
-import { fetchFailure, ProxyError, ProxyErrorCode } from './errors.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
 import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
 /**
@@ -49,8 +52,43 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** TLS errors that say the C2's certificate is not trusted (its CA is unknown to the proxy). */
+const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
+]);
+
+/** Why a request failed, as `<message> (<code>)`, with what to do when the CA is unknown. */
+function requestFailure(err: unknown, timeoutMs: number): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  const code = (err as NodeJS.ErrnoException).code;
+  const text =
+    typeof code === 'string' && !err.message.includes(code)
+      ? `${err.message} (${code})`
+      : err.message;
+  return typeof code === 'string' && UNTRUSTED_CERT_CODES.has(code)
+    ? `${text}; set c2.caFile to the PEM certificate of the C2's CA (of a C2 with its own self-signed certificate, that certificate)`
+    : text;
+}
+
+/** How the proxy reaches the C2. */
+export interface C2RegistrarOptions {
+  /** PEM file of the CA (or self-signed certificate) to trust for an `https` C2 (`c2.caFile`). */
+  readonly caFile?: string | undefined;
+  /** Longest wait for one answer. Default 10 s. */
+  readonly timeoutMs?: number;
+}
+
 /** An HTTP client of the C2's API. */
 export class C2Registrar {
+  readonly #ca: Buffer | undefined;
+  readonly #timeoutMs: number;
+
   /**
    * @param baseUrl - `http(s)://host:port` of a C2 node or its load balancer
    * @param token - bearer token, when the C2 requires one
@@ -58,8 +96,16 @@ export class C2Registrar {
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
-    private readonly timeoutMs = 10_000,
-  ) {}
+    options: C2RegistrarOptions = {},
+  ) {
+    this.#ca = options.caFile === undefined ? undefined : readFileSync(options.caFile);
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** The registrar of the `c2` settings (of a configuration whose `c2.url` is set). */
+  static of(c2: ProxyConfig['c2'] & { readonly url: string }): C2Registrar {
+    return new C2Registrar(c2.url, c2.token, { caFile: c2.caFile });
+  }
 
   async #call(
     method: string,
@@ -71,27 +117,64 @@ export class C2Registrar {
     if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
     // A retried call must not act twice (the C2 stores the first answer under the key).
     if (method !== 'GET') headers['idempotency-key'] = `e4proxy-${randomBytes(12).toString('hex')}`;
-    let response: Response;
+    let answer: { status: number; text: string };
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
+      answer = await this.#request(
         method,
+        new URL(`${this.baseUrl}${path}`),
         headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+        body === undefined ? undefined : JSON.stringify(body),
+      );
     } catch (err) {
-      throw new C2UnreachableError(`cannot reach the C2 at ${this.baseUrl}: ${fetchFailure(err)}`, {
-        cause: err,
-      });
+      throw new C2UnreachableError(
+        `cannot reach the C2 at ${this.baseUrl}: ${requestFailure(err, this.#timeoutMs)}`,
+        { cause: err },
+      );
     }
-    const text = await response.text();
     let json: unknown;
     try {
-      json = JSON.parse(text) as unknown;
+      json = JSON.parse(answer.text) as unknown;
     } catch {
       json = undefined;
     }
-    return { status: response.status, json };
+    return { status: answer.status, json };
+  }
+
+  /**
+   * One request with node:http(s), whose TLS takes a CA (the global `fetch` takes none without
+   * a dependency on undici).
+   */
+  #request(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<{ status: number; text: string }> {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(
+        url,
+        {
+          method,
+          headers:
+            body === undefined
+              ? headers
+              : { ...headers, 'content-length': Buffer.byteLength(body) },
+          signal: AbortSignal.timeout(this.#timeoutMs),
+          ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   async #expectOk(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -197,14 +280,14 @@ export class C2Registrar {
  */
 export function newIdentityKeys(config: ProxyConfig): NewIdentityKeys {
   if (config.c2.mode === 'symmetric') return { mode: 'symmetric' };
-  const { publicKeyHex, url, token } = config.c2;
+  const { publicKeyHex, url } = config.c2;
   return {
     mode: 'public-key',
     c2PublicKey: async () => {
       if (publicKeyHex !== undefined) return fromHex(publicKeyHex);
       if (url === undefined)
         throw new ProxyError(ProxyErrorCode.Config, 'c2.publicKey or c2.url is required');
-      return new C2Registrar(url, token).c2PublicKey();
+      return C2Registrar.of({ ...config.c2, url }).c2PublicKey();
     },
   };
 }

@@ -123,7 +123,10 @@ export class DownstreamConnection {
   readonly #earlyInbound: Array<{ message: InboundMessage; done: () => void }> = [];
   #link: UpstreamLink | undefined;
   #identity: HeldIdentity | undefined;
+  /** The client id: the one the client gave, until one is assigned after authentication. */
   #clientId = '';
+  /** The user name the client gave (never its password), for the log. */
+  #username: string | undefined;
   #nextId = 1;
   readonly #awaiting = new Map<number, Awaiting>();
   /** QoS 2 PUBLISHes from the client: forwarding, or forwarded and PUBREC sent. */
@@ -145,7 +148,7 @@ export class DownstreamConnection {
       this.#onPacket(packet);
     });
     this.#parser.on('error', (err: Error) => {
-      this.#reject('malformed', err.message);
+      this.#onParseError(err);
     });
     socket.on('data', (chunk: Buffer) => {
       this.#onData(chunk);
@@ -205,6 +208,20 @@ export class DownstreamConnection {
       }
       this.#reject('packet-too-large', `declared ${declared} bytes`);
     }
+  }
+
+  #onParseError(err: Error): void {
+    // MQTT 3.1.1 §3.1.2.2: a CONNECT of a protocol level the server does not support is answered
+    // with CONNACK 0x01 (unacceptable protocol version), then closed. mqtt-packet refuses the
+    // level while parsing (its message is the only sign), having read the level into its packet.
+    if (this.#state === 'new' && err.message === 'Invalid protocol version') {
+      const level = (this.#parser as unknown as { packet: { protocolVersion?: unknown } }).packet
+        .protocolVersion;
+      this.#send({ cmd: 'connack', returnCode: V4_CONNACK.badVersion, sessionPresent: false });
+      this.#reject('unsupported-version', `protocol level ${String(level)}`);
+      return;
+    }
+    this.#reject('malformed', err.message);
   }
 
   #onPacket(packet: Packet): void {
@@ -287,6 +304,9 @@ export class DownstreamConnection {
 
   async #onConnect(packet: IConnectPacket): Promise<void> {
     this.#state = 'connecting';
+    // What the client claims, so that a refusal is logged with it.
+    this.#clientId = packet.clientId;
+    this.#username = packet.username;
     const version = packet.protocolVersion;
     if (version !== 4 && version !== 5) {
       this.#send({ cmd: 'connack', returnCode: V4_CONNACK.badVersion, sessionPresent: false });
@@ -379,9 +399,13 @@ export class DownstreamConnection {
       );
     } catch (err) {
       if (this.#isClosed()) return;
+      // The broker's refusal of the protocol version is the device's to hear (it may retry with
+      // another version); any other failure upstream is the proxy's, so the server is unavailable.
+      const code = (err as { code?: unknown } | null)?.code;
+      const badVersion = code === V4_CONNACK.badVersion || code === RC.unsupportedVersion;
       refuse(
-        V4_CONNACK.unavailable,
-        RC.serverUnavailable,
+        badVersion ? V4_CONNACK.badVersion : V4_CONNACK.unavailable,
+        badVersion ? RC.unsupportedVersion : RC.serverUnavailable,
         'upstream-unavailable',
         err instanceof Error ? err.message : 'connect failed',
       );
@@ -724,7 +748,13 @@ export class DownstreamConnection {
     if (this.#isClosed()) return;
     this.deps.metrics.rejected.inc({ reason });
     this.deps.logger.warn(
-      { clientId: this.#clientId, identity: this.#identity?.name, reason, detail },
+      {
+        clientId: this.#clientId,
+        username: this.#username,
+        identity: this.#identity?.name,
+        reason,
+        detail,
+      },
       'downstream connection closed by the proxy',
     );
     this.#close(false);

@@ -151,6 +151,24 @@ void describe('bad input on the downstream side', () => {
     assert.equal((await exchange(listener.address.port, [CONNECT, CONNECT])).closed, true);
   });
 
+  void it('answers a CONNECT of an unknown protocol level with CONNACK 0x01, then closes', async () => {
+    // MQTT 3.1.1 §3.1.2.2; the level byte follows the protocol name "MQTT".
+    const level6 = Buffer.from(CONNECT);
+    assert.equal(level6.subarray(4, 8).toString(), 'MQTT');
+    level6[8] = 6;
+    const before = await metrics.total(metrics.rejected, { reason: 'unsupported-version' });
+    const malformed = await metrics.total(metrics.rejected, { reason: 'malformed' });
+    const r = await exchange(listener.address.port, [level6]);
+    assert.equal(r.closed, true);
+    assert.deepEqual([...r.received], [0x20, 0x02, 0x00, 0x01], 'CONNACK 0x01');
+    assert.equal(
+      await metrics.total(metrics.rejected, { reason: 'unsupported-version' }),
+      before + 1,
+    );
+    assert.equal(await metrics.total(metrics.rejected, { reason: 'malformed' }), malformed);
+    await stillServes();
+  });
+
   void it('closes on a packet declaring more than the limit, before reading it', async () => {
     const header = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]); // PUBLISH of 256 MiB declared
     const r = await exchange(listener.address.port, [CONNECT, header]);

@@ -4,16 +4,17 @@
  * a clear error with exit code 2, and SIGTERM stops the proxy.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../bin/free-ports.ts';
 import { verifyPassword } from '../password.ts';
-import { BROKER_URL, tempDir, unique } from './support.ts';
+import { BROKER_URL, tempDir, unique, until } from './support.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const main = join(root, 'proxy', 'main.ts');
@@ -29,6 +30,14 @@ function runProxy(
     timeout: 30_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts `--mode local --config FILE` as a process, its output piped. */
+function spawnProxy(config: string): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, ['--import', 'tsx', main, '--mode', 'local', '--config', config], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Runs `--mode local --config FILE` and expects it to fail. */
@@ -72,14 +81,7 @@ void describe('npm run proxy', () => {
   after(() => dir.cleanup());
 
   void it('starts, reports its status, and stops on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', main, '--mode', 'local', '--config', configPath],
-      {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawnProxy(configPath);
     try {
       const lines = createInterface({ input: child.stdout });
       const banner = await new Promise<string>((resolve, reject) => {
@@ -114,6 +116,45 @@ void describe('npm run proxy', () => {
       );
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  void it('abandons the start on SIGTERM and exits 0: nothing is left running', async () => {
+    // A broker that accepts and never answers: the start waits for its CONNACK.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const child = spawnProxy(
+      await variant('silent-upstream.yaml', {
+        upstream: `{ url: "mqtt://127.0.0.1:${port}", controlClientId: ${unique('e4proxy-cli')} }`,
+      }),
+    );
+    try {
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+        (resolve) =>
+          child.once('exit', (code, signal) => {
+            resolve({ code, signal });
+          }),
+      );
+      // Its control connection reached the broker: the proxy is starting.
+      await until(() => held.length > 0, 'the control connection', 30_000);
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+      // Abandoned, not given up after the broker's 10 s connect timeout.
+      assert.ok(Date.now() - sent < 5000, `stopped after ${Date.now() - sent} ms`);
+      assert.equal(stderr, '');
+      assert.match(stdout, /stop requested during start-up: start abandoned/);
+      assert.doesNotMatch(stdout, /e4 protection proxy/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 

@@ -1,9 +1,12 @@
 /** The configuration file and the command line. */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseProxyArgs } from '../cli-args.ts';
 import { parseProxyConfig } from '../config.ts';
 import { ProxyError } from '../errors.ts';
+import { tempDir } from './support.ts';
 
 const PATH = '/etc/e4proxy/proxy.yaml';
 
@@ -128,12 +131,29 @@ void describe('proxy configuration', () => {
       'identities: [{ name: app-1 }]',
       'listen: { tls: { certFile: tls/nope.crt, keyFile: tls/nope.key } }',
       'upstream: { caFile: /nonexistent/ca.crt }',
+      'c2: { url: "https://127.0.0.1:8888", caFile: tls/c2-ca.pem }',
     ].join('\n');
     assertProblems(text, [
       'listen.tls.certFile: cannot read /etc/e4proxy/tls/nope.crt (ENOENT)',
       'listen.tls.keyFile: cannot read /etc/e4proxy/tls/nope.key (ENOENT)',
       'upstream.caFile: cannot read /nonexistent/ca.crt (ENOENT)',
+      'c2.caFile: cannot read /etc/e4proxy/tls/c2-ca.pem (ENOENT)',
     ]);
+  });
+
+  void it("resolves c2.caFile, the C2's CA, against the configuration's directory", async () => {
+    const dir = await tempDir();
+    try {
+      await writeFile(join(dir.path, 'c2-ca.pem'), 'PEM');
+      const c = parseProxyConfig(
+        'identities: [{ name: app-1 }]\nc2: { url: "https://127.0.0.1:8888", caFile: c2-ca.pem }\n',
+        join(dir.path, 'proxy.yaml'),
+      );
+      assert.equal(c.c2.caFile, join(dir.path, 'c2-ca.pem'));
+      assert.equal(parseProxyConfig('identities: [{ name: app-1 }]', PATH).c2.caFile, undefined);
+    } finally {
+      await dir.cleanup();
+    }
   });
   void it('keeps a local listener on loopback: it authenticates no one', () => {
     const local = (host: string, mode = 'local'): string =>

@@ -1,10 +1,11 @@
 /**
  * Downstream sessions with an in-memory upstream: a persistent session's queued messages, which
  * the broker sends right after its CONNACK (before the proxy answered the client), are delivered
- * in order and acknowledged only once the client has them; and a client cannot take the proxy's
- * control session.
+ * in order and acknowledged only once the client has them; a client cannot take the proxy's
+ * control session; and a broker's refusal of the client's protocol version reaches the client.
  */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -16,7 +17,7 @@ import { KeyRing } from '../key-ring.ts';
 import { silentLogger } from '../logger.ts';
 import { ProxyMetrics } from '../metrics.ts';
 import { TopicPolicy } from '../policy.ts';
-import type { InboundMessage } from '../upstream.ts';
+import { MqttUpstreamConnector, type InboundMessage } from '../upstream.ts';
 import { FakeUpstream } from './fake-upstream.ts';
 import { connectRecording, tempDir, type RecordingClient } from './support.ts';
 
@@ -120,5 +121,72 @@ void describe('downstream sessions', () => {
     const { client } = await connect({ clientId: 'e4proxy-local-session-app2' });
     assert.equal(client.connected, true);
     assert.equal(upstream.sessions.at(-1)?.options.clientId, 'app/e4proxy-local-session-app2');
+  });
+});
+
+void describe('a broker that refuses the client', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let listener: DownstreamListener;
+  const sockets: Socket[] = [];
+  /** The return code of the broker's CONNACK (3.1.1 format, as a 3.1.1-only broker sends). */
+  let returnCode = 1;
+  const broker = createServer((socket) => {
+    sockets.push(socket);
+    socket.once('data', () => {
+      socket.end(Buffer.from([0x20, 0x02, 0x00, returnCode]));
+    });
+  });
+
+  before(async () => {
+    dir = await tempDir();
+    const ring = await KeyRing.open(join(dir.path, 'state'), randomSymKey(), [
+      { name: 'refused-app', topics: [], initialKeyHex: undefined },
+    ]);
+    const identity = ring.get('refused-app');
+    assert.ok(identity);
+    await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
+    const { port } = broker.address() as AddressInfo;
+    listener = await DownstreamListener.start('127.0.0.1', 0, undefined, {
+      authenticate: localAuthenticator(identity),
+      policy: new TopicPolicy(['secure/#'], 'forward'),
+      metrics: new ProxyMetrics(),
+      logger: silentLogger,
+      upstream: new MqttUpstreamConnector({ url: `mqtt://127.0.0.1:${port}` }),
+      limits: { ...DEFAULT_TIMING, maxPayloadBytes: 1024, maxPacketBytes: 4096 },
+      clientIdPrefix: '',
+      controlClientId: CONTROL_ID,
+      now: Date.now,
+    });
+  });
+
+  after(async () => {
+    await listener.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => broker.close(resolve));
+    await dir.cleanup();
+  });
+
+  /** The CONNACK code a client of `protocolVersion` gets. */
+  async function refusal(protocolVersion: 4 | 5): Promise<unknown> {
+    const url = `mqtt://127.0.0.1:${listener.address.port}`;
+    let code: unknown;
+    await assert.rejects(
+      mqtt.connectAsync(url, { clientId: 'refused', protocolVersion, reconnectPeriod: 0 }),
+      (err: { code?: unknown }) => {
+        code = err.code;
+        return true;
+      },
+    );
+    return code;
+  }
+
+  void it('tells a client the broker refused its protocol version (MQTT 5: 0x84, not 0x88)', async () => {
+    returnCode = 1;
+    assert.equal(await refusal(5), 0x84, 'unsupported protocol version');
+    assert.equal(await refusal(4), 1, 'unacceptable protocol version');
+    // Any other refusal is the proxy's problem: the server is unavailable.
+    returnCode = 5;
+    assert.equal(await refusal(5), 0x88, 'server unavailable');
+    assert.equal(await refusal(4), 3, 'server unavailable');
   });
 });

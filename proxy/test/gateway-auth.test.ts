@@ -15,12 +15,11 @@ import { gatewayAuthenticator, sessionTag } from '../downstream/authenticate.ts'
 import { DEFAULT_TIMING } from '../downstream/connection.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
-import { silentLogger } from '../logger.ts';
 import { ProxyMetrics } from '../metrics.ts';
 import { hashPassword } from '../password.ts';
 import { TopicPolicy } from '../policy.ts';
 import { FakeUpstream } from './fake-upstream.ts';
-import { tempDir } from './support.ts';
+import { recordingLogger, tempDir } from './support.ts';
 
 function device(fields: Partial<DeviceConfig> & { identity: string }): DeviceConfig {
   return {
@@ -37,6 +36,7 @@ void describe('gateway authentication', () => {
   let ring: KeyRing;
   const listeners: DownstreamListener[] = [];
   const upstream = new FakeUpstream();
+  const logger = recordingLogger();
   let pems: {
     ca: string;
     caKey: string;
@@ -70,7 +70,7 @@ void describe('gateway authentication', () => {
       authenticate: gatewayAuthenticator(devices, ring, gateway),
       policy: new TopicPolicy(['secure/#'], 'forward'),
       metrics: new ProxyMetrics(),
-      logger: silentLogger,
+      logger,
       upstream,
       limits: { ...DEFAULT_TIMING, maxPayloadBytes: 1024, maxPacketBytes: 4096 },
       clientIdPrefix: 'gw/',
@@ -158,6 +158,18 @@ void describe('gateway authentication', () => {
       mqtt.connectAsync(url, { clientId: 'intruder', reconnectPeriod: 0, protocolVersion: 5 }),
       /Not authorized/,
     );
+    // Each refusal is logged with what the client claimed, never its password.
+    const refusals = logger.lines
+      .filter((l) => l.msg === 'downstream connection closed by the proxy')
+      .map((l) => l.obj as Record<string, unknown>);
+    assert.deepEqual(
+      refusals.map(({ clientId, username, reason }) => ({ clientId, username, reason })),
+      [
+        { clientId: 'x', username: 'meter', reason: 'auth' },
+        { clientId: 'intruder', username: undefined, reason: 'auth' },
+      ],
+    );
+    assert.doesNotMatch(JSON.stringify(logger.lines), /nope/);
   });
 
   void it('gives unlisted devices the gateway identity when one is configured', async () => {

@@ -1,9 +1,11 @@
 /** The C2 client of the proxy: what the C2 answers on failure reaches the operator. */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProxyError } from '../errors.ts';
-import { C2Registrar } from '../registration.ts';
-import { startFakeC2, type FakeC2 } from './support.ts';
+import { C2Registrar, C2UnreachableError } from '../registration.ts';
+import { selfSignedCert, startFakeC2, tempDir, type FakeC2 } from './support.ts';
 
 void describe('C2 registrar', () => {
   let c2: FakeC2;
@@ -69,5 +71,35 @@ void describe('C2 registrar', () => {
       'POST /e4/topic/%24bad: HTTP 400 C2_VALIDATION: topic: must not start with $',
     );
     await refusedWith(registrar.rotateClient('broken'), 'POST /v1/clients/broken/rotate: HTTP 500');
+  });
+
+  void it("trusts a C2's self-signed certificate given as c2.caFile, and says so when missing", async () => {
+    const cert = await selfSignedCert();
+    const https = await startFakeC2(
+      (_method, path) =>
+        path.startsWith('/v1/clients/known') ? { status: 200, body: {} } : undefined,
+      { tls: cert },
+    );
+    const dir = await tempDir();
+    try {
+      await assert.rejects(new C2Registrar(https.url, undefined).isRegistered('known'), (err) => {
+        assert.ok(err instanceof C2UnreachableError, String(err));
+        assert.equal(err.code, 'PROXY_REGISTRATION');
+        assert.match(
+          err.message,
+          /^cannot reach the C2 at https:\/\/127\.0\.0\.1:\d+: self-signed certificate \(DEPTH_ZERO_SELF_SIGNED_CERT\); set c2\.caFile /,
+        );
+        return true;
+      });
+      const caFile = join(dir.path, 'c2-cert.pem');
+      await writeFile(caFile, cert.cert);
+      const registrar = new C2Registrar(https.url, 'tok', { caFile });
+      assert.equal(await registrar.isRegistered('known'), true);
+      await registrar.rotateClient('known');
+      assert.deepEqual(https.requests, ['GET /v1/clients/known', 'POST /v1/clients/known/rotate']);
+    } finally {
+      await https.close();
+      await dir.cleanup();
+    }
   });
 });

@@ -5,11 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { generate } from 'selfsigned';
 import {
   clientIdFromName,
   cmdSetTopicKey,
@@ -54,7 +56,7 @@ export async function writeConfig(
 
 /** A stand-in for the C2's HTTP API on a free loopback port. */
 export interface FakeC2 {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`) */
   readonly url: string;
   /** Every request, as `METHOD /path`, in order. */
   readonly requests: string[];
@@ -62,16 +64,53 @@ export interface FakeC2 {
   close(): Promise<void>;
 }
 
+/** A PEM server certificate and its key. */
+export interface TestCert {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * A self-signed certificate like the one a single-node C2 generates at its first `npm start`
+ * (ECDSA P-256, for `localhost`, 127.0.0.1 and ::1), valid for a day. (The CLI's tests have
+ * the same helper; the layering keeps proxy/ from importing it.)
+ */
+export async function selfSignedCert(): Promise<TestCert> {
+  const now = Date.now();
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(now - 3_600_000),
+    notAfterDate: new Date(now + 86_400_000),
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+          { type: 7, ip: '::1' },
+        ],
+      },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
 /**
  * Starts a fake C2 that records every request and answers with `answer(method, path)`; without
- * an answer, 404 with a `/v1` error body.
+ * an answer, 404 with a `/v1` error body. With `tls`, it serves HTTPS with that certificate.
  */
 export async function startFakeC2(
   answer: (method: string, path: string) => { status: number; body?: unknown } | undefined = () =>
     undefined,
+  options: { readonly tls?: TestCert } = {},
 ): Promise<FakeC2> {
   const requests: string[] = [];
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     requests.push(`${method} ${path}`);
@@ -83,11 +122,13 @@ export async function startFakeC2(
     res
       .writeHead(reply.status, { 'content-type': 'application/json' })
       .end(JSON.stringify(reply.body ?? {}));
-  });
+  };
+  const server =
+    options.tls === undefined ? createServer(handle) : createHttpsServer(options.tls, handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

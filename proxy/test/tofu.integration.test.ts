@@ -70,7 +70,7 @@ void describe('trust on first use (real Mosquitto)', () => {
         assert.ok(ProxyError.is(err, 'PROXY_REGISTRATION'), String(err));
         assert.match(
           err.message,
-          /^cannot reach the C2 at http:\/\/127\.0\.0\.1:\d+: fetch failed/,
+          /^cannot reach the C2 at http:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED/,
         );
         return true;
       },
