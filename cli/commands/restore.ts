@@ -62,11 +62,7 @@ function created(map: Map<string, Seen>, name: string, version: number, seq: big
  * not JSON objects with a `seq` are refused, naming the line).
  * @throws CliError (usage) on a malformed line
  */
-export function summarizeEventArchive(
-  text: string,
-  since = 0n,
-  until?: bigint,
-): ArchiveSummary {
+export function summarizeEventArchive(text: string, since = 0n, until?: bigint): ArchiveSummary {
   const topics = new Map<string, Seen>();
   const clients = new Map<string, Seen>();
   const memberships = new Map<string, MembershipChange>();
