@@ -177,6 +177,7 @@ export interface AdminRpcs {
   GetRotationStatus: Rpc<{ name: string; version: number }, RotationStatus>;
   GetC2PublicKey: Rpc<Empty, { version: number; public_key: string; fingerprint: string }>;
   ReconcileAfterRestore: Rpc<ReconcileAfterRestoreRequest, ReconcileAfterRestoreResponse>;
+  GetRestoreStatus: Rpc<Record<string, never>, { pending: boolean; restored_position: string }>;
   /** A page of the event log; after the newest position, `next_after_seq` is the newest. */
   ListEvents: Rpc<
     { after_seq: string; limit: number },

@@ -140,6 +140,7 @@ const ADMIN_ROUTES: readonly RouteSpec<AdminUnaryRpc>[] = [
   { method: 'GET', path: '/v1/c2-public-key', rpc: 'GetC2PublicKey' },
   { method: 'GET', path: '/v1/events', rpc: 'ListEvents', query: { after: 'after_seq' } },
   { method: 'POST', path: '/v1/admin/reconcile-restore', rpc: 'ReconcileAfterRestore', body: true },
+  { method: 'GET', path: '/v1/admin/restore-status', rpc: 'GetRestoreStatus' },
 ];
 
 /** Request and response message types of the admin RPCs that do not follow `<Rpc>Request`. */
@@ -156,6 +157,7 @@ const ADMIN_TYPES: Readonly<Record<AdminUnaryRpc, readonly [string, string]>> = 
   GetC2PublicKey: ['GetC2PublicKeyRequest', 'C2PublicKey'],
   ListEvents: ['ListEventsRequest', 'ListEventsResponse'],
   ReconcileAfterRestore: ['ReconcileAfterRestoreRequest', 'ReconcileAfterRestoreResponse'],
+  GetRestoreStatus: ['GetRestoreStatusRequest', 'RestoreStatus'],
   GetTopicTraffic: ['GetTopicTrafficRequest', 'TopicTraffic'],
 };
 

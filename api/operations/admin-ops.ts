@@ -29,6 +29,7 @@ export const ADMIN_UNARY_RPCS = [
   'GetC2PublicKey',
   'ListEvents',
   'ReconcileAfterRestore',
+  'GetRestoreStatus',
   'GetTopicTraffic',
 ] as const;
 
@@ -247,6 +248,10 @@ export function adminOperations(
     GetC2PublicKey: async () => {
       const key = await service.c2PublicKey();
       return { version: key.version, public_key: key.publicKey, fingerprint: key.fingerprint };
+    },
+    GetRestoreStatus: async () => {
+      const status = await service.restoreStatus();
+      return { pending: status.pending, restored_position: status.restoredPosition ?? '' };
     },
     ReconcileAfterRestore: async (req, ctx) => {
       const margin = stringField(req, 'event_seq_margin');

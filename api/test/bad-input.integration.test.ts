@@ -502,6 +502,7 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/topics//traffic', status: 400 },
     { method: 'GET', path: '/v1/topics/unknown-topic/traffic', status: 404, code: 'C2_NOT_FOUND' },
     { method: 'GET', path: '/v1/c2-public-key', status: 400, code: 'C2_CRYPTO_MODE' },
+    { method: 'GET', path: '/v1/admin/restore-status?bogus=1', status: 400, field: 'bogus' },
     { method: 'GET', path: '/v1/events?after=abc', status: 400, field: 'after' },
     { method: 'GET', path: '/v1/events?after_seq=abc', status: 400, field: 'after_seq' },
     { method: 'GET', path: '/v1/events?after=-1', status: 400 },
@@ -875,6 +876,7 @@ void describe('bad input, symmetric-key mode', () => {
       'GetCryptoMode',
       'CountClients',
       'CountTopics',
+      'GetRestoreStatus',
       // Streams: see device-and-events.integration.test.ts.
       'SubscribeToEventStream',
       'StreamEvents',

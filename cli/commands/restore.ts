@@ -12,7 +12,7 @@ import type {
   ReconcileAfterRestoreRequest,
 } from '../api.ts';
 import { CliError } from '../errors.ts';
-import { UINT32_MAX, type CommandSpec } from '../spec.ts';
+import { UINT32_MAX, type CommandContext, type CommandSpec } from '../spec.ts';
 import { readLocalFile } from './shared.ts';
 
 /** What an archive says, as the request carries it. */
@@ -118,50 +118,15 @@ export function summarizeEventArchive(text: string, since = 0n, until?: bigint):
   };
 }
 
-/** The last `c2.restored` event of an archive: where a reconciliation found the restore. */
-interface ArchivedRestore {
-  /** The event's own position: what follows it happened on the restored database. */
-  readonly seq: bigint;
-  /** The restored database's position, and where its history resumed. */
-  readonly restoredSeq: bigint;
-  readonly eventSeqFloor: bigint;
-}
-
-function lastRestore(text: string): ArchivedRestore | undefined {
-  let found: ArchivedRestore | undefined;
-  for (const line of text.split('\n')) {
-    if (!line.includes('"c2.restored"')) continue;
-    let record: EventRecord;
-    try {
-      record = JSON.parse(line) as EventRecord;
-    } catch {
-      continue; // refused, with its line number, by the summary
-    }
-    const { restoredSeq, eventSeqFloor } = record.details;
-    const position = /^\d{1,19}$/;
-    if (record.type !== 'c2.restored' || !position.test(record.seq)) continue;
-    if (!position.test(restoredSeq ?? '') || !position.test(eventSeqFloor ?? '')) continue;
-    found = {
-      seq: BigInt(record.seq),
-      restoredSeq: BigInt(restoredSeq ?? '0'),
-      eventSeqFloor: BigInt(eventSeqFloor ?? '0'),
-    };
-  }
-  return found;
-}
-
 /**
- * Summarises the archive for this database: only what happened after the restored position.
- * That is the database's newest position on a first run. A run again (the database is past the
- * jump of the archive's last reconciliation) uses the position that reconciliation recorded,
- * and leaves out what followed it (the database has it).
+ * The restored position, as the server will judge the archive: the one restore.sh recorded (or
+ * the first reconciliation kept), else the database's newest position.
  */
-export function summaryFor(text: string, newest: bigint): ArchiveSummary {
-  const restore = lastRestore(text);
-  if (restore !== undefined && newest >= restore.eventSeqFloor) {
-    return summarizeEventArchive(text, restore.restoredSeq, restore.seq);
-  }
-  return summarizeEventArchive(text, newest);
+async function restoredPosition(ctx: CommandContext): Promise<bigint> {
+  const status = await ctx.api.admin('GetRestoreStatus', {});
+  if (/^\d{1,19}$/.test(status.restored_position)) return BigInt(status.restored_position);
+  const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
+  return BigInt(/^\d{1,19}$/.test(newest.next_after_seq) ? newest.next_after_seq : '0');
 }
 
 /** The pairs of a membership list, as `client on topic`. */
@@ -214,9 +179,9 @@ const reconcile: CommandSpec = {
     };
     if (path !== undefined) {
       const text = new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
-      // The database's newest position: only what the archive has after the restore is sent.
-      const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
-      summary = summaryFor(text, BigInt(newest.next_after_seq || '0'));
+      // Only what the archive has after the restored position is sent: the server judges the
+      // archive against that position, and the rest would only make the request large.
+      summary = summarizeEventArchive(text, await restoredPosition(ctx));
     }
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,

@@ -473,7 +473,7 @@ void describe('restore-reconcile', () => {
       { seq: '7', type: 'client.subscribed', client: 'new', topic: 't', key_version: 2 },
     ];
     const api = new FakeApi()
-      .onAdmin('ListEvents', () => ({ events: [], next_after_seq: '3' }))
+      .onAdmin('GetRestoreStatus', () => ({ pending: true, restored_position: '3' }))
       .onAdmin('ReconcileAfterRestore', () => ({
         topics_rotated: 1,
         unreachable_clients: ['old'],

@@ -211,6 +211,10 @@ export class C2Service {
   ): ReturnType<typeof restore.reconcileAfterRestore> {
     return restore.reconcileAfterRestore(this.deps, ctx, options);
   }
+  /** Whether a restore awaits its reconciliation, and where it left the event stream. */
+  restoreStatus(): ReturnType<typeof restore.restoreStatus> {
+    return restore.restoreStatus(this.deps);
+  }
   /**
    * Events after a stream position, for resumable subscribers: every committed event is first
    * given its position (see {@link C2Service.sequenceEvents}), so the answer is up to date.

@@ -105,6 +105,45 @@ function positionSetting(value: string | undefined): bigint | undefined {
   return value !== undefined && /^\d{1,19}$/.test(value) ? BigInt(value) : undefined;
 }
 
+/** What restore.sh's mark and the reconciliation runs of a restore keep. */
+interface KeptRestore {
+  /** restore.sh's mark (deliveries paused), when present. */
+  readonly mark: string | undefined;
+  /** The restored position it holds (a hand mark of an earlier runbook holds a time). */
+  readonly markPosition: bigint | undefined;
+  /** Kept by the first run: the restored position, its jump, and when it ran. */
+  readonly position: bigint | undefined;
+  readonly floor: bigint | undefined;
+  readonly firstRunAt: number | undefined;
+}
+
+async function keptRestore(journal: {
+  setting(name: string): Promise<string | undefined>;
+}): Promise<KeptRestore> {
+  const mark = await journal.setting(RESTORE_PENDING_SETTING);
+  const at = Date.parse((await journal.setting(RESTORE_AT_SETTING)) ?? '');
+  return {
+    mark,
+    markPosition: positionSetting(mark),
+    position: positionSetting(await journal.setting(RESTORE_POSITION_SETTING)),
+    floor: positionSetting(await journal.setting(RESTORE_FLOOR_SETTING)),
+    firstRunAt: Number.isNaN(at) ? undefined : at,
+  };
+}
+
+/**
+ * Whether a restored database awaits its reconciliation, and the restored position the
+ * reconciliation will judge the archive against (undefined: the database's newest position, as
+ * it is when the reconciliation starts). The CLI sends only what the archive has after it.
+ */
+export async function restoreStatus(
+  deps: DomainDeps,
+): Promise<{ readonly pending: boolean; readonly restoredPosition: string | undefined }> {
+  const kept = await keptRestore(deps.store.read.journal);
+  const position = kept.mark !== undefined ? kept.markPosition : kept.position;
+  return { pending: kept.mark !== undefined, restoredPosition: position?.toString() };
+}
+
 /** Default version jump of every topic key after a restore. */
 export const DEFAULT_VERSION_MARGIN = 1000;
 /** Default jump of the event stream position after a restore. */
@@ -191,19 +230,25 @@ export async function reconcileAfterRestore(
     async (tx) => {
       while ((await tx.journal.sequenceEvents(5000)) > 0);
       const last = BigInt(await tx.journal.latestEventSeq());
-      // The restored database's own position and where its history resumed, kept from the first
-      // reconciliation after the restore (restore.sh removes what an earlier disaster left): a run
-      // again, after a failure or after the runbook's step 6, judges the archive against the
-      // restore, not against the first run's jump, and leaves out what happened after that jump
-      // (the database has it).
-      const keptPosition = positionSetting(await tx.journal.setting(RESTORE_POSITION_SETTING));
-      const restoredAt = keptPosition ?? last;
+      const kept = await keptRestore(tx.journal);
+      // The restored position: from restore.sh's mark (the restore's own position), kept by the
+      // first run for the runs after it; the database as it is when nothing says better (no
+      // mark, or a hand-made mark of an earlier runbook holding a time).
+      let restoredAt: bigint;
+      let sameRestore: boolean;
+      if (kept.mark !== undefined) {
+        restoredAt = kept.markPosition ?? last;
+        // Again after a failed run: the first run of this restore kept the same position.
+        sameRestore = kept.markPosition !== undefined && kept.position === kept.markPosition;
+      } else {
+        restoredAt = kept.position ?? last;
+        sameRestore = kept.position !== undefined;
+      }
       const archived = issued?.lastEventSeq ?? 0n;
       const by = archived >= last + BigInt(seqMargin) ? archived - last + 1n : BigInt(seqMargin);
       const floor = await tx.journal.advanceEventSeq(Number(by));
-      const earlierFloor = positionSetting(await tx.journal.setting(RESTORE_FLOOR_SETTING));
-      const earlierAt = Date.parse((await tx.journal.setting(RESTORE_AT_SETTING)) ?? '');
-      if (keptPosition === undefined) {
+      if (!sameRestore) {
+        // The first run of this restore: what an earlier restore's runs kept no longer holds.
         await tx.journal.putSetting(RESTORE_POSITION_SETTING, restoredAt.toString());
         await tx.journal.putSetting(RESTORE_FLOOR_SETTING, floor);
         await tx.journal.putSetting(RESTORE_AT_SETTING, new Date(deps.now()).toISOString());
@@ -213,12 +258,13 @@ export async function reconcileAfterRestore(
         details: { eventSeqFloor: floor, versionMargin, restoredSeq: restoredAt.toString() },
       });
       await tx.journal.putSetting('restore_reconciled_at', new Date(deps.now()).toISOString());
-      // Events the archive has beyond the restored position came after the backup.
+      // Events the archive has beyond the restored position came after the backup; those from
+      // the first run's jump on happened on the restored database (it has them).
       return {
         eventSeqFloor: floor,
         restoredSeq: restoredAt,
-        keptFloor: earlierFloor,
-        firstRunAt: Number.isNaN(earlierAt) ? undefined : earlierAt,
+        keptFloor: sameRestore ? kept.floor : undefined,
+        firstRunAt: sameRestore ? kept.firstRunAt : undefined,
       };
     },
   );

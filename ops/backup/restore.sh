@@ -127,9 +127,12 @@ pg_restore --no-owner --no-privileges --use-list="$tmp/list" -f "$tmp/restore.sq
 echo "restore: restoring schema $schema in one transaction ($(du -h "$tmp/restore.sql" | cut -f1) of SQL)" >&2
 # Marks the restored database: nodes deliver nothing until restore-reconcile clears it. What an
 # earlier disaster's reconciliation kept (in the backup, if taken after it) is forgotten.
+# The mark holds the restored event position: the reconciliation judges the off-site archive
+# against it (what the archive has after it happened after the backup).
 mark="DELETE FROM \"$schema\".c2_settings
     WHERE name IN ('restore_position', 'restore_floor', 'restore_first_reconciled_at');
-  INSERT INTO \"$schema\".c2_settings (name, value) VALUES ('restore_pending', now()::text)
+  INSERT INTO \"$schema\".c2_settings (name, value)
+    SELECT 'restore_pending', coalesce((SELECT max(last_seq) FROM \"$schema\".event_stream), 0)::text
   ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
 # One transaction for the drop, the whole restore and the mark: if anything fails (a lost
 # connection, a full disk), the old schema is still there, untouched.

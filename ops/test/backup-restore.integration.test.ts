@@ -25,7 +25,7 @@ import {
   type TestNode,
   type TwoNodes,
 } from '../../api/test/support/two-nodes.ts';
-import { summarizeEventArchive, summaryFor } from '../../cli/commands/restore.ts';
+import { summarizeEventArchive } from '../../cli/commands/restore.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { TEST_DATABASE_URL } from '../../cluster/test/support/postgres.ts';
 
@@ -319,8 +319,12 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
 
     restored = await startNode(databaseUrl(scratch), source.schema.schema, kek);
     const r = restored.service;
-    // As the CLI does: only what the archive has after the restored database's own position.
-    const restoredAt = BigInt(await r.deps.store.read.journal.latestEventSeq());
+    // restore.sh's mark holds the restored position; the CLI sends only what the archive has
+    // after it.
+    const status = await r.restoreStatus();
+    assert.equal(status.pending, true);
+    const restoredAt = BigInt(status.restoredPosition ?? 'x');
+    assert.equal(restoredAt, BigInt(await r.deps.store.read.journal.latestEventSeq()));
     const summary = summarizeEventArchive(archived, restoredAt);
     const archiveLast = BigInt(summary.archive_last_seq);
     assert.equal((await r.getTopic('t1')).keyVersion, 2, 'the restored state is the backup');
@@ -429,8 +433,10 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
     const db = new pg.Client({ connectionString: databaseUrl(scratch) });
     await db.connect();
     try {
+      // (restore.sh's mark, as the failed run left it: the restored position.)
       await db.query(
-        `INSERT INTO "${schema}".c2_settings (name, value) VALUES ('restore_pending', 'x')`,
+        `INSERT INTO "${schema}".c2_settings (name, value)
+         SELECT 'restore_pending', value FROM "${schema}".c2_settings WHERE name = 'restore_position'`,
       );
     } finally {
       await db.end();
@@ -441,11 +447,18 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       .map((e) => `${JSON.stringify(eventRecord(e))}\n`)
       .join('');
     const text = archived + since;
-    const newest = BigInt(await r.deps.store.read.journal.latestEventSeq());
     const admin = new GrpcTestClient(restored.grpcTarget, 'e4c2.v1.C2Admin');
     try {
-      // As the CLI sends it, and the whole archive (as an older CLI did): the same judgement.
-      for (const summary of [summaryFor(text, newest), summarizeEventArchive(text)]) {
+      const status = await admin.call('GetRestoreStatus', {});
+      assert.equal(status['pending'], true);
+      const restoredAt = BigInt(status['restored_position'] as string);
+      // As the CLI sends it (the archive kept going, or the same local copy as the first run),
+      // and the whole archive (as an older CLI did): the same judgement.
+      for (const summary of [
+        summarizeEventArchive(text, restoredAt),
+        summarizeEventArchive(archived, restoredAt),
+        summarizeEventArchive(text),
+      ]) {
         const result = await admin.call('ReconcileAfterRestore', { ...summary, version_margin: 5 });
         assert.deepEqual((result['unreachable_clients'] as string[]).toSorted(), ['c1', 'c2']);
         assert.deepEqual(result['missing_clients'], [], 'c4 is back');
