@@ -3,11 +3,11 @@
  * once, naming the setting, as a {@link ProxyError} `PROXY_CONFIG`. Relative paths are resolved
  * against the configuration file's directory.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
 import { isValidTopicFilter, topicMatches } from './topic-filter.ts';
 
 /** `local`: one identity for an application on this machine; `gateway`: many devices. */
@@ -104,6 +104,42 @@ export interface ConfigOverrides {
 
 type Obj = Record<string, unknown>;
 
+/**
+ * Reads, at start, a file that `setting` names (a certificate, a key).
+ * @throws ProxyError `PROXY_CONFIG` naming the setting and the path
+ */
+export function readSettingFile(setting: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ProxyError(ProxyErrorCode.Config, `${setting}: cannot read ${fsFailure(err, path)}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Checks the content of the file `setting` names with `use`, which throws when it is not `what`
+ * it should be (OpenSSL's own messages name no file).
+ * @throws ProxyError `PROXY_CONFIG`: `<setting>: <path> <what> (<reason>)`
+ */
+export function checkSettingFile(
+  setting: string,
+  path: string,
+  what: string,
+  use: () => unknown,
+): void {
+  try {
+    use();
+  } catch (err) {
+    throw new ProxyError(
+      ProxyErrorCode.Config,
+      `${setting}: ${path} ${what} (${err instanceof Error ? err.message : String(err)})`,
+      { cause: err },
+    );
+  }
+}
+
 class Reader {
   readonly problems: string[] = [];
   constructor(readonly baseDir: string) {}
@@ -139,6 +175,12 @@ class Reader {
     if (path !== undefined) {
       try {
         accessSync(path, constants.R_OK);
+        // A directory is readable too, and fails only when the file is read.
+        if (statSync(path).isDirectory()) {
+          this.problems.push(
+            `${where}${key}: cannot read ${path} (EISDIR: a directory, not a file)`,
+          );
+        }
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         this.problems.push(

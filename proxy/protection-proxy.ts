@@ -153,10 +153,11 @@ export class ProtectionProxy {
       );
       holder.proxy = proxy;
       signal?.throwIfAborted();
-      const registered = config.c2.tofu ? await proxy.#trustOnFirstUse() : new Set<string>();
+      // The C2 calls of the start end at once when it is abandoned (signal).
+      const registered = config.c2.tofu ? await proxy.#trustOnFirstUse(signal) : new Set<string>();
       holder.ready = true;
-      if (control.freshSession) await proxy.#recoverLostCommands(registered);
-      await proxy.#rotateDeferred();
+      if (control.freshSession) await proxy.#recoverLostCommands(registered, signal);
+      await proxy.#rotateDeferred(signal);
       signal?.throwIfAborted();
       logger.info(
         {
@@ -182,15 +183,17 @@ export class ProtectionProxy {
    * key never leaves the proxy: registering its public key is all. A stored identity whose
    * registration cannot be checked because the C2 is unreachable is left as it is (warned); a new
    * one cannot do without the C2.
+   * @param signal - abandons it (between identities, and any C2 call in flight)
    * @returns the names registered now
    */
-  async #trustOnFirstUse(): Promise<Set<string>> {
+  async #trustOnFirstUse(signal?: AbortSignal): Promise<Set<string>> {
     const registered = new Set<string>();
     const url = this.config.c2.url;
     if (url === undefined) return registered;
-    const registrar = C2Registrar.of({ ...this.config.c2, url });
+    const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
     const rotate = this.config.c2.mode === 'symmetric';
     for (const identity of this.ring.all()) {
+      signal?.throwIfAborted();
       // Also an identity made by an earlier start whose registration failed (C2 unreachable):
       // its store exists, but the C2 never heard of it.
       if (!identity.created) {
@@ -225,8 +228,12 @@ export class ProtectionProxy {
    * The broker had no control session of ours: commands the C2 sent before it existed (keys
    * delivered after `register` but before this start) were dropped. Each identity the C2 already
    * knew is asked to be sent its state again; one registered just now needs nothing.
+   * @param signal - abandons it (during the start)
    */
-  async #recoverLostCommands(registeredNow: ReadonlySet<string>): Promise<void> {
+  async #recoverLostCommands(
+    registeredNow: ReadonlySet<string>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const url = this.config.c2.url;
     const identities = this.ring.all().filter((i) => !registeredNow.has(i.name));
     if (identities.length === 0) return;
@@ -237,12 +244,13 @@ export class ProtectionProxy {
       );
       return;
     }
-    const registrar = C2Registrar.of({ ...this.config.c2, url });
+    const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
     for (const identity of identities) {
       try {
         await registrar.resync(identity.name);
         this.logger.info({ identity: identity.name }, 'new control session: resync requested');
       } catch (err) {
+        signal?.throwIfAborted();
         this.logger.warn(
           { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
           'new control session: resync request failed; resync the identity at the C2',
@@ -254,9 +262,10 @@ export class ProtectionProxy {
   /**
    * Asks the C2 for the identity rotations `register --rotate` deferred to this first start, now
    * that the control topics are subscribed and the new keys can reach the proxy. A request that
-   * fails stays pending for the next start (and is logged).
+   * fails stays pending for the next start (and is logged), as do those not asked for when the
+   * start is abandoned (`signal`).
    */
-  async #rotateDeferred(): Promise<void> {
+  async #rotateDeferred(signal?: AbortSignal): Promise<void> {
     const pending = await pendingRotations(this.config.stateDir);
     if (pending.length === 0) return;
     const url = this.config.c2.url;
@@ -264,14 +273,21 @@ export class ProtectionProxy {
       this.logger.warn({ identities: pending }, 'deferred rotations need c2.url; left pending');
       return;
     }
-    const registrar = C2Registrar.of({ ...this.config.c2, url });
+    const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
     const left: string[] = [];
-    for (const name of pending) {
+    for (const [i, name] of pending.entries()) {
+      if (signal?.aborted === true) {
+        // Abandoned: what was not asked for stays pending (a request in flight too: asking twice
+        // only rotates twice).
+        await setPendingRotations(this.config.stateDir, [...left, ...pending.slice(i)]);
+        signal.throwIfAborted();
+      }
       try {
         await registrar.rotateClient(name);
         this.logger.info({ identity: name }, 'deferred rotation requested');
       } catch (err) {
         left.push(name);
+        if (signal?.aborted === true) continue;
         this.logger.warn(
           { identity: name, err: err instanceof Error ? err.message : String(err) },
           'deferred rotation request failed; it is made again at the next start',

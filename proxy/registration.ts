@@ -5,12 +5,11 @@
  * existing one), attach it (`PUT /e4/client/{name}/topic/{topic}`), and, for trust on first use,
  * ask the C2 to rotate the identity key at once (`POST /v1/clients/{name}/rotate`).
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ed25519PublicKey, fromHex } from '../e4/index.ts';
-import type { ProxyConfig } from './config.ts';
+import { checkSettingFile, readSettingFile, type ProxyConfig } from './config.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
 import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
@@ -62,10 +61,12 @@ const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
   'CERT_UNTRUSTED',
 ]);
 
+/** Longest answer the proxy reads: the C2's answers are small; a larger one is not the C2's. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
+
 /** Why a request failed, as `<message> (<code>)`, with what to do when the CA is unknown. */
-function requestFailure(err: unknown, timeoutMs: number): string {
+function requestFailure(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
   const code = (err as NodeJS.ErrnoException).code;
   const text =
     typeof code === 'string' && !err.message.includes(code)
@@ -82,29 +83,52 @@ export interface C2RegistrarOptions {
   readonly caFile?: string | undefined;
   /** Longest wait for one answer. Default 10 s. */
   readonly timeoutMs?: number;
+  /**
+   * Abandons every call (a stop during start-up): a call in flight is aborted and rejects with
+   * the signal's reason, as does any later one.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** An HTTP client of the C2's API. */
 export class C2Registrar {
   readonly #ca: Buffer | undefined;
   readonly #timeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
 
   /**
    * @param baseUrl - `http(s)://host:port` of a C2 node or its load balancer
    * @param token - bearer token, when the C2 requires one
+   * @throws ProxyError `PROXY_CONFIG` naming `c2.caFile` when it cannot be read or holds no PEM
+   *   certificate
    */
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
     options: C2RegistrarOptions = {},
   ) {
-    this.#ca = options.caFile === undefined ? undefined : readFileSync(options.caFile);
+    const { caFile } = options;
+    if (caFile !== undefined) {
+      // A file without a certificate would be ignored by TLS, which then blames a missing caFile.
+      const ca = readSettingFile('c2.caFile', caFile);
+      checkSettingFile(
+        'c2.caFile',
+        caFile,
+        'is not a PEM certificate',
+        () => new X509Certificate(ca),
+      );
+      this.#ca = ca;
+    }
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#signal = options.signal;
   }
 
-  /** The registrar of the `c2` settings (of a configuration whose `c2.url` is set). */
-  static of(c2: ProxyConfig['c2'] & { readonly url: string }): C2Registrar {
-    return new C2Registrar(c2.url, c2.token, { caFile: c2.caFile });
+  /**
+   * The registrar of the `c2` settings (of a configuration whose `c2.url` is set).
+   * @param signal - abandons its calls (see {@link C2RegistrarOptions.signal})
+   */
+  static of(c2: ProxyConfig['c2'] & { readonly url: string }, signal?: AbortSignal): C2Registrar {
+    return new C2Registrar(c2.url, c2.token, { caFile: c2.caFile, signal });
   }
 
   async #call(
@@ -117,7 +141,8 @@ export class C2Registrar {
     if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
     // A retried call must not act twice (the C2 stores the first answer under the key).
     if (method !== 'GET') headers['idempotency-key'] = `e4proxy-${randomBytes(12).toString('hex')}`;
-    let answer: { status: number; text: string };
+    this.#signal?.throwIfAborted();
+    let answer: { status: number; text: string; location: string | undefined };
     try {
       answer = await this.#request(
         method,
@@ -126,9 +151,21 @@ export class C2Registrar {
         body === undefined ? undefined : JSON.stringify(body),
       );
     } catch (err) {
+      // Abandoned, or an answer that is not the C2's: neither says the C2 is unreachable.
+      this.#signal?.throwIfAborted();
+      if (ProxyError.is(err)) {
+        throw new ProxyError(err.code, `${method} ${path}: ${err.message}`, { cause: err });
+      }
       throw new C2UnreachableError(
-        `cannot reach the C2 at ${this.baseUrl}: ${requestFailure(err, this.#timeoutMs)}`,
+        `cannot reach the C2 at ${this.baseUrl}: ${requestFailure(err)}`,
         { cause: err },
+      );
+    }
+    if (answer.status >= 300 && answer.status <= 399) {
+      // Never followed: a C2 does not redirect, and the bearer token would go along.
+      throw new ProxyError(
+        ProxyErrorCode.Registration,
+        `${method} ${path}: HTTP ${answer.status} redirect to ${answer.location ?? '(no Location header)'}, not followed; set c2.url to the C2's API address (${this.baseUrl} redirects)`,
       );
     }
     let json: unknown;
@@ -142,16 +179,39 @@ export class C2Registrar {
 
   /**
    * One request with node:http(s), whose TLS takes a CA (the global `fetch` takes none without
-   * a dependency on undici).
+   * a dependency on undici). The answer is read up to {@link MAX_ANSWER_BYTES}, within the
+   * timeout; a redirect's body is not read.
+   * @throws Error why no complete answer came; ProxyError `PROXY_REGISTRATION` for an answer
+   *   too large
    */
   #request(
     method: string,
     url: URL,
     headers: Record<string, string>,
     body: string | undefined,
-  ): Promise<{ status: number; text: string }> {
+  ): Promise<{ status: number; text: string; location: string | undefined }> {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = this.#signal === undefined ? timeout : AbortSignal.any([timeout, this.#signal]);
     return new Promise((resolve, reject) => {
+      let answered = false;
+      let refused: ProxyError | undefined;
+      const fail = (err: Error): void => {
+        if (refused !== undefined) {
+          reject(refused);
+        } else if (timeout.aborted && !(this.#signal?.aborted ?? false)) {
+          reject(
+            new Error(
+              answered
+                ? `no complete answer within ${this.#timeoutMs} ms (the body stalled after the headers)`
+                : `no answer within ${this.#timeoutMs} ms`,
+              { cause: err },
+            ),
+          );
+        } else {
+          reject(err);
+        }
+      };
       const req = send(
         url,
         {
@@ -160,19 +220,43 @@ export class C2Registrar {
             body === undefined
               ? headers
               : { ...headers, 'content-length': Buffer.byteLength(body) },
-          signal: AbortSignal.timeout(this.#timeoutMs),
+          signal,
           ...(this.#ca === undefined ? {} : { ca: this.#ca }),
         },
         (res: IncomingMessage) => {
+          answered = true;
+          const status = res.statusCode ?? 0;
+          const location = res.headers.location;
+          if (status >= 300 && status <= 399) {
+            resolve({ status, text: '', location });
+            req.destroy();
+            return;
+          }
+          const tooLarge = (): void => {
+            refused = new ProxyError(
+              ProxyErrorCode.Registration,
+              `HTTP ${status}: the answer of ${this.baseUrl} exceeds ${MAX_ANSWER_BYTES} bytes (the C2's answers are small: is c2.url the C2's API?)`,
+            );
+            req.destroy(refused);
+          };
+          if (Number(res.headers['content-length'] ?? 0) > MAX_ANSWER_BYTES) {
+            tooLarge();
+            return;
+          }
           const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) tooLarge();
+            else chunks.push(chunk);
+          });
+          res.on('error', fail);
           res.on('end', () => {
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+            resolve({ status, text: Buffer.concat(chunks).toString('utf8'), location });
           });
         },
       );
-      req.on('error', reject);
+      req.on('error', fail);
       req.end(body);
     });
   }

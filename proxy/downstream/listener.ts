@@ -2,7 +2,6 @@
  * The downstream MQTT listener: plain TCP, or TLS with optional client certificates (whose
  * verified common name can select a device's identity).
  */
-import { readFile } from 'node:fs/promises';
 import {
   createServer as createTcpServer,
   type AddressInfo,
@@ -11,8 +10,7 @@ import {
 } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import type { ListenTls } from '../config.ts';
-import { fsFailure, ProxyError, ProxyErrorCode } from '../errors.ts';
+import { checkSettingFile, readSettingFile, type ListenTls } from '../config.ts';
 import { listenOn } from '../listen.ts';
 import { DownstreamConnection, type ConnectionDeps } from './connection.ts';
 
@@ -55,7 +53,7 @@ export class DownstreamListener {
         accept(socket, undefined);
       });
     } else {
-      const { cert, key, ca } = await readTlsFiles(tls);
+      const { cert, key, ca } = readTlsFiles(tls);
       server = createTlsServer(
         {
           cert,
@@ -111,32 +109,15 @@ export class DownstreamListener {
  * should be is named (OpenSSL's own message names none).
  * @throws ProxyError `PROXY_CONFIG`
  */
-async function readTlsFiles(tls: ListenTls): Promise<{ cert: Buffer; key: Buffer; ca?: Buffer }> {
-  const read = async (setting: string, path: string): Promise<Buffer> => {
-    try {
-      return await readFile(path);
-    } catch (err) {
-      throw new ProxyError(
-        ProxyErrorCode.Config,
-        `listen.tls.${setting}: cannot read ${fsFailure(err, path)}`,
-        { cause: err },
-      );
-    }
-  };
+function readTlsFiles(tls: ListenTls): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const read = (setting: string, path: string): Buffer =>
+    readSettingFile(`listen.tls.${setting}`, path);
   const check = (setting: string, path: string, what: string, use: () => unknown): void => {
-    try {
-      use();
-    } catch (err) {
-      throw new ProxyError(
-        ProxyErrorCode.Config,
-        `listen.tls.${setting}: ${path} ${what} (${err instanceof Error ? err.message : String(err)})`,
-        { cause: err },
-      );
-    }
+    checkSettingFile(`listen.tls.${setting}`, path, what, use);
   };
-  const cert = await read('certFile', tls.certFile);
-  const key = await read('keyFile', tls.keyFile);
-  const ca = tls.caFile === undefined ? undefined : await read('caFile', tls.caFile);
+  const cert = read('certFile', tls.certFile);
+  const key = read('keyFile', tls.keyFile);
+  const ca = tls.caFile === undefined ? undefined : read('caFile', tls.caFile);
   check('certFile', tls.certFile, 'is not a PEM certificate', () => createSecureContext({ cert }));
   check('keyFile', tls.keyFile, 'is not an unencrypted PEM private key', () =>
     createSecureContext({ key }),

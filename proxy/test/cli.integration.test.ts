@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../bin/free-ports.ts';
 import { verifyPassword } from '../password.ts';
-import { BROKER_URL, tempDir, unique, until } from './support.ts';
+import { BROKER_URL, startFakeC2, tempDir, unique, until } from './support.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const main = join(root, 'proxy', 'main.ts');
@@ -158,6 +158,36 @@ void describe('npm run proxy', () => {
     }
   });
 
+  void it('abandons trust on first use on SIGTERM, without waiting for the C2 (exit 0)', async () => {
+    // A C2 that accepts and never answers: each call would wait for its 10 s timeout.
+    const c2 = await startFakeC2(() => ({ status: 200, stall: 'before-headers' }));
+    const child = spawnProxy(
+      await variant('silent-c2.yaml', {
+        c2: `{ url: "${c2.url}", tofu: true }`,
+        identities: `[{ name: ${unique('cli-tofu')} }]`,
+      }),
+    );
+    try {
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+        (resolve) =>
+          child.once('exit', (code, signal) => {
+            resolve({ code, signal });
+          }),
+      );
+      await until(() => c2.requests.length > 0, 'the registration call', 30_000);
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+      assert.ok(Date.now() - sent < 3000, `stopped after ${Date.now() - sent} ms`);
+      assert.equal(stderr, '');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await c2.close();
+    }
+  });
+
   void it('hashes a password, and rejects a bad configuration with exit code 2', async () => {
     const hashed = runProxy(['hash-password'], 'door-3 secret\n');
     assert.equal(hashed.status, 0, hashed.stderr);
@@ -219,6 +249,30 @@ void describe('npm run proxy', () => {
       badCert.stderr,
       /^e4proxy: listen\.tls\.certFile: \S+\/junk\.pem is not a PEM certificate \(.*\) \[PROXY_CONFIG\]$/m,
     );
+  });
+
+  void it('names a c2.caFile that is a directory or no certificate (exit 2, PROXY_CONFIG)', async () => {
+    const junk = join(dir.path, 'junk-c2-ca.pem');
+    await writeFile(junk, 'not a certificate\n');
+    const c2Port = await freePort();
+    const c2 = (caFile: string): string =>
+      `{ url: "https://127.0.0.1:${c2Port}", tofu: true, caFile: "${caFile}" }`;
+    for (const [file, caFile, expected] of [
+      [
+        'c2-ca-dir.yaml',
+        dir.path,
+        /^ {2}c2\.caFile: cannot read \S+ \(EISDIR: a directory, not a file\) \[PROXY_CONFIG\]$/m,
+      ],
+      [
+        'c2-ca-junk.yaml',
+        junk,
+        /^e4proxy: c2\.caFile: \S+\/junk-c2-ca\.pem is not a PEM certificate \(.*\) \[PROXY_CONFIG\]$/m,
+      ],
+    ] as const) {
+      const r = failedStart(await variant(file, { c2: c2(caFile) }));
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, expected);
+    }
   });
 
   void it('says what is wrong with a state directory that is a file (PROXY_KEY_STORE)', async () => {

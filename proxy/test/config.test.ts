@@ -141,6 +141,23 @@ void describe('proxy configuration', () => {
     ]);
   });
 
+  void it('refuses a directory given as a certificate file, naming the setting', async () => {
+    const dir = await tempDir();
+    try {
+      const text = [
+        'identities: [{ name: app-1 }]',
+        `upstream: { caFile: "${dir.path}" }`,
+        `c2: { url: "https://127.0.0.1:8888", caFile: "${dir.path}" }`,
+      ].join('\n');
+      assertProblems(text, [
+        `upstream.caFile: cannot read ${dir.path} (EISDIR: a directory, not a file)`,
+        `c2.caFile: cannot read ${dir.path} (EISDIR: a directory, not a file)`,
+      ]);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   void it("resolves c2.caFile, the C2's CA, against the configuration's directory", async () => {
     const dir = await tempDir();
     try {

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProxyError } from '../errors.ts';
-import { C2Registrar, C2UnreachableError } from '../registration.ts';
+import { C2Registrar, C2UnreachableError, MAX_ANSWER_BYTES } from '../registration.ts';
 import { selfSignedCert, startFakeC2, tempDir, type FakeC2 } from './support.ts';
 
 void describe('C2 registrar', () => {
@@ -100,6 +100,85 @@ void describe('C2 registrar', () => {
     } finally {
       await https.close();
       await dir.cleanup();
+    }
+  });
+
+  void it('refuses a c2.caFile that is a directory or holds no certificate (PROXY_CONFIG)', async () => {
+    const dir = await tempDir();
+    try {
+      const junk = join(dir.path, 'junk.pem');
+      await writeFile(junk, 'not a certificate\n');
+      const refused = (caFile: string, message: RegExp): void => {
+        assert.throws(
+          () => new C2Registrar('https://127.0.0.1:8888', undefined, { caFile }),
+          (err: unknown) => {
+            assert.ok(ProxyError.is(err, 'PROXY_CONFIG'), String(err));
+            assert.match(err.message, message);
+            return true;
+          },
+        );
+      };
+      refused(dir.path, /^c2\.caFile: cannot read \S+: is a directory, not a file \(EISDIR\)$/);
+      refused(junk, /^c2\.caFile: \S+\/junk\.pem is not a PEM certificate \(.+\)$/);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  void it('bounds the answer, reports a stalled body, and never follows a redirect', async () => {
+    const big = 'x'.repeat(MAX_ANSWER_BYTES + 1);
+    const odd = await startFakeC2((_method, path) => {
+      switch (path) {
+        case '/v1/clients/huge':
+          return { status: 200, body: big };
+        case '/v1/clients/huge-declared':
+          return {
+            status: 200,
+            body: big,
+            headers: { 'content-length': String(Buffer.byteLength(JSON.stringify(big))) },
+          };
+        case '/v1/clients/stalled':
+          return { status: 200, stall: 'after-headers' };
+        case '/v1/clients/silent':
+          return { status: 200, stall: 'before-headers' };
+        case '/v1/clients/moved':
+          return {
+            status: 302,
+            headers: { location: 'http://elsewhere.example/v1/clients/moved' },
+          };
+        default:
+          return undefined;
+      }
+    });
+    try {
+      const registrar = new C2Registrar(odd.url, 'tok', { timeoutMs: 300 });
+      for (const name of ['huge', 'huge-declared']) {
+        await refusedWith(
+          registrar.isRegistered(name),
+          `GET /v1/clients/${name}: HTTP 200: the answer of ${odd.url} exceeds ${MAX_ANSWER_BYTES} bytes (the C2's answers are small: is c2.url the C2's API?)`,
+        );
+      }
+      await refusedWith(
+        registrar.isRegistered('moved'),
+        `GET /v1/clients/moved: HTTP 302 redirect to http://elsewhere.example/v1/clients/moved, not followed; set c2.url to the C2's API address (${odd.url} redirects)`,
+      );
+      for (const [name, failure] of [
+        ['stalled', 'no complete answer within 300 ms (the body stalled after the headers)'],
+        ['silent', 'no answer within 300 ms'],
+      ] as const) {
+        await assert.rejects(registrar.isRegistered(name), (err: unknown) => {
+          assert.ok(err instanceof C2UnreachableError, String(err));
+          assert.equal(err.message, `cannot reach the C2 at ${odd.url}: ${failure}`);
+          return true;
+        });
+      }
+      // Only the C2 was asked: the redirect was not followed.
+      assert.deepEqual(
+        odd.requests,
+        ['huge', 'huge-declared', 'moved', 'stalled', 'silent'].map((n) => `GET /v1/clients/${n}`),
+      );
+    } finally {
+      await odd.close();
     }
   });
 });

@@ -100,13 +100,26 @@ export async function selfSignedCert(): Promise<TestCert> {
   return { cert: pems.cert, key: pems.private };
 }
 
+/** An answer of the fake C2. */
+export interface FakeC2Answer {
+  readonly status: number;
+  /** Sent as JSON (streamed, without a content-length unless `headers` gives one). */
+  readonly body?: unknown;
+  /** Headers beside `content-type: application/json` (a redirect's `location`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * A C2 that hangs: `before-headers` never answers; `after-headers` sends the headers and the
+   * start of the body, and never ends it.
+   */
+  readonly stall?: 'before-headers' | 'after-headers';
+}
+
 /**
  * Starts a fake C2 that records every request and answers with `answer(method, path)`; without
  * an answer, 404 with a `/v1` error body. With `tls`, it serves HTTPS with that certificate.
  */
 export async function startFakeC2(
-  answer: (method: string, path: string) => { status: number; body?: unknown } | undefined = () =>
-    undefined,
+  answer: (method: string, path: string) => FakeC2Answer | undefined = () => undefined,
   options: { readonly tls?: TestCert } = {},
 ): Promise<FakeC2> {
   const requests: string[] = [];
@@ -119,9 +132,15 @@ export async function startFakeC2(
       status: 404,
       body: { error: { code: 'C2_NOT_FOUND', message: 'not found' } },
     };
-    res
-      .writeHead(reply.status, { 'content-type': 'application/json' })
-      .end(JSON.stringify(reply.body ?? {}));
+    if (reply.stall === 'before-headers') return;
+    const text = JSON.stringify(reply.body ?? {});
+    res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+    if (reply.stall === 'after-headers') {
+      res.write(text.slice(0, 1));
+      return;
+    }
+    res.write(text);
+    res.end();
   };
   const server =
     options.tls === undefined ? createServer(handle) : createHttpsServer(options.tls, handle);
