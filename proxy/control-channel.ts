@@ -49,6 +49,9 @@ export class ControlChannel {
       clean: false,
       protocolVersion: 4,
       reconnectPeriod: 1000,
+      // The channel subscribes again itself (below): mqtt.js's own re-subscription would make
+      // ours a no-op (it skips filters it believes subscribed) and reports nothing if it fails.
+      resubscribe: false,
     });
     const channel = new ControlChannel(client);
     client.handleMessage = (packet, callback) => {
@@ -125,20 +128,26 @@ export class ControlChannel {
         { cause: err },
       );
     }
+    // Set when a connection finds the session lost, cleared once subscribed again: a connection
+    // that dies before the SUBACK leaves the broker a new session without our subscriptions,
+    // which the next connection finds "present".
+    let subscriptionOwed = false;
     client.on('connect', (connack) => {
       logger.info({ sessionPresent: connack.sessionPresent }, 'control connection up again');
-      if (!connack.sessionPresent) {
-        client.subscribe(topics, { qos: 1 }, (err) => {
-          if (err) {
-            // Not subscribed (the connection went down again): a resync now would be lost too.
-            logger.error({ err: err.message }, 'control subscription failed');
-            return;
-          }
-          channel.freshSession = true;
-          logger.warn({}, 'the broker lost the control session: commands sent meanwhile are lost');
-          options.onFreshSession?.();
-        });
-      }
+      if (connack.sessionPresent && !subscriptionOwed) return;
+      subscriptionOwed = true;
+      client.subscribe(topics, { qos: 1 }, (err) => {
+        if (err) {
+          // Not subscribed (the connection went down again): a resync now would be lost too.
+          // The next connection subscribes again.
+          logger.error({ err: err.message }, 'control subscription failed');
+          return;
+        }
+        subscriptionOwed = false;
+        channel.freshSession = true;
+        logger.warn({}, 'the broker lost the control session: commands sent meanwhile are lost');
+        options.onFreshSession?.();
+      });
     });
     return channel;
   }
