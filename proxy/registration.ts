@@ -90,6 +90,22 @@ export interface C2RegistrarOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
+/**
+ * A topic as the segments of a reference route (`/e4/topic/{topic=**}`): each segment
+ * percent-encoded, and `.` and `..` segments as `%2E` so that neither the request nor the C2's
+ * router takes them for path steps (`a/./b` is a topic of its own, not `a/b`).
+ */
+export function topicPath(topic: string): string {
+  return topic
+    .split('/')
+    .map((segment) =>
+      segment === '.' || segment === '..'
+        ? segment.replaceAll('.', '%2E')
+        : encodeURIComponent(segment),
+    )
+    .join('/');
+}
+
 /** An HTTP client of the C2's API. */
 export class C2Registrar {
   readonly #ca: Buffer | undefined;
@@ -146,7 +162,8 @@ export class C2Registrar {
     try {
       answer = await this.#request(
         method,
-        new URL(`${this.baseUrl}${path}`),
+        new URL(this.baseUrl),
+        path,
         headers,
         body === undefined ? undefined : JSON.stringify(body),
       );
@@ -187,6 +204,7 @@ export class C2Registrar {
   #request(
     method: string,
     url: URL,
+    path: string,
     headers: Record<string, string>,
     body: string | undefined,
   ): Promise<{ status: number; text: string; location: string | undefined }> {
@@ -216,6 +234,8 @@ export class C2Registrar {
         url,
         {
           method,
+          // As written: resolving it as a URL would drop a topic's `.` and `..` segments.
+          path: `${url.pathname.replace(/\/+$/, '')}${path}`,
           headers:
             body === undefined
               ? headers
@@ -305,20 +325,14 @@ export class C2Registrar {
   async attachTopic(name: string, topic: string): Promise<void> {
     const existing = await this.#call('GET', `/v1/topics/${encodeURIComponent(topic)}`);
     if (existing.status === 404) {
-      await this.#expectOk(
-        'POST',
-        `/e4/topic/${topic.split('/').map(encodeURIComponent).join('/')}`,
-      );
+      await this.#expectOk('POST', `/e4/topic/${topicPath(topic)}`);
     } else if (existing.status !== 200) {
       throw new ProxyError(
         ProxyErrorCode.Registration,
         `GET /v1/topics/${encodeURIComponent(topic)}: ${describeFailure(existing.status, existing.json)}`,
       );
     }
-    await this.#expectOk(
-      'PUT',
-      `/e4/client/${encodeURIComponent(name)}/topic/${topic.split('/').map(encodeURIComponent).join('/')}`,
-    );
+    await this.#expectOk('PUT', `/e4/client/${encodeURIComponent(name)}/topic/${topicPath(topic)}`);
   }
 
   /** Asks the C2 to rotate the identity key (it delivers SetIdKey on the control topic). */

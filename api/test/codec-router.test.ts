@@ -211,6 +211,10 @@ void describe('path router', () => {
     assert.deepEqual(matchPath(topic, segments('/e4/topic/')), { topic: '' });
   });
 
+  void it('takes encoded dot segments as topic segments, not path steps', () => {
+    assert.deepEqual(matchPath(topic, segments('/e4/topic/a/%2E/b/%2E%2E')), { topic: 'a/./b/..' });
+  });
+
   void it('rejects malformed percent-encoding', () => {
     rejects(() => matchPath(client, segments('/e4/client/%zz')), 'path');
   });

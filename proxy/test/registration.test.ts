@@ -73,6 +73,22 @@ void describe('C2 registrar', () => {
     await refusedWith(registrar.rotateClient('broken'), 'POST /v1/clients/broken/rotate: HTTP 500');
   });
 
+  void it('keeps dot segments of a topic: a/./b is not a/b', async () => {
+    const ok = await startFakeC2((method) =>
+      method === 'GET' ? undefined : { status: 200, body: {} },
+    );
+    try {
+      await new C2Registrar(`${ok.url}/`, undefined).attachTopic('app', 'a/./b/..');
+      assert.deepEqual(ok.requests, [
+        'GET /v1/topics/a%2F.%2Fb%2F..',
+        'POST /e4/topic/a/%2E/b/%2E%2E',
+        'PUT /e4/client/app/topic/a/%2E/b/%2E%2E',
+      ]);
+    } finally {
+      await ok.close();
+    }
+  });
+
   void it("trusts a C2's self-signed certificate given as c2.caFile, and says so when missing", async () => {
     const cert = await selfSignedCert();
     const https = await startFakeC2(
