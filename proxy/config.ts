@@ -3,6 +3,7 @@
  * once, naming the setting, as a {@link ProxyError} `PROXY_CONFIG`. Relative paths are resolved
  * against the configuration file's directory.
  */
+import { X509Certificate } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -138,6 +139,17 @@ export function checkSettingFile(
       { cause: err },
     );
   }
+}
+
+/**
+ * Reads, at start, the PEM file of a CA to trust that `setting` names. A file without a
+ * certificate would be ignored by TLS, which then blames the peer's certificate instead.
+ * @throws ProxyError `PROXY_CONFIG` naming the setting and the path
+ */
+export function readCaFile(setting: string, path: string): Buffer {
+  const ca = readSettingFile(setting, path);
+  checkSettingFile(setting, path, 'is not a PEM certificate', () => new X509Certificate(ca));
+  return ca;
 }
 
 class Reader {

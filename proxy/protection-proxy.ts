@@ -3,7 +3,7 @@
  * encrypted stores, the control connection, the downstream listener, the status endpoint, and
  * (trust on first use) the registration of new identities with the C2.
  */
-import type { ProxyConfig } from './config.ts';
+import { readCaFile, type ProxyConfig } from './config.ts';
 import { ControlChannel } from './control-channel.ts';
 import {
   gatewayAuthenticator,
@@ -77,7 +77,10 @@ export class ProtectionProxy {
       url: config.upstream.url,
       username: config.upstream.username,
       password: config.upstream.password,
-      caFile: config.upstream.caFile,
+      ca:
+        config.upstream.caFile === undefined
+          ? undefined
+          : readCaFile('upstream.caFile', config.upstream.caFile),
     };
     const cleanups: Array<() => Promise<void>> = [];
     // `ready` once the start checks `control.freshSession`: a session lost before that is

@@ -5,11 +5,11 @@
  * existing one), attach it (`PUT /e4/client/{name}/topic/{topic}`), and, for trust on first use,
  * ask the C2 to rotate the identity key at once (`POST /v1/clients/{name}/rotate`).
  */
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ed25519PublicKey, fromHex } from '../e4/index.ts';
-import { checkSettingFile, readSettingFile, type ProxyConfig } from './config.ts';
+import { readCaFile, type ProxyConfig } from './config.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
 import type { HeldIdentity, NewIdentityKeys } from './key-ring.ts';
 
@@ -125,15 +125,7 @@ export class C2Registrar {
   ) {
     const { caFile } = options;
     if (caFile !== undefined) {
-      // A file without a certificate would be ignored by TLS, which then blames a missing caFile.
-      const ca = readSettingFile('c2.caFile', caFile);
-      checkSettingFile(
-        'c2.caFile',
-        caFile,
-        'is not a PEM certificate',
-        () => new X509Certificate(ca),
-      );
-      this.#ca = ca;
+      this.#ca = readCaFile('c2.caFile', caFile);
     }
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#signal = options.signal;

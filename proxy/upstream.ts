@@ -4,7 +4,6 @@
  * real one, one mqtt.js connection per downstream session, so that client ids, sessions, wills
  * and the broker's access control work as if the device were connected directly.
  */
-import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { IPublishPacket, QoS } from 'mqtt-packet';
 
@@ -90,7 +89,8 @@ export interface BrokerSettings {
   readonly url: string;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
-  readonly caFile?: string | undefined;
+  /** The CA to trust for `mqtts://` (`upstream.caFile`, read and checked at start). */
+  readonly ca?: Buffer | undefined;
   /** Longest wait for CONNACK. */
   readonly connectTimeoutMs?: number;
 }
@@ -101,7 +101,7 @@ export function brokerOptions(settings: BrokerSettings): IClientOptions {
     connectTimeout: settings.connectTimeoutMs ?? 10_000,
     ...(settings.username === undefined ? {} : { username: settings.username }),
     ...(settings.password === undefined ? {} : { password: settings.password }),
-    ...(settings.caFile === undefined ? {} : { ca: readFileSync(settings.caFile) }),
+    ...(settings.ca === undefined ? {} : { ca: settings.ca }),
   };
 }
 

@@ -251,7 +251,7 @@ void describe('npm run proxy', () => {
     );
   });
 
-  void it('names a c2.caFile that is a directory or no certificate (exit 2, PROXY_CONFIG)', async () => {
+  void it('names a c2.caFile or upstream.caFile that is a directory or no certificate (exit 2, PROXY_CONFIG)', async () => {
     const junk = join(dir.path, 'junk-c2-ca.pem');
     await writeFile(junk, 'not a certificate\n');
     const c2Port = await freePort();
@@ -273,6 +273,17 @@ void describe('npm run proxy', () => {
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, expected);
     }
+    // The broker's CA too, before anything starts (plain mqtt:// would ignore it silently).
+    const r = failedStart(
+      await variant('upstream-ca-junk.yaml', {
+        upstream: `{ url: "${BROKER_URL}", caFile: "${junk}", controlClientId: ${unique('e4proxy-cli')} }`,
+      }),
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^e4proxy: upstream\.caFile: \S+\/junk-c2-ca\.pem is not a PEM certificate \(.*\) \[PROXY_CONFIG\]$/m,
+    );
   });
 
   void it('says what is wrong with a state directory that is a file (PROXY_KEY_STORE)', async () => {
