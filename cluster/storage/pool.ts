@@ -58,12 +58,18 @@ export const PG_KEEPALIVE = {
   keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
 } as const;
 
-/** Describes a URL without its password, for messages. */
+/** Query parameters of a connection URL whose values are secret (`pg` reads `password=`). */
+const SECRET_PARAMETER = /pass|secret|token|key/i;
+
+/** Describes a URL without its password (in the user part or the query), for messages. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== '') u.password = '***';
-    return u.toString();
+    for (const name of [...u.searchParams.keys()])
+      if (SECRET_PARAMETER.test(name)) u.searchParams.set(name, '***');
+    // `set` percent-encodes the mask; the message reads better without it.
+    return u.toString().replaceAll('%2A%2A%2A', '***');
   } catch {
     return '(unparseable database URL)';
   }

@@ -137,5 +137,20 @@ void describe('migrations', () => {
         return true;
       },
     );
+    // pg also reads the password from the query.
+    await assert.rejects(
+      createPool({
+        url: 'postgres://127.0.0.1:1/none?sslmode=disable&password=hunter3secret&sslpassword=x1',
+      }),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /cannot reach Postgres at postgres:\/\/127\.0\.0\.1:1\/none\?sslmode=disable&password=\*\*\*&sslpassword=\*\*\*/,
+        );
+        assert.ok(!err.message.includes('hunter3secret'), err.message);
+        assert.ok(!(err.stack ?? '').includes('hunter3secret'));
+        return true;
+      },
+    );
   });
 });
