@@ -523,6 +523,9 @@ export function parseProxyConfig(
   const c2Url = r.str(c2, 'url', 'c2.');
   if (c2Url !== undefined && !/^https?:\/\/[^/]+/.test(c2Url)) {
     r.problems.push('c2.url: must be http(s)://host:port');
+  } else if (c2Url !== undefined && /^[a-z]+:\/\/[^/]*@/i.test(c2Url)) {
+    // The URL is printed in errors; the C2 takes a bearer token, which has a setting of its own.
+    r.problems.push('c2.url: must not hold credentials; use c2.token');
   }
   const tofu = overrides.tofu ?? r.bool(c2, 'tofu', 'c2.', false);
   if (tofu && c2Url === undefined) r.problems.push('c2.tofu: needs c2.url');

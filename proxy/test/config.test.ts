@@ -108,6 +108,7 @@ void describe('proxy configuration', () => {
       '    topics: [plant/temp, audit/secret]',
       'policy: { protect: ["plant/#"] }',
       'upstream: { url: "mqtt://gw:S3cretPw@broker:1883", clientIdPrefix: 7 }',
+      'c2: { url: "https://c2user:C2Passw0rd@c2.example:8888" }',
     ].join('\n');
     assert.throws(
       () => parseProxyConfig(text, PATH),
@@ -121,6 +122,8 @@ void describe('proxy configuration', () => {
         assert.match(err.message, /upstream\.url: must not hold credentials/);
         assert.match(err.message, /upstream\.clientIdPrefix: must be a string/);
         assert.doesNotMatch(err.message, /S3cretPw/);
+        assert.match(err.message, /c2\.url: must not hold credentials; use c2\.token/);
+        assert.doesNotMatch(err.message, /C2Passw0rd/);
         return true;
       },
     );
