@@ -17,6 +17,13 @@ const UINT32 = { min: 0n, max: 2n ** 32n - 1n };
 const INT64 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
 const UINT64 = { min: 0n, max: 2n ** 64n - 1n };
 
+/**
+ * An unknown name that is echoed in the error (and so in logs): one that could be a misspelt
+ * field. Anything else may be a value sent as a name, e.g. a key's base64 or hex (32-byte keys
+ * are at least 43 characters in either), which must never be repeated.
+ */
+const PLAUSIBLE_FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+
 function invalid(field: string, message: string): C2Error {
   return new C2Error('C2_VALIDATION', message, { details: { field } });
 }
@@ -183,7 +190,13 @@ export function decodeMessage(
   for (const [key, value] of Object.entries(json)) {
     const field = fields.find((f) => f.name === key || f.jsonName === key);
     const path = `${prefix}${key}`;
-    if (field === undefined) throw invalid(path, `unknown field "${path}"`);
+    if (field === undefined) {
+      if (PLAUSIBLE_FIELD_NAME.test(key)) throw invalid(path, `unknown field "${path}"`);
+      throw invalid(
+        `${prefix}*`,
+        `unknown field: a name of ${key.length} characters, not shown (no field has such a name: is a value, such as a key, in the place of a name?)`,
+      );
+    }
     // A field under both of its names (`requestId` and `request_id`): neither may silently win.
     const earlier = given.get(field.name);
     if (earlier !== undefined) {

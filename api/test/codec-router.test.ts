@@ -104,6 +104,23 @@ void describe('proto JSON codec', () => {
       () => decodeMessage(schema, 'pb.NewClientRequest', { client: { nam: 'x' } }),
       'client.nam',
     );
+    // A key sent as a name is never repeated (the message reaches the caller and the logs).
+    for (const name of [
+      '4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eE=',
+      '4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eE',
+      'e1'.repeat(32),
+    ]) {
+      assert.throws(
+        () => decodeMessage(schema, 'pb.NewClientRequest', { client: { [name]: 1 } }),
+        (err: unknown) => {
+          assert.ok(C2Error.is(err, 'C2_VALIDATION'), String(err));
+          assert.equal(err.details?.['field'], 'client.*');
+          assert.match(err.message, /unknown field: a name of \d+ characters, not shown/);
+          assert.ok(!JSON.stringify([err.message, err.details]).includes(name.slice(0, 12)));
+          return true;
+        },
+      );
+    }
     rejects(
       () => decodeMessage(schema, 'pb.NewClientRequest', { key: 12 }),
       'key',
