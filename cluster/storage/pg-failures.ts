@@ -35,6 +35,12 @@ const CONNECTION_MESSAGES = [
   'Client has encountered a connection error and is not queryable',
 ];
 
+/**
+ * object_not_in_prerequisite_state, unavailable only with this message: the database refuses new
+ * connections (`ALLOW_CONNECTIONS false`, e.g. during maintenance or a restore).
+ */
+const NOT_ACCEPTING_CONNECTIONS = { code: '55000', text: 'is not currently accepting connections' };
+
 function fieldOf(err: unknown, field: 'code' | 'message'): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const value = (err as Record<string, unknown>)[field];
@@ -69,7 +75,8 @@ export function databaseUnavailable(err: unknown): C2Error | undefined {
   const connection =
     (code !== undefined &&
       (SOCKET_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) ||
-    CONNECTION_MESSAGES.some((m) => message.startsWith(m));
+    CONNECTION_MESSAGES.some((m) => message.startsWith(m)) ||
+    (code === NOT_ACCEPTING_CONNECTIONS.code && message.includes(NOT_ACCEPTING_CONNECTIONS.text));
   return connection
     ? new C2Error('C2_UNAVAILABLE', 'the database connection failed; retry', { cause: err })
     : undefined;

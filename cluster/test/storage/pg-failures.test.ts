@@ -25,6 +25,7 @@ void describe('database availability failures', () => {
       pgError('the database system is starting up', '57P03'),
       pgError('sorry, too many clients already', '53300'),
       pgError('connection failure', '08006'),
+      pgError('database "e4c2" is not currently accepting connections', '55000'),
     ];
     for (const failure of failures) {
       const translated = databaseUnavailable(failure);
@@ -47,6 +48,7 @@ void describe('database availability failures', () => {
       pgError('duplicate key value violates unique constraint "clients_name_key"', '23505'),
       pgError('could not serialize access due to concurrent update', '40001'),
       pgError('relation "x" does not exist', '42P01'),
+      pgError('cannot drop the currently open database', '55000'),
       new Error('a bug'),
       new C2Error('C2_NOT_FOUND', 'no such client'),
       'a string',
