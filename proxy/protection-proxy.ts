@@ -70,7 +70,7 @@ export class ProtectionProxy {
       config.stateDir,
       localKey,
       config.identities,
-      newIdentityKeys(config),
+      newIdentityKeys(config, signal),
     );
     const metrics = new ProxyMetrics();
     const broker: BrokerSettings = {

@@ -367,8 +367,9 @@ export class C2Registrar {
 /**
  * How the identities of `config` that have no state yet get their keys: in public-key mode with
  * the C2's public key from the configuration, or else asked of the C2 (only when one is needed).
+ * @param signal - abandons the request for the C2's public key (a stop during start-up)
  */
-export function newIdentityKeys(config: ProxyConfig): NewIdentityKeys {
+export function newIdentityKeys(config: ProxyConfig, signal?: AbortSignal): NewIdentityKeys {
   if (config.c2.mode === 'symmetric') return { mode: 'symmetric' };
   const { publicKeyHex, url } = config.c2;
   return {
@@ -377,7 +378,7 @@ export function newIdentityKeys(config: ProxyConfig): NewIdentityKeys {
       if (publicKeyHex !== undefined) return fromHex(publicKeyHex);
       if (url === undefined)
         throw new ProxyError(ProxyErrorCode.Config, 'c2.publicKey or c2.url is required');
-      return C2Registrar.of({ ...config.c2, url }).c2PublicKey();
+      return C2Registrar.of({ ...config.c2, url }, signal).c2PublicKey();
     },
   };
 }

@@ -158,35 +158,40 @@ void describe('npm run proxy', () => {
     }
   });
 
-  void it('abandons trust on first use on SIGTERM, without waiting for the C2 (exit 0)', async () => {
-    // A C2 that accepts and never answers: each call would wait for its 10 s timeout.
-    const c2 = await startFakeC2(() => ({ status: 200, stall: 'before-headers' }));
-    const child = spawnProxy(
-      await variant('silent-c2.yaml', {
-        c2: `{ url: "${c2.url}", tofu: true }`,
-        identities: `[{ name: ${unique('cli-tofu')} }]`,
-      }),
-    );
-    try {
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-        (resolve) =>
-          child.once('exit', (code, signal) => {
-            resolve({ code, signal });
-          }),
+  for (const [what, c2Settings] of [
+    ['trust on first use', 'tofu: true'],
+    ["the fetch of the C2's public key (public-key mode)", 'mode: public-key'],
+  ] as const) {
+    void it(`abandons ${what} on SIGTERM, without waiting for the C2 (exit 0)`, async () => {
+      // A C2 that accepts and never answers: each call would wait for its 10 s timeout.
+      const c2 = await startFakeC2(() => ({ status: 200, stall: 'before-headers' }));
+      const child = spawnProxy(
+        await variant('silent-c2.yaml', {
+          c2: `{ url: "${c2.url}", ${c2Settings} }`,
+          identities: `[{ name: ${unique('cli-silent-c2')} }]`,
+        }),
       );
-      await until(() => c2.requests.length > 0, 'the registration call', 30_000);
-      const sent = Date.now();
-      child.kill('SIGTERM');
-      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
-      assert.ok(Date.now() - sent < 3000, `stopped after ${Date.now() - sent} ms`);
-      assert.equal(stderr, '');
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await c2.close();
-    }
-  });
+      try {
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+          (resolve) =>
+            child.once('exit', (code, signal) => {
+              resolve({ code, signal });
+            }),
+        );
+        await until(() => c2.requests.length > 0, 'the call to the C2', 30_000);
+        const sent = Date.now();
+        child.kill('SIGTERM');
+        assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+        assert.ok(Date.now() - sent < 3000, `stopped after ${Date.now() - sent} ms`);
+        assert.equal(stderr, '');
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+        await c2.close();
+      }
+    });
+  }
 
   void it('hashes a password, and rejects a bad configuration with exit code 2', async () => {
     const hashed = runProxy(['hash-password'], 'door-3 secret\n');
