@@ -36,19 +36,54 @@ export function boundedFilter(re: RegExp, names: readonly string[], field: strin
 
 /**
  * Tries `re` on names of one repeated character (each of the pattern's own and some common
- * ones) followed by one that no name contains, the shape that makes nested repetition
- * backtrack. @throws C2Error `C2_VALIDATION` when the pattern exceeds the budget on them
+ * ones), and of each literal word of the pattern repeated, followed by one that no name
+ * contains: the shape that makes nested repetition backtrack.
+ * @throws C2Error `C2_VALIDATION` when the pattern exceeds the budget on them
  */
 export function assertPatternIsFast(re: RegExp, field: string): void {
   // Code points: a probe repeats whole characters, whatever their UTF-16 length.
   const characters = new Set(Array.from(re.source + COMMON_CHARACTERS));
   const probes = [...characters].map((c) => `${c.repeat(PROBE_LENGTH - 1)}\u0001`);
+  // And the pattern's literal words repeated: `(plant/|plant/.*)*z` backtracks on
+  // `plant/plant/…`, never on one character repeated.
+  for (const word of literalWords(re.source)) {
+    const times = Math.floor((PROBE_LENGTH - 1) / Array.from(word).length);
+    probes.push(`${word.repeat(times)}\u0001`);
+  }
   try {
     boundedFilter(re, probes, field);
   } catch (err) {
     if (!(err instanceof C2Error)) throw err;
     throw tooSlow(field, 'backtracks for too long on long names');
   }
+}
+
+/** Characters with a meaning of their own in a regular expression's source. */
+const SYNTAX = new Set(Array.from('^$.|?*+()[]{}'));
+
+/**
+ * The runs of literal characters (two or more) of a regular expression's source; an escaped
+ * punctuation character (`\/`, `\.`) is literal, an escaped letter or digit (`\d`) is not.
+ */
+function literalWords(source: string): Set<string> {
+  const words = new Set<string>();
+  let word = '';
+  const end = (): void => {
+    if (Array.from(word).length >= 2) words.add(word);
+    word = '';
+  };
+  const chars = Array.from(source);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i] ?? '';
+    if (c === '\\') {
+      const next = chars[++i] ?? '';
+      if (/^[\p{L}\p{N}]$/u.test(next)) end();
+      else word += next;
+    } else if (SYNTAX.has(c)) end();
+    else word += c;
+  }
+  end();
+  return words;
 }
 
 function tooSlow(field: string, what: string): C2Error {

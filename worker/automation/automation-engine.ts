@@ -25,7 +25,12 @@ import type {
 } from '../../cluster/storage/index.ts';
 import type { LeaderElection, Leadership } from '../../cluster/coordination/leader-election.ts';
 import { FiringPool } from './firing-pool.ts';
-import { resolveTargets, type AutomationC2, type FiringOutcome } from './firing-runner.ts';
+import {
+  isLastingRefusal,
+  resolveTargets,
+  type AutomationC2,
+  type FiringOutcome,
+} from './firing-runner.ts';
 import type { Sleep } from './rollout-policy.ts';
 import { planSchedule, type TimeTrigger } from './schedule.ts';
 import { countEvents, memberRemovals, settledEvents } from './trigger-evaluation.ts';
@@ -251,7 +256,15 @@ export class AutomationEngine {
     // (subject = name and version) keeps a rescan from planning the same rotation twice.
     const rule0 = await this.#o.store.read.rule(ruleId);
     if (rule0 === undefined) return 0;
-    const keyAgeFirings = scanKeys ? await this.#keyAgeFirings(rule0, now) : [];
+    let keyAgeFirings: NewFiring[] = [];
+    try {
+      if (scanKeys) keyAgeFirings = await this.#keyAgeFirings(rule0, now);
+    } catch (err) {
+      // A refusal that repeats at every scan (a target pattern over its time budget) must not
+      // keep the rule's other triggers from being planned; it is reported at every scan.
+      if (!isLastingRefusal(err)) throw err;
+      this.#o.onError?.(err, `planning rule ${ruleId}: max-key-age targets`);
+    }
     return this.#o.store.fenced(epoch, async (tx) => {
       const rule = await tx.rule(ruleId, 'share');
       if (rule?.enabled !== true) return 0;

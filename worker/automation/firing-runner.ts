@@ -101,6 +101,14 @@ export async function resolveTargets(
   return [...names].sort();
 }
 
+/**
+ * Whether `err` refuses the rule itself, so that trying again gives the same answer (a target
+ * pattern over its time budget), unlike an unavailable database or a bug.
+ */
+export function isLastingRefusal(err: unknown): err is C2Error {
+  return err instanceof C2Error && err.code !== 'C2_UNAVAILABLE' && err.code !== 'C2_INTERNAL';
+}
+
 function errorCode(err: unknown): string {
   return err instanceof C2Error ? err.code : 'C2_INTERNAL';
 }
@@ -174,10 +182,21 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   }
 
   const kind = snapshot.action === 'rotate-topic-key' ? 'topic' : 'client';
-  const names =
-    snapshot.subjects?.kind === kind
-      ? [...snapshot.subjects.names]
-      : await resolveTargets(ctx.c2, kind, snapshot.targets);
+  // Before resolving: a rule disabled meanwhile ends its firings even when resolving fails.
+  if (await mustStop()) return finish('aborted');
+  let names: string[];
+  try {
+    names =
+      snapshot.subjects?.kind === kind
+        ? [...snapshot.subjects.names]
+        : await resolveTargets(ctx.c2, kind, snapshot.targets);
+  } catch (err) {
+    // A refusal that would repeat on every attempt ends the firing failed; an unavailable
+    // database or a bug leaves it pending, to retry.
+    if (!isLastingRefusal(err)) throw err;
+    fail(err, 1);
+    return finish('failed');
+  }
 
   const stopped = (): FiringOutcome => {
     skipped = names.length - done - failed;

@@ -42,6 +42,11 @@ void describe('bounded target patterns', () => {
     );
     assert.throws(() => checkTarget({ kind: 'topic', match: 'pattern', expr: '(\\d+)+$' }));
     assert.throws(() => checkTarget({ kind: 'topic', match: 'pattern', expr: '(a|a)*b' }));
+    // Nested repetition over a word, not a character: backtracks on `plant/plant/…`.
+    assert.throws(
+      () => checkTarget({ kind: 'topic', match: 'pattern', expr: '(plant/|plant/.*)*zz' }),
+      /nested repetition/,
+    );
   });
 
   void it('accepts the patterns operators write', () => {

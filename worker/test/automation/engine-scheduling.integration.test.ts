@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { InProcessLeaderLease, LeaderElection } from '../../../cluster/coordination/index.ts';
 import { AutomationService } from '../../../cluster/domain/index.ts';
+import { C2Error } from '../../../cluster/errors.ts';
 import { PgAutomationStore, type AutomationRuleRow } from '../../../cluster/storage/index.ts';
 import { eventually } from '../../../cluster/test/support/eventually.ts';
 import { createTestSchema, type TestSchema } from '../../../cluster/test/support/postgres.ts';
@@ -51,6 +52,7 @@ void describe('automation engine scheduling (fake clock)', () => {
   let now = 0;
   let rotated: string[] = [];
   let onRotate: (name: string) => Promise<void> = () => Promise.resolve();
+  let listTopics: () => Promise<unknown> = () => Promise.reject(new Error('no topic list here'));
   const engines: AutomationEngine[] = [];
   const errors: unknown[] = [];
   /** Firings that ended (or were interrupted), as the engine's observer is told. */
@@ -58,6 +60,7 @@ void describe('automation engine scheduling (fake clock)', () => {
   const rules: AutomationRuleRow[] = [];
 
   const c2 = {
+    listTopics: () => listTopics(),
     getTopic: () => Promise.reject(new Error('members unknown: weight 1')),
     rotateTopicKey: async (_ctx: unknown, name: string) => {
       rotated.push(name);
@@ -166,6 +169,40 @@ void describe('automation engine scheduling (fake clock)', () => {
       );
       assert.deepEqual([...rotated].sort(), ['fast/1', 'fast/1', 'slow/1']);
     });
+  });
+
+  void it('targets that cannot be resolved fail the firing, and keep no other trigger from planning', async () => {
+    // What a target pattern over its time budget answers, at every attempt.
+    listTopics = () =>
+      Promise.reject(
+        new C2Error('C2_VALIDATION', 'target g1 pattern took more than 250 ms over 4 name(s)'),
+      );
+    const r = await admin.createRule(ctx, {
+      action: 'rotate-topic-key',
+      triggers: [
+        { kind: 'interval', everySeconds: 10 },
+        { kind: 'max-key-age', maxAgeSeconds: 60 },
+      ],
+      targets: [{ kind: 'topic', match: 'pattern', expr: 'lasting/.*' }],
+      rollout: {},
+    });
+    rules.push(r);
+    const e = await engine();
+    now = r.createdAt.getTime() + 10_000;
+    const first = await within(e.tick(), 5000, 'a tick');
+    assert.equal(first.planned, 1, 'the interval slot, despite the max-key-age scan');
+    assert.deepEqual(
+      errors.splice(0).map((err) => (err instanceof C2Error ? err.code : String(err))),
+      ['C2_VALIDATION'],
+      'the scan reported',
+    );
+    // The firing resolves the same targets: it ends failed, not pending and retried for ever.
+    await eventually(async () => {
+      const [only] = await firings(r);
+      assert.equal(only?.status, 'failed');
+      assert.deepEqual(only.result['errors'], { C2_VALIDATION: 1 });
+    });
+    listTopics = () => Promise.reject(new Error('no topic list here'));
   });
 
   void it('runs at most maxConcurrentFirings firings at once', async () => {

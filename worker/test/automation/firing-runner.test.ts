@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { C2Error } from '../../../cluster/errors.ts';
 import type { FiringRow } from '../../../cluster/storage/index.ts';
 import {
   FiringInterrupted,
@@ -101,6 +102,52 @@ void describe('firing runner, waiting for the rollout rate', () => {
       w.waits.reduce((x, y) => x + y, 0),
       60_000,
     );
+  });
+});
+
+void describe('firing runner, targets that cannot be resolved', () => {
+  /** A firing whose pattern target the fake C2's topic list makes fail (over its time budget). */
+  function patternFiring(): FiringRow {
+    const row = firing([]);
+    return {
+      ...row,
+      snapshot: {
+        ...row.snapshot,
+        targets: [{ id: 'g1', kind: 'topic', match: 'pattern', expr: 'plant/.*' }],
+      },
+    };
+  }
+  const context = (listTopics: () => Promise<unknown>, gone: boolean): FiringContext => ({
+    c2: { listTopics } as unknown as AutomationC2,
+    clock: () => T0,
+    sleep: () => Promise.resolve(),
+    signal: new AbortController().signal,
+    shouldYield: () => Promise.resolve(false),
+    shouldStop: () => Promise.resolve(gone),
+  });
+  const slow = (): Promise<unknown> =>
+    Promise.reject(
+      new C2Error('C2_VALIDATION', 'target g1 pattern took more than 250 ms over 4 name(s)'),
+    );
+
+  void it('a refusal that would repeat ends the firing failed, counted by its code', async () => {
+    const outcome = await runFiring(patternFiring(), context(slow, false));
+    assert.equal(outcome.status, 'failed');
+    assert.deepEqual(
+      { failed: outcome.result.failed, errors: outcome.result.errors },
+      { failed: 1, errors: { C2_VALIDATION: 1 } },
+    );
+  });
+
+  void it('a rule disabled meanwhile ends its firing aborted without resolving', async () => {
+    const outcome = await runFiring(patternFiring(), context(slow, true));
+    assert.equal(outcome.status, 'aborted');
+  });
+
+  void it('an unavailable database leaves the firing pending (thrown), to retry', async () => {
+    const down = (): Promise<unknown> =>
+      Promise.reject(new C2Error('C2_UNAVAILABLE', 'the database connection failed; retry'));
+    await assert.rejects(runFiring(patternFiring(), context(down, false)), /retry/);
   });
 });
 
