@@ -112,6 +112,23 @@ void describe('automation API', () => {
         },
         'targets[0].expr',
       ],
+      // Names no topic or client can have: skipped at every firing, a schedule doing nothing.
+      [
+        {
+          action: 'rotate-topic-key',
+          triggers: [interval],
+          targets: [{ kind: 'topic', match: 'exact', expr: 'plant/+/temp' }],
+        },
+        'targets[0].expr',
+      ],
+      [
+        {
+          action: 'rotate-client-key',
+          triggers: [interval],
+          targets: [{ kind: 'client', match: 'exact', expr: 'x'.repeat(256) }],
+        },
+        'targets[0].expr',
+      ],
     ] as const) {
       const res = await http('POST', '/v1/automation/rules', { rule });
       assert.equal(res.status, 400, res.text);

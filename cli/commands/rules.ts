@@ -27,6 +27,9 @@ const EXPECTED_VERSION: FlagSpec = {
   description: 'only if the rule is still at this version (optimistic concurrency)',
 };
 
+/** The C2's longest interval or key age (ten years of 366 days; `automation-rules.ts`). */
+const MAX_TRIGGER_SECONDS = 10 * 366 * 24 * 3600;
+
 /** Flags that describe one trigger. */
 const TRIGGER_FLAGS: readonly FlagSpec[] = [
   { name: 'cron', kind: 'string', value: 'EXPR', description: 'cron expression (with --tz)' },
@@ -36,7 +39,7 @@ const TRIGGER_FLAGS: readonly FlagSpec[] = [
     kind: 'integer',
     value: 'SECONDS',
     min: 1,
-    max: UINT32_MAX,
+    max: MAX_TRIGGER_SECONDS,
     description: 'fixed interval',
   },
   {
@@ -44,7 +47,7 @@ const TRIGGER_FLAGS: readonly FlagSpec[] = [
     kind: 'integer',
     value: 'SECONDS',
     min: 1,
-    max: UINT32_MAX,
+    max: MAX_TRIGGER_SECONDS,
     description: 'crypto period: rotate keys older than this',
   },
   {
@@ -504,7 +507,9 @@ const firings: CommandSpec = {
     ctx.out.result(
       r,
       renderTable(
-        ['ID', 'RULE', 'DUE', 'STATUS', 'DONE', 'FAILED', 'ATTEMPTS', 'ERRORS'],
+        // SKIPPED: targets that were gone (or, for resync-lagging, not lagging); a rule whose
+        // every firing only skips names nothing that exists.
+        ['ID', 'RULE', 'DUE', 'STATUS', 'DONE', 'FAILED', 'SKIPPED', 'ATTEMPTS', 'ERRORS'],
         r.firings.map((f) => [
           field(f, 'id'),
           field(f, 'rule_id'),
@@ -512,6 +517,7 @@ const firings: CommandSpec = {
           field(f, 'status'),
           field(f, 'done'),
           field(f, 'failed'),
+          field(f, 'skipped'),
           field(f, 'attempts'),
           errorSummary(f),
         ]),

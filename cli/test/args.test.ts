@@ -318,13 +318,19 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.equal(wrapped.code, ExitCode.Usage);
     assert.match(wrapped.stderr, /^error: flag --version must be at most 4294967295/);
     for (const argv of [
-      ['rules', 'create', '--action', 'rotate-topic-key', '--every', '4294967297', '--topic', 't'],
       ['rules', 'delete', '--id', 'r1', '--expected-version', '4294967296'],
       ['restore-reconcile', '--version-margin', '4294967296'],
     ]) {
       const r = await runWith(argv);
       assert.equal(r.code, ExitCode.Usage, argv.join(' '));
       assert.match(r.stderr, /must be at most 4294967295/, argv.join(' '));
+    }
+    // The C2's own limit (ten years), not the wire type's: refused before any call.
+    for (const flag of ['--every', '--max-age']) {
+      const argv = ['rules', 'create', '--action', 'rotate-topic-key', flag, '316224001'];
+      const r = await runWith([...argv, '--topic', 't']);
+      assert.equal(r.code, ExitCode.Usage, argv.join(' '));
+      assert.match(r.stderr, /must be at most 316224000/, argv.join(' '));
     }
   });
 

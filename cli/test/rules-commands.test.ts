@@ -248,7 +248,15 @@ void describe('rules commands', () => {
 
   void it('firings shows the failed calls of each firing by error code', async () => {
     const api = new AutomationFakeApi();
-    const firing = { id: '12', rule_id: '7', status: 'failed', done: 1, failed: 3, attempts: 1 };
+    const firing = {
+      id: '12',
+      rule_id: '7',
+      status: 'failed',
+      done: 1,
+      failed: 3,
+      skipped: 5,
+      attempts: 1,
+    };
     api.reply = {
       firings: [
         { ...firing, errors: { C2_UNAVAILABLE: 1, C2_NOT_FOUND: 2 } },
@@ -258,8 +266,8 @@ void describe('rules commands', () => {
     const r = await runWith(['rules', 'firings', '--id', '7'], { api });
     assert.equal(r.code, ExitCode.Ok, r.stderr);
     const [header, first, second] = r.stdout.trimEnd().split('\n');
-    assert.match(header ?? '', /\bERRORS$/);
-    assert.match(first ?? '', /^12\b.*\bC2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
+    assert.match(header ?? '', /\bDONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+ERRORS$/);
+    assert.match(first ?? '', /^12\b.*\b1\s+3\s+5\s+1\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
     assert.match(second ?? '', /^11\b.*\b1\s*$/, 'a firing without errors ends with its attempts');
   });
 });

@@ -16,7 +16,7 @@ import type {
   TriggerSpec,
 } from '../storage/pg-automation.ts';
 import { assertPatternIsFast, boundedFilter } from './bounded-pattern.ts';
-import { hasControlCharacter } from './validation.ts';
+import { checkClientName, checkTopicName, hasControlCharacter } from './validation.ts';
 
 /** The actions a rule can take. */
 export const AUTOMATION_ACTIONS: readonly AutomationAction[] = [
@@ -195,6 +195,11 @@ export function checkTarget(value: unknown, field = 'target'): TargetSpec {
     match: oneOf(t['match'] ?? 'exact', `${field}.match`, ['exact', 'prefix', 'pattern'] as const),
     expr: text(t['expr'], `${field}.expr`, MAX_EXPR),
   };
+  // An exact target no topic or client could have (`a/+`) would be skipped at every firing.
+  if (target.match === 'exact') {
+    if (target.kind === 'topic') checkTopicName(target.expr, `${field}.expr`);
+    else checkClientName(target.expr, `${field}.expr`);
+  }
   if (target.match === 'pattern') {
     let re: RegExp;
     try {
