@@ -1,9 +1,21 @@
 /** Types of `console.js` (plain JavaScript so that browsers load it without a build step). */
+
+/** How often the console polls, and how long it gathers events before refreshing a row (ms). */
+export interface ConsoleTiming {
+  /** Rows whose rollout is pending (or whose fetch failed) are fetched again this often: 2000. */
+  readonly rowPollMs: number;
+  /** The restore status is checked this often: 30000. */
+  readonly restorePollMs: number;
+  /** Events about one row within this time share one fetch: 400. */
+  readonly coalesceMs: number;
+}
 export interface ConsoleEnvironment {
   readonly document: Document;
   readonly fetch: typeof fetch;
   readonly storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
   readonly confirm: (message: string) => boolean;
+  /** Defaults for what is not given (tests shorten them). */
+  readonly timing?: Partial<ConsoleTiming>;
 }
 
 /** Starts the console; returns a function that stops its event stream, timers and loads. */

@@ -7,8 +7,23 @@
  */
 import { SseParser } from './sse.js';
 
+/** Rows asked for per page (fewer when the node's maximum page size is smaller). */
 const PAGE = 50;
 const MAX_EVENTS = 200;
+/** Row fetches of refreshes (not of page loads) that run at once. */
+const ROW_FETCHES = 4;
+/** The longest wait before a row whose fetch failed is tried again. */
+const MAX_BACKOFF_MS = 60_000;
+/** The longest details text shown on an event line. */
+const MAX_DETAILS = 200;
+
+/**
+ * How often the console polls, and how long it gathers events before refreshing a row.
+ * @typedef {{ rowPollMs: number, restorePollMs: number, coalesceMs: number }} ConsoleTiming
+ */
+
+/** @type {ConsoleTiming} */
+const DEFAULT_TIMING = { rowPollMs: 2000, restorePollMs: 30_000, coalesceMs: 400 };
 
 /**
  * What the console runs against: the browser's objects (see main.js), or fakes in tests.
@@ -17,11 +32,14 @@ const MAX_EVENTS = 200;
  *   fetch: typeof fetch,
  *   storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>,
  *   confirm: (message: string) => boolean,
+ *   timing?: Partial<ConsoleTiming>,
  * }} ConsoleEnvironment
  */
 
 /** @type {ConsoleEnvironment} */
 let env;
+/** @type {ConsoleTiming} */
+let timing = DEFAULT_TIMING;
 
 /** @param {string} id @returns {HTMLElement} */
 function byId(id) {
@@ -29,6 +47,24 @@ function byId(id) {
   if (element === null) throw new Error(`missing #${id}`);
   return element;
 }
+
+/**
+ * Timers of the running console (row polls, restore checks, coalesced refreshes).
+ * @type {Set<ReturnType<typeof setTimeout>>}
+ */
+const timers = new Set();
+
+/** Runs `task` after `ms`, unless the console stops first. @param {() => void} task @param {number} ms */
+function later(task, ms) {
+  const timer = setTimeout(() => {
+    timers.delete(timer);
+    task();
+  }, ms);
+  timers.add(timer);
+}
+
+/** The tab is in the background: polls wait until it is shown again. */
+const pageHidden = () => env.document.visibilityState === 'hidden';
 
 const TOKEN = 'e4c2-token';
 
@@ -38,12 +74,15 @@ function authHeaders() {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
-/** Shows an API failure; the message comes from the server's error body. @param {string} text */
-function showError(text) {
-  const box = byId('error');
+/** Shows a text in a status line (`#error`, `#restore`, `#client-notice`); '' hides it. */
+function showText(/** @type {string} */ id, /** @type {string} */ text) {
+  const box = byId(id);
   box.textContent = text;
   box.hidden = text === '';
 }
+
+/** Shows an API failure; the message comes from the server's error body. @param {string} text */
+const showError = (text) => showText('error', text);
 
 /**
  * Clears the banner only while it still shows `text`: a later, other failure stays.
@@ -63,6 +102,12 @@ class ApiError extends Error {
     const error = body?.error ?? {};
     super(`${error.code ?? res.status}: ${error.message ?? res.statusText}`);
     this.status = res.status;
+    /** @type {string | undefined} */
+    this.code = error.code;
+    /** The server's own message, without the code. @type {string} */
+    this.apiMessage = String(error.message ?? '');
+    /** @type {Record<string, unknown>} */
+    this.details = error.details ?? {};
   }
 }
 
@@ -80,10 +125,51 @@ async function api(method, path) {
   return body;
 }
 
+/** The page size asked for: PAGE, or the node's maximum once it refused PAGE; 0 asks for none. */
+let pageSize = PAGE;
+
+/**
+ * The largest page a refusal of `limit` allows (`limit must be at most 20`): 0 (ask without a
+ * limit: the node's default fits its maximum) when it names no number; undefined when `err` is
+ * not such a refusal.
+ * @param {unknown} err @returns {number | undefined}
+ */
+function allowedLimit(err) {
+  if (!(err instanceof ApiError) || err.code !== 'C2_VALIDATION') return undefined;
+  if (err.details['field'] !== 'limit' && !/^limit\b/.test(err.apiMessage)) return undefined;
+  const max = Number(/at most (\d+)/.exec(err.apiMessage)?.[1]);
+  return Number.isSafeInteger(max) && max >= 1 ? max : 0;
+}
+
+/**
+ * One page of `/v1/topics` or `/v1/clients` after `cursor`. A node whose maximum page size is
+ * below PAGE refuses it: the page is asked for again with the maximum it names, which later
+ * pages use too.
+ * @param {'topics' | 'clients'} list @param {string} cursor @returns {Promise<any>}
+ */
+async function listPage(list, cursor) {
+  /** @param {number} limit */
+  const path = (limit) =>
+    `/v1/${list}?${limit > 0 ? `limit=${limit}&` : ''}cursor=${encodeURIComponent(cursor)}`;
+  // The size this request asks for: the other list's refusal may change pageSize meanwhile.
+  const asked = pageSize;
+  try {
+    return await api('GET', path(asked));
+  } catch (err) {
+    const allowed = allowedLimit(err);
+    if (allowed === undefined || asked === 0 || (allowed !== 0 && allowed >= asked)) throw err;
+    pageSize = allowed;
+    return api('GET', path(allowed));
+  }
+}
+
 let topicCursor = '';
 let clientCursor = '';
 /** Counts refreshes: a load started before the latest refresh drops its answer (no duplicates). */
 let generation = 0;
+
+/** A name that a browser cannot put in a URL path (see segment). */
+class UnaddressableName extends Error {}
 
 /**
  * A name as one URL path segment. A browser resolves the segments `.` and `..` (percent-encoded
@@ -94,16 +180,43 @@ let generation = 0;
  */
 function segment(name) {
   if (name === '.' || name === '..')
-    throw new Error(`the name "${name}" cannot be used in a browser URL; use the API directly`);
+    throw new UnaddressableName(
+      `the name "${name}" cannot be used in a browser URL; use the API directly`,
+    );
   return encodeURIComponent(name);
 }
 
 /**
- * A table row of text cells (textContent only: names come from devices and operators).
- * @param {Array<string | number>} cells @param {HTMLElement} [action]
+ * A name's cell, as text. Leading and trailing spaces are kept (the cell's CSS is
+ * `white-space: pre`) and marked (`span.ws`): ` a` and `a` must not look the same.
+ * @param {string} name
  */
-function row(cells, action) {
+function nameCell(name) {
+  const td = env.document.createElement('td');
+  td.className = 'name';
+  const [, lead = '', core = name, trail = ''] = /^(\s*)(.*?)(\s*)$/su.exec(name) ?? [];
+  /** @param {string} text */
+  const spaces = (text) => {
+    const span = env.document.createElement('span');
+    span.className = 'ws';
+    span.title = `${text.length} space character(s)`;
+    span.textContent = text;
+    return span;
+  };
+  if (lead !== '') td.append(spaces(lead));
+  td.append(core);
+  if (trail !== '') td.append(spaces(trail));
+  return td;
+}
+
+/**
+ * A table row: the name, text cells (textContent only: names come from devices and operators)
+ * and an action cell.
+ * @param {string} name @param {Array<string | number>} cells @param {HTMLElement} [action]
+ */
+function row(name, cells, action) {
   const tr = env.document.createElement('tr');
+  tr.append(nameCell(name));
   for (const cell of cells) {
     const td = env.document.createElement('td');
     td.textContent = String(cell);
@@ -115,15 +228,40 @@ function row(cells, action) {
   return tr;
 }
 
-/** @param {string} label @param {() => Promise<void>} run */
+/**
+ * A row with one text across its `span` data columns: a failure to read the data (class
+ * `failed`), or a row being loaded.
+ * @param {string} name @param {string} text @param {number} span @param {string} className
+ * @param {HTMLElement} [action]
+ */
+function spanRow(name, text, span, className, action) {
+  const tr = row(name, [text], action);
+  const cell = /** @type {HTMLTableCellElement} */ (tr.children[1]);
+  cell.colSpan = span;
+  cell.className = className;
+  return tr;
+}
+
+/**
+ * A button running an action; its failure is shown in the banner, and its success clears only
+ * what this button put there (a stream failure shown meanwhile stays).
+ * @param {string} label @param {() => Promise<void>} run
+ */
 function button(label, run) {
   const b = env.document.createElement('button');
   b.textContent = label;
+  let shown = '';
   b.addEventListener('click', () => {
     b.disabled = true;
     run()
-      .then(() => showError(''))
-      .catch((err) => showError(message(err)))
+      .then(() => {
+        clearError(shown);
+        shown = '';
+      })
+      .catch((err) => {
+        shown = message(err);
+        showError(shown);
+      })
       .finally(() => {
         b.disabled = false;
       });
@@ -132,8 +270,81 @@ function button(label, run) {
 }
 
 /**
+ * Row refreshes, coalesced per row: a row asked for again while its refresh waits joins it; one
+ * asked for while its fetch runs is fetched once more afterwards (so what is shown is at least
+ * as new as the request); at most ROW_FETCHES fetches run at once. A burst of events about one
+ * topic costs a fetch or two, not one per event.
+ */
+class Refresher {
+  /** @param {(key: string) => Promise<void>} fetchRow */
+  constructor(fetchRow) {
+    this.fetchRow = fetchRow;
+    /** @type {Map<string, { queued: boolean, running: boolean, again: boolean }>} */
+    this.rows = new Map();
+    /** Keys whose wait is over, in order, waiting for a free fetch. @type {string[]} */
+    this.ready = [];
+    this.running = 0;
+    this.stopped = false;
+  }
+
+  /** Refreshes `key` after `delay` ms (the events of that time share the fetch). */
+  request(/** @type {string} */ key, delay = timing.coalesceMs) {
+    if (this.stopped) return;
+    let state = this.rows.get(key);
+    if (state === undefined) {
+      state = { queued: false, running: false, again: false };
+      this.rows.set(key, state);
+    }
+    if (state.running) state.again = true;
+    if (state.running || state.queued) return;
+    state.queued = true;
+    later(() => {
+      this.ready.push(key);
+      this.pump();
+    }, delay);
+  }
+
+  pump() {
+    while (!this.stopped && this.running < ROW_FETCHES && this.ready.length > 0) {
+      const key = /** @type {string} */ (this.ready.shift());
+      const state = this.rows.get(key);
+      if (state === undefined) continue;
+      state.queued = false;
+      state.running = true;
+      this.running += 1;
+      this.fetchRow(key)
+        .catch((err) => showError(message(err)))
+        .finally(() => {
+          this.running -= 1;
+          state.running = false;
+          if (state.again) {
+            state.again = false;
+            this.request(key);
+          } else this.rows.delete(key);
+          this.pump();
+        });
+    }
+  }
+}
+
+/** @param {string} name */
+const topicKey = (name) => `t${name}`;
+/** @param {string} name */
+const clientKey = (name) => `c${name}`;
+
+/** @type {Refresher} */
+let refresher;
+
+/**
+ * Failed refreshes per topic: the row is tried again after a wait that doubles with each failure.
+ * @type {Map<string, { failures: number, until: number }>}
+ */
+const backoff = new Map();
+
+/**
  * The row of topic `name`, or undefined when the topic is gone (removed since it was listed).
- * Any other failure is shown on the row itself: one topic must not hide the others.
+ * Any other failure is shown on the row itself: one topic must not hide the others. A row that
+ * is still changing (`data-pending`) or whose fetch failed (`data-retry`) is polled.
  * @param {string} name @returns {Promise<HTMLTableRowElement | undefined>}
  */
 async function topicRow(name) {
@@ -142,43 +353,37 @@ async function topicRow(name) {
     status = await api('GET', `/v1/topics/${segment(name)}/rollout`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return undefined;
-    const tr = row([name, message(err)]);
-    const cell = /** @type {HTMLTableCellElement} */ (tr.children[1]);
-    cell.colSpan = 6;
-    cell.className = 'failed';
+    const tr = spanRow(name, message(err), 6, 'failed');
     tr.dataset['topic'] = name;
+    if (!(err instanceof UnaddressableName)) tr.dataset['retry'] = '';
     return tr;
   }
   const r = status.rollout ?? {};
+  const pending = Number(r.pending ?? 0);
+  const failed = Number(r.failed ?? 0);
   const tr = row(
-    [
-      name,
-      status.keyVersion ?? 0,
-      r.members ?? 0,
-      r.delivered ?? 0,
-      r.confirmed ?? 0,
-      r.pending ?? 0,
-      r.failed ?? 0,
-    ],
+    name,
+    [status.keyVersion ?? 0, r.members ?? 0, r.delivered ?? 0, r.confirmed ?? 0, pending, failed],
     button('Rotate', async () => {
       if (!env.confirm(`Rotate the key of topic ${name}? Every member receives a new key.`)) return;
       await api('POST', `/v1/topics/${segment(name)}/rotate`);
-      await refreshTopic(name);
+      refresher.request(topicKey(name), 0);
     }),
   );
   tr.dataset['topic'] = name;
+  if (pending > 0) tr.dataset['pending'] = String(pending);
+  if (failed > 0) tr.dataset['failed'] = String(failed);
   return tr;
 }
 
-/** @param {string} name */
-const findTopicRow = (name) =>
-  [...byId('topics').querySelectorAll('tr')].find((tr) => tr.dataset['topic'] === name);
+/** @param {string} id @returns {HTMLTableRowElement[]} */
+const rowsOf = (id) => [.../** @type {HTMLTableSectionElement} */ (byId(id)).rows];
 
-/**
- * The latest fetch of each topic's row: an older answer that arrives later must not land.
- * @type {Map<string, object>}
- */
-const rowFetches = new Map();
+/** @param {string} name */
+const findTopicRow = (name) => rowsOf('topics').find((tr) => tr.dataset['topic'] === name);
+
+/** @param {string} name */
+const findClientRow = (name) => rowsOf('clients').find((tr) => tr.dataset['client'] === name);
 
 /**
  * Fetches the row of a listed topic again; removes it when the topic is gone.
@@ -186,16 +391,105 @@ const rowFetches = new Map();
  */
 async function refreshTopic(name) {
   if (findTopicRow(name) === undefined) return;
-  const ticket = {};
-  rowFetches.set(name, ticket);
   const gen = generation;
   const tr = await topicRow(name);
-  if (rowFetches.get(name) !== ticket || gen !== generation) return;
-  rowFetches.delete(name);
+  if (gen !== generation) return;
+  if (tr?.dataset['retry'] !== undefined) {
+    const failures = (backoff.get(name)?.failures ?? 0) + 1;
+    const wait = Math.min(timing.rowPollMs * 2 ** failures, MAX_BACKOFF_MS);
+    backoff.set(name, { failures, until: Date.now() + wait });
+  } else backoff.delete(name);
   // Looked up again: a refresh of the whole list may have replaced it meanwhile.
   const current = findTopicRow(name);
   if (tr === undefined) current?.remove();
   else current?.replaceWith(tr);
+}
+
+/**
+ * Every `rowPollMs`, refreshes the rows on the page whose rollout is still pending (the broker's
+ * acceptance and a delivery's failure come with no event naming the topic) or whose fetch failed
+ * (after its backoff). A row that leaves the page is no longer polled; a hidden tab polls nothing.
+ */
+function pollRows() {
+  if (!pageHidden()) {
+    const now = Date.now();
+    for (const tr of rowsOf('topics')) {
+      const name = tr.dataset['topic'];
+      const due = tr.dataset['pending'] !== undefined || tr.dataset['retry'] !== undefined;
+      if (name !== undefined && due && now >= (backoff.get(name)?.until ?? 0))
+        refresher.request(topicKey(name), 0);
+    }
+  }
+  later(pollRows, timing.rowPollMs);
+}
+
+/**
+ * Puts a row created since the list was loaded in its place: before the first row whose name
+ * sorts after it, or last when no page follows. When it sorts after every row and a page follows,
+ * that page brings it. Returns whether it was put.
+ * @param {string} tbody @param {HTMLTableRowElement} tr @param {string} name
+ * @param {'topic' | 'client'} key @param {boolean} more
+ */
+function insertRow(tbody, tr, name, key, more) {
+  const rows = rowsOf(tbody);
+  if (rows.some((r) => r.dataset[key] === name)) return false;
+  const next = rows.find((r) => (r.dataset[key] ?? '') > name);
+  if (next !== undefined) next.before(tr);
+  else if (!more) byId(tbody).append(tr);
+  else return false;
+  return true;
+}
+
+/**
+ * A client's row: key version and delivery state (or why they could not be read), Resync.
+ * @param {string} name @param {[string | number, string] | { failure: string }} content
+ */
+function clientRow(name, content) {
+  const resync = button('Resync', async () => {
+    const answer = await api('POST', `/v1/clients/${segment(name)}/resync`);
+    /** @type {string[]} */
+    const keys = answer?.keysResent ?? [];
+    showText(
+      'client-notice',
+      `resync of ${JSON.stringify(name)} queued; ${keys.length > 0 ? `keys re-sent: ${keys.join(', ')}` : 'nothing re-sent'}`,
+    );
+    refresher.request(clientKey(name), 0);
+  });
+  const tr = Array.isArray(content)
+    ? row(name, content, resync)
+    : spanRow(name, content.failure, 2, 'failed', resync);
+  tr.dataset['client'] = name;
+  return tr;
+}
+
+/**
+ * Fetches the row of a listed client again (`GET /v1/clients/{name}`); removes it when the
+ * client is gone. A name a browser cannot address keeps its row as listed.
+ * @param {string} name
+ */
+async function refreshClient(name) {
+  if (findClientRow(name) === undefined) return;
+  const gen = generation;
+  /** @type {HTMLTableRowElement | undefined} */
+  let tr;
+  try {
+    const client = await api('GET', `/v1/clients/${segment(name)}`);
+    tr = clientRow(name, [client.keyVersion ?? 0, client.delivery?.state ?? '']);
+  } catch (err) {
+    if (err instanceof UnaddressableName) return;
+    if (!(err instanceof ApiError && err.status === 404))
+      tr = clientRow(name, { failure: message(err) });
+  }
+  if (gen !== generation) return;
+  const current = findClientRow(name);
+  if (tr === undefined) current?.remove();
+  else current?.replaceWith(tr);
+}
+
+/** @param {string} key */
+function refreshRow(key) {
+  const name = key.slice(1);
+  return key.startsWith('t') ? refreshTopic(name) : refreshClient(name);
 }
 
 /** @param {string} id */
@@ -212,16 +506,16 @@ async function loadTopics(reset = false) {
   // Disabled while loading: a second click would load the same page again.
   more.disabled = true;
   try {
-    const page = await api(
-      'GET',
-      `/v1/topics?limit=${PAGE}&cursor=${encodeURIComponent(topicCursor)}`,
-    );
+    const page = await listPage('topics', topicCursor);
     // The rollouts of a page are fetched together; rows keep the page's order.
     const rows = await Promise.all(
       (page.topics ?? []).map((/** @type {{ name: string }} */ t) => topicRow(t.name)),
     );
     if (gen !== generation) return;
-    byId('topics').append(...rows.filter((tr) => tr !== undefined));
+    // A row an event added meanwhile (topic.created) is not shown twice.
+    for (const tr of rows)
+      if (tr !== undefined && findTopicRow(tr.dataset['topic'] ?? '') === undefined)
+        byId('topics').append(tr);
     topicCursor = page.nextCursor ?? '';
     more.hidden = topicCursor === '';
   } finally {
@@ -239,20 +533,12 @@ async function loadClients(reset = false) {
   }
   more.disabled = true;
   try {
-    const page = await api(
-      'GET',
-      `/v1/clients?limit=${PAGE}&cursor=${encodeURIComponent(clientCursor)}`,
-    );
+    const page = await listPage('clients', clientCursor);
     if (gen !== generation) return;
     for (const client of page.clients ?? []) {
-      const name = client.name;
+      if (findClientRow(client.name) !== undefined) continue;
       byId('clients').append(
-        row(
-          [name, client.keyVersion ?? 0, client.deliveryState ?? ''],
-          button('Resync', async () => {
-            await api('POST', `/v1/clients/${segment(name)}/resync`);
-          }),
-        ),
+        clientRow(client.name, [client.keyVersion ?? 0, client.deliveryState ?? '']),
       );
     }
     clientCursor = page.nextCursor ?? '';
@@ -285,20 +571,113 @@ async function checkHealth() {
   }
 }
 
-/** @param {{ seq: string, at: string, type: string, client?: string, topic?: string, keyVersion?: number }} e */
+/** Whether the token may read the restore status (a refusal stops asking until the next token). */
+let watchRestore = true;
+
+/**
+ * Shows a banner while a restored database awaits its reconciliation (`GET
+ * /v1/admin/restore-status`): nothing is delivered until then. A token that may not read it
+ * (401, 403) or a node without it (404) shows nothing; another failure leaves the banner as it is.
+ */
+async function checkRestore() {
+  const gen = generation;
+  /** @type {{ pending?: boolean, restoredPosition?: string }} */
+  let status;
+  try {
+    status = await api('GET', '/v1/admin/restore-status');
+  } catch (err) {
+    if (gen !== generation) return;
+    if (err instanceof ApiError && [401, 403, 404].includes(err.status)) {
+      watchRestore = false;
+      showText('restore', '');
+    }
+    return;
+  }
+  if (gen !== generation) return;
+  const position = status.restoredPosition
+    ? ` (restored event position ${status.restoredPosition})`
+    : '';
+  showText(
+    'restore',
+    status.pending === true
+      ? `Restore pending${position}: deliveries are paused until restore-reconcile runs: see docs/operations.md, Restore.`
+      : '',
+  );
+}
+
+function pollRestore() {
+  if (watchRestore && !pageHidden()) void checkRestore();
+  later(pollRestore, timing.restorePollMs);
+}
+
+/**
+ * A compact, one-line form of an event's details (`keysResent=identity,c2 attempts=5`); values
+ * with spaces, or empty, are quoted. Cut at MAX_DETAILS characters.
+ * @param {unknown} details
+ */
+function compactDetails(details) {
+  if (details === null || typeof details !== 'object') return '';
+  /** @param {unknown} value @returns {string} */
+  const compact = (value) => {
+    if (Array.isArray(value)) return value.length > 0 ? value.map(compact).join(',') : '""';
+    if (value !== null && typeof value === 'object') return JSON.stringify(value);
+    const text = String(value);
+    return text === '' || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+  };
+  const text = Object.entries(details)
+    .map(([key, value]) => `${key}=${compact(value)}`)
+    .join(' ');
+  return text.length > MAX_DETAILS ? `${text.slice(0, MAX_DETAILS - 1)}…` : text;
+}
+
+/**
+ * @typedef {{ seq: string, at: string, type: string, client?: string, topic?: string,
+ *   keyVersion?: number, details?: unknown }} ConsoleEvent
+ */
+
+/** @param {ConsoleEvent} e */
 function showEvent(e) {
   const li = env.document.createElement('li');
   const subject = [e.topic, e.client].filter(Boolean).join(' ');
-  li.textContent = `#${e.seq} ${e.at} ${e.type} ${subject}${e.keyVersion ? ` v${e.keyVersion}` : ''}`;
+  const details = compactDetails(e.details);
+  li.textContent = `#${e.seq} ${e.at} ${e.type} ${subject}${e.keyVersion ? ` v${e.keyVersion}` : ''}${details ? ` (${details})` : ''}`;
   const list = byId('events');
   list.prepend(li);
   while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
-  // Any event that names a topic may change its row (members come and go with client.subscribed
-  // and client.unsubscribed); a removed topic's row goes, with its Rotate button.
-  if (e.topic) {
-    const topic = e.topic;
-    if (e.type === 'topic.removed') findTopicRow(topic)?.remove();
-    else refreshTopic(topic).catch((err) => showError(message(err)));
+}
+
+/**
+ * What an event changes on the page. A topic's row is refreshed on any event naming the topic
+ * (members come and go with client.subscribed and client.unsubscribed), a client's on any event
+ * naming the client; created topics and clients get a row, removed ones lose it. An event about a
+ * device's delivery that names no topic (delivery.failed, client.resync, …) may change the
+ * counts of the rows still pending or failed: those are refreshed.
+ * @param {ConsoleEvent} e
+ */
+function applyEvent(e) {
+  const { type, topic, client } = e;
+  if (topic) {
+    if (type === 'topic.removed') findTopicRow(topic)?.remove();
+    else if (type === 'topic.created' && findTopicRow(topic) === undefined) {
+      const tr = spanRow(topic, 'loading…', 6, '');
+      tr.dataset['topic'] = topic;
+      if (insertRow('topics', tr, topic, 'topic', topicCursor !== ''))
+        refresher.request(topicKey(topic), 0);
+    } else if (findTopicRow(topic) !== undefined) refresher.request(topicKey(topic));
+  }
+  if (client) {
+    if (type === 'client.removed') findClientRow(client)?.remove();
+    else if (type === 'client.created' && findClientRow(client) === undefined) {
+      const tr = clientRow(client, [e.keyVersion ?? 0, '…']);
+      if (insertRow('clients', tr, client, 'client', clientCursor !== ''))
+        refresher.request(clientKey(client), 0);
+    } else if (findClientRow(client) !== undefined) refresher.request(clientKey(client));
+    if (!topic)
+      for (const tr of rowsOf('topics')) {
+        const name = tr.dataset['topic'];
+        if (name !== undefined && (tr.dataset['pending'] ?? tr.dataset['failed']) !== undefined)
+          refresher.request(topicKey(name));
+      }
   }
 }
 
@@ -350,7 +729,10 @@ async function followEvents() {
         for (const event of parser.push(value)) {
           // Before showing it: an event the console cannot show is not asked for again.
           lastId = event.id ?? lastId;
-          showEvent(JSON.parse(event.data));
+          /** @type {ConsoleEvent} */
+          const record = JSON.parse(event.data);
+          showEvent(record);
+          applyEvent(record);
         }
         lastId = parser.lastEventId ?? lastId; // also set by an id without data
         delay = parser.retryMs ?? delay;
@@ -369,7 +751,11 @@ async function followEvents() {
 function refresh() {
   generation += 1;
   showError('');
+  showText('client-notice', '');
+  backoff.clear();
+  watchRestore = true;
   void checkHealth();
+  void checkRestore();
   run(() => loadTopics(true));
   run(() => loadClients(true));
   void followEvents();
@@ -385,12 +771,17 @@ function showTokenState() {
 }
 
 /**
- * Starts the console on `environment`: loads the lists, follows the events, checks health.
+ * Starts the console on `environment`: loads the lists, follows the events, checks health and
+ * the restore status, polls the rows still pending.
  * @param {ConsoleEnvironment} environment
- * @returns {() => void} stops the event stream, the health timer and the loads
+ * @returns {() => void} stops the event stream, the timers and the loads
  */
 export function startConsole(environment) {
   env = environment;
+  timing = { ...DEFAULT_TIMING, ...environment.timing };
+  pageSize = PAGE;
+  const own = new Refresher(refreshRow);
+  refresher = own;
   byId('auth').addEventListener('submit', (event) => {
     event.preventDefault();
     const token = /** @type {HTMLInputElement} */ (byId('token')).value.trim();
@@ -401,11 +792,26 @@ export function startConsole(environment) {
   });
   byId('more-topics').addEventListener('click', () => run(() => loadTopics()));
   byId('more-clients').addEventListener('click', () => run(() => loadClients()));
+  // Back in the foreground: what was not polled meanwhile is checked at once.
+  const shown = () => {
+    if (pageHidden()) return;
+    if (watchRestore) void checkRestore();
+    for (const tr of rowsOf('topics'))
+      if (tr.dataset['pending'] !== undefined && tr.dataset['topic'] !== undefined)
+        own.request(topicKey(tr.dataset['topic']), 0);
+  };
+  env.document.addEventListener('visibilitychange', shown);
   const health = setInterval(() => void checkHealth(), 10_000);
   showTokenState();
   refresh();
+  later(pollRows, timing.rowPollMs);
+  later(pollRestore, timing.restorePollMs);
   return () => {
     clearInterval(health);
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    own.stopped = true;
+    env.document.removeEventListener('visibilitychange', shown);
     streamControl?.abort();
     generation += 1; // loads still running drop their answers
   };

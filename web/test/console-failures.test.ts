@@ -31,7 +31,11 @@ void describe('the web console, when things go wrong', () => {
       document.querySelectorAll<HTMLButtonElement>('#clients button')[1]?.click();
       await until(() => /cannot be used in a browser URL/.test(banner(document) ?? ''), 'error');
       for (const call of api.calls)
-        assert.match(call.path, /^\/(readyz|v1\/(topics|clients|events)\b)/, call.path);
+        assert.match(
+          call.path,
+          /^\/(readyz|v1\/(topics|clients|events|admin\/restore-status)\b)/,
+          call.path,
+        );
       assert.ok(!api.calls.some((c) => c.method === 'POST'), 'no resync sent elsewhere');
     } finally {
       close();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { JSDOM } from 'jsdom';
-import { startConsole } from '../../console.js';
+import { startConsole, type ConsoleTiming } from '../../console.js';
 
 const PAGE = readFileSync(new URL('../../index.html', import.meta.url), 'utf8');
 
@@ -15,8 +15,21 @@ export interface Call {
   readonly headers: Record<string, string>;
 }
 
-const error = (status: number, code: string, message: string): Promise<Response> =>
-  Promise.resolve(Response.json({ error: { code, message } }, { status }));
+const error = (
+  status: number,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Promise<Response> =>
+  Promise.resolve(Response.json({ error: { code, message, details } }, { status }));
+
+export interface Rollout {
+  members: number;
+  delivered: number;
+  confirmed: number;
+  pending: number;
+  failed: number;
+}
 
 /** A fake API: canned JSON per path, and an event stream the test writes to. */
 export class FakeApi {
@@ -30,8 +43,27 @@ export class FakeApi {
   topicPage = 50;
   /** The members every rollout reports. */
   members = 4;
+  /** Rollouts of topics that differ from the default (`members`, 3 delivered, 2, 1 pending, 0). */
+  readonly rollouts = new Map<string, Partial<Rollout>>();
   /** Topics whose rollout answers 500. */
   readonly failing = new Set<string>();
+  /** Delay of each rollout answer, ms. */
+  rolloutDelayMs = 0;
+  /** Rollout requests running now, and the most that ran at once, per topic. */
+  readonly rolloutsRunning = new Map<string, number>();
+  readonly rolloutsMostAtOnce = new Map<string, number>();
+  /** Delivery state per client (default `failed`); a resync makes it `pending`. */
+  readonly clientStates = new Map<string, string>();
+  /** What `POST /v1/clients/{name}/resync` answers as `keysResent`. */
+  keysResent: string[] = [];
+  /** The node's maximum page size (`E4C2_MAX_PAGE_SIZE`); `limitMessage` is its refusal. */
+  maxPageSize = 1000;
+  limitMessage = (max: number): string => `limit must be at most ${max}`;
+  /** What `GET /v1/admin/restore-status` answers: a status, or an HTTP error status. */
+  restore: { pending: boolean; restoredPosition: string } | number = {
+    pending: false,
+    restoredPosition: '',
+  };
   /** Statuses of the next stream requests (then 200): 401 and 500 answer an API error body. */
   readonly streamStatuses: number[] = [];
   #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -51,9 +83,16 @@ export class FakeApi {
     const method = init?.method ?? 'GET';
     this.calls.push({ method, path, headers });
     if (path === '/readyz') return Promise.resolve(Response.json({ ready: true }));
+    const limit = Number(url.searchParams.get('limit') ?? 0);
+    if (
+      (url.pathname === '/v1/topics' || url.pathname === '/v1/clients') &&
+      limit > this.maxPageSize
+    )
+      return error(400, 'C2_VALIDATION', this.limitMessage(this.maxPageSize), { field: 'limit' });
+    const pageSize = limit || Math.min(100, this.maxPageSize);
     if (url.pathname === '/v1/topics') {
       const from = Number(url.searchParams.get('cursor') || 0);
-      const names = [...this.topics].slice(from, from + this.topicPage);
+      const names = [...this.topics].slice(from, from + Math.min(this.topicPage, pageSize));
       const next = from + names.length;
       return Promise.resolve(
         Response.json({
@@ -62,26 +101,44 @@ export class FakeApi {
         }),
       );
     }
-    if (url.pathname === '/v1/clients')
+    if (url.pathname === '/v1/clients') {
+      const from = Number(url.searchParams.get('cursor') || 0);
+      const names = this.clients.slice(from, from + pageSize);
+      const next = from + names.length;
       return Promise.resolve(
         Response.json({
-          clients: this.clients.map((name) => ({ name, keyVersion: 2, deliveryState: 'failed' })),
-          nextCursor: '',
-        }),
-      );
-    const rollout = /^\/v1\/topics\/([^/]+)\/rollout$/.exec(path);
-    if (rollout?.[1] !== undefined) {
-      const name = decodeURIComponent(rollout[1]);
-      if (this.failing.has(name)) return error(500, 'C2_INTERNAL', 'the rollout failed');
-      if (!this.topics.has(name)) return error(404, 'C2_NOT_FOUND', `no topic ${name}`);
-      return Promise.resolve(
-        Response.json({
-          topic: name,
-          keyVersion: this.topics.get(name),
-          rollout: { members: this.members, delivered: 3, confirmed: 2, pending: 1, failed: 0 },
+          clients: names.map((name) => ({
+            name,
+            keyVersion: 2,
+            deliveryState: this.clientStates.get(name) ?? 'failed',
+          })),
+          nextCursor: next < this.clients.length ? String(next) : '',
         }),
       );
     }
+    if (path === '/v1/admin/restore-status') {
+      if (typeof this.restore === 'number')
+        return error(this.restore, 'C2_PERMISSION_DENIED', 'the role read-only is needed');
+      return Promise.resolve(Response.json(this.restore));
+    }
+    const client = /^\/v1\/clients\/([^/]+)(\/resync)?$/.exec(path);
+    if (client?.[1] !== undefined) {
+      const name = decodeURIComponent(client[1]);
+      if (!this.clients.includes(name)) return error(404, 'C2_NOT_FOUND', `no client ${name}`);
+      if (client[2] !== undefined && method === 'POST') {
+        this.clientStates.set(name, 'pending');
+        return Promise.resolve(Response.json({ keysResent: this.keysResent }));
+      }
+      return Promise.resolve(
+        Response.json({
+          name,
+          keyVersion: 2,
+          delivery: { state: this.clientStates.get(name) ?? 'failed', attempts: 0 },
+        }),
+      );
+    }
+    const rollout = /^\/v1\/topics\/([^/]+)\/rollout$/.exec(path);
+    if (rollout?.[1] !== undefined) return this.#rollout(decodeURIComponent(rollout[1]));
     const rotate = /^\/v1\/topics\/([^/]+)\/rotate$/.exec(path);
     if (rotate?.[1] !== undefined && method === 'POST') {
       const name = decodeURIComponent(rotate[1]);
@@ -108,6 +165,43 @@ export class FakeApi {
     return error(404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
   };
 
+  async #rollout(name: string): Promise<Response> {
+    const running = (this.rolloutsRunning.get(name) ?? 0) + 1;
+    this.rolloutsRunning.set(name, running);
+    this.rolloutsMostAtOnce.set(name, Math.max(running, this.rolloutsMostAtOnce.get(name) ?? 0));
+    try {
+      if (this.rolloutDelayMs > 0) await new Promise((r) => setTimeout(r, this.rolloutDelayMs));
+      if (this.failing.has(name)) return await error(500, 'C2_INTERNAL', 'the rollout failed');
+      if (!this.topics.has(name)) return await error(404, 'C2_NOT_FOUND', `no topic ${name}`);
+      return Response.json({
+        topic: name,
+        keyVersion: this.topics.get(name),
+        rollout: {
+          members: this.members,
+          delivered: 3,
+          confirmed: 2,
+          pending: 1,
+          failed: 0,
+          ...this.rollouts.get(name),
+        },
+      });
+    } finally {
+      this.rolloutsRunning.set(name, running - 1);
+    }
+  }
+
+  /** The requests made so far to `path` (and method). */
+  count(path: string, method = 'GET'): number {
+    return this.calls.filter((c) => c.path === path && c.method === method).length;
+  }
+
+  /** Sends one event (an SSE frame with its id) on the open stream. */
+  event(seq: number, type: string, fields: Record<string, unknown> = {}): void {
+    this.send(
+      `id: ${seq}\ndata: ${JSON.stringify({ seq: String(seq), at: 't', type, ...fields })}\n\n`,
+    );
+  }
+
   /** Sends SSE text on the open stream. */
   send(text: string): void {
     this.#stream?.enqueue(new TextEncoder().encode(text));
@@ -123,8 +217,8 @@ export class FakeApi {
   }
 }
 
-export async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+export async function until(check: () => boolean, what: string, ms = 2000): Promise<void> {
+  for (let i = 0; i < ms / 10; i++) {
     if (check()) return;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -147,6 +241,7 @@ export function cells(document: Document, tbody: string): string[][] {
 export function openConsole(
   storage = new Map<string, string>(),
   setup: (api: FakeApi) => void = () => undefined,
+  timing?: Partial<ConsoleTiming>,
 ): {
   document: Document;
   window: JSDOM['window'];
@@ -170,6 +265,7 @@ export function openConsole(
       },
     },
     confirm: () => true,
+    ...(timing === undefined ? {} : { timing }),
   });
   return {
     document,
