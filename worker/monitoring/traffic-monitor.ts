@@ -369,7 +369,10 @@ export class TrafficMonitor {
       firstAt: count?.firstAt ?? date,
       lastAt: date,
     });
-    if (verdict.senderId !== undefined && verdict.keyVersion !== undefined) {
+    // Only a fresh message tells the version a device uses: a stale one is a replay (or a
+    // skewed clock), and would make a device that moved on look behind (and get resynced).
+    const fresh = verdict.class === 'current' || verdict.class === 'previous_key';
+    if (fresh && verdict.senderId !== undefined && verdict.keyVersion !== undefined) {
       const e4Id = payload.slice(TIMESTAMP_LEN, TIMESTAMP_LEN + ID_LEN);
       this.#uses.set(`${keys.topicId}|${verdict.senderId}`, {
         topicId: keys.topicId,

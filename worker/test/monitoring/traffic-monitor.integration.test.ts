@@ -299,8 +299,16 @@ void describe('traffic monitor, public-key mode', () => {
       );
       const stranger = { id: randomBytes(16), signingKey: lagging.signer.signingKey };
       await pub.publishAsync(topic, Buffer.from(protectPubKey(data, v2.keys[0].key, stranger)));
+      // A replay of the current device's old message (v1, 15 minutes old): stale, and not a
+      // version the device uses (it would make the device look behind and be resynced).
+      await pub.publishAsync(
+        topic,
+        Buffer.from(
+          protectPubKey(data, v1.keys[0].key, current.signer, () => Date.now() - 900_000),
+        ),
+      );
       await eventually(() => {
-        assert.equal(verdicts.length, 3);
+        assert.equal(verdicts.length, 4);
       });
       await monitor.flush();
       const report = await h.service.topicTraffic(topic);
@@ -311,7 +319,7 @@ void describe('traffic monitor, public-key mode', () => {
           [current.name, 2],
         ],
       );
-      assert.deepEqual(verdicts.sort(), ['current', 'forged', 'previous_key']);
+      assert.deepEqual(verdicts.sort(), ['current', 'forged', 'previous_key', 'stale']);
     } finally {
       await monitor.close();
     }
