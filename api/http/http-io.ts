@@ -83,6 +83,8 @@ export function sendJson(
     'content-type': 'application/json',
     'content-length': String(payload.length),
     'cache-control': 'no-store',
+    // A browser must never take an answer (which may quote a name) for HTML or a script.
+    'x-content-type-options': 'nosniff',
     ...headers,
   });
   res.end(payload);

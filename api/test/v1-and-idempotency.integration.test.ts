@@ -47,6 +47,12 @@ void describe('/v1 routes and C2Admin', () => {
     assert.equal(error['message'], 'client not found');
     assert.deepEqual(error['details'], { client: 'nobody' });
     assert.equal(error['requestId'], missing.headers['x-request-id']);
+    // Answers and errors alike: never cached, never sniffed as anything but JSON.
+    for (const answer of [res, missing]) {
+      assert.equal(answer.headers['cache-control'], 'no-store');
+      assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+      assert.equal(answer.headers['content-type'], 'application/json');
+    }
   });
 
   void it('GET /v1/clients and /v1/topics page with a cursor', async () => {
