@@ -283,9 +283,15 @@ void describe('observability of an API node and a worker', () => {
       assert.equal(root.name, 'HTTP e4c2.v1.C2Admin/RotateTopicKey');
       const children = trace.filter((s) => parentOf(s) === root).map((s) => s.name);
       assert.ok(children.includes('db.transaction'), `the rotation commits: ${children.join()}`);
+      // Usually one round; a kick that lands while a round runs (seen on a busy machine) makes
+      // the relay's loop run another round in the same context (OutboxRelay #loop).
       const relay = named('outbox.relay');
-      assert.equal(relay.length, 1, 'one relay round');
-      assert.equal(parentOf(relay[0] as ReadableSpan), root, 'the relay follows the commit');
+      assert.ok(relay.length >= 1, 'a relay round');
+      for (const r of relay) assert.equal(parentOf(r), root, 'the relay follows the commit');
+      assert.ok(
+        relay.some((r) => Number(r.attributes['e4c2.outbox.rows']) > 0),
+        'a round relayed the rotation',
+      );
       const jobs = named('queue.process');
       assert.ok(jobs.length >= 1, 'a job');
       for (const job of jobs) {
