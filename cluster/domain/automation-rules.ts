@@ -117,7 +117,10 @@ export function checkCron(value: unknown, timeZone: string, field = 'expr'): str
   try {
     CronExpressionParser.parse(expr, { tz: timeZone, currentDate: new Date(0) }).next();
   } catch (cause) {
-    throw new C2Error('C2_VALIDATION', `${field} is not a valid cron expression`, {
+    // cron-parser says which field is wrong (`Invalid explicit day of month definition` for
+    // 30 February, `Constraint error, got value 61 expected range 0-59`).
+    const why = cause instanceof Error ? ` (${cause.message.slice(0, 200)})` : '';
+    throw new C2Error('C2_VALIDATION', `${field} is not a valid cron expression${why}`, {
       details: { field },
       cause,
     });
