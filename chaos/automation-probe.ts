@@ -5,7 +5,11 @@
  * for the A1 check (automation-check.ts).
  */
 import { httpJson } from '../bin/test/support/http-json.ts';
-import type { AutomationObservation, ObservedFiring } from './automation-check.ts';
+import {
+  AUTOMATION_RECOVERY_MS,
+  type AutomationObservation,
+  type ObservedFiring,
+} from './automation-check.ts';
 
 /** Seconds between the rule's slots: short, so a run of a few seconds has several. */
 export const AUTOMATION_INTERVAL_SECONDS = 1;
@@ -57,12 +61,17 @@ export class AutomationProbe {
   }
 
   /**
-   * Disables the rule (no new slots; a firing not yet past its target stops, aborted), waits for
-   * its firings to end, reads them and the topic's version back, then deletes the rule.
+   * Waits until the engine has had time to catch up after the heal (`healedAt`, wall clock ms),
+   * so that A1 can require every slot due until shortly before the end, then disables the rule
+   * (no new slots; a firing not yet past its target stops, aborted), waits for its firings to
+   * end, reads them and the topic's version back, then deletes the rule.
    */
-  async finish(timeoutMs: number): Promise<AutomationObservation> {
+  async finish(timeoutMs: number, healedAt: number): Promise<AutomationObservation> {
+    await sleep(Math.max(0, healedAt + AUTOMATION_RECOVERY_MS + 2000 - Date.now()));
     const deadline = Date.now() + timeoutMs;
+    let disabledAt = Date.now();
     for (;;) {
+      disabledAt = Date.now();
       const res = await httpJson(this.base, 'PUT', `/v1/automation/rules/${this.ruleId}`, {
         body: { expectedVersion: 1, rule: { ...ruleSpec(this.topic), disabled: true } },
       }).catch(() => undefined);
@@ -96,6 +105,12 @@ export class AutomationProbe {
     await httpJson(this.base, 'DELETE', `/v1/automation/rules/${this.ruleId}`).catch(
       () => undefined,
     );
-    return { intervalMs: AUTOMATION_INTERVAL_SECONDS * 1000, firings, finalKeyVersion: version };
+    return {
+      intervalMs: AUTOMATION_INTERVAL_SECONDS * 1000,
+      firings,
+      finalKeyVersion: version,
+      healedAt: new Date(healedAt).toISOString(),
+      disabledAt: new Date(disabledAt).toISOString(),
+    };
   }
 }

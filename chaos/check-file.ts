@@ -23,21 +23,90 @@ const WRONG_FILE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** What makes `value` no history the checker can read, or `undefined` when it is one. */
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** Fields every operation, device apply and fault needs, by type (the checker reads them all). */
+const ELEMENT_FIELDS: Readonly<
+  Record<string, ReadonlyArray<readonly [string, 'number' | 'string']>>
+> = {
+  operations: [
+    ['id', 'number'],
+    ['kind', 'string'],
+    ['outcome', 'string'],
+    ['invokedAt', 'number'],
+    ['completedAt', 'number'],
+  ],
+  applies: [
+    ['device', 'string'],
+    ['type', 'string'],
+    ['at', 'number'],
+  ],
+  faults: [
+    ['kind', 'string'],
+    ['target', 'string'],
+    ['startedAt', 'number'],
+    ['endedAt', 'number'],
+  ],
+};
+
+/** What is wrong with the first element of `list` that lacks a field, or `undefined`. */
+function badElement(name: string, list: readonly unknown[]): string | undefined {
+  const fields = ELEMENT_FIELDS[name] ?? [];
+  for (const [i, element] of list.entries()) {
+    if (!isObject(element)) return `"${name}"[${i}] is not an object`;
+    for (const [field, type] of fields) {
+      const v = element[field];
+      if (type === 'number' ? !isNumber(v) : typeof v !== 'string')
+        return `"${name}"[${i}] has no ${type} "${field}"`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What makes `value` no history the checker can read, or `undefined` when it is one. Every field
+ * a check reads is required with its type: a history missing one would otherwise pass that check
+ * unseen (a missing `convergenceDeadlineMs` compares as false, so no outbox row is ever too old;
+ * a missing `budget.duringFaults` never exceeds the budget).
+ */
 function notAHistory(value: unknown): string | undefined {
   if (!isObject(value)) return 'it is not a JSON object';
   // A summary (`<scenario>-seed<N>.json`) has a count of operations, a history their list.
   if (typeof value['replay'] === 'string')
     return 'it is a summary; the checker reads the .history.json beside it';
-  for (const field of ['operations', 'applies', 'faults'])
-    if (!Array.isArray(value[field])) return `it has no "${field}" list`;
-  for (const field of ['scenario', 'seed', 'deliveryCap', 'networkCopies', 'healedAt'])
-    if (value[field] === undefined) return `it has no "${field}"`;
-  if (!isObject(value['budget'])) return 'it has no "budget"';
+  for (const field of ['operations', 'applies', 'faults']) {
+    const list = value[field];
+    if (!Array.isArray(list)) return `it has no "${field}" list`;
+    const bad = badElement(field, list);
+    if (bad !== undefined) return bad;
+  }
+  if (typeof value['scenario'] !== 'string') return 'it has no string "scenario"';
+  for (const field of ['seed', 'deliveryCap', 'networkCopies', 'healedAt', 'convergenceDeadlineMs'])
+    if (!isNumber(value[field])) return `it has no number "${field}"`;
+  const budget = value['budget'];
+  if (!isObject(budget)) return 'it has no "budget"';
+  for (const field of ['duringFaults', 'settleMs'])
+    if (!isNumber(budget[field])) return `its budget has no number "${field}"`;
   const final = value['final'];
   if (!isObject(final)) return 'it has no "final" state';
-  for (const field of ['topics', 'c2Keys', 'clients', 'devices', 'audit', 'outbox', 'leaks'])
+  for (const field of [
+    'topics',
+    'c2Keys',
+    'clients',
+    'devices',
+    'audit',
+    'outbox',
+    'leaks',
+    'crashes',
+  ])
     if (!Array.isArray(final[field])) return `its final state has no "${field}" list`;
+  const automation = value['automation'];
+  if (automation !== undefined) {
+    if (!isObject(automation)) return '"automation" is not an object';
+    if (!isNumber(automation['intervalMs']) || !isNumber(automation['finalKeyVersion']))
+      return '"automation" has no number "intervalMs" or "finalKeyVersion"';
+    if (!Array.isArray(automation['firings'])) return '"automation" has no "firings" list';
+  }
   return undefined;
 }
 

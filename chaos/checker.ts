@@ -1,11 +1,14 @@
 /**
- * Evaluates the invariants I1-I9 of DESIGN §6 (and A1 where recorded) on a recorded run. Pure:
- * the same record always gives the same violations, so a failure can be studied from its JSON
- * alone. Each violation names the invariant, says what went wrong, and lists the operations,
- * devices and faults involved.
+ * Evaluates the invariants I1-I9 of DESIGN §6 (A1 where recorded, and rule R5 where the run's
+ * faults leave it observable: chaos/in-flight.ts) on a recorded run. Pure: the same record
+ * always gives the same violations, so a failure can be studied from its JSON alone. Each
+ * violation names the invariant, says what went wrong, and lists the operations, devices and
+ * faults involved.
  */
 import { checkAutomation } from './automation-check.ts';
 import type { DeviceApply, FinalTopic, Operation, RunRecord, StoredVersion } from './history.ts';
+import { overlappingCopies, R5_WINDOW_MS } from './in-flight.ts';
+import { expectedMembership, firstJoinInvoked } from './membership.ts';
 
 /** The invariants, by id. */
 export type InvariantId =
@@ -18,6 +21,8 @@ export type InvariantId =
   | 'I7'
   | 'I8'
   | 'I9'
+  /** DESIGN R5: at most one command in flight per device (chaos/in-flight.ts). */
+  | 'R5'
   /** Automation (issue 7): every due slot fires once, none is skipped, each firing acts once. */
   | 'A1';
 
@@ -41,6 +46,7 @@ export const INVARIANT_NAMES: Readonly<Record<InvariantId, string>> = {
   I7: 'bounded retransmission',
   I8: 'secrecy',
   I9: 'availability',
+  R5: 'one command in flight',
   A1: 'automation exactly once',
 };
 
@@ -85,6 +91,21 @@ function linearHistory(run: RunRecord, out: Violation[]): void {
       });
     }
   }
+  for (const client of run.final.clients) {
+    const versions = client.keyVersions.map((v) => v.version);
+    const expected = Array.from({ length: client.keyVersion }, (_, i) => i + 1);
+    if (versions.join(',') !== expected.join(',')) {
+      out.push({
+        invariant: 'I3',
+        message: `${client.name}: stored identity key versions [${versions.join(',')}] are not 1..${client.keyVersion}`,
+        operations: run.operations
+          .filter((o) => o.client === client.name && o.kind === 'rotate-client')
+          .map((o) => o.id),
+        devices: [client.name],
+      });
+    }
+  }
+  keyAnswers(run, out);
   const topics = new Map(run.final.topics.map((t) => [t.name, t]));
   const answered = new Map<string, { fingerprint: string; ops: number[] }>();
   for (const op of run.operations) {
@@ -109,6 +130,45 @@ function linearHistory(run: RunRecord, out: Violation[]): void {
         operations: [op.id],
       });
     }
+  }
+}
+
+/**
+ * I3 for identity and C2 keys: no version answered with two keys, and every answered (version,
+ * fingerprint) of a client or C2 key rotation is the stored one (when that version is stored;
+ * a missing one is I5's).
+ */
+function keyAnswers(run: RunRecord, out: Violation[]): void {
+  const clients = new Map(run.final.clients.map((c) => [c.name, c]));
+  const answered = new Map<string, Operation>();
+  for (const op of run.operations) {
+    if (op.outcome !== 'ok' || op.version === undefined || op.fingerprint === undefined) continue;
+    let scope: string;
+    let stored: readonly StoredVersion[] | undefined;
+    if (op.kind === 'rotate-client' && op.client !== undefined) {
+      scope = `${op.client} identity key`;
+      stored = clients.get(op.client)?.keyVersions;
+    } else if (op.kind === 'rotate-c2') {
+      scope = 'C2 key';
+      stored = run.final.c2Keys;
+    } else continue;
+    const key = `${scope}\0${op.version}`;
+    const first = answered.get(key);
+    if (first === undefined) answered.set(key, op);
+    else if (first.fingerprint !== op.fingerprint)
+      out.push({
+        invariant: 'I3',
+        message: `${scope}: v${op.version} was answered with two keys (${first.fingerprint ?? '?'}, ${op.fingerprint})`,
+        operations: [first.id, op.id],
+      });
+    const fp = stored === undefined ? undefined : latest(stored, op.version);
+    if (fp !== undefined && fp !== op.fingerprint)
+      out.push({
+        invariant: 'I3',
+        message: `${scope}: v${op.version} answered ${op.fingerprint} but ${fp} is stored`,
+        operations: [op.id],
+        ...(op.client === undefined ? {} : { devices: [op.client] }),
+      });
   }
 }
 
@@ -169,6 +229,8 @@ function durability(run: RunRecord, out: Violation[]): void {
       });
     }
   }
+  keyDurability(run, out);
+  membershipDurability(run, out);
   const reads = run.operations.filter(
     (o) => o.kind === 'read-topic' && o.outcome === 'ok' && o.version !== undefined,
   );
@@ -185,6 +247,114 @@ function durability(run: RunRecord, out: Violation[]): void {
         message: `${read.topic ?? '?'}: read v${read.version ?? 0} after v${newest.version ?? 0} was acknowledged`,
         operations: [newest.id, read.id],
       });
+    }
+  }
+}
+
+/**
+ * I5 for identity and C2 keys: an acknowledged client key rotation's version is stored and the
+ * client's key version is at least as new; the same for an acknowledged C2 key rotation in
+ * `c2_keys`. (That the device ends up holding the newest one is I1's.)
+ */
+function keyDurability(run: RunRecord, out: Violation[]): void {
+  const clients = new Map(run.final.clients.map((c) => [c.name, c]));
+  const newestC2 = run.final.c2Keys.reduce((n, k) => Math.max(n, k.version), 0);
+  for (const op of run.operations) {
+    if (op.outcome !== 'ok' || op.version === undefined) continue;
+    if (op.kind === 'rotate-client' && op.client !== undefined) {
+      const client = clients.get(op.client);
+      const current = client?.keyVersion;
+      if (client === undefined || (current ?? 0) < op.version)
+        out.push({
+          invariant: 'I5',
+          message: `${op.client}: identity key v${op.version} was acknowledged but the client is now at ${current === undefined ? 'no row' : `v${current}`}`,
+          operations: [op.id],
+          devices: [op.client],
+        });
+      else if (latest(client.keyVersions, op.version) === undefined)
+        out.push({
+          invariant: 'I5',
+          message: `${op.client}: acknowledged identity key v${op.version} is missing from client_keys`,
+          operations: [op.id],
+          devices: [op.client],
+        });
+    } else if (op.kind === 'rotate-c2') {
+      if (newestC2 < op.version)
+        out.push({
+          invariant: 'I5',
+          message: `C2 key v${op.version} was acknowledged but c2_keys ends at v${newestC2}`,
+          operations: [op.id],
+        });
+      else if (latest(run.final.c2Keys, op.version) === undefined)
+        out.push({
+          invariant: 'I5',
+          message: `acknowledged C2 key v${op.version} is missing from c2_keys`,
+          operations: [op.id],
+        });
+    }
+  }
+  // The reference route of NewC2Key answers nothing, so the version an acknowledged C2 key
+  // rotation made is read from the audit log, which R1 writes in the rotation's transaction
+  // with its request id: no row means the acknowledged rotation was lost.
+  const audited = new Map<string, number>();
+  for (const a of run.final.audit)
+    if (a.operation === 'NewC2Key') audited.set(a.requestId, a.version);
+  for (const op of run.operations) {
+    if (op.kind !== 'rotate-c2' || op.outcome !== 'ok' || op.version !== undefined) continue;
+    if (op.requestId === undefined) continue;
+    const version = audited.get(op.requestId);
+    if (version === undefined)
+      out.push({
+        invariant: 'I5',
+        message: `NewC2Key request ${op.requestId} was acknowledged but the audit log has no rotation for it: the rotation was lost`,
+        operations: [op.id],
+      });
+    else if (latest(run.final.c2Keys, version) === undefined)
+      out.push({
+        invariant: 'I5',
+        message: `acknowledged C2 key v${version} (request ${op.requestId}, per the audit log) is missing from c2_keys`,
+        operations: [op.id],
+      });
+  }
+}
+
+/**
+ * I5 for memberships: the final `device_topics` agrees with the acknowledged joins and leaves of
+ * the history, wherever the history orders them (chaos/membership.ts). I1 derives what a device
+ * must hold from `device_topics` itself, so without this a join acknowledged but never stored
+ * (or a leave acknowledged but undone) passed every check.
+ */
+function membershipDurability(run: RunRecord, out: Violation[]): void {
+  const clients = new Map(run.final.clients.map((c) => [c.name, c]));
+  const pairs = new Set<string>();
+  for (const o of run.operations)
+    if (
+      (o.kind === 'join' || o.kind === 'leave') &&
+      o.client !== undefined &&
+      o.topic !== undefined
+    )
+      pairs.add(`${o.client}\0${o.topic}`);
+  for (const topic of run.final.topics) {
+    for (const pair of pairs) {
+      const [name = '', topicName] = pair.split('\0');
+      if (topicName !== topic.name) continue;
+      const expected = expectedMembership(run.operations, name, topic.name);
+      if (expected === undefined) continue;
+      const client = clients.get(name);
+      const member =
+        client?.memberships.some((m) => m.topicHash === topic.hash && m.desired > 0) ?? false;
+      if (client === undefined || member !== expected.member)
+        out.push({
+          invariant: 'I5',
+          message:
+            client === undefined
+              ? `${name}: ${expected.op.kind} of ${topic.name} was acknowledged but the client has no row at the end`
+              : expected.member
+                ? `${name}: joining ${topic.name} was acknowledged (the last membership change) but it is not a member at the end (device_topics)`
+                : `${name}: leaving ${topic.name} was acknowledged (the last membership change) but it is still a member at the end (device_topics)`,
+          operations: [expected.op.id],
+          devices: [name],
+        });
     }
   }
 }
@@ -306,7 +476,17 @@ function convergence(run: RunRecord, out: Violation[]): void {
   for (const device of run.final.devices) {
     if (!device.active) continue;
     const client = clients.get(device.name);
-    if (client === undefined) continue;
+    if (client === undefined) {
+      // Every device of a run is registered before the workload and nothing removes one: a
+      // missing row is a lost client, not a device to skip.
+      out.push({
+        invariant: 'I1',
+        message: `${device.name} has no client row at the end: its keys cannot be judged, and the C2 no longer knows it`,
+        operations: run.operations.filter((o) => o.client === device.name).map((o) => o.id),
+        devices: [device.name],
+      });
+      continue;
+    }
     const problems: string[] = [];
     const members = new Set<string>();
     for (const m of client.memberships) {
@@ -392,6 +572,7 @@ function secrecy(run: RunRecord, out: Violation[]): void {
           : `key material in ${leak.where}: ${leak.what}`,
       operations: [],
     });
+  neverMember(run, out);
   const byName = new Map(run.final.topics.map((t) => [t.name, t]));
   const index = versionIndex(run.final.topics);
   const leaves = run.operations.filter((o) => o.kind === 'leave' && o.outcome === 'ok');
@@ -440,6 +621,60 @@ function secrecy(run: RunRecord, out: Violation[]): void {
       }
     }
   }
+}
+
+/**
+ * I8 for devices that were not (yet) members: no key of a topic reaches a device before its first
+ * join of that topic was invoked (every device starts a member of nothing, and the C2 sends a
+ * member's keys only after the join committed), and a device that never asked to join holds no
+ * key of the topic at the end, whatever its version (I1 only looks for the current one).
+ */
+function neverMember(run: RunRecord, out: Violation[]): void {
+  const byHash = new Map(run.final.topics.map((t) => [t.hash, t]));
+  const index = versionIndex(run.final.topics);
+  const reported = new Set<string>();
+  for (const a of run.applies) {
+    if (a.type !== 'SetTopicKey' || a.topicHash === undefined) continue;
+    const topic = byHash.get(a.topicHash);
+    if (topic === undefined) continue; // a topic of another scenario
+    const first = firstJoinInvoked(run.operations, a.device, topic.name);
+    if (first !== undefined && a.at >= first) continue;
+    const key = `${a.device}\0${topic.name}`;
+    if (reported.has(key)) continue;
+    reported.add(key);
+    const version = index.get(topic.hash)?.get(a.fingerprint ?? '');
+    out.push({
+      invariant: 'I8',
+      message: `${a.device} received ${topic.name} v${version ?? '?'} at +${a.at} ms ${first === undefined ? 'without ever joining it' : `before it first asked to join (+${first} ms)`}`,
+      operations: [],
+      devices: [a.device],
+    });
+  }
+  for (const device of run.final.devices) {
+    for (const [hash, held] of Object.entries(device.topicKeys)) {
+      const topic = byHash.get(hash);
+      if (topic === undefined) continue;
+      if (firstJoinInvoked(run.operations, device.name, topic.name) !== undefined) continue;
+      if (reported.has(`${device.name}\0${topic.name}`)) continue;
+      out.push({
+        invariant: 'I8',
+        message: `${device.name} holds ${topic.name} v${index.get(hash)?.get(held) ?? '?'} at the end without ever joining it`,
+        operations: [],
+        devices: [device.name],
+      });
+    }
+  }
+}
+
+/** R5: no two copies of one command in flight to a device at once (chaos/in-flight.ts). */
+function oneInFlight(run: RunRecord, out: Violation[]): void {
+  for (const { device, command, first, second } of overlappingCopies(run))
+    out.push({
+      invariant: 'R5',
+      message: `${device} received ${command} twice ${second.at - first.at} ms apart (+${first.at} and +${second.at} ms), less than ${R5_WINDOW_MS} ms, with no join, leave, resync or key rotation of it around them and no fault that could delay or repeat a PUBLISH: two copies were in flight at once (DESIGN R5: at most one command in flight per device; a retransmission leaves only after the PUBACK timeout)`,
+      operations: [],
+      devices: [device],
+    });
 }
 
 /** Failures that count against availability: not a definite refusal of a bad request. */
@@ -508,7 +743,7 @@ function availability(run: RunRecord, out: Violation[]): void {
 }
 
 /**
- * Runs every check (A1 too when the run recorded an automation rule, so that `--check` on a
+ * Runs every check (R5 where the run's faults leave it observable; A1 too when the run recorded an automation rule, so that `--check` on a
  * history judges it as the run did); violations in invariant order, at most 20 per invariant.
  */
 export function checkRun(run: RunRecord): Violation[] {
@@ -520,6 +755,7 @@ export function checkRun(run: RunRecord): Violation[] {
   durability(run, all);
   nothingLost(run, all);
   boundedRetransmission(run, all);
+  oneInFlight(run, all);
   secrecy(run, all);
   availability(run, all);
   if (run.automation !== undefined) all.push(...checkAutomation(run.automation));

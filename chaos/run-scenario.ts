@@ -275,7 +275,9 @@ export async function runScenario(
     await Promise.all(devices.map((d) => d.settle()));
     const leaks = await scanForSecrets(env, devices, options.nodeOutput());
     const automation =
-      probe === undefined ? undefined : await probe.finish(options.convergenceDeadlineMs);
+      probe === undefined
+        ? undefined
+        : await probe.finish(options.convergenceDeadlineMs, started + healedAt);
     if (automation !== undefined)
       options.progress(
         `${scenario.name}: automation: ${automation.firings.length} firing(s), topic at v${automation.finalKeyVersion}`,
