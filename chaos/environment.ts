@@ -210,7 +210,8 @@ export class ChaosEnvironment {
         host: '127.0.0.1',
         env: {
           ...env,
-          E4C2_LOG_LEVEL: 'warn',
+          // info: what a node logs about refused requests and failures is scanned for keys (I8).
+          E4C2_LOG_LEVEL: 'info',
           E4C2_DELIVERY_MAX_ATTEMPTS: String(NODE_SETTINGS.deliveryCap),
           E4C2_DELIVERY_BACKOFF_INITIAL_MS: '200',
           E4C2_DELIVERY_BACKOFF_MAX_MS: '4000',

@@ -233,6 +233,12 @@ export async function readEventLog(base: string): Promise<string> {
   throw new Error(`more than ${MAX_EVENT_PAGES * EVENT_PAGE} events`);
 }
 
+/** The nodes' output lines kept for the scan, and how many more were not kept. */
+export interface NodeOutput {
+  readonly lines: readonly string[];
+  readonly dropped: number;
+}
+
 /**
  * Looks for every key the devices ever held (hex and base64) in Redis, the nodes' output, their
  * metrics and the event log. A place that cannot be read is reported as `unchecked` (an I8
@@ -241,14 +247,14 @@ export async function readEventLog(base: string): Promise<string> {
 export async function scanForSecrets(
   env: ChaosEnvironment,
   devices: readonly ChaosDevice[],
-  nodeOutput: readonly string[],
+  nodeOutput: NodeOutput,
 ): Promise<SecretLeak[]> {
   const secrets = new Set<string>();
   for (const d of devices) for (const s of d.secrets) secrets.add(s);
   const places: Array<{ where: string; read: () => Promise<string> }> = [
     { where: 'queue Redis', read: () => redisText(env.queueRedis.url) },
     ...env.cluster.redlock.map((r) => ({ where: r.name, read: () => redisText(r.url) })),
-    { where: 'node output', read: () => Promise.resolve(nodeOutput.join('\n')) },
+    { where: 'node output', read: () => Promise.resolve(nodeOutput.lines.join('\n')) },
     ...env.cluster.nodes.map((n) => ({
       where: `${n.name} /metrics`,
       read: () => fetchText(`${n.health}/metrics`),
@@ -256,6 +262,12 @@ export async function scanForSecrets(
     { where: 'event log', read: () => readEventLog(env.cluster.lb.http) },
   ];
   const leaks: SecretLeak[] = [];
+  if (nodeOutput.dropped > 0)
+    leaks.push({
+      where: 'node output',
+      what: `${nodeOutput.dropped} line(s) past the first ${nodeOutput.lines.length} were not kept`,
+      unchecked: true,
+    });
   for (const { where, read } of places) {
     let text: string;
     try {

@@ -122,8 +122,15 @@ async function main(): Promise<number> {
   // would end the process in the middle of the clean-up. The summaries are in files too.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const nodeOutput: string[] = [];
+  // Lines beyond the cap are not kept, so not scanned for key material: I8 says so.
+  let nodeLinesDropped = 0;
   /** Node lines shown when the run cannot complete. */
   const NODE_LINES_ON_FAILURE = 40;
+  /**
+   * Node output lines kept (and scanned for key material, I8) per run: far above what nodes
+   * write at the suite's log level (a few hundred lines in the CI run), low enough to bound memory.
+   */
+  const MAX_NODE_LINES = 50_000;
   const perScenarioMs = (a.durationS + a.deadlineS) * 1000 + 120_000;
   const hardTimeoutMs = 180_000 + a.scenarios.length * perScenarioMs;
   let env: ChaosEnvironment | undefined;
@@ -176,7 +183,8 @@ async function main(): Promise<number> {
       random: () => networkRng.next(),
       log: progress,
       nodeOutput: (name, line) => {
-        if (nodeOutput.length < 50_000) nodeOutput.push(`${name} | ${line}`);
+        if (nodeOutput.length < MAX_NODE_LINES) nodeOutput.push(`${name} | ${line}`);
+        else nodeLinesDropped += 1;
       },
       signal: abort.signal,
     });
@@ -205,7 +213,7 @@ async function main(): Promise<number> {
         topics: a.topics,
         processes: 4,
         progress,
-        nodeOutput: () => nodeOutput,
+        nodeOutput: () => ({ lines: nodeOutput, dropped: nodeLinesDropped }),
       });
       const summary = summarize(result, a);
       summaries.push(summary);

@@ -11,7 +11,7 @@ import { ChaosDevice } from './chaos-device.ts';
 import { checkRun, type Violation } from './checker.ts';
 import { Driver, runWorkload } from './driver.ts';
 import { NODE_SETTINGS, type ChaosEnvironment } from './environment.ts';
-import { readDatabase, scanForSecrets } from './final-state.ts';
+import { readDatabase, scanForSecrets, type NodeOutput } from './final-state.ts';
 import type { DeviceApply, FaultRecord, FinalState, RunRecord } from './history.ts';
 import { describeFault, injectorFor } from './injectors.ts';
 import { Rng } from './rng.ts';
@@ -28,7 +28,8 @@ export interface RunOptions {
   readonly processes: number;
   readonly progress: (line: string) => void;
   /** Node output captured so far (for the secrecy scan). */
-  readonly nodeOutput: () => readonly string[];
+  /** What the nodes wrote so far, and how many lines were not kept (over the cap). */
+  readonly nodeOutput: () => NodeOutput;
 }
 
 /** What a scenario run produced. */

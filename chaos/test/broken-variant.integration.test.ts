@@ -162,7 +162,7 @@ void describe('the chaos checker against a broken C2', () => {
         progress: (line) => {
           t.diagnostic(line);
         },
-        nodeOutput: () => output,
+        nodeOutput: () => ({ lines: output, dropped: 0 }),
       });
       const i4 = result.violations.filter((v) => v.invariant === 'I4');
       t.diagnostic(`${result.record.operations.length} operations; ${i4.length} I4 violation(s)`);

@@ -65,7 +65,10 @@ void describe('the secrecy scan', () => {
 
   void it('finds a key past the first page of the event log', async () => {
     assert.ok(env !== undefined);
-    const leaks = await scanForSecrets(env, [device], ['node output without keys']);
+    const leaks = await scanForSecrets(env, [device], {
+      lines: ['node output without keys'],
+      dropped: 0,
+    });
     assert.deepEqual(leaks, [{ where: 'event log', what: 'a device key (64-character encoding)' }]);
   });
 
@@ -74,7 +77,7 @@ void describe('the secrecy scan', () => {
     broken.metrics = true;
     broken.eventsAfter = 1000; // the second page fails
     try {
-      const leaks = await scanForSecrets(env, [device], []);
+      const leaks = await scanForSecrets(env, [device], { lines: [], dropped: 0 });
       assert.deepEqual(
         leaks.map((l) => [l.where, l.unchecked]),
         [
@@ -87,5 +90,15 @@ void describe('the secrecy scan', () => {
       broken.metrics = false;
       broken.eventsAfter = Number.POSITIVE_INFINITY;
     }
+  });
+
+  void it('reports node output that was not kept (over the cap) as unchecked', async () => {
+    assert.ok(env !== undefined);
+    const leaks = await scanForSecrets(env, [device], { lines: ['kept'], dropped: 7 });
+    assert.deepEqual(leaks[0], {
+      where: 'node output',
+      what: '7 line(s) past the first 1 were not kept',
+      unchecked: true,
+    });
   });
 });
