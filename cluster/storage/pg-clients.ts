@@ -133,11 +133,13 @@ export class PgClients implements ClientRepository {
 
   async insert(client: NewClient): Promise<ClientRow | undefined> {
     // A concurrent NewClient of the same name waits for the first to commit, then inserts
-    // nothing: the caller takes the existing-client path (a unique violation was a 500).
+    // nothing: the caller takes the existing-client path (a unique violation was a 500). Every
+    // unique index arbitrates, not only the name's: e4_id derives from the name, and a loser
+    // that reached its index first failed with a unique violation on it.
     const row = await firstRow(
       this.db,
       `INSERT INTO clients (name, e4_id, key_version, delivered_key_version, c2_key_version)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING ${CLIENT_COLUMNS}`,
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING ${CLIENT_COLUMNS}`,
       [
         client.name,
         buf(client.e4Id),

@@ -69,10 +69,11 @@ export class PgTopics implements TopicRepository {
   }
 
   async insert(name: string, topicHash: Uint8Array): Promise<TopicRow | undefined> {
+    // Every unique index arbitrates (topic_hash derives from the name), as for clients.
     const row = await firstRow(
       this.db,
       `INSERT INTO topics (name, topic_hash, key_version) VALUES ($1, $2, 1)
-       ON CONFLICT (name) DO NOTHING RETURNING *`,
+       ON CONFLICT DO NOTHING RETURNING *`,
       [name, buf(topicHash)],
     );
     return row && toTopic(row);
