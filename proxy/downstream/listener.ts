@@ -8,9 +8,8 @@ import {
   type Server,
   type Socket,
 } from 'node:net';
-import { X509Certificate } from 'node:crypto';
 import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { checkSettingFile, readSettingFile, type ListenTls } from '../config.ts';
+import { checkSettingFile, readCaFile, readSettingFile, type ListenTls } from '../config.ts';
 import { listenOn } from '../listen.ts';
 import { DownstreamConnection, type ConnectionDeps } from './connection.ts';
 
@@ -117,14 +116,11 @@ function readTlsFiles(tls: ListenTls): { cert: Buffer; key: Buffer; ca?: Buffer 
   };
   const cert = read('certFile', tls.certFile);
   const key = read('keyFile', tls.keyFile);
-  const ca = tls.caFile === undefined ? undefined : read('caFile', tls.caFile);
+  const ca = tls.caFile === undefined ? undefined : readCaFile('listen.tls.caFile', tls.caFile);
   check('certFile', tls.certFile, 'is not a PEM certificate', () => createSecureContext({ cert }));
   check('keyFile', tls.keyFile, 'is not an unencrypted PEM private key', () =>
     createSecureContext({ key }),
   );
-  if (tls.caFile !== undefined && ca !== undefined) {
-    check('caFile', tls.caFile, 'is not a PEM certificate', () => new X509Certificate(ca));
-  }
   check('keyFile', tls.keyFile, `is not the key of listen.tls.certFile ${tls.certFile}`, () =>
     createSecureContext({ cert, key }),
   );
