@@ -68,8 +68,7 @@ export function redactUrl(url: string): string {
     if (u.password !== '') u.password = '***';
     for (const name of [...u.searchParams.keys()])
       if (SECRET_PARAMETER.test(name)) u.searchParams.set(name, '***');
-    // `set` percent-encodes the mask; the message reads better without it.
-    return u.toString().replaceAll('%2A%2A%2A', '***');
+    return u.toString();
   } catch {
     return '(unparseable database URL)';
   }
