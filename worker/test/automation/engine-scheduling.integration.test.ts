@@ -52,7 +52,8 @@ void describe('automation engine scheduling (fake clock)', () => {
   let now = 0;
   let rotated: string[] = [];
   let onRotate: (name: string) => Promise<void> = () => Promise.resolve();
-  let listTopics: () => Promise<unknown> = () => Promise.reject(new Error('no topic list here'));
+  const noTopicList = (): Promise<unknown> => Promise.reject(new Error('no topic list here'));
+  let listTopics = noTopicList;
   const engines: AutomationEngine[] = [];
   const errors: unknown[] = [];
   /** Firings that ended (or were interrupted), as the engine's observer is told. */
@@ -127,6 +128,7 @@ void describe('automation engine scheduling (fake clock)', () => {
     rotated = [];
     ended.length = 0;
     onRotate = () => Promise.resolve();
+    listTopics = noTopicList;
     await admin.resume(ctx);
   });
   after(async () => {
@@ -202,7 +204,6 @@ void describe('automation engine scheduling (fake clock)', () => {
       assert.equal(only?.status, 'failed');
       assert.deepEqual(only.result['errors'], { C2_VALIDATION: 1 });
     });
-    listTopics = () => Promise.reject(new Error('no topic list here'));
   });
 
   void it('runs at most maxConcurrentFirings firings at once', async () => {
