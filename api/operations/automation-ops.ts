@@ -182,6 +182,7 @@ function firingMessage(f: FiringRow): ProtoMessage {
     finished_epoch: f.finishedEpoch ?? '',
     started_at: f.startedAt?.toISOString() ?? '',
     finished_at: f.finishedAt?.toISOString() ?? '',
+    targets: count(f.result, 'targets'),
     done: count(f.result, 'done'),
     failed: count(f.result, 'failed'),
     skipped: count(f.result, 'skipped'),

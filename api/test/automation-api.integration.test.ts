@@ -353,7 +353,17 @@ void describe('automation API', () => {
     const [firing] = (await store.pendingFirings(10)).filter((f) => f.ruleId === ruleId);
     assert.ok(firing !== undefined, 'the firing is pending');
     assert.ok(await store.startFiring(firing.id), 'the firing started');
+    const progress = { targets: 9, done: 2, failed: 0, skipped: 0, devices: 20, errors: {} };
+    assert.ok(await store.saveFiringProgress(firing.id, progress), 'its progress was saved');
+    const running = await http('GET', `/v1/automation/firings?ruleId=${ruleId}`);
+    const [runningFiring] = (running.json as { firings: Array<Record<string, unknown>> }).firings;
+    assert.deepEqual(
+      [runningFiring?.['status'], runningFiring?.['targets'], runningFiring?.['done']],
+      ['pending', 9, 2],
+      'a running firing shows its counts so far',
+    );
     const result = {
+      targets: 9,
       done: 3,
       failed: 3,
       skipped: 0,
@@ -363,6 +373,11 @@ void describe('automation API', () => {
       errors: { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1, 'not a code': 7, C2_BOGUS: 'x' },
     };
     assert.ok(await store.finishFiring(firing.id, 'failed', result, epoch), 'the firing finished');
+    assert.equal(
+      await store.saveFiringProgress(firing.id, progress),
+      false,
+      'progress never overwrites an outcome',
+    );
 
     const listed = await http('GET', `/v1/automation/firings?ruleId=${ruleId}`);
     assert.equal(listed.status, 200, listed.text);
@@ -374,5 +389,6 @@ void describe('automation API', () => {
     const [grpcFiring] = viaGrpc['firings'] as Array<Record<string, unknown>>;
     assert.deepEqual(grpcFiring?.['errors'], { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1 });
     assert.equal(grpcFiring['failed_devices'], 5);
+    assert.equal(grpcFiring['targets'], 9);
   });
 });

@@ -509,12 +509,25 @@ const firings: CommandSpec = {
       renderTable(
         // SKIPPED: targets that were gone (or, for resync-lagging, not lagging); a rule whose
         // every firing only skips names nothing that exists.
-        ['ID', 'RULE', 'DUE', 'STATUS', 'DONE', 'FAILED', 'SKIPPED', 'ATTEMPTS', 'ERRORS'],
+        // TARGETS: subjects resolved; while a firing runs, DONE and the rest are its counts so far.
+        [
+          'ID',
+          'RULE',
+          'DUE',
+          'STATUS',
+          'TARGETS',
+          'DONE',
+          'FAILED',
+          'SKIPPED',
+          'ATTEMPTS',
+          'ERRORS',
+        ],
         r.firings.map((f) => [
           field(f, 'id'),
           field(f, 'rule_id'),
           field(f, 'due_at'),
           field(f, 'status'),
+          field(f, 'targets'),
           field(f, 'done'),
           field(f, 'failed'),
           field(f, 'skipped'),

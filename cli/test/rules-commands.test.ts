@@ -252,6 +252,7 @@ void describe('rules commands', () => {
       id: '12',
       rule_id: '7',
       status: 'failed',
+      targets: 9,
       done: 1,
       failed: 3,
       skipped: 5,
@@ -266,8 +267,8 @@ void describe('rules commands', () => {
     const r = await runWith(['rules', 'firings', '--id', '7'], { api });
     assert.equal(r.code, ExitCode.Ok, r.stderr);
     const [header, first, second] = r.stdout.trimEnd().split('\n');
-    assert.match(header ?? '', /\bDONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+ERRORS$/);
-    assert.match(first ?? '', /^12\b.*\b1\s+3\s+5\s+1\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
+    assert.match(header ?? '', /\bTARGETS\s+DONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+ERRORS$/);
+    assert.match(first ?? '', /^12\b.*\b9\s+1\s+3\s+5\s+1\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
     assert.match(second ?? '', /^11\b.*\b1\s*$/, 'a firing without errors ends with its attempts');
   });
 });

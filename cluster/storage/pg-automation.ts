@@ -351,6 +351,20 @@ export class PgAutomation {
     );
   }
 
+  /**
+   * Records the counts so far of a firing still running (its outcome replaces them at the end).
+   * @returns false when it was not pending any more
+   */
+  async saveFiringProgress(id: string, result: Record<string, unknown>): Promise<boolean> {
+    return (
+      (await touched(
+        this.db,
+        `UPDATE automation_firings SET result = $2 WHERE id = $1 AND status = 'pending'`,
+        [id, json(result)],
+      )) > 0
+    );
+  }
+
   /** Closes a pending firing. @returns false when it was not pending any more */
   async finishFiring(
     id: string,

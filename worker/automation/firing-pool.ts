@@ -100,6 +100,17 @@ export class FiringPool {
               !this.#o.leads(leadership) || (await store.read.control()).paused,
             // Disabled or deleted (its record went with it): the rest of the firing is not owed.
             shouldStop: async () => (await store.read.rule(firing.ruleId))?.enabled !== true,
+            // Fenced like its outcome; a failure only delays what operators see (and a lost
+            // leadership is noticed by shouldYield before the next target).
+            onProgress: async (progress) => {
+              try {
+                await store.fenced(leadership.epoch, (tx) =>
+                  tx.saveFiringProgress(firing.id, { ...progress }),
+                );
+              } catch (err) {
+                this.#o.onError?.(err, `saving the progress of firing ${firing.id}`);
+              }
+            },
           },
         );
       } catch (err) {

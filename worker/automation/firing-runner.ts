@@ -32,6 +32,8 @@ export type AutomationC2 = Pick<
 export interface FiringOutcome {
   readonly status: Exclude<FiringStatus, 'pending'>;
   readonly result: {
+    /** Subjects the firing resolved (0 until resolved). */
+    readonly targets: number;
     readonly done: number;
     readonly failed: number;
     readonly skipped: number;
@@ -57,6 +59,14 @@ export interface FiringContext {
   readonly shouldStop?: () => Promise<boolean>;
   /** Longest wait for the rollout rate between two of these checks. Default 1000 ms. */
   readonly checkEveryMs?: number;
+  /**
+   * Records the counts so far of a firing still running, so that an operator watching a long
+   * rollout sees it advance (the outcome is recorded only at the end). Called once the targets
+   * are resolved, then after a subject at most every `progressEveryMs`. Must not throw.
+   */
+  readonly onProgress?: (progress: FiringOutcome['result']) => Promise<void>;
+  /** Least time between two {@link FiringContext.onProgress} calls. Default 5000 ms. */
+  readonly progressEveryMs?: number;
 }
 
 /** Thrown inside {@link runFiring} when the firing must stay pending (pause, leadership lost). */
@@ -147,18 +157,18 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   let failed = 0;
   let skipped = 0;
   let devices = 0;
+  let targets = 0;
   const rotated: Array<{ topic: string; version: number }> = [];
-  const finish = (status: FiringOutcome['status']): FiringOutcome => ({
-    status,
-    result: {
-      done,
-      failed,
-      skipped,
-      devices,
-      failedDevices: gate.counts.failed,
-      errors,
-    },
+  const counts = (): FiringOutcome['result'] => ({
+    targets,
+    done,
+    failed,
+    skipped,
+    devices,
+    failedDevices: gate.counts.failed,
+    errors: { ...errors },
   });
+  const finish = (status: FiringOutcome['status']): FiringOutcome => ({ status, result: counts() });
   const fail = (err: unknown, weight: number): void => {
     failed += 1;
     gate.record(weight, weight);
@@ -167,6 +177,7 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   };
 
   if (snapshot.action === 'rotate-c2-key') {
+    targets = 1;
     if (await mustStop()) {
       skipped = 1;
       return finish('aborted');
@@ -197,12 +208,21 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
     fail(err, 1);
     return finish('failed');
   }
+  targets = names.length;
+  const progressEveryMs = ctx.progressEveryMs ?? 5000;
+  let progressAt = ctx.clock();
+  const progress = async (): Promise<void> => {
+    progressAt = ctx.clock();
+    await ctx.onProgress?.(counts());
+  };
+  await progress();
 
   const stopped = (): FiringOutcome => {
     skipped = names.length - done - failed;
     return finish('aborted');
   };
   for (const name of names) {
+    if (ctx.clock() - progressAt >= progressEveryMs) await progress();
     if (await mustStop()) return stopped();
     if (snapshot.rollout.abortFailureRatio !== undefined && rotated.length > 0) {
       let deliveryFailed = 0;

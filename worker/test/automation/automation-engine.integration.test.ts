@@ -196,6 +196,11 @@ void describe('automation engine, several nodes', () => {
         (x) => x.status === 'pending' && x.attempts > 0,
       );
       assert.ok(f, 'the firing exists');
+      // Its progress is saved while it runs: the targets it resolved, nothing done yet.
+      assert.deepEqual(
+        { targets: f.result['targets'], done: f.result['done'] },
+        { targets: 3, done: 0 },
+      );
       return f;
     }, 15_000);
     const edited = await admin.updateRule(

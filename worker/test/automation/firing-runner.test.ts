@@ -174,3 +174,26 @@ void describe('firing runner, C2 key rotation', () => {
     );
   });
 });
+
+void describe('firing runner, progress of a long rollout', () => {
+  void it('records its counts so far: on resolving, then at most every progressEveryMs', async () => {
+    const w = world(() => undefined);
+    const saved: Array<{ at: number; targets: number; done: number }> = [];
+    const base = w.ctx({ paused: false, gone: false });
+    // One topic a minute: four topics take three minutes of (fake) waiting.
+    const outcome = await runFiring(firing(['a', 'b', 'c', 'd']), {
+      ...base,
+      progressEveryMs: 90_000,
+      onProgress: (p) => {
+        saved.push({ at: base.clock() - T0, targets: p.targets, done: p.done });
+        return Promise.resolve();
+      },
+    });
+    assert.equal(outcome.status, 'succeeded');
+    assert.deepEqual(outcome.result.targets, 4);
+    assert.deepEqual(saved, [
+      { at: 0, targets: 4, done: 0 }, // targets resolved
+      { at: 120_000, targets: 4, done: 3 }, // before d: 120 s since the last save
+    ]);
+  });
+});
