@@ -54,23 +54,30 @@ export class ConsoleFiles {
    * served, anything else under the prefix is 404. Returns false for paths it does not own.
    * Refusals have the API's JSON error body (what every other path answers) and the files'
    * security headers (an error page is a page too).
+   * @param headers - added to every answer (the request id, as the API's answers carry it)
    */
-  serve(method: string, path: string, res: ServerResponse): boolean {
+  serve(
+    method: string,
+    path: string,
+    res: ServerResponse,
+    headers: Readonly<Record<string, string>> = {},
+  ): boolean {
     const redirect = path === '/' || path === '/console';
     if (!redirect && !path.startsWith(CONSOLE_PREFIX)) return false;
     if (method !== 'GET' && method !== 'HEAD') {
-      refuse(res, 405, 'C2_VALIDATION', `${method} is not allowed here; use GET, HEAD`);
+      refuse(res, headers, 405, 'C2_VALIDATION', `${method} is not allowed here; use GET, HEAD`);
       return true;
     }
     if (redirect) {
-      res.writeHead(302, { location: CONSOLE_PREFIX, 'content-length': 0 }).end();
+      res.writeHead(302, { ...headers, location: CONSOLE_PREFIX, 'content-length': 0 }).end();
       return true;
     }
     const file = this.files.get(path.slice(CONSOLE_PREFIX.length) || 'index.html');
     if (file === undefined) {
-      refuse(res, 404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
+      refuse(res, headers, 404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
     } else {
       res.writeHead(200, {
+        ...headers,
         ...SECURITY_HEADERS,
         'content-type': file.type,
         'content-length': file.body.length,
@@ -85,8 +92,19 @@ export class ConsoleFiles {
  * A refusal in the API's `v1` error shape (no-store like the API's answers); a 405 names the
  * allowed methods, as the router's do.
  */
-function refuse(res: ServerResponse, status: 404 | 405, code: string, message: string): void {
+function refuse(
+  res: ServerResponse,
+  headers: Readonly<Record<string, string>>,
+  status: 404 | 405,
+  code: string,
+  message: string,
+): void {
   const allow = status === 405 ? { allow: 'GET, HEAD' } : undefined;
   const body = { error: { code, message, ...(allow === undefined ? {} : { details: allow }) } };
-  sendJson(res, status, body, { ...SECURITY_HEADERS, 'cache-control': 'no-store', ...allow });
+  sendJson(res, status, body, {
+    ...headers,
+    ...SECURITY_HEADERS,
+    'cache-control': 'no-store',
+    ...allow,
+  });
 }

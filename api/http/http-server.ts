@@ -140,7 +140,7 @@ export class HttpApiServer {
     const target = req.url ?? '/';
     const queryAt = target.indexOf('?');
     const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
-    if (this.options.console?.serve(method, rawPath, res) === true) return 'console';
+    if (this.options.console?.serve(method, rawPath, res, headers) === true) return 'console';
     try {
       if (!rawPath.startsWith('/')) throw transportError('C2_NOT_FOUND', `no route for ${rawPath}`);
       const segments = rawPath.slice(1).split('/');

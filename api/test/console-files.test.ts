@@ -14,7 +14,8 @@ void describe('console files', () => {
   before(async () => {
     const files = await ConsoleFiles.load(WEB_DIR);
     server = createServer((req, res) => {
-      if (!files.serve(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/', res))
+      const headers = { 'x-request-id': 'req-1' };
+      if (!files.serve(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/', res, headers))
         res.writeHead(418).end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -27,6 +28,7 @@ void describe('console files', () => {
   void it('serves the page and its modules with a strict content security policy', async () => {
     const page = await fetch(`${base}/console/`);
     assert.equal(page.status, 200);
+    assert.equal(page.headers.get('x-request-id'), 'req-1');
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
     assert.match(await page.text(), /<script type="module" src="main.js">/);
@@ -52,6 +54,7 @@ void describe('console files', () => {
     assert.match(res.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+    assert.equal(res.headers.get('x-request-id'), 'req-1', 'the request id, as the API gives it');
     const body = (await res.json()) as { error?: { code?: string; message?: string } };
     assert.equal(body.error?.code, code);
     assert.equal(typeof body.error.message, 'string');
