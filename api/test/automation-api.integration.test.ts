@@ -133,7 +133,21 @@ void describe('automation API', () => {
       const res = await http('POST', '/v1/automation/rules', { rule });
       assert.equal(res.status, 400, res.text);
       assert.match(res.text, /C2_VALIDATION/);
-      assert.ok(res.text.includes(field), res.text);
+      const details = (res.json as { error: { details?: { field?: string } } }).error.details;
+      assert.equal(details?.field, `rule.${field}`, 'the path in the request, as the codec names');
+    }
+    // The request's shape (codec) and the rule's meaning (domain) name fields the same way.
+    for (const [trigger, field] of [
+      [{ kind: 'interval', everySeconds: 'x' }, 'rule.triggers[0].everySeconds'],
+      [{ kind: 'member-removed' }, 'rule.triggers[0].kind'],
+      [{ kind: 'bogus' }, 'rule.triggers[0].kind'],
+    ] as const) {
+      const res = await http('POST', '/v1/automation/rules', {
+        rule: { action: 'rotate-client-key', triggers: [trigger] },
+      });
+      assert.equal(res.status, 400, res.text);
+      const details = (res.json as { error: { details?: { field?: string } } }).error.details;
+      assert.equal(details?.field, field, res.text);
     }
     const lines = await http('POST', '/v1/automation/rules', {
       rule: { action: 'rotate-topic-key', description: 'two\nlines\tand a tab' },

@@ -260,51 +260,70 @@ export function actionTargetKind(action: AutomationAction): 'topic' | 'client' |
 
 /**
  * Checks that triggers, targets and action fit together, and that ids are unique.
+ * @param field - the rule's name in error details, as the API's request names it
  * @throws C2Error `C2_VALIDATION`
  */
-export function checkCoherence(draft: RuleDraft): RuleDraft {
+export function checkCoherence(draft: RuleDraft, field = 'rule'): RuleDraft {
   const kind = actionTargetKind(draft.action);
   draft.targets.forEach((t, i) => {
+    const at = `${field}.targets[${i}]`;
     if (kind === 'none')
-      throw invalid(`targets[${i}]`, `${draft.action} takes no targets (it acts on the C2 key)`);
+      throw invalid(at, `${draft.action} takes no targets (it acts on the C2 key)`);
     if (t.kind !== kind)
-      throw invalid(`targets[${i}].kind`, `${draft.action} acts on ${kind} targets only`);
+      throw invalid(`${at}.kind`, `${draft.action} acts on ${kind} targets only`);
   });
   draft.triggers.forEach((t, i) => {
+    const at = `${field}.triggers[${i}].kind`;
     if (t.kind === 'member-removed' && draft.action !== 'rotate-topic-key')
-      throw invalid(`triggers[${i}].kind`, 'member-removed triggers rotate topic keys only');
+      throw invalid(at, 'member-removed triggers rotate topic keys only');
     if (
       t.kind === 'max-key-age' &&
       draft.action !== 'rotate-topic-key' &&
       draft.action !== 'rotate-client-key'
     )
-      throw invalid(`triggers[${i}].kind`, 'max-key-age triggers rotate topic or client keys only');
+      throw invalid(at, 'max-key-age triggers rotate topic or client keys only');
   });
-  const ids = [...draft.triggers.map((t) => t.id), ...draft.targets.map((t) => t.id)];
-  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-  if (dup !== undefined) throw invalid('id', `id ${dup} is used twice in the rule`);
+  // The second use of an id is the one named.
+  const places = [
+    ...draft.triggers.map((t, i) => ({ id: t.id, at: `${field}.triggers[${i}].id` })),
+    ...draft.targets.map((t, i) => ({ id: t.id, at: `${field}.targets[${i}].id` })),
+  ];
+  const dup = places.find((p, i) => places.findIndex((q) => q.id === p.id) !== i);
+  if (dup !== undefined) throw invalid(dup.at, `id ${dup.id} is used twice in the rule`);
   return draft;
 }
 
-/** Parses a whole rule. @throws C2Error `C2_VALIDATION` */
-export function checkRuleDraft(value: unknown): RuleDraft {
-  const r = record(value, 'rule');
+/**
+ * Parses a whole rule.
+ * @param field - its name in error details (`rule.triggers[0].kind`), as the API's request
+ *   names it, so that the codec's errors and these name a field the same way
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkRuleDraft(value: unknown, field = 'rule'): RuleDraft {
+  const r = record(value, field);
   const triggers = r['triggers'] ?? [];
   const targets = r['targets'] ?? [];
   if (!Array.isArray(triggers) || triggers.length > MAX_TRIGGERS)
-    throw invalid('triggers', `triggers must be a list of at most ${MAX_TRIGGERS}`);
+    throw invalid(
+      `${field}.triggers`,
+      `${field}.triggers must be a list of at most ${MAX_TRIGGERS}`,
+    );
   if (!Array.isArray(targets) || targets.length > MAX_TARGETS)
-    throw invalid('targets', `targets must be a list of at most ${MAX_TARGETS}`);
+    throw invalid(`${field}.targets`, `${field}.targets must be a list of at most ${MAX_TARGETS}`);
   const enabled = r['enabled'] ?? true;
-  if (typeof enabled !== 'boolean') throw invalid('enabled', 'enabled must be a boolean');
-  return checkCoherence({
-    description: text(r['description'] ?? '', 'description', MAX_DESCRIPTION, true),
-    action: oneOf(r['action'], 'action', AUTOMATION_ACTIONS),
-    triggers: triggers.map((t: unknown, i) => checkTrigger(t, `triggers[${i}]`)),
-    targets: targets.map((t: unknown, i) => checkTarget(t, `targets[${i}]`)),
-    rollout: checkRollout(r['rollout']),
-    enabled,
-  });
+  if (typeof enabled !== 'boolean')
+    throw invalid(`${field}.enabled`, `${field}.enabled must be a boolean`);
+  return checkCoherence(
+    {
+      description: text(r['description'] ?? '', `${field}.description`, MAX_DESCRIPTION, true),
+      action: oneOf(r['action'], `${field}.action`, AUTOMATION_ACTIONS),
+      triggers: triggers.map((t: unknown, i) => checkTrigger(t, `${field}.triggers[${i}]`)),
+      targets: targets.map((t: unknown, i) => checkTarget(t, `${field}.targets[${i}]`)),
+      rollout: checkRollout(r['rollout'], `${field}.rollout`),
+      enabled,
+    },
+    field,
+  );
 }
 
 /** A rule id (a decimal number). @throws C2Error `C2_VALIDATION` */
