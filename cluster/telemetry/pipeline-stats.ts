@@ -18,7 +18,10 @@ function num(value: unknown): number {
  * delivered version differs from its desired version (or a revocation not yet sent), or an
  * identity key not yet delivered, measured from the commit that changed it (`updated_at`). While a
  * rotation fans out it is the time since that rotation's commit; it drops when its last device is
- * delivered.
+ * delivered. Devices whose delivery failed (retries exhausted: offline, most often) are left out:
+ * the pipeline is done with them until they are seen again or get new work, they have their own
+ * gauge (`c2_devices{state="failed"}`) and alert, and counting them kept the lag alerts firing
+ * for as long as any device of the fleet stayed offline.
  */
 export async function readPipelineStats(db: Queryable): Promise<PipelineStats> {
   const result = await db.query(
@@ -28,11 +31,11 @@ export async function readPipelineStats(db: Queryable): Promise<PipelineStats> {
        (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(since)), 0) FROM (
           SELECT min(dt.updated_at) AS since
             FROM device_topics dt JOIN clients c ON c.id = dt.client_id
-           WHERE c.status = 'active'
+           WHERE c.status = 'active' AND c.sync_state <> 'failed'
              AND (dt.desired_version <> dt.delivered_version OR dt.desired_version = 0)
           UNION ALL
           SELECT min(updated_at) FROM clients
-           WHERE status = 'active' AND key_version <> delivered_key_version
+           WHERE status = 'active' AND sync_state <> 'failed' AND key_version <> delivered_key_version
         ) pending) AS convergence_lag,
        (SELECT COALESCE(json_object_agg(sync_state, n), '{}'::json) FROM (
           SELECT sync_state, count(*) AS n FROM clients WHERE status = 'active' GROUP BY sync_state
