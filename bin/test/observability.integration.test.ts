@@ -269,6 +269,11 @@ void describe('observability of an API node and a worker', () => {
         return { root, trace };
       }, 20_000);
       const { root, trace } = spans;
+      assert.equal(
+        root.attributes['http.response.status_code'],
+        200,
+        'an integer, as OTel defines it',
+      );
       const byId = new Map(trace.map((s) => [s.spanContext().spanId, s]));
       const parentOf = (s: ReadableSpan): ReadableSpan | undefined =>
         byId.get(s.parentSpanContext?.spanId ?? '');

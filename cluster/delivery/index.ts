@@ -11,9 +11,11 @@ export {
 export { recordAttempt, recordSyncOutcomes } from './delivery-metrics.ts';
 export { InstrumentedPublisher } from './instrumented-publisher.ts';
 export {
+  BrokerUnavailableError,
   isPubackTimeout,
   MqttCommandPublisher,
   PubackTimeoutError,
+  PublisherClosedError,
   publisherKeepaliveSeconds,
   type MqttPublisherOptions,
 } from './mqtt-publisher.ts';

@@ -45,6 +45,25 @@ export class PubackTimeoutError extends Error {
   }
 }
 
+/**
+ * Thrown when a publish cannot be handed to the broker (not connected, or the connection failed
+ * under it): a stable name, so spans and logs label it without its message.
+ */
+export class BrokerUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BrokerUnavailableError';
+  }
+}
+
+/** Thrown when a publish is asked of a publisher that is closing or closed. */
+export class PublisherClosedError extends Error {
+  constructor() {
+    super('publisher closed');
+    this.name = 'PublisherClosedError';
+  }
+}
+
 /** Whether a publish failure (or its message, as delivery attempts report it) was a timeout. */
 export function isPubackTimeout(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
@@ -103,8 +122,18 @@ class PendingPublish {
     if (err === undefined || err === null) {
       this.owner.acknowledged(this.seq);
       this.resolve();
-    } else this.reject(err);
+    } else this.reject(namedFailure(err));
   }
+}
+
+/**
+ * mqtt.js fails a publish with a plain `Error` when its connection goes (`Connection closed`,
+ * `client disconnecting`): named here so it is not labelled just `Error`; anything with its own
+ * name or code (a v5 reason code) is kept as it is.
+ */
+function namedFailure(err: Error): Error {
+  if (err.name !== 'Error' || (err as { code?: unknown }).code !== undefined) return err;
+  return new BrokerUnavailableError(err.message, { cause: err });
 }
 
 /** What a {@link PendingPublish} reports to its publisher. */
@@ -235,8 +264,9 @@ export class MqttCommandPublisher implements CommandPublisher {
    *   dropped from the client's store, so it is never resent later
    */
   publish(topic: string, payload: Uint8Array): Promise<void> {
-    if (this.#closed !== undefined) return Promise.reject(new Error('publisher closed'));
-    if (!this.connected) return Promise.reject(new Error('MQTT broker not connected'));
+    if (this.#closed !== undefined) return Promise.reject(new PublisherClosedError());
+    if (!this.connected)
+      return Promise.reject(new BrokerUnavailableError('MQTT broker not connected'));
     this.#inFlight++;
     return new Promise<void>((resolve, reject) => {
       const pending = new PendingPublish(

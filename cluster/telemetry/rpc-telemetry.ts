@@ -42,6 +42,13 @@ export function grpcStatusName(code: number): string {
   return GRPC_STATUS[code] ?? 'UNKNOWN';
 }
 
+/** The code of a gRPC status name (or code); UNKNOWN's for a name that is none. */
+function grpcStatusCode(status: string | number): number {
+  if (typeof status === 'number') return status;
+  const code = (GRPC_STATUS as readonly string[]).indexOf(status);
+  return code < 0 ? 2 : code;
+}
+
 /** Reduces a transport status to the outcome of a rotation. */
 export function callOutcome(transport: RpcTransport, status: string): CallOutcome {
   if (transport === 'http') {
@@ -102,10 +109,11 @@ export class RpcTelemetry {
       async (span) => {
         const s = await serve(span);
         span.setAttribute('rpc.method', s.method);
-        span.setAttribute(
-          transport === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code',
-          String(s.status),
-        );
+        // Integers, as the OpenTelemetry conventions define both (a collector's filter on
+        // rpc.grpc.status_code = 0 must match); the metrics keep the gRPC name as their label.
+        if (transport === 'grpc')
+          span.setAttribute('rpc.grpc.status_code', grpcStatusCode(s.status));
+        else span.setAttribute('http.response.status_code', Number(s.status));
         if (transport === 'http') span.updateName(`HTTP ${s.method}`);
         return s;
       },

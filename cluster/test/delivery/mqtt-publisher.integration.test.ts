@@ -165,6 +165,7 @@ void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
         // Reset on the timeout; mqtt.js has not seen the socket's close event yet.
         assert.equal(publisher.connected, false, 'not connected from the reset on');
         await assert.rejects(publisher.publish('e4/reset', new Uint8Array([2])), {
+          name: 'BrokerUnavailableError', // a span's label (it was just "Error")
           message: 'MQTT broker not connected',
         });
         await eventually(() => {

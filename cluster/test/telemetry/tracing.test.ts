@@ -6,7 +6,11 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
-import { InstrumentedPublisher, PubackTimeoutError } from '../../delivery/index.ts';
+import {
+  BrokerUnavailableError,
+  InstrumentedPublisher,
+  PubackTimeoutError,
+} from '../../delivery/index.ts';
 import type { C2Store } from '../../storage/index.ts';
 import {
   C2Metrics,
@@ -14,6 +18,7 @@ import {
   createLogger,
   currentTraceparent,
   inSpan,
+  RpcTelemetry,
   startTracing,
   tracedStore,
 } from '../../telemetry/index.ts';
@@ -115,6 +120,40 @@ void describe('instrumented delivery and storage', () => {
       ],
     );
     assert.equal(spans[1]?.status.message, 'C2_CONFLICT');
+  });
+});
+
+void describe('API server spans', () => {
+  void it('carry the status code as an integer, as the OpenTelemetry conventions define it', async () => {
+    exporter.reset();
+    const rpc = new RpcTelemetry(undefined, tracer);
+    await rpc.serve('grpc', 'grpc pb.C2/NewTopic', () =>
+      Promise.resolve({ method: 'pb.C2/NewTopic', status: 'OK' }),
+    );
+    await rpc.serve('grpc', 'grpc pb.C2/NewTopic', () =>
+      Promise.resolve({ method: 'pb.C2/NewTopic', status: 'NOT_FOUND' }),
+    );
+    await rpc.serve('http', 'HTTP POST', () =>
+      Promise.resolve({ method: 'NewTopic', status: 409 }),
+    );
+    const codes = exporter
+      .getFinishedSpans()
+      .map(
+        (s) => s.attributes['rpc.grpc.status_code'] ?? s.attributes['http.response.status_code'],
+      );
+    assert.deepEqual(codes, [0, 5, 409]);
+  });
+
+  void it('label a failed publish the broker connection could not carry by a stable name', async () => {
+    exporter.reset();
+    const publisher = new InstrumentedPublisher(
+      { publish: () => Promise.reject(new BrokerUnavailableError('MQTT broker not connected')) },
+      undefined,
+      tracer,
+    );
+    await assert.rejects(publisher.publish('e4/x', new Uint8Array(1)));
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes['error.type'], 'BrokerUnavailableError');
   });
 });
 
