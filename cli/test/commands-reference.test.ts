@@ -90,6 +90,16 @@ void describe('client create', () => {
     });
   });
 
+  void it('public-key mode with a public key as 64 hex digits and no newline (64 bytes, not a private key)', async () => {
+    const publicKey = ed25519PublicKey(randomEd25519Key());
+    const r = await runWith(['client', 'create', '--name', 'a', '--key', 'k'], {
+      api: pubkeyApi(),
+      files: { k: toHex(publicKey) },
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.calls[1]?.request, { client: { name: 'a' }, key: publicKey });
+  });
+
   void it('warns on stderr when the password file ends with a newline (it is part of the password)', async () => {
     const r = await runWith(['client', 'create', '--name', 'a', '--password', 'p'], {
       api: symkeyApi(),
