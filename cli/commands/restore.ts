@@ -122,8 +122,10 @@ export function summarizeEventArchive(text: string, since = 0n, until?: bigint):
  * The restored position, as the server will judge the archive: the one restore.sh recorded (or
  * the first reconciliation kept), else the database's newest position.
  */
-async function restoredPosition(ctx: CommandContext): Promise<bigint> {
-  const status = await ctx.api.admin('GetRestoreStatus', {});
+async function restoredPosition(
+  ctx: CommandContext,
+  status: { readonly restored_position: string },
+): Promise<bigint> {
   if (/^\d{1,19}$/.test(status.restored_position)) return BigInt(status.restored_position);
   const newest = await ctx.api.admin('ListEvents', { after_seq: MAX_SEQ, limit: 1 });
   return BigInt(/^\d{1,19}$/.test(newest.next_after_seq) ? newest.next_after_seq : '0');
@@ -150,7 +152,7 @@ const reconcile: CommandSpec = {
     'JSON lines of "events --after N --json" kept off-site) the clients whose identity key was ' +
     'rotated after the backup are reported as unreachable (and marked failed), with the clients ' +
     'and topics created or removed after the backup.',
-  calls: ['e4c2.v1.C2Admin/ReconcileAfterRestore'],
+  calls: ['e4c2.v1.C2Admin/GetRestoreStatus', 'e4c2.v1.C2Admin/ReconcileAfterRestore'],
   flags: [
     {
       name: 'archive',
@@ -166,10 +168,27 @@ const reconcile: CommandSpec = {
       max: UINT32_MAX,
       description: 'versions every topic key jumps at least (default 1000)',
     },
+    {
+      name: 'force',
+      kind: 'boolean',
+      description: 'run on a database that is not marked as restored',
+    },
   ],
   examples: ['restore-reconcile --archive events.jsonl', 'restore-reconcile --version-margin 5000'],
   async run(ctx) {
     const path = ctx.flags.optionalString('archive');
+    const text =
+      path === undefined
+        ? undefined
+        : new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
+    // Every topic key jumps and the event stream skips a million positions: on a database that
+    // was never restored (no mark of restore.sh or of the runbook, no earlier run kept) that is a
+    // mistake, most likely the wrong endpoint.
+    const status = await ctx.api.admin('GetRestoreStatus', {});
+    if (!status.pending && status.restored_position === '' && !ctx.flags.boolean('force'))
+      throw CliError.input(
+        'this database is not marked as restored (restore-status: not pending, no earlier reconciliation): restore-reconcile would rotate every topic key and move the event stream for nothing. Run it after restore.sh, or mark the database as docs/operations.md "Restore" says; --force runs it anyway',
+      );
     let summary: ArchiveSummary = {
       topics: [],
       clients: [],
@@ -177,12 +196,10 @@ const reconcile: CommandSpec = {
       archive_last_seq: '',
       memberships: [],
     };
-    if (path !== undefined) {
-      const text = new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
-      // Only what the archive has after the restored position is sent: the server judges the
-      // archive against that position, and the rest would only make the request large.
-      summary = summarizeEventArchive(text, await restoredPosition(ctx));
-    }
+    // Only what the archive has after the restored position is sent: the server judges the
+    // archive against that position, and the rest would only make the request large.
+    if (text !== undefined)
+      summary = summarizeEventArchive(text, await restoredPosition(ctx, status));
     const r = await ctx.api.admin('ReconcileAfterRestore', {
       ...summary,
       version_margin: ctx.flags.integer('version-margin', 0),

@@ -523,10 +523,49 @@ void describe('restore-reconcile', () => {
       event_seq_floor: '1000010',
       archive_ends_before_backup: true,
     };
-    const api = new FakeApi().onAdmin('ReconcileAfterRestore', () => answer);
+    const api = new FakeApi()
+      .onAdmin('GetRestoreStatus', () => ({ pending: true, restored_position: '' }))
+      .onAdmin('ReconcileAfterRestore', () => answer);
     const r = await runWith(['restore-reconcile'], { api });
     assert.equal(r.code, ExitCode.Ok, r.stderr);
     assert.match(r.stdout, /^WARNING: the archive ends before the backup/m);
+  });
+
+  const RECONCILED = {
+    topics_rotated: 3,
+    unreachable_clients: [],
+    missing_clients: [],
+    missing_topics: [],
+    resurrected_clients: [],
+    resurrected_topics: [],
+    c2_key_rotated_after_backup: false,
+    event_seq_floor: '9',
+  };
+
+  void it('refuses a database never restored (it re-keyed every topic and moved the stream), unless --force', async () => {
+    const notRestored = (): FakeApi =>
+      new FakeApi()
+        .onAdmin('GetRestoreStatus', () => ({ pending: false, restored_position: '' }))
+        .onAdmin('ReconcileAfterRestore', () => RECONCILED);
+    const refused = notRestored();
+    const r = await runWith(['restore-reconcile'], { api: refused });
+    assert.equal(r.code, ExitCode.Usage, r.stderr);
+    assert.match(r.stderr, /^error: this database is not marked as restored .*--force runs it/m);
+    assert.deepEqual(
+      refused.calls.map((c) => c.method),
+      ['GetRestoreStatus'],
+      'nothing was rotated',
+    );
+    const forced = notRestored();
+    const f = await runWith(['restore-reconcile', '--force'], { api: forced });
+    assert.equal(f.code, ExitCode.Ok, f.stderr);
+    assert.match(f.stdout, /^Topic keys rotated: 3$/m);
+    // A run after a completed one (the runbook's step 6) finds the position the first one kept.
+    const again = new FakeApi()
+      .onAdmin('GetRestoreStatus', () => ({ pending: false, restored_position: '41' }))
+      .onAdmin('ReconcileAfterRestore', () => RECONCILED);
+    const a = await runWith(['restore-reconcile'], { api: again });
+    assert.equal(a.code, ExitCode.Ok, a.stderr);
   });
 
   void it('a client removed and created again starts a new history in the summary', () => {
