@@ -76,6 +76,14 @@ async function follow<T>(
   } finally {
     ctx.signal.removeEventListener('abort', stop);
   }
+  // The server never ends a stream on its own but when it stops (a shutdown ends streams with
+  // OK): a script must not read that as done, nor miss where to resume.
+  if (!ctx.signal.aborted)
+    throw new CliError(ExitCode.Unreachable, 'the C2 ended the event stream (a node stopping?)', {
+      hint:
+        resumeHint() ??
+        'subscribe again: e4c2 events (this stream does not replay what it missed; events --after SEQ does)',
+    });
 }
 
 const events: CommandSpec = {

@@ -347,7 +347,9 @@ void describe('events', () => {
       { ...event, type: 'CLIENT_UNSUBSCRIBED', timestamp: { seconds: '1700000001', nanos: 0 } },
     ]);
     const r = await runWith(['events'], { api });
-    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    // The stream ended without a Ctrl-C: the server stopped, which a script must see.
+    assert.equal(r.code, ExitCode.Unreachable, r.stderr);
+    assert.match(r.stderr, /^error: the C2 ended the event stream.*\nhint: subscribe again/);
     assert.equal(
       r.stdout,
       'Subscribed to server event stream...\n' +
@@ -407,7 +409,8 @@ void describe('events', () => {
       },
     ]);
     const r = await runWith(['events', '--after', '41'], { api });
-    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.equal(r.code, ExitCode.Unreachable, 'the server ended the stream');
+    assert.match(r.stderr, /hint: resume with: e4c2 events --after 43\n$/);
     assert.deepEqual(r.api.calls[0]?.request, { after_seq: '41' });
     assert.equal(
       r.stdout,

@@ -337,15 +337,17 @@ void describe('gRPC client, plaintext', () => {
     assert.equal(r.stderr, 'error: interrupted\n');
   });
 
-  void it('streams: the reference events and the v1 log', async () => {
+  void it('streams: the reference events and the v1 log (the server ending one is exit 3)', async () => {
     const ref = await cli(['-e', endpoint, '--insecure', 'events']);
-    assert.equal(ref.code, ExitCode.Ok, ref.stderr);
+    assert.equal(ref.code, ExitCode.Unreachable, ref.stderr);
+    assert.match(ref.stderr, /^error: the C2 ended the event stream/);
     assert.equal(
       ref.stdout,
       'Subscribed to server event stream...\nReceived event: Type: CLIENT_SUBSCRIBED, Source: c, Target: t, Timestamp: 2023-11-14T22:13:20Z\n',
     );
     const v1 = await cli(['-e', endpoint, '--insecure', 'events', '--after', '4', '--json']);
-    assert.equal(v1.code, ExitCode.Ok, v1.stderr);
+    assert.equal(v1.code, ExitCode.Unreachable, v1.stderr);
+    assert.match(v1.stderr, /hint: resume with: e4c2 events --after 5\n$/);
     assert.deepEqual(JSON.parse(v1.stdout), {
       seq: '5',
       at: '2025-01-01T00:00:00Z',

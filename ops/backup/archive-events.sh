@@ -13,7 +13,7 @@
 # script runs from any directory (cron, systemd). The token comes from E4C2_TOKEN or
 # --token-file as for any CLI call (a read-only token is enough).
 #
-# It resumes by itself while the C2 cannot be reached (the CLI's exit 3) or a stream ends, and
+# It resumes by itself while the C2 cannot be reached or ends the stream (the CLI's exit 3), and
 # stops, so that a supervisor can alert, on what waiting cannot fix: a FILE it cannot write
 # (exit 1), flags the CLI refuses (exit 2), the server refusing the stream (exit 1: a token that
 # is wrong, revoked or lacks the role).
