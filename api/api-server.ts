@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import type { AutomationService, C2Service } from '../cluster/domain/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import type { EventWakeups } from '../cluster/events/index.ts';
-import type { RpcTelemetry } from '../cluster/telemetry/index.ts';
+import { READINESS_CHECK_TIMEOUT_MS, type RpcTelemetry } from '../cluster/telemetry/index.ts';
 import {
   anonymousAuthenticate,
   type ApiDeps,
@@ -94,7 +94,11 @@ export interface ApiServerOptions {
   readonly eventWakeups?: EventWakeups;
   /** Heartbeat and slow-consumer limits of the server-sent events stream. */
   readonly eventStream?: EventSseOptions;
-  /** A readiness function slower than this counts as not ready. Default 2000 ms. */
+  /**
+   * A readiness function slower than this counts as not ready. Default: a second more than the
+   * node's bound on each dependency check (`READINESS_CHECK_TIMEOUT_MS`), so that a silent
+   * dependency is reported by its own check, and one that is not required leaves the node ready.
+   */
   readonly readinessTimeoutMs?: number;
   /** Spans and metrics of every call (cluster/telemetry); none when absent. */
   readonly telemetry?: RpcTelemetry;
@@ -182,7 +186,7 @@ export class ApiServer {
     const tls = options.tls === undefined ? undefined : checkTls(options.tls);
     const protos = loadProtos();
     const holder: { api?: ApiServer } = {};
-    const readinessTimeoutMs = options.readinessTimeoutMs ?? 2000;
+    const readinessTimeoutMs = options.readinessTimeoutMs ?? READINESS_CHECK_TIMEOUT_MS + 1000;
     const deps: ApiDeps = {
       service: options.service,
       logger: log,

@@ -13,6 +13,11 @@ import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js'
 import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
+import {
+  requiredChecksPass,
+  runReadinessChecks,
+  type ReadinessCheck,
+} from '../../cluster/telemetry/index.ts';
 import { ApiServer } from '../index.ts';
 import {
   GrpcTestClient,
@@ -247,6 +252,34 @@ void describe('the node', () => {
       unknown.on('error', () => undefined);
     } finally {
       health.close();
+    }
+  });
+
+  void it('a silent dependency that is not required leaves the API ready, and is named', async () => {
+    // The node's own composition: each check bounded by READINESS_CHECK_TIMEOUT_MS, the API's
+    // bound around the whole (default). With the two equal, the outer one fired first: every
+    // API node went unready when the queue Redis went silent, and the balancers dropped them all.
+    const checks: ReadinessCheck[] = [
+      { name: 'postgres', ok: () => Promise.resolve(true) },
+      { name: 'redis', ok: () => new Promise<never>(() => undefined), required: false },
+    ];
+    const api = await ApiServer.start({
+      service: a.h.service,
+      grpc: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+      readiness: async () => {
+        const results = await runReadinessChecks(checks);
+        return { ready: requiredChecksPass(checks, results), checks: results };
+      },
+      logger: new MemoryLogger(),
+    });
+    try {
+      const res = await httpCall(api.httpAddress.port, 'GET', '/readyz');
+      assert.equal(res.status, 200, res.text);
+      const body = res.json as { ready: boolean; checks: Record<string, { ok: boolean }> };
+      assert.deepEqual(body.checks['redis'], { ok: false }, 'the silent dependency is named');
+    } finally {
+      await api.close(1000);
     }
   });
 
