@@ -660,14 +660,20 @@ async function main(): Promise<void> {
   const width = 'redlock-1'.length;
   const abort = new AbortController();
   let cluster: LocalCluster | undefined;
-  let signals = 0;
+  /** Copies of one signal within this are one (see onSignal). */
+  const REPEATED_SIGNAL_MS = 500;
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals > 1) {
+    const now = Date.now();
+    if (firstSignalAt !== undefined) {
+      // One Ctrl-C arrives twice under npm: from the terminal (to the whole foreground group)
+      // and forwarded by npm. Only a second press, later, means "kill now".
+      if (now - firstSignalAt < REPEATED_SIGNAL_MS) return;
       out(`cluster: ${signal} again: killing every process`);
       cluster?.killAll();
       process.exit(130);
     }
+    firstSignalAt = now;
     out(`cluster: ${signal}: stopping (again to kill)`);
     abort.abort();
     void cluster?.stop().then(() => process.exit(0));

@@ -209,13 +209,15 @@ void describe('npm run cluster', () => {
 
   /**
    * The launcher with one API node on private ports and `signal` sent once `when` is printed;
-   * `dropOutput` closes its stdout first (a `| head` that ended). Resolves with its exit and
-   * whether every process below it is gone.
+   * `dropOutput` closes its stdout first (a `| head` that ended); `twice` sends it again 50 ms
+   * later (a terminal's Ctrl-C reaches the launcher both from the terminal and through npm).
+   * Resolves with its exit and whether every process below it is gone.
    */
   async function interrupt(
     when: RegExp,
     signal: NodeJS.Signals,
     dropOutput: boolean,
+    twice = false,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; left: number[] }> {
     const schema = await createTestSchema();
     const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-cluster-sig-'));
@@ -261,6 +263,10 @@ void describe('npm run cluster', () => {
       processes = descendants(child.pid ?? 0);
       if (dropOutput) child.stdout.destroy();
       child.kill(signal);
+      if (twice) {
+        await new Promise((r) => setTimeout(r, 50));
+        child.kill(signal);
+      }
       const status = await Promise.race([
         exited,
         new Promise<never>((_, reject) =>
@@ -283,6 +289,12 @@ void describe('npm run cluster', () => {
     assert.deepEqual(result.left, [], 'processes left running');
     assert.equal(result.signal, null, 'killed by the signal instead of stopping');
     assert.equal(result.code, 0);
+  });
+
+  void it('one Ctrl-C through npm (the signal twice at once) stops in order, not by killing', async () => {
+    const result = await interrupt(/^ {2}stop with Ctrl-C$/, 'SIGINT', false, true);
+    assert.deepEqual(result.left, [], 'processes left running');
+    assert.equal(result.code, 0, 'an orderly stop (130: the second copy killed everything)');
   });
 
   void it('Ctrl-C during start-up stops what was started, with exit status 0', async () => {
