@@ -21,15 +21,36 @@ const MAX_NODES_PER_ROLE = 16;
 
 /**
  * How `--restart` restarts a node that exited on its own: after a delay that doubles with each
- * recent restart, and not at all once it has failed too often within the window (a node that
- * cannot start, e.g. a wrong setting, is left down and reported instead of looping).
+ * restart of a streak, and not at all after `maxInStreak` of them (a node that cannot start, e.g.
+ * a wrong setting or a port held by another process, is left down and reported instead of
+ * looping). A node that ran for `stableMs` before it exited starts a new streak.
  */
 export const RESTART_POLICY = {
   firstDelayMs: 1000,
   maxDelayMs: 30_000,
-  windowMs: 60_000,
-  maxInWindow: 5,
+  stableMs: 60_000,
+  maxInStreak: 5,
 } as const;
+
+/**
+ * The next restart of a node that exited after running `ranMs`, `streak` restarts into a streak.
+ * The streak is judged by how long each run lasted, not by when the restarts happened: a start
+ * that takes seconds to fail spread five restarts over more than a minute, so a window of restart
+ * times never filled and the node looped for ever.
+ * @returns its delay and the streak it makes, or undefined: leave the node down
+ */
+export function nextRestart(
+  streak: number,
+  ranMs: number,
+  policy: typeof RESTART_POLICY = RESTART_POLICY,
+): { readonly delayMs: number; readonly streak: number } | undefined {
+  const current = ranMs >= policy.stableMs ? 0 : streak;
+  if (current >= policy.maxInStreak) return undefined;
+  return {
+    delayMs: Math.min(policy.maxDelayMs, policy.firstDelayMs * 2 ** current),
+    streak: current + 1,
+  };
+}
 
 /** What the command line and the environment decide. */
 export interface ClusterArgs {
@@ -64,7 +85,7 @@ export const USAGE = `usage: npm run cluster -- [--api N] [--workers M] [--redlo
   --schema S       PostgreSQL schema of the cluster (created if missing)     default ${CLUSTER_DEFAULTS.schema}
   --data-dir D     holds the shared KEK passphrase file                      default ${CLUSTER_DEFAULTS.dataDir}
   --restart        start a node again when it exits on its own (backoff from
-                   1 s; left down after ${RESTART_POLICY.maxInWindow} restarts within 60 s)       default off
+                   1 s; left down after ${RESTART_POLICY.maxInStreak} restarts that each ran < 60 s)  default off
 
 Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}),
 REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).

@@ -25,6 +25,7 @@ import { createPool, redactUrl } from '../cluster/storage/index.ts';
 import {
   CLUSTER_DEFAULTS,
   parseClusterArgs,
+  nextRestart,
   RESTART_POLICY,
   USAGE,
   type ClusterArgs,
@@ -152,7 +153,8 @@ export class LocalCluster {
   /** Set once every process is up: exits before that belong to the start-up's report. */
   #started = false;
   /** Per node, when `--restart` restarted it lately. */
-  readonly #restartedAt = new Map<string, number[]>();
+  /** Restarts of each node since it last ran for RESTART_POLICY.stableMs. */
+  readonly #restartStreak = new Map<string, number>();
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   readonly #killAll = (): void => {
     for (const p of this.#processes()) p.signal('SIGKILL');
@@ -468,6 +470,7 @@ export class LocalCluster {
 
   /** Reports an exit nobody asked for; with `restartNodes`, restarts the node `node`. */
   #watch(proc: ManagedProcess, node?: string): void {
+    const spawnedAt = Date.now();
     void proc.exited.then((status) => {
       if (proc.expected || this.#stopping !== undefined) return;
       const who = `${proc.spec.name}${proc.pid === undefined ? '' : ` (pid ${proc.pid})`}`;
@@ -479,27 +482,22 @@ export class LocalCluster {
       this.options.log(
         `cluster: ${who} exited unexpectedly (${describeExit(status)}); the other processes keep running`,
       );
-      if (node !== undefined && this.options.restartNodes === true) this.#scheduleRestart(node);
+      if (node !== undefined && this.options.restartNodes === true)
+        this.#scheduleRestart(node, Date.now() - spawnedAt);
     });
   }
 
-  #scheduleRestart(name: string): void {
+  #scheduleRestart(name: string, ranMs: number): void {
     const log = this.options.log;
-    const now = Date.now();
-    const recent = (this.#restartedAt.get(name) ?? []).filter(
-      (at) => now - at < RESTART_POLICY.windowMs,
-    );
-    if (recent.length >= RESTART_POLICY.maxInWindow) {
+    const next = nextRestart(this.#restartStreak.get(name) ?? 0, ranMs);
+    if (next === undefined) {
       log(
-        `cluster: ${name} exited ${recent.length + 1} times within ${RESTART_POLICY.windowMs / 1000} s; not restarting it again (see its output above)`,
+        `cluster: ${name} exited ${RESTART_POLICY.maxInStreak + 1} times in a row, each within ${RESTART_POLICY.stableMs / 1000} s of its start; not restarting it again (see its output above)`,
       );
       return;
     }
-    const delay = Math.min(
-      RESTART_POLICY.maxDelayMs,
-      RESTART_POLICY.firstDelayMs * 2 ** recent.length,
-    );
-    this.#restartedAt.set(name, [...recent, now]);
+    this.#restartStreak.set(name, next.streak);
+    const delay = next.delayMs;
     log(`cluster: restarting ${name} in ${delay} ms`);
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
