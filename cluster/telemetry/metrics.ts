@@ -145,7 +145,7 @@ export class C2Metrics {
     });
     this.#outboxRelayed = counter({
       name: 'c2_outbox_relayed_total',
-      help: 'Outbox rows this process relayed to the queue (or claimed for in-process delivery).',
+      help: 'Outbox rows this process relayed to the queue (API nodes; in-process delivery of role all reads the outbox itself and does not count here).',
     });
     this.#queueJobs = new Gauge({
       name: 'c2_queue_jobs',
