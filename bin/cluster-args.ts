@@ -25,12 +25,20 @@ const MAX_NODES_PER_ROLE = 16;
  * a wrong setting or a port held by another process, is left down and reported instead of
  * looping). A node that ran for `stableMs` before it exited starts a new streak.
  */
-export const RESTART_POLICY = {
+export interface RestartPolicy {
+  readonly firstDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly stableMs: number;
+  readonly maxInStreak: number;
+}
+
+/** The policy of `--restart` (see {@link RestartPolicy}). */
+export const RESTART_POLICY: RestartPolicy = {
   firstDelayMs: 1000,
   maxDelayMs: 30_000,
   stableMs: 60_000,
   maxInStreak: 5,
-} as const;
+};
 
 /**
  * The next restart of a node that exited after running `ranMs`, `streak` restarts into a streak.
@@ -42,7 +50,7 @@ export const RESTART_POLICY = {
 export function nextRestart(
   streak: number,
   ranMs: number,
-  policy: typeof RESTART_POLICY = RESTART_POLICY,
+  policy: RestartPolicy = RESTART_POLICY,
 ): { readonly delayMs: number; readonly streak: number } | undefined {
   const current = ranMs >= policy.stableMs ? 0 : streak;
   if (current >= policy.maxInStreak) return undefined;
