@@ -49,6 +49,13 @@ export interface ParseEnvironment {
 }
 
 const MAX_REQUEST_ID_LENGTH = 128;
+
+/**
+ * Mutating calls the server keeps no idempotency record of: `--request-id` cannot make their
+ * repetition safe (a second `rules create` makes a second rule), so it is refused rather than
+ * ignored. Rule edits are guarded by `--expected-version` instead.
+ */
+const CALLS_WITHOUT_IDEMPOTENCY = /^e4c2\.v1\.C2Automation\/(?!List|Get)|\/ReconcileAfterRestore$/;
 const MAX_TIMEOUT_SECONDS = 24 * 3600;
 const ENDPOINT_SHAPE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 
@@ -381,6 +388,12 @@ function globalOptions(
   ) {
     throw usage(
       `--request-id must be 1 to ${MAX_REQUEST_ID_LENGTH} printable ASCII characters without spaces`,
+    );
+  }
+  const unkeyed = command.calls.find((call) => CALLS_WITHOUT_IDEMPOTENCY.test(call));
+  if (requestIdFlag !== undefined && unkeyed !== undefined) {
+    throw usage(
+      `${command.path.join(' ')} takes no --request-id: the server keeps no idempotency record of ${unkeyed} (repeating it repeats it; rule edits are guarded by --expected-version)`,
     );
   }
 

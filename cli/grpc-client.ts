@@ -239,10 +239,14 @@ export class GrpcC2Api implements C2Api {
     method: M,
     request: AutomationRpcs[M]['request'],
   ): Promise<AutomationRpcs[M]['response']> {
+    // Automation's changes carry no idempotency key: one that went through before its answer
+    // was lost would be made twice by a retry (a second rule). Reads are retried as any call.
+    const reads = /^(List|Get)/.test(method);
     return this.unary(
       methodOf(this.definitions, AUTOMATION_SERVICE, method),
       request,
       this.metadata(),
+      reads ? undefined : [],
     );
   }
 
@@ -282,14 +286,20 @@ export class GrpcC2Api implements C2Api {
     return metadata;
   }
 
-  private unary<Res>(method: AnyMethod, request: object, metadata: Metadata): Promise<Res> {
+  /** @param delaysMs - the retry's delays (default: the connection's policy; `[]`: none) */
+  private unary<Res>(
+    method: AnyMethod,
+    request: object,
+    metadata: Metadata,
+    delaysMs: readonly number[] = (this.options.retry ?? DEFAULT_RETRY).delaysMs,
+  ): Promise<Res> {
     const sleep = (ms: number): Promise<void> =>
       new Promise((resolve) => {
         setTimeout(resolve, ms);
       });
     return withRetry(
       () => this.unaryOnce<Res>(method, request, metadata),
-      (this.options.retry ?? DEFAULT_RETRY).delaysMs,
+      delaysMs,
       sleep,
       this.options.signal,
     );

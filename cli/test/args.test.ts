@@ -529,6 +529,22 @@ void describe('global flags and environment', () => {
     assert.match(env.stderr, /^error: E4C2_ENDPOINT must be HOST:PORT/);
   });
 
+  void it('refuses --request-id where the server keeps no idempotency record (it was ignored)', async () => {
+    for (const argv of [
+      ['rules', 'create', '--action', 'rotate-topic-key', '--every', '3600', '--topic', 't'],
+      ['rules', 'delete', '--id', '3'],
+      ['automation', 'pause'],
+      ['restore-reconcile'],
+    ]) {
+      const r = await runWith([...argv, '--request-id', 'once-1']);
+      assert.equal(r.code, ExitCode.Usage, argv.join(' '));
+      assert.match(r.stderr, /takes no --request-id: the server keeps no idempotency record/);
+      assert.equal(r.api.calls.length, 0, 'nothing was sent');
+    }
+    const read = await runWith(['topic', 'list', '--request-id', 'once-1']);
+    assert.equal(read.code, ExitCode.Ok, 'a read ignores it, as every read does');
+  });
+
   void it('a missing certificate file is a local error (exit 2), before any call', async () => {
     const r = await runWith(['-c', '/nope.pem', 'topic', 'list']);
     assert.equal(r.code, ExitCode.Usage);

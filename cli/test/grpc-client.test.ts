@@ -25,7 +25,7 @@ import { createTestClientCa, type TestClientCa } from './support/client-ca.ts';
 import { selfSignedCert } from './support/tls.ts';
 
 const PROTO_DIR = fileURLToPath(new URL('../../api/proto/', import.meta.url));
-const protos = loadSync(['c2.proto', 'e4c2_v1.proto', 'health.proto'], {
+const protos = loadSync(['c2.proto', 'e4c2_v1.proto', 'automation_v1.proto', 'health.proto'], {
   keepCase: true,
   longs: String,
   enums: String,
@@ -52,7 +52,7 @@ function grpcFailure(code: status, details: string): Error {
   return Object.assign(new Error(details), { code, details });
 }
 
-/** A gRPC server with pb.C2 and e4c2.v1.C2Admin (and optionally health) answering from `handlers`. */
+/** A gRPC server with pb.C2, C2Admin and C2Automation (optionally health) answering from `handlers`. */
 class FakeServer {
   readonly seen: Seen[] = [];
   readonly handlers = new Map<string, Handler>();
@@ -61,7 +61,7 @@ class FakeServer {
   port = 0;
 
   constructor(withHealth: boolean) {
-    for (const name of ['pb.C2', 'e4c2.v1.C2Admin']) {
+    for (const name of ['pb.C2', 'e4c2.v1.C2Admin', 'e4c2.v1.C2Automation']) {
       const definition = service(name);
       const implementation: UntypedServiceImplementation = {};
       for (const [method, spec] of Object.entries(definition)) {
@@ -316,6 +316,24 @@ void describe('gRPC client, plaintext', () => {
       ),
     );
     assert.ok(Date.now() - started < 1500);
+  });
+
+  void it('an automation change is not retried on UNAVAILABLE (no idempotency key: a second rule); a read is', async () => {
+    const unavailable = (): never => {
+      throw grpcFailure(status.UNAVAILABLE, 'connection dropped');
+    };
+    server.handlers.set('CreateRule', unavailable);
+    server.handlers.set('ListRules', unavailable);
+    const count = (method: string): number => server.seen.filter((s) => s.method === method).length;
+    const create = await cli([
+      ...['-e', endpoint, '--insecure', 'rules', 'create', '--action', 'rotate-topic-key'],
+      ...['--every', '3600', '--topic', 't'],
+    ]);
+    assert.equal(create.code, ExitCode.Unreachable, create.stderr);
+    assert.equal(count('CreateRule'), 1, 'sent once');
+    const list = await cli(['-e', endpoint, '--insecure', 'rules', 'list']);
+    assert.equal(list.code, ExitCode.Unreachable, list.stderr);
+    assert.equal(count('ListRules'), 2, 'a read is retried (the test policy: once)');
   });
 
   void it('Ctrl-C during a call cancels it: exit 130', async () => {
