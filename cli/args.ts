@@ -303,7 +303,7 @@ function convert(
 
 function given(values: ReadonlyMap<string, unknown>, name: string): boolean {
   const value = values.get(name);
-  return value !== undefined && value !== false && value !== '';
+  return value !== undefined && value !== false;
 }
 
 function checkCommandFlags(
@@ -311,10 +311,10 @@ function checkCommandFlags(
   values: ReadonlyMap<string, string | boolean | number>,
 ): void {
   for (const spec of command.flags) {
-    if (spec.required === true && !given(values, spec.name)) {
-      const what = values.get(spec.name) === '' ? 'needs a value, not an empty one' : 'is required';
-      throw CliError.usage(`flag --${spec.name} ${what}`, command.path);
-    }
+    if (values.get(spec.name) === '' && spec.allowEmpty !== true)
+      throw CliError.usage(`flag --${spec.name} needs a value, not an empty one`, command.path);
+    if (spec.required === true && !given(values, spec.name))
+      throw CliError.usage(`flag --${spec.name} is required`, command.path);
   }
   for (const rule of command.constraints ?? []) {
     if (rule.kind === 'exactly-one') {

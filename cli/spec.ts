@@ -21,6 +21,11 @@ export interface FlagSpec {
   readonly description: string;
   /** The flag must be given, with a non-empty value. */
   readonly required?: true;
+  /**
+   * An empty value is a value (`--reason ""`); for every other string flag it is refused, so
+   * that `--key ""` is not read as a flag both given (a file named "") and absent (no conflict).
+   */
+  readonly allowEmpty?: true;
   /** Smallest accepted integer. */
   readonly min?: number;
   /** Largest accepted integer (a protobuf `uint32` field: 4294967295). */

@@ -98,7 +98,13 @@ const RULE_FLAGS: readonly FlagSpec[] = [
     value: 'ACTION',
     description: 'rotate-topic-key, rotate-client-key, rotate-c2-key or resync-lagging',
   },
-  { name: 'description', kind: 'string', value: 'TEXT', description: 'free text' },
+  {
+    name: 'description',
+    kind: 'string',
+    value: 'TEXT',
+    description: 'free text',
+    allowEmpty: true,
+  },
   ...TRIGGER_FLAGS,
   ...TARGET_FLAGS,
   {
@@ -567,7 +573,15 @@ const pause: CommandSpec = {
   path: ['automation', 'pause'],
   summary: 'Pause automation cluster-wide (planned outage): nothing fires until resume',
   calls: ['e4c2.v1.C2Automation/PauseAutomation'],
-  flags: [{ name: 'reason', kind: 'string', value: 'TEXT', description: 'why (shown in status)' }],
+  flags: [
+    {
+      name: 'reason',
+      kind: 'string',
+      value: 'TEXT',
+      description: 'why (shown in status)',
+      allowEmpty: true,
+    },
+  ],
   examples: ['automation pause --reason "broker upgrade"'],
   async run(ctx) {
     const s = await call(ctx, 'PauseAutomation', {

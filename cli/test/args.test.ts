@@ -354,6 +354,20 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.equal(r.code, ExitCode.Usage);
     assert.match(r.stderr, /^error: flag --name needs a value, not an empty one/);
   });
+
+  void it('an empty value of an optional flag is refused, not read as given and absent at once', async () => {
+    // Each slipped past a conflict check: a file named "", a topic filter ignored, a call made.
+    for (const [argv, flag] of [
+      [['client', 'create', '--name', 'x', '--key', '', '--password', 'p'], 'key'],
+      [['count', '--topics', '--topic', ''], 'topic'],
+      [['count', '--topics', '--client', ''], 'client'],
+    ] as const) {
+      const r = await runWith([...argv]);
+      assert.equal(r.code, ExitCode.Usage, argv.join(' '));
+      assert.match(r.stderr, new RegExp(`^error: flag --${flag} needs a value, not an empty one`));
+      assert.equal(r.api.calls.length, 0, 'nothing was sent');
+    }
+  });
 });
 
 void describe('global flags and environment', () => {

@@ -246,6 +246,13 @@ void describe('rules commands', () => {
     ]);
   });
 
+  void it('pauses with an empty reason (an empty value is refused for most flags, not this one)', async () => {
+    const api = new AutomationFakeApi();
+    const r = await runWith(['automation', 'pause', '--reason', ''], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(api.automationCalls, [{ method: 'PauseAutomation', request: { reason: '' } }]);
+  });
+
   void it('firings shows the failed calls of each firing by error code', async () => {
     const api = new AutomationFakeApi();
     const firing = {
