@@ -26,7 +26,10 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Options of {@link CliError}. */
 export interface CliErrorOptions extends ErrorOptions {
-  /** Name of the gRPC status, printed after the message: `error: ... (NOT_FOUND)`. */
+  /**
+   * Name of the gRPC status, printed after the message: `error: ... (NOT_FOUND)`, with the C2's
+   * stable code when its server sent one that says more (`ABORTED, C2_CONFLICT`).
+   */
   readonly grpcCode?: string;
   /** A second line that tells the user what to try. */
   readonly hint?: string;
@@ -256,7 +259,12 @@ export function fromGrpcError(err: GrpcStatusError, facts: ConnectionFacts): Cli
         hint: 'this server does not offer that call (a reference C2 has no e4c2.v1 API)',
         cause,
       });
-    default:
-      return new CliError(exitCode, details, { grpcCode: name, cause });
+    default: {
+      // The C2's own code tells apart what one gRPC status covers (ABORTED: C2_CONFLICT or a
+      // reused request id; FAILED_PRECONDITION: C2_CRYPTO_MODE or C2_FAILED_PRECONDITION).
+      const c2Code = serverErrorCode(err);
+      const label = c2Code === undefined || c2Code === `C2_${name}` ? name : `${name}, ${c2Code}`;
+      return new CliError(exitCode, details, { grpcCode: label, cause });
+    }
   }
 }

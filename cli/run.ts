@@ -72,11 +72,21 @@ export async function runCli(deps: CliDeps): Promise<ExitCode> {
           signal: deps.signal,
         });
         const toCliError = (err: unknown): CliError => describeFailure(err, facts, deps.signal);
+        // A command that reads the request id sends a mutating call with it: if no answer came,
+        // the user needs it to learn the outcome without doing the change twice.
+        const sent = { requestId: false };
+        const tracked: GlobalOptions = Object.defineProperty({ ...globals }, 'requestId', {
+          get: () => {
+            sent.requestId = true;
+            return globals.requestId;
+          },
+          enumerable: true,
+        });
         const ctx: CommandContext = {
           api,
           out: new Output(deps.stdout, globals.json, deps.stderr),
           flags,
-          globals,
+          globals: tracked,
           readFile: deps.readFile,
           signal: deps.signal,
           toCliError,
@@ -85,7 +95,12 @@ export async function runCli(deps: CliDeps): Promise<ExitCode> {
           await command.run(ctx);
           return ExitCode.Ok;
         } catch (err) {
-          return report(toCliError(err), deps.stderr, table);
+          const failure = toCliError(err);
+          return report(
+            sent.requestId ? withRetryHint(failure, globals.requestId) : failure,
+            deps.stderr,
+            table,
+          );
         } finally {
           api.close();
         }
@@ -285,6 +300,21 @@ function checkPemPrivateKey(file: Uint8Array, path: string): KeyObject {
   } catch (err) {
     throw fail('a damaged PEM private key', { cause: err });
   }
+}
+
+/**
+ * A change that got no answer (exit 3) or was interrupted (130) may have been made: the same
+ * command with the same request id answers with its outcome instead of making it twice.
+ */
+function withRetryHint(failure: CliError, requestId: string): CliError {
+  if (failure.exitCode !== ExitCode.Unreachable && failure.exitCode !== ExitCode.Interrupted)
+    return failure;
+  const retry = `it may have been done: run the same command with --request-id ${requestId} to get its outcome without doing it twice`;
+  return new CliError(failure.exitCode, failure.message, {
+    ...(failure.grpcCode === undefined ? {} : { grpcCode: failure.grpcCode }),
+    hint: failure.hint === undefined ? retry : `${failure.hint}\n${retry}`,
+    cause: failure,
+  });
 }
 
 /** Any thrown value as the CliError the process reports. */

@@ -226,6 +226,28 @@ void describe('e4c2.v1 verbs', () => {
     });
   });
 
+  void it('a change that got no answer says how to learn its outcome without doing it twice', async () => {
+    const timedOut = new FakeApi().onAdmin('RotateTopicKey', () => {
+      throw grpcError(status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+    });
+    const r = await runWith(['-e', 'h:1', '--insecure', 'topic', 'rotate', '--name', 't'], {
+      api: timedOut,
+    });
+    assert.equal(r.code, ExitCode.Unreachable);
+    assert.match(
+      r.stderr,
+      /\nhint: it may have been done: run the same command with --request-id generated-request-id to get its outcome/,
+    );
+    // A read sends no request id: nothing to repeat safely, no such hint.
+    const read = await runWith(['-e', 'h:1', '--insecure', 'topic', 'show', '--name', 't'], {
+      api: new FakeApi().onAdmin('GetTopic', () => {
+        throw grpcError(status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+      }),
+    });
+    assert.equal(read.code, ExitCode.Unreachable);
+    assert.doesNotMatch(read.stderr, /may have been done/);
+  });
+
   void it('status: current version by default, --version to pick one', async () => {
     const api = new FakeApi().onAdmin('GetRotationStatus', (r) => ({
       topic: r.name,

@@ -141,6 +141,26 @@ void describe('connection failures name the endpoint and suggest a fix', () => {
     assert.doesNotMatch(e.hint ?? '', /--cert|--insecure/);
   });
 
+  void it("a refusal names the C2's own code when it says more than the gRPC status", () => {
+    const withCode = (code: status, c2Code: string): ReturnType<typeof grpcError> =>
+      Object.assign(grpcError(code, 'refused'), {
+        metadata: { get: (key: string) => (key === 'e4c2-error-code' ? [c2Code] : []) },
+      });
+    // ABORTED is a lost race or a request id reused for another request: the code tells which.
+    assert.equal(
+      fromGrpcError(withCode(status.ABORTED, 'C2_CONFLICT'), FACTS).grpcCode,
+      'ABORTED, C2_CONFLICT',
+    );
+    assert.equal(
+      fromGrpcError(withCode(status.FAILED_PRECONDITION, 'C2_CRYPTO_MODE'), FACTS).grpcCode,
+      'FAILED_PRECONDITION, C2_CRYPTO_MODE',
+    );
+    assert.equal(
+      fromGrpcError(withCode(status.NOT_FOUND, 'C2_NOT_FOUND'), FACTS).grpcCode,
+      'NOT_FOUND',
+    );
+  });
+
   void it('nothing listening', () => {
     const e = fromGrpcError(
       grpcError(
