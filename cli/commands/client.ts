@@ -183,7 +183,7 @@ const remove: CommandSpec = {
       request_id: ctx.globals.requestId,
     });
     ctx.out.result(
-      { client: name, removed: true, reset: true, resetPending: response.reset_pending },
+      { client: name, removed: true, reset: true, reset_pending: response.reset_pending },
       `Client ${name} removed successfully${response.reset_pending ? '; reset command queued for delivery' : ''}\n`,
     );
   },

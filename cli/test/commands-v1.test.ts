@@ -82,7 +82,7 @@ void describe('client remove --reset (e4c2.v1)', () => {
       client: 'a',
       removed: true,
       reset: true,
-      resetPending: true,
+      reset_pending: true, // the e4c2.v1 field, by its proto name like every other
     });
   });
 });
