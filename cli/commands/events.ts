@@ -126,7 +126,9 @@ const events: CommandSpec = {
       );
       return;
     }
-    if (!/^\d{1,20}$/.test(after)) {
+    // Positions are PostgreSQL bigints: a larger number would only be refused by the server,
+    // after the banner.
+    if (!/^\d{1,19}$/.test(after) || BigInt(after) > 9223372036854775807n) {
       throw CliError.usage(`--after needs a sequence number, got "${after}"`, ['events']);
     }
     let last = after;

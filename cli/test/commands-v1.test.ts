@@ -475,6 +475,15 @@ void describe('events', () => {
     const r = await runWith(['events', '--after', 'last']);
     assert.equal(r.code, ExitCode.Usage);
     assert.match(r.stderr, /^error: --after needs a sequence number, got "last"/);
+    for (const after of ['9223372036854775808', '99999999999999999999']) {
+      const big = await runWith(['events', '--after', after]);
+      assert.equal(big.code, ExitCode.Usage, `${after} is past the largest position`);
+      assert.equal(big.api.calls.length, 0);
+    }
+    const largest = new FakeApi();
+    largest.adminStream = fakeStream([]);
+    const ok = await runWith(['events', '--after', '9223372036854775807'], { api: largest });
+    assert.deepEqual(ok.api.calls[0]?.request, { after_seq: '9223372036854775807' });
   });
 });
 
