@@ -96,7 +96,7 @@ export function parseInvocation(
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: negativeIntegersJoined(argv, flagSpecs),
       options: parseArgsOptions(flagSpecs),
       strict: true,
       allowPositionals: true,
@@ -259,6 +259,31 @@ function parseArgsOptions(specs: readonly FlagSpec[]): NonNullable<ParseArgsConf
     };
   }
   return options;
+}
+
+/**
+ * `--count -1` as c2cli (Go's pflag) reads it: the value of an integer flag may start with `-`.
+ * parseArgs would take `-1` for a flag and say `--count` has no value; joined, it is
+ * `--count=-1`.
+ */
+function negativeIntegersJoined(argv: readonly string[], specs: readonly FlagSpec[]): string[] {
+  const integers = new Set<string>();
+  for (const spec of specs) {
+    if (spec.kind !== 'integer') continue;
+    integers.add(`--${spec.name}`);
+    if (spec.short !== undefined) integers.add(`-${spec.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (token === '--') return [...out, ...argv.slice(i)];
+    if (integers.has(token) && next !== undefined && /^-\d+$/.test(next)) {
+      out.push(`${token}=${next}`);
+      i++;
+    } else out.push(token);
+  }
+  return out;
 }
 
 function describeParseError(err: unknown): string {

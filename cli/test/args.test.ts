@@ -307,10 +307,15 @@ void describe('usage errors exit 2 and print the usage of the command', () => {
     assert.match(text.stderr, /^error: flag --count needs an integer, got "many"/);
     const negative = await runWith(['client', 'list', '--offset=-1']);
     assert.match(negative.stderr, /^error: flag --offset must be at least 0/);
-    const ambiguous = await runWith(['client', 'list', '--count', '-1']);
-    assert.match(ambiguous.stderr, /^error: flag --count needs a value \(write --count=VALUE/);
+    // As c2cli reads it (Go's pflag): scripts written for it pass --count -1 for "all".
+    const spaced = await runWith(['client', 'list', '--count', '-1']);
+    assert.equal(spaced.code, ExitCode.Ok, spaced.stderr);
     const allowed = await runWith(['client', 'list', '--count=-1']);
     assert.equal(allowed.code, ExitCode.Ok);
+    const spacedNegative = await runWith(['client', 'list', '--offset', '-1']);
+    assert.match(spacedNegative.stderr, /^error: flag --offset must be at least 0/);
+    const stringFlag = await runWith(['topic', 'create', '--name', '-1']);
+    assert.match(stringFlag.stderr, /^error: flag --name needs a value \(write --name=VALUE/);
     const version = await runWith(['status', '--topic', 't', '--version', '0']);
     assert.match(version.stderr, /^error: flag --version must be at least 1/);
     // A uint32 field: the gRPC encoder would send 2^32 + 1 as 1 without a word.
