@@ -31,7 +31,7 @@ import {
   type ClusterArgs,
 } from './cluster-args.ts';
 import { explicitKek, loadOrCreatePassphrase } from './cluster-kek.ts';
-import { holdFreePorts, portIsFree } from './free-ports.ts';
+import { ephemeralLow, ephemeralOverlapWarning, holdFreePorts, portIsFree } from './free-ports.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
 import { describeExit, ManagedProcess, waitReady, type ChildOutput } from './managed-process.ts';
 import { pingRedis } from './ping-redis.ts';
@@ -393,6 +393,9 @@ export class LocalCluster {
         [n.metricsPort, `${n.name} health`],
       ]),
     ];
+    const highest = Math.max(...wanted.map(([port]) => port));
+    const overlap = ephemeralOverlapWarning(p, highest, ephemeralLow());
+    if (overlap !== undefined) options.log(`cluster: warning: ${overlap}`);
     for (const [port, what] of wanted) {
       if (!(await portIsFree(host, port)))
         throw new Error(

@@ -38,8 +38,21 @@ export function drawRangeBelow(ephemeralLow: number): DrawRange | undefined {
   return high - low + 1 >= SMALLEST_RANGE ? { low, high } : undefined;
 }
 
+/**
+ * The warning for fixed ports `low`..`high` that reach into the ephemeral range starting at
+ * `ephemeralFrom` (see the head of this file), or `undefined` when they stay below it.
+ */
+export function ephemeralOverlapWarning(
+  low: number,
+  high: number,
+  ephemeralFrom: number | undefined,
+): string | undefined {
+  if (ephemeralFrom === undefined || high < ephemeralFrom) return undefined;
+  return `ports ${low}-${high} reach into the kernel's ephemeral range (from ${ephemeralFrom}, ${EPHEMERAL_RANGE_FILE}): any outgoing connection may take one while its node restarts (EADDRINUSE); a --base-port below ${Math.max(1, ephemeralFrom - (high - low) - 1)} avoids it`;
+}
+
 /** The first port of this machine's ephemeral range (Linux), or `undefined` where unknown. */
-function ephemeralLow(): number | undefined {
+export function ephemeralLow(): number | undefined {
   try {
     const first = Number(readFileSync(EPHEMERAL_RANGE_FILE, 'utf8').trim().split(/\s+/)[0]);
     return Number.isInteger(first) && first > 0 ? first : undefined;

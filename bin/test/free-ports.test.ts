@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { drawRangeBelow, freePort, freePorts, holdFreePorts, portIsFree } from '../free-ports.ts';
+import {
+  drawRangeBelow,
+  ephemeralOverlapWarning,
+  freePort,
+  freePorts,
+  holdFreePorts,
+  portIsFree,
+} from '../free-ports.ts';
 
 /** Whether `port` can be listened on now (closed again at once). */
 function canListen(port: number): Promise<boolean> {
@@ -92,5 +99,20 @@ void describe('the draw below the ephemeral range', () => {
       await new Promise((resolve) => taken.close(resolve));
     }
     assert.equal(await portIsFree('127.0.0.1', port), true, 'free once closed');
+  });
+});
+
+void describe('a fixed --base-port in the ephemeral range', () => {
+  void it('is warned about, with a base port that avoids it', () => {
+    // An audit's cluster on 41000+ (this machine's range starts at 32768) failed its restarts:
+    // outgoing connections had taken the ports.
+    const warning = ephemeralOverlapWarning(41_000, 41_042, 32_768);
+    assert.match(
+      warning ?? '',
+      /^ports 41000-41042 reach into the kernel's ephemeral range \(from 32768/,
+    );
+    assert.match(warning ?? '', /a --base-port below 32725 avoids it$/);
+    assert.equal(ephemeralOverlapWarning(7000, 7042, 32_768), undefined, 'the default is below');
+    assert.equal(ephemeralOverlapWarning(7000, 7042, undefined), undefined, 'unknown range');
   });
 });
