@@ -380,7 +380,7 @@ export async function lockService(
   if (answering < quorum) {
     throw new C2Error(
       'C2_UNAVAILABLE',
-      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS); rotations need ${quorum}`,
+      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS, or REDIS_URL without it); rotations need ${quorum}`,
     );
   }
   return new RedlockService({
