@@ -204,7 +204,14 @@ export class HttpApiServer {
         return rpc;
       }
       const body = await readBody(req, this.options.maxBodyBytes);
-      const message = buildRequestMessage(this.options.schema, route, params, query, body);
+      const message = buildRequestMessage(
+        this.options.schema,
+        route,
+        params,
+        query,
+        body,
+        style === 'v1' ? 'refuse' : 'ignore',
+      );
       const idempotencyKey = MUTATING.has(method)
         ? checkIdempotencyKey(firstHeader(req, 'idempotency-key'))
         : undefined;

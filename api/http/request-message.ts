@@ -50,7 +50,10 @@ function setPathParam(
  * The request message of `route` for one HTTP request.
  * @param params - decoded path parameters (field paths to values)
  * @param query - the query string
- * @param body - the raw body (ignored by routes without a body)
+ * @param body - the raw body
+ * @param strayBody - what a route without a body does with one: `ignore` it (the reference
+ *   routes, as grpc-gateway did) or `refuse` it (`/v1`: a `{"reset":true}` sent in the body of
+ *   a DELETE was dropped silently, and the client removed without its reset)
  * @throws C2Error `C2_VALIDATION`
  */
 export function buildRequestMessage(
@@ -59,6 +62,7 @@ export function buildRequestMessage(
   params: Readonly<Record<string, string>>,
   query: URLSearchParams,
   body: Buffer,
+  strayBody: 'ignore' | 'refuse' = 'ignore',
 ): ProtoMessage {
   const type = route.requestType;
   let message: ProtoMessage;
@@ -68,6 +72,8 @@ export function buildRequestMessage(
     if (first !== undefined)
       throw invalid(first, `unknown query parameter "${first}" (this route takes a JSON body)`);
   } else {
+    if (strayBody === 'refuse' && body.toString('latin1').trim() !== '')
+      throw invalid('body', 'this route takes no body: its parameters go in the query string');
     message = emptyMessage(schema, type);
     const fields = schema.message(type).fields;
     const bound = new Set(Object.keys(params).map((p) => p.split('.')[0]));

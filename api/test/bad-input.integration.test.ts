@@ -431,10 +431,21 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/clients?cursor=%21%21', status: 400, field: 'cursor' },
     // Base64url of bytes that are not UTF-8: was read as a position past every name.
     { method: 'GET', path: '/v1/clients?cursor=garbage', status: 400, field: 'cursor' },
+    // Base64url of a NUL (and of "a\0b"): PostgreSQL refuses it in text, a 500.
+    { method: 'GET', path: '/v1/clients?cursor=AA', status: 400, field: 'cursor' },
+    { method: 'GET', path: '/v1/topics?cursor=YQBi', status: 400, field: 'cursor' },
     { method: 'GET', path: '/v1/clients?offset=1', status: 400, field: 'offset' },
     { method: 'DELETE', path: '/v1/clients/', status: 400 },
     { method: 'DELETE', path: '/v1/clients/nobody', status: 404 },
     { method: 'DELETE', path: '/v1/clients/alice?reset=maybe', status: 400, field: 'reset' },
+    // A body on a route that takes none: the reset was dropped and the client removed without it.
+    {
+      method: 'DELETE',
+      path: '/v1/clients/alice',
+      body: { reset: true },
+      status: 400,
+      field: 'body',
+    },
     { method: 'POST', path: '/v1/clients//rotate', status: 400 },
     { method: 'POST', path: '/v1/clients/nobody/rotate', status: 404 },
     {
@@ -852,6 +863,25 @@ void describe('bad input, symmetric-key mode', () => {
       service: 'e4c2.v1.C2Admin',
       rpc: 'ReconcileAfterRestore',
       request: { topics: [{ name: '', version: 1 }] },
+      grpc: INVALID_ARGUMENT,
+    },
+    // A NUL reached PostgreSQL (500) after every topic key and the event stream had jumped.
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'ReconcileAfterRestore',
+      request: { topics: [{ name: 'a\u0000b', version: 1 }] },
+      grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'ReconcileAfterRestore',
+      request: { clients: [{ name: 'c\u0000', version: 1 }] },
+      grpc: INVALID_ARGUMENT,
+    },
+    {
+      service: 'e4c2.v1.C2Admin',
+      rpc: 'ReconcileAfterRestore',
+      request: { memberships: [{ client: 'c', topic: 'plant/+', attached: true }] },
       grpc: INVALID_ARGUMENT,
     },
     {

@@ -23,6 +23,7 @@ import { RESTORE_PENDING_SETTING, type TopicRow } from '../storage/index.ts';
 import { storeNewTopicKey } from './key-material.ts';
 import { audit } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
+import { checkClientName, checkTopicName } from './validation.ts';
 
 /** What the off-site archive says was issued for one client or topic. */
 export interface IssuedSubject {
@@ -199,9 +200,24 @@ async function jumpTopic(
 }
 
 /**
+ * Every name of the archive's summary is one a topic or client can have: checked before anything
+ * is written, so a malformed summary (a NUL reached PostgreSQL as a 500, after the topic keys and
+ * the event stream had already jumped) changes nothing.
+ * @throws C2Error `C2_VALIDATION` naming the first bad field
+ */
+function checkIssuedNames(issued: IssuedSinceBackup): void {
+  [...issued.topics.keys()].forEach((name, i) => checkTopicName(name, `topics[${i}].name`));
+  [...issued.clients.keys()].forEach((name, i) => checkClientName(name, `clients[${i}].name`));
+  (issued.memberships ?? []).forEach((m, i) => {
+    checkClientName(m.client, `memberships[${i}].client`);
+    checkTopicName(m.topic, `memberships[${i}].topic`);
+  });
+}
+
+/**
  * Run once after a restore, before devices and users are let back in (traffic through the load
  * balancer stays closed until it returned). Running it again is harmless: versions jump again.
- * @throws C2Error `C2_VALIDATION` for a margin out of range
+ * @throws C2Error `C2_VALIDATION` for a margin out of range or a name no topic or client can have
  */
 export async function reconcileAfterRestore(
   deps: DomainDeps,
@@ -221,6 +237,7 @@ export async function reconcileAfterRestore(
     1e12,
   );
   const issued = options.issued;
+  if (issued !== undefined) checkIssuedNames(issued);
   const read = deps.store.read;
 
   // 1. The event stream continues above every position handed out before the disaster; every

@@ -119,9 +119,13 @@ export function decodeCursor(cursor: unknown): string | undefined {
   if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]+$/.test(cursor) || cursor.length > 1400) {
     throw invalid('malformed cursor', 'cursor');
   }
+  let name: string;
   try {
-    return STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'));
+    name = STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'));
   } catch {
     throw invalid('malformed cursor', 'cursor');
   }
+  // A cursor holds a name, which never has a NUL (PostgreSQL refuses one in text: a 500).
+  if (name.includes('\u0000')) throw invalid('malformed cursor', 'cursor');
+  return name;
 }
