@@ -103,8 +103,9 @@ export class HttpApiServer {
             listener,
           );
     server.on('clientError', (err, socket) => {
-      log.debug({ err }, 'malformed HTTP request');
-      if (socket.writable) socket.end(malformedRequestAnswer(err));
+      const requestId = randomUUID();
+      log.debug({ err, requestId }, 'malformed HTTP request');
+      if (socket.writable) socket.end(malformedRequestAnswer(err, requestId));
     });
     try {
       server.listen(options.port, options.host);
@@ -340,13 +341,15 @@ function clientWentAway(req: IncomingMessage, err: unknown): boolean {
  * The raw answer to a request Node's HTTP parser refused (bad framing, headers over 16 KiB, an
  * unknown method): a JSON error like every other answer, with 431 for oversized headers.
  */
-function malformedRequestAnswer(err: Error & { code?: string }): string {
+function malformedRequestAnswer(err: Error & { code?: string }, requestId: string): string {
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
   const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
   const message = tooLarge ? 'the request headers are too large' : 'malformed HTTP request';
-  const body = JSON.stringify({ error: { code: 'C2_VALIDATION', message } });
+  const body = JSON.stringify({ error: { code: 'C2_VALIDATION', message, requestId } });
+  // The headers every API answer carries (docs/api.md), the request id matching the log line.
   return (
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
+    `X-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   );
 }

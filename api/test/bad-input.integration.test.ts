@@ -587,8 +587,12 @@ void describe('bad input, symmetric-key mode', () => {
     assert.match(oversized, /^HTTP\/1\.1 431 /);
     assert.match(
       oversized,
-      /\r\n\r\n\{"error":\{"code":"C2_VALIDATION","message":"the request headers are too large"\}\}$/,
+      /\r\n\r\n\{"error":\{"code":"C2_VALIDATION","message":"the request headers are too large","requestId":"[0-9a-f-]{36}"\}\}$/,
     );
+    // The headers of every API answer, the id in the header being the one in the body.
+    const id = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/i.exec(oversized)?.[1];
+    assert.ok(id !== undefined && oversized.includes(`"requestId":"${id}"`), oversized);
+    assert.match(oversized, /\r\nCache-Control: no-store\r\n/i);
     const garbage = await rawHttp(port, 'NOT-A-METHOD / HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(garbage, /^HTTP\/1\.1 400 [^]*"code":"C2_VALIDATION"/);
 
