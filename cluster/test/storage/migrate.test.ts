@@ -137,6 +137,17 @@ void describe('migrations', () => {
         return true;
       },
     );
+    // A password with a '#' that is not percent-encoded: the parser splits it between the user
+    // part, the host and the fragment, and the fragment was shown.
+    await assert.rejects(
+      createPool({ url: 'postgres://postgres:p@ss#hunter4secret@127.0.0.1:1/none' }),
+      (err: Error) => {
+        assert.ok(!err.message.includes('hunter4secret'), err.message);
+        assert.ok(!/:p@|@ss|ss#/.test(err.message), err.message);
+        assert.match(err.message, /must be written %23/);
+        return true;
+      },
+    );
     // pg also reads the password from the query.
     await assert.rejects(
       createPool({
