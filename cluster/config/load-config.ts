@@ -438,7 +438,11 @@ function readKek(r: SettingReader, dataDir: string, db: DatabaseConfig['kind']):
 /** Key name of the Vault transit KEK when none is set. */
 export const DEFAULT_VAULT_KEY = 'e4c2-kek';
 
-const parseVaultAddr = parseUrl({ schemes: ['https', 'http'], allowCredentials: false });
+const parseVaultAddr = parseUrl({
+  schemes: ['https', 'http'],
+  allowCredentials: false,
+  credentialsHint: 'Vault credentials are E4C2_KEK_VAULT_TOKEN or the AppRole settings',
+});
 
 /**
  * The Vault transit KEK, when its address is set (a token, or an AppRole's role and secret id,
@@ -585,10 +589,18 @@ const parseRatio: Parser<number> = (raw) => {
 };
 
 function readTelemetry(r: SettingReader): TelemetryConfig {
-  const otlpEndpoint = r.optional(
+  // Never quoted back nor printed with a secret: credentials and query strings are refused
+  // (an api_key in the query was accepted and printed in the start-up log).
+  const otlpUrl = r.optional(
     S.otlpEndpoint,
-    parsePattern(/^https?:\/\/[^\s@]+$/, 'an http:// or https:// URL without credentials'),
+    parseUrl({
+      schemes: ['http', 'https'],
+      allowCredentials: false,
+      credentialsHint: 'a collector that needs them takes them in OTEL_EXPORTER_OTLP_HEADERS',
+      allowQuery: false,
+    }),
   );
+  const otlpEndpoint = otlpUrl?.toString();
   return {
     // The OpenTelemetry default is otlp; without an endpoint we record nothing rather than send
     // spans to a collector nobody runs on localhost.

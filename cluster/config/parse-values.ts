@@ -92,6 +92,13 @@ export interface UrlRules {
   readonly schemes: readonly string[];
   /** Whether `user:password@` may appear (if not, the failure is `sensitive`). */
   readonly allowCredentials: boolean;
+  /** Where credentials go instead, said when the URL carries some. */
+  readonly credentialsHint?: string;
+  /**
+   * Whether a query string may appear. A URL of a service that takes no parameters has no use for
+   * one, and an `?api_key=` there would be a secret shown wherever the URL is.
+   */
+  readonly allowQuery?: boolean;
 }
 
 /**
@@ -117,9 +124,11 @@ export function parseUrl(rules: UrlRules): Parser<URL> {
     }
     if (!rules.allowCredentials && (url.username !== '' || url.password !== '')) {
       return sensitive(
-        'must not contain credentials (use the separate username/password settings)',
+        `must not contain credentials (${rules.credentialsHint ?? 'use the separate username/password settings'})`,
       );
     }
+    if (rules.allowQuery === false && (url.search !== '' || url.hash !== '' || raw.includes('#')))
+      return sensitive('must not carry a query string or fragment');
     return ok(url);
   };
 }

@@ -94,6 +94,48 @@ void describe('secrets in the configuration', () => {
     assert.equal((described.kek as Record<string, unknown>).pin, '[redacted]');
   });
 
+  void it('keeps a secret of the OTLP endpoint out of errors and out of the configuration', () => {
+    const problem = (endpoint: string): string => {
+      try {
+        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return assert.fail(`${endpoint} was accepted`);
+    };
+    // Credentials were quoted back in the error; a key in the query was accepted and printed in
+    // the start-up log.
+    for (const endpoint of [
+      `https://apikey:${PASSWORD}@collector.example:4318 `,
+      `https://apikey:${PASSWORD}@collector.example:4318`,
+      `https://collector.example:4318/?api_key=${PASSWORD}`,
+      `https://collector.example:4318/#${PASSWORD}`,
+    ]) {
+      const message = problem(endpoint);
+      assert.ok(!message.includes(PASSWORD), message);
+      assert.match(message, /OTEL_EXPORTER_OTLP_ENDPOINT/);
+    }
+    assert.match(
+      problem(`https://apikey:${PASSWORD}@collector.example:4318`),
+      /OTEL_EXPORTER_OTLP_HEADERS/,
+    );
+    const config = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' });
+    assert.equal(config.telemetry.tracesExporter, 'otlp');
+    assert.match(config.telemetry.otlpEndpoint, /^http:\/\/jaeger:4318\/?$/);
+  });
+
+  void it('names the Vault credential settings when the Vault address carries credentials', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          E4C2_KEK_VAULT_ADDR: `https://u:${PASSWORD}@vault:8200`,
+          E4C2_KEK_VAULT_TOKEN: 't',
+        }),
+      (err: Error) =>
+        !err.message.includes(PASSWORD) && /E4C2_KEK_VAULT_TOKEN or the AppRole/.test(err.message),
+    );
+  });
+
   void it('keeps a DATABASE_URL password out of error messages, however the URL is wrong', () => {
     const badUrls = [
       `postgres://c2:${PASSWORD}@db.internal:notaport/e4`,
