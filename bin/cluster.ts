@@ -21,6 +21,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StopSignals } from '../cluster/stop-signals.ts';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
 import {
   CLUSTER_DEFAULTS,
@@ -661,20 +662,16 @@ async function main(): Promise<void> {
   const width = 'redlock-1'.length;
   const abort = new AbortController();
   let cluster: LocalCluster | undefined;
-  /** Copies of one signal within this are one (see onSignal). */
-  const REPEATED_SIGNAL_MS = 500;
-  let firstSignalAt: number | undefined;
+  // One Ctrl-C arrives twice under npm; only a second press, later, means "kill now".
+  const signals = new StopSignals();
   const onSignal = (signal: NodeJS.Signals): void => {
-    const now = Date.now();
-    if (firstSignalAt !== undefined) {
-      // One Ctrl-C arrives twice under npm: from the terminal (to the whole foreground group)
-      // and forwarded by npm. Only a second press, later, means "kill now".
-      if (now - firstSignalAt < REPEATED_SIGNAL_MS) return;
+    const meaning = signals.receive();
+    if (meaning === 'copy') return;
+    if (meaning === 'again') {
       out(`cluster: ${signal} again: killing every process`);
       cluster?.killAll();
       process.exit(130);
     }
-    firstSignalAt = now;
     out(`cluster: ${signal}: stopping (again to kill)`);
     abort.abort();
     void cluster?.stop().then(() => process.exit(0));

@@ -6,6 +6,7 @@
  */
 import { describeConfig, ConfigError, type Config } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
+import { StopSignals } from '../cluster/stop-signals.ts';
 import { createLogger } from '../cluster/telemetry/index.ts';
 import { startC2Node } from './c2-node.ts';
 import { readNodeConfig } from './read-config.ts';
@@ -28,8 +29,11 @@ async function main(): Promise<void> {
   // A signal during start-up is held until the node is up, then stops it: the default action
   // would kill the process half-way and leave an embedded PostgreSQL running without it.
   let stopSignal: NodeJS.Signals | undefined;
+  const signals = new StopSignals();
   const holdSignal = (signal: NodeJS.Signals): void => {
-    if (stopSignal !== undefined) process.exit(130);
+    const meaning = signals.receive();
+    if (meaning === 'again') process.exit(130);
+    if (meaning === 'copy') return;
     stopSignal = signal;
     logger.info({ signal }, 'stop requested during start-up: stopping once started');
   };
@@ -46,13 +50,14 @@ async function main(): Promise<void> {
     logger.error({ err }, 'start-up failed');
     fail(`start-up failed: ${(err as Error).message}`);
   }
-  process.off('SIGTERM', holdSignal);
-  process.off('SIGINT', holdSignal);
   if (stopSignal !== undefined) {
+    // holdSignal stays: a copy of the signal is ignored, a second one forces the exit.
     const clean = await node.lifecycle.shutdown(config.node.shutdownTimeoutMs, stopSignal);
     process.exit(clean ? 0 : 1);
   }
-  node.lifecycle.installSignalHandlers(config.node.shutdownTimeoutMs);
+  process.off('SIGTERM', holdSignal);
+  process.off('SIGINT', holdSignal);
+  node.lifecycle.installSignalHandlers(config.node.shutdownTimeoutMs, signals);
   const a = node.addresses;
   const lines = [
     '',

@@ -4,6 +4,8 @@
  * even when an earlier one failed (failures are logged, not thrown).
  */
 
+import { StopSignals } from './stop-signals.ts';
+
 /** The slice of a logger the lifecycle uses. */
 export interface LifecycleLogger {
   info(obj: object, msg?: string): void;
@@ -77,13 +79,15 @@ export class Lifecycle {
 
   /**
    * Shuts down on SIGTERM and SIGINT (only composition roots call this), then exits: 0 after a
-   * clean stop, 1 otherwise. A second signal forces an immediate exit.
+   * clean stop, 1 otherwise. A second signal, half a second or more after the first, forces an
+   * immediate exit (a copy of the first, as npm forwards one, does not: see StopSignals).
+   * @param signals - the process's stop signals so far (a signal held during start-up counts)
    */
-  installSignalHandlers(timeoutMs: number): void {
-    let signalled = false;
+  installSignalHandlers(timeoutMs: number, signals = new StopSignals()): void {
     const onSignal = (signal: NodeJS.Signals): void => {
-      if (signalled) process.exit(130);
-      signalled = true;
+      const meaning = signals.receive();
+      if (meaning === 'again') process.exit(130);
+      if (meaning === 'copy') return;
       void this.shutdown(timeoutMs, signal).then((clean) => process.exit(clean ? 0 : 1));
     };
     process.on('SIGTERM', onSignal);

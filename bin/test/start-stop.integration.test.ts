@@ -109,6 +109,24 @@ void describe('npm start around start-up', () => {
     assert.match(node.output(), /"clean":true,"msg":"stopped"/);
   });
 
+  void it('one Ctrl-C delivered twice (the terminal and npm) stops in order, during and after start-up', async () => {
+    // The copy counted as a second Ctrl-C: exit 130 at once, nothing drained.
+    for (const when of ['starting', 'running'] as const) {
+      const node = await spawnNode(db.schema);
+      children.push(node.child);
+      if (when === 'starting')
+        await until(() => node.output().includes('"msg":"starting"'), 30_000);
+      else await until(() => ready(node.metrics), 30_000, 20);
+      node.child.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 50));
+      node.child.kill('SIGINT');
+      const { code, signal } = await node.exited;
+      assert.equal(signal, null, `${when}: killed by the signal`);
+      assert.equal(code, 0, `${when}: an orderly stop`);
+      assert.match(node.output(), /"clean":true,"msg":"stopped"/, when);
+    }
+  });
+
   void it('reports ready only once the API listens', async () => {
     const node = await spawnNode(db.schema);
     children.push(node.child);
