@@ -2,6 +2,7 @@
  * Reads the API's authentication material named by the configuration: the credentials file
  * (tokens and client certificates with roles) and the client CA for mutual TLS.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Authenticate } from '../api/index.ts';
 import { credentialAuthenticator, parseApiCredentials } from '../api/auth/index.ts';
@@ -26,16 +27,42 @@ async function readNamedFile(path: string, what: string): Promise<string> {
 }
 
 /**
+ * The client CA file must hold at least one PEM certificate, each readable: a file without one
+ * was accepted, and the node then refused every client's handshake for good.
+ * @throws C2Error `C2_CONFIG` naming the setting and the file, never quoting it
+ */
+function checkClientCa(pem: string, path: string): string {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  const refuse = (why: string, cause?: unknown): C2Error =>
+    new C2Error('C2_CONFIG', `the client CA ${path} (E4C2_TLS_CLIENT_CA) ${why}`, { cause });
+  if (blocks.length === 0) throw refuse('holds no PEM certificate');
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (cause) {
+      throw refuse('holds a damaged PEM certificate', cause);
+    }
+  }
+  return pem;
+}
+
+/**
  * @throws C2Error `C2_CONFIG` when a named file cannot be read or the credentials are malformed
  */
 export async function apiAuthMaterial(config: Config): Promise<ApiAuthMaterial> {
   const { credentialsFile, clientCaFile } = config.api;
   const clientCa =
-    clientCaFile === undefined ? undefined : await readNamedFile(clientCaFile, 'client CA');
+    clientCaFile === undefined
+      ? undefined
+      : checkClientCa(await readNamedFile(clientCaFile, 'client CA'), clientCaFile);
+  const mutualTls =
+    clientCa === undefined
+      ? ''
+      : '; mutual TLS required (a client certificate issued by E4C2_TLS_CLIENT_CA)';
   if (credentialsFile === undefined) {
     return {
       ...(clientCa === undefined ? {} : { clientCa }),
-      note: 'API authentication is off (no E4C2_API_CREDENTIALS_FILE): every caller is admin',
+      note: `API authentication is off (no E4C2_API_CREDENTIALS_FILE): every caller is admin${mutualTls}`,
     };
   }
   const credentials = parseApiCredentials(
@@ -46,7 +73,6 @@ export async function apiAuthMaterial(config: Config): Promise<ApiAuthMaterial> 
     ...(clientCa === undefined ? {} : { clientCa }),
     note:
       `API authentication on: ${credentials.tokens.length} token(s), ` +
-      `${credentials.certificates.length} client certificate(s)` +
-      (clientCa === undefined ? '' : ', mutual TLS required'),
+      `${credentials.certificates.length} client certificate(s)${mutualTls}`,
   };
 }

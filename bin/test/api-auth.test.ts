@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../cluster/config/index.ts';
+import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import { apiAuthMaterial } from '../api-auth.ts';
 
@@ -58,6 +59,29 @@ void describe('API authentication material', () => {
       (err: unknown) =>
         C2Error.is(err, 'C2_CONFIG') && !String(err).includes('secret-looking-value'),
     );
+  });
+
+  void it('a client CA file without a certificate is refused at start, naming the setting', async () => {
+    // It was accepted, and every client's handshake was then refused for good.
+    const tls = await ensureSelfSignedCert(join(dir, 'tls'));
+    const config = (clientCa: string) =>
+      loadConfig({
+        E4C2_TLS_CERT: tls.certPath,
+        E4C2_TLS_KEY: tls.keyPath,
+        E4C2_TLS_CLIENT_CA: clientCa,
+      });
+    const notPem = join(dir, 'not-a-ca.json');
+    await writeFile(notPem, '{"tokens": []}');
+    await assert.rejects(apiAuthMaterial(config(notPem)), (err: unknown) => {
+      assert.ok(C2Error.is(err, 'C2_CONFIG'));
+      assert.match(err.message, /E4C2_TLS_CLIENT_CA\) holds no PEM certificate/);
+      return true;
+    });
+    const damaged = join(dir, 'damaged.pem');
+    await writeFile(damaged, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    await assert.rejects(apiAuthMaterial(config(damaged)), /holds a damaged PEM certificate/);
+    const material = await apiAuthMaterial(config(tls.certPath));
+    assert.match(material.note, /mutual TLS required/, 'the banner says so, authentication off');
   });
 
   void it('a client CA without TLS is a configuration problem', () => {
