@@ -228,7 +228,7 @@ export async function brokerUrl(
   const broker = await startEmbeddedBroker({
     host: config.mqtt.listen.host,
     port: config.mqtt.listen.port,
-    onPortTaken: 'fallback',
+    onPortTaken: config.mqtt.listenExplicit ? 'fail' : 'fallback',
     log: logger,
   });
   lifecycle.add('embedded broker', () => broker.close());

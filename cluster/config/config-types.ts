@@ -63,7 +63,15 @@ interface MqttCommon {
 
 /** The MQTT broker: an external one at `url`, or an embedded one listening on `listen`. */
 export type MqttConfig =
-  | (MqttCommon & { readonly kind: 'embedded'; readonly listen: ListenAddress })
+  | (MqttCommon & {
+      readonly kind: 'embedded';
+      readonly listen: ListenAddress;
+      /**
+       * The operator set the address: a taken port is then an error, never a silent move to
+       * another port (devices set up for this one would reach whatever holds it).
+       */
+      readonly listenExplicit: boolean;
+    })
   | (MqttCommon & { readonly kind: 'external'; readonly url: string });
 
 /**

@@ -294,7 +294,7 @@ function readMqtt(r: SettingReader): MqttConfig {
     clientIdPrefix: r.withDefault(S.mqttClientIdPrefix, parseClientIdPrefix, 'e4c2'),
   };
   return embedded
-    ? { kind: 'embedded', listen, ...common }
+    ? { kind: 'embedded', listen, listenExplicit: r.isSet(S.mqttListenAddr), ...common }
     : { kind: 'external', url: url?.href ?? '', ...common };
 }
 

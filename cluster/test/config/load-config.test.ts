@@ -36,6 +36,7 @@ void describe('loadConfig defaults', () => {
     assert.deepEqual(c.mqtt, {
       kind: 'embedded',
       listen: { host: '127.0.0.1', port: 1884 },
+      listenExplicit: false,
       clientIdPrefix: 'e4c2',
     });
     assert.deepEqual(c.redis, { kind: 'in-process' });
