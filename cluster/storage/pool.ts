@@ -79,6 +79,20 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * Why a first connection failed, as `: <reason>`, from what cannot hold a secret: PostgreSQL's
+ * own refusal (`database "x" does not exist`, `password authentication failed for user "c2"`:
+ * the server never repeats a password) or a system error code (`ECONNREFUSED`). A database that
+ * does not exist was reported as unreachable, with the reason only in the JSON log.
+ */
+function whyNoConnection(cause: unknown): string {
+  if (!(cause instanceof Error)) return '';
+  const code = (cause as { code?: unknown }).code;
+  if (typeof code !== 'string') return /timeout/i.test(cause.message) ? ': no answer in time' : '';
+  if (/^[0-9A-Z]{5}$/.test(code)) return `: ${cause.message}`;
+  return /^E[A-Z]+$/.test(code) ? `: ${code}` : '';
+}
+
+/**
  * Creates a pool and checks that the database answers, so an unreachable Postgres is a clear
  * error at start-up ("cannot reach Postgres at ..."), never a hang.
  * @throws C2Error `C2_UNAVAILABLE` when the first connection fails
@@ -102,9 +116,11 @@ export async function createPool(options: PoolOptions): Promise<pg.Pool> {
     await pool.query('SELECT 1');
   } catch (cause) {
     await pool.end().catch(() => undefined);
-    throw new C2Error('C2_UNAVAILABLE', `cannot reach Postgres at ${redactUrl(options.url)}`, {
-      cause,
-    });
+    throw new C2Error(
+      'C2_UNAVAILABLE',
+      `cannot reach Postgres at ${redactUrl(options.url)}${whyNoConnection(cause)}`,
+      { cause },
+    );
   }
   return pool;
 }

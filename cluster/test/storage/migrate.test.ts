@@ -131,9 +131,18 @@ void describe('migrations', () => {
       (err: Error) => {
         assert.match(
           err.message,
-          /cannot reach Postgres at postgres:\/\/user:\*\*\*@127\.0\.0\.1:1/,
+          /cannot reach Postgres at postgres:\/\/user:\*\*\*@127\.0\.0\.1:1\/none: ECONNREFUSED$/,
         );
         assert.ok(!err.message.includes('hunter2secret'));
+        return true;
+      },
+    );
+    // Reached, but the database does not exist: the server's reason is in the message (it was
+    // only in the JSON log, and the message said "cannot reach").
+    await assert.rejects(
+      createPool({ url: `${TEST_DATABASE_URL.replace(/\/[^/?]*(\?.*)?$/, '')}/e4c2_no_such_db` }),
+      (err: Error) => {
+        assert.match(err.message, /: database "e4c2_no_such_db" does not exist$/);
         return true;
       },
     );
