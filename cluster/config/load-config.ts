@@ -581,7 +581,7 @@ const parseRatio: Parser<number> = (raw) => {
   const n =
     typeof raw === 'number'
       ? raw
-      : typeof raw === 'string' && /^\d+(\.\d+)?$/.test(raw)
+      : typeof raw === 'string' && /^(\d+(\.\d*)?|\.\d+)$/.test(raw)
         ? Number(raw)
         : NaN;
   if (n >= 0 && n <= 1) return { ok: true, value: n };

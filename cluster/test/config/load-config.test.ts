@@ -169,6 +169,18 @@ void describe('loadConfig values', () => {
     ]);
   });
 
+  void it('reads a sampling ratio written with or without its leading zero', () => {
+    for (const [raw, ratio] of [
+      ['.5', 0.5],
+      ['0.25', 0.25],
+      ['1', 1],
+      ['1.', 1],
+    ] as const)
+      assert.equal(loadConfig({ E4C2_TRACE_SAMPLE_RATIO: raw }).telemetry.traceSampleRatio, ratio);
+    for (const raw of ['1.5', '-0.1', '.', 'half', '5e-1'])
+      assert.throws(() => loadConfig({ E4C2_TRACE_SAMPLE_RATIO: raw }), /must be from 0 to 1/, raw);
+  });
+
   void it('accepts only decimal integers in range', () => {
     for (const bad of ['10.5', '1e3', '0x10', ' 7', '0', '201', '-1', 'ten']) {
       const err = problemsOf({ E4C2_DB_POOL_MAX: bad });
