@@ -20,6 +20,7 @@ import {
 } from '../cluster/delivery/index.ts';
 import { AutomationService, C2Service, type DomainDeps } from '../cluster/domain/index.ts';
 import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
+import { C2Error } from '../cluster/errors.ts';
 import { PgEventNotifications } from '../cluster/events/index.ts';
 import { Lifecycle } from '../cluster/lifecycle.ts';
 import { DEVICE_QUEUE, DeviceQueue, OutboxRelay } from '../cluster/queue/index.ts';
@@ -86,7 +87,11 @@ function hostPort(address: { readonly host: string; readonly port: number }): st
     : `${address.host}:${address.port}`;
 }
 
-async function tlsMaterial(
+/**
+ * The API's certificate and key: the operator's files, or a self-signed pair in the data dir.
+ * @throws C2Error `C2_CONFIG` naming the setting of a file that cannot be read
+ */
+export async function tlsMaterial(
   config: Config,
 ): Promise<{ tls?: { cert: string; key: string }; certPath?: string }> {
   if (config.tls.kind === 'disabled') return {};
@@ -94,13 +99,30 @@ async function tlsMaterial(
     config.tls.kind === 'self-signed'
       ? await ensureSelfSignedCert(config.tls.dir)
       : { certPath: config.tls.certPath, keyPath: config.tls.keyPath };
+  const own = config.tls.kind === 'files';
   return {
     tls: {
-      cert: await readFile(paths.certPath, 'utf8'),
-      key: await readFile(paths.keyPath, 'utf8'),
+      cert: await readTlsFile(
+        paths.certPath,
+        own ? 'E4C2_TLS_CERT' : 'the self-signed certificate',
+      ),
+      key: await readTlsFile(paths.keyPath, own ? 'E4C2_TLS_KEY' : 'the self-signed key'),
     },
     certPath: paths.certPath,
   };
+}
+
+/**
+ * A TLS file, or `C2_CONFIG` naming the setting it came from (a missing E4C2_TLS_CERT was a raw
+ * `ENOENT: ... open` error that named no setting).
+ */
+async function readTlsFile(path: string, source: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new C2Error('C2_CONFIG', `cannot read ${path} (${source}): ${reason}`, { cause });
+  }
 }
 
 /** Job counts of the device queue, read at scrape time. */

@@ -8,6 +8,7 @@ import { loadConfig } from '../../cluster/config/index.ts';
 import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import { apiAuthMaterial } from '../api-auth.ts';
+import { tlsMaterial } from '../c2-node.ts';
 
 void describe('API authentication material', () => {
   let dir: string;
@@ -82,6 +83,23 @@ void describe('API authentication material', () => {
     await assert.rejects(apiAuthMaterial(config(damaged)), /holds a damaged PEM certificate/);
     const material = await apiAuthMaterial(config(tls.certPath));
     assert.match(material.note, /mutual TLS required/, 'the banner says so, authentication off');
+  });
+
+  void it('a TLS file that cannot be read is C2_CONFIG naming its setting', async () => {
+    const tls = await ensureSelfSignedCert(join(dir, 'tls-files'));
+    const missing = join(dir, 'absent-cert.pem');
+    await assert.rejects(
+      tlsMaterial(loadConfig({ E4C2_TLS_CERT: missing, E4C2_TLS_KEY: tls.keyPath })),
+      (err: unknown) => {
+        assert.ok(C2Error.is(err, 'C2_CONFIG'), String(err));
+        assert.equal(err.message, `cannot read ${missing} (E4C2_TLS_CERT): ENOENT`);
+        return true;
+      },
+    );
+    const material = await tlsMaterial(
+      loadConfig({ E4C2_TLS_CERT: tls.certPath, E4C2_TLS_KEY: tls.keyPath }),
+    );
+    assert.match(material.tls?.cert ?? '', /BEGIN CERTIFICATE/);
   });
 
   void it('a client CA without TLS is a configuration problem', () => {
