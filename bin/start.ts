@@ -44,8 +44,11 @@ async function main(): Promise<void> {
     node = await startC2Node(config, logger);
   } catch (err) {
     if (C2Error.is(err)) {
-      logger.error({ err }, 'start-up failed');
-      fail(err.message);
+      // An expected refusal (configuration, a port, the data dir): its code and message, not a
+      // stack trace; the cause stays for what it adds.
+      const cause = err.cause instanceof Error ? err.cause.message : undefined;
+      logger.error({ code: err.code, message: err.message, cause }, 'start-up failed');
+      fail(`${err.message} (${err.code})`);
     }
     logger.error({ err }, 'start-up failed');
     fail(`start-up failed: ${(err as Error).message}`);

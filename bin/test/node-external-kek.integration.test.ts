@@ -119,6 +119,9 @@ async function refusedAtStart(
   assert.equal(code, 1, node.output());
   assert.match(node.output(), message);
   assert.ok(!node.output().includes(secret));
+  // An expected refusal says its stable code, and logs no stack trace.
+  assert.match(node.output(), /^e4c2: .* \(C2_[A-Z_]+\)$/m);
+  assert.doesNotMatch(node.output(), /"stack":/);
 }
 
 void describe('a node with a PKCS#11 KEK', { skip: await softHsmMissing() }, () => {
