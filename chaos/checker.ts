@@ -68,6 +68,11 @@ function latest(versions: readonly StoredVersion[], version: number): string | u
   return versions.find((v) => v.version === version)?.fingerprint;
 }
 
+/** Whether `versions` are exactly 1..n, in order (no gap, no fork). */
+function isOneToN(versions: readonly number[], n: number): boolean {
+  return versions.length === n && versions.every((v, i) => v === i + 1);
+}
+
 /** I3: per topic, versions 1..N with no gap, no fork, one key per version. */
 function linearHistory(run: RunRecord, out: Violation[]): void {
   const c2 = run.final.c2Keys.map((k) => k.version);
@@ -80,8 +85,7 @@ function linearHistory(run: RunRecord, out: Violation[]): void {
   }
   for (const topic of run.final.topics) {
     const versions = topic.versions.map((v) => v.version);
-    const expected = Array.from({ length: topic.currentVersion }, (_, i) => i + 1);
-    if (versions.join(',') !== expected.join(',')) {
+    if (!isOneToN(versions, topic.currentVersion)) {
       out.push({
         invariant: 'I3',
         message: `${topic.name}: stored versions [${versions.join(',')}] are not 1..${topic.currentVersion}`,
@@ -93,8 +97,7 @@ function linearHistory(run: RunRecord, out: Violation[]): void {
   }
   for (const client of run.final.clients) {
     const versions = client.keyVersions.map((v) => v.version);
-    const expected = Array.from({ length: client.keyVersion }, (_, i) => i + 1);
-    if (versions.join(',') !== expected.join(',')) {
+    if (!isOneToN(versions, client.keyVersion)) {
       out.push({
         invariant: 'I3',
         message: `${client.name}: stored identity key versions [${versions.join(',')}] are not 1..${client.keyVersion}`,
