@@ -545,26 +545,6 @@ void describe('restore-reconcile', () => {
     assert.match(r.stdout, /^Detached after the backup \(detach again\): old on t$/m);
   });
 
-  void it('warns when the archive ends before the backup', async () => {
-    const answer = {
-      topics_rotated: 2,
-      unreachable_clients: [],
-      missing_clients: [],
-      missing_topics: [],
-      resurrected_clients: [],
-      resurrected_topics: [],
-      c2_key_rotated_after_backup: false,
-      event_seq_floor: '1000010',
-      archive_ends_before_backup: true,
-    };
-    const api = new FakeApi()
-      .onAdmin('GetRestoreStatus', () => ({ pending: true, restored_position: '' }))
-      .onAdmin('ReconcileAfterRestore', () => answer);
-    const r = await runWith(['restore-reconcile'], { api });
-    assert.equal(r.code, ExitCode.Ok, r.stderr);
-    assert.match(r.stdout, /^WARNING: the archive ends before the backup/m);
-  });
-
   const RECONCILED = {
     topics_rotated: 3,
     unreachable_clients: [],
@@ -575,6 +555,16 @@ void describe('restore-reconcile', () => {
     c2_key_rotated_after_backup: false,
     event_seq_floor: '9',
   };
+
+  void it('warns when the archive ends before the backup', async () => {
+    const answer = { ...RECONCILED, archive_ends_before_backup: true };
+    const api = new FakeApi()
+      .onAdmin('GetRestoreStatus', () => ({ pending: true, restored_position: '' }))
+      .onAdmin('ReconcileAfterRestore', () => answer);
+    const r = await runWith(['restore-reconcile'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.match(r.stdout, /^WARNING: the archive ends before the backup/m);
+  });
 
   void it('refuses a database never restored (it re-keyed every topic and moved the stream), unless --force', async () => {
     const notRestored = (): FakeApi =>
