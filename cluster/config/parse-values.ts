@@ -127,7 +127,7 @@ export function parseUrl(rules: UrlRules): Parser<URL> {
         `must not contain credentials (${rules.credentialsHint ?? 'use the separate username/password settings'})`,
       );
     }
-    if (rules.allowQuery === false && (url.search !== '' || url.hash !== '' || raw.includes('#')))
+    if (rules.allowQuery === false && (url.search !== '' || raw.includes('#')))
       return sensitive('must not carry a query string or fragment');
     return ok(url);
   };

@@ -67,7 +67,7 @@ export function redactUrl(url: string): string {
     const u = new URL(url);
     // A connection URL has no fragment: a `#` there is a password's, not percent-encoded, and
     // the parser split the password between user part, host and fragment. No part is safe.
-    if (u.hash !== '' || url.includes('#'))
+    if (url.includes('#'))
       return `${u.protocol}//*** (not shown: a '#' in it, in a password, must be written %23)`;
     if (u.password !== '') u.password = '***';
     for (const name of [...u.searchParams.keys()])
