@@ -69,6 +69,9 @@ export function parseInvocation(
   table: CommandTable,
   environment: ParseEnvironment,
 ): Invocation {
+  // `e4c2 --version status ...` asks for the program's version, as in git: a leading --version
+  // is never `status --version V`, whose value it would otherwise swallow the command word as.
+  if (argv[0] === '--version') return { kind: 'version' };
   const words = commandWords(argv);
   const wantsHelp = helpRequested(argv);
   if (words[0] === 'help') return { kind: 'help', path: resolveHelpPath(words.slice(1), table) };

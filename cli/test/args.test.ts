@@ -188,6 +188,17 @@ void describe('help', () => {
     assert.equal(r.code, ExitCode.Ok);
     assert.equal(r.stdout, 'e4c2 9.9.9\n');
   });
+
+  void it('a leading --version is the program version, even before a command', async () => {
+    for (const argv of [
+      ['--version', 'status', '--topic', 'a'],
+      ['--version', 'client', 'list'],
+    ]) {
+      const r = await runWith(argv);
+      assert.equal(r.code, ExitCode.Ok, argv.join(' '));
+      assert.equal(r.stdout, 'e4c2 9.9.9\n');
+    }
+  });
 });
 
 void describe('usage errors exit 2 and print the usage of the command', () => {
