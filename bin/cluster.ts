@@ -233,7 +233,7 @@ export class LocalCluster {
       await admin.end();
     }
 
-    interrupted(options.signal);
+    interrupted(options.signal, log);
     const ports = await LocalCluster.#planPorts(options);
     const redlockUrls = ports.redlock.map((p) => `redis://${options.host}:${p}`);
     const links: NodeLinks = {
@@ -270,7 +270,7 @@ export class LocalCluster {
       ...routeEnv(links),
       E4C2_DB_SCHEMA: options.schema,
     };
-    interrupted(options.signal);
+    interrupted(options.signal, log);
     const cluster = new LocalCluster(options, nodeEnv, routes, kek);
     process.on('exit', cluster.#killAll);
     const total = ports.redlock.length + ports.nodes.length + 1;
@@ -328,8 +328,12 @@ export class LocalCluster {
       progress(`load balancer ready (gRPC ${cluster.lb.grpc}, HTTP ${cluster.lb.http})`);
       cluster.#started = true;
     } catch (err) {
-      log(`cluster: start-up failed: ${(err as Error).message}; stopping what was started`);
-      await cluster.stop();
+      log(
+        options.signal?.aborted === true
+          ? 'cluster: start-up interrupted; stopping what was started'
+          : `cluster: start-up failed: ${(err as Error).message}; stopping what was started`,
+      );
+      await cluster.stop(); // says "cluster: stopped"
       throw err;
     }
     return cluster;
@@ -625,9 +629,14 @@ function describeLbEvent(event: LbEvent): string | undefined {
   }
 }
 
-/** Ends a start-up that was asked to stop before its next step (nothing of it runs yet). */
-function interrupted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) throw new Error('start-up interrupted');
+/**
+ * Ends a start-up that was asked to stop before its next step. Nothing of it runs yet, so it is
+ * stopped as it is said (later, {@link LocalCluster.stop} says it).
+ */
+function interrupted(signal: AbortSignal | undefined, log: (line: string) => void): void {
+  if (signal?.aborted !== true) return;
+  log('cluster: stopped');
+  throw new Error('start-up interrupted');
 }
 
 /** Starts a local cluster (see {@link LocalCluster.start}). */
@@ -692,8 +701,8 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     if (abort.signal.aborted) {
-      // Asked to stop during start-up: what was started has been stopped; not a failure.
-      out('cluster: stopped');
+      // Asked to stop during start-up: what was started has been stopped (and said so); not a
+      // failure.
       process.exit(0);
     }
     process.stderr.write(`cluster: ${(err as Error).message}\n`);

@@ -218,7 +218,12 @@ void describe('npm run cluster', () => {
     signal: NodeJS.Signals,
     dropOutput: boolean,
     twice = false,
-  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; left: number[] }> {
+  ): Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    left: number[];
+    lines: string[];
+  }> {
     const schema = await createTestSchema();
     const dataDir = await mkdtemp(join(tmpdir(), 'e4c2-cluster-sig-'));
     dirs.push(dataDir);
@@ -249,12 +254,14 @@ void describe('npm run cluster', () => {
       },
     );
     let processes: number[] = [];
+    const lines: string[] = [];
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           reject(new Error(`no line ${String(when)} within 60 s`));
         }, 60_000);
         createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+          lines.push(line);
           if (!when.test(line)) return;
           clearTimeout(timer);
           resolve();
@@ -276,7 +283,7 @@ void describe('npm run cluster', () => {
         ),
       ]);
       await new Promise((r) => setTimeout(r, 500)); // the last SIGKILLs land
-      return { ...status, left: processes.filter(alive) };
+      return { ...status, left: processes.filter(alive), lines };
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       for (const pid of processes) killIfAlive(pid);
@@ -301,5 +308,8 @@ void describe('npm run cluster', () => {
     const result = await interrupt(/^cluster: starting /, 'SIGINT', false);
     assert.deepEqual(result.left, [], 'processes left running');
     assert.equal(result.code, 0);
+    const said = result.lines.join('\n');
+    assert.equal(result.lines.filter((l) => l === 'cluster: stopped').length, 1, said);
+    assert.ok(!said.includes('start-up failed'), `an interruption is no failure:\n${said}`);
   });
 });
