@@ -9,11 +9,13 @@
  *
  * Sealed keys are not touched by any of them: only the few data keys that wrap them are.
  */
-import { resolve } from 'node:path';
+import { access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../cluster/config/index.ts';
+import { DATA_DIR_LAYOUT, prepareDataDir } from '../cluster/embedded/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import {
   KeyVault,
@@ -165,16 +167,13 @@ async function openDataKeys(
   logger: Logger,
   lifecycle: Lifecycle,
 ): Promise<{ store: PgC2Store; dataKeys: PgDataKeyStore; stored: StoredDataKey[] }> {
+  if (config.database.kind === 'embedded') await lockEmbedded(config.dataDir, lifecycle);
   const { pool, display } = await connectDatabase(config, logger, lifecycle, []).catch(
     (err: unknown) => {
       if (config.database.kind !== 'embedded') throw err;
-      // The embedded server's own message guesses at a crashed node; here a running one is the
-      // likely cause.
-      throw new C2Error(
-        'C2_UNAVAILABLE',
-        `${(err as Error).message} (if a C2 node is running on ${config.dataDir}, stop it first: npm run kek needs its embedded database to itself)`,
-        { cause: err },
-      );
+      // The data directory's lock is ours, so no node runs there: a server still running is one
+      // that a killed node left behind, as the embedded server's own message says.
+      throw new C2Error('C2_UNAVAILABLE', (err as Error).message, { cause: err });
     },
   );
   const dataKeys = new PgDataKeyStore(pool);
@@ -188,6 +187,27 @@ async function openDataKeys(
     );
   });
   return { store: new PgC2Store(pool), dataKeys, stored };
+}
+
+/**
+ * Takes the data directory's lock for the tool's run, as a node does: a node running there is
+ * named (its embedded database is its own while it runs), and no node starts there meanwhile.
+ * A directory without an embedded database is refused rather than given a new, empty one.
+ * @throws C2Error `C2_CONFIG` when the directory holds no embedded database;
+ *   `C2_FAILED_PRECONDITION` when a live process (a C2 node) holds the directory
+ */
+async function lockEmbedded(dataDir: string, lifecycle: Lifecycle): Promise<void> {
+  const pgVersion = join(resolve(dataDir), DATA_DIR_LAYOUT.postgres, 'PG_VERSION');
+  try {
+    await access(pgVersion);
+  } catch {
+    throw new C2Error(
+      'C2_CONFIG',
+      `${resolve(dataDir)} holds no embedded database (no ${DATA_DIR_LAYOUT.postgres}/PG_VERSION): set E4C2_DATA_DIR to the node's data directory, or DATABASE_URL to its database`,
+    );
+  }
+  const dir = await prepareDataDir(dataDir);
+  lifecycle.add('data directory lock', () => dir.release());
 }
 
 /** How many data keys each KEK wraps. */

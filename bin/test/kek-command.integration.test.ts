@@ -5,12 +5,16 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Secret } from '../../cluster/config/index.ts';
-import { startEmbeddedPostgres, type RunningPostgres } from '../../cluster/embedded/index.ts';
+import {
+  prepareDataDir,
+  startEmbeddedPostgres,
+  type RunningPostgres,
+} from '../../cluster/embedded/index.ts';
 import { Lifecycle } from '../../cluster/lifecycle.ts';
 import {
   KeyVault,
@@ -283,22 +287,46 @@ void describe('npm run kek on the embedded database', () => {
     await removeTempDir(dataDir);
   });
 
-  void it('asks to stop the node that holds the database, then reads it', async () => {
+  void it('refuses a directory without a database, and creates nothing there', async () => {
+    const empty = join(dataDir, 'not-a-node');
+    const r = await kek(['status'], { E4C2_DATA_DIR: empty });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not-a-node holds no embedded database .*set E4C2_DATA_DIR/);
+    await assert.rejects(stat(empty), { code: 'ENOENT' });
+  });
+
+  void it('names the node that holds the directory, and not as a process to kill', async () => {
     const { log } = recordingLogger();
-    // A node's embedded PostgreSQL, still running on the data directory.
     server = await startEmbeddedPostgres({ dataDir, port: 0, log });
-    const busy = await kek(['status'], { E4C2_DATA_DIR: dataDir });
-    assert.equal(busy.code, 1);
-    assert.match(
-      busy.stderr,
-      /is still running on .*stop it first: npm run kek needs its embedded database/,
-    );
+    // A node: the data directory's lock (held here by this test process) and its database.
+    const node = await prepareDataDir(dataDir);
+    try {
+      const busy = await kek(['status'], { E4C2_DATA_DIR: dataDir });
+      assert.equal(busy.code, 1);
+      assert.match(
+        busy.stderr,
+        new RegExp(`is in use by process ${process.pid}: stop that C2 first`),
+      );
+      assert.doesNotMatch(busy.stderr, /kill/);
+    } finally {
+      await node.release();
+    }
+  });
+
+  void it('says a left-over server is one, then reads the database once it is stopped', async () => {
+    assert.ok(server !== undefined);
+    // The node is gone (no lock), its embedded PostgreSQL still runs: what a SIGKILL leaves.
+    const leftOver = await kek(['status'], { E4C2_DATA_DIR: dataDir });
+    assert.equal(leftOver.code, 1);
+    assert.match(leftOver.stderr, /is still running on .*probably left over/);
     await server.stop();
     server = undefined;
     // Stopped: the command starts the database itself (not a C2 schema yet: said so).
     const free = await kek(['status'], { E4C2_DATA_DIR: dataDir });
     assert.equal(free.code, 1);
     assert.match(free.stderr, /cannot read the data keys at .*: is it a C2 database\?/);
+    // The tool's lock is gone with it: a node can start there.
+    await assert.rejects(stat(join(dataDir, '.lock')), { code: 'ENOENT' });
   });
 });
 
