@@ -216,6 +216,12 @@ export async function startC2Node(
       lifecycle.add('data dir lock', () => dir.release());
       dataDir = dir.path;
     }
+    // The API's files are read before the database starts: a mistyped path is refused at once,
+    // not after an embedded PostgreSQL's initdb and the migrations.
+    const apiFiles =
+      role === 'all' || role === 'api'
+        ? { material: await tlsMaterial(config), auth: await apiAuthMaterial(config) }
+        : undefined;
     const db = await openDatabase(config, logger, lifecycle, notes);
     watchDatabase(db, config, metrics);
     await watchRestore(db, metrics, logger);
@@ -379,10 +385,9 @@ export async function startC2Node(
     let grpc: string | undefined;
     let http: string | undefined;
     let tlsCertPath: string | undefined;
-    if (role === 'all' || role === 'api') {
-      const material = await tlsMaterial(config);
+    if (apiFiles !== undefined) {
+      const { material, auth } = apiFiles;
       tlsCertPath = material.certPath;
-      const auth = await apiAuthMaterial(config);
       notes.push(auth.note);
       if (auth.authenticate === undefined) logger.warn({}, auth.note);
       // Event streams read when any node positioned events (LISTEN/NOTIFY), not only by polling.

@@ -1,14 +1,16 @@
 /** The composition root's reading of the API credentials file and client CA. */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { loadConfig } from '../../cluster/config/index.ts';
 import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import { apiAuthMaterial } from '../api-auth.ts';
-import { tlsMaterial } from '../c2-node.ts';
+import { startC2Node, tlsMaterial } from '../c2-node.ts';
 
 void describe('API authentication material', () => {
   let dir: string;
@@ -100,6 +102,27 @@ void describe('API authentication material', () => {
       loadConfig({ E4C2_TLS_CERT: tls.certPath, E4C2_TLS_KEY: tls.keyPath }),
     );
     assert.match(material.tls?.cert ?? '', /BEGIN CERTIFICATE/);
+  });
+
+  void it('a node refuses an unreadable TLS file before it connects to the database', async () => {
+    const tls = await ensureSelfSignedCert(join(dir, 'tls-order'));
+    const missing = join(dir, 'absent-key.pem');
+    const kekFile = join(dir, 'kek-order.key');
+    await writeFile(kekFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+    const config = loadConfig({
+      E4C2_ROLE: 'api',
+      // Nothing listens there: reaching it would fail with another error (and after retries).
+      DATABASE_URL: 'postgres://127.0.0.1:1/none',
+      REDIS_URL: 'redis://127.0.0.1:1',
+      E4C2_KEK_FILE: kekFile,
+      E4C2_TLS_CERT: tls.certPath,
+      E4C2_TLS_KEY: missing,
+    });
+    await assert.rejects(startC2Node(config, pino({ level: 'silent' })), (err: unknown) => {
+      assert.ok(C2Error.is(err, 'C2_CONFIG'), String(err));
+      assert.equal(err.message, `cannot read ${missing} (E4C2_TLS_KEY): ENOENT`);
+      return true;
+    });
   });
 
   void it('a client CA without TLS is a configuration problem', () => {
