@@ -30,6 +30,11 @@ export const NAME_MIN_BYTES = 1;
 export const NAME_MAX_BYTES = 255;
 /** Topics are 1..512 bytes (e4go `ValidateTopic`). */
 export const TOPIC_MAX_BYTES = 512;
+/**
+ * Largest payload or protected message: MQTT's largest packet (268,435,455 bytes of remaining
+ * length), which no E4 message over MQTT can exceed.
+ */
+export const MESSAGE_MAX_BYTES = 268_435_455;
 /** Prefix of every client's control topic. */
 export const CONTROL_TOPIC_PREFIX = 'e4/';
 /** Overhead of an SK-mode message: timestamp and tag. */

@@ -47,6 +47,13 @@ export const E4ErrorCode = {
   InvalidOldTopicKeyLength: 'InvalidOldTopicKeyLength',
   /** Persisted client state cannot be read back. */
   InvalidState: 'InvalidState',
+  /**
+   * A value of the wrong type, from a caller the TypeScript types do not bind (plain JavaScript):
+   * a string where bytes are expected, a missing argument.
+   */
+  InvalidArgument: 'InvalidArgument',
+  /** A payload or protected message larger than any MQTT packet can carry (256 MiB). */
+  PayloadTooLarge: 'PayloadTooLarge',
 } as const;
 
 /** Union of every stable error code. */

@@ -8,6 +8,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from './aes-siv.ts';
+import { requireMessageBytes } from './arguments.ts';
 import { readInt64LE, toHex, writeUint64LE } from './bytes.ts';
 import { systemClock, unixSeconds, validateTimestamp, type Clock } from './clock.ts';
 import { ED25519_SIG_LEN, ID_LEN, PK_OVERHEAD, SK_OVERHEAD, TIMESTAMP_LEN } from './constants.ts';
@@ -26,7 +27,8 @@ export function sivKey(key: SymKey): AesSivKey {
 /**
  * Protects `payload` with a symmetric key, stamped with the clock's current second.
  * An empty payload is allowed (as in e4go) even though e4go's own unprotect refuses the result.
- * @throws E4Error `InvalidKey` when the key is not 32 bytes
+ * @throws E4Error `InvalidKey` when the key is not 32 bytes; `InvalidArgument` when the payload
+ *   is not a `Uint8Array`, `PayloadTooLarge` past `MESSAGE_MAX_BYTES`
  */
 export function protectSymKey(
   payload: Uint8Array,
@@ -45,6 +47,7 @@ export function protectSymKeyAt(
   key: SymKey,
   timestampSeconds: bigint,
 ): Uint8Array {
+  requireMessageBytes(payload, 'payload');
   const ts = writeUint64LE(timestampSeconds);
   // Sealed straight behind the timestamp: no second message-sized buffer and copy.
   return sivKey(key).sealWithPrefix(ts, [ts], payload);
@@ -60,6 +63,7 @@ export function unprotectSymKey(
   key: SymKey,
   clock: Clock = systemClock,
 ): Uint8Array {
+  requireMessageBytes(protectedMessage, 'protected message');
   if (protectedMessage.length <= SK_OVERHEAD) throw referenceError('TooShortCiphertext');
   const ts = protectedMessage.subarray(0, TIMESTAMP_LEN);
   validateTimestamp(readInt64LE(ts), clock);
@@ -92,6 +96,7 @@ export function protectPubKeyAt(
   signer: PkSigner,
   timestampSeconds: bigint,
 ): Uint8Array {
+  requireMessageBytes(payload, 'payload');
   validateId(signer.id);
   const ts = writeUint64LE(timestampSeconds);
   const sealed = sivKey(topicKey).seal([ts], payload);
@@ -120,6 +125,7 @@ export function unprotectPubKey(
   lookupPubKey: PubKeyLookup,
   clock: Clock = systemClock,
 ): Uint8Array {
+  requireMessageBytes(protectedMessage, 'protected message');
   if (protectedMessage.length < PK_OVERHEAD) throw referenceError('InvalidProtectedLen');
   const ts = protectedMessage.subarray(0, TIMESTAMP_LEN);
   validateTimestamp(readInt64LE(ts), clock);

@@ -98,10 +98,11 @@ export function validateName(name: string | Uint8Array): void {
 }
 
 /**
- * A topic: 1..512 bytes (e4go `ValidateTopic`). MQTT wildcards are the C2's concern, not the
- * protocol's. @throws E4Error `InvalidTopic`
+ * A topic: 1..512 bytes (e4go `ValidateTopic`) of well-formed Unicode. MQTT wildcards are the
+ * C2's concern, not the protocol's. @throws E4Error `InvalidTopic`
  */
 export function validateTopic(topic: string): void {
+  checkTopicText(topic);
   const length = utf8.encode(topic).length;
   if (length === 0) throw new E4Error(E4ErrorCode.InvalidTopic, 'topic cannot be empty');
   if (length > TOPIC_MAX_BYTES) {
@@ -109,6 +110,17 @@ export function validateTopic(topic: string): void {
       E4ErrorCode.InvalidTopic,
       `topic too long, expected ${TOPIC_MAX_BYTES} chars maximum, got ${length}`,
     );
+  }
+}
+
+/**
+ * A topic string that has a UTF-8 form: a lone surrogate would be encoded as U+FFFD, so that
+ * `a/\uD800`, `a/\uDC00` and `a/\uFFFD` would share one topic hash and one key.
+ * @throws E4Error `InvalidTopic`
+ */
+export function checkTopicText(topic: string): void {
+  if (!topic.isWellFormed()) {
+    throw new E4Error(E4ErrorCode.InvalidTopic, 'topic is not a valid UTF-8 string');
   }
 }
 

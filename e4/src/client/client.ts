@@ -4,6 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
+import { requireBytes, requireMessageBytes, requireObject, requireString } from '../arguments.ts';
 import { readInt64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
 import { parseCommand, type Command } from '../commands.ts';
@@ -26,7 +27,7 @@ import {
   type PkSigner,
 } from '../protect.ts';
 import { ReceiptEmitter, type ReceiptContext, type ReceiptOptions } from '../receipts/emitter.ts';
-import { validateCurve25519PubKey, validateId, validateSymKey } from '../validate.ts';
+import { validateCurve25519PubKey, validateId, validateName, validateSymKey } from '../validate.ts';
 import {
   applyCommand,
   TRANSITION_ENTRY_LEN,
@@ -70,7 +71,11 @@ export interface ClientOptions {
   readonly sharedTopicCiphers?: SharedTopicCiphers;
 }
 
-/** What {@link E4Client.unprotect} found. */
+/**
+ * What {@link E4Client.unprotect} found. A command result holds the command's key material as
+ * raw bytes (SetTopicKey's topic key, SetIDKey's new identity key): treat it as a secret, and do
+ * not log the result as it is.
+ */
 export type UnprotectResult =
   | { readonly kind: 'message'; readonly payload: Uint8Array }
   /** A C2 command that was applied (and saved). It returns no payload, as in e4go. */
@@ -82,11 +87,28 @@ interface DerivedKeys {
   readonly signer: PkSigner | undefined;
 }
 
+/**
+ * A name is checked as the C2 checks it (e4go derives an id from any string): an empty, overlong
+ * or ill-formed name gives an id no C2 can address by name, and an ill-formed one shares its id.
+ */
 function resolveId(identity: ClientIdentity | undefined): Uint8Array {
   if (identity === undefined) return randomId();
-  if ('name' in identity) return clientIdFromName(identity.name);
+  requireObject(identity, 'identity');
+  if ('name' in identity) {
+    requireString(identity.name, 'identity.name');
+    validateName(identity.name);
+    return clientIdFromName(identity.name);
+  }
+  requireBytes(identity.id, 'identity.id');
   validateId(identity.id);
   return new Uint8Array(identity.id);
+}
+
+/** The password of a secret given without its key. */
+function secretPassword(secret: object): string {
+  const password = (secret as { password?: unknown }).password;
+  requireString(password, 'secret.password');
+  return password;
 }
 
 /**
@@ -193,7 +215,9 @@ export class E4Client {
     options: ClientOptions = {},
   ): Promise<E4Client> {
     const id = resolveId(identity);
-    const key = 'key' in secret ? new Uint8Array(secret.key) : deriveSymKey(secret.password);
+    requireObject(secret, 'secret');
+    if ('key' in secret) requireBytes(secret.key, 'secret.key');
+    const key = 'key' in secret ? new Uint8Array(secret.key) : deriveSymKey(secretPassword(secret));
     validateSymKey(key);
     return E4Client.#start(
       {
@@ -218,10 +242,13 @@ export class E4Client {
     options: ClientOptions = {},
   ): Promise<E4Client> {
     const id = resolveId(identity);
+    requireObject(secret, 'secret');
+    if ('privateKey' in secret) requireBytes(secret.privateKey, 'secret.privateKey');
     const privateKey =
       'privateKey' in secret
         ? new Uint8Array(secret.privateKey)
-        : ed25519KeyFromSeed(deriveSymKey(secret.password));
+        : ed25519KeyFromSeed(deriveSymKey(secretPassword(secret)));
+    requireBytes(c2PublicKey, 'c2PublicKey');
     validateCurve25519PubKey(c2PublicKey);
     checkPkKeys(privateKey, c2PublicKey);
     return E4Client.#start(
@@ -373,6 +400,7 @@ export class E4Client {
    *   whatever the store throws; the state is unchanged after any error
    */
   async unprotect(protectedMessage: Uint8Array, topic: string): Promise<UnprotectResult> {
+    requireMessageBytes(protectedMessage, 'protected message');
     if (topic !== this.#state.receivingTopic) {
       return { kind: 'message', payload: this.unprotectMessage(protectedMessage, topic) };
     }

@@ -5,6 +5,7 @@
  * keyType 0 is symmetric (`{"Key"}`), 1 is public-key
  * (`{"PrivateKey","SignerID","C2PubKey","PubKeys":{hexId:b64}}`).
  */
+import { isAllZero } from '../bytes.ts';
 import { KEY_LEN } from '../constants.ts';
 import { E4Error, E4ErrorCode } from '../errors.ts';
 import {
@@ -60,12 +61,18 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Standard padded base64, as Go's `encoding/json` writes byte slices and reads them back: Node's
+ * decoder also takes unpadded or otherwise loose text, which e4go would then refuse to load.
+ */
 function bytesField(obj: Record<string, unknown>, field: string): Uint8Array {
   const value = obj[field];
   if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
     throw invalid(`${field} must be a base64 string`);
   }
-  return new Uint8Array(Buffer.from(value, 'base64'));
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.toString('base64') !== value) throw invalid(`${field} must be padded standard base64`);
+  return new Uint8Array(bytes);
 }
 
 function bytesMap(obj: Record<string, unknown>, field: string): Map<string, Uint8Array> {
@@ -73,8 +80,8 @@ function bytesMap(obj: Record<string, unknown>, field: string): Map<string, Uint
   if (!isRecord(value)) throw invalid(`${field} must be an object`);
   const map = new Map<string, Uint8Array>();
   for (const key of Object.keys(value)) {
-    if (!/^[0-9a-f]{32}$/.test(key))
-      throw invalid(`${field} key ${JSON.stringify(key)} is not a hex id`);
+    // Not quoted: a damaged file can have anything there, key base64 included.
+    if (!/^[0-9a-f]{32}$/.test(key)) throw invalid(`${field} has a key that is not a hex id`);
     map.set(key, bytesField(value, key));
   }
   return map;
@@ -145,6 +152,8 @@ export function decodeClientState(text: string): ClientState {
     if (value.length !== KEY_LEN && value.length !== TRANSITION_ENTRY_LEN) {
       throw invalid(`topic key ${hash} has length ${value.length}`);
     }
+    // SetTopicKey refuses an all-zero key, so no state holds one, current or previous.
+    if (isAllZero(value.subarray(0, KEY_LEN))) throw invalid(`topic key ${hash} is all zeros`);
   }
   return { id, receivingTopic, topicKeys, keyMaterial: decodeKeyMaterial(parsed['Key'], id) };
 }

@@ -69,6 +69,8 @@ export const ReceiptReasonCode: Readonly<Partial<Record<ReceiptReason, number>>>
   InvalidPassword: 0x11,
   InvalidOldTopicKeyLength: 0x12,
   InvalidState: 0x13,
+  InvalidArgument: 0x14,
+  PayloadTooLarge: 0x15,
   Other: 0xff,
 };
 

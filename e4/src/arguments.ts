@@ -1,0 +1,61 @@
+/**
+ * Type checks at the library's entry points. TypeScript callers cannot pass a string where bytes
+ * are expected, but plain JavaScript callers can: without these checks a string payload was
+ * protected as zero bytes of its length (its content silently lost), and a missing argument was
+ * a bare `TypeError`. Messages name the argument and the type given, never the value.
+ */
+import { MESSAGE_MAX_BYTES } from './constants.ts';
+import { E4Error, E4ErrorCode } from './errors.ts';
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  const prototype = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null;
+  const constructorName = prototype?.constructor?.name;
+  return typeof constructorName === 'string' ? constructorName : 'object';
+}
+
+/** @throws E4Error `InvalidArgument` unless `value` is a `Uint8Array` (a `Buffer` is one) */
+export function requireBytes(value: unknown, what: string): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a Uint8Array, got ${typeOf(value)}`,
+    );
+  }
+}
+
+/** @throws E4Error `InvalidArgument` unless `value` is a string */
+export function requireString(value: unknown, what: string): asserts value is string {
+  if (typeof value !== 'string') {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a string, got ${typeOf(value)}`,
+    );
+  }
+}
+
+/** @throws E4Error `InvalidArgument` unless `value` is a non-null object */
+export function requireObject(value: unknown, what: string): asserts value is object {
+  if (typeof value !== 'object' || value === null) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be an object, got ${typeOf(value)}`,
+    );
+  }
+}
+
+/**
+ * Bytes no longer than an MQTT packet can carry.
+ * @throws E4Error `InvalidArgument` for another type, `PayloadTooLarge` past
+ *   {@link MESSAGE_MAX_BYTES}
+ */
+export function requireMessageBytes(value: unknown, what: string): asserts value is Uint8Array {
+  requireBytes(value, what);
+  if (value.length > MESSAGE_MAX_BYTES) {
+    throw new E4Error(
+      E4ErrorCode.PayloadTooLarge,
+      `${what} of ${value.length} bytes is larger than an MQTT packet can carry (${MESSAGE_MAX_BYTES} bytes)`,
+    );
+  }
+}

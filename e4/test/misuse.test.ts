@@ -1,0 +1,153 @@
+// What a device program can get wrong that the TypeScript types do not stop: plain JavaScript
+// values of the wrong type, names and topics without a UTF-8 form, messages larger than MQTT
+// carries, and state files that e4go would not write. Each is a typed E4Error, never a bare
+// TypeError or RangeError, and never silently wrong bytes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  cmdSetTopicKey,
+  decodeClientState,
+  E4Client,
+  encodeClientState,
+  MESSAGE_MAX_BYTES,
+  protectCommand,
+  protectSymKey,
+  randomCurve25519KeyPair,
+  randomEd25519Key,
+  randomSymKey,
+  unprotectSymKey,
+  validateTopic,
+} from '../index.ts';
+import { rejectsE4, throwsE4 } from './support.ts';
+
+/** Calls a library function with values its types forbid, as plain JavaScript can. */
+const loose = <T extends (...args: never[]) => unknown>(
+  fn: T,
+): ((...args: unknown[]) => ReturnType<T>) =>
+  fn as unknown as (...args: unknown[]) => ReturnType<T>;
+
+async function deviceWithTopic(topic: string): Promise<E4Client> {
+  const idKey = randomSymKey();
+  const device = await E4Client.createSymmetric({ name: 'misuse' }, { key: idKey });
+  await device.unprotect(
+    protectCommand(cmdSetTopicKey(randomSymKey(), topic), idKey),
+    device.receivingTopic,
+  );
+  return device;
+}
+
+void describe('plain JavaScript values of the wrong type', () => {
+  void it('a string payload is refused (it was protected as zero bytes of its length)', async () => {
+    const device = await deviceWithTopic('t');
+    const err = throwsE4(
+      () => loose(device.protectMessage.bind(device))('hello', 't'),
+      'InvalidArgument',
+    );
+    assert.equal(err.message, 'payload must be a Uint8Array, got string');
+    throwsE4(() => loose(protectSymKey)('hello', randomSymKey()), 'InvalidArgument');
+    throwsE4(() => loose(device.unprotectMessage.bind(device))(undefined, 't'), 'InvalidArgument');
+    throwsE4(() => loose(unprotectSymKey)(null, randomSymKey()), 'InvalidArgument');
+    await rejectsE4(loose(device.unprotect.bind(device))('abc', 't'), 'InvalidArgument');
+    await rejectsE4(
+      loose(device.unprotect.bind(device))([1, 2, 3], device.receivingTopic),
+      'InvalidArgument',
+    );
+    throwsE4(
+      () => loose(device.protectMessage.bind(device))(new Uint8Array(1), 42),
+      'InvalidArgument',
+    );
+  });
+
+  void it('a missing or mistyped identity or secret is refused by name', async () => {
+    const create = loose(E4Client.createSymmetric.bind(E4Client));
+    const cases: Array<[unknown[], string]> = [
+      [[null, { key: randomSymKey() }], 'identity must be an object, got null'],
+      [[{ name: 'd' }, undefined], 'secret must be an object, got undefined'],
+      [[{ name: 'd' }, {}], 'secret.password must be a string, got undefined'],
+      [[{ name: 'd' }, { key: 'a'.repeat(32) }], 'secret.key must be a Uint8Array, got string'],
+      [[{ name: 7 }, { key: randomSymKey() }], 'identity.name must be a string, got number'],
+      [[{ id: [1, 2] }, { key: randomSymKey() }], 'identity.id must be a Uint8Array, got Array'],
+    ];
+    for (const [args, message] of cases) {
+      const err = await rejectsE4(create(...args), 'InvalidArgument', message);
+      assert.equal(err.message, message);
+    }
+    const createPk = loose(E4Client.createPublicKey.bind(E4Client));
+    await rejectsE4(
+      createPk({ name: 'd' }, { privateKey: randomEd25519Key() }, 'c2'),
+      'InvalidArgument',
+    );
+    await rejectsE4(
+      createPk({ name: 'd' }, { privateKey: 'k' }, randomCurve25519KeyPair().publicKey),
+      'InvalidArgument',
+    );
+  });
+});
+
+void describe('names and topics', () => {
+  void it('a client name is checked as the C2 checks it', async () => {
+    for (const name of ['', 'x'.repeat(256), '\uD800']) {
+      await rejectsE4(
+        E4Client.createSymmetric({ name }, { key: randomSymKey() }),
+        'InvalidName',
+        JSON.stringify(name.slice(0, 3)),
+      );
+    }
+    await E4Client.createSymmetric({ name: 'x'.repeat(255) }, { key: randomSymKey() });
+  });
+
+  void it('a topic with a lone surrogate is refused: it would share the key of U+FFFD', async () => {
+    throwsE4(() => {
+      validateTopic('a/\uD800');
+    }, 'InvalidTopic');
+    throwsE4(() => cmdSetTopicKey(randomSymKey(), 'room/\uD800'), 'InvalidTopic');
+    const device = await deviceWithTopic('room/\uFFFD');
+    device.protectMessage(new Uint8Array(1), 'room/\uFFFD');
+    throwsE4(() => device.protectMessage(new Uint8Array(1), 'room/\uDBFF'), 'InvalidTopic');
+    const wire = device.protectMessage(new Uint8Array(1), 'room/\uFFFD');
+    throwsE4(() => device.unprotectMessage(wire, 'room/\uD800'), 'InvalidTopic');
+  });
+});
+
+void describe('sizes', () => {
+  void it('a payload or message over MQTT packet size is PayloadTooLarge, not a RangeError', async () => {
+    const device = await deviceWithTopic('t');
+    const huge = new Uint8Array(MESSAGE_MAX_BYTES + 1);
+    const err = throwsE4(() => device.protectMessage(huge, 't'), 'PayloadTooLarge');
+    assert.match(err.message, /^payload of 268435456 bytes is larger than an MQTT packet/);
+    throwsE4(() => device.unprotectMessage(huge, 't'), 'PayloadTooLarge');
+    await rejectsE4(device.unprotect(huge, device.receivingTopic), 'PayloadTooLarge');
+    throwsE4(() => protectSymKey(huge, randomSymKey()), 'PayloadTooLarge');
+  });
+});
+
+void describe('state files e4go would not write', () => {
+  async function savedState(): Promise<Record<string, unknown>> {
+    const device = await deviceWithTopic('state/topic');
+    return JSON.parse(encodeClientState(device.state)) as Record<string, unknown>;
+  }
+
+  void it('unpadded base64 is refused (e4go could not load it back)', async () => {
+    const json = await savedState();
+    json['ID'] = String(json['ID']).replace(/=+$/, '');
+    throwsE4(() => decodeClientState(JSON.stringify(json)), 'InvalidState');
+  });
+
+  void it('an all-zero topic key is refused, as SetTopicKey refuses one', async () => {
+    const json = await savedState();
+    const keys = json['TopicKeys'] as Record<string, string>;
+    const [hash] = Object.keys(keys);
+    assert.ok(hash !== undefined);
+    keys[hash] = Buffer.alloc(32).toString('base64');
+    const err = throwsE4(() => decodeClientState(JSON.stringify(json)), 'InvalidState');
+    assert.equal(err.message, `invalid client state: topic key ${hash} is all zeros`);
+  });
+
+  void it('a damaged map key is not quoted (it may be key base64)', async () => {
+    const json = await savedState();
+    const secretLooking = Buffer.from(randomSymKey()).toString('base64');
+    json['TopicKeys'] = { [secretLooking]: Buffer.from(randomSymKey()).toString('base64') };
+    const err = throwsE4(() => decodeClientState(JSON.stringify(json)), 'InvalidState');
+    assert.ok(!err.message.includes(secretLooking.slice(0, 12)), err.message);
+  });
+});
