@@ -27,7 +27,7 @@ const newC2Key: CommandSpec = {
       );
     }
     await ctx.api.reference('NewC2Key', { force: true }, { idempotencyKey: ctx.globals.requestId });
-    ctx.out.result({ newC2Key: true }, 'New C2 key set with success\n');
+    ctx.out.result({ new_c2_key: true }, 'New C2 key set with success\n');
   },
 };
 

@@ -223,7 +223,7 @@ const newKey = simpleClientCall(
   'NewClientKey',
   'Generate a new identity key for a client and send it to the device',
   (name) => `Client ${name} key regenerated successfully\n`,
-  { newKey: true },
+  { new_key: true },
 );
 
 const list: CommandSpec = {

@@ -60,7 +60,7 @@ const newToken: CommandSpec = {
       }
     }
     ctx.out.result(
-      out === undefined ? { token, entry } : { tokenFile: out, entry },
+      out === undefined ? { token, entry } : { token_file: out, entry },
       (out === undefined ? `token (shown once): ${token}\n` : `token written to ${out}\n`) +
         `add to "tokens" in the credentials file: ${JSON.stringify(entry)}\n`,
     );

@@ -1,6 +1,9 @@
 // Argument parsing, help and usage errors for every command of the table (no server: a fake).
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { didYouMean, flagsOf } from '../args.ts';
 import { COMMAND_TABLE } from '../commands/index.ts';
@@ -535,6 +538,19 @@ void describe('global flags and environment', () => {
       sha256: createHash('sha256').update(out.token).digest('hex'),
     });
     assert.equal(r.api.calls.length, 0, 'no call to the C2');
+    const dir = await mkdtemp(join(tmpdir(), 'e4c2-token-'));
+    try {
+      const file = join(dir, 'token');
+      const written = await runWith([
+        ...['--json', 'token', 'new', '--name', 'b', '--role', 'admin', '--out', file],
+      ]);
+      assert.equal(written.code, ExitCode.Ok, written.stderr);
+      const doc = JSON.parse(written.stdout) as Record<string, unknown>;
+      assert.equal(doc['token_file'], file, 'snake_case, as the proto names');
+      assert.equal(doc['token'], undefined, 'the token only in the file');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     const badRole = await runWith(['token', 'new', '--name', 'x', '--role', 'root']);
     assert.equal(badRole.code, ExitCode.Usage);
   });

@@ -190,7 +190,7 @@ const MUTATIONS: readonly [string[], string, unknown, string, unknown][] = [
     'NewClientKey',
     { client: { name: 'a' } },
     'Client a key regenerated successfully\n',
-    { client: 'a', newKey: true },
+    { client: 'a', new_key: true },
   ],
   [
     ['client', 'link-client', '--source', 's', '--target', 't'],
@@ -260,7 +260,7 @@ const MUTATIONS: readonly [string[], string, unknown, string, unknown][] = [
     'NewC2Key',
     { force: true },
     'New C2 key set with success\n',
-    { newC2Key: true },
+    { new_c2_key: true },
   ],
 ];
 
@@ -276,6 +276,8 @@ void describe('reference mutations', () => {
       assert.equal(r.stdout, human);
       const j = await runWith([...argv, '--json']);
       assert.deepEqual(json(j.stdout), document);
+      // The CLI's own keys are written as the proto's are (docs/cli.md): snake_case.
+      assert.doesNotMatch(j.stdout, /"[a-z]+[A-Z]\w*":/, 'camelCase key in the JSON');
     });
 
     void it(`${label}: NOT_FOUND is exit 1 with the server's message`, async () => {
