@@ -238,7 +238,12 @@ export async function startC2Node(
     let mqtt: string | undefined;
     if (role === 'all' || role === 'worker') {
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
-      const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics);
+      // Back from a broker outage: the work deferred meanwhile goes out now, not at the next sweep.
+      const reconnected: { sweep?: () => void } = {};
+      const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics, () => {
+        logger.info({}, 'MQTT publisher reconnected: sweeping for deferred work');
+        reconnected.sweep?.();
+      });
       readinessChecks.push({ name: 'mqtt', ok: () => Promise.resolve(publisher.connected) });
       metrics.onScrape('mqtt', () => {
         metrics.setMqttConnected('publisher', publisher.connected);
@@ -268,6 +273,7 @@ export async function startC2Node(
         kickTarget.kick = () => {
           engine.kick();
         };
+        reconnected.sweep = () => void engine.sweep();
         engine.start();
         lifecycle.add('delivery engine', () => engine.close());
         await startReceipts(config, db, mqtt, lifecycle, metrics, onError, (id) => {
@@ -294,6 +300,7 @@ export async function startC2Node(
           metrics,
           tracer,
         });
+        reconnected.sweep = () => void worker.sweep();
         lifecycle.add('delivery worker', () => worker.close());
         watchQueue(queue, metrics);
         await startReceipts(config, db, mqtt, lifecycle, metrics, onError, (id) => {

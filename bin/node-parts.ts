@@ -237,13 +237,17 @@ export async function brokerUrl(
   return broker.url;
 }
 
-/** Connects the command publisher (a unique client id per process). */
+/**
+ * Connects the command publisher (a unique client id per process).
+ * @param onReconnect - told when it connects again after losing the broker
+ */
 export async function connectPublisher(
   config: Config,
   url: string,
   lifecycle: Lifecycle,
   log: Logger,
   metrics: C2Metrics,
+  onReconnect?: () => void,
 ): Promise<MqttCommandPublisher> {
   const publisher = await MqttCommandPublisher.connect({
     url,
@@ -257,6 +261,7 @@ export async function connectPublisher(
         'MQTT publisher connection reset: a PUBACK timed out and nothing sent after it was acknowledged (a cut link?); its unsent commands were dropped and are sent again from the desired state',
       );
     },
+    ...(onReconnect === undefined ? {} : { onReconnect }),
     ...(config.mqtt.username === undefined ? {} : { username: config.mqtt.username }),
     ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password.reveal() }),
   });

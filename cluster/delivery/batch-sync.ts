@@ -25,6 +25,7 @@ import {
   type SyncOutcome,
 } from './device-sync.ts';
 import { ClaimLease } from './claim-lease.ts';
+import { wasNotSent } from './publisher.ts';
 
 /** What a batch sync needs beyond a device sync. */
 export interface BatchSyncDeps extends DeviceSyncDeps {
@@ -50,6 +51,12 @@ export interface BatchOutcome {
   readonly lapsed: boolean;
   /** Per-device outcomes of the devices that needed the per-device path. */
   readonly perDevice: ReadonlyMap<string, SyncOutcome>;
+  /**
+   * Devices whose command the batched path could not hand to the broker (see `wasNotSent`):
+   * left pending, nothing counted against their cap; the next sweep (or the publisher's
+   * reconnection) sends their work. The per-device path's are `deferred` in {@link perDevice}.
+   */
+  readonly deferred: readonly string[];
   /**
    * Nothing was sent: the database was restored and not reconciled yet (see
    * `DeliveryRepository.restorePending`). The devices keep their pending work for later sweeps.
@@ -277,7 +284,14 @@ export async function syncBatch(
   // After a restore, the restored desired state can be older than what devices hold: nothing
   // goes out until the reconciliation has rotated every key above what was issued before.
   if (await deps.delivery.restorePending()) {
-    return { delivered: 0, busy: [], perDevice: new Map(), lapsed: false, paused: true };
+    return {
+      delivered: 0,
+      busy: [],
+      perDevice: new Map(),
+      deferred: [],
+      lapsed: false,
+      paused: true,
+    };
   }
   // The plan is read in a statement of its own, after the claim committed. In one statement with
   // the claim it would read the memberships in a snapshot taken before the claim: a claim that
@@ -292,6 +306,8 @@ export async function syncBatch(
   // Devices planned but not sent because the claims lapsed (another node may have them now).
   const unsent = new Set<string>();
   const perDevice = new Map<string, SyncOutcome>();
+  /** Devices whose command never left (the broker link down), and why. */
+  const deferred = new Map<string, string>();
   let delivered = 0;
   try {
     let active = claimedIds;
@@ -336,6 +352,10 @@ export async function syncBatch(
             deps.onAttempt?.(
               new AttemptEvent(p.device.clientId, kind, 'failed', p.delivery, error),
             );
+            if (wasNotSent(err)) {
+              deferred.set(p.device.clientId, `${kind}: ${error}`);
+              return;
+            }
             // Retries with backoff, the cap and failure reporting live in the per-device path.
             slow.push(p.device.clientId);
             failedOnce.add(p.device.clientId);
@@ -352,6 +372,10 @@ export async function syncBatch(
       active = acked.map((a) => a.clientId).filter((id) => held.has(id));
       if (!lease.held) break;
     }
+    if (deferred.size > 0) {
+      const [reason] = deferred.values();
+      await deps.delivery.markDeferred([...deferred.keys()], reason ?? 'not sent');
+    }
     slow.push(...active); // still pending after the last round
     const slowUnique = [...new Set(slow)];
     // The per-device path stops before a publish once the claims lapse, as at shutdown.
@@ -367,5 +391,11 @@ export async function syncBatch(
     stopRenewing();
     if (held.size > 0) await deps.delivery.release([...held], deps.owner).catch(() => undefined);
   }
-  return { delivered, busy: [...busy, ...unsent], perDevice, lapsed: !lease.held };
+  return {
+    delivered,
+    busy: [...busy, ...unsent],
+    perDevice,
+    deferred: [...deferred.keys()],
+    lapsed: !lease.held,
+  };
 }

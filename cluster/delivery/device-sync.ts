@@ -2,13 +2,15 @@
  * Brings one device to its desired state, one command at a time (DESIGN R4-R7): plan from the
  * current state, protect afresh, publish and await the PUBACK, record delivery monotonically,
  * repeat. Failed attempts are retried within the retry policy; when it is exhausted the device
- * is marked failed (visible through the API) until new work, a resync or the device is seen.
+ * is marked failed (visible through the API) until new work, a resync or the device is seen. A
+ * publish that never left (the C2's own link to the broker down) is no attempt: the device is
+ * left pending for the sweep.
  */
 import { commandId, controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
 import { C2Error } from '../errors.ts';
 import type { C2Store } from '../storage/index.ts';
 import { planNextCommand, type PlanDeps, type PlanResult } from './next-command.ts';
-import type { CommandPublisher } from './publisher.ts';
+import { wasNotSent, type CommandPublisher } from './publisher.ts';
 import { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';
 
 /** What a device sync needs. */
@@ -32,8 +34,11 @@ export interface DeliveryAttempt {
   readonly error?: string;
 }
 
-/** How a sync ended. */
-export type SyncOutcome = 'idle' | 'failed' | 'removed' | 'stopped';
+/**
+ * How a sync ended. `deferred`: a command could not be handed to the broker (see `wasNotSent`);
+ * the device keeps its pending work for the next sweep, with nothing counted against its cap.
+ */
+export type SyncOutcome = 'idle' | 'failed' | 'removed' | 'stopped' | 'deferred';
 
 /**
  * Runs until the device has everything, or its retries are exhausted.
@@ -151,6 +156,17 @@ export async function syncDevice(
         outcome: 'failed',
         error,
       });
+      if (wasNotSent(err)) {
+        // Nothing reached the broker, so nothing can reach the device: no attempt against the
+        // cap. Counted, a broker outage longer than the cap's backoff failed the whole fleet for
+        // good (until each device was resynced or seen).
+        await deps.store.read.clients.setSync(clientId, {
+          state: 'pending',
+          attempts: failures,
+          error: `${command.kind}: ${error}`,
+        });
+        return 'deferred';
+      }
       if (await failed(command.kind, error, client.name)) return 'failed';
       continue;
     } finally {

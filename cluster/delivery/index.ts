@@ -25,7 +25,7 @@ export {
   type PlannedCommand,
   type PlanResult,
 } from './next-command.ts';
-export type { CommandPublisher } from './publisher.ts';
+export { wasNotSent, type CommandPublisher } from './publisher.ts';
 export { backoffDelay, mayRetry, type RetryPolicy } from './retry-policy.ts';
 export {
   ReceiptReceiver,

@@ -16,6 +16,11 @@ export interface MqttPublisherOptions {
   /** Told each time a stalled connection is reset (see `timedOut`): operators should know. */
   readonly onStalledReset?: () => void;
   /**
+   * Told each time mqtt.js connects again after losing the connection: work deferred while it
+   * was down (see `wasNotSent`) can go out now rather than at the next sweep.
+   */
+  readonly onReconnect?: () => void;
+  /**
    * MQTT keep-alive in seconds (mqtt.js's default is 60). The broker drops a connection it heard
    * nothing on for 1.5 times this, and then refuses whatever still arrives on it: see
    * {@link publisherKeepaliveSeconds}.
@@ -50,14 +55,20 @@ export class PubackTimeoutError extends Error {
  * under it): a stable name, so spans and logs label it without its message.
  */
 export class BrokerUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** Nothing was handed to the broker (see `wasNotSent`): false once it may have been. */
+  readonly notSent: boolean;
+
+  constructor(message: string, options?: ErrorOptions & { readonly notSent?: boolean }) {
     super(message, options);
     this.name = 'BrokerUnavailableError';
+    this.notSent = options?.notSent === true;
   }
 }
 
-/** Thrown when a publish is asked of a publisher that is closing or closed. */
+/** Thrown when a publish is asked of a publisher that is closing or closed (nothing sent). */
 export class PublisherClosedError extends Error {
+  readonly notSent = true;
+
   constructor() {
     super('publisher closed');
     this.name = 'PublisherClosedError';
@@ -234,6 +245,11 @@ export class MqttCommandPublisher implements CommandPublisher {
     }
     // Later errors surface as failed publishes; without a listener they would crash the process.
     client.on('error', () => undefined);
+    const onReconnect = options.onReconnect;
+    if (onReconnect !== undefined)
+      client.on('connect', () => {
+        onReconnect();
+      });
     return new MqttCommandPublisher(
       client,
       options.pubackTimeoutMs,
@@ -266,7 +282,9 @@ export class MqttCommandPublisher implements CommandPublisher {
   publish(topic: string, payload: Uint8Array): Promise<void> {
     if (this.#closed !== undefined) return Promise.reject(new PublisherClosedError());
     if (!this.connected)
-      return Promise.reject(new BrokerUnavailableError('MQTT broker not connected'));
+      return Promise.reject(
+        new BrokerUnavailableError('MQTT broker not connected', { notSent: true }),
+      );
     this.#inFlight++;
     return new Promise<void>((resolve, reject) => {
       const pending = new PendingPublish(

@@ -192,12 +192,24 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
           ? 'revoking'
           : t.deliveredVersion >= t.desiredVersion
             ? 'delivered'
-            : row.syncState === 'failed'
+            : failedOn(row, t.updatedAt)
               ? 'failed'
               : 'pending',
       observed: observedView(t.topicId === null ? undefined : observedByTopic.get(t.topicId)),
     })),
   };
+}
+
+/**
+ * Whether the device's failure is about this work: a device that failed before the work changed
+ * (a newer rotation) has it still to try, as the rollout counts it.
+ */
+function failedOn(client: ClientRow, workChangedAt: Date): boolean {
+  return (
+    client.syncState === 'failed' &&
+    client.syncFailedAt !== null &&
+    client.syncFailedAt >= workChangedAt
+  );
 }
 
 function observedView(

@@ -105,6 +105,12 @@ export interface DeliveryRepository {
    * retryable. @returns whether the device's delivery had failed
    */
   markSeen(clientId: string): Promise<boolean>;
+  /**
+   * Devices whose command could not be handed to the broker: `pending` with `error`, their
+   * attempts unchanged (nothing was sent). One statement, writing only rows that change, so that
+   * the sweeps of a long broker outage do not rewrite the fleet's rows each time.
+   */
+  markDeferred(clientIds: readonly string[], error: string): Promise<void>;
   /** The client with this E4 id, for receipts. */
   clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
   /**
@@ -169,7 +175,12 @@ const RECORD_AND_RELEASE = `WITH d AS (
     SELECT client_id, bool_and(release) AS release
     FROM (SELECT * FROM delivered UNION ALL SELECT * FROM revoked) x GROUP BY client_id
   ), touched AS (
+    -- A delivery ends a failure streak: the device is idle once nothing is pending, and a failed
+    -- one that got newer work and took it is failed no longer (its row is written here anyway).
     UPDATE clients c SET last_delivery_at = now(),
+      sync_state = CASE WHEN done.release THEN 'idle'
+        WHEN c.sync_state = 'failed' THEN 'pending' ELSE c.sync_state END,
+      sync_attempts = 0, sync_error = NULL, sync_failed_at = NULL,
       inflight_owner = CASE WHEN c.inflight_owner = $8 AND done.release
         THEN NULL ELSE c.inflight_owner END,
       inflight_until = CASE WHEN c.inflight_owner = $8 AND done.release
@@ -406,6 +417,15 @@ export class PgDelivery implements DeliveryRepository {
       ...(typeof topic === 'string' ? { topic } : {}),
       ...(typeof version === 'number' ? { version } : {}),
     };
+  }
+
+  async markDeferred(clientIds: readonly string[], error: string): Promise<void> {
+    if (clientIds.length === 0) return;
+    await this.db.query(
+      `UPDATE clients SET sync_state = 'pending', sync_error = $2, sync_failed_at = NULL
+        WHERE id = ANY($1::bigint[]) AND (sync_state <> 'pending' OR sync_error IS DISTINCT FROM $2)`,
+      [bigintArrayParam(clientIds), error],
+    );
   }
 
   async markSeen(clientId: string): Promise<boolean> {

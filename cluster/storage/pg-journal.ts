@@ -78,7 +78,11 @@ export interface JournalRepository {
   insertC2Key(key: Omit<C2KeyRow, 'createdAt'>): Promise<void>;
   c2Key(version: number): Promise<C2KeyRow | undefined>;
   latestC2Key(): Promise<C2KeyRow | undefined>;
-  /** Clients whose devices have pending work, in id order after `afterId` (the sweep). */
+  /**
+   * Clients whose devices have pending work, in id order after `afterId` (the sweep). A device
+   * whose delivery failed counts only for work that arrived after the failure ("failed until new
+   * work"): otherwise a failed device given newer work, whose job was then lost, was never swept.
+   */
   pendingClients(afterId: string, limit: number): Promise<string[]>;
 }
 
@@ -320,15 +324,22 @@ export class PgJournal implements JournalRepository {
       await rows(
         this.db,
         `SELECT c.id FROM clients c
-         WHERE c.id > $1 AND c.sync_state <> 'failed' AND (
-           c.status = 'removing'
-           OR c.delivered_key_version < c.key_version
-           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
-           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id)
+         -- since: work changed after it is new to the device (every work, unless it failed).
+         CROSS JOIN LATERAL (SELECT CASE WHEN c.sync_state = 'failed' THEN c.sync_failed_at
+                                    ELSE '-infinity'::timestamptz END AS since) f
+         WHERE c.id > $1 AND (
+           ((c.status = 'removing' OR c.delivered_key_version < c.key_version)
+             AND c.updated_at > f.since)
+           OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys)
+             AND (SELECT max(created_at) FROM c2_keys) > f.since)
+           OR EXISTS (SELECT 1 FROM device_commands d WHERE d.client_id = c.id
+                      AND d.created_at > f.since)
            OR EXISTS (SELECT 1 FROM device_topics t WHERE t.client_id = c.id
-                      AND (t.desired_version = 0 OR t.delivered_version < t.desired_version))
+                      AND (t.desired_version = 0 OR t.delivered_version < t.desired_version)
+                      AND t.updated_at > f.since)
            OR EXISTS (SELECT 1 FROM device_pubkeys p WHERE p.target_client_id = c.id
-                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version)))
+                      AND (p.desired_version = 0 OR p.delivered_version < p.desired_version)
+                      AND p.updated_at > f.since))
          ORDER BY c.id LIMIT $2`,
         [afterId, limit],
       )

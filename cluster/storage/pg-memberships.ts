@@ -6,6 +6,7 @@ import type { Queryable } from './pool.ts';
 import {
   buf,
   bytes,
+  date,
   firstRow,
   int,
   rows,
@@ -32,11 +33,12 @@ function toDeviceTopic(row: Row): DeviceTopicRow {
     topicName: strOrNull(row, 'topic_name'),
     desiredVersion: int(row, 'desired_version'),
     deliveredVersion: int(row, 'delivered_version'),
+    updatedAt: date(row, 'updated_at'),
   };
 }
 
 const DEVICE_TOPIC_SELECT = `SELECT dt.client_id, dt.topic_hash, dt.topic_id, t.name AS topic_name,
-  dt.desired_version, dt.delivered_version
+  dt.desired_version, dt.delivered_version, dt.updated_at
   FROM device_topics dt LEFT JOIN topics t ON t.id = dt.topic_id`;
 
 /** Membership repository (storage port); see {@link PgMemberships}. */
@@ -274,7 +276,10 @@ export class PgMemberships implements MembershipRepository {
       `SELECT count(*) AS members,
          count(*) FILTER (WHERE dt.delivered_version >= $2) AS delivered,
          count(*) FILTER (WHERE dt.confirmed_version >= $2) AS confirmed,
-         count(*) FILTER (WHERE dt.delivered_version < $2 AND c.sync_state = 'failed') AS failed
+         -- A device failed on this rollout only if it failed after its membership last changed
+         -- (the rotation's write): one that failed before has the new work still to try.
+         count(*) FILTER (WHERE dt.delivered_version < $2 AND c.sync_state = 'failed'
+                            AND c.sync_failed_at >= dt.updated_at) AS failed
        FROM device_topics dt JOIN clients c ON c.id = dt.client_id
        WHERE dt.topic_id = $1 AND dt.desired_version > 0`,
       [topicId, version],

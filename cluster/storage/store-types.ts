@@ -64,6 +64,8 @@ export interface DeviceTopicRow {
   readonly topicName: string | null;
   readonly desiredVersion: number;
   readonly deliveredVersion: number;
+  /** When its desired or delivered version last changed. */
+  readonly updatedAt: Date;
 }
 
 /** Per-(device, peer) public-key state. desiredVersion 0 = remove. */

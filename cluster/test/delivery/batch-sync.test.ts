@@ -15,7 +15,12 @@ import {
   randomSymKey,
   unprotectSymKey,
 } from '../../../e4/index.ts';
-import { syncBatch, type BatchSyncDeps, type CommandPublisher } from '../../delivery/index.ts';
+import {
+  BrokerUnavailableError,
+  syncBatch,
+  type BatchSyncDeps,
+  type CommandPublisher,
+} from '../../delivery/index.ts';
 import type { KeySealer } from '../../domain/index.ts';
 import { PgDelivery } from '../../storage/index.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
@@ -155,6 +160,90 @@ void describe('batched delivery', () => {
     assert.equal(publisher.sent.filter((s) => s.topic === failTopic).length, 3);
     const details = await h.service.getClient(row.name);
     assert.equal(details.delivery.state, 'failed');
+  });
+
+  void it('a publish that never left (the broker link down) is no attempt: pending, swept, then delivered', async () => {
+    const { topic, ids } = await fleet(3);
+    // One device also has an identity rotation to receive: the per-device path defers it too.
+    const [slowId, ...batched] = ids;
+    assert.ok(slowId !== undefined);
+    const slow = await h.store.read.clients.byId(slowId);
+    assert.ok(slow);
+    await h.service.rotateClientKey(ctx, slow.name);
+    const link = { up: false };
+    const sent: string[] = [];
+    const publisher: CommandPublisher = {
+      publish: (control) => {
+        if (!link.up) {
+          const down = new BrokerUnavailableError('MQTT broker not connected', { notSent: true });
+          return Promise.reject(down);
+        }
+        sent.push(control);
+        return Promise.resolve();
+      },
+    };
+    // More rounds than the cap (2): an outage longer than the backoff failed the fleet for good.
+    for (let round = 0; round < 3; round++) {
+      const down = await syncBatch(deps(publisher, 'node-a', 2), ids);
+      assert.equal(down.delivered, 0);
+      assert.deepEqual([...down.deferred].sort(), [...batched].sort());
+      assert.equal(down.perDevice.get(slowId), 'deferred');
+    }
+    for (const id of ids) {
+      const row = await h.store.read.clients.byId(id);
+      assert.ok(row);
+      const { delivery } = await h.service.getClient(row.name);
+      assert.deepEqual([delivery.state, delivery.attempts], ['pending', 0], row.name);
+      assert.match(delivery.error ?? '', /: MQTT broker not connected$/);
+    }
+    const status = await h.service.rotationStatus(topic);
+    assert.deepEqual([status.failed, status.pending], [0, 3]);
+    const swept = await h.store.read.journal.pendingClients('0', 1_000_000);
+    assert.ok(
+      ids.every((id) => swept.includes(id)),
+      'the sweep brings them back',
+    );
+    link.up = true;
+    const up = await syncBatch(deps(publisher), ids);
+    assert.deepEqual(up.deferred, []);
+    const after = await h.service.rotationStatus(topic);
+    assert.deepEqual([after.delivered, after.failed], [3, 0]);
+    assert.equal((await h.service.getClient(slow.name)).delivery.state, 'idle');
+    assert.equal(sent.length, 4, 'three topic keys and one identity key, each once');
+  });
+
+  void it('a failed device is swept again for newer work only, and is failed no more once it takes it', async () => {
+    const { topic, ids } = await fleet(2);
+    const failing = ids[0];
+    assert.ok(failing !== undefined);
+    const row = await h.store.read.clients.byId(failing);
+    assert.ok(row);
+    const failTopic = `e4/${Buffer.from(row.e4Id).toString('hex')}`;
+    const outcome = await syncBatch(
+      deps(new RecordingPublisher(new Set([failTopic])), 'node-a', 2),
+      ids,
+    );
+    assert.equal(outcome.perDevice.get(failing), 'failed');
+    assert.equal((await h.service.rotationStatus(topic)).failed, 1);
+    let swept = await h.store.read.journal.pendingClients('0', 1_000_000);
+    assert.ok(!swept.includes(failing), 'failed: not retried for the same work');
+
+    // Newer work: the device has it still to try, so it is pending on the new rollout.
+    await h.service.rotateTopicKey(ctx, topic);
+    const status = await h.service.rotationStatus(topic);
+    assert.deepEqual([status.failed, status.pending], [0, 2]);
+    assert.equal((await h.service.getClient(row.name)).topics[0]?.state, 'pending');
+    swept = await h.store.read.journal.pendingClients('0', 1_000_000);
+    assert.ok(swept.includes(failing), 'swept for the work that came after its failure');
+
+    // Delivered: the failure is over (it stayed "failed", with its attempts, for good).
+    const delivered = await syncBatch(deps(new RecordingPublisher()), [failing]);
+    assert.equal(delivered.delivered, 1);
+    const { delivery } = await h.service.getClient(row.name);
+    assert.deepEqual(
+      [delivery.state, delivery.attempts, delivery.error, delivery.failedAt],
+      ['idle', 0, null, null],
+    );
   });
 
   void it('opens each device key when its command is sent, not for the whole batch first', async () => {

@@ -9,7 +9,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
-import { isPubackTimeout, MqttCommandPublisher, PubackTimeoutError } from '../../delivery/index.ts';
+import {
+  isPubackTimeout,
+  MqttCommandPublisher,
+  PubackTimeoutError,
+  wasNotSent,
+} from '../../delivery/index.ts';
 import { eventually } from '../support/eventually.ts';
 import { TEST_MQTT_URL } from '../support/c2-harness.ts';
 
@@ -152,24 +157,35 @@ void describe('MqttCommandPublisher', { timeout: 60_000 }, () => {
     });
 
     void it('counts a reset connection as disconnected at once: a publish fails fast', async () => {
+      let reconnects = 0;
       const publisher = await MqttCommandPublisher.connect({
         url: broker.url,
         clientId: `pub-reset-${process.pid}`,
         pubackTimeoutMs: 150,
+        onReconnect: () => {
+          reconnects++;
+        },
       });
       try {
-        await assert.rejects(
-          publisher.publish('e4/reset', new Uint8Array([1])),
-          PubackTimeoutError,
-        );
+        await assert.rejects(publisher.publish('e4/reset', new Uint8Array([1])), (err) => {
+          assert.ok(err instanceof PubackTimeoutError);
+          // Its bytes may have reached the broker: an attempt against the cap.
+          assert.equal(wasNotSent(err), false);
+          return true;
+        });
         // Reset on the timeout; mqtt.js has not seen the socket's close event yet.
         assert.equal(publisher.connected, false, 'not connected from the reset on');
-        await assert.rejects(publisher.publish('e4/reset', new Uint8Array([2])), {
-          name: 'BrokerUnavailableError', // a span's label (it was just "Error")
-          message: 'MQTT broker not connected',
+        await assert.rejects(publisher.publish('e4/reset', new Uint8Array([2])), (err) => {
+          assert.ok(err instanceof Error);
+          assert.equal(err.name, 'BrokerUnavailableError'); // a span's label (it was "Error")
+          assert.equal(err.message, 'MQTT broker not connected');
+          assert.equal(wasNotSent(err), true, 'nothing handed over: no attempt against the cap');
+          return true;
         });
+        assert.equal(reconnects, 0, 'the first connection is no reconnection');
         await eventually(() => {
           assert.equal(publisher.connected, true, 'connected again');
+          assert.equal(reconnects, 1, 'told of the reconnection');
         }, 10_000);
       } finally {
         await publisher.close();
