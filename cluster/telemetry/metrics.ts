@@ -266,6 +266,10 @@ export class C2Metrics {
     // Zero series, so rates and alerts exist before the first event.
     for (const outcome of ['delivered', 'failed']) this.#deliveries.inc({ outcome }, 0);
     for (const reason of ['timeout', 'no_quorum']) this.#lockFailures.inc({ reason }, 0);
+    // The forged-traffic alert takes increase() over these: a series born at 1 has none, so the
+    // first forged or plaintext message a process saw would not fire it.
+    for (const verdict of ['forged', 'unencrypted'])
+      this.#monitoredMessages.inc({ class: verdict }, 0);
     this.#retransmissions.inc(0);
     this.#lockContended.inc(0);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -44,6 +44,12 @@ void describe('C2Metrics', () => {
     );
     const text = (await a.scrape()).body;
     assert.match(text, /^c2_deliveries_total\{outcome="failed"\} 0$/m, 'zero series exist');
+    for (const verdict of ['forged', 'unencrypted'])
+      assert.match(
+        text,
+        new RegExp(`^c2_monitored_messages_total\\{class="${verdict}"\\} 0$`, 'm'),
+        `the first ${verdict} message is an increase`,
+      );
   });
 
   void it('counts attempts by outcome and bounded attempt number, and retransmissions', async () => {
