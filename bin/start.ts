@@ -25,9 +25,9 @@ async function main(): Promise<void> {
     fail(`cannot read the configuration: ${(err as Error).message}`);
   }
   const logger = createLogger({ level: config.log.level, nodeId: config.node.id });
-  logger.info({ config: describeConfig(config) }, 'starting');
   // A signal during start-up is held until the node is up, then stops it: the default action
-  // would kill the process half-way and leave an embedded PostgreSQL running without it.
+  // would kill the process half-way and leave an embedded PostgreSQL running without it. Held
+  // from before the "starting" line: a signal sent on seeing it found no handler yet.
   let stopSignal: NodeJS.Signals | undefined;
   const signals = new StopSignals();
   const holdSignal = (signal: NodeJS.Signals): void => {
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', holdSignal);
   process.on('SIGINT', holdSignal);
+  logger.info({ config: describeConfig(config) }, 'starting');
   let node;
   try {
     node = await startC2Node(config, logger);

@@ -27,12 +27,35 @@ interface Started {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The node as `node bin/start.ts`, or through `npm start` (`viaNpm`). */
-async function spawnNode(schema: string, viaNpm = false): Promise<Started> {
+/**
+ * Preloaded into a node: it sends itself SIGTERM right after writing the line that holds `text`,
+ * before running another line of its own: what a supervisor that signals the node on seeing that
+ * line can do on a loaded machine. (pino writes through `fs.writeSync` or `fs.write`.)
+ */
+function signalSelfAfter(text: string): string {
+  const code = `import fs from 'node:fs';
+for (const name of ['writeSync', 'write']) {
+  const original = fs[name];
+  let sent = false;
+  fs[name] = function (fd, data, ...rest) {
+    const result = original.call(this, fd, data, ...rest);
+    if (!sent && fd === 1 && String(data).includes(${JSON.stringify(text)})) {
+      sent = true;
+      process.kill(process.pid, 'SIGTERM');
+    }
+    return result;
+  };
+}`;
+  return `data:text/javascript,${encodeURIComponent(code)}`;
+}
+
+/** The node as `node bin/start.ts`, or through `npm start` (`viaNpm`), with `preload`. */
+async function spawnNode(schema: string, viaNpm = false, preload?: string): Promise<Started> {
   const [grpc, http, metrics] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
+  const preloads = preload === undefined ? [] : ['--import', preload];
   const [command, args] = viaNpm
     ? ['npm', ['start']]
-    : [process.execPath, ['--import', 'tsx', 'bin/start.ts']];
+    : [process.execPath, [...preloads, '--import', 'tsx', 'bin/start.ts']];
   const child = spawn(command, args, {
     env: testNodeEnv({
       schema,
@@ -104,6 +127,16 @@ void describe('npm start around start-up', () => {
     node.child.kill('SIGTERM');
     const { code, signal } = await node.exited;
     assert.equal(signal, null, 'killed by the signal instead of stopping');
+    assert.equal(code, 0);
+    assert.match(node.output(), /stop requested during start-up/);
+    assert.match(node.output(), /"clean":true,"msg":"stopped"/);
+  });
+
+  void it('a SIGTERM sent the moment "starting" is printed is held too (it found no handler)', async () => {
+    const node = await spawnNode(db.schema, false, signalSelfAfter('"msg":"starting"'));
+    children.push(node.child);
+    const { code, signal } = await node.exited;
+    assert.equal(signal, null, 'killed by the signal: the handler came after the line');
     assert.equal(code, 0);
     assert.match(node.output(), /stop requested during start-up/);
     assert.match(node.output(), /"clean":true,"msg":"stopped"/);
