@@ -98,6 +98,8 @@ export interface ClientTopic {
   readonly topic_hash: string;
   readonly desired_version: number;
   readonly delivered_version: number;
+  /** Confirmed by the device with a receipt (0 or absent: none; stock devices send none). */
+  readonly confirmed_version?: number;
   readonly state: string;
   /** Key version traffic monitoring saw the device use (public-key mode; 0 or absent: never). */
   readonly observed_version?: number;

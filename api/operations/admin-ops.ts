@@ -157,6 +157,7 @@ export function adminOperations(
           topic_hash: t.topicHash,
           desired_version: t.desiredVersion,
           delivered_version: t.deliveredVersion,
+          confirmed_version: t.confirmedVersion,
           state: t.state,
           observed_version: t.observed?.keyVersion ?? 0,
           observed_at: t.observed?.at ?? '',

@@ -250,6 +250,7 @@ void describe('/v1 and C2Admin in public-key mode', () => {
     assert.equal(never['observedVersion'], 0, 'never seen');
     assert.equal(never['observedAt'], '');
     assert.equal(never['observedBehind'], false);
+    assert.equal(never['confirmedVersion'], 0, 'no receipt: nothing confirmed');
     const keys = await a.h.service.monitoringKeys(topic, 1);
     assert.ok(keys !== undefined);
     const at = new Date();

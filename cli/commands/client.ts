@@ -295,11 +295,12 @@ export function renderClient(details: ClientDetails): string {
     details.topics.length === 0
       ? 'no topics\n'
       : renderTable(
-          ['topic', 'desired', 'delivered', 'state', 'seen using'],
+          ['topic', 'desired', 'delivered', 'confirmed', 'state', 'seen using'],
           details.topics.map((t) => [
             t.topic,
             String(t.desired_version),
             String(t.delivered_version),
+            (t.confirmed_version ?? 0) === 0 ? '-' : String(t.confirmed_version),
             t.state,
             seenUsing(t),
           ]),

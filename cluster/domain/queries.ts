@@ -123,6 +123,11 @@ export interface ClientDetails {
     readonly topicHash: string;
     readonly desiredVersion: number;
     readonly deliveredVersion: number;
+    /**
+     * Highest version the device confirmed with a receipt (opt-in devices only; 0: none): which
+     * device of a rollout did not confirm, where the rollout only counts them.
+     */
+    readonly confirmedVersion: number;
     readonly state: 'delivered' | 'pending' | 'revoking' | 'failed';
     /**
      * What traffic monitoring saw the device use on this topic (public-key mode, where messages
@@ -187,6 +192,7 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
       topicHash: toHex(t.topicHash),
       desiredVersion: t.desiredVersion,
       deliveredVersion: t.deliveredVersion,
+      confirmedVersion: t.confirmedVersion,
       state:
         t.desiredVersion === 0
           ? 'revoking'

@@ -33,12 +33,13 @@ function toDeviceTopic(row: Row): DeviceTopicRow {
     topicName: strOrNull(row, 'topic_name'),
     desiredVersion: int(row, 'desired_version'),
     deliveredVersion: int(row, 'delivered_version'),
+    confirmedVersion: int(row, 'confirmed_version'),
     updatedAt: date(row, 'updated_at'),
   };
 }
 
 const DEVICE_TOPIC_SELECT = `SELECT dt.client_id, dt.topic_hash, dt.topic_id, t.name AS topic_name,
-  dt.desired_version, dt.delivered_version, dt.updated_at
+  dt.desired_version, dt.delivered_version, dt.confirmed_version, dt.updated_at
   FROM device_topics dt LEFT JOIN topics t ON t.id = dt.topic_id`;
 
 /** Membership repository (storage port); see {@link PgMemberships}. */

@@ -64,6 +64,8 @@ export interface DeviceTopicRow {
   readonly topicName: string | null;
   readonly desiredVersion: number;
   readonly deliveredVersion: number;
+  /** Highest version the device confirmed with a receipt (0: none; stock devices send none). */
+  readonly confirmedVersion: number;
   /** When its desired or delivered version last changed. */
   readonly updatedAt: Date;
 }

@@ -73,11 +73,16 @@ void describe('delivery receipts', () => {
       const s = await h.service.rotationStatus(topic);
       assert.deepEqual([s.delivered, s.confirmed], [1, 1]);
     });
+    // Which device confirmed what: the client's own view, per topic.
+    const confirmed = async (): Promise<number | undefined> =>
+      (await h.service.getClient(name)).topics[0]?.confirmedVersion;
+    assert.equal(await confirmed(), 1);
     await h.service.rotateTopicKey(ctx, topic);
     await eventually(async () => {
       const s = await h.service.rotationStatus(topic);
       assert.deepEqual([s.keyVersion, s.delivered, s.confirmed], [2, 1, 1]);
     });
+    assert.equal(await confirmed(), 2);
   });
 
   void it('a forged receipt confirms nothing; a failed device is retried when seen', async () => {
