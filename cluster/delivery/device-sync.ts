@@ -60,7 +60,13 @@ export async function syncDevice(
    * Counts a failed attempt against the cap (I7): marks the device failed and reports it when the
    * cap is reached, else waits the backoff. @returns true when the device is now failed
    */
-  const failed = async (kind: string, error: string, clientName: string): Promise<boolean> => {
+  const failed = async (
+    kind: string,
+    error: string,
+    clientName: string,
+    /** What the command was to achieve (`topic <hash> v4`): which rollout the failure is of. */
+    target?: string,
+  ): Promise<boolean> => {
     failures++;
     const delay = backoffDelay(deps.policy, failures);
     if (!mayRetry(deps.policy, failures, streakStart, deps.clock(), delay)) {
@@ -73,7 +79,11 @@ export async function syncDevice(
         await tx.journal.event({
           type: 'delivery.failed',
           clientName,
-          details: { command: kind, attempts: failures },
+          details: {
+            command: kind,
+            attempts: failures,
+            ...(target === undefined ? {} : { target }),
+          },
         });
       });
       return true;
@@ -167,7 +177,7 @@ export async function syncDevice(
         });
         return 'deferred';
       }
-      if (await failed(command.kind, error, client.name)) return 'failed';
+      if (await failed(command.kind, error, client.name, command.describe)) return 'failed';
       continue;
     } finally {
       command.clear.fill(0);

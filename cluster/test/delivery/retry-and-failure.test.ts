@@ -100,7 +100,11 @@ void describe('device sync with a failing broker', () => {
     assert.match(details.delivery.error ?? '', /SetTopicKey: no PUBACK/);
     assert.equal(details.topics[0]?.state, 'failed');
     const events = await h.service.eventsAfter('0', 1000);
-    assert.ok(events.some((e) => e.type === 'delivery.failed' && e.clientName === name));
+    const event = events.find((e) => e.type === 'delivery.failed' && e.clientName === name);
+    assert.ok(event, 'a delivery.failed event');
+    // Which rollout failed: the command's target, not only its kind.
+    assert.match(String(event.details?.['target']), /^topic [0-9a-f]{32} v1$/);
+    assert.equal(event.details?.['command'], 'SetTopicKey');
   });
 
   void it('protects every retransmission afresh and delivers after transient failures', async () => {
