@@ -238,7 +238,7 @@ export class C2Metrics {
     });
     this.#scrapeErrors = counter({
       name: 'c2_metrics_refresh_errors_total',
-      help: 'Scrape-time figures that could not be read (database, pool, queue, mqtt): old values were kept.',
+      help: 'Scrape-time figures that could not be read (database, pool, queue, mqtt, restore): old values were kept.',
       labelNames: ['source'] as const,
     });
 
@@ -425,6 +425,9 @@ export class C2Metrics {
    * the gauges keep their previous values.
    */
   onScrape(source: string, refresh: Refresher): void {
+    // At 0 from the start: C2MetricsStale takes increase() over it, which a series born at its
+    // first error does not count.
+    this.#scrapeErrors.inc({ source }, 0);
     this.#refreshers.push(async () => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {

@@ -153,7 +153,9 @@ void describe('C2Metrics', () => {
       });
       return Promise.resolve();
     });
-    await m.scrape();
+    const first = (await m.scrape()).body;
+    // Exported at 0 before any error: the alert's increase() then counts the first one.
+    assert.match(first, /^c2_metrics_refresh_errors_total\{source="database"\} 0$/m);
     assert.equal(await value(m, 'c2_outbox_depth'), 5);
     assert.equal(await value(m, 'c2_devices', { state: 'pending' }), 1);
     healthy = false;
