@@ -29,6 +29,7 @@ import { eventRecord } from '../events/event-records.ts';
 import { EventTail, pumpEvents, streamStart, type JournalEvent } from '../events/event-tail.ts';
 import { checkAfterSeq } from '../operations/admin-ops.ts';
 import type { StreamHandler } from './routes.ts';
+import { API_SECURITY_HEADERS } from './http-io.ts';
 
 /** Options of {@link eventStreamHandler}. */
 export interface EventSseOptions {
@@ -98,6 +99,7 @@ export function eventStreamHandler(
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
+      ...API_SECURITY_HEADERS,
       'x-request-id': ctx.requestId,
     });
     const start = after.toString();

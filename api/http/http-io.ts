@@ -71,6 +71,15 @@ export function parseJsonBody(body: Buffer): unknown {
   return parsed;
 }
 
+/**
+ * Headers of every API answer read by machines, not browsers: a browser must never take one
+ * (which may quote a name) for HTML or a script, nor run or frame anything from it.
+ */
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+};
+
 /** Writes a JSON response. */
 export function sendJson(
   res: ServerResponse,
@@ -83,8 +92,7 @@ export function sendJson(
     'content-type': 'application/json',
     'content-length': String(payload.length),
     'cache-control': 'no-store',
-    // A browser must never take an answer (which may quote a name) for HTML or a script.
-    'x-content-type-options': 'nosniff',
+    ...API_SECURITY_HEADERS,
     ...headers,
   });
   res.end(payload);

@@ -25,7 +25,14 @@ import {
   listenFailure,
   type BoundAddress,
 } from '../transport-common.ts';
-import { errorBody, PayloadTooLarge, readBody, sendJson, type ErrorStyle } from './http-io.ts';
+import {
+  API_SECURITY_HEADERS,
+  errorBody,
+  PayloadTooLarge,
+  readBody,
+  sendJson,
+  type ErrorStyle,
+} from './http-io.ts';
 import { buildRequestMessage } from './request-message.ts';
 import type { ConsoleFiles } from './console-files.ts';
 import { refuseCrossOrigin } from './cross-site.ts';
@@ -349,7 +356,10 @@ function malformedRequestAnswer(err: Error & { code?: string }, requestId: strin
   // The headers every API answer carries (docs/api.md), the request id matching the log line.
   return (
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
-    `X-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n` +
+    `X-Request-Id: ${requestId}\r\nCache-Control: no-store\r\n` +
+    Object.entries(API_SECURITY_HEADERS)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('') +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   );
 }

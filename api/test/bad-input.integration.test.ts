@@ -593,6 +593,10 @@ void describe('bad input, symmetric-key mode', () => {
     const id = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/i.exec(oversized)?.[1];
     assert.ok(id !== undefined && oversized.includes(`"requestId":"${id}"`), oversized);
     assert.match(oversized, /\r\nCache-Control: no-store\r\n/i);
+    assert.match(
+      oversized,
+      /\r\ncontent-security-policy: default-src 'none'; frame-ancestors 'none'\r\n/i,
+    );
     const garbage = await rawHttp(port, 'NOT-A-METHOD / HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(garbage, /^HTTP\/1\.1 400 [^]*"code":"C2_VALIDATION"/);
 

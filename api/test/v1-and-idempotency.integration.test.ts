@@ -51,6 +51,11 @@ void describe('/v1 routes and C2Admin', () => {
     for (const answer of [res, missing]) {
       assert.equal(answer.headers['cache-control'], 'no-store');
       assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+      // Nothing in an answer runs or is framed, should a browser render one.
+      assert.equal(
+        answer.headers['content-security-policy'],
+        "default-src 'none'; frame-ancestors 'none'",
+      );
       assert.equal(answer.headers['content-type'], 'application/json');
     }
   });
