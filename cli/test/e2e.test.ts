@@ -347,7 +347,10 @@ void describe(
       );
       const human = await e4c2([...at, 'client', 'show', '--name', 'e2e-sensor']);
       assert.match(human.stdout, /^name {12}e2e-sensor\n/);
-      assert.match(human.stdout, /\nTOPIC +DESIRED +DELIVERED +STATE +SEEN USING\ne2e\/temp +2 /);
+      assert.match(
+        human.stdout,
+        /\nTOPIC +DESIRED +DELIVERED +CONFIRMED +STATE +SEEN USING\ne2e\/temp +2 /,
+      );
     });
 
     void it('protect-message and unprotect-message round-trip', async () => {
