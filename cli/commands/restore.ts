@@ -150,7 +150,7 @@ const reconcile: CommandSpec = {
     'restored version plus --version-margin, or above the highest version in --archive), the ' +
     'event stream position jumps past every position handed out before, and with --archive (the ' +
     'JSON lines of "events --after N --json" kept off-site) the clients whose identity key was ' +
-    'rotated after the backup are reported as unreachable (and marked failed), with the clients ' +
+    'rotated after the backup are reported and marked unreachable (sent nothing until re-provisioned), with the clients ' +
     'and topics created or removed after the backup.',
   calls: ['e4c2.v1.C2Admin/GetRestoreStatus', 'e4c2.v1.C2Admin/ReconcileAfterRestore'],
   flags: [

@@ -187,6 +187,8 @@ export async function planNextCommand(
 ): Promise<PlanResult> {
   const client = await db.clients.byId(clientId);
   if (client === undefined) return { kind: 'idle' };
+  // It would refuse every command (a key the C2 does not have): nothing until re-provisioned.
+  if (client.syncState === 'unreachable' && client.status === 'active') return { kind: 'idle' };
 
   const oneShot = await db.peers.nextCommand(client.id);
   if (oneShot !== undefined) {

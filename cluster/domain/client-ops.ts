@@ -33,7 +33,9 @@ export async function activeClient(
 /**
  * NewClient (reference upsert): registers a device with the key it was provisioned with. For an
  * existing client with a different key, the new key becomes a new version that the device is
- * assumed to hold already (re-provisioned); the same key again changes nothing. Sends nothing.
+ * assumed to hold already (re-provisioned); the same key again changes nothing. Sends nothing,
+ * except to a device that was unreachable (restore-reconcile: it held a key the C2 did not
+ * have): re-provisioned, it is sent everything again under its new key, as by a resync.
  * @throws C2Error `C2_VALIDATION`
  */
 export async function newClient(
@@ -72,6 +74,13 @@ export async function newClient(
       }
       await storeIdentityKey(deps, tx, existing.id, version, identity);
       await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
+      if (existing.syncState === 'unreachable') {
+        await tx.clients.bumpDeliveryEpoch(existing.id);
+        await tx.memberships.resetDelivery(existing.id);
+        await tx.peers.resetPubKeyDelivery(existing.id);
+        await tx.clients.setSync(existing.id, { state: 'idle', attempts: 0, error: null });
+        await tx.journal.enqueue(existing.id, 'client-reprovisioned');
+      }
       await audit(tx, ctx, {
         operation: 'NewClient',
         subjectKind: 'client',

@@ -211,6 +211,7 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
  * (a newer rotation) has it still to try, as the rollout counts it.
  */
 function failedOn(client: ClientRow, workChangedAt: Date): boolean {
+  if (client.syncState === 'unreachable') return true; // nothing is sent to it
   return (
     client.syncState === 'failed' &&
     client.syncFailedAt !== null &&

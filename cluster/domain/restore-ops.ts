@@ -330,7 +330,7 @@ export async function reconcileAfterRestore(
         const reason = recreated
           ? `removed and created again after the backup (event ${seen.createdSeq}); the database has the earlier client's key: re-provision the device`
           : `identity key v${seen.version} was issued after the backup; the database has v${client.keyVersion}: re-provision the device`;
-        await tx.clients.setSync(client.id, { state: 'failed', attempts: 0, error: reason });
+        await tx.clients.setSync(client.id, { state: 'unreachable', attempts: 0, error: reason });
         await tx.journal.event({
           type: 'client.unreachable',
           clientName: name,

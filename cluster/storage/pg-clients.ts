@@ -269,7 +269,7 @@ export class PgClients implements ClientRepository {
   async setSync(clientId: string, status: SyncStatus): Promise<void> {
     await this.db.query(
       `UPDATE clients SET sync_state = $2, sync_attempts = $3, sync_error = $4,
-         sync_failed_at = CASE WHEN $2 = 'failed' THEN now() ELSE NULL END
+         sync_failed_at = CASE WHEN $2 IN ('failed', 'unreachable') THEN now() ELSE NULL END
        WHERE id = $1`,
       [clientId, status.state, status.attempts, status.error],
     );

@@ -348,9 +348,14 @@ export class PgDelivery implements DeliveryRepository {
   async planBatch(clientIds: readonly string[]): Promise<DeviceBatchRow[]> {
     if (clientIds.length === 0) return [];
     return toBatchRows(
-      await rows(this.db, `${planSelect('clients c')} WHERE c.id = ANY($1::bigint[])`, [
-        bigintArrayParam(clientIds),
-      ]),
+      // An unreachable device would refuse every command the broker then acknowledges: it is
+      // left out (a removal still goes ahead: its client row is deleted once done).
+      await rows(
+        this.db,
+        `${planSelect('clients c')} WHERE c.id = ANY($1::bigint[])
+           AND NOT (c.sync_state = 'unreachable' AND c.status = 'active')`,
+        [bigintArrayParam(clientIds)],
+      ),
     );
   }
 
@@ -433,13 +438,17 @@ export class PgDelivery implements DeliveryRepository {
       this.db,
       `WITH before AS (SELECT id, sync_state FROM clients WHERE id = $1 FOR UPDATE)
        UPDATE clients c SET last_seen_at = now(),
-         sync_state = CASE WHEN c.sync_state = 'failed' THEN 'idle' ELSE c.sync_state END,
-         sync_attempts = CASE WHEN c.sync_state = 'failed' THEN 0 ELSE c.sync_attempts END
+         sync_state = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN 'idle'
+           ELSE c.sync_state END,
+         sync_attempts = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN 0
+           ELSE c.sync_attempts END
        FROM before WHERE c.id = before.id
        RETURNING before.sync_state AS was`,
       [clientId],
     );
-    return found[0]?.['was'] === 'failed';
+    // An authentic receipt proves the device holds the key the C2 has: unreachable no more.
+    const was = found[0]?.['was'];
+    return was === 'failed' || was === 'unreachable';
   }
 
   async commandSubject(

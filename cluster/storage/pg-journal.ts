@@ -325,7 +325,10 @@ export class PgJournal implements JournalRepository {
         this.db,
         `SELECT c.id FROM clients c
          -- since: work changed after it is new to the device (every work, unless it failed).
+         -- (An unreachable device has no new work: nothing is sent to it; see migration 0011.)
          CROSS JOIN LATERAL (SELECT CASE WHEN c.sync_state = 'failed' THEN c.sync_failed_at
+                                    WHEN c.sync_state = 'unreachable' AND c.status = 'active'
+                                      THEN 'infinity'::timestamptz
                                     ELSE '-infinity'::timestamptz END AS since) f
          WHERE c.id > $1 AND (
            ((c.status = 'removing' OR c.delivered_key_version < c.key_version)

@@ -279,8 +279,9 @@ export class PgMemberships implements MembershipRepository {
          count(*) FILTER (WHERE dt.confirmed_version >= $2) AS confirmed,
          -- A device failed on this rollout only if it failed after its membership last changed
          -- (the rotation's write): one that failed before has the new work still to try.
-         count(*) FILTER (WHERE dt.delivered_version < $2 AND c.sync_state = 'failed'
-                            AND c.sync_failed_at >= dt.updated_at) AS failed
+         count(*) FILTER (WHERE dt.delivered_version < $2 AND (c.sync_state = 'unreachable'
+                            OR (c.sync_state = 'failed' AND c.sync_failed_at >= dt.updated_at)))
+           AS failed
        FROM device_topics dt JOIN clients c ON c.id = dt.client_id
        WHERE dt.topic_id = $1 AND dt.desired_version > 0`,
       [topicId, version],

@@ -17,7 +17,11 @@ export interface ClientRow {
   readonly deliveredKeyVersion: number;
   readonly c2KeyVersion: number | null;
   readonly deliveryEpoch: number;
-  readonly syncState: 'idle' | 'pending' | 'failed';
+  /**
+   * `unreachable`: the device holds an identity key the C2 does not have (restore-reconcile):
+   * nothing is sent to it until it is re-provisioned, seen, or resynced.
+   */
+  readonly syncState: 'idle' | 'pending' | 'failed' | 'unreachable';
   readonly syncAttempts: number;
   readonly syncError: string | null;
   readonly syncFailedAt: Date | null;

@@ -29,7 +29,7 @@ export type CallOutcome = 'ok' | 'rejected' | 'conflict' | 'unavailable' | 'erro
 export type AttemptOutcome = 'ok' | 'error' | 'timeout';
 
 /** Delivery states of devices (clients.sync_state). */
-export const DEVICE_STATES = ['idle', 'pending', 'failed'] as const;
+export const DEVICE_STATES = ['idle', 'pending', 'failed', 'unreachable'] as const;
 
 /** Job states reported for the queue. */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;

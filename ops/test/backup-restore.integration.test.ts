@@ -5,7 +5,7 @@
  * reconciliation: changes made after the backup (topic rotations, an identity rotation, clients
  * and topics created and removed) are known only to the off-site event archive; after
  * `ReconcileAfterRestore` every topic key is above anything issued, the client whose identity
- * key changed is reported unreachable (and marked failed), and a subscriber that resumes from
+ * key changed is reported unreachable (and sent nothing until re-provisioned), and a subscriber that resumes from
  * the archive's last position receives everything the reconciliation did.
  */
 import assert from 'node:assert/strict';
@@ -26,6 +26,8 @@ import {
   type TwoNodes,
 } from '../../api/test/support/two-nodes.ts';
 import { summarizeEventArchive } from '../../cli/commands/restore.ts';
+import { syncBatch, type BatchSyncDeps } from '../../cluster/delivery/index.ts';
+import { PgDelivery } from '../../cluster/storage/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { TEST_DATABASE_URL } from '../../cluster/test/support/postgres.ts';
 
@@ -365,10 +367,10 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       assert.equal((await r.getTopic('t1')).keyVersion, 102);
       assert.equal((await r.getTopic('t2')).keyVersion, 101);
       const c2 = await r.getClient('c2');
-      assert.equal(c2.delivery.state, 'failed');
+      assert.equal(c2.delivery.state, 'unreachable');
       assert.match(c2.delivery.error ?? '', /identity key v2 was issued after the backup/);
       const c1 = await r.getClient('c1');
-      assert.equal(c1.delivery.state, 'failed');
+      assert.equal(c1.delivery.state, 'unreachable');
       assert.match(c1.delivery.error ?? '', /removed and created again after the backup/);
 
       // A subscriber that resumes with a position from before the disaster sees all of it.
@@ -468,5 +470,59 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       admin.close();
     }
     assert.equal((await r.getClient('c4')).delivery.state, 'idle', 'the new c4 is not unreachable');
+  });
+
+  void it('sends an unreachable device nothing until it is re-provisioned, then everything', async () => {
+    assert.ok(restored !== undefined);
+    const r = restored.service;
+    const store = r.deps.store;
+    const sent: string[] = [];
+    const deps: BatchSyncDeps = {
+      store,
+      sealer: r.deps.sealer,
+      mode: r.deps.mode,
+      publisher: {
+        publish: (topic) => {
+          sent.push(topic);
+          return Promise.resolve();
+        },
+      },
+      clock: Date.now,
+      sleep: () => Promise.resolve(),
+      policy: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 1, deadlineMs: 60_000 },
+      delivery: new PgDelivery(restored.pool),
+      owner: 'dr-test',
+      claimTtlMs: 30_000,
+      publishConcurrency: 8,
+    };
+    const control = async (name: string): Promise<{ id: string; topic: string }> => {
+      const row = await store.read.clients.byName(name);
+      assert.ok(row);
+      return { id: row.id, topic: `e4/${Buffer.from(row.e4Id).toString('hex')}` };
+    };
+    const c2 = await control('c2');
+    const before = await r.getClient('c2');
+    assert.equal(before.delivery.state, 'unreachable');
+    const t1 = before.topics.find((t) => t.topic === 't1');
+    assert.ok(t1 !== undefined && t1.deliveredVersion < t1.desiredVersion, 'work for it');
+    // Its commands would be refused by the device and acknowledged by the broker: none goes out,
+    // and none is recorded delivered.
+    await syncBatch(deps, [c2.id]);
+    assert.ok(!sent.includes(c2.topic), 'nothing sent to the unreachable device');
+    assert.ok(!(await store.read.journal.pendingClients('0', 10_000)).includes(c2.id));
+    const held = await r.getClient('c2');
+    assert.equal(held.delivery.state, 'unreachable');
+    assert.equal(held.topics.find((t) => t.topic === 't1')?.state, 'failed');
+    assert.ok((await r.rotationStatus('t1')).failed >= 1, 'the rollout counts it failed');
+
+    // Step 6: re-provisioned with the key the device holds now; it is sent everything again.
+    await r.newClient(ctx, 'c2', new Uint8Array(randomBytes(32)));
+    assert.equal((await r.getClient('c2')).delivery.state, 'idle');
+    assert.ok((await store.read.journal.pendingClients('0', 10_000)).includes(c2.id));
+    await syncBatch(deps, [c2.id]);
+    assert.ok(sent.includes(c2.topic), 'its topic keys went out under the new key');
+    const after = await r.getClient('c2');
+    assert.ok(after.topics.every((t) => t.deliveredVersion === t.desiredVersion));
+    assert.equal(after.delivery.state, 'idle');
   });
 });

@@ -149,7 +149,7 @@ void describe('C2Metrics', () => {
         outboxDepth: depth,
         outboxOldestAgeSeconds: 2,
         convergenceLagSeconds: 9,
-        devicesByState: { idle: 3, pending: 1, failed: 0 },
+        devicesByState: { idle: 3, pending: 1, failed: 0, unreachable: 0 },
       });
       return Promise.resolve();
     });

@@ -17,8 +17,10 @@ void describe('readPipelineStats', () => {
   /** Inserts a client; returns its id. */
   const client = async (state: string, status = 'active'): Promise<string> => {
     const res = await db().query<{ id: string }>(
-      `INSERT INTO clients (name, e4_id, key_version, delivered_key_version, sync_state, status)
-       VALUES ($1, $2, 1, 1, $3, $4) RETURNING id`,
+      `INSERT INTO clients (name, e4_id, key_version, delivered_key_version, sync_state, status,
+         sync_failed_at)
+       VALUES ($1, $2, 1, 1, $3, $4, CASE WHEN $3 IN ('failed', 'unreachable') THEN now() END)
+       RETURNING id`,
       [`dev-${randomBytes(4).toString('hex')}`, randomBytes(16), state, status],
     );
     return res.rows[0]?.id ?? '';
@@ -49,7 +51,7 @@ void describe('readPipelineStats', () => {
       outboxDepth: 0,
       outboxOldestAgeSeconds: 0,
       convergenceLagSeconds: 0,
-      devicesByState: { idle: 0, pending: 0, failed: 0 },
+      devicesByState: { idle: 0, pending: 0, failed: 0, unreachable: 0 },
     });
   });
 
@@ -57,6 +59,7 @@ void describe('readPipelineStats', () => {
     const idle = await client('idle');
     const pending = await client('pending');
     const failed = await client('failed');
+    const unreachable = await client('unreachable');
     const removing = await client('pending', 'removing');
     await deviceTopic(idle, 1, 1, 5000); // converged long ago: not lagging
     await deviceTopic(pending, 2, 1, 90); // a rotation committed 90 s ago, not delivered
@@ -65,6 +68,8 @@ void describe('readPipelineStats', () => {
     // Retries exhausted (offline): counted as failed, not as the pipeline lagging, or the lag
     // alerts would fire for as long as one device of the fleet stays offline.
     await deviceTopic(failed, 2, 1, 3000);
+    // A key the C2 does not have (after a restore): nothing is sent to it, so it does not lag.
+    await deviceTopic(unreachable, 2, 1, 3000);
     await db().query(
       `INSERT INTO outbox (client_id, reason, created_at)
        VALUES ($1, 'rotation', now() - interval '42 seconds'), ($1, 'rotation', now())`,
@@ -81,7 +86,7 @@ void describe('readPipelineStats', () => {
       stats.convergenceLagSeconds >= 90 && stats.convergenceLagSeconds < 2000,
       `lag ${stats.convergenceLagSeconds}`,
     );
-    assert.deepEqual(stats.devicesByState, { idle: 1, pending: 1, failed: 1 });
+    assert.deepEqual(stats.devicesByState, { idle: 1, pending: 1, failed: 1, unreachable: 1 });
 
     // Delivered and relayed: the lag and the outbox drop to zero.
     await db().query('UPDATE device_topics SET delivered_version = desired_version');
@@ -90,6 +95,21 @@ void describe('readPipelineStats', () => {
     assert.equal(settled.convergenceLagSeconds, 0);
     assert.equal(settled.outboxDepth, 0);
     assert.equal(settled.outboxOldestAgeSeconds, 0);
+  });
+
+  void it('counts the work a failed device got after its failure (the sweep sends it)', async () => {
+    const failed = await client('failed');
+    await db().query(
+      `UPDATE clients SET sync_failed_at = now() - interval '600 seconds' WHERE id = $1`,
+      [failed],
+    );
+    await deviceTopic(failed, 3, 1, 120); // a rotation 2 minutes ago, after the failure
+    const stats = await readPipelineStats(db());
+    assert.ok(
+      stats.convergenceLagSeconds >= 120 && stats.convergenceLagSeconds < 600,
+      `lag ${stats.convergenceLagSeconds}`,
+    );
+    await db().query('DELETE FROM device_topics WHERE client_id = $1', [failed]);
   });
 
   void it('leaves out a failed identity key delivery too', async () => {
