@@ -125,6 +125,13 @@ async function readTlsFile(path: string, source: string): Promise<string> {
   }
 }
 
+/**
+ * After the publisher reconnects, the sweep for work held back during the outage waits this long
+ * plus up to the jitter (every node reconnects at about the same moment).
+ */
+const RECONNECT_SWEEP_DELAY_MS = 5_000;
+const RECONNECT_SWEEP_JITTER_MS = 5_000;
+
 /** Job counts of the device queue, read at scrape time. */
 function watchQueue(queue: DeviceQueue, metrics: NodeTelemetry['metrics']): void {
   metrics.onScrape('queue', async () => {
@@ -238,11 +245,21 @@ export async function startC2Node(
     let mqtt: string | undefined;
     if (role === 'all' || role === 'worker') {
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
-      // Back from a broker outage: the work deferred meanwhile goes out now, not at the next sweep.
-      const reconnected: { sweep?: () => void } = {};
+      // Back from a broker outage: the work held back meanwhile goes out soon, without waiting for
+      // the next sweep; not at once, so that devices reconnecting with a clean session have
+      // subscribed again (the broker would accept and drop a command for a device it has no
+      // subscription of).
+      const reconnected: { sweep?: () => void; timer?: NodeJS.Timeout } = {};
       const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics, () => {
-        logger.info({}, 'MQTT publisher reconnected: sweeping for deferred work');
-        reconnected.sweep?.();
+        const delayMs =
+          RECONNECT_SWEEP_DELAY_MS + Math.floor(Math.random() * RECONNECT_SWEEP_JITTER_MS);
+        logger.info({ delayMs }, 'MQTT publisher reconnected: sweeping for held-back work soon');
+        clearTimeout(reconnected.timer);
+        reconnected.timer = setTimeout(() => reconnected.sweep?.(), delayMs);
+        reconnected.timer.unref();
+      });
+      lifecycle.add('reconnection sweep timer', () => {
+        clearTimeout(reconnected.timer);
       });
       readinessChecks.push({ name: 'mqtt', ok: () => Promise.resolve(publisher.connected) });
       metrics.onScrape('mqtt', () => {
@@ -269,6 +286,7 @@ export async function startC2Node(
           onSyncDone: (_id, outcome) => {
             recordSyncOutcomes(metrics, [outcome]);
           },
+          canSend: () => publisher.connected,
         });
         kickTarget.kick = () => {
           engine.kick();
@@ -299,6 +317,7 @@ export async function startC2Node(
           onError,
           metrics,
           tracer,
+          canSend: () => publisher.connected,
         });
         reconnected.sweep = () => void worker.sweep();
         lifecycle.add('delivery worker', () => worker.close());

@@ -32,6 +32,12 @@ export interface DeliveryWorkerOptions {
   readonly metrics?: C2Metrics;
   /** Traces each job (`queue.process`) as a child of the relay that added it (traceparent). */
   readonly tracer?: Tracer;
+  /**
+   * Whether this process can send now (its broker connection is up). A sweep while it cannot
+   * is skipped: every device it queued would be claimed and released unsent (a row write each),
+   * sweep after sweep for as long as the outage lasts. Default: always.
+   */
+  readonly canSend?: () => boolean;
 }
 
 /** A running delivery worker. */
@@ -106,7 +112,10 @@ export class DeliveryWorker {
       if (outcome.lapsed)
         this.options.onError(new ClaimsLapsedError(), `job of ${mine.length} devices`);
       if (this.options.metrics !== undefined)
-        recordSyncOutcomes(this.options.metrics, outcome.perDevice.values());
+        recordSyncOutcomes(this.options.metrics, [
+          ...outcome.perDevice.values(),
+          ...outcome.deferred.map(() => 'deferred' as const),
+        ]);
     } finally {
       for (const id of mine) this.#syncing.delete(id);
     }
@@ -115,6 +124,7 @@ export class DeliveryWorker {
 
   /** Queues every device with pending work (recovery). @returns devices found */
   async sweep(): Promise<number> {
+    if (this.options.canSend?.() === false) return 0;
     let after = '0';
     let found = 0;
     try {

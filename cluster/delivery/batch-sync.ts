@@ -349,13 +349,13 @@ export async function syncBatch(
             });
           } catch (err) {
             const error = err instanceof Error ? err.message : String(err);
+            if (wasNotSent(err)) {
+              deferred.set(p.device.clientId, `${kind}: ${error}`); // no attempt: not observed
+              return;
+            }
             deps.onAttempt?.(
               new AttemptEvent(p.device.clientId, kind, 'failed', p.delivery, error),
             );
-            if (wasNotSent(err)) {
-              deferred.set(p.device.clientId, `${kind}: ${error}`);
-              return;
-            }
             // Retries with backoff, the cap and failure reporting live in the per-device path.
             slow.push(p.device.clientId);
             failedOnce.add(p.device.clientId);

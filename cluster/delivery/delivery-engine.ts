@@ -28,8 +28,10 @@ export interface DeliveryEngineOptions {
   readonly relayOutbox?: boolean;
   /** Reports unexpected errors (database down...); the engine keeps going. */
   readonly onError: (err: unknown, context: string) => void;
-  /** Observes finished per-device syncs. */
+  /** Observes finished per-device syncs, and devices whose command was held back (`deferred`). */
   readonly onSyncDone?: (clientId: string, outcome: SyncOutcome) => void;
+  /** Whether the engine can send now (broker connected); sweeps are skipped while not. */
+  readonly canSend?: () => boolean;
 }
 
 type State = 'created' | 'running' | 'closing' | 'closed';
@@ -118,6 +120,7 @@ export class DeliveryEngine {
 
   /** Finds every device with pending work (level-triggered recovery after crashes). */
   async sweep(): Promise<number> {
+    if (this.options.canSend?.() === false) return 0;
     let after = '0';
     let found = 0;
     try {
@@ -177,6 +180,7 @@ export class DeliveryEngine {
     try {
       const outcome = await syncBatch(this.syncDeps, batch, () => !this.#isRunning());
       for (const [id, result] of outcome.perDevice) this.options.onSyncDone?.(id, result);
+      for (const id of outcome.deferred) this.options.onSyncDone?.(id, 'deferred');
       if (outcome.lapsed)
         this.options.onError(new ClaimsLapsedError(), `batch of ${batch.length} devices`);
       if (outcome.busy.length > 0) this.#later(outcome.busy);

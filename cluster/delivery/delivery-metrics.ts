@@ -16,9 +16,18 @@ export function recordAttempt(metrics: C2Metrics, attempt: DeliveryAttempt): voi
   }
 }
 
-/** Records the devices of a batch whose delivery was abandoned (one increment per batch). */
+/**
+ * Records the devices of a batch whose delivery was abandoned, and those whose command was held
+ * back because the broker connection was down (`deferred`: no attempt); one increment each per
+ * batch.
+ */
 export function recordSyncOutcomes(metrics: C2Metrics, outcomes: Iterable<SyncOutcome>): void {
   let failed = 0;
-  for (const outcome of outcomes) if (outcome === 'failed') failed++;
+  let deferred = 0;
+  for (const outcome of outcomes) {
+    if (outcome === 'failed') failed++;
+    else if (outcome === 'deferred') deferred++;
+  }
   metrics.deliveries('failed', failed);
+  if (deferred > 0) metrics.deferred(deferred);
 }

@@ -158,17 +158,9 @@ export async function syncDevice(
       await deps.publisher.publish(controlTopic(client.e4Id), wire);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
-      deps.onAttempt?.({
-        clientId,
-        kind: command.kind,
-        describe: command.describe,
-        attempt,
-        outcome: 'failed',
-        error,
-      });
       if (wasNotSent(err)) {
-        // Nothing reached the broker, so nothing can reach the device: no attempt against the
-        // cap. Counted, a broker outage longer than the cap's backoff failed the whole fleet for
+        // Nothing reached the broker, so nothing can reach the device: no attempt (neither
+        // observed nor counted against the cap). Counted, a broker outage longer than the cap's backoff failed the whole fleet for
         // good (until each device was resynced or seen).
         await deps.store.read.clients.setSync(clientId, {
           state: 'pending',
@@ -177,6 +169,14 @@ export async function syncDevice(
         });
         return 'deferred';
       }
+      deps.onAttempt?.({
+        clientId,
+        kind: command.kind,
+        describe: command.describe,
+        attempt,
+        outcome: 'failed',
+        error,
+      });
       if (await failed(command.kind, error, client.name, command.describe)) return 'failed';
       continue;
     } finally {

@@ -83,6 +83,7 @@ export class C2Metrics {
   readonly #deliveries: Counter<'outcome'>;
   readonly #attempts: Counter<'outcome' | 'attempt'>;
   readonly #retransmissions: Counter;
+  readonly #deferred: Counter;
   readonly #publishDuration: Histogram<'outcome'>;
   readonly #convergenceLag: Gauge;
   readonly #devices: Gauge<'state'>;
@@ -166,6 +167,10 @@ export class C2Metrics {
     this.#retransmissions = counter({
       name: 'c2_delivery_retransmissions_total',
       help: 'Publish attempts after the first for the same command (re-protected each time).',
+    });
+    this.#deferred = counter({
+      name: 'c2_delivery_deferred_total',
+      help: 'Commands held back because this process was not connected to the broker: no attempt; sent at reconnection or the next sweep.',
     });
     this.#publishDuration = new Histogram({
       name: 'c2_mqtt_publish_duration_seconds',
@@ -271,6 +276,7 @@ export class C2Metrics {
     for (const verdict of ['forged', 'unencrypted'])
       this.#monitoredMessages.inc({ class: verdict }, 0);
     this.#retransmissions.inc(0);
+    this.#deferred.inc(0);
     this.#lockContended.inc(0);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -346,6 +352,11 @@ export class C2Metrics {
   attempt(outcome: AttemptOutcome, attempt: number): void {
     this.#attempts.inc({ outcome, attempt: attemptLabel(attempt) });
     if (attempt > 1) this.#retransmissions.inc();
+  }
+
+  /** Commands held back: the broker connection was down, nothing was sent (no attempt). */
+  deferred(count: number): void {
+    this.#deferred.inc(count);
   }
 
   /** One publish awaited to its PUBACK or failure. */

@@ -17,6 +17,7 @@ import {
 } from '../../../e4/index.ts';
 import {
   BrokerUnavailableError,
+  DeliveryEngine,
   syncBatch,
   type BatchSyncDeps,
   type CommandPublisher,
@@ -183,12 +184,18 @@ void describe('batched delivery', () => {
       },
     };
     // More rounds than the cap (2): an outage longer than the backoff failed the fleet for good.
+    const observed: string[] = [];
+    const observing: BatchSyncDeps = {
+      ...deps(publisher, 'node-a', 2),
+      onAttempt: (a) => observed.push(`${a.clientId} ${a.outcome}`),
+    };
     for (let round = 0; round < 3; round++) {
-      const down = await syncBatch(deps(publisher, 'node-a', 2), ids);
+      const down = await syncBatch(observing, ids);
       assert.equal(down.delivered, 0);
       assert.deepEqual([...down.deferred].sort(), [...batched].sort());
       assert.equal(down.perDevice.get(slowId), 'deferred');
     }
+    assert.deepEqual(observed, [], 'no attempt: nothing was sent');
     for (const id of ids) {
       const row = await h.store.read.clients.byId(id);
       assert.ok(row);
@@ -210,6 +217,29 @@ void describe('batched delivery', () => {
     assert.deepEqual([after.delivered, after.failed], [3, 0]);
     assert.equal((await h.service.getClient(slow.name)).delivery.state, 'idle');
     assert.equal(sent.length, 4, 'three topic keys and one identity key, each once');
+  });
+
+  void it('an engine whose broker connection is down skips its sweeps', async () => {
+    const { ids } = await fleet(1);
+    const link = { up: false };
+    const engine = new DeliveryEngine(h.store, deps(new RecordingPublisher()), {
+      concurrency: 1,
+      batchSize: 10,
+      claimBatch: 10,
+      pollIntervalMs: 60_000,
+      sweepIntervalMs: 60_000,
+      relayOutbox: false,
+      onError: () => undefined,
+      canSend: () => link.up,
+    });
+    try {
+      // Every device it queued would be claimed and released unsent, sweep after sweep.
+      assert.equal(await engine.sweep(), 0);
+      link.up = true;
+      assert.ok((await engine.sweep()) >= ids.length, 'swept once it can send');
+    } finally {
+      await engine.close();
+    }
   });
 
   void it('a failed device is swept again for newer work only, and is failed no more once it takes it', async () => {

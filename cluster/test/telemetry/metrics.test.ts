@@ -87,7 +87,9 @@ void describe('C2Metrics', () => {
       outcome: 'failed',
       error: 'MQTT broker not connected',
     });
-    recordSyncOutcomes(m, ['idle', 'failed', 'failed', 'removed']);
+    recordSyncOutcomes(m, ['idle', 'failed', 'failed', 'removed', 'deferred', 'deferred']);
+    // Held back (no broker connection): counted apart, not as attempts or failures.
+    assert.equal(await value(m, 'c2_delivery_deferred_total'), 2);
     assert.equal(await value(m, 'c2_deliveries_total', { outcome: 'delivered' }), 1);
     assert.equal(await value(m, 'c2_deliveries_total', { outcome: 'failed' }), 2);
     assert.equal(await value(m, 'c2_delivery_attempts_total', { outcome: 'timeout' }), 1);
