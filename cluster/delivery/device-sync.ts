@@ -160,8 +160,8 @@ export async function syncDevice(
       const error = err instanceof Error ? err.message : String(err);
       if (wasNotSent(err)) {
         // Nothing reached the broker, so nothing can reach the device: no attempt (neither
-        // observed nor counted against the cap). Counted, a broker outage longer than the cap's backoff failed the whole fleet for
-        // good (until each device was resynced or seen).
+        // observed nor counted against the cap). Counted, a broker outage longer than the cap's
+        // backoff failed the whole fleet for good (until each device was resynced or seen).
         await deps.store.read.clients.setSync(clientId, {
           state: 'pending',
           attempts: failures,
