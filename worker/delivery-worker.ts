@@ -16,6 +16,9 @@ import { DEVICE_QUEUE, type DeviceQueue, type SyncJobData } from '../cluster/que
 import type { C2Store } from '../cluster/storage/index.ts';
 import { contextFromTraceparent, inSpan, type C2Metrics } from '../cluster/telemetry/index.ts';
 
+/** Delay before a job this worker handed back (no broker connection) is taken again. */
+const DISCONNECTED_RETRY_MS = 5_000;
+
 /** Options of {@link DeliveryWorker.start}. */
 export interface DeliveryWorkerOptions {
   readonly connection: ConnectionOptions;
@@ -34,8 +37,8 @@ export interface DeliveryWorkerOptions {
   readonly tracer?: Tracer;
   /**
    * Whether this process can send now (its broker connection is up). A sweep while it cannot
-   * is skipped: every device it queued would be claimed and released unsent (a row write each),
-   * sweep after sweep for as long as the outage lasts. Default: always.
+   * is skipped, and a job is handed back to the queue: every device would be claimed and
+   * released unsent (a row write each), for as long as the outage lasts. Default: always.
    */
   readonly canSend?: () => boolean;
 }
@@ -99,6 +102,12 @@ export class DeliveryWorker {
   }
 
   async #process(data: SyncJobData): Promise<void> {
+    if (this.options.canSend?.() === false) {
+      // No broker connection here: handed back for a worker that has one (or for this one, once
+      // connected), instead of claiming and releasing every device unsent.
+      await this.options.queue.add(data.clientIds, DISCONNECTED_RETRY_MS);
+      return;
+    }
     // Claims name the process, so they do not exclude this process's other jobs (concurrency >
     // 1): a device another job here is syncing is busy, like one claimed elsewhere (R5).
     const mine: string[] = [];

@@ -85,6 +85,9 @@ export class DeliveryEngine {
   /** Tells the engine the outbox has rows (called after a commit). Cheap and idempotent. */
   kick(): void {
     if (!this.#isRunning() || this.options.relayOutbox === false) return;
+    // Not connected to the broker: the rows stay in the outbox (claimed now, their devices would
+    // only be deferred); the poll claims them once the engine can send again.
+    if (this.options.canSend?.() === false) return;
     if (this.#claiming !== undefined) {
       this.#claimAgain = true;
       return;

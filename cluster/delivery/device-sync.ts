@@ -51,11 +51,31 @@ export async function syncDevice(
   shouldStop: () => boolean = () => false,
   priorFailures = 0,
 ): Promise<SyncOutcome> {
-  // Attempts already made elsewhere (the batched path) count against the cap (I7).
-  let failures = priorFailures;
-  if (failures > 0) await deps.sleep(backoffDelay(deps.policy, failures));
+  // Attempts already made count against the cap (I7): elsewhere (the batched path), and in
+  // earlier syncs of the same streak, kept in the row while it is pending. A sync that ended in a
+  // deferral (no broker connection) keeps them, so that a link whose PUBACKs never come (each
+  // timeout resets the connection, so the next try is deferred) cannot retry for ever.
+  const stored = await deps.store.read.clients.byId(clientId);
+  let failures = priorFailures + (stored?.syncState === 'pending' ? stored.syncAttempts : 0);
   let streakStart = deps.clock();
   let sent = 0;
+  /** Marks the device failed at the cap (I7) and reports it. */
+  const giveUp = async (
+    error: string,
+    clientName: string,
+    command: string,
+    /** What the command was to achieve (`topic <hash> v4`): which rollout the failure is of. */
+    target?: string,
+  ): Promise<void> => {
+    await deps.store.transaction(async (tx) => {
+      await tx.clients.setDeliverySync(clientId, { state: 'failed', attempts: failures, error });
+      await tx.journal.event({
+        type: 'delivery.failed',
+        clientName,
+        details: { command, attempts: failures, ...(target === undefined ? {} : { target }) },
+      });
+    });
+  };
   /**
    * Counts a failed attempt against the cap (I7): marks the device failed and reports it when the
    * cap is reached, else waits the backoff. @returns true when the device is now failed
@@ -64,31 +84,15 @@ export async function syncDevice(
     kind: string,
     error: string,
     clientName: string,
-    /** What the command was to achieve (`topic <hash> v4`): which rollout the failure is of. */
     target?: string,
   ): Promise<boolean> => {
     failures++;
     const delay = backoffDelay(deps.policy, failures);
     if (!mayRetry(deps.policy, failures, streakStart, deps.clock(), delay)) {
-      await deps.store.transaction(async (tx) => {
-        await tx.clients.setSync(clientId, {
-          state: 'failed',
-          attempts: failures,
-          error: `${kind}: ${error}`,
-        });
-        await tx.journal.event({
-          type: 'delivery.failed',
-          clientName,
-          details: {
-            command: kind,
-            attempts: failures,
-            ...(target === undefined ? {} : { target }),
-          },
-        });
-      });
+      await giveUp(`${kind}: ${error}`, clientName, kind, target);
       return true;
     }
-    await deps.store.read.clients.setSync(clientId, {
+    await deps.store.read.clients.setDeliverySync(clientId, {
       state: 'pending',
       attempts: failures,
       error: `${kind}: ${error}`,
@@ -96,6 +100,16 @@ export async function syncDevice(
     await deps.sleep(delay);
     return false;
   };
+  // The streak reached the cap already (the batched path's attempt was its last): no more.
+  if (stored !== undefined && failures >= deps.policy.maxAttempts) {
+    const error = stored.syncError ?? 'the attempt cap was reached';
+    await giveUp(error, stored.name, error.split(':')[0] ?? 'unknown');
+    return 'failed';
+  }
+  if (failures > 0) {
+    await deps.sleep(backoffDelay(deps.policy, failures));
+    streakStart = deps.clock();
+  }
   for (;;) {
     if (shouldStop()) return 'stopped';
     let plan: PlanResult;
@@ -121,7 +135,7 @@ export async function syncDevice(
     }
     if (plan.kind === 'idle') {
       if (sent > 0 || failures > 0)
-        await deps.store.read.clients.setSync(clientId, {
+        await deps.store.read.clients.setDeliverySync(clientId, {
           state: 'idle',
           attempts: 0,
           error: null,
@@ -162,7 +176,7 @@ export async function syncDevice(
         // Nothing reached the broker, so nothing can reach the device: no attempt (neither
         // observed nor counted against the cap). Counted, a broker outage longer than the cap's
         // backoff failed the whole fleet for good (until each device was resynced or seen).
-        await deps.store.read.clients.setSync(clientId, {
+        await deps.store.read.clients.setDeliverySync(clientId, {
           state: 'pending',
           attempts: failures,
           error: `${command.kind}: ${error}`,

@@ -104,6 +104,11 @@ export interface ClientRepository {
   names(page: PageQuery): Promise<string[]>;
   namesAfter(cursor: string | undefined, limit: number): Promise<ClientRow[]>;
   setSync(clientId: string, status: SyncStatus): Promise<void>;
+  /**
+   * {@link setSync} as the delivery path writes it: never over `unreachable`, which a
+   * reconciliation may set while a sync of the device runs (that sync's next plan is idle).
+   */
+  setDeliverySync(clientId: string, status: SyncStatus): Promise<void>;
   markDeliveredNow(clientId: string): Promise<void>;
   namesByIds(ids: readonly string[]): Promise<Map<string, string>>;
 }
@@ -271,6 +276,15 @@ export class PgClients implements ClientRepository {
       `UPDATE clients SET sync_state = $2, sync_attempts = $3, sync_error = $4,
          sync_failed_at = CASE WHEN $2 IN ('failed', 'unreachable') THEN now() ELSE NULL END
        WHERE id = $1`,
+      [clientId, status.state, status.attempts, status.error],
+    );
+  }
+
+  async setDeliverySync(clientId: string, status: SyncStatus): Promise<void> {
+    await this.db.query(
+      `UPDATE clients SET sync_state = $2, sync_attempts = $3, sync_error = $4,
+         sync_failed_at = CASE WHEN $2 = 'failed' THEN now() ELSE NULL END
+       WHERE id = $1 AND sync_state <> 'unreachable'`,
       [clientId, status.state, status.attempts, status.error],
     );
   }

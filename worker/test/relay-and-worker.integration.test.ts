@@ -110,6 +110,68 @@ void describe('outbox relay and delivery worker', () => {
     }
   });
 
+  void it('a worker without a broker connection hands its jobs back, claiming nothing', async () => {
+    const ownPrefix = `${prefix}-down`;
+    const downQueue = DeviceQueue.create(redis, ownPrefix);
+    const published: string[] = [];
+    const down = DeliveryWorker.start({
+      connection: redis,
+      prefix: ownPrefix,
+      store: h.store,
+      queue: downQueue,
+      concurrency: 1,
+      sweepIntervalMs: 60_000,
+      busyRetryMs: 200,
+      onError: () => undefined,
+      canSend: () => false,
+      syncDeps: {
+        store: h.store,
+        sealer: h.service.deps.sealer,
+        mode: 'symkey',
+        publisher: {
+          publish: (topic) => {
+            published.push(topic);
+            return Promise.resolve();
+          },
+        },
+        clock: Date.now,
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        policy: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 100, deadlineMs: 10_000 },
+        delivery: new PgDelivery(h.schema.pool),
+        owner: 'worker-down',
+        claimTtlMs: 30_000,
+        publishConcurrency: 4,
+      },
+    });
+    try {
+      const name = `down-${randomBytes(4).toString('hex')}`;
+      await h.service.newClient(ctx, name, randomSymKey());
+      const topic = `${name}-t`;
+      await h.service.newTopic(ctx, topic);
+      await h.service.newTopicClient(ctx, name, topic);
+      const row = await h.store.read.clients.byName(name);
+      assert.ok(row);
+      await downQueue.add([row.id]);
+      // Handed back with a delay, for a worker that can send: nothing claimed, nothing written.
+      await eventually(async () => {
+        assert.ok(((await downQueue.counts())['delayed'] ?? 0) >= 1, 'the job is back, delayed');
+      });
+      assert.deepEqual(published, []);
+      const after = await h.store.read.clients.byId(row.id);
+      assert.deepEqual([after?.syncState, after?.syncError], ['idle', null]);
+      const claim = await h.schema.pool.query<{ owner: string | null }>(
+        'SELECT inflight_owner AS owner FROM clients WHERE id = $1',
+        [row.id],
+      );
+      assert.equal(claim.rows[0]?.owner, null, 'never claimed');
+    } finally {
+      await down.close();
+      await downQueue.close();
+      const keys = await redis.keys(`${ownPrefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  });
+
   void it('a relay whose enqueue fails keeps the rows, and job data holds ids only', async () => {
     const name = `relayfail-${randomBytes(4).toString('hex')}`;
     await h.service.newClient(ctx, name, randomSymKey());

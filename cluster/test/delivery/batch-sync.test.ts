@@ -219,6 +219,71 @@ void describe('batched delivery', () => {
     assert.equal(sent.length, 4, 'three topic keys and one identity key, each once');
   });
 
+  void it('keeps the cap across deferrals: a link whose PUBACKs never come still fails the device', async () => {
+    // Each PUBACK timeout resets the connection, so the next try finds it down (deferred): the
+    // count must survive the deferral, or the device is retried for ever.
+    const { ids } = await fleet(1);
+    const [id] = ids;
+    assert.ok(id !== undefined);
+    let calls = 0;
+    let mayHaveArrived = 0;
+    const publisher: CommandPublisher = {
+      publish: () => {
+        calls++;
+        if (calls % 2 === 1) {
+          mayHaveArrived++;
+          return Promise.reject(new Error('no PUBACK within 10 ms'));
+        }
+        const down = new BrokerUnavailableError('MQTT broker not connected', { notSent: true });
+        return Promise.reject(down);
+      },
+    };
+    const row = await h.store.read.clients.byId(id);
+    assert.ok(row);
+    // The jobs a sweep or a relay would give it, until it fails (after that, only new work does).
+    let state = '';
+    for (let round = 0; round < 6 && state !== 'failed'; round++) {
+      await syncBatch(deps(publisher, 'node-a', 2), ids);
+      state = (await h.service.getClient(row.name)).delivery.state;
+    }
+    assert.equal(state, 'failed');
+    assert.ok(mayHaveArrived <= 2, `${mayHaveArrived} attempts that may have reached it (cap 2)`);
+  });
+
+  void it('an engine whose broker connection is down leaves the outbox alone', async () => {
+    const { topic } = await fleet(2);
+    await h.schema.pool.query('DELETE FROM outbox');
+    const link = { up: false };
+    const engine = new DeliveryEngine(h.store, deps(new RecordingPublisher()), {
+      concurrency: 1,
+      batchSize: 10,
+      claimBatch: 10,
+      pollIntervalMs: 60_000,
+      sweepIntervalMs: 60_000,
+      onError: () => undefined,
+      canSend: () => link.up,
+    });
+    engine.start();
+    try {
+      await h.service.rotateTopicKey(ctx, topic);
+      engine.kick();
+      await engine.idle();
+      const rows = async (): Promise<number> =>
+        Number(
+          (await h.schema.pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox')).rows[0]?.n,
+        );
+      // Claimed now, its devices would only be deferred.
+      assert.ok((await rows()) > 0, 'the rotation is still in the outbox');
+      link.up = true;
+      engine.kick();
+      await engine.idle();
+      assert.equal(await rows(), 0);
+      assert.equal((await h.service.rotationStatus(topic)).delivered, 2);
+    } finally {
+      await engine.close();
+    }
+  });
+
   void it('an engine whose broker connection is down skips its sweeps', async () => {
     const { ids } = await fleet(1);
     const link = { up: false };
