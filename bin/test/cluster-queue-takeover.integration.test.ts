@@ -34,6 +34,7 @@ import {
 } from '../../cluster/test/support/c2-harness.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
+import { workerSyncDeps } from '../../cluster/test/support/worker-sync-deps.ts';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { DeliveryWorker } from '../../worker/index.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
@@ -122,19 +123,7 @@ void describe('device queue and delivery worker: takeover and per-device order',
       sweepIntervalMs: 600_000, // one sweep at start, then none during the test
       busyRetryMs: 200,
       onError: () => undefined,
-      syncDeps: {
-        store: h.store,
-        sealer: h.service.deps.sealer,
-        mode: 'symkey',
-        publisher: via,
-        clock: Date.now,
-        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-        policy: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 100, deadlineMs: 10_000 },
-        delivery: new PgDelivery(h.schema.pool),
-        owner: `survivor-${randomBytes(3).toString('hex')}`,
-        claimTtlMs: 15_000,
-        publishConcurrency: 32,
-      },
+      syncDeps: workerSyncDeps(h, via, `survivor-${randomBytes(3).toString('hex')}`, 15_000),
     });
     closers.push(() => worker.close());
     return worker;

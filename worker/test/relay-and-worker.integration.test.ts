@@ -10,7 +10,6 @@ import { Redis } from 'ioredis';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { MqttCommandPublisher } from '../../cluster/delivery/index.ts';
 import { DeviceQueue, OutboxRelay } from '../../cluster/queue/index.ts';
-import { PgDelivery } from '../../cluster/storage/index.ts';
 import {
   startHarness,
   TEST_MQTT_URL,
@@ -18,6 +17,7 @@ import {
 } from '../../cluster/test/support/c2-harness.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
+import { workerSyncDeps } from '../../cluster/test/support/worker-sync-deps.ts';
 import { DeliveryWorker } from '../index.ts';
 
 const ctx = { actor: 'test' };
@@ -50,19 +50,7 @@ void describe('outbox relay and delivery worker', () => {
       sweepIntervalMs: 60_000,
       busyRetryMs: 200,
       onError: () => undefined,
-      syncDeps: {
-        store: h.store,
-        sealer: h.service.deps.sealer,
-        mode: 'symkey',
-        publisher,
-        clock: Date.now,
-        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-        policy: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 100, deadlineMs: 10_000 },
-        delivery: new PgDelivery(h.schema.pool),
-        owner: 'worker-test',
-        claimTtlMs: 30_000,
-        publishConcurrency: 32,
-      },
+      syncDeps: workerSyncDeps(h, publisher, 'worker-test'),
     });
   });
 
@@ -124,24 +112,16 @@ void describe('outbox relay and delivery worker', () => {
       busyRetryMs: 200,
       onError: () => undefined,
       canSend: () => false,
-      syncDeps: {
-        store: h.store,
-        sealer: h.service.deps.sealer,
-        mode: 'symkey',
-        publisher: {
+      syncDeps: workerSyncDeps(
+        h,
+        {
           publish: (topic) => {
             published.push(topic);
             return Promise.resolve();
           },
         },
-        clock: Date.now,
-        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-        policy: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 100, deadlineMs: 10_000 },
-        delivery: new PgDelivery(h.schema.pool),
-        owner: 'worker-down',
-        claimTtlMs: 30_000,
-        publishConcurrency: 4,
-      },
+        'worker-down',
+      ),
     });
     try {
       const name = `down-${randomBytes(4).toString('hex')}`;

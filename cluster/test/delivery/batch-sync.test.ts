@@ -66,6 +66,20 @@ void describe('batched delivery', () => {
     };
   }
 
+  /** An engine on a publisher that delivers, able to send only while `link.up`. */
+  function engineWithLink(link: { up: boolean }, relayOutbox: boolean): DeliveryEngine {
+    return new DeliveryEngine(h.store, deps(new RecordingPublisher()), {
+      concurrency: 1,
+      batchSize: 10,
+      claimBatch: 10,
+      pollIntervalMs: 60_000,
+      sweepIntervalMs: 60_000,
+      relayOutbox,
+      onError: () => undefined,
+      canSend: () => link.up,
+    });
+  }
+
   async function fleet(
     n: number,
   ): Promise<{ topic: string; ids: string[]; keys: Map<string, Uint8Array> }> {
@@ -254,15 +268,7 @@ void describe('batched delivery', () => {
     const { topic } = await fleet(2);
     await h.schema.pool.query('DELETE FROM outbox');
     const link = { up: false };
-    const engine = new DeliveryEngine(h.store, deps(new RecordingPublisher()), {
-      concurrency: 1,
-      batchSize: 10,
-      claimBatch: 10,
-      pollIntervalMs: 60_000,
-      sweepIntervalMs: 60_000,
-      onError: () => undefined,
-      canSend: () => link.up,
-    });
+    const engine = engineWithLink(link, true);
     engine.start();
     try {
       await h.service.rotateTopicKey(ctx, topic);
@@ -287,16 +293,7 @@ void describe('batched delivery', () => {
   void it('an engine whose broker connection is down skips its sweeps', async () => {
     const { ids } = await fleet(1);
     const link = { up: false };
-    const engine = new DeliveryEngine(h.store, deps(new RecordingPublisher()), {
-      concurrency: 1,
-      batchSize: 10,
-      claimBatch: 10,
-      pollIntervalMs: 60_000,
-      sweepIntervalMs: 60_000,
-      relayOutbox: false,
-      onError: () => undefined,
-      canSend: () => link.up,
-    });
+    const engine = engineWithLink(link, false);
     try {
       // Every device it queued would be claimed and released unsent, sweep after sweep.
       assert.equal(await engine.sweep(), 0);
