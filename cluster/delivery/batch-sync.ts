@@ -372,10 +372,7 @@ export async function syncBatch(
       active = acked.map((a) => a.clientId).filter((id) => held.has(id));
       if (!lease.held) break;
     }
-    if (deferred.size > 0) {
-      const [reason] = deferred.values();
-      await deps.delivery.markDeferred([...deferred.keys()], reason ?? 'not sent');
-    }
+    if (deferred.size > 0) await deps.delivery.markDeferred(deferred);
     slow.push(...active); // still pending after the last round
     const slowUnique = [...new Set(slow)];
     // The per-device path stops before a publish once the claims lapse, as at shutdown.

@@ -66,21 +66,18 @@ export async function newClient(
         });
       }
       const current = await tx.clients.key(existing.id, existing.keyVersion);
-      if (current?.fingerprint === identity.fingerprint)
+      if (current?.fingerprint === identity.fingerprint) {
+        // An unreachable device given back the key the C2 has (re-flashed with it): reachable.
+        if (existing.syncState === 'unreachable') await reprovisioned(tx, existing.id);
         return { created: false, keyVersion: existing.keyVersion };
+      }
       const version = existing.keyVersion + 1;
       if (!(await tx.clients.casKeyVersion(existing.id, existing.keyVersion, version, version))) {
         throw concurrentChange(clientName);
       }
       await storeIdentityKey(deps, tx, existing.id, version, identity);
       await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
-      if (existing.syncState === 'unreachable') {
-        await tx.clients.bumpDeliveryEpoch(existing.id);
-        await tx.memberships.resetDelivery(existing.id);
-        await tx.peers.resetPubKeyDelivery(existing.id);
-        await tx.clients.setSync(existing.id, { state: 'idle', attempts: 0, error: null });
-        await tx.journal.enqueue(existing.id, 'client-reprovisioned');
-      }
+      if (existing.syncState === 'unreachable') await reprovisioned(tx, existing.id);
       await audit(tx, ctx, {
         operation: 'NewClient',
         subjectKind: 'client',
@@ -93,6 +90,18 @@ export async function newClient(
       return { created: false, keyVersion: version };
     },
   );
+}
+
+/**
+ * An unreachable device (it held a key the C2 did not have, after a restore) now holds one the C2
+ * has: everything is sent to it again under that key, as by a resync.
+ */
+async function reprovisioned(tx: C2Repositories, clientId: string): Promise<void> {
+  await tx.clients.bumpDeliveryEpoch(clientId);
+  await tx.memberships.resetDelivery(clientId);
+  await tx.peers.resetPubKeyDelivery(clientId);
+  await tx.clients.setSync(clientId, { state: 'idle', attempts: 0, error: null });
+  await tx.journal.enqueue(clientId, 'client-reprovisioned');
 }
 
 /** @returns C2Error `C2_CONFLICT`: another call changed the client first; a retry succeeds */
@@ -249,6 +258,10 @@ export async function rotateClientKey(
         throw concurrentChange(clientName);
       }
       await storeIdentityKey(deps, tx, client.id, version, key);
+      // The device's own new key: an unreachable device is re-provisioned by it. (A key the C2
+      // draws cannot reach a device that holds a key the C2 lacks.)
+      if (identity !== undefined && client.syncState === 'unreachable')
+        await reprovisioned(tx, client.id);
       if (deps.mode === 'pubkey') {
         await tx.peers.followSourceKey(client.id, version, 'peer-key-rotated');
         for (const linkedId of await tx.peers.linkedIds(client.id)) {

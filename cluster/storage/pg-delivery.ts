@@ -106,11 +106,11 @@ export interface DeliveryRepository {
    */
   markSeen(clientId: string): Promise<boolean>;
   /**
-   * Devices whose command could not be handed to the broker: `pending` with `error`, their
+   * Devices whose command could not be handed to the broker (id to error): `pending` with it, their
    * attempts unchanged (nothing was sent). One statement, writing only rows that change, so that
    * the sweeps of a long broker outage do not rewrite the fleet's rows each time.
    */
-  markDeferred(clientIds: readonly string[], error: string): Promise<void>;
+  markDeferred(deferred: ReadonlyMap<string, string>): Promise<void>;
   /** The client with this E4 id, for receipts. */
   clientByE4Id(e4Id: Uint8Array): Promise<{ id: string; name: string } | undefined>;
   /**
@@ -424,12 +424,14 @@ export class PgDelivery implements DeliveryRepository {
     };
   }
 
-  async markDeferred(clientIds: readonly string[], error: string): Promise<void> {
-    if (clientIds.length === 0) return;
+  async markDeferred(deferred: ReadonlyMap<string, string>): Promise<void> {
+    if (deferred.size === 0) return;
     await this.db.query(
-      `UPDATE clients SET sync_state = 'pending', sync_error = $2, sync_failed_at = NULL
-        WHERE id = ANY($1::bigint[]) AND (sync_state <> 'pending' OR sync_error IS DISTINCT FROM $2)`,
-      [bigintArrayParam(clientIds), error],
+      `UPDATE clients c SET sync_state = 'pending', sync_error = d.error, sync_failed_at = NULL
+         FROM unnest($1::bigint[], $2::text[]) AS d(id, error)
+        WHERE c.id = d.id AND c.sync_state <> 'unreachable'
+          AND (c.sync_state <> 'pending' OR c.sync_error IS DISTINCT FROM d.error)`,
+      [bigintArrayParam([...deferred.keys()]), [...deferred.values()]],
     );
   }
 
@@ -441,7 +443,11 @@ export class PgDelivery implements DeliveryRepository {
          sync_state = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN 'idle'
            ELSE c.sync_state END,
          sync_attempts = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN 0
-           ELSE c.sync_attempts END
+           ELSE c.sync_attempts END,
+         sync_error = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN NULL
+           ELSE c.sync_error END,
+         sync_failed_at = CASE WHEN c.sync_state IN ('failed', 'unreachable') THEN NULL
+           ELSE c.sync_failed_at END
        FROM before WHERE c.id = before.id
        RETURNING before.sync_state AS was`,
       [clientId],

@@ -6,3 +6,6 @@
 ALTER TABLE clients DROP CONSTRAINT clients_sync_state_check;
 ALTER TABLE clients ADD CONSTRAINT clients_sync_state_check
   CHECK (sync_state IN ('idle', 'pending', 'failed', 'unreachable'));
+-- Devices an earlier reconciliation marked failed for this reason (before this state existed).
+UPDATE clients SET sync_state = 'unreachable'
+ WHERE sync_state = 'failed' AND sync_error LIKE '%: re-provision the device';
