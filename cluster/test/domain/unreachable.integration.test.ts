@@ -6,9 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ed25519KeyFromSeed, randomSymKey } from '../../../e4/index.ts';
 import { syncDevice, type CommandPublisher, type DeviceSyncDeps } from '../../delivery/index.ts';
+import { MIGRATIONS_DIR } from '../../storage/migrate.ts';
 import { PgDelivery } from '../../storage/index.ts';
 import { startHarness, type C2Harness } from '../support/c2-harness.ts';
 
@@ -92,6 +95,25 @@ void describe('unreachable devices, symmetric-key mode', () => {
       assert.equal(await syncDevice(deps(publisher), device.id), 'idle');
       assert.equal(sent.length, 1, 'its topic key went out');
     }
+  });
+
+  void it("migration 0011 turns an earlier reconciliation's failed mark into the state", async () => {
+    // What restore-reconcile wrote before the state existed: failed, with this reason.
+    const earlier = await unreachableDevice(h, randomSymKey());
+    const reason =
+      'identity key v3 was issued after the backup; the database has v1: re-provision the device';
+    await h.store.read.clients.setSync(earlier.id, { state: 'failed', attempts: 0, error: reason });
+    const ordinary = await unreachableDevice(h, randomSymKey());
+    await h.store.read.clients.setSync(ordinary.id, {
+      state: 'failed',
+      attempts: 8,
+      error: 'SetTopicKey: no PUBACK within 5000 ms',
+    });
+    const migration = await readFile(join(MIGRATIONS_DIR, '0011_unreachable.sql'), 'utf8');
+    const update = migration.slice(migration.indexOf('UPDATE clients'));
+    await h.schema.pool.query(update);
+    assert.equal((await h.service.getClient(earlier.name)).delivery.state, 'unreachable');
+    assert.equal((await h.service.getClient(ordinary.name)).delivery.state, 'failed');
   });
 
   void it('an authentic receipt ends it, and clears its reason', async () => {
