@@ -17,6 +17,7 @@ import {
   DeliveryEngine,
   ReceiptReceiver,
   recordSyncOutcomes,
+  SendGate,
 } from '../cluster/delivery/index.ts';
 import { AutomationService, C2Service, type DomainDeps } from '../cluster/domain/index.ts';
 import { ensureSelfSignedCert, prepareDataDir } from '../cluster/embedded/index.ts';
@@ -247,17 +248,19 @@ export async function startC2Node(
       mqtt = await brokerUrl(config, logger, lifecycle, notes);
       // Back from a broker outage: the work held back meanwhile goes out soon, without waiting for
       // the next sweep; not at once, so that devices reconnecting with a clean session have
-      // subscribed again (the broker would accept and drop a command for a device it has no
-      // subscription of).
-      const reconnected: { sweep?: () => void; timer?: NodeJS.Timeout } = {};
+      // subscribed again (see SendGate: nothing is sent before then, by any path).
+      const reconnected: { sweep?: () => void; timer?: NodeJS.Timeout; gate?: SendGate } = {};
       const publisher = await connectPublisher(config, mqtt, lifecycle, logger, metrics, () => {
         const delayMs =
           RECONNECT_SWEEP_DELAY_MS + Math.floor(Math.random() * RECONNECT_SWEEP_JITTER_MS);
-        logger.info({ delayMs }, 'MQTT publisher reconnected: sweeping for held-back work soon');
+        logger.info({ delayMs }, 'MQTT publisher reconnected: sending again soon');
+        reconnected.gate?.reconnected(delayMs);
         clearTimeout(reconnected.timer);
         reconnected.timer = setTimeout(() => reconnected.sweep?.(), delayMs);
         reconnected.timer.unref();
       });
+      const gate = new SendGate(() => publisher.connected);
+      reconnected.gate = gate;
       lifecycle.add('reconnection sweep timer', () => {
         clearTimeout(reconnected.timer);
       });
@@ -286,7 +289,7 @@ export async function startC2Node(
           onSyncDone: (_id, outcome) => {
             recordSyncOutcomes(metrics, [outcome]);
           },
-          canSend: () => publisher.connected,
+          canSend: () => gate.open,
         });
         kickTarget.kick = () => {
           engine.kick();
@@ -317,7 +320,7 @@ export async function startC2Node(
           onError,
           metrics,
           tracer,
-          canSend: () => publisher.connected,
+          canSend: () => gate.open,
         });
         reconnected.sweep = () => void worker.sweep();
         lifecycle.add('delivery worker', () => worker.close());

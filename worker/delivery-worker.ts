@@ -104,8 +104,10 @@ export class DeliveryWorker {
   async #process(data: SyncJobData): Promise<void> {
     if (this.options.canSend?.() === false) {
       // No broker connection here: handed back for a worker that has one (or for this one, once
-      // connected), instead of claiming and releasing every device unsent.
+      // connected), instead of claiming and releasing every device unsent. Counted as held back
+      // at each such check, so the rate shows work waiting for the broker.
       await this.options.queue.add(data.clientIds, DISCONNECTED_RETRY_MS);
+      this.options.metrics?.deferred(data.clientIds.length);
       return;
     }
     // Claims name the process, so they do not exclude this process's other jobs (concurrency >

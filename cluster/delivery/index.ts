@@ -10,6 +10,7 @@ export {
 } from './device-sync.ts';
 export { recordAttempt, recordSyncOutcomes } from './delivery-metrics.ts';
 export { InstrumentedPublisher } from './instrumented-publisher.ts';
+export { SendGate } from './send-gate.ts';
 export {
   BrokerUnavailableError,
   isPubackTimeout,

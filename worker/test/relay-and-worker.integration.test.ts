@@ -18,6 +18,7 @@ import {
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
 import { workerSyncDeps } from '../../cluster/test/support/worker-sync-deps.ts';
+import { C2Metrics } from '../../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../index.ts';
 
 const ctx = { actor: 'test' };
@@ -102,6 +103,12 @@ void describe('outbox relay and delivery worker', () => {
     const ownPrefix = `${prefix}-down`;
     const downQueue = DeviceQueue.create(redis, ownPrefix);
     const published: string[] = [];
+    const metrics = new C2Metrics({
+      node: 'down',
+      role: 'worker',
+      version: '0',
+      processMetrics: false,
+    });
     const down = DeliveryWorker.start({
       connection: redis,
       prefix: ownPrefix,
@@ -112,6 +119,7 @@ void describe('outbox relay and delivery worker', () => {
       busyRetryMs: 200,
       onError: () => undefined,
       canSend: () => false,
+      metrics,
       syncDeps: workerSyncDeps(
         h,
         {
@@ -137,6 +145,11 @@ void describe('outbox relay and delivery worker', () => {
         assert.ok(((await downQueue.counts())['delayed'] ?? 0) >= 1, 'the job is back, delayed');
       });
       assert.deepEqual(published, []);
+      // Held back, and said so (GetClient shows nothing: no device was touched).
+      await eventually(async () => {
+        const scraped = (await metrics.scrape()).body;
+        assert.match(scraped, /^c2_delivery_deferred_total(\{[^}]*\})? [1-9]/m);
+      });
       const after = await h.store.read.clients.byId(row.id);
       assert.deepEqual([after?.syncState, after?.syncError], ['idle', null]);
       const claim = await h.schema.pool.query<{ owner: string | null }>(
