@@ -93,15 +93,27 @@ export async function newClient(
 }
 
 /**
- * An unreachable device (it held a key the C2 did not have, after a restore) now holds one the C2
- * has: everything is sent to it again under that key, as by a resync.
+ * Everything is sent to the device again (a resync, or a re-provisioned device): a new delivery
+ * epoch, its topic and peer keys undelivered, its delivery state cleared, and work queued.
  */
-async function reprovisioned(tx: C2Repositories, clientId: string): Promise<void> {
+async function sendEverythingAgain(
+  tx: C2Repositories,
+  clientId: string,
+  reason: string,
+): Promise<void> {
   await tx.clients.bumpDeliveryEpoch(clientId);
   await tx.memberships.resetDelivery(clientId);
   await tx.peers.resetPubKeyDelivery(clientId);
   await tx.clients.setSync(clientId, { state: 'idle', attempts: 0, error: null });
-  await tx.journal.enqueue(clientId, 'client-reprovisioned');
+  await tx.journal.enqueue(clientId, reason);
+}
+
+/**
+ * An unreachable device (it held a key the C2 did not have, after a restore) now holds one the C2
+ * has: everything is sent to it again under that key, as by a resync.
+ */
+function reprovisioned(tx: C2Repositories, clientId: string): Promise<void> {
+  return sendEverythingAgain(tx, clientId, 'client-reprovisioned');
 }
 
 /** @returns C2Error `C2_CONFLICT`: another call changed the client first; a retry succeeds */
@@ -320,7 +332,6 @@ export async function resyncClient(
   const clientName = checkClientName(name);
   return await mutate(deps, ctx, 'ResyncClient', { name: clientName }, async (tx) => {
     const client = await activeClient(tx, clientName);
-    await tx.clients.bumpDeliveryEpoch(client.id);
     const resent: ResentKey[] = [];
     if (options.resendKeys !== false) {
       if (client.keyVersion > 1) resent.push('identity');
@@ -332,10 +343,7 @@ export async function resyncClient(
           key === 'identity' ? 'ResendIdKey' : 'ResendC2Key',
         );
     }
-    await tx.memberships.resetDelivery(client.id);
-    await tx.peers.resetPubKeyDelivery(client.id);
-    await tx.clients.setSync(client.id, { state: 'idle', attempts: 0, error: null });
-    await tx.journal.enqueue(client.id, 'resync');
+    await sendEverythingAgain(tx, client.id, 'resync');
     await tx.journal.event({
       type: 'client.resync',
       clientName,
