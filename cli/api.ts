@@ -162,6 +162,14 @@ export interface EventRecord {
 /** Every unary RPC of our service `e4c2.v1.C2Admin` the CLI calls. */
 export interface AdminRpcs {
   GetClient: Rpc<{ name: string }, ClientDetails>;
+  /** Clients in name order after `cursor` ("" for the first page); `next_cursor` "" at the end. */
+  ListClients: Rpc<
+    { cursor: string; limit: number },
+    {
+      clients: readonly { name: string; key_version: number; delivery_state: string }[];
+      next_cursor: string;
+    }
+  >;
   RemoveClient: Rpc<
     { name: string; reset: boolean; request_id: string },
     { reset_pending: boolean }

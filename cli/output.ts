@@ -40,6 +40,11 @@ export class Output {
     if (!this.json) this.sink.write(printable(human));
   }
 
+  /** Prints a progress line of a long command on stderr, in both modes (stdout stays the result). */
+  progress(message: string): void {
+    this.warnings.write(`${printable(message)}\n`);
+  }
+
   /** Prints `warning: <message>` on stderr, in both modes. */
   warn(message: string): void {
     this.warnings.write(`warning: ${printable(message)}\n`);

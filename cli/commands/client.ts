@@ -16,6 +16,7 @@ import type { ClientDetails, ClientTopic } from '../api.ts';
 import { CliError, ExitCode } from '../errors.ts';
 import { orDash, renderFields, renderTable } from '../output.ts';
 import type { CommandContext, CommandSpec } from '../spec.ts';
+import { resync } from './client-resync.ts';
 import { CLIENT_NAME, keyBytes, listPaged, PAGING_FLAGS, readLocalFile } from './shared.ts';
 
 function checkName(name: string): void {
@@ -368,31 +369,7 @@ const rotate: CommandSpec = {
   },
 };
 
-const resync: CommandSpec = {
-  path: ['client', 'resync'],
-  summary: "Deliver a client's current keys again (after a device was restored or replaced)",
-  calls: ['e4c2.v1.C2Admin/ResyncClient'],
-  flags: [CLIENT_NAME],
-  examples: ['client resync --name sensor-1'],
-  async run(ctx) {
-    const name = ctx.flags.string('name');
-    const response = await ctx.api.admin('ResyncClient', {
-      name,
-      request_id: ctx.globals.requestId,
-    });
-    const resent = response.keys_resent ?? [];
-    const again =
-      resent.length === 0
-        ? ''
-        : `; the ${resent.join(' and ')} key${resent.length > 1 ? 's are' : ' is'} re-sent under the one before (a device that missed one rotation)`;
-    ctx.out.result(
-      { client: name, resync: true, keys_resent: resent },
-      `Client ${name} resync queued: its current keys will be delivered again${again}\n`,
-    );
-  },
-};
-
-/** The `client` verbs on one client. */
+/** The `client` verbs. */
 export const CLIENT_COMMANDS: readonly CommandSpec[] = [
   create,
   remove,

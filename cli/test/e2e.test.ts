@@ -130,6 +130,8 @@ interface NodeUnderTest {
   readonly dir: string;
   /** Its self-signed TLS certificate (PEM file). */
   readonly certFile: string;
+  /** Its private PostgreSQL schema. */
+  readonly schema: string;
   /** Stops it, drops its schema, removes `dir`. */
   stop(): Promise<void>;
 }
@@ -208,7 +210,7 @@ async function startNode(
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  return { endpoint, dir, certFile, stop };
+  return { endpoint, dir, certFile, schema, stop };
 }
 
 void describe(
@@ -351,6 +353,35 @@ void describe(
         human.stdout,
         /\nTOPIC +DESIRED +DELIVERED +CONFIRMED +STATE +SEEN USING\ne2e\/temp +2 /,
       );
+    });
+
+    void it('client resync --all resyncs every client once; the same --request-id again does nothing twice', async () => {
+      const resyncEvents = async (): Promise<string[]> => {
+        const db = new pg.Client({ connectionString: DATABASE_URL });
+        await db.connect();
+        try {
+          const { rows } = await db.query<{ client_name: string }>(
+            `SELECT client_name FROM ${node?.schema ?? 'missing'}.events WHERE type = 'client.resync' ORDER BY seq`,
+          );
+          return rows.map((r) => r.client_name);
+        } finally {
+          await db.end();
+        }
+      };
+      const before = await resyncEvents();
+      const run = ['client', 'resync', '--all', '--json', '--request-id', 'e2e-fleet-1'];
+      const r = await e4c2([...at, ...run]);
+      assert.equal(r.code, 0, r.stderr);
+      const first = JSON.parse(r.stdout) as { resynced: number; refused: unknown[] };
+      assert.equal(first.resynced, 2);
+      assert.deepEqual(first.refused, []);
+      const after = await resyncEvents();
+      assert.deepEqual(after.slice(before.length).sort(), ['e2e-gateway', 'e2e-sensor']);
+      // Run again with the same request id (as after an interruption): the stored outcomes.
+      const again = await e4c2([...at, ...run]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((JSON.parse(again.stdout) as { resynced: number }).resynced, 2);
+      assert.equal((await resyncEvents()).length, after.length);
     });
 
     void it('protect-message and unprotect-message round-trip', async () => {
