@@ -79,6 +79,12 @@ export interface ApiServerOptions {
   /** The actor of each request (the authentication seam). Default: the peer address. */
   readonly authenticate?: Authenticate;
   /**
+   * Without `authenticate`, HTTP API requests must name an IP address, `localhost`, or one of
+   * these host names (config `E4C2_HTTP_ALLOWED_HOSTS`): see `http/host-guard.ts`. Ignored with
+   * `authenticate`.
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
    * Scope idempotency keys by actor: set it when actors are authenticated principals (a peer
    * address changes with every connection, so it cannot scope retries). Default false.
    */
@@ -236,6 +242,9 @@ export class ApiServer {
         schema: protos.schema,
         deps,
         ...(consoleFiles === undefined ? {} : { console: consoleFiles }),
+        ...(options.authenticate === undefined
+          ? { allowedHosts: new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase())) }
+          : {}),
         routes: buildRoutes({
           reference,
           admin,

@@ -444,7 +444,7 @@ export async function startC2Node(
               },
             }),
         ...(auth.authenticate === undefined
-          ? {}
+          ? { allowedHosts: config.api.allowedHosts }
           : { authenticate: auth.authenticate, idempotencyPerActor: true }),
         logger,
         maxMessageBytes: config.limits.maxMessageBytes,

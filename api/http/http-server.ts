@@ -36,6 +36,7 @@ import {
 import { buildRequestMessage } from './request-message.ts';
 import type { ConsoleFiles } from './console-files.ts';
 import { refuseCrossOrigin } from './cross-site.ts';
+import { refuseUnknownHost } from './host-guard.ts';
 import { matchPath } from './router.ts';
 import type { HttpRoute } from './routes.ts';
 
@@ -52,6 +53,12 @@ export interface HttpServerOptions {
   readonly deps: ApiDeps;
   /** The web console, served under `/console/` (public files: no authentication). */
   readonly console?: ConsoleFiles;
+  /**
+   * Set while callers are not authenticated: API requests must then name an IP address,
+   * `localhost`, or one of these host names (lower case), against DNS rebinding
+   * (`host-guard.ts`). Probes and the console's files are served whatever the host.
+   */
+  readonly allowedHosts?: ReadonlySet<string>;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -182,6 +189,8 @@ export class HttpApiServer {
         return route.pattern.template;
       }
       rpc = route.rpc;
+      if (this.options.allowedHosts !== undefined)
+        refuseUnknownHost(firstHeader(req, 'host'), this.options.allowedHosts);
       if (MUTATING.has(method)) refuseCrossOrigin((name) => firstHeader(req, name));
       const peer =
         req.socket.remoteAddress === undefined

@@ -120,6 +120,11 @@ export interface ApiConfig {
   readonly credentialsFile?: string;
   /** PEM CA bundle for client certificates: mutual TLS is then required on both listeners. */
   readonly clientCaFile?: string;
+  /**
+   * Without a credentials file, HTTP API requests must name an IP address, `localhost`, or one of
+   * these host names (lower case), against DNS rebinding. Unused with a credentials file.
+   */
+  readonly allowedHosts: readonly string[];
 }
 
 /**

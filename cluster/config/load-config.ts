@@ -33,6 +33,7 @@ import {
   parseBoolean,
   parseEnum,
   parseInteger,
+  parseHostNames,
   parseListenAddress,
   parsePattern,
   parseString,
@@ -356,6 +357,7 @@ function readApi(r: SettingReader): ApiConfig {
     metrics: r.withDefault(S.metricsAddr, parseListenAddress, { host: '127.0.0.1', port: 9464 }),
     ...optionalEntry('credentialsFile', r.optional(S.apiCredentialsFile, parseString)),
     ...optionalEntry('clientCaFile', r.optional(S.tlsClientCa, parseString)),
+    allowedHosts: r.withDefault(S.httpAllowedHosts, parseHostNames, []),
   };
 }
 

@@ -132,3 +132,32 @@ export function parseUrl(rules: UrlRules): Parser<URL> {
     return ok(url);
   };
 }
+
+/** One DNS label: letters, digits and inner hyphens, 1 to 63 characters. */
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Host names, comma-separated (or, in a config file, a JSON array of strings): DNS names without
+ * port or scheme, lower-cased. An empty list is allowed (`""`).
+ */
+export const parseHostNames: Parser<readonly string[]> = (raw) => {
+  const items =
+    typeof raw === 'string'
+      ? raw.split(',')
+      : Array.isArray(raw) && raw.every((x) => typeof x === 'string')
+        ? raw
+        : undefined;
+  if (items === undefined) return fail('must be comma-separated host names');
+  const names: string[] = [];
+  for (const item of items) {
+    const name = item.trim().toLowerCase().replace(/\.$/, '');
+    if (name === '') continue;
+    if (name.length > 253 || !name.split('.').every((label) => DNS_LABEL.test(label))) {
+      return fail(
+        `must be comma-separated host names (letters, digits, hyphens and dots; no port or scheme): ${JSON.stringify(item.trim().slice(0, 80))} is not one`,
+      );
+    }
+    names.push(name);
+  }
+  return ok(names);
+};

@@ -45,6 +45,7 @@ export const SETTINGS = {
   httpAddr: { env: 'E4C2_HTTP_ADDR', file: 'api.httpAddr' },
   metricsAddr: { env: 'E4C2_METRICS_ADDR', file: 'api.metricsAddr' },
   apiCredentialsFile: { env: 'E4C2_API_CREDENTIALS_FILE', file: 'api.credentialsFile' },
+  httpAllowedHosts: { env: 'E4C2_HTTP_ALLOWED_HOSTS', file: 'api.allowedHosts' },
   tlsClientCa: { env: 'E4C2_TLS_CLIENT_CA', file: 'tls.clientCaFile' },
 
   tlsCert: { env: 'E4C2_TLS_CERT', file: 'tls.certFile' },

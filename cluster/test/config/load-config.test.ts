@@ -45,6 +45,7 @@ void describe('loadConfig defaults', () => {
       grpc: { host: '127.0.0.1', port: 5555 },
       http: { host: '127.0.0.1', port: 8888 },
       metrics: { host: '127.0.0.1', port: 9464 },
+      allowedHosts: [],
     });
     assert.deepEqual(c.tls, { kind: 'self-signed', dir: 'data/tls' });
     assert.deepEqual(c.kek, { kind: 'generated-file', path: 'data/kek.key' });
@@ -71,6 +72,17 @@ void describe('loadConfig defaults', () => {
     assert.throws(() => {
       (c.delivery as { maxAttempts: number }).maxAttempts = 1;
     }, TypeError);
+  });
+
+  void it('reads the allowed host names (env list or file array), lower-cased, and refuses others', () => {
+    const env = loadConfig({ E4C2_HTTP_ALLOWED_HOSTS: ' C2.example.com, lab-1.local. ,' });
+    assert.deepEqual(env.api.allowedHosts, ['c2.example.com', 'lab-1.local']);
+    const file = loadConfig({}, JSON.stringify({ api: { allowedHosts: ['a.example'] } }));
+    assert.deepEqual(file.api.allowedHosts, ['a.example']);
+    for (const bad of ['c2.example.com:8888', 'https://c2.example.com', 'a b', '-x.example']) {
+      const err = problemsOf({ E4C2_HTTP_ALLOWED_HOSTS: bad });
+      assert.match(err.message, /E4C2_HTTP_ALLOWED_HOSTS: must be comma-separated host names/, bad);
+    }
   });
 
   void it('derives the node id from HOSTNAME, reduced to the allowed characters', () => {
