@@ -9,7 +9,7 @@ import {
   storeIdentityKey,
   type IdentityKey,
 } from './key-material.ts';
-import { audit, mutate, notFound } from './mutation.ts';
+import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkAddressableName, checkClientName } from './validation.ts';
 
@@ -293,7 +293,7 @@ export async function rotateClientKey(
       await tx.journal.event({ type: 'client.key_rotated', clientName, keyVersion: version });
       return { keyVersion: version, fingerprint: key.fingerprint };
     },
-    `client:${clientName}`,
+    lockResourceOf('client', clientName),
   );
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { C2Error } from '../errors.ts';
 import type { AuditEntry, C2Repositories } from '../storage/index.ts';
-import type { Lease } from '../coordination/index.ts';
+import { MAX_RESOURCE_LENGTH, type Lease } from '../coordination/index.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 
 /**
@@ -39,6 +39,19 @@ function replay(
     });
   }
   return stored.response;
+}
+
+/**
+ * The lock resource of a topic or a client (R2): `topic:<name>`, `client:<name>`. A name too
+ * long for a lock resource with its prefix (topic names may have 512 bytes, the lock service
+ * takes 512 characters) is locked by its SHA-256 instead: the same name always gives the same
+ * resource, and names that fit keep the resource earlier releases used, so nodes of two releases
+ * side by side still exclude each other.
+ */
+export function lockResourceOf(kind: 'topic' | 'client', name: string): string {
+  const plain = `${kind}:${name}`;
+  if (plain.length <= MAX_RESOURCE_LENGTH) return plain;
+  return `${kind}:sha256:${createHash('sha256').update(name, 'utf8').digest('hex')}`;
 }
 
 /** A request id: 1 to 128 printable ASCII characters, as the Idempotency-Key header. */

@@ -4,7 +4,7 @@ import { C2Error } from '../errors.ts';
 import type { C2Repositories, TopicRow } from '../storage/index.ts';
 import { activeClient } from './client-ops.ts';
 import { storeNewTopicKey } from './key-material.ts';
-import { audit, mutate, notFound } from './mutation.ts';
+import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkAddressableName, checkClientName, checkTopicName } from './validation.ts';
 
@@ -91,7 +91,7 @@ export async function newTopic(
       await tx.journal.event({ type: 'topic.created', topic: topicName, keyVersion: 1 });
       return { created: true, keyVersion: 1, fingerprint, members: 0 };
     },
-    `topic:${topicName}`,
+    lockResourceOf('topic', topicName),
   );
 }
 
@@ -111,7 +111,7 @@ export async function rotateTopicKey(
     'RotateTopicKey',
     { topic: topicName },
     async (tx) => rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'RotateTopicKey'),
-    `topic:${topicName}`,
+    lockResourceOf('topic', topicName),
   );
 }
 
@@ -144,7 +144,7 @@ export async function removeTopic(
       await tx.journal.event({ type: 'topic.removed', topic: topicName, details: { revoked } });
       return { revoked };
     },
-    `topic:${topicName}`,
+    lockResourceOf('topic', topicName),
   );
 }
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Lease, LockService } from '../../coordination/index.ts';
 import { C2Error } from '../../errors.ts';
+import { lockResourceOf } from '../../domain/mutation.ts';
 import { startHarness } from '../support/c2-harness.ts';
 
 const ctx = { actor: 'test' };
@@ -35,6 +36,26 @@ class ScriptedLocks implements LockService {
 }
 
 void describe('rotation locks', () => {
+  void it('a topic name of the longest allowed size is locked by its digest, and works', async () => {
+    const h = await startHarness({ start: false });
+    try {
+      // 512 bytes: the name limit; with the `topic:` prefix it is longer than a lock resource.
+      const topic = `long-${randomBytes(4).toString('hex')}-`.padEnd(512, 'T');
+      assert.equal(Buffer.byteLength(topic), 512);
+      await h.service.newTopic(ctx, topic);
+      await h.service.rotateTopicKey(ctx, topic);
+      assert.equal((await h.service.getTopic(topic)).keyVersion, 2);
+      await h.service.removeTopic(ctx, topic);
+    } finally {
+      await h.close();
+    }
+    assert.equal(lockResourceOf('topic', 'a/b'), 'topic:a/b');
+    const long = lockResourceOf('topic', 'x'.repeat(512));
+    assert.match(long, /^topic:sha256:[0-9a-f]{64}$/);
+    assert.equal(long, lockResourceOf('topic', 'x'.repeat(512)));
+    assert.notEqual(long, lockResourceOf('topic', 'y'.repeat(512)));
+  });
+
   void it('lock the topic or client being rotated, and a lost lease commits nothing', async () => {
     const locks = new ScriptedLocks();
     const h = await startHarness({ start: false, locks });
