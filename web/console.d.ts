@@ -1,6 +1,9 @@
 /** Types of `console.js` (plain JavaScript so that browsers load it without a build step). */
 
-/** How often the console polls, and how long it gathers events before refreshing a row (ms). */
+/**
+ * How often the console polls, how long it gathers events before refreshing a row, and how long
+ * it waits for an API call's answer (ms).
+ */
 export interface ConsoleTiming {
   /** Rows whose rollout is pending (or whose fetch failed) are fetched again this often: 2000. */
   readonly rowPollMs: number;
@@ -8,6 +11,8 @@ export interface ConsoleTiming {
   readonly restorePollMs: number;
   /** Events about one row within this time share one fetch: 400. */
   readonly coalesceMs: number;
+  /** An API call without an answer after this long fails (the event stream excepted): 15000. */
+  readonly callTimeoutMs: number;
 }
 export interface ConsoleEnvironment {
   readonly document: Document;
@@ -20,3 +25,6 @@ export interface ConsoleEnvironment {
 
 /** Starts the console; returns a function that stops its event stream, timers and loads. */
 export declare function startConsole(environment: ConsoleEnvironment): () => void;
+
+/** `text` with each invisible, control or direction character written as `⟨U+XXXX⟩`. */
+export declare function visible(text: string): string;

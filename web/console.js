@@ -18,12 +18,19 @@ const MAX_BACKOFF_MS = 60_000;
 const MAX_DETAILS = 200;
 
 /**
- * How often the console polls, and how long it gathers events before refreshing a row.
- * @typedef {{ rowPollMs: number, restorePollMs: number, coalesceMs: number }} ConsoleTiming
+ * How often the console polls, how long it gathers events before refreshing a row, and how long
+ * it waits for the answer to an API call.
+ * @typedef {{ rowPollMs: number, restorePollMs: number, coalesceMs: number, callTimeoutMs: number }}
+ *   ConsoleTiming
  */
 
 /** @type {ConsoleTiming} */
-const DEFAULT_TIMING = { rowPollMs: 2000, restorePollMs: 30_000, coalesceMs: 400 };
+const DEFAULT_TIMING = {
+  rowPollMs: 2000,
+  restorePollMs: 30_000,
+  coalesceMs: 400,
+  callTimeoutMs: 15_000,
+};
 
 /**
  * What the console runs against: the browser's objects (see main.js), or fakes in tests.
@@ -119,7 +126,19 @@ async function api(method, path) {
   /** @type {Record<string, string>} */
   const headers = { ...authHeaders() };
   if (method !== 'GET') headers['idempotency-key'] = crypto.randomUUID();
-  const res = await env.fetch(path, { method, headers });
+  /** @type {Response} */
+  let res;
+  try {
+    res = await env.fetch(path, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(timing.callTimeoutMs),
+    });
+  } catch (err) {
+    if (/** @type {Error} */ (err)?.name !== 'TimeoutError') throw err;
+    const sent = method === 'GET' ? '' : ' (it may still be done: refresh to see)';
+    throw new Error(`no answer from the node within ${timing.callTimeoutMs / 1000} s${sent}`);
+  }
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new ApiError(res, body);
   return body;
@@ -187,8 +206,49 @@ function segment(name) {
 }
 
 /**
+ * Characters that show nothing, or that reorder the text around them (bidirectional controls):
+ * in a name or a detail they would make two names look alike, or make `abc<U+202E>gnp.exe` read
+ * `abcexe.png`. Controls are here too.
+ */
+const HIDDEN_CHARS =
+  /[\p{Cc}\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/gu;
+
+/** `U+202E` for a character. @param {string} c */
+const codePoint = (c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+
+/**
+ * `text` with each hidden or reordering character written as `⟨U+XXXX⟩`, for plain-text places
+ * (event lines, dialogs, notices).
+ * @param {string} text
+ */
+export function visible(text) {
+  return text.replace(HIDDEN_CHARS, (c) => `⟨${codePoint(c)}⟩`);
+}
+
+/**
+ * Appends `text` to `parent`, with each hidden or reordering character shown as a marked
+ * `⟨U+XXXX⟩` (`span.ws`, named in its title) rather than acting.
+ * @param {HTMLElement} parent @param {string} text
+ */
+function appendMarked(parent, text) {
+  let at = 0;
+  for (const match of text.matchAll(HIDDEN_CHARS)) {
+    const index = match.index ?? 0;
+    if (index > at) parent.append(text.slice(at, index));
+    const span = env.document.createElement('span');
+    span.className = 'ws';
+    span.title = `invisible or direction character ${codePoint(match[0])}`;
+    span.textContent = `⟨${codePoint(match[0])}⟩`;
+    parent.append(span);
+    at = index + match[0].length;
+  }
+  if (at < text.length) parent.append(text.slice(at));
+}
+
+/**
  * A name's cell, as text. Leading and trailing spaces are kept (the cell's CSS is
- * `white-space: pre`) and marked (`span.ws`): ` a` and `a` must not look the same.
+ * `white-space: pre-wrap`) and marked (`span.ws`): ` a` and `a` must not look the same; so are
+ * characters that show nothing or reorder the text (see {@link appendMarked}).
  * @param {string} name
  */
 function nameCell(name) {
@@ -204,7 +264,7 @@ function nameCell(name) {
     return span;
   };
   if (lead !== '') td.append(spaces(lead));
-  td.append(core);
+  appendMarked(td, core);
   if (trail !== '') td.append(spaces(trail));
   return td;
 }
@@ -365,7 +425,12 @@ async function topicRow(name) {
     name,
     [status.keyVersion ?? 0, r.members ?? 0, r.delivered ?? 0, r.confirmed ?? 0, pending, failed],
     button('Rotate', async () => {
-      if (!env.confirm(`Rotate the key of topic ${name}? Every member receives a new key.`)) return;
+      if (
+        !env.confirm(
+          `Rotate the key of topic ${JSON.stringify(visible(name))}? Every member receives a new key.`,
+        )
+      )
+        return;
       await api('POST', `/v1/topics/${segment(name)}/rotate`);
       refresher.request(topicKey(name), 0);
     }),
@@ -441,23 +506,64 @@ function insertRow(tbody, tr, name, key, more) {
 }
 
 /**
- * A client's row: key version and delivery state (or why they could not be read), Resync.
- * @param {string} name @param {[string | number, string] | { failure: string }} content
+ * What a client's row shows: its key version and delivery state, with (once the client itself
+ * was fetched) the attempts and the last error; or why it could not be read.
+ * @typedef {{ keyVersion: string | number, state: string, attempts?: number, error?: string }
+ *   | { failure: string }} ClientContent
+ */
+
+/** Delivery states an operator must look at: the row says so (class `state-<state>`). */
+const ALARMING_STATES = new Set(['failed', 'unreachable', 'pending']);
+
+/**
+ * The delivery cell: the state, the attempts, and the last error on its own line (marked like
+ * names: errors quote names and device messages).
+ * @param {{ state: string, attempts?: number, error?: string }} delivery
+ */
+function deliveryCell(delivery) {
+  const td = env.document.createElement('td');
+  const state = delivery.state === '' ? 'idle' : delivery.state;
+  if (ALARMING_STATES.has(state)) td.className = `state-${state}`;
+  const attempts = delivery.attempts ?? 0;
+  td.append(attempts > 0 ? `${state} (${attempts} attempt${attempts === 1 ? '' : 's'})` : state);
+  if (delivery.error) {
+    const why = env.document.createElement('div');
+    why.className = 'why';
+    appendMarked(why, delivery.error);
+    td.append(why);
+  }
+  return td;
+}
+
+/** @param {string} name */
+const unreachableWarning = (name) =>
+  `Client ${JSON.stringify(visible(name))} is unreachable: after a restore it holds a key the C2 does not have, so it will refuse what a resync sends, and the resync ends the state that says so. Re-provision it instead (docs/operations.md, Restore). Resync anyway?`;
+
+/**
+ * A client's row: key version and delivery state (or why they could not be read), Resync. An
+ * unreachable client's Resync asks first.
+ * @param {string} name @param {ClientContent} content
  */
 function clientRow(name, content) {
+  const unreachable = 'state' in content && content.state === 'unreachable';
   const resync = button('Resync', async () => {
+    if (unreachable && !env.confirm(unreachableWarning(name))) return;
     const answer = await api('POST', `/v1/clients/${segment(name)}/resync`);
     /** @type {string[]} */
     const keys = answer?.keysResent ?? [];
     showText(
       'client-notice',
-      `resync of ${JSON.stringify(name)} queued; ${keys.length > 0 ? `keys re-sent: ${keys.join(', ')}` : 'nothing re-sent'}`,
+      `resync of ${JSON.stringify(visible(name))} queued; ${keys.length > 0 ? `keys re-sent: ${keys.join(', ')}` : 'nothing re-sent'}`,
     );
     refresher.request(clientKey(name), 0);
   });
-  const tr = Array.isArray(content)
-    ? row(name, content, resync)
-    : spanRow(name, content.failure, 2, 'failed', resync);
+  /** @type {HTMLTableRowElement} */
+  let tr;
+  if ('failure' in content) tr = spanRow(name, content.failure, 2, 'failed', resync);
+  else {
+    tr = row(name, [content.keyVersion], resync);
+    tr.insertBefore(deliveryCell(content), tr.lastElementChild);
+  }
   tr.dataset['client'] = name;
   return tr;
 }
@@ -474,7 +580,12 @@ async function refreshClient(name) {
   let tr;
   try {
     const client = await api('GET', `/v1/clients/${segment(name)}`);
-    tr = clientRow(name, [client.keyVersion ?? 0, client.delivery?.state ?? '']);
+    tr = clientRow(name, {
+      keyVersion: client.keyVersion ?? 0,
+      state: client.delivery?.state ?? '',
+      attempts: Number(client.delivery?.attempts ?? 0),
+      error: String(client.delivery?.error ?? ''),
+    });
   } catch (err) {
     if (err instanceof UnaddressableName) return;
     if (!(err instanceof ApiError && err.status === 404))
@@ -507,17 +618,27 @@ async function loadTopics(reset = false) {
   more.disabled = true;
   try {
     const page = await listPage('topics', topicCursor);
-    // The rollouts of a page are fetched together; rows keep the page's order.
-    const rows = await Promise.all(
-      (page.topics ?? []).map((/** @type {{ name: string }} */ t) => topicRow(t.name)),
-    );
     if (gen !== generation) return;
-    // A row an event added meanwhile (topic.created) is not shown twice.
-    for (const tr of rows)
-      if (tr !== undefined && findTopicRow(tr.dataset['topic'] ?? '') === undefined)
-        byId('topics').append(tr);
+    // Each topic gets its row at once ("loading…"), filled when its own rollout answers: a slow
+    // rollout holds up its row, not the page. A row an event added meanwhile is not doubled.
+    /** @type {Promise<void>[]} */
+    const fills = [];
+    for (const { name } of /** @type {{ name: string }[]} */ (page.topics ?? [])) {
+      if (findTopicRow(name) !== undefined) continue;
+      const placeholder = spanRow(name, 'loading…', 6, '');
+      placeholder.dataset['topic'] = name;
+      byId('topics').append(placeholder);
+      fills.push(
+        topicRow(name).then((tr) => {
+          if (gen !== generation) return;
+          if (tr === undefined) placeholder.remove();
+          else placeholder.replaceWith(tr);
+        }),
+      );
+    }
     topicCursor = page.nextCursor ?? '';
     more.hidden = topicCursor === '';
+    await Promise.all(fills);
   } finally {
     if (gen === generation) more.disabled = false;
   }
@@ -537,9 +658,10 @@ async function loadClients(reset = false) {
     if (gen !== generation) return;
     for (const client of page.clients ?? []) {
       if (findClientRow(client.name) !== undefined) continue;
-      byId('clients').append(
-        clientRow(client.name, [client.keyVersion ?? 0, client.deliveryState ?? '']),
-      );
+      const state = client.deliveryState ?? '';
+      byId('clients').append(clientRow(client.name, { keyVersion: client.keyVersion ?? 0, state }));
+      // The list gives the state only: why a client failed comes with the client itself.
+      if (state === 'failed' || state === 'unreachable') refresher.request(clientKey(client.name));
     }
     clientCursor = page.nextCursor ?? '';
     more.hidden = clientCursor === '';
@@ -635,12 +757,29 @@ function compactDetails(details) {
  *   keyVersion?: number, details?: unknown }} ConsoleEvent
  */
 
-/** @param {ConsoleEvent} e */
+/**
+ * One event line. Names and details come from devices and operators: each is its own `<bdi>`
+ * (a right-to-left name cannot carry the version or the next name along) with its hidden and
+ * direction characters shown (see {@link appendMarked}).
+ * @param {ConsoleEvent} e
+ */
 function showEvent(e) {
   const li = env.document.createElement('li');
-  const subject = [e.topic, e.client].filter(Boolean).join(' ');
+  /** @param {string} text */
+  const isolated = (text) => {
+    const bdi = env.document.createElement('bdi');
+    appendMarked(bdi, text);
+    return bdi;
+  };
+  li.append(`#${e.seq} ${e.at} ${e.type} `);
+  const names = [e.topic, e.client].filter((n) => typeof n === 'string' && n !== '');
+  for (const [i, name] of names.entries()) {
+    if (i > 0) li.append(' ');
+    li.append(isolated(String(name)));
+  }
+  if (e.keyVersion) li.append(` v${e.keyVersion}`);
   const details = compactDetails(e.details);
-  li.textContent = `#${e.seq} ${e.at} ${e.type} ${subject}${e.keyVersion ? ` v${e.keyVersion}` : ''}${details ? ` (${details})` : ''}`;
+  if (details) li.append(' (', isolated(details), ')');
   const list = byId('events');
   list.prepend(li);
   while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
@@ -668,7 +807,7 @@ function applyEvent(e) {
   if (client) {
     if (type === 'client.removed') findClientRow(client)?.remove();
     else if (type === 'client.created' && findClientRow(client) === undefined) {
-      const tr = clientRow(client, [e.keyVersion ?? 0, '…']);
+      const tr = clientRow(client, { keyVersion: e.keyVersion ?? 0, state: '…' });
       if (insertRow('clients', tr, client, 'client', clientCursor !== ''))
         refresher.request(clientKey(client), 0);
     } else if (findClientRow(client) !== undefined) refresher.request(clientKey(client));
@@ -678,6 +817,21 @@ function applyEvent(e) {
         if (name !== undefined && (tr.dataset['pending'] ?? tr.dataset['failed']) !== undefined)
           refresher.request(topicKey(name));
       }
+  }
+}
+
+/**
+ * The stream is live again after a failure: the node is back, so rows whose fetch failed
+ * meanwhile are fetched now rather than after their backoff (up to a minute), and the health
+ * badge is checked now rather than at its next 10 s tick.
+ */
+function nodeBack() {
+  backoff.clear();
+  void checkHealth();
+  for (const tr of rowsOf('topics')) {
+    const name = tr.dataset['topic'];
+    if (name !== undefined && tr.dataset['retry'] !== undefined)
+      refresher.request(topicKey(name), 0);
   }
 }
 
@@ -721,6 +875,8 @@ async function followEvents() {
       badge.textContent = 'live';
       badge.className = 'badge ok';
       clearError(failure);
+      if (failure !== '') nodeBack();
+      failure = '';
       const parser = new SseParser();
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {

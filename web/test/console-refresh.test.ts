@@ -364,7 +364,7 @@ void describe('the web console, what it shows', () => {
         [[], [' '], [' ']],
       );
       const css = readFileSync(new URL('../console.css', import.meta.url), 'utf8');
-      assert.match(css, /td\.name\s*\{[^}]*white-space:\s*pre;/);
+      assert.match(css, /td\.name\s*\{[^}]*white-space:\s*pre-wrap;/);
       assert.match(css, /td\.name \.ws\s*\{[^}]*background:/);
     } finally {
       close();

@@ -49,6 +49,10 @@ export class FakeApi {
   readonly failing = new Set<string>();
   /** Delay of each rollout answer, ms. */
   rolloutDelayMs = 0;
+  /** Delay of one topic's rollout answers, ms (overrides `rolloutDelayMs`). */
+  readonly rolloutDelays = new Map<string, number>();
+  /** Attempts and last error `GET /v1/clients/{name}` reports, per client. */
+  readonly clientDelivery = new Map<string, { attempts: number; error: string }>();
   /** Rollout requests running now, and the most that ran at once, per topic. */
   readonly rolloutsRunning = new Map<string, number>();
   readonly rolloutsMostAtOnce = new Map<string, number>();
@@ -133,12 +137,16 @@ export class FakeApi {
         Response.json({
           name,
           keyVersion: 2,
-          delivery: { state: this.clientStates.get(name) ?? 'failed', attempts: 0 },
+          delivery: {
+            state: this.clientStates.get(name) ?? 'failed',
+            ...(this.clientDelivery.get(name) ?? { attempts: 0 }),
+          },
         }),
       );
     }
     const rollout = /^\/v1\/topics\/([^/]+)\/rollout$/.exec(path);
-    if (rollout?.[1] !== undefined) return this.#rollout(decodeURIComponent(rollout[1]));
+    if (rollout?.[1] !== undefined)
+      return this.#rollout(decodeURIComponent(rollout[1]), init?.signal ?? undefined);
     const rotate = /^\/v1\/topics\/([^/]+)\/rotate$/.exec(path);
     if (rotate?.[1] !== undefined && method === 'POST') {
       const name = decodeURIComponent(rotate[1]);
@@ -165,12 +173,22 @@ export class FakeApi {
     return error(404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
   };
 
-  async #rollout(name: string): Promise<Response> {
+  async #rollout(name: string, signal: AbortSignal | undefined): Promise<Response> {
     const running = (this.rolloutsRunning.get(name) ?? 0) + 1;
     this.rolloutsRunning.set(name, running);
     this.rolloutsMostAtOnce.set(name, Math.max(running, this.rolloutsMostAtOnce.get(name) ?? 0));
     try {
-      if (this.rolloutDelayMs > 0) await new Promise((r) => setTimeout(r, this.rolloutDelayMs));
+      const delay = this.rolloutDelays.get(name) ?? this.rolloutDelayMs;
+      if (delay > 0) {
+        // As fetch does: the caller's signal (its timeout) ends the wait with the signal's reason.
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, delay);
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(signal.reason as Error);
+          });
+        });
+      }
       if (this.failing.has(name)) return await error(500, 'C2_INTERNAL', 'the rollout failed');
       if (!this.topics.has(name)) return await error(404, 'C2_NOT_FOUND', `no topic ${name}`);
       return Response.json({
@@ -242,6 +260,7 @@ export function openConsole(
   storage = new Map<string, string>(),
   setup: (api: FakeApi) => void = () => undefined,
   timing?: Partial<ConsoleTiming>,
+  confirm: (message: string) => boolean = () => true,
 ): {
   document: Document;
   window: JSDOM['window'];
@@ -264,7 +283,7 @@ export function openConsole(
         storage.delete(k);
       },
     },
-    confirm: () => true,
+    confirm,
     ...(timing === undefined ? {} : { timing }),
   });
   return {
