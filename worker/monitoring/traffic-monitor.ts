@@ -383,14 +383,40 @@ export class TrafficMonitor {
     }
   }
 
-  /** Writes the counters gathered since the last flush. */
+  /**
+   * Writes the counters gathered since the last flush. When the write fails (the database is
+   * briefly away) they are put back, merged with what was counted meanwhile, for the next flush:
+   * only a node that dies loses its last interval. (A write that committed but whose answer was
+   * lost is then counted twice: over-counting a flush is the lesser harm.)
+   * @throws the store's error, after the counters are back
+   */
   async flush(): Promise<void> {
     if (this.#counts.size === 0 && this.#uses.size === 0) return;
-    const counts = [...this.#counts.values()];
-    const uses = [...this.#uses.values()];
+    const counts = new Map(this.#counts);
+    const uses = new Map(this.#uses);
     this.#counts.clear();
     this.#uses.clear();
-    await this.options.source.recordTraffic(counts, uses);
+    try {
+      await this.options.source.recordTraffic([...counts.values()], [...uses.values()]);
+    } catch (err) {
+      this.#putBack(counts, uses);
+      throw err;
+    }
+  }
+
+  /** Merges counters of a failed flush back into the current ones. */
+  #putBack(counts: Map<string, TrafficCount>, uses: Map<string, DeviceKeyUse>): void {
+    for (const [key, old] of counts) {
+      const now = this.#counts.get(key);
+      this.#counts.set(
+        key,
+        now === undefined
+          ? old
+          : { ...now, messages: now.messages + old.messages, firstAt: old.firstAt },
+      );
+    }
+    // A use seen since the failed flush is newer than the one it held.
+    for (const [key, old] of uses) if (!this.#uses.has(key)) this.#uses.set(key, old);
   }
 
   /** Messages waiting for classification. */

@@ -41,9 +41,11 @@ async function startMonitor(
     onKeyRead?: (topic: string) => void;
     /** Called on each read of a signer's public key. */
     onSignerRead?: () => void;
+    /** While it says true, writes of the counters fail (the database is away). */
+    failWrites?: () => boolean;
   } = {},
 ): Promise<TrafficMonitor> {
-  const { onKeyRead, onSignerRead, ...tuning } = options;
+  const { onKeyRead, onSignerRead, failWrites, ...tuning } = options;
   const service = h.service;
   const source: TrafficSource = {
     mode: service.mode,
@@ -52,7 +54,10 @@ async function startMonitor(
       onKeyRead?.(topic);
       return service.monitoringKeys(topic, versions);
     },
-    recordTraffic: (counts, uses) => service.recordTraffic(counts, uses),
+    recordTraffic: (counts, uses) =>
+      failWrites?.() === true
+        ? Promise.reject(new Error('connection terminated unexpectedly'))
+        : service.recordTraffic(counts, uses),
     devicePublicKey: (e4Id) => {
       onSignerRead?.();
       return service.devicePublicKey(e4Id);
@@ -139,6 +144,34 @@ void describe('traffic monitor, symmetric-key mode', () => {
       await monitor.flush();
       const again = await h.service.topicTraffic(topic);
       assert.equal(again.counts.find((c) => c.class === 'current')?.messages, 3);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  void it('keeps the counts of a flush that failed, for the next one', async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const verdicts: string[] = [];
+    let databaseAway = true;
+    const monitor = await startMonitor(h, verdicts, { failWrites: () => databaseAway });
+    try {
+      const current = await h.service.protectMessage(topic, reading());
+      for (const payload of [current, current, randomBytes(60)])
+        await pub.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+      await eventually(() => {
+        assert.equal(verdicts.length, 3);
+      });
+      await assert.rejects(monitor.flush(), /connection terminated/);
+      // Counted while the database is away, then written together with the failed flush's.
+      for (const payload of [current, randomBytes(60)])
+        await pub.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+      await eventually(() => {
+        assert.equal(verdicts.length, 5);
+      });
+      databaseAway = false;
+      await monitor.flush();
+      assert.deepEqual(summary(await h.service.topicTraffic(topic)), ['current@1=3', 'forged@0=2']);
     } finally {
       await monitor.close();
     }
