@@ -259,7 +259,7 @@ export class C2Metrics {
     });
     this.#automationFirings = counter({
       name: 'c2_automation_firings_total',
-      help: 'Automation firings by outcome: planned, succeeded, failed, aborted, timed_out, interrupted.',
+      help: 'Automation firings by outcome: planned, succeeded, failed, aborted, timed_out, interrupted, deferred (a passing failure: runs again).',
       labelNames: ['outcome'] as const,
     });
     this.#monitoredMessages = counter({
@@ -298,7 +298,7 @@ export class C2Metrics {
     this.#monitoredMessages.inc({ class: verdict });
   }
 
-  /** One automation firing planned, finished (by outcome) or interrupted. */
+  /** One automation firing planned, finished (by outcome), interrupted or deferred. */
   automationFiring(outcome: string): void {
     this.#automationFirings.inc({ outcome });
   }

@@ -39,7 +39,7 @@ import { countEvents, memberRemovals, settledEvents } from './trigger-evaluation
 export interface AutomationObserver {
   leader?(isLeader: boolean): void;
   paused?(isPaused: boolean): void;
-  firing?(outcome: FiringOutcome['status'] | 'planned' | 'interrupted'): void;
+  firing?(outcome: FiringOutcome['status'] | 'planned' | 'interrupted' | 'deferred'): void;
 }
 
 /** Options of {@link AutomationEngine}. */

@@ -8,6 +8,7 @@
 import type { Leadership } from '../../cluster/coordination/leader-election.ts';
 import type { FiringRow, PgAutomationStore } from '../../cluster/storage/index.ts';
 import {
+  FiringDeferred,
   FiringInterrupted,
   runFiring,
   type AutomationC2,
@@ -32,7 +33,7 @@ export interface FiringPoolOptions {
   readonly leads: (leadership: Leadership) => boolean;
   /** The engine's stop signal (a firing it interrupts stays pending). */
   readonly signal: () => AbortSignal;
-  readonly observe: (outcome: FiringOutcome['status'] | 'interrupted') => void;
+  readonly observe: (outcome: FiringOutcome['status'] | 'interrupted' | 'deferred') => void;
   readonly onError?: (err: unknown, context: string) => void;
 }
 
@@ -116,6 +117,13 @@ export class FiringPool {
       } catch (err) {
         if (err instanceof FiringInterrupted) {
           this.#o.observe('interrupted');
+          return;
+        }
+        if (err instanceof FiringDeferred) {
+          // Stays pending: run again from the next tick on; the subjects done answer from the
+          // idempotency journal.
+          this.#o.observe('deferred');
+          this.#o.onError?.(err, `firing ${firing.id} of rule ${firing.ruleId} deferred`);
           return;
         }
         this.#o.onError?.(err, `running firing ${firing.id}`);

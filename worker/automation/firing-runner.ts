@@ -62,7 +62,8 @@ export interface FiringContext {
   /**
    * Records the counts so far of a firing still running, so that an operator watching a long
    * rollout sees it advance (the outcome is recorded only at the end). Called once the targets
-   * are resolved, then after a subject at most every `progressEveryMs`. Must not throw.
+   * are resolved, then before a subject and during waits (for the rate, or after a passing
+   * failure) at most every `progressEveryMs`. Must not throw.
    */
   readonly onProgress?: (progress: FiringOutcome['result']) => Promise<void>;
   /** Least time between two {@link FiringContext.onProgress} calls. Default 5000 ms. */
@@ -71,6 +72,31 @@ export interface FiringContext {
 
 /** Thrown inside {@link runFiring} when the firing must stay pending (pause, leadership lost). */
 export class FiringInterrupted extends Error {}
+
+/**
+ * Thrown by {@link runFiring} when a subject's call kept failing for a passing reason (see
+ * {@link isPassingFailure}): the firing stays pending and is run again at a later tick, where the
+ * subjects already done answer from the idempotency journal. Ending it `failed` instead would lose
+ * the rotation for good: a cron slot would wait for the next one, and a key over its maximum age
+ * would never be planned again (its firing is planned once per key version).
+ */
+export class FiringDeferred extends Error {
+  override readonly name = 'FiringDeferred';
+}
+
+/** Tries of one subject whose call fails for a passing reason, within one run of the firing. */
+export const PASSING_FAILURE_TRIES = 3;
+/** The wait after a subject's first passing failure, doubled after each further one. */
+export const PASSING_FAILURE_BACKOFF_MS = 1000;
+
+/**
+ * Whether a C2 call failed for a reason that passes by itself: the lock was held past its wait or
+ * the database, Redis or a lease was away (`C2_UNAVAILABLE`), or a concurrent change won
+ * (`C2_CONFLICT`). Anything else (a refusal, a bug) would fail the same way again.
+ */
+export function isPassingFailure(err: unknown): err is C2Error {
+  return err instanceof C2Error && (err.code === 'C2_UNAVAILABLE' || err.code === 'C2_CONFLICT');
+}
 
 /** Escapes a rate wait when the firing must end (its rule was disabled or deleted). */
 class FiringStopped extends Error {}
@@ -141,6 +167,13 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   const sleep: Sleep = async (ms, signal) => {
     await ctx.sleep(Math.min(ms, checkEveryMs), signal);
     if (await mustStop()) throw new FiringStopped();
+    // A rollout that waits for its rate still shows what it has done (rules firings).
+    if (targets > 0 && ctx.clock() - progressAt >= progressEveryMs) await progress();
+  };
+  /** Waits `ms` in checked slices (see `sleep`). @throws FiringStopped, FiringInterrupted */
+  const wait = async (ms: number): Promise<void> => {
+    const until = ctx.clock() + ms;
+    for (let left = ms; left > 0; left = until - ctx.clock()) await sleep(left, ctx.signal);
   };
   const gate = new RolloutGate(
     snapshot.rollout,
@@ -169,6 +202,12 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
     errors: { ...errors },
   });
   const finish = (status: FiringOutcome['status']): FiringOutcome => ({ status, result: counts() });
+  const progressEveryMs = ctx.progressEveryMs ?? 5000;
+  let progressAt = ctx.clock();
+  const progress = async (): Promise<void> => {
+    progressAt = ctx.clock();
+    await ctx.onProgress?.(counts());
+  };
   const fail = (err: unknown, weight: number): void => {
     failed += 1;
     gate.record(weight, weight);
@@ -187,6 +226,12 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
       devices = (await ctx.c2.newC2Key(request('c2', 'c2'), true)).devices;
       done = 1;
     } catch (err) {
+      // Tried again at a later tick rather than lost (see FiringDeferred).
+      if (isPassingFailure(err))
+        throw new FiringDeferred(
+          `the C2 key: ${err.code}: ${err.message}; the firing stays pending and runs again`,
+          { cause: err },
+        );
       fail(err, 1);
     }
     return finish(failed > 0 ? 'failed' : 'succeeded');
@@ -209,13 +254,39 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
     return finish('failed');
   }
   targets = names.length;
-  const progressEveryMs = ctx.progressEveryMs ?? 5000;
-  let progressAt = ctx.clock();
-  const progress = async (): Promise<void> => {
-    progressAt = ctx.clock();
-    await ctx.onProgress?.(counts());
-  };
   await progress();
+
+  /**
+   * Applies the action to one subject. @returns the devices it concerns, or `skipped` when there
+   * is nothing to do for it
+   */
+  const apply = async (name: string, weight: number): Promise<number | 'skipped'> => {
+    switch (snapshot.action) {
+      case 'rotate-topic-key': {
+        const r = await ctx.c2.rotateTopicKey(request('topic', name), name);
+        rotated.push({ topic: name, version: r.keyVersion });
+        return r.members;
+      }
+      case 'rotate-client-key':
+        await ctx.c2.rotateClientKey(request('client', name), name);
+        return weight;
+      case 'resync-lagging': {
+        const client = await ctx.c2.getClient(name);
+        // Failed: the cap was reached. Behind: the broker accepted the key, but the device was
+        // later seen publishing under an older one (monitoring, public-key mode), so the command
+        // was lost after the PUBACK (R9) and nothing else would resend it.
+        const lagging =
+          client.delivery.state === 'failed' || client.topics.some((t) => t.observed?.behind);
+        if (!lagging) return 'skipped';
+        // No key re-sends: they put the current key on the wire under the previous one again,
+        // which only an operator's resync may decide (client-ops.ts, ResyncOptions).
+        await ctx.c2.resyncClient(request('resync', name), name, { resendKeys: false });
+        return weight;
+      }
+      case 'rotate-c2-key':
+        throw new Error('rotate-c2-key has no subjects'); // handled above
+    }
+  };
 
   const stopped = (): FiringOutcome => {
     skipped = names.length - done - failed;
@@ -256,43 +327,41 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
       skipped = names.length - done - failed;
       return finish('timed_out');
     }
-    try {
-      switch (snapshot.action) {
-        case 'rotate-topic-key': {
-          const r = await ctx.c2.rotateTopicKey(request('topic', name), name);
-          rotated.push({ topic: name, version: r.keyVersion });
-          weight = r.members;
+    let outcome: number | 'skipped' | { readonly error: unknown };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcome = await apply(name, weight);
+        break;
+      } catch (err) {
+        if (!isPassingFailure(err)) {
+          outcome = { error: err };
           break;
         }
-        case 'rotate-client-key':
-          await ctx.c2.rotateClientKey(request('client', name), name);
-          break;
-        case 'resync-lagging': {
-          const client = await ctx.c2.getClient(name);
-          // Failed: the cap was reached. Behind: the broker accepted the key, but the device
-          // was later seen publishing under an older one (monitoring, public-key mode), so the
-          // command was lost after the PUBACK (R9) and nothing else would resend it.
-          const lagging =
-            client.delivery.state === 'failed' || client.topics.some((t) => t.observed?.behind);
-          if (!lagging) {
-            skipped += 1;
-            continue;
-          }
-          // No key re-sends: they put the current key on the wire under the previous one again,
-          // which only an operator's resync may decide (client-ops.ts, ResyncOptions).
-          await ctx.c2.resyncClient(request('resync', name), name, { resendKeys: false });
-          break;
+        if (attempt >= PASSING_FAILURE_TRIES) {
+          await progress();
+          throw new FiringDeferred(
+            `${kind} ${JSON.stringify(name)}: ${err.code}: ${err.message} (${attempt} tries); the firing stays pending and runs again`,
+            { cause: err },
+          );
+        }
+        try {
+          await wait(PASSING_FAILURE_BACKOFF_MS * 2 ** (attempt - 1));
+        } catch (stop) {
+          if (stop instanceof FiringStopped) return stopped();
+          throw stop;
         }
       }
+    }
+    if (outcome === 'skipped') {
+      skipped += 1;
+    } else if (typeof outcome === 'number') {
       done += 1;
-      devices += weight;
-      gate.record(weight, 0);
-    } catch (err) {
-      if (err instanceof C2Error && err.code === 'C2_NOT_FOUND') {
-        skipped += 1; // deleted since the targets were resolved: nothing to rotate
-        continue;
-      }
-      fail(err, weight);
+      devices += outcome;
+      gate.record(outcome, 0);
+    } else if (outcome.error instanceof C2Error && outcome.error.code === 'C2_NOT_FOUND') {
+      skipped += 1; // deleted since the targets were resolved: nothing to rotate
+    } else {
+      fail(outcome.error, weight);
     }
   }
   if (failed === 0) return finish('succeeded');

@@ -8,7 +8,10 @@ import { describe, it } from 'node:test';
 import { C2Error } from '../../../cluster/errors.ts';
 import type { FiringRow } from '../../../cluster/storage/index.ts';
 import {
+  FiringDeferred,
   FiringInterrupted,
+  PASSING_FAILURE_BACKOFF_MS,
+  PASSING_FAILURE_TRIES,
   runFiring,
   type AutomationC2,
   type FiringContext,
@@ -151,22 +154,27 @@ void describe('firing runner, targets that cannot be resolved', () => {
   });
 });
 
+/** Runs a C2 key rotation firing against `c2`, with no waits. */
+function rotateC2Key(c2: AutomationC2): ReturnType<typeof runFiring> {
+  const row = firing([]);
+  return runFiring(
+    { ...row, snapshot: { ...row.snapshot, action: 'rotate-c2-key', targets: [] } },
+    {
+      c2,
+      clock: () => T0,
+      sleep: () => Promise.resolve(),
+      signal: new AbortController().signal,
+      shouldYield: () => Promise.resolve(false),
+    },
+  );
+}
+
 void describe('firing runner, C2 key rotation', () => {
   void it('counts the devices the new C2 key goes to', async () => {
     const c2 = {
       newC2Key: () => Promise.resolve({ version: 3, fingerprint: 'ab', devices: 7 }),
     } as unknown as AutomationC2;
-    const row = firing([]);
-    const outcome = await runFiring(
-      { ...row, snapshot: { ...row.snapshot, action: 'rotate-c2-key', targets: [] } },
-      {
-        c2,
-        clock: () => T0,
-        sleep: () => Promise.resolve(),
-        signal: new AbortController().signal,
-        shouldYield: () => Promise.resolve(false),
-      },
-    );
+    const outcome = await rotateC2Key(c2);
     assert.equal(outcome.status, 'succeeded');
     assert.deepEqual(
       { done: outcome.result.done, devices: outcome.result.devices },
@@ -191,9 +199,94 @@ void describe('firing runner, progress of a long rollout', () => {
     });
     assert.equal(outcome.status, 'succeeded');
     assert.deepEqual(outcome.result.targets, 4);
+    // Saved during the waits for the rate too: the counts advance while the rollout waits.
     assert.deepEqual(saved, [
       { at: 0, targets: 4, done: 0 }, // targets resolved
-      { at: 120_000, targets: 4, done: 3 }, // before d: 120 s since the last save
+      { at: 90_000, targets: 4, done: 2 }, // waiting for c
+      { at: 180_000, targets: 4, done: 3 }, // the wait for d over
     ]);
+  });
+});
+
+void describe('firing runner, a subject whose call fails for a passing reason', () => {
+  /** A C2 whose rotations of `flaky` fail with `code` the first `failures` times. */
+  function flakyWorld(code: string, failures: number) {
+    const calls: string[] = [];
+    const waits: number[] = [];
+    const saved: number[] = [];
+    let now = T0;
+    let left = failures;
+    const c2 = {
+      getTopic: () => Promise.reject(new Error('members unknown: weight 1')),
+      rotateTopicKey: (_ctx: unknown, name: string) => {
+        calls.push(name);
+        if (name === 'flaky' && left > 0) {
+          left -= 1;
+          return Promise.reject(new C2Error(code as 'C2_UNAVAILABLE', 'lock topic:flaky is busy'));
+        }
+        return Promise.resolve({ keyVersion: 2, members: 1 });
+      },
+    } as unknown as AutomationC2;
+    const ctx: FiringContext = {
+      c2,
+      clock: () => now,
+      sleep: (ms) => {
+        waits.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+      signal: new AbortController().signal,
+      shouldYield: () => Promise.resolve(false),
+      shouldStop: () => Promise.resolve(false),
+      onProgress: (p) => {
+        saved.push(p.done);
+        return Promise.resolve();
+      },
+    };
+    const row = firing(['a', 'flaky', 'z']);
+    const unlimited = { ...row, snapshot: { ...row.snapshot, rollout: {} } };
+    return { calls, waits, saved, ctx, firing: unlimited };
+  }
+
+  void it('is tried again after a backoff, and the firing succeeds', async () => {
+    const w = flakyWorld('C2_UNAVAILABLE', PASSING_FAILURE_TRIES - 1);
+    const outcome = await runFiring(w.firing, w.ctx);
+    assert.equal(outcome.status, 'succeeded');
+    assert.deepEqual(outcome.result.errors, {});
+    assert.equal(outcome.result.done, 3);
+    assert.deepEqual(w.calls, ['a', 'flaky', 'flaky', 'flaky', 'z']);
+    assert.equal(
+      w.waits.reduce((x, y) => x + y, 0),
+      PASSING_FAILURE_BACKOFF_MS * 3, // 1 s, then 2 s
+    );
+  });
+
+  void it('still failing after its tries: the firing stays pending (deferred), never failed', async () => {
+    const w = flakyWorld('C2_CONFLICT', 100);
+    await assert.rejects(runFiring(w.firing, w.ctx), (err: unknown) => {
+      assert.ok(err instanceof FiringDeferred);
+      assert.match(
+        err.message,
+        /^topic "flaky": C2_CONFLICT: lock topic:flaky is busy \(3 tries\)/,
+      );
+      return true;
+    });
+    assert.deepEqual(w.calls, ['a', 'flaky', 'flaky', 'flaky'], 'z waits for the next run');
+    assert.equal(w.saved.at(-1), 1, 'the progress so far is recorded');
+  });
+
+  void it('a refusal that would repeat is not tried again: that subject fails', async () => {
+    const w = flakyWorld('C2_FAILED_PRECONDITION', 1);
+    const outcome = await runFiring(w.firing, w.ctx);
+    assert.equal(outcome.status, 'failed');
+    assert.deepEqual(outcome.result.errors, { C2_FAILED_PRECONDITION: 1 });
+    assert.deepEqual(w.calls, ['a', 'flaky', 'z']);
+  });
+
+  void it('a C2 key rotation that meets an unavailable database is deferred, not failed', async () => {
+    const c2 = {
+      newC2Key: () => Promise.reject(new C2Error('C2_UNAVAILABLE', 'the database is away')),
+    } as unknown as AutomationC2;
+    await assert.rejects(rotateC2Key(c2), FiringDeferred);
   });
 });

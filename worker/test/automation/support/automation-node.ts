@@ -24,6 +24,10 @@ export interface AutomationNodeOptions {
   readonly tickMs: number;
   /** Slows every rotation down by this much (to kill a leader mid-firing). */
   readonly actionDelayMs?: number;
+  /** The C2 the engine uses, built on the node's service (a fault injected in its calls). */
+  readonly wrapC2?: (service: C2Service) => AutomationC2;
+  /** How often keys are checked against max-key-age triggers (the engine's default: 30 s). */
+  readonly keyAgeScanMs?: number;
   readonly onLeader?: (isLeader: boolean, epoch: string | undefined) => void;
 }
 
@@ -66,7 +70,8 @@ export async function startAutomationNode(options: AutomationNodeOptions): Promi
         });
   const engine = new AutomationEngine({
     store: automation,
-    c2,
+    c2: options.wrapC2?.(service) ?? c2,
+    ...(options.keyAgeScanMs === undefined ? {} : { keyAgeScanMs: options.keyAgeScanMs }),
     election,
     tickMs: options.tickMs,
     onError: (err) => errors.push(err),
