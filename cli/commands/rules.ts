@@ -264,7 +264,49 @@ function errorSummary(firing: AutomationMessage): string {
 const items = (rule: AutomationMessage, key: string): AutomationMessage[] =>
   Array.isArray(rule[key]) ? (rule[key] as AutomationMessage[]) : [];
 
-function renderRule(rule: AutomationMessage): string {
+/** The rollout policy in words: `at most 600 devices a minute, ...`, or `no limits`. */
+function describeRollout(rule: AutomationMessage): string {
+  const r = rule['rollout'];
+  const policy = typeof r === 'object' && r !== null ? (r as AutomationMessage) : {};
+  const parts: string[] = [];
+  const perMinute = Number(field(policy, 'max_devices_per_minute') || 0);
+  if (perMinute > 0) parts.push(`at most ${perMinute} devices a minute`);
+  const ratio = Number(field(policy, 'abort_failure_ratio') || 0);
+  if (ratio > 0) parts.push(`abort above ${ratio} failed devices`);
+  const timeout = Number(field(policy, 'timeout_seconds') || 0);
+  if (timeout > 0) parts.push(`time out after ${timeout} s`);
+  return parts.length === 0 ? 'no limits' : parts.join(', ');
+}
+
+/**
+ * A firing's status as an operator reads it: `pending` is `running` once started (its counts are
+ * those so far), else `queued`.
+ */
+function firingStatus(firing: AutomationMessage): string {
+  const status = field(firing, 'status');
+  if (status !== 'pending') return status;
+  return field(firing, 'started_at') === '' ? 'queued' : 'running';
+}
+
+/** The rule's newest firing in one line, or `none`. */
+function describeLastFiring(firing: AutomationMessage | undefined): string {
+  if (firing === undefined) return 'none';
+  const errors = errorSummary(firing);
+  return (
+    `#${field(firing, 'id')} due ${field(firing, 'due_at')}: ${firingStatus(firing)}, ` +
+    `${field(firing, 'done') || '0'} of ${field(firing, 'targets') || '0'} done` +
+    (errors === '' ? '' : ` (${errors})`)
+  );
+}
+
+/**
+ * A rule in human form; with `last`, also how it last fired (`rules get`: other verbs show the
+ * rule they changed).
+ */
+function renderRule(
+  rule: AutomationMessage,
+  last?: { readonly firing: AutomationMessage | undefined },
+): string {
   return (
     renderFields([
       ['id', field(rule, 'id')],
@@ -272,6 +314,10 @@ function renderRule(rule: AutomationMessage): string {
       ['action', field(rule, 'action')],
       ['enabled', field(rule, 'enabled')],
       ['description', field(rule, 'description')],
+      ['rollout', describeRollout(rule)],
+      ...(last === undefined
+        ? []
+        : ([['last firing', describeLastFiring(last.firing)]] as [string, string][])),
     ]) +
     items(rule, 'triggers')
       .map((t) => `trigger ${field(t, 'id')}: ${describeTrigger(t)}\n`)
@@ -315,12 +361,19 @@ const list: CommandSpec = {
 const get: CommandSpec = {
   path: ['rules', 'get'],
   summary: 'Show one rule with its triggers and targets',
-  calls: ['e4c2.v1.C2Automation/GetRule'],
+  calls: ['e4c2.v1.C2Automation/GetRule', 'e4c2.v1.C2Automation/ListFirings'],
   flags: [RULE_ID],
   examples: ['rules get --id 3'],
   async run(ctx) {
     const rule = await call(ctx, 'GetRule', { rule_id: ctx.flags.string('id') });
-    ctx.out.result(rule, renderRule(rule));
+    // Human output also says how the rule last fired (JSON: the rule as the API gives it).
+    const last = ctx.out.json
+      ? undefined
+      : {
+          firing: (await call(ctx, 'ListFirings', { rule_id: field(rule, 'id'), limit: 1 }))
+            .firings[0],
+        };
+    ctx.out.result(rule, renderRule(rule, last));
   },
 };
 
@@ -526,18 +579,20 @@ const firings: CommandSpec = {
           'FAILED',
           'SKIPPED',
           'ATTEMPTS',
+          'FINISHED',
           'ERRORS',
         ],
         r.firings.map((f) => [
           field(f, 'id'),
           field(f, 'rule_id'),
           field(f, 'due_at'),
-          field(f, 'status'),
+          firingStatus(f),
           field(f, 'targets'),
           field(f, 'done'),
           field(f, 'failed'),
           field(f, 'skipped'),
           field(f, 'attempts'),
+          field(f, 'finished_at') || '-',
           errorSummary(f),
         ]),
       ),

@@ -274,8 +274,67 @@ void describe('rules commands', () => {
     const r = await runWith(['rules', 'firings', '--id', '7'], { api });
     assert.equal(r.code, ExitCode.Ok, r.stderr);
     const [header, first, second] = r.stdout.trimEnd().split('\n');
-    assert.match(header ?? '', /\bTARGETS\s+DONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+ERRORS$/);
-    assert.match(first ?? '', /^12\b.*\b9\s+1\s+3\s+5\s+1\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
-    assert.match(second ?? '', /^11\b.*\b1\s*$/, 'a firing without errors ends with its attempts');
+    assert.match(
+      header ?? '',
+      /\bTARGETS\s+DONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+FINISHED\s+ERRORS$/,
+    );
+    assert.match(first ?? '', /^12\b.*\b9\s+1\s+3\s+5\s+1\s+-\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
+    assert.match(second ?? '', /^11\b.*\b1\s+-\s*$/, 'a firing without errors ends there');
+  });
+
+  void it('firings tells a running firing from a queued one, and when each finished', async () => {
+    const api = new AutomationFakeApi();
+    api.reply = {
+      firings: [
+        { id: '3', rule_id: '7', status: 'pending', started_at: '2026-11-27T10:00:01Z' },
+        { id: '2', rule_id: '7', status: 'pending' },
+        { id: '1', rule_id: '7', status: 'succeeded', finished_at: '2026-11-27T09:00:02Z' },
+      ],
+    };
+    const r = await runWith(['rules', 'firings', '--id', '7'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const rows = r.stdout.trimEnd().split('\n').slice(1);
+    assert.match(rows[0] ?? '', /^3\s+7\s+running\b/);
+    assert.match(rows[1] ?? '', /^2\s+7\s+queued\b/);
+    assert.match(rows[2] ?? '', /^1\s+7\s+succeeded\b.*2026-11-27T09:00:02Z\s*$/);
+  });
+
+  void it('get shows the rollout policy and how the rule last fired', async () => {
+    const api = new AutomationFakeApi();
+    api.reply = {
+      rollout: { max_devices_per_minute: 600, abort_failure_ratio: 0.1, timeout_seconds: 0 },
+      firings: [
+        {
+          id: '68',
+          rule_id: '7',
+          due_at: '2026-11-27T10:00:00Z',
+          status: 'pending',
+          started_at: '2026-11-27T10:00:01Z',
+          targets: 4,
+          done: 1,
+          errors: { C2_UNAVAILABLE: 1 },
+        },
+      ],
+    };
+    const r = await runWith(['rules', 'get', '--id', '7'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.match(
+      r.stdout,
+      /\nrollout +at most 600 devices a minute, abort above 0\.1 failed devices\n/,
+    );
+    assert.match(
+      r.stdout,
+      /\nlast firing +#68 due 2026-11-27T10:00:00Z: running, 1 of 4 done \(C2_UNAVAILABLE=1\)\n/,
+    );
+    assert.deepEqual(
+      api.automationCalls.map((c) => c.method),
+      ['GetRule', 'ListFirings'],
+    );
+    api.reply = { firings: [] };
+    const none = await runWith(['rules', 'get', '--id', '7'], { api });
+    assert.match(none.stdout, /\nrollout +no limits\nlast firing +none\n/);
+    const json = await runWith(['rules', 'get', '--id', '7', '--json'], { api });
+    assert.equal(json.code, ExitCode.Ok, json.stderr);
+    assert.equal(api.automationCalls.at(-1)?.method, 'GetRule', 'JSON: the rule only');
   });
 });
