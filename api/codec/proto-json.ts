@@ -95,17 +95,21 @@ function integer(
   range: { min: bigint; max: bigint },
 ): bigint {
   let n: bigint;
+  const outOfRange = (): C2Error =>
+    invalid(path, `${path} is out of range for ${field.kind} (${range.min} to ${range.max})`);
   if (typeof value === 'number' && Number.isInteger(value)) {
-    if (!Number.isSafeInteger(value))
+    if (!Number.isSafeInteger(value)) {
+      // Beyond 2^53 a JSON number has lost digits: only a 64-bit field could hold it exactly.
+      if (value > Number(range.max) || value < Number(range.min)) throw outOfRange();
       throw invalid(path, `${path} is too large for a JSON number; send it as a string`);
+    }
     n = BigInt(value);
   } else if (typeof value === 'string' && /^-?\d{1,40}$/.test(value)) {
     n = BigInt(value);
   } else {
     throw invalid(path, `${path} must be an integer (a JSON number or a numeric string)`);
   }
-  if (n < range.min || n > range.max)
-    throw invalid(path, `${path} is out of range for ${field.kind}`);
+  if (n < range.min || n > range.max) throw outOfRange();
   return n;
 }
 

@@ -165,7 +165,13 @@ void describe('proto JSON codec', () => {
     rejects(
       () => decodeMessage(schema, 'e4c2.v1.ListRequest', { limit: -1 }),
       'limit',
-      /out of range/,
+      /^limit is out of range for uint32 \(0 to 4294967295\)$/,
+    );
+    // Too large for any uint32: out of range, not "send it as a string" (which then also fails).
+    rejects(
+      () => decodeMessage(schema, 'e4c2.v1.ListRequest', { limit: 1e20 }),
+      'limit',
+      /^limit is out of range for uint32 \(0 to 4294967295\)$/,
     );
     rejects(() => decodeMessage(schema, 'pb.NewTopicRequest', [1]), 'body', /JSON object/);
     rejects(() => decodeMessage(schema, 'pb.NewTopicRequest', 'x'), 'body', /JSON object/);

@@ -96,6 +96,9 @@ function specId(value: unknown, field: string, prefix: 't' | 'g'): string {
  * @throws C2Error `C2_VALIDATION`
  */
 export function checkTimeZone(value: unknown, field = 'timeZone'): string {
+  // Absent over HTTP and gRPC alike reads as '' (the proto default).
+  if (value === undefined || value === '')
+    throw invalid(field, `${field} is required: an IANA time zone such as UTC or Europe/Berlin`);
   const zone = text(value, field, 64);
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });

@@ -156,6 +156,11 @@ void describe('rule validation', () => {
       code(() => checkTrigger({ kind: 'cron', expr: '61 * * * *', timeZone: 'UTC' })),
       'C2_VALIDATION',
     );
+    // Absent (or '', as a missing proto field decodes): "required", not a length rule.
+    for (const timeZone of [undefined, ''])
+      assert.throws(() => checkTrigger({ kind: 'cron', expr: '0 * * * *', timeZone }), {
+        message: /^trigger\.timeZone is required: an IANA time zone such as UTC/,
+      });
     const ok = checkTrigger({ kind: 'cron', expr: '30 2 * * *', timeZone: 'Europe/Berlin' });
     assert.equal(ok.kind, 'cron');
     assert.match(ok.id, /^t-[0-9a-f]{10}$/);
