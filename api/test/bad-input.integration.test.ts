@@ -582,7 +582,7 @@ void describe('bad input, symmetric-key mode', () => {
     const port = a.api.httpAddress.port;
     const oversized = await rawHttp(
       port,
-      `GET /e4/clients HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      `GET /e4/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
     );
     assert.match(oversized, /^HTTP\/1\.1 431 /);
     assert.match(
@@ -597,13 +597,15 @@ void describe('bad input, symmetric-key mode', () => {
       oversized,
       /\r\ncontent-security-policy: default-src 'none'; frame-ancestors 'none'\r\n/i,
     );
-    const garbage = await rawHttp(port, 'NOT-A-METHOD / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const garbage = await rawHttp(port, 'NOT-A-METHOD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     assert.match(garbage, /^HTTP\/1\.1 400 [^]*"code":"C2_VALIDATION"/);
 
     const errorsBefore = a.log.lines.filter((l) => l.level === 'error').length;
     const socket = connect(port, '127.0.0.1');
     await once(socket, 'connect');
-    socket.write('POST /e4/client/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"key":');
+    socket.write(
+      'POST /e4/client/gone HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"key":',
+    );
     await new Promise((resolve) => setTimeout(resolve, 100));
     socket.destroy();
     await waitFor(() => a.log.lines.some((l) => l.msg === 'client went away mid-request'));
