@@ -102,6 +102,16 @@ function clearError(text) {
 /** @param {unknown} err */
 const message = (err) => String(/** @type {Error} */ (err)?.message ?? err);
 
+/**
+ * A failure of `fetch` itself (the browser's `TypeError: Failed to fetch`, `NetworkError when
+ * attempting to fetch resource`, ...) in words an operator can act on; any other error as it is.
+ * @param {unknown} err @param {string} [suffix] added to the message
+ */
+function networkError(err, suffix = '') {
+  if (!(err instanceof TypeError)) return err;
+  return new Error(`the node did not answer (connection failed: ${err.message})${suffix}`);
+}
+
 /** A refused call: the API's error code (or the HTTP status) and message, and the status. */
 class ApiError extends Error {
   /** @param {Response} res @param {any} body */
@@ -135,8 +145,8 @@ async function api(method, path) {
       signal: AbortSignal.timeout(timing.callTimeoutMs),
     });
   } catch (err) {
-    if (/** @type {Error} */ (err)?.name !== 'TimeoutError') throw err;
     const sent = method === 'GET' ? '' : ' (it may still be done: refresh to see)';
+    if (/** @type {Error} */ (err)?.name !== 'TimeoutError') throw networkError(err, sent);
     throw new Error(`no answer from the node within ${timing.callTimeoutMs / 1000} s${sent}`);
   }
   const body = await res.json().catch(() => ({}));
@@ -852,8 +862,8 @@ async function followEvents() {
   /** @type {string | undefined} */
   let lastId;
   let delay = 2000;
-  /** The banner text of the last failure, cleared once the stream is live again. */
-  let failure = '';
+  /** Whether the stream was live before: a reconnection means the node may have been away. */
+  let wasLive = false;
   while (!control.signal.aborted) {
     try {
       /** @type {Record<string, string>} */
@@ -874,9 +884,9 @@ async function followEvents() {
       if (res.body === null) throw new Error('no body');
       badge.textContent = 'live';
       badge.className = 'badge ok';
-      clearError(failure);
-      if (failure !== '') nodeBack();
-      failure = '';
+      showText('stream-error', '');
+      if (wasLive) nodeBack();
+      wasLive = true;
       const parser = new SseParser();
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
@@ -895,8 +905,10 @@ async function followEvents() {
       }
     } catch (err) {
       if (control.signal.aborted) return;
-      failure = `event stream: ${message(err)}`;
-      showError(failure);
+      // Beside the stream's badge, not in the banner: the banner keeps what an action or a load
+      // reported (a Resync's failure is not overwritten by the stream's retries).
+      showText('stream-error', `event stream: ${message(networkError(err))}`);
+      wasLive = true;
     }
     badge.textContent = 'reconnecting';
     badge.className = 'badge bad';

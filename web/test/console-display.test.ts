@@ -210,3 +210,42 @@ void describe('the web console, with slow or absent answers', () => {
     }
   });
 });
+
+void describe('the web console, while the node is away', () => {
+  void it("keeps an action's failure in the banner, in words, while the stream retries", async () => {
+    let away = false;
+    const { document, api, close } = openConsole(
+      new Map(),
+      (api) => {
+        const fetch = api.fetch;
+        // As a browser's fetch fails when nothing listens.
+        (api as { fetch: typeof fetch }).fetch = (input, init) =>
+          away ? Promise.reject(new TypeError('Failed to fetch')) : fetch(input, init);
+      },
+      { ...SLOW, callTimeoutMs: 2000 },
+    );
+    try {
+      await until(() => cells(document, 'clients').length === 1, 'the client row');
+      await until(() => api.streams === 1, 'the event stream');
+      api.send('retry: 20\n\n');
+      await settle(20);
+      away = true;
+      api.drop();
+      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      const said =
+        'the node did not answer (connection failed: Failed to fetch) (it may still be done: refresh to see)';
+      await until(() => document.getElementById('error')?.textContent === said, 'the failure');
+      await until(
+        () =>
+          /^event stream: the node did not answer/.test(
+            document.getElementById('stream-error')?.textContent ?? '',
+          ),
+        'the stream failure beside its badge',
+      );
+      await settle(100); // several stream retries
+      assert.equal(document.getElementById('error')?.textContent, said, 'not overwritten');
+    } finally {
+      close();
+    }
+  });
+});

@@ -8,9 +8,9 @@ import { describe, it } from 'node:test';
 import { cells, openConsole, settle, until } from './support/fake-api.ts';
 
 const STREAM = '/v1/events/stream';
-const banner = (document: Document): string | null =>
-  document.getElementById('error')?.hidden === false
-    ? (document.getElementById('error')?.textContent ?? '')
+const banner = (document: Document, id = 'error'): string | null =>
+  document.getElementById(id)?.hidden === false
+    ? (document.getElementById(id)?.textContent ?? '')
     : null;
 
 void describe('the web console, when things go wrong', () => {
@@ -124,8 +124,14 @@ void describe('the web console, when things go wrong', () => {
       await settle(20);
       api.streamStatuses.push(500);
       api.drop();
+      await until(
+        () => /^event stream: C2_UNAVAILABLE/.test(banner(document, 'stream-error') ?? ''),
+        'the failure beside the stream badge',
+      );
+      assert.equal(banner(document), null, 'the banner is for actions and loads');
       await until(() => api.streams === 3, 'the failed and the next connection');
       await until(() => document.getElementById('stream')?.textContent === 'live', 'live');
+      assert.equal(banner(document, 'stream-error'), null);
       assert.equal(banner(document), null);
     } finally {
       close();
