@@ -15,6 +15,8 @@ options:
   --mode MODE     local | gateway (overrides the file)
   --tofu          trust on first use: register new identities and have the C2 rotate them
   --rotate        with register: ask the C2 to rotate each identity key afterwards
+  --replace       with register: also post the stored key of identities the C2 already knows
+                  (undoes any rotation the proxy has not applied yet: see docs/proxies.md)
   --help`;
 
 /** Parsed arguments. */
@@ -24,6 +26,8 @@ export interface ProxyArgs {
   readonly mode: ProxyMode | undefined;
   readonly tofu: boolean;
   readonly rotate: boolean;
+  /** `register --replace`: overwrite the C2's key of identities it already knows. */
+  readonly replace: boolean;
 }
 
 /**
@@ -41,6 +45,7 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
         mode: { type: 'string' },
         tofu: { type: 'boolean' },
         rotate: { type: 'boolean' },
+        replace: { type: 'boolean' },
         help: { type: 'boolean' },
       },
     });
@@ -63,6 +68,10 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
   if (mode !== undefined && mode !== 'local' && mode !== 'gateway') {
     throw new ProxyError(ProxyErrorCode.Config, `--mode must be local or gateway`);
   }
+  const replace = parsed.values.replace === true;
+  if (replace && command !== 'register') {
+    throw new ProxyError(ProxyErrorCode.Config, '--replace is an option of register');
+  }
   const configPath = parsed.values.config;
   if (configPath === undefined && command !== 'hash-password') {
     throw new ProxyError(ProxyErrorCode.Config, '--config FILE is required');
@@ -73,5 +82,6 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
     mode,
     tofu: parsed.values.tofu === true,
     rotate: parsed.values.rotate === true,
+    replace,
   };
 }

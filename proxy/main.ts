@@ -7,13 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
 import { parseProxyConfig, type ProxyConfig } from './config.ts';
-import { hasControlSession, pendingRotations, setPendingRotations } from './deferred-rotations.ts';
 import { fetchFailure, fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
-import { KeyRing } from './key-ring.ts';
-import { loadOrCreateLocalKey } from './local-key.ts';
 import { hashPassword } from './password.ts';
 import { ProtectionProxy } from './protection-proxy.ts';
-import { C2Registrar, newIdentityKeys } from './registration.ts';
+import { registerIdentities } from './register-command.ts';
 
 async function loadConfig(args: ProxyArgs): Promise<ProxyConfig> {
   const path = args.configPath ?? '';
@@ -77,40 +74,11 @@ async function start(args: ProxyArgs): Promise<void> {
 }
 
 async function register(args: ProxyArgs): Promise<void> {
-  const config = await loadConfig(args);
-  if (config.c2.url === undefined) throw new ProxyError('PROXY_CONFIG', 'c2.url is required');
-  if (args.rotate && config.c2.mode === 'public-key') {
-    throw new ProxyError(
-      'PROXY_CONFIG',
-      '--rotate: a public-key identity keeps its own key pair (the C2 never holds the private key)',
-    );
-  }
-  const ring = await KeyRing.open(
-    config.stateDir,
-    await loadOrCreateLocalKey(config.localKeyFile),
-    config.identities,
-    newIdentityKeys(config),
+  await registerIdentities(
+    await loadConfig(args),
+    { rotate: args.rotate, replace: args.replace },
+    (line) => process.stdout.write(`${line}\n`),
   );
-  const registrar = C2Registrar.of({ ...config.c2, url: config.c2.url });
-  // Before the first start the broker would drop the new identity key: the proxy asks for the
-  // rotation itself once its control topics are subscribed (see deferred-rotations.ts).
-  const defer = args.rotate && !(await hasControlSession(config.stateDir));
-  const deferred = defer ? await pendingRotations(config.stateDir) : [];
-  for (const identity of ring.all()) {
-    await registrar.register(identity);
-    let rotation = '';
-    if (defer) {
-      deferred.push(identity.name);
-      await setPendingRotations(config.stateDir, deferred);
-      rotation = ", rotation deferred to the proxy's first start (no control session yet)";
-    } else if (args.rotate) {
-      await registrar.rotateClient(identity.name);
-      rotation = ', rotation requested';
-    }
-    process.stdout.write(
-      `registered ${identity.name} (topics: ${identity.topics.join(', ') || 'none'})${rotation}\n`,
-    );
-  }
 }
 
 async function status(args: ProxyArgs): Promise<void> {

@@ -4,16 +4,13 @@
  * delivery, follow rotations, and carry plain MQTT clients' traffic protected end to end.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { E4Client, randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { SimDevice } from '../../cluster/test/support/sim-device.ts';
-import { keyFingerprint } from '../../cluster/keyvault/index.ts';
 import { startApi, type ApiHarness } from '../../api/test/support/api-harness.ts';
 import { hashPassword } from '../../proxy/password.ts';
 import type { ProxyConfig } from '../../proxy/config.ts';
@@ -28,6 +25,7 @@ import {
   unique,
   writeConfig,
 } from '../../proxy/test/support.ts';
+import { proxyFingerprint, proxyRegister, topicFingerprint } from './support/proxy-c2.ts';
 import { proxyRoundTrip } from './support/proxy-round-trip.ts';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
@@ -62,25 +60,6 @@ void describe('protection proxies with the C2', () => {
     const attached = await a.http('PUT', `/e4/client/${name}/topic/${topic}`);
     assert.equal(attached.status, 200, attached.text);
     return sim;
-  }
-
-  async function topicFingerprint(topic: string): Promise<string> {
-    const details = (await a.http('GET', `/v1/topics/${encodeURIComponent(topic)}`)).json as {
-      keyVersion: number;
-      keys: Array<{ version: number; fingerprint: string }>;
-    };
-    const fp = details.keys.find((k) => k.version === details.keyVersion)?.fingerprint;
-    assert.ok(fp !== undefined);
-    return fp;
-  }
-
-  function proxyFingerprint(
-    proxy: ProtectionProxy,
-    name: string,
-    topic: string,
-  ): string | undefined {
-    const key = proxy.ring.get(name)?.client.state.topicKeys.get(toHex(topicHash(topic)));
-    return key === undefined ? undefined : keyFingerprint(key);
   }
 
   /**
@@ -121,16 +100,6 @@ void describe('protection proxies with the C2', () => {
     return proxy;
   }
 
-  /** `npm run proxy -- register --config file ...flags`. */
-  function proxyRegister(file: string, ...flags: string[]): Promise<{ stdout: string }> {
-    // Not spawnSync: the C2 answering it runs in this process.
-    return promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'proxy/main.ts', 'register', ...flags, '--config', file],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
-  }
-
   /**
    * A local proxy for `topic` registered with the C2 and an E4 device on it, once both hold the
    * topic's current key (whose fingerprint is returned).
@@ -142,7 +111,7 @@ void describe('protection proxies with the C2', () => {
     assert.ok(identity);
     await new C2Registrar(c2Url, undefined).register(identity);
     const sim = await device(topic);
-    const fingerprint = await topicFingerprint(topic);
+    const fingerprint = await topicFingerprint(a, topic);
     await eventually(() => {
       assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
       assert.equal(sim.topicKeyFingerprint(toHex(topicHash(topic))), fingerprint);
@@ -199,7 +168,7 @@ void describe('protection proxies with the C2', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     assert.equal(rotatedAt, 50);
-    const v2 = await topicFingerprint(topic);
+    const v2 = await topicFingerprint(a, topic);
     assert.notEqual(v2, v1);
     await eventually(() => {
       assert.equal(proxyFingerprint(proxy, name, topic), v2);
@@ -219,7 +188,7 @@ void describe('protection proxies with the C2', () => {
       (await a.http('POST', `/v1/topics/${encodeURIComponent(topic)}/rotate`)).status,
       200,
     );
-    const v3 = await topicFingerprint(topic);
+    const v3 = await topicFingerprint(a, topic);
     await eventually(() => {
       assert.equal(proxyFingerprint(proxy, name, topic), v3);
     });
@@ -242,7 +211,7 @@ void describe('protection proxies with the C2', () => {
         firstKey,
         'the identity key was rotated',
       );
-      assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(topic));
+      assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(a, topic));
     });
   });
 
@@ -255,7 +224,7 @@ void describe('protection proxies with the C2', () => {
     // topic key to a control topic no session listens on yet, and the broker drops it.
     const registered = await proxyRegister(file);
     assert.match(registered.stdout, /^registered /);
-    const fingerprint = await topicFingerprint(topic);
+    const fingerprint = await topicFingerprint(a, topic);
     await eventually(async () => {
       const status = (await a.http('GET', `/v1/topics/${encodeURIComponent(topic)}/rollout`))
         .json as { rollout: { delivered: number } };
@@ -292,7 +261,7 @@ void describe('protection proxies with the C2', () => {
     // Keys sent after the rotation are protected under the new identity key: they arrive.
     const rotated = await a.http('POST', `/v1/topics/${encodeURIComponent(topic)}/rotate`);
     assert.equal(rotated.status, 200, rotated.text);
-    const fingerprint = await topicFingerprint(topic);
+    const fingerprint = await topicFingerprint(a, topic);
     await eventually(() => {
       assert.equal(proxyFingerprint(proxy, name, topic), fingerprint);
     });
@@ -321,7 +290,7 @@ void describe('protection proxies with the C2', () => {
     await eventually(async () => {
       const client = await a.http('GET', `/v1/clients/${name}`);
       assert.equal(client.status, 200, client.text);
-      assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(topic));
+      assert.equal(proxyFingerprint(proxy, name, topic), await topicFingerprint(a, topic));
     });
   });
 
@@ -357,7 +326,7 @@ void describe('protection proxies with the C2', () => {
           assert.ok(proxyFingerprint(proxy, name, fleet) !== undefined, `fleet key of ${name}`);
           assert.equal(
             proxyFingerprint(proxy, name, `${base}/dev/${i}`),
-            await topicFingerprint(`${base}/dev/${i}`),
+            await topicFingerprint(a, `${base}/dev/${i}`),
           );
         }
       },

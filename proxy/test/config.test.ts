@@ -243,8 +243,10 @@ void describe('proxy command line', () => {
       mode: 'local',
       tofu: false,
       rotate: false,
+      replace: false,
     });
     assert.equal(parseProxyArgs(['register', '--config', 'p', '--rotate'])?.rotate, true);
+    assert.equal(parseProxyArgs(['register', '--config', 'p', '--replace'])?.replace, true);
     assert.equal(parseProxyArgs(['--help']), undefined);
     assert.equal(parseProxyArgs(['hash-password'])?.configPath, undefined);
     for (const args of [
@@ -252,6 +254,7 @@ void describe('proxy command line', () => {
       ['--mode', 'x', '--config', 'p'],
       ['fly', '--config', 'p'],
       ['--bad'],
+      ['--replace', '--config', 'p'],
     ]) {
       assert.throws(
         () => parseProxyArgs(args),
