@@ -9,9 +9,9 @@
  * `register --rotate` records the request here, and the proxy makes it itself at its first start,
  * once the commands can reach it. Nothing here is secret: identity names only.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { readNameList, writeNameList } from './name-list-file.ts';
 
 /** Written once the control channel has subscribed: from then on the broker keeps commands. */
 const SESSION_MARKER = 'control-session';
@@ -45,27 +45,8 @@ export async function hasControlSession(stateDir: string): Promise<boolean> {
  * The identity names whose rotation waits for the first start.
  * @throws ProxyError `PROXY_KEY_STORE` when the file is not such a list
  */
-export async function pendingRotations(stateDir: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(join(stateDir, PENDING_FILE), 'utf8');
-  } catch (err) {
-    if (isMissing(err)) return [];
-    throw err;
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed) || !parsed.every((n) => typeof n === 'string')) {
-    throw new ProxyError(
-      ProxyErrorCode.KeyStore,
-      `${join(stateDir, PENDING_FILE)} is not a list of identity names (remove it and run register --rotate again)`,
-    );
-  }
-  return parsed;
+export function pendingRotations(stateDir: string): Promise<string[]> {
+  return readNameList(join(stateDir, PENDING_FILE), 'remove it and run register --rotate again');
 }
 
 /** Replaces the pending list (removes the file when it is empty). */
@@ -73,7 +54,5 @@ export async function setPendingRotations(
   stateDir: string,
   names: readonly string[],
 ): Promise<void> {
-  const path = join(stateDir, PENDING_FILE);
-  if (names.length === 0) await rm(path, { force: true });
-  else await writeFile(path, `${JSON.stringify([...new Set(names)])}\n`, { mode: 0o600 });
+  await writeNameList(join(stateDir, PENDING_FILE), names, true);
 }

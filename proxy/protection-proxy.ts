@@ -5,6 +5,7 @@
  */
 import { readCaFile, type ProxyConfig } from './config.ts';
 import { ControlChannel } from './control-channel.ts';
+import { recordSubscribedIdentities, subscribedIdentities } from './control-subscriptions.ts';
 import {
   gatewayAuthenticator,
   localAuthenticator,
@@ -44,6 +45,11 @@ function hostPort(a: { host: string; port: number }): string {
 /** A running proxy. */
 export class ProtectionProxy {
   #closed = false;
+  /**
+   * The resync requests in progress: one at a time, since each rewrites the list of subscribed
+   * identities (a session lost while the start resyncs would race it).
+   */
+  #recovery: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly config: ProxyConfig,
@@ -97,7 +103,7 @@ export class ProtectionProxy {
         onFreshSession: () => {
           const proxy = holder.proxy;
           if (holder.ready !== true || proxy === undefined || proxy.#closed) return;
-          proxy.#recoverLostCommands(new Set()).catch((err: unknown) => {
+          proxy.#recoverLostCommands(new Set(), true).catch((err: unknown) => {
             logger.error(
               { err: err instanceof Error ? err.message : String(err) },
               'new control session: resync failed; resync the identities at the C2',
@@ -159,7 +165,7 @@ export class ProtectionProxy {
       // The C2 calls of the start end at once when it is abandoned (signal).
       const registered = config.c2.tofu ? await proxy.#trustOnFirstUse(signal) : new Set<string>();
       holder.ready = true;
-      if (control.freshSession) await proxy.#recoverLostCommands(registered, signal);
+      await proxy.#recoverLostCommands(registered, control.freshSession, signal);
       await proxy.#rotateDeferred(signal);
       signal?.throwIfAborted();
       logger.info(
@@ -228,38 +234,67 @@ export class ProtectionProxy {
   }
 
   /**
-   * The broker had no control session of ours: commands the C2 sent before it existed (keys
-   * delivered after `register` but before this start) were dropped. Each identity the C2 already
-   * knew is asked to be sent its state again; one registered just now needs nothing.
+   * Has the C2 send again what the broker dropped because no session of ours was subscribed to
+   * an identity's control topic: every identity's when the session is new (`freshSession`: first
+   * start, or a broker that lost it), else those of identities not recorded as subscribed (added
+   * to the configuration since the last start; see control-subscriptions.ts). An identity
+   * registered just now needs nothing. Identities whose resync was asked for are recorded; one
+   * whose request failed is asked for again at the next start.
    * @param signal - abandons it (during the start)
    */
-  async #recoverLostCommands(
+  #recoverLostCommands(
     registeredNow: ReadonlySet<string>,
+    freshSession: boolean,
     signal?: AbortSignal,
   ): Promise<void> {
-    const url = this.config.c2.url;
-    const identities = this.ring.all().filter((i) => !registeredNow.has(i.name));
-    if (identities.length === 0) return;
-    if (url === undefined) {
-      this.logger.warn(
-        {},
-        'new control session at the broker: commands sent before it may be lost; set c2.url to have them sent again, or resync the identities at the C2',
-      );
-      return;
+    const run = this.#recovery.then(() =>
+      this.#resyncUnsubscribed(registeredNow, freshSession, signal),
+    );
+    this.#recovery = run.catch(() => undefined);
+    return run;
+  }
+
+  async #resyncUnsubscribed(
+    registeredNow: ReadonlySet<string>,
+    freshSession: boolean,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const stateDir = this.config.stateDir;
+    const before = freshSession ? new Set<string>() : await subscribedIdentities(stateDir);
+    const done = new Set<string>();
+    const identities = [];
+    for (const identity of this.ring.all()) {
+      if (before.has(identity.name) || registeredNow.has(identity.name)) done.add(identity.name);
+      else identities.push(identity);
     }
-    const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
-    for (const identity of identities) {
-      try {
-        await registrar.resync(identity.name);
-        this.logger.info({ identity: identity.name }, 'new control session: resync requested');
-      } catch (err) {
-        signal?.throwIfAborted();
-        this.logger.warn(
-          { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
-          'new control session: resync request failed; resync the identity at the C2',
-        );
+    const why = freshSession
+      ? 'new control session'
+      : 'control topic not subscribed before (identity added since the last start)';
+    const url = this.config.c2.url;
+    if (identities.length > 0 && url === undefined) {
+      this.logger.warn(
+        { identities: identities.map((i) => i.name) },
+        `${why}: commands sent before it may be lost; set c2.url to have them sent again, or resync the identities at the C2`,
+      );
+    } else if (identities.length > 0 && url !== undefined) {
+      const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
+      for (const identity of identities) {
+        try {
+          await registrar.resync(identity.name);
+          done.add(identity.name);
+          this.logger.info({ identity: identity.name }, `${why}: resync requested`);
+        } catch (err) {
+          signal?.throwIfAborted();
+          this.logger.warn(
+            { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
+            `${why}: resync request failed; asked again at the next start, or resync the identity at the C2`,
+          );
+        }
       }
     }
+    // Only current identities: one removed from the configuration keeps its subscription at the
+    // broker, but its commands are acknowledged and ignored, so if it comes back it needs a resync.
+    await recordSubscribedIdentities(stateDir, done);
   }
 
   /**

@@ -6,37 +6,28 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { eventually } from '../../cluster/test/support/eventually.ts';
-import { startApi, type ApiHarness } from '../../api/test/support/api-harness.ts';
-import { BROKER_URL, startProxy, tempDir, unique, writeConfig } from '../../proxy/test/support.ts';
+import { BROKER_URL, startProxy, unique, writeConfig } from '../../proxy/test/support.ts';
 import {
   clientKeyVersion,
   proxyFingerprint,
   proxyRegister,
   topicFingerprint,
+  useC2AndDir,
 } from './support/proxy-c2.ts';
 
 void describe('register again (C2, real Mosquitto)', () => {
-  let a: ApiHarness;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  before(async () => {
-    a = await startApi();
-    dir = await tempDir();
-  });
-  after(async () => {
-    await dir.cleanup();
-    await a.close();
-  });
+  const env = useC2AndDir();
 
   void it('leaves the key of a known identity to the C2, and --replace overwrites it', async () => {
     const base = unique('e4proxy-rereg');
     const first = unique('gw-dev-1');
     const added = unique('gw-dev-4');
-    const c2Url = `http://127.0.0.1:${a.api.httpAddress.port}`;
-    const file = join(dir.path, 'proxy.json');
+    const { a, c2Url, dir } = env;
+    const file = join(dir, 'proxy.json');
     const configure = (names: string[]): ReturnType<typeof writeConfig> =>
-      writeConfig(dir.path, {
+      writeConfig(dir, {
         mode: 'gateway',
         upstream: { url: BROKER_URL, controlClientId: unique('e4proxy-rereg') },
         identities: names.map((name) => ({ name, topics: [`${base}/${name}`] })),

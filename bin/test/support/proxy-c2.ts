@@ -5,9 +5,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { toHex, topicHash } from '../../../e4/index.ts';
 import { keyFingerprint } from '../../../cluster/keyvault/index.ts';
-import type { ApiHarness } from '../../../api/test/support/api-harness.ts';
+import { startApi, type ApiHarness } from '../../../api/test/support/api-harness.ts';
+import { tempDir } from '../../../proxy/test/support.ts';
 import type { ProtectionProxy } from '../../../proxy/protection-proxy.ts';
 
 /** `npm run proxy -- register --config file ...flags`, as a process. */
@@ -46,4 +48,44 @@ export async function clientKeyVersion(a: ApiHarness, name: string): Promise<num
   const answer = await a.http('GET', `/v1/clients/${encodeURIComponent(name)}`);
   assert.equal(answer.status, 200, answer.text);
   return (answer.json as { keyVersion: number }).keyVersion;
+}
+
+/** What {@link useC2AndDir} provides, once the suite's `before` has run. */
+export interface C2AndDir {
+  /** Our C2's API node. */
+  readonly a: ApiHarness;
+  /** Its HTTP API, as `c2.url`. */
+  readonly c2Url: string;
+  /** A temporary directory for the proxy's configuration and state. */
+  readonly dir: string;
+}
+
+/**
+ * Starts our C2 and makes a temporary directory before the current suite's tests, and stops and
+ * removes them after (call it in a `describe`).
+ */
+export function useC2AndDir(): C2AndDir {
+  let started: { a: ApiHarness; dir: Awaited<ReturnType<typeof tempDir>> } | undefined;
+  const get = (): NonNullable<typeof started> => {
+    assert.ok(started, 'used before the suite started');
+    return started;
+  };
+  before(async () => {
+    started = { a: await startApi(), dir: await tempDir() };
+  });
+  after(async () => {
+    await started?.dir.cleanup();
+    await started?.a.close();
+  });
+  return {
+    get a() {
+      return get().a;
+    },
+    get c2Url() {
+      return `http://127.0.0.1:${get().a.api.httpAddress.port}`;
+    },
+    get dir() {
+      return get().dir.path;
+    },
+  };
 }
