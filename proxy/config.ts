@@ -62,6 +62,11 @@ export interface ProxyConfig {
     readonly clientIdPrefix: string;
     /** Client id of the proxy's own control connection (a persistent session). */
     readonly controlClientId: string;
+    /**
+     * True when `controlClientId` is not set in the file but derived from the first identity: the
+     * start then keeps the id of earlier starts (see control-client-id.ts).
+     */
+    readonly controlClientIdDefaulted: boolean;
   };
   readonly stateDir: string;
   readonly localKeyFile: string;
@@ -545,6 +550,7 @@ export function parseProxyConfig(
   }
 
   const firstName = identities[0]?.name ?? 'proxy';
+  const controlClientId = r.str(upstream, 'controlClientId', 'upstream.');
   const config: ProxyConfig = {
     mode,
     listen: {
@@ -558,8 +564,8 @@ export function parseProxyConfig(
       password: r.str(upstream, 'password', 'upstream.'),
       caFile: r.readablePath(upstream, 'caFile', 'upstream.'),
       clientIdPrefix: clientIdPrefix(r, upstream),
-      controlClientId:
-        r.str(upstream, 'controlClientId', 'upstream.') ?? `e4proxy-${mode}-${firstName}`,
+      controlClientId: controlClientId ?? `e4proxy-${mode}-${firstName}`,
+      controlClientIdDefaulted: controlClientId === undefined,
     },
     stateDir,
     localKeyFile: r.path(root, 'localKeyFile', '') ?? join(stateDir, 'local.key'),

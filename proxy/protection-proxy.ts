@@ -4,6 +4,7 @@
  * (trust on first use) the registration of new identities with the C2.
  */
 import { readCaFile, type ProxyConfig } from './config.ts';
+import { settleControlClientId } from './control-client-id.ts';
 import { ControlChannel } from './control-channel.ts';
 import { recordSubscribedIdentities, subscribedIdentities } from './control-subscriptions.ts';
 import {
@@ -66,18 +67,29 @@ export class ProtectionProxy {
    * @throws ProxyError `PROXY_KEY_STORE`, `PROXY_UPSTREAM`, `PROXY_REGISTRATION`; listen errors
    */
   static async start(
-    config: ProxyConfig,
+    configured: ProxyConfig,
     options: ProxyStartOptions = {},
   ): Promise<ProtectionProxy> {
     const logger = options.logger ?? silentLogger;
     const { signal } = options;
-    const localKey = await loadOrCreateLocalKey(config.localKeyFile);
+    const localKey = await loadOrCreateLocalKey(configured.localKeyFile);
     const ring = await KeyRing.open(
-      config.stateDir,
+      configured.stateDir,
       localKey,
-      config.identities,
-      newIdentityKeys(config, signal),
+      configured.identities,
+      newIdentityKeys(configured, signal),
     );
+    const config: ProxyConfig = {
+      ...configured,
+      upstream: {
+        ...configured.upstream,
+        controlClientId: await settleControlClientId(
+          configured.stateDir,
+          configured.upstream,
+          logger,
+        ),
+      },
+    };
     const metrics = new ProxyMetrics();
     const broker: BrokerSettings = {
       url: config.upstream.url,
@@ -238,8 +250,9 @@ export class ProtectionProxy {
    * an identity's control topic: every identity's when the session is new (`freshSession`: first
    * start, or a broker that lost it), else those of identities not recorded as subscribed (added
    * to the configuration since the last start; see control-subscriptions.ts). An identity
-   * registered just now needs nothing. Identities whose resync was asked for are recorded; one
-   * whose request failed is asked for again at the next start.
+   * registered just now needs nothing. Identities whose resync was asked for (or, without
+   * `c2.url`, that were warned about) are recorded; one whose request failed is asked for again
+   * at the next start.
    * @param signal - abandons it (during the start)
    */
   #recoverLostCommands(
@@ -276,6 +289,8 @@ export class ProtectionProxy {
         { identities: identities.map((i) => i.name) },
         `${why}: commands sent before it may be lost; set c2.url to have them sent again, or resync the identities at the C2`,
       );
+      // Said once: the next start does not repeat it.
+      for (const identity of identities) done.add(identity.name);
     } else if (identities.length > 0 && url !== undefined) {
       const registrar = C2Registrar.of({ ...this.config.c2, url }, signal);
       for (const identity of identities) {
