@@ -71,10 +71,12 @@ export class DownstreamListener {
         deps.metrics.rejected.inc({ reason: 'auth' });
       });
     }
+    await listenOn(server, host, port, 'listen');
+    // Only once listening: a failure to listen is the start's error (listenOn names it), and a
+    // line of its own here would report it twice.
     server.on('error', (err) => {
       deps.logger.error({ err: err.message }, 'downstream listener error');
     });
-    await listenOn(server, host, port, 'listen');
     const listener = new DownstreamListener(server, tls !== undefined);
     holder.listener = listener;
     return listener;

@@ -41,7 +41,11 @@ function spawnProxy(config: string): ChildProcessByStdio<null, Readable, Readabl
 }
 
 /** Runs `--mode local --config FILE` and expects it to fail. */
-function failedStart(config: string): { status: number | null; stderr: string } {
+function failedStart(config: string): {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+} {
   const r = runProxy(['--mode', 'local', '--config', config]);
   assert.notEqual(r.status, 0, `${r.stdout}\n${r.stderr}`);
   return r;
@@ -224,6 +228,8 @@ void describe('npm run proxy', () => {
             'm',
           ),
         );
+        // Said once, on stderr: no log line repeats it.
+        assert.doesNotMatch(r.stdout, /listener error|"level":50/);
       }
     } finally {
       await new Promise((resolve) => taken.close(resolve));
