@@ -20,9 +20,15 @@ const OTHER_SITE = new Set(['cross-site', 'same-site']);
  * Throws when a state-changing request comes from another origin's page.
  *
  * @param header - reads one request header by its lower-case name
+ * @param secure - the request came over TLS to this node: an `http:` Origin is then another
+ *   origin (same host and port, other scheme). Without TLS at the node either scheme is accepted:
+ *   a balancer in front may terminate TLS, so the browser's origin is `https:` there.
  * @throws C2Error `C2_PERMISSION_DENIED` (403)
  */
-export function refuseCrossOrigin(header: (name: string) => string | undefined): void {
+export function refuseCrossOrigin(
+  header: (name: string) => string | undefined,
+  secure = false,
+): void {
   const fetchSite = header('sec-fetch-site')?.toLowerCase();
   if (fetchSite !== undefined && OTHER_SITE.has(fetchSite)) {
     throw refusal(`the browser marks it ${fetchSite}`);
@@ -30,16 +36,19 @@ export function refuseCrossOrigin(header: (name: string) => string | undefined):
   const origin = header('origin');
   if (origin === undefined) return;
   const host = header('host')?.toLowerCase();
-  if (host === undefined || originHost(origin) !== host) {
+  const parsed = parseOrigin(origin);
+  if (host === undefined || parsed?.host !== host || (secure && parsed.scheme !== 'https:')) {
     throw refusal(`its Origin (${origin.slice(0, 200)}) is not this server (${host ?? 'no Host'})`);
   }
 }
 
-/** The `host[:port]` of an Origin header; undefined for `null` or anything unparsable. */
-function originHost(origin: string): string | undefined {
+/** The scheme and `host[:port]` of an Origin header; undefined for `null` or anything else. */
+function parseOrigin(origin: string): { scheme: string; host: string } | undefined {
   try {
     const url = new URL(origin);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : undefined;
+    return url.protocol === 'http:' || url.protocol === 'https:'
+      ? { scheme: url.protocol, host: url.host }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -191,7 +191,8 @@ export class HttpApiServer {
       rpc = route.rpc;
       if (this.options.allowedHosts !== undefined)
         refuseUnknownHost(firstHeader(req, 'host'), this.options.allowedHosts);
-      if (MUTATING.has(method)) refuseCrossOrigin((name) => firstHeader(req, name));
+      if (MUTATING.has(method))
+        refuseCrossOrigin((name) => firstHeader(req, name), req.socket instanceof TLSSocket);
       const peer =
         req.socket.remoteAddress === undefined
           ? undefined

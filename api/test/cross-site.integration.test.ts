@@ -6,7 +6,11 @@
  * scripts) are served as before.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { startApi, type ApiHarness } from './support/api-harness.ts';
 
 void describe('cross-site requests', () => {
@@ -76,5 +80,39 @@ void describe('cross-site requests', () => {
     });
     assert.equal(read.status, 200, read.text);
     assert.equal(read.headers['access-control-allow-origin'], undefined);
+  });
+});
+
+void describe('cross-site requests to a node that serves TLS itself', () => {
+  let a: ApiHarness;
+  let dir: string;
+  let cert: string;
+  let self: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'e4c2-csrf-tls-'));
+    const pair = await ensureSelfSignedCert(dir);
+    cert = await readFile(pair.certPath, 'utf8');
+    a = await startApi({ api: { tls: { cert, key: await readFile(pair.keyPath, 'utf8') } } });
+    self = `127.0.0.1:${a.api.httpAddress.port}`;
+  });
+  after(async () => {
+    await a.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('refuses an http: Origin of the same host and port (another origin), serves https:', async () => {
+    const plain = await a.http('POST', '/e4/topic/csrf-scheme', {
+      body: '',
+      ca: cert,
+      headers: { origin: `http://${self}` },
+    });
+    assert.equal(plain.status, 403, plain.text);
+    assert.match(plain.text, /C2_PERMISSION_DENIED/);
+    const secure = await a.http('POST', '/e4/topic/csrf-scheme', {
+      body: '',
+      ca: cert,
+      headers: { origin: `https://${self}` },
+    });
+    assert.equal(secure.status, 200, secure.text);
   });
 });
