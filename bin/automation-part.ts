@@ -98,6 +98,19 @@ export async function startAutomation(
         seenPause = true;
       },
       firing: (outcome) => metrics?.automationFiring(outcome),
+      // Every firing's end in the log; one that did not succeed as a warning, with its counts
+      // and failed calls by code (`rules firings` shows the same).
+      finished: (firing, outcome) => {
+        const fields = {
+          firing: firing.id,
+          rule: firing.ruleId,
+          dueAt: firing.dueAt.toISOString(),
+          status: outcome.status,
+          ...outcome.result,
+        };
+        if (outcome.status === 'succeeded') log.info(fields, 'automation firing finished');
+        else log.warn(fields, `automation firing ended ${outcome.status}`);
+      },
     },
     onError: (err, context) => {
       log.error({ err, context }, 'automation error');

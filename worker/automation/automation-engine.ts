@@ -40,6 +40,8 @@ export interface AutomationObserver {
   leader?(isLeader: boolean): void;
   paused?(isPaused: boolean): void;
   firing?(outcome: FiringOutcome['status'] | 'planned' | 'interrupted' | 'deferred'): void;
+  /** A firing ended (its outcome is recorded): for the log, so that a failure is not silent. */
+  finished?(firing: Pick<FiringRow, 'id' | 'ruleId' | 'dueAt'>, outcome: FiringOutcome): void;
 }
 
 /** Options of {@link AutomationEngine}. */
@@ -136,6 +138,7 @@ export class AutomationEngine {
       leads: (leadership) => this.#leads(leadership),
       signal: () => this.#abort.signal,
       observe: (outcome) => this.#o.observer?.firing?.(outcome),
+      finished: (firing, outcome) => this.#o.observer?.finished?.(firing, outcome),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
     });
   }

@@ -34,6 +34,8 @@ export interface FiringPoolOptions {
   /** The engine's stop signal (a firing it interrupts stays pending). */
   readonly signal: () => AbortSignal;
   readonly observe: (outcome: FiringOutcome['status'] | 'interrupted' | 'deferred') => void;
+  /** A firing ended and its outcome was recorded. */
+  readonly finished?: (firing: FiringRow, outcome: FiringOutcome) => void;
   readonly onError?: (err: unknown, context: string) => void;
 }
 
@@ -133,6 +135,7 @@ export class FiringPool {
         tx.finishFiring(firing.id, outcome.status, { ...outcome.result }, leadership.epoch),
       );
       this.#o.observe(outcome.status);
+      this.#o.finished?.(firing, outcome);
     }
   }
 }

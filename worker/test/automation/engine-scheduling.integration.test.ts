@@ -58,6 +58,8 @@ void describe('automation engine scheduling (fake clock)', () => {
   const errors: unknown[] = [];
   /** Firings that ended (or were interrupted), as the engine's observer is told. */
   const ended: string[] = [];
+  /** Firings that ended, as the observer's `finished` gives them (what the node logs). */
+  const finished: Array<{ id: string; status: string; errors: Record<string, number> }> = [];
   const rules: AutomationRuleRow[] = [];
 
   const c2 = {
@@ -88,6 +90,9 @@ void describe('automation engine scheduling (fake clock)', () => {
       observer: {
         firing: (outcome) => {
           if (outcome !== 'planned') ended.push(outcome);
+        },
+        finished: (firing, outcome) => {
+          finished.push({ id: firing.id, status: outcome.status, errors: outcome.result.errors });
         },
       },
       onError: (err) => {
@@ -127,6 +132,7 @@ void describe('automation engine scheduling (fake clock)', () => {
     for (const r of rules.splice(0)) await admin.deleteRule(ctx, r.id).catch(() => undefined);
     rotated = [];
     ended.length = 0;
+    finished.length = 0;
     onRotate = () => Promise.resolve();
     listTopics = noTopicList;
     await admin.resume(ctx);
@@ -203,6 +209,8 @@ void describe('automation engine scheduling (fake clock)', () => {
       const [only] = await firings(r);
       assert.equal(only?.status, 'failed');
       assert.deepEqual(only.result['errors'], { C2_VALIDATION: 1 });
+      // Told to the observer too, which the node logs as a warning: a failure is not silent.
+      assert.deepEqual(finished, [{ id: only.id, status: 'failed', errors: { C2_VALIDATION: 1 } }]);
     });
   });
 
