@@ -320,6 +320,7 @@ function spanRow(name, text, span, className, action) {
 function button(label, run) {
   const b = env.document.createElement('button');
   b.textContent = label;
+  b.className = label.toLowerCase();
   let shown = '';
   b.addEventListener('click', () => {
     b.disabled = true;
@@ -550,11 +551,84 @@ const unreachableWarning = (name) =>
   `Client ${JSON.stringify(visible(name))} is unreachable: after a restore it holds a key the C2 does not have, so it will refuse what a resync sends, and the resync ends the state that says so. Re-provision it instead (docs/operations.md, Restore). Resync anyway?`;
 
 /**
- * A client's row: key version and delivery state (or why they could not be read), Resync. An
- * unreachable client's Resync asks first.
+ * The topics of a client as `client show` lists them: desired, delivered and confirmed key
+ * version (confirmed: by the device's delivery receipt; `-` without one), state, and the version
+ * traffic monitoring saw the device use (`behind` when that shows a lost command).
+ * @param {Array<Record<string, any>>} topics
+ */
+function clientTopicsTable(topics) {
+  const doc = env.document;
+  const table = doc.createElement('table');
+  table.className = 'client-topics';
+  const head = doc.createElement('tr');
+  for (const title of ['Topic', 'Desired', 'Delivered', 'Confirmed', 'State', 'Seen using']) {
+    const th = doc.createElement('th');
+    th.textContent = title;
+    head.append(th);
+  }
+  table.append(head);
+  for (const t of topics) {
+    const observed = Number(t['observedVersion'] ?? 0);
+    const confirmed = Number(t['confirmedVersion'] ?? 0);
+    const tr = row(String(t['topic'] ?? ''), [
+      Number(t['desiredVersion'] ?? 0),
+      Number(t['deliveredVersion'] ?? 0),
+      confirmed === 0 ? '-' : confirmed,
+      String(t['state'] ?? ''),
+      observed === 0
+        ? '-'
+        : `${observed}${t['observedBehind'] === true ? ' (behind: resync)' : ''}`,
+    ]);
+    tr.lastElementChild?.remove(); // no action cell
+    table.append(tr);
+  }
+  if (topics.length === 0) {
+    const tr = doc.createElement('tr');
+    const td = doc.createElement('td');
+    td.colSpan = 6;
+    td.textContent = 'no topics';
+    tr.append(td);
+    table.append(tr);
+  }
+  return table;
+}
+
+/** The open topics row under a client's row, if any. @param {string} name */
+const findTopicsRow = (name) => rowsOf('clients').find((tr) => tr.dataset['topicsOf'] === name);
+
+/**
+ * Shows (or replaces) the topics row under the row of client `name`.
+ * @param {string} name @param {Array<Record<string, any>>} topics
+ */
+function showClientTopics(name, topics) {
+  const owner = findClientRow(name);
+  if (owner === undefined) return;
+  const tr = env.document.createElement('tr');
+  tr.dataset['topicsOf'] = name;
+  const td = env.document.createElement('td');
+  td.colSpan = 4;
+  td.append(clientTopicsTable(topics));
+  tr.append(td);
+  const open = findTopicsRow(name);
+  if (open !== undefined) open.replaceWith(tr);
+  else owner.after(tr);
+}
+
+/**
+ * A client's row: key version and delivery state (or why they could not be read), Topics (its
+ * topics with their versions, under the row; again to close) and Resync. An unreachable client's
+ * Resync asks first.
  * @param {string} name @param {ClientContent} content
  */
 function clientRow(name, content) {
+  const topics = button('Topics', async () => {
+    if (findTopicsRow(name) !== undefined) {
+      findTopicsRow(name)?.remove();
+      return;
+    }
+    const client = await api('GET', `/v1/clients/${segment(name)}`);
+    showClientTopics(name, client.topics ?? []);
+  });
   const unreachable = 'state' in content && content.state === 'unreachable';
   const resync = button('Resync', async () => {
     if (unreachable && !env.confirm(unreachableWarning(name))) return;
@@ -567,15 +641,24 @@ function clientRow(name, content) {
     );
     refresher.request(clientKey(name), 0);
   });
+  const actions = env.document.createElement('span');
+  actions.className = 'actions';
+  actions.append(topics, resync);
   /** @type {HTMLTableRowElement} */
   let tr;
-  if ('failure' in content) tr = spanRow(name, content.failure, 2, 'failed', resync);
+  if ('failure' in content) tr = spanRow(name, content.failure, 2, 'failed', actions);
   else {
-    tr = row(name, [content.keyVersion], resync);
+    tr = row(name, [content.keyVersion], actions);
     tr.insertBefore(deliveryCell(content), tr.lastElementChild);
   }
   tr.dataset['client'] = name;
   return tr;
+}
+
+/** Removes the row of client `name` and its open topics row. @param {string} name */
+function removeClientRow(name) {
+  findTopicsRow(name)?.remove();
+  findClientRow(name)?.remove();
 }
 
 /**
@@ -596,15 +679,17 @@ async function refreshClient(name) {
       attempts: Number(client.delivery?.attempts ?? 0),
       error: String(client.delivery?.error ?? ''),
     });
+    // An open topics row shows the same fetch.
+    if (gen === generation && findTopicsRow(name) !== undefined)
+      showClientTopics(name, client.topics ?? []);
   } catch (err) {
     if (err instanceof UnaddressableName) return;
     if (!(err instanceof ApiError && err.status === 404))
       tr = clientRow(name, { failure: message(err) });
   }
   if (gen !== generation) return;
-  const current = findClientRow(name);
-  if (tr === undefined) current?.remove();
-  else current?.replaceWith(tr);
+  if (tr === undefined) removeClientRow(name);
+  else findClientRow(name)?.replaceWith(tr);
 }
 
 /** @param {string} key */
@@ -815,7 +900,7 @@ function applyEvent(e) {
     } else if (findTopicRow(topic) !== undefined) refresher.request(topicKey(topic));
   }
   if (client) {
-    if (type === 'client.removed') findClientRow(client)?.remove();
+    if (type === 'client.removed') removeClientRow(client);
     else if (type === 'client.created' && findClientRow(client) === undefined) {
       const tr = clientRow(client, { keyVersion: e.keyVersion ?? 0, state: '…' });
       if (insertRow('clients', tr, client, 'client', clientCursor !== ''))

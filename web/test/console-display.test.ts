@@ -94,12 +94,12 @@ void describe('the web console, showing names and states', () => {
       );
       await until(() => /holds a key/.test(cells(document, 'clients')[2]?.[2] ?? ''), 'dev-3');
       const rows = cells(document, 'clients');
-      assert.deepEqual(rows[0], ['dev-1', '2', 'idle', 'Resync']);
+      assert.deepEqual(rows[0], ['dev-1', '2', 'idle', 'TopicsResync']);
       assert.deepEqual(rows[1], [
         'dev-2',
         '2',
         'failed (8 attempts)puback: timed out after 5000 ms',
-        'Resync',
+        'TopicsResync',
       ]);
       const states = [...document.querySelectorAll('#clients tr')].map(
         (tr) => tr.children[2]?.className,
@@ -127,14 +127,14 @@ void describe('the web console, showing names and states', () => {
     const resync = '/v1/clients/sensor-1/resync';
     try {
       await until(() => cells(document, 'clients').length === 1, 'the client row');
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(() => asked.length === 1, 'the question');
       assert.match(asked[0] ?? '', /^Client "sensor-1" is unreachable: .* Resync anyway\?$/);
       await settle();
       assert.equal(api.count(resync, 'POST'), 0);
       answer = true;
-      await until(() => document.querySelector('#clients button') !== null, 'the button');
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      await until(() => document.querySelector('#clients button.resync') !== null, 'the button');
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(() => api.count(resync, 'POST') === 1, 'the resync');
       await until(
         () => document.getElementById('client-notice')?.hidden === false,
@@ -231,7 +231,7 @@ void describe('the web console, while the node is away', () => {
       await settle(20);
       away = true;
       api.drop();
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       const said =
         'the node did not answer (connection failed: Failed to fetch) (it may still be done: refresh to see)';
       await until(() => document.getElementById('error')?.textContent === said, 'the failure');
@@ -244,6 +244,68 @@ void describe('the web console, while the node is away', () => {
       );
       await settle(100); // several stream retries
       assert.equal(document.getElementById('error')?.textContent, said, 'not overwritten');
+    } finally {
+      close();
+    }
+  });
+});
+
+void describe("the web console, a client's topics", () => {
+  void it('Topics opens the versions of each topic under the row, kept current, and closes', async () => {
+    const { document, api, close } = openConsole(
+      new Map(),
+      (api) => {
+        api.clientStates.set('sensor-1', 'idle');
+        api.clientTopics.set('sensor-1', [
+          {
+            topic: 'plant/a',
+            desiredVersion: 3,
+            deliveredVersion: 3,
+            confirmedVersion: 3,
+            state: 'delivered',
+          },
+          {
+            topic: 'plant/b',
+            desiredVersion: 2,
+            deliveredVersion: 2,
+            state: 'delivered',
+            observedVersion: 1,
+            observedBehind: true,
+          },
+        ]);
+      },
+      SLOW,
+    );
+    const topicsRows = (): string[][] =>
+      [...document.querySelectorAll('#clients table.client-topics tr')]
+        .slice(1)
+        .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+    try {
+      await until(() => cells(document, 'clients').length === 1, 'the client row');
+      document.querySelector<HTMLButtonElement>('#clients button.topics')?.click();
+      await until(() => topicsRows().length === 2, 'the topics');
+      assert.deepEqual(topicsRows(), [
+        ['plant/a', '3', '3', '3', 'delivered', '-'],
+        ['plant/b', '2', '2', '-', 'delivered', '1 (behind: resync)'],
+      ]);
+      // An event about the client refreshes its row, and the open topics with it.
+      api.clientTopics.set('sensor-1', [
+        { topic: 'plant/a', desiredVersion: 4, deliveredVersion: 3, state: 'pending' },
+      ]);
+      await until(() => api.streams === 1, 'the event stream');
+      api.event(5, 'topic.rotated', { client: 'sensor-1', keyVersion: 4 });
+      await until(() => topicsRows()[0]?.[1] === '4', 'the refreshed topics');
+      assert.deepEqual(topicsRows(), [['plant/a', '4', '3', '-', 'pending', '-']]);
+      document.querySelector<HTMLButtonElement>('#clients button.topics')?.click();
+      await until(() => topicsRows().length === 0, 'closed');
+      const topicsButton = (): HTMLButtonElement | null =>
+        document.querySelector<HTMLButtonElement>('#clients button.topics');
+      await until(() => topicsButton()?.disabled === false, 'the button again');
+      topicsButton()?.click();
+      await until(() => topicsRows().length === 1, 'open again');
+      api.clients.splice(0, 1);
+      api.event(6, 'client.removed', { client: 'sensor-1' });
+      await until(() => document.querySelectorAll('#clients tr').length === 0, 'both rows gone');
     } finally {
       close();
     }

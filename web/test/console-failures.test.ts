@@ -28,7 +28,7 @@ void describe('the web console, when things go wrong', () => {
       assert.match(rows[3]?.[1] ?? '', /"\." cannot be used in a browser URL/);
       assert.deepEqual(rows[4], ['broken', 'C2_INTERNAL: the rollout failed', '']);
       await until(() => cells(document, 'clients').length === 2, 'the client rows');
-      document.querySelectorAll<HTMLButtonElement>('#clients button')[1]?.click();
+      document.querySelectorAll<HTMLButtonElement>('#clients button.resync')[1]?.click();
       await until(() => /cannot be used in a browser URL/.test(banner(document) ?? ''), 'error');
       for (const call of api.calls)
         assert.match(

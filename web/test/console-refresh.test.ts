@@ -156,8 +156,8 @@ void describe('the web console, clients', () => {
     );
     try {
       await until(() => cells(document, 'clients').length === 1, 'the client row');
-      assert.deepEqual(cells(document, 'clients')[0], ['sensor-1', '2', 'failed', 'Resync']);
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      assert.deepEqual(cells(document, 'clients')[0], ['sensor-1', '2', 'failed', 'TopicsResync']);
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(() => banner(document, 'client-notice') !== null, 'the resync result');
       assert.equal(
         banner(document, 'client-notice'),
@@ -166,7 +166,7 @@ void describe('the web console, clients', () => {
       await until(() => cells(document, 'clients')[0]?.[2] === 'pending', 'the refreshed row');
       assert.equal(api.count('/v1/clients/sensor-1'), 1);
       api.keysResent = [];
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(
         () => banner(document, 'client-notice') === 'resync of "sensor-1" queued; nothing re-sent',
         'the second result',
@@ -388,14 +388,15 @@ void describe('the web console, what it shows', () => {
       assert.equal(banner(document), refused, 'the stream failure stays');
       // A Resync that failed, then worked: its own failure goes.
       api.clients.splice(0, 1);
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(() => banner(document) === 'C2_NOT_FOUND: no client sensor-1', 'the failure');
       api.clients.push('sensor-1');
       await until(
-        () => document.querySelector<HTMLButtonElement>('#clients button')?.disabled === false,
+        () =>
+          document.querySelector<HTMLButtonElement>('#clients button.resync')?.disabled === false,
         'the button',
       );
-      document.querySelector<HTMLButtonElement>('#clients button')?.click();
+      document.querySelector<HTMLButtonElement>('#clients button.resync')?.click();
       await until(() => banner(document) === null, 'the banner cleared');
     } finally {
       close();

@@ -18,7 +18,7 @@ void describe('the web console', () => {
       ]);
       assert.equal(document.querySelectorAll('#topics img').length, 0, 'a name is never HTML');
       await until(() => cells(document, 'clients').length === 1, 'the client row');
-      assert.deepEqual(cells(document, 'clients'), [['sensor-1', '2', 'failed', 'Resync']]);
+      assert.deepEqual(cells(document, 'clients'), [['sensor-1', '2', 'failed', 'TopicsResync']]);
       const apiCalls = api.calls.filter((c) => c.path.startsWith('/v1/'));
       assert.ok(apiCalls.length > 0);
       for (const call of apiCalls)

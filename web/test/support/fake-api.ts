@@ -51,6 +51,8 @@ export class FakeApi {
   rolloutDelayMs = 0;
   /** Delay of one topic's rollout answers, ms (overrides `rolloutDelayMs`). */
   readonly rolloutDelays = new Map<string, number>();
+  /** Topics `GET /v1/clients/{name}` reports, per client (none by default). */
+  readonly clientTopics = new Map<string, Array<Record<string, unknown>>>();
   /** Attempts and last error `GET /v1/clients/{name}` reports, per client. */
   readonly clientDelivery = new Map<string, { attempts: number; error: string }>();
   /** Rollout requests running now, and the most that ran at once, per topic. */
@@ -141,6 +143,7 @@ export class FakeApi {
             state: this.clientStates.get(name) ?? 'failed',
             ...(this.clientDelivery.get(name) ?? { attempts: 0 }),
           },
+          topics: this.clientTopics.get(name) ?? [],
         }),
       );
     }
