@@ -16,6 +16,7 @@ import type { Lifecycle } from '../cluster/lifecycle.ts';
 import type { PgAutomationStore } from '../cluster/storage/index.ts';
 import type { C2Metrics } from '../cluster/telemetry/index.ts';
 import { AutomationEngine } from '../worker/automation/index.ts';
+import { deploymentScope } from './redis-scope.ts';
 import { connectRedis } from './node-parts.ts';
 
 /**
@@ -23,16 +24,7 @@ import { connectRedis } from './node-parts.ts';
  * clusters) that share a Redis but not a schema do not compete for one lease.
  */
 export function automationLeaseKey(config: Config): string {
-  const db = config.database;
-  let database = 'embedded';
-  if (db.kind === 'external') {
-    try {
-      database = new URL(db.url.reveal()).pathname.replace(/^\//, '') || 'default';
-    } catch {
-      database = 'default';
-    }
-  }
-  return `e4c2:automation:leader:${database}:${db.schema}`;
+  return `e4c2:automation:leader:${deploymentScope(config)}`;
 }
 
 /** Defaults when a hand-built config has no `automation` section. */

@@ -36,6 +36,7 @@ import {
   type ReadinessCheck,
 } from '../cluster/telemetry/index.ts';
 import { DeliveryWorker } from '../worker/index.ts';
+import { queuePrefix } from './redis-scope.ts';
 import { apiAuthMaterial } from './api-auth.ts';
 import { startAutomation } from './automation-part.ts';
 import { startTrafficMonitor } from './monitoring-part.ts';
@@ -307,10 +308,11 @@ export async function startC2Node(
           silenceMs: config.redis.silenceMs,
           logger,
         });
-        const queue = DeviceQueue.create(redis, undefined, queueErrorLog(logger));
+        const queue = DeviceQueue.create(redis, queuePrefix(config), queueErrorLog(logger));
         lifecycle.add('device queue', () => queue.close());
         const worker = DeliveryWorker.start({
           connection: redis,
+          prefix: queuePrefix(config),
           store: db.store,
           queue,
           syncDeps: deps,
@@ -339,7 +341,7 @@ export async function startC2Node(
         silenceMs: config.redis.silenceMs,
         logger,
       });
-      const queue = DeviceQueue.create(redis, undefined, queueErrorLog(logger));
+      const queue = DeviceQueue.create(redis, queuePrefix(config), queueErrorLog(logger));
       lifecycle.add('device queue', () => queue.close());
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {
         batch: 1000,
