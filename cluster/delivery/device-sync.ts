@@ -6,7 +6,14 @@
  * publish that never left (the C2's own link to the broker down) is no attempt: the device is
  * left pending for the sweep.
  */
-import { commandId, controlTopic, protectCommand, type Clock } from '../../e4/index.ts';
+import {
+  commandId,
+  controlTopic,
+  E4Error,
+  E4ErrorCode,
+  protectCommand,
+  type Clock,
+} from '../../e4/index.ts';
 import { C2Error } from '../errors.ts';
 import type { C2Store } from '../storage/index.ts';
 import { planNextCommand, type PlanDeps, type PlanResult } from './next-command.ts';
@@ -117,9 +124,11 @@ export async function syncDevice(
       plan = await planNextCommand(deps, deps.store.read, clientId);
     } catch (err) {
       // A key that does not open (tampered at rest, or sealed under a data key this node cannot
-      // unwrap) is this device's failure, capped and reported like a lost PUBACK; thrown, it
-      // would fail the whole batch and be retried every second, for ever.
-      if (!C2Error.is(err, 'C2_KEY_VAULT')) throw err;
+      // unwrap), or a device public key that gives no command key (a low-order point stored by
+      // an earlier release), is this device's failure, capped and reported like a lost PUBACK;
+      // thrown, it would fail the whole batch and be retried every second, for ever.
+      const unusableKey = E4Error.is(err) && err.code === E4ErrorCode.InvalidKey;
+      if (!C2Error.is(err, 'C2_KEY_VAULT') && !unusableKey) throw err;
       const client = await deps.store.read.clients.byId(clientId);
       if (client === undefined) return 'idle';
       deps.onAttempt?.({

@@ -8,6 +8,7 @@ import {
   randomSymKey,
   validateEd25519PubKey,
   validateSymKey,
+  x25519,
 } from '../../e4/index.ts';
 import { C2Error } from '../errors.ts';
 import { keyFingerprint } from '../keyvault/index.ts';
@@ -16,7 +17,7 @@ import { bindings, type DomainDeps } from './ports.ts';
 
 /**
  * Checks the key a client is registered with: a 32-byte non-zero symmetric key, or in public-key
- * mode the device's 32-byte Ed25519 public key (a valid curve point).
+ * mode the device's 32-byte Ed25519 public key (a valid curve point, not of low order).
  * @throws C2Error `C2_VALIDATION`
  */
 export function checkClientKey(mode: DomainDeps['mode'], key: unknown, field = 'key'): Uint8Array {
@@ -28,7 +29,10 @@ export function checkClientKey(mode: DomainDeps['mode'], key: unknown, field = '
       validateSymKey(key);
     } else {
       validateEd25519PubKey(key);
-      ed25519PublicToCurve25519(key); // the point must decode, or no command key exists
+      // The point must decode, or no command key exists; and it must not be of low order (the
+      // identity and the other small-order points): X25519 with it gives no shared secret, so
+      // every command to the device would fail. Tried with a throwaway scalar, as the C2 will.
+      x25519(randomSymKey(), ed25519PublicToCurve25519(key)).fill(0);
     }
   } catch (err) {
     if (!E4Error.is(err)) throw err;

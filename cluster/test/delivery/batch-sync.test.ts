@@ -391,6 +391,52 @@ void describe('batched delivery', () => {
     assert.equal(status.delivered, 3);
   });
 
+  void it('a device public key of low order (stored by an earlier release) fails that device at the cap', async () => {
+    const pk = await startHarness({ start: false, mode: 'pubkey' });
+    try {
+      const topic = `pk-low-${randomBytes(4).toString('hex')}`;
+      await pk.service.newTopic(ctx, topic);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const name = `${topic}-dev-${i}`;
+        const pub = ed25519KeyFromSeed(new Uint8Array(randomBytes(32))).slice(32);
+        await pk.service.newClient(ctx, name, pub);
+        await pk.service.newTopicClient(ctx, name, topic);
+        const row = await pk.store.read.clients.byName(name);
+        assert.ok(row);
+        ids.push(row.id);
+      }
+      const [, low] = ids;
+      assert.ok(low);
+      // y = -1, a point of order 2: no X25519 shared secret exists with it.
+      await pk.schema.pool.query('UPDATE client_keys SET public_key = $2 WHERE client_id = $1', [
+        low,
+        Buffer.from('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'hex'),
+      ]);
+      const publisher = new RecordingPublisher();
+      const outcome = await syncBatch(
+        {
+          ...deps(publisher),
+          store: pk.store,
+          sealer: pk.service.deps.sealer,
+          mode: 'pubkey',
+          delivery: new PgDelivery(pk.schema.pool),
+        },
+        ids,
+      );
+      assert.equal(outcome.delivered, 2);
+      assert.equal(publisher.sent.length, 2, 'nothing sent to the device with the unusable key');
+      assert.equal(outcome.perDevice.get(low), 'failed', 'failed at the cap, not thrown for ever');
+      const row = await pk.store.read.clients.byId(low);
+      assert.ok(row);
+      const details = await pk.service.getClient(row.name);
+      assert.equal(details.delivery.state, 'failed');
+      assert.match(details.delivery.error ?? '', /low-order/);
+    } finally {
+      await pk.close();
+    }
+  });
+
   void it('batches revocations when a topic is removed', async () => {
     const { topic, ids } = await fleet(5);
     const publisher = new RecordingPublisher();
