@@ -253,6 +253,14 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'POST', path: `/e4/topic/${LONG_TOPIC}`, status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/a%00b', status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/%2E%2E', status: 400, field: 'topic' },
+    // E4's own topics: a device's control topic, the receipts.
+    {
+      method: 'POST',
+      path: '/e4/topic/e4/00112233445566778899aabbccddeeff',
+      status: 400,
+      field: 'topic',
+    },
+    { method: 'POST', path: '/e4/topic/e4/receipts/x', status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/%zz', status: 400, field: 'path' },
     { method: 'POST', path: '/e4/topic/t2?force=1', status: 400, field: 'force' },
     { method: 'DELETE', path: '/e4/topic/', status: 400 },
@@ -663,6 +671,7 @@ void describe('bad input, symmetric-key mode', () => {
     { rpc: 'NewTopic', request: { topic: 'a/#' }, grpc: INVALID_ARGUMENT },
     { rpc: 'NewTopic', request: { topic: LONG_TOPIC }, grpc: INVALID_ARGUMENT },
     { rpc: 'NewTopic', request: { topic: '.' }, grpc: INVALID_ARGUMENT },
+    { rpc: 'NewTopic', request: { topic: 'e4/x' }, grpc: INVALID_ARGUMENT },
     { rpc: 'RemoveTopic', request: { topic: '' }, grpc: INVALID_ARGUMENT },
     { rpc: 'RemoveTopic', request: { topic: 'nope' }, grpc: NOT_FOUND },
     { rpc: 'NewTopicClient', request: { topic: 't1' }, grpc: INVALID_ARGUMENT },

@@ -6,7 +6,12 @@ import { activeClient } from './client-ops.ts';
 import { storeNewTopicKey } from './key-material.ts';
 import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
-import { checkAddressableName, checkClientName, checkTopicName } from './validation.ts';
+import {
+  checkAddressableName,
+  checkClientName,
+  checkNotReservedTopic,
+  checkTopicName,
+} from './validation.ts';
 
 /** Result of creating or rotating a topic key. */
 export interface TopicKeyResult {
@@ -70,7 +75,7 @@ export async function newTopic(
   ctx: RequestContext,
   name: unknown,
 ): Promise<TopicKeyResult> {
-  const topicName = checkAddressableName(checkTopicName(name), 'topic');
+  const topicName = checkNotReservedTopic(checkAddressableName(checkTopicName(name), 'topic'));
   return await mutate(
     deps,
     ctx,

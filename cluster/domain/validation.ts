@@ -75,6 +75,20 @@ export function checkAddressableName(name: string, field: string): string {
   return name;
 }
 
+/**
+ * Refuses a new topic under `e4/`, where E4 itself publishes: the devices' control topics
+ * (`e4/<id>`) and the receipts (`e4/receipts/…`). A key for one of them would let traffic
+ * monitoring count the C2's own commands as plaintext, and devices would take application
+ * messages for commands (docs/protocol-extensions.md §1.1). Topics made by an earlier release
+ * stay reachable.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkNotReservedTopic(topic: string, field = 'topic'): string {
+  if (topic === 'e4' || topic.startsWith('e4/'))
+    throw invalid('topics under e4/ are reserved for E4 control and receipt messages', field);
+  return topic;
+}
+
 /** An offset/count page of the reference API. */
 export interface Page {
   readonly offset: number;
