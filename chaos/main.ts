@@ -12,6 +12,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StopSignals } from '../cluster/stop-signals.ts';
 import {
   combinedName,
   parseCommand,
@@ -156,8 +157,14 @@ async function main(): Promise<number> {
     void shutdown(`hard timeout of ${Math.round(hardTimeoutMs / 1000)} s`, 3);
   }, hardTimeoutMs);
   hard.unref();
+  // One Ctrl-C arrives twice under `npm run chaos` (the terminal's and npm's copy): taken for a
+  // second press, it skipped the orderly stop and left the temporary directories behind (the
+  // KEK passphrase, PostgreSQL's data). Only a second signal, later, exits at once.
+  const signals = new StopSignals();
   for (const signal of Object.keys(SIGNAL_EXITS) as Array<keyof typeof SIGNAL_EXITS>)
-    process.on(signal, () => void shutdown(signal, SIGNAL_EXITS[signal]));
+    process.on(signal, () => {
+      if (signals.receive() !== 'copy') void shutdown(signal, SIGNAL_EXITS[signal]);
+    });
 
   const networkRng = new Rng(a.seed).fork('network');
   const summaries: Array<Record<string, unknown>> = [];

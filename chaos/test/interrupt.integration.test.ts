@@ -73,6 +73,8 @@ async function interrupt(
   when: RegExp,
   afterMs: number,
   group: boolean,
+  /** The signal again this soon after (the copy npm forwards of one Ctrl-C). */
+  copyAfterMs?: number,
 ): Promise<{ code: number | null; dirs: string[]; processes: number[]; err: string }> {
   const tmp = mkdtempSync(join(tmpdir(), 'chaos-interrupt-'));
   chmodSync(tmp, 0o755); // as root, PostgreSQL runs as its own user, which must get through
@@ -102,6 +104,10 @@ async function interrupt(
     // Mid-step: initdb running, or nodes starting.
     await new Promise((r) => setTimeout(r, afterMs));
     process.kill(group ? -(child.pid ?? 0) : (child.pid ?? 0), signal);
+    if (copyAfterMs !== undefined) {
+      await new Promise((r) => setTimeout(r, copyAfterMs));
+      process.kill(child.pid ?? 0, signal);
+    }
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([
       exited,
@@ -148,4 +154,13 @@ void describe('a chaos run interrupted during start-up', { timeout: 240_000 }, (
       assert.deepEqual(left.processes, [], 'processes left');
     });
   }
+
+  // `npm run chaos`: the terminal's SIGINT and npm's forwarded copy, 50 ms apart, are one Ctrl-C.
+  void it('SIGINT and its copy from npm while the cluster starts: stopped in order, nothing left', async () => {
+    const left = await interrupt('SIGINT', /cluster: starting/, 1000, false, 50);
+    assert.equal(left.code, 130, left.err);
+    assert.match(left.err, /SIGINT: stopping everything/);
+    assert.deepEqual(left.dirs, [], 'temporary directories left');
+    assert.deepEqual(left.processes, [], 'processes left');
+  });
 });
