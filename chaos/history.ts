@@ -67,6 +67,8 @@ export interface FaultRecord {
   /** When it was healed; `undefined` if it never needed healing (a crash with restart). */
   readonly endedAt: number;
   readonly detail?: string;
+  /** Not applied: its target was still held by an earlier fault (its heal running). */
+  readonly skipped?: true;
 }
 
 /** A key version as PostgreSQL holds it. */

@@ -8,8 +8,14 @@ import type { ChaosEnvironment } from './environment.ts';
 import type { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import type { FaultSpec } from './scenarios.ts';
 
-/** Applies one fault; returns its heal. */
+/** Applies one fault; returns its heal, or {@link SKIPPED} when it was not applied. */
 export type Injector = (fault: FaultSpec) => Promise<() => Promise<void>>;
+
+/**
+ * The "heal" of a fault that was not applied: its target was still held by an earlier fault (a
+ * node killed again while its restart runs). The run records it as skipped.
+ */
+export const SKIPPED = (): Promise<void> => Promise.resolve();
 
 /** Builds the injector of a run. */
 export function injectorFor(env: ChaosEnvironment, devices: readonly ChaosDevice[]): Injector {
@@ -35,10 +41,17 @@ export function injectorFor(env: ChaosEnvironment, devices: readonly ChaosDevice
     heal: () => Promise<void> | void,
   ): Promise<() => Promise<void>> => {
     const token = hold(target);
-    if (token === undefined) return noop;
+    if (token === undefined) return SKIPPED;
     await apply();
+    // The target stays held until its heal is over: a node killed again while its restart runs
+    // broke that restart ("still running"), and the fault's heal took a minute of retries.
     return async () => {
-      if (release(target, token)) await heal();
+      if (holders.get(target) !== token) return;
+      try {
+        await heal();
+      } finally {
+        release(target, token);
+      }
     };
   };
   const device = (i: number): ChaosDevice => {

@@ -13,7 +13,7 @@ import { Driver, runWorkload } from './driver.ts';
 import { NODE_SETTINGS, type ChaosEnvironment } from './environment.ts';
 import { readDatabase, scanForSecrets, type NodeOutput } from './final-state.ts';
 import type { DeviceApply, FaultRecord, FinalState, RunRecord } from './history.ts';
-import { describeFault, injectorFor } from './injectors.ts';
+import { describeFault, injectorFor, SKIPPED } from './injectors.ts';
 import { Rng } from './rng.ts';
 import type { Scenario, ScheduledFault } from './scenarios.ts';
 
@@ -153,6 +153,20 @@ export async function runScenario(
             options.progress(
               `${scenario.name}: fault ${describeFault(step.fault)} failed: ${(err as Error).message}`,
             );
+            return;
+          }
+          if (heal === SKIPPED) {
+            options.progress(
+              `${scenario.name}: fault ${describeFault(step.fault)} skipped: an earlier fault still holds its target`,
+            );
+            faults.push({
+              id,
+              kind: step.fault.kind,
+              target: describeFault(step.fault),
+              startedAt: at,
+              endedAt: at,
+              skipped: true,
+            });
             return;
           }
           await sleep(Math.max(0, step.durationMs - (elapsed() - at)));
