@@ -769,5 +769,13 @@ export function checkRun(run: RunRecord): Violation[] {
     counts.set(v.invariant, n);
     if (n <= MAX_PER_INVARIANT) kept.push(v);
   }
+  // The list is cut, and says so: "20 violations" must not read as all there were.
+  for (const [invariant, n] of counts)
+    if (n > MAX_PER_INVARIANT)
+      kept.push({
+        invariant,
+        message: `${n - MAX_PER_INVARIANT} more violation(s) of ${invariant} not listed (${n} in all; the first ${MAX_PER_INVARIANT} are above)`,
+        operations: [],
+      });
   return kept;
 }

@@ -157,6 +157,21 @@ void describe('the chaos checker', () => {
     assert.match(v?.message ?? '', /v2 after v3/);
   });
 
+  void it('cuts the list at 20 violations per invariant, and says how many more there were', () => {
+    const base = cleanRun();
+    // 25 devices' worth of "v2 after v3": one bug breaks the invariant on every device.
+    const applies = [...base.applies];
+    for (let i = 0; i < 25; i++)
+      applies.push(apply('d1', 2, 200 + 2 * i), apply('d1', 3, 201 + 2 * i));
+    // (That many commands also break the cap, I7: only I2's list is looked at.)
+    const found = checkRun({ ...base, applies }).filter((v) => v.invariant === 'I2');
+    assert.equal(found.length, 21);
+    assert.match(
+      found.at(-1)?.message ?? '',
+      /^\d+ more violation\(s\) of I2 not listed \(\d+ in all; the first 20 are above\)$/,
+    );
+  });
+
   void it('I2: a key no committed version has', () => {
     const base = cleanRun();
     const run = {
