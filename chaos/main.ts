@@ -43,10 +43,12 @@ export function summarize(result: ScenarioResult, args: ChaosArgs): Record<strin
     operations: record.operations.length,
     outcomes,
     deviceApplies: record.applies.length,
-    faults: result.schedule.map((s) => ({
+    faults: result.schedule.map((s, id) => ({
       atMs: s.atMs,
       durationMs: s.durationMs,
       fault: describeFault(s.fault),
+      // Its target still held by an earlier fault: not applied (chaos/injectors.ts).
+      ...(record.faults.some((f) => f.id === id && f.skipped === true) ? { skipped: true } : {}),
     })),
     convergedAfterMs: record.final.convergedAfterMs ?? null,
     violations: result.violations,

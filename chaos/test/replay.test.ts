@@ -52,3 +52,40 @@ void describe('the replay command of a summary', () => {
     assert.deepEqual(shape(parseReplay(replay)), { ...shape(args), scenarios: ['api-crash'] });
   });
 });
+
+void describe('the faults of a summary', () => {
+  void it('marks a fault that was skipped (its target still held by an earlier one)', () => {
+    const args = parseChaosArgs(['--scenario', 'worker-crash']);
+    assert.ok(args !== undefined);
+    const kill = { kind: 'kill-node', target: 'worker-1' } as const;
+    const result = {
+      record: {
+        scenario: 'worker-crash',
+        seed: 1,
+        operations: [],
+        applies: [],
+        final: {},
+        faults: [
+          { id: 0, kind: 'kill-node', target: 'kill-node worker-1', startedAt: 5, endedAt: 7 },
+          {
+            id: 1,
+            kind: 'kill-node',
+            target: 'kill-node worker-1',
+            startedAt: 6,
+            endedAt: 6,
+            skipped: true,
+          },
+        ],
+      },
+      schedule: [
+        { atMs: 5, durationMs: 2, fault: kill },
+        { atMs: 6, durationMs: 2, fault: kill },
+      ],
+      violations: [],
+    } as unknown as ScenarioResult;
+    assert.deepEqual(summarize(result, args)['faults'], [
+      { atMs: 5, durationMs: 2, fault: 'kill-node worker-1' },
+      { atMs: 6, durationMs: 2, fault: 'kill-node worker-1', skipped: true },
+    ]);
+  });
+});
