@@ -56,6 +56,14 @@ export function summarize(result: ScenarioResult, args: ChaosArgs): Record<strin
   };
 }
 
+/**
+ * `-broken-<faults>` for a run of a broken variant (`--test-faults`): its files must not replace
+ * those of a real run of the same scenario and seed (the evidence of a release).
+ */
+export function variantSuffix(a: Pick<ChaosArgs, 'testFaults'>): string {
+  return a.testFaults.length === 0 ? '' : `-broken-${[...a.testFaults].sort().join('+')}`;
+}
+
 /** `--check FILE`: the checker again on a recorded run; exit status as for a run. */
 async function checkCommand(file: string): Promise<number> {
   try {
@@ -226,7 +234,7 @@ async function main(): Promise<number> {
       });
       const summary = summarize(result, a);
       summaries.push(summary);
-      const base = join(outDir, `${scenario.name}-seed${a.seed}`);
+      const base = join(outDir, `${scenario.name}-seed${a.seed}${variantSuffix(a)}`);
       await writeFile(`${base}.json`, JSON.stringify(summary, null, 2) + '\n');
       await writeFile(`${base}.history.json`, JSON.stringify(result.record) + '\n');
       await writeFile(`${base}.nodes.log`, nodeOutput.slice(firstLine).join('\n') + '\n');
@@ -240,7 +248,7 @@ async function main(): Promise<number> {
     process.stdout.write(JSON.stringify(output, null, 2) + '\n');
     if (a.scenarios.length > 1)
       await writeFile(
-        join(outDir, `${combinedName(a)}-seed${a.seed}.json`),
+        join(outDir, `${combinedName(a)}-seed${a.seed}${variantSuffix(a)}.json`),
         JSON.stringify(summaries, null, 2) + '\n',
       );
     code = failed ? 1 : 0;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseChaosArgs, summarize, type ChaosArgs } from '../main.ts';
+import { parseChaosArgs, summarize, variantSuffix, type ChaosArgs } from '../main.ts';
 import type { ScenarioResult } from '../run-scenario.ts';
 
 /** The options of a `replay` command, parsed as the suite parses its own command line. */
@@ -87,5 +87,13 @@ void describe('the faults of a summary', () => {
       { atMs: 5, durationMs: 2, fault: 'kill-node worker-1' },
       { atMs: 6, durationMs: 2, fault: 'kill-node worker-1', skipped: true },
     ]);
+  });
+});
+
+void describe('the files of a broken variant', () => {
+  void it('are named apart from those of a real run', () => {
+    assert.equal(variantSuffix({ testFaults: [] }), '');
+    assert.equal(variantSuffix({ testFaults: ['no-idempotency'] }), '-broken-no-idempotency');
+    assert.equal(variantSuffix({ testFaults: ['b', 'a'] }), '-broken-a+b');
   });
 });
