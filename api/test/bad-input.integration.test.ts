@@ -167,6 +167,30 @@ void describe('bad input, symmetric-key mode', () => {
     // `.` and `..` (URL parsers resolve them as path steps: nothing could address them later).
     { method: 'POST', path: '/e4/client/%2E', body: key(), status: 400, field: 'client.name' },
     { method: 'POST', path: '/e4/client/%2E%2E', body: key(), status: 400, field: 'client.name' },
+    // Bidirectional formatting characters (U+202E override, U+2066 isolate, U+200F mark): the
+    // name would display as another one.
+    {
+      method: 'POST',
+      path: '/e4/client/dev%E2%80%AEgpj.exe',
+      body: key(),
+      status: 400,
+      code: 'C2_VALIDATION',
+      field: 'client.name',
+    },
+    {
+      method: 'POST',
+      path: '/e4/client/a%E2%81%A6b',
+      body: key(),
+      status: 400,
+      field: 'client.name',
+    },
+    {
+      method: 'POST',
+      path: '/e4/client/a%E2%80%8Fb',
+      body: key(),
+      status: 400,
+      field: 'client.name',
+    },
     { method: 'POST', path: '/e4/client/carol', body: {}, status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', body: { key: b64(31) }, status: 400, field: 'key' },
@@ -253,6 +277,8 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'POST', path: `/e4/topic/${LONG_TOPIC}`, status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/a%00b', status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/%2E%2E', status: 400, field: 'topic' },
+    { method: 'POST', path: '/e4/topic/a/%E2%80%AEb', status: 400, field: 'topic' },
+    { method: 'POST', path: '/e4/topic/a%E2%81%A9', status: 400, field: 'topic' },
     // E4's own topics: a device's control topic, the receipts.
     {
       method: 'POST',
@@ -671,6 +697,18 @@ void describe('bad input, symmetric-key mode', () => {
     { rpc: 'NewTopic', request: { topic: 'a/#' }, grpc: INVALID_ARGUMENT },
     { rpc: 'NewTopic', request: { topic: LONG_TOPIC }, grpc: INVALID_ARGUMENT },
     { rpc: 'NewTopic', request: { topic: '.' }, grpc: INVALID_ARGUMENT },
+    {
+      rpc: 'NewTopic',
+      request: { topic: 'a/\u202eb' },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    },
+    {
+      rpc: 'NewClient',
+      request: { client: { name: 'dev\u202egpj.exe' }, key: randomBytes(32) },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    },
     { rpc: 'NewTopic', request: { topic: 'e4/x' }, grpc: INVALID_ARGUMENT },
     { rpc: 'RemoveTopic', request: { topic: '' }, grpc: INVALID_ARGUMENT },
     { rpc: 'RemoveTopic', request: { topic: 'nope' }, grpc: NOT_FOUND },

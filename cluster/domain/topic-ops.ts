@@ -9,6 +9,7 @@ import type { DomainDeps, RequestContext } from './ports.ts';
 import {
   checkAddressableName,
   checkClientName,
+  checkNoBidiControls,
   checkNotReservedTopic,
   checkTopicName,
 } from './validation.ts';
@@ -75,7 +76,9 @@ export async function newTopic(
   ctx: RequestContext,
   name: unknown,
 ): Promise<TopicKeyResult> {
-  const topicName = checkNotReservedTopic(checkAddressableName(checkTopicName(name), 'topic'));
+  const topicName = checkNotReservedTopic(
+    checkNoBidiControls(checkAddressableName(checkTopicName(name), 'topic'), 'topic'),
+  );
   return await mutate(
     deps,
     ctx,

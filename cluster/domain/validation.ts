@@ -76,6 +76,28 @@ export function checkAddressableName(name: string, field: string): string {
 }
 
 /**
+ * Unicode's bidirectional formatting characters: the embeddings and overrides (U+202A-U+202E),
+ * the isolates (U+2066-U+2069) and the marks (U+200E, U+200F, U+061C). They are invisible and
+ * reorder the text around them, so a name holding one is displayed as another name (`dev\u202Egpj.exe`
+ * reads `devexe.jpg`) in the console, the CLI and logs: an operator could act on the wrong device.
+ */
+const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
+
+/**
+ * Refuses bidirectional formatting characters in the name of a new client or topic (see
+ * {@link BIDI_CONTROL}). Ones made before this rule stay reachable.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkNoBidiControls(name: string, field: string): string {
+  if (BIDI_CONTROL.test(name))
+    throw invalid(
+      `${field} holds a bidirectional formatting character (such as U+202E), which displays it as another name`,
+      field,
+    );
+  return name;
+}
+
+/**
  * Refuses a new topic under `e4/`, where E4 itself publishes: the devices' control topics
  * (`e4/<id>`) and the receipts (`e4/receipts/…`). A key for one of them would let traffic
  * monitoring count the C2's own commands as plaintext, and devices would take application
