@@ -125,6 +125,13 @@ function decodeSingle(schema: ProtoSchema, field: FieldSchema, value: unknown, p
     case 'string':
       if (typeof value !== 'string')
         throw invalid(path, `${path} must be a string, not ${describeJsonType(value)}`);
+      // JSON can spell a lone surrogate (`"\ud800"`), which no UTF-8 can hold: stored, it would
+      // silently become U+FFFD, so the text read back would not be the text written.
+      if (!value.isWellFormed())
+        throw invalid(
+          path,
+          `${path} holds a lone UTF-16 surrogate (\\uD800-\\uDFFF without its pair)`,
+        );
       return value;
     case 'bool':
       if (typeof value !== 'boolean')

@@ -104,6 +104,8 @@ void describe('automation API', () => {
     for (const [rule, field] of [
       [{ action: 'rotate-topic-key', description: 'x\u0000' }, 'description'],
       [{ action: 'rotate-topic-key', description: 'esc \u001b[31mRED' }, 'description'],
+      // A lone surrogate (valid JSON, no UTF-8) was stored as U+FFFD: read back, another text.
+      [{ action: 'rotate-topic-key', description: 'lone \ud800 surrogate' }, 'description'],
       [
         {
           action: 'rotate-topic-key',
@@ -155,6 +157,9 @@ void describe('automation API', () => {
     assert.equal(lines.status, 200, lines.text);
     const badReason = await http('POST', '/v1/automation/pause', { reason: 'x\u0000' });
     assert.equal(badReason.status, 400, badReason.text);
+    const loneReason = await http('POST', '/v1/automation/pause', { reason: 'lone \udc00' });
+    assert.equal(loneReason.status, 400, loneReason.text);
+    assert.match(loneReason.text, /"field":"reason"/);
     assert.equal(
       ((await http('GET', '/v1/automation/status')).json as { paused: boolean }).paused,
       false,
