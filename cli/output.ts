@@ -52,17 +52,29 @@ export class Output {
 }
 
 /**
- * `text` with control characters other than newline and tab shown as `\xHH`. Human output holds
- * names, descriptions and messages that come from the server, and so from whoever wrote them: an
- * ESC sequence there would drive the reader's terminal (colours, cursor moves, a window title,
- * on some terminals worse). JSON output escapes them itself.
+ * Unicode's bidirectional formatting characters (embeddings and overrides, isolates, marks):
+ * invisible, they reorder the text around them, so `dev\u202Egpj.exe` would print as
+ * `devexe.jpg`. The server refuses them in new names, but older names and free text (rule
+ * descriptions, pause reasons) can still hold them.
+ */
+const BIDI_CONTROL = /^[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]$/;
+
+/**
+ * `text` with control characters other than newline and tab shown as `\xHH`, and bidirectional
+ * formatting characters as `\uHHHH`. Human output holds names, descriptions and messages that
+ * come from the server, and so from whoever wrote them: an ESC sequence there would drive the
+ * reader's terminal (colours, cursor moves, a window title, on some terminals worse), and a
+ * bidirectional override would show the reader another name than the one the server holds. JSON
+ * output escapes control characters itself and keeps the exact text.
  */
 export function printable(text: string): string {
   let out = '';
   for (const c of text) {
     const code = c.charCodeAt(0);
     const control = code < 0x20 || (code >= 0x7f && code <= 0x9f);
-    out += control && c !== '\n' && c !== '\t' ? `\\x${code.toString(16).padStart(2, '0')}` : c;
+    if (control && c !== '\n' && c !== '\t') out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (BIDI_CONTROL.test(c)) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += c;
   }
   return out;
 }

@@ -104,6 +104,19 @@ void describe('exit codes', () => {
     assert.match(refused.stderr, /no topic plant\\x1b/);
   });
 
+  void it('bidirectional formatting characters from the server are shown as \\u escapes', async () => {
+    // dev<RLO>gpj.exe would read "devexe.jpg" on a terminal.
+    const spoofing = 'dev\u202egpj.exe \u2066x\u2069 \u200f';
+    const api = new FakeApi()
+      .onReference('CountTopics', () => ({ count: '1' }))
+      .onReference('GetTopics', () => ({ topics: [spoofing] }));
+    const listed = await runWith(['topic', 'list'], { api });
+    assert.equal(listed.code, ExitCode.Ok, listed.stderr);
+    assert.equal(listed.stdout, 'dev\\u202egpj.exe \\u2066x\\u2069 \\u200f\n');
+    const json = await runWith(['--json', 'topic', 'list'], { api });
+    assert.deepEqual(JSON.parse(json.stdout), { topics: [spoofing] }, 'JSON keeps the exact name');
+  });
+
   void it('an unexpected exception is an internal error of the CLI (exit 4)', async () => {
     const api = new FakeApi().onReference('CountTopics', () => {
       throw new TypeError('boom');
