@@ -11,7 +11,7 @@ import type {
   MembershipChange,
   ReconcileAfterRestoreRequest,
 } from '../api.ts';
-import { CliError } from '../errors.ts';
+import { CliError, ExitCode } from '../errors.ts';
 import { UINT32_MAX, type CommandContext, type CommandSpec } from '../spec.ts';
 import { readLocalFile } from './shared.ts';
 
@@ -183,11 +183,16 @@ const reconcile: CommandSpec = {
         : new TextDecoder().decode(await readLocalFile(ctx, path, 'event archive'));
     // Every topic key jumps and the event stream skips a million positions: on a database that
     // was never restored (no mark of restore.sh or of the runbook, no earlier run kept) that is a
-    // mistake, most likely the wrong endpoint.
+    // mistake, most likely the wrong endpoint. The server's state says no, not the command line:
+    // exit 1 (refused), so that a script does not take it for a typo in its flags (exit 2).
     const status = await ctx.api.admin('GetRestoreStatus', {});
     if (!status.pending && status.restored_position === '' && !ctx.flags.boolean('force'))
-      throw CliError.input(
-        'this database is not marked as restored (restore-status: not pending, no earlier reconciliation): restore-reconcile would rotate every topic key and move the event stream for nothing. Run it after restore.sh, or mark the database as docs/operations.md "Restore" says; --force runs it anyway',
+      throw new CliError(
+        ExitCode.Refused,
+        `the C2 at ${ctx.globals.endpoint} is not marked as restored (restore-status: not pending, no earlier reconciliation): restore-reconcile would rotate every topic key and move the event stream for nothing; nothing was changed`,
+        {
+          hint: 'check the endpoint; run it after restore.sh, or mark the database as docs/operations.md "Restore" says; --force runs it anyway',
+        },
       );
     let summary: ArchiveSummary = {
       topics: [],

@@ -574,8 +574,14 @@ void describe('restore-reconcile', () => {
         .onAdmin('ReconcileAfterRestore', () => RECONCILED);
     const refused = notRestored();
     const r = await runWith(['restore-reconcile'], { api: refused });
-    assert.equal(r.code, ExitCode.Usage, r.stderr);
-    assert.match(r.stderr, /^error: this database is not marked as restored .*--force runs it/m);
+    // The server's state refuses it, as FAILED_PRECONDITION would: exit 1, not a usage error (2)
+    // that a script would take for a mistake in its own flags.
+    assert.equal(r.code, ExitCode.Refused, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: the C2 at \S+ is not marked as restored .*nothing was changed$/m,
+    );
+    assert.match(r.stderr, /^hint: check the endpoint; .*--force runs it anyway$/m);
     assert.deepEqual(
       refused.calls.map((c) => c.method),
       ['GetRestoreStatus'],
