@@ -200,6 +200,27 @@ async function jumpTopic(
 }
 
 /**
+ * Whether the restored database itself holds, at the archive's position, the creation the archive
+ * saw there. The restored position is the last event the backup had *positioned*: events commit
+ * first and get their positions from the sequencer a moment later (every 100 ms), so a backup can
+ * hold a few committed events without positions. The restored database positions them right
+ * after the restored position, as the lost one did: a creation the archive has there is then the
+ * backup's own, not another device's (marking that client unreachable was a false alarm). When
+ * other events were positioned in between (the positions differ), the client is still reported:
+ * a false alarm costs a `client resync`, a missed re-creation an unreachable device.
+ */
+async function restoredHoldsCreation(
+  journal: DomainDeps['store']['read']['journal'],
+  name: string,
+  seq: bigint,
+): Promise<boolean> {
+  const [event] = await journal.eventsAfter((seq - 1n).toString(), 1);
+  return (
+    event?.seq === seq.toString() && event.type === 'client.created' && event.clientName === name
+  );
+}
+
+/**
  * Every name of the archive's summary is one a topic or client can have: checked before anything
  * is written, so a malformed summary (a NUL reached PostgreSQL as a 500, after the topic keys and
  * the event stream had already jumped) changes nothing.
@@ -323,7 +344,8 @@ export async function reconcileAfterRestore(
     const recreated =
       seen.createdSeq !== undefined &&
       seen.createdSeq > restoredSeq &&
-      (keptFloor === undefined || seen.createdSeq < keptFloor);
+      (keptFloor === undefined || seen.createdSeq < keptFloor) &&
+      !(await restoredHoldsCreation(read.journal, name, seen.createdSeq));
     if (recreated || seen.version > client.keyVersion) {
       unreachableClients.push(name);
       await deps.store.transaction(async (tx) => {
