@@ -175,10 +175,19 @@ export async function connectDatabase(
     schema: config.database.schema,
     idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
     queryTimeoutMs: config.database.queryTimeoutMs,
-    applicationName: `e4c2-${config.node.id}`,
+    applicationName: nodeApplicationName(config),
   });
   lifecycle.add('postgres pool', () => pool.end());
   return { pool, url, display };
+}
+
+/**
+ * How every PostgreSQL connection of the node names itself (`pg_stat_activity`): the pool and
+ * the event listener alike, so that an operator (and `ops/backup/restore.sh`) sees which nodes
+ * are connected.
+ */
+function nodeApplicationName(config: Config): string {
+  return `e4c2-${config.node.id}`;
 }
 
 /**
@@ -213,7 +222,11 @@ export async function openDatabase(
     store: new PgDataKeyStore(pool),
   });
   const listenConnection = (): Promise<ListenConnection> =>
-    connectListener({ url, schema: config.database.schema });
+    connectListener({
+      url,
+      schema: config.database.schema,
+      applicationName: nodeApplicationName(config),
+    });
   return { pool, store, vault, display, listenConnection };
 }
 

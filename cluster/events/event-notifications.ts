@@ -44,11 +44,17 @@ export interface PgEventNotificationsOptions {
 export async function connectListener(options: {
   readonly url: string;
   readonly schema?: string;
+  /**
+   * How the connection names itself in `pg_stat_activity`. A node passes its pool's name
+   * (`e4c2-<node id>`), so that `ops/backup/restore.sh`, which lists the C2 nodes connected, names
+   * each node once and no phantom one. Default `e4c2-events`.
+   */
+  readonly applicationName?: string;
 }): Promise<ListenConnection> {
   const client = new pg.Client({
     connectionString: options.url,
     connectionTimeoutMillis: 5000,
-    application_name: 'e4c2-events',
+    application_name: options.applicationName ?? 'e4c2-events',
     // Mostly idle: keep-alive is what finds it dead when its server vanished without a word.
     ...PG_KEEPALIVE,
     ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
