@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Restores a backup made by backup.sh into a database (docs/operations.md, "Restore").
 #
-#   ops/backup/restore.sh -f FILE.dump [--clean] [--force]
+#   ops/backup/restore.sh -f FILE.dump [--clean] [--ignore-connected] [--force]
 #
 # Environment: DATABASE_URL (required) names the target database; the schema is the one that was
 # dumped. The checksum is verified against the manifest beside the dump (a warning when there is
 # none). Without --clean the target schema must hold no tables (a restore never merges into live
 # data; an empty schema made beforehand is used as it is); with --clean it is dropped first. The
 # drop and the whole restore are one transaction: on any error the target is left as it was.
-# A database that C2 nodes are connected to is refused (stop them first), and so is a --clean
-# that would drop more than the C2's own tables (--force skips both checks).
+# A database that C2 nodes are connected to is refused (stop them first; --ignore-connected skips
+# this check alone, for nodes of another deployment sharing the database under another schema:
+# PostgreSQL cannot tell which schema a connection uses), and so is a --clean that would drop more
+# than the C2's own tables (--force skips both checks).
 #
 # The restored database is marked (setting restore_pending): C2 nodes deliver nothing from it
 # until the reconciliation below clears the mark, since its keys can be older than the devices'.
@@ -23,18 +25,20 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 -f FILE.dump [--clean] [--force]   (DATABASE_URL in the environment)" >&2
+  echo "usage: $0 -f FILE.dump [--clean] [--ignore-connected] [--force]   (DATABASE_URL in the environment)" >&2
   exit 2
 }
 
 file=""
 clean=0
 force=0
+ignore_connected=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -f) [[ $# -ge 2 ]] || usage; file="$2"; shift 2 ;;
     --clean) clean=1; shift ;;
     --force) force=1; shift ;;
+    --ignore-connected) ignore_connected=1; shift ;;
     *) usage ;;
   esac
 done
@@ -70,9 +74,12 @@ schema="${schema:-public}"
 nodes="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 -c "SELECT string_agg(DISTINCT application_name, ', ')
   FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
   AND application_name LIKE 'e4c2%'")"
-if [[ -n "$nodes" && "$force" != "1" ]]; then
-  echo "restore: C2 nodes are connected to this database ($nodes): stop every node first (docs/operations.md, Restore), or pass --force" >&2
-  exit 1
+if [[ -n "$nodes" ]]; then
+  if [[ "$force" != "1" && "$ignore_connected" != "1" ]]; then
+    echo "restore: C2 nodes are connected to this database ($nodes): stop every node first (docs/operations.md, Restore); if they belong to another deployment on another schema of this database, pass --ignore-connected" >&2
+    exit 1
+  fi
+  echo "restore: warning: C2 nodes are connected to this database ($nodes); going on as asked" >&2
 fi
 
 tables="$(psql "$DATABASE_URL" -XtAq -v ON_ERROR_STOP=1 \

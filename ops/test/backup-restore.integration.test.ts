@@ -161,6 +161,7 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
       });
       assert.equal(refused.status, 1, refused.stderr);
       assert.match(refused.stderr, /C2 nodes are connected to this database \(e4c2-node-x\)/);
+      assert.match(refused.stderr, /pass --ignore-connected/);
     } finally {
       await node.end();
     }
@@ -274,6 +275,22 @@ void describe('backup, restore and reconciliation after a restore', { timeout: 1
         ...atBackup,
         billing: '0:-',
       });
+      // Nodes of another deployment (on another schema) let be with --ignore-connected: the
+      // --clean check, which --force would also skip, still holds.
+      const other = new pg.Client({ connectionString: target, application_name: 'e4c2-other' });
+      await other.connect();
+      try {
+        const stillRefused = spawnSync(
+          'bash',
+          [RESTORE, '-f', dump, '--clean', '--ignore-connected'],
+          { env: { ...process.env, DATABASE_URL: target }, encoding: 'utf8' },
+        );
+        assert.equal(stillRefused.status, 1, stillRefused.stderr);
+        assert.match(stillRefused.stderr, /warning: C2 nodes are connected .*going on as asked/);
+        assert.match(stillRefused.stderr, /would also drop what is not the C2's/);
+      } finally {
+        await other.end();
+      }
       run(RESTORE, ['-f', dump, '--clean', '--force'], { DATABASE_URL: target });
       assert.deepEqual(await fingerprint(target, schema), atBackup, 'replaced, as asked');
     } finally {
