@@ -5,9 +5,10 @@
 #   ops/backup/backup.sh [-o DIR] [-n SCHEMA]
 #
 # Environment: DATABASE_URL (required; libpq URL, e.g. postgres://e4c2@db:5432/e4c2),
-# E4C2_DB_SCHEMA (default public). Writes DIR/e4c2-<UTC time>.dump and .manifest.json; prints the
-# dump's path. The dump holds every key sealed under the KEK, never in clear: keep the KEK (key
-# file, passphrase, Vault or HSM) backed up separately, and restores need it (docs/operations.md).
+# E4C2_DB_SCHEMA (default public). Writes DIR/e4c2-<UTC time>.dump and .manifest.json (a second
+# backup within the same second: e4c2-<UTC time>-2.dump, and so on); prints the dump's path. The
+# dump holds every key sealed under the KEK, never in clear: keep the KEK (key file, passphrase,
+# Vault or HSM) backed up separately, and restores need it (docs/operations.md).
 #
 # pg_dump takes a consistent snapshot while the C2 keeps running; nothing needs stopping.
 set -euo pipefail
@@ -34,9 +35,27 @@ umask 077
 [[ "$schema" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { echo "backup: bad schema name: $schema" >&2; exit 2; }
 mkdir -p "$out_dir"
 
+# Names are stamped to the second; a second backup within the same second (a retry, two cron
+# entries) gets a suffix rather than sharing the first one's work file or replacing its dump.
+# The work file is created exclusively (noclobber), and a finished dump of the name is looked for
+# after that, so two backups never hold the same name whatever their timing (mv is atomic).
+claim() {
+  (set -o noclobber; : >"$1.dump.partial") 2>/dev/null || return 1
+  if [[ -e "$1.dump" ]]; then
+    rm -f "$1.dump.partial"
+    return 1
+  fi
+}
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-dump="$out_dir/e4c2-$stamp.dump"
-manifest="$out_dir/e4c2-$stamp.manifest.json"
+base="$out_dir/e4c2-$stamp"
+n=1
+until claim "$base"; do
+  n=$((n + 1))
+  ((n <= 100)) || { echo "backup: cannot create a dump file in $out_dir (e4c2-$stamp*)" >&2; exit 1; }
+  base="$out_dir/e4c2-$stamp-$n"
+done
+dump="$base.dump"
+manifest="$base.manifest.json"
 partial="$dump.partial"
 trap 'rm -f "$partial"' EXIT
 
