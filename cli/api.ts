@@ -239,6 +239,8 @@ export interface ReconcileAfterRestoreRequest {
   readonly c2_key_version: number;
   readonly archive_last_seq: string;
   readonly memberships: readonly MembershipChange[];
+  /** Run on a database not marked as restored (refused otherwise). */
+  readonly force: boolean;
 }
 
 /** `e4c2.v1.ReconcileAfterRestoreResponse`. */

@@ -268,6 +268,7 @@ export function adminOperations(
       const versionMargin = numberField(req, 'version_margin');
       const r = await service.reconcileAfterRestore(requestContext(ctx), {
         issued,
+        force: boolField(req, 'force'),
         ...(versionMargin === 0 ? {} : { versionMargin }),
         ...(margin === ''
           ? {}

@@ -209,6 +209,9 @@ const reconcile: CommandSpec = {
       ...summary,
       version_margin: ctx.flags.integer('version-margin', 0),
       event_seq_margin: '',
+      // The server refuses an unmarked database too (a caller other than this command); here
+      // the check above has already said no unless --force.
+      force: ctx.flags.boolean('force'),
     });
     const lines = [
       `Topic keys rotated: ${r.topics_rotated}`,

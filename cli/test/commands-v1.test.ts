@@ -591,12 +591,17 @@ void describe('restore-reconcile', () => {
     const f = await runWith(['restore-reconcile', '--force'], { api: forced });
     assert.equal(f.code, ExitCode.Ok, f.stderr);
     assert.match(f.stdout, /^Topic keys rotated: 3$/m);
+    // The server refuses an unmarked database too: --force is passed on to it.
+    const sent = forced.calls.find((c) => c.method === 'ReconcileAfterRestore');
+    assert.equal((sent?.request as { force?: boolean } | undefined)?.force, true);
     // A run after a completed one (the runbook's step 6) finds the position the first one kept.
     const again = new FakeApi()
       .onAdmin('GetRestoreStatus', () => ({ pending: false, restored_position: '41' }))
       .onAdmin('ReconcileAfterRestore', () => RECONCILED);
     const a = await runWith(['restore-reconcile'], { api: again });
     assert.equal(a.code, ExitCode.Ok, a.stderr);
+    const unforced = again.calls.find((c) => c.method === 'ReconcileAfterRestore');
+    assert.equal((unforced?.request as { force?: boolean } | undefined)?.force, false);
   });
 
   void it('a client removed and created again starts a new history in the summary', () => {

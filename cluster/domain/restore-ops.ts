@@ -65,6 +65,13 @@ export interface RestoreOptions {
   /** The stream position jumps at least this far. Default {@link DEFAULT_EVENT_SEQ_MARGIN}. */
   readonly eventSeqMargin?: number;
   readonly issued?: IssuedSinceBackup;
+  /**
+   * Runs on a database that is not marked as restored (no mark of `restore.sh` or the runbook,
+   * no earlier reconciliation kept), which is otherwise refused: there every topic key would jump
+   * and the event stream skip a million positions for nothing, most likely on the wrong
+   * deployment.
+   */
+  readonly force?: boolean;
 }
 
 /** What a reconciliation did and found. */
@@ -238,7 +245,8 @@ function checkIssuedNames(issued: IssuedSinceBackup): void {
 /**
  * Run once after a restore, before devices and users are let back in (traffic through the load
  * balancer stays closed until it returned). Running it again is harmless: versions jump again.
- * @throws C2Error `C2_VALIDATION` for a margin out of range or a name no topic or client can have
+ * @throws C2Error `C2_VALIDATION` for a margin out of range or a name no topic or client can have;
+ *   `C2_FAILED_PRECONDITION` on a database never marked as restored, unless `force`
  */
 export async function reconcileAfterRestore(
   deps: DomainDeps,
@@ -269,6 +277,11 @@ export async function reconcileAfterRestore(
       while ((await tx.journal.sequenceEvents(5000)) > 0);
       const last = BigInt(await tx.journal.latestEventSeq());
       const kept = await keptRestore(tx.journal);
+      if (kept.mark === undefined && kept.position === undefined && options.force !== true)
+        throw new C2Error(
+          'C2_FAILED_PRECONDITION',
+          'this database is not marked as restored (no restore_pending mark, no earlier reconciliation): a reconciliation would rotate every topic key and move the event stream for nothing; nothing was changed (force runs it anyway)',
+        );
       // The restored position: from restore.sh's mark (the restore's own position), kept by the
       // first run for the runs after it; the database as it is when nothing says better (no
       // mark, or a hand-made mark of an earlier runbook holding a time).
