@@ -4,8 +4,9 @@
  * (exit 2, as a usage error), not a stack trace that exit 1 ("violations found") would follow.
  */
 import { readFile } from 'node:fs/promises';
-import { checkRun, type Violation } from './checker.ts';
+import { checkRun, type InvariantId, type Violation } from './checker.ts';
 import type { RunRecord } from './history.ts';
+import { invariantStatuses, type InvariantStatus } from './invariant-status.ts';
 
 /** A file that cannot be checked; `code` is the exit status (2: a wrong file, 3: unreadable). */
 export class CheckFileError extends Error {
@@ -136,9 +137,13 @@ export async function readHistory(file: string): Promise<RunRecord> {
 }
 
 /** The checker's verdict on a file. @throws CheckFileError */
-export async function checkFile(
-  file: string,
-): Promise<{ readonly scenario: string; readonly seed: number; violations: Violation[] }> {
+export async function checkFile(file: string): Promise<{
+  readonly scenario: string;
+  readonly seed: number;
+  /** Per invariant: passed, violated, or not applicable to this run and why. */
+  readonly invariants: Record<InvariantId, InvariantStatus>;
+  violations: Violation[];
+}> {
   const record = await readHistory(file);
   let violations: Violation[];
   try {
@@ -147,5 +152,10 @@ export async function checkFile(
     // The shape passed but something inside does not (a hand-edited file): still not a history.
     throw new CheckFileError(`${file} is not a valid chaos history: ${(err as Error).message}`, 2);
   }
-  return { scenario: record.scenario, seed: record.seed, violations };
+  return {
+    scenario: record.scenario,
+    seed: record.seed,
+    invariants: invariantStatuses(record, violations),
+    violations,
+  };
 }

@@ -25,6 +25,7 @@ import {
 import { checkFile, CheckFileError } from './check-file.ts';
 import { ChaosEnvironment } from './environment.ts';
 import { describeFault } from './injectors.ts';
+import { describeStatuses, invariantStatuses } from './invariant-status.ts';
 import { Rng } from './rng.ts';
 import { runScenario, type ScenarioResult } from './run-scenario.ts';
 import type { Scenario } from './scenarios.ts';
@@ -51,6 +52,8 @@ export function summarize(result: ScenarioResult, args: ChaosArgs): Record<strin
       ...(record.faults.some((f) => f.id === id && f.skipped === true) ? { skipped: true } : {}),
     })),
     convergedAfterMs: record.final.convergedAfterMs ?? null,
+    // Per invariant: passed, violated, or not applicable and why, so a PASS says what it covers.
+    invariants: invariantStatuses(record, result.violations),
     violations: result.violations,
     replay: replayCommand(record.scenario, args),
   };
@@ -242,6 +245,9 @@ async function main(): Promise<number> {
       failed ||= n > 0;
       progress(
         `${scenario.name}: ${n === 0 ? 'PASS' : `FAIL (${n} violation(s))`} in ${Math.round((Date.now() - started) / 1000)} s; ${result.record.operations.length} operations; summary ${base}.json`,
+      );
+      progress(
+        `${scenario.name}: invariants: ${describeStatuses(invariantStatuses(result.record, result.violations))}`,
       );
     }
     const output = a.scenarios.length === 1 ? summaries[0] : summaries;

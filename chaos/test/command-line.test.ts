@@ -84,14 +84,23 @@ void describe('npm run chaos -- --check', () => {
     writeFileSync(file, JSON.stringify(history));
     const { code, out } = await chaos('--check', file);
     assert.equal(code, 1, out);
-    const verdict = JSON.parse(out) as { violations: Array<{ invariant: string }> };
+    const verdict = JSON.parse(out) as {
+      violations: Array<{ invariant: string }>;
+      invariants: Record<string, { status: string }>;
+    };
     assert.deepEqual(
       verdict.violations.map((v) => v.invariant),
       ['A1'],
     );
+    assert.equal(verdict.invariants['A1']?.status, 'violated');
     const clean = join(dir, 'clean.history.json');
     writeFileSync(clean, JSON.stringify({ ...history, automation: undefined }));
-    assert.equal((await chaos('--check', clean)).code, 0);
+    const passed = await chaos('--check', clean);
+    assert.equal(passed.code, 0);
+    // A pass says what it covered: no rule was recorded, so A1 was not judged.
+    const covered = (JSON.parse(passed.out) as typeof verdict).invariants;
+    assert.equal(covered['A1']?.status, 'not applicable');
+    assert.equal(covered['R5']?.status, 'passed');
   });
 
   void it('says in one line that a file is missing, a summary or not JSON (status 2)', async () => {
