@@ -4,6 +4,24 @@
 export class UsageError extends Error {}
 
 /**
+ * `argv` with `--flag VALUE` written `--flag=VALUE` where VALUE starts with one dash (`--seed -1`)
+ * and `--flag` is one of `flags`: `parseArgs` takes such a value for an option and rejects the
+ * pair as "ambiguous", where the option's own check says what is wrong (a negative number).
+ */
+export function attachDashValues(argv: readonly string[], flags: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (flags.has(word) && next !== undefined && /^-[^-]/.test(next)) {
+      out.push(`${word}=${next}`);
+      i++;
+    } else out.push(word);
+  }
+  return out;
+}
+
+/**
  * A whole-number option within `[min, max]`, or `def` when absent.
  * @throws UsageError naming the option
  */
@@ -15,8 +33,11 @@ export function intArg(
   def: number,
 ): number {
   if (value === undefined) return def;
-  if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number, not "${value}"`);
+  // The valid range in every message: "not a whole number" alone leaves the user guessing.
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}, not "${value}"`);
   const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`${name} must be between ${min} and ${max}`);
+  if (n < min || n > max)
+    throw new UsageError(`${name} must be between ${min} and ${max}, not ${value}`);
   return n;
 }

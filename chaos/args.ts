@@ -3,7 +3,7 @@
  * one; and the `replay` command of a summary, which must carry every option that shapes the run.
  */
 import { parseArgs } from 'node:util';
-import { intArg, UsageError } from '../bin/usage-args.ts';
+import { attachDashValues, intArg, UsageError } from '../bin/usage-args.ts';
 import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.ts';
 import { TEST_FAULTS } from './test-faults.ts';
 
@@ -46,7 +46,7 @@ export const USAGE = `usage: npm run chaos -- --scenario NAME|all [--seed N] [--
        npm run chaos -- --check FILE.history.json   (the checker again, on a recorded run)
 
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
-  --seed N          fault schedule and workload seed (default 1): same seed, same schedule
+  --seed N          fault schedule and workload seed, 0..4294967295 (default 1): same seed, same schedule
   --duration S      seconds of faults and workload per scenario, 5..3600 (default 30)
   --api N           API nodes, 2..8 (default 2);  --workers N  workers, 2..8 (default 2)
   --devices N       simulated devices per scenario, 2..200 (default 6)
@@ -56,12 +56,31 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
   --test-faults L   TEST ONLY: broken variants of the C2 (${TEST_FAULTS.join(', ')}),
                     to show the checker catches them`;
 
+/**
+ * A `parseArgs` complaint in the suite's words: an option given without its value names what the
+ * value must be (Node's own text, "argument is ambiguous", does not).
+ */
+function parseArgsMistake(err: Error & { code?: string }): UsageError {
+  const flag = /'--([\w-]+)/.exec(err.message)?.[1];
+  if (err.code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || flag === undefined)
+    return new UsageError(err.message);
+  const n = NUMBERS.find((x) => x.flag === flag);
+  return new UsageError(
+    n === undefined
+      ? `--${flag} needs a value`
+      : `--${flag} needs a value: a whole number from ${n.min} to ${n.max}`,
+  );
+}
+
+/** Numeric flags whose value may start with a dash (`--seed -1`: refused by its range check). */
+const NUMBER_FLAGS: ReadonlySet<string> = new Set(NUMBERS.map((n) => `--${n.flag}`));
+
 /** Parses the arguments. @throws UsageError */
 export function parseCommand(argv: readonly string[]): ChaosCommand {
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...argv],
+      args: attachDashValues(argv, NUMBER_FLAGS),
       strict: true,
       allowPositionals: false,
       options: {
@@ -74,7 +93,7 @@ export function parseCommand(argv: readonly string[]): ChaosCommand {
       },
     }));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw parseArgsMistake(err as Error);
   }
   if (values.help === true) return { kind: 'help' };
   const check = values['check'];

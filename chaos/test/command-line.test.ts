@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parseCommand, UsageError } from '../args.ts';
 import type { RunRecord } from '../history.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -148,5 +149,34 @@ void describe('npm run chaos -- --out', () => {
       oneLine(err, /^chaos: --out .*cannot use it as a directory/);
       assert.doesNotMatch(err, /starting PostgreSQL/);
     }
+  });
+});
+
+void describe('npm run chaos -- with a bad number', () => {
+  void it('names the option and its valid range, whatever the mistake', () => {
+    const cases: Array<[string[], string]> = [
+      [['--seed', '-1'], '--seed must be a whole number from 0 to 4294967295, not "-1"'],
+      [['--seed=-1'], '--seed must be a whole number from 0 to 4294967295, not "-1"'],
+      [['--duration', 'abc'], '--duration must be a whole number from 5 to 3600, not "abc"'],
+      [['--duration', '0'], '--duration must be between 5 and 3600, not 0'],
+      [['--duration', '-5'], '--duration must be a whole number from 5 to 3600, not "-5"'],
+      [['--deadline', '1.5'], '--deadline must be a whole number from 10 to 600, not "1.5"'],
+      [['--duration'], '--duration needs a value: a whole number from 5 to 3600'],
+      [['--seed', '--duration', '8'], '--seed needs a value: a whole number from 0 to 4294967295'],
+      [['--out'], '--out needs a value'],
+    ];
+    for (const [argv, message] of cases)
+      assert.throws(
+        () => parseCommand(['--scenario', 'worker-crash', ...argv]),
+        (err: unknown) => err instanceof UsageError && err.message === message,
+        argv.join(' '),
+      );
+  });
+
+  void it('is a usage error (status 2) in one line, nothing started', async () => {
+    const { code, err } = await chaos('--scenario', 'worker-crash', '--seed', '-1');
+    assert.equal(code, 2, err);
+    oneLine(err, /^chaos: --seed must be a whole number from 0 to 4294967295, not "-1"$/);
+    assert.doesNotMatch(err, /ambiguous|starting PostgreSQL/);
   });
 });
