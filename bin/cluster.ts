@@ -465,13 +465,13 @@ export class LocalCluster {
     return proc;
   }
 
-  async #startNode(plan: NodePlan): Promise<void> {
+  async #startNode(plan: NodePlan, readyWithinMs?: number): Promise<void> {
     const proc = this.#spawnNode(plan);
     const url = `http://${this.options.host}:${plan.metricsPort}/readyz`;
     await waitReady(
       proc,
       async () => (await probeReadiness(url, 1000)) === undefined,
-      this.options.startTimeoutMs ?? 60_000,
+      readyWithinMs ?? this.options.startTimeoutMs ?? 60_000,
       this.options.signal,
     );
   }
@@ -531,12 +531,16 @@ export class LocalCluster {
     return sent;
   }
 
-  /** Starts a node again (same ports, same settings) once its process has exited; waits ready. */
-  async restart(name: string): Promise<ClusterNode> {
+  /**
+   * Starts a node again (same ports, same settings) once its process has exited; waits ready, at
+   * most `readyWithinMs` (default: the cluster's `startTimeoutMs`). A node not ready by then is
+   * left running (a later `restart` says "still running").
+   */
+  async restart(name: string, readyWithinMs?: number): Promise<ClusterNode> {
     const entry = this.#nodes.get(name);
     if (entry === undefined) throw new RangeError(`no node ${name}`);
     if (entry.proc.running) throw new Error(`${name} is still running`);
-    await this.#startNode(entry.plan);
+    await this.#startNode(entry.plan, readyWithinMs);
     const node = this.node(name);
     this.options.log(`cluster: ${name} restarted (pid ${node.pid ?? '?'})`);
     return node;

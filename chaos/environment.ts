@@ -20,6 +20,7 @@ import {
 } from '../bin/cluster.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
+import { restartWithin } from './node-restart.ts';
 import { MosquittoService } from './services/mosquitto-service.ts';
 import { PostgresService } from './services/postgres-service.ts';
 import { RedisService } from './services/redis-service.ts';
@@ -296,20 +297,13 @@ export class ChaosEnvironment {
 
   /**
    * Restarts a node the way an orchestrator does: again after a failed start-up (the database
-   * may still be down), every second for at most a minute.
+   * may still be down), every second, everything within a minute (chaos/node-restart.ts).
+   * @throws Error when the node is not ready by then, naming it and the last failure
    */
   async restartNode(name: string): Promise<void> {
     this.restarting.add(name);
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.cluster.restart(name);
-          return;
-        } catch (err) {
-          if (attempt >= 60) throw err;
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
+      await restartWithin(name, (readyWithinMs) => this.cluster.restart(name, readyWithinMs));
     } finally {
       this.restarting.delete(name);
     }

@@ -1,0 +1,67 @@
+/**
+ * A node's restart is bounded in time, not only in attempts: an attempt that waits for readiness
+ * as long as it may cannot make the restart outlast its deadline, and the failure says why.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { restartWithin } from '../node-restart.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A start-up that never gets ready: it waits as long as it is allowed (or 1 s), then fails. */
+async function neverReady(readyWithinMs: number | undefined): Promise<never> {
+  await sleep(Math.min(readyWithinMs ?? 1000, 1000));
+  throw new Error(`worker-1 was not ready within ${readyWithinMs ?? 1000} ms`);
+}
+
+void describe('restarting a node', () => {
+  void it('tries again after a failed start-up, until one succeeds', async () => {
+    let attempts = 0;
+    await restartWithin(
+      'worker-1',
+      () => {
+        attempts += 1;
+        return attempts < 3 ? Promise.reject(new Error('exited during start-up')) : sleep(1);
+      },
+      { deadlineMs: 2000, retryMs: 10, maxAttempts: 60 },
+    );
+    assert.equal(attempts, 3);
+  });
+
+  void it('gives up at its deadline, however long each attempt may wait', async () => {
+    const started = Date.now();
+    const waits: number[] = [];
+    await assert.rejects(
+      restartWithin(
+        'worker-1',
+        (readyWithinMs) => {
+          waits.push(readyWithinMs);
+          return neverReady(readyWithinMs);
+        },
+        { deadlineMs: 400, retryMs: 50, maxAttempts: 10 },
+      ),
+      /^Error: worker-1 not restarted within its deadline of 0\.4 s \(1 attempt\(s\) over 0\.\d s\); the last: worker-1 was not ready within \d+ ms$/,
+    );
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    assert.ok(
+      waits.every((w) => w <= 400),
+      `readiness waits ${waits.join(', ')} ms`,
+    );
+  });
+
+  void it('gives up after its last attempt, however fast they fail', async () => {
+    let attempts = 0;
+    await assert.rejects(
+      restartWithin(
+        'api-2',
+        () => {
+          attempts += 1;
+          return Promise.reject(new Error('api-2 is still running'));
+        },
+        { deadlineMs: 10_000, retryMs: 1, maxAttempts: 5 },
+      ),
+      /^Error: api-2 not restarted in 5 attempts \(5 attempt\(s\) over [\d.]+ s\); the last: api-2 is still running$/,
+    );
+    assert.equal(attempts, 5);
+  });
+});
