@@ -32,7 +32,13 @@ import {
   type ClusterArgs,
 } from './cluster-args.ts';
 import { explicitKek, loadOrCreatePassphrase } from './cluster-kek.ts';
-import { ephemeralLow, ephemeralOverlapWarning, holdFreePorts, portIsFree } from './free-ports.ts';
+import {
+  ephemeralLow,
+  ephemeralOverlapWarning,
+  holdFreePorts,
+  portIsFree,
+  type DrawRange,
+} from './free-ports.ts';
 import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
 import { describeExit, ManagedProcess, waitReady, type ChildOutput } from './managed-process.ts';
 import { pingRedis } from './ping-redis.ts';
@@ -76,6 +82,11 @@ export interface ClusterOptions extends ClusterArgs {
   readonly childOutput: ChildOutput;
   /** Longest wait for one process to become ready. Default 60 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * With `basePort` 0, where the ports are drawn (the chaos suite's `--ports`). Default: below
+   * the kernel's ephemeral range (bin/free-ports.ts).
+   */
+  readonly portRange?: DrawRange | undefined;
   /** Aborting it during start-up stops what was started and rejects. */
   readonly signal?: AbortSignal;
   /** The `redis-server` binary. Default `redis-server` from the PATH. */
@@ -360,7 +371,7 @@ export class LocalCluster {
     if (p === 0) {
       const redlockCount = options.redlock === 3 ? 3 : 0;
       const needed = 2 + redlockCount + roles.reduce((n, r) => n + (r === 'api' ? 3 : 1), 0);
-      const held = await holdFreePorts(host, needed);
+      const held = await holdFreePorts(host, needed, options.portRange);
       const free = [...held.ports];
       const pick = (): number => free.pop() ?? 0;
       const nodes: NodePlan[] = roles.map((role, i) => ({

@@ -16,6 +16,11 @@ import { createServer, type Server } from 'node:net';
 export interface DrawRange {
   readonly low: number;
   readonly high: number;
+  /**
+   * The user's range (`npm run chaos -- --ports`): every port comes from it, and a full range is
+   * an error rather than a port the kernel picks elsewhere.
+   */
+  readonly only?: boolean;
 }
 
 /** The lowest port drawn: above the registered ports services commonly use (5432, 6379, 8888). */
@@ -72,38 +77,83 @@ function drawRange(): DrawRange | undefined {
   return machineRange;
 }
 
-/** Listens on `port` of `host` alone (no shared bind); resolves the server, or `undefined` if taken. */
-function tryListen(host: string, port: number): Promise<Server | undefined> {
+/**
+ * Makes `server` listen on `port` of `host` alone (no shared bind); resolves it, or `undefined`
+ * if the port is taken (the server may then listen again).
+ */
+function tryListen(
+  host: string,
+  port: number,
+  server: Server = createServer(),
+): Promise<Server | undefined> {
   return new Promise((resolveListen, reject) => {
-    const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => {
+    // Both listeners go once either fires: a server that tries port after port must not keep
+    // the listeners of the ports it failed on.
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolveListen(server);
+    };
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
       // Taken, or a port this user may not bind: draw another.
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolveListen(undefined);
       else reject(err);
-    });
-    server.listen({ port, host, exclusive: true }, () => {
-      resolveListen(server);
-    });
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ port, host, exclusive: true });
   });
 }
 
-/** Binds a free port of `host`: drawn from `range`, or the kernel's choice without one. */
+/** The ports of a user's range, every one once, from a random point on (wrapping round). */
+function* everyPortOf(range: DrawRange): Generator<number> {
+  const size = range.high - range.low + 1;
+  const start = Math.floor(Math.random() * size);
+  for (let i = 0; i < size; i++) yield range.low + ((start + i) % size);
+}
+
+/** Ports drawn at random from `range`. */
+function* drawsFrom(range: DrawRange): Generator<number> {
+  for (let draw = 0; draw < DRAWS_PER_PORT; draw++)
+    yield range.low + Math.floor(Math.random() * (range.high - range.low + 1));
+}
+
+/**
+ * Makes `server` listen on a free port of `host`: drawn from `range`; the kernel's choice without
+ * one, or when the draws found none, unless the range is the user's (`only`).
+ * @throws Error naming the range when a user's range has no free port left
+ */
 async function bindFree(
   host: string,
   range: DrawRange | undefined,
   taken: ReadonlySet<number>,
+  server?: Server,
 ): Promise<Server> {
   if (range !== undefined) {
-    for (let draw = 0; draw < DRAWS_PER_PORT; draw++) {
-      const port = range.low + Math.floor(Math.random() * (range.high - range.low + 1));
+    for (const port of range.only === true ? everyPortOf(range) : drawsFrom(range)) {
       if (taken.has(port)) continue;
-      const server = await tryListen(host, port);
-      if (server !== undefined) return server;
+      const bound = await tryListen(host, port, server);
+      if (bound !== undefined) return bound;
     }
+    if (range.only === true)
+      throw new Error(`no free port on ${host} in ${range.low}-${range.high} (every one is taken)`);
   }
-  const server = await tryListen(host, 0);
-  if (server === undefined) throw new Error(`no free port on ${host}`);
-  return server;
+  const bound = await tryListen(host, 0, server);
+  if (bound === undefined) throw new Error(`no free port on ${host}`);
+  return bound;
+}
+
+/**
+ * Makes `server` (a proxy of the chaos suite) listen on `host`: on a free port of `range`, or
+ * where the kernel chooses without one (a listener binds at once: no window to lose the port in).
+ * @throws Error naming the range when it has no free port left
+ */
+export async function listenOnFreePort(
+  server: Server,
+  host: string,
+  range: DrawRange | undefined,
+): Promise<void> {
+  await bindFree(host, range, new Set(), server);
 }
 
 function portOf(server: Server): number {
@@ -161,15 +211,18 @@ export async function holdFreePorts(
 }
 
 /** `count` distinct free ports on `host`, each held until all are chosen (see {@link holdFreePorts}). */
-export async function freePorts(host: string, count: number): Promise<number[]> {
-  const held = await holdFreePorts(host, count);
+export async function freePorts(host: string, count: number, range?: DrawRange): Promise<number[]> {
+  const held = await holdFreePorts(host, count, range);
   await held.release();
   return held.ports;
 }
 
-/** A free port on `host`, for a process to listen on soon (see the head of this file). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const [port] = await freePorts(host, 1);
+/**
+ * A free port on `host`, for a process to listen on soon (see the head of this file).
+ * @param range where to draw from; by default the ports below this machine's ephemeral range.
+ */
+export async function freePort(host = '127.0.0.1', range?: DrawRange): Promise<number> {
+  const [port] = await freePorts(host, 1, range);
   if (port === undefined) throw new Error(`no free port on ${host}`);
   return port;
 }

@@ -3,6 +3,7 @@
  * one; and the `replay` command of a summary, which must carry every option that shapes the run.
  */
 import { parseArgs } from 'node:util';
+import type { DrawRange } from '../bin/free-ports.ts';
 import { attachDashValues, intArg, UsageError } from '../bin/usage-args.ts';
 import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.ts';
 import { TEST_FAULTS } from './test-faults.ts';
@@ -19,6 +20,8 @@ export interface ChaosArgs {
   readonly deadlineS: number;
   readonly out: string;
   readonly testFaults: readonly string[];
+  /** `--ports LOW-HIGH`: where every port the suite listens on comes from; default as free-ports. */
+  readonly ports: DrawRange | undefined;
 }
 
 /** What the command line asks for. */
@@ -42,7 +45,7 @@ const NUMBERS = [
 
 export const USAGE = `usage: npm run chaos -- --scenario NAME|all [--seed N] [--duration SECONDS]
        [--api N] [--workers N] [--devices N] [--topics N] [--deadline SECONDS] [--out DIR]
-       [--test-faults LIST]
+       [--ports LOW-HIGH] [--test-faults LIST]
        npm run chaos -- --check FILE.history.json   (the checker again, on a recorded run)
 
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
@@ -53,6 +56,8 @@ scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}, all
   --topics N        topics per scenario, 1..20 (default 2)
   --deadline S      convergence deadline after the heal, 10..600 (default 45)
   --out DIR         where summaries and histories go (default data/chaos)
+  --ports LOW-HIGH  every port the suite listens on from this range, 1024..65535
+                    (default: free ports below the kernel's ephemeral range)
   --test-faults L   TEST ONLY: broken variants of the C2 (${TEST_FAULTS.join(', ')}),
                     to show the checker catches them`;
 
@@ -72,21 +77,57 @@ function parseArgsMistake(err: Error & { code?: string }): UsageError {
   );
 }
 
-/** Numeric flags whose value may start with a dash (`--seed -1`: refused by its range check). */
-const NUMBER_FLAGS: ReadonlySet<string> = new Set(NUMBERS.map((n) => `--${n.flag}`));
+/** Flags whose value may start with a dash (`--seed -1`: refused by its own check, not as "ambiguous"). */
+const DASH_VALUE_FLAGS: ReadonlySet<string> = new Set([
+  ...NUMBERS.map((n) => `--${n.flag}`),
+  '--ports',
+]);
+
+/**
+ * Ports a run listens on, at least (chaos/environment.ts): PostgreSQL, the queue Redis and
+ * Mosquitto; a TCP proxy before each and the MQTT proxy; per node a proxy before PostgreSQL, the
+ * queue Redis, the broker and each of the 3 Redlock Redis; per API node 3 proxies from the
+ * balancer; and the cluster's own: the balancer's 2, Redlock's 3, gRPC, HTTP and health per API
+ * node, health per worker.
+ */
+export function portsNeeded(apiNodes: number, workers: number): number {
+  return 3 + 4 + 6 * (apiNodes + workers) + 3 * apiNodes + 2 + 3 + 3 * apiNodes + workers;
+}
+
+/** `--ports LOW-HIGH`, room for a run of `apiNodes` and `workers` included. @throws UsageError */
+function portRangeArg(
+  value: string | undefined,
+  apiNodes: number,
+  workers: number,
+): DrawRange | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value);
+  const [low, high] = [Number(m?.[1]), Number(m?.[2])];
+  if (m === null || low < 1024 || high > 65_535 || low > high)
+    throw new UsageError(
+      `--ports must be LOW-HIGH, whole numbers from 1024 to 65535 with LOW <= HIGH (44000-44999), not "${value}"`,
+    );
+  const needed = portsNeeded(apiNodes, workers);
+  if (high - low + 1 < needed)
+    throw new UsageError(
+      `--ports ${value} holds ${high - low + 1} port(s); a run of ${apiNodes} API node(s) and ${workers} worker(s) listens on ${needed}`,
+    );
+  return { low, high, only: true };
+}
 
 /** Parses the arguments. @throws UsageError */
 export function parseCommand(argv: readonly string[]): ChaosCommand {
   let values;
   try {
     ({ values } = parseArgs({
-      args: attachDashValues(argv, NUMBER_FLAGS),
+      args: attachDashValues(argv, DASH_VALUE_FLAGS),
       strict: true,
       allowPositionals: false,
       options: {
         scenario: { type: 'string' },
         ...Object.fromEntries(NUMBERS.map((n) => [n.flag, { type: 'string' } as const])),
         out: { type: 'string' },
+        ports: { type: 'string' },
         'test-faults': { type: 'string' },
         check: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -130,13 +171,20 @@ export function parseCommand(argv: readonly string[]): ChaosCommand {
     );
   }
   const out = values['out'];
+  const counts = numbers as Pick<ChaosArgs, (typeof NUMBERS)[number]['field']>;
+  const ports = values['ports'];
   return {
     kind: 'run',
     args: {
-      ...(numbers as Pick<ChaosArgs, (typeof NUMBERS)[number]['field']>),
+      ...counts,
       scenarios,
       out: typeof out === 'string' ? out : 'data/chaos',
       testFaults,
+      ports: portRangeArg(
+        typeof ports === 'string' ? ports : undefined,
+        counts.apiNodes,
+        counts.workers,
+      ),
     },
   };
 }
@@ -151,7 +199,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosArgs | undefined {
 /**
  * The command that runs `scenario` again as `args` ran it: the seed and duration always, and every
  * other option that shapes the run where it differs from its default (the schedule picks among
- * the nodes, so `--api` and `--workers` change it; `--out` does not shape the run).
+ * the nodes, so `--api` and `--workers` change it; `--out` and `--ports` do not shape the run).
  */
 export function replayCommand(scenario: string, args: ChaosArgs): string {
   const words = ['--scenario', scenario];

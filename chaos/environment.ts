@@ -18,6 +18,7 @@ import {
   type LocalCluster,
   type NodeLinks,
 } from '../bin/cluster.ts';
+import type { DrawRange } from '../bin/free-ports.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import { restartWithin } from './node-restart.ts';
@@ -49,6 +50,12 @@ export interface EnvironmentOptions {
    * rejects, instead of leaving them to an exit that would only SIGKILL the processes.
    */
   readonly signal?: AbortSignal;
+  /**
+   * Where every port the environment listens on comes from (`--ports`): services, proxies,
+   * nodes, Redlock, balancer. Default: below the kernel's ephemeral range, and the kernel's
+   * choice for the proxies.
+   */
+  readonly portRange?: DrawRange | undefined;
 }
 
 /** Everything started for a run. */
@@ -104,15 +111,15 @@ export class ChaosEnvironment {
       go();
       options.log('starting PostgreSQL, Redis and Mosquitto');
       const services = [
-        PostgresService.start().then((s) => {
+        PostgresService.start('127.0.0.1', options.portRange).then((s) => {
           started.push({ stop: () => s.destroy() });
           return s;
         }),
-        RedisService.start().then((s) => {
+        RedisService.start('127.0.0.1', options.portRange).then((s) => {
           started.push({ stop: () => s.stop() });
           return s;
         }),
-        MosquittoService.start().then((s) => {
+        MosquittoService.start('127.0.0.1', options.portRange).then((s) => {
           started.push({ stop: () => s.destroy() });
           return s;
         }),
@@ -124,6 +131,7 @@ export class ChaosEnvironment {
       go();
       const proxy = (name: string, port: number): Promise<TcpFaultProxy> =>
         TcpFaultProxy.start({
+          portRange: options.portRange,
           name,
           targetHost: '127.0.0.1',
           targetPort: port,
@@ -135,6 +143,7 @@ export class ChaosEnvironment {
       started.push({ stop: () => pgProxy.close() }, { stop: () => redisProxy.close() });
       started.push({ stop: () => brokerProxy.close() });
       const mqttProxy = await MqttFaultProxy.start({
+        portRange: options.portRange,
         targetHost: '127.0.0.1',
         targetPort: brokerProxy.port,
         maxHoldMs: NODE_SETTINGS.maxHoldMs,
@@ -156,6 +165,7 @@ export class ChaosEnvironment {
       const routeBalancer = async (node: string, ports: BalancerRoute): Promise<BalancerRoute> => {
         const via = async (listener: string, port: number): Promise<number> => {
           const p = await TcpFaultProxy.start({
+            portRange: options.portRange,
             name: `lb-${node}-${listener}`,
             targetHost: '127.0.0.1',
             targetPort: port,
@@ -176,6 +186,7 @@ export class ChaosEnvironment {
           // Every service of the environment listens on a port of its own choosing.
           if (target.port === '') throw new Error(`the ${service} URL names no port`);
           const p = await TcpFaultProxy.start({
+            portRange: options.portRange,
             name: `${node}-${service}`,
             targetHost: target.hostname,
             targetPort: Number(target.port),
@@ -203,6 +214,7 @@ export class ChaosEnvironment {
         workers: options.workers,
         redlock: 3,
         basePort: 0,
+        portRange: options.portRange,
         schema: 'e4c2_chaos',
         dataDir,
         databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,

@@ -12,6 +12,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ephemeralLow, type DrawRange } from '../bin/free-ports.ts';
 import { StopSignals } from '../cluster/stop-signals.ts';
 import {
   combinedName,
@@ -103,6 +104,16 @@ async function prepareOutDir(out: string): Promise<string> {
   return dir;
 }
 
+/**
+ * The warning for a `--ports` range that reaches into the kernel's ephemeral range: a port freed
+ * while its service restarts may be taken by any outgoing connection meanwhile (EADDRINUSE).
+ */
+function ephemeralOverlap(range: DrawRange): string | undefined {
+  const from = ephemeralLow();
+  if (from === undefined || range.high < from) return undefined;
+  return `--ports ${range.low}-${range.high} reach into the kernel's ephemeral range (from ${from}): an outgoing connection may take a port while its service restarts (EADDRINUSE); a range below ${from} avoids it`;
+}
+
 /** Exit statuses on a signal: 128 + its number, as a shell reports a process killed by it. */
 const SIGNAL_EXITS = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
 
@@ -179,6 +190,8 @@ async function main(): Promise<number> {
       if (signals.receive() !== 'copy') void shutdown(signal, SIGNAL_EXITS[signal]);
     });
 
+  const overlap = a.ports === undefined ? undefined : ephemeralOverlap(a.ports);
+  if (overlap !== undefined) progress(`warning: ${overlap}`);
   const networkRng = new Rng(a.seed).fork('network');
   const summaries: Array<Record<string, unknown>> = [];
   let failed = false;
@@ -192,6 +205,7 @@ async function main(): Promise<number> {
       env = undefined;
     }
     starting = ChaosEnvironment.start({
+      portRange: a.ports,
       apiNodes: a.apiNodes,
       workers: a.workers,
       nodeEnv: {

@@ -11,6 +11,7 @@ import {
   freePort,
   freePorts,
   holdFreePorts,
+  listenOnFreePort,
   portIsFree,
 } from '../free-ports.ts';
 
@@ -114,5 +115,50 @@ void describe('a fixed --base-port in the ephemeral range', () => {
     assert.match(warning ?? '', /a --base-port below 32725 avoids it$/);
     assert.equal(ephemeralOverlapWarning(7000, 7042, 32_768), undefined, 'the default is below');
     assert.equal(ephemeralOverlapWarning(7000, 7042, undefined), undefined, 'unknown range');
+  });
+});
+
+/** Two neighbouring ports free now, below the ephemeral range (a user's `--ports` range). */
+async function freePair(): Promise<{ low: number; high: number; only: true }> {
+  for (let i = 0; i < 50; i++) {
+    const low = await freePort();
+    if (low < 65_535 && (await portIsFree('127.0.0.1', low + 1)))
+      return { low, high: low + 1, only: true };
+  }
+  throw new Error('no two neighbouring free ports');
+}
+
+void describe("a user's port range (the chaos suite's --ports)", () => {
+  void it('gives every port from it, and an error naming it once it is full', async () => {
+    const range = await freePair();
+    const held = await holdFreePorts('127.0.0.1', 2, range);
+    try {
+      assert.deepEqual(
+        [...held.ports].sort((a, b) => a - b),
+        [range.low, range.high],
+      );
+      // Not the kernel's choice elsewhere, as a range below the ephemeral one falls back to.
+      await assert.rejects(
+        holdFreePorts('127.0.0.1', 1, range),
+        new RegExp(`^Error: no free port on 127\\.0\\.0\\.1 in ${range.low}-${range.high}`),
+      );
+    } finally {
+      await held.release();
+    }
+  });
+
+  void it('makes a listener of its own listen there, past a taken port', async () => {
+    const range = await freePair();
+    const taken = await holdFreePorts('127.0.0.1', 1, { ...range, high: range.low });
+    const server = createServer();
+    try {
+      await listenOnFreePort(server, '127.0.0.1', range);
+      assert.equal((server.address() as AddressInfo).port, range.high);
+      assert.equal(server.listenerCount('listening'), 0, 'no listener left from the taken port');
+      assert.equal(server.listenerCount('error'), 0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await taken.release();
+    }
   });
 });

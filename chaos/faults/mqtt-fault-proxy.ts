@@ -9,6 +9,7 @@
  * accepts a PUBLISH after its sender gave up on it, and a network does not either.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenOnFreePort, type DrawRange } from '../../bin/free-ports.ts';
 
 /** Behaviour of the proxy; probabilities in [0, 1]. */
 export interface MqttFaults {
@@ -30,6 +31,8 @@ export interface MqttFaultProxyOptions {
   /** Longest a PUBLISH is kept back, whatever the faults say. */
   readonly maxHoldMs: number;
   readonly random: () => number;
+  /** Where its port comes from (`--ports`); default: the kernel's choice. */
+  readonly portRange?: DrawRange | undefined;
 }
 
 /** Splits an MQTT byte stream into whole packets. */
@@ -118,12 +121,9 @@ export class MqttFaultProxy {
     server.on('connection', (socket) => {
       proxy.#accept(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, options.host ?? '127.0.0.1', () => {
-        resolve();
-      });
-    });
+    await listenOnFreePort(server, options.host ?? '127.0.0.1', options.portRange);
+    // An accept error (EMFILE under load) loses that one connection; it must not end the suite.
+    server.on('error', () => undefined);
     return proxy;
   }
 

@@ -7,6 +7,7 @@
  * direction; `close()` ends everything.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { listenOnFreePort, type DrawRange } from '../../bin/free-ports.ts';
 
 /** The toxics of one direction. Everything optional; `{}` passes data untouched. */
 export interface Toxics {
@@ -38,6 +39,8 @@ export interface TcpFaultProxyOptions {
   readonly maxConnections?: number;
   /** Pseudo-random source for jitter (seeded by the scenario); default Math.random. */
   readonly random?: () => number;
+  /** Where its port comes from (`--ports`); default: the kernel's choice. */
+  readonly portRange?: DrawRange | undefined;
 }
 
 const MAX_QUEUED = 64 * 1024 * 1024;
@@ -162,12 +165,9 @@ export class TcpFaultProxy {
     server.on('connection', (socket) => {
       proxy.#accept(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, options.host ?? '127.0.0.1', () => {
-        resolve();
-      });
-    });
+    await listenOnFreePort(server, options.host ?? '127.0.0.1', options.portRange);
+    // An accept error (EMFILE under load) loses that one connection; it must not end the suite.
+    server.on('error', () => undefined);
     return proxy;
   }
 

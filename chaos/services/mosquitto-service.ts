@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../bin/free-ports.ts';
+import { freePort, type DrawRange } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 
 function accepts(host: string, port: number): Promise<boolean> {
@@ -39,8 +39,8 @@ export class MosquittoService {
     private readonly dir: string,
   ) {}
 
-  static async start(host = '127.0.0.1'): Promise<MosquittoService> {
-    const port = await freePort(host);
+  static async start(host = '127.0.0.1', portRange?: DrawRange): Promise<MosquittoService> {
+    const port = await freePort(host, portRange);
     const dir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-mqtt-'));
     const service = new MosquittoService(host, port, dir);
     try {

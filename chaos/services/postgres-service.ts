@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from '../../bin/free-ports.ts';
+import { freePort, type DrawRange } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 
 const run = promisify(execFile);
@@ -45,7 +45,7 @@ export class PostgresService {
   ) {}
 
   /** `initdb` (trust, user postgres) and start. */
-  static async start(host = '127.0.0.1'): Promise<PostgresService> {
+  static async start(host = '127.0.0.1', portRange?: DrawRange): Promise<PostgresService> {
     const bin = await binDir();
     const user = await runAs();
     const dir = await mkdtemp(join(tmpdir(), 'e4c2-chaos-pg-'));
@@ -57,7 +57,7 @@ export class PostgresService {
         ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'],
         { ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }), timeout: 60_000 },
       );
-      service = new PostgresService(host, await freePort(host), dir, bin, user);
+      service = new PostgresService(host, await freePort(host, portRange), dir, bin, user);
       await service.startAgain();
       return service;
     } catch (err) {

@@ -1,6 +1,6 @@
 /** A private `redis-server` (the BullMQ queue of a chaos run) that can be restarted. */
 import { pingRedis } from '../../bin/ping-redis.ts';
-import { freePort } from '../../bin/free-ports.ts';
+import { freePort, type DrawRange } from '../../bin/free-ports.ts';
 import { ServiceProcess, waitUntil } from './child.ts';
 
 /** A restartable Redis on a fixed loopback port, without persistence. */
@@ -13,8 +13,8 @@ export class RedisService {
   ) {}
 
   /** Starts it on a free port. */
-  static async start(host = '127.0.0.1'): Promise<RedisService> {
-    const service = new RedisService(host, await freePort(host));
+  static async start(host = '127.0.0.1', portRange?: DrawRange): Promise<RedisService> {
+    const service = new RedisService(host, await freePort(host, portRange));
     await service.startAgain();
     return service;
   }

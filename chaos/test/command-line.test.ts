@@ -180,3 +180,35 @@ void describe('npm run chaos -- with a bad number', () => {
     assert.doesNotMatch(err, /ambiguous|starting PostgreSQL/);
   });
 });
+
+void describe('npm run chaos -- --ports', () => {
+  const run = (...argv: string[]): ReturnType<typeof parseCommand> =>
+    parseCommand(['--scenario', 'worker-crash', ...argv]);
+
+  void it("is the range every port comes from, the user's alone", () => {
+    const command = run('--ports', '44000-44999');
+    assert.ok(command.kind === 'run');
+    assert.deepEqual(command.args.ports, { low: 44_000, high: 44_999, only: true });
+    const byDefault = run();
+    assert.ok(byDefault.kind === 'run');
+    assert.equal(byDefault.args.ports, undefined);
+  });
+
+  void it('refuses a malformed range, and one too small for the run', () => {
+    const shape = /^--ports must be LOW-HIGH, whole numbers from 1024 to 65535 with LOW <= HIGH/;
+    for (const bad of ['44000', '44999-44000', '80-90', '44000-70000', 'a-b', '-1-5'])
+      assert.throws(
+        () => run('--ports', bad),
+        (err: unknown) => err instanceof UsageError && shape.test(err.message),
+        bad,
+      );
+    assert.throws(
+      () => run('--ports', '44000-44049', '--api', '3'),
+      (err: unknown) =>
+        err instanceof UsageError &&
+        err.message ===
+          '--ports 44000-44049 holds 50 port(s); a run of 3 API node(s) and 2 worker(s) listens on 62',
+    );
+    assert.equal(run('--ports', '44000-44049').kind, 'run', '50 ports: enough for the defaults');
+  });
+});

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
+import { freePort } from '../../bin/free-ports.ts';
 import { MqttFaultProxy, MqttFramer } from '../faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from '../faults/tcp-fault-proxy.ts';
 
@@ -260,6 +261,46 @@ void describe('MqttFaultProxy', () => {
       await pub.endAsync();
       await sub.endAsync();
       await proxy.close();
+    }
+  });
+});
+
+void describe('the proxies in a port range (--ports)', () => {
+  void it('listen on a port of the range, and fail naming it when none is left', async () => {
+    const port = await freePort();
+    const range = { low: port, high: port, only: true } as const;
+    const tcp = await TcpFaultProxy.start({
+      name: 'ranged',
+      targetHost: '127.0.0.1',
+      targetPort: 1,
+      portRange: range,
+    });
+    try {
+      assert.equal(tcp.port, port);
+      await assert.rejects(
+        MqttFaultProxy.start({
+          targetHost: '127.0.0.1',
+          targetPort: 1,
+          maxHoldMs: 100,
+          random: Math.random,
+          portRange: range,
+        }),
+        new RegExp(`no free port on 127\\.0\\.0\\.1 in ${port}-${port}`),
+      );
+    } finally {
+      await tcp.close();
+    }
+    const mqttProxy = await MqttFaultProxy.start({
+      targetHost: '127.0.0.1',
+      targetPort: 1,
+      maxHoldMs: 100,
+      random: Math.random,
+      portRange: range,
+    });
+    try {
+      assert.equal(mqttProxy.url, `mqtt://127.0.0.1:${port}`);
+    } finally {
+      await mqttProxy.close();
     }
   });
 });

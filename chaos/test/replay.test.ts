@@ -16,9 +16,9 @@ function parseReplay(replay: unknown): ChaosArgs {
   return args;
 }
 
-/** Everything but the output directory, which does not shape the run; scenarios by name. */
+/** Everything but the output directory and ports, which do not shape the run; scenarios by name. */
 function shape(a: ChaosArgs): Record<string, unknown> {
-  const { out: _out, scenarios, ...rest } = a;
+  const { out: _out, ports: _ports, scenarios, ...rest } = a;
   return { ...rest, scenarios: scenarios.map((s) => s.name) };
 }
 
@@ -39,7 +39,7 @@ void describe('the replay command of a summary', () => {
     const { args, replay } = replayOf('worker-crash', [
       ...['--scenario', 'worker-crash', '--seed', '7', '--duration', '12', '--api', '3'],
       ...['--workers', '4', '--devices', '9', '--topics', '3', '--deadline', '60'],
-      ...['--test-faults', 'no-idempotency', '--out', '/tmp/elsewhere'],
+      ...['--test-faults', 'no-idempotency', '--out', '/tmp/elsewhere', '--ports', '44000-44999'],
     ]);
     assert.deepEqual(shape(parseReplay(replay)), shape(args));
   });
