@@ -3,7 +3,7 @@
  * the usage text.
  */
 import { parseArgs } from 'node:util';
-import { intArg, UsageError } from './usage-args.ts';
+import { attachDashValues, intArg, UsageError } from './usage-args.ts';
 
 /** Defaults of the services a local cluster uses. */
 export const CLUSTER_DEFAULTS = {
@@ -113,6 +113,14 @@ function oneOf(raw: string | undefined, rule: string, parse: () => number): numb
 /** Highest usable base port: the layout spans 10 ports per node after the first ten. */
 const MAX_BASE_PORT = 65535 - 10 * (2 * MAX_NODES_PER_ROLE + 1);
 
+/** The options that take a number: a value with one dash is theirs (see {@link attachDashValues}). */
+const NUMBER_FLAGS: ReadonlySet<string> = new Set([
+  '--api',
+  '--workers',
+  '--redlock',
+  '--base-port',
+]);
+
 /**
  * Parses the command line (`--help` gives `undefined`).
  * @throws UsageError naming the bad argument
@@ -124,7 +132,8 @@ export function parseClusterArgs(
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...argv],
+      // `--api -1` reaches the option's own check ("between 1 and 16"), not parseArgs' ambiguity.
+      args: attachDashValues(argv, NUMBER_FLAGS),
       strict: true,
       allowPositionals: false,
       options: {

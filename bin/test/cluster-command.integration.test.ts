@@ -59,6 +59,9 @@ void describe('npm run cluster', () => {
     assert.equal(parseClusterArgs(['--help'], {}), undefined);
     for (const [args, message] of [
       [['--api', '0'], /--api must be between 1 and 16/],
+      [['--api', '-1'], /--api must be a whole number from 1 to 16, not "-1"/],
+      [['--workers', '-2'], /--workers must be a whole number from 0 to/],
+      [['--base-port', '-5'], /--base-port must be 0 or between 1024/],
       [['--api', 'two'], /--api must be a whole number/],
       [['--redlock', '2'], /--redlock must be 1 or 3/],
       [['--redlock', '5'], /--redlock must be 1 or 3/],
