@@ -12,11 +12,14 @@ import {
   MESSAGE_MAX_BYTES,
   protectCommand,
   protectSymKey,
+  protectSymKeyAt,
   randomCurve25519KeyPair,
   randomEd25519Key,
   randomSymKey,
   unprotectSymKey,
+  validateTimestamp,
   validateTopic,
+  type Clock,
 } from '../index.ts';
 import { rejectsE4, throwsE4 } from './support.ts';
 
@@ -81,6 +84,53 @@ void describe('plain JavaScript values of the wrong type', () => {
       createPk({ name: 'd' }, { privateKey: 'k' }, randomCurve25519KeyPair().publicKey),
       'InvalidArgument',
     );
+  });
+});
+
+void describe('clocks that do not read milliseconds', () => {
+  // An RTC that is not set reads NaN: every comparison with NaN is false, so the timestamp window
+  // accepted any message, however old (replays included). Other readings were bare RangeErrors.
+  const unset: Clock = () => Number.NaN;
+  const badClocks: Array<[string, Clock]> = [
+    ['NaN', unset],
+    ['Infinity', () => Number.POSITIVE_INFINITY],
+    ['bigint', loose((): bigint => 1_700_000_000_000n) as unknown as Clock],
+    ['Date', loose((): Date => new Date()) as unknown as Clock],
+  ];
+
+  void it('a 1970 message is refused, not accepted, when the clock reads NaN', () => {
+    const key = randomSymKey();
+    const ancient = protectSymKeyAt(new Uint8Array(3), key, 1000n);
+    const err = throwsE4(() => unprotectSymKey(ancient, key, unset), 'InvalidArgument');
+    assert.equal(
+      err.message,
+      'clock must return milliseconds since the Unix epoch as a finite number, got NaN',
+    );
+    throwsE4(() => {
+      validateTimestamp(1000n, unset);
+    }, 'InvalidArgument');
+  });
+
+  void it('every use of a bad clock is InvalidArgument, on both sides', async () => {
+    for (const [what, clock] of badClocks) {
+      const key = randomSymKey();
+      throwsE4(() => protectSymKey(new Uint8Array(1), key, clock), 'InvalidArgument', what);
+      throwsE4(
+        () => protectCommand(cmdSetTopicKey(randomSymKey(), 't'), key, clock),
+        'InvalidArgument',
+        what,
+      );
+      const device = await E4Client.createSymmetric({ name: 'clock' }, { key }, { clock });
+      await rejectsE4(
+        device.unprotect(
+          protectCommand(cmdSetTopicKey(randomSymKey(), 't'), key),
+          device.receivingTopic,
+        ),
+        'InvalidArgument',
+        what,
+      );
+      assert.equal(device.state.topicKeys.size, 0, what);
+    }
   });
 });
 
