@@ -40,6 +40,7 @@ export * from './src/constants.ts';
 export {
   commandKeyForClient,
   commandKeyFromClient,
+  ed25519KeyFromKeyObject,
   ed25519KeyFromSeed,
   ed25519PrivateToCurve25519,
   ed25519PublicKey,

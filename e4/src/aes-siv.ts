@@ -21,6 +21,7 @@
  * array, and `CMAC(0)` computed in the same native call as the first associated data's CMAC.
  */
 import { createCipheriv, type Cipher } from 'node:crypto';
+import { requireBytes } from './arguments.ts';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
 
 const BLOCK = 16;
@@ -179,9 +180,12 @@ export class AesSivKey {
 
   /**
    * @param key - the 32-byte E4 key (used as both halves of the 64-byte SIV key)
-   * @throws E4Error `InvalidKey` when the key is not 32 bytes
+   * @throws E4Error `InvalidKey` when the key is not 32 bytes, `InvalidArgument` when it is not a
+   *   `Uint8Array`
    */
   constructor(key: Uint8Array) {
+    // A string would be taken by node:crypto as the UTF-8 bytes of a key, unchecked.
+    requireBytes(key, 'key');
     if (key.length !== 32) {
       throw new E4Error(
         E4ErrorCode.InvalidKey,

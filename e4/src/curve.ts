@@ -7,10 +7,11 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  KeyObject,
   sign,
   verify,
-  type KeyObject,
 } from 'node:crypto';
+import { requireBytes } from './arguments.ts';
 import { bytesEqual, concatBytes } from './bytes.ts';
 import { ED25519_PRIV_LEN, ED25519_PUB_LEN, ED25519_SIG_LEN } from './constants.ts';
 import { E4Error, E4ErrorCode } from './errors.ts';
@@ -49,6 +50,7 @@ export function ed25519PrivateKeyObject(seed: Uint8Array): KeyObject {
  * @throws E4Error `InvalidKey` when the key is not 32 bytes
  */
 export function ed25519PublicKeyObject(pub: Uint8Array): KeyObject {
+  requireBytes(pub, 'Ed25519 public key');
   if (pub.length !== ED25519_PUB_LEN) {
     throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 public key length');
   }
@@ -63,14 +65,49 @@ export function ed25519PublicKeyObject(pub: Uint8Array): KeyObject {
   }
 }
 
-/** The Go-format 64-byte private key `seed || public` for a 32-byte seed. */
+/**
+ * The Go-format 64-byte private key `seed || public` for a 32-byte seed (RFC 8032's private
+ * key), as every PK-mode API of this library takes it.
+ * @throws E4Error `InvalidKey` when the seed is not 32 bytes, `InvalidArgument` when it is not a
+ *   `Uint8Array` (never a TypeError that would quote it)
+ */
 export function ed25519KeyFromSeed(seed: Uint8Array): Uint8Array {
+  requireBytes(seed, 'Ed25519 seed');
   if (seed.length !== 32) throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Ed25519 seed length');
   return concatBytes(seed, rawPublicKey(ed25519PrivateKeyObject(seed)));
 }
 
-/** The public half of a Go-format Ed25519 private key. */
+/**
+ * The Ed25519 key in Go format of a device's own key pair made by node:crypto
+ * (`generateKeyPairSync('ed25519').privateKey`, or a key imported from PEM).
+ * @throws E4Error `InvalidKey` when `key` is not an Ed25519 private key, `InvalidArgument` when
+ *   it is not a `KeyObject`
+ */
+export function ed25519KeyFromKeyObject(key: KeyObject): Uint8Array {
+  if (!(key instanceof KeyObject)) {
+    throw new E4Error(E4ErrorCode.InvalidArgument, 'key must be a node:crypto KeyObject');
+  }
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') {
+    throw new E4Error(E4ErrorCode.InvalidKey, 'key is not an Ed25519 private key');
+  }
+  // PKCS#8 of an Ed25519 key is a fixed 16-byte prefix and the 32-byte seed (RFC 8410).
+  const der = key.export({ format: 'der', type: 'pkcs8' });
+  return ed25519KeyFromSeed(new Uint8Array(der.subarray(ED25519_PKCS8.length)));
+}
+
+/**
+ * The public half of a Go-format Ed25519 private key.
+ * @throws E4Error `InvalidKey` when the key is not 64 bytes (a 32-byte seed has no public half:
+ *   make the Go-format key with {@link ed25519KeyFromSeed} first)
+ */
 export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  requireBytes(privateKey, 'Ed25519 private key');
+  if (privateKey.length !== ED25519_PRIV_LEN) {
+    throw new E4Error(
+      E4ErrorCode.InvalidKey,
+      `invalid private key length, got ${privateKey.length}, expected ${ED25519_PRIV_LEN}`,
+    );
+  }
   return privateKey.slice(32, ED25519_PRIV_LEN);
 }
 
@@ -82,6 +119,7 @@ export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
  * @throws E4Error `InvalidKey`
  */
 export function ed25519SigningKey(privateKey: Uint8Array): KeyObject {
+  requireBytes(privateKey, 'Ed25519 private key');
   validateEd25519PrivKey(privateKey);
   const keyObject = ed25519PrivateKeyObject(privateKey.subarray(0, 32));
   if (!bytesEqual(rawPublicKey(keyObject), privateKey.subarray(32))) {
@@ -111,8 +149,16 @@ export function ed25519Verify(key: KeyObject, message: Uint8Array, signature: Ui
 /**
  * Curve25519 private scalar of an Ed25519 key: clamp(SHA-512(seed)[0:32])
  * (extra25519 `PrivateKeyToCurve25519`). Accepts the seed or the 64-byte Go key.
+ * @throws E4Error `InvalidKey` for any other length (it would hash whatever it was given)
  */
 export function ed25519PrivateToCurve25519(privateKey: Uint8Array): Uint8Array {
+  requireBytes(privateKey, 'Ed25519 private key');
+  if (privateKey.length !== 32 && privateKey.length !== ED25519_PRIV_LEN) {
+    throw new E4Error(
+      E4ErrorCode.InvalidKey,
+      `invalid private key length, got ${privateKey.length}, expected 32 or ${ED25519_PRIV_LEN}`,
+    );
+  }
   const h = new Uint8Array(createHash('sha512').update(privateKey.subarray(0, 32)).digest());
   const out = h.slice(0, 32);
   out[0] = (out[0] ?? 0) & 248;
@@ -166,6 +212,7 @@ export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
 }
 
 function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
+  requireBytes(privateKey, 'Curve25519 private key');
   if (privateKey.length !== 32) {
     throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Curve25519 private key length');
   }
@@ -181,6 +228,9 @@ function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
  * @throws E4Error `InvalidKey` for a malformed key or a low-order point (all-zero output)
  */
 export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  requireBytes(publicKey, 'Curve25519 public key');
+  // Outside the try below: its cause would be node's TypeError, which quotes a string argument.
+  const privateKeyObject = x25519PrivateKeyObject(privateKey);
   if (publicKey.length !== 32) {
     throw new E4Error(E4ErrorCode.InvalidKey, 'invalid Curve25519 public key length');
   }
@@ -190,9 +240,7 @@ export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Arra
       format: 'der',
       type: 'spki',
     });
-    return new Uint8Array(
-      diffieHellman({ privateKey: x25519PrivateKeyObject(privateKey), publicKey: pub }),
-    );
+    return new Uint8Array(diffieHellman({ privateKey: privateKeyObject, publicKey: pub }));
   } catch (cause) {
     if (E4Error.is(cause)) throw cause;
     throw new E4Error(E4ErrorCode.InvalidKey, 'X25519 failed: low-order or invalid public key', {

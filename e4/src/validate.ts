@@ -1,4 +1,5 @@
 /** Input validation with the reference's rules and messages (e4go `crypto/validators.go`). */
+import { requireBytes } from './arguments.ts';
 import { isAllZero } from './bytes.ts';
 import {
   CURVE25519_LEN,
@@ -22,6 +23,7 @@ function invalidKey(message: string): E4Error {
 
 /** A symmetric key: exactly 32 bytes, not all zeros. @throws E4Error `InvalidKey` */
 export function validateSymKey(key: Uint8Array): void {
+  requireBytes(key, 'key');
   if (key.length !== KEY_LEN) {
     throw invalidKey(`invalid symmetric key length, got ${key.length}, expected ${KEY_LEN}`);
   }
@@ -30,6 +32,7 @@ export function validateSymKey(key: Uint8Array): void {
 
 /** An Ed25519 private key in Go format (seed || public), not all zeros. @throws E4Error `InvalidKey` */
 export function validateEd25519PrivKey(key: Uint8Array): void {
+  requireBytes(key, 'private key');
   if (key.length !== ED25519_PRIV_LEN) {
     throw invalidKey(`invalid private key length, got ${key.length}, expected ${ED25519_PRIV_LEN}`);
   }
@@ -38,6 +41,7 @@ export function validateEd25519PrivKey(key: Uint8Array): void {
 
 /** An Ed25519 public key: 32 bytes, not all zeros. @throws E4Error `InvalidKey` */
 export function validateEd25519PubKey(key: Uint8Array): void {
+  requireBytes(key, 'public key');
   if (key.length !== ED25519_PUB_LEN) {
     throw invalidKey(`invalid public key length, got ${key.length}, expected ${ED25519_PUB_LEN}`);
   }
@@ -46,6 +50,7 @@ export function validateEd25519PubKey(key: Uint8Array): void {
 
 /** A Curve25519 public key (the C2 key): 32 bytes, not all zeros. @throws E4Error `InvalidKey` */
 export function validateCurve25519PubKey(key: Uint8Array): void {
+  requireBytes(key, 'public key');
   if (key.length !== CURVE25519_LEN) {
     throw invalidKey(`invalid public key length, got ${key.length}, expected ${CURVE25519_LEN}`);
   }
@@ -54,6 +59,7 @@ export function validateCurve25519PubKey(key: Uint8Array): void {
 
 /** A 16-byte client id. @throws E4Error `InvalidID` */
 export function validateId(id: Uint8Array): void {
+  requireBytes(id, 'client id');
   if (id.length !== ID_LEN) {
     throw new E4Error(
       E4ErrorCode.InvalidID,
@@ -64,6 +70,7 @@ export function validateId(id: Uint8Array): void {
 
 /** A 16-byte topic hash. @throws E4Error `InvalidTopic` */
 export function validateTopicHash(hash: Uint8Array): void {
+  requireBytes(hash, 'topic hash');
   if (hash.length !== ID_LEN) {
     throw new E4Error(
       E4ErrorCode.InvalidTopic,

@@ -1,6 +1,7 @@
 // Ed25519 / X25519 helpers: RFC vectors, the Ed25519 -> Curve25519 conversions behind the PK
 // command key, point and low-order validation, and the Go-format private key check.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -8,6 +9,7 @@ import {
   commandKeyFromClient,
   E4Error,
   E4ErrorCode,
+  ed25519KeyFromKeyObject,
   ed25519KeyFromSeed,
   ed25519PrivateToCurve25519,
   ed25519PublicKey,
@@ -258,5 +260,44 @@ void describe('ed25519SigningKey', () => {
     throwsE4(() => ed25519SigningKey(new Uint8Array(64)), E4ErrorCode.InvalidKey);
     throwsE4(() => ed25519KeyFromSeed(new Uint8Array(31)), E4ErrorCode.InvalidKey);
     throwsE4(() => ed25519PublicKeyObject(new Uint8Array(31)), E4ErrorCode.InvalidKey);
+  });
+});
+
+void describe("a device's own Ed25519 key pair", () => {
+  void it('ed25519KeyFromKeyObject: the Go-format key of a node:crypto key pair', () => {
+    const pair = generateKeyPairSync('ed25519');
+    const goKey = ed25519KeyFromKeyObject(pair.privateKey);
+    const nodePublic = pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+    assertBytes(ed25519PublicKey(goKey), nodePublic);
+    // Both sides sign the same bytes (Ed25519 is deterministic) and verify each other.
+    const message = new TextEncoder().encode('21.5');
+    const ours = ed25519Sign(ed25519SigningKey(goKey), message);
+    assertBytes(ours, nodeSign(null, message, pair.privateKey));
+    assert.ok(nodeVerify(null, message, pair.publicKey, ours));
+  });
+
+  void it('ed25519KeyFromKeyObject refuses other keys and other values', () => {
+    throwsE4(() => ed25519KeyFromKeyObject(generateKeyPairSync('ed25519').publicKey), 'InvalidKey');
+    throwsE4(() => ed25519KeyFromKeyObject(generateKeyPairSync('x25519').privateKey), 'InvalidKey');
+    const notAKey = new Uint8Array(32) as unknown as Parameters<typeof ed25519KeyFromKeyObject>[0];
+    throwsE4(() => ed25519KeyFromKeyObject(notAKey), 'InvalidArgument');
+  });
+
+  void it('ed25519PublicKey of a seed is InvalidKey, not an empty array', () => {
+    const seed = new Uint8Array(32).fill(7);
+    const err = throwsE4(() => ed25519PublicKey(seed), 'InvalidKey');
+    assert.equal(err.message, 'invalid private key length, got 32, expected 64');
+    assert.equal(ed25519PublicKey(ed25519KeyFromSeed(seed)).length, 32);
+  });
+
+  void it('ed25519PrivateToCurve25519 takes a seed or a Go key, nothing else', () => {
+    const goKey = ed25519KeyFromSeed(new Uint8Array(32).fill(7));
+    assertBytes(
+      ed25519PrivateToCurve25519(goKey),
+      ed25519PrivateToCurve25519(goKey.subarray(0, 32)),
+    );
+    for (const length of [0, 16, 31, 33, 63, 65]) {
+      throwsE4(() => ed25519PrivateToCurve25519(new Uint8Array(length).fill(1)), 'InvalidKey');
+    }
   });
 });

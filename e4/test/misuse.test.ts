@@ -5,9 +5,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  AesSivKey,
+  cmdResetTopics,
   cmdSetTopicKey,
+  commandKeyFromClient,
   decodeClientState,
   E4Client,
+  ed25519KeyFromSeed,
+  ed25519PrivateToCurve25519,
+  ed25519PublicKey,
+  ed25519SigningKey,
   encodeClientState,
   MESSAGE_MAX_BYTES,
   protectCommand,
@@ -17,8 +24,12 @@ import {
   randomEd25519Key,
   randomSymKey,
   unprotectSymKey,
+  validateId,
+  validateSymKey,
   validateTimestamp,
   validateTopic,
+  x25519,
+  x25519PublicKey,
   type Clock,
 } from '../index.ts';
 import { rejectsE4, throwsE4 } from './support.ts';
@@ -83,6 +94,46 @@ void describe('plain JavaScript values of the wrong type', () => {
     await rejectsE4(
       createPk({ name: 'd' }, { privateKey: 'k' }, randomCurve25519KeyPair().publicKey),
       'InvalidArgument',
+    );
+  });
+});
+
+void describe('keys given as strings', () => {
+  // node:crypto takes a string as the UTF-8 bytes of a key, and its TypeErrors quote the start of
+  // a string argument: a hex seed or key would be used unchecked, or land in a log.
+  const secret = 'a3f1c2d4e5b6a7980a1b2c3d4e5f6a7b';
+
+  /** Asserts InvalidArgument, with neither the message nor any cause quoting the secret. */
+  function refusedUnquoted(fn: () => unknown, what: string): void {
+    const err = throwsE4(fn, 'InvalidArgument', what);
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      assert.ok(!e.message.includes(secret.slice(0, 8)), `${what}: ${e.message}`);
+    }
+  }
+
+  void it('symmetric keys: refused, never used as their UTF-8 bytes', () => {
+    refusedUnquoted(() => loose(protectSymKey)(new Uint8Array(1), secret), 'protectSymKey');
+    refusedUnquoted(() => loose(protectCommand)(cmdResetTopics(), secret), 'protectCommand');
+    refusedUnquoted(() => new AesSivKey(secret as unknown as Uint8Array), 'AesSivKey');
+    refusedUnquoted(() => {
+      loose(validateSymKey)(secret);
+    }, 'validateSymKey');
+    refusedUnquoted(() => {
+      loose(validateId)(secret.slice(0, 16));
+    }, 'validateId');
+  });
+
+  void it('Ed25519 and X25519 keys: refused, never quoted', () => {
+    refusedUnquoted(() => loose(ed25519KeyFromSeed)(secret), 'ed25519KeyFromSeed');
+    refusedUnquoted(() => loose(ed25519PublicKey)(secret + secret), 'ed25519PublicKey');
+    refusedUnquoted(() => loose(ed25519SigningKey)(secret + secret), 'ed25519SigningKey');
+    refusedUnquoted(() => loose(ed25519PrivateToCurve25519)(secret), 'ed25519PrivateToCurve25519');
+    refusedUnquoted(() => loose(x25519PublicKey)(secret), 'x25519PublicKey');
+    const c2Public = randomCurve25519KeyPair().publicKey;
+    refusedUnquoted(() => loose(x25519)(secret, c2Public), 'x25519');
+    refusedUnquoted(
+      () => loose(commandKeyFromClient)(secret + secret, c2Public),
+      'commandKeyFromClient',
     );
   });
 });

@@ -47,7 +47,12 @@ export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: stri
 /** Secret of an SK client: the 32-byte key, or a password to derive it from. */
 export type SymmetricSecret = { readonly key: Uint8Array } | { readonly password: string };
 
-/** Secret of a PK client: a Go-format Ed25519 key, or a password to derive it from. */
+/**
+ * Secret of a PK client: a Go-format Ed25519 key (64 bytes, `seed || public`), or a password to
+ * derive it from. A device that made its own key pair passes `ed25519KeyFromSeed(seed)` for a
+ * 32-byte seed (RFC 8032's private key), or `ed25519KeyFromKeyObject(privateKey)` for a
+ * node:crypto key (`generateKeyPairSync('ed25519')`); a bare seed is refused as `InvalidKey`.
+ */
 export type PublicKeySecret = { readonly privateKey: Uint8Array } | { readonly password: string };
 
 /** Options shared by every way of making a client. */
