@@ -101,11 +101,13 @@ export {
 } from './src/client/client.ts';
 export {
   applyCommand,
+  checkPkKeys,
   currentTopicKeys,
   TRANSITION_ENTRY_LEN,
   type ClientState,
   type CryptoMode,
   type KeyMaterial,
+  type PkKeyCheck,
   type PubKeyMaterial,
   type SymKeyMaterial,
 } from './src/client/client-state.ts';

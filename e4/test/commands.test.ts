@@ -354,3 +354,29 @@ void describe('PK-only commands', () => {
     assert.equal(client.state.topicKeys.size, 1);
   });
 });
+
+void describe('applyCommand, the pure transition', () => {
+  void it('checks new PK keys by default: a low-order C2 key or a mismatched Go key is refused', async () => {
+    const c2 = randomCurve25519KeyPair();
+    const device = await E4Client.createPublicKey(
+      { name: 'pure-transition' },
+      { privateKey: ed25519KeyFromSeed(new Uint8Array(32).fill(5)) },
+      c2.publicKey,
+    );
+    const before = device.state;
+    // u = 1 is a low-order point: every X25519 with it is all zeros, so no command key exists.
+    const lowOrder = new Uint8Array(32);
+    lowOrder[0] = 1;
+    const a = ed25519KeyFromSeed(new Uint8Array(32).fill(1));
+    const b = ed25519KeyFromSeed(new Uint8Array(32).fill(2));
+    const mismatched = new Uint8Array([...a.subarray(0, 32), ...b.subarray(32)]);
+    for (const command of [cmdSetC2Key(lowOrder), cmdSetIdKey(mismatched)]) {
+      throwsE4(() => applyCommand(before, parseCommand(command), 0n), E4ErrorCode.InvalidKey);
+    }
+    assert.equal(device.state, before);
+    // A valid key is adopted.
+    const next = applyCommand(before, parseCommand(cmdSetIdKey(a)), 0n);
+    assert.ok(next.keyMaterial.mode === 'public-key');
+    assertBytes(next.keyMaterial.privateKey, a);
+  });
+});

@@ -4,6 +4,7 @@
  */
 import { bytesEqual, concatBytes, toHex, writeUint64LE } from '../bytes.ts';
 import type { Command } from '../commands.ts';
+import { commandKeyFromClient, ed25519SigningKey } from '../curve.ts';
 import { PK_ONLY_COMMANDS } from '../commands.ts';
 import { E4Error, E4ErrorCode, referenceError } from '../errors.ts';
 import {
@@ -54,6 +55,16 @@ export const TRANSITION_ENTRY_LEN = 40;
 /** Called to check a new PK identity or C2 key before it is adopted (computes the command key). */
 export type PkKeyCheck = (privateKey: Uint8Array, c2PublicKey: Uint8Array) => void;
 
+/**
+ * The check a PK key pair must pass to be adopted: the private key signs (its halves agree) and
+ * the command key can be computed (the C2 key is not a low-order point).
+ * @throws E4Error `InvalidKey`
+ */
+export const checkPkKeys: PkKeyCheck = (privateKey, c2PublicKey) => {
+  ed25519SigningKey(privateKey);
+  commandKeyFromClient(privateKey, c2PublicKey);
+};
+
 function withTopicKey(
   state: ClientState,
   topicHash: Uint8Array,
@@ -96,13 +107,16 @@ function withPubKeyMaterial(state: ClientState, keyMaterial: PubKeyMaterial): Cl
  * Deliberate differences from e4go, all toward consistency: SetC2Key and a PK SetIDKey adopt the
  * new key only after the new command key was computed (`checkPkKeys`), never half-way.
  * @param nowSeconds - Unix seconds stamped on a transition entry
- * @throws E4Error `UnsupportedOperation`, `InvalidKey`, `InvalidID`, `UnknownPubKeyId`
+ * @param checkKeys - the check of a new PK key pair, by default {@link checkPkKeys} (what
+ *   {@link E4Client} applies). A check that lets everything through adopts a low-order C2 key or
+ *   a Go key with mismatched halves: the device could then never authenticate a command again.
+ * @throws E4Error `UnsupportedOperation`, `InvalidKey`, `UnknownPubKeyId`
  */
 export function applyCommand(
   state: ClientState,
   command: Command,
   nowSeconds: bigint,
-  checkPkKeys: PkKeyCheck,
+  checkKeys: PkKeyCheck = checkPkKeys,
 ): ClientState {
   if (PK_ONLY_COMMANDS.has(command.type)) pkMaterial(state);
   switch (command.type) {
@@ -120,7 +134,7 @@ export function applyCommand(
         return { ...state, keyMaterial: { mode: 'symmetric', key: new Uint8Array(command.key) } };
       }
       validateEd25519PrivKey(command.key);
-      checkPkKeys(command.key, material.c2PublicKey);
+      checkKeys(command.key, material.c2PublicKey);
       return withPubKeyMaterial(state, { ...material, privateKey: new Uint8Array(command.key) });
     }
     case 'RemovePubKey': {
@@ -151,7 +165,7 @@ export function applyCommand(
     case 'SetC2Key': {
       const material = pkMaterial(state);
       validateCurve25519PubKey(command.publicKey);
-      checkPkKeys(material.privateKey, command.publicKey);
+      checkKeys(material.privateKey, command.publicKey);
       return withPubKeyMaterial(state, {
         ...material,
         c2PublicKey: new Uint8Array(command.publicKey),

@@ -30,6 +30,7 @@ import { ReceiptEmitter, type ReceiptContext, type ReceiptOptions } from '../rec
 import { validateCurve25519PubKey, validateId, validateName, validateSymKey } from '../validate.ts';
 import {
   applyCommand,
+  checkPkKeys,
   TRANSITION_ENTRY_LEN,
   type ClientState,
   type CryptoMode,
@@ -128,11 +129,6 @@ function resolveReceivingTopic(override: string | undefined, id: Uint8Array): st
     throw new E4Error(E4ErrorCode.InvalidTopic, 'receiving topic must be a non-empty string');
   }
   return override;
-}
-
-function checkPkKeys(privateKey: Uint8Array, c2PublicKey: Uint8Array): void {
-  ed25519SigningKey(privateKey);
-  commandKeyFromClient(privateKey, c2PublicKey);
 }
 
 /** `state` with its receiving topic overridden, or `state` itself when there is nothing to change. */
@@ -425,7 +421,7 @@ export class E4Client {
   async #processCommand(protectedMessage: Uint8Array): Promise<UnprotectResult> {
     const clear = unprotectSymKey(protectedMessage, this.#derived.commandKey, this.#clock);
     const command = parseCommand(clear);
-    const next = applyCommand(this.#state, command, unixSeconds(this.#clock), checkPkKeys);
+    const next = applyCommand(this.#state, command, unixSeconds(this.#clock));
     if (next !== this.#state) {
       const derived =
         next.keyMaterial === this.#state.keyMaterial ? this.#derived : E4Client.#derive(next);
