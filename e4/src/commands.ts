@@ -4,6 +4,7 @@
  * Wire form before protection: one command byte, then fixed-length arguments. Note the argument
  * order of the reference: SetTopicKey is `key || topicHash`, SetPubKey is `publicKey || id`.
  */
+import { requireBytes } from './arguments.ts';
 import { concatBytes } from './bytes.ts';
 import type { Clock } from './clock.ts';
 import {
@@ -75,9 +76,11 @@ function expectLength(type: CommandType, args: Uint8Array, length: number): void
 /**
  * Parses command bytes with the reference's exact lengths (trailing bytes are refused).
  * Key *values* (zeros, curve points) are checked when the command is applied, not here.
- * @throws E4Error `InvalidCommand` (empty or unknown byte) or `InvalidCommandLength`
+ * @throws E4Error `InvalidCommand` (empty or unknown byte) or `InvalidCommandLength`;
+ *   `InvalidArgument` when `bytes` is not a `Uint8Array`
  */
 export function parseCommand(bytes: Uint8Array): Command {
+  requireBytes(bytes, 'command');
   const code = bytes[0];
   const type = code === undefined ? undefined : codeToType.get(code);
   if (type === undefined) throw referenceError('InvalidCommand');
@@ -112,36 +115,45 @@ export function parseCommand(bytes: Uint8Array): Command {
   }
 }
 
+/** The command byte and its arguments, each checked: plain JavaScript can omit one or give a string. */
+function joinArguments(code: Uint8Array, ...args: readonly Uint8Array[]): Uint8Array {
+  for (const arg of args) requireBytes(arg, 'command argument');
+  return concatBytes(code, ...args);
+}
+
 /**
  * Encodes a command. Checks argument lengths (so the result always parses) but not key values;
  * use the `cmd*` builders for the reference's value checks.
- * @throws E4Error `InvalidCommandLength` when an argument has the wrong length
+ * @throws E4Error `InvalidCommandLength` when an argument has the wrong length, `InvalidCommand`
+ *   for an unknown type, `InvalidArgument` when an argument is not a `Uint8Array`
  */
 export function encodeCommand(command: Command): Uint8Array {
+  // `hasOwn`: plain JavaScript can give any string, `constructor` included.
+  if (!Object.hasOwn(CommandCode, command.type)) throw referenceError('InvalidCommand');
   const code = Uint8Array.of(CommandCode[command.type]);
   let encoded: Uint8Array;
   switch (command.type) {
     case 'RemoveTopic':
-      encoded = concatBytes(code, command.topicHash);
+      encoded = joinArguments(code, command.topicHash);
       break;
     case 'ResetTopics':
     case 'ResetPubKeys':
       encoded = code;
       break;
     case 'SetIDKey':
-      encoded = concatBytes(code, command.key);
+      encoded = joinArguments(code, command.key);
       break;
     case 'SetTopicKey':
-      encoded = concatBytes(code, command.key, command.topicHash);
+      encoded = joinArguments(code, command.key, command.topicHash);
       break;
     case 'RemovePubKey':
-      encoded = concatBytes(code, command.id);
+      encoded = joinArguments(code, command.id);
       break;
     case 'SetPubKey':
-      encoded = concatBytes(code, command.publicKey, command.id);
+      encoded = joinArguments(code, command.publicKey, command.id);
       break;
     case 'SetC2Key':
-      encoded = concatBytes(code, command.publicKey);
+      encoded = joinArguments(code, command.publicKey);
       break;
   }
   parseCommand(encoded); // the single source of truth for lengths

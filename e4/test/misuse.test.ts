@@ -6,6 +6,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   AesSivKey,
+  appliedReceipt,
+  applyCommand,
+  buildReceipt,
+  commandId,
+  deviceIdFromReceiptTopic,
+  encodeCommand,
+  openReceipt,
+  parseCommand,
+  parseReceipt,
   cmdResetTopics,
   cmdSetTopicKey,
   commandKeyFromClient,
@@ -250,5 +259,44 @@ void describe('state files e4go would not write', () => {
     json['TopicKeys'] = { [secretLooking]: Buffer.from(randomSymKey()).toString('base64') };
     const err = throwsE4(() => decodeClientState(JSON.stringify(json)), 'InvalidState');
     assert.ok(!err.message.includes(secretLooking.slice(0, 12)), err.message);
+  });
+});
+
+void describe('commands and receipts from plain JavaScript', () => {
+  const fields = {
+    status: 'applied',
+    commandId: new Uint8Array(16),
+    commandTime: 5n,
+    commandType: 'ResetTopics',
+    subject: new Uint8Array(16),
+  } as const;
+
+  void it('parsers and encoders answer E4Errors, never TypeErrors or RangeErrors', () => {
+    throwsE4(() => loose(parseCommand)(undefined), 'InvalidArgument');
+    throwsE4(() => loose(encodeCommand)({ type: 'Bogus' }), 'InvalidCommand');
+    throwsE4(() => loose(encodeCommand)({ type: 'constructor' }), 'InvalidCommand');
+    throwsE4(() => loose(encodeCommand)({ type: 'RemoveTopic' }), 'InvalidArgument');
+    throwsE4(() => loose(parseReceipt)(undefined), 'InvalidArgument');
+    throwsE4(
+      () => loose(openReceipt)('x'.repeat(68), new Uint8Array(16), randomSymKey()),
+      'InvalidArgument',
+    );
+    throwsE4(() => loose(deviceIdFromReceiptTopic)(42), 'InvalidArgument');
+    throwsE4(
+      () => appliedReceipt(new Uint8Array(3), { type: 'ResetTopics' }),
+      'TooShortCiphertext',
+    );
+    throwsE4(() => loose(buildReceipt)({ ...fields, commandTime: 5 }), 'InvalidArgument');
+  });
+
+  void it('nothing is silently wrong: an unknown name is no RemoveTopic, a string no command id', async () => {
+    // A missed lookup wrote 0x00: an applied RemoveTopic receipt.
+    throwsE4(() => loose(buildReceipt)({ ...fields, commandType: 'Bogus' }), 'InvalidCommand');
+    throwsE4(() => loose(buildReceipt)({ ...fields, status: 'done' }), 'InvalidCommand');
+    // A string was hashed as its UTF-8 bytes: an id no receipt ever matches.
+    throwsE4(() => loose(commandId)('wire bytes'), 'InvalidArgument');
+    // applyCommand returned undefined as the next state.
+    const device = await deviceWithTopic('t');
+    throwsE4(() => loose(applyCommand)(device.state, { type: 'Bogus' }, 0n), 'InvalidCommand');
   });
 });

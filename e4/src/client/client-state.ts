@@ -172,6 +172,8 @@ export function applyCommand(
       });
     }
   }
+  // Unreachable for typed callers; plain JavaScript would otherwise get `undefined` as a state.
+  throw referenceError('InvalidCommand');
 }
 
 /** Current topic keys only (32-byte entries), by hex topic hash. */

@@ -10,6 +10,7 @@
  * Body (44 bytes): `0x81 || status || commandByte || reason || commandTs(8) || commandId(16) ||
  * subject(16)`. Nothing in a receipt is derived from key material.
  */
+import { requireBytes, requireString } from '../arguments.ts';
 import { fromHex, isAllZero, toHex, writeUint64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, type Clock } from '../clock.ts';
 import { CommandCode, parseCommand, type Command, type CommandType } from '../commands.ts';
@@ -152,9 +153,11 @@ export function receiptTopic(deviceId: Uint8Array): string {
 /**
  * The device id named by a receipt topic (C2 side). Only `e4/receipts/` followed by exactly 32
  * lowercase hex characters is a receipt topic.
- * @throws E4Error `InvalidTopic` for anything else
+ * @throws E4Error `InvalidTopic` for anything else, `InvalidArgument` for a value that is not a
+ *   string
  */
 export function deviceIdFromReceiptTopic(topic: string): Uint8Array {
+  requireString(topic, 'receipt topic');
   const hex = topic.startsWith(RECEIPT_TOPIC_PREFIX)
     ? topic.slice(RECEIPT_TOPIC_PREFIX.length)
     : '';
@@ -170,6 +173,8 @@ export function deviceIdFromReceiptTopic(topic: string): Uint8Array {
  * fresh timestamp) and matches receipts against it; it never needs to keep the bytes.
  */
 export function commandId(protectedCommand: Uint8Array): Uint8Array {
+  // node:crypto would hash a string as its UTF-8 bytes: an id no receipt ever matches.
+  requireBytes(protectedCommand, 'protected command');
   return sha3256(protectedCommand).slice(0, COMMAND_ID_LEN);
 }
 
@@ -203,9 +208,11 @@ export function receiptSubject(command: Command): Uint8Array {
  * `buildReceipt(parseReceipt(b))` gives `b` back.
  * @throws E4Error `InvalidCommandLength` (not 44 bytes) or `InvalidCommand` (unknown version,
  *   status or command byte; a reason that contradicts the status; an applied receipt without a
- *   command type; a non-zero subject for a command that has none)
+ *   command type; a non-zero subject for a command that has none); `InvalidArgument` when
+ *   `body` is not a `Uint8Array`
  */
 export function parseReceipt(body: Uint8Array): Receipt {
+  requireBytes(body, 'receipt body');
   if (body.length !== RECEIPT_BODY_LEN) throw badLength('body');
   const [version, statusByte, typeByte, reasonCode] = body;
   if (version !== RECEIPT_VERSION) throw malformed('version');
@@ -235,9 +242,21 @@ export function parseReceipt(body: Uint8Array): Receipt {
 /**
  * Encodes a receipt body (44 bytes).
  * @throws E4Error `InvalidCommandLength` (command id or subject not 16 bytes), `InvalidCommand`
- *   (a time outside uint64, a reason outside 1..255, or anything {@link parseReceipt} refuses)
+ *   (an unknown status or command type, a time outside uint64, a reason outside 1..255, or
+ *   anything {@link parseReceipt} refuses), `InvalidArgument` (a field of the wrong type)
  */
 export function buildReceipt(fields: ReceiptFields): Uint8Array {
+  // Checked by name, not looked up: plain JavaScript can give any string, and a lookup that
+  // misses would write 0x00, a valid status and a valid command byte (RemoveTopic).
+  if (!Object.hasOwn(ReceiptStatus, fields.status)) throw malformed('status');
+  if (fields.commandType !== undefined && !Object.hasOwn(CommandCode, fields.commandType)) {
+    throw malformed('command');
+  }
+  requireBytes(fields.commandId, 'receipt command id');
+  requireBytes(fields.subject, 'receipt subject');
+  if (typeof fields.commandTime !== 'bigint') {
+    throw new E4Error(E4ErrorCode.InvalidArgument, 'receipt command time must be a bigint');
+  }
   if (fields.commandId.length !== COMMAND_ID_LEN) throw badLength('command id');
   if (fields.subject.length !== HASH_LEN) throw badLength('subject');
   if (fields.commandTime < 0n || fields.commandTime >= 1n << 64n) throw malformed('command time');
@@ -315,6 +334,7 @@ export function openReceipt(
   deviceId: Uint8Array,
   commandKeys: SymKey | readonly SymKey[],
 ): OpenedReceipt {
+  requireBytes(receipt, 'receipt');
   validateId(deviceId);
   const keys = isKeyList(commandKeys) ? commandKeys : [commandKeys];
   if (keys.length === 0) throw new E4Error(E4ErrorCode.InvalidKey, 'no receipt key given');
@@ -336,8 +356,14 @@ export function openReceipt(
   throw referenceError('NotAuthentic');
 }
 
-/** The receipt of a command the device applied. */
+/**
+ * The receipt of a command the device applied.
+ * @throws E4Error `TooShortCiphertext` for bytes too short to be a protected command,
+ *   `InvalidArgument` when they are not a `Uint8Array`
+ */
 export function appliedReceipt(protectedCommand: Uint8Array, command: Command): ReceiptFields {
+  requireBytes(protectedCommand, 'protected command');
+  if (protectedCommand.length <= SK_OVERHEAD) throw referenceError('TooShortCiphertext');
   return {
     status: 'applied',
     commandId: commandId(protectedCommand),
@@ -358,6 +384,7 @@ export function rejectedReceipt(
   commandKey: SymKey,
   error: unknown,
 ): ReceiptFields | undefined {
+  requireBytes(protectedCommand, 'protected command');
   if (protectedCommand.length < SK_OVERHEAD) return undefined;
   const ts = protectedCommand.subarray(0, TIMESTAMP_LEN);
   let clear: Uint8Array;
