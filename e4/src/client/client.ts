@@ -208,7 +208,11 @@ export class E4Client {
   /**
    * A symmetric-key client (e4go `SymIDAndKey` / `SymNameAndPassword`). Without an identity a
    * random id is drawn. Ids must be 16 bytes in both modes (e4go accepts any length in SK mode).
-   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`, `InvalidTopic`
+   *
+   * The fresh state is saved to `options.store`, replacing whatever it held: on a device's
+   * later boots use {@link E4Client.load}, or every key received so far is forgotten.
+   * @throws E4Error `InvalidID`, `InvalidName`, `InvalidKey`, `InvalidPassword`, `InvalidTopic`,
+   *   `InvalidArgument`; and whatever the store throws
    */
   static async createSymmetric(
     identity: ClientIdentity | undefined,
@@ -232,9 +236,14 @@ export class E4Client {
   }
 
   /**
-   * A public-key client (e4go `PubIDAndKey` / `PubNameAndPassword`).
+   * A public-key client (e4go `PubIDAndKey` / `PubNameAndPassword`). The C2 registers the
+   * client's {@link E4Client.publicKey}. Like {@link E4Client.createSymmetric}, it replaces what
+   * `options.store` held: on later boots use {@link E4Client.load}.
+   * @param secret - a Go-format key (see {@link PublicKeySecret}) or a password
    * @param c2PublicKey - the C2's Curve25519 public key
-   * @throws E4Error `InvalidID`, `InvalidKey`, `InvalidPassword`, `InvalidTopic`
+   * @throws E4Error `InvalidID`, `InvalidName`, `InvalidKey` (also for a 32-byte seed, a
+   *   mismatched Go key or a low-order C2 key), `InvalidPassword`, `InvalidTopic`,
+   *   `InvalidArgument`; and whatever the store throws
    */
   static async createPublicKey(
     identity: ClientIdentity | undefined,
@@ -348,7 +357,9 @@ export class E4Client {
 
   /**
    * Protects `payload` for `topic` with the topic's current key (signed in PK mode).
-   * @throws E4Error `TopicKeyNotFound` when the client holds no key for the topic
+   * @throws E4Error `TopicKeyNotFound` when the client holds no key for the topic,
+   *   `InvalidTopic` for a topic with no UTF-8 form, `InvalidArgument` for a value of the wrong
+   *   type, `PayloadTooLarge` past `MESSAGE_MAX_BYTES`
    */
   protectMessage(payload: Uint8Array, topic: string): Uint8Array {
     const cipher = this.#topicCipher(this.#hashHex(topic));
@@ -372,7 +383,8 @@ export class E4Client {
    * transition).
    * @throws E4Error `TopicKeyNotFound`, `TooShortCiphertext`, `InvalidProtectedLen`,
    *   `TimestampTooOld`, `TimestampInFuture`, `PubKeyNotFound`, `InvalidSignature`,
-   *   `NotAuthentic`, `InvalidOldTopicKeyLength`
+   *   `NotAuthentic`, `InvalidOldTopicKeyLength`; `InvalidTopic`, `InvalidArgument` and
+   *   `PayloadTooLarge` as {@link E4Client.protectMessage}
    */
   unprotectMessage(protectedMessage: Uint8Array, topic: string): Uint8Array {
     const hashHex = this.#hashHex(topic);
