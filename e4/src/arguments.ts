@@ -35,6 +35,19 @@ export function requireString(value: unknown, what: string): asserts value is st
   }
 }
 
+/** @throws E4Error `InvalidArgument` unless `value` is a function */
+export function requireFunction(
+  value: unknown,
+  what: string,
+): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a function, got ${typeOf(value)}`,
+    );
+  }
+}
+
 /** @throws E4Error `InvalidArgument` unless `value` is a non-null object */
 export function requireObject(value: unknown, what: string): asserts value is object {
   if (typeof value !== 'object' || value === null) {

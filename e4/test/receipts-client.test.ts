@@ -452,6 +452,36 @@ void describe('E4Client receipts: SK device', () => {
     assert.equal(topic, 'site-7/receipts/sk-load');
     assert.equal(openReceipt(payload, device.id, key).commandType, 'ResetTopics');
   });
+
+  void it('options that could never send a receipt are refused when the client is made', async () => {
+    // Every receipt went through them and failed into an optional onError: a device configured
+    // from plain JavaScript (or JSON) sent nothing, and nobody was told.
+    const cases: Array<[unknown, E4ErrorCode]> = [
+      [{}, 'InvalidArgument'],
+      [{ publish: 'mqtt' }, 'InvalidArgument'],
+      [{ publish: () => undefined, onError: 'log' }, 'InvalidArgument'],
+      [{ publish: () => undefined, topic: '' }, 'InvalidTopic'],
+      [{ publish: () => undefined, topic: 7 }, 'InvalidArgument'],
+    ];
+    for (const [receipts, code] of cases) {
+      const options = { receipts } as unknown as ClientOptions;
+      const what = JSON.stringify(receipts);
+      await rejectsE4(
+        E4Client.createSymmetric({ name: 'opts' }, { key: randomSymKey() }, options),
+        code,
+        what,
+      );
+      const store = new MemoryClientStore();
+      await E4Client.createSymmetric({ name: 'opts' }, { key: randomSymKey() }, { store });
+      const saved = await store.load();
+      await rejectsE4(
+        E4Client.load(store, { ...options, receivingTopic: 'elsewhere' }),
+        code,
+        `load ${what}`,
+      );
+      assert.equal(await store.load(), saved, `load ${what} changed nothing`);
+    }
+  });
 });
 
 void describe('E4Client receipts: PK device', () => {

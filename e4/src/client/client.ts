@@ -67,7 +67,10 @@ export interface ClientOptions {
    * It is part of the saved state; given to {@link E4Client.load}, it replaces the saved one.
    */
   readonly receivingTopic?: string;
-  /** Opt-in delivery receipts to the C2 (`docs/protocol-extensions.md`); off by default. */
+  /**
+   * Opt-in delivery receipts to the C2 (`docs/protocol-extensions.md`); off by default. Checked
+   * when the client is made (`InvalidArgument`, `InvalidTopic`).
+   */
   readonly receipts?: ReceiptOptions;
   /**
    * Prepared topic keys shared with the other clients of this process that were given the same
@@ -299,10 +302,11 @@ export class E4Client {
         cause: err,
       });
     }
-    // Saved first, so that the store never holds a topic other than the one commands arrive on.
-    if (state !== saved) await store.save(encodeClientState(state));
+    // Made first, so that options it refuses change nothing in the store; saved before it is
+    // returned, so that the store never holds a topic other than the one commands arrive on.
     const client = new E4Client(state, store, options.clock ?? systemClock, options);
     client.#derived = derived;
+    if (state !== saved) await store.save(encodeClientState(state));
     return client;
   }
 

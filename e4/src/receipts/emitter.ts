@@ -5,6 +5,7 @@
 import type { AesSivKey } from '../aes-siv.ts';
 import type { Clock } from '../clock.ts';
 import type { Command } from '../commands.ts';
+import { requireFunction, requireObject, requireString } from '../arguments.ts';
 import { E4Error, E4ErrorCode } from '../errors.ts';
 import {
   appliedReceipt,
@@ -48,7 +49,23 @@ export interface ReceiptContext {
 export class ReceiptEmitter {
   readonly #options: ReceiptOptions;
 
+  /**
+   * Checks the options once, at client creation: every receipt goes through them, and a fault
+   * here would only ever reach `onError`, which is optional, so a device would send no receipt
+   * and nobody would know.
+   * @throws E4Error `InvalidArgument` (options or `publish` missing, a callback that is not a
+   *   function), `InvalidTopic` (an empty `topic`)
+   */
   constructor(options: ReceiptOptions) {
+    requireObject(options, 'receipts');
+    requireFunction(options.publish, 'receipts.publish');
+    if (options.onError !== undefined) requireFunction(options.onError, 'receipts.onError');
+    if (options.topic !== undefined) {
+      requireString(options.topic, 'receipts.topic');
+      if (options.topic.length === 0) {
+        throw new E4Error(E4ErrorCode.InvalidTopic, 'receipts.topic must not be empty');
+      }
+    }
     this.#options = options;
   }
 
