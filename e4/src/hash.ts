@@ -1,5 +1,6 @@
 /** Identities and hashes: SHA3-256 truncated to 16 bytes (e4go `crypto/hash.go`). */
 import { hash } from 'node:crypto';
+import { requireBytes } from './arguments.ts';
 import { toHex } from './bytes.ts';
 import { CONTROL_TOPIC_PREFIX, HASH_LEN } from './constants.ts';
 
@@ -18,21 +19,28 @@ function truncatedHash(data: Uint8Array): Uint8Array {
   return sha3256(data).subarray(0, HASH_LEN);
 }
 
-function asBytes(value: string | Uint8Array): Uint8Array {
-  return typeof value === 'string' ? utf8.encode(value) : value;
+function asBytes(value: string | Uint8Array, what: string): Uint8Array {
+  if (typeof value === 'string') return utf8.encode(value);
+  // node:crypto would throw a bare TypeError, or hash a DataView or other view it accepts.
+  requireBytes(value, what);
+  return value;
 }
 
 /**
  * The 16-byte client id of a name: `SHA3-256(utf8(name))[0:16]` (e4go `HashIDAlias`).
- * Never fails; whether the name is acceptable is {@link validateName}'s job.
+ * Whether the name is acceptable is {@link validateName}'s job.
+ * @throws E4Error `InvalidArgument` for a value that is neither a string nor a `Uint8Array`
  */
 export function clientIdFromName(name: string | Uint8Array): Uint8Array {
-  return truncatedHash(asBytes(name));
+  return truncatedHash(asBytes(name, 'name'));
 }
 
-/** The 16-byte hash of a topic: `SHA3-256(utf8(topic))[0:16]` (e4go `HashTopic`). */
+/**
+ * The 16-byte hash of a topic: `SHA3-256(utf8(topic))[0:16]` (e4go `HashTopic`).
+ * @throws E4Error `InvalidArgument` for a value that is neither a string nor a `Uint8Array`
+ */
 export function topicHash(topic: string | Uint8Array): Uint8Array {
-  return truncatedHash(asBytes(topic));
+  return truncatedHash(asBytes(topic, 'topic'));
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   parseReceipt,
   cmdResetTopics,
   cmdSetTopicKey,
+  clientIdFromName,
   commandKeyFromClient,
   decodeClientState,
   E4Client,
@@ -32,6 +33,7 @@ import {
   randomCurve25519KeyPair,
   randomEd25519Key,
   randomSymKey,
+  topicHash,
   unprotectSymKey,
   validateId,
   validateSymKey,
@@ -287,6 +289,12 @@ void describe('commands and receipts from plain JavaScript', () => {
       'TooShortCiphertext',
     );
     throwsE4(() => loose(buildReceipt)({ ...fields, commandTime: 5 }), 'InvalidArgument');
+  });
+
+  void it('the hash functions take strings and bytes, nothing else', () => {
+    throwsE4(() => loose(topicHash)(42), 'InvalidArgument');
+    throwsE4(() => loose(clientIdFromName)(undefined), 'InvalidArgument');
+    assert.equal(clientIdFromName('d').length, 16);
   });
 
   void it('nothing is silently wrong: an unknown name is no RemoveTopic, a string no command id', async () => {
