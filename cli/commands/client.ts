@@ -7,37 +7,21 @@ import {
   E4Error,
   ed25519KeyFromPassword,
   ed25519PublicKey,
-  ed25519SigningKey,
-  validateEd25519PubKey,
   validateName,
-  validateSymKey,
 } from '../../e4/index.ts';
 import type { ClientDetails, ClientTopic } from '../api.ts';
 import { CliError, ExitCode } from '../errors.ts';
 import { orDash, renderFields, renderTable } from '../output.ts';
 import type { CommandContext, CommandSpec } from '../spec.ts';
 import { resync } from './client-resync.ts';
-import { CLIENT_NAME, keyBytes, listPaged, PAGING_FLAGS, readLocalFile } from './shared.ts';
+import { ed25519PublicKeyFromFile, locally, symKeyFromFile } from './key-file.ts';
+import { CLIENT_NAME, listPaged, PAGING_FLAGS, readLocalFile } from './shared.ts';
 
 function checkName(name: string): void {
   try {
     validateName(name);
   } catch (err) {
     if (err instanceof E4Error) throw CliError.input(`invalid name: ${err.message}`);
-    throw err;
-  }
-}
-
-/** Runs an e4/ validation or derivation; its E4Error becomes a local input error (exit 2). */
-function locally<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof E4Error) {
-      // The library's messages often start with the same words ("invalid password: ...").
-      const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
-      throw CliError.input(message, { cause: err });
-    }
     throw err;
   }
 }
@@ -66,11 +50,7 @@ function clientKey(
         const key = locally('invalid password', () => deriveSymKey(file));
         return { key, mode: 'symkey', note: 'Derived symmetric key from password\n' };
       }
-      const key = keyBytes(file, [32]);
-      locally('invalid key', () => {
-        validateSymKey(key);
-      });
-      return { key, mode: 'symkey', note: '' };
+      return { key: symKeyFromFile(file), mode: 'symkey', note: '' };
     }
     case 'CRYPTOMODE_PUBKEY': {
       if (source === 'password') {
@@ -81,18 +61,7 @@ function clientKey(
           note: 'Derived Ed25519 key from password\n',
         };
       }
-      let key = keyBytes(file, [32, 64]);
-      if (key.length === 64) {
-        // A Go-format private key: check it is consistent, then send only its public half.
-        const privateKey = key;
-        locally('invalid key', () => ed25519SigningKey(privateKey));
-        key = ed25519PublicKey(privateKey);
-      }
-      const publicKey = key;
-      locally('invalid key', () => {
-        validateEd25519PubKey(publicKey);
-      });
-      return { key: publicKey, mode: 'pubkey', note: '' };
+      return { key: ed25519PublicKeyFromFile(file), mode: 'pubkey', note: '' };
     }
     default:
       throw new CliError(ExitCode.Refused, `unsupported crypto mode: ${cryptoMode}`);
@@ -334,7 +303,8 @@ const rotate: CommandSpec = {
   description:
     'Rotates the identity key of a client (e4c2.v1 RotateClientKey) and prints the new version ' +
     'and fingerprint. In public-key mode, --public-key gives the Ed25519 public key the device ' +
-    'generated for itself (32 raw bytes or 64 hex characters).',
+    'generated for itself, in any form client create --key takes (32 bytes, or a 64-byte ' +
+    'private key of which only the public half is sent; raw or as hex).',
   calls: ['e4c2.v1.C2Admin/RotateClientKey'],
   flags: [
     CLIENT_NAME,
@@ -342,21 +312,19 @@ const rotate: CommandSpec = {
       name: 'public-key',
       kind: 'string',
       value: 'FILE',
-      description: "public-key mode: the device's new Ed25519 public key",
+      description:
+        "public-key mode: the device's new Ed25519 public key (as client create --key: the public key, or a 64-byte private key of which only the public half is sent)",
     },
   ],
   examples: ['client rotate --name sensor-1', 'client rotate --name sensor-1 --public-key new.pub'],
   async run(ctx) {
     const name = ctx.flags.string('name');
     const path = ctx.flags.optionalString('public-key');
-    let publicKey: Uint8Array = new Uint8Array(0);
-    if (path !== undefined) {
-      const key = keyBytes(await readLocalFile(ctx, path, 'public key'), [32]);
-      locally('invalid public key', () => {
-        validateEd25519PubKey(key);
-      });
-      publicKey = key;
-    }
+    // The same forms as `client create --key` in public-key mode, through the same parser.
+    const publicKey =
+      path === undefined
+        ? new Uint8Array(0)
+        : ed25519PublicKeyFromFile(await readLocalFile(ctx, path, 'key'));
     const response = await ctx.api.admin('RotateClientKey', {
       name,
       public_key: publicKey,

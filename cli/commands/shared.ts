@@ -111,29 +111,6 @@ export async function readLocalFile(
   }
 }
 
-/**
- * Key bytes from a key file: raw bytes as the reference CLI reads them, or (our extension) the
- * same bytes written as hex text, with surrounding white space ignored. Hex text of an expected
- * length wins over raw bytes of another: 64 hex digits without a newline are also 64 bytes, a
- * private key's length in public-key mode (random key bytes are all hex digits with a
- * probability of about 2^-226).
- * @throws CliError exit 2 for text of a hex key's length that is not hex
- */
-export function keyBytes(file: Uint8Array, expectedLengths: readonly number[]): Uint8Array {
-  const text = Buffer.from(file).toString('latin1').trim();
-  const hex = /^(?:[0-9a-fA-F]{2})+$/.test(text);
-  if (hex && expectedLengths.includes(text.length / 2))
-    return new Uint8Array(Buffer.from(text, 'hex'));
-  if (expectedLengths.includes(file.length)) return file;
-  if (expectedLengths.includes(text.length / 2)) {
-    // As long as a hex key, but not hex: "wrong length" would mislead.
-    throw CliError.input(
-      `the key file holds ${text.length} characters, as a key of ${text.length / 2} bytes in hex would, but not only hex digits`,
-    );
-  }
-  return file;
-}
-
 /** Strict standard base64 (as Go's `BytesBase64Var`). @throws CliError exit 2 */
 export function decodeBase64(flag: string, text: string): Uint8Array {
   if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {

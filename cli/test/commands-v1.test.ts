@@ -160,7 +160,7 @@ void describe('e4c2.v1 verbs', () => {
       files: { pub: new Uint8Array(32) },
     });
     assert.equal(bad.code, ExitCode.Usage);
-    assert.match(bad.stderr, /^error: invalid public key, all zeros\n/);
+    assert.match(bad.stderr, /^error: invalid key: invalid public key, all zeros\n/);
   });
 
   void it('client resync', async () => {
