@@ -432,7 +432,10 @@ export async function startC2Node(
       lifecycle.add('event wake-ups', () => eventWakeups.close());
       const api = await ApiServer.start({
         service,
-        automation: new AutomationService(automationStore),
+        automation: new AutomationService(automationStore, {
+          mode: config.crypto.mode,
+          pkServerKeygen: config.crypto.serverKeygen,
+        }),
         eventWakeups,
         grpc: config.api.grpc,
         http: config.api.http,

@@ -10,6 +10,7 @@ import { AutomationService } from '../../cluster/domain/index.ts';
 import { PgAutomation, PgAutomationStore } from '../../cluster/storage/index.ts';
 import { startHarness, type C2Harness } from '../../cluster/test/support/c2-harness.ts';
 import { ApiServer } from '../index.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../cluster/test/support/test-service.ts';
 import { GrpcTestClient, httpCall, MemoryLogger, type HttpResult } from './support/api-harness.ts';
 
 void describe('automation API', () => {
@@ -23,7 +24,10 @@ void describe('automation API', () => {
     h = await startHarness({ start: false });
     api = await ApiServer.start({
       service: h.service,
-      automation: new AutomationService(new PgAutomationStore(h.schema.pool)),
+      automation: new AutomationService(
+        new PgAutomationStore(h.schema.pool),
+        TEST_AUTOMATION_CAPABILITIES,
+      ),
       grpc: { host: '127.0.0.1', port: 0 },
       http: { host: '127.0.0.1', port: 0 },
       readiness: () => Promise.resolve({ ready: true, checks: {} }),
@@ -155,6 +159,12 @@ void describe('automation API', () => {
       rule: { action: 'rotate-topic-key', description: 'two\nlines\tand a tab' },
     });
     assert.equal(lines.status, 200, lines.text);
+    // A rule that could never run here (symmetric-key mode has no C2 key): a typed refusal.
+    const noC2Key = await http('POST', '/v1/automation/rules', {
+      rule: { action: 'rotate-c2-key' },
+    });
+    assert.equal(noC2Key.status, 400, noC2Key.text);
+    assert.equal((noC2Key.json as { error: { code: string } }).error.code, 'C2_CRYPTO_MODE');
     const badReason = await http('POST', '/v1/automation/pause', { reason: 'x\u0000' });
     assert.equal(badReason.status, 400, badReason.text);
     const loneReason = await http('POST', '/v1/automation/pause', { reason: 'lone \udc00' });

@@ -18,6 +18,7 @@ import {
 } from '../../cluster/test/support/postgres.ts';
 import { testService } from '../../cluster/test/support/test-service.ts';
 import { ApiServer } from '../index.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../cluster/test/support/test-service.ts';
 import { httpCall, MemoryLogger, type HttpResult } from './support/api-harness.ts';
 
 void describe('API: a database that stops answering', () => {
@@ -51,7 +52,7 @@ void describe('API: a database that stops answering', () => {
       readiness: () => Promise.resolve({ ready: true, checks: {} }),
       logger: new MemoryLogger(),
       maxMessageBytes: 1 << 20,
-      automation: new AutomationService(new PgAutomationStore(pool)),
+      automation: new AutomationService(new PgAutomationStore(pool), TEST_AUTOMATION_CAPABILITIES),
     });
   });
   after(async () => {

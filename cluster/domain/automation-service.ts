@@ -25,6 +25,7 @@ import {
   MAX_TARGETS,
   MAX_TRIGGERS,
 } from './automation-rules.ts';
+import { type AutomationCapabilities, checkRunnable } from './automation-capabilities.ts';
 import type { RequestContext } from './ports.ts';
 import { hasControlCharacter } from './validation.ts';
 
@@ -61,8 +62,15 @@ function withoutKeys(row: AutomationRuleRow): RuleDraft {
 
 /** The automation rules service; API adapters call this. */
 export class AutomationService {
-  /** @param store - the automation tables */
-  constructor(private readonly store: PgAutomationStore) {}
+  /**
+   * @param store - the automation tables
+   * @param capabilities - what the deployment can run: an enabled rule that could never succeed
+   *   is refused when written
+   */
+  constructor(
+    private readonly store: PgAutomationStore,
+    private readonly capabilities: AutomationCapabilities,
+  ) {}
 
   listRules(): Promise<AutomationRuleRow[]> {
     return this.store.read.listRules();
@@ -79,10 +87,11 @@ export class AutomationService {
   /**
    * Creates a rule. Schedules start now (a new rule does not fire at once, unlike the
    * reference), event counts start at the newest event.
-   * @throws C2Error `C2_VALIDATION`
+   * @throws C2Error `C2_VALIDATION`; `C2_FAILED_PRECONDITION` or `C2_CRYPTO_MODE` for an enabled
+   *   rule that could never succeed here (see {@link checkRunnable})
    */
   createRule(_ctx: RequestContext, input: unknown): Promise<AutomationRuleRow> {
-    const draft = checkRuleDraft(input);
+    const draft = checkRunnable(checkRuleDraft(input), this.capabilities);
     return this.store.transaction(async (tx) => {
       const row = await tx.insertRule(draft);
       await initStates(tx, row);
@@ -93,7 +102,8 @@ export class AutomationService {
   /**
    * Replaces a rule. With `expectedVersion`, only if the rule is still at that version.
    * Triggers that keep their id keep their schedule and counters.
-   * @throws C2Error `C2_NOT_FOUND`, `C2_CONFLICT`, `C2_VALIDATION`
+   * @throws C2Error `C2_NOT_FOUND`, `C2_CONFLICT`, `C2_VALIDATION`; as {@link createRule} for a
+   *   rule that could never succeed here (every edit that leaves the rule enabled checks it)
    */
   updateRule(
     _ctx: RequestContext,
@@ -253,7 +263,7 @@ export class AutomationService {
       if (row === undefined) throw notFoundRule(id);
       if (expected !== undefined && row.version !== expected)
         throw conflict(id, expected, row.version);
-      const draft = checkCoherence(change(withoutKeys(row)));
+      const draft = checkRunnable(checkCoherence(change(withoutKeys(row))), this.capabilities);
       const updated = await tx.updateRule(id, row.version, draft);
       if (updated === undefined) throw conflict(id, row.version, row.version + 1);
       await tx.pruneTriggerStates(

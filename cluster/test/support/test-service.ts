@@ -4,9 +4,15 @@
  */
 import type pg from 'pg';
 import { InProcessLockService } from '../../coordination/index.ts';
-import { C2Service, type DomainDeps } from '../../domain/index.ts';
+import { type AutomationCapabilities, C2Service, type DomainDeps } from '../../domain/index.ts';
 import { KeyVault, LocalKekProvider } from '../../keyvault/index.ts';
 import { PgC2Store, PgDataKeyStore } from '../../storage/index.ts';
+
+/** What automation rules may do with {@link testService}'s defaults (symmetric-key mode). */
+export const TEST_AUTOMATION_CAPABILITIES: AutomationCapabilities = {
+  mode: 'symkey',
+  pkServerKeygen: false,
+};
 
 /** A test's C2 domain and what it was built from. */
 export interface TestService {

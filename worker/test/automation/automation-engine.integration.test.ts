@@ -17,6 +17,7 @@ import {
   TEST_DATABASE_URL,
   type TestSchema,
 } from '../../../cluster/test/support/postgres.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../../cluster/test/support/test-service.ts';
 import { startAutomationNode, type AutomationNode } from './support/automation-node.ts';
 
 const REDIS_URL = process.env['REDIS_TEST_URL'] ?? 'redis://127.0.0.1:6379';
@@ -62,7 +63,7 @@ void describe('automation engine, several nodes', () => {
       store: new PgDataKeyStore(schema.pool),
     });
     store = new PgAutomationStore(schema.pool);
-    admin = new AutomationService(store);
+    admin = new AutomationService(store, TEST_AUTOMATION_CAPABILITIES);
     await startNode();
     await startNode();
   });

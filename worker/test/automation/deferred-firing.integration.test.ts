@@ -18,6 +18,7 @@ import {
   type TestSchema,
 } from '../../../cluster/test/support/postgres.ts';
 import { FiringDeferred, PASSING_FAILURE_TRIES } from '../../automation/firing-runner.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../../cluster/test/support/test-service.ts';
 import { startAutomationNode, type AutomationNode } from './support/automation-node.ts';
 
 const REDIS_URL = process.env['REDIS_TEST_URL'] ?? 'redis://127.0.0.1:6379';
@@ -37,7 +38,7 @@ void describe('automation: a rotation that fails for a passing reason', () => {
       provider: LocalKekProvider.fromKey(new Uint8Array(Buffer.from(kekHex, 'hex'))),
       store: new PgDataKeyStore(schema.pool),
     });
-    admin = new AutomationService(new PgAutomationStore(schema.pool));
+    admin = new AutomationService(new PgAutomationStore(schema.pool), TEST_AUTOMATION_CAPABILITIES);
     node = await startAutomationNode({
       databaseUrl: TEST_DATABASE_URL,
       schema: schema.schema,

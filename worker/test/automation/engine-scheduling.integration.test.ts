@@ -14,6 +14,7 @@ import { eventually } from '../../../cluster/test/support/eventually.ts';
 import { createTestSchema, type TestSchema } from '../../../cluster/test/support/postgres.ts';
 import { AutomationEngine, type AutomationC2 } from '../../automation/index.ts';
 import type { Sleep } from '../../automation/rollout-policy.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../../cluster/test/support/test-service.ts';
 
 const ctx = { actor: 'test' };
 
@@ -124,7 +125,7 @@ void describe('automation engine scheduling (fake clock)', () => {
   before(async () => {
     schema = await createTestSchema();
     store = new PgAutomationStore(schema.pool);
-    admin = new AutomationService(store);
+    admin = new AutomationService(store, TEST_AUTOMATION_CAPABILITIES);
   });
   afterEach(async () => {
     for (const e of engines.splice(0)) await e.stop();

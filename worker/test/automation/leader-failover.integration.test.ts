@@ -18,6 +18,7 @@ import {
   type TestSchema,
 } from '../../../cluster/test/support/postgres.ts';
 import { testService } from '../../../cluster/test/support/test-service.ts';
+import { TEST_AUTOMATION_CAPABILITIES } from '../../../cluster/test/support/test-service.ts';
 import {
   killLeaderDuringFiring,
   startEngineProcess,
@@ -43,7 +44,7 @@ void describe('automation leader killed inside a due window', () => {
     const kekHex = randomBytes(32).toString('hex');
     ({ service } = await testService(schema.pool, new Uint8Array(Buffer.from(kekHex, 'hex'))));
     store = new PgAutomationStore(schema.pool);
-    admin = new AutomationService(store);
+    admin = new AutomationService(store, TEST_AUTOMATION_CAPABILITIES);
     settings = {
       databaseUrl: TEST_DATABASE_URL,
       schema: schema.schema,
