@@ -2,6 +2,7 @@
 import { C2Error } from '../errors.ts';
 import type { C2Repositories, ClientRow } from '../storage/index.ts';
 import { activeClient } from './client-ops.ts';
+import { checkClientKey } from './key-material.ts';
 import { audit, mutate, requireMode } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import { checkClientName } from './validation.ts';
@@ -68,6 +69,18 @@ export async function unlinkClient(
   });
 }
 
+/**
+ * Refuses to send a source's public key that no device may hold as a peer key, with the error
+ * registration gives (checkClientKey). Registration refuses low-order keys, but an earlier
+ * release stored them: with one (the identity point, say) a signature that verifies for every
+ * message is public, so the target would take anyone's message as the source's.
+ * @throws C2Error `C2_VALIDATION` (`details.field`: `sourceClient.name`)
+ */
+async function checkPeerKey(tx: C2Repositories, source: ClientRow): Promise<void> {
+  const key = await tx.clients.key(source.id, source.keyVersion);
+  checkClientKey('pubkey', key?.publicKey ?? undefined, 'sourceClient.name');
+}
+
 async function pubKeyChange(
   deps: DomainDeps,
   ctx: RequestContext,
@@ -79,6 +92,7 @@ async function pubKeyChange(
   requireMode(deps, 'pubkey', operation);
   return await mutate(deps, ctx, operation, { source, target }, async (tx) => {
     const rows = await pair(tx, source, target);
+    if (!remove) await checkPeerKey(tx, rows.source);
     await tx.peers.setPubKey(
       rows.target.id,
       rows.source.e4Id,
