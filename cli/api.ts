@@ -90,6 +90,13 @@ export interface Delivery {
   readonly error: string;
   readonly failed_at: string;
   readonly last_delivery_at: string;
+  /**
+   * The last command the device rejected in a delivery receipt (`''`: none, or a server of an
+   * earlier release): when, the reason, the command type.
+   */
+  readonly last_rejected_at: string;
+  readonly last_rejection_reason: string;
+  readonly last_rejected_command: string;
 }
 
 /** `e4c2.v1.ClientTopic`: one topic of a client and its key delivery. */

@@ -151,6 +151,9 @@ export function adminOperations(
           error: c.delivery.error ?? '',
           failed_at: c.delivery.failedAt ?? '',
           last_delivery_at: c.delivery.lastDeliveryAt ?? '',
+          last_rejected_at: c.delivery.lastRejection?.at ?? '',
+          last_rejection_reason: c.delivery.lastRejection?.reason ?? '',
+          last_rejected_command: c.delivery.lastRejection?.command ?? '',
         },
         topics: c.topics.map((t) => ({
           topic: t.topic ?? '',

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { PgDelivery } from '../../cluster/storage/index.ts';
 import { ed25519KeyFromSeed } from '../../e4/index.ts';
 import { startApi, type ApiHarness } from './support/api-harness.ts';
 
@@ -40,6 +41,28 @@ void describe('/v1 routes and C2Admin', () => {
     ]);
     const grpcView = await a.admin.call('GetClient', { name });
     assert.equal(grpcView['key_version'], 1);
+    // A device's last rejection (delivery receipts), on both surfaces: none yet, then one.
+    const delivery = (): Record<string, unknown> =>
+      (body['delivery'] ?? {}) as Record<string, unknown>;
+    assert.equal(delivery()['lastRejectedAt'], '');
+    const row = await a.h.store.read.clients.byName(name);
+    assert.ok(row);
+    await new PgDelivery(a.h.schema.pool).markRejected(row.id, 'InvalidKey', 'SetTopicKey');
+    const rejected = (await a.http('GET', `/v1/clients/${encodeURIComponent(name)}`))
+      .json as Record<string, Record<string, unknown>>;
+    assert.match(String(rejected['delivery']?.['lastRejectedAt']), /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(
+      [
+        rejected['delivery']?.['lastRejectionReason'],
+        rejected['delivery']?.['lastRejectedCommand'],
+      ],
+      ['InvalidKey', 'SetTopicKey'],
+    );
+    const grpcDelivery = (await a.admin.call('GetClient', { name }))['delivery'] as Record<
+      string,
+      unknown
+    >;
+    assert.equal(grpcDelivery['last_rejection_reason'], 'InvalidKey');
     const missing = await a.http('GET', '/v1/clients/nobody');
     assert.equal(missing.status, 404);
     const error = (missing.json as { error: Record<string, unknown> }).error;

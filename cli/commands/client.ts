@@ -239,6 +239,13 @@ function deliveryText(details: ClientDetails): string {
   return parts.join(', ');
 }
 
+/** The last command the device rejected (delivery receipts), or undefined if none. */
+function rejectionText(details: ClientDetails): string | undefined {
+  const d = details.delivery;
+  if (d === null || d.last_rejected_at === '') return undefined;
+  return `${d.last_rejected_command} rejected: ${d.last_rejection_reason} (at ${d.last_rejected_at})`;
+}
+
 /** The human view of `client show`. */
 export function renderClient(details: ClientDetails): string {
   const fields: [string, string][] = [
@@ -257,6 +264,8 @@ export function renderClient(details: ClientDetails): string {
     const at = details.delivery?.failed_at ?? '';
     fields.push(['last error', at === '' ? error : `${error} (at ${at})`]);
   }
+  const rejection = rejectionText(details);
+  if (rejection !== undefined) fields.push(['last rejection', rejection]);
   const keys = renderTable(
     ['key version', 'fingerprint', 'created'],
     details.keys.map((k) => [String(k.version), k.fingerprint, k.created_at]),

@@ -10,6 +10,15 @@ import { ExitCode } from '../errors.ts';
 import { FakeApi, fakeStream, grpcError, runWith } from './support/fake-api.ts';
 import { json } from './support/output.ts';
 
+/** A pending delivery, without its last rejection. */
+const PENDING = {
+  state: 'pending',
+  attempts: 2,
+  error: 'puback timeout',
+  failed_at: '',
+  last_delivery_at: '2025-01-02T00:00:01Z',
+};
+
 const DETAILS: ClientDetails = {
   name: 'sensor-1',
   id: 'ab'.repeat(16),
@@ -22,11 +31,10 @@ const DETAILS: ClientDetails = {
     { version: 2, fingerprint: 'f2f2', created_at: '2025-01-02T00:00:00Z' },
   ],
   delivery: {
-    state: 'pending',
-    attempts: 2,
-    error: 'puback timeout',
-    failed_at: '',
-    last_delivery_at: '2025-01-02T00:00:01Z',
+    ...PENDING,
+    last_rejected_at: '2025-01-02T00:00:02Z',
+    last_rejection_reason: 'InvalidKey',
+    last_rejected_command: 'SetTopicKey',
   },
   topics: [
     {
@@ -104,6 +112,7 @@ void describe('e4c2.v1 verbs', () => {
         'c2 key version  - (symmetric-key mode)',
         'delivery        pending, 2 attempts, last delivery 2025-01-02T00:00:01Z',
         'last error      puback timeout',
+        'last rejection  SetTopicKey rejected: InvalidKey (at 2025-01-02T00:00:02Z)',
         '',
         'KEY VERSION  FINGERPRINT  CREATED',
         '1            f1f1         2025-01-01T00:00:00Z',
@@ -118,6 +127,18 @@ void describe('e4c2.v1 verbs', () => {
     );
     const j = await runWith(['client', 'show', '--name', 'sensor-1', '--json'], { api });
     assert.deepEqual(json(j.stdout), DETAILS);
+    // A device that never rejected anything (or a server of an earlier release): no line.
+    const never = new FakeApi().onAdmin('GetClient', () => ({
+      ...DETAILS,
+      delivery: {
+        ...PENDING,
+        last_rejected_at: '',
+        last_rejection_reason: '',
+        last_rejected_command: '',
+      },
+    }));
+    const n = await runWith(['client', 'show', '--name', 'sensor-1'], { api: never });
+    assert.doesNotMatch(n.stdout, /last rejection/);
   });
 
   void it('client show of an unknown client: exit 1', async () => {

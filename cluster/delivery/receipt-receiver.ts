@@ -225,6 +225,11 @@ export class ReceiptReceiver {
     if (receipt.status === 'rejected') {
       // A rejected topic key names its rollout, as a confirmation does: operators look for it there.
       const subject = await this.options.delivery.commandSubject(client.id, receipt.commandId);
+      await this.options.delivery.markRejected(
+        client.id,
+        receipt.reason,
+        receipt.commandType ?? 'unknown',
+      );
       await this.options.store.read.journal.event({
         type: 'delivery.rejected',
         clientName: client.name,

@@ -117,6 +117,15 @@ export interface ClientDetails {
     readonly error: string | null;
     readonly failedAt: string | null;
     readonly lastDeliveryAt: string | null;
+    /**
+     * The last command the device rejected in a delivery receipt (opt-in devices; null if
+     * none): when, the receipt's reason, the command. Kept after later successes: compare `at`.
+     */
+    readonly lastRejection: {
+      readonly at: string;
+      readonly reason: string;
+      readonly command: string;
+    } | null;
   };
   readonly topics: ReadonlyArray<{
     readonly topic: string | null;
@@ -186,6 +195,10 @@ export async function getClient(deps: DomainDeps, name: unknown): Promise<Client
       error: row.syncError,
       failedAt: row.syncFailedAt?.toISOString() ?? null,
       lastDeliveryAt: row.lastDeliveryAt?.toISOString() ?? null,
+      lastRejection:
+        row.lastRejection === null
+          ? null
+          : { ...row.lastRejection, at: row.lastRejection.at.toISOString() },
     },
     topics: topics.map((t) => ({
       topic: t.topicName,

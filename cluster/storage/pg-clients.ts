@@ -15,10 +15,22 @@ import {
   touched,
   type Row,
 } from './pg-rows.ts';
-import type { ClientKeyRow, ClientRow, PageQuery } from './store-types.ts';
+import type { ClientKeyRow, ClientRow, DeviceRejection, PageQuery } from './store-types.ts';
 
 const CLIENT_COLUMNS = `id, name, e4_id, status, key_version, delivered_key_version, c2_key_version, delivery_epoch,
-  sync_state, sync_attempts, sync_error, sync_failed_at, last_delivery_at, created_at, updated_at`;
+  sync_state, sync_attempts, sync_error, sync_failed_at, last_delivery_at, created_at, updated_at,
+  last_rejected_at, last_rejection_reason, last_rejected_command`;
+
+function lastRejection(row: Row): DeviceRejection | null {
+  const at = dateOrNull(row, 'last_rejected_at');
+  return at === null
+    ? null
+    : {
+        at,
+        reason: strOrNull(row, 'last_rejection_reason') ?? 'Other',
+        command: strOrNull(row, 'last_rejected_command') ?? 'unknown',
+      };
+}
 
 function toClient(row: Row): ClientRow {
   return {
@@ -35,6 +47,7 @@ function toClient(row: Row): ClientRow {
     syncError: strOrNull(row, 'sync_error'),
     syncFailedAt: dateOrNull(row, 'sync_failed_at'),
     lastDeliveryAt: dateOrNull(row, 'last_delivery_at'),
+    lastRejection: lastRejection(row),
     createdAt: date(row, 'created_at'),
     updatedAt: date(row, 'updated_at'),
   };

@@ -106,6 +106,11 @@ export interface DeliveryRepository {
    */
   markSeen(clientId: string): Promise<boolean>;
   /**
+   * The device rejected a command (an authentic receipt): remembered as its last rejection,
+   * which GetClient shows (the event stream has every one).
+   */
+  markRejected(clientId: string, reason: string, command: string): Promise<void>;
+  /**
    * Devices whose command could not be handed to the broker (id to error): `pending` with it, their
    * attempts unchanged (nothing was sent). One statement, writing only rows that change, so that
    * the sweeps of a long broker outage do not rewrite the fleet's rows each time.
@@ -455,6 +460,15 @@ export class PgDelivery implements DeliveryRepository {
     // An authentic receipt proves the device holds the key the C2 has: unreachable no more.
     const was = found[0]?.['was'];
     return was === 'failed' || was === 'unreachable';
+  }
+
+  async markRejected(clientId: string, reason: string, command: string): Promise<void> {
+    await this.db.query(
+      `UPDATE clients SET last_rejected_at = now(), last_rejection_reason = $2,
+         last_rejected_command = $3
+        WHERE id = $1`,
+      [clientId, reason, command],
+    );
   }
 
   async commandSubject(

@@ -26,8 +26,19 @@ export interface ClientRow {
   readonly syncError: string | null;
   readonly syncFailedAt: Date | null;
   readonly lastDeliveryAt: Date | null;
+  /** The last command the device rejected in a delivery receipt (opt-in devices); null if none. */
+  readonly lastRejection: DeviceRejection | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+}
+
+/** A command a device rejected, as its delivery receipt said. */
+export interface DeviceRejection {
+  readonly at: Date;
+  /** The receipt's reason name (`InvalidKey`, `NotAuthentic`, ..., `Other`). */
+  readonly reason: string;
+  /** The rejected command's type (`SetTopicKey`, ...), `unknown` when the receipt named none. */
+  readonly command: string;
 }
 
 /** One version of a client identity key. */

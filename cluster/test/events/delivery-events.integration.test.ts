@@ -1,7 +1,8 @@
 /**
  * Delivery outcomes in the event stream (real PostgreSQL and Mosquitto): a device that confirms
  * a key through a delivery receipt gives one `delivery.confirmed` event (a replay of its receipt
- * none), one that rejects it a `delivery.rejected` event naming the rollout; a receipt under the identity key just replaced still confirms; receipts that no key
+ * none), one that rejects it a `delivery.rejected` event naming the rollout (and its last
+ * rejection in GetClient); a receipt under the identity key just replaced still confirms; receipts that no key
  * authenticates are counted, never events (a device with a key the C2 does not know sends none,
  * so they are forgeries). (`delivery.failed`: retry-and-failure.test.ts.)
  */
@@ -196,6 +197,11 @@ void describe('delivery events', { timeout: 60_000 }, () => {
         [[topic, 1, 'InvalidKey', 'SetTopicKey']],
       );
     });
+    // GetClient (client show) has it too, not only the event stream.
+    const { lastRejection } = (await h.service.getClient(name)).delivery;
+    assert.ok(lastRejection !== null, 'the last rejection is on the client');
+    assert.deepEqual([lastRejection.reason, lastRejection.command], ['InvalidKey', 'SetTopicKey']);
+    assert.ok(Math.abs(Date.parse(lastRejection.at) - Date.now()) < 60_000, lastRejection.at);
   });
 
   void it('receipts no known key authenticates are counted, never events', async () => {
