@@ -40,21 +40,56 @@ async function syncDirectory(dir: string): Promise<void> {
  * file: an {@link E4Client} saves one state at a time.
  */
 export class JsonFileClientStore implements ClientStore {
+  /**
+   * What the file held when this store last loaded or saved it (`text` undefined: no file), for
+   * putting it back when a save fails after its rename (see {@link save}); `undefined` until known.
+   */
+  #held: { readonly text: string | undefined } | undefined;
+
   /** @param path - the state file; its directory must exist */
   constructor(readonly path: string) {}
 
   /** @inheritDoc */
   async load(): Promise<string | undefined> {
+    let text: string | undefined;
     try {
-      return await readFile(this.path, 'utf8');
+      text = await readFile(this.path, 'utf8');
     } catch (err) {
-      if (errorCode(err) === 'ENOENT') return undefined;
-      throw err;
+      if (errorCode(err) !== 'ENOENT') throw err;
     }
+    this.#held = { text };
+    return text;
   }
 
-  /** @inheritDoc */
+  /**
+   * @inheritDoc
+   * When the directory cannot be synced after the rename (an I/O error), the file already holds
+   * the new state while the save fails, and the client keeps the old one: after a restart the
+   * device would hold a command it reported refused. So the state before is put back (best
+   * effort) before the error is thrown.
+   */
   async save(serialised: string): Promise<void> {
+    // A first save without a load (a client created over an older state): what to put back.
+    if (this.#held === undefined) await this.load().catch(() => undefined);
+    const before = this.#held;
+    await this.#replace(serialised);
+    try {
+      await syncDirectory(dirname(this.path));
+    } catch (err) {
+      if (before !== undefined) await this.#putBack(before.text).catch(() => undefined);
+      throw err;
+    }
+    this.#held = { text: serialised };
+  }
+
+  /** Writes back what the file held before a failed save (removes it if there was none). */
+  async #putBack(text: string | undefined): Promise<void> {
+    if (text === undefined) await unlink(this.path);
+    else await this.#replace(text);
+  }
+
+  /** Writes `serialised` to a new file, fsyncs it, and renames it over the state file. */
+  async #replace(serialised: string): Promise<void> {
     const tmp = `${this.path}.tmp-${process.pid}`;
     // A temporary file left by a crash keeps its mode when opened with 'w' (0644 say), and the
     // identity key would be written into it: remove it and create a new one, exclusively, 0600.
@@ -71,6 +106,5 @@ export class JsonFileClientStore implements ClientStore {
       await handle.close();
     }
     await rename(tmp, this.path);
-    await syncDirectory(dirname(this.path));
   }
 }
