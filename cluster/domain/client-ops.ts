@@ -265,6 +265,15 @@ export async function rotateClientKey(
     { name: clientName, fp: identity?.fingerprint ?? null },
     async (tx) => {
       const client = await activeClient(tx, clientName);
+      if (identity !== undefined) {
+        const current = await tx.clients.key(client.id, client.keyVersion);
+        if (current?.fingerprint === identity.fingerprint) {
+          // The key the C2 already has (a retry, a script run twice): no new version of the same
+          // key, as NewClient does; an unreachable device given back that key is reachable again.
+          if (client.syncState === 'unreachable') await reprovisioned(tx, client.id);
+          return { keyVersion: client.keyVersion, fingerprint: identity.fingerprint };
+        }
+      }
       const key = identity ?? generatedIdentity(deps);
       const version = client.keyVersion + 1;
       // A key the device made itself is held by it already; a generated one must be delivered.

@@ -496,6 +496,10 @@ void describe('C2 delivery, public-key mode', () => {
       assert.equal(rotated.keyVersion, 2);
       const details = await strict.service.getClient(name);
       assert.equal(details.deliveredKeyVersion, 2);
+      // The same key again (a retry without idempotency key): no version 3 of the same key.
+      const again = await strict.service.rotateClientKey(ctx, name, next.slice(32));
+      assert.deepEqual(again, rotated);
+      assert.equal((await strict.service.getClient(name)).keyVersion, 2);
     } finally {
       await strict.close();
     }
