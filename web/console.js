@@ -518,18 +518,19 @@ function insertRow(tbody, tr, name, key, more) {
 
 /**
  * What a client's row shows: its key version and delivery state, with (once the client itself
- * was fetched) the attempts and the last error; or why it could not be read.
- * @typedef {{ keyVersion: string | number, state: string, attempts?: number, error?: string }
- *   | { failure: string }} ClientContent
+ * was fetched) the attempts, the last error and the last command the device rejected (its
+ * delivery receipt); or why it could not be read.
+ * @typedef {{ keyVersion: string | number, state: string, attempts?: number, error?: string,
+ *   rejection?: string } | { failure: string }} ClientContent
  */
 
 /** Delivery states an operator must look at: the row says so (class `state-<state>`). */
 const ALARMING_STATES = new Set(['failed', 'unreachable', 'pending']);
 
 /**
- * The delivery cell: the state, the attempts, and the last error on its own line (marked like
- * names: errors quote names and device messages).
- * @param {{ state: string, attempts?: number, error?: string }} delivery
+ * The delivery cell: the state, the attempts, and the last error and the last rejection each on
+ * its own line (marked like names: errors quote names and device messages).
+ * @param {{ state: string, attempts?: number, error?: string, rejection?: string }} delivery
  */
 function deliveryCell(delivery) {
   const td = env.document.createElement('td');
@@ -543,7 +544,26 @@ function deliveryCell(delivery) {
     appendMarked(why, delivery.error);
     td.append(why);
   }
+  if (delivery.rejection) {
+    const rejected = env.document.createElement('div');
+    rejected.className = 'why';
+    appendMarked(rejected, delivery.rejection);
+    td.append(rejected);
+  }
   return td;
+}
+
+/**
+ * The last command a device rejected, as `client show` says it (`SetTopicKey (InvalidKey) at
+ * …`), from `GET /v1/clients/{name}`'s delivery; empty when it rejected none.
+ * @param {Record<string, any> | undefined} delivery
+ */
+function lastRejection(delivery) {
+  const at = String(delivery?.lastRejectedAt ?? '');
+  if (at === '') return '';
+  const command = String(delivery?.lastRejectedCommand ?? '') || 'a command';
+  const reason = String(delivery?.lastRejectionReason ?? '');
+  return `last rejection: ${command}${reason === '' ? '' : ` (${reason})`} at ${at}`;
 }
 
 /** @param {string} name */
@@ -678,6 +698,7 @@ async function refreshClient(name) {
       state: client.delivery?.state ?? '',
       attempts: Number(client.delivery?.attempts ?? 0),
       error: String(client.delivery?.error ?? ''),
+      rejection: lastRejection(client.delivery),
     });
     // An open topics row shows the same fetch.
     if (gen === generation && findTopicsRow(name) !== undefined)

@@ -110,6 +110,37 @@ void describe('the web console, showing names and states', () => {
     }
   });
 
+  void it("shows a device's last rejection once its event refreshed the row", async () => {
+    const { document, api, close } = openConsole(
+      new Map(),
+      (api) => {
+        api.clients.splice(0, 1, 'dev-1');
+        api.clientStates.set('dev-1', 'idle');
+      },
+      SLOW,
+    );
+    try {
+      await until(() => cells(document, 'clients')[0]?.[2] === 'idle', 'the client row');
+      await until(() => api.streams === 1, 'the event stream');
+      // The device refused a command (its delivery receipt): the state stays idle.
+      api.clientDelivery.set('dev-1', {
+        attempts: 0,
+        error: '',
+        lastRejectedAt: '2026-11-28T03:00:00.000Z',
+        lastRejectionReason: 'InvalidKey',
+        lastRejectedCommand: 'SetTopicKey',
+      });
+      api.event(1, 'delivery.rejected', { client: 'dev-1', reason: 'InvalidKey' });
+      await until(() => /last rejection/.test(cells(document, 'clients')[0]?.[2] ?? ''), 'dev-1');
+      assert.equal(
+        cells(document, 'clients')[0]?.[2],
+        'idlelast rejection: SetTopicKey (InvalidKey) at 2026-11-28T03:00:00.000Z',
+      );
+    } finally {
+      close();
+    }
+  });
+
   void it('asks before resyncing an unreachable client, and sends nothing when declined', async () => {
     const asked: string[] = [];
     let answer = false;

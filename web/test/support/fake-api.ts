@@ -53,8 +53,17 @@ export class FakeApi {
   readonly rolloutDelays = new Map<string, number>();
   /** Topics `GET /v1/clients/{name}` reports, per client (none by default). */
   readonly clientTopics = new Map<string, Array<Record<string, unknown>>>();
-  /** Attempts and last error `GET /v1/clients/{name}` reports, per client. */
-  readonly clientDelivery = new Map<string, { attempts: number; error: string }>();
+  /** Attempts, last error and last rejection `GET /v1/clients/{name}` reports, per client. */
+  readonly clientDelivery = new Map<
+    string,
+    {
+      attempts: number;
+      error: string;
+      lastRejectedAt?: string;
+      lastRejectionReason?: string;
+      lastRejectedCommand?: string;
+    }
+  >();
   /** Rollout requests running now, and the most that ran at once, per topic. */
   readonly rolloutsRunning = new Map<string, number>();
   readonly rolloutsMostAtOnce = new Map<string, number>();
