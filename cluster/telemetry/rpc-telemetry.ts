@@ -4,7 +4,7 @@
  * counter. Method labels are RPC names or route templates, a fixed set: never a path with a
  * device or topic name in it.
  */
-import { SpanKind, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { C2Metrics, CallOutcome, RotationKind, RpcTransport } from './metrics.ts';
 import { inSpan, noopTracer } from './tracing.ts';
 
@@ -47,6 +47,24 @@ function grpcStatusCode(status: string | number): number {
   if (typeof status === 'number') return status;
   const code = (GRPC_STATUS as readonly string[]).indexOf(status);
   return code < 0 ? 2 : code;
+}
+
+/**
+ * gRPC statuses that make a server span failed, as the OpenTelemetry RPC conventions define them:
+ * the server's fault or its dependencies', not a refused request (NOT_FOUND, INVALID_ARGUMENT...).
+ */
+const GRPC_SERVER_ERRORS: ReadonlySet<string> = new Set([
+  'UNKNOWN',
+  'DEADLINE_EXCEEDED',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+]);
+
+/** Whether a call's status makes its server span failed (HTTP: a 5xx, as the conventions say). */
+function isServerError(transport: RpcTransport, status: string): boolean {
+  return transport === 'http' ? Number(status) >= 500 : GRPC_SERVER_ERRORS.has(status);
 }
 
 /** Reduces a transport status to the outcome of a rotation. */
@@ -115,6 +133,13 @@ export class RpcTelemetry {
           span.setAttribute('rpc.grpc.status_code', grpcStatusCode(s.status));
         else span.setAttribute('http.response.status_code', Number(s.status));
         if (transport === 'http') span.updateName(`HTTP ${s.method}`);
+        // The call's failure is an answer, not a throw: without this the span stays unset, and
+        // the collector's tail sampling ("every error trace") drops most failed calls.
+        const status = String(s.status);
+        if (isServerError(transport, status)) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: status });
+          span.setAttribute('error.type', status);
+        }
         return s;
       },
     ).catch((): CallSummary => ({

@@ -144,6 +144,37 @@ void describe('API server spans', () => {
     assert.deepEqual(codes, [0, 5, 409]);
   });
 
+  void it('are failed when the call failed on the server side, so error traces are kept', async () => {
+    exporter.reset();
+    const rpc = new RpcTelemetry(undefined, tracer);
+    const calls: Array<['grpc' | 'http', string | number]> = [
+      ['grpc', 'INTERNAL'],
+      ['grpc', 'UNAVAILABLE'],
+      ['grpc', 'NOT_FOUND'],
+      ['grpc', 'OK'],
+      ['http', 500],
+      ['http', 503],
+      ['http', 409],
+      ['http', 200],
+    ];
+    for (const [transport, status] of calls)
+      await rpc.serve(transport, 'call', () => Promise.resolve({ method: 'm', status }));
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(
+      spans.map((s) => [s.status.code, s.status.message, s.attributes['error.type']]),
+      [
+        [2, 'INTERNAL', 'INTERNAL'],
+        [2, 'UNAVAILABLE', 'UNAVAILABLE'],
+        [0, undefined, undefined],
+        [0, undefined, undefined],
+        [2, '500', '500'],
+        [2, '503', '503'],
+        [0, undefined, undefined],
+        [0, undefined, undefined],
+      ],
+    );
+  });
+
   void it('label a failed publish the broker connection could not carry by a stable name', async () => {
     exporter.reset();
     const publisher = new InstrumentedPublisher(
