@@ -42,6 +42,7 @@ import {
   readPipelineStats,
   recordLockEvent,
   startTracing,
+  tracedDelivery,
   tracedStore,
 } from '../cluster/telemetry/index.ts';
 import { buildVersion } from './build-version.ts';
@@ -448,7 +449,10 @@ export function deliveryDeps(
           'delivery attempt failed',
         );
     },
-    delivery: new PgDelivery(db.pool),
+    delivery:
+      telemetry === undefined
+        ? new PgDelivery(db.pool)
+        : tracedDelivery(new PgDelivery(db.pool), telemetry.tracer),
     owner: `${config.node.id}-${randomBytes(4).toString('hex')}`,
     claimTtlMs: config.delivery.claimTtlMs,
     publishConcurrency: config.delivery.publishWindow,

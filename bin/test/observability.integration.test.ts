@@ -311,6 +311,11 @@ void describe('observability of an API node and a worker', () => {
         assert.equal(parentOf(p)?.name, 'queue.process', 'each publish is a child of the job');
         assert.equal(p.attributes['messaging.system'], 'mqtt');
       }
+      // The worker's database work (claims, plan, delivered versions) is in the job's trace.
+      const jobDb = named('db.transaction').filter((s) => parentOf(s)?.name === 'queue.process');
+      const calls = new Set(jobDb.map((s) => s.attributes['db.operation.name']));
+      for (const call of ['delivery.claim', 'delivery.planBatch', 'delivery.recordAndRelease'])
+        assert.ok(calls.has(call), `${call} under the job: ${[...calls].join()}`);
       const traceId = root.spanContext().traceId;
       assert.ok(
         redisCommands.some((c) => c.includes(`"traceparent":"00-${traceId}-`)),

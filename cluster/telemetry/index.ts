@@ -22,6 +22,7 @@ export {
 } from './metrics.ts';
 export { readPipelineStats } from './pipeline-stats.ts';
 export { callOutcome, grpcStatusName, RpcTelemetry, type CallSummary } from './rpc-telemetry.ts';
+export { tracedDelivery } from './traced-delivery.ts';
 export { tracedStore } from './traced-store.ts';
 export {
   contextFromTraceparent,

@@ -11,7 +11,7 @@ import {
   InstrumentedPublisher,
   PubackTimeoutError,
 } from '../../delivery/index.ts';
-import type { C2Store } from '../../storage/index.ts';
+import type { C2Store, DeliveryRepository } from '../../storage/index.ts';
 import {
   C2Metrics,
   contextFromTraceparent,
@@ -20,6 +20,7 @@ import {
   inSpan,
   RpcTelemetry,
   startTracing,
+  tracedDelivery,
   tracedStore,
 } from '../../telemetry/index.ts';
 
@@ -120,6 +121,39 @@ void describe('instrumented delivery and storage', () => {
       ],
     );
     assert.equal(spans[1]?.status.message, 'C2_CONFLICT');
+  });
+
+  void it('wraps the delivery bookkeeping of a traced job in client spans named by call', async () => {
+    exporter.reset();
+    // Private fields, as PgDelivery has: the proxy must call the methods on the real object.
+    class FakeDelivery {
+      readonly #claimed = ['c1'];
+      claim(ids: readonly string[]): Promise<string[]> {
+        return Promise.resolve(this.#claimed.filter((id) => ids.includes(id)));
+      }
+      release(): Promise<void> {
+        return Promise.reject(Object.assign(new Error('x'), { code: 'C2_UNAVAILABLE' }));
+      }
+    }
+    const inner = new FakeDelivery() as unknown as DeliveryRepository;
+    const delivery = tracedDelivery(inner, tracer);
+    assert.deepEqual(await delivery.claim(['c1', 'c2'], 'o', 1000), ['c1']);
+    assert.equal(exporter.getFinishedSpans().length, 0, 'no span without a traced operation');
+    await inSpan(tracer, 'queue.process', {}, async () => {
+      assert.deepEqual(await delivery.claim(['c1'], 'o', 1000), ['c1'], 'its own this');
+      await assert.rejects(delivery.release(['c1'], 'o'));
+    });
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(
+      spans.map((s) => [s.name, s.kind, s.attributes['db.operation.name'], s.status.code]),
+      [
+        ['db.transaction', SpanKind.CLIENT, 'delivery.claim', 0],
+        ['db.transaction', SpanKind.CLIENT, 'delivery.release', 2],
+        ['queue.process', SpanKind.INTERNAL, undefined, 0],
+      ],
+    );
+    const job = spans[2]?.spanContext().spanId;
+    assert.ok(spans.slice(0, 2).every((s) => s.parentSpanContext?.spanId === job));
   });
 });
 
