@@ -31,6 +31,7 @@ import {
   RpcTelemetry,
   requiredChecksPass,
   runReadinessChecks,
+  tracedLocks,
   tracedStore,
   type C2Metrics,
   type ReadinessCheck,
@@ -160,7 +161,7 @@ function domainDeps(
     ...(config.monitoring === undefined
       ? {}
       : { observedLagGraceSeconds: config.monitoring.lagGraceSeconds }),
-    ...(locks === undefined ? {} : { locks }),
+    ...(locks === undefined ? {} : { locks: tracedLocks(locks, telemetry.tracer) }),
     // Test only (chaos suite), accepted by loadConfig with E4C2_ALLOW_TEST_FAULTS=true alone.
     ...(config.testing === undefined ? {} : { testFaults: new Set(config.testing.faults) }),
   };

@@ -288,6 +288,10 @@ void describe('observability of an API node and a worker', () => {
       assert.equal(root.name, 'HTTP e4c2.v1.C2Admin/RotateTopicKey');
       const children = trace.filter((s) => parentOf(s) === root).map((s) => s.name);
       assert.ok(children.includes('db.transaction'), `the rotation commits: ${children.join()}`);
+      const lock = named('lock.acquire');
+      assert.equal(lock.length, 1, 'one lock acquisition');
+      assert.equal(parentOf(lock[0] as ReadableSpan), root, 'the rotation waits for its lock');
+      assert.equal(lock[0]?.attributes['e4c2.lock.resource_kind'], 'topic');
       // Usually one round; a kick that lands while a round runs (seen on a busy machine) makes
       // the relay's loop run another round in the same context (OutboxRelay #loop).
       const relay = named('outbox.relay');

@@ -23,6 +23,7 @@ export {
 export { readPipelineStats } from './pipeline-stats.ts';
 export { callOutcome, grpcStatusName, RpcTelemetry, type CallSummary } from './rpc-telemetry.ts';
 export { tracedDelivery } from './traced-delivery.ts';
+export { tracedLocks } from './traced-locks.ts';
 export { tracedStore } from './traced-store.ts';
 export {
   contextFromTraceparent,

@@ -11,6 +11,7 @@ import {
   InstrumentedPublisher,
   PubackTimeoutError,
 } from '../../delivery/index.ts';
+import { InProcessLockService } from '../../coordination/index.ts';
 import type { C2Store, DeliveryRepository } from '../../storage/index.ts';
 import {
   C2Metrics,
@@ -21,6 +22,7 @@ import {
   RpcTelemetry,
   startTracing,
   tracedDelivery,
+  tracedLocks,
   tracedStore,
 } from '../../telemetry/index.ts';
 
@@ -154,6 +156,44 @@ void describe('instrumented delivery and storage', () => {
     );
     const job = spans[2]?.spanContext().spanId;
     assert.ok(spans.slice(0, 2).every((s) => s.parentSpanContext?.spanId === job));
+  });
+});
+
+void describe('lock spans', () => {
+  void it('time the wait for a lock, name no resource, and fail when the lock is not had', async () => {
+    exporter.reset();
+    const locks = tracedLocks(new InProcessLockService({ acquireTimeoutMs: 50 }), tracer);
+    assert.equal(await locks.withLock('topic:t', 1000, () => Promise.resolve(1)), 1);
+    assert.equal(exporter.getFinishedSpans().length, 0, 'no span without a traced operation');
+    await inSpan(tracer, 'rotation', {}, async () => {
+      await locks.withLock('topic:secret/name', 1000, () =>
+        inSpan(tracer, 'db.transaction', {}, async () => {
+          // Held meanwhile: the second acquisition gives up after 50 ms.
+          await assert.rejects(
+            locks.withLock('topic:secret/name', 1000, () => Promise.resolve()),
+            { code: 'C2_UNAVAILABLE' },
+          );
+        }),
+      );
+      // The work's own error leaves the acquisition span as it was.
+      await assert.rejects(
+        locks.withLock('client:c', 1000, () => Promise.reject(new Error('work'))),
+      );
+    });
+    const spans = exporter.getFinishedSpans();
+    const root = spans.find((s) => s.name === 'rotation');
+    const acquisitions = spans.filter((s) => s.name === 'lock.acquire');
+    assert.deepEqual(
+      acquisitions.map((s) => [s.status.code, s.attributes['e4c2.lock.resource_kind']]),
+      [
+        [0, 'topic'],
+        [2, 'topic'],
+        [0, 'client'],
+      ],
+    );
+    const tx = spans.find((s) => s.name === 'db.transaction');
+    assert.equal(tx?.parentSpanContext?.spanId, root?.spanContext().spanId, 'a sibling');
+    assert.ok(!JSON.stringify(spans.map((s) => s.attributes)).includes('secret/name'));
   });
 });
 
