@@ -54,6 +54,30 @@ function baseMetric(name: string, contract: ReadonlyMap<string, string>): string
   return base !== name && contract.get(base) === 'histogram' ? base : name;
 }
 
+/** GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens. */
+function headingSlug(heading: string): string {
+  return heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .trim()
+    .replace(/\s/g, '-');
+}
+
+/**
+ * The text of the section of `file` (repository path) whose heading's anchor is `slug`, up to the
+ * next heading of the same or a higher level; undefined when no heading has that anchor.
+ */
+function docSection(file: string, slug: string): string | undefined {
+  const lines = readRepoFile(file).split('\n');
+  const start = lines.findIndex(
+    (l) => /^#+ /.test(l) && headingSlug(l.replace(/^#+ /, '')) === slug,
+  );
+  if (start < 0) return undefined;
+  const level = /^#+/.exec(lines[start] ?? '')?.[0].length ?? 1;
+  const end = lines.findIndex((l, i) => i > start && (/^#+ /.exec(l)?.[0].length ?? 99) <= level);
+  return lines.slice(start, end < 0 ? undefined : end).join('\n');
+}
+
 /** Metric names an expression reads (identifiers followed by a selector, range or space). */
 function metricsIn(expr: string): string[] {
   const withoutStrings = expr.replace(/"[^"]*"/g, '""');
@@ -148,6 +172,18 @@ void describe('ops/prometheus/alerts.yml', () => {
       for (const m of ['/healthz', '/readyz', 'grpc.health.v1.Health/Check'])
         assert.match(m, probes);
       assert.doesNotMatch('pb.C2/NewTopic', probes);
+    }
+  });
+
+  void it('names for every alert a runbook section of the docs that says what to do about it', () => {
+    for (const r of rules) {
+      const runbook = scalar(r.annotations['runbook'], `${r.alert}.annotations.runbook`);
+      const [file = '', slug = ''] = runbook.split('#');
+      assert.match(file, /^docs\/[a-z-]+\.md$/, `${r.alert}: runbook ${runbook}`);
+      const section = docSection(file, slug);
+      assert.ok(section !== undefined, `${r.alert}: no section #${slug} in ${file}`);
+      // Its full name, as an operator paged by it searches for it.
+      assert.ok(section.includes(`\`${r.alert}\``), `${r.alert} is not named in ${runbook}`);
     }
   });
 
