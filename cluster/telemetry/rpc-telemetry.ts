@@ -62,9 +62,14 @@ const GRPC_SERVER_ERRORS: ReadonlySet<string> = new Set([
   'DATA_LOSS',
 ]);
 
-/** Whether a call's status makes its server span failed (HTTP: a 5xx, as the conventions say). */
-function isServerError(transport: RpcTransport, status: string): boolean {
-  return transport === 'http' ? Number(status) >= 500 : GRPC_SERVER_ERRORS.has(status);
+/**
+ * Whether a call's status makes its server span failed (HTTP: a 5xx, as the conventions say). A
+ * probe (its label is its path, `/readyz`) answering 503 reports the node not ready, correctly:
+ * not an error, or a load balancer's probes would fill the error traces of every outage.
+ */
+function isServerError(transport: RpcTransport, method: string, status: string): boolean {
+  if (transport === 'http') return Number(status) >= 500 && !method.startsWith('/');
+  return GRPC_SERVER_ERRORS.has(status);
 }
 
 /** Reduces a transport status to the outcome of a rotation. */
@@ -136,7 +141,7 @@ export class RpcTelemetry {
         // The call's failure is an answer, not a throw: without this the span stays unset, and
         // the collector's tail sampling ("every error trace") drops most failed calls.
         const status = String(s.status);
-        if (isServerError(transport, status)) {
+        if (isServerError(transport, s.method, status)) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: status });
           span.setAttribute('error.type', status);
         }

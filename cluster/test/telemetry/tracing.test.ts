@@ -221,7 +221,7 @@ void describe('API server spans', () => {
   void it('are failed when the call failed on the server side, so error traces are kept', async () => {
     exporter.reset();
     const rpc = new RpcTelemetry(undefined, tracer);
-    const calls: Array<['grpc' | 'http', string | number]> = [
+    const calls: Array<['grpc' | 'http', string | number, string?]> = [
       ['grpc', 'INTERNAL'],
       ['grpc', 'UNAVAILABLE'],
       ['grpc', 'NOT_FOUND'],
@@ -230,9 +230,11 @@ void describe('API server spans', () => {
       ['http', 503],
       ['http', 409],
       ['http', 200],
+      // A node not ready answers its probes 503: an answer, not a failure.
+      ['http', 503, '/readyz'],
     ];
-    for (const [transport, status] of calls)
-      await rpc.serve(transport, 'call', () => Promise.resolve({ method: 'm', status }));
+    for (const [transport, status, method = 'm'] of calls)
+      await rpc.serve(transport, 'call', () => Promise.resolve({ method, status }));
     const spans = exporter.getFinishedSpans();
     assert.deepEqual(
       spans.map((s) => [s.status.code, s.status.message, s.attributes['error.type']]),
@@ -243,6 +245,7 @@ void describe('API server spans', () => {
         [0, undefined, undefined],
         [2, '500', '500'],
         [2, '503', '503'],
+        [0, undefined, undefined],
         [0, undefined, undefined],
         [0, undefined, undefined],
       ],
