@@ -35,7 +35,7 @@ process.once('SIGINT', () => {
   interrupt.abort();
 });
 
-process.exitCode = await runCli({
+const exitCode = await runCli({
   argv: process.argv.slice(2),
   env: process.env,
   stdout: process.stdout,
@@ -47,3 +47,19 @@ process.exitCode = await runCli({
   newRequestId: () => randomUUID(),
   signal: interrupt.signal,
 });
+
+/** Resolves once everything written to `stream` so far has been handed to the system. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    stream.write('', () => {
+      resolve();
+    });
+  });
+}
+
+// End now rather than when the event loop drains: grpc-js cannot cancel a TLS handshake that the
+// server never answers (a port that accepts and stays silent), and its socket would keep the
+// process alive for ever after the deadline or a Ctrl-C was reported.
+process.exitCode = exitCode;
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(exitCode);
