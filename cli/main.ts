@@ -19,6 +19,12 @@ function packageVersion(): string {
   }
 }
 
+// `npm run cli` runs us in the repository's root, wherever it was typed; the user's relative
+// paths (`--key dev-1.key`, E4C2_CERT=data/tls/cert.pem) mean the directory npm was run from,
+// which npm passes as INIT_CWD. Only for our own script: an outer npm's INIT_CWD is not ours.
+const npmCwd = process.env['npm_lifecycle_event'] === 'cli' ? process.env['INIT_CWD'] : undefined;
+if (npmCwd !== undefined && npmCwd !== '') process.chdir(npmCwd);
+
 // grpc-js passes an IP endpoint (127.0.0.1:5555) to TLS as the server name, which Node answers
 // with a DEP0123 warning on every run; the host-name check itself is right. Not for operators' eyes.
 process.noDeprecation = true;
