@@ -240,7 +240,8 @@ export async function resetClient(
  * new public key; without, the C2 generates the pair only if explicitly allowed. Peers holding
  * the client's public key get the new one, as do the clients linked to it.
  * @returns the new key version
- * @throws C2Error `C2_NOT_FOUND`, `C2_VALIDATION`, `C2_FAILED_PRECONDITION`, `C2_CONFLICT`
+ * @throws C2Error `C2_NOT_FOUND`, `C2_VALIDATION`, `C2_FAILED_PRECONDITION`, `C2_CONFLICT`;
+ *   `C2_CRYPTO_MODE` for a public key in symmetric-key mode
  */
 export async function rotateClientKey(
   deps: DomainDeps,
@@ -252,9 +253,12 @@ export async function rotateClientKey(
   let identity: IdentityKey | undefined;
   if (publicKey !== undefined) {
     if (deps.mode !== 'pubkey') {
-      throw new C2Error('C2_VALIDATION', 'publicKey applies to public-key mode only', {
-        details: { field: 'publicKey' },
-      });
+      // A mode error, as every other public-key-only request gets (requireMode).
+      throw new C2Error(
+        'C2_CRYPTO_MODE',
+        'a rotation to a device-generated public key is only available in public-key mode',
+        { details: { field: 'publicKey', mode: deps.mode } },
+      );
     }
     identity = givenIdentity('pubkey', checkClientKey('pubkey', publicKey, 'publicKey'));
   }

@@ -323,6 +323,15 @@ void describe('C2 delivery, symmetric-key mode', () => {
       'key re-sent',
     );
   });
+
+  void it('a rotation to a device-generated public key is a mode error in symmetric-key mode', async () => {
+    const name = unique('sk-pub');
+    await h.service.newClient(ctx, name, randomSymKey());
+    await assert.rejects(h.service.rotateClientKey(ctx, name, new Uint8Array(32).fill(7)), {
+      code: 'C2_CRYPTO_MODE',
+    });
+    assert.equal((await h.service.getClient(name)).keyVersion, 1, 'nothing rotated');
+  });
 });
 
 void describe('C2 delivery survives a crash between commit and delivery', () => {
