@@ -488,6 +488,7 @@ void describe('bad input, symmetric-key mode', () => {
       body: { publicKey: b64(32) },
       status: 400,
       field: 'publicKey',
+      code: 'C2_CRYPTO_MODE',
     },
     {
       method: 'POST',
@@ -856,7 +857,9 @@ void describe('bad input, symmetric-key mode', () => {
       service: 'e4c2.v1.C2Admin',
       rpc: 'RotateClientKey',
       request: { name: 'alice', public_key: randomBytes(32) },
-      grpc: INVALID_ARGUMENT,
+      // A public key in symmetric-key mode: a mode error, as every public-key-only request.
+      grpc: FAILED_PRECONDITION,
+      code: 'C2_CRYPTO_MODE',
     },
     {
       service: 'e4c2.v1.C2Admin',
