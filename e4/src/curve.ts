@@ -92,7 +92,11 @@ export function ed25519KeyFromKeyObject(key: KeyObject): Uint8Array {
   }
   // PKCS#8 of an Ed25519 key is a fixed 16-byte prefix and the 32-byte seed (RFC 8410).
   const der = key.export({ format: 'der', type: 'pkcs8' });
-  return ed25519KeyFromSeed(new Uint8Array(der.subarray(ED25519_PKCS8.length)));
+  try {
+    return ed25519KeyFromSeed(der.subarray(ED25519_PKCS8.length));
+  } finally {
+    der.fill(0); // it holds the seed: not left for the garbage collector to find
+  }
 }
 
 /**
@@ -119,7 +123,6 @@ export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
  * @throws E4Error `InvalidKey`
  */
 export function ed25519SigningKey(privateKey: Uint8Array): KeyObject {
-  requireBytes(privateKey, 'Ed25519 private key');
   validateEd25519PrivKey(privateKey);
   const keyObject = ed25519PrivateKeyObject(privateKey.subarray(0, 32));
   if (!bytesEqual(rawPublicKey(keyObject), privateKey.subarray(32))) {

@@ -276,6 +276,27 @@ void describe("a device's own Ed25519 key pair", () => {
     assert.ok(nodeVerify(null, message, pair.publicKey, ours));
   });
 
+  void it('ed25519KeyFromKeyObject wipes the PKCS#8 export that held the seed', () => {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const exported: Buffer[] = [];
+    const realExport = privateKey.export.bind(privateKey);
+    privateKey.export = ((options: Parameters<typeof realExport>[0]) => {
+      const der = realExport(options);
+      if (Buffer.isBuffer(der)) exported.push(der);
+      return der;
+    }) as typeof privateKey.export;
+    const goKey = ed25519KeyFromKeyObject(privateKey);
+    assert.equal(exported.length, 1);
+    assert.ok(
+      exported[0]?.every((b) => b === 0),
+      'the export is zeroed',
+    );
+    assert.ok(
+      goKey.subarray(0, 32).some((b) => b !== 0),
+      'the key itself is intact',
+    );
+  });
+
   void it('ed25519KeyFromKeyObject refuses other keys and other values', () => {
     throwsE4(() => ed25519KeyFromKeyObject(generateKeyPairSync('ed25519').publicKey), 'InvalidKey');
     throwsE4(() => ed25519KeyFromKeyObject(generateKeyPairSync('x25519').privateKey), 'InvalidKey');
