@@ -123,17 +123,24 @@ interface Planned {
   readonly delivery: Omit<TopicDelivery, 'commandId'>;
 }
 
-/** The `describe` of an attempt: built only when an observer reads it. */
+/**
+ * A batched send, as observers see it. Its number continues the device's stored streak (a send
+ * after a PUBACK timeout whose retry was deferred is a retransmission, and counted as one); the
+ * `describe` is built only when an observer reads it.
+ */
 class AttemptEvent implements DeliveryAttempt {
-  readonly attempt = 1;
+  readonly clientId: string;
+  readonly attempt: number;
   readonly error?: string;
   constructor(
-    readonly clientId: string,
+    device: DeviceBatchRow,
     readonly kind: string,
     readonly outcome: 'acked' | 'failed',
     private readonly delivery: Omit<TopicDelivery, 'commandId'>,
     error?: string,
   ) {
+    this.clientId = device.clientId;
+    this.attempt = device.priorAttempts + 1;
     if (error !== undefined) this.error = error;
   }
 
@@ -336,7 +343,7 @@ export async function syncBatch(
             const sentId = commandId(wire);
             // The control topic from the hex id the plan read (no bytes to hex per command).
             await deps.publisher.publish(CONTROL_TOPIC_PREFIX + p.device.e4IdHex, wire);
-            deps.onAttempt?.(new AttemptEvent(p.device.clientId, kind, 'acked', p.delivery));
+            deps.onAttempt?.(new AttemptEvent(p.device, kind, 'acked', p.delivery));
             acked.push({
               clientId: p.delivery.clientId,
               topicHash: p.delivery.topicHash,
@@ -353,9 +360,7 @@ export async function syncBatch(
               deferred.set(p.device.clientId, `${kind}: ${error}`); // no attempt: not observed
               return;
             }
-            deps.onAttempt?.(
-              new AttemptEvent(p.device.clientId, kind, 'failed', p.delivery, error),
-            );
+            deps.onAttempt?.(new AttemptEvent(p.device, kind, 'failed', p.delivery, error));
             // Retries with backoff, the cap and failure reporting live in the per-device path.
             slow.push(p.device.clientId);
             failedOnce.add(p.device.clientId);

@@ -26,6 +26,12 @@ export interface DeviceBatchRow {
    * null). A delivery of the only one leaves the device with nothing to send, as the plan saw it.
    */
   readonly pendingTopics: number;
+  /**
+   * Attempts already made in the device's current streak (a PUBACK timeout whose retry was
+   * deferred while the broker link was down), 0 when none: the batched send is attempt
+   * `priorAttempts + 1`, as the per-device path would number it.
+   */
+  readonly priorAttempts: number;
   /** The next pending topic membership, if any. */
   readonly topic: {
     readonly topicHash: Uint8Array;
@@ -236,6 +242,7 @@ function deliveryParams(deliveries: readonly TopicDelivery[]): unknown[] {
 function planSelect(from: string): string {
   return `SELECT c.id, encode(c.e4_id, 'hex') AS e4_id_hex, c.status, c.key_version,
          c.delivered_key_version, c.c2_key_version, c.delivery_epoch,
+         CASE WHEN c.sync_state = 'pending' THEN c.sync_attempts ELSE 0 END AS prior_attempts,
          (c.status <> 'active'
            OR c.delivered_key_version < c.key_version
            OR (c.c2_key_version IS NOT NULL AND c.c2_key_version < (SELECT max(version) FROM c2_keys))
@@ -300,6 +307,7 @@ function toBatchRows(found: readonly Row[]): DeviceBatchRow[] {
               publicKey: bytesOrNull(r, 'identity_public_key'),
             },
       pendingTopics: hash === null ? 0 : int(r, 'pending'),
+      priorAttempts: int(r, 'prior_attempts'),
       topic:
         hash === null
           ? null

@@ -264,6 +264,41 @@ void describe('batched delivery', () => {
     assert.ok(mayHaveArrived <= 2, `${mayHaveArrived} attempts that may have reached it (cap 2)`);
   });
 
+  void it('numbers a batched send after a deferred retry as a retransmission, not a first attempt', async () => {
+    // A PUBACK timeout (attempt 1), then the retry finds the link down (deferred, the count kept),
+    // then the next batch sends again: that is attempt 2, which the metrics count as a
+    // retransmission. It was reported as attempt 1 whatever the stored streak.
+    const { ids } = await fleet(1);
+    const [id] = ids;
+    assert.ok(id !== undefined);
+    let calls = 0;
+    const publisher: CommandPublisher = {
+      publish: () => {
+        calls++;
+        if (calls === 1) return Promise.reject(new Error('no PUBACK within 10 ms'));
+        if (calls === 2)
+          return Promise.reject(
+            new BrokerUnavailableError('MQTT broker not connected', { notSent: true }),
+          );
+        return Promise.resolve();
+      },
+    };
+    const observed: string[] = [];
+    const observing: BatchSyncDeps = {
+      ...deps(publisher, 'node-a', 3),
+      onAttempt: (a) => observed.push(`${a.attempt} ${a.outcome}`),
+    };
+    const first = await syncBatch(observing, ids);
+    assert.equal(first.perDevice.get(id), 'deferred');
+    const second = await syncBatch(observing, ids);
+    assert.equal(second.delivered, 1);
+    assert.deepEqual(observed, ['1 failed', '2 acked']);
+    const row = await h.store.read.clients.byId(id);
+    assert.ok(row);
+    const { delivery } = await h.service.getClient(row.name);
+    assert.deepEqual([delivery.state, delivery.attempts], ['idle', 0], 'the streak ended');
+  });
+
   void it('an engine whose broker connection is down leaves the outbox alone', async () => {
     const { topic } = await fleet(2);
     await h.schema.pool.query('DELETE FROM outbox');
