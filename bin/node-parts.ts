@@ -71,7 +71,7 @@ export function nodeTelemetry(
   const version = buildVersion(fileURLToPath(new URL('..', import.meta.url)));
   const tracing = startTracing({
     exporter: config.telemetry.tracesExporter,
-    endpoint: config.telemetry.otlpEndpoint,
+    tracesUrl: config.telemetry.otlpTracesUrl,
     serviceName: config.telemetry.serviceName,
     sampleRatio: config.telemetry.traceSampleRatio,
     nodeId: config.node.id,

@@ -209,12 +209,20 @@ export interface LimitsConfig {
   readonly maxMessageBytes: number;
 }
 
+/** The only OTLP encoding the node sends: OTLP/HTTP with JSON bodies. */
+export type OtlpProtocol = 'http/json';
+
 /** OpenTelemetry tracing (metrics are always served on `api.metrics`). */
 export interface TelemetryConfig {
-  /** `otlp` sends spans over OTLP/HTTP to `otlpEndpoint`; `none` records nothing. */
+  /** `otlp` sends spans over OTLP/HTTP to `otlpTracesUrl`; `none` records nothing. */
   readonly tracesExporter: 'none' | 'otlp';
-  /** OTLP/HTTP base URL (the collector or Jaeger, port 4318); `/v1/traces` is appended. */
-  readonly otlpEndpoint: string;
+  /**
+   * Where spans are POSTed: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+   * `OTEL_EXPORTER_OTLP_ENDPOINT` with `v1/traces` appended to its path (the OpenTelemetry rules).
+   */
+  readonly otlpTracesUrl: string;
+  /** `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`; others refused. */
+  readonly otlpProtocol: OtlpProtocol;
   /** `service.name` of the spans. */
   readonly serviceName: string;
   /** Share of new traces recorded, 0..1 (a trace continued from a parent follows the parent). */

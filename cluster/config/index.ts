@@ -19,6 +19,7 @@ export type {
   MqttConfig,
   NodeConfig,
   NodeRole,
+  OtlpProtocol,
   RedisConfig,
   TelemetryConfig,
   TlsConfig,

@@ -21,6 +21,7 @@ import type {
   TelemetryConfig,
   NodeRole,
   MqttConfig,
+  OtlpProtocol,
   NodeConfig,
   RedisConfig,
   TestFault,
@@ -590,28 +591,51 @@ const parseRatio: Parser<number> = (raw) => {
   return { ok: false, reason: 'must be from 0 to 1' };
 };
 
+/** The one OTLP protocol the node's exporter speaks (`@opentelemetry/exporter-trace-otlp-http`). */
+const parseOtlpProtocol: Parser<OtlpProtocol> = (raw) =>
+  raw === 'http/json'
+    ? { ok: true, value: raw }
+    : {
+        ok: false,
+        reason:
+          'the node sends OTLP over HTTP with JSON bodies only: set http/json or leave it unset (an OpenTelemetry Collector or Jaeger accepts it on the same port 4318)',
+      };
+
+/**
+ * Where an OTLP/HTTP exporter sends spans given the base endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`):
+ * `v1/traces` relative to its path, as the OpenTelemetry specification says.
+ */
+function tracesUrlOf(base: URL): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/traces`;
+  return url.toString();
+}
+
 function readTelemetry(r: SettingReader): TelemetryConfig {
   // Never quoted back nor printed with a secret: credentials and query strings are refused
   // (an api_key in the query was accepted and printed in the start-up log).
-  const otlpUrl = r.optional(
-    S.otlpEndpoint,
-    parseUrl({
-      schemes: ['http', 'https'],
-      allowCredentials: false,
-      credentialsHint: 'a collector that needs them takes them in OTEL_EXPORTER_OTLP_HEADERS',
-      allowQuery: false,
-    }),
-  );
-  const otlpEndpoint = otlpUrl?.toString();
+  const parseEndpoint = parseUrl({
+    schemes: ['http', 'https'],
+    allowCredentials: false,
+    credentialsHint: 'a collector that needs them takes them in OTEL_EXPORTER_OTLP_HEADERS',
+    allowQuery: false,
+  });
+  const base = r.optional(S.otlpEndpoint, parseEndpoint);
+  // The signal-specific endpoint is the whole URL, used as given, and wins over the base one.
+  const traces = r.optional(S.otlpTracesEndpoint, parseEndpoint);
+  const generalProtocol = r.optional(S.otlpProtocol, parseOtlpProtocol);
+  const tracesProtocol = r.optional(S.otlpTracesProtocol, parseOtlpProtocol);
+  const endpointSet = base !== undefined || traces !== undefined;
   return {
     // The OpenTelemetry default is otlp; without an endpoint we record nothing rather than send
     // spans to a collector nobody runs on localhost.
     tracesExporter: r.withDefault(
       S.tracesExporter,
       parseEnum(['none', 'otlp'] as const),
-      otlpEndpoint === undefined ? 'none' : 'otlp',
+      endpointSet ? 'otlp' : 'none',
     ),
-    otlpEndpoint: otlpEndpoint ?? 'http://localhost:4318',
+    otlpTracesUrl: traces?.toString() ?? tracesUrlOf(base ?? new URL('http://localhost:4318')),
+    otlpProtocol: tracesProtocol ?? generalProtocol ?? 'http/json',
     serviceName: r.withDefault(S.serviceName, parseString, 'e4c2'),
     traceSampleRatio: r.withDefault(S.traceSampleRatio, parseRatio, 1),
   };

@@ -94,6 +94,15 @@ export const SETTINGS = {
 
   tracesExporter: { env: 'OTEL_TRACES_EXPORTER', file: 'telemetry.tracesExporter' },
   otlpEndpoint: { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', file: 'telemetry.otlpEndpoint' },
+  otlpTracesEndpoint: {
+    env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    file: 'telemetry.otlpTracesEndpoint',
+  },
+  otlpProtocol: { env: 'OTEL_EXPORTER_OTLP_PROTOCOL', file: 'telemetry.otlpProtocol' },
+  otlpTracesProtocol: {
+    env: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+    file: 'telemetry.otlpTracesProtocol',
+  },
   serviceName: { env: 'OTEL_SERVICE_NAME', file: 'telemetry.serviceName' },
   traceSampleRatio: { env: 'E4C2_TRACE_SAMPLE_RATIO', file: 'telemetry.traceSampleRatio' },
 

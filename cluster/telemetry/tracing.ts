@@ -1,7 +1,7 @@
 /**
  * OpenTelemetry tracing of a process: the SDK and its exporter are chosen by configuration
- * (`exporter` none or otlp, endpoint, service name, sample ratio), and the tracer is handed to the
- * components that create spans (never fetched from a global by them).
+ * (`exporter` none or otlp, traces URL, service name, sample ratio), and the tracer is handed to
+ * the components that create spans (never fetched from a global by them).
  *
  * One rotation is one trace: the API call, its transaction, the outbox relay round, the queue job
  * and every MQTT publish. The trace context crosses the queue as a W3C `traceparent` string in the
@@ -37,8 +37,8 @@ export const TRACER_NAME = 'e4c2';
 export interface TracingOptions {
   /** `none`: spans are not recorded (unless `spanProcessors` are given, as tests do). */
   readonly exporter: 'none' | 'otlp';
-  /** OTLP/HTTP base URL (`/v1/traces` is appended), e.g. `http://jaeger:4318`. */
-  readonly endpoint?: string;
+  /** The OTLP/HTTP URL spans are POSTed to, whole (`http://jaeger:4318/v1/traces`). */
+  readonly tracesUrl?: string;
   readonly serviceName: string;
   /** Share of new traces recorded, 0..1; a trace started elsewhere follows its parent's choice. */
   readonly sampleRatio: number;
@@ -62,8 +62,8 @@ export interface Tracing {
 export function startTracing(options: TracingOptions): Tracing {
   const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   if (options.exporter === 'otlp') {
-    const base = (options.endpoint ?? 'http://localhost:4318').replace(/\/+$/, '');
-    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` })));
+    const url = options.tracesUrl ?? 'http://localhost:4318/v1/traces';
+    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
   }
   const recording = processors.length > 0;
   const provider = new NodeTracerProvider({

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { C2Error } from '../../errors.ts';
-import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
+import { ConfigError, loadConfig, type Config, type TelemetryConfig } from '../../config/index.ts';
 import { OBSERVED_LAG_GRACE_SECONDS } from '../../domain/queries.ts';
 import { REDIS_WATCHDOG_DEFAULTS } from '../../coordination/index.ts';
 
@@ -191,6 +191,57 @@ void describe('loadConfig values', () => {
       assert.equal(loadConfig({ E4C2_TRACE_SAMPLE_RATIO: raw }).telemetry.traceSampleRatio, ratio);
     for (const raw of ['1.5', '-0.1', '.', 'half', '5e-1'])
       assert.throws(() => loadConfig({ E4C2_TRACE_SAMPLE_RATIO: raw }), /must be from 0 to 1/, raw);
+  });
+
+  void it('sends spans where the OTLP variables say, the signal-specific endpoint first', () => {
+    const telemetry = (env: Record<string, string>): TelemetryConfig => loadConfig(env).telemetry;
+    // The base endpoint gets v1/traces appended to its path; the traces endpoint is used as given.
+    for (const [env, url] of [
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, 'http://collector:4318/v1/traces'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://gw:8080/otlp/' }, 'http://gw:8080/otlp/v1/traces'],
+      [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://c:4318/in' }, 'https://c:4318/in'],
+      [
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:4318/custom/path',
+        },
+        'http://traces:4318/custom/path',
+      ],
+    ] as const) {
+      assert.equal(telemetry(env).otlpTracesUrl, url, JSON.stringify(env));
+      assert.equal(telemetry(env).tracesExporter, 'otlp', 'an endpoint turns the exporter on');
+    }
+    const none = telemetry({});
+    assert.equal(none.tracesExporter, 'none');
+    assert.equal(none.otlpTracesUrl, 'http://localhost:4318/v1/traces');
+    assert.equal(none.otlpProtocol, 'http/json');
+  });
+
+  void it('takes OTEL_EXPORTER_OTLP_PROTOCOL http/json and refuses what it cannot send', () => {
+    assert.equal(
+      loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).telemetry.otlpProtocol,
+      'http/json',
+    );
+    for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
+      for (const bad of ['http/protobuf', 'grpc', 'json']) {
+        const err = problemsOf({ [name]: bad });
+        assert.equal(err.problems.length, 1, err.message);
+        assert.match(
+          err.problems[0] ?? '',
+          new RegExp(
+            `^${name}: the node sends OTLP over HTTP with JSON bodies only: set http/json`,
+          ),
+        );
+      }
+    }
+    // The signal-specific one is read, and checked, even when the general one is fine.
+    assert.equal(
+      problemsOf({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+      }).problems.length,
+      1,
+    );
   });
 
   void it('accepts only decimal integers in range', () => {

@@ -94,34 +94,36 @@ void describe('secrets in the configuration', () => {
     assert.equal((described.kek as Record<string, unknown>).pin, '[redacted]');
   });
 
-  void it('keeps a secret of the OTLP endpoint out of errors and out of the configuration', () => {
-    const problem = (endpoint: string): string => {
+  void it('keeps a secret of the OTLP endpoints out of errors and out of the configuration', () => {
+    const problem = (name: string, endpoint: string): string => {
       try {
-        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+        loadConfig({ [name]: endpoint });
       } catch (err) {
         return (err as Error).message;
       }
-      return assert.fail(`${endpoint} was accepted`);
+      return assert.fail(`${name}=${endpoint} was accepted`);
     };
     // Credentials were quoted back in the error; a key in the query was accepted and printed in
-    // the start-up log.
-    for (const endpoint of [
-      `https://apikey:${PASSWORD}@collector.example:4318 `,
-      `https://apikey:${PASSWORD}@collector.example:4318`,
-      `https://collector.example:4318/?api_key=${PASSWORD}`,
-      `https://collector.example:4318/#${PASSWORD}`,
-    ]) {
-      const message = problem(endpoint);
-      assert.ok(!message.includes(PASSWORD), message);
-      assert.match(message, /OTEL_EXPORTER_OTLP_ENDPOINT/);
+    // the start-up log. The signal-specific endpoint follows the same rules.
+    for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
+      for (const endpoint of [
+        `https://apikey:${PASSWORD}@collector.example:4318 `,
+        `https://apikey:${PASSWORD}@collector.example:4318`,
+        `https://collector.example:4318/?api_key=${PASSWORD}`,
+        `https://collector.example:4318/#${PASSWORD}`,
+      ]) {
+        const message = problem(name, endpoint);
+        assert.ok(!message.includes(PASSWORD), message);
+        assert.ok(message.includes(name), message);
+      }
+      assert.match(
+        problem(name, `https://apikey:${PASSWORD}@collector.example:4318`),
+        /OTEL_EXPORTER_OTLP_HEADERS/,
+      );
     }
-    assert.match(
-      problem(`https://apikey:${PASSWORD}@collector.example:4318`),
-      /OTEL_EXPORTER_OTLP_HEADERS/,
-    );
     const config = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' });
     assert.equal(config.telemetry.tracesExporter, 'otlp');
-    assert.match(config.telemetry.otlpEndpoint, /^http:\/\/jaeger:4318\/?$/);
+    assert.equal(config.telemetry.otlpTracesUrl, 'http://jaeger:4318/v1/traces');
   });
 
   void it('names the Vault credential settings when the Vault address carries credentials', () => {

@@ -24,11 +24,23 @@ export const PENDING_ENV_NAMES: readonly string[] = [];
 export const PENDING_FILE_KEYS: readonly string[] = [];
 
 /**
+ * OpenTelemetry variables the node leaves to the SDK, that are not settings: the resource
+ * detector reads `OTEL_RESOURCE_ATTRIBUTES`, the OTLP exporter its headers (a collector's token).
+ * Any other `OTEL_*` name is a setting or is read by nothing: `OTEL_EXPORTER_OTLP_PROTOCOL` sat
+ * in the compose file, read by nothing, while every `OTEL_*` name passed here.
+ */
+export const SDK_ENV_NAMES: ReadonlySet<string> = new Set([
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_EXPORTER_OTLP_HEADERS',
+  'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+]);
+
+/**
  * Standard variables a C2 process may get besides its settings: the OpenTelemetry SDK's own
- * (`OTEL_*`) and Node.js's.
+ * ({@link SDK_ENV_NAMES}) and Node.js's.
  */
 export function isStandardEnvName(name: string): boolean {
-  return name.startsWith('OTEL_') || name === 'NODE_OPTIONS' || name === 'NODE_ENV';
+  return SDK_ENV_NAMES.has(name) || name === 'NODE_OPTIONS' || name === 'NODE_ENV';
 }
 
 const SPECS: readonly SettingSpec[] = Object.values(SETTINGS);
