@@ -51,6 +51,9 @@ void describe('OTLP export of a node', () => {
     const request = sink.requests.find((r) => r.path === '/gateway/v1/traces');
     assert.equal(request?.method, 'POST');
     assert.equal(request.contentType, 'application/json', 'OTLP/HTTP JSON (http/json)');
+    // A cluster process is named after its role, and told apart by its node id.
+    assert.equal(arrival.resource['service.name'], 'e4c2-api');
+    assert.equal(arrival.resource['service.instance.id'], 'api-7');
   });
 
   void it('sends to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, over the base one', async () => {

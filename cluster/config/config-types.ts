@@ -223,8 +223,11 @@ export interface TelemetryConfig {
   readonly otlpTracesUrl: string;
   /** `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`; others refused. */
   readonly otlpProtocol: OtlpProtocol;
-  /** `service.name` of the spans. */
-  readonly serviceName: string;
+  /**
+   * `service.name` of the spans when set; unset, the one of `OTEL_RESOURCE_ATTRIBUTES`, else one
+   * after the node's role (telemetry's `defaultServiceName`).
+   */
+  readonly serviceName: string | undefined;
   /** Share of new traces recorded, 0..1 (a trace continued from a parent follows the parent). */
   readonly traceSampleRatio: number;
 }

@@ -636,7 +636,7 @@ function readTelemetry(r: SettingReader): TelemetryConfig {
     ),
     otlpTracesUrl: traces?.toString() ?? tracesUrlOf(base ?? new URL('http://localhost:4318')),
     otlpProtocol: tracesProtocol ?? generalProtocol ?? 'http/json',
-    serviceName: r.withDefault(S.serviceName, parseString, 'e4c2'),
+    serviceName: r.optional(S.serviceName, parseString),
     traceSampleRatio: r.withDefault(S.traceSampleRatio, parseRatio, 1),
   };
 }

@@ -28,6 +28,7 @@ export { tracedStore } from './traced-store.ts';
 export {
   contextFromTraceparent,
   currentTraceparent,
+  defaultServiceName,
   failSpan,
   inSpan,
   logTraceFields,

@@ -39,7 +39,11 @@ export interface TracingOptions {
   readonly exporter: 'none' | 'otlp';
   /** The OTLP/HTTP URL spans are POSTed to, whole (`http://jaeger:4318/v1/traces`). */
   readonly tracesUrl?: string;
-  readonly serviceName: string;
+  /**
+   * `service.name`; when undefined, the one `OTEL_RESOURCE_ATTRIBUTES` names, else
+   * {@link defaultServiceName} of the role.
+   */
+  readonly serviceName?: string | undefined;
   /** Share of new traces recorded, 0..1; a trace started elsewhere follows its parent's choice. */
   readonly sampleRatio: number;
   readonly nodeId: string;
@@ -47,6 +51,15 @@ export interface TracingOptions {
   readonly version: string;
   /** Extra processors (tests: an in-memory exporter). */
   readonly spanProcessors?: readonly SpanProcessor[];
+}
+
+/**
+ * The `service.name` of a node nobody named: `e4c2` for a single node (role `all`), `e4c2-api` and
+ * `e4c2-worker` for the processes of a cluster (their traces differ in shape, and a collector's
+ * per-service views should not mix them). Nodes are told apart by `service.instance.id`.
+ */
+export function defaultServiceName(role: string): string {
+  return role === 'all' ? 'e4c2' : `e4c2-${role}`;
 }
 
 /** A process's tracing: the tracer to inject, and its shutdown (flushes pending spans). */
@@ -66,12 +79,19 @@ export function startTracing(options: TracingOptions): Tracing {
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
   }
   const recording = processors.length > 0;
+  // OTEL_RESOURCE_ATTRIBUTES (the standard variable: a site, a region, a cluster name) first;
+  // what the node knows of itself wins over it (programmatic attributes win, as the
+  // specification says), except the service name: one given there is the operator's choice, and
+  // only OTEL_SERVICE_NAME (options.serviceName) comes before it.
+  const fromEnvironment = detectResources({ detectors: [envDetector] });
+  const namedThere = fromEnvironment.attributes['service.name'];
+  const serviceName =
+    options.serviceName ??
+    (typeof namedThere === 'string' ? namedThere : defaultServiceName(options.role));
   const provider = new NodeTracerProvider({
-    // OTEL_RESOURCE_ATTRIBUTES (the standard variable: a site, a region, a cluster name) first;
-    // what the node knows of itself wins over it.
-    resource: detectResources({ detectors: [envDetector] }).merge(
+    resource: fromEnvironment.merge(
       resourceFromAttributes({
-        'service.name': options.serviceName,
+        'service.name': serviceName,
         'service.instance.id': options.nodeId,
         'service.version': options.version,
         'e4c2.role': options.role,

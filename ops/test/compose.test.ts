@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { loadConfig, type Config } from '../../cluster/config/index.ts';
+import { defaultServiceName } from '../../cluster/telemetry/index.ts';
 import {
   DEFAULT_PORTS,
   FILE_KEYS,
@@ -232,6 +233,48 @@ void describe('docker-compose.ha.yml: C2 settings', () => {
       assert.deepEqual(config.api.http, { host: '0.0.0.0', port: DEFAULT_PORTS.http }, s.name);
       assert.equal(config.tls.kind, 'files', `${s.name}: API nodes serve TLS`);
     }
+  });
+
+  void it('sends every C2 process spans to the collector, named by role and node', () => {
+    const collectorFile = 'ops/otel/collector.yaml';
+    const collector = record(parseYaml(readRepoFile(collectorFile), collectorFile), collectorFile);
+    const http = record(
+      record(
+        record(record(collector['receivers'], 'receivers')['otlp'], 'otlp')['protocols'],
+        'protocols',
+      )['http'],
+      'otlp http',
+    );
+    const port = /:(\d+)$/.exec(scalar(http['endpoint'], 'otlp http endpoint'))?.[1];
+    assert.ok(port !== undefined, `${collectorFile}: no OTLP/HTTP port`);
+    service('otel-collector');
+    const names = new Map<string, Set<string>>();
+    for (const s of c2) {
+      const telemetry = configOf(s).telemetry;
+      assert.equal(telemetry.tracesExporter, 'otlp', `${s.name}: spans exported`);
+      assert.equal(
+        telemetry.otlpTracesUrl,
+        `http://otel-collector:${port}/v1/traces`,
+        `${s.name}: where the collector takes OTLP/HTTP`,
+      );
+      // The resource variable adds the site; the node id (service.instance.id) is E4C2_NODE_ID's,
+      // which wins over the variable: setting it there too could only disagree.
+      const attributes = new Map(
+        (s.environment['OTEL_RESOURCE_ATTRIBUTES'] ?? '').split(',').map((pair) => {
+          const [key = '', value = ''] = pair.split('=');
+          return [key.trim(), value.trim()] as const;
+        }),
+      );
+      assert.equal(attributes.get('e4c2.site'), site(s), `${s.name}: e4c2.site of its spans`);
+      assert.ok(!attributes.has('service.instance.id'), `${s.name}: the node id is E4C2_NODE_ID`);
+      const name = telemetry.serviceName ?? defaultServiceName(role(s));
+      names.set(role(s), (names.get(role(s)) ?? new Set()).add(name));
+    }
+    assert.deepEqual(
+      [...names.entries()].map(([r, n]) => [r, [...n]]),
+      [...names.keys()].map((r) => [r, [defaultServiceName(r)]]),
+      'one service.name per role, as docs/observability.md names them',
+    );
   });
 
   void it('puts no secret in an environment value, anywhere', () => {

@@ -215,6 +215,8 @@ void describe('loadConfig values', () => {
     assert.equal(none.tracesExporter, 'none');
     assert.equal(none.otlpTracesUrl, 'http://localhost:4318/v1/traces');
     assert.equal(none.otlpProtocol, 'http/json');
+    assert.equal(none.serviceName, undefined, 'unset: the tracer picks it (role, resource)');
+    assert.equal(telemetry({ OTEL_SERVICE_NAME: 'c2-eu' }).serviceName, 'c2-eu');
   });
 
   void it('takes OTEL_EXPORTER_OTLP_PROTOCOL http/json and refuses what it cannot send', () => {

@@ -18,6 +18,7 @@ import {
   contextFromTraceparent,
   createLogger,
   currentTraceparent,
+  defaultServiceName,
   inSpan,
   RpcTelemetry,
   startTracing,
@@ -304,31 +305,59 @@ void describe('logger', () => {
   });
 });
 
+/** The resource of a span of a tracer set up with `options`, under `OTEL_RESOURCE_ATTRIBUTES`. */
+function resourceOf(
+  options: { serviceName?: string; role: string },
+  resourceAttributes: string | undefined,
+): Record<string, unknown> {
+  const saved = process.env['OTEL_RESOURCE_ATTRIBUTES'];
+  if (resourceAttributes === undefined) delete process.env['OTEL_RESOURCE_ATTRIBUTES'];
+  else process.env['OTEL_RESOURCE_ATTRIBUTES'] = resourceAttributes;
+  const spans = new InMemorySpanExporter();
+  try {
+    const tracing = startTracing({
+      exporter: 'none',
+      ...options,
+      sampleRatio: 1,
+      nodeId: 'n2',
+      version: '0',
+      spanProcessors: [new SimpleSpanProcessor(spans)],
+    });
+    tracing.tracer.startSpan('probe').end();
+    const [span] = spans.getFinishedSpans();
+    assert.ok(span !== undefined);
+    return { ...span.resource.attributes };
+  } finally {
+    if (saved === undefined) delete process.env['OTEL_RESOURCE_ATTRIBUTES'];
+    else process.env['OTEL_RESOURCE_ATTRIBUTES'] = saved;
+  }
+}
+
 void describe('the resource of spans', () => {
   void it('adds OTEL_RESOURCE_ATTRIBUTES, and the node own attributes win over them', () => {
-    const saved = process.env['OTEL_RESOURCE_ATTRIBUTES'];
-    process.env['OTEL_RESOURCE_ATTRIBUTES'] = 'e4c2.site=a,service.instance.id=from-env';
-    const spans = new InMemorySpanExporter();
-    try {
-      const tracing = startTracing({
-        exporter: 'none',
-        serviceName: 'test',
-        sampleRatio: 1,
-        nodeId: 'n2',
-        role: 'api',
-        version: '0',
-        spanProcessors: [new SimpleSpanProcessor(spans)],
-      });
-      tracing.tracer.startSpan('probe').end();
-      const [span] = spans.getFinishedSpans();
-      assert.ok(span !== undefined);
-      const attributes = span.resource.attributes;
-      assert.equal(attributes['e4c2.site'], 'a', 'the site from the environment');
-      assert.equal(attributes['service.instance.id'], 'n2', 'the node id, not the variable');
-      assert.equal(attributes['e4c2.role'], 'api');
-    } finally {
-      if (saved === undefined) delete process.env['OTEL_RESOURCE_ATTRIBUTES'];
-      else process.env['OTEL_RESOURCE_ATTRIBUTES'] = saved;
-    }
+    const attributes = resourceOf(
+      { serviceName: 'test', role: 'api' },
+      'e4c2.site=a,service.instance.id=from-env,e4c2.role=from-env',
+    );
+    assert.equal(attributes['e4c2.site'], 'a', 'the site from the environment');
+    assert.equal(attributes['service.instance.id'], 'n2', 'the node id, not the variable');
+    assert.equal(attributes['e4c2.role'], 'api');
+    assert.equal(attributes['service.name'], 'test');
+  });
+
+  void it('names the service after the role unless OTEL_SERVICE_NAME or the resource does', () => {
+    // Every node of `npm run cluster` was `e4c2`: API nodes and workers in one service.
+    assert.equal(resourceOf({ role: 'api' }, undefined)['service.name'], 'e4c2-api');
+    assert.equal(resourceOf({ role: 'worker' }, undefined)['service.name'], 'e4c2-worker');
+    assert.equal(resourceOf({ role: 'all' }, undefined)['service.name'], 'e4c2');
+    assert.equal(defaultServiceName('worker'), 'e4c2-worker');
+    // The specification's order: OTEL_SERVICE_NAME, then service.name of the resource variable;
+    // the role's name only when neither says.
+    const named = 'service.name=fleet-c2,e4c2.site=b';
+    assert.equal(resourceOf({ role: 'worker' }, named)['service.name'], 'fleet-c2');
+    assert.equal(
+      resourceOf({ role: 'worker', serviceName: 'c2-eu' }, named)['service.name'],
+      'c2-eu',
+    );
   });
 });
