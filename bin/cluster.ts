@@ -543,9 +543,23 @@ export class LocalCluster {
   }
 
   /**
+   * Stops one node's process as {@link LocalCluster.stop} does (SIGTERM, SIGKILL after
+   * `graceMs`), its exit reported as requested; resolves once it exited. No-op when it is not
+   * running. @throws RangeError for an unknown name
+   */
+  async stopNode(name: string, graceMs: number): Promise<void> {
+    const entry = this.#nodes.get(name);
+    if (entry === undefined) throw new RangeError(`no node ${name}`);
+    if (!entry.proc.running) return;
+    this.options.log(`cluster: stopping ${name} (pid ${entry.proc.pid ?? '?'})`);
+    await entry.proc.stop(graceMs);
+  }
+
+  /**
    * Starts a node again (same ports, same settings) once its process has exited; waits ready, at
    * most `readyWithinMs` (default: the cluster's `startTimeoutMs`). A node not ready by then is
-   * left running (a later `restart` says "still running").
+   * left running (a later `restart` says "still running"): a caller that tries again stops it
+   * first ({@link LocalCluster.stopNode}).
    */
   async restart(name: string, readyWithinMs?: number): Promise<ClusterNode> {
     const entry = this.#nodes.get(name);

@@ -21,7 +21,7 @@ import {
 import type { DrawRange } from '../bin/free-ports.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
-import { restartWithin } from './node-restart.ts';
+import { clusterRestartAttempt, restartWithin } from './node-restart.ts';
 import { MosquittoService } from './services/mosquitto-service.ts';
 import { PostgresService } from './services/postgres-service.ts';
 import { RedisService } from './services/redis-service.ts';
@@ -309,13 +309,14 @@ export class ChaosEnvironment {
 
   /**
    * Restarts a node the way an orchestrator does: again after a failed start-up (the database
-   * may still be down), every second, everything within a minute (chaos/node-restart.ts).
+   * may still be down), every second, everything within a minute, a try that was not ready in
+   * time stopped before the next (chaos/node-restart.ts).
    * @throws Error when the node is not ready by then, naming it and the last failure
    */
   async restartNode(name: string): Promise<void> {
     this.restarting.add(name);
     try {
-      await restartWithin(name, (readyWithinMs) => this.cluster.restart(name, readyWithinMs));
+      await restartWithin(name, clusterRestartAttempt(this.cluster, name));
     } finally {
       this.restarting.delete(name);
     }

@@ -14,6 +14,7 @@ import {
   type TestSchema,
 } from '../../cluster/test/support/postgres.ts';
 import { TcpFaultProxy } from '../../chaos/faults/tcp-fault-proxy.ts';
+import { clusterRestartAttempt, restartWithin } from '../../chaos/node-restart.ts';
 import { startCluster, type LocalCluster, type NodeLinks } from '../cluster.ts';
 import { probeReadiness } from '../lb/index.ts';
 
@@ -133,5 +134,42 @@ void describe('npm run cluster --restart', () => {
     assert.equal(cluster.node('api-1').running, false);
     assert.equal(cluster.node('api-1').pid, pid);
     assert.ok(!lines.some((l) => l.includes('restarting api-1')));
+  });
+
+  void it('stops a restart try that was not ready in time, so the next try can start', async () => {
+    const killed = cluster.node('worker-1').pid;
+    const seen = lines.length;
+    assert.ok(cluster.kill('worker-1', 'SIGKILL'));
+    await eventually(() => {
+      assert.equal(cluster.node('worker-1').running, false);
+    }, 10_000);
+    // The chaos suite's restart, given no time to be ready: the try starts a process and fails.
+    const attempt = clusterRestartAttempt(cluster, 'worker-1', 2000);
+    let tried: number | undefined;
+    await assert.rejects(
+      restartWithin(
+        'worker-1',
+        {
+          start: (readyWithinMs) =>
+            attempt.start(readyWithinMs).finally(() => {
+              tried = cluster.node('worker-1').pid;
+            }),
+          abandon: attempt.abandon,
+        },
+        { deadlineMs: 300, retryMs: 10, maxAttempts: 1 },
+      ),
+      /worker-1 was not ready within/,
+    );
+    assert.ok(tried !== undefined && tried !== killed, 'the try started a process of its own');
+    // Stopped, and its exit seen (it was left running, holding the node's ports).
+    assert.equal(cluster.node('worker-1').running, false);
+    assert.throws(() => process.kill(tried ?? 0, 0), { code: 'ESRCH' }, 'the process is gone');
+    assert.ok(
+      !lines.slice(seen).some((l) => l.includes('restarting worker-1 in')),
+      'its stop is not taken for a crash (nothing restarts it)',
+    );
+    // Another try starts (it found the node "still running") and gets ready on the same ports.
+    const again = await cluster.restart('worker-1');
+    assert.equal(await probeReadiness(`${again.health}/readyz`, 5000), undefined);
   });
 });
