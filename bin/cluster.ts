@@ -60,6 +60,20 @@ export interface BalancerRoute {
   readonly health: number;
 }
 
+/** What the balancer reaches an API node on (the keys of a {@link BalancerRoute}). */
+export const BALANCER_ROUTE_LISTENERS = ['grpc', 'http', 'health'] as const satisfies ReadonlyArray<
+  keyof BalancerRoute
+>;
+
+/**
+ * Ports a cluster listens on: the balancer's gRPC and HTTP, each Redlock Redis, gRPC, HTTP and
+ * health per API node, health per worker. What its start draws with `basePort` 0 (`--ports` of
+ * the chaos suite counts on it).
+ */
+export function clusterPortCount(apiNodes: number, workers: number, redlock: number): number {
+  return 2 + redlock + 3 * apiNodes + workers;
+}
+
 /** A node's service settings from its {@link NodeLinks}. */
 function routeEnv(links: NodeLinks): NodeJS.ProcessEnv {
   return {
@@ -370,7 +384,7 @@ export class LocalCluster {
     });
     if (p === 0) {
       const redlockCount = options.redlock === 3 ? 3 : 0;
-      const needed = 2 + redlockCount + roles.reduce((n, r) => n + (r === 'api' ? 3 : 1), 0);
+      const needed = clusterPortCount(options.apiNodes, options.workers, redlockCount);
       const held = await holdFreePorts(host, needed, options.portRange);
       const free = [...held.ports];
       const pick = (): number => free.pop() ?? 0;

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { DrawRange } from '../bin/free-ports.ts';
 import { attachDashValues, intArg, UsageError } from '../bin/usage-args.ts';
+import { portsNeeded } from './port-plan.ts';
 import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.ts';
 import { TEST_FAULTS } from './test-faults.ts';
 
@@ -82,17 +83,6 @@ const DASH_VALUE_FLAGS: ReadonlySet<string> = new Set([
   ...NUMBERS.map((n) => `--${n.flag}`),
   '--ports',
 ]);
-
-/**
- * Ports a run listens on, at least (chaos/environment.ts): PostgreSQL, the queue Redis and
- * Mosquitto; a TCP proxy before each and the MQTT proxy; per node a proxy before PostgreSQL, the
- * queue Redis, the broker and each of the 3 Redlock Redis; per API node 3 proxies from the
- * balancer; and the cluster's own: the balancer's 2, Redlock's 3, gRPC, HTTP and health per API
- * node, health per worker.
- */
-export function portsNeeded(apiNodes: number, workers: number): number {
-  return 3 + 4 + 6 * (apiNodes + workers) + 3 * apiNodes + 2 + 3 + 3 * apiNodes + workers;
-}
 
 /** `--ports LOW-HIGH`, room for a run of `apiNodes` and `workers` included. @throws UsageError */
 function portRangeArg(

@@ -13,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  BALANCER_ROUTE_LISTENERS,
   startCluster,
   type BalancerRoute,
   type LocalCluster,
@@ -22,6 +23,7 @@ import type { DrawRange } from '../bin/free-ports.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import { clusterRestartAttempt, restartWithin } from './node-restart.ts';
+import { REDLOCK_INSTANCES } from './port-plan.ts';
 import { MosquittoService } from './services/mosquitto-service.ts';
 import { PostgresService } from './services/postgres-service.ts';
 import { RedisService } from './services/redis-service.ts';
@@ -173,11 +175,10 @@ export class ChaosEnvironment {
           linksOf(node).push(p);
           return p.port;
         };
-        return {
-          grpc: await via('grpc', ports.grpc),
-          http: await via('http', ports.http),
-          health: await via('health', ports.health),
-        };
+        const route = { ...ports };
+        for (const listener of BALANCER_ROUTE_LISTENERS)
+          route[listener] = await via(listener, ports[listener]);
+        return route;
       };
       const routeNode = async (node: string, shared: NodeLinks): Promise<NodeLinks> => {
         const own = linksOf(node);
@@ -212,7 +213,7 @@ export class ChaosEnvironment {
       const cluster = await startCluster({
         apiNodes: options.apiNodes,
         workers: options.workers,
-        redlock: 3,
+        redlock: REDLOCK_INSTANCES,
         basePort: 0,
         portRange: options.portRange,
         schema: 'e4c2_chaos',

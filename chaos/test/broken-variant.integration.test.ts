@@ -4,7 +4,8 @@
  * short concurrent-rotations run, and the checker must report I4 naming the operations that
  * share a request id. The same switch is refused without E4C2_ALLOW_TEST_FAULTS. The same
  * environment shows that a partition cuts one node off alone (`ChaosEnvironment.partitionNode`),
- * the load balancer's links to an API node included.
+ * the load balancer's links to an API node included; and that it listens on as many ports as
+ * `--ports` is checked against (chaos/port-plan.ts), counted by the kernel.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -13,9 +14,11 @@ import { httpJson } from '../../bin/test/support/http-json.ts';
 import { loadConfig, ConfigError } from '../../cluster/config/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { ChaosEnvironment } from '../environment.ts';
+import { portsNeeded } from '../port-plan.ts';
 import { Rng } from '../rng.ts';
 import { runScenario } from '../run-scenario.ts';
 import { scenarioNamed } from '../scenarios.ts';
+import { listeningPortsOf } from './support/listening-ports.ts';
 
 void describe('the chaos checker against a broken C2', () => {
   let env: ChaosEnvironment | undefined;
@@ -42,6 +45,11 @@ void describe('the chaos checker against a broken C2', () => {
 
   after(async () => {
     await env?.stop();
+  });
+
+  void it('listens on as many ports as --ports LOW-HIGH is checked to hold', () => {
+    // Counted by the kernel: services, proxies, nodes, Redlock and the balancer, as they run.
+    assert.equal(listeningPortsOf().size, portsNeeded(2, 2));
   });
 
   void it('refuses the switch unless explicitly allowed', () => {
