@@ -3,6 +3,7 @@ import { hash } from 'node:crypto';
 import { requireBytes } from './arguments.ts';
 import { toHex } from './bytes.ts';
 import { CONTROL_TOPIC_PREFIX, HASH_LEN } from './constants.ts';
+import { validateId } from './validate.ts';
 
 const utf8 = new TextEncoder();
 
@@ -51,7 +52,14 @@ export function transitionSlotHash(hashOfTopic: Uint8Array): Uint8Array {
   return truncatedHash(hashOfTopic);
 }
 
-/** The control topic on which the C2 sends commands to a client: `"e4/" + hex(id)`. */
+/**
+ * The control topic on which the C2 sends commands to a client: `"e4/" + hex(id)`.
+ * Ids are 16 bytes in both modes here (docs/protocol.md, decision 4): any other length would name
+ * a topic no client of this library listens on. e4go's `TopicForID` takes any length.
+ * @throws E4Error `InvalidID` when the id is not 16 bytes, `InvalidArgument` when it is not a
+ *   `Uint8Array`
+ */
 export function controlTopic(clientId: Uint8Array): string {
+  validateId(clientId);
   return CONTROL_TOPIC_PREFIX + toHex(clientId);
 }

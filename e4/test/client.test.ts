@@ -393,6 +393,15 @@ void describe('SK clients end to end', () => {
     assert.equal(device.client.state.topicKeys.size, 1);
   });
 
+  void it('controlTopic is e4/ and the hex of a 16-byte id; any other length is InvalidID', () => {
+    const id = sequentialBytes(16);
+    assert.equal(controlTopic(id), `e4/${toHex(id)}`);
+    // Such a topic would name no client: every client of this library has a 16-byte id.
+    for (const length of [0, 1, 15, 17, 32]) {
+      throwsE4(() => controlTopic(new Uint8Array(length).fill(1)), 'InvalidID', `length ${length}`);
+    }
+  });
+
   void it('a custom receiving topic takes commands; e4/<id> is then a data topic', async () => {
     const { clock } = manualClock(T0);
     const key = randomSymKey();
