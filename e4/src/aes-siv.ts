@@ -21,8 +21,8 @@
  * array, and `CMAC(0)` computed in the same native call as the first associated data's CMAC.
  */
 import { createCipheriv, type Cipher } from 'node:crypto';
-import { requireBytes } from './arguments.ts';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
+import { validateSymKey } from './validate.ts';
 
 const BLOCK = 16;
 const ZERO_BLOCK = new Uint8Array(BLOCK);
@@ -180,18 +180,14 @@ export class AesSivKey {
 
   /**
    * @param key - the 32-byte E4 key (used as both halves of the 64-byte SIV key)
-   * @throws E4Error `InvalidKey` when the key is not 32 bytes, `InvalidArgument` when it is not a
-   *   `Uint8Array`
+   * @throws E4Error `InvalidKey` when the key is not 32 bytes or is all zeros, `InvalidArgument`
+   *   when it is not a `Uint8Array`
    */
   constructor(key: Uint8Array) {
-    // A string would be taken by node:crypto as the UTF-8 bytes of a key, unchecked.
-    requireBytes(key, 'key');
-    if (key.length !== 32) {
-      throw new E4Error(
-        E4ErrorCode.InvalidKey,
-        `invalid symmetric key length, got ${key.length}, expected 32`,
-      );
-    }
+    // A string would be taken by node:crypto as the UTF-8 bytes of a key, unchecked. An all-zero
+    // key is refused as e4go's Encrypt and Decrypt refuse it (ValidateSymKey): every E4 message
+    // and command goes through here, so none is sealed or opened under a key anyone can guess.
+    validateSymKey(key);
     this.#ecb = createCipheriv('aes-256-ecb', key, null).setAutoPadding(false);
     this.#cbc = createCipheriv('aes-256-cbc', key, ZERO_BLOCK).setAutoPadding(false);
     const l = this.#ecb.update(ZERO_BLOCK);
@@ -432,7 +428,10 @@ export class AesSivKey {
   }
 }
 
-/** One-shot AES-SIV encryption with a 32-byte E4 key; prefer {@link AesSivKey} on hot paths. */
+/**
+ * One-shot AES-SIV encryption with a 32-byte E4 key; prefer {@link AesSivKey} on hot paths.
+ * @throws E4Error `InvalidKey` as {@link AesSivKey}'s constructor
+ */
 export function aesSivSeal(
   key: Uint8Array,
   associatedData: readonly Uint8Array[],

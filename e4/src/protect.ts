@@ -27,8 +27,9 @@ export function sivKey(key: SymKey): AesSivKey {
 /**
  * Protects `payload` with a symmetric key, stamped with the clock's current second.
  * An empty payload is allowed (as in e4go) even though e4go's own unprotect refuses the result.
- * @throws E4Error `InvalidKey` when the key is not 32 bytes; `InvalidArgument` when the payload
- *   is not a `Uint8Array`, `PayloadTooLarge` past `MESSAGE_MAX_BYTES`
+ * @throws E4Error `InvalidKey` when the key is not 32 bytes or is all zeros (as e4go's
+ *   `Encrypt`); `InvalidArgument` when the payload is not a `Uint8Array`, `PayloadTooLarge` past
+ *   `MESSAGE_MAX_BYTES`
  */
 export function protectSymKey(
   payload: Uint8Array,
@@ -55,8 +56,9 @@ export function protectSymKeyAt(
 
 /**
  * Unprotects an SK message, with e4go's checks in e4go's order: length (more than 24 bytes),
- * timestamp window (before any decryption), then authenticity.
- * @throws E4Error `TooShortCiphertext`, `TimestampInFuture`, `TimestampTooOld`, `NotAuthentic`
+ * timestamp window (before any decryption), then the key and authenticity.
+ * @throws E4Error `TooShortCiphertext`, `TimestampInFuture`, `TimestampTooOld`, `InvalidKey`
+ *   (a key that is not 32 bytes or is all zeros), `NotAuthentic`
  */
 export function unprotectSymKey(
   protectedMessage: Uint8Array,
@@ -78,7 +80,8 @@ export interface PkSigner {
 
 /**
  * Protects `payload` for a topic in PK mode: encrypts with the topic key and signs as `signer`.
- * @throws E4Error `InvalidID` when the signer id is not 16 bytes, `InvalidKey` for a bad topic key
+ * @throws E4Error `InvalidID` when the signer id is not 16 bytes, `InvalidKey` for a topic key
+ *   that is not 32 bytes or is all zeros
  */
 export function protectPubKey(
   payload: Uint8Array,
@@ -117,7 +120,8 @@ export type PubKeyLookup = (signerIdHex: string) => KeyObject | undefined;
  * signature, then decryption. Lengths below 104 bytes are refused (e4go refuses only up to 72
  * and can panic between 73 and 87; we choose the safe bound).
  * @throws E4Error `InvalidProtectedLen`, `TimestampInFuture`, `TimestampTooOld`,
- *   `PubKeyNotFound`, `InvalidSignature`, `NotAuthentic`
+ *   `PubKeyNotFound`, `InvalidSignature`, `InvalidKey` (a topic key that is not 32 bytes or is all
+ *   zeros), `NotAuthentic`
  */
 export function unprotectPubKey(
   protectedMessage: Uint8Array,

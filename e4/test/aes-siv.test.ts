@@ -101,7 +101,8 @@ const KEY_A = sequentialBytes(32);
 const KEY_B = fromHex('000102030405060708090a0b0c0d0e0f0f0e0d0c0b0a09080706050403020100');
 
 const bytes = (max: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ maxLength: max });
-const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+// All zeros is not an E4 key (AesSivKey refuses it, as e4go does).
+const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((k) => k.some((b) => b !== 0));
 const components = fc.array(bytes(70), { maxLength: 4 });
 
 void describe('AES-SIV known answers (K1 = K2)', () => {
@@ -497,5 +498,18 @@ void describe('AES-SIV key validation', () => {
       throwsE4(() => aesSivSeal(key, [], new Uint8Array(1)), E4ErrorCode.InvalidKey);
       throwsE4(() => aesSivOpen(key, [], new Uint8Array(17)), E4ErrorCode.InvalidKey);
     }
+  });
+
+  void it("refuses an all-zero key with InvalidKey and e4go's message (its Encrypt and Decrypt do)", () => {
+    const zeros = new Uint8Array(32);
+    const err = throwsE4(() => new AesSivKey(zeros), E4ErrorCode.InvalidKey);
+    assert.equal(err.message, 'invalid symmetric key, all zeros');
+    throwsE4(() => aesSivSeal(zeros, [], new Uint8Array(1)), E4ErrorCode.InvalidKey);
+    throwsE4(() => aesSivOpen(zeros, [], new Uint8Array(17)), E4ErrorCode.InvalidKey);
+    // One bit set is a key like any other.
+    const oneBit = new Uint8Array(32);
+    oneBit[31] = 1;
+    const sealed = aesSivSeal(oneBit, [], Uint8Array.of(5));
+    assertBytes(aesSivOpen(oneBit, [], sealed), Uint8Array.of(5));
   });
 });

@@ -129,6 +129,34 @@ void describe('SK mode round trips', () => {
   });
 });
 
+void describe('all-zero keys', () => {
+  const zeros = new Uint8Array(32);
+  const clock = fixedClock(1_700_000_000_000);
+  const fine = new Uint8Array(32).fill(9);
+
+  void it('SK: protect refuses one; unprotect refuses one after the length and time checks', () => {
+    throwsE4(() => protectSymKey(sequentialBytes(3), zeros, clock), E4ErrorCode.InvalidKey);
+    throwsE4(() => protectSymKeyAt(sequentialBytes(3), zeros, 1n), E4ErrorCode.InvalidKey);
+    const message = protectSymKey(sequentialBytes(3), fine, clock);
+    const err = throwsE4(() => unprotectSymKey(message, zeros, clock), E4ErrorCode.InvalidKey);
+    assert.equal(err.message, 'invalid symmetric key, all zeros');
+    // e4go's order: the length and the timestamp window come before the key (Decrypt).
+    throwsE4(() => unprotectSymKey(message.subarray(0, 24), zeros, clock), 'TooShortCiphertext');
+    throwsE4(
+      () => unprotectSymKey(message, zeros, fixedClock(1_700_000_000_000 + 601_000)),
+      'TimestampTooOld',
+    );
+  });
+
+  void it('PK: a topic key of all zeros is refused on both sides', () => {
+    const [a] = signers;
+    assert.ok(a !== undefined);
+    throwsE4(() => protectPubKey(sequentialBytes(3), zeros, a.signer, clock), 'InvalidKey');
+    const message = protectPubKey(sequentialBytes(3), fine, a.signer, clock);
+    throwsE4(() => unprotectPubKey(message, zeros, lookupOf(a), clock), 'InvalidKey');
+  });
+});
+
 void describe('PK mode round trips', () => {
   void it('unprotect(protect(p)) = p for 0..2048 bytes, signed by the sender', () => {
     fc.assert(
