@@ -20,6 +20,7 @@ import { clientIdFromName, topicHash } from './hash.ts';
 import { protectSymKey, type SymKey } from './protect.ts';
 import {
   validateCurve25519PubKey,
+  validateEd25519PrivKey,
   validateEd25519PubKey,
   validateName,
   validateSymKey,
@@ -173,9 +174,15 @@ export function cmdResetTopics(): Uint8Array {
 
 /**
  * SetIDKey with a 32-byte symmetric key or a 64-byte Go Ed25519 key (e4go `CmdSetIDKey`).
- * @throws E4Error `InvalidCommandLength` for any other length
+ * An all-zero key is refused: every client refuses it when it applies the command (e4go
+ * `ValidateSymKey`, `ValidateEd25519PrivKey`), so the command could only be lost.
+ * @throws E4Error `InvalidCommandLength` for any other length, `InvalidKey` for all zeros,
+ *   `InvalidArgument` when `key` is not a `Uint8Array`
  */
 export function cmdSetIdKey(key: Uint8Array): Uint8Array {
+  requireBytes(key, 'key');
+  if (key.length === KEY_LEN) validateSymKey(key);
+  else if (key.length === ED25519_PRIV_LEN) validateEd25519PrivKey(key);
   return encodeCommand({ type: 'SetIDKey', key });
 }
 
@@ -213,6 +220,7 @@ export function cmdSetC2Key(publicKey: Uint8Array): Uint8Array {
 /**
  * Protects encoded command bytes for a client: an SK message under the client's command key
  * (its id key in SK mode; {@link commandKeyForClient} in PK mode). Commands are not signed.
+ * @throws E4Error as {@link protectSymKey}
  */
 export function protectCommand(command: Uint8Array, commandKey: SymKey, clock?: Clock): Uint8Array {
   return protectSymKey(command, commandKey, clock);

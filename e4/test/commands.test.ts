@@ -287,6 +287,28 @@ void describe('command builders validation', () => {
       throwsE4(() => cmdSetIdKey(new Uint8Array(length).fill(1)), E4ErrorCode.InvalidCommandLength);
     }
     assert.equal(cmdSetIdKey(new Uint8Array(64).fill(1)).length, 65);
+    assert.equal(cmdSetIdKey(new Uint8Array(32).fill(1)).length, 33);
+  });
+
+  void it('cmdSetIdKey refuses all-zero keys, which every client refuses to apply', async () => {
+    let err = throwsE4(() => cmdSetIdKey(new Uint8Array(32)), E4ErrorCode.InvalidKey);
+    assert.equal(err.message, 'invalid symmetric key, all zeros');
+    err = throwsE4(() => cmdSetIdKey(new Uint8Array(64)), E4ErrorCode.InvalidKey);
+    assert.equal(err.message, 'invalid private key, all zeros');
+    // What the builder refuses, a device refuses (the reference vector 'SetIDKey with an
+    // all-zero key: rejected'): built by hand, the command is InvalidKey on the client.
+    const idKey = new Uint8Array(32).fill(3);
+    const clock = fixedClock(1_700_000_000_000);
+    const client = await E4Client.createSymmetric(
+      { name: 'zero-id-key' },
+      { key: idKey },
+      { clock },
+    );
+    const raw = encodeCommand({ type: 'SetIDKey', key: new Uint8Array(32) });
+    await rejectsE4(
+      client.unprotect(protectCommand(raw, idKey, clock), client.receivingTopic),
+      E4ErrorCode.InvalidKey,
+    );
   });
 });
 
