@@ -1,17 +1,33 @@
 /** Small byte helpers shared by the protocol modules. */
+import { requireBytes, requireString } from './arguments.ts';
+import { E4Error, E4ErrorCode } from './errors.ts';
 
-/** Lowercase hex of `bytes` (the encoding e4go uses for map keys and topics). */
+const HEX_DIGITS = /^[0-9a-fA-F]*$/;
+
+/**
+ * Lowercase hex of `bytes` (the encoding e4go uses for map keys and topics).
+ * @throws E4Error `InvalidArgument` when `bytes` is not a `Uint8Array`
+ */
 export function toHex(bytes: Uint8Array): string {
+  requireBytes(bytes, 'bytes');
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
 /**
- * Parses lowercase or uppercase hex.
- * @throws TypeError when `hex` has an odd length or a non-hex character
+ * Parses lowercase or uppercase hex. Messages never quote the text: hex is how keys are written.
+ * @throws E4Error `InvalidArgument` when `hex` is not a string, has an odd length or a character
+ *   that is not a hex digit
  */
 export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new TypeError('invalid hex string');
+  requireString(hex, 'hex');
+  if (hex.length % 2 !== 0) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `invalid hex string: odd length (${hex.length} characters)`,
+    );
+  }
+  if (!HEX_DIGITS.test(hex)) {
+    throw new E4Error(E4ErrorCode.InvalidArgument, 'invalid hex string: not a hex digit');
   }
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }

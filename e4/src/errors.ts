@@ -49,7 +49,8 @@ export const E4ErrorCode = {
   InvalidState: 'InvalidState',
   /**
    * A value of the wrong type, from a caller the TypeScript types do not bind (plain JavaScript):
-   * a string where bytes are expected, a missing argument.
+   * a string where bytes are expected, a missing argument; or text that is not hex given to
+   * `fromHex`.
    */
   InvalidArgument: 'InvalidArgument',
   /** A payload or protected message larger than any MQTT packet can carry (256 MiB). */

@@ -4,6 +4,7 @@
 // TypeError or RangeError, and never silently wrong bytes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import {
   AesSivKey,
   appliedReceipt,
@@ -12,6 +13,7 @@ import {
   commandId,
   deviceIdFromReceiptTopic,
   encodeCommand,
+  fromHex,
   openReceipt,
   parseCommand,
   parseReceipt,
@@ -33,6 +35,7 @@ import {
   randomCurve25519KeyPair,
   randomEd25519Key,
   randomSymKey,
+  toHex,
   topicHash,
   unprotectSymKey,
   validateId,
@@ -43,7 +46,7 @@ import {
   x25519PublicKey,
   type Clock,
 } from '../index.ts';
-import { rejectsE4, throwsE4 } from './support.ts';
+import { assertBytes, rejectsE4, throwsE4 } from './support.ts';
 
 /** Calls a library function with values its types forbid, as plain JavaScript can. */
 const loose = <T extends (...args: never[]) => unknown>(
@@ -218,6 +221,29 @@ void describe('names and topics', () => {
     throwsE4(() => device.protectMessage(new Uint8Array(1), 'room/\uDBFF'), 'InvalidTopic');
     const wire = device.protectMessage(new Uint8Array(1), 'room/\uFFFD');
     throwsE4(() => device.unprotectMessage(wire, 'room/\uD800'), 'InvalidTopic');
+  });
+});
+
+void describe('hex', () => {
+  void it('fromHex refuses text that is not hex with InvalidArgument, never quoting it', () => {
+    const secret = 'ab'.repeat(15) + 'zz'; // a key mistyped in a configuration file
+    for (const text of [secret, 'abc', '0x00', 'ab cd', '\uD800\uDC00', 'éé']) {
+      const err = throwsE4(() => fromHex(text), 'InvalidArgument', JSON.stringify(text));
+      assert.match(err.message, /^invalid hex string: /);
+      assert.ok(!err.message.includes(text), 'the text is not quoted');
+    }
+    for (const value of [undefined, null, 42, Uint8Array.of(1)]) {
+      throwsE4(() => loose(fromHex)(value), 'InvalidArgument', String(value));
+    }
+    assertBytes(fromHex('00fFaB'), Uint8Array.of(0, 0xff, 0xab));
+    assert.equal(fromHex('').length, 0);
+  });
+
+  void it('toHex refuses a value that is not a Uint8Array with InvalidArgument', () => {
+    for (const value of ['abc', undefined, null, new ArrayBuffer(2), [1, 2]]) {
+      throwsE4(() => loose(toHex)(value), 'InvalidArgument', inspect(value));
+    }
+    assert.equal(toHex(Buffer.from([1, 0xab])), '01ab');
   });
 });
 
