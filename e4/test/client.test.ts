@@ -559,6 +559,31 @@ void describe('SK clients end to end', () => {
     assert.notEqual(toHex(random.id), toHex(new Uint8Array(16)));
 
     await rejectsE4(E4Client.createSymmetric({ id: new Uint8Array(15) }, { key }), 'InvalidID');
+
+    // A name and an id together must agree (the id is the name's hash), as the reference C2
+    // requires of such a pair; the name used to win silently, whatever the id.
+    const agreeing = { name: 'device-7', id: clientIdFromName('device-7') };
+    assertBytes((await E4Client.createSymmetric(agreeing, { key })).id, agreeing.id);
+    const mismatch = await rejectsE4(
+      E4Client.createSymmetric({ name: 'device-7', id }, { key }),
+      'InvalidID',
+    );
+    assert.equal(
+      mismatch.message,
+      'inconsistent name and client ID: the ID is not the hash of the name',
+    );
+    await rejectsE4(
+      E4Client.createPublicKey(
+        { name: 'device-7', id: new Uint8Array(15) },
+        { privateKey: randomEd25519Key() },
+        randomCurve25519KeyPair().publicKey,
+      ),
+      'InvalidID',
+    );
+    await rejectsE4(
+      E4Client.createSymmetric({ name: '', id: agreeing.id }, { key }),
+      'InvalidName',
+    );
     await rejectsE4(
       E4Client.createSymmetric({ name: 'x' }, { key: new Uint8Array(32) }),
       'InvalidKey',

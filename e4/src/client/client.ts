@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
 import { requireBytes, requireMessageBytes, requireObject, requireString } from '../arguments.ts';
-import { readInt64LE } from '../bytes.ts';
+import { bytesEqual, readInt64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
 import { parseCommand, type Command } from '../commands.ts';
 import { KEY_LEN } from '../constants.ts';
@@ -42,8 +42,14 @@ import type { SharedTopicCiphers } from './shared-topic-ciphers.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
 import { StateSnapshots } from './state-snapshot.ts';
 
-/** How a client is identified: a 16-byte id, or a name whose hash is the id. */
-export type ClientIdentity = { readonly id: Uint8Array } | { readonly name: string };
+/**
+ * How a client is identified: a 16-byte id, a name whose hash is the id, or both when they agree
+ * (the id is the name's hash), as the reference C2 takes a name and id pair
+ * (`ValidateE4NameOrIDPair`). A pair that disagrees is refused with `InvalidID`.
+ */
+export type ClientIdentity =
+  | { readonly id: Uint8Array; readonly name?: string }
+  | { readonly name: string; readonly id?: Uint8Array };
 
 /** Secret of an SK client: the 32-byte key, or a password to derive it from. */
 export type SymmetricSecret = { readonly key: Uint8Array } | { readonly password: string };
@@ -99,18 +105,30 @@ interface DerivedKeys {
 /**
  * A name is checked as the C2 checks it (e4go derives an id from any string): an empty, overlong
  * or ill-formed name gives an id no C2 can address by name, and an ill-formed one shares its id.
+ * With both a name and an id, the id must be the name's hash: either alone would otherwise be
+ * silently ignored, and the device would listen on a control topic its C2 does not send to.
  */
 function resolveId(identity: ClientIdentity | undefined): Uint8Array {
   if (identity === undefined) return randomId();
   requireObject(identity, 'identity');
-  if ('name' in identity) {
-    requireString(identity.name, 'identity.name');
-    validateName(identity.name);
-    return clientIdFromName(identity.name);
+  const { id, name } = identity;
+  if (name === undefined) {
+    requireBytes(id, 'identity.id'); // also when neither is given
+    validateId(id);
+    return new Uint8Array(id);
   }
-  requireBytes(identity.id, 'identity.id');
-  validateId(identity.id);
-  return new Uint8Array(identity.id);
+  requireString(name, 'identity.name');
+  validateName(name);
+  const nameId = clientIdFromName(name);
+  if (id === undefined) return nameId;
+  requireBytes(id, 'identity.id');
+  if (!bytesEqual(id, nameId)) {
+    throw new E4Error(
+      E4ErrorCode.InvalidID,
+      'inconsistent name and client ID: the ID is not the hash of the name',
+    );
+  }
+  return nameId;
 }
 
 /** The password of a secret given without its key. */
@@ -210,7 +228,8 @@ export class E4Client {
 
   /**
    * A symmetric-key client (e4go `SymIDAndKey` / `SymNameAndPassword`). Without an identity a
-   * random id is drawn. Ids must be 16 bytes in both modes (e4go accepts any length in SK mode).
+   * random id is drawn. Ids must be 16 bytes in both modes (e4go accepts any length in SK mode);
+   * an identity with both a name and an id must have the name's hash as its id.
    *
    * The fresh state is saved to `options.store`, replacing whatever it held: on a device's
    * later boots use {@link E4Client.load}, or every key received so far is forgotten.
