@@ -69,8 +69,17 @@ export function writeUint64LE(value: bigint): Uint8Array {
 /**
  * Reads 8 bytes at `offset` as a *signed* little-endian integer, as e4go does
  * (`int64(binary.LittleEndian.Uint64(ts))`), so values above 2^63 are negative.
+ * @throws E4Error `InvalidArgument` when `bytes` is not a `Uint8Array` or holds no 8 bytes at
+ *   `offset` (it was a bare RangeError)
  */
 export function readInt64LE(bytes: Uint8Array, offset = 0): bigint {
+  requireBytes(bytes, 'bytes');
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > bytes.length - 8) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `no 8 bytes at offset ${String(offset)} of ${bytes.length} bytes`,
+    );
+  }
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigInt64(offset, true);
 }
 

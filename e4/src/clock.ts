@@ -1,4 +1,5 @@
 /** Time: the injectable clock and the reference timestamp checks (e4go `ValidateTimestamp`). */
+import { requireFunction } from './arguments.ts';
 import { MAX_DELAY_SECONDS, MAX_KEY_TRANSITION_SECONDS } from './constants.ts';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
 
@@ -18,9 +19,11 @@ export const systemClock: Clock = () => Date.now();
  * A clock reading, checked: a clock that is not set (an RTC read as `NaN`) would otherwise turn
  * the timestamp window off, since every comparison with `NaN` is false and every message would
  * be accepted however old; a `bigint` or `Infinity` would be a bare TypeError or RangeError.
- * @throws E4Error `InvalidArgument` unless the reading is a finite number (milliseconds)
+ * @throws E4Error `InvalidArgument` unless the clock is a function whose reading is a finite
+ *   number (milliseconds)
  */
 function readClock(clock: Clock): number {
+  requireFunction(clock, 'clock'); // `null` from plain JavaScript (`undefined` is the default)
   const now: unknown = clock();
   if (typeof now !== 'number' || !Number.isFinite(now)) {
     const got = typeof now === 'number' ? String(now) : typeof now;

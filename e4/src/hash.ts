@@ -7,8 +7,13 @@ import { validateId } from './validate.ts';
 
 const utf8 = new TextEncoder();
 
-/** Full 32-byte SHA3-256 (FIPS 202, not Keccak-256). */
+/**
+ * Full 32-byte SHA3-256 (FIPS 202, not Keccak-256).
+ * @throws E4Error `InvalidArgument` when `data` is not a `Uint8Array` (node:crypto would hash a
+ *   string as its UTF-8 bytes, or throw a bare TypeError)
+ */
 export function sha3256(data: Uint8Array): Uint8Array {
+  requireBytes(data, 'data');
   // The one-shot digest (no Hash object: about a third cheaper for a command id). Its output
   // has a buffer of its own, not a slice of Node's shared pool, so the view can be kept and
   // wiped like a copy.
@@ -47,6 +52,7 @@ export function topicHash(topic: string | Uint8Array): Uint8Array {
 /**
  * Where e4go keeps the previous key of a topic after a key change: the hash of the raw
  * 16-byte topic hash (`HashTopic(string(topicHash))`).
+ * @throws E4Error `InvalidArgument` when `hashOfTopic` is not a `Uint8Array`
  */
 export function transitionSlotHash(hashOfTopic: Uint8Array): Uint8Array {
   return truncatedHash(hashOfTopic);

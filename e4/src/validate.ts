@@ -1,5 +1,5 @@
 /** Input validation with the reference's rules and messages (e4go `crypto/validators.go`). */
-import { requireBytes } from './arguments.ts';
+import { requireBytes, requireString } from './arguments.ts';
 import { isAllZero } from './bytes.ts';
 import {
   CURVE25519_LEN,
@@ -81,7 +81,7 @@ export function validateTopicHash(hash: Uint8Array): void {
 
 /**
  * A client name: 1..255 bytes of valid UTF-8 (e4go `ValidateName`).
- * @throws E4Error `InvalidName`
+ * @throws E4Error `InvalidName`; `InvalidArgument` for neither a string nor a `Uint8Array`
  */
 export function validateName(name: string | Uint8Array): void {
   let bytes: Uint8Array;
@@ -89,6 +89,7 @@ export function validateName(name: string | Uint8Array): void {
     if (!name.isWellFormed()) throw new E4Error(E4ErrorCode.InvalidName, NOT_UTF8);
     bytes = utf8.encode(name);
   } else {
+    requireBytes(name, 'name');
     bytes = name;
     try {
       strictUtf8.decode(bytes);
@@ -106,7 +107,8 @@ export function validateName(name: string | Uint8Array): void {
 
 /**
  * A topic: 1..512 bytes (e4go `ValidateTopic`) of well-formed Unicode. MQTT wildcards are the
- * C2's concern, not the protocol's. @throws E4Error `InvalidTopic`
+ * C2's concern, not the protocol's.
+ * @throws E4Error `InvalidTopic`; `InvalidArgument` when `topic` is not a string
  */
 export function validateTopic(topic: string): void {
   checkTopicText(topic);
@@ -123,9 +125,10 @@ export function validateTopic(topic: string): void {
 /**
  * A topic string that has a UTF-8 form: a lone surrogate would be encoded as U+FFFD, so that
  * `a/\uD800`, `a/\uDC00` and `a/\uFFFD` would share one topic hash and one key.
- * @throws E4Error `InvalidTopic`
+ * @throws E4Error `InvalidTopic`; `InvalidArgument` when `topic` is not a string
  */
 export function checkTopicText(topic: string): void {
+  requireString(topic, 'topic');
   if (!topic.isWellFormed()) {
     throw new E4Error(E4ErrorCode.InvalidTopic, 'topic is not a valid UTF-8 string');
   }

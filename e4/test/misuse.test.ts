@@ -17,6 +17,8 @@ import {
   openReceipt,
   parseCommand,
   parseReceipt,
+  cmdRemovePubKey,
+  cmdRemoveTopic,
   cmdResetTopics,
   cmdSetTopicKey,
   clientIdFromName,
@@ -35,10 +37,14 @@ import {
   randomCurve25519KeyPair,
   randomEd25519Key,
   randomSymKey,
+  readInt64LE,
+  sha3256,
   toHex,
   topicHash,
+  transitionSlotHash,
   unprotectSymKey,
   validateId,
+  validateName,
   validateSymKey,
   validateTimestamp,
   validateTopic,
@@ -110,6 +116,43 @@ void describe('plain JavaScript values of the wrong type', () => {
       'InvalidArgument',
     );
   });
+
+  void it('validators, builders and byte helpers refuse a value of the wrong type by name', () => {
+    const cases: Array<[string, () => unknown, string]> = [
+      ['validateTopic', () => { loose(validateTopic)(42); }, 'topic must be a string, got number'],
+      ['cmdRemoveTopic', () => loose(cmdRemoveTopic)(undefined), 'topic must be a string'],
+      ['cmdSetTopicKey', () => loose(cmdSetTopicKey)(randomSymKey(), null), 'topic must be'],
+      ['validateName', () => { loose(validateName)(undefined); }, 'name must be a Uint8Array'],
+      ['cmdRemovePubKey', () => loose(cmdRemovePubKey)(7), 'name must be a Uint8Array'],
+      ['sha3256', () => loose(sha3256)('abc'), 'data must be a Uint8Array, got string'],
+      ['transitionSlotHash', () => loose(transitionSlotHash)([1]), 'data must be a Uint8Array'],
+      ['readInt64LE', () => loose(readInt64LE)('12345678'), 'bytes must be a Uint8Array'],
+    ];
+    for (const [what, call, message] of cases) {
+      const err = throwsE4(call, 'InvalidArgument', what);
+      assert.ok(err.message.startsWith(message), `${what}: ${err.message}`);
+    }
+  });
+
+  void it('readInt64LE refuses to read past the end (it was a bare RangeError)', () => {
+    for (const [length, offset] of [
+      [7, 0],
+      [8, 1],
+      [48, 41],
+      [8, -1],
+      [16, 0.5],
+      [16, Number.NaN],
+    ] as const) {
+      const err = throwsE4(
+        () => readInt64LE(new Uint8Array(length), offset),
+        'InvalidArgument',
+        `${length} bytes, offset ${offset}`,
+      );
+      assert.match(err.message, /^no 8 bytes at offset /);
+    }
+    assert.equal(readInt64LE(Uint8Array.of(0, 1, 0, 0, 0, 0, 0, 0, 0), 1), 1n);
+    assert.equal(readInt64LE(new Uint8Array(8).fill(0xff)), -1n);
+  });
 });
 
 void describe('keys given as strings', () => {
@@ -161,6 +204,8 @@ void describe('clocks that do not read milliseconds', () => {
     ['Infinity', () => Number.POSITIVE_INFINITY],
     ['bigint', loose((): bigint => 1_700_000_000_000n) as unknown as Clock],
     ['Date', loose((): Date => new Date()) as unknown as Clock],
+    // Not a clock at all: it was a bare TypeError ('clock is not a function').
+    ['a number', 1_700_000_000_000 as unknown as Clock],
   ];
 
   void it('a 1970 message is refused, not accepted, when the clock reads NaN', () => {
