@@ -5,33 +5,48 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
+  aesSivOpen,
+  checkPkKeys,
+  clientIdFromName,
+  cmdRemovePubKey,
+  cmdRemoveTopic,
   cmdSetPubKey,
   cmdSetTopicKey,
   commandKeyForClient,
+  commandKeyFromClient,
   concatBytes,
   decodeClientState,
   E4Client,
   E4Error,
   E4ErrorCode,
   ed25519KeyFromSeed,
+  ed25519PrivateToCurve25519,
   ed25519PublicKey,
   ed25519PublicKeyObject,
+  ed25519PublicToCurve25519,
   ed25519SigningKey,
+  ed25519Verify,
   encodeClientState,
+  fromHex,
   MemoryClientStore,
   parseCommand,
   protectCommand,
   protectPubKey,
   protectSymKey,
+  readInt64LE,
   toHex,
+  topicHash,
   unprotectPubKey,
   unprotectSymKey,
+  validateName,
+  validateTopic,
+  x25519,
   x25519PublicKey,
   type Clock,
   type PkSigner,
   type PubKeyLookup,
 } from '../index.ts';
-import { codePointChar, fixedClock } from './support.ts';
+import { assertBytes, codePointChar, fixedClock } from './support.ts';
 
 const T0 = 1_700_000_000_000;
 /** Every message here is stamped with, and checked against, this reading (sub-second on purpose). */
@@ -448,6 +463,165 @@ for (const mode of ['sk', 'pk'] as const) {
       assert.ok(applied > 0 && failed > 0, `applied ${applied}, failed ${failed}`);
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text, keys and helpers: the other exports that take bytes or strings from outside (a C2 reads
+// device public keys from its API, a gateway reads hex keys and topics from its configuration).
+
+/** Text of any shape: hex-like, topic-like, lone surrogates, long. */
+const anyText = fc.oneof(
+  fc.string({
+    unit: fc.constantFrom(...Array.from('0123456789abcdefABCDEFxg /+#')),
+    maxLength: 80,
+  }),
+  fc.string({ unit: codePointChar(true), maxLength: 80 }),
+  fc.string({ unit: codePointChar(), minLength: 200, maxLength: 600 }),
+);
+/** Key-sized and other byte strings, all zeros included. */
+const keyBytes = fc.oneof(
+  fc
+    .constantFrom(0, 16, 31, 32, 33, 48, 64, 65)
+    .chain((n) =>
+      fc.oneof(fc.uint8Array({ minLength: n, maxLength: n }), fc.constant(new Uint8Array(n))),
+    ),
+  fc.constant(ed25519PublicKey(pkGoKey)),
+  fc.constant(pkGoKey),
+);
+
+/** Runs `fn`; an E4Error must have one of `codes`. */
+function resultOrCode<T>(fn: () => T, codes: readonly E4ErrorCode[]): T | E4Error {
+  const result = resultOrE4Error(fn);
+  if (result instanceof E4Error) assert.ok(codes.includes(result.code), result.code);
+  return result;
+}
+
+void describe('fuzz: text, keys and helpers', () => {
+  void it('fromHex: the bytes of any even-length hex text, InvalidArgument for the rest', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        const result = resultOrCode(() => fromHex(text), [E4ErrorCode.InvalidArgument]);
+        const isHex = /^(?:[0-9a-fA-F]{2})*$/.test(text);
+        assert.equal(!(result instanceof E4Error), isHex, JSON.stringify(text));
+        if (!(result instanceof E4Error)) assert.equal(toHex(result), text.toLowerCase());
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  void it('names and topics: validators and builders agree; hashes take any text', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        assert.equal(clientIdFromName(text).length, 16);
+        assert.equal(topicHash(text).length, 16);
+        const name = resultOrCode(() => {
+          validateName(text);
+        }, [E4ErrorCode.InvalidName]);
+        const removePubKey = resultOrCode(() => cmdRemovePubKey(text), [E4ErrorCode.InvalidName]);
+        assert.equal(name instanceof E4Error, removePubKey instanceof E4Error);
+        const topic = resultOrCode(() => {
+          validateTopic(text);
+        }, [E4ErrorCode.InvalidTopic]);
+        const removeTopic = resultOrCode(() => cmdRemoveTopic(text), [E4ErrorCode.InvalidTopic]);
+        assert.equal(topic instanceof E4Error, removeTopic instanceof E4Error);
+        if (!(removeTopic instanceof E4Error))
+          assertBytes(parseCommandTopic(removeTopic), topicHash(text));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  void it('E4Client: any topic string protects and unprotects to a result or an E4Error', async () => {
+    const client = await load(sk);
+    const stateBefore = client.state;
+    const wire = protectSymKey(Uint8Array.of(1, 2), topicKey, clock);
+    await fc.assert(
+      fc.asyncProperty(anyText, async (topic) => {
+        const codes: readonly E4ErrorCode[] = [
+          E4ErrorCode.TopicKeyNotFound,
+          E4ErrorCode.InvalidTopic,
+        ];
+        const sent = resultOrCode(() => client.protectMessage(Uint8Array.of(1), topic), codes);
+        const received = await resultOrE4ErrorAsync(client.unprotect(wire, topic));
+        if (received instanceof E4Error) assert.ok(codes.includes(received.code), received.code);
+        // Only the fixture's topic has a key.
+        assert.equal(sent instanceof E4Error, topic !== TOPIC);
+        assert.equal(client.state, stateBefore);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  void it('curve helpers: a key or InvalidKey for any bytes; verify is a boolean', () => {
+    const c2Public = x25519PublicKey(c2Private);
+    const message = Uint8Array.of(1, 2, 3);
+    fc.assert(
+      fc.property(keyBytes, keyBytes, fc.uint8Array({ maxLength: 70 }), (a, b, signature) => {
+        const invalidKey = [E4ErrorCode.InvalidKey];
+        const publicKey = resultOrCode(() => ed25519PublicKeyObject(a), invalidKey);
+        if (!(publicKey instanceof E4Error)) {
+          assert.equal(typeof ed25519Verify(publicKey, message, signature), 'boolean');
+        }
+        for (const derived of [
+          resultOrCode(() => commandKeyForClient(c2Private, a), invalidKey),
+          resultOrCode(() => commandKeyFromClient(a, c2Public), invalidKey),
+          resultOrCode(() => commandKeyFromClient(pkGoKey, a), invalidKey),
+          resultOrCode(() => x25519(a, b), invalidKey),
+          resultOrCode(() => ed25519PublicToCurve25519(a), invalidKey),
+          resultOrCode(() => ed25519PrivateToCurve25519(a), invalidKey),
+        ]) {
+          if (!(derived instanceof E4Error)) assert.equal(derived.length, 32);
+        }
+        resultOrCode(() => {
+          checkPkKeys(a, b);
+        }, invalidKey);
+        resultOrCode(() => ed25519SigningKey(a), invalidKey);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  void it('aesSivOpen: any associated data and sealed bytes open or fail as SIV fails', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 4 }),
+        fc.oneof(randomBytes, thresholdBytes),
+        (associatedData, sealed) => {
+          const result = resultOrCode(
+            () => aesSivOpen(topicKey, associatedData, sealed),
+            [E4ErrorCode.TooShortCiphertext, E4ErrorCode.NotAuthentic],
+          );
+          if (!(result instanceof E4Error)) assert.equal(result.length, sealed.length - 16);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  void it('readInt64LE: any offset reads 8 bytes inside or is InvalidArgument', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 40 }),
+        fc.oneof(fc.integer({ min: -3, max: 45 }), fc.double()),
+        (bytes, offset) => {
+          const result = resultOrCode(
+            () => readInt64LE(bytes, offset),
+            [E4ErrorCode.InvalidArgument],
+          );
+          const inside = Number.isInteger(offset) && offset >= 0 && offset + 8 <= bytes.length;
+          assert.equal(typeof result === 'bigint', inside, `offset ${offset} of ${bytes.length}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/** The topic hash of an encoded RemoveTopic command. */
+function parseCommandTopic(command: Uint8Array): Uint8Array {
+  const parsed = parseCommand(command);
+  assert.equal(parsed.type, 'RemoveTopic');
+  return parsed.topicHash;
 }
 
 // ---------------------------------------------------------------------------------------------
