@@ -15,9 +15,11 @@ import {
   cmdSetPubKey,
   cmdSetTopicKey,
   CommandCode,
+  decodeClientState,
   E4Client,
   E4Error,
   E4ErrorCode,
+  encodeClientState,
   encodeCommand,
   ed25519KeyFromSeed,
   ed25519PublicKey,
@@ -400,5 +402,39 @@ void describe('applyCommand, the pure transition', () => {
     const next = applyCommand(before, parseCommand(cmdSetIdKey(a)), 0n);
     assert.ok(next.keyMaterial.mode === 'public-key');
     assertBytes(next.keyMaterial.privateKey, a);
+  });
+
+  void it('holds a hand-built command to the parsed lengths: its state would never load', async () => {
+    const c2 = randomCurve25519KeyPair();
+    const device = await E4Client.createPublicKey(
+      { name: 'hand-built' },
+      { privateKey: ed25519KeyFromSeed(new Uint8Array(32).fill(6)) },
+      c2.publicKey,
+    );
+    const key = new Uint8Array(32).fill(8);
+    const short = new Uint8Array(5).fill(1);
+    const handBuilt: Command[] = [
+      { type: 'SetTopicKey', key, topicHash: short },
+      { type: 'RemoveTopic', topicHash: short },
+      { type: 'SetPubKey', publicKey: ed25519PublicKey(ed25519KeyFromSeed(key)), id: short },
+      { type: 'RemovePubKey', id: new Uint8Array(17) },
+      { type: 'SetTopicKey', key: new Uint8Array(31).fill(1), topicHash: topicHash('t') },
+    ];
+    for (const command of handBuilt) {
+      throwsE4(
+        () => applyCommand(device.state, command, 0n),
+        E4ErrorCode.InvalidCommandLength,
+        command.type,
+      );
+    }
+    const unknown = { type: 'constructor' } as unknown as Command;
+    throwsE4(() => applyCommand(device.state, unknown, 0n), E4ErrorCode.InvalidCommand);
+    // The same commands with the right lengths apply, and the state they make loads back.
+    const next = applyCommand(
+      device.state,
+      { type: 'SetTopicKey', key, topicHash: topicHash('t') },
+      0n,
+    );
+    assert.deepEqual(decodeClientState(encodeClientState(next)).topicKeys, next.topicKeys);
   });
 });

@@ -5,7 +5,7 @@
 import { bytesEqual, concatBytes, toHex, writeUint64LE } from '../bytes.ts';
 import type { Command } from '../commands.ts';
 import { commandKeyFromClient, ed25519SigningKey } from '../curve.ts';
-import { PK_ONLY_COMMANDS } from '../commands.ts';
+import { encodeCommand, PK_ONLY_COMMANDS } from '../commands.ts';
 import { E4Error, E4ErrorCode, referenceError } from '../errors.ts';
 import {
   validateCurve25519PubKey,
@@ -101,8 +101,10 @@ function withPubKeyMaterial(state: ClientState, keyMaterial: PubKeyMaterial): Cl
 }
 
 /**
- * Applies a parsed command and returns the new state; the input state is never modified, so a
- * failed command leaves the client unchanged.
+ * Applies a command and returns the new state; the input state is never modified, so a failed
+ * command leaves the client unchanged. A command built by hand is held to the lengths
+ * {@link parseCommand} checks: a topic hash or id of another length would be saved under a key
+ * that {@link decodeClientState} refuses, and the state could never be loaded again.
  *
  * Deliberate differences from e4go, all toward consistency: SetC2Key and a PK SetIDKey adopt the
  * new key only after the new command key was computed (`checkPkKeys`), never half-way.
@@ -110,7 +112,9 @@ function withPubKeyMaterial(state: ClientState, keyMaterial: PubKeyMaterial): Cl
  * @param checkKeys - the check of a new PK key pair, by default {@link checkPkKeys} (what
  *   {@link E4Client} applies). A check that lets everything through adopts a low-order C2 key or
  *   a Go key with mismatched halves: the device could then never authenticate a command again.
- * @throws E4Error `UnsupportedOperation`, `InvalidKey`, `UnknownPubKeyId`
+ * @throws E4Error `UnsupportedOperation`, `InvalidKey`, `UnknownPubKeyId`; `InvalidCommand` and
+ *   `InvalidCommandLength` for a command `parseCommand` would not return, `InvalidArgument` for
+ *   an argument that is not a `Uint8Array`
  */
 export function applyCommand(
   state: ClientState,
@@ -118,6 +122,7 @@ export function applyCommand(
   nowSeconds: bigint,
   checkKeys: PkKeyCheck = checkPkKeys,
 ): ClientState {
+  encodeCommand(command); // checks the type and every argument length, as parseCommand does
   if (PK_ONLY_COMMANDS.has(command.type)) pkMaterial(state);
   switch (command.type) {
     case 'RemoveTopic':
@@ -172,8 +177,6 @@ export function applyCommand(
       });
     }
   }
-  // Unreachable for typed callers; plain JavaScript would otherwise get `undefined` as a state.
-  throw referenceError('InvalidCommand');
 }
 
 /** Current topic keys only (32-byte entries), by hex topic hash. */
