@@ -209,7 +209,11 @@ export function ed25519PublicToCurve25519(pub: Uint8Array): Uint8Array {
   return out;
 }
 
-/** X25519 public key of a (clamped internally) 32-byte private scalar. */
+/**
+ * X25519 public key of a (clamped internally) 32-byte private scalar.
+ * @throws E4Error `InvalidKey` when the key is not 32 bytes, `InvalidArgument` when it is not a
+ *   `Uint8Array`
+ */
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
   return rawPublicKey(x25519PrivateKeyObject(privateKey));
 }
@@ -228,7 +232,8 @@ function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
 
 /**
  * X25519 shared secret.
- * @throws E4Error `InvalidKey` for a malformed key or a low-order point (all-zero output)
+ * @throws E4Error `InvalidKey` for a malformed key or a low-order point (all-zero output),
+ *   `InvalidArgument` for a key that is not a `Uint8Array`
  */
 export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   requireBytes(publicKey, 'Curve25519 public key');
@@ -255,6 +260,8 @@ export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Arra
 /**
  * The PK-mode command key, seen from the C2:
  * `SHA3-256(X25519(c2Private, ed25519PublicToCurve25519(clientEdPublic)))`.
+ * @throws E4Error `InvalidKey` when the device key is not an Ed25519 point, a key has the wrong
+ *   length, or the X25519 output is all zeros (a low-order point)
  */
 export function commandKeyForClient(
   c2PrivateKey: Uint8Array,
@@ -266,6 +273,7 @@ export function commandKeyForClient(
 /**
  * The PK-mode command key, seen from the client:
  * `SHA3-256(X25519(ed25519PrivateToCurve25519(clientEdPrivate), c2Public))`.
+ * @throws E4Error `InvalidKey` when a key has the wrong length or the C2 key is a low-order point
  */
 export function commandKeyFromClient(
   clientEdPrivate: Uint8Array,
