@@ -101,6 +101,11 @@ void describe('plain JavaScript values of the wrong type', () => {
       [[{ name: 'd' }, { key: 'a'.repeat(32) }], 'secret.key must be a Uint8Array, got string'],
       [[{ name: 7 }, { key: randomSymKey() }], 'identity.name must be a string, got number'],
       [[{ id: [1, 2] }, { key: randomSymKey() }], 'identity.id must be a Uint8Array, got Array'],
+      // Both: the password used to be ignored silently.
+      [
+        [{ name: 'd' }, { key: randomSymKey(), password: 'a long enough password' }],
+        'secret must have either key or password, not both',
+      ],
     ];
     for (const [args, message] of cases) {
       const err = await rejectsE4(create(...args), 'InvalidArgument', message);
@@ -115,14 +120,35 @@ void describe('plain JavaScript values of the wrong type', () => {
       createPk({ name: 'd' }, { privateKey: 'k' }, randomCurve25519KeyPair().publicKey),
       'InvalidArgument',
     );
+    const both = await rejectsE4(
+      createPk(
+        { name: 'd' },
+        { privateKey: randomEd25519Key(), password: 'a long enough password' },
+        randomCurve25519KeyPair().publicKey,
+      ),
+      'InvalidArgument',
+    );
+    assert.equal(both.message, 'secret must have either privateKey or password, not both');
   });
 
   void it('validators, builders and byte helpers refuse a value of the wrong type by name', () => {
     const cases: Array<[string, () => unknown, string]> = [
-      ['validateTopic', () => { loose(validateTopic)(42); }, 'topic must be a string, got number'],
+      [
+        'validateTopic',
+        () => {
+          loose(validateTopic)(42);
+        },
+        'topic must be a string, got number',
+      ],
       ['cmdRemoveTopic', () => loose(cmdRemoveTopic)(undefined), 'topic must be a string'],
       ['cmdSetTopicKey', () => loose(cmdSetTopicKey)(randomSymKey(), null), 'topic must be'],
-      ['validateName', () => { loose(validateName)(undefined); }, 'name must be a Uint8Array'],
+      [
+        'validateName',
+        () => {
+          loose(validateName)(undefined);
+        },
+        'name must be a Uint8Array',
+      ],
       ['cmdRemovePubKey', () => loose(cmdRemovePubKey)(7), 'name must be a Uint8Array'],
       ['sha3256', () => loose(sha3256)('abc'), 'data must be a Uint8Array, got string'],
       ['transitionSlotHash', () => loose(transitionSlotHash)([1]), 'data must be a Uint8Array'],

@@ -51,14 +51,18 @@ export type ClientIdentity =
   | { readonly id: Uint8Array; readonly name?: string }
   | { readonly name: string; readonly id?: Uint8Array };
 
-/** Secret of an SK client: the 32-byte key, or a password to derive it from. */
+/**
+ * Secret of an SK client: the 32-byte key, or a password to derive it from; not both
+ * (`InvalidArgument`).
+ */
 export type SymmetricSecret = { readonly key: Uint8Array } | { readonly password: string };
 
 /**
  * Secret of a PK client: a Go-format Ed25519 key (64 bytes, `seed || public`), or a password to
  * derive it from. A device that made its own key pair passes `ed25519KeyFromSeed(seed)` for a
  * 32-byte seed (RFC 8032's private key), or `ed25519KeyFromKeyObject(privateKey)` for a
- * node:crypto key (`generateKeyPairSync('ed25519')`); a bare seed is refused as `InvalidKey`.
+ * node:crypto key (`generateKeyPairSync('ed25519')`); a bare seed is refused as `InvalidKey`,
+ * and a secret with both a key and a password as `InvalidArgument`.
  */
 export type PublicKeySecret = { readonly privateKey: Uint8Array } | { readonly password: string };
 
@@ -129,6 +133,19 @@ function resolveId(identity: ClientIdentity | undefined): Uint8Array {
     );
   }
   return nameId;
+}
+
+/**
+ * Refuses a secret that gives both a key and a password: either would be silently ignored, and
+ * checking that they agree would cost an Argon2i derivation.
+ */
+function requireOneSecret(secret: object, keyField: 'key' | 'privateKey'): void {
+  if (keyField in secret && 'password' in secret) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `secret must have either ${keyField} or password, not both`,
+    );
+  }
 }
 
 /** The password of a secret given without its key. */
@@ -243,6 +260,7 @@ export class E4Client {
   ): Promise<E4Client> {
     const id = resolveId(identity);
     requireObject(secret, 'secret');
+    requireOneSecret(secret, 'key');
     if ('key' in secret) requireBytes(secret.key, 'secret.key');
     const key = 'key' in secret ? new Uint8Array(secret.key) : deriveSymKey(secretPassword(secret));
     validateSymKey(key);
@@ -275,6 +293,7 @@ export class E4Client {
   ): Promise<E4Client> {
     const id = resolveId(identity);
     requireObject(secret, 'secret');
+    requireOneSecret(secret, 'privateKey');
     if ('privateKey' in secret) requireBytes(secret.privateKey, 'secret.privateKey');
     const privateKey =
       'privateKey' in secret
