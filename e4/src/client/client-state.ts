@@ -122,7 +122,9 @@ export function applyCommand(
   nowSeconds: bigint,
   checkKeys: PkKeyCheck = checkPkKeys,
 ): ClientState {
-  encodeCommand(command); // checks the type and every argument length, as parseCommand does
+  // Checks the type and every argument length, as parseCommand does. The encoding holds the
+  // command's key: wiped at once, as every other copy of a key the library makes.
+  encodeCommand(command).fill(0);
   if (PK_ONLY_COMMANDS.has(command.type)) pkMaterial(state);
   switch (command.type) {
     case 'RemoveTopic':
