@@ -256,14 +256,13 @@ function appendMarked(parent, text) {
 }
 
 /**
- * A name's cell, as text. Leading and trailing spaces are kept (the cell's CSS is
- * `white-space: pre-wrap`) and marked (`span.ws`): ` a` and `a` must not look the same; so are
- * characters that show nothing or reorder the text (see {@link appendMarked}).
- * @param {string} name
+ * Appends a name to `parent`, as text. Leading and trailing spaces are kept (the CSS of names is
+ * `white-space: pre-wrap`) and marked (`span.ws`): ` a` and `a` must not look the same, in a
+ * cell or in an event line; so are characters that show nothing or reorder the text (see
+ * {@link appendMarked}).
+ * @param {HTMLElement} parent @param {string} name
  */
-function nameCell(name) {
-  const td = env.document.createElement('td');
-  td.className = 'name';
+function appendName(parent, name) {
   const [, lead = '', core = name, trail = ''] = /^(\s*)(.*?)(\s*)$/su.exec(name) ?? [];
   /** @param {string} text */
   const spaces = (text) => {
@@ -273,9 +272,16 @@ function nameCell(name) {
     span.textContent = text;
     return span;
   };
-  if (lead !== '') td.append(spaces(lead));
-  appendMarked(td, core);
-  if (trail !== '') td.append(spaces(trail));
+  if (lead !== '') parent.append(spaces(lead));
+  appendMarked(parent, core);
+  if (trail !== '') parent.append(spaces(trail));
+}
+
+/** A name's cell (see {@link appendName}). @param {string} name */
+function nameCell(name) {
+  const td = env.document.createElement('td');
+  td.className = 'name';
+  appendName(td, name);
   return td;
 }
 
@@ -876,26 +882,27 @@ function compactDetails(details) {
 /**
  * One event line. Names and details come from devices and operators: each is its own `<bdi>`
  * (a right-to-left name cannot carry the version or the next name along) with its hidden and
- * direction characters shown (see {@link appendMarked}).
+ * direction characters shown (see {@link appendMarked}), and a name's leading and trailing
+ * spaces marked as in its cell (see {@link appendName}).
  * @param {ConsoleEvent} e
  */
 function showEvent(e) {
   const li = env.document.createElement('li');
-  /** @param {string} text */
-  const isolated = (text) => {
+  /** @param {string} text @param {(parent: HTMLElement, text: string) => void} append */
+  const isolated = (text, append) => {
     const bdi = env.document.createElement('bdi');
-    appendMarked(bdi, text);
+    append(bdi, text);
     return bdi;
   };
   li.append(`#${e.seq} ${e.at} ${e.type} `);
   const names = [e.topic, e.client].filter((n) => typeof n === 'string' && n !== '');
   for (const [i, name] of names.entries()) {
     if (i > 0) li.append(' ');
-    li.append(isolated(String(name)));
+    li.append(isolated(String(name), appendName));
   }
   if (e.keyVersion) li.append(` v${e.keyVersion}`);
   const details = compactDetails(e.details);
-  if (details) li.append(' (', isolated(details), ')');
+  if (details) li.append(' (', isolated(details, appendMarked), ')');
   const list = byId('events');
   list.prepend(li);
   while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();

@@ -343,8 +343,8 @@ void describe('the web console, what it shows', () => {
     }
   });
 
-  void it('makes leading and trailing spaces of names visible', async () => {
-    const { document, close } = openConsole(
+  void it('makes leading and trailing spaces of names visible, in cells and event lines', async () => {
+    const { document, api, close } = openConsole(
       new Map(),
       (api) => {
         api.topics.clear();
@@ -363,9 +363,21 @@ void describe('the web console, what it shows', () => {
         names.map((td) => [...td.querySelectorAll('.ws')].map((s) => s.textContent)),
         [[], [' '], [' ']],
       );
+      // In Chromium the event line for client " spaced " read "client.resync  spaced ": its
+      // trailing space could not be seen.
+      await until(() => api.streams === 1, 'the event stream');
+      api.event(4, 'client.subscribed', { topic: 'plant/a ', client: ' dev-1' });
+      await until(() => document.querySelectorAll('#events li').length === 1, 'the event');
+      const bdis = [...document.querySelectorAll('#events li bdi')];
+      assert.deepEqual(
+        bdis.map((bdi) => [...bdi.querySelectorAll('.ws')].map((s) => s.textContent)),
+        [[' '], [' ']],
+      );
       const css = readFileSync(new URL('../console.css', import.meta.url), 'utf8');
       assert.match(css, /td\.name\s*\{[^}]*white-space:\s*pre-wrap;/);
-      assert.match(css, /td\.name \.ws\s*\{[^}]*background:/);
+      assert.match(css, /#events\s*\{[^}]*white-space:\s*pre-wrap;/);
+      // Marked everywhere, not only in cells: an event line's mark must not look like plain text.
+      assert.match(css, /(^|\n)\.ws\s*\{[^}]*background:/);
     } finally {
       close();
     }
