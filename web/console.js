@@ -803,15 +803,28 @@ function run(load) {
   });
 }
 
+/** A health check is running: the 10 s tick does not pile a second one on a node that hangs. */
+let checkingHealth = false;
+
+/**
+ * Shows `/readyz` in the health badge. A node that accepts the connection and never answers (its
+ * process hung) is `no answer` after `callTimeoutMs`: without a limit the badge kept saying
+ * `ready` for as long as the node hung.
+ */
 async function checkHealth() {
+  if (checkingHealth) return;
+  checkingHealth = true;
   const badge = byId('health');
   try {
-    const res = await env.fetch('/readyz');
+    const res = await env.fetch('/readyz', { signal: AbortSignal.timeout(timing.callTimeoutMs) });
     badge.textContent = res.ok ? 'ready' : 'not ready';
     badge.className = `badge ${res.ok ? 'ok' : 'bad'}`;
-  } catch {
-    badge.textContent = 'unreachable';
+  } catch (err) {
+    badge.textContent =
+      /** @type {Error} */ (err)?.name === 'TimeoutError' ? 'no answer' : 'unreachable';
     badge.className = 'badge bad';
+  } finally {
+    checkingHealth = false;
   }
 }
 

@@ -138,6 +138,25 @@ void describe('the web console, when things go wrong', () => {
     }
   });
 
+  void it('says the node does not answer when /readyz hangs, instead of keeping "ready"', async () => {
+    // In Chromium, a node stopped with SIGSTOP (the kernel still accepts its connections) kept
+    // the badge at "ready" for as long as it hung: the check had no time limit.
+    const { document, close } = openConsole(
+      new Map(),
+      (api) => {
+        api.readyHangs = true;
+      },
+      { callTimeoutMs: 50 },
+    );
+    try {
+      const badge = () => document.getElementById('health');
+      await until(() => badge()?.textContent === 'no answer', 'the health check to give up');
+      assert.equal(badge()?.className, 'badge bad');
+    } finally {
+      close();
+    }
+  });
+
   void it('refreshes a row on any event naming its topic and removes a removed topic', async () => {
     const { document, api, close } = openConsole();
     try {

@@ -79,6 +79,8 @@ export class FakeApi {
     pending: false,
     restoredPosition: '',
   };
+  /** `/readyz` accepts the request and never answers (a hung node). */
+  readyHangs = false;
   /** Statuses of the next stream requests (then 200): 401 and 500 answer an API error body. */
   readonly streamStatuses: number[] = [];
   #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -97,7 +99,15 @@ export class FakeApi {
     );
     const method = init?.method ?? 'GET';
     this.calls.push({ method, path, headers });
-    if (path === '/readyz') return Promise.resolve(Response.json({ ready: true }));
+    if (path === '/readyz')
+      return this.readyHangs
+        ? new Promise((_, reject) => {
+            // A hung node: no answer until the caller's signal (its timeout) gives up.
+            init?.signal?.addEventListener('abort', () => {
+              reject(init.signal?.reason as Error);
+            });
+          })
+        : Promise.resolve(Response.json({ ready: true }));
     const limit = Number(url.searchParams.get('limit') ?? 0);
     if (
       (url.pathname === '/v1/topics' || url.pathname === '/v1/clients') &&
