@@ -13,6 +13,8 @@ export interface ConsoleTiming {
   readonly coalesceMs: number;
   /** An API call without an answer after this long fails (the event stream excepted): 15000. */
   readonly callTimeoutMs: number;
+  /** The event stream silent this long (no event, no heartbeat) is dropped and made again: 45000. */
+  readonly streamIdleMs: number;
 }
 export interface ConsoleEnvironment {
   readonly document: Document;

@@ -18,10 +18,10 @@ const MAX_BACKOFF_MS = 60_000;
 const MAX_DETAILS = 200;
 
 /**
- * How often the console polls, how long it gathers events before refreshing a row, and how long
- * it waits for the answer to an API call.
- * @typedef {{ rowPollMs: number, restorePollMs: number, coalesceMs: number, callTimeoutMs: number }}
- *   ConsoleTiming
+ * How often the console polls, how long it gathers events before refreshing a row, how long it
+ * waits for the answer to an API call, and how long the event stream may stay silent.
+ * @typedef {{ rowPollMs: number, restorePollMs: number, coalesceMs: number, callTimeoutMs: number,
+ *   streamIdleMs: number }} ConsoleTiming
  */
 
 /** @type {ConsoleTiming} */
@@ -30,6 +30,8 @@ const DEFAULT_TIMING = {
   restorePollMs: 30_000,
   coalesceMs: 400,
   callTimeoutMs: 15_000,
+  // Three of the heartbeats the node sends every 15 s on the event stream.
+  streamIdleMs: 45_000,
 };
 
 /**
@@ -975,10 +977,27 @@ function nodeBack() {
 let streamControl;
 
 /**
+ * Calls `onIdle` once `ms` pass without a `reset`. Started at once: connecting counts too.
+ * @param {number} ms @param {() => void} onIdle
+ */
+function watchdog(ms, onIdle) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const reset = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onIdle, ms);
+  };
+  reset();
+  return { reset, stop: () => clearTimeout(timer) };
+}
+
+/**
  * Follows `/v1/events/stream`, reconnecting with Last-Event-ID so no event is missed or shown
  * twice across a disconnect. The position is the parser's last id, which the server's opening
  * frame sets too (`id:` without data): a connection that drops before its first event resumes
- * where it started, not at the end.
+ * where it started, not at the end. A connection silent for `streamIdleMs` (the node sends a
+ * heartbeat every 15 s) is dropped and made again: a node that hangs, or a path that dies
+ * without closing the connection, would otherwise leave the stream `live` and empty for ever.
  */
 async function followEvents() {
   streamControl?.abort();
@@ -991,11 +1010,19 @@ async function followEvents() {
   /** Whether the stream was live before: a reconnection means the node may have been away. */
   let wasLive = false;
   while (!control.signal.aborted) {
+    const connection = new AbortController();
+    const stop = () => connection.abort();
+    control.signal.addEventListener('abort', stop);
+    let silent = false;
+    const idle = watchdog(timing.streamIdleMs, () => {
+      silent = true;
+      connection.abort();
+    });
     try {
       /** @type {Record<string, string>} */
       const headers = { accept: 'text/event-stream', ...authHeaders() };
       if (lastId !== undefined) headers['last-event-id'] = lastId;
-      const res = await env.fetch('/v1/events/stream', { headers, signal: control.signal });
+      const res = await env.fetch('/v1/events/stream', { headers, signal: connection.signal });
       if (!res.ok) {
         const refused = new ApiError(res, await res.json().catch(() => ({})));
         // Retrying cannot help until another token is given (the form restarts the stream).
@@ -1018,6 +1045,7 @@ async function followEvents() {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        idle.reset();
         for (const event of parser.push(value)) {
           // Before showing it: an event the console cannot show is not asked for again.
           lastId = event.id ?? lastId;
@@ -1031,10 +1059,16 @@ async function followEvents() {
       }
     } catch (err) {
       if (control.signal.aborted) return;
+      const why = silent
+        ? `no data from the node for ${timing.streamIdleMs / 1000} s (it sends a heartbeat every 15 s)`
+        : message(networkError(err));
       // Beside the stream's badge, not in the banner: the banner keeps what an action or a load
       // reported (a Resync's failure is not overwritten by the stream's retries).
-      showText('stream-error', `event stream: ${message(networkError(err))}`);
+      showText('stream-error', `event stream: ${why}`);
       wasLive = true;
+    } finally {
+      idle.stop();
+      control.signal.removeEventListener('abort', stop);
     }
     badge.textContent = 'reconnecting';
     badge.className = 'badge bad';

@@ -157,6 +157,46 @@ void describe('the web console, when things go wrong', () => {
     }
   });
 
+  void it('drops a silent stream and connects again; heartbeats keep it', async () => {
+    // In Chromium, a node stopped with SIGSTOP left the stream "live" and empty for as long as
+    // it hung: the fetch of a connection nobody closes never ends.
+    const idleMs = 400;
+    const { document, api, close } = openConsole(new Map(), () => undefined, {
+      streamIdleMs: idleMs,
+    });
+    try {
+      await until(() => api.streams === 1, 'the event stream');
+      api.send('retry: 20\nid: 7\n\n');
+      // Heartbeats for longer than the limit: the connection stays. (Only when this machine kept
+      // them well apart from the limit: a check that a stalled test runner would fail is not
+      // about the console.)
+      let last = Date.now();
+      let widest = 0;
+      for (let i = 0; i < 20; i++) {
+        await settle(30);
+        api.send(': heartbeat\n\n');
+        widest = Math.max(widest, Date.now() - last);
+        last = Date.now();
+      }
+      if (widest < idleMs / 2) assert.equal(api.streams, 1, 'a stream that sends heartbeats stays');
+      await until(
+        () =>
+          /^event stream: no data from the node for 0\.4 s/.test(
+            banner(document, 'stream-error') ?? '',
+          ),
+        'the silence said beside the badge',
+      );
+      await until(() => api.streams === 2, 'a new connection');
+      const resumed = api.calls.filter((c) => c.path === STREAM).at(-1);
+      assert.equal(resumed?.headers['last-event-id'], '7', 'from where the silent one was');
+      await until(() => document.getElementById('stream')?.textContent === 'live', 'live');
+      assert.equal(banner(document, 'stream-error'), null);
+      assert.equal(banner(document), null, 'the banner is for actions and loads');
+    } finally {
+      close();
+    }
+  });
+
   void it('refreshes a row on any event naming its topic and removes a removed topic', async () => {
     const { document, api, close } = openConsole();
     try {
