@@ -227,6 +227,8 @@ void describe('the web console, when things go wrong', () => {
     try {
       const input = document.getElementById('token') as HTMLInputElement;
       assert.equal(input.placeholder, 'token stored (submit empty to clear)');
+      // Wide enough to read it: Chromium's default field showed "token stored (submit emp".
+      assert.ok(input.size >= input.placeholder.length, `size ${input.size}`);
       assert.equal(input.value, '');
       assert.ok(!document.documentElement.outerHTML.includes('tok-123'));
       const form = document.getElementById('auth') as HTMLFormElement;
