@@ -415,6 +415,13 @@ const clientKey = (name) => `c${name}`;
 let refresher;
 
 /**
+ * The wait before a fetch that failed `failures` times in a row is tried again: it doubles from
+ * twice the poll interval, up to MAX_BACKOFF_MS.
+ * @param {number} failures
+ */
+const retryWait = (failures) => Math.min(timing.rowPollMs * 2 ** failures, MAX_BACKOFF_MS);
+
+/**
  * Failed refreshes per topic: the row is tried again after a wait that doubles with each failure.
  * @type {Map<string, { failures: number, until: number }>}
  */
@@ -480,8 +487,7 @@ async function refreshTopic(name) {
   if (gen !== generation) return;
   if (tr?.dataset['retry'] !== undefined) {
     const failures = (backoff.get(name)?.failures ?? 0) + 1;
-    const wait = Math.min(timing.rowPollMs * 2 ** failures, MAX_BACKOFF_MS);
-    backoff.set(name, { failures, until: Date.now() + wait });
+    backoff.set(name, { failures, until: Date.now() + retryWait(failures) });
   } else backoff.delete(name);
   // Looked up again: a refresh of the whole list may have replaced it meanwhile.
   const current = findTopicRow(name);
@@ -492,11 +498,14 @@ async function refreshTopic(name) {
 /**
  * Every `rowPollMs`, refreshes the rows on the page whose rollout is still pending (the broker's
  * acceptance and a delivery's failure come with no event naming the topic) or whose fetch failed
- * (after its backoff). A row that leaves the page is no longer polled; a hidden tab polls nothing.
+ * (after its backoff), and reads again a list whose first page failed (after its backoff). A row
+ * that leaves the page is no longer polled; a hidden tab polls nothing.
  */
 function pollRows() {
   if (!pageHidden()) {
     const now = Date.now();
+    for (const [list, failed] of listRetry)
+      if (!failed.running && now >= failed.until) loadFirstPage(list);
     for (const tr of rowsOf('topics')) {
       const name = tr.dataset['topic'];
       const due = tr.dataset['pending'] !== undefined || tr.dataset['retry'] !== undefined;
@@ -805,6 +814,44 @@ function run(load) {
   });
 }
 
+/**
+ * Lists whose first page could not be read (the node was away, its database failing over): each
+ * is read again after a wait that doubles (see pollRows), and at once when the node is back.
+ * Without this the page stayed empty under a stale error until the token form was sent again.
+ * @type {Map<'topics' | 'clients', { failures: number, until: number, running: boolean,
+ *   shown: string }>}
+ */
+const listRetry = new Map();
+
+/**
+ * Loads the first page of `list` (emptying it first). A failure is shown in the banner and
+ * scheduled again; a later success clears that message (and only that one).
+ * @param {'topics' | 'clients'} list
+ */
+function loadFirstPage(list) {
+  const gen = generation;
+  const failed = listRetry.get(list);
+  if (failed !== undefined) failed.running = true;
+  (list === 'topics' ? loadTopics(true) : loadClients(true))
+    .then(() => {
+      if (gen !== generation) return;
+      listRetry.delete(list);
+      if (failed !== undefined) clearError(failed.shown);
+    })
+    .catch((err) => {
+      if (gen !== generation) return;
+      const failures = (failed?.failures ?? 0) + 1;
+      const shown = message(err);
+      listRetry.set(list, {
+        failures,
+        until: Date.now() + retryWait(failures),
+        running: false,
+        shown,
+      });
+      showError(shown);
+    });
+}
+
 /** A health check is running: the 10 s tick does not pile a second one on a node that hangs. */
 let checkingHealth = false;
 
@@ -959,13 +1006,14 @@ function applyEvent(e) {
 }
 
 /**
- * The stream is live again after a failure: the node is back, so rows whose fetch failed
- * meanwhile are fetched now rather than after their backoff (up to a minute), and the health
- * badge is checked now rather than at its next 10 s tick.
+ * The stream is live again after a failure: the node is back, so rows and lists whose fetch
+ * failed meanwhile are fetched now rather than after their backoff (up to a minute), and the
+ * health badge is checked now rather than at its next 10 s tick.
  */
 function nodeBack() {
   backoff.clear();
   void checkHealth();
+  for (const [list, failed] of listRetry) if (!failed.running) loadFirstPage(list);
   for (const tr of rowsOf('topics')) {
     const name = tr.dataset['topic'];
     if (name !== undefined && tr.dataset['retry'] !== undefined)
@@ -1084,8 +1132,9 @@ function refresh() {
   watchRestore = true;
   void checkHealth();
   void checkRestore();
-  run(() => loadTopics(true));
-  run(() => loadClients(true));
+  listRetry.clear();
+  loadFirstPage('topics');
+  loadFirstPage('clients');
   void followEvents();
 }
 

@@ -138,6 +138,32 @@ void describe('the web console, when things go wrong', () => {
     }
   });
 
+  void it('reads a list again when its first page failed, and clears that failure', async () => {
+    // In Chromium, lists refused once (503 while the database failed over) left the page empty
+    // under the error for good, although the node answered again a moment later.
+    const { document, api, close } = openConsole(
+      new Map(),
+      (api) => {
+        api.listFailures = 3;
+      },
+      { rowPollMs: 20 },
+    );
+    try {
+      await until(
+        () => banner(document) === 'C2_UNAVAILABLE: database not reachable',
+        'the failure in the banner',
+      );
+      await until(() => cells(document, 'topics').length === 2, 'the topics, read again', 5000);
+      await until(() => cells(document, 'clients').length === 1, 'the clients, read again', 5000);
+      await until(() => banner(document) === null, 'the failure cleared');
+      assert.equal(api.listFailures, 0);
+      const lists = api.calls.filter((c) => /^\/v1\/(topics|clients)\?/.test(c.path));
+      assert.equal(lists.length, 5, 'three refused, then each list once');
+    } finally {
+      close();
+    }
+  });
+
   void it('says the node does not answer when /readyz hangs, instead of keeping "ready"', async () => {
     // In Chromium, a node stopped with SIGSTOP (the kernel still accepts its connections) kept
     // the badge at "ready" for as long as it hung: the check had no time limit.

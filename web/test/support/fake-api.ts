@@ -79,6 +79,8 @@ export class FakeApi {
     pending: false,
     restoredPosition: '',
   };
+  /** The next this many list requests (`/v1/topics`, `/v1/clients`) answer 503. */
+  listFailures = 0;
   /** `/readyz` accepts the request and never answers (a hung node). */
   readyHangs = false;
   /** Statuses of the next stream requests (then 200): 401 and 500 answer an API error body. */
@@ -109,6 +111,13 @@ export class FakeApi {
           })
         : Promise.resolve(Response.json({ ready: true }));
     const limit = Number(url.searchParams.get('limit') ?? 0);
+    if (
+      (url.pathname === '/v1/topics' || url.pathname === '/v1/clients') &&
+      this.listFailures > 0
+    ) {
+      this.listFailures -= 1;
+      return error(503, 'C2_UNAVAILABLE', 'database not reachable');
+    }
     if (
       (url.pathname === '/v1/topics' || url.pathname === '/v1/clients') &&
       limit > this.maxPageSize
