@@ -79,6 +79,10 @@ export async function startAutomation(
     store,
     c2: service,
     election,
+    // The leader checks each firing against its own settings: the API node that accepted the
+    // rule may have had E4C2_PK_SERVER_KEYGEN on, this one off.
+    capabilities: { mode: config.crypto.mode, pkServerKeygen: config.crypto.serverKeygen },
+    nodeId: config.node.id,
     tickMs: settings.tickMs,
     observer: {
       leader: (isLeader) => metrics?.setAutomationLeader(isLeader),

@@ -189,6 +189,7 @@ function firingMessage(f: FiringRow): ProtoMessage {
     devices: count(f.result, 'devices'),
     errors: errorCounts(f.result['errors']),
     failed_devices: count(f.result, 'failedDevices'),
+    reason: typeof f.result['reason'] === 'string' ? f.result['reason'] : '',
   };
 }
 

@@ -400,6 +400,7 @@ void describe('automation API', () => {
       failedDevices: 5,
       // Only stable codes reach the API; anything else in the record is not passed on.
       errors: { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1, 'not a code': 7, C2_BOGUS: 'x' },
+      reason: 'rotate-client-key cannot run on node worker-2: ...',
     };
     assert.ok(await store.finishFiring(firing.id, 'failed', result, epoch), 'the firing finished');
     assert.equal(
@@ -414,10 +415,12 @@ void describe('automation API', () => {
     assert.equal(viaHttp?.['status'], 'failed');
     assert.deepEqual(viaHttp['errors'], { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1 });
     assert.equal(viaHttp['failedDevices'], 5);
+    assert.equal(viaHttp['reason'], result.reason, 'why the leader could not run it');
     const viaGrpc = await grpc.call('ListFirings', { rule_id: ruleId, limit: 10 });
     const [grpcFiring] = viaGrpc['firings'] as Array<Record<string, unknown>>;
     assert.deepEqual(grpcFiring?.['errors'], { C2_NOT_FOUND: 2, C2_UNAVAILABLE: 1 });
     assert.equal(grpcFiring['failed_devices'], 5);
     assert.equal(grpcFiring['targets'], 9);
+    assert.equal(grpcFiring['reason'], result.reason);
   });
 });

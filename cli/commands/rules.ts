@@ -288,14 +288,25 @@ function firingStatus(firing: AutomationMessage): string {
   return field(firing, 'started_at') === '' ? 'queued' : 'running';
 }
 
+/**
+ * A firing's failed calls by code, then why it failed as a whole when the leader could not run
+ * it (`C2_FAILED_PRECONDITION=1: rotate-client-key cannot run on node worker-2: ...`), or ''.
+ */
+function failureSummary(firing: AutomationMessage): string {
+  const reason = field(firing, 'reason');
+  return [errorSummary(firing), reason].filter((part) => part !== '').join(': ');
+}
+
 /** The rule's newest firing in one line, or `none`. */
 function describeLastFiring(firing: AutomationMessage | undefined): string {
   if (firing === undefined) return 'none';
   const errors = errorSummary(firing);
+  const reason = field(firing, 'reason');
   return (
     `#${field(firing, 'id')} due ${field(firing, 'due_at')}: ${firingStatus(firing)}, ` +
     `${field(firing, 'done') || '0'} of ${field(firing, 'targets') || '0'} done` +
-    (errors === '' ? '' : ` (${errors})`)
+    (errors === '' ? '' : ` (${errors})`) +
+    (reason === '' ? '' : `: ${reason}`)
   );
 }
 
@@ -593,7 +604,7 @@ const firings: CommandSpec = {
           field(f, 'skipped'),
           field(f, 'attempts'),
           field(f, 'finished_at') || '-',
-          errorSummary(f),
+          failureSummary(f),
         ]),
       ),
     );

@@ -282,6 +282,36 @@ void describe('rules commands', () => {
     assert.match(second ?? '', /^11\b.*\b1\s+-\s*$/, 'a firing without errors ends there');
   });
 
+  void it('firings and get say why a firing failed when its leader could not run it', async () => {
+    const api = new AutomationFakeApi();
+    const reason = 'rotate-client-key cannot run on node worker-2: E4C2_PK_SERVER_KEYGEN is off';
+    api.reply = {
+      firings: [
+        {
+          id: '5',
+          rule_id: '7',
+          due_at: '2026-11-27T10:00:00Z',
+          status: 'failed',
+          failed: 1,
+          errors: { C2_FAILED_PRECONDITION: 1 },
+          reason,
+        },
+      ],
+    };
+    const r = await runWith(['rules', 'firings', '--id', '7'], { api });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    const row = r.stdout.trimEnd().split('\n')[1] ?? '';
+    assert.ok(row.endsWith(` C2_FAILED_PRECONDITION=1: ${reason}`), row);
+    const get = await runWith(['rules', 'get', '--id', '7'], { api });
+    assert.equal(get.code, ExitCode.Ok, get.stderr);
+    assert.ok(
+      get.stdout.includes(
+        `\nlast firing  #5 due 2026-11-27T10:00:00Z: failed, 0 of 0 done (C2_FAILED_PRECONDITION=1): ${reason}\n`,
+      ),
+      get.stdout,
+    );
+  });
+
   void it('firings tells a running firing from a queued one, and when each finished', async () => {
     const api = new AutomationFakeApi();
     api.reply = {

@@ -23,7 +23,7 @@ export {
 } from './restore-ops.ts';
 export { checkClientName, checkTopicName } from './validation.ts';
 export { AutomationService, type AutomationStatus } from './automation-service.ts';
-export { type AutomationCapabilities } from './automation-capabilities.ts';
+export { actionRefusal, type AutomationCapabilities } from './automation-capabilities.ts';
 export {
   AUTOMATION_ACTIONS,
   checkRuleDraft,

@@ -24,6 +24,7 @@ import type {
   PgAutomationStore,
 } from '../../cluster/storage/index.ts';
 import type { LeaderElection, Leadership } from '../../cluster/coordination/leader-election.ts';
+import type { AutomationCapabilities } from '../../cluster/domain/index.ts';
 import { FiringPool } from './firing-pool.ts';
 import {
   isLastingRefusal,
@@ -49,6 +50,13 @@ export interface AutomationEngineOptions {
   readonly store: PgAutomationStore;
   readonly c2: AutomationC2;
   readonly election: LeaderElection;
+  /**
+   * What this node can run: a firing whose action cannot run here (a rule accepted by an API node
+   * with other settings) ends `failed` with the reason, naming `nodeId`. Default: not checked.
+   */
+  readonly capabilities?: AutomationCapabilities;
+  /** This node's id (for such reasons). */
+  readonly nodeId?: string;
   /** Milliseconds since the epoch (tests inject one). Default `Date.now`. */
   readonly clock?: () => number;
   /** Pause between ticks. Default 1000 ms. */
@@ -135,6 +143,8 @@ export class AutomationEngine {
       clock: this.#clock,
       sleep: options.sleep ?? abortableSleep,
       maxConcurrent: options.maxConcurrentFirings ?? 8,
+      ...(options.capabilities === undefined ? {} : { capabilities: options.capabilities }),
+      ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
       leads: (leadership) => this.#leads(leadership),
       signal: () => this.#abort.signal,
       observe: (outcome) => this.#o.observer?.firing?.(outcome),

@@ -6,6 +6,7 @@
  * meanwhile). Every start and finish is fenced by the leader's epoch, as before.
  */
 import type { Leadership } from '../../cluster/coordination/leader-election.ts';
+import type { AutomationCapabilities } from '../../cluster/domain/index.ts';
 import type { FiringRow, PgAutomationStore } from '../../cluster/storage/index.ts';
 import {
   FiringDeferred,
@@ -29,6 +30,10 @@ export interface FiringPoolOptions {
   readonly clock: () => number;
   readonly sleep: Sleep;
   readonly maxConcurrent: number;
+  /** What this node can run (see {@link FiringContext.capabilities}); default: not checked. */
+  readonly capabilities?: AutomationCapabilities;
+  /** This node's id, named in the reason of a firing it cannot run. */
+  readonly nodeId?: string;
   /** Whether `leadership` is still this node's and the engine is not stopping. */
   readonly leads: (leadership: Leadership) => boolean;
   /** The engine's stop signal (a firing it interrupts stays pending). */
@@ -99,6 +104,8 @@ export class FiringPool {
             clock: this.#o.clock,
             sleep: this.#o.sleep,
             signal: this.#o.signal(),
+            ...(this.#o.capabilities === undefined ? {} : { capabilities: this.#o.capabilities }),
+            ...(this.#o.nodeId === undefined ? {} : { nodeId: this.#o.nodeId }),
             shouldYield: async () =>
               !this.#o.leads(leadership) || (await store.read.control()).paused,
             // Disabled or deleted (its record went with it): the rest of the firing is not owed.

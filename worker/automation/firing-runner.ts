@@ -8,7 +8,12 @@
  * return their stored result from the idempotency journal (DESIGN I4), and only the rest rotate.
  */
 import { createHash } from 'node:crypto';
-import type { C2Service, RequestContext } from '../../cluster/domain/index.ts';
+import {
+  actionRefusal,
+  type AutomationCapabilities,
+  type C2Service,
+  type RequestContext,
+} from '../../cluster/domain/index.ts';
 import { targetMatcher } from '../../cluster/domain/automation-rules.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import type { FiringRow, FiringStatus, TargetSpec } from '../../cluster/storage/index.ts';
@@ -40,6 +45,11 @@ export interface FiringOutcome {
     readonly devices: number;
     readonly failedDevices: number;
     readonly errors: Readonly<Record<string, number>>;
+    /**
+     * Why the firing failed without trying its subjects: its action cannot run on the node that
+     * fired it (a setting of that node, named in the text). Absent otherwise.
+     */
+    readonly reason?: string;
   };
 }
 
@@ -68,6 +78,14 @@ export interface FiringContext {
   readonly onProgress?: (progress: FiringOutcome['result']) => Promise<void>;
   /** Least time between two {@link FiringContext.onProgress} calls. Default 5000 ms. */
   readonly progressEveryMs?: number;
+  /**
+   * What this node can run. The rule was checked by the API node that stored it, whose settings
+   * (`E4C2_PK_SERVER_KEYGEN`) may differ from this one's: a firing whose action cannot run here
+   * fails at once with the reason, instead of one refused call per subject. Default: not checked.
+   */
+  readonly capabilities?: AutomationCapabilities;
+  /** This node's id, named in such a reason. */
+  readonly nodeId?: string;
 }
 
 /** Thrown inside {@link runFiring} when the firing must stay pending (pause, leadership lost). */
@@ -191,6 +209,7 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   let skipped = 0;
   let devices = 0;
   let targets = 0;
+  let reason: string | undefined;
   const rotated: Array<{ topic: string; version: number }> = [];
   const counts = (): FiringOutcome['result'] => ({
     targets,
@@ -200,6 +219,7 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
     devices,
     failedDevices: gate.counts.failed,
     errors: { ...errors },
+    ...(reason === undefined ? {} : { reason }),
   });
   const finish = (status: FiringOutcome['status']): FiringOutcome => ({ status, result: counts() });
   const progressEveryMs = ctx.progressEveryMs ?? 5000;
@@ -214,6 +234,20 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
     const code = errorCode(err);
     errors[code] = (errors[code] ?? 0) + 1;
   };
+
+  const refusal =
+    ctx.capabilities &&
+    actionRefusal(
+      snapshot.action,
+      ctx.capabilities,
+      ctx.nodeId === undefined ? 'on this node' : `on node ${ctx.nodeId}`,
+    );
+  if (refusal !== undefined) {
+    if (await mustStop()) return finish('aborted');
+    fail(refusal, 1);
+    reason = refusal.message;
+    return finish('failed');
+  }
 
   if (snapshot.action === 'rotate-c2-key') {
     targets = 1;

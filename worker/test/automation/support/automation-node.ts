@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { LeaderElection, RedisLeaderLease } from '../../../../cluster/coordination/index.ts';
-import type { C2Service } from '../../../../cluster/domain/index.ts';
+import type { AutomationCapabilities, C2Service } from '../../../../cluster/domain/index.ts';
 import { createPool, PgAutomationStore } from '../../../../cluster/storage/index.ts';
 import { AutomationEngine, type AutomationC2 } from '../../../automation/index.ts';
 import { testService } from '../../../../cluster/test/support/test-service.ts';
@@ -29,6 +29,11 @@ export interface AutomationNodeOptions {
   /** How often keys are checked against max-key-age triggers (the engine's default: 30 s). */
   readonly keyAgeScanMs?: number;
   readonly onLeader?: (isLeader: boolean, epoch: string | undefined) => void;
+  /**
+   * The node's crypto settings (default: symmetric-key mode), for its C2 service and for the
+   * engine's check of what it can run.
+   */
+  readonly capabilities?: AutomationCapabilities;
 }
 
 /** A running test node. */
@@ -46,7 +51,12 @@ export async function startAutomationNode(options: AutomationNodeOptions): Promi
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
   redis.on('error', () => undefined);
   await redis.connect();
-  const { service } = await testService(pool, new Uint8Array(Buffer.from(options.kekHex, 'hex')));
+  const capabilities = options.capabilities ?? { mode: 'symkey', pkServerKeygen: false };
+  const { service } = await testService(
+    pool,
+    new Uint8Array(Buffer.from(options.kekHex, 'hex')),
+    capabilities,
+  );
   const automation = new PgAutomationStore(pool);
   const errors: unknown[] = [];
   const election = new LeaderElection({
@@ -73,6 +83,8 @@ export async function startAutomationNode(options: AutomationNodeOptions): Promi
     c2: options.wrapC2?.(service) ?? c2,
     ...(options.keyAgeScanMs === undefined ? {} : { keyAgeScanMs: options.keyAgeScanMs }),
     election,
+    capabilities,
+    nodeId: options.nodeId,
     tickMs: options.tickMs,
     onError: (err) => errors.push(err),
   });
