@@ -2,7 +2,8 @@
  * The automation engine. Every node with the worker role runs one; the leader election picks the
  * one that acts. Each tick, the leader:
  *
- * 1. reads the pause switch (paused: plans and starts nothing);
+ * 1. reads the pause switch (paused: plans and starts nothing; followers read it too, for the
+ *    metric only);
  * 2. plans: for each enabled rule, in one transaction fenced by its epoch, works out what is due
  *    (time slots, keys past their age, event thresholds, members removed) and records one firing
  *    per (rule, due time, subject); the UNIQUE key makes a second plan of the same slot a no-op,
@@ -192,12 +193,20 @@ export class AutomationEngine {
   async tick(): Promise<TickReport> {
     const leadership = this.#o.election.current();
     this.#observeLeader(leadership !== undefined);
-    if (leadership === undefined) return { role: 'follower', planned: 0, started: 0 };
-    const control = await this.#o.store.read.control();
-    if (this.#wasPaused !== control.paused) {
-      this.#wasPaused = control.paused;
-      this.#o.observer?.paused?.(control.paused);
+    if (leadership === undefined) {
+      // A follower reads the switch too, for its c2_automation_paused only: a former leader kept
+      // the value it last saw as leader (paused) after a resume, and the others never showed a
+      // pause. Its failure is the leader's to report (the database away): nothing depends on it.
+      await this.#o.store.read.control().then(
+        (control) => {
+          this.#observePaused(control.paused);
+        },
+        () => undefined,
+      );
+      return { role: 'follower', planned: 0, started: 0 };
     }
+    const control = await this.#o.store.read.control();
+    this.#observePaused(control.paused);
     if (control.paused) {
       // Catch-up after the pause is owed to enabled rules only.
       await this.#holdDisabled(leadership.epoch, await this.#o.store.read.listRules());
@@ -405,6 +414,12 @@ export class AutomationEngine {
       }
     }
     return out;
+  }
+
+  #observePaused(paused: boolean): void {
+    if (this.#wasPaused === paused) return;
+    this.#wasPaused = paused;
+    this.#o.observer?.paused?.(paused);
   }
 
   #observeLeader(isLeader: boolean): void {

@@ -28,10 +28,13 @@ void describe('automation engine, several nodes', () => {
   let admin: AutomationService;
   let store: PgAutomationStore;
   const nodes: AutomationNode[] = [];
+  /** What each node's c2_automation_paused shows (its engine observer's last value), by node. */
+  const pausedGauges = new Map<AutomationNode, { paused?: boolean }>();
   const kekHex = randomBytes(32).toString('hex');
   const leaseKey = `e4c2-test:${randomBytes(6).toString('hex')}:automation:leader`;
 
   const startNode = async (actionDelayMs = 0): Promise<AutomationNode> => {
+    const gauge: { paused?: boolean } = {};
     const node = await startAutomationNode({
       databaseUrl: TEST_DATABASE_URL,
       schema: schema.schema,
@@ -42,7 +45,13 @@ void describe('automation engine, several nodes', () => {
       ttlMs: 3000,
       tickMs: 100,
       actionDelayMs,
+      observer: {
+        paused: (paused) => {
+          gauge.paused = paused;
+        },
+      },
     });
+    pausedGauges.set(node, gauge);
     nodes.push(node);
     return node;
   };
@@ -144,8 +153,16 @@ void describe('automation engine, several nodes', () => {
     assert.equal((await admin.listFirings(rule.id, 10)).length, 0);
     assert.equal(await topicVersion('pause/t'), 1);
     assert.equal((await admin.status()).control.reason, 'planned outage');
+    const gauges = (): Array<boolean | undefined> => nodes.map((n) => pausedGauges.get(n)?.paused);
+    // Every engine's c2_automation_paused says so, the followers' too (they never read it).
+    await eventually(() => {
+      assert.deepEqual(gauges(), [true, true]);
+    });
 
     await admin.resume(ctx);
+    await eventually(() => {
+      assert.deepEqual(gauges(), [false, false], 'no node still shows the pause');
+    });
     const firings = await eventually(async () => {
       const f = await admin.listFirings(rule.id, 100);
       assert.ok(f.length >= 3, 'the slots missed during the pause fired');

@@ -7,7 +7,11 @@ import { Redis } from 'ioredis';
 import { LeaderElection, RedisLeaderLease } from '../../../../cluster/coordination/index.ts';
 import type { AutomationCapabilities, C2Service } from '../../../../cluster/domain/index.ts';
 import { createPool, PgAutomationStore } from '../../../../cluster/storage/index.ts';
-import { AutomationEngine, type AutomationC2 } from '../../../automation/index.ts';
+import {
+  AutomationEngine,
+  type AutomationC2,
+  type AutomationObserver,
+} from '../../../automation/index.ts';
 import { testService } from '../../../../cluster/test/support/test-service.ts';
 
 /** What a test node is built from. */
@@ -34,6 +38,8 @@ export interface AutomationNodeOptions {
    * engine's check of what it can run.
    */
   readonly capabilities?: AutomationCapabilities;
+  /** Observes the node's engine (what its metrics would show). */
+  readonly observer?: AutomationObserver;
 }
 
 /** A running test node. */
@@ -85,6 +91,7 @@ export async function startAutomationNode(options: AutomationNodeOptions): Promi
     election,
     capabilities,
     nodeId: options.nodeId,
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
     tickMs: options.tickMs,
     onError: (err) => errors.push(err),
   });
