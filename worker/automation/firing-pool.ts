@@ -118,7 +118,9 @@ export class FiringPool {
                   tx.saveFiringProgress(firing.id, { ...progress }),
                 );
               } catch (err) {
-                this.#o.onError?.(err, `saving the progress of firing ${firing.id}`);
+                // Deposed meanwhile: the fence refused the write, and the next leader reruns it.
+                if (this.#o.leads(leadership))
+                  this.#o.onError?.(err, `saving the progress of firing ${firing.id}`);
               }
             },
           },

@@ -175,7 +175,12 @@ export async function runFiring(firing: FiringRow, ctx: FiringContext): Promise<
   const { snapshot } = firing;
   /** @returns true when the firing must end now (its rule was disabled or deleted) */
   const mustStop = async (): Promise<boolean> => {
-    if (ctx.signal.aborted || (await ctx.shouldYield())) throw new FiringInterrupted();
+    if (ctx.signal.aborted || (await ctx.shouldYield())) {
+      // Paused: the firing waits pending, and `rules firings` shows what it did so far (the last
+      // save may be 5 s old, before the subjects just done). Not when this node stops.
+      if (targets > 0 && !ctx.signal.aborted) await progress();
+      throw new FiringInterrupted();
+    }
     return (await ctx.shouldStop?.()) === true;
   };
   // A wait for the rate (up to a minute's budget, or until the rollout timeout) is cut into

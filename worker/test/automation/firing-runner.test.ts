@@ -208,6 +208,25 @@ void describe('firing runner, progress of a long rollout', () => {
   });
 });
 
+void describe('firing runner, progress of a paused rollout', () => {
+  void it('saves its counts so far when a pause stops it, so they show while it waits', async () => {
+    const state = { paused: false, gone: false };
+    const w = world(() => (state.paused = true));
+    const saved: number[] = [];
+    const run = runFiring(firing(['a', 'b', 'c']), {
+      ...w.ctx(state),
+      onProgress: (p) => {
+        saved.push(p.done);
+        return Promise.resolve();
+      },
+    });
+    await assert.rejects(run, FiringInterrupted);
+    assert.deepEqual(w.rotated, ['a']);
+    // On resolving (0 done), then when the pause stopped it: a was done.
+    assert.deepEqual(saved, [0, 1]);
+  });
+});
+
 void describe('firing runner, a subject whose call fails for a passing reason', () => {
   /** A C2 whose rotations of `flaky` fail with `code` the first `failures` times. */
   function flakyWorld(code: string, failures: number) {
