@@ -271,8 +271,33 @@ export class AutomationService {
         updated.triggers.map((t) => t.id),
       );
       await initStates(tx, updated);
+      if (!row.enabled && updated.enabled) await restartSchedules(tx, updated);
       return updated;
     });
+  }
+}
+
+/**
+ * Moves the time triggers of a rule being enabled to its newest slot at the enabling (intervals
+ * keep their grid), so that it fires from its next slot, like a new rule: a disabled rule owes
+ * nothing. The leader moves them on while the rule is disabled, but only while an engine runs: a
+ * rule enabled after every worker was down fired, on their return, the slots of its disabled days.
+ */
+async function restartSchedules(tx: PgAutomation, rule: AutomationRuleRow): Promise<void> {
+  const states = await tx.triggerStates(rule.id);
+  const enabledAt = rule.updatedAt.getTime();
+  for (const trigger of rule.triggers) {
+    const state = states.get(trigger.id);
+    const from = state?.cursorAt?.getTime();
+    if (state === undefined || from === undefined || from >= enabledAt) continue;
+    let cursor: number;
+    if (trigger.kind === 'interval') {
+      const every = trigger.everySeconds * 1000;
+      cursor = from + Math.floor((enabledAt - from) / every) * every;
+    } else if (trigger.kind === 'cron') {
+      cursor = enabledAt; // its slots are instants of their own: the next one after the enabling
+    } else continue;
+    if (cursor > from) await tx.saveTriggerState(rule.id, { ...state, cursorAt: new Date(cursor) });
   }
 }
 

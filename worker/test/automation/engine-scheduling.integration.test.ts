@@ -302,4 +302,22 @@ void describe('automation engine scheduling (fake clock)', () => {
     );
     assert.ok(caught.includes(40_000) && caught.includes(60_000), 'the pause was caught up');
   });
+
+  void it('a rule enabled while no engine ran fires none of the slots of its disabled time', async () => {
+    const r = await rule(1, ['idle/1']);
+    await setEnabled(r, false);
+    // No engine ticks while it is disabled (every worker down) for a few of its slots.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await setEnabled(r, true);
+    const enabledAt = (await admin.getRule(r.id)).updatedAt.getTime();
+    const e = await engine();
+    now = Date.now();
+    await within(e.tick(), 5000, 'a tick');
+    const owed = (await firings(r)).map((f) => f.dueAt.getTime());
+    assert.deepEqual(
+      owed.filter((dueAt) => dueAt <= enabledAt),
+      [],
+      'no slot due while it was disabled',
+    );
+  });
 });
