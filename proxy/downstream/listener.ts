@@ -20,6 +20,11 @@ export class DownstreamListener {
   private constructor(
     private readonly server: Server,
     readonly tls: boolean,
+    /**
+     * TCP connections of the TLS listener whose handshake has not ended, by peer address (a close
+     * cuts them).
+     */
+    private readonly handshaking: ReadonlyMap<string, Socket>,
   ) {}
 
   /**
@@ -34,6 +39,7 @@ export class DownstreamListener {
     deps: ConnectionDeps,
   ): Promise<DownstreamListener> {
     let server: Server;
+    const handshaking = new Map<string, Socket>();
     const holder: { listener?: DownstreamListener } = {};
     const accept = (socket: Socket, commonName: string | undefined): void => {
       socket.setNoDelay(true);
@@ -60,15 +66,33 @@ export class DownstreamListener {
           minVersion: 'TLSv1.2',
           ...(ca === undefined ? {} : { ca, requestCert: true }),
           rejectUnauthorized: tls.requireClientCert,
+          // A client that connects and says nothing is cut as a plain one is (no CONNECT in
+          // time), not after Node's default of 120 s.
+          handshakeTimeout: deps.limits.connectTimeoutMs,
         },
         (socket: TLSSocket) => {
+          handshaking.delete(peerOf(socket));
           const cn = socket.authorized ? commonNameOf(socket) : undefined;
           accept(socket, cn);
         },
       );
-      server.on('tlsClientError', (err: Error) => {
-        deps.logger.warn({ err: err.message }, 'downstream TLS handshake failed');
-        deps.metrics.rejected.inc({ reason: 'auth' });
+      server.on('connection', (raw: Socket) => {
+        const peer = peerOf(raw);
+        handshaking.set(peer, raw);
+        raw.once('close', () => {
+          if (handshaking.get(peer) === raw) handshaking.delete(peer);
+        });
+      });
+      server.on('tlsClientError', (err: TlsClientError, socket: TLSSocket) => {
+        const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+        deps.logger.warn(
+          { err: handshakeFailure(err), code: err.code, remote: peerOf(socket) },
+          'downstream TLS handshake failed',
+        );
+        deps.metrics.rejected.inc({ reason: timeout ? 'timeout' : 'auth' });
+        // Node closes the socket after a TLS error, but not after a handshake timeout: it would
+        // stay open (a descriptor each) until the client leaves, and hold up a stop.
+        socket.destroy();
       });
     }
     await listenOn(server, host, port, 'listen');
@@ -77,7 +101,7 @@ export class DownstreamListener {
     server.on('error', (err) => {
       deps.logger.error({ err: err.message }, 'downstream listener error');
     });
-    const listener = new DownstreamListener(server, tls !== undefined);
+    const listener = new DownstreamListener(server, tls !== undefined, handshaking);
     holder.listener = listener;
     return listener;
   }
@@ -101,6 +125,8 @@ export class DownstreamListener {
       });
     });
     for (const c of [...this.#connections]) c.close();
+    // Not yet connections: the server's close would wait for their handshake timeout.
+    for (const raw of this.handshaking.values()) raw.destroy();
     await closed;
   }
 }
@@ -127,6 +153,22 @@ function readTlsFiles(tls: ListenTls): { cert: Buffer; key: Buffer; ca?: Buffer 
     createSecureContext({ cert, key }),
   );
   return ca === undefined ? { cert, key } : { cert, key, ca };
+}
+
+/** A handshake error of Node's TLS server (OpenSSL's carry a `reason`). */
+type TlsClientError = Error & { readonly code?: string; readonly reason?: string };
+
+/** What went wrong, in a line an operator can act on (OpenSSL's message names source files). */
+function handshakeFailure(err: TlsClientError): string {
+  if (err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || err.code === 'ERR_SSL_HTTP_REQUEST') {
+    return `not TLS (${err.reason ?? err.code}): a client speaking plain MQTT to the TLS listener?`;
+  }
+  return err.reason ?? err.message.split('\n')[0] ?? err.message;
+}
+
+/** The peer's address and port: one TCP connection among those open. */
+function peerOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
 }
 
 function commonNameOf(socket: TLSSocket): string | undefined {
