@@ -200,7 +200,8 @@ export class ProtectionProxy {
   /**
    * Registers the identities the C2 does not know (created by this start, or by an earlier one
    * whose registration failed) and, in symmetric mode, has the C2 rotate their keys at once (the
-   * locally drawn key then served only to receive that command). A public-key identity's private
+   * locally drawn key then served only to receive that command). An identity the C2 knows but
+   * this start created (its store lost) is registered with its new key and resynced. A public-key identity's private
    * key never leaves the proxy: registering its public key is all. A stored identity whose
    * registration cannot be checked because the C2 is unreachable is left as it is (warned); a new
    * one cannot do without the C2.
@@ -217,23 +218,30 @@ export class ProtectionProxy {
       signal?.throwIfAborted();
       // Also an identity made by an earlier start whose registration failed (C2 unreachable):
       // its store exists, but the C2 never heard of it.
-      if (!identity.created) {
-        let known: boolean;
-        try {
-          known = await registrar.isRegistered(identity.name);
-        } catch (err) {
-          // Its stored keys serve as they are; only an identity without any needs the C2 now.
-          if (!(err instanceof C2UnreachableError)) throw err;
-          this.logger.warn(
-            { identity: identity.name, err: err.message },
-            'trust on first use: the C2 cannot be reached to check the registration; the identity is used as stored and checked again at the next start',
-          );
-          continue;
-        }
-        if (known) continue;
+      let known: boolean;
+      try {
+        known = await registrar.isRegistered(identity.name);
+      } catch (err) {
+        // Its stored keys serve as they are; only an identity without any needs the C2 now.
+        if (!(err instanceof C2UnreachableError) || identity.created) throw err;
+        this.logger.warn(
+          { identity: identity.name, err: err.message },
+          'trust on first use: the C2 cannot be reached to check the registration; the identity is used as stored and checked again at the next start',
+        );
+        continue;
       }
+      if (known && !identity.created) continue;
       await registrar.register(identity);
       registered.add(identity.name);
+      if (known) {
+        // A store lost (or a state directory replaced): the C2 takes the new key, but attaching
+        // the topics again sends nothing, as it holds them delivered: have it send them again.
+        this.logger.warn(
+          { identity: identity.name },
+          'trust on first use: the C2 knows this identity but its key store was not found: registered with a new key, resync requested',
+        );
+        await registrar.resync(identity.name);
+      }
       if (rotate) await registrar.rotateClient(identity.name);
       this.logger.info(
         { identity: identity.name },

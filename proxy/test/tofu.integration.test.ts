@@ -38,12 +38,13 @@ void describe('trust on first use (real Mosquitto)', () => {
   }
 
   void it('registers once; later starts while the C2 is down use the stored identity', async () => {
+    const path = `/v1/clients/${encodeURIComponent(known)}`;
     const c2 = await startFakeC2((method) => (method === 'GET' ? undefined : { status: 200 }));
     const first = await startProxy(await config([known], c2.url));
     await first.close();
     await c2.close();
-    const path = `/v1/clients/${encodeURIComponent(known)}`;
     assert.deepEqual(c2.requests, [
+      `GET ${path}`,
       `POST /e4/client/${encodeURIComponent(known)}`,
       `POST ${path}/rotate`,
     ]);
