@@ -18,6 +18,7 @@ import { DownstreamListener } from './downstream/listener.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
+import { refuseLostStores } from './lost-stores.ts';
 import { silentLogger, type ProxyLogger } from './logger.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { TopicPolicy } from './policy.ts';
@@ -73,6 +74,8 @@ export class ProtectionProxy {
     const logger = options.logger ?? silentLogger;
     const { signal } = options;
     const localKey = await loadOrCreateLocalKey(configured.localKeyFile);
+    // Trust on first use registers the new key of such an identity and has it resynced.
+    if (!configured.c2.tofu) await refuseLostStores(configured.stateDir, configured.identities);
     const ring = await KeyRing.open(
       configured.stateDir,
       localKey,

@@ -12,6 +12,7 @@ import { hasControlSession, pendingRotations, setPendingRotations } from './defe
 import { ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';
 import { loadOrCreateLocalKey } from './local-key.ts';
+import { refuseLostStores } from './lost-stores.ts';
 import { C2Registrar, newIdentityKeys } from './registration.ts';
 
 /** The flags of `register`. */
@@ -40,6 +41,8 @@ export async function registerIdentities(
       '--rotate: a public-key identity keeps its own key pair (the C2 never holds the private key)',
     );
   }
+  // --replace posts the new key of such an identity, as the recovery needs.
+  if (!options.replace) await refuseLostStores(config.stateDir, config.identities);
   const ring = await KeyRing.open(
     config.stateDir,
     await loadOrCreateLocalKey(config.localKeyFile),
