@@ -80,7 +80,15 @@ export async function newClient(
       }
       await storeIdentityKey(deps, tx, existing.id, version, identity);
       await tx.peers.followSourceKey(existing.id, version, 'peer-key-replaced');
-      if (existing.syncState === 'unreachable') await reprovisioned(tx, existing.id);
+      // A key given for a name the C2 knows is a device re-flashed or replaced: what it held
+      // under the old key is unknown (a new device holds nothing), and its topics were recorded
+      // delivered to the old one, so no command would ever bring them. Everything goes again,
+      // under the new key; a device that kept its keys only gets what it has once more.
+      await sendEverythingAgain(
+        tx,
+        existing.id,
+        existing.syncState === 'unreachable' ? 'client-reprovisioned' : 'client-key-replaced',
+      );
       await audit(tx, ctx, {
         operation: 'NewClient',
         subjectKind: 'client',

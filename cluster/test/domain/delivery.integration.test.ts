@@ -235,6 +235,33 @@ void describe('C2 delivery, symmetric-key mode', () => {
     assert.equal(device.applied.filter((a) => a.type === 'rejected').length, 0);
   });
 
+  void it('a device re-flashed with a new key (NewClient again) gets its topic keys again', async () => {
+    // The device behind a name replaced (or re-flashed with empty state) under a new key: the
+    // C2 held its topics delivered, so nothing reached the new device until a resync.
+    const name = unique('reflash');
+    const topic = unique('after-reflash');
+    const first = await skDevice(h, name);
+    devices.push(first);
+    await h.service.newTopic(ctx, topic);
+    await h.service.newTopicClient(ctx, name, topic);
+    const hash = toHex(topicHash(topic));
+    await first.waitFor(() => first.topicKeyFingerprint(hash) !== undefined, 10_000, 'key');
+    await first.close();
+    // Listening before the C2 learns the new key: whatever it sends from then on arrives.
+    const key = randomSymKey();
+    const reflashed = await SimDevice.connect(await E4Client.createSymmetric({ name }, { key }));
+    devices.push(reflashed);
+    const replaced = await h.service.newClient(ctx, name, key);
+    assert.deepEqual([replaced.created, replaced.keyVersion], [false, 2]);
+    const fp = await currentFingerprint(h, topic);
+    await reflashed.waitFor(
+      () => reflashed.topicKeyFingerprint(hash) === fp,
+      10_000,
+      'the topic key, sent again under the new key',
+    );
+    assert.equal(reflashed.applied.filter((a) => a.type === 'rejected').length, 0);
+  });
+
   void it('a resync repairs an identity rotation the broker accepted while the device was offline', async () => {
     const name = unique('idlost');
     const device = await repairedByResync(
