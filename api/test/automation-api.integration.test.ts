@@ -344,6 +344,34 @@ void describe('automation API', () => {
     assert.match(unknown.text, /C2_NOT_FOUND/);
   });
 
+  void it('counts every pending firing in the status, past any page size', async () => {
+    const created = await http('POST', '/v1/automation/rules', {
+      rule: {
+        action: 'rotate-topic-key',
+        triggers: [{ kind: 'interval', everySeconds: 3600 }],
+        targets: [{ kind: 'topic', match: 'prefix', expr: 'backlog/' }],
+      },
+    });
+    assert.equal(created.status, 200, created.text);
+    const ruleId = (created.json as { id: string }).id;
+    // A backlog as a long pause leaves it (no engine runs here): 1,001 open firings, in one
+    // statement. The status read at most 1,000 of them and said 1,000.
+    await h.schema.pool.query(
+      `INSERT INTO automation_firings
+         (rule_id, due_at, subject, trigger_id, rule_version, snapshot, coalesced, planned_epoch)
+       SELECT $1, now() - make_interval(secs => g), '', '', 1, '{}'::jsonb, 1, 0
+       FROM generate_series(1, 1001) AS g`,
+      [ruleId],
+    );
+    try {
+      const status = await http('GET', '/v1/automation/status');
+      assert.equal(status.status, 200, status.text);
+      assert.equal((status.json as { pendingFirings: number }).pendingFirings, 1001);
+    } finally {
+      await h.schema.pool.query('DELETE FROM automation_firings WHERE rule_id = $1', [ruleId]);
+    }
+  });
+
   void it('lists a firing with its failed calls by error code, over HTTP and gRPC', async () => {
     const created = await http('POST', '/v1/automation/rules', {
       rule: {

@@ -210,9 +210,11 @@ export class AutomationService {
     const [control, leader, pending] = await Promise.all([
       this.store.read.control(),
       this.store.read.leader(),
-      this.store.read.pendingFirings(1000),
+      // Counted, not listed: a backlog (automation paused for a day, a catch-up) can pass any
+      // page size, and a page's length stopped at it.
+      this.store.read.countPendingFirings(),
     ]);
-    return { control, leader, pendingFirings: pending.length };
+    return { control, leader, pendingFirings: pending };
   }
 
   /** Pauses automation cluster-wide (planned outage): nothing is planned or run until resume. */

@@ -339,6 +339,15 @@ export class PgAutomation {
     ).map(firingRow);
   }
 
+  /** How many firings are open (the partial index of open firings answers it). */
+  async countPendingFirings(): Promise<number> {
+    const [row] = await rows(
+      this.db,
+      `SELECT count(*)::int AS n FROM automation_firings WHERE status = 'pending'`,
+    );
+    return row === undefined ? 0 : int(row, 'n');
+  }
+
   /** Counts an attempt at running a pending firing. @returns false when it is no longer pending */
   async startFiring(id: string): Promise<boolean> {
     return (
