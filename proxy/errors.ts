@@ -12,6 +12,8 @@ export const ProxyErrorCode = {
   Registration: 'PROXY_REGISTRATION',
   /** The listener or the health endpoint cannot listen: its port is in use, or not allowed. */
   Listen: 'PROXY_LISTEN',
+  /** Another running proxy holds the state directory (its lock names the pid). */
+  StateInUse: 'PROXY_STATE_IN_USE',
   /** `status`: no proxy answers at the health endpoint of the configuration. */
   NotRunning: 'PROXY_NOT_RUNNING',
   /** Anything else: an unexpected failure (report it, with the message). */

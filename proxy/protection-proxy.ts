@@ -23,6 +23,7 @@ import { silentLogger, type ProxyLogger } from './logger.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { TopicPolicy } from './policy.ts';
 import { C2Registrar, C2UnreachableError, newIdentityKeys } from './registration.ts';
+import { StateDirLock } from './state-dir-lock.ts';
 import { StatusServer, type ProxyStatus } from './status-server.ts';
 import { MqttUpstreamConnector, type BrokerSettings, type UpstreamConnector } from './upstream.ts';
 
@@ -61,17 +62,36 @@ export class ProtectionProxy {
     private readonly listener: DownstreamListener,
     private readonly statusServer: StatusServer,
     private readonly logger: ProxyLogger,
+    private readonly lock: StateDirLock,
   ) {}
 
   /**
    * Starts a proxy; whatever was started is stopped again when a later step fails.
-   * @throws ProxyError `PROXY_KEY_STORE`, `PROXY_UPSTREAM`, `PROXY_REGISTRATION`; listen errors
+   * @throws ProxyError `PROXY_STATE_IN_USE` (another proxy runs on the state directory: nothing
+   *   was touched), `PROXY_KEY_STORE`, `PROXY_UPSTREAM`, `PROXY_REGISTRATION`; listen errors
    */
   static async start(
     configured: ProxyConfig,
     options: ProxyStartOptions = {},
   ): Promise<ProtectionProxy> {
     const logger = options.logger ?? silentLogger;
+    // Before the stores and the broker: a second proxy on this state directory would take the
+    // running one's control session (same client id) and its commands.
+    const lock = await StateDirLock.acquire(configured.stateDir, logger);
+    try {
+      return await ProtectionProxy.#start(configured, options, logger, lock);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  static async #start(
+    configured: ProxyConfig,
+    options: ProxyStartOptions,
+    logger: ProxyLogger,
+    lock: StateDirLock,
+  ): Promise<ProtectionProxy> {
     const { signal } = options;
     const localKey = await loadOrCreateLocalKey(configured.localKeyFile);
     // Trust on first use registers the new key of such an identity and has it resynced.
@@ -174,6 +194,7 @@ export class ProtectionProxy {
         listener,
         statusServer,
         logger,
+        lock,
       );
       holder.proxy = proxy;
       signal?.throwIfAborted();
@@ -388,9 +409,14 @@ export class ProtectionProxy {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.listener.close();
-    await this.control.close();
-    await this.statusServer.close();
+    try {
+      await this.listener.close();
+      await this.control.close();
+      await this.statusServer.close();
+    } finally {
+      // Last: the state directory is free once nothing of this proxy runs.
+      await this.lock.release();
+    }
     this.logger.info({}, 'protection proxy stopped');
   }
 }

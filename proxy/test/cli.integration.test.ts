@@ -4,41 +4,14 @@
  * a clear error with exit code 2, and SIGTERM stops the proxy.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../../bin/free-ports.ts';
 import { verifyPassword } from '../password.ts';
+import { runProxy, spawnProxy, startupLine } from './proxy-process.ts';
 import { BROKER_URL, startFakeC2, tempDir, unique, until } from './support.ts';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const main = join(root, 'proxy', 'main.ts');
-
-function runProxy(
-  args: string[],
-  input?: string,
-): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', main, ...args], {
-    cwd: root,
-    input,
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Starts `--mode local --config FILE` as a process, its output piped. */
-function spawnProxy(config: string): ChildProcessByStdio<null, Readable, Readable> {
-  return spawn(process.execPath, ['--import', 'tsx', main, '--mode', 'local', '--config', config], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
 
 /** Runs `--mode local --config FILE` and expects it to fail. */
 function failedStart(config: string): {
@@ -87,21 +60,7 @@ void describe('npm run proxy', () => {
   void it('starts, reports its status, and stops on SIGTERM', async () => {
     const child = spawnProxy(configPath);
     try {
-      const lines = createInterface({ input: child.stdout });
-      const banner = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new Error('no start-up line within 30 s'));
-        }, 30_000);
-        lines.on('line', (line) => {
-          if (line.startsWith('e4 protection proxy')) {
-            clearTimeout(timer);
-            resolve(line);
-          }
-        });
-        child.once('exit', (code) => {
-          reject(new Error(`exited with ${String(code)}`));
-        });
-      });
+      const banner = await startupLine(child);
       assert.match(
         banner,
         /^e4 protection proxy \(local\) listening on 127\.0\.0\.1:\d+, upstream mqtt/,
@@ -304,7 +263,7 @@ void describe('npm run proxy', () => {
     assert.equal(r.status, 1, r.stderr);
     assert.match(
       r.stderr,
-      /^e4proxy: local key \S+: \S+a-file: exists, and is not a directory \(EEXIST\) \[PROXY_KEY_STORE\]$/m,
+      /^e4proxy: stateDir \S+a-file: cannot create the directory: \S+a-file: exists, and is not a directory \(EEXIST\) \[PROXY_KEY_STORE\]$/m,
     );
   });
 });
