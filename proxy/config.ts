@@ -9,6 +9,7 @@ import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
+import { DEFAULT_ROTATION_HOLD, type RotationHoldLimits } from './rotation-hold.ts';
 import { isValidTopicFilter, topicMatches } from './topic-filter.ts';
 
 /** `local`: one identity for an application on this machine; `gateway`: many devices. */
@@ -77,6 +78,8 @@ export interface ProxyConfig {
     readonly maxPayloadBytes: number;
     /** Hard limit of one MQTT packet; a larger one closes the connection. */
     readonly maxPacketBytes: number;
+    /** How long and how much inbound messages wait for a topic key in flight. */
+    readonly rotationHold: RotationHoldLimits;
   };
   readonly identities: readonly IdentityConfig[];
   readonly devices: readonly DeviceConfig[];
@@ -275,6 +278,22 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
  * Why the C2 would refuse `name` as a client name (docs/api.md, "Input limits"), or undefined.
  * `.` and `..` are path steps to every URL parser: the HTTP API could never address them.
  */
+/** `policy.rotationHold`: each limit, or its default. */
+function readRotationHold(r: Reader, policy: Obj): RotationHoldLimits {
+  const hold = r.obj(policy, 'rotationHold', 'policy.');
+  const at = 'policy.rotationHold.';
+  const d = DEFAULT_ROTATION_HOLD;
+  r.unknownKeys(hold, Object.keys(d), at);
+  const GiB = 1024 * 1024 * 1024;
+  return {
+    ms: r.int(hold, 'ms', at, 0, 60_000, d.ms),
+    messagesPerTopic: r.int(hold, 'messagesPerTopic', at, 1, 100_000, d.messagesPerTopic),
+    bytesPerTopic: r.int(hold, 'bytesPerTopic', at, 1, GiB, d.bytesPerTopic),
+    messages: r.int(hold, 'messages', at, 1, 1_000_000, d.messages),
+    bytes: r.int(hold, 'bytes', at, 1, GiB, d.bytes),
+  };
+}
+
 function clientNameProblem(name: string): string | undefined {
   if (name === '.' || name === '..') {
     return `'${name}' cannot be a name: URLs resolve it as a path step (the C2 refuses it)`;
@@ -470,7 +489,7 @@ export function parseProxyConfig(
   const health = r.obj(root, 'health', '');
   r.unknownKeys(health, ['host', 'port'], 'health.');
   const policy = r.obj(root, 'policy', '');
-  r.unknownKeys(policy, ['protect', 'otherTopics', 'maxPayloadBytes'], 'policy.');
+  r.unknownKeys(policy, ['protect', 'otherTopics', 'maxPayloadBytes', 'rotationHold'], 'policy.');
   const protect = r.strings(policy, 'protect', 'policy.');
   protect.forEach((p, i) => {
     if (!isValidTopicFilter(p)) r.problems.push(`policy.protect[${i}]: not a valid topic filter`);
@@ -578,6 +597,7 @@ export function parseProxyConfig(
       otherTopics: other === 'drop' ? 'drop' : 'forward',
       maxPayloadBytes,
       maxPacketBytes: maxPayloadBytes + 65_536 + 1024,
+      rotationHold: readRotationHold(r, policy),
     },
     identities,
     devices,

@@ -38,6 +38,11 @@ export class ControlChannel {
      * topics are subscribed again (commands the C2 sent meanwhile were dropped).
      */
     readonly onFreshSession?: () => void;
+    /**
+     * Runs once a SetTopicKey is applied and saved (before it is acknowledged): messages held
+     * for that key are tried again (rotation-hold.ts).
+     */
+    readonly onTopicKey?: (identity: string, topicHash: Uint8Array) => void;
     /** Abandons the connection attempt (a stop during start-up). */
     readonly signal?: AbortSignal;
   }): Promise<ControlChannel> {
@@ -72,6 +77,17 @@ export class ControlChannel {
             },
             'C2 command applied',
           );
+          if (result.kind === 'command' && result.command.type === 'SetTopicKey') {
+            try {
+              options.onTopicKey?.(identity.name, result.command.topicHash);
+            } catch (err) {
+              // Held messages are then dropped when their time runs out; the command stands.
+              logger.error(
+                { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
+                'retrying the messages held for a topic key failed',
+              );
+            }
+          }
           callback();
         },
         (err: unknown) => {

@@ -52,6 +52,28 @@ export class ProxyMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  /**
+   * The rotation hold (rotation-hold.ts) by outcome: `held` (entered it), `released` (delivered
+   * once its key arrived), `expired` (dropped: no key within the hold time), `dropped` (tried
+   * again and failed otherwise, e.g. stale), `discarded` (its connection closed first), `full`
+   * (not held: a cap was reached; dropped at once).
+   */
+  readonly rotationHold = new Counter({
+    name: 'e4proxy_rotation_hold_total',
+    help: 'Inbound messages not authentic under any held key, held for a SetTopicKey, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly heldMessages = new Gauge({
+    name: 'e4proxy_rotation_held_messages',
+    help: 'Inbound messages held now, waiting for their topic key',
+    registers: [this.registry],
+  });
+  readonly heldBytes = new Gauge({
+    name: 'e4proxy_rotation_held_bytes',
+    help: 'Payload bytes of the messages held now, waiting for their topic key',
+    registers: [this.registry],
+  });
   readonly connections = new Gauge({
     name: 'e4proxy_downstream_connections',
     help: 'Open downstream MQTT connections',

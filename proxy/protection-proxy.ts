@@ -23,6 +23,7 @@ import { silentLogger, type ProxyLogger } from './logger.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { TopicPolicy } from './policy.ts';
 import { C2Registrar, C2UnreachableError, newIdentityKeys } from './registration.ts';
+import { RotationHold } from './rotation-hold.ts';
 import { StateDirLock } from './state-dir-lock.ts';
 import { StatusServer, type ProxyStatus } from './status-server.ts';
 import { MqttUpstreamConnector, type BrokerSettings, type UpstreamConnector } from './upstream.ts';
@@ -114,6 +115,7 @@ export class ProtectionProxy {
       },
     };
     const metrics = new ProxyMetrics();
+    const hold = new RotationHold(config.policy.rotationHold, metrics);
     const broker: BrokerSettings = {
       url: config.upstream.url,
       username: config.upstream.username,
@@ -135,6 +137,9 @@ export class ProtectionProxy {
         metrics,
         logger,
         ...(signal === undefined ? {} : { signal }),
+        onTopicKey: (identity, topicHash) => {
+          hold.keyArrived(identity, topicHash);
+        },
         onFreshSession: () => {
           const proxy = holder.proxy;
           if (holder.ready !== true || proxy === undefined || proxy.#closed) return;
@@ -176,6 +181,7 @@ export class ProtectionProxy {
           clientIdPrefix: config.upstream.clientIdPrefix,
           controlClientId: config.upstream.controlClientId,
           now: Date.now,
+          hold,
         },
       );
       cleanups.push(() => listener.close());

@@ -18,10 +18,12 @@ import mqttPacket, {
   type IUnsubscribePacket,
   type Packet,
 } from 'mqtt-packet';
+import { E4Error, E4ErrorCode } from '../../e4/index.ts';
 import type { HeldIdentity } from '../key-ring.ts';
 import type { ProxyLogger } from '../logger.ts';
 import type { ProxyMetrics, RejectReason } from '../metrics.ts';
 import { unprotectDropReason, type DropReason, type TopicPolicy } from '../policy.ts';
+import type { HeldMessages, RetryOutcome, RotationHold } from '../rotation-hold.ts';
 import { isValidTopicFilter, isValidTopicName } from '../topic-filter.ts';
 import {
   publishProperties,
@@ -71,6 +73,8 @@ export interface ConnectionDeps {
   readonly controlClientId: string;
   /** Milliseconds (for classifying stale messages). */
   readonly now: () => number;
+  /** Where inbound messages not authentic under any held key wait for a SetTopicKey. */
+  readonly hold: RotationHold;
 }
 
 /** MQTT reason codes used here (MQTT 5 §2.4); 3.1.1 CONNACK return codes beside them. */
@@ -123,6 +127,8 @@ export class DownstreamConnection {
   readonly #earlyInbound: Array<{ message: InboundMessage; done: () => void }> = [];
   #link: UpstreamLink | undefined;
   #identity: HeldIdentity | undefined;
+  /** Messages waiting for their topic key (made at the first one). */
+  #held: HeldMessages | undefined;
   /** The client id: the one the client gave, until one is assigned after authentication. */
   #clientId = '';
   /** The user name the client gave (never its password), for the log. */
@@ -628,7 +634,6 @@ export class DownstreamConnection {
     }
     // Closed: left unacknowledged, so the broker keeps it for the client's next session.
     if (this.#state !== 'open') return;
-    let payload = message.payload;
     const action = this.deps.policy.classify(message.topic);
     if (action === 'control' || action === 'drop') {
       this.#dropped(
@@ -639,26 +644,101 @@ export class DownstreamConnection {
       done();
       return;
     }
-    if (action === 'protect') {
-      try {
-        const opened = (this.#identity as HeldIdentity).client.unprotectMessage(
-          payload,
-          message.topic,
-        );
-        payload = Buffer.from(opened.buffer, opened.byteOffset, opened.length);
-      } catch (err) {
-        this.#dropped(
-          'inbound',
-          unprotectDropReason(err, message.payload, this.deps.now()),
-          message.topic,
-        );
+    if (action === 'forward') {
+      this.deps.metrics.forwarded.inc({ direction: 'inbound' });
+      this.#deliver(message, message.payload, done);
+      return;
+    }
+    const opened = this.#unprotect(message);
+    if ('drop' in opened) {
+      // Protected under a key this proxy does not hold yet (a rotation in flight): held for
+      // its SetTopicKey rather than dropped. Acknowledged upstream now: the broker hands over
+      // the next message only then (see rotation-hold.ts).
+      if (opened.waitForKey && this.#holdForKey(message)) {
         done();
         return;
       }
-      this.deps.metrics.unprotected.inc();
-    } else {
-      this.deps.metrics.forwarded.inc({ direction: 'inbound' });
+      this.#dropped('inbound', opened.drop, message.topic, opened.waitForKey ? 'hold full' : '');
+      done();
+      return;
     }
+    this.deps.metrics.unprotected.inc();
+    this.#deliver(message, opened.payload, done);
+  }
+
+  /**
+   * Unprotects a message on a protected topic: its payload, or why it is dropped, and whether
+   * its topic key may still be on its way (not authentic under any key held for the topic).
+   */
+  #unprotect(
+    message: InboundMessage,
+  ): { readonly payload: Buffer } | { readonly drop: DropReason; readonly waitForKey: boolean } {
+    try {
+      const opened = (this.#identity as HeldIdentity).client.unprotectMessage(
+        message.payload,
+        message.topic,
+      );
+      return { payload: Buffer.from(opened.buffer, opened.byteOffset, opened.length) };
+    } catch (err) {
+      return {
+        drop: unprotectDropReason(err, message.payload, this.deps.now()),
+        waitForKey: E4Error.is(err, E4ErrorCode.NotAuthentic),
+      };
+    }
+  }
+
+  #holdForKey(message: InboundMessage): boolean {
+    this.#held ??= this.deps.hold.connection(
+      (this.#identity as HeldIdentity).name,
+      (expired) => {
+        this.#dropped(
+          'inbound',
+          'not-authentic',
+          expired.topic,
+          `held ${this.deps.hold.limits.ms} ms, its topic key did not arrive`,
+        );
+      },
+      (topic) => {
+        this.#retryHeld(topic);
+      },
+    );
+    const held = this.#held.hold(message);
+    if (held) {
+      this.deps.logger.debug(
+        { clientId: this.#clientId, identity: this.#identity?.name, topic: message.topic },
+        'message held for its topic key',
+      );
+    }
+    return held;
+  }
+
+  /** A SetTopicKey for `topic` arrived: delivers its held messages that are now authentic. */
+  #retryHeld(topic: string): void {
+    let delivered = 0;
+    this.#held?.retry(topic, (message): RetryOutcome => {
+      if (this.#state !== 'open') return 'keep';
+      const opened = this.#unprotect(message);
+      if ('drop' in opened) {
+        if (opened.waitForKey) return 'keep';
+        this.#dropped('inbound', opened.drop, topic, 'held for its topic key');
+        return 'dropped';
+      }
+      this.deps.metrics.unprotected.inc();
+      // Acknowledged upstream when it was held: nothing more to acknowledge.
+      this.#deliver(message, opened.payload, () => undefined);
+      delivered++;
+      return 'delivered';
+    });
+    if (delivered > 0) {
+      this.deps.logger.info(
+        { clientId: this.#clientId, identity: this.#identity?.name, topic, delivered },
+        'held messages delivered: their topic key arrived',
+      );
+    }
+  }
+
+  /** Sends a message to the client; `done` runs once the client acknowledged it. */
+  #deliver(message: InboundMessage, payload: Buffer, done: () => void): void {
     const base = {
       cmd: 'publish' as const,
       topic: message.topic,
@@ -704,7 +784,13 @@ export class DownstreamConnection {
     waiting.done();
   }
 
-  #dropped(direction: 'inbound' | 'outbound', reason: DropReason, topic: string): void {
+  /** Counts and logs a dropped message; `detail` says more (the rotation hold's part). */
+  #dropped(
+    direction: 'inbound' | 'outbound',
+    reason: DropReason,
+    topic: string,
+    detail = '',
+  ): void {
     this.deps.metrics.drop(direction, reason);
     this.deps.logger.warn(
       {
@@ -713,6 +799,7 @@ export class DownstreamConnection {
         direction,
         reason,
         topic: topic.length > 256 ? `${topic.slice(0, 256)}...` : topic,
+        ...(detail === '' ? {} : { detail }),
       },
       'message dropped',
     );
@@ -773,6 +860,15 @@ export class DownstreamConnection {
     for (const waiting of this.#awaiting.values()) clearTimeout(waiting.timer);
     this.#awaiting.clear();
     this.#earlyInbound.length = 0;
+    // Held messages were acknowledged upstream: they end with the connection.
+    const discarded = this.#held?.close() ?? 0;
+    for (let i = 0; i < discarded; i++) this.deps.metrics.drop('inbound', 'not-authentic');
+    if (discarded > 0) {
+      this.deps.logger.warn(
+        { clientId: this.#clientId, identity: this.#identity?.name, discarded },
+        'held messages dropped (not-authentic): the connection closed before their topic key arrived',
+      );
+    }
     this.#link?.close(graceful);
     this.#link = undefined;
     if (this.#corked) {

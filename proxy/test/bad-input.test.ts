@@ -18,6 +18,7 @@ import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { silentLogger } from '../logger.ts';
 import { ProxyMetrics } from '../metrics.ts';
+import { DEFAULT_ROTATION_HOLD, RotationHold } from '../rotation-hold.ts';
 import { TopicPolicy } from '../policy.ts';
 import { FakeUpstream } from './fake-upstream.ts';
 import { tempDir } from './support.ts';
@@ -97,6 +98,7 @@ void describe('bad input on the downstream side', () => {
       clientIdPrefix: '',
       controlClientId: 'e4proxy-control',
       now: Date.now,
+      hold: new RotationHold(DEFAULT_ROTATION_HOLD, new ProxyMetrics()),
     });
   });
 

@@ -34,7 +34,32 @@ void describe('proxy configuration', () => {
     assert.equal(c.localKeyFile, '/etc/e4proxy/data/proxy/local.key');
     assert.equal(c.policy.otherTopics, 'forward');
     assert.equal(c.policy.maxPayloadBytes, 256 * 1024);
+    assert.deepEqual(c.policy.rotationHold, {
+      ms: 5000,
+      messagesPerTopic: 100,
+      bytesPerTopic: 1024 * 1024,
+      messages: 1000,
+      bytes: 16 * 1024 * 1024,
+    });
     assert.equal(c.c2.tofu, false);
+  });
+
+  void it('reads policy.rotationHold, and refuses what is out of range', () => {
+    const c = parseProxyConfig(
+      'identities: [{ name: app-1 }]\npolicy: { rotationHold: { ms: 0, messages: 10 } }\n',
+      PATH,
+    );
+    assert.equal(c.policy.rotationHold.ms, 0);
+    assert.equal(c.policy.rotationHold.messages, 10);
+    assert.equal(c.policy.rotationHold.messagesPerTopic, 100);
+    assertProblems(
+      'identities: [{ name: app-1 }]\npolicy: { rotationHold: { ms: 60001, bytes: 0, seconds: 3 } }\n',
+      [
+        'policy.rotationHold.ms: must be a whole number from 0 to 60000',
+        'policy.rotationHold.bytes: must be a whole number from 1 to',
+        'policy.rotationHold.seconds: unknown setting',
+      ],
+    );
   });
 
   void it('reads a gateway with devices, and the mode from the command line', () => {

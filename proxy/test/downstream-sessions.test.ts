@@ -16,6 +16,7 @@ import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { silentLogger } from '../logger.ts';
 import { ProxyMetrics } from '../metrics.ts';
+import { DEFAULT_ROTATION_HOLD, RotationHold } from '../rotation-hold.ts';
 import { TopicPolicy } from '../policy.ts';
 import { MqttUpstreamConnector, type InboundMessage } from '../upstream.ts';
 import { FakeUpstream } from './fake-upstream.ts';
@@ -60,6 +61,7 @@ void describe('downstream sessions', () => {
       clientIdPrefix: 'app/',
       controlClientId: CONTROL_ID,
       now: Date.now,
+      hold: new RotationHold(DEFAULT_ROTATION_HOLD, new ProxyMetrics()),
     });
   });
 
@@ -156,6 +158,7 @@ void describe('a broker that refuses the client', () => {
       clientIdPrefix: '',
       controlClientId: CONTROL_ID,
       now: Date.now,
+      hold: new RotationHold(DEFAULT_ROTATION_HOLD, new ProxyMetrics()),
     });
   });
 

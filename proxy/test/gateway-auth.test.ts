@@ -16,6 +16,7 @@ import { DEFAULT_TIMING } from '../downstream/connection.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { ProxyMetrics } from '../metrics.ts';
+import { DEFAULT_ROTATION_HOLD, RotationHold } from '../rotation-hold.ts';
 import { hashPassword } from '../password.ts';
 import { TopicPolicy } from '../policy.ts';
 import { FakeUpstream } from './fake-upstream.ts';
@@ -76,6 +77,7 @@ void describe('gateway authentication', () => {
       clientIdPrefix: 'gw/',
       controlClientId: 'e4proxy-control',
       now: Date.now,
+      hold: new RotationHold(DEFAULT_ROTATION_HOLD, new ProxyMetrics()),
     });
     listeners.push(listener);
     return listener.address.port;

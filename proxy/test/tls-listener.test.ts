@@ -15,6 +15,7 @@ import { DEFAULT_TIMING } from '../downstream/connection.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { ProxyMetrics } from '../metrics.ts';
+import { DEFAULT_ROTATION_HOLD, RotationHold } from '../rotation-hold.ts';
 import { TopicPolicy } from '../policy.ts';
 import { FakeUpstream } from './fake-upstream.ts';
 import { recordingLogger, selfSignedCert, tempDir } from './support.ts';
@@ -61,6 +62,7 @@ void describe('TLS listener: clients that never finish the handshake', () => {
       clientIdPrefix: '',
       controlClientId: 'e4proxy-control',
       now: Date.now,
+      hold: new RotationHold(DEFAULT_ROTATION_HOLD, new ProxyMetrics()),
     });
     return { listener, metrics, logger };
   }

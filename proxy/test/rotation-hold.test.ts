@@ -1,0 +1,102 @@
+/**
+ * The rotation hold's bookkeeping without a broker: the byte caps, the switch, which SetTopicKey
+ * wakes which messages, and that a message leaves the hold once whatever happens to it (the
+ * broker side is in rotation-hold.integration.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { topicHash } from '../../e4/index.ts';
+import { ProxyMetrics } from '../metrics.ts';
+import { DEFAULT_ROTATION_HOLD, RotationHold, type RotationHoldLimits } from '../rotation-hold.ts';
+import type { InboundMessage } from '../upstream.ts';
+import { until } from './support.ts';
+
+function message(topic: string, bytes: number): InboundMessage {
+  return { topic, payload: Buffer.alloc(bytes, 7), qos: 1, retain: false };
+}
+
+function setUp(limits: Partial<RotationHoldLimits>): {
+  hold: RotationHold;
+  metrics: ProxyMetrics;
+  count: (outcome: string) => Promise<number>;
+  gauge: () => Promise<number | undefined>;
+} {
+  const metrics = new ProxyMetrics();
+  return {
+    hold: new RotationHold({ ...DEFAULT_ROTATION_HOLD, ...limits }, metrics),
+    metrics,
+    count: (outcome) => metrics.total(metrics.rotationHold, { outcome }),
+    gauge: async () => (await metrics.heldBytes.get()).values[0]?.value,
+  };
+}
+
+const ignore = (): void => undefined;
+
+void describe('RotationHold', () => {
+  void it('holds nothing when turned off (ms 0)', () => {
+    const { hold } = setUp({ ms: 0 });
+    assert.equal(hold.connection('a', ignore, ignore).hold(message('t', 10)), false);
+  });
+
+  void it('caps the bytes per topic and in total, and frees them when messages leave', async () => {
+    const { hold, count, gauge } = setUp({ bytesPerTopic: 100, bytes: 150 });
+    const one = hold.connection('a', ignore, ignore);
+    const two = hold.connection('a', ignore, ignore);
+    assert.equal(one.hold(message('t', 60)), true);
+    assert.equal(one.hold(message('t', 41)), false, 'over the topic cap');
+    assert.equal(one.hold(message('u', 40)), true, 'another topic');
+    assert.equal(two.hold(message('t', 51)), false, 'over the total cap');
+    assert.equal(two.hold(message('t', 50)), true);
+    assert.equal(await gauge(), 150);
+    assert.equal(await count('full'), 2);
+    assert.equal(one.close(), 2);
+    assert.equal(await gauge(), 50);
+    assert.equal(two.hold(message('t', 50)), true, 'room again');
+    assert.equal(one.hold(message('t', 1)), false, 'closed');
+  });
+
+  void it('wakes the held topic of the identity that got its key, and each message leaves once', async () => {
+    const { hold, count } = setUp({});
+    const woken: string[] = [];
+    const held = hold.connection('a', ignore, (topic) => woken.push(topic));
+    const other = hold.connection('b', ignore, (topic) => woken.push(`b:${topic}`));
+    held.hold(message('t/1', 5));
+    held.hold(message('t/1', 6));
+    held.hold(message('t/2', 7));
+    other.hold(message('t/1', 8));
+    hold.keyArrived('a', topicHash('t/1'));
+    assert.deepEqual(woken, ['t/1']);
+    const tried: number[] = [];
+    // The first is delivered, the second stays (still not authentic).
+    held.retry('t/1', (m) => {
+      tried.push(m.payload.length);
+      return m.payload.length === 5 ? 'delivered' : 'keep';
+    });
+    held.retry('t/1', (m) => {
+      tried.push(m.payload.length);
+      return 'dropped';
+    });
+    held.retry('t/1', () => assert.fail('nothing is left to try'));
+    assert.deepEqual(tried, [5, 6, 6]);
+    assert.equal(await count('released'), 1);
+    assert.equal(await count('dropped'), 1);
+    hold.keyArrived('a', topicHash('t/1'));
+    assert.deepEqual(woken, ['t/1'], 'no message of t/1 is held any more');
+    other.close();
+    held.close();
+  });
+
+  void it('drops a message when its time runs out, once', async () => {
+    const { hold, count, gauge } = setUp({ ms: 20 });
+    const expired: InboundMessage[] = [];
+    const held = hold.connection('a', (m) => expired.push(m), ignore);
+    const late = message('t', 3);
+    held.hold(late);
+    await until(() => expired.length === 1, 'the message expired');
+    assert.equal(expired[0], late);
+    held.retry('t', () => assert.fail('an expired message is not tried again'));
+    assert.equal(await count('expired'), 1);
+    assert.equal(await gauge(), 0);
+    assert.equal(held.close(), 0);
+  });
+});
