@@ -73,6 +73,7 @@ export class DownstreamListener {
         (socket: TLSSocket) => {
           handshaking.delete(peerOf(socket));
           const cn = socket.authorized ? commonNameOf(socket) : undefined;
+          if (!socket.authorized && ca !== undefined) warnUnverified(socket, deps.logger);
           accept(socket, cn);
         },
       );
@@ -164,6 +165,25 @@ function handshakeFailure(err: TlsClientError): string {
     return `not TLS (${err.reason ?? err.code}): a client speaking plain MQTT to the TLS listener?`;
   }
   return err.reason ?? err.message.split('\n')[0] ?? err.message;
+}
+
+/**
+ * A client certificate that did not verify (another CA, expired) while client certificates are
+ * optional: the client goes on as if it had presented none (a password, its client id, or the
+ * gateway identity), which the operator could not tell from an intended fallback. Said once per
+ * connection, with why; the presented name is the client's claim, not an identity.
+ */
+function warnUnverified(socket: TLSSocket, logger: ConnectionDeps['logger']): void {
+  if (Object.keys(socket.getPeerCertificate()).length === 0) return; // none presented
+  const reason = socket.authorizationError;
+  logger.warn(
+    {
+      remote: peerOf(socket),
+      claimedCommonName: commonNameOf(socket),
+      reason: reason instanceof Error ? reason.message : String(reason),
+    },
+    'downstream client certificate not verified: the client is authenticated as if it had presented none',
+  );
 }
 
 /** The peer's address and port: one TCP connection among those open. */

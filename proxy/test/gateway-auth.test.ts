@@ -43,12 +43,14 @@ void describe('gateway authentication', () => {
     caKey: string;
     client: { cert: string; key: string };
     stranger: { cert: string; key: string };
+    rogue: { cert: string; key: string };
   };
 
   async function listen(
     devices: DeviceConfig[],
     gateway: string | undefined,
     tls?: boolean,
+    requireClientCert = true,
   ): Promise<number> {
     let tlsConfig;
     if (tls === true) {
@@ -64,7 +66,7 @@ void describe('gateway authentication', () => {
         certFile: join(dir.path, 'server.crt'),
         keyFile: join(dir.path, 'server.key'),
         caFile: join(dir.path, 'ca.crt'),
-        requireClientCert: true,
+        requireClientCert,
       };
     }
     const listener = await DownstreamListener.start('127.0.0.1', 0, tlsConfig, {
@@ -117,6 +119,10 @@ void describe('gateway authentication', () => {
       caKey: ca.private,
       client: await issue('sensor-7'),
       stranger: await issue('stranger'),
+      rogue: await generate([{ name: 'commonName', value: 'sensor-7' }], {
+        algorithm: 'sha256',
+        keySize: 2048,
+      }).then((r) => ({ cert: r.cert, key: r.private })),
     };
   });
 
@@ -254,6 +260,50 @@ void describe('gateway authentication', () => {
         reconnectPeriod: 0,
         connectTimeout: 3000,
       }),
+    );
+  });
+
+  void it('says why a client certificate did not verify when certificates are optional', async () => {
+    // Another CA's certificate naming a listed device: the client goes on as one without a
+    // certificate (here, the gateway identity). Nothing said so: an operator saw the device
+    // under the wrong identity with no cause.
+    const port = await listen(
+      [device({ certCommonName: 'sensor-7', identity: 'dev-a' })],
+      'gateway',
+      true,
+      false,
+    );
+    const before = logger.lines.length;
+    const c = await mqtt.connectAsync(`mqtts://localhost:${port}`, {
+      clientId: 'rogue',
+      ca: pems.ca,
+      cert: pems.rogue.cert,
+      key: pems.rogue.key,
+      reconnectPeriod: 0,
+    });
+    await c.endAsync();
+    const warned = logger.lines
+      .slice(before)
+      .filter((l) => l.msg.startsWith('downstream client certificate not verified'));
+    assert.equal(warned.length, 1, JSON.stringify(logger.lines.slice(before)));
+    const fields = warned[0]?.obj as Record<string, unknown>;
+    assert.equal(fields['claimedCommonName'], 'sensor-7');
+    assert.equal(fields['reason'], 'DEPTH_ZERO_SELF_SIGNED_CERT', 'the verification error code');
+    assert.equal(
+      upstream.sessions.at(-1)?.options.clientId,
+      `gw/${sessionTag({ gatewayIdentity: 'gateway' })}-rogue`,
+    );
+    // A client without a certificate is an intended fallback: nothing to say.
+    const plain = await mqtt.connectAsync(`mqtts://localhost:${port}`, {
+      clientId: 'no-cert',
+      ca: pems.ca,
+      reconnectPeriod: 0,
+    });
+    await plain.endAsync();
+    assert.equal(
+      logger.lines.filter((l) => l.msg.startsWith('downstream client certificate not verified'))
+        .length,
+      1,
     );
   });
 });
