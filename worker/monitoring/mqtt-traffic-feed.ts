@@ -66,8 +66,18 @@ export class MqttTrafficFeed implements TrafficFeed {
     await this.client.unsubscribeAsync(topics.map((t) => this.#filter(t)));
   }
 
+  /**
+   * Passes on live traffic only. A message the broker sends with the retain flag set is a retained
+   * message replayed because a subscription was made (MQTT 3.1.1 §3.3.1.3: a message matching an
+   * established subscription always comes with the flag clear), and the monitor subscribes anew
+   * at every start, reconnection and new topic: counting it would count the same message again
+   * each time (on every worker of the group), and record its old key version as the one its
+   * sender uses now, making a device that moved on look behind (and resynced by
+   * `resync-lagging`).
+   */
   onMessage(handler: (topic: string, payload: Uint8Array) => void): void {
-    this.client.on('message', (topic, payload) => {
+    this.client.on('message', (topic, payload, packet) => {
+      if (packet.retain) return;
       handler(topic, payload);
     });
   }

@@ -419,6 +419,48 @@ void describe('traffic monitor, public-key mode', () => {
     }
   });
 
+  void it('skips a retained message the broker replays on subscribing: it is not traffic', async () => {
+    const topic = `e4c2/monitor/${suffix()}`;
+    await h.service.newTopic(ctx, topic);
+    const name = `mon-retained-${suffix()}`;
+    const privateKey = ed25519KeyFromSeed(randomBytes(32));
+    const signer = { id: clientIdFromName(name), signingKey: ed25519SigningKey(privateKey) };
+    await h.service.newClient(ctx, name, privateKey.subarray(32));
+    const v1 = (await h.service.monitoringKeys(topic, 1))?.keys[0]?.key;
+    assert.ok(v1);
+    // The device's last value, retained, under the key it had then; it moves to the new key.
+    await pub.publishAsync(topic, Buffer.from(protectPubKey(reading(), v1, signer)), {
+      qos: 1,
+      retain: true,
+    });
+    await h.service.rotateTopicKey(ctx, topic);
+    const v2 = (await h.service.monitoringKeys(topic, 1))?.keys[0]?.key;
+    assert.ok(v2);
+    const verdicts: string[] = [];
+    // A monitor (re)starting subscribes, and the broker sends it the retained message first.
+    const monitor = await startMonitor(h, verdicts);
+    try {
+      await pub.publishAsync(topic, Buffer.from(protectPubKey(reading(), v2, signer)), {
+        qos: 1,
+      });
+      // The live message comes after the retained one: once it is classified, both were handled.
+      await eventually(() => {
+        assert.notEqual(verdicts.length, 0);
+      });
+      assert.deepEqual(verdicts, ['current']);
+      await monitor.flush();
+      const report = await h.service.topicTraffic(topic);
+      assert.deepEqual(summary(report), ['current@2=1']);
+      assert.deepEqual(
+        report.devices.map((d) => [d.client, d.keyVersion]),
+        [[name, 2]],
+      );
+    } finally {
+      await monitor.close();
+      await pub.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+    }
+  });
+
   void it('recognises a device added, or given a new key pair, after its first messages', async () => {
     const topic = `e4c2/monitor/${suffix()}`;
     await h.service.newTopic(ctx, topic);
