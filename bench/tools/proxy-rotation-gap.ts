@@ -2,7 +2,7 @@
  * Measures the rotation gap of the protection proxies against a real C2 (docs/proxies.md, "Key
  * rotation has a short gap"): messages lost while a topic is rotated under a steady stream.
  *
- *   node --import tsx bench/proxy-rotation-gap.ts --c2 https://127.0.0.1:8888 \
+ *   node --import tsx bench/tools/proxy-rotation-gap.ts --c2 https://127.0.0.1:8888 \
  *     --c2-ca data/tls/cert.pem --broker mqtt://127.0.0.1:1883 \
  *     [--rate 50] [--messages 1000] [--rotations 5] [--hold-ms 5000]
  *
@@ -25,9 +25,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { toHex, topicHash } from '../e4/index.ts';
-import { parseProxyConfig } from '../proxy/config.ts';
-import { ProtectionProxy } from '../proxy/protection-proxy.ts';
+import { toHex, topicHash } from '../../e4/index.ts';
+import { parseProxyConfig } from '../../proxy/config.ts';
+import { ProtectionProxy } from '../../proxy/protection-proxy.ts';
 
 const { values: args } = parseArgs({
   options: {
