@@ -264,8 +264,10 @@ export class ProtectionProxy {
       await registrar.register(identity);
       registered.add(identity.name);
       if (known) {
-        // A store lost (or a state directory replaced): the C2 takes the new key, but attaching
-        // the topics again sends nothing, as it holds them delivered: have it send them again.
+        // A store lost (or a state directory replaced): the C2 takes the new key. A C2 of this
+        // release then sends the identity everything again by itself; one of an earlier release
+        // (or an old API node during a rolling upgrade) only records the key and holds the
+        // topics delivered. The resync covers both, at the cost of one more send on a new C2.
         this.logger.warn(
           { identity: identity.name },
           'trust on first use: the C2 knows this identity but its key store was not found: registered with a new key, resync requested',
