@@ -39,6 +39,7 @@ export async function startTrafficMonitor(
     source: service,
     feed,
     maxQueued: settings.maxQueued,
+    maxQueuedBytes: settings.maxQueuedBytes,
     onClassified: (verdict) => metrics?.monitoredMessage(verdict),
     onError: (err, context) => {
       logger.warn({ err, context }, 'traffic monitor error');

@@ -286,6 +286,8 @@ export interface MonitoringConfig {
   readonly enabled: boolean;
   /** Messages waiting for classification beyond which new ones are dropped (counted). */
   readonly maxQueued: number;
+  /** Payload bytes waiting for classification beyond which new messages are dropped (counted). */
+  readonly maxQueuedBytes: number;
   /**
    * How long after a membership last changed a device seen under an older key still counts as
    * in flight rather than as having lost its command (GetClient's `observedBehind`, the

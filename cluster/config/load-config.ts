@@ -158,6 +158,13 @@ export function loadConfig(
   const monitoring: MonitoringConfig = {
     enabled: r.withDefault(S.monitoringEnabled, parseBoolean, false),
     maxQueued: r.withDefault(S.monitoringMaxQueued, parseInteger(100, 10_000_000), 10_000),
+    // 64 MiB by default: 10,000 messages of a few KiB, where the count cap alone allowed 10,000
+    // of the broker's largest. The floor fits one message of the C2's own largest default.
+    maxQueuedBytes: r.withDefault(
+      S.monitoringMaxQueuedBytes,
+      parseInteger(1_048_576, 17_179_869_184),
+      67_108_864,
+    ),
     // The default is the domain's OBSERVED_LAG_GRACE_SECONDS (a test keeps the two equal).
     lagGraceSeconds: r.withDefault(S.monitoringLagGraceS, parseInteger(10, 86_400), 60),
   };

@@ -85,6 +85,10 @@ export const SETTINGS = {
 
   monitoringEnabled: { env: 'E4C2_MONITORING', file: 'monitoring.enabled' },
   monitoringMaxQueued: { env: 'E4C2_MONITORING_MAX_QUEUED', file: 'monitoring.maxQueued' },
+  monitoringMaxQueuedBytes: {
+    env: 'E4C2_MONITORING_MAX_QUEUED_BYTES',
+    file: 'monitoring.maxQueuedBytes',
+  },
   monitoringLagGraceS: { env: 'E4C2_MONITORING_LAG_GRACE_S', file: 'monitoring.lagGraceSeconds' },
 
   maxPageSize: { env: 'E4C2_MAX_PAGE_SIZE', file: 'limits.maxPageSize' },

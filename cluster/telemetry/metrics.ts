@@ -264,7 +264,7 @@ export class C2Metrics {
     });
     this.#monitoredMessages = counter({
       name: 'c2_monitored_messages_total',
-      help: 'Messages the traffic monitor looked at, by class: current, previous_key, stale, forged, unencrypted, dropped (queue full).',
+      help: 'Messages the traffic monitor looked at, by class: current, previous_key, stale, forged, unencrypted, dropped (the queue was at its message or byte cap).',
       labelNames: ['class'] as const,
     });
 

@@ -69,6 +69,11 @@ export interface TrafficMonitorOptions {
   readonly versions?: number;
   /** Messages waiting beyond this are dropped and counted. Default 10,000. */
   readonly maxQueued?: number;
+  /**
+   * Payload bytes waiting beyond this are dropped and counted: the count cap alone lets 10,000
+   * messages of the broker's maximum size (256 MB in MQTT) pile up. Default 64 MiB.
+   */
+  readonly maxQueuedBytes?: number;
   /** Most topics monitored (subscriptions). Default 100,000. */
   readonly maxTopics?: number;
   /** Observes each verdict (metrics, tests). */
@@ -88,6 +93,9 @@ interface CachedKeys {
   /** When the read started: a key created later may be missing. */
   readonly loadedAt: number;
 }
+
+/** Default of {@link TrafficMonitorOptions.maxQueuedBytes}. */
+const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** MQTT wildcards cannot be part of a topic name the monitor subscribes to literally. */
 const WILDCARD = /[+#]/;
@@ -114,6 +122,8 @@ export class TrafficMonitor {
   readonly #counts = new Map<string, TrafficCount>();
   readonly #uses = new Map<string, DeviceKeyUse>();
   readonly #queue: Array<{ topic: string; payload: Uint8Array; at: number }> = [];
+  /** Payload bytes in {@link #queue}. */
+  #queuedBytes = 0;
   #draining = false;
   #timers: NodeJS.Timeout[] = [];
   #closed = false;
@@ -126,6 +136,7 @@ export class TrafficMonitor {
       keyReloadMs: options.keyReloadMs ?? 1000,
       versions: options.versions ?? 3,
       maxQueued: options.maxQueued ?? 10_000,
+      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       maxTopics: options.maxTopics ?? 100_000,
     };
     this.#now = options.now ?? Date.now;
@@ -188,11 +199,15 @@ export class TrafficMonitor {
 
   #enqueue(topic: string, payload: Uint8Array): void {
     if (this.#closed) return;
-    if (this.#queue.length >= this.#o.maxQueued) {
+    if (
+      this.#queue.length >= this.#o.maxQueued ||
+      this.#queuedBytes + payload.length > this.#o.maxQueuedBytes
+    ) {
       this.options.onClassified?.('dropped');
       return;
     }
     this.#queue.push({ topic, payload, at: this.#now() });
+    this.#queuedBytes += payload.length;
     if (!this.#draining) void this.#drain();
   }
 
@@ -200,6 +215,7 @@ export class TrafficMonitor {
     this.#draining = true;
     try {
       for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+        this.#queuedBytes -= item.payload.length;
         try {
           await this.#classify(item.topic, item.payload, item.at);
         } catch (err) {
@@ -422,6 +438,11 @@ export class TrafficMonitor {
   /** Messages waiting for classification. */
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Payload bytes of the messages waiting for classification. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** Stops: no new messages, the queue is classified, counters flushed, the feed closed. */

@@ -381,6 +381,18 @@ void describe('loadConfig problems', () => {
     );
   });
 
+  void it("reads the monitor's byte cap in range, 64 MiB by default", () => {
+    assert.equal(loadConfig({}).monitoring?.maxQueuedBytes, 64 * 1024 * 1024);
+    assert.equal(
+      loadConfig({}, JSON.stringify({ monitoring: { maxQueuedBytes: 2_000_000 } })).monitoring
+        ?.maxQueuedBytes,
+      2_000_000,
+    );
+    assert.deepEqual(problemsOf({ E4C2_MONITORING_MAX_QUEUED_BYTES: '1000' }).problems, [
+      'E4C2_MONITORING_MAX_QUEUED_BYTES: must be an integer from 1048576 to 17179869184 (got "1000")',
+    ]);
+  });
+
   void it('reports unknown E4C2_ variables with a suggestion, never with their value', () => {
     const err = problemsOf({
       E4C2_DB_POOLMAX: '5',
