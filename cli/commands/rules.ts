@@ -279,16 +279,6 @@ function describeRollout(rule: AutomationMessage): string {
 }
 
 /**
- * A firing's status as an operator reads it: `pending` is `running` once started (its counts are
- * those so far), else `queued`.
- */
-function firingStatus(firing: AutomationMessage): string {
-  const status = field(firing, 'status');
-  if (status !== 'pending') return status;
-  return field(firing, 'started_at') === '' ? 'queued' : 'running';
-}
-
-/**
  * A firing's failed calls by code, then why it failed as a whole when the leader could not run
  * it (`C2_FAILED_PRECONDITION=1: rotate-client-key cannot run on node worker-2: ...`), or ''.
  */
@@ -303,7 +293,8 @@ function describeLastFiring(firing: AutomationMessage | undefined): string {
   const errors = errorSummary(firing);
   const reason = field(firing, 'reason');
   return (
-    `#${field(firing, 'id')} due ${field(firing, 'due_at')}: ${firingStatus(firing)}, ` +
+    `#${field(firing, 'id')} due ${field(firing, 'due_at')}: ${field(firing, 'status')}, ` +
+    (field(firing, 'started_at') === '' ? '' : `started ${field(firing, 'started_at')}, `) +
     `${field(firing, 'done') || '0'} of ${field(firing, 'targets') || '0'} done` +
     (errors === '' ? '' : ` (${errors})`) +
     (reason === '' ? '' : `: ${reason}`)
@@ -580,6 +571,9 @@ const firings: CommandSpec = {
         // SKIPPED: targets that were gone (or, for resync-lagging, not lagging); a rule whose
         // every firing only skips names nothing that exists.
         // TARGETS: subjects resolved; while a firing runs, DONE and the rest are its counts so far.
+        // STATUS: the API's. A pending firing with a STARTED time is running, or was stopped by a
+        // pause or a lost leadership until resumed: the API does not tell these apart, so
+        // neither does this (it showed `running` for a firing a pause had stopped).
         [
           'ID',
           'RULE',
@@ -590,6 +584,7 @@ const firings: CommandSpec = {
           'FAILED',
           'SKIPPED',
           'ATTEMPTS',
+          'STARTED',
           'FINISHED',
           'ERRORS',
         ],
@@ -597,12 +592,13 @@ const firings: CommandSpec = {
           field(f, 'id'),
           field(f, 'rule_id'),
           field(f, 'due_at'),
-          firingStatus(f),
+          field(f, 'status'),
           field(f, 'targets'),
           field(f, 'done'),
           field(f, 'failed'),
           field(f, 'skipped'),
           field(f, 'attempts'),
+          field(f, 'started_at') || '-',
           field(f, 'finished_at') || '-',
           failureSummary(f),
         ]),

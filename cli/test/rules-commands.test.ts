@@ -276,10 +276,13 @@ void describe('rules commands', () => {
     const [header, first, second] = r.stdout.trimEnd().split('\n');
     assert.match(
       header ?? '',
-      /\bTARGETS\s+DONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+FINISHED\s+ERRORS$/,
+      /\bTARGETS\s+DONE\s+FAILED\s+SKIPPED\s+ATTEMPTS\s+STARTED\s+FINISHED\s+ERRORS$/,
     );
-    assert.match(first ?? '', /^12\b.*\b9\s+1\s+3\s+5\s+1\s+-\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/);
-    assert.match(second ?? '', /^11\b.*\b1\s+-\s*$/, 'a firing without errors ends there');
+    assert.match(
+      first ?? '',
+      /^12\b.*\b9\s+1\s+3\s+5\s+1\s+-\s+-\s+C2_NOT_FOUND=2 C2_UNAVAILABLE=1$/,
+    );
+    assert.match(second ?? '', /^11\b.*\b1\s+-\s+-\s*$/, 'a firing without errors ends there');
   });
 
   void it('firings and get say why a firing failed when its leader could not run it', async () => {
@@ -312,21 +315,33 @@ void describe('rules commands', () => {
     );
   });
 
-  void it('firings tells a running firing from a queued one, and when each finished', async () => {
+  void it('firings shows the status the API gives, and when each firing started and finished', async () => {
     const api = new AutomationFakeApi();
     api.reply = {
       firings: [
+        // Started, then stopped by a pause (or running: the API does not tell them apart).
         { id: '3', rule_id: '7', status: 'pending', started_at: '2026-11-27T10:00:01Z' },
         { id: '2', rule_id: '7', status: 'pending' },
-        { id: '1', rule_id: '7', status: 'succeeded', finished_at: '2026-11-27T09:00:02Z' },
+        {
+          id: '1',
+          rule_id: '7',
+          status: 'succeeded',
+          started_at: '2026-11-27T09:00:01Z',
+          finished_at: '2026-11-27T09:00:02Z',
+        },
       ],
     };
     const r = await runWith(['rules', 'firings', '--id', '7'], { api });
     assert.equal(r.code, ExitCode.Ok, r.stderr);
-    const rows = r.stdout.trimEnd().split('\n').slice(1);
-    assert.match(rows[0] ?? '', /^3\s+7\s+running\b/);
-    assert.match(rows[1] ?? '', /^2\s+7\s+queued\b/);
-    assert.match(rows[2] ?? '', /^1\s+7\s+succeeded\b.*2026-11-27T09:00:02Z\s*$/);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    assert.match(header ?? '', /\bSTATUS\b.*\bSTARTED\s+FINISHED\b/);
+    assert.match(rows[0] ?? '', /^3\s+7\s+pending\b.*\s2026-11-27T10:00:01Z\s+-\s*$/);
+    assert.match(rows[1] ?? '', /^2\s+7\s+pending\b.*\s-\s+-\s*$/);
+    assert.match(
+      rows[2] ?? '',
+      /^1\s+7\s+succeeded\b.*2026-11-27T09:00:01Z\s+2026-11-27T09:00:02Z\s*$/,
+    );
+    assert.doesNotMatch(r.stdout, /running|queued/, 'no status the API did not give');
   });
 
   void it('get shows the rollout policy and how the rule last fired', async () => {
@@ -354,7 +369,7 @@ void describe('rules commands', () => {
     );
     assert.match(
       r.stdout,
-      /\nlast firing +#68 due 2026-11-27T10:00:00Z: running, 1 of 4 done \(C2_UNAVAILABLE=1\)\n/,
+      /\nlast firing +#68 due 2026-11-27T10:00:00Z: pending, started 2026-11-27T10:00:01Z, 1 of 4 done \(C2_UNAVAILABLE=1\)\n/,
     );
     assert.deepEqual(
       api.automationCalls.map((c) => c.method),
