@@ -4,7 +4,12 @@
  * with DATABASE_URL / MQTT_URL (and an optional E4C2_CONFIG_FILE) it uses those services.
  * This is a composition root: it reads the environment and the config file (`read-config.ts`).
  */
-import { describeConfig, ConfigError, type Config } from '../cluster/config/index.ts';
+import {
+  describeConfig,
+  describeSources,
+  ConfigError,
+  type Config,
+} from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import { StopSignals } from '../cluster/stop-signals.ts';
 import { createLogger } from '../cluster/telemetry/index.ts';
@@ -39,7 +44,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', holdSignal);
   process.on('SIGINT', holdSignal);
-  logger.info({ config: describeConfig(config) }, 'starting');
+  // Settings under their config-file keys; `sources` says what they chose (embedded, ...).
+  logger.info({ config: describeConfig(config), sources: describeSources(config) }, 'starting');
   let node;
   try {
     node = await startC2Node(config, logger);

@@ -24,7 +24,7 @@ export type {
   TelemetryConfig,
   TlsConfig,
 } from './config-types.ts';
-export { describeConfig } from './describe-config.ts';
+export { describeConfig, describeSources } from './describe-config.ts';
 export { DEFAULT_VAULT_KEY, DELIVERY_DEFAULTS, loadConfig } from './load-config.ts';
 export { Secret } from './secret.ts';
 export { CONFIG_FILE_ENV, SETTINGS, type SettingSpec } from './settings.ts';

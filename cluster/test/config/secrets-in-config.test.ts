@@ -47,7 +47,6 @@ void describe('secrets in the configuration', () => {
       assert.ok(!text.includes(PASSWORD), text);
     }
     assert.deepEqual(described.database, {
-      kind: 'external',
       url: 'postgresql://[redacted]@db.internal:5432/e4?[redacted]',
       poolMax: 10,
       idleInTransactionTimeoutMs: 60_000,
@@ -55,14 +54,13 @@ void describe('secrets in the configuration', () => {
       schema: 'public',
     });
     assert.deepEqual(described.redis, {
-      kind: 'external',
       url: 'rediss://[redacted]@redis.internal:6380/2',
       redlockUrls: ['rediss://[redacted]@redis.internal:6380/2'],
       silenceMs: 5000,
     });
-    assert.deepEqual(described.kek, { kind: 'passphrase', passphrase: '[redacted]' });
+    assert.deepEqual(described.kek, { passphrase: '[redacted]' });
     assert.equal((described.mqtt as Record<string, unknown>).password, '[redacted]');
-    assert.equal((described.api as Record<string, unknown>).grpc, '127.0.0.1:5555');
+    assert.equal((described.api as Record<string, unknown>).grpcAddr, '127.0.0.1:5555');
   });
 
   void it('keeps the Vault token and AppRole secret id out of JSON, util.inspect and describeConfig', () => {
@@ -91,7 +89,12 @@ void describe('secrets in the configuration', () => {
     for (const text of [...renderings(config), ...renderings(described)]) {
       assert.ok(!text.includes(PASSWORD), text);
     }
-    assert.equal((described.kek as Record<string, unknown>).pin, '[redacted]');
+    assert.deepEqual((described.kek as Record<string, unknown>).pkcs11, {
+      module: '/usr/lib/softhsm/libsofthsm2.so',
+      token: 'c2',
+      keyLabel: 'e4c2-kek',
+      pin: '[redacted]',
+    });
   });
 
   void it('keeps a secret of the OTLP endpoints out of errors and out of the configuration', () => {
