@@ -41,6 +41,7 @@ import {
   parseUrl,
   type Parser,
 } from './parse-values.ts';
+import { RESOURCE_ATTRIBUTES_ENV, resourceAttributesProblem } from './resource-attributes.ts';
 import { Secret } from './secret.ts';
 import { SettingReader } from './setting-reader.ts';
 import { CONFIG_FILE_ENV, ENV_PREFIX, KNOWN_ENV_NAMES, SETTINGS as S } from './settings.ts';
@@ -171,6 +172,14 @@ export function loadConfig(
   const limits = readLimits(r);
   const log: LogConfig = { level: r.withDefault(S.logLevel, parseEnum(LOG_LEVELS), 'info') };
   const telemetry = readTelemetry(r);
+  // Read by the SDK, which would drop a malformed value silently (debug level): refused here.
+  const attributes = env[RESOURCE_ATTRIBUTES_ENV];
+  const attributesProblem =
+    attributes === undefined ? undefined : resourceAttributesProblem(attributes);
+  if (attributesProblem !== undefined)
+    r.problem(
+      `${RESOURCE_ATTRIBUTES_ENV}: ${attributesProblem}; the OpenTelemetry SDK would drop every attribute it sets`,
+    );
   const testing = readTesting(r);
   const node: NodeConfig = {
     id: r.withDefault(S.nodeId, parseNodeId, defaultNodeId(env)),
