@@ -165,6 +165,7 @@ function instrumented(
 ): handleUnaryCall<ProtoMessage, ProtoMessage> {
   const telemetry = deps.telemetry;
   if (telemetry === undefined) return handler;
+  telemetry.serves('grpc', rpc);
   return (call, callback) => {
     void telemetry.serve(
       'grpc',

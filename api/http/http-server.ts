@@ -92,6 +92,8 @@ export class HttpApiServer {
     const log = options.deps.logger.child?.({ surface: 'http' }) ?? options.deps.logger;
     const holder: { api?: HttpApiServer } = {};
     const telemetry = options.deps.telemetry;
+    for (const route of options.routes)
+      if (route.kind !== 'probe') telemetry?.serves('http', route.rpc);
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
       const api = holder.api;
       if (api === undefined) return;

@@ -13,6 +13,7 @@ export {
   C2Metrics,
   DEVICE_STATES,
   QUEUE_STATES,
+  RPC_PREINITIALISED_STATUSES,
   type AttemptOutcome,
   type C2MetricsOptions,
   type CallOutcome,

@@ -47,6 +47,22 @@ export function attemptLabel(attempt: number): string {
   return attempt >= 5 ? '5+' : String(Math.max(1, Math.floor(attempt)));
 }
 
+/**
+ * Statuses of `c2_rpc_requests_total` whose series exist at 0 for every method a server answers
+ * ({@link C2Metrics.rpcMethod}): the internal errors `C2ApiErrorRatioHigh` counts and the
+ * success that makes most of its denominator. A series born at its first call has no earlier
+ * sample, so `rate()` does not count that call: the first internal error of each method (after
+ * each restart) went unseen. `ops/` checks the alert's statuses against this list.
+ */
+export const RPC_PREINITIALISED_STATUSES: Readonly<Record<RpcTransport, readonly string[]>> = {
+  grpc: ['OK', 'UNKNOWN', 'INTERNAL', 'DATA_LOSS'],
+  http: ['200', '500'],
+};
+
+/** Outcomes and attempt labels of `c2_delivery_attempts_total`, whose series exist at 0. */
+const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['ok', 'error', 'timeout'];
+const ATTEMPT_LABELS = ['1', '2', '3', '4', '5+'];
+
 /** Seconds buckets for API calls and lock waits (1 ms .. 10 s). */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -275,6 +291,9 @@ export class C2Metrics {
     // first forged or plaintext message a process saw would not fire it.
     for (const verdict of ['forged', 'unencrypted'])
       this.#monitoredMessages.inc({ class: verdict }, 0);
+    // C2RetransmissionsHigh divides by the attempts' rate: every series from 0, as above.
+    for (const outcome of ATTEMPT_OUTCOMES)
+      for (const attempt of ATTEMPT_LABELS) this.#attempts.inc({ outcome, attempt }, 0);
     this.#retransmissions.inc(0);
     this.#deferred.inc(0);
     this.#lockContended.inc(0);
@@ -309,6 +328,15 @@ export class C2Metrics {
   }
 
   // --- API -------------------------------------------------------------------------------------
+
+  /**
+   * A method a server answers: its {@link RPC_PREINITIALISED_STATUSES} series exist at 0 from
+   * now, so the rate of its first call (its first internal error) is seen.
+   */
+  rpcMethod(transport: RpcTransport, method: string): void {
+    for (const status of RPC_PREINITIALISED_STATUSES[transport])
+      this.#rpcRequests.inc({ transport, method, status }, 0);
+  }
 
   /** One API call answered. */
   rpc(transport: RpcTransport, method: string, status: string, seconds: number): void {

@@ -114,6 +114,11 @@ export class RpcTelemetry {
     private readonly tracer: Tracer = noopTracer,
   ) {}
 
+  /** Declares a method the server answers (its request counters start at 0, not at its first call). */
+  serves(transport: RpcTransport, method: string): void {
+    this.metrics?.rpcMethod(transport, method);
+  }
+
   /**
    * Runs one call inside a server span; `serve` resolves with the call's summary, which names
    * the span and labels the metrics. Never rejects on behalf of the call: transports answer

@@ -65,6 +65,19 @@ void describe('C2Metrics', () => {
     assert.deepEqual([0, 1, 4, 5, 99].map(attemptLabel), ['1', '1', '4', '5+', '5+']);
   });
 
+  void it('has every attempt series at 0 before the first attempt (rate() sees the first)', async () => {
+    const { body } = await newMetrics().scrape();
+    for (const outcome of ['ok', 'error', 'timeout'])
+      for (const attempt of ['1', '2', '3', '4', '5+'])
+        assert.match(
+          body,
+          new RegExp(
+            `^c2_delivery_attempts_total\\{outcome="${outcome}",attempt="${attempt.replace('+', '\\+')}"\\} 0$`,
+            'm',
+          ),
+        );
+  });
+
   void it('counts stalled publisher connections reset and batches whose claims lapsed', async () => {
     const m = newMetrics();
     assert.equal(await value(m, 'c2_mqtt_connection_resets_total'), 0, 'exported from the start');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { C2Metrics } from '../../telemetry/index.ts';
+import { C2Metrics, RPC_PREINITIALISED_STATUSES } from '../../telemetry/index.ts';
 import { checkPromql, type Selector } from './promql.ts';
 
 const repoFile = (path: string): string =>
@@ -163,6 +163,20 @@ void describe('alert rules and dashboards against the registered metrics', () =>
       assert.ok(selectors.length > 0, `${where}: no metric`);
       checkSelectors(where, selectors);
     }
+  });
+
+  void it('starts at 0 the API call series whose rate an alert takes by status', () => {
+    // A series born at its first call has no earlier sample: rate() does not count that call,
+    // so C2ApiErrorRatioHigh missed the first internal error of each method after each restart.
+    const preinitialised = new Set(Object.values(RPC_PREINITIALISED_STATUSES).flat());
+    const statuses = alerts
+      .flatMap((e) => checkPromql(e.expr))
+      .filter((s) => s.metric === 'c2_rpc_requests_total')
+      .flatMap((s) => s.matchers.filter((m) => m.label === 'status'))
+      .flatMap((m) => m.value.split('|'));
+    assert.ok(statuses.length > 0, 'an alert selects API calls by status');
+    for (const status of statuses)
+      assert.ok(preinitialised.has(status), `status ${status} is not pre-initialised at 0`);
   });
 
   void it('rejects what a typo would produce (the checker can fail)', () => {
