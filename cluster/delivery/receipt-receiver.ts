@@ -11,6 +11,7 @@ import {
   deviceIdFromReceiptTopic,
   E4Error,
   openReceipt,
+  RECEIPT_MAX_LEN,
   RECEIPT_TOPIC_PREFIX,
   toHex,
 } from '../../e4/index.ts';
@@ -101,6 +102,12 @@ export class ReceiptReceiver {
     client.on('error', () => undefined);
     const receiver = new ReceiptReceiver(client, options);
     client.on('message', (topic, payload) => {
+      // Receipts are small by design: anything larger is refused before it is copied, queued or
+      // looked up, so that a flood of broker-maximum messages on the topic costs no memory.
+      if (payload.length > RECEIPT_MAX_LEN) {
+        options.onReceipt?.({ outcome: 'malformed', reason: 'oversized' });
+        return;
+      }
       receiver.#enqueue(topic, new Uint8Array(payload));
     });
     // clean sessions lose subscriptions on reconnect: subscribe again every time.

@@ -151,4 +151,21 @@ void describe('delivery receipts', () => {
     });
     assert.ok(events.some((e) => e.outcome === 'applied' && e.clientId === row.id));
   });
+
+  void it('an oversized receipt is refused before any lookup, even on a known device topic', async () => {
+    const name = `big-${randomBytes(4).toString('hex')}`;
+    await h.service.newClient(ctx, name, randomSymKey());
+    const before = events.length;
+    // The broker takes it (256 MB is MQTT's maximum); a receipt is at most RECEIPT_MAX_LEN bytes.
+    await uplink.publishAsync(receiptTopic(clientIdFromName(name)), Buffer.alloc(64 * 1024, 1), {
+      qos: 1,
+    });
+    await eventually(() => {
+      assert.deepEqual(
+        events.slice(before).find((e) => e.outcome === 'malformed'),
+        { outcome: 'malformed', reason: 'oversized' },
+        'refused as oversized, with no client looked up',
+      );
+    });
+  });
 });
