@@ -18,7 +18,14 @@ const CONSOLE_FILES: Readonly<Record<string, string>> = {
   'console.js': 'text/javascript; charset=utf-8',
   'sse.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
+
+/**
+ * Where a browser asks for a site's icon when a page names none (an API answer opened in a tab):
+ * the console's icon answers it, rather than a 404 in the browser's console.
+ */
+const ROOT_ICON = '/favicon.ico';
 
 /**
  * The console may load only its own files and call only this origin; no inline script, no
@@ -51,7 +58,8 @@ export class ConsoleFiles {
 
   /**
    * Answers a console request: `/` and `/console` redirect to `/console/`, known files are
-   * served, anything else under the prefix is 404. Returns false for paths it does not own.
+   * served (and `/favicon.ico` is the console's icon), anything else under the prefix is 404.
+   * Returns false for paths it does not own.
    * Refusals have the API's JSON error body (what every other path answers) and the files'
    * security headers (an error page is a page too).
    * @param headers - added to every answer (the request id, as the API's answers carry it)
@@ -63,7 +71,8 @@ export class ConsoleFiles {
     headers: Readonly<Record<string, string>> = {},
   ): boolean {
     const redirect = path === '/' || path === '/console';
-    if (!redirect && !path.startsWith(CONSOLE_PREFIX)) return false;
+    const icon = path === ROOT_ICON;
+    if (!redirect && !icon && !path.startsWith(CONSOLE_PREFIX)) return false;
     if (method !== 'GET' && method !== 'HEAD') {
       refuse(res, headers, 405, 'C2_VALIDATION', `${method} is not allowed here; use GET, HEAD`);
       return true;
@@ -72,7 +81,9 @@ export class ConsoleFiles {
       res.writeHead(302, { ...headers, location: CONSOLE_PREFIX, 'content-length': 0 }).end();
       return true;
     }
-    const file = this.files.get(path.slice(CONSOLE_PREFIX.length) || 'index.html');
+    const file = this.files.get(
+      icon ? 'favicon.svg' : path.slice(CONSOLE_PREFIX.length) || 'index.html',
+    );
     if (file === undefined) {
       refuse(res, headers, 404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
     } else {

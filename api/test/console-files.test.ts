@@ -37,6 +37,25 @@ void describe('console files', () => {
     assert.match(await script.text(), /export class SseParser/);
   });
 
+  void it('serves an icon, named by the page and at /favicon.ico (it was a 404)', async () => {
+    const page = await (await fetch(`${base}/console/`)).text();
+    const link = /<link rel="icon" href="([^"]+)" type="image\/svg\+xml" \/>/.exec(page);
+    assert.ok(link?.[1] !== undefined, 'the page names its icon');
+    for (const path of [`/console/${link[1]}`, '/favicon.ico']) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${base}${path}`, { method });
+        assert.equal(res.status, 200, `${method} ${path}`);
+        assert.equal(res.headers.get('content-type'), 'image/svg+xml', path);
+        assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+        const body = await res.text();
+        if (method === 'GET') assert.match(body, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+        else assert.equal(body, '');
+      }
+    }
+    const post = await fetch(`${base}/favicon.ico`, { method: 'POST' });
+    await assertRefusal(post, 405, 'C2_VALIDATION');
+  });
+
   void it('redirects / and /console to /console/', async () => {
     for (const path of ['/', '/console']) {
       for (const method of ['GET', 'HEAD']) {
