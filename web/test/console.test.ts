@@ -59,6 +59,11 @@ void describe('the web console', () => {
         '#41 t topic.rotated plant/a v4',
       );
       assert.equal(document.getElementById('stream')?.textContent, 'live');
+      // One numbering: the event's seq. A numbered list (`<ol reversed>`) put its own count
+      // beside it (200, 199, … next to #41).
+      const list = document.getElementById('events');
+      assert.equal(list?.tagName, 'UL', 'a list without numbers of its own');
+      assert.equal(list.hasAttribute('reversed'), false);
       api.drop();
       await until(() => api.streams === 2, 'the reconnection');
       const resumed = api.calls.filter((c) => c.path === '/v1/events/stream').at(-1);
