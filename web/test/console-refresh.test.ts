@@ -260,8 +260,8 @@ void describe('the web console, node state and limits', () => {
     }
   });
 
-  void it('lists with the node maximum page size when it is below 50', async () => {
-    const { document, api, close } = openConsole(
+  void it('lists with the node maximum page size when it is below 50, learnt once', async () => {
+    const { document, window, api, close } = openConsole(
       new Map(),
       (api) => {
         api.maxPageSize = 1;
@@ -277,16 +277,19 @@ void describe('the web console, node state and limits', () => {
       (document.getElementById('more-clients') as HTMLButtonElement).click();
       await until(() => cells(document, 'topics').length === 2, 'the second topic page');
       await until(() => cells(document, 'clients').length === 2, 'the second client page');
+      // Sending the token form again reloads both lists, with the size learnt.
+      const form = document.getElementById('auth') as HTMLFormElement;
+      form.dispatchEvent(new window.Event('submit', { cancelable: true }));
+      await until(() => api.count('/v1/clients?limit=1&cursor=') === 2, 'the reload');
+      await until(() => cells(document, 'topics').length === 1, 'the reloaded topics');
       const lists = api.calls.filter((c) => /^\/v1\/(topics|clients)\?/.test(c.path));
+      // One refusal in all: the two lists loaded together were both refused, each load did.
       assert.deepEqual(
         lists.map((c) => c.path.replace(/&cursor=.*/, '')).sort(),
         [
           '/v1/topics?limit=50',
-          '/v1/clients?limit=50',
-          '/v1/topics?limit=1',
-          '/v1/clients?limit=1',
-          '/v1/topics?limit=1',
-          '/v1/clients?limit=1',
+          ...Array<string>(3).fill('/v1/topics?limit=1'),
+          ...Array<string>(3).fill('/v1/clients?limit=1'),
         ].sort(),
       );
     } finally {
