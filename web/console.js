@@ -90,8 +90,18 @@ function showText(/** @type {string} */ id, /** @type {string} */ text) {
   box.hidden = text === '';
 }
 
-/** Shows an API failure; the message comes from the server's error body. @param {string} text */
-const showError = (text) => showText('error', text);
+/**
+ * Shows a failure in the banner, with its Dismiss button; '' hides both. The message comes from
+ * the server's error body.
+ * @param {string} text
+ */
+function showError(text) {
+  showText('error', text);
+  byId('error-box').hidden = text === '';
+}
+
+/** The failure of an action the banner shows, if any: the next action that succeeds clears it. */
+let actionFailure = '';
 
 /**
  * Clears the banner only while it still shows `text`: a later, other failure stays.
@@ -355,25 +365,24 @@ function spanRow(name, text, span, className, action) {
 }
 
 /**
- * A button running an action; its failure is shown in the banner, and its success clears only
- * what this button put there (a stream failure shown meanwhile stays).
+ * A button running an action; its failure is shown in the banner until an action (this one or
+ * another) succeeds: what a load or the stream put there meanwhile stays.
  * @param {string} label @param {() => Promise<void>} run
  */
 function button(label, run) {
   const b = env.document.createElement('button');
   b.textContent = label;
   b.className = label.toLowerCase();
-  let shown = '';
   b.addEventListener('click', () => {
     b.disabled = true;
     run()
       .then(() => {
-        clearError(shown);
-        shown = '';
+        clearError(actionFailure);
+        actionFailure = '';
       })
       .catch((err) => {
-        shown = message(err);
-        showError(shown);
+        actionFailure = message(err);
+        showError(actionFailure);
       })
       .finally(() => {
         b.disabled = false;
@@ -1161,6 +1170,7 @@ async function followEvents() {
 function refresh() {
   generation += 1;
   showError('');
+  actionFailure = '';
   showText('client-notice', '');
   backoff.clear();
   watchRestore = true;
@@ -1203,6 +1213,9 @@ export function startConsole(environment) {
     showTokenState();
     refresh();
   });
+  // The banner's Dismiss: a failure nothing will clear (a Rotate a read-only token may not do)
+  // need not stay in the way.
+  byId('error-close').addEventListener('click', () => showError(''));
   byId('more-topics').addEventListener('click', () => run(() => loadTopics()));
   byId('more-clients').addEventListener('click', () => run(() => loadClients()));
   // Back in the foreground: what was not polled meanwhile is checked at once.
