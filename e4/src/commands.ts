@@ -15,12 +15,12 @@ import {
   ID_LEN,
   KEY_LEN,
 } from './constants.ts';
+import { ed25519SigningKey } from './curve.ts';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
 import { clientIdFromName, topicHash } from './hash.ts';
 import { protectSymKey, type SymKey } from './protect.ts';
 import {
   validateCurve25519PubKey,
-  validateEd25519PrivKey,
   validateEd25519PubKey,
   validateName,
   validateSymKey,
@@ -174,15 +174,17 @@ export function cmdResetTopics(): Uint8Array {
 
 /**
  * SetIDKey with a 32-byte symmetric key or a 64-byte Go Ed25519 key (e4go `CmdSetIDKey`).
- * An all-zero key is refused: every client refuses it when it applies the command (e4go
- * `ValidateSymKey`, `ValidateEd25519PrivKey`), so the command could only be lost.
- * @throws E4Error `InvalidCommandLength` for any other length, `InvalidKey` for all zeros,
- *   `InvalidArgument` when `key` is not a `Uint8Array`
+ * A key a client refuses when it applies the command is refused here, since the command could
+ * only be lost: all zeros (e4go `ValidateSymKey`, `ValidateEd25519PrivKey`), or an Ed25519 key
+ * whose public half is not the one its seed gives (this library's clients refuse it: see
+ * {@link ed25519SigningKey}).
+ * @throws E4Error `InvalidCommandLength` for any other length, `InvalidKey` for all zeros or
+ *   mismatched halves, `InvalidArgument` when `key` is not a `Uint8Array`
  */
 export function cmdSetIdKey(key: Uint8Array): Uint8Array {
   requireBytes(key, 'key');
   if (key.length === KEY_LEN) validateSymKey(key);
-  else if (key.length === ED25519_PRIV_LEN) validateEd25519PrivKey(key);
+  else if (key.length === ED25519_PRIV_LEN) ed25519SigningKey(key);
   return encodeCommand({ type: 'SetIDKey', key });
 }
 

@@ -746,14 +746,19 @@ void describe('PK clients end to end', () => {
     for (const d of [device, peer]) await send(d, cmdSetTopicKey(key, topic), clock);
     await send(peer, cmdSetPubKey(device.client.publicKey ?? new Uint8Array(0), 'pk-rekey'), clock);
 
-    // Refused: a 64-byte key whose public half is not its seed's, and a 32-byte key.
+    // Refused: a 64-byte key whose public half is not its seed's (built by hand: cmdSetIdKey
+    // refuses it too), and a 32-byte key.
     const mismatched = concatBytes(
       randomEd25519Key().subarray(0, 32),
       randomEd25519Key().subarray(32),
     );
     await refused(
       device,
-      protectCommand(cmdSetIdKey(mismatched), device.commandKey, clock),
+      protectCommand(
+        encodeCommand({ type: 'SetIDKey', key: mismatched }),
+        device.commandKey,
+        clock,
+      ),
       'InvalidKey',
     );
     await refused(

@@ -15,6 +15,7 @@ import {
   cmdSetPubKey,
   cmdSetTopicKey,
   CommandCode,
+  commandKeyForClient,
   decodeClientState,
   E4Client,
   E4Error,
@@ -288,8 +289,39 @@ void describe('command builders validation', () => {
     for (const length of [0, 16, 31, 33, 63, 65]) {
       throwsE4(() => cmdSetIdKey(new Uint8Array(length).fill(1)), E4ErrorCode.InvalidCommandLength);
     }
-    assert.equal(cmdSetIdKey(new Uint8Array(64).fill(1)).length, 65);
+    assert.equal(cmdSetIdKey(ed25519KeyFromSeed(new Uint8Array(32).fill(1))).length, 65);
     assert.equal(cmdSetIdKey(new Uint8Array(32).fill(1)).length, 33);
+  });
+
+  void it('cmdSetIdKey refuses an Ed25519 key whose halves do not belong together', async () => {
+    // The public half of another seed: a device refuses it (it could sign nothing anyone
+    // verifies), so the command could only be lost.
+    const goKey = ed25519KeyFromSeed(new Uint8Array(32).fill(1));
+    goKey.set(ed25519PublicKey(ed25519KeyFromSeed(new Uint8Array(32).fill(2))), 32);
+    const err = throwsE4(() => cmdSetIdKey(goKey), E4ErrorCode.InvalidKey);
+    assert.equal(err.message, 'invalid private key, public half does not match the seed');
+    // One bit off in the public half is enough.
+    const flipped = ed25519KeyFromSeed(new Uint8Array(32).fill(3));
+    flipped[40] = (flipped[40] ?? 0) ^ 1;
+    throwsE4(() => cmdSetIdKey(flipped), E4ErrorCode.InvalidKey);
+    // What the builder refuses, a PK client refuses: built by hand, the command is InvalidKey.
+    const clock = fixedClock(1_700_000_000_000);
+    const c2 = randomCurve25519KeyPair();
+    const edKey = ed25519KeyFromSeed(new Uint8Array(32).fill(4));
+    const client = await E4Client.createPublicKey(
+      { name: 'mismatched-id-key' },
+      { privateKey: edKey },
+      c2.publicKey,
+      { clock },
+    );
+    const raw = encodeCommand({ type: 'SetIDKey', key: goKey });
+    await rejectsE4(
+      client.unprotect(
+        protectCommand(raw, commandKeyForClient(c2.privateKey, ed25519PublicKey(edKey)), clock),
+        client.receivingTopic,
+      ),
+      E4ErrorCode.InvalidKey,
+    );
   });
 
   void it('cmdSetIdKey refuses all-zero keys, which every client refuses to apply', async () => {
@@ -394,7 +426,9 @@ void describe('applyCommand, the pure transition', () => {
     const a = ed25519KeyFromSeed(new Uint8Array(32).fill(1));
     const b = ed25519KeyFromSeed(new Uint8Array(32).fill(2));
     const mismatched = new Uint8Array([...a.subarray(0, 32), ...b.subarray(32)]);
-    for (const command of [cmdSetC2Key(lowOrder), cmdSetIdKey(mismatched)]) {
+    // Built by hand: cmdSetIdKey refuses the mismatched key itself.
+    const setMismatched = encodeCommand({ type: 'SetIDKey', key: mismatched });
+    for (const command of [cmdSetC2Key(lowOrder), setMismatched]) {
       throwsE4(() => applyCommand(before, parseCommand(command), 0n), E4ErrorCode.InvalidKey);
     }
     assert.equal(device.state, before);
