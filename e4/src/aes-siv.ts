@@ -21,6 +21,7 @@
  * array, and `CMAC(0)` computed in the same native call as the first associated data's CMAC.
  */
 import { createCipheriv, type Cipher } from 'node:crypto';
+import { requireBytes, requireBytesArray } from './arguments.ts';
 import { E4Error, E4ErrorCode, referenceError } from './errors.ts';
 import { validateSymKey } from './validate.ts';
 
@@ -221,8 +222,17 @@ export class AesSivKey {
     return state.slice(CHAIN, CHAIN + BLOCK);
   }
 
-  /** AES-CMAC (RFC 4493) of `message` under this key. */
+  /**
+   * AES-CMAC (RFC 4493) of `message` under this key.
+   * @throws E4Error `InvalidArgument` when `message` is not a `Uint8Array`
+   */
   cmac(message: Uint8Array): Uint8Array {
+    requireBytes(message, 'message');
+    return this.#cmac(message);
+  }
+
+  /** {@link AesSivKey.cmac} of checked bytes (S2V's associated-data components). */
+  #cmac(message: Uint8Array): Uint8Array {
     const t = scratchFor(message.length + BLOCK);
     t.set(message);
     return this.#cmacScratch(t, message.length);
@@ -295,7 +305,7 @@ export class AesSivKey {
     for (let i = 0; i < BLOCK; i++) D[i] = state[D0 + i] ?? 0;
     for (const ad of associatedData) {
       // D = dbl(D) xor CMAC(ad), built in the CMAC's own fresh copy.
-      const mac = this.cmac(ad);
+      const mac = this.#cmac(ad);
       xorDoubledInto(mac, 0, D, 0);
       D.set(mac);
     }
@@ -376,7 +386,11 @@ export class AesSivKey {
     copy.fill(0);
   }
 
-  /** Encrypts: returns `V (16) || ciphertext`. */
+  /**
+   * Encrypts: returns `V (16) || ciphertext`.
+   * @throws E4Error `InvalidArgument` when `plaintext` is not a `Uint8Array` or
+   *   `associatedData` not an array of them
+   */
   seal(associatedData: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array {
     return this.sealWithPrefix(EMPTY, associatedData, plaintext);
   }
@@ -385,14 +399,21 @@ export class AesSivKey {
    * Encrypts into one buffer that starts with `prefix`: returns `prefix || V (16) || ciphertext`
    * without copying the sealed bytes behind the prefix (E4 puts the timestamp there). The
    * result is a view; the bytes of its buffer before it are zero.
-   * @throws RangeError when the prefix is longer than 16 bytes
+   * @throws E4Error `InvalidArgument` when the prefix is longer than 16 bytes, or an argument
+   *   is not a `Uint8Array` (`associatedData`: an array of them). Plain JavaScript could pass a
+   *   string: it was sealed as zero bytes of its length.
    */
   sealWithPrefix(
     prefix: Uint8Array,
     associatedData: readonly Uint8Array[],
     plaintext: Uint8Array,
   ): Uint8Array {
-    if (prefix.length > BLOCK) throw new RangeError('an AES-SIV prefix is at most 16 bytes');
+    requireBytes(prefix, 'prefix');
+    requireBytesArray(associatedData, 'associatedData');
+    requireBytes(plaintext, 'plaintext');
+    if (prefix.length > BLOCK) {
+      throw new E4Error(E4ErrorCode.InvalidArgument, 'an AES-SIV prefix is at most 16 bytes');
+    }
     const v = this.#s2v(associatedData, plaintext);
     // The keystream buffer has one lead block for V, and one more for a prefix.
     const lead = prefix.length === 0 ? BLOCK : 2 * BLOCK;
@@ -409,9 +430,13 @@ export class AesSivKey {
 
   /**
    * Decrypts `V || ciphertext`.
-   * @throws E4Error `TooShortCiphertext` below 16 bytes, `NotAuthentic` when the tag is wrong
+   * @throws E4Error `TooShortCiphertext` below 16 bytes, `NotAuthentic` when the tag is wrong,
+   *   `InvalidArgument` when `sealed` is not a `Uint8Array` or `associatedData` not an array of
+   *   them
    */
   open(associatedData: readonly Uint8Array[], sealed: Uint8Array): Uint8Array {
+    requireBytesArray(associatedData, 'associatedData');
+    requireBytes(sealed, 'sealed');
     if (sealed.length < BLOCK) {
       throw new E4Error(E4ErrorCode.TooShortCiphertext, 'too short ciphertext');
     }

@@ -25,6 +25,36 @@ export function requireBytes(value: unknown, what: string): asserts value is Uin
   }
 }
 
+/**
+ * An array of byte arrays (AES-SIV's associated data): each element is checked, since a string
+ * or a number in it was taken as zero bytes of its length, or as none.
+ * @throws E4Error `InvalidArgument` unless `value` is an array of `Uint8Array`s
+ */
+export function requireBytesArray(
+  value: unknown,
+  what: string,
+): asserts value is readonly Uint8Array[] {
+  if (!Array.isArray(value)) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be an array of Uint8Array, got ${typeOf(value)}`,
+    );
+  }
+  // The element's name is built only for the error: this runs on every message.
+  for (let i = 0; i < value.length; i++)
+    if (!(value[i] instanceof Uint8Array)) requireBytes(value[i], `${what}[${i}]`);
+}
+
+/** @throws E4Error `InvalidArgument` unless `value` is a bigint */
+export function requireBigInt(value: unknown, what: string): asserts value is bigint {
+  if (typeof value !== 'bigint') {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a bigint, got ${typeOf(value)}`,
+    );
+  }
+}
+
 /** @throws E4Error `InvalidArgument` unless `value` is a string */
 export function requireString(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string') {

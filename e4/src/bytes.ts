@@ -1,5 +1,5 @@
 /** Small byte helpers shared by the protocol modules. */
-import { requireBytes, requireString } from './arguments.ts';
+import { requireBigInt, requireBytes, requireString } from './arguments.ts';
 import { E4Error, E4ErrorCode } from './errors.ts';
 
 const HEX_DIGITS = /^[0-9a-fA-F]*$/;
@@ -32,10 +32,17 @@ export function fromHex(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
-/** Concatenates byte arrays into a new array. */
+/**
+ * Concatenates byte arrays into a new array.
+ * @throws E4Error `InvalidArgument` when a part is not a `Uint8Array` (a string was copied as
+ *   zeros)
+ */
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
-  for (const p of parts) length += p.length;
+  for (const p of parts) {
+    requireBytes(p, 'part');
+    length += p.length;
+  }
   const out = new Uint8Array(length);
   let offset = 0;
   for (const p of parts) {
@@ -45,22 +52,36 @@ export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Byte equality; not constant-time (use only on public data). */
+/**
+ * Byte equality; not constant-time (use only on public data).
+ * @throws E4Error `InvalidArgument` when either is not a `Uint8Array` (two equal strings, or two
+ *   numbers, were "equal")
+ */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  requireBytes(a, 'a');
+  requireBytes(b, 'b');
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
-/** True when every byte is zero (the reference rejects all-zero keys). */
+/**
+ * True when every byte is zero (the reference rejects all-zero keys).
+ * @throws E4Error `InvalidArgument` when `bytes` is not a `Uint8Array` (a string was all zeros)
+ */
 export function isAllZero(bytes: Uint8Array): boolean {
+  requireBytes(bytes, 'bytes');
   let acc = 0;
   for (const b of bytes) acc |= b;
   return acc === 0;
 }
 
-/** Encodes `value` as 8 bytes, unsigned little-endian (the E4 timestamp format). */
+/**
+ * Encodes `value` as 8 bytes, unsigned little-endian (the E4 timestamp format).
+ * @throws E4Error `InvalidArgument` when `value` is not a bigint (a number was a bare TypeError)
+ */
 export function writeUint64LE(value: bigint): Uint8Array {
+  requireBigInt(value, 'value');
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
   return out;

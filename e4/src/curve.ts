@@ -84,9 +84,7 @@ export function ed25519KeyFromSeed(seed: Uint8Array): Uint8Array {
  *   it is not a `KeyObject`
  */
 export function ed25519KeyFromKeyObject(key: KeyObject): Uint8Array {
-  if (!(key instanceof KeyObject)) {
-    throw new E4Error(E4ErrorCode.InvalidArgument, 'key must be a node:crypto KeyObject');
-  }
+  requireKeyObject(key, 'key');
   if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') {
     throw new E4Error(E4ErrorCode.InvalidKey, 'key is not an Ed25519 private key');
   }
@@ -134,13 +132,36 @@ export function ed25519SigningKey(privateKey: Uint8Array): KeyObject {
   return keyObject;
 }
 
-/** Pure Ed25519 (RFC 8032) signature. */
+/**
+ * @throws E4Error `InvalidArgument` unless `key` is a node:crypto `KeyObject` (plain JavaScript
+ *   can pass the raw key bytes)
+ */
+function requireKeyObject(key: unknown, what: string): asserts key is KeyObject {
+  if (!(key instanceof KeyObject)) {
+    throw new E4Error(E4ErrorCode.InvalidArgument, `${what} must be a node:crypto KeyObject`);
+  }
+}
+
+/**
+ * Pure Ed25519 (RFC 8032) signature.
+ * @throws E4Error `InvalidArgument` when `key` is not a `KeyObject` or `message` not a
+ *   `Uint8Array` (a string was signed as its UTF-8 bytes)
+ */
 export function ed25519Sign(key: KeyObject, message: Uint8Array): Uint8Array {
+  requireKeyObject(key, 'key');
+  requireBytes(message, 'message');
   return new Uint8Array(sign(null, message, key));
 }
 
-/** Verifies a pure Ed25519 signature; false (never a throw) for a malformed signature. */
+/**
+ * Verifies a pure Ed25519 signature; false (never a throw) for a malformed signature.
+ * @throws E4Error `InvalidArgument` when `key` is not a `KeyObject` or `message` or `signature`
+ *   not a `Uint8Array`: such a misuse was `false` too, as if the signature were wrong
+ */
 export function ed25519Verify(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  requireKeyObject(key, 'key');
+  requireBytes(message, 'message');
+  requireBytes(signature, 'signature');
   if (signature.length !== ED25519_SIG_LEN) return false;
   try {
     return verify(null, message, key, signature);

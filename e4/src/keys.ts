@@ -1,6 +1,7 @@
 /** Key generation and password-based derivation (e4go `crypto/crypto.go`). */
 import { randomBytes } from 'node:crypto';
 import { argon2i } from './argon2i.ts';
+import { requireBytes } from './arguments.ts';
 import { isAllZero } from './bytes.ts';
 import { ID_LEN, KEY_LEN, PASSWORD_MIN_BYTES } from './constants.ts';
 import { ed25519KeyFromSeed, x25519PublicKey } from './curve.ts';
@@ -47,6 +48,7 @@ export function randomCurve25519KeyPair(): { privateKey: Uint8Array; publicKey: 
 }
 
 function passwordBytes(password: string | Uint8Array): Uint8Array {
+  if (typeof password !== 'string') requireBytes(password, 'password');
   const valid =
     typeof password === 'string'
       ? password.isWellFormed()

@@ -8,7 +8,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from './aes-siv.ts';
-import { requireMessageBytes } from './arguments.ts';
+import { requireBigInt, requireFunction, requireMessageBytes, requireObject } from './arguments.ts';
 import { readInt64LE, toHex, writeUint64LE } from './bytes.ts';
 import { systemClock, unixSeconds, validateTimestamp, type Clock } from './clock.ts';
 import { ED25519_SIG_LEN, ID_LEN, PK_OVERHEAD, SK_OVERHEAD, TIMESTAMP_LEN } from './constants.ts';
@@ -42,6 +42,7 @@ export function protectSymKey(
 /**
  * {@link protectSymKey} with an explicit timestamp in Unix seconds (any uint64; a `Clock` in
  * milliseconds cannot express every one).
+ * @throws E4Error as {@link protectSymKey}; `InvalidArgument` when the timestamp is not a bigint
  */
 export function protectSymKeyAt(
   payload: Uint8Array,
@@ -49,6 +50,7 @@ export function protectSymKeyAt(
   timestampSeconds: bigint,
 ): Uint8Array {
   requireMessageBytes(payload, 'payload');
+  requireBigInt(timestampSeconds, 'timestampSeconds');
   const ts = writeUint64LE(timestampSeconds);
   // Sealed straight behind the timestamp: no second message-sized buffer and copy.
   return sivKey(key).sealWithPrefix(ts, [ts], payload);
@@ -81,7 +83,8 @@ export interface PkSigner {
 /**
  * Protects `payload` for a topic in PK mode: encrypts with the topic key and signs as `signer`.
  * @throws E4Error `InvalidID` when the signer id is not 16 bytes, `InvalidKey` for a topic key
- *   that is not 32 bytes or is all zeros
+ *   that is not 32 bytes or is all zeros; `InvalidArgument` when the payload is not a
+ *   `Uint8Array`, the signer not an object or its signing key not a `KeyObject`
  */
 export function protectPubKey(
   payload: Uint8Array,
@@ -92,7 +95,10 @@ export function protectPubKey(
   return protectPubKeyAt(payload, topicKey, signer, unixSeconds(clock));
 }
 
-/** {@link protectPubKey} with an explicit timestamp in Unix seconds. */
+/**
+ * {@link protectPubKey} with an explicit timestamp in Unix seconds.
+ * @throws E4Error as {@link protectPubKey}; `InvalidArgument` when the timestamp is not a bigint
+ */
 export function protectPubKeyAt(
   payload: Uint8Array,
   topicKey: SymKey,
@@ -100,7 +106,9 @@ export function protectPubKeyAt(
   timestampSeconds: bigint,
 ): Uint8Array {
   requireMessageBytes(payload, 'payload');
+  requireObject(signer, 'signer');
   validateId(signer.id);
+  requireBigInt(timestampSeconds, 'timestampSeconds');
   const ts = writeUint64LE(timestampSeconds);
   const sealed = sivKey(topicKey).seal([ts], payload);
   const signedLength = TIMESTAMP_LEN + ID_LEN + sealed.length;
@@ -121,7 +129,8 @@ export type PubKeyLookup = (signerIdHex: string) => KeyObject | undefined;
  * and can panic between 73 and 87; we choose the safe bound).
  * @throws E4Error `InvalidProtectedLen`, `TimestampInFuture`, `TimestampTooOld`,
  *   `PubKeyNotFound`, `InvalidSignature`, `InvalidKey` (a topic key that is not 32 bytes or is all
- *   zeros), `NotAuthentic`
+ *   zeros), `NotAuthentic`; `InvalidArgument` when the message is not a `Uint8Array`, the lookup
+ *   not a function, or what it finds not a `KeyObject`
  */
 export function unprotectPubKey(
   protectedMessage: Uint8Array,
@@ -130,6 +139,7 @@ export function unprotectPubKey(
   clock: Clock = systemClock,
 ): Uint8Array {
   requireMessageBytes(protectedMessage, 'protected message');
+  requireFunction(lookupPubKey, 'lookupPubKey');
   if (protectedMessage.length < PK_OVERHEAD) throw referenceError('InvalidProtectedLen');
   const ts = protectedMessage.subarray(0, TIMESTAMP_LEN);
   validateTimestamp(readInt64LE(ts), clock);

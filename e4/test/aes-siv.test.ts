@@ -399,10 +399,10 @@ void describe('AesSivKey reuse', () => {
     }
   });
 
-  void it('sealWithPrefix refuses a prefix longer than one block', () => {
-    assert.throws(
+  void it('sealWithPrefix refuses a prefix longer than one block (InvalidArgument)', () => {
+    throwsE4(
       () => new AesSivKey(KEY_A).sealWithPrefix(new Uint8Array(17), [], new Uint8Array(3)),
-      RangeError,
+      E4ErrorCode.InvalidArgument,
     );
   });
 

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
+  AesSivKey,
   aesSivOpen,
+  bytesEqual,
   checkPkKeys,
   clientIdFromName,
   cmdRemovePubKey,
@@ -24,10 +26,12 @@ import {
   ed25519PublicKey,
   ed25519PublicKeyObject,
   ed25519PublicToCurve25519,
+  ed25519Sign,
   ed25519SigningKey,
   ed25519Verify,
   encodeClientState,
   fromHex,
+  isAllZero,
   MemoryClientStore,
   parseCommand,
   protectCommand,
@@ -46,7 +50,7 @@ import {
   type PkSigner,
   type PubKeyLookup,
 } from '../index.ts';
-import { assertBytes, codePointChar, fixedClock } from './support.ts';
+import { assertBytes, codePointChar, fixedClock, loose } from './support.ts';
 
 const T0 = 1_700_000_000_000;
 /** Every message here is stamped with, and checked against, this reading (sub-second on purpose). */
@@ -595,6 +599,50 @@ void describe('fuzz: text, keys and helpers', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  void it('byte entry points: any value that is not bytes is InvalidArgument, never a result', () => {
+    // What plain JavaScript can pass where the types say Uint8Array: a string was sealed or
+    // compared as if it were bytes (two equal strings were "equal", a string "all zeros"), a
+    // missing one was a bare TypeError, a wrong key to verify was `false` like a bad signature.
+    const siv = new AesSivKey(topicKey);
+    const sealed = siv.seal([], Uint8Array.of(1));
+    const publicKey = ed25519PublicKeyObject(ed25519PublicKey(pkGoKey));
+    const signingKey = ed25519SigningKey(pkGoKey);
+    const bytes = Uint8Array.of(1, 2, 3);
+    const calls: ReadonlyArray<readonly [string, (bad: unknown) => unknown]> = [
+      ['seal plaintext', (bad) => loose(siv.seal.bind(siv))([], bad)],
+      ['seal associatedData', (bad) => loose(siv.seal.bind(siv))(bad, bytes)],
+      ['seal associatedData[1]', (bad) => loose(siv.seal.bind(siv))([bytes, bad], bytes)],
+      ['sealWithPrefix prefix', (bad) => loose(siv.sealWithPrefix.bind(siv))(bad, [], bytes)],
+      ['open sealed', (bad) => loose(siv.open.bind(siv))([], bad)],
+      ['open associatedData', (bad) => loose(siv.open.bind(siv))(bad, sealed)],
+      ['open associatedData[0]', (bad) => loose(siv.open.bind(siv))([bad], sealed)],
+      ['cmac', (bad) => loose(siv.cmac.bind(siv))(bad)],
+      ['aesSivOpen', (bad) => loose(aesSivOpen)(topicKey, [], bad)],
+      ['bytesEqual a', (bad) => loose(bytesEqual)(bad, bytes)],
+      ['bytesEqual both', (bad) => loose(bytesEqual)(bad, bad)],
+      ['concatBytes', (bad) => loose(concatBytes)(bytes, bad)],
+      ['isAllZero', (bad) => loose(isAllZero)(bad)],
+      ['ed25519Verify key', (bad) => loose(ed25519Verify)(bad, bytes, new Uint8Array(64))],
+      ['ed25519Verify message', (bad) => loose(ed25519Verify)(publicKey, bad, new Uint8Array(64))],
+      ['ed25519Verify signature', (bad) => loose(ed25519Verify)(publicKey, bytes, bad)],
+      ['ed25519Sign key', (bad) => loose(ed25519Sign)(bad, bytes)],
+      ['ed25519Sign message', (bad) => loose(ed25519Sign)(signingKey, bad)],
+    ];
+    fc.assert(
+      fc.property(
+        fc.anything().filter((v) => !(v instanceof Uint8Array)),
+        fc.constantFrom(...calls),
+        (bad, [what, call]) => {
+          // An array is the right type for the associated data itself; its elements are not.
+          if (Array.isArray(bad) && / associatedData$/.test(what) && bad.length === 0) return;
+          const result = resultOrCode(() => call(bad), [E4ErrorCode.InvalidArgument]);
+          assert.ok(result instanceof E4Error, `${what}: ${typeof bad} gave a result`);
+        },
+      ),
+      { numRuns: 600 },
     );
   });
 

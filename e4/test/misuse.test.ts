@@ -10,7 +10,15 @@ import {
   appliedReceipt,
   applyCommand,
   buildReceipt,
+  bytesEqual,
   commandId,
+  concatBytes,
+  deriveSymKey,
+  ed25519Sign,
+  ed25519Verify,
+  isAllZero,
+  unprotectPubKey,
+  writeUint64LE,
   deviceIdFromReceiptTopic,
   encodeCommand,
   fromHex,
@@ -52,13 +60,7 @@ import {
   x25519PublicKey,
   type Clock,
 } from '../index.ts';
-import { assertBytes, rejectsE4, throwsE4 } from './support.ts';
-
-/** Calls a library function with values its types forbid, as plain JavaScript can. */
-const loose = <T extends (...args: never[]) => unknown>(
-  fn: T,
-): ((...args: unknown[]) => ReturnType<T>) =>
-  fn as unknown as (...args: unknown[]) => ReturnType<T>;
+import { assertBytes, loose, rejectsE4, throwsE4 } from './support.ts';
 
 async function deviceWithTopic(topic: string): Promise<E4Client> {
   const idKey = randomSymKey();
@@ -157,6 +159,81 @@ void describe('plain JavaScript values of the wrong type', () => {
     for (const [what, call, message] of cases) {
       const err = throwsE4(call, 'InvalidArgument', what);
       assert.ok(err.message.startsWith(message), `${what}: ${err.message}`);
+    }
+  });
+
+  void it('hot-path entry points refuse a value of the wrong type by name', () => {
+    // Strings were sealed as zero bytes of their length, compared equal, or "all zeros"; a
+    // number timestamp or a missing lookup was a bare TypeError; raw key bytes given to verify
+    // were `false`, as a forged signature is.
+    const siv = new AesSivKey(randomSymKey());
+    const sealed = siv.seal([], Uint8Array.of(1));
+    const edKey = randomEd25519Key();
+    const bytes = Uint8Array.of(1);
+    const cases: Array<[string, () => unknown, string]> = [
+      [
+        'seal',
+        () => loose(siv.seal.bind(siv))([], 'hello'),
+        'plaintext must be a Uint8Array, got string',
+      ],
+      [
+        'seal ad',
+        () => loose(siv.seal.bind(siv))('ad', bytes),
+        'associatedData must be an array of Uint8Array, got string',
+      ],
+      [
+        'open ad',
+        () => loose(siv.open.bind(siv))([bytes, 'x'], sealed),
+        'associatedData[1] must be a Uint8Array, got string',
+      ],
+      [
+        'open',
+        () => loose(siv.open.bind(siv))([], undefined),
+        'sealed must be a Uint8Array, got undefined',
+      ],
+      ['cmac', () => loose(siv.cmac.bind(siv))('abc'), 'message must be a Uint8Array, got string'],
+      [
+        'prefix',
+        () => siv.sealWithPrefix(new Uint8Array(17), [], bytes),
+        'an AES-SIV prefix is at most 16 bytes',
+      ],
+      ['bytesEqual', () => loose(bytesEqual)('abc', 'abc'), 'a must be a Uint8Array, got string'],
+      ['isAllZero', () => loose(isAllZero)('abc'), 'bytes must be a Uint8Array, got string'],
+      [
+        'concatBytes',
+        () => loose(concatBytes)(bytes, 'abc'),
+        'part must be a Uint8Array, got string',
+      ],
+      ['writeUint64LE', () => loose(writeUint64LE)(5), 'value must be a bigint, got number'],
+      [
+        'protectSymKeyAt',
+        () => loose(protectSymKeyAt)(bytes, randomSymKey(), 5),
+        'timestampSeconds must be a bigint, got number',
+      ],
+      [
+        'ed25519Verify',
+        () => loose(ed25519Verify)(ed25519PublicKey(edKey), bytes, new Uint8Array(64)),
+        'key must be a node:crypto KeyObject',
+      ],
+      [
+        'ed25519Sign',
+        () => loose(ed25519Sign)(ed25519SigningKey(edKey), 'abc'),
+        'message must be a Uint8Array, got string',
+      ],
+      [
+        'unprotectPubKey',
+        () => loose(unprotectPubKey)(new Uint8Array(200), randomSymKey(), undefined),
+        'lookupPubKey must be a function, got undefined',
+      ],
+      [
+        'deriveSymKey',
+        () => loose(deriveSymKey)(undefined),
+        'password must be a Uint8Array, got undefined',
+      ],
+    ];
+    for (const [what, call, message] of cases) {
+      const err = throwsE4(call, 'InvalidArgument', what);
+      assert.equal(err.message, message, what);
     }
   });
 

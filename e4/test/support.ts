@@ -4,6 +4,12 @@ import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { E4Error, toHex, type Clock, type E4ErrorCode } from '../index.ts';
 
+/** Calls a library function with values its types forbid, as plain JavaScript can. */
+export const loose = <T extends (...args: never[]) => unknown>(
+  fn: T,
+): ((...args: unknown[]) => ReturnType<T>) =>
+  fn as unknown as (...args: unknown[]) => ReturnType<T>;
+
 /** Asserts that `fn` throws an {@link E4Error}, with `code` when given; returns the error. */
 export function throwsE4(fn: () => unknown, code?: E4ErrorCode, message?: string): E4Error {
   let caught: unknown;
