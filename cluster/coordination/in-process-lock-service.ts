@@ -88,7 +88,7 @@ export class InProcessLockService implements LockService {
       extend: (ms) => Promise.resolve(this.#extend(resource, token, ms)),
       release: () => {
         this.#release(resource, token);
-        return Promise.resolve(NO_FAILURES);
+        return Promise.resolve({ settled: Promise.resolve(NO_FAILURES) });
       },
     };
     return runLeased({ resource, ttlMs, validUntil, held, clock, retryDelayMs, emit }, work);

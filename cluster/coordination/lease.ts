@@ -23,10 +23,24 @@ export interface ReleaseResult {
   readonly error: unknown;
 }
 
+/** A release under way. @internal */
+export interface Releasing {
+  /**
+   * Resolves when every instance has answered or timed out, with the failures for the
+   * `released` / `release-failed` event. Must not reject.
+   */
+  readonly settled: Promise<ReleaseResult>;
+}
+
 /** What a lock store offers for one acquired lock. Implementations must not reject. @internal */
 export interface HeldLock {
   extend(ttlMs: number): Promise<ExtendResult>;
-  release(): Promise<ReleaseResult>;
+  /**
+   * Releases the lock. Resolves as soon as another caller can take it (with Redlock: a quorum
+   * no longer holds our key), not when the last instance has answered: a hung or unreachable
+   * minority must not add its command timeout to every locked operation.
+   */
+  release(): Promise<Releasing>;
 }
 
 /** Everything {@link runLeased} needs. @internal */
@@ -61,21 +75,24 @@ export async function runLeased<T>(
     return await work(lease);
   } finally {
     lease.finish();
-    // Awaited so that the next holder is not made to wait for our TTL when the store is healthy;
-    // bounded because every store call is (command timeout), and it never throws.
-    const { failedInstances, error } = await params.held.release();
+    // Awaited until the lock is free for others, so the next holder is not made to wait for our
+    // TTL when the store is healthy; bounded because every store call is (command timeout), and
+    // it never throws. The instances still out are reported when they answer or time out.
+    const { settled } = await params.held.release();
     const heldMs = lease.heldMs();
-    if (failedInstances.length === 0) {
-      params.emit({ type: 'released', resource: params.resource, heldMs });
-    } else {
-      params.emit({
-        type: 'release-failed',
-        resource: params.resource,
-        heldMs,
-        failedInstances,
-        error,
-      });
-    }
+    void settled.then(({ failedInstances, error }) => {
+      if (failedInstances.length === 0) {
+        params.emit({ type: 'released', resource: params.resource, heldMs });
+      } else {
+        params.emit({
+          type: 'release-failed',
+          resource: params.resource,
+          heldMs,
+          failedInstances,
+          error,
+        });
+      }
+    });
   }
 }
 

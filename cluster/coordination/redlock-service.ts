@@ -10,7 +10,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { C2Error, C2ErrorCode } from '../errors.ts';
-import { runLeased, type ExtendResult, type HeldLock, type ReleaseResult } from './lease.ts';
+import {
+  runLeased,
+  type ExtendResult,
+  type HeldLock,
+  type Releasing,
+  type ReleaseResult,
+} from './lease.ts';
 import {
   acquireTimeoutError,
   jittered,
@@ -156,7 +162,7 @@ export class RedlockService implements LockService {
     // Bounded by the deadline: every attempt and cleanup is bounded by the command timeout.
     for (;;) {
       const attemptStart = clock.now();
-      const tally = await this.#vote(ACQUIRE, key, [value, ttlMs], true);
+      const tally = await this.#vote(ACQUIRE, key, [value, ttlMs], 'granted').early;
       // Validity counts from *this* attempt's start (the bug of redlock 5.0.0-beta.2 was to
       // count from the first attempt's), minus the drift allowance.
       const validUntil = attemptStart + ttlMs - this.#drift(ttlMs);
@@ -185,7 +191,8 @@ export class RedlockService implements LockService {
       });
       // Remove what we got on a minority, so it does not block others for a whole TTL. Instances
       // that timed out may still apply our SET later; the release follows it on the same
-      // connection, so it is cleaned up too. Not needed when every instance plainly refused.
+      // connection, so it is cleaned up too. Not needed when every instance plainly refused. Only
+      // a quorum's answers are awaited: a hung minority must not slow every retry down.
       if (tally.granted > 0 || tally.failed.length > 0) await this.#release(key, value);
       const left = deadline - clock.now();
       if (left <= 0) break;
@@ -206,7 +213,7 @@ export class RedlockService implements LockService {
 
   async #extend(key: string, value: string, ttlMs: number): Promise<ExtendResult> {
     const start = this.#o.clock.now();
-    const tally = await this.#vote(EXTEND, key, [value, ttlMs], true);
+    const tally = await this.#vote(EXTEND, key, [value, ttlMs], 'granted').early;
     if (tally.granted >= this.#quorum) {
       return { outcome: 'extended', validUntil: start + ttlMs - this.#drift(ttlMs) };
     }
@@ -215,9 +222,15 @@ export class RedlockService implements LockService {
     return { outcome: 'failed', failedInstances: tally.failed };
   }
 
-  async #release(key: string, value: string): Promise<ReleaseResult> {
-    const tally = await this.#vote(RELEASE, key, [value], false);
-    return { failedInstances: tally.failed, error: tally.error };
+  /** Resolves once a quorum answered (the lock is free for others); see {@link Releasing}. */
+  async #release(key: string, value: string): Promise<Releasing> {
+    const vote = this.#vote(RELEASE, key, [value], 'answered');
+    await vote.early;
+    const settled = vote.all.then((tally): ReleaseResult => ({
+      failedInstances: tally.failed,
+      error: tally.error,
+    }));
+    return { settled };
   }
 
   /** Redis expiry precision (1 ms) plus the clock-rate allowance; same formula as Redlock. */
@@ -226,46 +239,66 @@ export class RedlockService implements LockService {
   }
 
   /**
-   * Runs `s` on every instance in parallel. Never rejects: an error or timeout is a vote in
-   * `failed`. With `early`, resolves as soon as a quorum granted (the validity clock is already
-   * running, and a hung minority must not delay the caller); otherwise when every instance has
-   * answered or timed out.
+   * Runs `s` on every instance in parallel. Neither promise rejects: an error or timeout is a
+   * vote in `failed`. `all` resolves when every instance has answered or timed out. `early`
+   * resolves sooner when `until` is met: `granted` once a quorum granted (the validity clock is
+   * already running, and a hung minority must not delay the caller), `answered` once a quorum
+   * answered at all (for a release: the key is then ours on a minority at most, so others can
+   * take the lock); if never met, together with `all`.
    */
   #vote(
     s: LuaScript,
     key: string,
     args: readonly (string | number)[],
-    early: boolean,
-  ): Promise<Tally> {
+    until: 'granted' | 'answered',
+  ): { readonly early: Promise<Tally>; readonly all: Promise<Tally> } {
     const n = this.#clients.length;
     let granted = 0;
     let refused = 0;
     let settled = 0;
     let error: unknown;
     const failed: number[] = [];
-    return new Promise((resolve) => {
-      let done = false;
-      const onSettled = (): void => {
-        settled += 1;
-        if (done || (settled < n && !(early && granted >= this.#quorum))) return;
-        done = true;
-        resolve({ granted, refused, failed: [...failed].sort((a, b) => a - b), error });
-      };
-      this.#clients.forEach((client, index) => {
-        void this.#call(client, s, key, args).then(
-          (reply) => {
-            if (reply === 1) granted += 1;
-            else refused += 1;
-            onSettled();
-          },
-          (err: unknown) => {
-            failed.push(index);
-            error ??= err;
-            onSettled();
-          },
-        );
-      });
+    const tally = (): Tally => ({
+      granted,
+      refused,
+      failed: [...failed].sort((a, b) => a - b),
+      error,
     });
+    let resolveEarly: (t: Tally) => void = () => undefined;
+    let resolveAll: (t: Tally) => void = () => undefined;
+    const early = new Promise<Tally>((resolve) => {
+      resolveEarly = resolve;
+    });
+    const all = new Promise<Tally>((resolve) => {
+      resolveAll = resolve;
+    });
+    let earlyDone = false;
+    const onSettled = (): void => {
+      settled += 1;
+      const met =
+        (until === 'granted' && granted >= this.#quorum) ||
+        (until === 'answered' && granted + refused >= this.#quorum);
+      if (!earlyDone && (met || settled === n)) {
+        earlyDone = true;
+        resolveEarly(tally());
+      }
+      if (settled === n) resolveAll(tally());
+    };
+    this.#clients.forEach((client, index) => {
+      void this.#call(client, s, key, args).then(
+        (reply) => {
+          if (reply === 1) granted += 1;
+          else refused += 1;
+          onSettled();
+        },
+        (err: unknown) => {
+          failed.push(index);
+          error ??= err;
+          onSettled();
+        },
+      );
+    });
+    return { early, all };
   }
 
   async #call(

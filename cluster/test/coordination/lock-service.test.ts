@@ -14,6 +14,7 @@ import {
   type LockServiceOptions,
 } from '../../coordination/index.ts';
 import { C2Error } from '../../errors.ts';
+import { eventually } from '../support/eventually.ts';
 import { RedisGroup } from './redis-processes.ts';
 import {
   abortedWithin,
@@ -262,7 +263,10 @@ for (const impl of implementations) {
       const acquired = rec.of(resource, 'acquired');
       assert.equal(acquired.length, 3);
       for (const e of acquired) assert.equal(e.type === 'acquired' && e.failedAttempts, 0);
-      assert.equal(rec.of(resource, 'released').length, 3);
+      // Reported once every instance has answered, which may be after withLock returned.
+      await eventually(() => {
+        assert.equal(rec.of(resource, 'released').length, 3);
+      });
     });
 
     void it('reports acquire latency and contention', async () => {

@@ -13,7 +13,7 @@ import {
   type RedlockClient,
   type RedlockOptions,
 } from '../../coordination/index.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, pendingAfter } from '../support/eventually.ts';
 import { freePort } from '../../../bin/free-ports.ts';
 import { RedisGroup } from './redis-processes.ts';
 import {
@@ -116,8 +116,11 @@ void describe('RedlockService over independent redis-server processes', () => {
     });
     const resource = uniqueResource('topic:refused');
     assert.equal(await locks.withLock(resource, 1000, () => Promise.resolve(7)), 7);
-    const release = rec.of(resource, 'release-failed')[0];
-    assert.deepEqual(release?.type === 'release-failed' && release.failedInstances, [2]);
+    // Reported once the unreachable instance's command failed, after withLock returned.
+    await eventually(() => {
+      const release = rec.of(resource, 'release-failed')[0];
+      assert.deepEqual(release?.type === 'release-failed' && release.failedInstances, [2]);
+    });
 
     const minority = new RedlockService({
       clients: [a, dead, await deadClient()],
@@ -130,6 +133,39 @@ void describe('RedlockService over independent redis-server processes', () => {
       ['C2_UNAVAILABLE'],
     );
     assert.ok(performance.now() - started < 200 + 2 * COMMAND_TIMEOUT_MS + 300);
+  });
+
+  void it('releases without waiting for a hung minority: the lock is free once a quorum let go', async () => {
+    // A command timeout far above the bound checked below: a release that waited for the hung
+    // instance would still be pending when the check runs.
+    const slow = { commandTimeoutMs: 120_000, acquireTimeoutMs: 60_000 };
+    const rec = eventRecorder();
+    const locks = await service(3, { ...slow, onEvent: rec.onEvent });
+    const next = await service(3, slow);
+    const admin = await group.admin(2);
+    const resource = uniqueResource('topic:release-hung-minority');
+    server(2).pause();
+    try {
+      const call = locks.withLock(resource, 60_000, () => Promise.resolve('done'));
+      assert.equal(await pendingAfter(call, 10_000), false, 'withLock waited for the hung one');
+      assert.equal(await call, 'done');
+      // Freed on the two that answered: another node takes it at once, the hung one still paused.
+      assert.equal(
+        await pendingAfter(
+          next.withLock(resource, 60_000, () => Promise.resolve()),
+          10_000,
+        ),
+        false,
+      );
+      assert.deepEqual(rec.of(resource, 'released'), [], 'reported when every instance answered');
+    } finally {
+      group.resumeAll();
+    }
+    // The queued release runs on resume: the key is gone there too, and the release is reported.
+    await eventually(async () => {
+      assert.equal(await admin.exists(lockKey(resource)), 0);
+      assert.equal(rec.of(resource, 'released').length, 1);
+    });
   });
 
   void it('keeps mutual exclusion while one of three instances hangs', async () => {
