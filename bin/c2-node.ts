@@ -235,12 +235,20 @@ export async function startC2Node(
     const db = await openDatabase(config, logger, lifecycle, notes);
     watchDatabase(db, config, metrics);
     await watchRestore(db, metrics, logger);
-    const locks = await lockService(config, lifecycle, logger, metrics);
+    const { locks, readiness: lockReadiness } = await lockService(
+      config,
+      lifecycle,
+      logger,
+      metrics,
+    );
     const readinessChecks: ReadinessCheck[] = [
       {
         name: 'postgres',
         ok: () => db.pool.query('SELECT 1').then(() => true),
       },
+      // Reported, not required: without the lock quorum only rotations fail, reads and the
+      // other calls go on; taking the node out of the balancers would make that an outage.
+      ...(lockReadiness === undefined ? [] : [lockReadiness]),
     ];
 
     // Delivery side: in-process engine (all) or queue worker (worker); relay (api).

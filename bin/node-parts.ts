@@ -44,9 +44,11 @@ import {
   startTracing,
   tracedDelivery,
   tracedStore,
+  type ReadinessCheck,
 } from '../cluster/telemetry/index.ts';
 import { buildVersion } from './build-version.ts';
 import { configuredKek } from './kek-providers.ts';
+import { RedlockInstances } from './redlock-instances.ts';
 
 /** Metrics and tracer of a node, injected into every instrumented component. */
 export interface NodeTelemetry {
@@ -363,23 +365,32 @@ export async function connectRedis(
   return redis;
 }
 
+/** A node's lock service, and what `/readyz` reports about it. */
+export interface NodeLocks {
+  readonly locks: LockService;
+  /** The `redlock` entry of `/readyz` (Redlock only; informational). */
+  readonly readiness?: ReadinessCheck;
+}
+
 /** The lock service of rotations: Redlock over the configured instances, or in-process. */
 export async function lockService(
   config: Config,
   lifecycle: Lifecycle,
   logger: Logger,
   metrics?: C2Metrics,
-): Promise<LockService> {
+): Promise<NodeLocks> {
   if (config.redis.kind === 'in-process')
-    return new InProcessLockService(
-      metrics === undefined
-        ? {}
-        : {
-            onEvent: (event) => {
-              recordLockEvent(metrics, event);
+    return {
+      locks: new InProcessLockService(
+        metrics === undefined
+          ? {}
+          : {
+              onEvent: (event) => {
+                recordLockEvent(metrics, event);
+              },
             },
-          },
-    );
+      ),
+    };
   // A node starts with a quorum of the instances, as it runs with one: an instance down (a
   // site lost, a rolling restart) must not keep every node that restarts meanwhile down too.
   const { redlockUrls, silenceMs } = config.redis;
@@ -394,26 +405,38 @@ export async function lockService(
       }),
     ),
   );
-  const answering = clients.filter((c) => c.status === 'ready').length;
-  const quorum = Math.floor(clients.length / 2) + 1;
-  if (answering < quorum) {
+  const instances = new RedlockInstances(
+    clients.map((connection, i) => ({
+      name: `redlock-${i + 1}`,
+      host: new URL(redlockUrls[i]?.reveal() ?? '').host,
+      connection,
+    })),
+    logger,
+  );
+  const answering = instances.up();
+  if (answering < instances.quorum) {
     throw new C2Error(
       'C2_UNAVAILABLE',
-      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS, or REDIS_URL without it); rotations need ${quorum}`,
+      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS, or REDIS_URL without it); rotations need ${instances.quorum}`,
     );
   }
-  return new RedlockService({
+  metrics?.onScrape('redlock', () => {
+    metrics.setLockInstances(instances.up(), instances.total, instances.quorum);
+    return Promise.resolve();
+  });
+  const locks = new RedlockService({
     clients,
     onEvent: (event) => {
       if (metrics !== undefined) recordLockEvent(metrics, event);
-      if (
-        event.type === 'acquire-timeout' ||
-        event.type === 'lost' ||
-        event.type === 'extend-failed'
-      )
+      if (event.type === 'acquire-timeout') {
+        // Which instances this node cannot reach: what an operator needs when rotations fail.
+        logger.warn({ lock: event, redlockDown: instances.down() }, 'lock event');
+      } else if (event.type === 'lost' || event.type === 'extend-failed') {
         logger.warn({ lock: event }, 'lock event');
+      }
     },
   });
+  return { locks, readiness: instances.readiness() };
 }
 
 /** What every delivery path needs. */

@@ -107,6 +107,8 @@ export class C2Metrics {
   readonly #lockContended: Counter;
   readonly #lockFailures: Counter<'reason'>;
   readonly #leasesLost: Counter<'reason'>;
+  readonly #lockInstances: Gauge<'state'>;
+  readonly #lockQuorum: Gauge;
   readonly #poolClients: Gauge<'state'>;
   readonly #mqttUp: Gauge<'client'>;
   readonly #restorePending: Gauge;
@@ -226,6 +228,17 @@ export class C2Metrics {
       name: 'c2_lock_leases_lost_total',
       help: 'Held locks lost before their work ended: expired or taken.',
       labelNames: ['reason'] as const,
+    });
+    this.#lockInstances = new Gauge({
+      name: 'c2_lock_instances',
+      help: 'Redlock instances by the state of this process connection to them: up (ready) or down.',
+      labelNames: ['state'] as const,
+      registers,
+    });
+    this.#lockQuorum = new Gauge({
+      name: 'c2_lock_quorum',
+      help: 'Redlock instances that must answer for a rotation lock (0 with the in-process lock).',
+      registers,
     });
     this.#poolClients = new Gauge({
       name: 'c2_db_pool_connections',
@@ -390,6 +403,16 @@ export class C2Metrics {
   /** One publish awaited to its PUBACK or failure. */
   publish(outcome: AttemptOutcome, seconds: number): void {
     this.#publishDuration.observe({ outcome }, seconds);
+  }
+
+  /**
+   * Sets how many Redlock instances this process reaches (`up`) out of `total`, and the quorum
+   * rotations need.
+   */
+  setLockInstances(up: number, total: number, quorum: number): void {
+    this.#lockInstances.set({ state: 'up' }, up);
+    this.#lockInstances.set({ state: 'down' }, total - up);
+    this.#lockQuorum.set(quorum);
   }
 
   /** Sets the state of an MQTT connection of this process. */
