@@ -55,6 +55,13 @@ export interface LeaseParams {
   readonly emit: LockEventListener;
 }
 
+/** Why a lease was lost, in the words of the error message. */
+const LOSS_EXPLANATION: Readonly<Record<LeaseLossReason, string>> = {
+  expired:
+    'it expired before an extension was confirmed (lock instances unreachable or slow, or this process stalled)',
+  taken: 'the lock store reports it held by another caller or gone',
+};
+
 /**
  * Extend when this fraction of the TTL is left: early enough that one failed extension can be
  * retried before expiry, late enough not to hammer the store.
@@ -220,9 +227,12 @@ class ActiveLease implements Lease {
     if (this.#controller.signal.aborted) return;
     this.#clearTimers();
     const code = reason === 'taken' ? C2ErrorCode.C2_CONFLICT : C2ErrorCode.C2_UNAVAILABLE;
-    this.#error = new C2Error(code, 'lock lease lost', {
-      details: { resource: this.resource, reason },
-    });
+    // The message reaches API callers (a rotation refused with it): say which lock and why.
+    this.#error = new C2Error(
+      code,
+      `lock lease lost on resource "${this.resource}": ${LOSS_EXPLANATION[reason]}`,
+      { details: { resource: this.resource, reason } },
+    );
     this.#controller.abort(this.#error);
     this.#p.emit({ type: 'lost', resource: this.resource, reason, heldMs: this.heldMs() });
   }

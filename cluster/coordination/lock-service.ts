@@ -27,8 +27,9 @@ export interface Lease {
    * A pass is a best-effort statement about *now*, not a guarantee for the next write: the fence
    * is the Postgres compare-and-set.
    *
-   * @throws C2Error `C2_CONFLICT` ('lock lease lost') when the lock store says another holder has
-   *   the lock or our key is gone; `C2_UNAVAILABLE` ('lock lease lost') when the lease ran out
+   * @throws C2Error `C2_CONFLICT` ('lock lease lost on resource "…": …', naming the resource
+   *   and why) when the lock store says another holder has the lock or our key is gone;
+   *   `C2_UNAVAILABLE` (the same message, saying it expired) when the lease ran out
    *   without a successful extension; `C2_INTERNAL` when called after `withLock` returned.
    */
   assertHeld(): void;

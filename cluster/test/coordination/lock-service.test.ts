@@ -175,7 +175,12 @@ for (const impl of implementations) {
         const err = await expectC2Error(() => {
           lease.assertHeld();
         }, ['C2_UNAVAILABLE', 'C2_CONFLICT']);
-        assert.equal(err.message, 'lock lease lost');
+        // The message reaches API callers: it names the lock and says why it was lost.
+        assert.ok(
+          err.message.startsWith(`lock lease lost on resource "${resource}": `),
+          err.message,
+        );
+        assert.match(err.message, /expired before an extension was confirmed|held by another/);
         assert.equal(err.details?.resource, resource);
         assert.equal(lease.signal.aborted, true);
         assert.equal(lease.signal.reason, err);

@@ -264,7 +264,10 @@ void describe('RedlockService over independent redis-server processes', () => {
       const err = await expectC2Error(() => {
         lease.assertHeld();
       }, ['C2_CONFLICT']);
-      assert.equal(err.message, 'lock lease lost');
+      assert.equal(
+        err.message,
+        `lock lease lost on resource "${resource}": the lock store reports it held by another caller or gone`,
+      );
       assert.equal(err.details?.reason, 'taken');
     });
     const lost = rec.of(resource, 'lost')[0];
