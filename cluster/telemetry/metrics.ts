@@ -459,7 +459,8 @@ export class C2Metrics {
   lockTimedOut(resource: string, waitMs: number): void {
     const reason = this.#noQuorum.delete(resource) ? 'no_quorum' : 'timeout';
     this.#lockWait.observe({ outcome: 'timeout' }, waitMs / 1000);
-    this.#lockContended.inc();
+    // Without a quorum nobody holds the lock: that is an outage, not contention (its own series).
+    if (reason === 'timeout') this.#lockContended.inc();
     this.#lockFailures.inc({ reason });
   }
 
