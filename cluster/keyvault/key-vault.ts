@@ -67,7 +67,8 @@ export class KeyVault {
    * Loads and unwraps every stored DEK (the newest becomes current), or creates and stores the
    * first DEK of an empty store. Unwrapping everything up front makes a wrong KEK a start-up
    * error instead of a failure at the first read.
-   * @throws C2Error `C2_KEY_VAULT` when a stored DEK's KEK is not configured or does not unwrap it
+   * @throws C2Error `C2_KEY_VAULT` when a stored DEK's KEK is not configured or does not unwrap it;
+   *   `C2_UNAVAILABLE` when its KEK provider is out of reach
    */
   static async create(options: KeyVaultOptions): Promise<KeyVault> {
     const registry = new KekRegistry(options.provider, options.previousProviders);
@@ -111,7 +112,9 @@ export class KeyVault {
   /**
    * Decrypts a value sealed for `binding`.
    * @throws C2Error `C2_KEY_VAULT` when the bytes are malformed or tampered, were sealed for
-   *   another binding, or name an unknown DEK; the message names the binding, never key bytes
+   *   another binding, or name an unknown DEK; the message names the binding, never key bytes;
+   *   `C2_UNAVAILABLE` when a DEK another node made must be unwrapped and its KEK provider is out
+   *   of reach (a later call retries)
    */
   async open(sealed: Uint8Array, binding: SealBinding): Promise<Uint8Array> {
     const envelope = parseEnvelope(sealed);
@@ -235,7 +238,11 @@ async function unwrapStored(registry: KekRegistry, stored: StoredDataKey): Promi
     raw = await registry.unwrap(stored.wrapped);
   } catch (err) {
     const reason = C2Error.is(err) ? err.message : 'KEK provider failed';
-    throw new C2Error('C2_KEY_VAULT', `cannot unwrap data key ${id}: ${reason}`, {
+    // A KEK that is out of reach for now (Vault sealed, an HSM not answering) stays
+    // C2_UNAVAILABLE: callers retry that, whereas C2_KEY_VAULT says a key will never open (a
+    // device's delivery counts it as a failure and gives up).
+    const code = C2Error.is(err, 'C2_UNAVAILABLE') ? 'C2_UNAVAILABLE' : 'C2_KEY_VAULT';
+    throw new C2Error(code, `cannot unwrap data key ${id}: ${reason}`, {
       cause: err,
       details: { dataKeyId: id, kekKind: stored.wrapped.kekKind, kekId: stored.wrapped.kekId },
     });

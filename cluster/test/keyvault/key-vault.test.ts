@@ -12,6 +12,7 @@ import {
   type SealBinding,
   type StoredDataKey,
 } from '../../keyvault/index.ts';
+import { C2Error } from '../../errors.ts';
 import { c2Rejection } from '../support/c2-rejection.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -164,6 +165,38 @@ void describe('KeyVault data keys', () => {
     await nodeA.rotateDataKey();
     const sealed = await nodeA.seal(Uint8Array.of(9), binding);
     assert.deepEqual(await nodeB.open(sealed, binding), Uint8Array.of(9));
+  });
+
+  void it('says unavailable, not a key that never opens, while the KEK is out of reach, and opens once it is back', async () => {
+    const inner = newKek().provider;
+    let reachable = true;
+    // Vault sealed, an HSM not answering: the providers report C2_UNAVAILABLE.
+    const flaky: KekProvider = {
+      kind: inner.kind,
+      keyId: inner.keyId,
+      wrap: (k) => inner.wrap(k),
+      unwrap: (w) =>
+        reachable
+          ? inner.unwrap(w)
+          : Promise.reject(new C2Error('C2_UNAVAILABLE', 'Vault at x is unavailable')),
+    };
+    const store = new InMemoryDataKeyStore();
+    const nodeA = await KeyVault.create({ provider: flaky, store });
+    const sealed = await nodeA.seal(Uint8Array.of(4), binding);
+    // Another node's data key (two nodes started on an empty database make one each), which
+    // nodeA unwraps only when it first meets a value sealed under it.
+    const nodeB = await KeyVault.create({ provider: flaky, store });
+    await nodeB.rotateDataKey();
+    const late = await nodeB.seal(Uint8Array.of(6), binding);
+    reachable = false;
+    const err = await c2Rejection(nodeA.open(late, binding));
+    assert.equal(err.code, 'C2_UNAVAILABLE');
+    assert.match(err.message, /cannot unwrap data key \d+: Vault at x is unavailable/);
+    const atStart = await c2Rejection(KeyVault.create({ provider: flaky, store }));
+    assert.equal(atStart.code, 'C2_UNAVAILABLE');
+    reachable = true;
+    assert.deepEqual(await nodeA.open(late, binding), Uint8Array.of(6));
+    assert.deepEqual(await nodeA.open(sealed, binding), Uint8Array.of(4));
   });
 
   void it('reports an unknown data key by id', async () => {
