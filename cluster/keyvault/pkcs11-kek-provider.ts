@@ -103,6 +103,24 @@ const SESSION_LOST = new Set([
   'CKR_TOKEN_NOT_PRESENT',
 ]);
 
+/**
+ * Return values after which the key handle no longer names the key (the token reloaded its
+ * objects, an HSM restarted or failed over to a replica): finding the key again may succeed.
+ */
+const HANDLE_STALE = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID']);
+
+/**
+ * Return values of a token that is out of reach for now, when a fresh session did not help
+ * either: `C2_UNAVAILABLE`, which callers retry, rather than a key that will never open.
+ */
+const UNREACHABLE = new Set([
+  ...SESSION_LOST,
+  ...HANDLE_STALE,
+  'CKR_DEVICE_ERROR',
+  'CKR_DEVICE_MEMORY',
+  'CKR_TOKEN_NOT_RECOGNIZED',
+]);
+
 /** A CK_ULONG attribute value (native byte order, 4 or 8 bytes), or -1 when it is not one. */
 function ulongOf(value: unknown): number {
   if (!Buffer.isBuffer(value)) return -1;
@@ -340,17 +358,48 @@ export class Pkcs11KekProvider implements KekProvider {
   }
 
   /**
-   * Runs one token operation; when the session was lost (token re-inserted, HSM restarted), opens
-   * a new one, logs in again and retries once.
+   * Runs one token operation; when the session was lost or the key handle went stale (token
+   * re-inserted, HSM restarted), opens a new session, logs in, finds the key again and retries
+   * once. Failing to get back to the key then (no token, a login or a key search that fails) is
+   * `C2_UNAVAILABLE`: the key was there when this provider opened, so the token is out of reach,
+   * not misconfigured, and a later call may succeed.
    */
   #withKey<T>(operation: (session: Handle, key: Handle) => T): T {
+    if (this.#closed) throw new C2Error('C2_KEY_VAULT', `KEK ${KIND}/${this.#keyId} is closed`);
+    if (this.#session !== undefined && this.#key !== undefined) {
+      try {
+        return operation(this.#session, this.#key);
+      } catch (err) {
+        const reason = pkcs11Reason(err);
+        if (!SESSION_LOST.has(reason) && !HANDLE_STALE.has(reason)) throw err;
+        this.#dropSession();
+      }
+    }
+    // Reconnecting, now or after an earlier call failed to.
+    let session: Handle;
+    let key: Handle;
     try {
-      return operation(this.#sessionHandle(), this.#key ?? this.#findKey());
+      session = this.#sessionHandle();
+      key = this.#findKey();
     } catch (err) {
-      if (this.#closed || !SESSION_LOST.has(pkcs11Reason(err))) throw err;
-      this.#session = undefined;
-      this.#key = undefined;
-      return operation(this.#sessionHandle(), this.#findKey());
+      const why = C2Error.is(err) ? err.message : pkcs11Reason(err);
+      throw new C2Error('C2_UNAVAILABLE', `KEK ${KIND}/${this.#keyId} is out of reach: ${why}`, {
+        cause: err,
+      });
+    }
+    return operation(session, key);
+  }
+
+  /** Forgets the session and the key handle, closing the session if it still lives. */
+  #dropSession(): void {
+    const session = this.#session;
+    this.#session = undefined;
+    this.#key = undefined;
+    if (session === undefined) return;
+    try {
+      this.#module.api.C_CloseSession(session);
+    } catch {
+      // Lost already, most likely: nothing to close.
     }
   }
 
@@ -368,7 +417,10 @@ export class Pkcs11KekProvider implements KekProvider {
     };
   }
 
-  /** Wraps `dataKey` inside the token. @throws C2Error `C2_KEY_VAULT` */
+  /**
+   * Wraps `dataKey` inside the token.
+   * @throws C2Error `C2_KEY_VAULT`; `C2_UNAVAILABLE` when the token is out of reach
+   */
   wrap(dataKey: Uint8Array): Promise<WrappedKey> {
     const iv = randomBytes(GCM_IV_BYTES);
     try {
@@ -389,7 +441,8 @@ export class Pkcs11KekProvider implements KekProvider {
 
   /**
    * Unwraps a key wrapped by this KEK inside the token.
-   * @throws C2Error `C2_KEY_VAULT` when it names another KEK or does not authenticate
+   * @throws C2Error `C2_KEY_VAULT` when it names another KEK or does not authenticate;
+   *   `C2_UNAVAILABLE` when the token is out of reach
    */
   unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
     const foreign = notWrappedBy(this, wrapped);
@@ -420,17 +473,17 @@ export class Pkcs11KekProvider implements KekProvider {
   #failure(what: 'wrap' | 'unwrap', err: unknown): C2Error {
     if (C2Error.is(err)) return err;
     const reason = pkcs11Reason(err);
+    const unreachable = UNREACHABLE.has(reason);
     // A tag that does not verify comes back as a generic failure from some modules (SoftHSM2).
-    const detail =
-      what === 'unwrap' && !SESSION_LOST.has(reason)
+    const detail = unreachable
+      ? `the token is out of reach (${reason})`
+      : what === 'unwrap'
         ? `authentication failed or the token refused (${reason})`
         : reason;
     return new C2Error(
-      'C2_KEY_VAULT',
+      unreachable ? 'C2_UNAVAILABLE' : 'C2_KEY_VAULT',
       `cannot ${what} data key with KEK ${KIND}/${this.#keyId}: ${detail}`,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
 

@@ -43,6 +43,8 @@ function softHsmModule(): string | undefined {
 /** A running SoftHSM2 set-up. */
 export interface SoftHsm {
   readonly modulePath: string;
+  /** Where SoftHSM2 keeps the tokens' files (tests take it away, as an HSM that stops answering). */
+  readonly tokenDir: string;
   /** Initializes a token in the next free slot. */
   initToken(label: string, pin: string): Promise<void>;
   /** Removes the token directory. */
@@ -66,6 +68,7 @@ export async function startSoftHsm(): Promise<SoftHsm> {
   process.env['SOFTHSM2_CONF'] = conf;
   return {
     modulePath,
+    tokenDir: tokens,
     async initToken(label, pin) {
       await run(
         util,
