@@ -3,7 +3,7 @@
  * the database), a key inside an HSM over PKCS#11, or a HashiCorp Vault transit key. Shared by
  * the nodes and `npm run kek`.
  */
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import type { KekConfig } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import {
@@ -35,19 +35,26 @@ export async function openPkcs11Kek(
 /**
  * The KEK of a node's configuration. The embedded mode's generated key file is created on first
  * start; a passphrase's salt is created in the database on first start.
+ * @param dataKeysUnder - the KEKs (`kind/id`) that wrap the database's data keys, when it has
+ *   any: then no KEK is made (no key file generated, no salt chosen), since a new KEK could open
+ *   none of them; its absence is reported instead
  * @throws C2Error `C2_KEY_VAULT` or `C2_CONFIG` when the KEK cannot be opened
  */
 export async function configuredKek(
   kek: KekConfig,
   store: PgC2Store,
   lifecycle: Lifecycle,
+  dataKeysUnder: readonly string[] = [],
 ): Promise<KekProvider> {
+  const made = dataKeysUnder.length === 0;
   switch (kek.kind) {
     case 'file':
       return LocalKekProvider.fromKeyFile(kek.path);
     case 'generated-file':
+      if (!made) await mustExist(kek.path, dataKeysUnder);
       return LocalKekProvider.loadOrGenerateKeyFile(kek.path);
     case 'passphrase': {
+      if (!made) return storedPassphraseKek(kek.passphrase.reveal(), store, dataKeysUnder);
       const saltHex = await store.transaction((tx) =>
         tx.journal.initSetting(
           KEK_SALT_SETTING,
@@ -101,19 +108,38 @@ export async function vaultOptions(
 }
 
 /**
+ * The generated KEK file of a database that has data keys: it must be there, as a new one would
+ * open none of them.
+ * @throws C2Error `C2_KEY_VAULT` when it is missing
+ */
+async function mustExist(path: string, dataKeysUnder: readonly string[]): Promise<void> {
+  try {
+    await access(path);
+  } catch {
+    throw new C2Error(
+      'C2_KEY_VAULT',
+      `KEK file ${path} does not exist, but this database's data keys are wrapped by KEK ${dataKeysUnder.join(', ')}: restore the file from the KEK's backup (a new KEK would open none of them)`,
+    );
+  }
+}
+
+/**
  * A passphrase KEK of this database, for unwrapping only: the salt must exist already (a
  * passphrase KEK that never wrapped anything here has none).
+ * @param dataKeysUnder - the KEKs of the data keys, named when there is no salt
  * @throws C2Error `C2_CONFIG` when the database has no salt
  */
 export async function storedPassphraseKek(
   passphrase: string,
   store: PgC2Store,
+  dataKeysUnder: readonly string[] = [],
 ): Promise<LocalKekProvider> {
   const saltHex = await store.read.journal.setting(KEK_SALT_SETTING);
   if (saltHex === undefined) {
+    const under = dataKeysUnder.length === 0 ? '' : ` (they are under ${dataKeysUnder.join(', ')})`;
     throw new C2Error(
       'C2_CONFIG',
-      'this database has no passphrase salt: its data keys were never wrapped by a passphrase KEK',
+      `this database has no passphrase salt: its data keys were never wrapped by a passphrase KEK${under}`,
     );
   }
   return LocalKekProvider.fromPassphrase(passphrase, new Uint8Array(Buffer.from(saltHex, 'hex')));

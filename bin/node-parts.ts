@@ -27,7 +27,7 @@ import {
 import { startEmbeddedBroker, startEmbeddedPostgres } from '../cluster/embedded/index.ts';
 import { C2Error } from '../cluster/errors.ts';
 import { connectListener, type ListenConnection } from '../cluster/events/index.ts';
-import { KeyVault } from '../cluster/keyvault/index.ts';
+import type { KeyVault } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import {
   createPool,
@@ -47,7 +47,7 @@ import {
   type ReadinessCheck,
 } from '../cluster/telemetry/index.ts';
 import { buildVersion } from './build-version.ts';
-import { configuredKek } from './kek-providers.ts';
+import { openNodeKeyVault } from './node-key-vault.ts';
 import { RedlockInstances } from './redlock-instances.ts';
 
 /** Metrics and tracer of a node, injected into every instrumented component. */
@@ -220,10 +220,7 @@ export async function openDatabase(
       `this database belongs to a ${pinned} deployment; E4C2_CRYPTO_MODE=${config.crypto.mode} cannot use it (switching modes would strand every device)`,
     );
   }
-  const vault = await KeyVault.create({
-    provider: await configuredKek(config.kek, store, lifecycle),
-    store: new PgDataKeyStore(pool),
-  });
+  const vault = await openNodeKeyVault(config.kek, store, new PgDataKeyStore(pool), lifecycle);
   const listenConnection = (): Promise<ListenConnection> =>
     connectListener({
       url,

@@ -156,11 +156,11 @@ void describe('a node with a PKCS#11 KEK', { skip: await softHsmMissing() }, () 
   void it('wraps its data key in the token, serves keys, and starts again on the same key', () =>
     servesAndRestarts(db, hsmKek(PIN), { kek_kind: 'pkcs11', kek_id: kekId }));
 
-  void it('stops at start-up on a wrong PIN, without quoting it', () =>
+  void it('stops at start-up on a wrong PIN, naming the setting without quoting it', () =>
     refusedAtStart(
       db,
       hsmKek('000111'),
-      /PKCS#11 login to token "node-kek" failed: CKR_PIN_INCORRECT/,
+      /e4c2: E4C2_KEK_PKCS11_PIN \(kek\.pkcs11\.pin\): PKCS#11 login to token "node-kek" failed: CKR_PIN_INCORRECT/,
       '000111',
     ));
 });
@@ -190,11 +190,21 @@ void describe('a node with a Vault transit KEK', () => {
       kek_id: 'transit/e4c2-kek',
     }));
 
-  void it('stops at start-up on a token Vault refuses, without quoting it', () =>
+  void it('stops at start-up on a token Vault refuses, naming the setting without quoting it', () =>
     refusedAtStart(
       db,
       vaultKek('hvs.not-a-valid-token'),
-      /Vault encrypt with transit key transit\/e4c2-kek was denied \(403: permission denied\)/,
+      /e4c2: E4C2_KEK_VAULT_TOKEN \(kek\.vault\.token\): Vault encrypt with transit key transit\/e4c2-kek was denied \(403: permission denied\)/,
       'hvs.not-a-valid-token',
     ));
+
+  void it('stops at start-up on a Vault that does not answer, naming its address setting', async () => {
+    const [closed] = (await freePorts('127.0.0.1', 1)) as [number];
+    await refusedAtStart(
+      db,
+      { E4C2_KEK_VAULT_ADDR: `http://127.0.0.1:${closed}`, E4C2_KEK_VAULT_TOKEN: vault.rootToken },
+      /e4c2: E4C2_KEK_VAULT_ADDR \(kek\.vault\.addr\): Vault at http:\/\/127\.0\.0\.1:\d+ is unavailable: .* \(C2_UNAVAILABLE\)/,
+      vault.rootToken,
+    );
+  });
 });

@@ -51,6 +51,12 @@ interface LoadedModule {
 
 const modules = new Map<string, Promise<LoadedModule>>();
 
+/**
+ * The `details` of a set-up error caused by option `option` (`{ option: 'pin' }`), from which the
+ * composition root names the setting the option came from.
+ */
+const at = (option: keyof Pkcs11KekOptions): { readonly option: string } => ({ option });
+
 function openModule(modulePath: string): Promise<LoadedModule> {
   let loaded = modules.get(modulePath);
   if (loaded === undefined) {
@@ -64,7 +70,7 @@ function openModule(modulePath: string): Promise<LoadedModule> {
         throw new C2Error(
           'C2_CONFIG',
           `cannot load the PKCS#11 module ${modulePath}: ${pkcs11Reason(err)}`,
-          { cause: err },
+          { cause: err, details: at('modulePath') },
         );
       }
       return { api, p, users: 0, finalized: false };
@@ -201,7 +207,9 @@ export class Pkcs11KekProvider implements KekProvider {
 
   static async #connect(options: Pkcs11KekOptions): Promise<Pkcs11KekProvider> {
     if (options.keyLabel.length === 0)
-      throw new C2Error('C2_CONFIG', 'the PKCS#11 key label must not be empty');
+      throw new C2Error('C2_CONFIG', 'the PKCS#11 key label must not be empty', {
+        details: at('keyLabel'),
+      });
     let module = await openModule(options.modulePath);
     // The last provider of the module may have closed it while this one waited for it.
     while (module.finalized) module = await openModule(options.modulePath);
@@ -221,6 +229,7 @@ export class Pkcs11KekProvider implements KekProvider {
       throw new C2Error(
         'C2_CONFIG',
         `no PKCS#11 token labelled "${options.tokenLabel}" in ${options.modulePath} (tokens: ${labels.length === 0 ? 'none' : labels.map((l) => `"${l}"`).join(', ')})`,
+        { details: at('tokenLabel') },
       );
     } catch (err) {
       releaseModule(options.modulePath, module);
@@ -229,7 +238,7 @@ export class Pkcs11KekProvider implements KekProvider {
         : new C2Error(
             'C2_CONFIG',
             `cannot use PKCS#11 token "${options.tokenLabel}": ${pkcs11Reason(err)}`,
-            { cause: err },
+            { cause: err, details: at('tokenLabel') },
           );
     }
   }
@@ -241,12 +250,14 @@ export class Pkcs11KekProvider implements KekProvider {
     try {
       api.C_Login(session, p.CKU_USER, this.#options.pin);
     } catch (err) {
-      if (pkcs11Reason(err) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+      const reason = pkcs11Reason(err);
+      if (reason !== 'CKR_USER_ALREADY_LOGGED_IN') {
         api.C_CloseSession(session);
         throw new C2Error(
           'C2_KEY_VAULT',
-          `PKCS#11 login to token "${this.#options.tokenLabel}" failed: ${pkcs11Reason(err)}`,
-          { cause: err },
+          `PKCS#11 login to token "${this.#options.tokenLabel}" failed: ${reason}`,
+          // CKR_PIN_INCORRECT, _LOCKED, _EXPIRED...: the PIN; anything else: the token.
+          { cause: err, details: at(reason.startsWith('CKR_PIN_') ? 'pin' : 'tokenLabel') },
         );
       }
     }
@@ -284,12 +295,14 @@ export class Pkcs11KekProvider implements KekProvider {
       throw new C2Error(
         'C2_CONFIG',
         `no secret key labelled "${this.#options.keyLabel}" ${where}; create one (npm run kek -- pkcs11-keygen) or fix the label`,
+        { details: at('keyLabel') },
       );
     }
     if (found.length > 1) {
       throw new C2Error(
         'C2_CONFIG',
         `more than one secret key labelled "${this.#options.keyLabel}" ${where}: labels must name one key`,
+        { details: at('keyLabel') },
       );
     }
     const [type, length] = api.C_GetAttributeValue(session, key, [
@@ -302,6 +315,7 @@ export class Pkcs11KekProvider implements KekProvider {
       throw new C2Error(
         'C2_CONFIG',
         `the key labelled "${this.#options.keyLabel}" ${where} is not an AES-256 key`,
+        { details: at('keyLabel') },
       );
     }
     this.#identify(session, key);
@@ -338,6 +352,7 @@ export class Pkcs11KekProvider implements KekProvider {
       throw new C2Error(
         'C2_CONFIG',
         `refusing to create a second key labelled "${this.#options.keyLabel}" on PKCS#11 token "${this.#options.tokenLabel}"`,
+        { details: at('keyLabel') },
       );
     }
     this.#key = api.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, [

@@ -52,6 +52,12 @@ interface Answer {
   readonly body: Record<string, unknown>;
 }
 
+/**
+ * The `details` of a set-up error caused by option `option` (`{ option: 'pin' }`), from which the
+ * composition root names the setting the option came from.
+ */
+const at = (option: keyof VaultTransitOptions): { readonly option: string } => ({ option });
+
 /** A failure worth trying again (network, sealed or standby node, overload). */
 class Transient extends Error {}
 
@@ -89,14 +95,24 @@ export class VaultTransitKekProvider implements KekProvider {
     try {
       base = new URL(options.addr);
     } catch {
-      throw new C2Error('C2_CONFIG', `the Vault address "${options.addr}" is not a URL`);
+      throw new C2Error('C2_CONFIG', `the Vault address "${options.addr}" is not a URL`, {
+        details: at('addr'),
+      });
     }
     if (base.protocol !== 'https:' && base.protocol !== 'http:')
-      throw new C2Error('C2_CONFIG', `the Vault address must be http(s), not ${base.protocol}`);
+      throw new C2Error('C2_CONFIG', `the Vault address must be http(s), not ${base.protocol}`, {
+        details: at('addr'),
+      });
     this.#base = base;
     this.#mount = (options.mount ?? 'transit').replace(/^\/+|\/+$/g, '');
-    if (this.#mount === '' || options.keyName === '' || options.keyName.includes('/'))
-      throw new C2Error('C2_CONFIG', 'the Vault transit mount and key name must be non-empty');
+    if (this.#mount === '')
+      throw new C2Error('C2_CONFIG', 'the Vault transit mount must be non-empty', {
+        details: at('mount'),
+      });
+    if (options.keyName === '' || options.keyName.includes('/'))
+      throw new C2Error('C2_CONFIG', 'the Vault transit key name must be non-empty, without "/"', {
+        details: at('keyName'),
+      });
     this.keyId = `${this.#mount}/${options.keyName}`;
     if (options.auth.kind === 'token') this.#token = options.auth.token;
   }
@@ -192,15 +208,20 @@ export class VaultTransitKekProvider implements KekProvider {
       throw new C2Error(
         'C2_KEY_VAULT',
         `${what} was denied (403: ${messagesOf(answer.body)}): check the token and its policy`,
+        { details: at('auth') },
       );
     if (answer.status === 404)
       throw new C2Error(
         'C2_CONFIG',
         `${what}: no such route (404: ${messagesOf(answer.body)}): is a transit engine mounted at "${this.#mount}"?`,
+        { details: at('mount') },
       );
+    // An encrypt refused (Vault says 400 "encryption key not found") is about the key; a refused
+    // decrypt or rewrap is about the ciphertext (tampered, or a retired key version).
     throw new C2Error(
       'C2_KEY_VAULT',
       `${what} was refused (${answer.status}: ${messagesOf(answer.body)})`,
+      operation === 'encrypt' ? { details: at('keyName') } : undefined,
     );
   }
 
@@ -227,6 +248,7 @@ export class VaultTransitKekProvider implements KekProvider {
       throw new C2Error(
         'C2_KEY_VAULT',
         `Vault AppRole login failed (${answer.status}: ${messagesOf(answer.body)})`,
+        { details: at('auth') },
       );
     }
     const ttl = Number((login as Record<string, unknown>)['lease_duration'] ?? 0);
@@ -254,7 +276,7 @@ export class VaultTransitKekProvider implements KekProvider {
     throw new C2Error(
       'C2_UNAVAILABLE',
       `Vault at ${this.#base.origin} is unavailable: ${(last as Error).message}`,
-      { cause: last },
+      { cause: last, details: at('addr') },
     );
   }
 
