@@ -34,6 +34,7 @@ import {
   storedPassphraseKek,
   vaultOptions,
 } from './kek-providers.ts';
+import { withKekSettings } from './kek-settings.ts';
 import { connectDatabase } from './node-parts.ts';
 import { readNodeConfig } from './read-config.ts';
 import { UsageError } from './usage-args.ts';
@@ -233,7 +234,10 @@ async function rewrap(
     print('no data keys stored: nothing to re-wrap');
     return;
   }
-  const target = await configuredKek(config.kek, opened.store, lifecycle);
+  // The new KEK comes from the settings: a failure names the one at fault, as a node's does.
+  const target = await configuredKek(config.kek, opened.store, lifecycle).catch((err: unknown) => {
+    throw withKekSettings(config.kek, err);
+  });
   const previous = await previousKek(cmd, config, opened.store, lifecycle);
   let vault: KeyVault;
   try {

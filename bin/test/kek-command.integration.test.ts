@@ -126,6 +126,18 @@ void describe('npm run kek', () => {
     assert.deepEqual(await openWith(schema, passphraseKek, sealed), secret);
   });
 
+  void it('names the setting of a new KEK that does not open, and changes nothing', async () => {
+    const missing = join(dir, 'missing.key');
+    const run = await kek(['rewrap', '--from-passphrase-env', 'OLD_PASS'], {
+      ...db,
+      E4C2_KEK_FILE: missing,
+      OLD_PASS: OLD_PASSPHRASE,
+    });
+    assert.equal(run.code, 1);
+    assert.equal(run.stderr, `kek: E4C2_KEK_FILE (kek.file): KEK file ${missing} does not exist\n`);
+    assert.deepEqual(await openWith(schema, passphraseKek, sealed), secret);
+  });
+
   void it('moves the data keys from the passphrase to a key file', async () => {
     const settings = { ...db, E4C2_KEK_FILE: join(dir, 'kek.key'), OLD_PASS: OLD_PASSPHRASE };
     const run = await kek(['rewrap', '--from-passphrase-env', 'OLD_PASS'], settings);
