@@ -13,6 +13,7 @@ const layerZones = [
   {
     target: './e4',
     from: [
+      './runtime',
       './cluster',
       './api',
       './worker',
@@ -25,10 +26,28 @@ const layerZones = [
     ],
     message: 'e4/ is pure: it imports nothing else of this project.',
   },
+  // runtime/ is the process plumbing the C2 and the proxies share (stop signals, directory
+  // locks): below both, it imports nothing of ours.
+  {
+    target: './runtime',
+    from: [
+      './e4',
+      './cluster',
+      './api',
+      './worker',
+      './proxy',
+      './cli',
+      './web',
+      './chaos',
+      './bench',
+      './bin',
+    ],
+    message: 'runtime/ is the lowest layer beside e4/: it imports nothing else of this project.',
+  },
   {
     target: './cluster',
     from: ['./api', './worker', './proxy', './cli', './web', './chaos', './bench', './bin'],
-    message: 'cluster/ may import only e4/.',
+    message: 'cluster/ may import only e4/ and runtime/.',
   },
   {
     target: './api',
@@ -43,12 +62,13 @@ const layerZones = [
   {
     target: './proxy',
     from: ['./cluster', './api', './worker', './cli', './web', './chaos', './bench', './bin'],
-    message: 'proxy/ may import only e4/.',
+    message: 'proxy/ may import only e4/ and runtime/.',
   },
   {
     target: './web',
     from: [
       './e4',
+      './runtime',
       './cluster',
       './api',
       './worker',
@@ -62,7 +82,7 @@ const layerZones = [
   },
   {
     target: './cli',
-    from: ['./cluster', './worker', './proxy', './web', './chaos', './bench', './bin'],
+    from: ['./runtime', './cluster', './worker', './proxy', './web', './chaos', './bench', './bin'],
     message: 'cli/ talks to the API only.',
   },
 ];

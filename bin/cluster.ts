@@ -21,7 +21,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StopSignals } from '../cluster/stop-signals.ts';
+import { StopSignals } from '../runtime/stop-signals.ts';
 import { createPool, redactUrl } from '../cluster/storage/index.ts';
 import {
   CLUSTER_DEFAULTS,

@@ -11,7 +11,7 @@ import {
   type Config,
 } from '../cluster/config/index.ts';
 import { C2Error } from '../cluster/errors.ts';
-import { StopSignals } from '../cluster/stop-signals.ts';
+import { StopSignals } from '../runtime/stop-signals.ts';
 import { createLogger } from '../cluster/telemetry/index.ts';
 import { startC2Node } from './c2-node.ts';
 import { readNodeConfig } from './read-config.ts';

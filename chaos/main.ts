@@ -13,7 +13,7 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ephemeralLow, type DrawRange } from '../bin/free-ports.ts';
-import { StopSignals } from '../cluster/stop-signals.ts';
+import { StopSignals } from '../runtime/stop-signals.ts';
 import {
   combinedName,
   parseCommand,

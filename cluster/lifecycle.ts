@@ -4,7 +4,7 @@
  * even when an earlier one failed (failures are logged, not thrown).
  */
 
-import { StopSignals } from './stop-signals.ts';
+import { StopSignals } from '../runtime/stop-signals.ts';
 
 /** The slice of a logger the lifecycle uses. */
 export interface LifecycleLogger {

@@ -2,11 +2,10 @@
  * The one directory under which a single-node C2 keeps everything it persists (DESIGN §8), and the
  * lock that keeps two `npm start` off the same directory.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, unlink, writeFile, access, constants } from 'node:fs/promises';
+import { mkdir, stat, writeFile, access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { DirLock, DirLockError } from '../../runtime/dir-lock.ts';
 import { C2Error } from '../errors.ts';
-import { isProcessAlive, processStartTime } from './process-info.ts';
 
 /** Names inside the data directory (relative to it). */
 export const DATA_DIR_LAYOUT = {
@@ -16,7 +15,7 @@ export const DATA_DIR_LAYOUT = {
   postgresPassword: 'postgres-password',
   /** The self-signed TLS certificate and its key. */
   tls: 'tls',
-  /** Pid of the process that uses the directory. */
+  /** Pid of the process that uses the directory (runtime/dir-lock.ts: pid, start time, since). */
   lock: '.lock',
   readme: 'README.txt',
   /** The generated KEK of a node with no other KEK configured (see load-config.ts). */
@@ -67,11 +66,8 @@ export async function prepareDataDir(path: string): Promise<DataDir> {
       cause,
     });
   }
-  const lockPath = join(dir, DATA_DIR_LAYOUT.lock);
-  const content = `${process.pid}\n${(await processStartTime(process.pid)) ?? ''}\n`;
-  await acquireLock(dir, lockPath, content);
-  let released: Promise<void> | undefined;
-  const release = (): Promise<void> => (released ??= releaseLock(lockPath, content));
+  const lock = await acquireLock(dir);
+  const release = (): Promise<void> => lock.release();
   try {
     await writeFile(join(dir, DATA_DIR_LAYOUT.readme), README, { mode: 0o644 });
   } catch (cause) {
@@ -81,94 +77,28 @@ export async function prepareDataDir(path: string): Promise<DataDir> {
   return { path: dir, release };
 }
 
-/** The lock file's content: pid, then the process start time when the OS tells it. */
-interface LockOwner {
-  readonly pid: number;
-  readonly startTime: string | undefined;
-}
-
-function parseLock(raw: string): LockOwner | undefined {
-  const [pidLine, startLine] = raw.split('\n');
-  const pid = Number(pidLine);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-  return { pid, startTime: startLine === undefined || startLine === '' ? undefined : startLine };
-}
-
-async function isLive(owner: LockOwner): Promise<boolean> {
-  if (!(await isProcessAlive(owner.pid))) return false;
-  // Same pid, different start time: the pid was reused after the owner died (typical of
-  // containers, where the C2 gets the same pid on every start).
-  const now = await processStartTime(owner.pid);
-  return owner.startTime === undefined || now === undefined || now === owner.startTime;
-}
-
-/** How long a lock file with unreadable content counts as "being written" rather than stale. */
-const YOUNG_LOCK_MS = 5_000;
-
-async function acquireLock(dir: string, lockPath: string, content: string): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await writeFile(lockPath, content, { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new C2Error('C2_CONFIG', `cannot create the lock file ${lockPath}`, { cause: err });
-      }
-    }
-    const raw = await readFile(lockPath, 'utf8').catch(() => undefined);
-    if (raw === undefined) continue; // released in the meantime: try again
-    const owner = parseLock(raw);
-    if (owner !== undefined && (await isLive(owner))) {
-      const self = owner.pid === process.pid ? ' (this process)' : '';
-      throw new C2Error(
-        'C2_FAILED_PRECONDITION',
-        `data directory ${dir} is in use by process ${owner.pid}${self}: stop that C2 first, or ` +
-          `choose another data directory`,
-        { details: { pid: owner.pid } },
-      );
-    }
-    if (owner === undefined && (await isYoung(lockPath))) {
-      throw new C2Error(
-        'C2_FAILED_PRECONDITION',
-        `data directory ${dir} is being locked by another process right now; try again`,
-      );
-    }
-    await takeOverStale(lockPath, raw);
-  }
-  throw new C2Error('C2_FAILED_PRECONDITION', `cannot lock data directory ${dir}; try again`);
-}
-
-async function isYoung(path: string): Promise<boolean> {
-  const info = await stat(path).catch(() => undefined);
-  return info !== undefined && Date.now() - info.mtimeMs < YOUNG_LOCK_MS;
-}
-
-/**
- * Removes a stale lock whose content was `staleRaw`. Two processes can find the same stale lock at
- * once; a short-lived guard file makes sure only one removes it, so the other cannot remove the
- * fresh lock the first one has just written.
- */
-async function takeOverStale(lockPath: string, staleRaw: string): Promise<void> {
-  const guard = `${lockPath}.takeover`;
-  const token = randomBytes(8).toString('hex');
+/** Takes `<dir>/.lock` (runtime/dir-lock.ts), as a C2 error when it cannot. */
+async function acquireLock(dir: string): Promise<DirLock> {
   try {
-    await writeFile(guard, token, { flag: 'wx', mode: 0o600 });
+    return await DirLock.acquire(dir, DATA_DIR_LAYOUT.lock);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // A guard is held for milliseconds; an old one was left by a crash during a take-over.
-    if (!(await isYoung(guard))) await unlink(guard).catch(() => undefined);
-    return; // the caller loops and looks at the lock again
+    if (DirLockError.is(err, 'DIR_LOCK_IN_USE')) {
+      const pid = err.holder?.pid ?? process.pid;
+      const self = pid === process.pid ? ' (this process)' : '';
+      throw new C2Error(
+        'C2_FAILED_PRECONDITION',
+        `data directory ${dir} is in use by process ${pid}${self}: stop that C2 first, or ` +
+          `choose another data directory`,
+        { details: { pid } },
+      );
+    }
+    if (DirLockError.is(err)) {
+      throw new C2Error('C2_FAILED_PRECONDITION', `cannot lock data directory ${dir}; try again`);
+    }
+    throw new C2Error(
+      'C2_CONFIG',
+      `cannot create the lock file ${join(dir, DATA_DIR_LAYOUT.lock)}`,
+      { cause: err },
+    );
   }
-  try {
-    const current = await readFile(lockPath, 'utf8').catch(() => undefined);
-    if (current === staleRaw) await unlink(lockPath).catch(() => undefined);
-  } finally {
-    await unlink(guard).catch(() => undefined);
-  }
-}
-
-async function releaseLock(lockPath: string, content: string): Promise<void> {
-  // Only our own lock: if it was taken over (we were presumed dead), it is no longer ours to remove.
-  const current = await readFile(lockPath, 'utf8').catch(() => undefined);
-  if (current === content) await unlink(lockPath).catch(() => undefined);
 }

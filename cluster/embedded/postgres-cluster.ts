@@ -24,9 +24,9 @@ import {
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { C2Error } from '../errors.ts';
+import { isProcessAlive, processCommandLine } from '../../runtime/process-info.ts';
 import type { EmbeddedLogger } from './logger.ts';
 import type { PostgresBinaries } from './postgres-binaries.ts';
-import { isProcessAlive, processCommandLine } from './process-info.ts';
 
 /** The OS identity the PostgreSQL processes run as, when it is not our own. */
 export interface RunAs {

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { C2Error } from '../../errors.ts';
 import { isPortFree, startEmbeddedPostgres, type RunningPostgres } from '../../embedded/index.ts';
-import { isProcessAlive } from '../../embedded/process-info.ts';
+import { isProcessAlive } from '../../../runtime/process-info.ts';
 import { closeServer, holdPort, makeTempDir, recordingLogger, removeTempDir } from './support.ts';
 
 async function query(url: string, sql: string): Promise<Record<string, unknown>[]> {

@@ -1,6 +1,7 @@
 /**
- * Facts about other processes, by pid, for the stale-lock decisions of the data-directory lock and
- * of PostgreSQL's `postmaster.pid`.
+ * Facts about other processes, by pid, for the stale-lock decisions of the directory locks
+ * (dir-lock.ts: the C2's data directory, a proxy's state directory) and of PostgreSQL's
+ * `postmaster.pid`.
  *
  * A pid alone is weak evidence: after a crash and a restart (a container restart especially, where
  * the C2 gets the same small pid every time) a recorded pid can belong to a live, unrelated
