@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
+import { StopSignals } from '../runtime/stop-signals.ts';
 import { parseProxyArgs, USAGE, type ProxyArgs } from './cli-args.ts';
 import { parseProxyConfig, type ProxyConfig } from './config.ts';
 import { fetchFailure, fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
@@ -30,24 +31,33 @@ async function start(args: ProxyArgs): Promise<void> {
   const config = await loadConfig(args);
   const logger = pino({ name: 'e4proxy' });
   // A signal during start-up abandons the start (what was started is stopped) and exits 0, as a
-  // stop of a running proxy does: the default action would end the process half-started. A second
-  // one exits at once.
+  // stop of a running proxy does: the default action would end the process half-started. A
+  // second one, during start-up or a stop that hangs (a broker that never answers), exits 130 at
+  // once; a copy of the first (npm forwards one Ctrl-C twice) is not a second one.
   const starting = new AbortController();
   const running: { proxy?: ProtectionProxy } = {};
-  let stopping = false;
+  const signals = new StopSignals();
   const stop = (signal: NodeJS.Signals): void => {
-    const proxy = running.proxy;
-    if (stopping) {
-      if (proxy === undefined) process.exit(130);
-      return;
+    const meaning = signals.receive();
+    if (meaning === 'copy') return;
+    if (meaning === 'again') {
+      logger.warn({ signal }, 'stop signal again: exiting at once, without an orderly stop');
+      process.exit(130);
     }
-    stopping = true;
+    const proxy = running.proxy;
     if (proxy === undefined) {
       logger.info({ signal }, 'stop requested during start-up: start abandoned');
       starting.abort(new Error(`stopped by ${signal} during start-up`));
       return;
     }
-    void proxy.close().then(() => process.exit(0));
+    logger.info({ signal }, 'stop requested');
+    proxy.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

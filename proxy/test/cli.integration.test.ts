@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../bin/free-ports.ts';
 import { verifyPassword } from '../password.ts';
+import { REPEATED_SIGNAL_MS } from '../../runtime/stop-signals.ts';
 import { runProxy, spawnProxy, startupLine } from './proxy-process.ts';
+import { startStickyBroker } from './sticky-broker.ts';
 import { BROKER_URL, startFakeC2, tempDir, unique, until } from './support.ts';
 
 /** Runs `--mode local --config FILE` and expects it to fail. */
@@ -79,6 +81,45 @@ void describe('npm run proxy', () => {
       );
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  void it('forces a stop that hangs on a second signal, not on a copy of the first (exit 130)', async () => {
+    // Its stop waits for the broker to close the control connection, which it never does.
+    const broker = await startStickyBroker();
+    const child = spawnProxy(
+      await variant('sticky-upstream.yaml', {
+        upstream: `{ url: "${broker.url}", controlClientId: ${unique('e4proxy-cli')} }`,
+      }),
+    );
+    try {
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+        (resolve) =>
+          child.once('exit', (code, signal) => {
+            resolve({ code, signal });
+          }),
+      );
+      await startupLine(child);
+      // One Ctrl-C under npm: the terminal's signal and npm's copy of it, just after (two sent at
+      // once would reach the process as one).
+      child.kill('SIGINT');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      child.kill('SIGINT');
+      // The stop has reached the control connection: it said DISCONNECT, and waits.
+      await until(() => broker.disconnects > 0, 'the DISCONNECT', 30_000);
+      await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS + 200));
+      // The copy forced nothing: the stop still waits for the broker.
+      assert.equal(child.exitCode, null, 'still stopping after the copy');
+      child.kill('SIGTERM');
+      // Bounded: without the forced exit, it would wait for the broker for ever.
+      await until(() => child.exitCode !== null, 'the forced exit', 30_000);
+      assert.deepEqual(await exited, { code: 130, signal: null });
+      assert.match(stdout, /stop signal again: exiting at once/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await broker.close();
     }
   });
 
