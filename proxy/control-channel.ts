@@ -12,6 +12,9 @@ import type { ProxyLogger } from './logger.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { brokerOptions, type BrokerSettings } from './upstream.ts';
 
+/** Longest wait for the broker to close the control connection at a stop. */
+export const CLOSE_TIMEOUT_MS = 5000;
+
 /** The running control connection. */
 export class ControlChannel {
   #closed = false;
@@ -173,10 +176,27 @@ export class ControlChannel {
     return this.client.connected && !this.#closed;
   }
 
-  /** Disconnects (the session stays at the broker, so commands sent meanwhile are kept). */
+  /**
+   * Disconnects (the session stays at the broker, so commands sent meanwhile are kept). A broker
+   * that does not close the connection after DISCONNECT (or a partition that swallows it) would
+   * hold the stop for ever: after {@link CLOSE_TIMEOUT_MS} the connection is cut.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.client.endAsync(false).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<'cut'>((resolve) => {
+      timer = setTimeout(() => {
+        resolve('cut');
+      }, CLOSE_TIMEOUT_MS);
+    });
+    const ended = this.client.endAsync(false).then(
+      () => 'ended' as const,
+      () => 'ended' as const,
+    );
+    if ((await Promise.race([ended, cut])) === 'cut') {
+      await this.client.endAsync(true).catch(() => undefined);
+    }
+    clearTimeout(timer);
   }
 }

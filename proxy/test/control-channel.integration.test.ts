@@ -21,6 +21,7 @@ import { randomSymKey, toHex, topicHash } from '../../e4/index.ts';
 import { ControlChannel } from '../control-channel.ts';
 import { KeyRing } from '../key-ring.ts';
 import { ProxyMetrics } from '../metrics.ts';
+import { startStickyBroker } from './sticky-broker.ts';
 import { BROKER_URL, recordingLogger, sendTopicKey, tempDir, unique, until } from './support.ts';
 
 /** A TCP relay to the broker that cuts a connection carrying a SUBSCRIBE while armed. */
@@ -140,5 +141,28 @@ void describe('control channel (real Mosquitto)', () => {
     await until(() => holds(`${base}/after`), 'the command after the loss');
     assert.equal(freshSessions, 1);
     assert.equal(channel.freshSession, true);
+  });
+
+  void it('stops even when the broker never closes the connection after DISCONNECT', async () => {
+    const broker = await startStickyBroker();
+    try {
+      const sticky = await ControlChannel.start({
+        broker: { url: broker.url },
+        clientId: unique('e4proxy-sticky'),
+        ring,
+        metrics: new ProxyMetrics(),
+        logger: recordingLogger(),
+      });
+      let closed = false;
+      void sticky.close().then(() => {
+        closed = true;
+      });
+      await until(() => broker.disconnects === 1, 'the DISCONNECT');
+      // Bounded: without the cut, the close waits for the broker for ever.
+      await until(() => closed, 'the close', 30_000);
+      assert.equal(sticky.connected, false);
+    } finally {
+      await broker.close();
+    }
   });
 });
