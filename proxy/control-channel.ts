@@ -46,6 +46,11 @@ export class ControlChannel {
      * for that key are tried again (rotation-hold.ts).
      */
     readonly onTopicKey?: (identity: string, topicHash: Uint8Array) => void;
+    /**
+     * Runs once a SetPubKey is applied and saved (public-key mode): messages held for a sender's
+     * public key are tried again.
+     */
+    readonly onPubKey?: (identity: string) => void;
     /** Abandons the connection attempt (a stop during start-up). */
     readonly signal?: AbortSignal;
   }): Promise<ControlChannel> {
@@ -80,14 +85,19 @@ export class ControlChannel {
             },
             'C2 command applied',
           );
-          if (result.kind === 'command' && result.command.type === 'SetTopicKey') {
+          const command = result.kind === 'command' ? result.command : undefined;
+          if (command?.type === 'SetTopicKey' || command?.type === 'SetPubKey') {
             try {
-              options.onTopicKey?.(identity.name, result.command.topicHash);
+              if (command.type === 'SetTopicKey') {
+                options.onTopicKey?.(identity.name, command.topicHash);
+              } else {
+                options.onPubKey?.(identity.name);
+              }
             } catch (err) {
               // Held messages are then dropped when their time runs out; the command stands.
               logger.error(
                 { identity: identity.name, err: err instanceof Error ? err.message : String(err) },
-                'retrying the messages held for a topic key failed',
+                'retrying the messages held for a key failed',
               );
             }
           }

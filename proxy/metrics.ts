@@ -60,7 +60,7 @@ export class ProxyMetrics {
    */
   readonly rotationHold = new Counter({
     name: 'e4proxy_rotation_hold_total',
-    help: 'Inbound messages not authentic under any held key, held for a SetTopicKey, by outcome',
+    help: 'Inbound messages held for a key on its way (SetTopicKey, SetPubKey), by outcome',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

@@ -69,3 +69,28 @@ export function unprotectDropReason(err: unknown, payload: Uint8Array, nowMs: nu
       return 'not-authentic';
   }
 }
+
+/** The key a message that cannot be unprotected yet may be waiting for (rotation-hold.ts). */
+export type AwaitedKey =
+  /** Its topic key: a rotation's new key, or the topic's first (SetTopicKey). */
+  | 'topic'
+  /** Its sender's public key, in public-key mode (SetPubKey): a new device. */
+  | 'sender';
+
+/**
+ * The key an unprotect failure may be waiting for: `topic` when the message is not authentic
+ * under any key held for its topic, or no key is held for it yet; `sender` when its sender's
+ * public key is not held; undefined when no key can help (stale, plaintext, a bad signature).
+ */
+export function awaitedKey(err: unknown): AwaitedKey | undefined {
+  if (!(err instanceof E4Error)) return undefined;
+  switch (err.code) {
+    case E4ErrorCode.NotAuthentic:
+    case E4ErrorCode.TopicKeyNotFound:
+      return 'topic';
+    case E4ErrorCode.PubKeyNotFound:
+      return 'sender';
+    default:
+      return undefined;
+  }
+}

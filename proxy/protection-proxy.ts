@@ -140,6 +140,9 @@ export class ProtectionProxy {
         onTopicKey: (identity, topicHash) => {
           hold.keyArrived(identity, topicHash);
         },
+        onPubKey: (identity) => {
+          hold.pubKeyArrived(identity);
+        },
         onFreshSession: () => {
           const proxy = holder.proxy;
           if (holder.ready !== true || proxy === undefined || proxy.#closed) return;

@@ -1,5 +1,6 @@
 /**
- * The rotation hold: closes most of the gap of a topic key rotation.
+ * The rotation hold: closes most of the gap of a topic key rotation, and the like gaps of a
+ * topic's first key and, in public-key mode, of a new sender's public key.
  *
  * The C2 delivers a topic's new key to each member on its own, so a message protected under the
  * new key (by a member that got it first) can reach this proxy before its own SetTopicKey does.
@@ -14,6 +15,11 @@
  * stall every other topic of the device for the whole hold. So it is lost, as it was before the
  * hold, when the connection closes or the proxy stops first. Nothing here is written to disk or
  * logged but topics and counts.
+ *
+ * The same race, with the same caps: a message on a topic whose first key has not reached this
+ * proxy yet (a new topic, or a new member: `no-key`), and in public-key mode a message from a
+ * sender whose public key has not (a new device: PubKeyNotFound). Both are held until a
+ * SetTopicKey of the topic, or any SetPubKey of the identity, and tried again then.
  */
 import { toHex, topicHash } from '../e4/index.ts';
 import type { ProxyMetrics } from './metrics.ts';
@@ -76,9 +82,20 @@ export class RotationHold {
 
   /** A SetTopicKey was applied to `identity`: its connections retry that topic's messages. */
   keyArrived(identity: string, hash: Uint8Array): void {
+    this.#retry(identity, toHex(hash));
+  }
+
+  /**
+   * A SetPubKey was applied to `identity` (public-key mode): its connections retry every held
+   * message, since any may come from that sender (what still lacks a key stays held).
+   */
+  pubKeyArrived(identity: string): void {
+    this.#retry(identity, undefined);
+  }
+
+  #retry(identity: string, hashHex: string | undefined): void {
     const waiting = this.#byIdentity.get(identity);
     if (waiting === undefined) return;
-    const hashHex = toHex(hash);
     for (const held of [...waiting]) held.keyArrived(hashHex);
   }
 
@@ -139,7 +156,7 @@ export class HeldMessages {
   ) {}
 
   /**
-   * Holds `message` (it failed authentication under every key held for its topic).
+   * Holds `message` (it cannot be unprotected with the keys held: its key may be on its way).
    * @returns false when it cannot be held (hold off, a cap reached, closed): drop it now
    */
   hold(message: InboundMessage): boolean {
@@ -198,24 +215,29 @@ export class HeldMessages {
     }
   }
 
-  /** A SetTopicKey (its topic hash in hex) arrived for this connection's identity. */
-  keyArrived(hashHex: string): void {
-    for (const [topic, hash] of [...this.#hashes]) if (hash === hashHex) this.onKey(topic);
+  /**
+   * A SetTopicKey (its topic hash in hex) arrived for this connection's identity; undefined: a
+   * key that may open messages of any topic (a sender's public key).
+   */
+  keyArrived(hashHex: string | undefined): void {
+    for (const [topic, hash] of [...this.#hashes]) {
+      if (hashHex === undefined || hash === hashHex) this.onKey(topic);
+    }
   }
 
   /**
    * Discards everything held (the connection closed); nothing is held afterwards.
-   * @returns how many messages were discarded
+   * @returns the messages discarded, to be counted as dropped
    */
-  close(): number {
-    if (this.#closed) return 0;
+  close(): InboundMessage[] {
+    if (this.#closed) return [];
     this.#closed = true;
-    let discarded = 0;
+    const discarded: InboundMessage[] = [];
     for (const queue of this.#byTopic.values()) {
       for (const held of queue) {
         clearTimeout(held.timer);
         this.shared.free(held.message.payload.length, 'discarded');
-        discarded++;
+        discarded.push(held.message);
       }
     }
     this.#byTopic.clear();

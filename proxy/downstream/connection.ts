@@ -18,11 +18,16 @@ import mqttPacket, {
   type IUnsubscribePacket,
   type Packet,
 } from 'mqtt-packet';
-import { E4Error, E4ErrorCode } from '../../e4/index.ts';
 import type { HeldIdentity } from '../key-ring.ts';
 import type { ProxyLogger } from '../logger.ts';
 import type { ProxyMetrics, RejectReason } from '../metrics.ts';
-import { unprotectDropReason, type DropReason, type TopicPolicy } from '../policy.ts';
+import {
+  awaitedKey,
+  unprotectDropReason,
+  type AwaitedKey,
+  type DropReason,
+  type TopicPolicy,
+} from '../policy.ts';
 import type { HeldMessages, RetryOutcome, RotationHold } from '../rotation-hold.ts';
 import { isValidTopicFilter, isValidTopicName } from '../topic-filter.ts';
 import {
@@ -651,14 +656,20 @@ export class DownstreamConnection {
     }
     const opened = this.#unprotect(message);
     if ('drop' in opened) {
-      // Protected under a key this proxy does not hold yet (a rotation in flight): held for
-      // its SetTopicKey rather than dropped. Acknowledged upstream now: the broker hands over
-      // the next message only then (see rotation-hold.ts).
-      if (opened.waitForKey && this.#holdForKey(message)) {
+      // Protected under a key this proxy does not hold yet (a rotation in flight, a topic's
+      // first key, a new sender's public key): held for that key rather than dropped.
+      // Acknowledged upstream now: the broker hands over the next message only then (see
+      // rotation-hold.ts).
+      if (opened.waitFor !== undefined && this.#holdForKey(message)) {
         done();
         return;
       }
-      this.#dropped('inbound', opened.drop, message.topic, opened.waitForKey ? 'hold full' : '');
+      this.#dropped(
+        'inbound',
+        opened.drop,
+        message.topic,
+        opened.waitFor === undefined ? '' : 'hold full',
+      );
       done();
       return;
     }
@@ -667,12 +678,14 @@ export class DownstreamConnection {
   }
 
   /**
-   * Unprotects a message on a protected topic: its payload, or why it is dropped, and whether
-   * its topic key may still be on its way (not authentic under any key held for the topic).
+   * Unprotects a message on a protected topic: its payload, or why it is dropped and which key
+   * may still be on its way (`waitFor`).
    */
   #unprotect(
     message: InboundMessage,
-  ): { readonly payload: Buffer } | { readonly drop: DropReason; readonly waitForKey: boolean } {
+  ):
+    | { readonly payload: Buffer }
+    | { readonly drop: DropReason; readonly waitFor: AwaitedKey | undefined } {
     try {
       const opened = (this.#identity as HeldIdentity).client.unprotectMessage(
         message.payload,
@@ -682,20 +695,37 @@ export class DownstreamConnection {
     } catch (err) {
       return {
         drop: unprotectDropReason(err, message.payload, this.deps.now()),
-        waitForKey: E4Error.is(err, E4ErrorCode.NotAuthentic),
+        waitFor: awaitedKey(err),
       };
     }
+  }
+
+  /**
+   * Why a held message is dropped now, and which key it waited for (it may have moved on: a
+   * message held for its topic key may wait for its sender's public key once that came).
+   */
+  #heldDrop(message: InboundMessage): { reason: DropReason; detail: string } {
+    const opened = this.#unprotect(message);
+    // Authentic now (a key came that no retry ran for: never expected): lost all the same, as
+    // the hold's contract says.
+    const [reason, waitFor] =
+      'drop' in opened ? [opened.drop, opened.waitFor] : (['not-authentic', 'topic'] as const);
+    return {
+      reason,
+      detail: `${waitFor === 'sender' ? "its sender's public key" : 'its topic key'} did not arrive`,
+    };
   }
 
   #holdForKey(message: InboundMessage): boolean {
     this.#held ??= this.deps.hold.connection(
       (this.#identity as HeldIdentity).name,
       (expired) => {
+        const { reason, detail } = this.#heldDrop(expired);
         this.#dropped(
           'inbound',
-          'not-authentic',
+          reason,
           expired.topic,
-          `held ${this.deps.hold.limits.ms} ms, its topic key did not arrive`,
+          `held ${this.deps.hold.limits.ms} ms, ${detail}`,
         );
       },
       (topic) => {
@@ -706,21 +736,24 @@ export class DownstreamConnection {
     if (held) {
       this.deps.logger.debug(
         { clientId: this.#clientId, identity: this.#identity?.name, topic: message.topic },
-        'message held for its topic key',
+        'message held for its key',
       );
     }
     return held;
   }
 
-  /** A SetTopicKey for `topic` arrived: delivers its held messages that are now authentic. */
+  /**
+   * A key that held messages of `topic` may wait for arrived (its SetTopicKey, or a sender's
+   * SetPubKey): delivers those that are now authentic.
+   */
   #retryHeld(topic: string): void {
     let delivered = 0;
     this.#held?.retry(topic, (message): RetryOutcome => {
       if (this.#state !== 'open') return 'keep';
       const opened = this.#unprotect(message);
       if ('drop' in opened) {
-        if (opened.waitForKey) return 'keep';
-        this.#dropped('inbound', opened.drop, topic, 'held for its topic key');
+        if (opened.waitFor !== undefined) return 'keep';
+        this.#dropped('inbound', opened.drop, topic, 'held for its key');
         return 'dropped';
       }
       this.deps.metrics.unprotected.inc();
@@ -732,7 +765,7 @@ export class DownstreamConnection {
     if (delivered > 0) {
       this.deps.logger.info(
         { clientId: this.#clientId, identity: this.#identity?.name, topic, delivered },
-        'held messages delivered: their topic key arrived',
+        'held messages delivered: their key arrived',
       );
     }
   }
@@ -860,13 +893,17 @@ export class DownstreamConnection {
     for (const waiting of this.#awaiting.values()) clearTimeout(waiting.timer);
     this.#awaiting.clear();
     this.#earlyInbound.length = 0;
-    // Held messages were acknowledged upstream: they end with the connection.
-    const discarded = this.#held?.close() ?? 0;
-    for (let i = 0; i < discarded; i++) this.deps.metrics.drop('inbound', 'not-authentic');
-    if (discarded > 0) {
+    // Held messages were acknowledged upstream: they end with the connection (one log line).
+    const discarded: Partial<Record<DropReason, number>> = {};
+    for (const message of this.#held?.close() ?? []) {
+      const { reason } = this.#heldDrop(message);
+      this.deps.metrics.drop('inbound', reason);
+      discarded[reason] = (discarded[reason] ?? 0) + 1;
+    }
+    if (Object.keys(discarded).length > 0) {
       this.deps.logger.warn(
         { clientId: this.#clientId, identity: this.#identity?.name, discarded },
-        'held messages dropped (not-authentic): the connection closed before their topic key arrived',
+        'held messages dropped: the connection closed before their key arrived',
       );
     }
     this.#link?.close(graceful);

@@ -1,7 +1,8 @@
 /**
  * The rotation hold against the real Mosquitto: a message protected under a topic key that
- * reaches the proxy only a little later is delivered once the key arrives (in order, with its
- * QoS, once), one whose key never comes is dropped after the hold time, and the caps hold.
+ * reaches the proxy only a little later (a rotation's, or the topic's first) is delivered once
+ * the key arrives (in order, with its QoS, once), one whose key never comes is dropped after the
+ * hold time, and the caps hold.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -65,6 +66,8 @@ void describe('rotation hold (real Mosquitto)', () => {
     proxy.metrics.total(proxy.metrics.rotationHold, { outcome: o });
   const notAuthentic = (): Promise<number> =>
     proxy.metrics.total(proxy.metrics.dropped, { direction: 'inbound', reason: 'not-authentic' });
+  const noKey = (): Promise<number> =>
+    proxy.metrics.total(proxy.metrics.dropped, { direction: 'inbound', reason: 'no-key' });
 
   before(async () => {
     dir = await tempDir();
@@ -149,6 +152,35 @@ void describe('rotation hold (real Mosquitto)', () => {
     await publish(topic, key, 'reading current');
     await app.waitFor(1);
     assert.deepEqual(app.texts(), ['reading current']);
+  });
+
+  void it('holds a message on a topic whose first key has not arrived, until it does (else no-key)', async () => {
+    const topic = `${base}/first/temp`;
+    const never = `${base}/first/never`;
+    const key = randomSymKey();
+    const app = await collector(proxyUrl(proxy));
+    await app.client.subscribeAsync([topic, never], { qos: 1 });
+    const [heldBefore, noKeyBefore] = [await held(), await noKey()];
+    // A member that got the topic's first key before this proxy did.
+    await publish(topic, key, 'reading first');
+    await publish(never, randomSymKey(), 'reading no key');
+    await until(async () => (await held()) === heldBefore + 2, 'both messages held');
+    assert.equal(await noKey(), noKeyBefore);
+    await keyAtProxy(topic, key);
+    await app.waitFor(1);
+    assert.deepEqual(app.texts(), ['reading first']);
+    // The other topic's key never comes: dropped after the hold, as no-key.
+    await until(async () => (await noKey()) === noKeyBefore + 1, 'the no-key drop', HOLD_MS + 5000);
+    assert.ok(
+      logger.lines.some(
+        (l) =>
+          l.msg === 'message dropped' &&
+          /"reason":"no-key".*held 3000 ms, its topic key did not arrive/.test(
+            JSON.stringify(l.obj),
+          ),
+      ),
+    );
+    assert.deepEqual(app.texts(), ['reading first']);
   });
 
   void it('holds at most the caps per topic and in total; what is beyond is dropped at once', async () => {

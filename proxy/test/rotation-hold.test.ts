@@ -49,7 +49,7 @@ void describe('RotationHold', () => {
     assert.equal(two.hold(message('t', 50)), true);
     assert.equal(await gauge(), 150);
     assert.equal(await count('full'), 2);
-    assert.equal(one.close(), 2);
+    assert.equal(one.close().length, 2);
     assert.equal(await gauge(), 50);
     assert.equal(two.hold(message('t', 50)), true, 'room again');
     assert.equal(one.hold(message('t', 1)), false, 'closed');
@@ -86,6 +86,20 @@ void describe('RotationHold', () => {
     held.close();
   });
 
+  void it("wakes every held topic of the identity that got a sender's public key", () => {
+    const { hold } = setUp({});
+    const woken: string[] = [];
+    const held = hold.connection('a', ignore, (topic) => woken.push(topic));
+    const other = hold.connection('b', ignore, (topic) => woken.push(`b:${topic}`));
+    held.hold(message('t/1', 5));
+    held.hold(message('t/2', 6));
+    other.hold(message('t/1', 7));
+    hold.pubKeyArrived('a');
+    assert.deepEqual(woken, ['t/1', 't/2']);
+    other.close();
+    held.close();
+  });
+
   void it('drops a message when its time runs out, once', async () => {
     const { hold, count, gauge } = setUp({ ms: 20 });
     const expired: InboundMessage[] = [];
@@ -97,6 +111,6 @@ void describe('RotationHold', () => {
     held.retry('t', () => assert.fail('an expired message is not tried again'));
     assert.equal(await count('expired'), 1);
     assert.equal(await gauge(), 0);
-    assert.equal(held.close(), 0);
+    assert.equal(held.close().length, 0);
   });
 });

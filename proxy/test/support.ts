@@ -186,23 +186,35 @@ export function startProxy(
   return ProtectionProxy.start(config, { ackTimeoutMs: 5000, ...options });
 }
 
-/** Plays the C2: sends a SetTopicKey to the identity `name` holding `identityKey`. */
-export async function sendTopicKey(
+/**
+ * Plays the C2: sends `command` (encoded) to the identity `name`, protected with `commandKey` (its
+ * identity key; in public-key mode the key it shares with the C2, `commandKeyForClient`).
+ */
+export async function sendCommand(
   name: string,
-  identityKey: Uint8Array,
-  topic: string,
-  topicKey: Uint8Array,
+  commandKey: Uint8Array,
+  command: Uint8Array,
 ): Promise<void> {
   const c2 = await mqtt.connectAsync(BROKER_URL, { clientId: unique('fake-c2') });
   try {
     await c2.publishAsync(
       controlTopic(clientIdFromName(name)),
-      Buffer.from(protectCommand(cmdSetTopicKey(topicKey, topic), identityKey)),
+      Buffer.from(protectCommand(command, commandKey)),
       { qos: 1 },
     );
   } finally {
     await c2.endAsync();
   }
+}
+
+/** Plays the C2: sends a SetTopicKey to the identity `name` holding `identityKey`. */
+export function sendTopicKey(
+  name: string,
+  identityKey: Uint8Array,
+  topic: string,
+  topicKey: Uint8Array,
+): Promise<void> {
+  return sendCommand(name, identityKey, cmdSetTopicKey(topicKey, topic));
 }
 
 /** The hex client id of a name. */
