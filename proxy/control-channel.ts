@@ -10,7 +10,12 @@ import { ProxyError, ProxyErrorCode } from './errors.ts';
 import type { KeyRing } from './key-ring.ts';
 import type { ProxyLogger } from './logger.ts';
 import type { ProxyMetrics } from './metrics.ts';
-import { brokerOptions, type BrokerSettings } from './upstream.ts';
+import {
+  brokerOptions,
+  ClosedBeforeConnackError,
+  withTransportHint,
+  type BrokerSettings,
+} from './upstream.ts';
 
 /** Longest wait for the broker to close the control connection at a stop. */
 export const CLOSE_TIMEOUT_MS = 5000;
@@ -125,9 +130,24 @@ export class ControlChannel {
     });
     try {
       await new Promise<void>((resolve, reject) => {
+        // A connection the broker closed without a word before its CONNACK (a plain client on
+        // a TLS port, for many brokers) is tried again until the timeout: then it is the cause.
+        let closedEarly = false;
+        const onEarlyClose = (): void => {
+          closedEarly = true;
+        };
+        client.on('close', onEarlyClose);
+        const timeoutMs = options.broker.connectTimeoutMs ?? 10_000;
         const timer = setTimeout(() => {
-          reject(new Error('no answer within 10 s'));
-        }, options.broker.connectTimeoutMs ?? 10_000);
+          reject(
+            closedEarly
+              ? new ClosedBeforeConnackError()
+              : new Error(`no answer within ${timeoutMs / 1000} s`),
+          );
+        }, timeoutMs);
+        client.once('connect', () => {
+          client.off('close', onEarlyClose);
+        });
         client.once('connect', (connack) => {
           channel.freshSession = !connack.sessionPresent;
           client.subscribe(topics, { qos: 1 }, (err) => {
@@ -151,9 +171,10 @@ export class ControlChannel {
       await channel.close();
       // Abandoned, not a broker problem.
       if (options.signal?.aborted === true) throw err;
+      const url = options.broker.url;
       throw new ProxyError(
         ProxyErrorCode.Upstream,
-        `cannot reach the broker at ${options.broker.url}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot reach the broker at ${url}: ${err instanceof Error ? withTransportHint(url, err).message : String(err)}`,
         { cause: err },
       );
     }

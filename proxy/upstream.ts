@@ -95,6 +95,43 @@ export interface BrokerSettings {
   readonly connectTimeoutMs?: number;
 }
 
+/** The broker closed the connection before it answered CONNECT, without an error. */
+export class ClosedBeforeConnackError extends Error {
+  constructor() {
+    super('the broker closed the connection before answering CONNECT');
+  }
+}
+
+/**
+ * True when `err` ended a connection before the broker's CONNACK the way a plain/TLS mismatch
+ * does: a TLS client on a plain port sees the broker reset (or close) the handshake, a plain
+ * client on a TLS port sees it reset (Mosquitto) or close (others) the connection.
+ */
+function looksLikeTransportMismatch(err: Error): boolean {
+  if (err instanceof ClosedBeforeConnackError) return true;
+  const code = (err as NodeJS.ErrnoException).code;
+  return (
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    (typeof code === 'string' && code.startsWith('ERR_SSL_')) ||
+    err.message.includes('before secure TLS connection was established')
+  );
+}
+
+/**
+ * `err`, a failure to connect to the broker at `url`, with a hint when it looks like plain MQTT
+ * and TLS mixed up (alone, `read ECONNRESET` says nothing of the cause); other errors as they
+ * are. The hint names the scheme to try.
+ */
+export function withTransportHint(url: string, err: Error): Error {
+  if (!looksLikeTransportMismatch(err)) return err;
+  const tls = /^(mqtts|wss):/i.test(url);
+  const hint = tls
+    ? "the broker ended the TLS handshake: does this port speak plain MQTT? Use mqtt://, or the broker's TLS port"
+    : "the broker ended the connection before answering CONNECT: does this port expect TLS? Use mqtts:// (with upstream.caFile for a private CA), or the broker's plain port";
+  return new Error(`${err.message} (${hint})`, { cause: err });
+}
+
 /** mqtt.js options common to every proxy connection to the broker. */
 export function brokerOptions(settings: BrokerSettings): IClientOptions {
   return {
@@ -261,7 +298,7 @@ export class MqttUpstreamConnector implements UpstreamConnector {
         if (settled) return;
         settled = true;
         client.end(true);
-        reject(err ?? new Error('the broker closed the connection'));
+        reject(withTransportHint(this.settings.url, err ?? new ClosedBeforeConnackError()));
       };
       client.on('error', (err) => {
         fail(err);
