@@ -17,6 +17,8 @@ options:
   --rotate        with register: ask the C2 to rotate each identity key afterwards
   --replace       with register: also post the stored key of identities the C2 already knows
                   (undoes any rotation the proxy has not applied yet: see docs/proxies.md)
+  --new-local-key with start or register: the local key file is lost; make a new one and move
+                  the key stores it opened aside (the identities then need register --replace)
   --help`;
 
 /** Parsed arguments. */
@@ -28,6 +30,8 @@ export interface ProxyArgs {
   readonly rotate: boolean;
   /** `register --replace`: overwrite the C2's key of identities it already knows. */
   readonly replace: boolean;
+  /** `--new-local-key`: start over after a lost local key. */
+  readonly newLocalKey: boolean;
 }
 
 /**
@@ -46,6 +50,7 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
         tofu: { type: 'boolean' },
         rotate: { type: 'boolean' },
         replace: { type: 'boolean' },
+        'new-local-key': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     });
@@ -72,6 +77,13 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
   if (replace && command !== 'register') {
     throw new ProxyError(ProxyErrorCode.Config, '--replace is an option of register');
   }
+  const newLocalKey = parsed.values['new-local-key'] === true;
+  if (newLocalKey && command !== 'start' && command !== 'register') {
+    throw new ProxyError(
+      ProxyErrorCode.Config,
+      '--new-local-key is an option of start and register',
+    );
+  }
   const configPath = parsed.values.config;
   if (configPath === undefined && command !== 'hash-password') {
     throw new ProxyError(ProxyErrorCode.Config, '--config FILE is required');
@@ -83,5 +95,6 @@ export function parseProxyArgs(argv: readonly string[]): ProxyArgs | undefined {
     tofu: parsed.values.tofu === true,
     rotate: parsed.values.rotate === true,
     replace,
+    newLocalKey,
   };
 }

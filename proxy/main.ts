@@ -63,7 +63,11 @@ async function start(args: ProxyArgs): Promise<void> {
   process.on('SIGTERM', stop);
   let started: ProtectionProxy;
   try {
-    started = await ProtectionProxy.start(config, { logger, signal: starting.signal });
+    started = await ProtectionProxy.start(config, {
+      logger,
+      signal: starting.signal,
+      newLocalKey: args.newLocalKey,
+    });
   } catch (err) {
     // The start's own clean-up has run: nothing is left running.
     if (starting.signal.aborted) process.exit(0);
@@ -86,7 +90,7 @@ async function start(args: ProxyArgs): Promise<void> {
 async function register(args: ProxyArgs): Promise<void> {
   await registerIdentities(
     await loadConfig(args),
-    { rotate: args.rotate, replace: args.replace },
+    { rotate: args.rotate, replace: args.replace, newLocalKey: args.newLocalKey },
     (line) => process.stdout.write(`${line}\n`),
   );
 }

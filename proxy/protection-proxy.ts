@@ -40,6 +40,8 @@ export interface ProxyStartOptions {
    * `start` rejects.
    */
   readonly signal?: AbortSignal;
+  /** `--new-local-key`: start over after a lost local key (see local-key.ts). */
+  readonly newLocalKey?: boolean;
 }
 
 function hostPort(a: { host: string; port: number }): string {
@@ -94,7 +96,10 @@ export class ProtectionProxy {
     lock: StateDirLock,
   ): Promise<ProtectionProxy> {
     const { signal } = options;
-    const localKey = await loadOrCreateLocalKey(configured.localKeyFile);
+    const localKey = await loadOrCreateLocalKey(configured.localKeyFile, {
+      stateDir: configured.stateDir,
+      startOver: options.newLocalKey === true,
+    });
     // Trust on first use registers the new key of such an identity and has it resynced.
     if (!configured.c2.tofu) await refuseLostStores(configured.stateDir, configured.identities);
     const ring = await KeyRing.open(

@@ -21,6 +21,8 @@ export interface RegisterOptions {
   readonly rotate: boolean;
   /** Post the stored key even for identities the C2 already knows (`--replace`). */
   readonly replace: boolean;
+  /** `--new-local-key`: start over after a lost local key (see local-key.ts). */
+  readonly newLocalKey?: boolean;
 }
 
 /**
@@ -41,11 +43,17 @@ export async function registerIdentities(
       '--rotate: a public-key identity keeps its own key pair (the C2 never holds the private key)',
     );
   }
+  // First: starting over after a lost local key moves the stores aside, which makes their
+  // identities lost stores.
+  const localKey = await loadOrCreateLocalKey(config.localKeyFile, {
+    stateDir: config.stateDir,
+    startOver: options.newLocalKey === true,
+  });
   // --replace posts the new key of such an identity, as the recovery needs.
   if (!options.replace) await refuseLostStores(config.stateDir, config.identities);
   const ring = await KeyRing.open(
     config.stateDir,
-    await loadOrCreateLocalKey(config.localKeyFile),
+    localKey,
     config.identities,
     newIdentityKeys(config),
   );

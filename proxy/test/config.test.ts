@@ -269,6 +269,7 @@ void describe('proxy command line', () => {
       tofu: false,
       rotate: false,
       replace: false,
+      newLocalKey: false,
     });
     assert.equal(parseProxyArgs(['register', '--config', 'p', '--rotate'])?.rotate, true);
     assert.equal(parseProxyArgs(['register', '--config', 'p', '--replace'])?.replace, true);

@@ -59,11 +59,12 @@ void describe('encrypted key store', () => {
 
   void it('creates the local key once, mode 0600, and refuses a readable one', async () => {
     const path = join(dir.path, 'keys', 'local.key');
-    const first = await loadOrCreateLocalKey(path);
+    const options = { stateDir: join(dir.path, 'state-local-key') };
+    const first = await loadOrCreateLocalKey(path, options);
     assert.equal(first.length, 32);
-    assert.deepEqual(await loadOrCreateLocalKey(path), first);
+    assert.deepEqual(await loadOrCreateLocalKey(path, options), first);
     await chmod(path, 0o644);
-    await assert.rejects(loadOrCreateLocalKey(path), (err: unknown) =>
+    await assert.rejects(loadOrCreateLocalKey(path, options), (err: unknown) =>
       ProxyError.is(err, 'PROXY_KEY_STORE'),
     );
   });
@@ -177,7 +178,7 @@ void describe('encrypted key store', () => {
       storeError(/^stateDir \S+plain-file: cannot create the directory of the key stores: /),
     );
     await assert.rejects(
-      loadOrCreateLocalKey(join(file, 'local.key')),
+      loadOrCreateLocalKey(join(file, 'local.key'), { stateDir: file }),
       storeError(
         /^local key \S+plain-file\/local\.key: \S+plain-file: exists, and is not a directory/,
       ),
