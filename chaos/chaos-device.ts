@@ -94,21 +94,44 @@ export class ChaosDevice {
     return this.#offline;
   }
 
+  /** The broker's client id of the device's persistent session. */
+  get clientId(): string {
+    return `chaos-${toHex(this.client.id).slice(0, 20)}`;
+  }
+
   /** Connects (again), resuming its persistent session. */
   async online(): Promise<void> {
     this.#offline = false;
     this.#backAtSeconds = Math.floor(Date.now() / 1000) - 1;
-    const connection = await mqtt.connectAsync(this.options.brokerUrl, {
-      clientId: `chaos-${toHex(this.client.id).slice(0, 20)}`,
+    const connection = mqtt.connect(this.options.brokerUrl, {
+      clientId: this.clientId,
       clean: false,
       reconnectPeriod: 250,
       connectTimeout: 5000,
       keepalive: 10,
     });
-    connection.on('error', () => undefined);
+    // Listening before the CONNACK: a resumed session's backlog comes right behind it, often in
+    // the same read, and mqtt.js acknowledges every message it parses whether or not anyone
+    // listens. Attached after `connectAsync`, the first messages of the backlog were lost
+    // without a trace (neither applied nor refused), so `offline-device` rarely saw a refusal.
     connection.on('message', (topic, payload) => {
       const bytes = new Uint8Array(payload);
       this.#chain = this.#chain.then(() => this.#onMessage(topic, bytes));
+    });
+    connection.on('error', () => undefined);
+    // Fails on an 'error' before the connection is up (as `connectAsync` did).
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: Error): void => {
+        connection.off('connect', up);
+        connection.end(true);
+        reject(err);
+      };
+      const up = (): void => {
+        connection.off('error', failed);
+        resolve();
+      };
+      connection.once('connect', up);
+      connection.once('error', failed);
     });
     await connection.subscribeAsync(this.client.receivingTopic, { qos: 1 });
     this.#mqtt = connection;

@@ -1,0 +1,80 @@
+/**
+ * The simulated device on the shared Mosquitto: what the broker queued while it was offline
+ * reaches it in full when it comes back (every message applied or refused, none lost), and that
+ * backlog is judged as old as the simulated time away, while a command sent after its return is
+ * judged on its normal clock.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import mqtt from 'mqtt';
+import { cmdSetTopicKey, protectCommand, randomSymKey } from '../../e4/index.ts';
+import { ChaosDevice } from '../chaos-device.ts';
+import type { DeviceApply } from '../history.ts';
+
+const BROKER = 'mqtt://127.0.0.1:1883';
+
+/** More than one read of the socket holds, so some of it comes in the CONNACK's read. */
+const BACKLOG = 40;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `done()` or about 10 s; the assertions after it say what was missing. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) await sleep(100);
+}
+
+void describe('ChaosDevice', () => {
+  void it('gets its whole offline backlog when it comes back, refused as too old', async () => {
+    const records: DeviceApply[] = [];
+    const { device, key } = await ChaosDevice.create({
+      name: `chaos-test-${randomBytes(6).toString('hex')}`,
+      brokerUrl: BROKER,
+      elapsed: () => 0,
+      record: (a) => records.push(a),
+    });
+    const publisher = await mqtt.connectAsync(BROKER, { reconnectPeriod: 0 });
+    const topic = device.client.receivingTopic;
+    const command = (clock: () => number): Buffer =>
+      Buffer.from(protectCommand(cmdSetTopicKey(randomSymKey(), 'chaos-test/t'), key, clock));
+    try {
+      // Offline for a simulated 11 minutes: the broker queues what is sent meanwhile.
+      await device.goOffline(11 * 60_000);
+      // Protected 5 s ago: surely before the device came back, so part of the backlog.
+      for (let i = 0; i < BACKLOG; i++)
+        await publisher.publishAsync(
+          topic,
+          command(() => Date.now() - 5000),
+          { qos: 1 },
+        );
+      await device.online();
+      await until(() => records.length >= BACKLOG);
+      await device.settle();
+      assert.equal(records.length, BACKLOG, 'every queued message applied or refused, none lost');
+      assert.ok(
+        records.every((r) => r.type === 'rejected' && r.error === 'TimestampTooOld'),
+        JSON.stringify(records.slice(0, 3)),
+      );
+      // After its return, a command is judged on the device's normal clock.
+      await publisher.publishAsync(
+        topic,
+        command(() => Date.now()),
+        { qos: 1 },
+      );
+      await until(() => records.length > BACKLOG);
+      await device.settle();
+      assert.equal(records.at(-1)?.type, 'SetTopicKey');
+    } finally {
+      key.fill(0);
+      await device.close();
+      // The persistent session must not stay on the shared broker.
+      const end = await mqtt.connectAsync(BROKER, {
+        clientId: device.clientId,
+        clean: true,
+        reconnectPeriod: 0,
+      });
+      await end.endAsync();
+      await publisher.endAsync();
+    }
+  });
+});
