@@ -20,6 +20,7 @@ import {
   type NodeLinks,
 } from '../bin/cluster.ts';
 import type { DrawRange } from '../bin/free-ports.ts';
+import { BalancerRoutes } from './balancer-routes.ts';
 import { MqttFaultProxy } from './faults/mqtt-fault-proxy.ts';
 import { TcpFaultProxy } from './faults/tcp-fault-proxy.ts';
 import { clusterRestartAttempt, restartWithin } from './node-restart.ts';
@@ -80,7 +81,18 @@ export class ChaosEnvironment {
     private readonly dataDir: string,
     /** Per node, the proxies of its own in front of every service it uses. */
     private readonly nodeLinks: ReadonlyMap<string, readonly TcpFaultProxy[]>,
+    /** The balancer's proxies to each API node (also in `nodeLinks`), which follow its life. */
+    private readonly balancerRoutes: BalancerRoutes,
   ) {}
+
+  /**
+   * SIGKILLs a node; an API node's routes from the balancer then refuse connections, as the
+   * node's own ports do ({@link BalancerRoutes}), until {@link ChaosEnvironment.restartNode}.
+   */
+  async killNode(name: string): Promise<void> {
+    this.cluster.kill(name, 'SIGKILL');
+    await this.balancerRoutes.down(name);
+  }
 
   /**
    * Cuts one node off PostgreSQL, both Redis and the broker, and an API node off the load
@@ -158,6 +170,7 @@ export class ChaosEnvironment {
           await Promise.all([...nodeLinks.values()].flat().map((p) => p.close()));
         },
       });
+      const balancerRoutes = new BalancerRoutes();
       /** The proxies of `node`'s own, cut together by a partition. */
       const linksOf = (node: string): TcpFaultProxy[] => {
         const own = nodeLinks.get(node) ?? [];
@@ -173,6 +186,7 @@ export class ChaosEnvironment {
             targetPort: port,
           });
           linksOf(node).push(p);
+          balancerRoutes.add(node, p);
           return p.port;
         };
         const route = { ...ports };
@@ -277,6 +291,7 @@ export class ChaosEnvironment {
         cluster,
         dataDir,
         nodeLinks,
+        balancerRoutes,
       );
       return holder.env;
     } catch (err) {
@@ -317,6 +332,7 @@ export class ChaosEnvironment {
   async restartNode(name: string): Promise<void> {
     this.restarting.add(name);
     try {
+      await this.balancerRoutes.up(name);
       await restartWithin(name, clusterRestartAttempt(this.cluster, name));
     } finally {
       this.restarting.delete(name);

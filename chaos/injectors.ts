@@ -66,9 +66,7 @@ export function injectorFor(env: ChaosEnvironment, devices: readonly ChaosDevice
       case 'kill-node':
         return guarded(
           fault.target,
-          () => {
-            c.kill(fault.target, 'SIGKILL');
-          },
+          () => env.killNode(fault.target),
           async () => {
             for (let i = 0; i < 100 && c.node(fault.target).running; i++)
               await new Promise((r) => setTimeout(r, 50));

@@ -151,6 +151,8 @@ export class TcpFaultProxy {
   readonly #held = new Set<Socket>();
   /** Connections accepted and cut, for the report. */
   readonly counts = { accepted: 0, refused: 0, reset: 0 };
+  /** The port it listens on, kept while it does not ({@link TcpFaultProxy.listening}). */
+  #port = 0;
 
   private constructor(
     private readonly server: Server,
@@ -166,6 +168,8 @@ export class TcpFaultProxy {
       proxy.#accept(socket);
     });
     await listenOnFreePort(server, options.host ?? '127.0.0.1', options.portRange);
+    const address = server.address();
+    proxy.#port = typeof address === 'object' && address !== null ? address.port : 0;
     // An accept error (EMFILE under load) loses that one connection; it must not end the suite.
     server.on('error', () => undefined);
     return proxy;
@@ -175,10 +179,42 @@ export class TcpFaultProxy {
     return this.options.name;
   }
 
-  /** The proxy's own port. */
+  /** The proxy's own port (also while it does not listen). */
   get port(): number {
-    const address = this.server.address();
-    return typeof address === 'object' && address !== null ? address.port : 0;
+    return this.#port;
+  }
+
+  /**
+   * Stops listening (`false`), as the service behind it does when it dies: a connect is then
+   * refused (ECONNREFUSED), where a proxy still listening would accept it and close it at once.
+   * A client tells the two apart: the load balancer fails over to another node, at once, on a
+   * refused connect only; a connection it could open is its caller's, and one cut is a failed
+   * call. `true` listens again, on the same port, before the service starts again. Connections
+   * already open are left alone either way.
+   * @throws Error when the port cannot be bound again within about 10 s (EADDRINUSE: an
+   *   outgoing connection took it meanwhile, possible only with `--ports` in the ephemeral range)
+   */
+  async listening(on: boolean): Promise<void> {
+    if (on === this.server.listening) return;
+    if (!on) {
+      this.server.close();
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          this.server.once('error', reject);
+          this.server.listen(this.#port, this.host, () => {
+            this.server.off('error', reject);
+            resolve();
+          });
+        });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 100) throw err;
+        await sleep(100);
+      }
+    }
   }
 
   get host(): string {

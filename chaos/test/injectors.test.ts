@@ -18,6 +18,11 @@ function fakeEnvironment() {
       },
       node: () => ({ running }),
     },
+    killNode: (name: string) => {
+      log.push(`SIGKILL ${name}`);
+      running = false;
+      return Promise.resolve();
+    },
     restartNode: async (name: string) => {
       log.push(`restart ${name}`);
       await new Promise<void>((resolve) => {
