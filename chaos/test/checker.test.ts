@@ -172,6 +172,65 @@ void describe('the chaos checker', () => {
     );
   });
 
+  void it('I2: identity and C2 keys applied out of order, each in its own scope', () => {
+    const base = cleanRun();
+    const c2Fp = (v: number): string => `c2-v${v}`;
+    const client = base.final.clients[0] as FinalState['clients'][number];
+    const device = base.final.devices[0] as FinalState['devices'][number];
+    const key = (type: 'SetIDKey' | 'SetC2Key', fingerprint: string, at: number): DeviceApply => ({
+      device: 'd1',
+      type,
+      fingerprint,
+      at,
+    });
+    // v1 and v2 of the identity key and of the C2 key; the device ends on both v2.
+    const run = (applies: DeviceApply[]): RunRecord => ({
+      ...base,
+      applies: [...base.applies, ...applies],
+      final: {
+        ...base.final,
+        c2Keys: [1, 2].map((v) => ({ version: v, fingerprint: c2Fp(v) })),
+        clients: [
+          {
+            ...client,
+            keyVersion: 2,
+            deliveredKeyVersion: 2,
+            keyVersions: [1, 2].map((v) => ({ version: v, fingerprint: idFp(v) })),
+            c2KeyVersion: 2,
+          },
+        ],
+        devices: [{ ...device, identityFingerprint: idFp(2), c2Fingerprint: c2Fp(2) }],
+      },
+    });
+    // Control: in order, and interleaved with the topic's v3 (another scope), it holds.
+    assert.deepEqual(
+      checkRun(
+        run([
+          key('SetIDKey', idFp(1), 130),
+          key('SetC2Key', c2Fp(1), 131),
+          key('SetIDKey', idFp(2), 140),
+          key('SetC2Key', c2Fp(2), 150),
+        ]),
+      ),
+      [],
+    );
+    const found = only(
+      run([
+        key('SetIDKey', idFp(2), 130),
+        key('SetC2Key', c2Fp(2), 131),
+        key('SetIDKey', idFp(1), 140),
+        key('SetC2Key', c2Fp(1), 150),
+        key('SetIDKey', idFp(2), 160),
+        key('SetC2Key', c2Fp(2), 170),
+      ]),
+      'I2',
+    ).map((v) => v.message);
+    assert.deepEqual(found, [
+      'd1 applied identity key v1 after v2 (at +140 ms)',
+      'd1 applied C2 key v1 after v2 (at +150 ms)',
+    ]);
+  });
+
   void it('I2: a key no committed version has', () => {
     const base = cleanRun();
     const run = {
@@ -355,6 +414,41 @@ void describe('the chaos checker', () => {
     assert.equal(checkRun({ ...run, networkCopies: 2 }).length, 0, 'duplicating network: allowed');
   });
 
+  void it('I7: a re-join or resync opens one more allowance, a refused one none', () => {
+    const base = cleanRun();
+    // v3 six times in all: twice the cap of 3.
+    const applies = [...base.applies, ...[1, 2, 3, 4, 5].map((i) => apply('d1', 3, 120 + i))];
+    const again = (kind: 'join' | 'resync-client', outcome: 'ok' | 'fail'): Operation =>
+      op({
+        kind,
+        client: 'd1',
+        ...(kind === 'join' ? { topic: T.name } : {}),
+        outcome,
+        ...(outcome === 'fail' ? { error: 'HTTP 404 C2_NOT_FOUND' } : {}),
+        invokedAt: 110,
+        completedAt: 115,
+      });
+    const run = (extra: Operation): RunRecord => ({
+      ...base,
+      operations: [...base.operations, extra],
+      applies,
+    });
+    assert.deepEqual(checkRun(run(again('join', 'ok'))), [], 'a re-join: the cap twice');
+    assert.deepEqual(checkRun(run(again('resync-client', 'ok'))), [], 'a resync: the cap twice');
+    for (const kind of ['join', 'resync-client'] as const)
+      assert.equal(
+        only(run(again(kind, 'fail')), 'I7')[0]?.message,
+        'd1 received SetTopicKey aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa fp-v3 6 times (allowed 3)',
+        `a refused ${kind} changed nothing`,
+      );
+    assert.equal(
+      only({ ...run(again('join', 'ok')), applies: [...applies, apply('d1', 3, 130)] }, 'I7')[0]
+        ?.message,
+      'd1 received SetTopicKey aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa fp-v3 7 times (allowed 6)',
+      "one past the re-join's allowance",
+    );
+  });
+
   void it('I7: the cap bounds SetC2Key too (public-key mode)', () => {
     const base = cleanRun();
     const c2 = (n: number): DeviceApply[] =>
@@ -516,6 +610,12 @@ void describe('the chaos checker', () => {
       [],
       'a 404 is not unavailability',
     );
+  });
+
+  void it('I9: a node that died of a fault', () => {
+    const crash = '+120 ms: worker-2 exited with code 1 (not killed by the suite)';
+    const [v] = only(cleanRun({}, { crashes: [crash] }), 'I9');
+    assert.equal(v?.message, `a node died of a fault: ${crash}`);
   });
 
   void it('I9: the budget counts every call from the first fault to the heal, gaps included', () => {
