@@ -25,6 +25,7 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
 
 /** Fields every operation, device apply and fault needs, by type (the checker reads them all). */
 const ELEMENT_FIELDS: Readonly<
@@ -101,6 +102,9 @@ function notAHistory(value: unknown): string | undefined {
     'crashes',
   ])
     if (!Array.isArray(final[field])) return `its final state has no "${field}" list`;
+  const apiNodes = value['apiNodes'];
+  if (apiNodes !== undefined && !(Array.isArray(apiNodes) && apiNodes.every(isString)))
+    return '"apiNodes" is not a list of node names';
   const automation = value['automation'];
   if (automation !== undefined) {
     if (!isObject(automation)) return '"automation" is not an object';

@@ -183,6 +183,11 @@ export interface RunRecord {
   readonly applies: readonly DeviceApply[];
   readonly faults: readonly FaultRecord[];
   readonly final: FinalState;
+  /**
+   * The cluster's API nodes (I9 does not count calls made while a fault holds every one of them).
+   * Absent in older histories: such a run's calls are then all counted, never fewer.
+   */
+  readonly apiNodes?: readonly string[];
   /** The automation rule's firings (`automation-leader-kill`), checked as A1; absent elsewhere. */
   readonly automation?: AutomationObservation;
 }

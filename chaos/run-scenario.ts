@@ -264,6 +264,7 @@ export async function runScenario(
         ? 2
         : 1,
       budget: scenario.budget,
+      apiNodes: env.names('api'),
       healedAt,
       convergenceDeadlineMs: options.convergenceDeadlineMs,
       operations: [],

@@ -557,7 +557,14 @@ void describe('--check: a history missing a field the checker reads', () => {
       write('no-crashes.json', { ...base, final: { ...base.final, crashes: undefined } }),
       /final state has no "crashes" list/,
     );
-    // Control: the complete history reads back.
+    // The API nodes are optional (older histories), but a wrong type is no list of names.
+    await rejects(
+      write('bad-api-nodes.json', { ...base, apiNodes: 'api-1' }),
+      /"apiNodes" is not a list of node names/,
+    );
+    // Control: the complete history reads back, with or without its API nodes.
     assert.equal((await readHistory(write('complete.json', base))).scenario, 'unit');
+    const named = await readHistory(write('named.json', { ...base, apiNodes: ['api-1'] }));
+    assert.deepEqual(named.apiNodes, ['api-1']);
   });
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkRun, type InvariantId } from '../checker.ts';
-import type { DeviceApply, FinalState, Operation, RunRecord } from '../history.ts';
+import type { DeviceApply, FaultRecord, FinalState, Operation, RunRecord } from '../history.ts';
 
 const T = { name: 'fleet/t', hash: 'aa'.repeat(16) };
 const fp = (v: number): string => `fp-v${v}`;
@@ -115,6 +115,28 @@ function only(run: RunRecord, invariant: InvariantId): ReturnType<typeof checkRu
   for (const v of found) assert.equal(v.invariant, invariant, JSON.stringify(found));
   return found;
 }
+
+/**
+ * Four calls that end unknown at 310..340 ms: four of the six calls of the clean run's fault
+ * window (50..500 ms). After {@link cleanRun}, which numbers operations from 0.
+ */
+const fourFailures = (error: string): Operation[] =>
+  [1, 2, 3, 4].map((i) =>
+    op({
+      kind: 'rotate-topic',
+      topic: T.name,
+      outcome: 'unknown',
+      error,
+      invokedAt: 300 + i * 10,
+      completedAt: 450,
+    }),
+  );
+
+/** The I9 messages of a run. */
+const i9 = (r: RunRecord): string[] =>
+  checkRun(r)
+    .filter((v) => v.invariant === 'I9')
+    .map((v) => v.message);
 
 void describe('the chaos checker', () => {
   void it('passes a clean history', () => {
@@ -646,27 +668,13 @@ void describe('the chaos checker', () => {
 
   void it('I9: calls invoked while PostgreSQL was down for a fault are outside the budget', () => {
     const base = cleanRun();
-    // Fault window 50..500; four of the six calls in it fail, all between 300 and 400.
-    const failing = [1, 2, 3, 4].map((i) =>
-      op({
-        kind: 'rotate-topic',
-        topic: T.name,
-        outcome: 'unknown',
-        error: 'timeout',
-        invokedAt: 300 + i * 10,
-        completedAt: 450,
-      }),
-    );
+    const failing = fourFailures('timeout');
     const run = (kind: string): RunRecord => ({
       ...base,
       budget: { duringFaults: 0.5, settleMs: 1000 },
       operations: [...base.operations, ...failing],
       faults: [...base.faults, { id: 1, kind, target: kind, startedAt: 290, endedAt: 400 }],
     });
-    const i9 = (r: RunRecord): string[] =>
-      checkRun(r)
-        .filter((v) => v.invariant === 'I9')
-        .map((v) => v.message);
     assert.deepEqual(i9(run('restart-postgres')), [], 'a database outage is outside I9');
     const other = i9(run('restart-broker'));
     assert.equal(other.length, 1, 'the same failures during another fault count');
@@ -678,6 +686,45 @@ void describe('the chaos checker', () => {
       faults: early.faults.map((f) => (f.id === 1 ? { ...f, startedAt: 100, endedAt: 200 } : f)),
     });
     assert.equal(missed.length, 1);
+  });
+
+  void it('I9: calls invoked while faults held every API node at once are outside the budget', () => {
+    const base = cleanRun();
+    const failing = fourFailures('socket hang up');
+    const node = (id: number, kind: string, name: string, from: number, to: number) => ({
+      id,
+      kind,
+      target: `${kind} ${name}`,
+      startedAt: from,
+      endedAt: to,
+    });
+    const run = (faults: FaultRecord[], apiNodes?: string[]): RunRecord => ({
+      ...base,
+      budget: { duringFaults: 0.5, settleMs: 1000 },
+      operations: [...base.operations, ...failing],
+      faults: [...base.faults, ...faults],
+      ...(apiNodes === undefined ? {} : { apiNodes }),
+    });
+    const api = ['api-1', 'api-2'];
+    // api-1 killed (until its restart is ready) while api-2 is cut off: no API node left.
+    const both = [
+      node(1, 'kill-node', 'api-1', 290, 380),
+      node(2, 'partition-node', 'api-2', 305, 400),
+    ];
+    assert.deepEqual(i9(run(both, api)), [], 'every API node down: outside I9');
+    const counted = /4 of 6 calls failed during the faults \(budget 50%\)/;
+    // One API node down is I9's promise: the same failures count.
+    assert.match(i9(run([both[0] as FaultRecord], api))[0] ?? '', counted);
+    // A third API node still up: they count too.
+    assert.match(i9(run(both, [...api, 'api-3']))[0] ?? '', counted);
+    // A fault that was skipped (its target held) took nothing down.
+    const skipped = [
+      both[0] as FaultRecord,
+      { ...(both[1] as FaultRecord), skipped: true as const },
+    ];
+    assert.match(i9(run(skipped, api))[0] ?? '', counted);
+    // An older history without its API nodes exempts nothing.
+    assert.match(i9(run(both))[0] ?? '', counted);
   });
 
   void it('A1: the automation observation recorded in the history is checked', () => {
