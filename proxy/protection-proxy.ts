@@ -13,7 +13,7 @@ import {
   type Authenticator,
 } from './downstream/authenticate.ts';
 import { markControlSession, pendingRotations, setPendingRotations } from './deferred-rotations.ts';
-import { DEFAULT_TIMING } from './downstream/connection.ts';
+import { DEFAULT_TIMING } from './downstream/deps.ts';
 import { DownstreamListener } from './downstream/listener.ts';
 import { ProxyError, ProxyErrorCode } from './errors.ts';
 import { KeyRing } from './key-ring.ts';

@@ -11,7 +11,8 @@ import {
 import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { checkSettingFile, readCaFile, readSettingFile, type ListenTls } from '../config.ts';
 import { listenOn } from '../listen.ts';
-import { DownstreamConnection, type ConnectionDeps } from './connection.ts';
+import { DownstreamConnection } from './connection.ts';
+import type { ConnectionDeps } from './deps.ts';
 
 /** A listening downstream server. */
 export class DownstreamListener {

@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { randomSymKey } from '../../e4/index.ts';
 import { localAuthenticator } from '../downstream/authenticate.ts';
-import { DEFAULT_TIMING } from '../downstream/connection.ts';
+import { DEFAULT_TIMING } from '../downstream/deps.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { silentLogger } from '../logger.ts';

@@ -12,7 +12,7 @@ import { generate } from 'selfsigned';
 import { randomSymKey } from '../../e4/index.ts';
 import type { DeviceConfig } from '../config.ts';
 import { gatewayAuthenticator, sessionTag } from '../downstream/authenticate.ts';
-import { DEFAULT_TIMING } from '../downstream/connection.ts';
+import { DEFAULT_TIMING } from '../downstream/deps.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { ProxyMetrics } from '../metrics.ts';

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { randomSymKey } from '../../e4/index.ts';
 import { localAuthenticator } from '../downstream/authenticate.ts';
-import { DEFAULT_TIMING } from '../downstream/connection.ts';
+import { DEFAULT_TIMING } from '../downstream/deps.ts';
 import { DownstreamListener } from '../downstream/listener.ts';
 import { KeyRing } from '../key-ring.ts';
 import { ProxyMetrics } from '../metrics.ts';
