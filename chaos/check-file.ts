@@ -66,6 +66,24 @@ function badElement(name: string, list: readonly unknown[]): string | undefined 
 }
 
 /**
+ * What is wrong with a final client's failure times (I6 compares them), or `undefined`. Both are
+ * optional (older histories), but a wrong type would compare as nothing and hide a report.
+ */
+function badFailureTimes(client: unknown, i: number): string | undefined {
+  if (!isObject(client)) return `its final "clients"[${i}] is not an object`;
+  const at = client['failedAt'];
+  if (at !== undefined && at !== null && !isNumber(at))
+    return `its final "clients"[${i}] has a "failedAt" that is no number`;
+  const reports = client['failureReports'];
+  if (
+    reports !== undefined &&
+    !(Array.isArray(reports) && reports.every((r) => isObject(r) && isNumber(r['at'])))
+  )
+    return `its final "clients"[${i}] has "failureReports" that are not a list of {"at": number}`;
+  return undefined;
+}
+
+/**
  * What makes `value` no history the checker can read, or `undefined` when it is one. Every field
  * a check reads is required with its type: a history missing one would otherwise pass that check
  * unseen (a missing `convergenceDeadlineMs` compares as false, so no outbox row is ever too old;
@@ -102,6 +120,8 @@ function notAHistory(value: unknown): string | undefined {
     'crashes',
   ])
     if (!Array.isArray(final[field])) return `its final state has no "${field}" list`;
+  const clientFault = (final['clients'] as unknown[]).map(badFailureTimes).find(Boolean);
+  if (clientFault !== undefined) return clientFault;
   const apiNodes = value['apiNodes'];
   if (apiNodes !== undefined && !(Array.isArray(apiNodes) && apiNodes.every(isString)))
     return '"apiNodes" is not a list of node names';

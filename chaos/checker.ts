@@ -9,6 +9,7 @@ import { checkAutomation } from './automation-check.ts';
 import type {
   DeviceApply,
   FaultRecord,
+  FinalClient,
   FinalTopic,
   Operation,
   RunRecord,
@@ -542,6 +543,18 @@ function convergence(run: RunRecord, out: Violation[]): void {
   }
 }
 
+/**
+ * Whether the client's current failure was reported: a `delivery.failed` event at or after the
+ * moment it was marked failed (both written by one transaction, so with one `now()`). A report of
+ * an earlier failure, since retried, says nothing of this one. An older history without the times
+ * has only "some report names it".
+ */
+function failureReported(client: FinalClient): boolean {
+  const since = client.failedAt;
+  if (since === undefined || client.failureReports === undefined) return client.failureReported;
+  return since !== null && client.failureReports.some((r) => r.at >= since);
+}
+
 /** I6: every outbox entry reaches a terminal state (delivered, or failed and reported). */
 function nothingLost(run: RunRecord, out: Violation[]): void {
   for (const row of run.final.outbox) {
@@ -561,10 +574,15 @@ function nothingLost(run: RunRecord, out: Violation[]): void {
       client.deliveredKeyVersion < client.keyVersion ||
       (newestC2 !== undefined && (client.c2KeyVersion ?? 0) < newestC2);
     if (behind.length === 0 && !idBehind) continue;
-    if (client.syncState === 'failed' && client.failureReported) continue;
+    const reported = client.syncState === 'failed' && failureReported(client);
+    if (reported) continue;
+    const stale =
+      client.syncState === 'failed' && client.failureReported
+        ? '; the only delivery.failed report(s) predate its current failure'
+        : '';
     out.push({
       invariant: 'I6',
-      message: `${client.name}: ${behind.length} membership(s)${idBehind ? ' and its identity or C2 key' : ''} neither delivered nor failed-and-reported (sync state ${client.syncState})`,
+      message: `${client.name}: ${behind.length} membership(s)${idBehind ? ' and its identity or C2 key' : ''} neither delivered nor failed-and-reported (sync state ${client.syncState}${stale})`,
       operations: [],
       devices: [client.name],
     });

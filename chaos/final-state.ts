@@ -54,9 +54,11 @@ export async function readDatabase(url: string, scope: Scope): Promise<DatabaseS
         key_version: number;
         delivered_key_version: number;
         sync_state: string;
+        failed_at_ms: number | null;
         c2_key_version: number | null;
       }>(
-        `SELECT id, name, status, key_version, delivered_key_version, sync_state, c2_key_version
+        `SELECT id, name, status, key_version, delivered_key_version, sync_state, c2_key_version,
+                (extract(epoch FROM sync_failed_at) * 1000)::float8 AS failed_at_ms
          FROM clients WHERE name = ANY($1)`,
         [scope.devices],
       )
@@ -80,14 +82,21 @@ export async function readDatabase(url: string, scope: Scope): Promise<DatabaseS
         [ids],
       )
     ).rows;
-    const failed = new Set(
-      (
-        await db.query<{ name: string }>(
-          `SELECT DISTINCT client_name AS name FROM events WHERE type = 'delivery.failed' AND client_name = ANY($1)`,
-          [scope.devices],
-        )
-      ).rows.map((r) => r.name),
-    );
+    // Every report with its time, so that I6 can tell the current failure's report from an
+    // earlier failure's (a name alone would let any old report stand for the last failure).
+    const reports = (
+      await db.query<{
+        name: string;
+        at_ms: number;
+        command: string | null;
+        target: string | null;
+      }>(
+        `SELECT client_name AS name, (extract(epoch FROM at) * 1000)::float8 AS at_ms,
+                details->>'command' AS command, details->>'target' AS target
+         FROM events WHERE type = 'delivery.failed' AND client_name = ANY($1) ORDER BY seq`,
+        [scope.devices],
+      )
+    ).rows;
     const audit = (
       await db.query<{
         request_id: string;
@@ -142,7 +151,15 @@ export async function readDatabase(url: string, scope: Scope): Promise<DatabaseS
             desired: m.desired_version,
             delivered: m.delivered_version,
           })),
-        failureReported: failed.has(c.name),
+        failureReported: reports.some((r) => r.name === c.name),
+        failedAt: c.failed_at_ms,
+        failureReports: reports
+          .filter((r) => r.name === c.name)
+          .map((r) => ({
+            at: r.at_ms,
+            ...(r.command === null ? {} : { command: r.command }),
+            ...(r.target === null ? {} : { target: r.target }),
+          })),
       })),
       audit: audit.map((a) => ({
         requestId: a.request_id,

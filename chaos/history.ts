@@ -95,6 +95,16 @@ export interface FinalMembership {
   readonly delivered: number;
 }
 
+/** A `delivery.failed` event: when, and what it said (never key material). */
+export interface FailureReport {
+  /** `events.at`, ms since the epoch on PostgreSQL's clock. */
+  readonly at: number;
+  /** The command whose attempts reached the cap (`details.command`). */
+  readonly command?: string;
+  /** The rollout it was of (`details.target`, `topic <hash> v4`), when the node said. */
+  readonly target?: string;
+}
+
 /** A client (device record) in the final state. */
 export interface FinalClient {
   readonly name: string;
@@ -107,8 +117,23 @@ export interface FinalClient {
   /** `clients.c2_key_version`: the C2 key the device holds (public-key mode), else null. */
   readonly c2KeyVersion: number | null;
   readonly memberships: readonly FinalMembership[];
-  /** A `delivery.failed` event names it (failed-and-reported, I6). */
+  /**
+   * Some `delivery.failed` event names it, whichever failure it reported. I6 reads it only in an
+   * older history without {@link failedAt} and {@link failureReports}.
+   */
   readonly failureReported: boolean;
+  /**
+   * When its current delivery failure began (`clients.sync_failed_at`, ms since the epoch on
+   * PostgreSQL's clock), null when it is not failed. Absent in older histories.
+   */
+  readonly failedAt?: number | null;
+  /**
+   * Every `delivery.failed` event naming it, on the clock of {@link failedAt}: the event of a
+   * failure is written in the transaction that marks it (both `now()`), so the report of the
+   * current failure is one at or after `failedAt`, never an earlier failure's (I6). Absent in
+   * older histories.
+   */
+  readonly failureReports?: readonly FailureReport[];
 }
 
 /** What a simulated device holds at the end. */

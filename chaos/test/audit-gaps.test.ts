@@ -562,6 +562,22 @@ void describe('--check: a history missing a field the checker reads', () => {
       write('bad-api-nodes.json', { ...base, apiNodes: 'api-1' }),
       /"apiNodes" is not a list of node names/,
     );
+    // The failure times of I6 are optional too, but must be times.
+    const client = (base.final.clients[0] ?? {}) as Record<string, unknown>;
+    const withClient = (fields: Record<string, unknown>): unknown => ({
+      ...base,
+      final: { ...base.final, clients: [{ ...client, ...fields }] },
+    });
+    await rejects(
+      write('bad-failed-at.json', withClient({ failedAt: '5000' })),
+      /"clients"\[0\] has a "failedAt" that is no number/,
+    );
+    await rejects(
+      write('bad-reports.json', withClient({ failedAt: 5000, failureReports: [{ at: 'x' }] })),
+      /"clients"\[0\] has "failureReports" that are not a list/,
+    );
+    const timed = withClient({ failedAt: null, failureReports: [{ at: 1, command: 'SetIDKey' }] });
+    assert.equal((await readHistory(write('timed.json', timed))).scenario, 'unit');
     // Control: the complete history reads back, with or without its API nodes.
     assert.equal((await readHistory(write('complete.json', base))).scenario, 'unit');
     const named = await readHistory(write('named.json', { ...base, apiNodes: ['api-1'] }));

@@ -425,6 +425,43 @@ void describe('the chaos checker', () => {
     );
   });
 
+  void it('I6: a failed device whose only delivery.failed report is of an earlier failure', () => {
+    // Failed at 5000 (database clock) after a first failure reported at 1000 and retried: the
+    // report of 1000 is not this failure's. The report written with the failure (the same
+    // transaction, the same now()) is.
+    const failed = (reports: number[]): RunRecord =>
+      cleanRun(
+        {},
+        {
+          clients: [
+            {
+              ...(cleanRun().final.clients[0] as FinalState['clients'][number]),
+              syncState: 'failed',
+              failureReported: reports.length > 0,
+              failedAt: 5000,
+              failureReports: reports.map((at) => ({
+                at,
+                command: 'SetTopicKey',
+                target: `topic ${T.hash} v${at === 5000 ? 3 : 2}`,
+              })),
+              memberships: [{ topicHash: T.hash, desired: 3, delivered: 2 }],
+            },
+          ],
+        },
+      );
+    const found = only(failed([1000]), 'I6');
+    assert.equal(found.length, 1);
+    assert.match(found[0]?.message ?? '', /predate its current failure/);
+    assert.deepEqual(found[0]?.devices, ['d1']);
+    only(failed([]), 'I6');
+    // Controls: the current failure's own report, alone or after the earlier one.
+    for (const reports of [[5000], [1000, 5000]])
+      assert.deepEqual(
+        checkRun(failed(reports)).filter((v) => v.invariant === 'I6'),
+        [],
+      );
+  });
+
   void it('I7: a command received more often than the cap', () => {
     const base = cleanRun();
     const run = {
