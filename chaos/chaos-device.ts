@@ -31,6 +31,8 @@ export interface ChaosDeviceOptions {
   readonly record: (apply: DeviceApply) => void;
   /** Public-key mode: the C2's current public key (the device then has an Ed25519 identity). */
   readonly c2PublicKey?: Uint8Array;
+  /** The device's wall clock before skew, in ms (tests pin it); `Date.now` by default. */
+  readonly now?: () => number;
 }
 
 /** A device on the broker, with a persistent session (clean = false, QoS 1). */
@@ -58,7 +60,8 @@ export class ChaosDevice {
     options: ChaosDeviceOptions,
   ): Promise<{ device: ChaosDevice; key: Uint8Array }> {
     const holder: { device?: ChaosDevice } = {};
-    const clock = { clock: () => Date.now() + (holder.device?.effectiveOffset() ?? 0) };
+    const now = options.now ?? Date.now;
+    const clock = { clock: () => now() + (holder.device?.effectiveOffset() ?? 0) };
     const secret = options.c2PublicKey === undefined ? randomSymKey() : randomEd25519Key();
     const client =
       options.c2PublicKey === undefined
@@ -102,7 +105,13 @@ export class ChaosDevice {
   /** Connects (again), resuming its persistent session. */
   async online(): Promise<void> {
     this.#offline = false;
-    this.#backAtSeconds = Math.floor(Date.now() / 1000) - 1;
+    // The backlog is what was protected before this moment. E4 timestamps are whole seconds
+    // (floored), so a message stamped before the current second was surely protected before it;
+    // one stamped in this second may come after it and is judged on the normal clock, so that
+    // nothing sent after the return is ever refused as old (the price: a backlog message of the
+    // last fraction of a second passes as fresh). One second less, as before, let messages
+    // protected up to 2 s before the return pass as fresh.
+    this.#backAtSeconds = Math.floor((this.options.now ?? Date.now)() / 1000);
     const connection = mqtt.connect(this.options.brokerUrl, {
       clientId: this.clientId,
       clean: false,

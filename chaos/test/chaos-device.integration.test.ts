@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { cmdSetTopicKey, protectCommand, randomSymKey } from '../../e4/index.ts';
 import { ChaosDevice } from '../chaos-device.ts';
 import type { DeviceApply } from '../history.ts';
@@ -24,17 +24,41 @@ async function until(done: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !done(); i++) await sleep(100);
 }
 
+/** A fresh device recording into `records`, and a publisher to its receiving topic. */
+async function start(now?: () => number): Promise<{
+  records: DeviceApply[];
+  device: ChaosDevice;
+  key: Uint8Array;
+  publisher: MqttClient;
+  topic: string;
+}> {
+  const records: DeviceApply[] = [];
+  const { device, key } = await ChaosDevice.create({
+    name: `chaos-test-${randomBytes(6).toString('hex')}`,
+    brokerUrl: BROKER,
+    elapsed: () => 0,
+    record: (a) => records.push(a),
+    ...(now === undefined ? {} : { now }),
+  });
+  const publisher = await mqtt.connectAsync(BROKER, { reconnectPeriod: 0 });
+  return { records, device, key, publisher, topic: device.client.receivingTopic };
+}
+
+/** Closes the device and ends its persistent session, which must not stay on the shared broker. */
+async function cleanUp(device: ChaosDevice, publisher: MqttClient): Promise<void> {
+  await device.close();
+  const end = await mqtt.connectAsync(BROKER, {
+    clientId: device.clientId,
+    clean: true,
+    reconnectPeriod: 0,
+  });
+  await end.endAsync();
+  await publisher.endAsync();
+}
+
 void describe('ChaosDevice', () => {
   void it('gets its whole offline backlog when it comes back, refused as too old', async () => {
-    const records: DeviceApply[] = [];
-    const { device, key } = await ChaosDevice.create({
-      name: `chaos-test-${randomBytes(6).toString('hex')}`,
-      brokerUrl: BROKER,
-      elapsed: () => 0,
-      record: (a) => records.push(a),
-    });
-    const publisher = await mqtt.connectAsync(BROKER, { reconnectPeriod: 0 });
-    const topic = device.client.receivingTopic;
+    const { records, device, key, publisher, topic } = await start();
     const command = (clock: () => number): Buffer =>
       Buffer.from(protectCommand(cmdSetTopicKey(randomSymKey(), 'chaos-test/t'), key, clock));
     try {
@@ -66,15 +90,36 @@ void describe('ChaosDevice', () => {
       assert.equal(records.at(-1)?.type, 'SetTopicKey');
     } finally {
       key.fill(0);
-      await device.close();
-      // The persistent session must not stay on the shared broker.
-      const end = await mqtt.connectAsync(BROKER, {
-        clientId: device.clientId,
-        clean: true,
-        reconnectPeriod: 0,
-      });
-      await end.endAsync();
-      await publisher.endAsync();
+      await cleanUp(device, publisher);
+    }
+  });
+  void it('judges as backlog everything stamped before the second of its return', async () => {
+    // The device's clock pinned 0.7 s into second S: it comes back at S + 0.7 s.
+    const second = Math.floor(Date.now() / 1000);
+    const { records, device, key, publisher, topic } = await start(() => second * 1000 + 700);
+    const stampedAt = (ms: number): Buffer =>
+      Buffer.from(protectCommand(cmdSetTopicKey(randomSymKey(), 'chaos-test/t'), key, () => ms));
+    try {
+      await device.goOffline(11 * 60_000);
+      // Protected 1.2 s and 0.2 s before the return (both stamped S - 1): backlog.
+      for (const ms of [(second - 1) * 1000 + 500, second * 1000 - 500])
+        await publisher.publishAsync(topic, stampedAt(ms), { qos: 1 });
+      await device.online();
+      await until(() => records.length >= 2);
+      await device.settle();
+      assert.deepEqual(
+        records.map((r) => r.error),
+        ['TimestampTooOld', 'TimestampTooOld'],
+        'a message protected before the return is as old as the time away',
+      );
+      // Stamped in the second of the return (0.1 s after it): judged on the normal clock.
+      await publisher.publishAsync(topic, stampedAt(second * 1000 + 800), { qos: 1 });
+      await until(() => records.length > 2);
+      await device.settle();
+      assert.equal(records.at(-1)?.type, 'SetTopicKey');
+    } finally {
+      key.fill(0);
+      await cleanUp(device, publisher);
     }
   });
 });
