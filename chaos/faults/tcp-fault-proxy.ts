@@ -48,6 +48,19 @@ const MAX_QUEUED = 64 * 1024 * 1024;
 const sleep = (ms: number): Promise<void> =>
   ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Cuts `socket` with RST, or closes it when it can no longer send one. libuv refuses to reset a
+ * socket whose sending side is shut down (`uv_tcp_close_reset`: EINVAL), as a socket is once it
+ * ended (its peer's FIN ends it, `allowHalfOpen` being off), and Node then drops the handle
+ * without closing it: the socket says it is destroyed while its handle keeps the event loop, and
+ * the process, alive. Such a socket already sent its FIN, so closing it is all that is left.
+ */
+function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 /** One direction of one connection: an ordered queue of chunks, released under the toxics. */
 class Pipe {
   readonly #queue: Buffer[] = [];
@@ -264,15 +277,12 @@ export class TcpFaultProxy {
       this.counts.reset += 1;
       this.#reset(c);
     }
-    for (const client of this.#held) client.resetAndDestroy();
+    for (const client of this.#held) resetSocket(client);
     this.#held.clear();
   }
 
   #reset(c: Link): void {
-    for (const s of [c.client, c.upstream]) {
-      // A side already gone has nothing left to reset.
-      if (!s.destroyed) s.resetAndDestroy();
-    }
+    for (const s of [c.client, c.upstream]) resetSocket(s);
     this.#connections.delete(c);
   }
 
@@ -289,7 +299,7 @@ export class TcpFaultProxy {
   #accept(client: Socket): void {
     if (this.#refusing) {
       this.counts.refused += 1;
-      client.resetAndDestroy();
+      resetSocket(client);
       return;
     }
     this.counts.accepted += 1;

@@ -4,9 +4,11 @@
  * against the machine's Mosquitto (the copy arrives, the extra PUBACK is swallowed).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { freePort } from '../../bin/free-ports.ts';
 import { MqttFaultProxy, MqttFramer } from '../faults/mqtt-fault-proxy.ts';
@@ -42,6 +44,35 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
   assert.fail(`timed out waiting for ${what}`);
 }
+
+void describe('TcpFaultProxy.close()', () => {
+  void it('leaves nothing holding the process after a Connection: close exchange', async () => {
+    // In a child of its own: a leaked handle keeps a process alive, which only its exit shows.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('support/proxy-close-exit.ts', import.meta.url))],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // A bound on a hang, not on speed: the child exits within a second or two when nothing leaks.
+    let killed = false;
+    const hung = setTimeout(() => {
+      killed = child.kill('SIGKILL');
+    }, 30_000);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    }).finally(() => {
+      clearTimeout(hung);
+    });
+    assert.equal(out, 'hello\n', 'the exchange went through the proxy');
+    assert.ok(!killed, 'the process did not exit by itself within 30 s after close(): killed');
+    assert.equal(code, 0, err);
+  });
+});
 
 void describe('TcpFaultProxy', () => {
   let echo: Server;
