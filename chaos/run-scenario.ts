@@ -16,6 +16,7 @@ import type { DeviceApply, FaultRecord, FinalState, RunRecord } from './history.
 import { describeFault, injectorFor, SKIPPED } from './injectors.ts';
 import { Rng } from './rng.ts';
 import type { Scenario, ScheduledFault } from './scenarios.ts';
+import { workloadStop } from './workload-window.ts';
 
 /** Options of one scenario run. */
 export interface RunOptions {
@@ -134,7 +135,7 @@ export async function runScenario(
     // Workload and faults for the duration.
     const faultStart = elapsed();
     const stopAt = faultStart + options.durationMs;
-    const stop = (): boolean => elapsed() >= stopAt;
+    let faultsHealed = false;
     const quiet = new Set<string>();
     const inject = injectorFor(env, devices);
     const faults: FaultRecord[] = [];
@@ -185,6 +186,11 @@ export async function runScenario(
         })(),
       );
     }
+    // The workload goes on until the faults healed, so that I9's window has calls to its end.
+    const healing = Promise.all(running).then(() => {
+      faultsHealed = true;
+    });
+    const stop = workloadStop({ elapsed, stopAt, faultsHealed: () => faultsHealed });
     const ticker = setInterval(() => {
       const ops = driver.operations;
       const ok = ops.filter((o) => o.outcome === 'ok').length;
@@ -208,7 +214,7 @@ export async function runScenario(
         stop,
         20_000,
       );
-      await Promise.all(running);
+      await healing;
     } finally {
       clearInterval(ticker);
     }
