@@ -14,18 +14,34 @@ import {
   type Pkcs11KekOptions,
   type VaultTransitOptions,
 } from '../cluster/keyvault/index.ts';
-import type { Lifecycle } from '../cluster/lifecycle.ts';
+import type { Lifecycle, LifecycleLogger } from '../cluster/lifecycle.ts';
 import type { PgC2Store } from '../cluster/storage/index.ts';
 
 /** The `c2_settings` row that holds the passphrase KDF's salt (public, shared by every node). */
 export const KEK_SALT_SETTING = 'kek_salt';
 
-/** Opens a PKCS#11 KEK and closes its session when `lifecycle` shuts down. */
+/** Where a KEK reports what happens to it after it opened. */
+export type KekLogger = Pick<LifecycleLogger, 'error'>;
+
+/**
+ * Opens a PKCS#11 KEK and closes its session when `lifecycle` shuts down. A PIN the token refuses
+ * later (changed while the process runs) is logged once at error level: from then on every call
+ * fails without logging in, so that the token does not lock the PIN.
+ */
 export async function openPkcs11Kek(
   options: Pkcs11KekOptions,
   lifecycle: Lifecycle,
+  logger: KekLogger,
 ): Promise<Pkcs11KekProvider> {
-  const provider = await Pkcs11KekProvider.open(options);
+  const provider = await Pkcs11KekProvider.open({
+    ...options,
+    onPinRefused: (err) => {
+      logger.error(
+        { kek: `pkcs11/${provider.keyId}`, code: err.code, reason: err.details?.['reason'] },
+        err.message,
+      );
+    },
+  });
   lifecycle.add('pkcs11 session', () => {
     provider.close();
   });
@@ -44,6 +60,7 @@ export async function configuredKek(
   kek: KekConfig,
   store: PgC2Store,
   lifecycle: Lifecycle,
+  logger: KekLogger,
   dataKeysUnder: readonly string[] = [],
 ): Promise<KekProvider> {
   const made = dataKeysUnder.length === 0;
@@ -77,6 +94,7 @@ export async function configuredKek(
           pin: kek.pin.reveal(),
         },
         lifecycle,
+        logger,
       );
   }
 }

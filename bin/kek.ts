@@ -119,6 +119,7 @@ async function previousKek(
   config: Config,
   store: PgC2Store,
   lifecycle: Lifecycle,
+  logger: Logger,
 ): Promise<KekProvider | undefined> {
   if (cmd.fromFile !== undefined) return LocalKekProvider.fromKeyFile(cmd.fromFile);
   if (cmd.fromPassphraseEnv !== undefined) {
@@ -138,6 +139,7 @@ async function previousKek(
         pin: config.kek.pin.reveal(),
       },
       lifecycle,
+      logger,
     );
   }
   if (cmd.fromVaultKey !== undefined) {
@@ -228,6 +230,7 @@ async function rewrap(
   config: Config,
   opened: Awaited<ReturnType<typeof openDataKeys>>,
   lifecycle: Lifecycle,
+  logger: Logger,
   print: Print,
 ): Promise<void> {
   if (opened.stored.length === 0) {
@@ -235,10 +238,12 @@ async function rewrap(
     return;
   }
   // The new KEK comes from the settings: a failure names the one at fault, as a node's does.
-  const target = await configuredKek(config.kek, opened.store, lifecycle).catch((err: unknown) => {
-    throw withKekSettings(config.kek, err);
-  });
-  const previous = await previousKek(cmd, config, opened.store, lifecycle);
+  const target = await configuredKek(config.kek, opened.store, lifecycle, logger).catch(
+    (err: unknown) => {
+      throw withKekSettings(config.kek, err);
+    },
+  );
+  const previous = await previousKek(cmd, config, opened.store, lifecycle, logger);
   let vault: KeyVault;
   try {
     vault = await KeyVault.create({
@@ -280,7 +285,7 @@ export async function runKekCommand(cmd: KekCommand, config: Config, print: Prin
   try {
     const opened = await openDataKeys(config, logger, lifecycle);
     if (cmd.command === 'status') printStatus(opened.stored, print);
-    else await rewrap(cmd, config, opened, lifecycle, print);
+    else await rewrap(cmd, config, opened, lifecycle, logger, print);
   } finally {
     await lifecycle.shutdown(30_000, 'kek tool done');
   }

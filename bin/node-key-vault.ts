@@ -13,7 +13,7 @@ import {
 } from '../cluster/keyvault/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import type { PgC2Store } from '../cluster/storage/index.ts';
-import { configuredKek } from './kek-providers.ts';
+import { configuredKek, type KekLogger } from './kek-providers.ts';
 import { withKekSettings } from './kek-settings.ts';
 
 /** `kind/id` of each KEK that wraps `stored`, with its count of data keys. */
@@ -54,10 +54,11 @@ export async function openNodeKeyVault(
   store: PgC2Store,
   dataKeys: DataKeyStore,
   lifecycle: Lifecycle,
+  logger: KekLogger,
 ): Promise<KeyVault> {
   const stored = await dataKeys.list();
   try {
-    const provider = await configuredKek(kek, store, lifecycle, [...keksOf(stored).keys()]);
+    const provider = await configuredKek(kek, store, lifecycle, logger, [...keksOf(stored).keys()]);
     refuseOtherKek(provider, stored);
     return await KeyVault.create({ provider, store: dataKeys });
   } catch (err) {

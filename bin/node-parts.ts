@@ -220,7 +220,13 @@ export async function openDatabase(
       `this database belongs to a ${pinned} deployment; E4C2_CRYPTO_MODE=${config.crypto.mode} cannot use it (switching modes would strand every device)`,
     );
   }
-  const vault = await openNodeKeyVault(config.kek, store, new PgDataKeyStore(pool), lifecycle);
+  const vault = await openNodeKeyVault(
+    config.kek,
+    store,
+    new PgDataKeyStore(pool),
+    lifecycle,
+    logger,
+  );
   const listenConnection = (): Promise<ListenConnection> =>
     connectListener({
       url,

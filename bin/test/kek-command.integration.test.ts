@@ -95,6 +95,7 @@ void describe('npm run kek', () => {
       { kind: 'passphrase', passphrase: new Secret(OLD_PASSPHRASE) },
       new PgC2Store(schema.pool),
       new Lifecycle(quiet),
+      quiet,
     );
     const vault = await KeyVault.create({
       provider: passphraseKek,

@@ -21,10 +21,11 @@ const PASSPHRASE = 'not-the-kek-of-this-database';
 void describe('a node opening its key vault', () => {
   let db: TestSchema;
   let dir: string;
-  const lifecycle = new Lifecycle({ info: () => undefined, error: () => undefined });
+  const quiet = { info: () => undefined, error: () => undefined };
+  const lifecycle = new Lifecycle(quiet);
 
   const open = (kek: KekConfig): ReturnType<typeof openNodeKeyVault> =>
-    openNodeKeyVault(kek, new PgC2Store(db.pool), new PgDataKeyStore(db.pool), lifecycle);
+    openNodeKeyVault(kek, new PgC2Store(db.pool), new PgDataKeyStore(db.pool), lifecycle, quiet);
 
   /** The stored data keys and settings, to check that a refused start changed nothing. */
   const state = async (): Promise<unknown> => ({

@@ -19,6 +19,13 @@ import {
   type Pkcs11Binding,
   type Pkcs11Mechanism,
 } from './pkcs11-binding.ts';
+import {
+  isPinRefusal,
+  PIN_REFUSED,
+  pinRefusedError,
+  recordRefusal,
+  refusalOf,
+} from './pkcs11-pin-latch.ts';
 
 const KIND = 'pkcs11';
 const encoder = new TextEncoder();
@@ -35,6 +42,12 @@ export interface Pkcs11KekOptions {
   readonly keyLabel: string;
   /** The token's user PIN (never logged, never in an error message). */
   readonly pin: string;
+  /**
+   * Told once when the token refuses the PIN on a login after the provider opened (a session
+   * lost, the PIN changed meanwhile): every later call fails with that error, without logging
+   * in again, until the process restarts. For an error-level log line; must not throw.
+   */
+  readonly onPinRefused?: (error: C2Error) => void;
 }
 
 /**
@@ -243,26 +256,48 @@ export class Pkcs11KekProvider implements KekProvider {
     }
   }
 
-  /** Opens a session and logs the user in (a login another provider made is fine). */
+  /**
+   * Opens a session and logs the user in (a login another provider made is fine). A PIN the
+   * token refused once is never tried again in this process (see pkcs11-pin-latch.ts).
+   */
   #login(): Handle {
     const { api, p } = this.#module;
+    const { modulePath, tokenLabel, pin } = this.#options;
+    const earlier = refusalOf(modulePath, tokenLabel, pin);
+    if (earlier !== undefined) throw pinRefusedError(tokenLabel, earlier, true);
     const session = api.C_OpenSession(this.#slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
     try {
-      api.C_Login(session, p.CKU_USER, this.#options.pin);
+      api.C_Login(session, p.CKU_USER, pin);
     } catch (err) {
       const reason = pkcs11Reason(err);
       if (reason !== 'CKR_USER_ALREADY_LOGGED_IN') {
         api.C_CloseSession(session);
+        if (PIN_REFUSED.has(reason)) throw this.#pinRefused(reason, err);
         throw new C2Error(
           'C2_KEY_VAULT',
-          `PKCS#11 login to token "${this.#options.tokenLabel}" failed: ${reason}`,
-          // CKR_PIN_INCORRECT, _LOCKED, _EXPIRED...: the PIN; anything else: the token.
-          { cause: err, details: at(reason.startsWith('CKR_PIN_') ? 'pin' : 'tokenLabel') },
+          `PKCS#11 login to token "${tokenLabel}" failed: ${reason}`,
+          { cause: err, details: at('tokenLabel') },
         );
       }
     }
     this.#session = session;
     return session;
+  }
+
+  /** Records a refused PIN and, the first time at run time, tells `onPinRefused`. */
+  #pinRefused(reason: string, cause: unknown): C2Error {
+    const { modulePath, tokenLabel, pin, onPinRefused } = this.#options;
+    const error = pinRefusedError(tokenLabel, reason, false, cause);
+    // Before the key was found, the error goes to whoever is opening the provider.
+    const running = this.#keyId !== '';
+    if (recordRefusal(modulePath, tokenLabel, pin, reason) && running) {
+      try {
+        onPinRefused?.(error);
+      } catch {
+        // A listener must not turn a refused PIN into another error.
+      }
+    }
+    return error;
   }
 
   #sessionHandle(): Handle {
@@ -377,7 +412,8 @@ export class Pkcs11KekProvider implements KekProvider {
    * re-inserted, HSM restarted), opens a new session, logs in, finds the key again and retries
    * once. Failing to get back to the key then (no token, a login or a key search that fails) is
    * `C2_UNAVAILABLE`: the key was there when this provider opened, so the token is out of reach,
-   * not misconfigured, and a later call may succeed.
+   * not misconfigured, and a later call may succeed. But a PIN the token refuses (changed while
+   * the node ran) is `C2_KEY_VAULT`, and no later call logs in with it again.
    */
   #withKey<T>(operation: (session: Handle, key: Handle) => T): T {
     if (this.#closed) throw new C2Error('C2_KEY_VAULT', `KEK ${KIND}/${this.#keyId} is closed`);
@@ -397,6 +433,8 @@ export class Pkcs11KekProvider implements KekProvider {
       session = this.#sessionHandle();
       key = this.#findKey();
     } catch (err) {
+      // A refused PIN is not the token out of reach: retrying would only lock the token.
+      if (isPinRefusal(err)) throw err;
       const why = C2Error.is(err) ? err.message : pkcs11Reason(err);
       throw new C2Error('C2_UNAVAILABLE', `KEK ${KIND}/${this.#keyId} is out of reach: ${why}`, {
         cause: err,
@@ -434,7 +472,8 @@ export class Pkcs11KekProvider implements KekProvider {
 
   /**
    * Wraps `dataKey` inside the token.
-   * @throws C2Error `C2_KEY_VAULT`; `C2_UNAVAILABLE` when the token is out of reach
+   * @throws C2Error `C2_KEY_VAULT` (also when the token refused the PIN: until a restart);
+   *   `C2_UNAVAILABLE` when the token is out of reach
    */
   wrap(dataKey: Uint8Array): Promise<WrappedKey> {
     const iv = randomBytes(GCM_IV_BYTES);
@@ -456,8 +495,8 @@ export class Pkcs11KekProvider implements KekProvider {
 
   /**
    * Unwraps a key wrapped by this KEK inside the token.
-   * @throws C2Error `C2_KEY_VAULT` when it names another KEK or does not authenticate;
-   *   `C2_UNAVAILABLE` when the token is out of reach
+   * @throws C2Error `C2_KEY_VAULT` when it names another KEK or does not authenticate, or the
+   *   token refused the PIN; `C2_UNAVAILABLE` when the token is out of reach
    */
   unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
     const foreign = notWrappedBy(this, wrapped);

@@ -9,7 +9,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { loadPkcs11Binding } from '../../keyvault/index.ts';
+import {
+  loadPkcs11Binding,
+  Pkcs11KekProvider,
+  type Pkcs11Api,
+  type Pkcs11KekOptions,
+} from '../../keyvault/index.ts';
 
 const run = promisify(execFile);
 
@@ -40,6 +45,9 @@ function softHsmModule(): string | undefined {
   return MODULE_CANDIDATES.find((p) => existsSync(p));
 }
 
+/** The binding's handle with `C_SetPIN`, which the provider never calls. */
+type AdminApi = Pkcs11Api & { C_SetPIN(session: Buffer, oldPin: string, newPin: string): void };
+
 /** A running SoftHSM2 set-up. */
 export interface SoftHsm {
   readonly modulePath: string;
@@ -47,6 +55,12 @@ export interface SoftHsm {
   readonly tokenDir: string;
   /** Initializes a token in the next free slot. */
   initToken(label: string, pin: string): Promise<void>;
+  /**
+   * Changes a token's user PIN from a handle of its own on the module this process loaded, then
+   * closes every session of the token, which logs this process's user out (as a token reset
+   * does): a provider's next call must log in anew, and meets the new PIN.
+   */
+  changePinAndDropSessions(label: string, oldPin: string, newPin: string): Promise<void>;
   /** Removes the token directory. */
   remove(): Promise<void>;
 }
@@ -76,6 +90,39 @@ export async function startSoftHsm(): Promise<SoftHsm> {
         { env: { ...process.env, SOFTHSM2_CONF: conf } },
       );
     },
+    async changePinAndDropSessions(label, oldPin, newPin) {
+      const p = await loadPkcs11Binding();
+      const admin = new p.PKCS11() as AdminApi;
+      admin.load(modulePath);
+      const slot = admin
+        .C_GetSlotList(true)
+        .find((s) => admin.C_GetTokenInfo(s).label.trim() === label);
+      if (slot === undefined) throw new Error(`no token labelled ${label}`);
+      const session = admin.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+      try {
+        admin.C_Login(session, p.CKU_USER, oldPin);
+      } catch (err) {
+        // Logins are per application: a provider may have logged the user in already.
+        if (!String(err).includes('CKR_USER_ALREADY_LOGGED_IN')) throw err;
+      }
+      admin.C_SetPIN(session, oldPin, newPin);
+      admin.C_CloseAllSessions(slot);
+    },
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * A SoftHSM2 set-up with one token holding one new KEK labelled `kek`, and the options that open
+ * it (the provider that made the key is closed again).
+ */
+export async function softHsmWithKek(
+  tokenLabel: string,
+  pin: string,
+): Promise<{ hsm: SoftHsm; options: Pkcs11KekOptions }> {
+  const hsm = await startSoftHsm();
+  await hsm.initToken(tokenLabel, pin);
+  const options = { modulePath: hsm.modulePath, tokenLabel, keyLabel: 'kek', pin };
+  (await Pkcs11KekProvider.generateKey(options)).close();
+  return { hsm, options };
 }
