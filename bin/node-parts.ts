@@ -306,6 +306,14 @@ export interface RedisConnectionOptions {
    * quorum suffices).
    */
   readonly whenUnreachable?: 'throw' | 'keep-trying';
+  /**
+   * Fail commands at once while the connection is down (ioredis `enableOfflineQueue: false`)
+   * instead of queueing them until it is back or ioredis gives them up. For a Redlock instance:
+   * a vote that waits is worth nothing (the lock service stops waiting after its command
+   * timeout), and a queued lock command would run long after its attempt ended. The connection
+   * still reconnects by itself. Default false.
+   */
+  readonly failWhileDown?: boolean;
 }
 
 /**
@@ -326,6 +334,8 @@ export async function connectRedis(
     maxRetriesPerRequest: blocking ? null : 1,
     lazyConnect: true,
     connectTimeout: 5000,
+    // connect() resolves on `ready`, so the ping below is never refused for want of a queue.
+    enableOfflineQueue: options.failWhileDown !== true,
   });
   redis.on('error', () => undefined); // surfaced through failed commands and readiness
   try {
@@ -375,6 +385,31 @@ export interface NodeLocks {
   readonly readiness?: ReadinessCheck;
 }
 
+/**
+ * One connection per Redlock instance (`redlock-1`...), each failing its commands at once while
+ * its instance is down. A node starts with a quorum of the instances, as it runs with one: an
+ * instance down (a site lost, a rolling restart) must not keep every node that restarts
+ * meanwhile down too, so one that does not answer is returned still reconnecting.
+ */
+export function connectRedlockClients(
+  redis: Extract<Config['redis'], { kind: 'external' }>,
+  lifecycle: Lifecycle,
+  logger: Logger,
+): Promise<Redis[]> {
+  return Promise.all(
+    redis.redlockUrls.map((url, i) =>
+      connectRedis(url.reveal(), lifecycle, {
+        name: `redlock-${i + 1}`,
+        blocking: false,
+        silenceMs: redis.silenceMs,
+        logger,
+        whenUnreachable: 'keep-trying',
+        failWhileDown: true,
+      }),
+    ),
+  );
+}
+
 /** The lock service of rotations: Redlock over the configured instances, or in-process. */
 export async function lockService(
   config: Config,
@@ -394,20 +429,8 @@ export async function lockService(
             },
       ),
     };
-  // A node starts with a quorum of the instances, as it runs with one: an instance down (a
-  // site lost, a rolling restart) must not keep every node that restarts meanwhile down too.
-  const { redlockUrls, silenceMs } = config.redis;
-  const clients = await Promise.all(
-    redlockUrls.map((url, i) =>
-      connectRedis(url.reveal(), lifecycle, {
-        name: `redlock-${i + 1}`,
-        blocking: false,
-        silenceMs,
-        logger,
-        whenUnreachable: 'keep-trying',
-      }),
-    ),
-  );
+  const { redlockUrls } = config.redis;
+  const clients = await connectRedlockClients(config.redis, lifecycle, logger);
   const instances = new RedlockInstances(
     clients.map((connection, i) => ({
       name: `redlock-${i + 1}`,

@@ -98,6 +98,11 @@ export type LockEvent =
       readonly heldElsewhere: number;
       /** Indexes of instances that errored or timed out. */
       readonly failedInstances: readonly number[];
+      /**
+       * Of `failedInstances`, those that did not answer within the command timeout (hung, or a
+       * client that queues commands while disconnected); the others failed at once.
+       */
+      readonly timedOutInstances: readonly number[];
       /** A quorum granted the lock but its validity had already run out on arrival. */
       readonly expiredOnArrival: boolean;
     }

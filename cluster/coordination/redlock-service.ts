@@ -67,8 +67,13 @@ interface Tally {
   readonly granted: number;
   readonly refused: number;
   readonly failed: readonly number[];
+  /** Of `failed`, the instances that did not answer within the command timeout. */
+  readonly timedOut: readonly number[];
   readonly error: unknown;
 }
+
+/** The vote of an instance that did not answer within the command timeout. */
+class CommandTimeout extends Error {}
 
 /**
  * The Redis key of a resource's lock: `<prefix>{<resource>}`. The braces are a Redis Cluster hash
@@ -187,6 +192,7 @@ export class RedlockService implements LockService {
         granted: tally.granted,
         heldElsewhere: tally.refused,
         failedInstances: tally.failed,
+        timedOutInstances: tally.timedOut,
         expiredOnArrival,
       });
       // Remove what we got on a minority, so it does not block others for a whole TTL. Instances
@@ -258,10 +264,12 @@ export class RedlockService implements LockService {
     let settled = 0;
     let error: unknown;
     const failed: number[] = [];
+    const timedOut: number[] = [];
     const tally = (): Tally => ({
       granted,
       refused,
       failed: [...failed].sort((a, b) => a - b),
+      timedOut: [...timedOut].sort((a, b) => a - b),
       error,
     });
     let resolveEarly: (t: Tally) => void = () => undefined;
@@ -293,6 +301,7 @@ export class RedlockService implements LockService {
         },
         (err: unknown) => {
           failed.push(index);
+          if (err instanceof CommandTimeout) timedOut.push(index);
           error ??= err;
           onSettled();
         },
@@ -310,7 +319,9 @@ export class RedlockService implements LockService {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(new Error(`lock instance did not answer within ${this.#commandTimeoutMs} ms`));
+        reject(
+          new CommandTimeout(`lock instance did not answer within ${this.#commandTimeoutMs} ms`),
+        );
       }, this.#commandTimeoutMs);
     });
     try {

@@ -89,6 +89,7 @@ void describe('RedlockService over independent redis-server processes', () => {
           assert.ok(acquired?.type === 'acquired' && acquired.waitMs < COMMAND_TIMEOUT_MS);
         }
         server(n - 1 - tolerated).pause();
+        const before = rec.of(resource, 'attempt-failed').length;
         const started = performance.now();
         const err = await expectC2Error(
           () => locks.withLock(resource, 1000, () => Promise.resolve()),
@@ -98,6 +99,13 @@ void describe('RedlockService over independent redis-server processes', () => {
         assert.ok(elapsed < 400 + 2 * COMMAND_TIMEOUT_MS + 300, `gave up after ${elapsed} ms`);
         assert.match(err.message, /lock instances answered/);
         assert.equal(err.details?.resource, resource);
+        // Paused instances keep their connections open and never answer: timeouts, not errors.
+        const hung = Array.from({ length: tolerated + 1 }, (_, i) => n - 1 - i).reverse();
+        const attempts = rec.of(resource, 'attempt-failed').slice(before);
+        assert.ok(attempts.length > 0);
+        for (const a of attempts) {
+          assert.deepEqual(a.type === 'attempt-failed' && a.timedOutInstances, hung);
+        }
       } finally {
         group.resumeAll();
       }

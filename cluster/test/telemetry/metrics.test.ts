@@ -121,6 +121,7 @@ void describe('C2Metrics', () => {
       resource: 'topic:b',
       attempt: 1,
       failedInstances: [],
+      timedOutInstances: [],
     } as const;
     // Nobody holds it, too few instances answered: the quorum is the problem.
     recordLockEvent(m, { ...failed, granted: 1, heldElsewhere: 0, expiredOnArrival: false });
