@@ -165,8 +165,13 @@ const RECORD_AND_RELEASE = `WITH d AS (
       $6::bytea[], $7::bool[])
       AS d(client_id, topic_hash, topic_id, version, epoch, command_id, last_pending)
   ), current AS (
+    -- Locked, so that the epoch is compared after any reset (resync, re-flash) that committed
+    -- while this statement waited: read from the statement's snapshot, a reset's old epoch
+    -- matched and the record then wrote over the reset (R4). UPDATE clients below takes the same
+    -- lock anyway, in the order a reset takes its locks (clients, then device_topics).
     SELECT d.* FROM d JOIN clients c ON c.id = d.client_id AND c.delivery_epoch = d.epoch
     WHERE c.id = ANY($1::bigint[])
+    FOR NO KEY UPDATE OF c
   ), delivered AS (
     UPDATE device_topics dt SET delivered_version = cur.version, updated_at = now(),
       last_command_id = cur.command_id, last_command_version = cur.version

@@ -347,6 +347,50 @@ void describe('claims of the batched delivery path', () => {
     assert.deepEqual(last.released, ids, 'the new version recorded, the claim ends');
   });
 
+  void it('a record that waited on a resync leaves the resync its work (the epoch is read under lock)', async () => {
+    // node-a sent v1 and records it; meanwhile a resync of the device (sendEverythingAgain:
+    // a new delivery epoch, then every membership undelivered) commits. The record's statement
+    // started before that commit: read from its snapshot, the old epoch matched, and the record
+    // then waited on the membership row and wrote v1 over the resync's reset, so the key was
+    // never sent again (seen: a resync test timing out now and then).
+    const { ids } = await fleet(1, 1);
+    const [id] = ids;
+    assert.ok(id !== undefined);
+    assert.deepEqual(await delivery.claim([id], 'node-a', 30_000), [id]);
+    const plan = await delivery.planBatch([id]);
+    assert.equal(plan[0]?.topic?.desiredVersion, 1);
+    let record: Promise<{ recorded: number; released: readonly string[] }> | undefined;
+    await h.store.transaction(async (tx) => {
+      await tx.clients.bumpDeliveryEpoch(id);
+      await tx.memberships.resetDelivery(id);
+      record = delivery.recordAndRelease(deliveriesOf(plan), 'node-a');
+      for (let i = 0; ; i++) {
+        const waiting = await h.schema.pool.query(
+          `SELECT 1 FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND query LIKE '%delivered AS%'`,
+        );
+        if ((waiting.rowCount ?? 0) > 0) break;
+        if (i === 250) throw new Error('the record never waited for the resync');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+    assert.ok(record);
+    const { recorded, released } = await record;
+    assert.equal(recorded, 0, 'a delivery of the epoch the resync ended is not recorded');
+    assert.deepEqual(released, [], 'the claim stays: the resync left work pending');
+    const topics = await h.schema.pool.query<{ delivered_version: number }>(
+      'SELECT delivered_version FROM device_topics WHERE client_id = $1',
+      [id],
+    );
+    assert.deepEqual(
+      topics.rows.map((r) => r.delivered_version),
+      [0],
+      'the key is sent again',
+    );
+    const replan = await delivery.planBatch([id]);
+    assert.equal(replan[0]?.topic?.desiredVersion, 1, 'the next round plans it');
+  });
+
   void it('a renewal extends only claims its owner still holds', async () => {
     const { ids } = await fleet(2, 1);
     const [released, other] = ids;
