@@ -8,83 +8,53 @@ import globals from 'globals';
  * The dependency arrows of DESIGN.md §4, as import-x `no-restricted-paths` zones:
  * each entry forbids `target` from importing `from`.
  */
+const LAYERS = [
+  './e4',
+  './runtime',
+  './cluster',
+  './api',
+  './worker',
+  './proxy',
+  './cli',
+  './web',
+  './chaos',
+  './bench',
+  './bin',
+];
+
+/** A zone that lets `target` import only the layers `allowed` (and itself). */
+function zone(target, allowed, message) {
+  return {
+    target,
+    from: LAYERS.filter((layer) => layer !== target && !allowed.includes(layer)),
+    message,
+  };
+}
+
 const layerZones = [
   // e4/ is the pure protocol library: it imports nothing of ours.
-  {
-    target: './e4',
-    from: [
-      './runtime',
-      './cluster',
-      './api',
-      './worker',
-      './proxy',
-      './cli',
-      './web',
-      './chaos',
-      './bench',
-      './bin',
-    ],
-    message: 'e4/ is pure: it imports nothing else of this project.',
-  },
+  zone('./e4', [], 'e4/ is pure: it imports nothing else of this project.'),
   // runtime/ is the process plumbing the C2 and the proxies share (stop signals, directory
   // locks): below both, it imports nothing of ours.
-  {
-    target: './runtime',
-    from: [
-      './e4',
-      './cluster',
-      './api',
-      './worker',
-      './proxy',
-      './cli',
-      './web',
-      './chaos',
-      './bench',
-      './bin',
-    ],
-    message: 'runtime/ is the lowest layer beside e4/: it imports nothing else of this project.',
-  },
-  {
-    target: './cluster',
-    from: ['./api', './worker', './proxy', './cli', './web', './chaos', './bench', './bin'],
-    message: 'cluster/ may import only e4/ and runtime/.',
-  },
-  {
-    target: './api',
-    from: ['./worker', './proxy', './cli', './web', './chaos', './bench', './bin'],
-    message: 'api/ may import only cluster/ and e4/ (never worker/).',
-  },
-  {
-    target: './worker',
-    from: ['./api', './proxy', './cli', './web', './chaos', './bench', './bin'],
-    message: 'worker/ may import only cluster/ and e4/ (never api/).',
-  },
-  {
-    target: './proxy',
-    from: ['./cluster', './api', './worker', './cli', './web', './chaos', './bench', './bin'],
-    message: 'proxy/ may import only e4/ and runtime/.',
-  },
-  {
-    target: './web',
-    from: [
-      './e4',
-      './runtime',
-      './cluster',
-      './api',
-      './worker',
-      './proxy',
-      './cli',
-      './chaos',
-      './bench',
-      './bin',
-    ],
-    message: 'web/ runs in the browser and talks to the HTTP API only.',
-  },
-  {
-    target: './cli',
-    from: ['./runtime', './cluster', './worker', './proxy', './web', './chaos', './bench', './bin'],
-    message: 'cli/ talks to the API only.',
-  },
+  zone(
+    './runtime',
+    [],
+    'runtime/ is the lowest layer beside e4/: it imports nothing else of this project.',
+  ),
+  zone('./cluster', ['./e4', './runtime'], 'cluster/ may import only e4/ and runtime/.'),
+  zone(
+    './api',
+    ['./e4', './runtime', './cluster'],
+    'api/ may import only cluster/ and e4/ (never worker/).',
+  ),
+  zone(
+    './worker',
+    ['./e4', './runtime', './cluster'],
+    'worker/ may import only cluster/ and e4/ (never api/).',
+  ),
+  zone('./proxy', ['./e4', './runtime'], 'proxy/ may import only e4/ and runtime/.'),
+  zone('./web', [], 'web/ runs in the browser and talks to the HTTP API only.'),
+  zone('./cli', ['./e4', './api'], 'cli/ talks to the API only.'),
 ];
 
 /**
