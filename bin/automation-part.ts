@@ -3,6 +3,7 @@
  * false): a leader election on a Redis lease (in-process on a single node without Redis), fenced by
  * the Postgres epoch, and the engine that runs rules when this node leads. docs/automation.md.
  */
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../cluster/config/index.ts';
 import {
@@ -25,6 +26,28 @@ import { connectRedis } from './node-parts.ts';
  */
 export function automationLeaseKey(config: Config): string {
   return `e4c2:automation:leader:${deploymentScope(config)}`;
+}
+
+/**
+ * The connection of the automation leader lease. Unlike the Redlock and queue-producer
+ * connections, it keeps ioredis's offline queue: a renewal sent while the connection is being
+ * re-made (a watchdog reset, a Redis restart) waits the moment it takes and keeps the leader,
+ * where failing it at once would depose the leader and make it claim a new epoch. The wait is
+ * bounded by `maxRetriesPerRequest: 1` (ioredis gives up queued commands after two reconnect
+ * attempts), and the election never acts on a stale answer: a leader stops leading when its
+ * local validity window passes, whatever its renewal is waiting for.
+ */
+export function connectLeaseRedis(
+  redis: Extract<Config['redis'], { kind: 'external' }>,
+  lifecycle: Lifecycle,
+  logger: Logger,
+): Promise<Redis> {
+  return connectRedis(redis.url.reveal(), lifecycle, {
+    name: 'automation',
+    blocking: false,
+    silenceMs: redis.silenceMs,
+    logger,
+  });
 }
 
 /** Defaults when a hand-built config has no `automation` section. */
@@ -51,12 +74,7 @@ export async function startAutomation(
   const lease =
     config.redis.kind === 'external'
       ? new RedisLeaderLease(
-          await connectRedis(config.redis.url.reveal(), lifecycle, {
-            name: 'automation',
-            blocking: false,
-            silenceMs: config.redis.silenceMs,
-            logger: log,
-          }),
+          await connectLeaseRedis(config.redis, lifecycle, log),
           automationLeaseKey(config),
         )
       : new InProcessLeaderLease();

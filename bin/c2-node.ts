@@ -45,6 +45,7 @@ import { throttledErrorLog } from './throttled-log.ts';
 import {
   brokerUrl,
   connectPublisher,
+  connectQueueProducer,
   connectRedis,
   deliveryDeps,
   lockService,
@@ -317,7 +318,15 @@ export async function startC2Node(
           silenceMs: config.redis.silenceMs,
           logger,
         });
-        const queue = DeviceQueue.create(redis, queuePrefix(config), queueErrorLog(logger));
+        // BullMQ's worker keeps its commands until Redis is back (it has nothing to do without
+        // it); the adds of this process fail at once instead (see connectQueueProducer).
+        const producer = await connectQueueProducer(
+          config.redis,
+          'queue-producer',
+          lifecycle,
+          logger,
+        );
+        const queue = DeviceQueue.create(producer, queuePrefix(config), queueErrorLog(logger));
         lifecycle.add('device queue', () => queue.close());
         const worker = DeliveryWorker.start({
           connection: redis,
@@ -344,12 +353,7 @@ export async function startC2Node(
         readinessChecks.push({ name: 'redis', ok: () => redis.ping().then(() => true) });
       }
     } else if (config.redis.kind === 'external') {
-      const redis = await connectRedis(config.redis.url.reveal(), lifecycle, {
-        name: 'queue',
-        blocking: false,
-        silenceMs: config.redis.silenceMs,
-        logger,
-      });
+      const redis = await connectQueueProducer(config.redis, 'queue', lifecycle, logger);
       const queue = DeviceQueue.create(redis, queuePrefix(config), queueErrorLog(logger));
       lifecycle.add('device queue', () => queue.close());
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {

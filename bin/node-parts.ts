@@ -378,6 +378,30 @@ export async function connectRedis(
   return redis;
 }
 
+/**
+ * The producer connection of the device queue (`queue-producer` on a worker, `queue` on an API
+ * node): it fails its commands at once while Redis is down. Its adds run inside the outbox
+ * relay's transaction (API node), which would otherwise hold its claimed rows and a pool
+ * connection while ioredis queues the add, and in a worker's sweeps, hand-backs and receipt
+ * retries, which would otherwise pile up until Redis returns (a worker's commands never give up):
+ * each caller has a way to retry later from PostgreSQL (the rows come back to the relay, the sweep
+ * finds every device that lags), so an add that fails loses nothing.
+ */
+export function connectQueueProducer(
+  redis: Extract<Config['redis'], { kind: 'external' }>,
+  name: 'queue' | 'queue-producer',
+  lifecycle: Lifecycle,
+  logger: Logger,
+): Promise<Redis> {
+  return connectRedis(redis.url.reveal(), lifecycle, {
+    name,
+    blocking: false,
+    silenceMs: redis.silenceMs,
+    logger,
+    failWhileDown: true,
+  });
+}
+
 /** A node's lock service, and what `/readyz` reports about it. */
 export interface NodeLocks {
   readonly locks: LockService;

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
+import { C2Error } from '../errors.ts';
 import { currentTraceparent } from '../telemetry/tracing.ts';
 
 /** Name of the queue of device syncs. */
@@ -82,8 +83,26 @@ export class DeviceQueue {
    * Enqueues devices in jobs of at most {@link MAX_IDS_PER_JOB}: the job ids are checked in
    * parallel, then every job is added in one round trip.
    * @param delayMs - delay before the jobs may run (devices busy elsewhere)
+   * @throws C2Error `C2_UNAVAILABLE` when Redis does not take the jobs (down, with a connection
+   *   that fails while down: see `connectQueueProducer` in bin/node-parts.ts); nothing was added
+   *   then, and the caller tries again later (the relay's rows stay in the outbox)
    */
   async add(clientIds: readonly string[], delayMs = 0): Promise<number> {
+    try {
+      return await this.#add(clientIds, delayMs);
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new C2Error(
+        'C2_UNAVAILABLE',
+        `the device queue's Redis did not take the jobs: ${reason}`,
+        {
+          cause,
+        },
+      );
+    }
+  }
+
+  async #add(clientIds: readonly string[], delayMs: number): Promise<number> {
     const unique = [...new Set(clientIds)];
     const traceparent = currentTraceparent();
     const batches: string[][] = [];
