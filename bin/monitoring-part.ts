@@ -9,7 +9,7 @@ import type { Config } from '../cluster/config/index.ts';
 import type { C2Service } from '../cluster/domain/index.ts';
 import type { Lifecycle } from '../cluster/lifecycle.ts';
 import type { C2Metrics } from '../cluster/telemetry/index.ts';
-import { MqttTrafficFeed, TrafficMonitor } from '../worker/monitoring/index.ts';
+import { MqttTrafficFeed, TRAFFIC_CLASSES, TrafficMonitor } from '../worker/monitoring/index.ts';
 
 /** Shared subscription group of the monitors of a cluster. */
 export const MONITOR_SHARE_GROUP = 'e4c2-monitor';
@@ -41,6 +41,7 @@ export async function startTrafficMonitor(
     maxQueued: settings.maxQueued,
     maxQueuedBytes: settings.maxQueuedBytes,
     onClassified: (verdict) => metrics?.monitoredMessage(verdict),
+    onDropped: (reason) => metrics?.monitorDropped(reason),
     onError: (err, context) => {
       logger.warn({ err, context }, 'traffic monitor error');
     },
@@ -52,5 +53,6 @@ export async function startTrafficMonitor(
     throw err;
   }
   lifecycle.add('traffic monitor', () => monitor.close());
+  metrics?.monitorStarted(TRAFFIC_CLASSES);
   return `traffic monitoring on: ${monitor.topics} topic(s) subscribed`;
 }

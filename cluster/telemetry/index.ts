@@ -10,14 +10,22 @@ export {
 } from './readiness-checks.ts';
 export {
   attemptLabel,
+  AUTOMATION_FIRING_OUTCOMES,
   C2Metrics,
+  CALL_OUTCOMES,
   DEVICE_STATES,
   QUEUE_STATES,
+  RECEIPT_OUTCOMES,
+  ROTATION_KINDS,
   RPC_PREINITIALISED_STATUSES,
   type AttemptOutcome,
+  type AutomationFiringOutcome,
   type C2MetricsOptions,
   type CallOutcome,
+  type MonitorDropReason,
+  type MonitoredClass,
   type PipelineStats,
+  type ReceiptOutcome,
   type RotationKind,
   type RpcTransport,
 } from './metrics.ts';

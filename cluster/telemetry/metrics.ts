@@ -19,11 +19,64 @@ import {
 /** Transport of an API call. */
 export type RpcTransport = 'grpc' | 'http';
 
-/** Kind of key a rotation replaces. */
-export type RotationKind = 'topic' | 'client' | 'c2';
+/** Kinds of key a rotation replaces. */
+export const ROTATION_KINDS = ['topic', 'client', 'c2'] as const;
 
-/** How an API call or rotation ended, reduced to a small set. */
-export type CallOutcome = 'ok' | 'rejected' | 'conflict' | 'unavailable' | 'error';
+/** Kind of key a rotation replaces. */
+export type RotationKind = (typeof ROTATION_KINDS)[number];
+
+/** How an API call or rotation ends, reduced to a small set. */
+export const CALL_OUTCOMES = ['ok', 'rejected', 'conflict', 'unavailable', 'error'] as const;
+
+/** How an API call or rotation ended. */
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+
+/** Outcomes of `c2_receipts_total` (the receipt receiver's outcomes, `-` written `_`). */
+export const RECEIPT_OUTCOMES = [
+  'confirmed',
+  'applied',
+  'rejected',
+  'not_authentic',
+  'unknown_device',
+  'malformed',
+  'dropped',
+] as const;
+
+/** `a_b` as `a-b`: a receipt outcome as the receiver names it. */
+type Hyphenated<S extends string> = S extends `${infer A}_${infer B}` ? `${A}-${Hyphenated<B>}` : S;
+
+/** A receipt outcome as the receiver names it (`not-authentic`). */
+export type ReceiptOutcome = Hyphenated<(typeof RECEIPT_OUTCOMES)[number]>;
+
+/** Outcomes of `c2_automation_firings_total`. */
+export const AUTOMATION_FIRING_OUTCOMES = [
+  'planned',
+  'succeeded',
+  'failed',
+  'aborted',
+  'timed_out',
+  'interrupted',
+  'deferred',
+] as const;
+
+/** A firing planned, finished by status, interrupted or deferred. */
+export type AutomationFiringOutcome = (typeof AUTOMATION_FIRING_OUTCOMES)[number];
+
+/** Reasons of `c2_lock_leases_lost_total`. */
+const LEASE_LOSS_REASONS = ['expired', 'taken'] as const;
+
+/** A class the traffic monitor gives a message it looked at (its `TRAFFIC_CLASSES`). */
+export type MonitoredClass = 'current' | 'previous_key' | 'stale' | 'forged' | 'unencrypted';
+
+/**
+ * Reasons of `c2_monitored_messages_total{class="dropped"}`: the setting whose cap the monitor's
+ * queue was at (`E4C2_MONITORING_MAX_QUEUED`, `E4C2_MONITORING_MAX_QUEUED_BYTES`), so an operator
+ * knows which to raise.
+ */
+const MONITOR_DROP_REASONS = ['max_queued', 'max_queued_bytes'] as const;
+
+/** Why the traffic monitor dropped a message. */
+export type MonitorDropReason = (typeof MONITOR_DROP_REASONS)[number];
 
 /** How one publish attempt ended. */
 export type AttemptOutcome = 'ok' | 'error' | 'timeout';
@@ -119,7 +172,7 @@ export class C2Metrics {
   readonly #automationLeader: Gauge;
   readonly #automationPaused: Gauge;
   readonly #automationFirings: Counter<'outcome'>;
-  readonly #monitoredMessages: Counter<'class'>;
+  readonly #monitoredMessages: Counter<'class' | 'reason'>;
 
   constructor(options: C2MetricsOptions) {
     this.#refreshTimeoutMs = options.refreshTimeoutMs ?? 2000;
@@ -293,17 +346,25 @@ export class C2Metrics {
     });
     this.#monitoredMessages = counter({
       name: 'c2_monitored_messages_total',
-      help: 'Messages the traffic monitor looked at, by class: current, previous_key, stale, forged, unencrypted, dropped (the queue was at its message or byte cap).',
-      labelNames: ['class'] as const,
+      help: 'Messages the traffic monitor looked at, by class: current, previous_key, stale, forged, unencrypted; and dropped, by reason: the queue was at its message (max_queued) or byte (max_queued_bytes) cap.',
+      labelNames: ['class', 'reason'] as const,
     });
 
-    // Zero series, so rates and alerts exist before the first event.
+    // Zero series for every label value a counter knows, so rates and alerts exist before the
+    // first event: a series born at 1 has no earlier sample, so rate() and increase() miss that
+    // first event (the forged-traffic alert would not fire on a process's first forged message).
     for (const outcome of ['delivered', 'failed']) this.#deliveries.inc({ outcome }, 0);
     for (const reason of ['timeout', 'no_quorum']) this.#lockFailures.inc({ reason }, 0);
-    // The forged-traffic alert takes increase() over these: a series born at 1 has none, so the
-    // first forged or plaintext message a process saw would not fire it.
+    for (const reason of LEASE_LOSS_REASONS) this.#leasesLost.inc({ reason }, 0);
+    for (const kind of ROTATION_KINDS)
+      for (const outcome of CALL_OUTCOMES) this.#rotations.inc({ kind, outcome }, 0);
+    for (const outcome of RECEIPT_OUTCOMES) this.#receipts.inc({ outcome }, 0);
+    for (const outcome of AUTOMATION_FIRING_OUTCOMES) this.#automationFirings.inc({ outcome }, 0);
+    // The forged-traffic alert's classes on every process; the others once a monitor starts.
     for (const verdict of ['forged', 'unencrypted'])
       this.#monitoredMessages.inc({ class: verdict }, 0);
+    for (const reason of MONITOR_DROP_REASONS)
+      this.#monitoredMessages.inc({ class: 'dropped', reason }, 0);
     // C2RetransmissionsHigh divides by the attempts' rate: every series from 0, as above.
     for (const outcome of ATTEMPT_OUTCOMES)
       for (const attempt of ATTEMPT_LABELS) this.#attempts.inc({ outcome, attempt }, 0);
@@ -325,13 +386,23 @@ export class C2Metrics {
     this.#automationPaused.set(paused ? 1 : 0);
   }
 
-  /** One message classified by the traffic monitor, or dropped (`dropped`). */
-  monitoredMessage(verdict: string): void {
+  /** A traffic monitor runs here, giving these classes: their series exist at 0 from now. */
+  monitorStarted(classes: readonly MonitoredClass[]): void {
+    for (const verdict of classes) this.#monitoredMessages.inc({ class: verdict }, 0);
+  }
+
+  /** One message classified by the traffic monitor. */
+  monitoredMessage(verdict: MonitoredClass): void {
     this.#monitoredMessages.inc({ class: verdict });
   }
 
+  /** One message the traffic monitor dropped (its queue at a cap). */
+  monitorDropped(reason: MonitorDropReason): void {
+    this.#monitoredMessages.inc({ class: 'dropped', reason });
+  }
+
   /** One automation firing planned, finished (by outcome), interrupted or deferred. */
-  automationFiring(outcome: string): void {
+  automationFiring(outcome: AutomationFiringOutcome): void {
     this.#automationFirings.inc({ outcome });
   }
 
@@ -426,7 +497,7 @@ export class C2Metrics {
   }
 
   /** One delivery receipt handled (or dropped), by outcome (`not-authentic` as `not_authentic`). */
-  receipt(outcome: string): void {
+  receipt(outcome: ReceiptOutcome): void {
     this.#receipts.inc({ outcome: outcome.replace(/-/g, '_') });
   }
 
@@ -465,7 +536,7 @@ export class C2Metrics {
   }
 
   /** A held lock was lost. */
-  leaseLost(reason: 'expired' | 'taken'): void {
+  leaseLost(reason: (typeof LEASE_LOSS_REASONS)[number]): void {
     this.#leasesLost.inc({ reason });
   }
 

@@ -77,7 +77,9 @@ export interface TrafficMonitorOptions {
   /** Most topics monitored (subscriptions). Default 100,000. */
   readonly maxTopics?: number;
   /** Observes each verdict (metrics, tests). */
-  readonly onClassified?: (verdict: TrafficClass | 'dropped') => void;
+  readonly onClassified?: (verdict: TrafficClass) => void;
+  /** Observes each message dropped, by the cap its queue was at (metrics, tests). */
+  readonly onDropped?: (reason: MonitorDropReason) => void;
   readonly onError: (err: unknown, context: string) => void;
 }
 
@@ -94,6 +96,12 @@ interface CachedKeys {
   readonly loadedAt: number;
 }
 
+/**
+ * Why a message was dropped: the cap its queue was at, named after its setting
+ * ({@link TrafficMonitorOptions.maxQueued}, {@link TrafficMonitorOptions.maxQueuedBytes}).
+ */
+export type MonitorDropReason = 'max_queued' | 'max_queued_bytes';
+
 /** Default of {@link TrafficMonitorOptions.maxQueuedBytes}. */
 const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
@@ -108,7 +116,10 @@ function newest(found: { readonly keys: ReadonlyArray<{ version: number }> }): n
 /** Classifies traffic on every protected topic and stores the counts. */
 export class TrafficMonitor {
   readonly #o: Required<
-    Omit<TrafficMonitorOptions, 'onClassified' | 'source' | 'feed' | 'onError' | 'now'>
+    Omit<
+      TrafficMonitorOptions,
+      'onClassified' | 'onDropped' | 'source' | 'feed' | 'onError' | 'now'
+    >
   >;
   readonly #now: () => number;
   readonly #subscribed = new Set<string>();
@@ -199,11 +210,14 @@ export class TrafficMonitor {
 
   #enqueue(topic: string, payload: Uint8Array): void {
     if (this.#closed) return;
-    if (
-      this.#queue.length >= this.#o.maxQueued ||
-      this.#queuedBytes + payload.length > this.#o.maxQueuedBytes
-    ) {
-      this.options.onClassified?.('dropped');
+    const full =
+      this.#queue.length >= this.#o.maxQueued
+        ? 'max_queued'
+        : this.#queuedBytes + payload.length > this.#o.maxQueuedBytes
+          ? 'max_queued_bytes'
+          : undefined;
+    if (full !== undefined) {
+      this.options.onDropped?.(full);
       return;
     }
     this.#queue.push({ topic, payload, at: this.#now() });

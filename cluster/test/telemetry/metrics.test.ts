@@ -5,7 +5,11 @@ import { describe, it } from 'node:test';
 import { recordAttempt, recordSyncOutcomes } from '../../delivery/index.ts';
 import {
   attemptLabel,
+  AUTOMATION_FIRING_OUTCOMES,
   C2Metrics,
+  CALL_OUTCOMES,
+  RECEIPT_OUTCOMES,
+  ROTATION_KINDS,
   callOutcome,
   recordLockEvent,
   RpcTelemetry,
@@ -50,6 +54,45 @@ void describe('C2Metrics', () => {
         new RegExp(`^c2_monitored_messages_total\\{class="${verdict}"\\} 0$`, 'm'),
         `the first ${verdict} message is an increase`,
       );
+  });
+
+  void it('has a 0 series for every label value of the event counters before any event', async () => {
+    const m = newMetrics();
+    m.monitorStarted(['current', 'previous_key', 'stale', 'forged', 'unencrypted']);
+    const { body } = await m.scrape();
+    const zero = (series: string): void => {
+      const escaped = series.replace(/[{}]/g, '\\$&');
+      assert.match(body, new RegExp(`^${escaped} 0$`, 'm'), series);
+    };
+    for (const kind of ROTATION_KINDS)
+      for (const outcome of CALL_OUTCOMES)
+        zero(`c2_rotations_total{kind="${kind}",outcome="${outcome}"}`);
+    assert.equal(ROTATION_KINDS.length * CALL_OUTCOMES.length, 15);
+    for (const outcome of RECEIPT_OUTCOMES) zero(`c2_receipts_total{outcome="${outcome}"}`);
+    for (const outcome of AUTOMATION_FIRING_OUTCOMES)
+      zero(`c2_automation_firings_total{outcome="${outcome}"}`);
+    for (const reason of ['expired', 'taken'])
+      zero(`c2_lock_leases_lost_total{reason="${reason}"}`);
+    for (const verdict of ['current', 'previous_key', 'stale', 'forged', 'unencrypted'])
+      zero(`c2_monitored_messages_total{class="${verdict}"}`);
+    for (const reason of ['max_queued', 'max_queued_bytes'])
+      zero(`c2_monitored_messages_total{class="dropped",reason="${reason}"}`);
+  });
+
+  void it('counts dropped monitored messages by the cap that dropped them', async () => {
+    const m = newMetrics();
+    m.monitorDropped('max_queued_bytes');
+    m.monitorDropped('max_queued_bytes');
+    m.monitorDropped('max_queued');
+    m.monitoredMessage('forged');
+    const { body } = await m.scrape();
+    assert.match(
+      body,
+      /^c2_monitored_messages_total\{class="dropped",reason="max_queued_bytes"\} 2$/m,
+    );
+    assert.match(body, /^c2_monitored_messages_total\{class="dropped",reason="max_queued"\} 1$/m);
+    assert.match(body, /^c2_monitored_messages_total\{class="forged"\} 1$/m);
+    assert.doesNotMatch(body, /class="dropped"\} /, 'no drop without its reason');
   });
 
   void it('counts attempts by outcome and bounded attempt number, and retransmissions', async () => {

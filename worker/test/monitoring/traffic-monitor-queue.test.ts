@@ -59,6 +59,7 @@ class HeldSource implements TrafficSource {
 async function held(options: { maxQueued?: number; maxQueuedBytes?: number }) {
   const feed = new HandFeed();
   const source = new HeldSource();
+  /** What the monitor told: each verdict, or `dropped <reason>`. */
   const verdicts: string[] = [];
   const monitor = new TrafficMonitor({
     source,
@@ -67,6 +68,7 @@ async function held(options: { maxQueued?: number; maxQueuedBytes?: number }) {
     flushMs: 3_600_000,
     ...options,
     onClassified: (v) => verdicts.push(v),
+    onDropped: (reason) => verdicts.push(`dropped ${reason}`),
     onError: (err) => {
       throw err;
     },
@@ -87,7 +89,7 @@ void describe('traffic monitor queue', () => {
     feed.deliver(400); // 1200 > 1000
     feed.deliver(5000); // larger than the cap by itself
     feed.deliver(200); // fits exactly
-    assert.deepEqual(verdicts, ['dropped', 'dropped']);
+    assert.deepEqual(verdicts, ['dropped max_queued_bytes', 'dropped max_queued_bytes']);
     assert.equal(monitor.queued, 3);
     assert.equal(monitor.queuedBytes, 1000);
     source.release();
@@ -113,7 +115,7 @@ void describe('traffic monitor queue', () => {
     feed.deliver(1);
     feed.deliver(1);
     feed.deliver(1);
-    assert.deepEqual(verdicts, ['dropped']);
+    assert.deepEqual(verdicts, ['dropped max_queued']);
     source.release();
     await monitor.close();
   });
