@@ -102,3 +102,39 @@ export function requireMessageBytes(value: unknown, what: string): asserts value
     );
   }
 }
+
+/**
+ * A `Map` from strings to byte arrays (a state's topic keys, a PK client's peer keys): every entry
+ * is checked, as a string value was encoded as garbage and a plain object read as no entries.
+ * Entry keys are not quoted: a damaged map can hold anything there.
+ * @throws E4Error `InvalidArgument` unless `value` is such a `Map`
+ */
+export function requireBytesMap(
+  value: unknown,
+  what: string,
+): asserts value is ReadonlyMap<string, Uint8Array> {
+  if (!(value instanceof Map)) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a Map of Uint8Array, got ${typeOf(value)}`,
+    );
+  }
+  for (const [key, bytes] of value as Map<unknown, unknown>) {
+    requireString(key, `${what} key`);
+    requireBytes(bytes, `${what} entry`);
+  }
+}
+
+/** @throws E4Error `InvalidArgument` unless `value` is an instance of `type` */
+export function requireInstance<T>(
+  value: unknown,
+  type: abstract new (...args: never[]) => T,
+  what: string,
+): asserts value is T {
+  if (!(value instanceof type)) {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      `${what} must be a ${type.name}, got ${typeOf(value)}`,
+    );
+  }
+}

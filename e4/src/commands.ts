@@ -4,7 +4,7 @@
  * Wire form before protection: one command byte, then fixed-length arguments. Note the argument
  * order of the reference: SetTopicKey is `key || topicHash`, SetPubKey is `publicKey || id`.
  */
-import { requireBytes } from './arguments.ts';
+import { requireBytes, requireObject } from './arguments.ts';
 import { concatBytes } from './bytes.ts';
 import type { Clock } from './clock.ts';
 import {
@@ -126,9 +126,11 @@ function joinArguments(code: Uint8Array, ...args: readonly Uint8Array[]): Uint8A
  * Encodes a command. Checks argument lengths (so the result always parses) but not key values;
  * use the `cmd*` builders for the reference's value checks.
  * @throws E4Error `InvalidCommandLength` when an argument has the wrong length, `InvalidCommand`
- *   for an unknown type, `InvalidArgument` when an argument is not a `Uint8Array`
+ *   for an unknown type, `InvalidArgument` when the command is not an object or an argument
+ *   is not a `Uint8Array`
  */
 export function encodeCommand(command: Command): Uint8Array {
+  requireObject(command, 'command');
   // `hasOwn`: plain JavaScript can give any string, `constructor` included.
   if (!Object.hasOwn(CommandCode, command.type)) throw referenceError('InvalidCommand');
   const code = Uint8Array.of(CommandCode[command.type]);

@@ -31,6 +31,7 @@ import {
   cmdSetTopicKey,
   clientIdFromName,
   commandKeyFromClient,
+  currentTopicKeys,
   decodeClientState,
   E4Client,
   ed25519KeyFromSeed,
@@ -46,6 +47,8 @@ import {
   randomEd25519Key,
   randomSymKey,
   readInt64LE,
+  receiptSubject,
+  SharedTopicCiphers,
   sha3256,
   toHex,
   topicHash,
@@ -480,5 +483,112 @@ void describe('commands and receipts from plain JavaScript', () => {
     // applyCommand returned undefined as the next state.
     const device = await deviceWithTopic('t');
     throwsE4(() => loose(applyCommand)(device.state, { type: 'Bogus' }, 0n), 'InvalidCommand');
+  });
+});
+
+void describe('states, commands and shared ciphers from plain JavaScript', () => {
+  void it('encodeClientState refuses a mistyped state by field, never quoting a value', async () => {
+    const device = await deviceWithTopic('state/topic');
+    const state = device.state;
+    const secretText = Buffer.from(randomSymKey()).toString('hex');
+    const material = state.keyMaterial;
+    const cases: Array<[unknown, string]> = [
+      [undefined, 'state must be an object, got undefined'],
+      [{}, 'state.id must be a Uint8Array, got undefined'],
+      [{ ...state, id: toHex(state.id) }, 'state.id must be a Uint8Array, got string'],
+      [{ ...state, receivingTopic: 7 }, 'state.receivingTopic must be a string, got number'],
+      [{ ...state, topicKeys: {} }, 'state.topicKeys must be a Map of Uint8Array, got Object'],
+      [
+        { ...state, topicKeys: new Map([['00', secretText]]) },
+        'state.topicKeys entry must be a Uint8Array, got string',
+      ],
+      [
+        { ...state, topicKeys: new Map([[1, randomSymKey()]]) },
+        'state.topicKeys key must be a string, got number',
+      ],
+      [{ ...state, keyMaterial: null }, 'state.keyMaterial must be an object, got null'],
+      [
+        { ...state, keyMaterial: { ...material, mode: 'sym' } },
+        "state.keyMaterial.mode must be 'symmetric' or 'public-key'",
+      ],
+      [
+        { ...state, keyMaterial: { mode: 'symmetric', key: secretText } },
+        'state.keyMaterial.key must be a Uint8Array, got string',
+      ],
+      [
+        {
+          ...state,
+          keyMaterial: { mode: 'public-key', privateKey: randomEd25519Key(), c2PublicKey: [] },
+        },
+        'state.keyMaterial.c2PublicKey must be a Uint8Array, got Array',
+      ],
+      [
+        {
+          ...state,
+          keyMaterial: {
+            mode: 'public-key',
+            privateKey: randomEd25519Key(),
+            c2PublicKey: randomSymKey(),
+          },
+        },
+        'state.keyMaterial.pubKeys must be a Map of Uint8Array, got undefined',
+      ],
+    ];
+    for (const [given, message] of cases) {
+      const err = throwsE4(() => loose(encodeClientState)(given), 'InvalidArgument', message);
+      assert.equal(err.message, message);
+      assert.ok(!err.message.includes(secretText), 'no value is quoted');
+    }
+    // A well-typed state still round-trips.
+    assert.equal(
+      encodeClientState(decodeClientState(encodeClientState(state))),
+      encodeClientState(state),
+    );
+  });
+
+  void it('currentTopicKeys refuses a state without a Map of byte arrays', async () => {
+    throwsE4(() => loose(currentTopicKeys)(undefined), 'InvalidArgument');
+    const err = throwsE4(() => loose(currentTopicKeys)({}), 'InvalidArgument');
+    assert.equal(err.message, 'state.topicKeys must be a Map of Uint8Array, got undefined');
+    // A string's characters were taken as entries.
+    throwsE4(() => loose(currentTopicKeys)({ topicKeys: 'abc' }), 'InvalidArgument');
+    const device = await deviceWithTopic('current/topic');
+    assert.deepEqual(
+      [...currentTopicKeys(device.state).keys()],
+      [toHex(topicHash('current/topic'))],
+    );
+  });
+
+  void it('receiptSubject checks the command as encodeCommand does (`{}` had zeros)', () => {
+    throwsE4(() => loose(receiptSubject)(undefined), 'InvalidArgument');
+    throwsE4(() => loose(receiptSubject)({}), 'InvalidCommand');
+    throwsE4(() => loose(receiptSubject)({ type: 'Bogus' }), 'InvalidCommand');
+    // A missing subject was an empty array; a short one was returned as it was.
+    throwsE4(() => loose(receiptSubject)({ type: 'RemoveTopic' }), 'InvalidArgument');
+    throwsE4(
+      () => receiptSubject({ type: 'RemoveTopic', topicHash: new Uint8Array(3) }),
+      'InvalidCommandLength',
+    );
+    throwsE4(() => loose(encodeCommand)(null), 'InvalidArgument');
+    const hash = topicHash('subject/topic');
+    assertBytes(receiptSubject({ type: 'RemoveTopic', topicHash: hash }), hash);
+    assertBytes(receiptSubject({ type: 'ResetTopics' }), new Uint8Array(16));
+  });
+
+  void it('SharedTopicCiphers takes byte keys only, and a client takes only a pool', async () => {
+    const pool = new SharedTopicCiphers();
+    const err = throwsE4(() => loose(pool.get.bind(pool))('a'.repeat(32)), 'InvalidArgument');
+    assert.equal(err.message, 'topic key must be a Uint8Array, got string');
+    throwsE4(() => loose(pool.get.bind(pool))(undefined), 'InvalidArgument');
+    assert.equal(pool.size, 0, 'nothing was prepared');
+    const bad = await rejectsE4(
+      loose(E4Client.createSymmetric.bind(E4Client))(
+        { name: 'misuse-pool' },
+        { key: randomSymKey() },
+        { sharedTopicCiphers: { get: () => undefined } },
+      ),
+      'InvalidArgument',
+    );
+    assert.equal(bad.message, 'sharedTopicCiphers must be a SharedTopicCiphers, got Object');
   });
 });

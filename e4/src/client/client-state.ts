@@ -2,6 +2,7 @@
  * The device state of e4go's client as an immutable value, and the pure transition that applies
  * a C2 command to it. {@link E4Client} wraps this with caches and persistence.
  */
+import { requireBytes, requireBytesMap, requireObject, requireString } from '../arguments.ts';
 import { bytesEqual, concatBytes, toHex, writeUint64LE } from '../bytes.ts';
 import type { Command } from '../commands.ts';
 import { commandKeyFromClient, ed25519SigningKey } from '../curve.ts';
@@ -181,7 +182,40 @@ export function applyCommand(
   }
 }
 
-/** Current topic keys only (32-byte entries), by hex topic hash. */
+/**
+ * Checks the types of a state given from outside (plain JavaScript): bytes where bytes belong,
+ * maps of bytes, a known key mode. Key values are not checked here ({@link decodeClientState}
+ * checks them when a state is loaded).
+ * @throws E4Error `InvalidArgument`, naming the field and the type given, never the value
+ */
+export function requireClientState(state: unknown): asserts state is ClientState {
+  requireObject(state, 'state');
+  const { id, receivingTopic, topicKeys, keyMaterial } = state as Partial<ClientState>;
+  requireBytes(id, 'state.id');
+  requireString(receivingTopic, 'state.receivingTopic');
+  requireBytesMap(topicKeys, 'state.topicKeys');
+  requireObject(keyMaterial, 'state.keyMaterial');
+  const material = keyMaterial as Partial<SymKeyMaterial> | Partial<PubKeyMaterial>;
+  if (material.mode === 'symmetric') {
+    requireBytes(material.key, 'state.keyMaterial.key');
+  } else if (material.mode === 'public-key') {
+    requireBytes(material.privateKey, 'state.keyMaterial.privateKey');
+    requireBytes(material.c2PublicKey, 'state.keyMaterial.c2PublicKey');
+    requireBytesMap(material.pubKeys, 'state.keyMaterial.pubKeys');
+  } else {
+    throw new E4Error(
+      E4ErrorCode.InvalidArgument,
+      "state.keyMaterial.mode must be 'symmetric' or 'public-key'",
+    );
+  }
+}
+
+/**
+ * Current topic keys only (32-byte entries), by hex topic hash.
+ * @throws E4Error `InvalidArgument` when `state` has no `Map` of byte arrays as `topicKeys`
+ */
 export function currentTopicKeys(state: ClientState): Map<string, Uint8Array> {
+  requireObject(state, 'state');
+  requireBytesMap(state.topicKeys, 'state.topicKeys');
   return new Map([...state.topicKeys].filter(([, v]) => v.length !== TRANSITION_ENTRY_LEN));
 }

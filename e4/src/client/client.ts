@@ -4,7 +4,13 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
-import { requireBytes, requireMessageBytes, requireObject, requireString } from '../arguments.ts';
+import {
+  requireBytes,
+  requireInstance,
+  requireMessageBytes,
+  requireObject,
+  requireString,
+} from '../arguments.ts';
 import { bytesEqual, readInt64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, validateTransitionTimestamp, type Clock } from '../clock.ts';
 import { parseCommand, type Command } from '../commands.ts';
@@ -38,7 +44,7 @@ import {
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
 import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
 import { PreparedCache } from './prepared-cache.ts';
-import type { SharedTopicCiphers } from './shared-topic-ciphers.ts';
+import { SharedTopicCiphers } from './shared-topic-ciphers.ts';
 import { decodeClientState, encodeClientState } from './state-codec.ts';
 import { StateSnapshots } from './state-snapshot.ts';
 
@@ -85,7 +91,8 @@ export interface ClientOptions {
   /**
    * Prepared topic keys shared with the other clients of this process that were given the same
    * pool (a host of many identities, such as a gateway): each topic key is then prepared once
-   * per process instead of once per client. Default: the client prepares its own.
+   * per process instead of once per client. Default: the client prepares its own. Checked when
+   * the client is made (`InvalidArgument` for anything but a {@link SharedTopicCiphers}).
    */
   readonly sharedTopicCiphers?: SharedTopicCiphers;
 }
@@ -214,6 +221,9 @@ export class E4Client {
     this.#clock = clock;
     this.#derived = E4Client.#derive(state);
     const { receipts, sharedTopicCiphers } = options;
+    // Checked here, not at its first topic key: an object without `get` failed only then.
+    if (sharedTopicCiphers !== undefined)
+      requireInstance(sharedTopicCiphers, SharedTopicCiphers, 'sharedTopicCiphers');
     this.#receipts = receipts === undefined ? undefined : new ReceiptEmitter(receipts);
     this.#prepareTopicKey =
       sharedTopicCiphers === undefined

@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AesSivKey } from '../aes-siv.ts';
+import { requireBytes } from '../arguments.ts';
 
 /** Domain separation of the digest, so it can never equal another use of SHA-256 of a key. */
 const DIGEST_DOMAIN = Buffer.from('e4 shared topic cipher v1\0');
@@ -52,9 +53,11 @@ export class SharedTopicCiphers {
   /**
    * The prepared key for `key` (32 bytes): the one a client of this pool prepared already while
    * any client still uses it, else a new one.
-   * @throws E4Error `InvalidKey` when the key is not 32 bytes (from {@link AesSivKey})
+   * @throws E4Error `InvalidKey` when the key is not 32 bytes (from {@link AesSivKey}),
+   *   `InvalidArgument` when it is not a `Uint8Array` (a string was hashed as its text first)
    */
   get(key: Uint8Array): AesSivKey {
+    requireBytes(key, 'topic key');
     const digest = createHash('sha256').update(DIGEST_DOMAIN).update(key).digest('base64');
     const entry = this.#entries.get(digest);
     const live = entry?.key.deref();

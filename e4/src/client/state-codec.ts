@@ -14,7 +14,12 @@ import {
   validateEd25519PubKey,
   validateSymKey,
 } from '../validate.ts';
-import { TRANSITION_ENTRY_LEN, type ClientState, type KeyMaterial } from './client-state.ts';
+import {
+  requireClientState,
+  TRANSITION_ENTRY_LEN,
+  type ClientState,
+  type KeyMaterial,
+} from './client-state.ts';
 
 const SYMMETRIC_KEY_TYPE = 0;
 const PUBLIC_KEY_TYPE = 1;
@@ -28,8 +33,13 @@ function b64Map(map: ReadonlyMap<string, Uint8Array>): Record<string, string> {
   return Object.fromEntries([...map].map(([k, v]) => [k, b64(v)]));
 }
 
-/** Encodes a state as e4go's JSON, followed by a newline as e4go writes it. */
+/**
+ * Encodes a state as e4go's JSON, followed by a newline as e4go writes it.
+ * @throws E4Error `InvalidArgument` when a field has the wrong type (plain JavaScript): a string
+ *   where bytes belong was written as garbage base64, a missing field was a bare TypeError
+ */
 export function encodeClientState(state: ClientState): string {
+  requireClientState(state);
   const material = state.keyMaterial;
   const key =
     material.mode === 'symmetric'

@@ -13,7 +13,13 @@
 import { requireBytes, requireString } from '../arguments.ts';
 import { fromHex, isAllZero, toHex, writeUint64LE } from '../bytes.ts';
 import { systemClock, unixSeconds, type Clock } from '../clock.ts';
-import { CommandCode, parseCommand, type Command, type CommandType } from '../commands.ts';
+import {
+  CommandCode,
+  encodeCommand,
+  parseCommand,
+  type Command,
+  type CommandType,
+} from '../commands.ts';
 import { HASH_LEN, SK_OVERHEAD, TIMESTAMP_LEN } from '../constants.ts';
 import { E4Error, E4ErrorCode, referenceError } from '../errors.ts';
 import { sha3256 } from '../hash.ts';
@@ -189,8 +195,15 @@ export function receiptReason(reasonCode: number): ReceiptReason {
   return reasonByCode.get(reasonCode) ?? 'Other';
 }
 
-/** The subject a receipt gives for a parsed command (a copy; zeros when it has none). */
+/**
+ * The subject a receipt gives for a parsed command (a copy; zeros when it has none).
+ * @throws E4Error as {@link encodeCommand}: `InvalidCommand` for an unknown type,
+ *   `InvalidCommandLength` or `InvalidArgument` for a missing or mistyped argument (plain
+ *   JavaScript: `{}` had the subject of a command without one, zeros)
+ */
 export function receiptSubject(command: Command): Uint8Array {
+  // The encoding holds a SetTopicKey's key: wiped at once.
+  encodeCommand(command).fill(0);
   switch (command.type) {
     case 'RemoveTopic':
     case 'SetTopicKey':
