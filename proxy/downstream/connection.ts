@@ -26,6 +26,16 @@ import { isClosed, type ConnectionShared } from './shared.ts';
 import { strictUtf8Parser } from './strict-utf8-parser.ts';
 import { subscribe, unsubscribe } from './subscribe.ts';
 
+/**
+ * The MQTT 5 DISCONNECT reason code a rejection sends by default (§4.13: a server that closes a
+ * connection for a malformed packet or a protocol error may say so first).
+ */
+const DISCONNECT_CODES: Partial<Record<RejectReason, number>> = {
+  protocol: RC.protocolError,
+  malformed: RC.malformedPacket,
+  'packet-too-large': RC.packetTooLarge,
+};
+
 /** Queue limit of packets received while the upstream session is being opened. */
 const MAX_EARLY_PACKETS = 1000;
 
@@ -58,8 +68,8 @@ export class DownstreamConnection {
       send: (packet) => {
         this.#send(packet);
       },
-      reject: (reason, detail) => {
-        this.#reject(reason, detail);
+      reject: (reason, detail, code) => {
+        this.#reject(reason, detail, code);
       },
     };
     this.#inbound = new InboundPath(this.#s);
@@ -120,9 +130,6 @@ export class DownstreamConnection {
     // buffering the rest.
     const declared = (this.#parser as unknown as { packet: { length: number } }).packet.length;
     if (declared > this.deps.limits.maxPacketBytes) {
-      if (this.#s.state === 'open' && this.#s.version === 5) {
-        this.#send({ cmd: 'disconnect', reasonCode: RC.packetTooLarge });
-      }
       this.#reject('packet-too-large', `declared ${declared} bytes`);
     }
   }
@@ -167,7 +174,7 @@ export class DownstreamConnection {
         { err, clientId: this.#s.clientId },
         'downstream packet handling failed',
       );
-      this.#reject('protocol', 'internal error');
+      this.#reject('protocol', 'internal error', RC.unspecified); // ours, not the client's
     }
   }
 
@@ -233,7 +240,8 @@ export class DownstreamConnection {
     const limitMs = seconds * 1500;
     this.#timer = setInterval(
       () => {
-        if (Date.now() - this.#lastSeen > limitMs) this.#reject('timeout', 'keepalive expired');
+        if (Date.now() - this.#lastSeen > limitMs)
+          this.#reject('timeout', 'keepalive expired', RC.keepAliveTimeout);
       },
       Math.max(250, Math.floor(limitMs / 3)),
     );
@@ -266,8 +274,11 @@ export class DownstreamConnection {
     this.socket.write(bytes);
   }
 
-  #reject(reason: RejectReason, detail: string): void {
+  #reject(reason: RejectReason, detail: string, code = DISCONNECT_CODES[reason]): void {
     if (isClosed(this.#s)) return;
+    // Never before the CONNACK (MQTT 5 §3.14.0-1): a refused CONNECT has its CONNACK code.
+    if (code !== undefined && this.#s.state === 'open' && this.#s.version === 5)
+      this.#send({ cmd: 'disconnect', reasonCode: code });
     this.deps.metrics.rejected.inc({ reason });
     this.deps.logger.warn(
       {

@@ -9,6 +9,7 @@ import type { HeldIdentity } from '../key-ring.ts';
 import { awaitedKey, unprotectDropReason, type AwaitedKey, type DropReason } from '../policy.ts';
 import type { HeldMessages, RetryOutcome } from '../rotation-hold.ts';
 import type { InboundMessage } from '../upstream.ts';
+import { RC } from './reason-codes.ts';
 import { dropped, isClosed, type ConnectionShared } from './shared.ts';
 
 /** A message delivered to the client, awaiting its acknowledgement. */
@@ -248,7 +249,8 @@ export class InboundPath {
     }
     const id = this.#allocateId();
     if (id === undefined) {
-      s.reject('protocol', 'no free packet identifier');
+      // Not the client's protocol error: it left every identifier unacknowledged.
+      s.reject('protocol', 'no free packet identifier', RC.unspecified);
       return;
     }
     const timer = setTimeout(() => {

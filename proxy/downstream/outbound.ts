@@ -30,11 +30,11 @@ export class OutboundPath {
     const id = packet.messageId ?? 0;
     const qos = packet.qos;
     if (packet.properties?.topicAlias !== undefined) {
-      s.reject('protocol', 'topic alias (maximum is 0)');
+      s.reject('protocol', 'topic alias (maximum is 0)', RC.topicAliasInvalid);
       return;
     }
     if (!isValidTopicName(packet.topic)) {
-      s.reject('protocol', 'invalid topic name in PUBLISH');
+      s.reject('protocol', 'invalid topic name in PUBLISH', RC.topicNameInvalid);
       return;
     }
     if (qos === 2) {

@@ -12,7 +12,11 @@ export const RC = {
   packetTooLarge: 0x95,
   unsupportedVersion: 0x84,
   clientIdInvalid: 0x85,
+  malformedPacket: 0x81,
   protocolError: 0x82,
+  keepAliveTimeout: 0x8d,
+  topicNameInvalid: 0x90,
+  topicAliasInvalid: 0x94,
 } as const;
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */

@@ -34,8 +34,12 @@ export interface ConnectionShared {
   link: UpstreamLink | undefined;
   /** Sends a packet to the client (nothing once closed). */
   readonly send: (packet: Packet) => void;
-  /** Counts and logs why, then closes the connection (nothing once closed). */
-  readonly reject: (reason: RejectReason, detail: string) => void;
+  /**
+   * Counts and logs why, then closes the connection (nothing once closed). An MQTT 5 client
+   * that had its CONNACK is told why first, in a DISCONNECT: `code`, or the reason's usual code
+   * (`protocol` 0x82, `malformed` 0x81, `packet-too-large` 0x95); none for other reasons.
+   */
+  readonly reject: (reason: RejectReason, detail: string, code?: number) => void;
 }
 
 /**

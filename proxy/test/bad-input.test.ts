@@ -171,6 +171,48 @@ void describe('bad input on the downstream side', () => {
     await stillServes();
   });
 
+  void it('tells an MQTT 5 client why it is closed: a DISCONNECT with the reason code', async () => {
+    const connect5 = gen(
+      { cmd: 'connect', clientId: 'v5-why', protocolVersion: 5, clean: true, keepalive: 30 },
+      5,
+    );
+    /** The packets the proxy answered `chunks` (after a v5 CONNECT) with, by command. */
+    const answers = async (...chunks: Buffer[]): Promise<Packet[]> => {
+      const r = await exchange(listener.address.port, [connect5, ...chunks], 200);
+      assert.equal(r.closed, true);
+      const parser = mqttPacket.parser({ protocolVersion: 5 });
+      const packets: Packet[] = [];
+      parser.on('packet', (p: Packet) => packets.push(p));
+      parser.parse(r.received);
+      return packets;
+    };
+    const disconnectCode = (packets: Packet[]): number | undefined => {
+      assert.equal(packets[0]?.cmd, 'connack', 'after its CONNACK');
+      const last = packets.at(-1);
+      return last?.cmd === 'disconnect' ? last.reasonCode : undefined;
+    };
+    const publish = (topic: string, topicAlias?: number): Buffer =>
+      gen(
+        {
+          cmd: 'publish',
+          topic,
+          payload: Buffer.from('p'),
+          qos: 0,
+          retain: false,
+          dup: false,
+          ...(topicAlias === undefined ? {} : { properties: { topicAlias } }),
+        },
+        5,
+      );
+    assert.equal(disconnectCode(await answers(connect5)), 0x82, 'a second CONNECT: protocol error');
+    assert.equal(disconnectCode(await answers(publish('open/a', 1))), 0x94, 'topic alias invalid');
+    assert.equal(disconnectCode(await answers(publish('open/+'))), 0x90, 'topic name invalid');
+    // Never before the CONNACK (§3.14.0-1): a first packet that is not CONNECT is just closed.
+    const early = await exchange(listener.address.port, [gen({ cmd: 'pingreq' }, 5)]);
+    assert.deepEqual([...early.received], []);
+    await stillServes();
+  });
+
   void it('closes on a packet declaring more than the limit, before reading it', async () => {
     const header = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]); // PUBLISH of 256 MiB declared
     const r = await exchange(listener.address.port, [CONNECT, header]);
