@@ -9,7 +9,11 @@ import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { fsFailure, ProxyError, ProxyErrorCode } from './errors.ts';
-import { DEFAULT_ROTATION_HOLD, type RotationHoldLimits } from './rotation-hold.ts';
+import {
+  DEFAULT_ROTATION_HOLD,
+  perConnectionDefaults,
+  type RotationHoldLimits,
+} from './rotation-hold.ts';
 import { isValidTopicFilter, topicMatches } from './topic-filter.ts';
 
 /** `local`: one identity for an application on this machine; `gateway`: many devices. */
@@ -285,12 +289,25 @@ function readRotationHold(r: Reader, policy: Obj): RotationHoldLimits {
   const d = DEFAULT_ROTATION_HOLD;
   r.unknownKeys(hold, Object.keys(d), at);
   const GiB = 1024 * 1024 * 1024;
+  const messages = r.int(hold, 'messages', at, 1, 1_000_000, d.messages);
+  const bytes = r.int(hold, 'bytes', at, 1, GiB, d.bytes);
+  // A connection's share defaults to a quarter of the totals given, and may not exceed them.
+  const share = perConnectionDefaults(messages, bytes);
   return {
     ms: r.int(hold, 'ms', at, 0, 60_000, d.ms),
     messagesPerTopic: r.int(hold, 'messagesPerTopic', at, 1, 100_000, d.messagesPerTopic),
     bytesPerTopic: r.int(hold, 'bytesPerTopic', at, 1, GiB, d.bytesPerTopic),
-    messages: r.int(hold, 'messages', at, 1, 1_000_000, d.messages),
-    bytes: r.int(hold, 'bytes', at, 1, GiB, d.bytes),
+    messagesPerConnection: r.int(
+      hold,
+      'messagesPerConnection',
+      at,
+      1,
+      messages,
+      share.messagesPerConnection,
+    ),
+    bytesPerConnection: r.int(hold, 'bytesPerConnection', at, 1, bytes, share.bytesPerConnection),
+    messages,
+    bytes,
   };
 }
 

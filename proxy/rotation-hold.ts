@@ -33,6 +33,14 @@ export interface RotationHoldLimits {
   readonly messagesPerTopic: number;
   /** Payload bytes held per topic and connection. */
   readonly bytesPerTopic: number;
+  /**
+   * Messages held per connection, all topics together: below {@link messages}, so that one
+   * device subscribed to many topics it cannot open (or flooded on them) cannot fill the hold
+   * and leave every other device's messages to be dropped at once.
+   */
+  readonly messagesPerConnection: number;
+  /** Payload bytes held per connection, all topics together: below {@link bytes}, as above. */
+  readonly bytesPerConnection: number;
   /** Messages held by the whole proxy. */
   readonly messages: number;
   /** Payload bytes held by the whole proxy. */
@@ -44,9 +52,25 @@ export const DEFAULT_ROTATION_HOLD: RotationHoldLimits = {
   ms: 5000,
   messagesPerTopic: 100,
   bytesPerTopic: 1024 * 1024,
+  messagesPerConnection: 250,
+  bytesPerConnection: 4 * 1024 * 1024,
   messages: 1000,
   bytes: 16 * 1024 * 1024,
 };
+
+/**
+ * The per-connection caps when the configuration names none: a quarter of the totals, so that at
+ * least four connections can hold messages at once whatever one of them receives.
+ */
+export function perConnectionDefaults(
+  messages: number,
+  bytes: number,
+): Pick<RotationHoldLimits, 'messagesPerConnection' | 'bytesPerConnection'> {
+  return {
+    messagesPerConnection: Math.ceil(messages / 4),
+    bytesPerConnection: Math.ceil(bytes / 4),
+  };
+}
 
 /** What a retry did with a held message. */
 export type RetryOutcome = 'delivered' | 'dropped' | 'keep';
@@ -146,6 +170,9 @@ export class HeldMessages {
   readonly #byTopic = new Map<string, Held[]>();
   /** Topic hashes (hex) of the held topics, to match a SetTopicKey's. */
   readonly #hashes = new Map<string, string>();
+  /** Messages and payload bytes held by this connection, all topics together. */
+  #messages = 0;
+  #bytes = 0;
   #closed = false;
 
   constructor(
@@ -168,11 +195,15 @@ export class HeldMessages {
     if (
       queue.length + 1 > limits.messagesPerTopic ||
       topicBytes + bytes > limits.bytesPerTopic ||
+      this.#messages + 1 > limits.messagesPerConnection ||
+      this.#bytes + bytes > limits.bytesPerConnection ||
       !this.shared.reserve(bytes)
     ) {
       this.shared.count('full');
       return false;
     }
+    this.#messages++;
+    this.#bytes += bytes;
     const timer = setTimeout(() => {
       if (this.#remove(message.topic, message)) {
         this.shared.free(bytes, 'expired');
@@ -242,6 +273,8 @@ export class HeldMessages {
     }
     this.#byTopic.clear();
     this.#hashes.clear();
+    this.#messages = 0;
+    this.#bytes = 0;
     this.shared.watch(this.identity, this, false);
     return discarded;
   }
@@ -252,6 +285,8 @@ export class HeldMessages {
     const index = queue?.findIndex((h) => h.message === message) ?? -1;
     if (queue === undefined || index < 0) return false;
     queue.splice(index, 1);
+    this.#messages--;
+    this.#bytes -= message.payload.length;
     if (queue.length === 0) {
       this.#byTopic.delete(topic);
       this.#hashes.delete(topic);

@@ -38,6 +38,8 @@ void describe('proxy configuration', () => {
       ms: 5000,
       messagesPerTopic: 100,
       bytesPerTopic: 1024 * 1024,
+      messagesPerConnection: 250,
+      bytesPerConnection: 4 * 1024 * 1024,
       messages: 1000,
       bytes: 16 * 1024 * 1024,
     });
@@ -52,6 +54,13 @@ void describe('proxy configuration', () => {
     assert.equal(c.policy.rotationHold.ms, 0);
     assert.equal(c.policy.rotationHold.messages, 10);
     assert.equal(c.policy.rotationHold.messagesPerTopic, 100);
+    // A connection's share follows the total: a quarter of it.
+    assert.equal(c.policy.rotationHold.messagesPerConnection, 3);
+    assert.equal(c.policy.rotationHold.bytesPerConnection, 4 * 1024 * 1024);
+    assertProblems(
+      'identities: [{ name: app-1 }]\npolicy: { rotationHold: { messages: 10, messagesPerConnection: 11 } }\n',
+      ['policy.rotationHold.messagesPerConnection: must be a whole number from 1 to 10'],
+    );
     assertProblems(
       'identities: [{ name: app-1 }]\npolicy: { rotationHold: { ms: 60001, bytes: 0, seconds: 3 } }\n',
       [

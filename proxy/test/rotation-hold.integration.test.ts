@@ -76,7 +76,7 @@ void describe('rotation hold (real Mosquitto)', () => {
       identities: [{ name, initialKey: toHex(identityKey) }],
       policy: {
         protect: [`${base}/#`],
-        rotationHold: { ms: HOLD_MS, messagesPerTopic: 3, messages: 5 },
+        rotationHold: { ms: HOLD_MS, messagesPerTopic: 3, messagesPerConnection: 5, messages: 8 },
       },
     });
     proxy = await startProxy(config, { logger });
@@ -183,7 +183,7 @@ void describe('rotation hold (real Mosquitto)', () => {
     assert.deepEqual(app.texts(), ['reading first']);
   });
 
-  void it('holds at most the caps per topic and in total; what is beyond is dropped at once', async () => {
+  void it('holds at most the caps per topic and per connection; what is beyond is dropped at once', async () => {
     const [topicA, topicB] = [`${base}/capped/a`, `${base}/capped/b`];
     const [oldA, newA, oldB, newB] = [
       randomSymKey(),
@@ -202,7 +202,7 @@ void describe('rotation hold (real Mosquitto)', () => {
     ];
     // Three per topic: the fourth on A is refused.
     for (let i = 1; i <= 4; i++) await publish(topicA, newA, `reading a${i}`);
-    // Five in all: two more fit, from B; the third is refused.
+    // Five per connection: two more fit, from B; the third is refused.
     for (let i = 1; i <= 3; i++) await publish(topicB, newB, `reading b${i}`);
     await until(
       async () => (await outcome('full')) === fullBefore + 2,

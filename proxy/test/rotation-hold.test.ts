@@ -55,6 +55,37 @@ void describe('RotationHold', () => {
     assert.equal(one.hold(message('t', 1)), false, 'closed');
   });
 
+  void it('caps each connection below the totals: one cannot starve the others', async () => {
+    const { hold, count } = setUp({
+      messagesPerConnection: 2,
+      messages: 3,
+      bytesPerConnection: 100,
+    });
+    const greedy = hold.connection('greedy', ignore, ignore);
+    const other = hold.connection('other', ignore, ignore);
+    // Many topics it cannot open: each under its topic cap, but the connection's is reached.
+    assert.equal(greedy.hold(message('a', 10)), true);
+    assert.equal(greedy.hold(message('b', 10)), true);
+    assert.equal(greedy.hold(message('c', 10)), false, 'over the connection cap');
+    assert.equal(other.hold(message('a', 10)), true, 'another device still has room');
+    assert.equal(await count('full'), 1);
+    // Bytes too: a second connection of the same identity has its own share.
+    const big = hold.connection('greedy', ignore, ignore);
+    assert.equal(greedy.close().length, 2);
+    assert.equal(big.hold(message('d', 101)), false, 'over the connection byte cap');
+    assert.equal(big.hold(message('d', 100)), true);
+  });
+
+  void it('gives a connection its room back as its messages leave', () => {
+    const { hold } = setUp({ messagesPerConnection: 1 });
+    const woken: string[] = [];
+    const one = hold.connection('a', ignore, (topic) => woken.push(topic));
+    assert.equal(one.hold(message('t', 5)), true);
+    assert.equal(one.hold(message('u', 5)), false);
+    one.retry('t', () => 'delivered');
+    assert.equal(one.hold(message('u', 5)), true, 'room again');
+  });
+
   void it('wakes the held topic of the identity that got its key, and each message leaves once', async () => {
     const { hold, count } = setUp({});
     const woken: string[] = [];
