@@ -84,8 +84,9 @@ export class DeviceQueue {
    * parallel, then every job is added in one round trip.
    * @param delayMs - delay before the jobs may run (devices busy elsewhere)
    * @throws C2Error `C2_UNAVAILABLE` when Redis does not take the jobs (down, with a connection
-   *   that fails while down: see `connectQueueProducer` in bin/node-parts.ts); nothing was added
-   *   then, and the caller tries again later (the relay's rows stay in the outbox)
+   *   that fails while down: see `connectQueueProducer` in bin/node-parts.ts). Some of the jobs
+   *   may have been added before it failed; the caller tries again later (the relay's rows stay
+   *   in the outbox), and jobs already added are found by their ids ({@link jobIdFor})
    */
   async add(clientIds: readonly string[], delayMs = 0): Promise<number> {
     try {
@@ -95,9 +96,7 @@ export class DeviceQueue {
       throw new C2Error(
         'C2_UNAVAILABLE',
         `the device queue's Redis did not take the jobs: ${reason}`,
-        {
-          cause,
-        },
+        { cause },
       );
     }
   }
