@@ -359,9 +359,14 @@ export async function startC2Node(
       const relay = new OutboxRelay(tracedStore(db.store, tracer), queue, {
         batch: 1000,
         pollIntervalMs: 1000,
-        onError: (err) => {
-          logger.error({ err }, 'outbox relay error');
-        },
+        // It polls every second: a Redis or PostgreSQL outage would log a line a second.
+        onError: throttledErrorLog(
+          (fields, message) => {
+            logger.error(fields, message);
+          },
+          'outbox relay error',
+          RELAY_ERROR_LOG_EVERY_MS,
+        ),
         metrics,
         tracer,
       });
@@ -502,6 +507,9 @@ export async function startC2Node(
     throw err;
   }
 }
+
+/** At most one `outbox relay error` line per this interval, with the count of those left out. */
+const RELAY_ERROR_LOG_EVERY_MS = 10_000;
 
 /** Connection errors of the device queue's producer: at most one line a minute while Redis is down. */
 function queueErrorLog(logger: Logger): (err: Error) => void {
