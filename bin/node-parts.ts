@@ -463,6 +463,10 @@ export async function lockService(
     })),
     logger,
   );
+  // Registered after the connections, so it runs before they close at shutdown.
+  lifecycle.add('redlock instance reports', () => {
+    instances.stop();
+  });
   const answering = instances.up();
   if (answering < instances.quorum) {
     throw new C2Error(

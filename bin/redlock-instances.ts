@@ -32,6 +32,8 @@ export class RedlockInstances {
   readonly #instances: readonly LockInstance[];
   readonly #logger: Logger;
   readonly #wasUp: boolean[];
+  /** Set by {@link RedlockInstances.stop}: the node closes the connections itself. */
+  #stopped = false;
 
   /** Starts following the connections; changes are logged from now on. */
   constructor(instances: readonly LockInstance[], logger: Logger) {
@@ -48,6 +50,15 @@ export class RedlockInstances {
         this.#changed(index, false);
       });
     });
+  }
+
+  /**
+   * Stops logging changes, before the node's shutdown closes the connections: an instance the
+   * node leaves is not lost, and a warning (or, by the second one, an error) at every orderly
+   * stop would page for nothing in each rolling upgrade.
+   */
+  stop(): void {
+    this.#stopped = true;
   }
 
   /** Instances whose connection is ready now. */
@@ -78,7 +89,7 @@ export class RedlockInstances {
 
   #changed(index: number, up: boolean): void {
     const instance = this.#instances[index];
-    if (instance === undefined || this.#wasUp[index] === up) return;
+    if (this.#stopped || instance === undefined || this.#wasUp[index] === up) return;
     this.#wasUp[index] = up;
     const answering = this.up();
     const fields = {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Redis } from 'ioredis';
-import { loadConfig } from '../../cluster/config/index.ts';
 import {
   RedlockService,
   type LockEvent,
@@ -18,6 +17,7 @@ import { Lifecycle } from '../../cluster/lifecycle.ts';
 import { c2Rejection } from '../../cluster/test/support/c2-rejection.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { connectRedlockClients } from '../node-parts.ts';
+import { redlockConfig } from './support/redlock-config.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 
 const logger = pino({ level: 'silent' });
@@ -45,13 +45,7 @@ void describe('Redlock with one of three instances down', () => {
   void it('fails the down instance at once: no attempt waits for its command timeout', async () => {
     servers.push(await startPrivateRedis(), await startPrivateRedis(), await startPrivateRedis());
     const urls = servers.map((s) => s.url);
-    const config = loadConfig({
-      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-      MQTT_URL: 'mqtt://127.0.0.1:1883',
-      E4C2_KEK_FILE: '/nonexistent/kek.bin',
-      REDIS_URL: urls[0] ?? '',
-      E4C2_REDLOCK_URLS: urls.join(','),
-    });
+    const config = redlockConfig(urls);
     assert.ok(config.redis.kind === 'external');
     const clients = await connectRedlockClients(config.redis, lifecycle, logger);
     const [, , third] = clients;

@@ -9,25 +9,15 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../../cluster/config/index.ts';
 import { Lifecycle } from '../../cluster/lifecycle.ts';
 import { C2Metrics } from '../../cluster/telemetry/index.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
 import { freePort } from '../free-ports.ts';
 import { lockService } from '../node-parts.ts';
+import { redlockConfig } from './support/redlock-config.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 
 const logger = pino({ level: 'silent' });
-
-function configWith(redlockUrls: readonly string[]): ReturnType<typeof loadConfig> {
-  return loadConfig({
-    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-    MQTT_URL: 'mqtt://127.0.0.1:1883',
-    E4C2_KEK_FILE: '/nonexistent/kek.bin',
-    REDIS_URL: redlockUrls[0] ?? '',
-    E4C2_REDLOCK_URLS: redlockUrls.join(','),
-  });
-}
 
 void describe('Redlock instances at start', () => {
   const started: PrivateRedis[] = [];
@@ -54,7 +44,7 @@ void describe('Redlock instances at start', () => {
     const metrics = new C2Metrics({ node: 'api-1', role: 'api', version: 'test' });
     try {
       const { locks, readiness } = await lockService(
-        configWith([one.url, two.url, `redis://127.0.0.1:${downPort}`]),
+        redlockConfig([one.url, two.url, `redis://127.0.0.1:${downPort}`]),
         lifecycle,
         recording,
         metrics,
@@ -126,7 +116,7 @@ void describe('Redlock instances at start', () => {
     try {
       await assert.rejects(
         lockService(
-          configWith([one.url, `redis://127.0.0.1:${a}`, `redis://127.0.0.1:${b}`]),
+          redlockConfig([one.url, `redis://127.0.0.1:${a}`, `redis://127.0.0.1:${b}`]),
           lifecycle,
           logger,
         ),
