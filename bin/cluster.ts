@@ -43,6 +43,9 @@ import { LoadBalancer, probeReadiness, type LbEvent } from './lb/index.ts';
 import { describeExit, ManagedProcess, waitReady, type ChildOutput } from './managed-process.ts';
 import { pingRedis } from './ping-redis.ts';
 
+/** This checkout's root, where nodes of this release run. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
 /** The service addresses a node starts with. */
 export interface NodeLinks {
   readonly databaseUrl: string;
@@ -119,6 +122,12 @@ export interface ClusterOptions extends ClusterArgs {
    * node, as a real one would. Default: the node's own ports.
    */
   readonly routeBalancer?: (node: string, ports: BalancerRoute) => Promise<BalancerRoute>;
+  /**
+   * The checkout whose `bin/start.ts` every node runs, with that checkout's own `node_modules`
+   * (the upgrade practice starts a cluster of an earlier release: ops/upgrade/). Default: this
+   * one. {@link LocalCluster.useRelease} changes it for one node's next start.
+   */
+  readonly releaseDir?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +191,8 @@ export class LocalCluster {
   /** Restarts of each node since it last ran for RESTART_POLICY.stableMs. */
   readonly #restartStreak = new Map<string, number>();
   readonly #restartTimers = new Set<NodeJS.Timeout>();
+  /** Per node, the checkout its next start runs, when not {@link ClusterOptions.releaseDir}. */
+  readonly #releases = new Map<string, string>();
   readonly #killAll = (): void => {
     for (const p of this.#processes()) p.signal('SIGKILL');
   };
@@ -482,12 +493,29 @@ export class LocalCluster {
         command: process.execPath,
         args: ['--import', 'tsx', 'bin/start.ts'],
         env,
+        ...this.#releaseOf(plan.name),
       },
       this.options.childOutput,
     );
     this.#nodes.set(plan.name, { plan, proc });
     this.#watch(proc, plan.name);
     return proc;
+  }
+
+  /** The `cwd` of a node's process: its release's checkout, or none for this one. */
+  #releaseOf(name: string): { cwd?: string } {
+    const dir = this.#releases.get(name) ?? this.options.releaseDir;
+    return dir === undefined ? {} : { cwd: dir };
+  }
+
+  /**
+   * Makes a node's next start (a {@link LocalCluster.restart}) run the release checked out in
+   * `dir` (`undefined`: this checkout), as a rolling upgrade replaces it. The running process is
+   * left alone. @throws RangeError for an unknown name
+   */
+  useRelease(name: string, dir: string | undefined): void {
+    if (!this.#nodes.has(name)) throw new RangeError(`no node ${name}`);
+    this.#releases.set(name, dir ?? ROOT);
   }
 
   async #startNode(plan: NodePlan, readyWithinMs?: number): Promise<void> {

@@ -28,6 +28,11 @@ export interface ProcessSpec {
   readonly command: string;
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
+  /**
+   * The directory it runs in. Default: this checkout's root. The upgrade practice runs nodes of
+   * another release from that release's checkout (ops/upgrade/).
+   */
+  readonly cwd?: string;
 }
 
 /** One child process, its output prefixed, its exit observed. */
@@ -59,7 +64,7 @@ export class ManagedProcess {
 
   static spawn(spec: ProcessSpec, output: ChildOutput): ManagedProcess {
     const child = spawn(spec.command, [...spec.args], {
-      cwd: ROOT,
+      cwd: spec.cwd ?? ROOT,
       env: spec.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a Ctrl-C in the terminal reaches the launcher only, which then
