@@ -16,6 +16,11 @@ interface Call {
   readonly topic?: string;
   readonly client?: string;
   readonly requestId?: string;
+  /**
+   * One API node's `http://host:port` to call instead of the load balancer (the upgrade practice
+   * rotates through each node in turn: ops/upgrade/).
+   */
+  readonly via?: string;
 }
 
 /** Options of {@link Driver}. */
@@ -40,7 +45,8 @@ export class Driver {
   }
 
   async #send(call: Call): Promise<JsonAnswer> {
-    const { base, timeoutMs } = this.options;
+    const { timeoutMs } = this.options;
+    const base = call.via ?? this.options.base;
     const t = encodeURIComponent(call.topic ?? '');
     const c = encodeURIComponent(call.client ?? '');
     const opts = {
@@ -79,6 +85,7 @@ export class Driver {
       ...(call.topic === undefined ? {} : { topic: call.topic }),
       ...(call.client === undefined ? {} : { client: call.client }),
       ...(call.requestId === undefined ? {} : { requestId: call.requestId }),
+      ...(call.via === undefined ? {} : { via: call.via }),
       invokedAt,
     };
     try {

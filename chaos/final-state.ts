@@ -27,13 +27,20 @@ export interface DatabaseState {
   readonly outbox: Array<{ id: string; ageMs: number }>;
 }
 
-/** Reads the scope's rows (a fresh connection; throws if PostgreSQL is down). */
-export async function readDatabase(url: string, scope: Scope): Promise<DatabaseState> {
+/**
+ * Reads the scope's rows (a fresh connection; throws if PostgreSQL is down) from the nodes'
+ * schema (the chaos suite's unless told: the upgrade practice names its own).
+ */
+export async function readDatabase(
+  url: string,
+  scope: Scope,
+  schema: string = SCHEMA,
+): Promise<DatabaseState> {
   const db = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   db.on('error', () => undefined);
   await db.connect();
   try {
-    await db.query(`SET search_path TO ${SCHEMA}`);
+    await db.query(`SET search_path TO ${schema}`);
     const topics = (
       await db.query<{ id: string; name: string; hash: string; key_version: number }>(
         `SELECT id, name, encode(topic_hash, 'hex') AS hash, key_version FROM topics WHERE name = ANY($1)`,

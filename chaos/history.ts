@@ -32,6 +32,8 @@ export interface Operation {
   readonly client?: string;
   /** Idempotency key; a retry of an unknown call reuses it. */
   readonly requestId?: string;
+  /** The API node called directly (`http://host:port`); absent: through the load balancer. */
+  readonly via?: string;
   /** Milliseconds since the run started. */
   readonly invokedAt: number;
   readonly completedAt: number;
