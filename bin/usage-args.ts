@@ -1,4 +1,5 @@
 /** Command-line helpers shared by the launchers (`npm run cluster`, `npm run chaos`). */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A command-line mistake: reported with the usage text and exit code 2. */
 export class UsageError extends Error {}
@@ -40,4 +41,28 @@ export function intArg(
   if (n < min || n > max)
     throw new UsageError(`${name} must be between ${min} and ${max}, not ${value}`);
   return n;
+}
+
+/**
+ * `parseArgs` of a launcher's command line: strict, no positionals, a value with one dash taken
+ * by the options in `numberFlags` ({@link attachDashValues}).
+ * @throws UsageError with parseArgs' own message (an unknown option, a missing value)
+ */
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: readonly string[],
+  numberFlags: ReadonlySet<string>,
+  options: O,
+): ReturnType<
+  typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>
+>['values'] {
+  try {
+    return parseArgs({
+      args: attachDashValues(argv, numberFlags),
+      strict: true,
+      allowPositionals: false,
+      options,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

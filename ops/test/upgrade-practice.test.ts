@@ -1,0 +1,323 @@
+/**
+ * The pure parts of the upgrade practice (ops/upgrade/): its command line, the roll's order, which
+ * node lines count, and the checks over hand-written records: a clean roll passes, and each
+ * breach (a key rolled back on a device, a command past the cap, a failed call no stopping node
+ * explains, a warning, a crash) is reported.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { DeviceApply, Operation, RunRecord } from '../../chaos/history.ts';
+import { UsageError } from '../../bin/usage-args.ts';
+import { classifyLine } from '../upgrade/node-lines.ts';
+import { parseRollArgs } from '../upgrade/roll-args.ts';
+import { checkRoll, refusedByStoppingNode } from '../upgrade/roll-checks.ts';
+import type { RollRecord, RollStep } from '../upgrade/roll-history.ts';
+import { rollPlan } from '../upgrade/roll-plan.ts';
+import { rollSummary } from '../upgrade/roll-report.ts';
+
+void describe('upgrade practice: the command line', () => {
+  void it('takes the defaults and the services of the environment', () => {
+    const args = parseRollArgs(['--from', 'ad980f5'], { REDIS_URL: 'redis://10.0.0.1:6379' });
+    assert.ok(args !== undefined);
+    assert.equal(args.from, 'ad980f5');
+    assert.deepEqual(
+      [args.apiNodes, args.workers, args.redlock, args.basePort, args.devices, args.topics],
+      [2, 2, 3, 0, 200, 4],
+    );
+    assert.equal(args.redisUrl, 'redis://10.0.0.1:6379');
+    assert.equal(args.timeoutMs, 20 * 60_000);
+    assert.equal(args.keep, false);
+    assert.equal(args.dwellMs, 15_000);
+    assert.equal(args.recordFile, undefined);
+  });
+
+  void it('reads every option', () => {
+    const args = parseRollArgs(
+      [
+        ...['--from', '/tmp/old', '--api', '3', '--workers', '1', '--redlock', '1'],
+        ...['--base-port', '41000', '--devices', '300', '--new-clients', '0', '--topics', '2'],
+        ...['--rotate-every-ms', '500', '--timeout-minutes', '5', '--keep'],
+        ...['--release-dir', '/tmp/rel', '--dwell-seconds', '30', '--record', 'roll.json'],
+      ],
+      {},
+    );
+    assert.deepEqual(args, {
+      from: '/tmp/old',
+      releaseDir: '/tmp/rel',
+      apiNodes: 3,
+      workers: 1,
+      redlock: 1,
+      basePort: 41000,
+      devices: 300,
+      newClients: 0,
+      topics: 2,
+      rotateEveryMs: 500,
+      dwellMs: 30_000,
+      recordFile: 'roll.json',
+      timeoutMs: 5 * 60_000,
+      keep: true,
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/test',
+      redisUrl: 'redis://127.0.0.1:6379',
+      mqttUrl: 'mqtt://127.0.0.1:1883',
+    });
+  });
+
+  void it('refuses a missing --from, counts out of bounds and unknown options', () => {
+    const refused = (argv: string[], message: RegExp): void => {
+      assert.throws(
+        () => parseRollArgs(argv, {}),
+        (err: unknown) => {
+          assert.ok(err instanceof UsageError);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    };
+    refused([], /--from is required/);
+    refused(['--from', 'x', '--api', '5'], /--api must be between 1 and 4/);
+    refused(['--from', 'x', '--workers', '0'], /--workers must be between 1 and 4/);
+    refused(['--from', 'x', '--devices', '-3'], /--devices must be a whole number/);
+    refused(['--from', 'x', '--redlock', '2'], /--redlock must be 1 or 3/);
+    refused(['--from', 'x', '--base-port', '80'], /--base-port must be 0 or between/);
+    refused(['--from', 'x', '--seed', '1'], /Unknown option '--seed'/);
+    assert.equal(parseRollArgs(['--help'], {}), undefined);
+  });
+});
+
+void describe('upgrade practice: the roll plan', () => {
+  void it('replaces every node, API nodes first, then rolls one of each role back', () => {
+    assert.deepEqual(
+      rollPlan(['api-1', 'api-2'], ['worker-1', 'worker-2']).map((s) => `${s.node}>${s.to}`),
+      ['api-1>new', 'api-2>new', 'worker-1>new', 'worker-2>new', 'api-1>old', 'worker-1>old'],
+    );
+    assert.throws(() => rollPlan(['api-1'], []), RangeError);
+  });
+});
+
+void describe('upgrade practice: node lines', () => {
+  const line = (level: number, msg: string): string => JSON.stringify({ level, msg });
+
+  void it('reports warnings, errors and stray stderr; counts the set-up warnings apart', () => {
+    assert.equal(classifyLine('stdout', line(30, 'listening')), 'quiet');
+    assert.equal(classifyLine('stdout', line(40, 'Redlock instance lost')), 'warning');
+    assert.equal(classifyLine('stdout', line(50, 'delivery failed')), 'warning');
+    assert.equal(
+      classifyLine('stdout', line(40, 'API authentication is off (no ...)')),
+      'expected',
+    );
+    assert.equal(classifyLine('stderr', 'TypeError: x is not a function'), 'warning');
+    assert.equal(classifyLine('stdout', 'plain text'), 'quiet');
+    assert.equal(classifyLine('stderr', ''), 'quiet');
+  });
+});
+
+const T = { name: 'upgrade/t', hash: 'ab'.repeat(16) };
+const fp = (v: number): string => `fp-v${v}`;
+const API_1 = 'http://127.0.0.1:41010';
+const API_2 = 'http://127.0.0.1:41020';
+
+const rotate = (version: number, at: number, extra: Partial<Operation> = {}): Operation => ({
+  id: version,
+  process: 1,
+  kind: 'rotate-topic',
+  topic: T.name,
+  requestId: `r${version}`,
+  via: API_1,
+  invokedAt: at,
+  completedAt: at + 5,
+  outcome: 'ok',
+  version,
+  fingerprint: fp(version),
+  ...extra,
+});
+
+const apply = (version: number, at: number): DeviceApply => ({
+  device: 'd1',
+  type: 'SetTopicKey',
+  topicHash: T.hash,
+  fingerprint: fp(version),
+  at,
+});
+
+/** The set-up join: every device starts a member of nothing. */
+const JOIN: Operation = {
+  id: 0,
+  process: 0,
+  kind: 'join',
+  topic: T.name,
+  client: 'd1',
+  invokedAt: 0,
+  completedAt: 2,
+  outcome: 'ok',
+};
+
+/** api-1 replaced from 1000 ms (stopped at 1100, ready at 4000). */
+const STEP: RollStep = {
+  node: 'api-1',
+  role: 'api',
+  to: 'new',
+  http: API_1,
+  stoppingAt: 1000,
+  stoppedAt: 1100,
+  readyAt: 4000,
+};
+
+/** A clean roll: v1..v3 rotated through api-1, applied in order by d1, which holds v3. */
+function cleanRoll(
+  run: Partial<RunRecord> = {},
+  extra: Partial<Omit<RollRecord, 'run'>> = {},
+): RollRecord {
+  return {
+    from: 'ad980f5',
+    to: 'this checkout',
+    steps: [STEP],
+    extraCalls: [{ kind: 'new-client', client: 'd1', invokedAt: 0, completedAt: 1, outcome: 'ok' }],
+    nodeLines: [],
+    expectedLines: 2,
+    crashes: [],
+    ...extra,
+    run: {
+      scenario: 'upgrade-practice',
+      seed: 0,
+      deliveryCap: 3,
+      networkCopies: 1,
+      budget: { duringFaults: 0, settleMs: 0 },
+      healedAt: 6000,
+      convergenceDeadlineMs: 10_000,
+      operations: [JOIN, rotate(2, 500), rotate(3, 5000)],
+      applies: [apply(1, 5), apply(2, 520), apply(3, 5020)],
+      faults: [],
+      final: {
+        c2Keys: [],
+        topics: [
+          {
+            ...T,
+            currentVersion: 3,
+            versions: [1, 2, 3].map((v) => ({ version: v, fingerprint: fp(v) })),
+          },
+        ],
+        clients: [
+          {
+            name: 'd1',
+            status: 'active',
+            keyVersion: 1,
+            deliveredKeyVersion: 1,
+            keyVersions: [{ version: 1, fingerprint: 'id-v1' }],
+            syncState: 'idle',
+            c2KeyVersion: null,
+            memberships: [{ topicHash: T.hash, desired: 3, delivered: 3 }],
+            failureReported: false,
+          },
+        ],
+        devices: [
+          {
+            name: 'd1',
+            topicKeys: { [T.hash]: fp(3) },
+            identityFingerprint: 'id-v1',
+            active: true,
+          },
+        ],
+        audit: [
+          { requestId: 'r2', operation: 'RotateTopicKey', subject: T.name, version: 2 },
+          { requestId: 'r3', operation: 'RotateTopicKey', subject: T.name, version: 3 },
+        ],
+        outbox: [],
+        leaks: [],
+        crashes: [],
+        convergedAfterMs: 100,
+      },
+      ...run,
+    },
+  };
+}
+
+const checks = (record: RollRecord): string[] => checkRoll(record).map((v) => v.check);
+
+void describe('upgrade practice: the checks', () => {
+  void it('passes a clean roll, and says so', () => {
+    const record = cleanRoll();
+    assert.deepEqual(checkRoll(record), []);
+    assert.ok(rollSummary(record, []).includes('upgrade practice: PASSED (no violation)'));
+  });
+
+  void it('flags a device that applied an older key after a newer one (a rollback)', () => {
+    const record = cleanRoll({ applies: [apply(1, 5), apply(3, 520), apply(2, 5020)] });
+    const found = checkRoll(record);
+    assert.ok(
+      found.some(
+        (v) => v.check === 'I2 (no regression)' && /d1 applied .* v2 after v3/.test(v.message),
+      ),
+      JSON.stringify(found),
+    );
+    assert.ok(rollSummary(record, found).some((l) => l.startsWith('upgrade practice: FAILED')));
+  });
+
+  void it('flags a command received more often than the retransmission cap', () => {
+    const applies = [apply(1, 5), apply(2, 520), ...[0, 1, 2, 3].map((i) => apply(3, 5020 + i))];
+    assert.ok(checks(cleanRoll({ applies })).includes('I7 (bounded retransmission)'));
+  });
+
+  void it('flags a device left on an older key', () => {
+    const { final: clean } = cleanRoll().run;
+    const final = {
+      ...clean,
+      devices: clean.devices.map((d) => ({ ...d, topicKeys: { [T.hash]: fp(2) } })),
+    };
+    assert.ok(checks(cleanRoll({ final })).includes('I1 (convergence)'));
+  });
+
+  void it('accepts a rotation the stopping node refused when its retry succeeded', () => {
+    const { version: _, fingerprint: __, ...unanswered } = rotate(3, 1500);
+    const refused: Operation = {
+      ...unanswered,
+      outcome: 'unknown',
+      error: 'connect ECONNREFUSED 127.0.0.1:41011',
+    };
+    const retried = rotate(3, 1700, { id: 4, via: API_2 });
+    const record = cleanRoll({ operations: [JOIN, rotate(2, 500), refused, retried] });
+    assert.deepEqual(checkRoll(record), []);
+  });
+
+  void it('flags failed calls that no stopping node explains, or that were never retried', () => {
+    const base = [JOIN, rotate(2, 500), rotate(3, 5000)];
+    const calls = (extra: Operation): string[] =>
+      checkRoll(cleanRoll({ operations: [...base, extra] }))
+        .filter((v) => v.check === 'calls')
+        .map((v) => v.message);
+    const refused = { outcome: 'unknown' as const, error: 'connect ECONNREFUSED', requestId: 'r3' };
+    // Refused, but long after the step ended.
+    assert.equal(calls(rotate(3, 9000, { ...refused, id: 9 })).length, 1);
+    // Refused by the other node, which was not stopping.
+    assert.equal(calls(rotate(3, 1500, { ...refused, id: 9, via: API_2 })).length, 1);
+    // A 4xx is the release's answer, never the roll's.
+    assert.equal(
+      calls(rotate(3, 1500, { id: 9, outcome: 'fail', error: 'HTTP 409 C2_CONFLICT' })).length,
+      1,
+    );
+    // Refused in the step's window, but its request was never done on retry.
+    const lost = calls(rotate(4, 1500, { ...refused, id: 9, requestId: 'r-lost' }));
+    assert.equal(lost.length, 1);
+    assert.match(lost[0] ?? '', /never done on retry/);
+  });
+
+  void it('judges a call through the balancer against any API node being replaced', () => {
+    const viaLb = { invokedAt: 2000, error: 'socket hang up' };
+    assert.equal(refusedByStoppingNode(viaLb, [STEP]), true);
+    assert.equal(refusedByStoppingNode({ ...viaLb, invokedAt: 8000 }, [STEP]), false);
+    assert.equal(refusedByStoppingNode(viaLb, [{ ...STEP, role: 'worker' }]), false);
+  });
+
+  void it('flags warnings and errors of the nodes, and unasked exits', () => {
+    const record = cleanRoll(
+      {},
+      {
+        nodeLines: [{ node: 'api-1', release: 'new', at: 1000, line: '{"level":40,"msg":"x"}' }],
+        crashes: ['+3000 ms: cluster: worker-1 (pid 9) exited unexpectedly'],
+      },
+    );
+    assert.deepEqual(checks(record), ['node logs', 'crashes']);
+    assert.ok(
+      rollSummary(record, checkRoll(record)).some((l) => l.includes('api-1 (new release)')),
+    );
+  });
+});

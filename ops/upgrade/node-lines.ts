@@ -1,0 +1,41 @@
+/**
+ * Which lines of a node's output an upgrade practice reports: log lines at level warn or above
+ * (pino's numeric levels: 40 warn, 50 error, 60 fatal) and anything on stderr that is no log line
+ * (a stack trace, a runtime warning). A roll that works logs neither, but for the warnings the
+ * practice's own set-up causes ({@link EXPECTED_WARNINGS}), which are counted, not reported.
+ */
+
+/** pino's level of `warn`. */
+const WARN = 40;
+
+/** Warnings the practice's set-up causes on every start, whichever release: not the roll's. */
+export const EXPECTED_WARNINGS: ReadonlyArray<{ readonly msg: RegExp; readonly why: string }> = [
+  {
+    msg: /^API authentication is off/,
+    why: 'the practice runs without API credentials, as `npm run cluster` does',
+  },
+];
+
+/** What a line is: nothing to report, a warning the set-up causes, or a warning (or worse). */
+export type LineKind = 'quiet' | 'expected' | 'warning';
+
+/**
+ * Classifies a node's output line.
+ * @param stream - where the node wrote it
+ */
+export function classifyLine(stream: 'stdout' | 'stderr', line: string): LineKind {
+  if (line.trim() === '') return 'quiet';
+  const other: LineKind = stream === 'stderr' ? 'warning' : 'quiet';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return other;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return other;
+  const { level, msg } = parsed as { level?: unknown; msg?: unknown };
+  if (typeof level !== 'number') return other;
+  if (level < WARN) return 'quiet';
+  const text = typeof msg === 'string' ? msg : '';
+  return EXPECTED_WARNINGS.some((e) => e.msg.test(text)) ? 'expected' : 'warning';
+}

@@ -1,0 +1,150 @@
+/**
+ * The command line of `npm run upgrade-practice` (docs/deployment.md, "Rolling upgrades"): which
+ * release to roll from, the cluster's shape, the fleet's size and the bounds of the run.
+ */
+import { CLUSTER_DEFAULTS } from '../../bin/cluster-args.ts';
+import { intArg, parseOptions, UsageError } from '../../bin/usage-args.ts';
+
+/** What the command line and the environment decide. */
+export interface RollArgs {
+  /** A commit (anything `git rev-parse` takes) or a directory holding the earlier release. */
+  readonly from: string;
+  /** Where the earlier release's worktree is prepared; default: a directory per commit in /tmp. */
+  readonly releaseDir: string | undefined;
+  readonly apiNodes: number;
+  readonly workers: number;
+  /** Redlock instances: 1 uses `REDIS_URL`, 3 starts three private `redis-server`. */
+  readonly redlock: 1 | 3;
+  /** First port of the cluster's layout (`npm run cluster`'s); 0 picks free ports. */
+  readonly basePort: number;
+  /** Simulated devices registered before the roll. */
+  readonly devices: number;
+  /** Devices registered (NewClient) during the roll, on top of {@link devices}. */
+  readonly newClients: number;
+  readonly topics: number;
+  /** Milliseconds between two rotations, each through the next API node in turn. */
+  readonly rotateEveryMs: number;
+  /** How long the workload runs on each mixed cluster before the next replacement. */
+  readonly dwellMs: number;
+  /** Where to write the run's record (JSON, fingerprints only), if anywhere. */
+  readonly recordFile: string | undefined;
+  /** The whole run's bound: past it everything is stopped and the run fails. */
+  readonly timeoutMs: number;
+  /** Keep the schema after the run (to study it); its Redis keys are always removed. */
+  readonly keep: boolean;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly mqttUrl: string;
+}
+
+/** Bounds of the counts: a practice, not a benchmark (the machine also runs the devices). */
+export const ROLL_LIMITS = {
+  nodesPerRole: 4,
+  devices: 1000,
+  topics: 20,
+  timeoutMinutes: 60,
+} as const;
+
+/** The usage text. */
+export const ROLL_USAGE = `usage: npm run upgrade-practice -- --from COMMIT|DIR [--release-dir D] [--api N] [--workers M]
+         [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--topics T]
+         [--rotate-every-ms MS] [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE]
+         [--keep]
+
+Starts a cluster of the earlier release (--from), replaces its nodes one at a time by this
+checkout's release while a workload runs, rolls one API node and one worker back, and checks
+what the devices applied and what the nodes logged. Exits 1 on a violation.
+
+  --from COMMIT|DIR     the earlier release: a commit (a git worktree is prepared, with its own
+                        npm ci) or a directory that holds it (npm ci if it has no node_modules)
+  --release-dir D       where the worktree of COMMIT goes      default /tmp/e4c2-release-<commit>
+  --api N               API nodes, 1..${ROLL_LIMITS.nodesPerRole}                           default 2
+  --workers M           delivery workers, 1..${ROLL_LIMITS.nodesPerRole}                    default 2
+  --redlock 1|3         Redlock instances (3: private redis-server)    default 3
+  --base-port P         the cluster's ports from P (npm run cluster's layout); 0 = free ports
+                                                                       default 0
+  --devices D           simulated devices, 1..${ROLL_LIMITS.devices}                    default 200
+  --new-clients C       devices registered during the roll, 0..100     default 10
+  --topics T            topics every device joins, 1..${ROLL_LIMITS.topics}               default 4
+  --rotate-every-ms MS  one rotation per MS, through each API node in turn  default 2000
+  --dwell-seconds S     the workload's time on each mixed cluster, 1..300   default 15
+  --record FILE         write the run's record there (JSON: calls, what devices applied,
+                        the final state, the steps; fingerprints only, never keys)
+  --timeout-minutes MIN the whole run's bound, 1..${ROLL_LIMITS.timeoutMinutes}                default 20
+  --keep                keep the run's PostgreSQL schema afterwards
+
+Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}; a fresh schema is
+created there and dropped afterwards), REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and
+MQTT_URL (default ${CLUSTER_DEFAULTS.mqttUrl}).`;
+
+const NUMBER_FLAGS: ReadonlySet<string> = new Set([
+  '--api',
+  '--workers',
+  '--redlock',
+  '--base-port',
+  '--devices',
+  '--new-clients',
+  '--topics',
+  '--rotate-every-ms',
+  '--dwell-seconds',
+  '--timeout-minutes',
+]);
+
+/**
+ * Parses the command line (`--help` gives `undefined`).
+ * @throws UsageError naming the bad argument
+ */
+export function parseRollArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): RollArgs | undefined {
+  const values = parseOptions(argv, NUMBER_FLAGS, {
+    from: { type: 'string' },
+    'release-dir': { type: 'string' },
+    api: { type: 'string' },
+    workers: { type: 'string' },
+    redlock: { type: 'string' },
+    'base-port': { type: 'string' },
+    devices: { type: 'string' },
+    'new-clients': { type: 'string' },
+    topics: { type: 'string' },
+    'rotate-every-ms': { type: 'string' },
+    'dwell-seconds': { type: 'string' },
+    record: { type: 'string' },
+    'timeout-minutes': { type: 'string' },
+    keep: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return undefined;
+  const from = values.from ?? '';
+  if (from === '') throw new UsageError('--from is required: the commit or directory to roll from');
+  const redlock = intArg(values.redlock, '--redlock', 1, 3, 3);
+  if (redlock !== 1 && redlock !== 3) throw new UsageError('--redlock must be 1 or 3');
+  const basePort = intArg(values['base-port'], '--base-port', 0, 65000, 0);
+  if (basePort !== 0 && basePort < 1024)
+    throw new UsageError('--base-port must be 0 or between 1024 and 65000');
+  const nonEmpty = (v: string | undefined): string | undefined =>
+    v === undefined || v === '' ? undefined : v;
+  const n = ROLL_LIMITS.nodesPerRole;
+  return {
+    from,
+    releaseDir: nonEmpty(values['release-dir']),
+    apiNodes: intArg(values.api, '--api', 1, n, 2),
+    workers: intArg(values.workers, '--workers', 1, n, 2),
+    redlock,
+    basePort,
+    devices: intArg(values.devices, '--devices', 1, ROLL_LIMITS.devices, 200),
+    newClients: intArg(values['new-clients'], '--new-clients', 0, 100, 10),
+    topics: intArg(values.topics, '--topics', 1, ROLL_LIMITS.topics, 4),
+    rotateEveryMs: intArg(values['rotate-every-ms'], '--rotate-every-ms', 200, 60_000, 2000),
+    dwellMs: 1000 * intArg(values['dwell-seconds'], '--dwell-seconds', 1, 300, 15),
+    recordFile: nonEmpty(values.record),
+    timeoutMs:
+      60_000 *
+      intArg(values['timeout-minutes'], '--timeout-minutes', 1, ROLL_LIMITS.timeoutMinutes, 20),
+    keep: values.keep === true,
+    databaseUrl: nonEmpty(env['DATABASE_URL']) ?? CLUSTER_DEFAULTS.databaseUrl,
+    redisUrl: nonEmpty(env['REDIS_URL']) ?? CLUSTER_DEFAULTS.redisUrl,
+    mqttUrl: nonEmpty(env['MQTT_URL']) ?? CLUSTER_DEFAULTS.mqttUrl,
+  };
+}

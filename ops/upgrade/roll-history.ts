@@ -1,0 +1,57 @@
+/**
+ * What an upgrade practice records, and what its checks read: the chaos suite's run record (API
+ * calls, what every device applied, the final state: chaos/history.ts) plus the roll's own steps,
+ * the NewClient calls and the nodes' warning and error lines. Fingerprints only, never keys.
+ */
+import type { RunRecord } from '../../chaos/history.ts';
+
+/** Which release a node runs: the earlier one rolled from, or this checkout's. */
+export type Release = 'old' | 'new';
+
+/** One node replaced: stopped, then started on `to`, ready, and listed UP by the balancer. */
+export interface RollStep {
+  readonly node: string;
+  readonly role: 'api' | 'worker';
+  readonly to: Release;
+  /** An API node's own HTTP address (`http://host:port`), which calls made through it name. */
+  readonly http?: string;
+  /** Milliseconds since the run started: the SIGTERM. */
+  readonly stoppingAt: number;
+  /** Its process exited. */
+  readonly stoppedAt: number;
+  /** The replacement answered `/readyz` (and, for an API node, the balancer listed it UP). */
+  readonly readyAt: number;
+}
+
+/** A call made outside the chaos driver (NewClient, which carries a key the driver never sees). */
+export interface ExtraCall {
+  readonly kind: 'new-client';
+  readonly client: string;
+  readonly invokedAt: number;
+  readonly completedAt: number;
+  readonly outcome: 'ok' | 'fail' | 'unknown';
+  readonly error?: string;
+}
+
+/** A line a node wrote at level warn or above, or that was no log line at all (on stderr). */
+export interface NodeLine {
+  readonly node: string;
+  readonly release: Release;
+  /** Milliseconds since the run started. */
+  readonly at: number;
+  readonly line: string;
+}
+
+/** One practice roll, as its checks see it. */
+export interface RollRecord {
+  readonly from: string;
+  readonly to: string;
+  readonly run: RunRecord;
+  readonly steps: readonly RollStep[];
+  readonly extraCalls: readonly ExtraCall[];
+  readonly nodeLines: readonly NodeLine[];
+  /** Warnings the practice's set-up causes (node-lines.ts), counted and not judged. */
+  readonly expectedLines: number;
+  /** Node exits nobody asked for (the launcher's notices). */
+  readonly crashes: readonly string[];
+}

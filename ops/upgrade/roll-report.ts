@@ -1,0 +1,42 @@
+/** The summary an upgrade practice prints at its end, from its record and its checks (pure). */
+import { EXPECTED_WARNINGS } from './node-lines.ts';
+import { refusedByStoppingNode, type RollViolation } from './roll-checks.ts';
+import type { RollRecord } from './roll-history.ts';
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** The summary's lines: what ran, what it did, and every violation (or that there was none). */
+export function rollSummary(record: RollRecord, violations: readonly RollViolation[]): string[] {
+  const { run } = record;
+  const ops = run.operations;
+  const count = (kind: string): string => {
+    const of = ops.filter((o) => o.kind === kind);
+    return `${of.filter((o) => o.outcome === 'ok').length}/${of.length}`;
+  };
+  const newClients = record.extraCalls.filter((c) => c.outcome === 'ok').length;
+  const failed = [...ops, ...record.extraCalls].filter((o) => o.outcome !== 'ok');
+  const refused = failed.filter((c) => refusedByStoppingNode(c, record.steps)).length;
+  const keyed = run.applies.filter((a) => a.type === 'SetTopicKey' || a.type === 'SetIDKey');
+  const refusedByDevices = run.applies.filter((a) => a.type === 'rejected').length;
+  const firings = run.automation?.firings.length;
+  const lines = [
+    '',
+    `upgrade practice: ${record.from} -> ${record.to}`,
+    ...record.steps.map(
+      (s) =>
+        `  ${s.node.padEnd(9)} to ${s.to} release: stopped in ${seconds(s.stoppedAt - s.stoppingAt)}, ready ${seconds(s.readyAt - s.stoppedAt)} later (at +${seconds(s.stoppingAt)})`,
+    ),
+    `  calls (ok/all): rotations ${count('rotate-topic')}, joins ${count('join')}, leaves ${count('leave')}, resyncs ${count('resync-client')}, NewClient ${newClients}/${record.extraCalls.length}; ${failed.length} failed or unknown, ${refused} of them refused by a stopping node`,
+    `  devices: ${run.final.devices.length}, key commands applied ${keyed.length}, commands refused by devices ${refusedByDevices}`,
+    `  convergence: ${run.final.convergedAfterMs === undefined ? `not within ${seconds(run.convergenceDeadlineMs)}` : `${seconds(run.final.convergedAfterMs)} after the final writes`}`,
+    `  automation: ${firings === undefined ? 'not observed' : `${firings} firing(s), topic at v${run.automation?.finalKeyVersion ?? '?'}`}`,
+    `  node lines at warn or above: ${record.nodeLines.length} (and ${record.expectedLines} expected: ${EXPECTED_WARNINGS.map((e) => e.why).join('; ')}); unasked exits: ${record.crashes.length}`,
+  ];
+  if (violations.length === 0) return [...lines, 'upgrade practice: PASSED (no violation)', ''];
+  return [
+    ...lines,
+    `upgrade practice: FAILED, ${violations.length} violation(s):`,
+    ...violations.map((v) => `  [${v.check}] ${v.message}`),
+    '',
+  ];
+}

@@ -1,0 +1,232 @@
+/**
+ * One practice roll from start to verdict (practice-roll.ts is its command): the earlier release
+ * prepared, its cluster started, the fleet and the automation rule set up, the workload run while
+ * the nodes are replaced, the final writes, the wait for convergence, the record checked and the
+ * summary printed. What it starts it stops, also when it fails or is aborted.
+ */
+import { writeFile } from 'node:fs/promises';
+import { buildVersion } from '../../bin/build-version.ts';
+import { startCluster, type LocalCluster } from '../../bin/cluster.ts';
+import { Driver } from '../../chaos/driver.ts';
+import { NODE_SETTINGS } from '../../chaos/environment.ts';
+import { Rng } from '../../chaos/rng.ts';
+import { classifyLine } from './node-lines.ts';
+import { prepareRelease } from './old-release.ts';
+import type { RollArgs } from './roll-args.ts';
+import { checkRoll } from './roll-checks.ts';
+import { RollFleet } from './roll-fleet.ts';
+import type { NodeLine, Release, RollRecord, RollStep } from './roll-history.ts';
+import { finishRun } from './roll-final.ts';
+import { replaceNode } from './roll-nodes.ts';
+import { rollPlan } from './roll-plan.ts';
+import { rollSummary } from './roll-report.ts';
+import { setUpFleet } from './roll-setup.ts';
+import { runRollWorkload } from './roll-workload.ts';
+import { pause } from './waits.ts';
+
+/** What {@link practise} needs. */
+export interface PractiseOptions {
+  readonly args: RollArgs;
+  /** This checkout (the new release). */
+  readonly root: string;
+  /** Names this run's topics and devices. */
+  readonly tag: string;
+  readonly schema: string;
+  /** Holds the cluster's KEK passphrase file. */
+  readonly dataDir: string;
+  readonly signal: AbortSignal;
+  readonly log: (line: string) => void;
+}
+
+/** The nodes' settings: the chaos suite's delivery cap and timing, a shorter drain. */
+const NODE_ENV = {
+  E4C2_LOG_LEVEL: 'info',
+  E4C2_DELIVERY_MAX_ATTEMPTS: String(NODE_SETTINGS.deliveryCap),
+  E4C2_DELIVERY_BACKOFF_INITIAL_MS: '200',
+  E4C2_DELIVERY_BACKOFF_MAX_MS: '4000',
+  E4C2_PUBACK_TIMEOUT_MS: String(NODE_SETTINGS.pubackTimeoutMs),
+  E4C2_SHUTDOWN_TIMEOUT_MS: '5000',
+  E4C2_DB_POOL_MAX: '8',
+  // A short leader lease, so a stopped engine's successor takes over within seconds.
+  E4C2_AUTOMATION_LEASE_TTL_MS: '2000',
+  E4C2_AUTOMATION_TICK_MS: '200',
+} as const;
+
+/** Workload before the first replacement and after the last (between two: `--dwell-seconds`). */
+const PAUSE_MS = { before: 10_000, after: 10_000 } as const;
+
+/** Runs the practice; resolves true when no check was violated. */
+export async function practise(o: PractiseOptions): Promise<boolean> {
+  const { args, log, signal } = o;
+  const go = (): void => {
+    if (signal.aborted) throw signal.reason as Error;
+  };
+  const old = await prepareRelease(args.from, o.root, args.releaseDir, log);
+  go();
+  const started = Date.now();
+  const elapsed = (): number => Date.now() - started;
+  const releases = new Map<string, Release>();
+  const nodeLines: NodeLine[] = [];
+  const crashes: string[] = [];
+  /** Lines of {@link EXPECTED_WARNINGS} (node-lines.ts), counted for the summary. */
+  const expected = { count: 0 };
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
+  log(
+    `upgrade: starting ${args.apiNodes} API node(s) and ${args.workers} worker(s) of ${old.commit?.slice(0, 12) ?? old.dir} on schema ${o.schema}`,
+  );
+  const cluster: LocalCluster = await startCluster({
+    apiNodes: args.apiNodes,
+    workers: args.workers,
+    redlock: args.redlock,
+    basePort: args.basePort,
+    schema: o.schema,
+    dataDir: o.dataDir,
+    databaseUrl: args.databaseUrl,
+    redisUrl: args.redisUrl,
+    mqttUrl: args.mqttUrl,
+    host: '127.0.0.1',
+    env: { ...env, ...NODE_ENV },
+    releaseDir: old.dir,
+    signal,
+    startTimeoutMs: 90_000,
+    log: (line) => {
+      if (/exited unexpectedly/.test(line)) crashes.push(`+${elapsed()} ms: ${line}`);
+      log(line);
+    },
+    childOutput: (node, stream, line) => {
+      const kind = classifyLine(stream, line);
+      if (kind === 'expected') expected.count += 1;
+      if (kind !== 'warning') return;
+      const release = releases.get(node) ?? 'old';
+      nodeLines.push({ node, release, at: elapsed(), line: line.slice(0, 2000) });
+      log(`${node} (${release}) | ${line.slice(0, 500)}`);
+    },
+  });
+  const fleet = new RollFleet({ brokerUrl: args.mqttUrl, lb: cluster.lb.http, elapsed });
+  try {
+    return await practiseOn(o, cluster, fleet, {
+      old,
+      releases,
+      nodeLines,
+      expected,
+      crashes,
+      elapsed,
+    });
+  } finally {
+    await fleet.close();
+    await cluster.stop();
+  }
+}
+
+/** What the cluster's start gave {@link practiseOn}. */
+interface Running {
+  readonly old: { readonly dir: string; readonly commit: string | undefined };
+  readonly releases: Map<string, Release>;
+  readonly nodeLines: NodeLine[];
+  readonly expected: { readonly count: number };
+  readonly crashes: string[];
+  readonly elapsed: () => number;
+}
+
+async function practiseOn(
+  o: PractiseOptions,
+  cluster: LocalCluster,
+  fleet: RollFleet,
+  r: Running,
+): Promise<boolean> {
+  const { args, log, signal, tag } = o;
+  const { elapsed } = r;
+  const go = (): void => {
+    if (signal.aborted) throw signal.reason as Error;
+  };
+  const lb = cluster.lb.http;
+  const driver = new Driver({ base: lb, elapsed, timeoutMs: 8000 });
+  const topics = Array.from({ length: args.topics }, (_, i) => `upgrade/${tag}/t${i}`);
+  const probe = await setUpFleet({
+    driver,
+    fleet,
+    lb,
+    tag,
+    devices: args.devices,
+    topics,
+    signal,
+    log,
+  });
+
+  let workloadDone = false;
+  const apiNodes = cluster.nodes.filter((n) => n.role === 'api');
+  const workload = runRollWorkload({
+    driver,
+    fleet,
+    topics,
+    apiNodes: apiNodes.map((n) => n.http ?? ''),
+    rotateEveryMs: args.rotateEveryMs,
+    newClients: args.newClients,
+    newClientName: (i) => `upgrade-${tag}-new${i}`,
+    rng: new Rng(Number.parseInt(tag, 16)),
+    stop: () => workloadDone || signal.aborted,
+    log,
+  });
+  const steps: RollStep[] = [];
+  try {
+    log(`upgrade: workload running; first replacement in ${PAUSE_MS.before / 1000} s`);
+    await pause(PAUSE_MS.before, signal);
+    const plan = rollPlan(
+      apiNodes.map((n) => n.name),
+      cluster.nodes.filter((n) => n.role === 'worker').map((n) => n.name),
+    );
+    for (const [i, step] of plan.entries()) {
+      go();
+      log(`upgrade: [${i + 1}/${plan.length}] ${step.node} to the ${step.to} release`);
+      steps.push(
+        await replaceNode(step, {
+          cluster,
+          dirs: { old: r.old.dir, new: o.root },
+          graceMs: 15_000,
+          readyWithinMs: 90_000,
+          elapsed,
+          started: (node, to) => r.releases.set(node, to),
+        }),
+      );
+      await pause(args.dwellMs, signal);
+    }
+    await pause(PAUSE_MS.after, signal);
+  } finally {
+    workloadDone = true;
+    await workload;
+  }
+  go();
+  const rolledAt = Date.now();
+
+  const run = await finishRun({
+    driver,
+    fleet,
+    probe,
+    topics,
+    apiNodes: apiNodes.map((n) => n.name),
+    databaseUrl: args.databaseUrl,
+    schema: o.schema,
+    rolledAt,
+    elapsed,
+    signal,
+    log,
+  });
+  const rollRecord: RollRecord = {
+    from: r.old.commit?.slice(0, 12) ?? r.old.dir,
+    to: buildVersion(o.root),
+    run,
+    steps,
+    extraCalls: fleet.calls,
+    nodeLines: r.nodeLines,
+    expectedLines: r.expected.count,
+    crashes: r.crashes,
+  };
+  if (args.recordFile !== undefined) {
+    await writeFile(args.recordFile, `${JSON.stringify(rollRecord, null, 1)}\n`);
+    log(`upgrade: the record is in ${args.recordFile}`);
+  }
+  const violations = checkRoll(rollRecord);
+  for (const line of rollSummary(rollRecord, violations)) log(line);
+  return violations.length === 0;
+}

@@ -1,0 +1,99 @@
+/**
+ * The workload an upgrade practice runs while nodes are replaced, gentle enough for a small
+ * machine that also runs the cluster and the devices: a rotation every `rotateEveryMs`, each
+ * through the next API node in turn (a rotation a stopping node refuses is sent again, with its
+ * idempotency key, to the next node, as a balancer redispatches it), and through the load
+ * balancer a membership change every 3 s, a resync every 5 s and a NewClient every 4 s until
+ * `newClients` were added (each new device then joins every topic).
+ */
+import { Driver } from '../../chaos/driver.ts';
+import type { Rng } from '../../chaos/rng.ts';
+import type { RollFleet } from './roll-fleet.ts';
+
+/** What the workload works on. */
+export interface WorkloadOptions {
+  readonly driver: Driver;
+  readonly fleet: RollFleet;
+  readonly topics: readonly string[];
+  /** Each API node's own `http://host:port`, rotated through in turn. */
+  readonly apiNodes: readonly string[];
+  readonly rotateEveryMs: number;
+  readonly newClients: number;
+  /** Names a device added during the roll. */
+  readonly newClientName: (i: number) => string;
+  readonly rng: Rng;
+  readonly stop: () => boolean;
+  readonly log: (line: string) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `step` every `everyMs` until `stop()`; a step that throws is logged, not fatal. */
+async function every(
+  everyMs: number,
+  stop: () => boolean,
+  log: (line: string) => void,
+  step: () => Promise<boolean | undefined>,
+): Promise<void> {
+  while (!stop()) {
+    const next = Date.now() + everyMs;
+    try {
+      if ((await step()) === false) return; // nothing left to do
+    } catch (err) {
+      log(`upgrade: workload: ${(err as Error).message}`);
+    }
+    await sleep(Math.max(0, next - Date.now()));
+  }
+}
+
+/** Runs the workload until `stop()`; resolves once every loop ended. */
+export async function runRollWorkload(o: WorkloadOptions): Promise<void> {
+  const { driver, fleet, rng, stop } = o;
+  /** Memberships toggled so far (every device starts a member of every topic). */
+  const left = new Set<string>();
+  let rotations = 0;
+  const rotate = async (): Promise<undefined> => {
+    const topic = o.topics[rotations % o.topics.length] ?? '';
+    const requestId = Driver.requestId('roll');
+    const first = rotations++;
+    // The next node in turn, then the others: a refusal is redispatched with the same key.
+    for (let i = 0; i < 2 * o.apiNodes.length; i++) {
+      const via = o.apiNodes[(first + i) % o.apiNodes.length] ?? '';
+      const op = await driver.call(1, { kind: 'rotate-topic', topic, requestId, via });
+      if (op.outcome === 'ok') return;
+      await sleep(200);
+    }
+    throw new Error(`rotation ${requestId} of ${topic} failed through every API node`);
+  };
+  const member = async (): Promise<undefined> => {
+    const client = rng.pick(fleet.names);
+    const topic = rng.pick(o.topics);
+    const key = `${client}\0${topic}`;
+    const leaving = !left.has(key);
+    const op = await driver.call(2, { kind: leaving ? 'leave' : 'join', topic, client });
+    if (op.outcome === 'ok') {
+      if (leaving) left.add(key);
+      else left.delete(key);
+    }
+    return undefined;
+  };
+  const resync = async (): Promise<undefined> => {
+    await driver.call(3, { kind: 'resync-client', client: rng.pick(fleet.names) });
+    return undefined;
+  };
+  let added = 0;
+  const newClient = async (): Promise<boolean> => {
+    if (added >= o.newClients) return false;
+    const name = o.newClientName(added++);
+    await fleet.add(name, 5);
+    for (const topic of o.topics)
+      await driver.callRetrying(4, { kind: 'join', topic, client: name }, 5, stop);
+    return true;
+  };
+  await Promise.all([
+    every(o.rotateEveryMs, stop, o.log, rotate),
+    every(3000, stop, o.log, member),
+    every(5000, stop, o.log, resync),
+    every(4000, stop, o.log, newClient),
+  ]);
+}
