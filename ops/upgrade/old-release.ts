@@ -22,7 +22,10 @@ export interface PreparedRelease {
   readonly commit: string | undefined;
 }
 
-/** Runs a command; each output line goes to `log`. @throws Error naming the command on failure */
+/**
+ * Runs a command; each output line goes to `log` (npm's progress is on both streams), and its
+ * standard output is also returned. @throws Error naming the command on failure
+ */
 function run(
   command: string,
   args: readonly string[],
@@ -32,12 +35,14 @@ function run(
   return new Promise((done, fail) => {
     const child = spawn(command, [...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
+    createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+      out += `${line}\n`;
+      log(line);
     });
     createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', log);
     child.once('error', fail);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the output streams have ended by then, so `out` is whole.
+    child.once('close', (code) => {
       if (code === 0) done(out);
       else fail(new Error(`${command} ${args.join(' ')} failed (exit code ${code ?? '?'})`));
     });
