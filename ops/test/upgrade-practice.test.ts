@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeviceApply, Operation, RunRecord } from '../../chaos/history.ts';
 import { UsageError } from '../../bin/usage-args.ts';
-import { classifyLine } from '../upgrade/node-lines.ts';
+import { classifyLine, isKnownOldWarning } from '../upgrade/node-lines.ts';
 import { parseRollArgs } from '../upgrade/roll-args.ts';
 import { checkRoll, refusedByStoppingNode } from '../upgrade/roll-checks.ts';
 import type { RollRecord, RollStep } from '../upgrade/roll-history.ts';
@@ -56,6 +56,7 @@ void describe('upgrade practice: the command line', () => {
       recordFile: 'roll.json',
       timeoutMs: 5 * 60_000,
       keep: true,
+      knownOldWarnings: [],
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/test',
       redisUrl: 'redis://127.0.0.1:6379',
       mqttUrl: 'mqtt://127.0.0.1:1883',
@@ -80,6 +81,8 @@ void describe('upgrade practice: the command line', () => {
     refused(['--from', 'x', '--redlock', '2'], /--redlock must be 1 or 3/);
     refused(['--from', 'x', '--base-port', '80'], /--base-port must be 0 or between/);
     refused(['--from', 'x', '--seed', '1'], /Unknown option '--seed'/);
+    refused(['--from', 'x', '--known-old-warning', '('], /--known-old-warning \(: Invalid/);
+    refused(['--from', 'x', '--known-old-warning', ''], /must not be empty/);
     assert.equal(parseRollArgs(['--help'], {}), undefined);
   });
 });
@@ -108,6 +111,21 @@ void describe('upgrade practice: node lines', () => {
     assert.equal(classifyLine('stderr', 'TypeError: x is not a function'), 'warning');
     assert.equal(classifyLine('stdout', 'plain text'), 'quiet');
     assert.equal(classifyLine('stderr', ''), 'quiet');
+  });
+
+  void it('passes a known warning of the earlier release on its nodes only', () => {
+    const args = parseRollArgs(
+      ['--from', 'x', '--known-old-warning', '^Redlock instance lost', '--known-old-warning', 'b'],
+      {},
+    );
+    const known = args?.knownOldWarnings ?? [];
+    assert.equal(known.length, 2);
+    const lost = line(40, 'Redlock instance lost');
+    assert.equal(isKnownOldWarning(lost, 'old', known), true);
+    assert.equal(isKnownOldWarning(lost, 'new', known), false, 'this release is still judged');
+    assert.equal(isKnownOldWarning(line(40, 'delivery failed'), 'old', known), false);
+    assert.equal(isKnownOldWarning('Redlock instance lost', 'old', known), false, 'a log line');
+    assert.equal(isKnownOldWarning(lost, 'old', []), false);
   });
 });
 

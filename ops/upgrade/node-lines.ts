@@ -5,6 +5,8 @@
  * practice's own set-up causes ({@link EXPECTED_WARNINGS}), which are counted, not reported.
  */
 
+import type { Release } from './roll-history.ts';
+
 /** pino's level of `warn`. */
 const WARN = 40;
 
@@ -18,6 +20,32 @@ export const EXPECTED_WARNINGS: ReadonlyArray<{ readonly msg: RegExp; readonly w
 
 /** What a line is: nothing to report, a warning the set-up causes, or a warning (or worse). */
 export type LineKind = 'quiet' | 'expected' | 'warning';
+
+/**
+ * Whether a warning line is one the earlier release is known to log (`--known-old-warning`):
+ * only on a node that runs the earlier release, and only when a pattern matches its message.
+ */
+export function isKnownOldWarning(
+  line: string,
+  release: Release,
+  known: readonly RegExp[],
+): boolean {
+  if (release !== 'old' || known.length === 0) return false;
+  const message = logMessage(line);
+  return message !== undefined && known.some((pattern) => pattern.test(message));
+}
+
+/** The message of a pino log line, or `undefined` for any other line. */
+function logMessage(line: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { msg } = parsed as { msg?: unknown };
+    return typeof msg === 'string' ? msg : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Classifies a node's output line.

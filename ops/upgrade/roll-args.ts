@@ -32,6 +32,12 @@ export interface RollArgs {
   readonly timeoutMs: number;
   /** Keep the schema after the run (to study it); its Redis keys are always removed. */
   readonly keep: boolean;
+  /**
+   * Warnings that nodes of the earlier release are known to log (`--known-old-warning`, a
+   * regular expression on the log line's message): counted and listed, not judged. A node of
+   * this release logging the same is still a violation.
+   */
+  readonly knownOldWarnings: readonly RegExp[];
   readonly databaseUrl: string;
   readonly redisUrl: string;
   readonly mqttUrl: string;
@@ -49,7 +55,7 @@ export const ROLL_LIMITS = {
 export const ROLL_USAGE = `usage: npm run upgrade-practice -- --from COMMIT|DIR [--release-dir D] [--api N] [--workers M]
          [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--topics T]
          [--rotate-every-ms MS] [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE]
-         [--keep]
+         [--keep] [--known-old-warning REGEX]...
 
 Starts a cluster of the earlier release (--from), replaces its nodes one at a time by this
 checkout's release while a workload runs, rolls one API node and one worker back, and checks
@@ -72,6 +78,8 @@ what the devices applied and what the nodes logged. Exits 1 on a violation.
                         the final state, the steps; fingerprints only, never keys)
   --timeout-minutes MIN the whole run's bound, 1..${ROLL_LIMITS.timeoutMinutes}                default 20
   --keep                keep the run's PostgreSQL schema afterwards
+  --known-old-warning R a warning the earlier release is known to log (a regular expression on
+                        the message; repeatable): counted, not judged, on its nodes only
 
 Services come from DATABASE_URL (default ${CLUSTER_DEFAULTS.databaseUrl}; a fresh schema is
 created there and dropped afterwards), REDIS_URL (default ${CLUSTER_DEFAULTS.redisUrl}) and
@@ -113,6 +121,7 @@ export function parseRollArgs(
     record: { type: 'string' },
     'timeout-minutes': { type: 'string' },
     keep: { type: 'boolean' },
+    'known-old-warning': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help === true) return undefined;
@@ -143,8 +152,19 @@ export function parseRollArgs(
       60_000 *
       intArg(values['timeout-minutes'], '--timeout-minutes', 1, ROLL_LIMITS.timeoutMinutes, 20),
     keep: values.keep === true,
+    knownOldWarnings: (values['known-old-warning'] ?? []).map(warningPattern),
     databaseUrl: nonEmpty(env['DATABASE_URL']) ?? CLUSTER_DEFAULTS.databaseUrl,
     redisUrl: nonEmpty(env['REDIS_URL']) ?? CLUSTER_DEFAULTS.redisUrl,
     mqttUrl: nonEmpty(env['MQTT_URL']) ?? CLUSTER_DEFAULTS.mqttUrl,
   };
+}
+
+/** A `--known-old-warning` value as a regular expression. @throws UsageError when invalid */
+function warningPattern(source: string): RegExp {
+  if (source === '') throw new UsageError('--known-old-warning must not be empty');
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new UsageError(`--known-old-warning ${source}: ${(err as Error).message}`);
+  }
 }

@@ -52,6 +52,8 @@ export interface RollRecord {
   readonly nodeLines: readonly NodeLine[];
   /** Warnings the practice's set-up causes (node-lines.ts), counted and not judged. */
   readonly expectedLines: number;
+  /** Warnings of the earlier release's nodes that `--known-old-warning` names: not judged. */
+  readonly knownOldLines?: number;
   /** Node exits nobody asked for (the launcher's notices). */
   readonly crashes: readonly string[];
 }

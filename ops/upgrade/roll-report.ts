@@ -30,7 +30,7 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
     `  devices: ${run.final.devices.length}, key commands applied ${keyed.length}, commands refused by devices ${refusedByDevices}`,
     `  convergence: ${run.final.convergedAfterMs === undefined ? `not within ${seconds(run.convergenceDeadlineMs)}` : `${seconds(run.final.convergedAfterMs)} after the final writes`}`,
     `  automation: ${firings === undefined ? 'not observed' : `${firings} firing(s), topic at v${run.automation?.finalKeyVersion ?? '?'}`}`,
-    `  node lines at warn or above: ${record.nodeLines.length} (and ${record.expectedLines} expected: ${EXPECTED_WARNINGS.map((e) => e.why).join('; ')}); unasked exits: ${record.crashes.length}`,
+    `  node lines at warn or above: ${record.nodeLines.length} (and ${record.expectedLines} expected: ${EXPECTED_WARNINGS.map((e) => e.why).join('; ')}${record.knownOldLines === undefined || record.knownOldLines === 0 ? '' : `; ${record.knownOldLines} known of the earlier release`}); unasked exits: ${record.crashes.length}`,
   ];
   if (violations.length === 0) return [...lines, 'upgrade practice: PASSED (no violation)', ''];
   return [

@@ -10,7 +10,7 @@ import { startCluster, type LocalCluster } from '../../bin/cluster.ts';
 import { Driver } from '../../chaos/driver.ts';
 import { NODE_SETTINGS } from '../../chaos/environment.ts';
 import { Rng } from '../../chaos/rng.ts';
-import { classifyLine } from './node-lines.ts';
+import { classifyLine, isKnownOldWarning } from './node-lines.ts';
 import { prepareRelease } from './old-release.ts';
 import type { RollArgs } from './roll-args.ts';
 import { checkRoll } from './roll-checks.ts';
@@ -70,6 +70,8 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
   const crashes: string[] = [];
   /** Lines of {@link EXPECTED_WARNINGS} (node-lines.ts), counted for the summary. */
   const expected = { count: 0 };
+  /** Lines of nodes of the earlier release that `--known-old-warning` names. */
+  const knownOld = { count: 0 };
   const env: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
   log(
@@ -99,6 +101,11 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
       if (kind === 'expected') expected.count += 1;
       if (kind !== 'warning') return;
       const release = releases.get(node) ?? 'old';
+      if (isKnownOldWarning(line, release, args.knownOldWarnings)) {
+        knownOld.count += 1;
+        log(`${node} (old, known) | ${line.slice(0, 500)}`);
+        return;
+      }
       nodeLines.push({ node, release, at: elapsed(), line: line.slice(0, 2000) });
       log(`${node} (${release}) | ${line.slice(0, 500)}`);
     },
@@ -110,6 +117,7 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
       releases,
       nodeLines,
       expected,
+      knownOld,
       crashes,
       elapsed,
     });
@@ -125,6 +133,7 @@ interface Running {
   readonly releases: Map<string, Release>;
   readonly nodeLines: NodeLine[];
   readonly expected: { readonly count: number };
+  readonly knownOld: { readonly count: number };
   readonly crashes: string[];
   readonly elapsed: () => number;
 }
@@ -220,6 +229,7 @@ async function practiseOn(
     extraCalls: fleet.calls,
     nodeLines: r.nodeLines,
     expectedLines: r.expected.count,
+    knownOldLines: r.knownOld.count,
     crashes: r.crashes,
   };
   if (args.recordFile !== undefined) {
