@@ -6,7 +6,7 @@
  * else the commit of the checkout the process runs from.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** What a build id may look like (a commit, a tag, a CI run number). */
 const BUILD_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
@@ -20,18 +20,32 @@ function readText(path: string): string | undefined {
   }
 }
 
-/** The commit HEAD names in the `.git` directory of `root` (not a worktree's `.git` file). */
+/**
+ * Where the checkout's git state is: its `.git` directory, or for a worktree (or a submodule)
+ * the directory its `.git` file names (`gitdir: ...`), with the shared refs in the directory
+ * that one's `commondir` names (a worktree's refs are the main checkout's).
+ */
+function gitDirs(root: string): { readonly head: string; readonly refs: string } {
+  const dotGit = join(root, '.git');
+  const gitdir = /^gitdir: (.+)$/m.exec(readText(dotGit) ?? '')?.[1]?.trim();
+  if (gitdir === undefined) return { head: dotGit, refs: dotGit };
+  const head = resolve(root, gitdir);
+  const common = readText(join(head, 'commondir'))?.trim();
+  return { head, refs: common === undefined || common === '' ? head : resolve(head, common) };
+}
+
+/** The commit HEAD names in the checkout `root` (a `.git` directory, or a worktree's file). */
 function gitCommit(root: string): string | undefined {
-  const git = join(root, '.git');
-  const head = readText(join(git, 'HEAD'))?.trim();
+  const git = gitDirs(root);
+  const head = readText(join(git.head, 'HEAD'))?.trim();
   if (head === undefined) return undefined;
   if (COMMIT.test(head)) return head;
   const ref = /^ref: (refs\/[\w./-]+)$/.exec(head)?.[1];
   if (ref === undefined || ref.includes('..')) return undefined;
-  const loose = readText(join(git, ref))?.trim();
+  const loose = readText(join(git.refs, ref))?.trim();
   if (loose !== undefined) return COMMIT.test(loose) ? loose : undefined;
   // A ref that `git gc` packed: `<commit> <ref>` lines.
-  for (const line of (readText(join(git, 'packed-refs')) ?? '').split('\n')) {
+  for (const line of (readText(join(git.refs, 'packed-refs')) ?? '').split('\n')) {
     const [commit, name] = line.trim().split(' ');
     if (name === ref && commit !== undefined && COMMIT.test(commit)) return commit;
   }

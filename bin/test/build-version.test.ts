@@ -51,6 +51,30 @@ void describe('buildVersion', () => {
     assert.equal(buildVersion(packed), '0.1.0+3f5c20f1a2b4');
   });
 
+  void it("adds a worktree's commit: its own HEAD, the main checkout's refs", async () => {
+    const main = await root({
+      '.git/refs/heads/main': `${'0'.repeat(40)}\n`,
+      '.git/refs/heads/release': `${COMMIT}\n`,
+      '.git/worktrees/rel/HEAD': 'ref: refs/heads/release\n',
+      '.git/worktrees/rel/commondir': '../..\n',
+      '.git/worktrees/det/HEAD': `${COMMIT}\n`,
+      '.git/worktrees/det/commondir': '../..\n',
+    });
+    const onBranch = await root({ '.git': `gitdir: ${join(main, '.git/worktrees/rel')}\n` });
+    assert.equal(buildVersion(onBranch), '0.1.0+3f5c20f1a2b4');
+    const detached = await root({ '.git': `gitdir: ${join(main, '.git/worktrees/det')}\n` });
+    assert.equal(buildVersion(detached), '0.1.0+3f5c20f1a2b4');
+    // A relative gitdir (as `git worktree repair --relative-paths` writes), no commondir (a
+    // submodule's git directory holds its own refs).
+    const sub = await root({
+      'parent/.git/modules/sub/HEAD': 'ref: refs/heads/main\n',
+      'parent/.git/modules/sub/refs/heads/main': `${COMMIT}\n`,
+      'parent/sub/package.json': '{"version":"0.1.0"}',
+      'parent/sub/.git': 'gitdir: ../.git/modules/sub\n',
+    });
+    assert.equal(buildVersion(join(sub, 'parent/sub')), '0.1.0+3f5c20f1a2b4');
+  });
+
   void it('keeps the package version alone when the build is unknown or malformed', async () => {
     assert.equal(buildVersion(await root({})), '0.1.0');
     assert.equal(buildVersion(await root({ BUILD_ID: 'no spaces or $(shell)\n' })), '0.1.0');
