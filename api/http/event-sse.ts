@@ -30,6 +30,7 @@ import { EventTail, pumpEvents, streamStart, type JournalEvent } from '../events
 import { checkAfterSeq } from '../operations/admin-ops.ts';
 import type { StreamHandler } from './routes.ts';
 import { API_SECURITY_HEADERS } from './http-io.ts';
+import { http1Connection } from './http-listener.ts';
 
 /** Options of {@link eventStreamHandler}. */
 export interface EventSseOptions {
@@ -97,7 +98,7 @@ export function eventStreamHandler(
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
+      ...http1Connection(req, 'keep-alive'),
       'x-accel-buffering': 'no',
       ...API_SECURITY_HEADERS,
       'x-request-id': ctx.requestId,

@@ -1,17 +1,13 @@
 /**
- * The HTTP/JSON surface on node:http (or node:https with a certificate): the reference routes,
- * ours under `/v1`, and the probes. No framework: one explicit route table and one dispatcher.
+ * The HTTP/JSON surface on node:http (or, with a certificate, node:http2 speaking HTTP/2 and
+ * HTTP/1.1: `http-listener.ts`): the reference routes, ours under `/v1`, and the probes. No
+ * framework: one explicit route table and one dispatcher.
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { callerOf, type ApiDeps, type ApiLogger } from '../api-types.ts';
@@ -37,6 +33,8 @@ import { buildRequestMessage } from './request-message.ts';
 import type { ConsoleFiles } from './console-files.ts';
 import { refuseCrossOrigin } from './cross-site.ts';
 import { refuseUnknownHost } from './host-guard.ts';
+import { createListener, http1Connection, type HttpListener } from './http-listener.ts';
+import { requestHost } from './request-host.ts';
 import { matchPath } from './router.ts';
 import type { HttpRoute } from './routes.ts';
 
@@ -77,7 +75,7 @@ export class HttpApiServer {
   #closed: Promise<void> | undefined;
 
   private constructor(
-    private readonly server: Server,
+    private readonly listener: HttpListener,
     private readonly options: HttpServerOptions,
     private readonly log: ApiLogger,
     /** Where it listens (the real port when 0 was asked for). */
@@ -104,21 +102,11 @@ export class HttpApiServer {
           status: res.statusCode,
         }));
     };
-    const server =
-      options.tls === undefined
-        ? createHttpServer(listener)
-        : createHttpsServer(
-            {
-              cert: options.tls.cert,
-              key: options.tls.key,
-              minVersion: 'TLSv1.2',
-              ...(options.tls.clientCa === undefined
-                ? {}
-                : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
-            },
-            listener,
-          );
-    server.on('clientError', (err, socket) => {
+    const served = createListener(options.tls, listener);
+    const server = served.server;
+    // Node's HTTP/1.x parser refused a request (on either server; HTTP/2 framing errors end the
+    // session with a GOAWAY that Node sends itself).
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       const requestId = randomUUID();
       log.debug({ err, requestId }, 'malformed HTTP request');
       if (socket.writable) socket.end(malformedRequestAnswer(err, requestId));
@@ -130,7 +118,7 @@ export class HttpApiServer {
       throw listenFailure('HTTP', options.host, options.port, (err as Error).message, err);
     }
     const bound = server.address() as AddressInfo;
-    holder.api = new HttpApiServer(server, options, log, { host: options.host, port: bound.port });
+    holder.api = new HttpApiServer(served, options, log, { host: options.host, port: bound.port });
     return holder.api;
   }
 
@@ -146,7 +134,8 @@ export class HttpApiServer {
     this.#inFlight++;
     res.once('close', () => this.#inFlight--);
     const headers: Record<string, string> = { 'x-request-id': requestId };
-    if (this.#closing) headers['connection'] = 'close';
+    // HTTP/1.1 is told to stop here; HTTP/2 had its GOAWAY (`close()`).
+    if (this.#closing) Object.assign(headers, http1Connection(req, 'close'));
     let style: ErrorStyle = 'v1';
     let rpc = '';
     /** Who called, once authenticated: a refused or failed request is attributed too. */
@@ -191,10 +180,16 @@ export class HttpApiServer {
         return route.pattern.template;
       }
       rpc = route.rpc;
+      const header = (name: string): string | undefined => firstHeader(req, name);
       if (this.options.allowedHosts !== undefined)
-        refuseUnknownHost(firstHeader(req, 'host'), this.options.allowedHosts);
-      if (MUTATING.has(method))
-        refuseCrossOrigin((name) => firstHeader(req, name), req.socket instanceof TLSSocket);
+        refuseUnknownHost(requestHost(header), this.options.allowedHosts);
+      if (MUTATING.has(method)) {
+        const host = requestHost(header);
+        refuseCrossOrigin(
+          (name) => (name === 'host' ? host : header(name)),
+          req.socket instanceof TLSSocket,
+        );
+      }
       const peer =
         req.socket.remoteAddress === undefined
           ? undefined
@@ -265,7 +260,7 @@ export class HttpApiServer {
         queryAliases,
         new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1)),
       );
-      if (err instanceof PayloadTooLarge) headers['connection'] = 'close';
+      if (err instanceof PayloadTooLarge) Object.assign(headers, http1Connection(req, 'close'));
       this.logFailure(failure, err, {
         requestId,
         method,
@@ -275,7 +270,8 @@ export class HttpApiServer {
         ms: elapsedMs(started),
       });
       if (!res.headersSent) sendJson(res, failure.http, errorBody(failure, style), headers);
-      // Whatever the client still sends is discarded; the connection closes after the answer.
+      // Whatever the client still sends is discarded; an HTTP/1.1 connection closes after the
+      // answer (an HTTP/2 stream ends with it).
       if (err instanceof PayloadTooLarge) req.resume();
     }
     return rpc === '' ? 'unmatched' : rpc;
@@ -304,25 +300,22 @@ export class HttpApiServer {
   }
 
   /**
-   * Stops accepting connections, lets in-flight requests finish, closes idle keep-alive
-   * connections, and after `timeoutMs` closes whatever is left. Idempotent.
+   * Stops accepting connections (and HTTP/2 streams: GOAWAY), ends the event streams, lets
+   * in-flight requests finish, closes idle keep-alive connections, and after `timeoutMs` closes
+   * whatever is left. Idempotent.
    */
   close(timeoutMs: number): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
       this.#streamsClosing.abort();
-      const closed = new Promise<void>((resolve) =>
-        this.server.close(() => {
-          resolve();
-        }),
-      );
-      this.server.closeIdleConnections();
+      const closed = this.listener.stop();
+      this.listener.closeIdle();
       const deadline = Date.now() + timeoutMs;
       while (this.#inFlight > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
-        this.server.closeIdleConnections();
+        this.listener.closeIdle();
       }
-      this.server.closeAllConnections();
+      this.listener.closeAll();
       await closed;
     })();
     return this.#closed;
@@ -351,9 +344,16 @@ function transportError(
 /** The status the metrics record for a request its client abandoned (nginx's convention). */
 const CLIENT_CLOSED_REQUEST = 499;
 
-/** Whether `err` is the client closing its connection before its request was read. */
+/**
+ * Whether `err` is the client closing its connection (or, over HTTP/2, resetting its stream)
+ * before its request was read: node:http fails the read with ECONNRESET, node:http2's
+ * compatibility request with a premature close.
+ */
 function clientWentAway(req: IncomingMessage, err: unknown): boolean {
-  return req.destroyed && (err as { code?: unknown }).code === 'ECONNRESET';
+  const code = (err as { code?: unknown }).code;
+  return req.httpVersionMajor >= 2
+    ? code === 'ERR_STREAM_PREMATURE_CLOSE'
+    : req.destroyed && code === 'ECONNRESET';
 }
 
 /**

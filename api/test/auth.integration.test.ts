@@ -13,6 +13,7 @@ import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { credentialAuthenticator, newToken, parseApiCredentials } from '../auth/index.ts';
 import { GrpcTestClient, httpCall, startApi, type ApiHarness } from './support/api-harness.ts';
 import { createTestClientCa, type TestClientCa } from './support/client-ca.ts';
+import { startMutualTlsApi } from './support/mutual-tls-api.ts';
 
 function bearer(token: string): Metadata {
   const metadata = new Metadata();
@@ -186,21 +187,10 @@ void describe('mutual TLS', () => {
     ca = createTestClientCa();
     const pair = await ensureSelfSignedCert(dir);
     serverCert = await readFile(pair.certPath, 'utf8');
-    const creds = parseApiCredentials(
-      JSON.stringify({
-        certificates: [
-          // Admin: the calls below create topics, which operators may not.
-          { subject: 'automation', role: 'admin' },
-          { subject: 'auditor', role: 'read-only' },
-        ],
-      }),
+    a = await startMutualTlsApi(
+      { cert: serverCert, key: await readFile(pair.keyPath, 'utf8') },
+      ca,
     );
-    a = await startApi({
-      api: {
-        tls: { cert: serverCert, key: await readFile(pair.keyPath, 'utf8'), clientCa: ca.caCert },
-        authenticate: credentialAuthenticator(creds),
-      },
-    });
   });
   after(async () => {
     await a.close();
