@@ -139,6 +139,18 @@ export class Driver {
   }
 }
 
+/**
+ * The C2's current public key (public-key mode), read through `base`.
+ * @throws Error when there is none (the cluster is in symmetric mode) or the call fails
+ */
+export async function readC2PublicKey(base: string): Promise<Uint8Array> {
+  const res = await httpJson(base, 'GET', '/v1/c2-public-key');
+  const hex = res.json['publicKey'];
+  if (res.status !== 200 || typeof hex !== 'string')
+    throw new Error(`no C2 public key (HTTP ${res.status}): is the cluster in public-key mode?`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
 /** The driver's view of the fleet it exercises. */
 export interface Fleet {
   readonly topics: readonly string[];

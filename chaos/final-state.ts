@@ -181,8 +181,8 @@ export async function readDatabase(
   }
 }
 
-/** Every string stored in one Redis, with where it was found. */
-async function redisText(url: string): Promise<string> {
+/** Every string stored in one Redis (each key's name and value), for the secrecy scan. */
+export async function redisText(url: string): Promise<string> {
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -263,6 +263,12 @@ export interface NodeOutput {
   readonly dropped: number;
 }
 
+/** A place the secrecy scan reads: its name in a finding, and how to read its whole text. */
+export interface ScanPlace {
+  readonly where: string;
+  readonly read: () => Promise<string>;
+}
+
 /**
  * Looks for every key the devices ever held (hex and base64) in Redis, the nodes' output, their
  * metrics and the event log. A place that cannot be read is reported as `unchecked` (an I8
@@ -273,17 +279,44 @@ export async function scanForSecrets(
   devices: readonly ChaosDevice[],
   nodeOutput: NodeOutput,
 ): Promise<SecretLeak[]> {
-  const secrets = new Set<string>();
-  for (const d of devices) for (const s of d.secrets) secrets.add(s);
-  const places: Array<{ where: string; read: () => Promise<string> }> = [
+  return scanPlaces(devices, nodeOutput, [
     { where: 'queue Redis', read: () => redisText(env.queueRedis.url) },
     ...env.cluster.redlock.map((r) => ({ where: r.name, read: () => redisText(r.url) })),
-    { where: 'node output', read: () => Promise.resolve(nodeOutput.lines.join('\n')) },
-    ...env.cluster.nodes.map((n) => ({
+    ...nodeScanPlaces(env.cluster.nodes, env.cluster.lb.http),
+  ]);
+}
+
+/**
+ * The places every cluster has: each node's `/metrics` and the event log (read through `base`).
+ * @param nodes - each node's name and `http://host:port` of its health listener
+ */
+export function nodeScanPlaces(
+  nodes: ReadonlyArray<{ readonly name: string; readonly health: string }>,
+  base: string,
+): ScanPlace[] {
+  return [
+    ...nodes.map((n) => ({
       where: `${n.name} /metrics`,
       read: () => fetchText(`${n.health}/metrics`),
     })),
-    { where: 'event log', read: () => readEventLog(env.cluster.lb.http) },
+    { where: 'event log', read: () => readEventLog(base) },
+  ];
+}
+
+/**
+ * The secrecy scan over given places (the nodes' output is one more): every key the devices
+ * ever held, hex and base64, looked for in each; a place that cannot be read is `unchecked`.
+ */
+export async function scanPlaces(
+  devices: ReadonlyArray<Pick<ChaosDevice, 'secrets'>>,
+  nodeOutput: NodeOutput,
+  others: readonly ScanPlace[],
+): Promise<SecretLeak[]> {
+  const secrets = new Set<string>();
+  for (const d of devices) for (const s of d.secrets) secrets.add(s);
+  const places: ScanPlace[] = [
+    { where: 'node output', read: () => Promise.resolve(nodeOutput.lines.join('\n')) },
+    ...others,
   ];
   const leaks: SecretLeak[] = [];
   if (nodeOutput.dropped > 0)

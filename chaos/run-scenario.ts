@@ -9,7 +9,7 @@ import { httpJson } from '../bin/test/support/http-json.ts';
 import { AutomationProbe } from './automation-probe.ts';
 import { ChaosDevice } from './chaos-device.ts';
 import { checkRun, type Violation } from './checker.ts';
-import { Driver, runWorkload } from './driver.ts';
+import { Driver, readC2PublicKey, runWorkload } from './driver.ts';
 import { NODE_SETTINGS, type ChaosEnvironment } from './environment.ts';
 import { readDatabase, scanForSecrets, type NodeOutput } from './final-state.ts';
 import type { DeviceApply, FaultRecord, FinalState, RunRecord } from './history.ts';
@@ -77,16 +77,7 @@ export async function runScenario(
     devices: Array.from({ length: options.devices }, (_, i) => `chaos-${tag}-d${i}`),
   };
   try {
-    let c2PublicKey: Uint8Array | undefined;
-    if (scenario.mode === 'pubkey') {
-      const res = await httpJson(lb, 'GET', '/v1/c2-public-key');
-      const hex = res.json['publicKey'];
-      if (res.status !== 200 || typeof hex !== 'string')
-        throw new Error(
-          `no C2 public key (HTTP ${res.status}): is the cluster in public-key mode?`,
-        );
-      c2PublicKey = new Uint8Array(Buffer.from(hex, 'hex'));
-    }
+    const c2PublicKey = scenario.mode === 'pubkey' ? await readC2PublicKey(lb) : undefined;
     for (const name of scope.devices) {
       const { device, key } = await ChaosDevice.create({
         name,
