@@ -445,9 +445,12 @@ const KEYED_COMMANDS: ReadonlySet<DeviceApply['type']> = new Set([
 function boundedRetransmission(run: RunRecord, out: Violation[]): void {
   const topicOf = new Map(run.final.topics.map((t) => [t.hash, t.name]));
   for (const [device, applies] of appliesByDevice(run.applies)) {
-    // Resyncs and (re)joins legitimately send a key again: each opens a new allowance.
+    // Resyncs, re-flashes and (re)joins legitimately send a key again: each opens a new allowance.
     const resyncs = run.operations.filter(
-      (o) => o.client === device && o.kind === 'resync-client' && o.outcome !== 'fail',
+      (o) =>
+        o.client === device &&
+        (o.kind === 'resync-client' || o.kind === 'reflash-client') &&
+        o.outcome !== 'fail',
     ).length;
     const copies = new Map<string, { label: string; hash: string | undefined; n: number }>();
     for (const a of applies) {
@@ -699,7 +702,7 @@ function oneInFlight(run: RunRecord, out: Violation[]): void {
   for (const { device, command, first, second } of overlappingCopies(run))
     out.push({
       invariant: 'R5',
-      message: `${device} received ${command} twice ${second.at - first.at} ms apart (+${first.at} and +${second.at} ms), less than ${R5_WINDOW_MS} ms, with no join, leave, resync or key rotation of it around them and no fault that could delay or repeat a PUBLISH: two copies were in flight at once (DESIGN R5: at most one command in flight per device; a retransmission leaves only after the PUBACK timeout)`,
+      message: `${device} received ${command} twice ${second.at - first.at} ms apart (+${first.at} and +${second.at} ms), less than ${R5_WINDOW_MS} ms, with no join, leave, resync, re-flash or key rotation of it around them and no fault that could delay or repeat a PUBLISH: two copies were in flight at once (DESIGN R5: at most one command in flight per device; a retransmission leaves only after the PUBACK timeout)`,
       operations: [],
       devices: [device],
     });

@@ -12,7 +12,8 @@ import type { Rng } from './rng.ts';
 
 /** What a call needs to say. */
 interface Call {
-  readonly kind: OperationKind;
+  /** A re-flash carries a key, which the driver never sees: its maker records it (`record`). */
+  readonly kind: Exclude<OperationKind, 'reflash-client'>;
   readonly topic?: string;
   readonly client?: string;
   readonly requestId?: string;
@@ -119,6 +120,16 @@ export class Driver {
         error: (err as Error).message.slice(0, 200),
       };
     }
+    this.operations.push(op);
+    return op;
+  }
+
+  /**
+   * Records a call made elsewhere (a re-flash's NewClient, which carries a key), numbered with
+   * the driver's own, so that the checker reads it with them.
+   */
+  record(call: Omit<Operation, 'id'>): Operation {
+    const op: Operation = { ...call, id: this.#nextId++ };
     this.operations.push(op);
     return op;
   }

@@ -16,7 +16,13 @@ export type OperationKind =
   | 'rotate-client'
   | 'resync-client'
   /** NewC2Key (public-key mode). */
-  | 'rotate-c2';
+  | 'rotate-c2'
+  /**
+   * NewClient with a new key for a known client: the device was re-flashed and holds nothing, so
+   * the C2 sends it everything again, as a resync does. Made outside the driver, which never sees
+   * a key (the upgrade practice's fleet: ops/upgrade/roll-fleet.ts), and recorded with its calls.
+   */
+  | 'reflash-client';
 
 /** How a call ended: `unknown` means it may or may not have taken effect (timeout, reset). */
 export type Outcome = 'ok' | 'fail' | 'unknown';

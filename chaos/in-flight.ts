@@ -25,10 +25,10 @@
  *   within milliseconds of the stale copy. A run with any fault other than the ones listed in
  *   {@link harmless} is not judged at all (the per-run rule keeps the reasoning simple; the time
  *   a fault's effects last is not observable);
- * - a join, leave, resync or key rotation of the device around the two copies (from 2 s before
- *   the first to the second; an `unknown` one at any time after its invocation): each may make
- *   the C2 send a key the device already has (a re-join sends the current key again, a resync
- *   the whole state).
+ * - a join, leave, resync, re-flash or key rotation of the device around the two copies (from 2 s
+ *   before the first to the second; an `unknown` one at any time after its invocation): each may
+ *   make the C2 send a key the device already has (a re-join sends the current key again, a
+ *   resync or a re-flash's NewClient the whole state).
  *
  * What remains is only what a correct product never does; the scenarios it judges are those
  * whose faults stay away from delivery (`concurrent-rotations`, `api-crash`, `clock-skew`, and
