@@ -2,7 +2,8 @@
  * The pure parts of the upgrade practice (ops/upgrade/): its command line, the roll's order, which
  * node lines count, and the checks over hand-written records: a clean roll passes, and each
  * breach (a key rolled back on a device, a command past the cap, a failed call no stopping node
- * explains, a warning, a crash) is reported.
+ * explains, a re-flashed device left without a key, key material found, a warning, a crash) is
+ * reported.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -12,7 +13,7 @@ import { classifyLine, isKnownOldWarning } from '../upgrade/node-lines.ts';
 import { parseRollArgs } from '../upgrade/roll-args.ts';
 import { checkRoll, refusedByStoppingNode } from '../upgrade/roll-checks.ts';
 import type { RollRecord, RollStep } from '../upgrade/roll-history.ts';
-import { rollPlan } from '../upgrade/roll-plan.ts';
+import { reflashEveryMs, rollPlan } from '../upgrade/roll-plan.ts';
 import { rollSummary } from '../upgrade/roll-report.ts';
 
 void describe('upgrade practice: the command line', () => {
@@ -29,6 +30,8 @@ void describe('upgrade practice: the command line', () => {
     assert.equal(args.keep, false);
     assert.equal(args.dwellMs, 15_000);
     assert.equal(args.recordFile, undefined);
+    assert.equal(args.mode, 'symmetric');
+    assert.equal(args.reflashes, 10);
   });
 
   void it('reads every option', () => {
@@ -38,6 +41,7 @@ void describe('upgrade practice: the command line', () => {
         ...['--base-port', '41000', '--devices', '300', '--new-clients', '0', '--topics', '2'],
         ...['--rotate-every-ms', '500', '--timeout-minutes', '5', '--keep'],
         ...['--release-dir', '/tmp/rel', '--dwell-seconds', '30', '--record', 'roll.json'],
+        ...['--mode', 'public-key', '--reflashes', '0'],
       ],
       {},
     );
@@ -50,6 +54,8 @@ void describe('upgrade practice: the command line', () => {
       basePort: 41000,
       devices: 300,
       newClients: 0,
+      reflashes: 0,
+      mode: 'public-key',
       topics: 2,
       rotateEveryMs: 500,
       dwellMs: 30_000,
@@ -81,6 +87,8 @@ void describe('upgrade practice: the command line', () => {
     refused(['--from', 'x', '--redlock', '2'], /--redlock must be 1 or 3/);
     refused(['--from', 'x', '--base-port', '80'], /--base-port must be 0 or between/);
     refused(['--from', 'x', '--seed', '1'], /Unknown option '--seed'/);
+    refused(['--from', 'x', '--mode', 'pubkey'], /--mode must be symmetric or public-key/);
+    refused(['--from', 'x', '--reflashes', '101'], /--reflashes must be between 0 and 100/);
     refused(['--from', 'x', '--known-old-warning', '('], /--known-old-warning \(: Invalid/);
     refused(['--from', 'x', '--known-old-warning', ''], /must not be empty/);
     assert.equal(parseRollArgs(['--help'], {}), undefined);
@@ -94,6 +102,15 @@ void describe('upgrade practice: the roll plan', () => {
       ['api-1>new', 'api-2>new', 'worker-1>new', 'worker-2>new', 'api-1>old', 'worker-1>old'],
     );
     assert.throws(() => rollPlan(['api-1'], []), RangeError);
+  });
+
+  void it('spreads the re-flashes over the whole roll, the rollback included', () => {
+    // 6 steps of 15 s dwell (+2 s each) and 20 s of pauses: 122 s for 10 re-flashes.
+    const every = reflashEveryMs(6, 15_000, 20_000, 10);
+    assert.equal(every, 12_200);
+    assert.ok(10 * every > 20_000 / 2 + 4 * 17_000, 'the last comes after the rollback began');
+    assert.equal(reflashEveryMs(6, 1000, 0, 100), 2000, 'never closer than 2 s');
+    assert.equal(reflashEveryMs(2, 1000, 0, 0), 6000, 'none asked: no division by zero');
   });
 });
 
@@ -249,6 +266,18 @@ function cleanRoll(
   };
 }
 
+/** d1 re-flashed at `at`: the NewClient of its new key, as the fleet records it. */
+const reflashOf = (at: number, extra: Partial<Operation> = {}): Operation => ({
+  id: 9,
+  process: 7,
+  kind: 'reflash-client',
+  client: 'd1',
+  invokedAt: at,
+  completedAt: at + 10,
+  outcome: 'ok',
+  ...extra,
+});
+
 const checks = (record: RollRecord): string[] => checkRoll(record).map((v) => v.check);
 
 void describe('upgrade practice: the checks', () => {
@@ -337,5 +366,111 @@ void describe('upgrade practice: the checks', () => {
     assert.ok(
       rollSummary(record, checkRoll(record)).some((l) => l.includes('api-1 (new release)')),
     );
+  });
+
+  void it('flags a re-flash that failed outside a stopping node, naming it', () => {
+    const reflash = reflashOf(8000, { outcome: 'fail', error: 'HTTP 400 C2_VALIDATION' });
+    const record = cleanRoll({ operations: [...cleanRoll().run.operations, reflash] });
+    const found = checkRoll(record).filter((v) => v.check === 'calls');
+    assert.equal(found.length, 1);
+    assert.match(
+      found[0]?.message ?? '',
+      /^failed outside a stopping node: reflash-client d1 via the balancer/,
+    );
+    assert.ok(rollSummary(record, found).some((l) => l.includes('re-flashes 0/1')));
+  });
+
+  void it('reads the keys a re-flash sends again as sent again, not as copies in flight (R5)', () => {
+    // d1 holds v3; re-flashed at 5100, its new self gets v3 again 400 ms after the old one did.
+    const applies = [apply(1, 5), apply(2, 520), apply(3, 5020), apply(3, 5420)];
+    const twice = checks(cleanRoll({ applies }));
+    assert.deepEqual(twice, ['R5 (one command in flight)'], 'without the re-flash: two in flight');
+    const reflash = reflashOf(5100);
+    const operations = [...cleanRoll().run.operations, reflash];
+    assert.deepEqual(checkRoll(cleanRoll({ applies, operations })), []);
+  });
+
+  void it('gives a re-flashed device a new allowance of copies (I7), as a resync does', () => {
+    // The cap is 3: a fourth copy of v3, 1.5 s apart each, is one too many without the re-flash.
+    const applies = [
+      apply(1, 5),
+      apply(2, 520),
+      ...[0, 1, 2, 3].map((i) => apply(3, 5020 + 1500 * i)),
+    ];
+    assert.deepEqual(checks(cleanRoll({ applies })), ['I7 (bounded retransmission)']);
+    const reflash = reflashOf(8000);
+    const operations = [...cleanRoll().run.operations, reflash];
+    assert.deepEqual(checkRoll(cleanRoll({ applies, operations })), []);
+  });
+
+  void it('flags a re-flashed device that holds no key of a topic never rotated since', () => {
+    // The steady topic of roll-workload.ts: only NewClient's resend can give the new device v1.
+    const S = { name: 'upgrade/steady', hash: 'cd'.repeat(16) };
+    const { final: clean } = cleanRoll().run;
+    const final = {
+      ...clean,
+      topics: [
+        ...clean.topics,
+        { ...S, currentVersion: 1, versions: [{ version: 1, fingerprint: 's1' }] },
+      ],
+      clients: clean.clients.map((c) => ({
+        ...c,
+        memberships: [...c.memberships, { topicHash: S.hash, desired: 1, delivered: 1 }],
+      })),
+    };
+    const operations = [...cleanRoll().run.operations, { ...JOIN, id: 8, topic: S.name }];
+    const found = checkRoll(cleanRoll({ final, operations }));
+    assert.ok(
+      found.some(
+        (v) => v.check === 'I1 (convergence)' && /upgrade\/steady: holds no key/.test(v.message),
+      ),
+      JSON.stringify(found),
+    );
+    const held = {
+      ...final,
+      devices: final.devices.map((d) => ({ ...d, topicKeys: { ...d.topicKeys, [S.hash]: 's1' } })),
+    };
+    assert.deepEqual(checkRoll(cleanRoll({ final: held, operations })), []);
+  });
+
+  void it('flags key material the secrecy scan found, and a place it could not read', () => {
+    const { final: clean } = cleanRoll().run;
+    const leaks = [
+      { where: 'api-1 /metrics', what: 'a device key (64-character encoding)' },
+      { where: 'redlock-1', what: 'read failed: ECONNREFUSED', unchecked: true },
+    ];
+    const record = cleanRoll({ final: { ...clean, leaks } });
+    const found = checkRoll(record);
+    assert.deepEqual(
+      found.map((v) => v.check),
+      ['I8 (secrecy)', 'I8 (secrecy)'],
+    );
+    assert.ok(
+      rollSummary(record, found).includes(
+        '  secrecy scan (I8): 1 finding(s), 1 place(s) not scanned',
+      ),
+    );
+    assert.ok(rollSummary(cleanRoll(), []).includes('  secrecy scan (I8): no key material found'));
+  });
+
+  void it('names the mode, and counts C2 key rotations in public-key mode', () => {
+    const c2: Operation = {
+      id: 7,
+      process: 6,
+      kind: 'rotate-c2',
+      requestId: 'c2-1',
+      invokedAt: 600,
+      completedAt: 620,
+      outcome: 'ok',
+    };
+    const { run } = cleanRoll();
+    const pk = cleanRoll({ operations: [...run.operations, c2] }, { mode: 'public-key' });
+    const summary = rollSummary(pk, []);
+    assert.ok(
+      summary.some((l) => l.endsWith('(public-key mode)')),
+      summary.join('\n'),
+    );
+    assert.ok(summary.some((l) => l.includes('C2 key rotations 1/1')));
+    assert.ok(!rollSummary(cleanRoll(), []).some((l) => l.includes('C2 key rotations')));
   });
 });

@@ -21,6 +21,13 @@ export interface RollArgs {
   readonly devices: number;
   /** Devices registered (NewClient) during the roll, on top of {@link devices}. */
   readonly newClients: number;
+  /** Known devices re-flashed during the roll: a new identity key, registered by NewClient. */
+  readonly reflashes: number;
+  /**
+   * The cluster's crypto mode. `public-key`: devices have Ed25519 identities, the C2 draws their
+   * rotated keys (`E4C2_PK_SERVER_KEYGEN`) and its own key is rotated during the roll too.
+   */
+  readonly mode: 'symmetric' | 'public-key';
   readonly topics: number;
   /** Milliseconds between two rotations, each through the next API node in turn. */
   readonly rotateEveryMs: number;
@@ -53,8 +60,8 @@ export const ROLL_LIMITS = {
 
 /** The usage text. */
 export const ROLL_USAGE = `usage: npm run upgrade-practice -- --from COMMIT|DIR [--release-dir D] [--api N] [--workers M]
-         [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--topics T]
-         [--rotate-every-ms MS] [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE]
+         [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--reflashes R]
+         [--topics T] [--mode symmetric|public-key] [--rotate-every-ms MS] [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE]
          [--keep] [--known-old-warning REGEX]...
 
 Starts a cluster of the earlier release (--from), replaces its nodes one at a time by this
@@ -71,6 +78,10 @@ what the devices applied and what the nodes logged. Exits 1 on a violation.
                                                                        default 0
   --devices D           simulated devices, 1..${ROLL_LIMITS.devices}                    default 200
   --new-clients C       devices registered during the roll, 0..100     default 10
+  --reflashes R         known devices re-flashed (a new key by NewClient) during the roll,
+                        0..100                                         default 10
+  --mode M              symmetric, or public-key (Ed25519 device identities, the C2 draws
+                        rotated identity keys, and C2 key rotations run too)  default symmetric
   --topics T            topics every device joins, 1..${ROLL_LIMITS.topics}               default 4
   --rotate-every-ms MS  one rotation per MS, through each API node in turn  default 2000
   --dwell-seconds S     the workload's time on each mixed cluster, 1..300   default 15
@@ -92,6 +103,7 @@ const NUMBER_FLAGS: ReadonlySet<string> = new Set([
   '--base-port',
   '--devices',
   '--new-clients',
+  '--reflashes',
   '--topics',
   '--rotate-every-ms',
   '--dwell-seconds',
@@ -115,6 +127,8 @@ export function parseRollArgs(
     'base-port': { type: 'string' },
     devices: { type: 'string' },
     'new-clients': { type: 'string' },
+    reflashes: { type: 'string' },
+    mode: { type: 'string' },
     topics: { type: 'string' },
     'rotate-every-ms': { type: 'string' },
     'dwell-seconds': { type: 'string' },
@@ -132,6 +146,9 @@ export function parseRollArgs(
   const basePort = intArg(values['base-port'], '--base-port', 0, 65000, 0);
   if (basePort !== 0 && basePort < 1024)
     throw new UsageError('--base-port must be 0 or between 1024 and 65000');
+  const mode = values.mode ?? 'symmetric';
+  if (mode !== 'symmetric' && mode !== 'public-key')
+    throw new UsageError(`--mode must be symmetric or public-key (got "${mode}")`);
   const nonEmpty = (v: string | undefined): string | undefined =>
     v === undefined || v === '' ? undefined : v;
   const n = ROLL_LIMITS.nodesPerRole;
@@ -144,6 +161,8 @@ export function parseRollArgs(
     basePort,
     devices: intArg(values.devices, '--devices', 1, ROLL_LIMITS.devices, 200),
     newClients: intArg(values['new-clients'], '--new-clients', 0, 100, 10),
+    reflashes: intArg(values.reflashes, '--reflashes', 0, 100, 10),
+    mode,
     topics: intArg(values.topics, '--topics', 1, ROLL_LIMITS.topics, 4),
     rotateEveryMs: intArg(values['rotate-every-ms'], '--rotate-every-ms', 200, 60_000, 2000),
     dwellMs: 1000 * intArg(values['dwell-seconds'], '--dwell-seconds', 1, 300, 15),

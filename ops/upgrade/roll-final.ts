@@ -1,14 +1,21 @@
 /**
- * The end of a practice roll, once every node was replaced: one more rotation per topic (a last
- * key for every device to reach), the wait for the devices to converge (the chaos checker's I1
- * and I6 over the database and the devices, again until they hold or the deadline), and the
- * automation rule's firings read back; the run's record, as the chaos checker reads it.
+ * The end of a practice roll, once every node was replaced: one more rotation per topic but the
+ * steady one (a last key for every device to reach) and, in public-key mode, of the C2 key, the
+ * wait for the devices to converge (the chaos checker's I1 and I6 over the database and the
+ * devices, again until they hold or the deadline), the automation rule's firings read back, and
+ * the secrecy scan (I8: no key any device ever held in Redis, the nodes' output, their metrics or
+ * the event log); the run's record, as the chaos checker reads it.
  */
 import type { AutomationProbe } from '../../chaos/automation-probe.ts';
 import { checkRun } from '../../chaos/checker.ts';
 import { Driver } from '../../chaos/driver.ts';
 import { NODE_SETTINGS } from '../../chaos/environment.ts';
-import { readDatabase } from '../../chaos/final-state.ts';
+import {
+  readDatabase,
+  scanPlaces,
+  type NodeOutput,
+  type ScanPlace,
+} from '../../chaos/final-state.ts';
 import type { RunRecord } from '../../chaos/history.ts';
 import type { RollFleet } from './roll-fleet.ts';
 import { until } from './waits.ts';
@@ -21,7 +28,16 @@ export interface FinishOptions {
   readonly driver: Driver;
   readonly fleet: RollFleet;
   readonly probe: AutomationProbe;
+  /** The topics rotated during the roll: each is rotated once more. */
   readonly topics: readonly string[];
+  /** The topic never rotated (roll-workload.ts): its first key is what every device must hold. */
+  readonly steadyTopic: string;
+  /** Public-key mode: the C2 key is rotated once more too. */
+  readonly rotateC2: boolean;
+  /** Where the secrecy scan looks, besides the nodes' output. */
+  readonly scanPlaces: readonly ScanPlace[];
+  /** The nodes' output so far. */
+  readonly output: NodeOutput;
   /** The API nodes' names. */
   readonly apiNodes: readonly string[];
   readonly databaseUrl: string;
@@ -52,7 +68,15 @@ export async function finishRun(o: FinishOptions): Promise<RunRecord> {
     );
     if (!done) log(`upgrade: the final rotation of ${topic} failed for 30 s (see the calls)`);
   }
-  const scope = { topics, devices: fleet.names };
+  if (o.rotateC2) {
+    const requestId = Driver.requestId('final-c2');
+    const done = await until(
+      async () => (await driver.call(9, { kind: 'rotate-c2', requestId })).outcome === 'ok',
+      30_000,
+    );
+    if (!done) log('upgrade: the final C2 key rotation failed for 30 s (see the calls)');
+  }
+  const scope = { topics: [...topics, o.steadyTopic], devices: fleet.names };
   const url = o.databaseUrl;
   let db = await readDatabase(url, scope, o.schema);
   const healedAt = elapsed();
@@ -96,5 +120,8 @@ export async function finishRun(o: FinishOptions): Promise<RunRecord> {
   go();
   await fleet.settle();
   const automation = await probe.finish(CONVERGENCE_MS, o.rolledAt);
-  return { ...record(convergedAfterMs), automation };
+  log('upgrade: scanning for key material (I8)');
+  const leaks = await scanPlaces([...fleet.devices, ...fleet.retired], o.output, o.scanPlaces);
+  const done = record(convergedAfterMs);
+  return { ...done, final: { ...done.final, leaks }, automation };
 }

@@ -2,12 +2,17 @@
  * The simulated fleet of an upgrade practice: devices built on `e4/` (the chaos suite's
  * {@link ChaosDevice}, which applies every command it receives and records each key version it
  * applies), each registered with NewClient through the load balancer. Their identity keys are
- * zeroed once registered and never recorded.
+ * zeroed once registered and never recorded. A re-flash replaces a device by a new one of the same
+ * name (and broker session) with a new key, registered by NewClient as a factory would; in
+ * public-key mode each device is made with the C2's public key of the moment.
  */
 import { httpJson } from '../../bin/test/support/http-json.ts';
 import { ChaosDevice } from '../../chaos/chaos-device.ts';
-import type { DeviceApply } from '../../chaos/history.ts';
+import type { DeviceApply, Operation } from '../../chaos/history.ts';
 import type { ExtraCall } from './roll-history.ts';
+
+/** What a NewClient call of the fleet records: when, and how it ended. */
+type Attempt = Pick<ExtraCall, 'invokedAt' | 'completedAt' | 'outcome' | 'error'>;
 
 /** Options of {@link RollFleet}. */
 export interface FleetOptions {
@@ -15,13 +20,21 @@ export interface FleetOptions {
   /** The load balancer's `http://host:port`. */
   readonly lb: string;
   readonly elapsed: () => number;
+  /**
+   * Public-key mode: the C2's current public key, read when a device is made (symmetric mode:
+   * absent).
+   */
+  readonly c2PublicKey?: () => Promise<Uint8Array>;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Every device of the run, what they applied and the NewClient calls that registered them. */
 export class RollFleet {
+  /** The devices now on the broker, one per name (a re-flashed one replaces its predecessor). */
   readonly devices: ChaosDevice[] = [];
+  /** Devices replaced by a re-flash: the secrecy scan looks for their keys too. */
+  readonly retired: ChaosDevice[] = [];
   /** The devices' names, in the order they were added (the workload picks from it). */
   readonly names: string[] = [];
   readonly applies: DeviceApply[] = [];
@@ -34,18 +47,71 @@ export class RollFleet {
    * `attempts` times, each call recorded. @throws Error when no attempt succeeded
    */
   async add(name: string, attempts: number): Promise<void> {
+    await this.#register(
+      name,
+      attempts,
+      (device) => this.devices.push(device),
+      (attempt) => this.calls.push({ kind: 'new-client', client: name, ...attempt }),
+    );
+    this.names.push(name);
+  }
+
+  /**
+   * Re-flashes a known device: it goes offline, and a new device of that name (the same broker
+   * session, a new identity key, holding nothing) registers its key by NewClient, as after a
+   * factory reset; the C2 must send it everything it should hold again (docs/api.md, NewClient).
+   * Each attempt goes to `record` as a `reflash-client` operation (the checker reads it as a
+   * resync: the keys it sends again are no retransmission).
+   * @throws Error when no attempt succeeded (the new device is kept: the C2 may hold its key)
+   */
+  async reflash(
+    name: string,
+    attempts: number,
+    record: (call: Omit<Operation, 'id'>) => void,
+  ): Promise<void> {
+    const i = this.devices.findIndex((d) => d.name === name);
+    const old = this.devices[i];
+    if (old === undefined) throw new RangeError(`no device ${name} to re-flash`);
+    // Offline first: two clients of one session would take it from each other.
+    await old.close();
+    await old.settle();
+    this.retired.push(old);
+    await this.#register(
+      name,
+      attempts,
+      (device) => {
+        this.devices[i] = device;
+      },
+      (attempt) => {
+        record({ process: 7, kind: 'reflash-client', client: name, ...attempt });
+      },
+    );
+  }
+
+  /**
+   * Makes a device (`made` keeps it, also when its registration fails: it is on the broker), then
+   * registers its key by NewClient, each call recorded.
+   */
+  async #register(
+    name: string,
+    attempts: number,
+    made: (device: ChaosDevice) => void,
+    record: (attempt: Attempt) => void,
+  ): Promise<void> {
     const { elapsed, lb } = this.options;
+    const c2PublicKey = await this.options.c2PublicKey?.();
     const { device, key } = await ChaosDevice.create({
       name,
       brokerUrl: this.options.brokerUrl,
       elapsed,
       record: (a) => this.applies.push(a),
+      ...(c2PublicKey === undefined ? {} : { c2PublicKey }),
     });
-    this.devices.push(device);
+    made(device);
     try {
       for (let i = 1; ; i++) {
         const invokedAt = elapsed();
-        const call = { kind: 'new-client' as const, client: name, invokedAt };
+
         const res = await httpJson(lb, 'POST', `/e4/client/${encodeURIComponent(name)}`, {
           body: { key: Buffer.from(key).toString('base64') },
           timeoutMs: 8000,
@@ -53,8 +119,7 @@ export class RollFleet {
         const completedAt = elapsed();
         // 409: an earlier attempt that seemed lost did register it, with this very key.
         if (typeof res !== 'string' && (res.status === 200 || res.status === 409)) {
-          this.calls.push({ ...call, completedAt, outcome: 'ok' });
-          this.names.push(name);
+          record({ invokedAt, completedAt, outcome: 'ok' });
           return;
         }
         const error =
@@ -62,7 +127,7 @@ export class RollFleet {
             ? res
             : `HTTP ${res.status}${typeof res.json['code'] === 'string' ? ` ${res.json['code']}` : ''}`;
         const outcome = typeof res === 'string' || res.status >= 500 ? 'unknown' : 'fail';
-        this.calls.push({ ...call, completedAt, outcome, error });
+        record({ invokedAt, completedAt, outcome, error });
         if (i >= attempts) throw new Error(`cannot register ${name}: ${error}`);
         await sleep(300 * i);
       }

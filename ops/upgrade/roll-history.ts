@@ -23,7 +23,11 @@ export interface RollStep {
   readonly readyAt: number;
 }
 
-/** A call made outside the chaos driver (NewClient, which carries a key the driver never sees). */
+/**
+ * A call made outside the chaos driver: NewClient, which carries a key the driver never sees, for
+ * a new device. (A re-flash's NewClient is among the driver's operations, as `reflash-client`:
+ * the checker reads it as a resync.)
+ */
 export interface ExtraCall {
   readonly kind: 'new-client';
   readonly client: string;
@@ -46,6 +50,8 @@ export interface NodeLine {
 export interface RollRecord {
   readonly from: string;
   readonly to: string;
+  /** The cluster's crypto mode (`--mode`); absent in records made before it was chosen. */
+  readonly mode?: 'symmetric' | 'public-key';
   readonly run: RunRecord;
   readonly steps: readonly RollStep[];
   readonly extraCalls: readonly ExtraCall[];

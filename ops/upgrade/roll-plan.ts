@@ -28,3 +28,21 @@ export function rollPlan(apiNodes: readonly string[], workers: readonly string[]
     { node: firstWorker, role: 'worker', to: 'old' },
   ];
 }
+
+/** A replacement's own time besides the dwell (the stop, the start, the balancer's checks). */
+export const STEP_ESTIMATE_MS = 2000;
+
+/**
+ * The interval between two re-flashes that spreads `reflashes` over the roll's expected length
+ * (`steps` replacements, each followed by `dwellMs`, and `pausesMs` of workload before and after),
+ * so that some go through a node of each release, the rolled-back one included. At least 2 s.
+ */
+export function reflashEveryMs(
+  steps: number,
+  dwellMs: number,
+  pausesMs: number,
+  reflashes: number,
+): number {
+  const rollMs = pausesMs + steps * (dwellMs + STEP_ESTIMATE_MS);
+  return Math.max(2000, Math.floor(rollMs / Math.max(1, reflashes)));
+}

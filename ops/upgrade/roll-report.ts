@@ -14,6 +14,9 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
     return `${of.filter((o) => o.outcome === 'ok').length}/${of.length}`;
   };
   const newClients = record.extraCalls.filter((c) => c.outcome === 'ok').length;
+  const c2 = record.mode === 'public-key' ? `, C2 key rotations ${count('rotate-c2')}` : '';
+  const leaks = run.final.leaks;
+  const unscanned = leaks.filter((l) => l.unchecked === true).length;
   const failed = [...ops, ...record.extraCalls].filter((o) => o.outcome !== 'ok');
   const refused = failed.filter((c) => refusedByStoppingNode(c, record.steps)).length;
   const keyed = run.applies.filter((a) => a.type === 'SetTopicKey' || a.type === 'SetIDKey');
@@ -21,14 +24,15 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
   const firings = run.automation?.firings.length;
   const lines = [
     '',
-    `upgrade practice: ${record.from} -> ${record.to}`,
+    `upgrade practice: ${record.from} -> ${record.to} (${record.mode ?? 'symmetric'} mode)`,
     ...record.steps.map(
       (s) =>
         `  ${s.node.padEnd(9)} to ${s.to} release: stopped in ${seconds(s.stoppedAt - s.stoppingAt)}, ready ${seconds(s.readyAt - s.stoppedAt)} later (at +${seconds(s.stoppingAt)})`,
     ),
-    `  calls (ok/all): rotations ${count('rotate-topic')}, joins ${count('join')}, leaves ${count('leave')}, resyncs ${count('resync-client')}, NewClient ${newClients}/${record.extraCalls.length}; ${failed.length} failed or unknown, ${refused} of them refused by a stopping node`,
+    `  calls (ok/all): rotations ${count('rotate-topic')}, joins ${count('join')}, leaves ${count('leave')}, resyncs ${count('resync-client')}, identity key rotations ${count('rotate-client')}${c2}, NewClient ${newClients}/${record.extraCalls.length}, re-flashes ${count('reflash-client')}; ${failed.length} failed or unknown, ${refused} of them refused by a stopping node`,
     `  devices: ${run.final.devices.length}, key commands applied ${keyed.length}, commands refused by devices ${refusedByDevices}`,
     `  convergence: ${run.final.convergedAfterMs === undefined ? `not within ${seconds(run.convergenceDeadlineMs)}` : `${seconds(run.final.convergedAfterMs)} after the final writes`}`,
+    `  secrecy scan (I8): ${leaks.length === 0 ? 'no key material found' : `${leaks.length - unscanned} finding(s), ${unscanned} place(s) not scanned`}`,
     `  automation: ${firings === undefined ? 'not observed' : `${firings} firing(s), topic at v${run.automation?.finalKeyVersion ?? '?'}`}`,
     `  node lines at warn or above: ${record.nodeLines.length} (and ${record.expectedLines} expected: ${EXPECTED_WARNINGS.map((e) => e.why).join('; ')}${record.knownOldLines === undefined || record.knownOldLines === 0 ? '' : `; ${record.knownOldLines} known of the earlier release`}); unasked exits: ${record.crashes.length}`,
   ];

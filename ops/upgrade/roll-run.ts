@@ -7,7 +7,8 @@
 import { writeFile } from 'node:fs/promises';
 import { buildVersion } from '../../bin/build-version.ts';
 import { startCluster, type LocalCluster } from '../../bin/cluster.ts';
-import { Driver } from '../../chaos/driver.ts';
+import { Driver, readC2PublicKey } from '../../chaos/driver.ts';
+import { nodeScanPlaces, redisText, type NodeOutput } from '../../chaos/final-state.ts';
 import { NODE_SETTINGS } from '../../chaos/environment.ts';
 import { Rng } from '../../chaos/rng.ts';
 import { classifyLine, isKnownOldWarning } from './node-lines.ts';
@@ -18,11 +19,22 @@ import { RollFleet } from './roll-fleet.ts';
 import type { NodeLine, Release, RollRecord, RollStep } from './roll-history.ts';
 import { finishRun } from './roll-final.ts';
 import { replaceNode } from './roll-nodes.ts';
-import { rollPlan } from './roll-plan.ts';
+import { reflashEveryMs, rollPlan } from './roll-plan.ts';
 import { rollSummary } from './roll-report.ts';
 import { setUpFleet } from './roll-setup.ts';
 import { runRollWorkload } from './roll-workload.ts';
-import { pause } from './waits.ts';
+import { pause, until } from './waits.ts';
+
+/** The C2's public key of the moment, retried for 20 s (a node may be stopping). */
+async function currentC2Key(lb: string): Promise<Uint8Array> {
+  let key: Uint8Array | undefined;
+  await until(async () => {
+    key = await readC2PublicKey(lb);
+    return true;
+  }, 20_000);
+  if (key === undefined) throw new Error('the C2 public key could not be read for 20 s');
+  return key;
+}
 
 /** What {@link practise} needs. */
 export interface PractiseOptions {
@@ -52,6 +64,12 @@ const NODE_ENV = {
   E4C2_AUTOMATION_TICK_MS: '200',
 } as const;
 
+/** What public-key mode adds to the nodes' settings: the C2 draws rotated identity keys. */
+const PUBLIC_KEY_ENV = { E4C2_CRYPTO_MODE: 'pubkey', E4C2_PK_SERVER_KEYGEN: 'true' } as const;
+
+/** The nodes' output kept for the secrecy scan (I8), at most: past it the scan says so. */
+const MAX_SCANNED_LINES = 200_000;
+
 /** Workload before the first replacement and after the last (between two: `--dwell-seconds`). */
 const PAUSE_MS = { before: 10_000, after: 10_000 } as const;
 
@@ -72,6 +90,8 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
   const expected = { count: 0 };
   /** Lines of nodes of the earlier release that `--known-old-warning` names. */
   const knownOld = { count: 0 };
+  /** Every line the nodes wrote, for the secrecy scan (I8). */
+  const output = { lines: [] as string[], dropped: 0 };
   const env: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
   log(
@@ -88,7 +108,7 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
     redisUrl: args.redisUrl,
     mqttUrl: args.mqttUrl,
     host: '127.0.0.1',
-    env: { ...env, ...NODE_ENV },
+    env: { ...env, ...NODE_ENV, ...(args.mode === 'public-key' ? PUBLIC_KEY_ENV : {}) },
     releaseDir: old.dir,
     signal,
     startTimeoutMs: 90_000,
@@ -97,6 +117,8 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
       log(line);
     },
     childOutput: (node, stream, line) => {
+      if (output.lines.length < MAX_SCANNED_LINES) output.lines.push(`${node} | ${line}`);
+      else output.dropped += 1;
       const kind = classifyLine(stream, line);
       if (kind === 'expected') expected.count += 1;
       if (kind !== 'warning') return;
@@ -110,7 +132,13 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
       log(`${node} (${release}) | ${line.slice(0, 500)}`);
     },
   });
-  const fleet = new RollFleet({ brokerUrl: args.mqttUrl, lb: cluster.lb.http, elapsed });
+  const lb = cluster.lb.http;
+  const fleet = new RollFleet({
+    brokerUrl: args.mqttUrl,
+    lb,
+    elapsed,
+    ...(args.mode === 'public-key' ? { c2PublicKey: () => currentC2Key(lb) } : {}),
+  });
   try {
     return await practiseOn(o, cluster, fleet, {
       old,
@@ -118,6 +146,7 @@ export async function practise(o: PractiseOptions): Promise<boolean> {
       nodeLines,
       expected,
       knownOld,
+      output,
       crashes,
       elapsed,
     });
@@ -134,6 +163,8 @@ interface Running {
   readonly nodeLines: NodeLine[];
   readonly expected: { readonly count: number };
   readonly knownOld: { readonly count: number };
+  /** The nodes' output, for the secrecy scan. */
+  readonly output: NodeOutput;
   readonly crashes: string[];
   readonly elapsed: () => number;
 }
@@ -152,27 +183,41 @@ async function practiseOn(
   const lb = cluster.lb.http;
   const driver = new Driver({ base: lb, elapsed, timeoutMs: 8000 });
   const topics = Array.from({ length: args.topics }, (_, i) => `upgrade/${tag}/t${i}`);
+  const steadyTopic = `upgrade/${tag}/steady`;
   const probe = await setUpFleet({
     driver,
     fleet,
     lb,
     tag,
     devices: args.devices,
-    topics,
+    topics: [...topics, steadyTopic],
     signal,
     log,
   });
 
   let workloadDone = false;
   const apiNodes = cluster.nodes.filter((n) => n.role === 'api');
+  const plan = rollPlan(
+    apiNodes.map((n) => n.name),
+    cluster.nodes.filter((n) => n.role === 'worker').map((n) => n.name),
+  );
   const workload = runRollWorkload({
     driver,
     fleet,
     topics,
+    steadyTopic,
     apiNodes: apiNodes.map((n) => n.http ?? ''),
     rotateEveryMs: args.rotateEveryMs,
     newClients: args.newClients,
     newClientName: (i) => `upgrade-${tag}-new${i}`,
+    reflashes: args.reflashes,
+    reflashEveryMs: reflashEveryMs(
+      plan.length,
+      args.dwellMs,
+      PAUSE_MS.before + PAUSE_MS.after,
+      args.reflashes,
+    ),
+    rotateC2: args.mode === 'public-key',
     rng: new Rng(Number.parseInt(tag, 16)),
     stop: () => workloadDone || signal.aborted,
     log,
@@ -181,10 +226,6 @@ async function practiseOn(
   try {
     log(`upgrade: workload running; first replacement in ${PAUSE_MS.before / 1000} s`);
     await pause(PAUSE_MS.before, signal);
-    const plan = rollPlan(
-      apiNodes.map((n) => n.name),
-      cluster.nodes.filter((n) => n.role === 'worker').map((n) => n.name),
-    );
     for (const [i, step] of plan.entries()) {
       go();
       log(`upgrade: [${i + 1}/${plan.length}] ${step.node} to the ${step.to} release`);
@@ -213,6 +254,14 @@ async function practiseOn(
     fleet,
     probe,
     topics,
+    steadyTopic,
+    rotateC2: args.mode === 'public-key',
+    scanPlaces: [
+      { where: 'Redis (REDIS_URL)', read: () => redisText(args.redisUrl) },
+      ...cluster.redlock.map((r) => ({ where: r.name, read: () => redisText(r.url) })),
+      ...nodeScanPlaces(cluster.nodes, lb),
+    ],
+    output: r.output,
     apiNodes: apiNodes.map((n) => n.name),
     databaseUrl: args.databaseUrl,
     schema: o.schema,
@@ -224,6 +273,7 @@ async function practiseOn(
   const rollRecord: RollRecord = {
     from: r.old.commit?.slice(0, 12) ?? r.old.dir,
     to: buildVersion(o.root),
+    mode: args.mode,
     run,
     steps,
     extraCalls: fleet.calls,

@@ -3,8 +3,12 @@
  * machine that also runs the cluster and the devices: a rotation every `rotateEveryMs`, each
  * through the next API node in turn (a rotation a stopping node refuses is sent again, with its
  * idempotency key, to the next node, as a balancer redispatches it), and through the load
- * balancer a membership change every 3 s, a resync every 5 s and a NewClient every 4 s until
- * `newClients` were added (each new device then joins every topic).
+ * balancer a membership change every 3 s, a resync every 5 s, a NewClient every 4 s until
+ * `newClients` were added (each new device then joins every topic), an identity key rotation
+ * every 4 s, `reflashes` re-flashes (a known device's new key, by NewClient) spread over the roll
+ * (one every `reflashEveryMs`) and, in public-key mode, a C2 key rotation every 10 s. A re-flash and a C2 key rotation
+ * never overlap: a device made with the C2 key of the moment would otherwise be told the new one
+ * under a key it does not hold, which no release can repair (the factory's race, not the roll's).
  */
 import { Driver } from '../../chaos/driver.ts';
 import type { Rng } from '../../chaos/rng.ts';
@@ -14,13 +18,25 @@ import type { RollFleet } from './roll-fleet.ts';
 export interface WorkloadOptions {
   readonly driver: Driver;
   readonly fleet: RollFleet;
+  /** The topics rotated (and their memberships changed) during the roll. */
   readonly topics: readonly string[];
+  /**
+   * A topic every device joins that is never rotated: a re-flashed device can hold its key only
+   * because the C2 sent it everything again, not because a rotation came after the re-flash.
+   */
+  readonly steadyTopic: string;
   /** Each API node's own `http://host:port`, rotated through in turn. */
   readonly apiNodes: readonly string[];
   readonly rotateEveryMs: number;
   readonly newClients: number;
   /** Names a device added during the roll. */
   readonly newClientName: (i: number) => string;
+  /** Known devices to re-flash, one at a time. */
+  readonly reflashes: number;
+  /** Milliseconds between two re-flashes (roll-plan.ts spreads them over the roll). */
+  readonly reflashEveryMs: number;
+  /** C2 key rotations (NewC2Key) run too: public-key mode. */
+  readonly rotateC2: boolean;
   readonly rng: Rng;
   readonly stop: () => boolean;
   readonly log: (line: string) => void;
@@ -86,11 +102,40 @@ export async function runRollWorkload(o: WorkloadOptions): Promise<void> {
     if (added >= o.newClients) return false;
     const name = o.newClientName(added++);
     await fleet.add(name, 5);
-    for (const topic of o.topics)
+    for (const topic of [...o.topics, o.steadyTopic])
       await driver.callRetrying(4, { kind: 'join', topic, client: name }, 5, stop);
     return true;
   };
+  const rotateClient = async (): Promise<undefined> => {
+    const client = rng.pick(fleet.names);
+    const requestId = Driver.requestId('roll-client');
+    await driver.callRetrying(5, { kind: 'rotate-client', client, requestId }, 5, stop);
+    return undefined;
+  };
+  /** Runs re-flashes and C2 key rotations one at a time (see the file's comment). */
+  let serial: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
+    const result = serial.then(task);
+    serial = result.catch(() => undefined);
+    return result;
+  };
+  let reflashed = 0;
+  const reflash = async (): Promise<boolean> => {
+    if (reflashed >= o.reflashes) return false;
+    reflashed += 1;
+    await oneAtATime(() => fleet.reflash(rng.pick(fleet.names), 5, (call) => driver.record(call)));
+    return true;
+  };
+  const rotateC2 = async (): Promise<boolean> => {
+    if (!o.rotateC2) return false;
+    const requestId = Driver.requestId('roll-c2');
+    await oneAtATime(() => driver.callRetrying(6, { kind: 'rotate-c2', requestId }, 5, stop));
+    return true;
+  };
   await Promise.all([
+    every(4000, stop, o.log, rotateClient),
+    every(o.reflashEveryMs, stop, o.log, reflash),
+    every(10_000, stop, o.log, rotateC2),
     every(o.rotateEveryMs, stop, o.log, rotate),
     every(3000, stop, o.log, member),
     every(5000, stop, o.log, resync),
