@@ -61,12 +61,14 @@ export const ROLL_LIMITS = {
 /** The usage text. */
 export const ROLL_USAGE = `usage: npm run upgrade-practice -- --from COMMIT|DIR [--release-dir D] [--api N] [--workers M]
          [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--reflashes R]
-         [--topics T] [--mode symmetric|public-key] [--rotate-every-ms MS] [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE]
-         [--keep] [--known-old-warning REGEX]...
+         [--topics T] [--mode symmetric|public-key] [--rotate-every-ms MS]
+         [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE] [--keep]
+         [--known-old-warning REGEX]...
 
 Starts a cluster of the earlier release (--from), replaces its nodes one at a time by this
-checkout's release while a workload runs, rolls one API node and one worker back, and checks
-what the devices applied and what the nodes logged. Exits 1 on a violation.
+checkout's release while a workload runs, rolls one API node and one worker back, checks what
+the devices applied and what the nodes logged, and looks for key material in Redis, the nodes'
+output, metrics and events. Exits 1 on a violation.
 
   --from COMMIT|DIR     the earlier release: a commit (a git worktree is prepared, with its own
                         npm ci) or a directory that holds it (npm ci if it has no node_modules)
@@ -82,7 +84,8 @@ what the devices applied and what the nodes logged. Exits 1 on a violation.
                         0..100                                         default 10
   --mode M              symmetric, or public-key (Ed25519 device identities, the C2 draws
                         rotated identity keys, and C2 key rotations run too)  default symmetric
-  --topics T            topics every device joins, 1..${ROLL_LIMITS.topics}               default 4
+  --topics T            topics every device joins (and one never rotated), 1..${ROLL_LIMITS.topics}
+                                                                       default 4
   --rotate-every-ms MS  one rotation per MS, through each API node in turn  default 2000
   --dwell-seconds S     the workload's time on each mixed cluster, 1..300   default 15
   --record FILE         write the run's record there (JSON: calls, what devices applied,
