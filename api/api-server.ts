@@ -76,6 +76,8 @@ export interface ApiServerOptions {
    * `maxMessageBytes` plus {@link REQUEST_ENVELOPE_BYTES} (about 1.4 MiB for 1 MiB).
    */
   readonly maxBodyBytes?: number;
+  /** Longest wait for an HTTP request body, then 408. Default 300 s (`http/http-io.ts`). */
+  readonly httpBodyTimeoutMs?: number;
   /** The actor of each request (the authentication seam). Default: the peer address. */
   readonly authenticate?: Authenticate;
   /**
@@ -239,6 +241,9 @@ export class ApiServer {
         port: options.http.port,
         ...(tls === undefined ? {} : { tls }),
         maxBodyBytes: limits.httpBodyBytes,
+        ...(options.httpBodyTimeoutMs === undefined
+          ? {}
+          : { bodyTimeoutMs: options.httpBodyTimeoutMs }),
         schema: protos.schema,
         deps,
         ...(consoleFiles === undefined ? {} : { console: consoleFiles }),

@@ -15,19 +15,57 @@ export class PayloadTooLarge extends Error {
 }
 
 /**
- * Reads the whole body, refusing more than `limit` bytes (a declared Content-Length over the
- * limit is refused before reading).
- * @throws PayloadTooLarge
+ * How long a request body may take to arrive, from the moment it is read: node:http's own
+ * `requestTimeout` (300 s) bounds a whole HTTP/1.1 request, but node:http2 has no such bound, so
+ * a client could hold a stream (and its handler) open by sending a body a byte at a time.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export const DEFAULT_BODY_TIMEOUT_MS = 300_000;
+
+/** Thrown by {@link readBody} when the body has not arrived in time. */
+export class BodyTimeout extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the request body did not arrive within ${timeoutMs / 1000} s`);
+  }
+}
+
+/**
+ * Reads the whole body, refusing more than `limit` bytes (a declared Content-Length over the
+ * limit is refused before reading) or a body still arriving after `timeoutMs`. On a refusal the
+ * request is left as it is (not destroyed), so that the caller can still answer it and discard
+ * the rest.
+ * @throws PayloadTooLarge
+ * @throws BodyTimeout
+ */
+export async function readBody(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs = DEFAULT_BODY_TIMEOUT_MS,
+): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new PayloadTooLarge(limit);
-    chunks.push(chunk);
+  const body = req.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new BodyTimeout(timeoutMs));
+    }, timeoutMs);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([body.next(), late]);
+      if (next.done === true) break;
+      size += next.value.length;
+      if (size > limit) throw new PayloadTooLarge(limit);
+      chunks.push(next.value);
+    }
+  } catch (err) {
+    // Stops reading without destroying the request (destroyOnReturn: false).
+    void body.return?.();
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks, size);
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -23,6 +24,7 @@ import {
 } from '../transport-common.ts';
 import {
   API_SECURITY_HEADERS,
+  BodyTimeout,
   errorBody,
   PayloadTooLarge,
   readBody,
@@ -46,6 +48,11 @@ export interface HttpServerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly clientCa?: Buffer };
   /** Largest request body, in bytes; more is answered 413. */
   readonly maxBodyBytes: number;
+  /**
+   * Longest wait for a request body, from the moment it is read; then 408. Default
+   * `DEFAULT_BODY_TIMEOUT_MS` (http-io.ts, 300 s).
+   */
+  readonly bodyTimeoutMs?: number;
   readonly routes: readonly HttpRoute[];
   readonly schema: ProtoSchema;
   readonly deps: ApiDeps;
@@ -218,7 +225,7 @@ export class HttpApiServer {
         });
         return rpc;
       }
-      const body = await readBody(req, this.options.maxBodyBytes);
+      const body = await readBody(req, this.options.maxBodyBytes, this.options.bodyTimeoutMs);
       const message = buildRequestMessage(
         this.options.schema,
         route,
@@ -260,7 +267,8 @@ export class HttpApiServer {
         queryAliases,
         new URLSearchParams(queryAt < 0 ? '' : target.slice(queryAt + 1)),
       );
-      if (err instanceof PayloadTooLarge) Object.assign(headers, http1Connection(req, 'close'));
+      const bodyRefused = err instanceof PayloadTooLarge || err instanceof BodyTimeout;
+      if (bodyRefused) Object.assign(headers, http1Connection(req, 'close'));
       this.logFailure(failure, err, {
         requestId,
         method,
@@ -271,8 +279,12 @@ export class HttpApiServer {
       });
       if (!res.headersSent) sendJson(res, failure.http, errorBody(failure, style), headers);
       // Whatever the client still sends is discarded; an HTTP/1.1 connection closes after the
-      // answer (an HTTP/2 stream ends with it).
-      if (err instanceof PayloadTooLarge) req.resume();
+      // answer, an HTTP/2 stream is closed after it (RFC 9113 §8.1: a complete response before
+      // the request's end, then RST_STREAM with NO_ERROR).
+      if (bodyRefused) {
+        req.resume();
+        if (req.httpVersionMajor === 2) closeStreamAfterAnswer(res);
+      }
     }
     return rpc === '' ? 'unmatched' : rpc;
   }
@@ -285,6 +297,13 @@ export class HttpApiServer {
         http: 413,
         grpc: GrpcStatus.RESOURCE_EXHAUSTED,
         details: { field: 'body', limit: err.limit },
+      });
+    }
+    if (err instanceof BodyTimeout) {
+      return transportFailure('C2_VALIDATION', err.message, requestId, {
+        http: 408,
+        grpc: GrpcStatus.DEADLINE_EXCEEDED,
+        details: { field: 'body', timeoutMs: err.timeoutMs },
       });
     }
     return describeFailure(err, requestId);
@@ -393,4 +412,14 @@ function namedAsQueried(
   return alias === undefined
     ? failure
     : { ...failure, details: { ...failure.details, field: alias } };
+}
+
+/**
+ * Closes an HTTP/2 request's stream after its answer (compatibility API). With NO_ERROR,
+ * node:http2 sends what is still queued of the answer first, then RST_STREAM; the response's
+ * own `finish` would not come while the client's side of the stream stays open.
+ */
+function closeStreamAfterAnswer(res: ServerResponse): void {
+  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (stream !== undefined && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
 }

@@ -44,6 +44,9 @@ async function warningsDuring(run: () => Promise<void>): Promise<string[]> {
   return seen;
 }
 
+/** The tests' wait for a request body: long enough for a loaded machine, short for a test. */
+const BODY_TIMEOUT_MS = 1500;
+
 void describe('HTTP/2 over TLS', () => {
   let tls: Awaited<ReturnType<typeof nodeCertificate>>;
   let a: ApiHarness;
@@ -56,6 +59,7 @@ void describe('HTTP/2 over TLS', () => {
         tls: { cert: tls.cert, key: tls.key },
         allowedHosts: ['c2.example.com'],
         maxBodyBytes: 1024,
+        httpBodyTimeoutMs: BODY_TIMEOUT_MS,
       },
     });
     port = a.api.httpAddress.port;
@@ -159,6 +163,42 @@ void describe('HTTP/2 over TLS', () => {
     assert.equal((await client.request('GET', '/v1/topics/reset')).status, 404, 'not created');
   });
 
+  void it(
+    'answers 408 to a body that does not arrive in time, and closes its stream',
+    { timeout: 20_000 },
+    async () => {
+      const stream = client.session.request({
+        ':method': 'POST',
+        ':path': '/e4/topic/trickled',
+        'content-type': 'application/json',
+      });
+      const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+      const status = new Promise<number>((resolve) =>
+        stream.once('response', (headers) => {
+          resolve(Number(headers[':status']));
+        }),
+      );
+      let text = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (text += chunk));
+      stream.on('error', () => {
+        // The close that follows the answer.
+      });
+      stream.write('{"partial":'); // and never the rest, nor the end of the body
+      assert.equal(await status, 408);
+      await closed;
+      assert.match(text, /"message":"the request body did not arrive within 1\.5 s"/);
+      assert.match(text, /"reason":"C2_VALIDATION"/);
+      assert.equal(stream.rstCode, 0, 'closed with NO_ERROR once answered');
+      assert.equal((await client.request('GET', '/v1/topics/trickled')).status, 404, 'not created');
+      assert.equal(
+        (await client.request('GET', '/healthz')).status,
+        200,
+        'the connection serves on',
+      );
+    },
+  );
+
   void it('guards hosts by :authority', async () => {
     const evil = await client.request('GET', '/v1/topics', {
       headers: { ':authority': `evil.example:${port}` },
@@ -231,7 +271,9 @@ void describe('HTTP/1.1 on the HTTP/2 server', () => {
   let a: ApiHarness;
   before(async () => {
     tls = await nodeCertificate();
-    a = await startApi({ api: { tls: { cert: tls.cert, key: tls.key } } });
+    a = await startApi({
+      api: { tls: { cert: tls.cert, key: tls.key }, httpBodyTimeoutMs: BODY_TIMEOUT_MS },
+    });
   });
   after(async () => {
     await a.close();
@@ -248,6 +290,21 @@ void describe('HTTP/1.1 on the HTTP/2 server', () => {
     assert.match(text, /\r\nconnection: keep-alive\r\n/i);
     assert.ok(closedAfterMs >= 4000 && closedAfterMs < 12_000, `closed after ${closedAfterMs} ms`);
   });
+
+  void it(
+    'answers 408 to a body that does not arrive in time, and closes',
+    { timeout: 20_000 },
+    async () => {
+      const { text } = await rawHttp1(
+        a.api.httpAddress.port,
+        tls.cert,
+        'POST /e4/topic/trickled HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"partial":',
+      );
+      assert.match(text, /^HTTP\/1\.1 408 /);
+      assert.match(text, /\r\nconnection: close\r\n/i);
+      assert.match(text, /did not arrive within 1\.5 s/);
+    },
+  );
 
   void it('answers a malformed request with the JSON 400', async () => {
     const { text } = await rawHttp1(a.api.httpAddress.port, tls.cert, 'NOT HTTP AT ALL\r\n\r\n');
