@@ -15,7 +15,7 @@
  * Other `E4C2_*` settings of the environment are passed to every node. Ctrl-C or SIGTERM stops
  * everything in reverse start order; a second one kills what is left. A child that dies on its
  * own is reported and the rest keep running; with `--restart` a node is also started again
- * ({@link RESTART_POLICY}).
+ * ({@link RESTART_POLICY}), and a restart that is not ready in time is stopped and tried again.
  *
  * Tests use {@link startCluster} in-process for the same topology.
  */
@@ -99,6 +99,11 @@ export interface ClusterOptions extends ClusterArgs {
   readonly childOutput: ChildOutput;
   /** Longest wait for one process to become ready. Default 60 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * With `restartNodes`, how long a restarted node may take to be ready before that try is
+   * stopped and the next one scheduled (by {@link RESTART_POLICY}). Default `startTimeoutMs`.
+   */
+  readonly restartReadyWithinMs?: number;
   /**
    * With `basePort` 0, where the ports are drawn (the chaos suite's `--ports`). Default: below
    * the kernel's ephemeral range (bin/free-ports.ts).
@@ -563,9 +568,18 @@ export class LocalCluster {
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
       if (this.#stopping !== undefined) return;
-      // A start that fails is an exit of the new process: #watch schedules the next try.
-      this.restart(name).catch((err: unknown) => {
+      const triedAt = Date.now();
+      this.restart(name, this.options.restartReadyWithinMs).catch((err: unknown) => {
         log(`cluster: restarting ${name} failed: ${(err as Error).message}`);
+        // A try that exited is seen by #watch, which schedules the next one. A try still running
+        // was not ready in time: left alone it would hold the node's ports, never be tried again,
+        // and stay out of the balancer for good. It is stopped and counts as a short run.
+        const entry = this.#nodes.get(name);
+        if (this.#stopping !== undefined || entry === undefined || !entry.proc.running) return;
+        log(`cluster: stopping ${name}'s try (pid ${entry.proc.pid ?? '?'}) to start it again`);
+        void entry.proc.stop(this.#nodeGraceMs()).then(() => {
+          if (this.#stopping === undefined) this.#scheduleRestart(name, Date.now() - triedAt);
+        });
       });
     }, delay);
     this.#restartTimers.add(timer);
@@ -646,6 +660,11 @@ export class LocalCluster {
     return lines;
   }
 
+  /** A node's shutdown timeout (E4C2_SHUTDOWN_TIMEOUT_MS, default 10 s) plus 5 s before SIGKILL. */
+  #nodeGraceMs(): number {
+    return (Number(this.nodeEnv['E4C2_SHUTDOWN_TIMEOUT_MS'] ?? '') || 10_000) + 5000;
+  }
+
   /**
    * Stops everything in reverse start order: the load balancer, the workers, the API nodes,
    * the Redlock Redis. Each node gets its shutdown timeout (E4C2_SHUTDOWN_TIMEOUT_MS, default
@@ -656,7 +675,7 @@ export class LocalCluster {
       const log = this.options.log;
       for (const timer of this.#restartTimers) clearTimeout(timer);
       this.#restartTimers.clear();
-      const grace = Number(this.nodeEnv['E4C2_SHUTDOWN_TIMEOUT_MS'] ?? '') || 10_000;
+      const grace = this.#nodeGraceMs();
       if (this.#lb !== undefined) {
         log('cluster: stopping the load balancer');
         await this.#lb.close(500);
@@ -666,7 +685,7 @@ export class LocalCluster {
         const group = entries.filter((e) => e.plan.role === role && e.proc.running);
         if (group.length === 0) continue;
         log(`cluster: stopping ${group.map((e) => e.plan.name).join(', ')}`);
-        await Promise.all(group.map((e) => e.proc.stop(grace + 5000)));
+        await Promise.all(group.map((e) => e.proc.stop(grace)));
       }
       const redis = this.#redis.filter((r) => r.proc.running);
       if (redis.length > 0) {

@@ -6,17 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TEST_MQTT_URL } from '../../cluster/test/support/c2-harness.ts';
 import { eventually } from '../../cluster/test/support/eventually.ts';
-import {
-  createTestSchema,
-  TEST_DATABASE_URL,
-  type TestSchema,
-} from '../../cluster/test/support/postgres.ts';
+import { createTestSchema, type TestSchema } from '../../cluster/test/support/postgres.ts';
 import { TcpFaultProxy } from '../../chaos/faults/tcp-fault-proxy.ts';
 import { clusterRestartAttempt, restartWithin } from '../../chaos/node-restart.ts';
 import { startCluster, type LocalCluster, type NodeLinks } from '../cluster.ts';
 import { probeReadiness } from '../lb/index.ts';
+import { smallClusterOptions } from './support/test-cluster.ts';
 
 void describe('npm run cluster --restart', () => {
   let schema: TestSchema;
@@ -31,25 +27,8 @@ void describe('npm run cluster --restart', () => {
     async () => {
       schema = await createTestSchema();
       dataDir = await mkdtemp(join(tmpdir(), 'e4c2-cluster-restart-'));
-      const env: Record<string, string | undefined> = {};
-      for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('E4C2_')) env[k] = v;
       cluster = await startCluster({
-        apiNodes: 1,
-        workers: 1,
-        redlock: 1,
-        basePort: 0,
-        schema: schema.schema,
-        dataDir,
-        databaseUrl: TEST_DATABASE_URL,
-        redisUrl: 'redis://127.0.0.1:6379',
-        mqttUrl: TEST_MQTT_URL,
-        host: '127.0.0.1',
-        env: { ...env, E4C2_LOG_LEVEL: 'warn', E4C2_SHUTDOWN_TIMEOUT_MS: '3000' },
-        log: (line) => {
-          lines.push(line);
-        },
-        childOutput: () => undefined,
-        startTimeoutMs: 60_000,
+        ...smallClusterOptions({ schema: schema.schema, dataDir, lines }),
         restartNodes: true,
         routeNode: async (node: string, links: NodeLinks): Promise<NodeLinks> => {
           routed.push(node);
