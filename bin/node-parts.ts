@@ -74,6 +74,7 @@ export function nodeTelemetry(
   const tracing = startTracing({
     exporter: config.telemetry.tracesExporter,
     tracesUrl: config.telemetry.otlpTracesUrl,
+    protocol: config.telemetry.otlpProtocol,
     serviceName: config.telemetry.serviceName,
     sampleRatio: config.telemetry.traceSampleRatio,
     nodeId: config.node.id,

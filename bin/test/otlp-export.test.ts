@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../cluster/config/index.ts';
 import { Lifecycle } from '../../cluster/lifecycle.ts';
 import { nodeTelemetry } from '../node-parts.ts';
-import { exportedSpans, startOtlpSink, type OtlpSink } from './support/otlp-sink.ts';
+import { requestSpans, startOtlpSink, type OtlpSink } from './support/otlp-sink.ts';
 
 /** Exports one span named `span` as a node configured by `env` does; resolves once sent. */
 async function exportOneSpan(env: Record<string, string>, span: string): Promise<void> {
@@ -38,7 +38,7 @@ void describe('OTLP export of a node', () => {
   /** The paths spans named `span` were POSTed to, with what each request said of its resource. */
   const arrivals = (span: string): Array<{ path: string; resource: Record<string, string> }> =>
     sink.requests.flatMap((r) =>
-      exportedSpans(r.body)
+      requestSpans(r)
         .filter((e) => e.spanNames.includes(span))
         .map((e) => ({ path: r.path, resource: { ...e.resource } })),
     );
@@ -75,6 +75,24 @@ void describe('OTLP export of a node', () => {
       ['/collector/traces'],
       'the signal-specific endpoint wins',
     );
+  });
+
+  void it('sends protobuf bodies with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf', async () => {
+    await exportOneSpan(
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `${sink.url}/proto`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      },
+      'in-protobuf',
+    );
+    const [arrival, ...more] = arrivals('in-protobuf');
+    assert.equal(arrival?.path, '/proto/v1/traces');
+    assert.deepEqual(more, []);
+    const request = sink.requests.find((r) => r.path === '/proto/v1/traces');
+    assert.equal(request?.contentType, 'application/x-protobuf', 'OTLP/HTTP protobuf');
+    assert.equal(request.body, undefined, 'not JSON');
+    assert.equal(arrival.resource['service.name'], 'e4c2-api');
+    assert.equal(arrival.resource['service.instance.id'], 'api-7');
   });
 
   void it('sends nothing with OTEL_TRACES_EXPORTER=none, whatever the endpoints', async () => {

@@ -209,8 +209,11 @@ export interface LimitsConfig {
   readonly maxMessageBytes: number;
 }
 
-/** The only OTLP encoding the node sends: OTLP/HTTP with JSON bodies. */
-export type OtlpProtocol = 'http/json';
+/**
+ * The OTLP encodings the node sends: OTLP/HTTP with JSON bodies (the default) or protobuf bodies.
+ * OTLP over gRPC is not offered.
+ */
+export type OtlpProtocol = 'http/json' | 'http/protobuf';
 
 /** OpenTelemetry tracing (metrics are always served on `api.metrics`). */
 export interface TelemetryConfig {
@@ -221,7 +224,10 @@ export interface TelemetryConfig {
    * `OTEL_EXPORTER_OTLP_ENDPOINT` with `v1/traces` appended to its path (the OpenTelemetry rules).
    */
   readonly otlpTracesUrl: string;
-  /** `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`; others refused. */
+  /**
+   * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/json`;
+   * `grpc` and anything else refused.
+   */
   readonly otlpProtocol: OtlpProtocol;
   /**
    * `service.name` of the spans when set; unset, the one of `OTEL_RESOURCE_ATTRIBUTES`, else one

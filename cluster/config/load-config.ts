@@ -609,12 +609,12 @@ const parseRatio: Parser<number> = (raw) => {
 
 /** The one OTLP protocol the node's exporter speaks (`@opentelemetry/exporter-trace-otlp-http`). */
 const parseOtlpProtocol: Parser<OtlpProtocol> = (raw) =>
-  raw === 'http/json'
+  raw === 'http/json' || raw === 'http/protobuf'
     ? { ok: true, value: raw }
     : {
         ok: false,
         reason:
-          'the node sends OTLP over HTTP with JSON bodies only: set http/json or leave it unset (an OpenTelemetry Collector or Jaeger accepts it on the same port 4318)',
+          'the node sends OTLP over HTTP only: set http/json (the default) or http/protobuf (an OpenTelemetry Collector or Jaeger takes both on port 4318)',
       };
 
 /**

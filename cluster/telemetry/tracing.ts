@@ -19,7 +19,8 @@ import {
   type SpanOptions,
   type Tracer,
 } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -39,6 +40,8 @@ export interface TracingOptions {
   readonly exporter: 'none' | 'otlp';
   /** The OTLP/HTTP URL spans are POSTed to, whole (`http://jaeger:4318/v1/traces`). */
   readonly tracesUrl?: string;
+  /** The body encoding of the OTLP/HTTP requests. Default `http/json`. */
+  readonly protocol?: 'http/json' | 'http/protobuf';
   /**
    * `service.name`; when undefined, the one `OTEL_RESOURCE_ATTRIBUTES` names, else
    * {@link defaultServiceName} of the role.
@@ -76,7 +79,11 @@ export function startTracing(options: TracingOptions): Tracing {
   const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   if (options.exporter === 'otlp') {
     const url = options.tracesUrl ?? 'http://localhost:4318/v1/traces';
-    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
+    const exporter =
+      options.protocol === 'http/protobuf'
+        ? new ProtobufTraceExporter({ url })
+        : new JsonTraceExporter({ url });
+    processors.push(new BatchSpanProcessor(exporter));
   }
   const recording = processors.length > 0;
   // OTEL_RESOURCE_ATTRIBUTES (the standard variable: a site, a region, a cluster name) first;

@@ -219,19 +219,29 @@ void describe('loadConfig values', () => {
     assert.equal(telemetry({ OTEL_SERVICE_NAME: 'c2-eu' }).serviceName, 'c2-eu');
   });
 
-  void it('takes OTEL_EXPORTER_OTLP_PROTOCOL http/json and refuses what it cannot send', () => {
+  void it('takes OTEL_EXPORTER_OTLP_PROTOCOL http/json or http/protobuf, refuses the rest', () => {
+    for (const protocol of ['http/json', 'http/protobuf'] as const) {
+      assert.equal(
+        loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: protocol }).telemetry.otlpProtocol,
+        protocol,
+      );
+    }
     assert.equal(
-      loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).telemetry.otlpProtocol,
-      'http/json',
+      loadConfig({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+      }).telemetry.otlpProtocol,
+      'http/protobuf',
+      'the signal-specific one wins',
     );
     for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
-      for (const bad of ['http/protobuf', 'grpc', 'json']) {
+      for (const bad of ['grpc', 'json', 'HTTP/JSON', 'http/protobuf ']) {
         const err = problemsOf({ [name]: bad });
         assert.equal(err.problems.length, 1, err.message);
         assert.match(
           err.problems[0] ?? '',
           new RegExp(
-            `^${name}: the node sends OTLP over HTTP with JSON bodies only: set http/json`,
+            `^${name}: the node sends OTLP over HTTP only: set http/json \\(the default\\) or http/protobuf`,
           ),
         );
       }
