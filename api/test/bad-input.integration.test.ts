@@ -279,6 +279,15 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'POST', path: '/e4/topic/%2E%2E', status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/a/%E2%80%AEb', status: 400, field: 'topic' },
     { method: 'POST', path: '/e4/topic/a%E2%81%A9', status: 400, field: 'topic' },
+    // Control characters (MQTT 5 §1.5.4): ESC, DEL, a C1 (CSI), a tab; they would reach
+    // operators' terminals as escape sequences through the CLI.
+    ...['a%1B%5B31mb', 'a%7Fb', 'a%C2%9B2Jb', 'a%09b'].map((topic) => ({
+      method: 'POST',
+      path: `/e4/topic/${topic}`,
+      status: 400,
+      code: 'C2_VALIDATION',
+      field: 'topic',
+    })),
     // E4's own topics: a device's control topic, the receipts.
     {
       method: 'POST',
@@ -711,6 +720,12 @@ void describe('bad input, symmetric-key mode', () => {
       code: 'C2_VALIDATION',
     },
     { rpc: 'NewTopic', request: { topic: 'e4/x' }, grpc: INVALID_ARGUMENT },
+    ...['a\u001b[31mb', 'a\u007fb', 'a\u009bb', 'a\nb'].map((topic) => ({
+      rpc: 'NewTopic',
+      request: { topic },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    })),
     { rpc: 'RemoveTopic', request: { topic: '' }, grpc: INVALID_ARGUMENT },
     { rpc: 'RemoveTopic', request: { topic: 'nope' }, grpc: NOT_FOUND },
     { rpc: 'NewTopicClient', request: { topic: 't1' }, grpc: INVALID_ARGUMENT },

@@ -10,6 +10,7 @@ import {
   checkAddressableName,
   checkClientName,
   checkNoBidiControls,
+  checkNoControlCharacters,
   checkNotReservedTopic,
   checkTopicName,
 } from './validation.ts';
@@ -77,7 +78,10 @@ export async function newTopic(
   name: unknown,
 ): Promise<TopicKeyResult> {
   const topicName = checkNotReservedTopic(
-    checkNoBidiControls(checkAddressableName(checkTopicName(name), 'topic'), 'topic'),
+    checkNoControlCharacters(
+      checkNoBidiControls(checkAddressableName(checkTopicName(name), 'topic'), 'topic'),
+      'topic',
+    ),
   );
   return await mutate(
     deps,

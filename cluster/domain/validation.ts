@@ -98,6 +98,19 @@ export function checkNoBidiControls(name: string, field: string): string {
 }
 
 /**
+ * Refuses C0 and C1 control characters and DEL in the name of a new topic (client names refuse
+ * them always, {@link checkClientName}): MQTT 5 §1.5.4 says UTF-8 strings should not hold them,
+ * and a name holding ESC reaches operators' terminals through the CLI as an escape sequence.
+ * Topics made before this rule stay reachable: lookups, rotation and removal take them.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkNoControlCharacters(name: string, field: string): string {
+  if (hasControlCharacter(name))
+    throw invalid(`${field} contains control characters (U+0001-U+001F, U+007F-U+009F)`, field);
+  return name;
+}
+
+/**
  * Refuses a new topic under `e4/`, where E4 itself publishes: the devices' control topics
  * (`e4/<id>`) and the receipts (`e4/receipts/…`). A key for one of them would let traffic
  * monitoring count the C2's own commands as plaintext, and devices would take application
