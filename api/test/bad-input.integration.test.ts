@@ -191,6 +191,15 @@ void describe('bad input, symmetric-key mode', () => {
       status: 400,
       field: 'client.name',
     },
+    // Only whitespace (a space, NBSP, an ideographic space): reads as no name at all.
+    ...['%20', '%20%C2%A0', '%E3%80%80'].map((name) => ({
+      method: 'POST',
+      path: `/e4/client/${name}`,
+      body: key(),
+      status: 400,
+      code: 'C2_VALIDATION',
+      field: 'client.name',
+    })),
     { method: 'POST', path: '/e4/client/carol', body: {}, status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', status: 400, field: 'key' },
     { method: 'POST', path: '/e4/client/carol', body: { key: b64(31) }, status: 400, field: 'key' },
@@ -282,6 +291,13 @@ void describe('bad input, symmetric-key mode', () => {
     // Control characters (MQTT 5 §1.5.4): ESC, DEL, a C1 (CSI), a tab; they would reach
     // operators' terminals as escape sequences through the CLI.
     ...['a%1B%5B31mb', 'a%7Fb', 'a%C2%9B2Jb', 'a%09b'].map((topic) => ({
+      method: 'POST',
+      path: `/e4/topic/${topic}`,
+      status: 400,
+      code: 'C2_VALIDATION',
+      field: 'topic',
+    })),
+    ...['%20', '%E2%80%83%20'].map((topic) => ({
       method: 'POST',
       path: `/e4/topic/${topic}`,
       status: 400,
@@ -720,6 +736,19 @@ void describe('bad input, symmetric-key mode', () => {
       code: 'C2_VALIDATION',
     },
     { rpc: 'NewTopic', request: { topic: 'e4/x' }, grpc: INVALID_ARGUMENT },
+    // Only whitespace, for a new topic and a new client.
+    ...[' ', '\u3000\u00a0'].map((topic) => ({
+      rpc: 'NewTopic',
+      request: { topic },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    })),
+    ...[' ', '\u2003\u205f'].map((name) => ({
+      rpc: 'NewClient',
+      request: { client: { name }, key: randomBytes(32) },
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    })),
     ...['a\u001b[31mb', 'a\u007fb', 'a\u009bb', 'a\nb'].map((topic) => ({
       rpc: 'NewTopic',
       request: { topic },

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { topicHash } from '../../e4/index.ts';
+import { clientIdFromName, topicHash } from '../../e4/index.ts';
 import { startApi, type ApiHarness } from './support/api-harness.ts';
 
 const unique = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -19,6 +19,17 @@ async function legacyTopic(a: ApiHarness, name: string): Promise<void> {
   const { rowCount } = await a.h.schema.pool.query(
     'UPDATE topics SET name = $1, topic_hash = $2 WHERE name = $3',
     [name, Buffer.from(topicHash(name)), made],
+  );
+  assert.equal(rowCount, 1);
+}
+
+/** Creates client `name` as an earlier release would have: NewClient, then a rename. */
+async function legacyClient(a: ApiHarness, name: string): Promise<void> {
+  const made = unique('legacy-client');
+  await a.grpc.call('NewClient', { client: { name: made }, key: randomBytes(32) });
+  const { rowCount } = await a.h.schema.pool.query(
+    'UPDATE clients SET name = $1, e4_id = $2 WHERE name = $3',
+    [name, Buffer.from(clientIdFromName(name)), made],
   );
   assert.equal(rowCount, 1);
 }
@@ -58,5 +69,40 @@ void describe('names made before the rules for new names', () => {
     const topic = unique('old\u001b[31m\u007f\u009b');
     await legacyTopic(a, topic);
     await assertTopicReachable(a, topic, 'member');
+  });
+
+  void it('a topic made only of whitespace stays reachable', async () => {
+    await legacyTopic(a, '\u3000 ');
+    await assertTopicReachable(a, '\u3000 ', 'member');
+  });
+
+  void it('a client made only of whitespace stays reachable', async () => {
+    const name = ' \u00a0';
+    await legacyClient(a, name);
+    const path = `/v1/clients/${encodeURIComponent(name)}`;
+    const shown = await a.http('GET', path);
+    assert.equal(shown.status, 200, shown.text);
+    assert.equal((shown.json as Record<string, unknown>)['name'], name);
+    const rotated = await a.http('POST', `${path}/rotate`, { body: {} });
+    assert.equal(rotated.status, 200, rotated.text);
+    assert.equal((rotated.json as Record<string, unknown>)['keyVersion'], 2);
+    await a.grpc.call('NewTopic', { topic: 'for-blank' });
+    await a.grpc.call('NewTopicClient', { client: { name }, topic: 'for-blank' });
+    const topics = await a.grpc.call('GetTopicsForClient', {
+      client: { name },
+      offset: 0,
+      count: 10,
+    });
+    assert.deepEqual(topics['topics'], ['for-blank']);
+    const removed = await a.http('DELETE', path);
+    assert.equal(removed.status, 200, removed.text);
+    assert.equal(await a.h.store.read.clients.byName(name), undefined, 'removed');
+  });
+
+  void it('whitespace around or inside other characters is still a name', async () => {
+    await a.grpc.call('NewClient', { client: { name: ' dev 1 ' }, key: randomBytes(32) });
+    await a.grpc.call('NewTopic', { topic: 'plant 1/\u3000temp' });
+    assert.ok(await a.h.store.read.clients.byName(' dev 1 '));
+    assert.ok(await a.h.store.read.topics.byName('plant 1/\u3000temp'));
   });
 });

@@ -11,7 +11,7 @@ import {
 } from './key-material.ts';
 import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
-import { checkAddressableName, checkClientName, checkNoBidiControls } from './validation.ts';
+import { checkClientName, checkNewName } from './validation.ts';
 
 /** Result of registering a client. */
 export interface NewClientResult {
@@ -44,10 +44,7 @@ export async function newClient(
   name: unknown,
   key: unknown,
 ): Promise<NewClientResult> {
-  const clientName = checkNoBidiControls(
-    checkAddressableName(checkClientName(name), 'client.name'),
-    'client.name',
-  );
+  const clientName = checkNewName(checkClientName(name), 'client.name');
   const identity = givenIdentity(deps.mode, checkClientKey(deps.mode, key));
   return await mutate(
     deps,

@@ -7,9 +7,8 @@ import { storeNewTopicKey } from './key-material.ts';
 import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
 import {
-  checkAddressableName,
   checkClientName,
-  checkNoBidiControls,
+  checkNewName,
   checkNoControlCharacters,
   checkNotReservedTopic,
   checkTopicName,
@@ -78,10 +77,7 @@ export async function newTopic(
   name: unknown,
 ): Promise<TopicKeyResult> {
   const topicName = checkNotReservedTopic(
-    checkNoControlCharacters(
-      checkNoBidiControls(checkAddressableName(checkTopicName(name), 'topic'), 'topic'),
-      'topic',
-    ),
+    checkNoControlCharacters(checkNewName(checkTopicName(name), 'topic'), 'topic'),
   );
   return await mutate(
     deps,

@@ -69,7 +69,7 @@ export function checkTopicName(topic: unknown, field = 'topic'): string {
  * never be addressed by the HTTP API or the console. Existing ones stay reachable over gRPC.
  * @throws C2Error `C2_VALIDATION`
  */
-export function checkAddressableName(name: string, field: string): string {
+function checkAddressableName(name: string, field: string): string {
   if (name === '.' || name === '..')
     throw invalid(`"${name}" cannot be a name: URLs resolve it as a path step`, field);
   return name;
@@ -88,7 +88,7 @@ const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
  * {@link BIDI_CONTROL}). Ones made before this rule stay reachable.
  * @throws C2Error `C2_VALIDATION`
  */
-export function checkNoBidiControls(name: string, field: string): string {
+function checkNoBidiControls(name: string, field: string): string {
   if (BIDI_CONTROL.test(name))
     throw invalid(
       `${field} holds a bidirectional formatting character (such as U+202E), which displays it as another name`,
@@ -108,6 +108,28 @@ export function checkNoControlCharacters(name: string, field: string): string {
   if (hasControlCharacter(name))
     throw invalid(`${field} contains control characters (U+0001-U+001F, U+007F-U+009F)`, field);
   return name;
+}
+
+/**
+ * Refuses a name made only of whitespace (Unicode's White_Space: spaces of every width, NBSP,
+ * U+3000...) as the name of a new client or topic: it reads as no name at all in the console, the
+ * CLI's tables and logs, and one such name cannot be told from another. Ones made before this
+ * rule stay reachable.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkNotBlank(name: string, field: string): string {
+  if (/^\p{White_Space}*$/u.test(name)) throw invalid(`${field} is only whitespace`, field);
+  return name;
+}
+
+/**
+ * The rules for the name of a new client or topic beyond those of every name (`checkClientName`,
+ * `checkTopicName`): addressable in a URL, no bidirectional formatting characters, not only
+ * whitespace. They are not applied to lookups, so names made before a rule stay reachable.
+ * @throws C2Error `C2_VALIDATION`
+ */
+export function checkNewName(name: string, field: string): string {
+  return checkNotBlank(checkNoBidiControls(checkAddressableName(name, field), field), field);
 }
 
 /**
