@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Packet } from 'mqtt-packet';
 import {
   cmdSetTopicKey,
   E4Client,
@@ -23,6 +24,7 @@ import {
   BROKER_URL,
   Collector,
   proxyUrl,
+  rawMqtt5Session,
   sendTopicKey,
   startProxy,
   tempDir,
@@ -234,6 +236,36 @@ void describe('local protection proxy (real Mosquitto)', () => {
     });
     await receiver.waitFor(1);
     assert.equal(receiver.texts()[0], 'v5 hello');
+  });
+
+  void it('tells an MQTT 5 client why it is closed: packet too large (0x95), keep alive timeout (0x8D)', async () => {
+    const m = proxy.metrics;
+    const rejected = (reason: 'packet-too-large' | 'timeout'): Promise<number> =>
+      m.total(m.rejected, { reason });
+    const port = proxy.listenAddress.port;
+    /** The reason code of the DISCONNECT that ended `packets`, after their CONNACK. */
+    const disconnectCode = (packets: Packet[]): number | undefined => {
+      assert.deepEqual(
+        packets.map((p) => p.cmd),
+        ['connack', 'disconnect'],
+      );
+      const last = packets.at(-1);
+      return last?.cmd === 'disconnect' ? last.reasonCode : undefined;
+    };
+
+    // A PUBLISH declaring 256 MiB, far above maxPayloadBytes: refused before it is read.
+    const tooLargeBefore = await rejected('packet-too-large');
+    const header = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]);
+    assert.equal(disconnectCode(await rawMqtt5Session(port, 30, [header])), 0x95);
+    assert.equal(await rejected('packet-too-large'), tooLargeBefore + 1);
+
+    // Silent past one and a half keep alive periods (MQTT 5 §3.1.2.10): 1 s, closed after 1.5 s.
+    const timeoutBefore = await rejected('timeout');
+    const started = Date.now();
+    assert.equal(disconnectCode(await rawMqtt5Session(port, 1, [])), 0x8d);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1500 && elapsed < 5000, `closed after ${elapsed} ms`);
+    assert.equal(await rejected('timeout'), timeoutBefore + 1);
   });
 
   void it('serves /healthz and /metrics', async () => {

@@ -7,10 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
 import { generate } from 'selfsigned';
 import {
   clientIdFromName,
@@ -267,6 +268,41 @@ export class Collector {
 /** `mqtt://host:port` of a running proxy. */
 export function proxyUrl(proxy: ProtectionProxy): string {
   return `mqtt://127.0.0.1:${proxy.listenAddress.port}`;
+}
+
+/**
+ * Speaks MQTT 5 to `port` byte by byte, as a misbehaving client: sends a CONNECT with
+ * `keepalive`, waits for its CONNACK, then writes `chunks` (raw bytes, which may be no valid
+ * packet). Resolves with every packet received once the other side closed the connection, or
+ * rejects after `ms`.
+ */
+export function rawMqtt5Session(
+  port: number,
+  keepalive: number,
+  chunks: readonly Buffer[],
+  ms = 10_000,
+): Promise<Packet[]> {
+  const packets: Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 5 });
+  const socket = connectTcp(port, '127.0.0.1');
+  parser.on('packet', (packet: Packet) => {
+    packets.push(packet);
+    if (packet.cmd === 'connack') for (const chunk of chunks) socket.write(chunk);
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the connection was still open after ${ms} ms`));
+    }, ms);
+    socket.on('data', (data: Buffer) => parser.parse(data));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(packets);
+    });
+    const connect = { cmd: 'connect', clientId: unique('raw-v5'), clean: true, keepalive } as const;
+    socket.write(mqttPacket.generate({ ...connect, protocolVersion: 5 }, { protocolVersion: 5 }));
+  });
 }
 
 /** Waits (bounded, polling every 20 ms) until `check` holds; throws naming `what` otherwise. */
