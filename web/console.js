@@ -168,14 +168,6 @@ async function api(method, path) {
 
 /** The page size asked for: PAGE, or the node's maximum once it refused PAGE; 0 asks for none. */
 let pageSize = PAGE;
-/** Whether a list answered (or refused) `pageSize`: until then one list request asks at a time. */
-let pageSizeKnown = false;
-/**
- * The list request that is learning the page size, settled (never rejected) once it has: the
- * other list waits for it rather than being refused the same way in parallel.
- * @type {Promise<void> | undefined}
- */
-let pageSizeProbe;
 
 /**
  * The largest page a refusal of `limit` allows (`limit must be at most 20`): 0 (ask without a
@@ -191,38 +183,14 @@ function allowedLimit(err) {
 }
 
 /**
- * One page of `/v1/topics` or `/v1/clients` after `cursor`. A node whose maximum page size is
- * below PAGE refuses it: the page is asked for again with the maximum it names, which every
- * later page of either list uses. The maximum is learnt once: until a list has answered, the
- * other one waits for it (the two lists load together, and were both refused).
+ * One page of `/v1/topics` or `/v1/clients` after `cursor`, with the current page size. A node
+ * whose maximum page size is below PAGE refuses it: the page is asked for again with the maximum
+ * it names, which every later page of either list uses. The two lists load independently: on
+ * such a node both first requests may be refused (one extra request each, once), rather than
+ * one list waiting for the other's answer, which may be slow or never come.
  * @param {'topics' | 'clients'} list @param {string} cursor @returns {Promise<any>}
  */
 async function listPage(list, cursor) {
-  while (!pageSizeKnown && pageSizeProbe !== undefined) await pageSizeProbe;
-  const request = askPage(list, cursor);
-  if (!pageSizeKnown) {
-    const probe = request
-      .then(
-        () => {
-          pageSizeKnown = true;
-        },
-        // A failure (the node is away) teaches nothing: the next request asks again.
-        () => undefined,
-      )
-      .finally(() => {
-        if (pageSizeProbe === probe) pageSizeProbe = undefined;
-      });
-    pageSizeProbe = probe;
-  }
-  return request;
-}
-
-/**
- * One page of a list with the current page size, and again with the node's maximum when it
- * refuses that size.
- * @param {'topics' | 'clients'} list @param {string} cursor @returns {Promise<any>}
- */
-async function askPage(list, cursor) {
   /** @param {number} limit */
   const path = (limit) =>
     `/v1/${list}?${limit > 0 ? `limit=${limit}&` : ''}cursor=${encodeURIComponent(cursor)}`;
@@ -1201,8 +1169,6 @@ export function startConsole(environment) {
   env = environment;
   timing = { ...DEFAULT_TIMING, ...environment.timing };
   pageSize = PAGE;
-  pageSizeKnown = false;
-  pageSizeProbe = undefined;
   const own = new Refresher(refreshRow);
   refresher = own;
   byId('auth').addEventListener('submit', (event) => {

@@ -261,7 +261,7 @@ void describe('the web console, node state and limits', () => {
     }
   });
 
-  void it('lists with the node maximum page size when it is below 50, learnt once', async () => {
+  void it('lists with the node maximum page size when it is below 50, learnt once per list', async () => {
     const { document, window, api, close } = openConsole(
       new Map(),
       (api) => {
@@ -284,17 +284,50 @@ void describe('the web console, node state and limits', () => {
       await until(() => api.count('/v1/clients?limit=1&cursor=') === 2, 'the reload');
       await until(() => cells(document, 'topics').length === 1, 'the reloaded topics');
       const lists = api.calls.filter((c) => /^\/v1\/(topics|clients)\?/.test(c.path));
-      // One refusal in all: the two lists loaded together were both refused, each load did.
+      // One refusal per list, on the first load only: the two lists load independently (neither
+      // waits for the other's answer), and the reload keeps the size learnt.
       assert.deepEqual(
         lists.map((c) => c.path.replace(/&cursor=.*/, '')).sort(),
         [
           '/v1/topics?limit=50',
+          '/v1/clients?limit=50',
           ...Array<string>(3).fill('/v1/topics?limit=1'),
           ...Array<string>(3).fill('/v1/clients?limit=1'),
         ].sort(),
       );
     } finally {
       close();
+    }
+  });
+
+  void it('loads the two lists independently: neither waits for the other to answer', async () => {
+    for (const [slow, other] of [
+      ['topics', 'clients'],
+      ['clients', 'topics'],
+    ] as const) {
+      let answer = (): void => undefined;
+      const { document, api, close } = openConsole(
+        new Map(),
+        (api) => {
+          api.held.set(
+            `/v1/${slow}`,
+            new Promise((resolve) => {
+              answer = resolve;
+            }),
+          );
+        },
+        SLOW,
+      );
+      try {
+        await until(() => cells(document, other).length > 0, `the ${other}, ${slow} unanswered`);
+        assert.equal(api.count(`/v1/${slow}?limit=50&cursor=`), 1, `${slow} asked at once`);
+        assert.equal(cells(document, slow).length, 0);
+        answer();
+        await until(() => cells(document, slow).length > 0, `the ${slow} once answered`);
+        assert.equal(banner(document), null);
+      } finally {
+        close();
+      }
     }
   });
 

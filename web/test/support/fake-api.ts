@@ -81,6 +81,8 @@ export class FakeApi {
   };
   /** The next this many list requests (`/v1/topics`, `/v1/clients`) answer 503. */
   listFailures = 0;
+  /** Requests by path (`/v1/topics`, ...) answered once their promise is: the first one only. */
+  readonly held = new Map<string, Promise<void>>();
   /** `/readyz` accepts the request and never answers (a hung node). */
   readyHangs = false;
   /** Statuses of the next stream requests (then 200): 401 and 500 answer an API error body. */
@@ -101,6 +103,14 @@ export class FakeApi {
     );
     const method = init?.method ?? 'GET';
     this.calls.push({ method, path, headers });
+    const held = this.held.get(url.pathname);
+    if (held === undefined) return this.#answer(url, method, init);
+    this.held.delete(url.pathname);
+    return held.then(() => this.#answer(url, method, init));
+  };
+
+  #answer(url: URL, method: string, init: RequestInit | undefined): Promise<Response> {
+    const path = url.pathname + url.search;
     if (path === '/readyz')
       return this.readyHangs
         ? new Promise((_, reject) => {
@@ -202,7 +212,7 @@ export class FakeApi {
       );
     }
     return error(404, 'C2_NOT_FOUND', `no route for ${method} ${path}`);
-  };
+  }
 
   async #rollout(name: string, signal: AbortSignal | undefined): Promise<Response> {
     const running = (this.rolloutsRunning.get(name) ?? 0) + 1;
