@@ -13,7 +13,7 @@ import type { CallContext } from '../api-types.ts';
 import type { ProtoMessage } from '../codec/protos.ts';
 import { eventRecord } from '../events/event-records.ts';
 import { boolField, bytesField, numberField, stringField } from './message-fields.ts';
-import { requestContext, type UnaryOperation } from './reference-ops.ts';
+import { newTopicAsRoleAllows, requestContext, type UnaryOperation } from './reference-ops.ts';
 
 /** The unary RPCs of `e4c2.v1.C2Admin` (StreamEvents is served by the gRPC layer). */
 export const ADMIN_UNARY_RPCS = [
@@ -25,6 +25,7 @@ export const ADMIN_UNARY_RPCS = [
   'GetTopic',
   'ListTopics',
   'RotateTopicKey',
+  'NewTopic',
   'GetRotationStatus',
   'GetC2PublicKey',
   'ListEvents',
@@ -226,6 +227,21 @@ export function adminOperations(
         stringField(req, 'name'),
       );
       return {
+        key_version: result.keyVersion,
+        fingerprint: result.fingerprint,
+        members: result.members,
+      };
+    },
+    // The reference NewTopic (same roles, same idempotency), saying what it did: whether the
+    // topic was created, or existed and had its key rotated.
+    NewTopic: async (req, ctx) => {
+      const result = await newTopicAsRoleAllows(
+        service,
+        v1Context(req, ctx),
+        stringField(req, 'name'),
+      );
+      return {
+        created: result.created,
         key_version: result.keyVersion,
         fingerprint: result.fingerprint,
         members: result.members,

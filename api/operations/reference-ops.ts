@@ -3,7 +3,7 @@
  * messages. The gRPC server and the `/e4/...` HTTP routes both call these, as grpc-gateway called
  * the one gRPC service, so the two surfaces cannot drift apart.
  */
-import type { C2Service, RequestContext } from '../../cluster/domain/index.ts';
+import type { C2Service, RequestContext, TopicKeyResult } from '../../cluster/domain/index.ts';
 import { C2Error } from '../../cluster/errors.ts';
 import type { CallContext } from '../api-types.ts';
 import { roleAllows } from '../auth/roles.ts';
@@ -64,6 +64,31 @@ export function requestContext(ctx: CallContext): RequestContext {
   };
 }
 
+/**
+ * NewTopic as the caller's role allows, on either API: an admin (or anyone on an API without
+ * authentication) creates the topic or rotates the key of an existing one; a lesser role may
+ * only rotate an existing one, since the reference rotates with NewTopic too, and creating a
+ * topic stays an admin's.
+ * @throws C2Error `C2_PERMISSION_DENIED` for a lesser role on a missing topic, and as
+ *   `newTopic` and `rotateTopicKey` do
+ */
+export async function newTopicAsRoleAllows(
+  service: C2Service,
+  ctx: CallContext,
+  topic: unknown,
+): Promise<TopicKeyResult> {
+  if (ctx.role === undefined || roleAllows(ctx.role, 'admin'))
+    return await service.newTopic(requestContext(ctx), topic);
+  return await service.rotateTopicKey(requestContext(ctx), topic).catch((err: unknown) => {
+    if (!(err instanceof C2Error) || err.code !== 'C2_NOT_FOUND') throw err;
+    throw new C2Error(
+      'C2_PERMISSION_DENIED',
+      `${ctx.actor} has role ${ctx.role ?? ''}; NewTopic rotates an existing topic for it, and creating one needs admin`,
+      { details: { role: ctx.role ?? '', required: 'admin' } },
+    );
+  });
+}
+
 const empty = (): ProtoMessage => ({});
 const clients = (names: readonly string[]): ProtoMessage => ({
   clients: names.map((name) => ({ name })),
@@ -94,21 +119,7 @@ export function referenceOperations(
       return empty();
     },
     NewTopic: async (req, ctx) => {
-      const topic = stringField(req, 'topic');
-      if (ctx.role === undefined || roleAllows(ctx.role, 'admin')) {
-        await service.newTopic(requestContext(ctx), topic);
-        return empty();
-      }
-      // The reference's NewTopic also rotates an existing topic, which is an operator's job;
-      // creating a topic stays an admin's.
-      await service.rotateTopicKey(requestContext(ctx), topic).catch((err: unknown) => {
-        if (!(err instanceof C2Error) || err.code !== 'C2_NOT_FOUND') throw err;
-        throw new C2Error(
-          'C2_PERMISSION_DENIED',
-          `${ctx.actor} has role ${ctx.role ?? ''}; NewTopic rotates an existing topic for it, and creating one needs admin`,
-          { details: { role: ctx.role ?? '', required: 'admin' } },
-        );
-      });
+      await newTopicAsRoleAllows(service, ctx, stringField(req, 'topic'));
       return empty();
     },
     RemoveTopic: async (req, ctx) => {

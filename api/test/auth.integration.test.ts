@@ -88,11 +88,22 @@ void describe('bearer tokens', () => {
     assert.equal((await create(admin.token)).status, 200);
     const rotated = await create(operator.token);
     assert.equal(rotated.status, 200, rotated.text);
+    // Our NewTopic follows the same rule, and says what it did.
+    const v1Create = (token: string, topic: string) =>
+      a.http('POST', `/v1/topics/${topic}`, { headers: { authorization: `Bearer ${token}` } });
+    const v1Refused = await v1Create(operator.token, 'v1-audited-topic');
+    assert.equal(v1Refused.status, 403, v1Refused.text);
+    assert.match(v1Refused.text, /creating one needs admin/);
+    const v1Rotated = await v1Create(operator.token, 'audited-topic');
+    assert.equal(v1Rotated.status, 200, v1Rotated.text);
+    assert.equal((v1Rotated.json as { created: boolean }).created, false);
+    assert.equal((await v1Create(reader.token, 'audited-topic')).status, 403);
     const { rows } = await a.h.schema.pool.query<{ actor: string; operation: string }>(
       "SELECT actor, operation FROM audit_log WHERE subject = 'audited-topic' ORDER BY id",
     );
     assert.deepEqual(rows, [
       { actor: 'token:root', operation: 'NewTopic' },
+      { actor: 'token:ops-alice', operation: 'RotateTopicKey' },
       { actor: 'token:ops-alice', operation: 'RotateTopicKey' },
     ]);
   });

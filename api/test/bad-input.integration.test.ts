@@ -550,6 +550,16 @@ void describe('bad input, symmetric-key mode', () => {
     { method: 'GET', path: '/v1/topics/nope', status: 404 },
     { method: 'GET', path: '/v1/topics?limit=abc', status: 400, field: 'limit' },
     { method: 'POST', path: '/v1/topics//rotate', status: 400 },
+    { method: 'POST', path: '/v1/topics/a%2B', status: 400, field: 'topic' },
+    { method: 'POST', path: '/v1/topics/e4%2Fx', status: 400, field: 'topic' },
+    { method: 'POST', path: '/v1/topics/a%1Bb', status: 400, field: 'topic' },
+    {
+      method: 'POST',
+      path: '/v1/topics/t2',
+      body: { name: 'other' },
+      status: 400,
+      field: 'name',
+    },
     { method: 'POST', path: '/v1/topics/nope/rotate', status: 404 },
     { method: 'POST', path: `/v1/topics/${LONG_TOPIC}/rotate`, status: 400 },
     {
@@ -938,6 +948,19 @@ void describe('bad input, symmetric-key mode', () => {
       grpc: INVALID_ARGUMENT,
     },
     { service: 'e4c2.v1.C2Admin', rpc: 'RotateTopicKey', request: {}, grpc: INVALID_ARGUMENT },
+    ...[
+      {},
+      { name: 'a/#' },
+      { name: 'e4/x' },
+      { name: ' ' },
+      { name: 't9', request_id: 'a b' },
+    ].map((request) => ({
+      service: 'e4c2.v1.C2Admin' as const,
+      rpc: 'NewTopic',
+      request,
+      grpc: INVALID_ARGUMENT,
+      code: 'C2_VALIDATION',
+    })),
     {
       service: 'e4c2.v1.C2Admin',
       rpc: 'RotateTopicKey',

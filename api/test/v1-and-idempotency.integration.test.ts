@@ -197,6 +197,46 @@ void describe('/v1 routes and C2Admin', () => {
     assert.deepEqual(removed.json, { resetPending: true });
   });
 
+  void it('NewTopic (POST /v1/topics/{name}) says whether it created the topic or rotated its key', async () => {
+    const topic = unique('plant/new');
+    const path = `/v1/topics/${encodeURIComponent(topic)}`;
+    const created = await a.http('POST', path);
+    assert.equal(created.status, 200, created.text);
+    const first = created.json as Record<string, unknown>;
+    assert.deepEqual(
+      { ...first, fingerprint: typeof first['fingerprint'] },
+      {
+        created: true,
+        keyVersion: 1,
+        fingerprint: 'string',
+        members: 0,
+      },
+    );
+    const existing = await a.http('POST', path, { body: {} });
+    assert.equal(existing.status, 200, existing.text);
+    const second = existing.json as Record<string, unknown>;
+    assert.equal(second['created'], false, 'false is rendered, not left out');
+    assert.equal(second['keyVersion'], 2);
+    assert.notEqual(second['fingerprint'], first['fingerprint']);
+    assert.equal((await a.admin.call('GetTopic', { name: topic }))['key_version'], 2);
+
+    // gRPC, and a retry with the same request id: the first answer again, nothing rotated.
+    const other = unique('grpc-new');
+    const request_id = unique('req');
+    const reply = await a.admin.call('NewTopic', { name: other, request_id });
+    assert.equal(reply['created'], true);
+    assert.equal(reply['key_version'], 1);
+    assert.deepEqual(await a.admin.call('NewTopic', { name: other, request_id }), reply);
+    assert.equal((await a.admin.call('GetTopic', { name: other }))['key_version'], 1);
+    const rotated = await a.admin.call('NewTopic', { name: other });
+    assert.deepEqual([rotated['created'], rotated['key_version']], [false, 2]);
+
+    // The rules of new names apply, as on the reference NewTopic.
+    const blank = await a.http('POST', '/v1/topics/%20');
+    assert.equal(blank.status, 400, blank.text);
+    assert.equal((blank.json as { error: { code: string } }).error.code, 'C2_VALIDATION');
+  });
+
   void it("GET /v1/topics/{name}/traffic reports the monitor's counters (HTTP and gRPC)", async () => {
     const topic = unique('traffic');
     await a.http('POST', `/e4/topic/${topic}`);
