@@ -191,6 +191,11 @@ export interface AdminRpcs {
     { name: string; request_id: string },
     { key_version: number; fingerprint: string; members: number }
   >;
+  /** The reference NewTopic, saying whether it created the topic or rotated its key. */
+  NewTopic: Rpc<
+    { name: string; request_id: string },
+    { created: boolean; key_version: number; fingerprint: string; members: number }
+  >;
   GetRotationStatus: Rpc<{ name: string; version: number }, RotationStatus>;
   GetC2PublicKey: Rpc<Empty, { version: number; public_key: string; fingerprint: string }>;
   ReconcileAfterRestore: Rpc<ReconcileAfterRestoreRequest, ReconcileAfterRestoreResponse>;

@@ -2,25 +2,48 @@
  * `topic ...` (reference: create, remove, list, list-clients; ours: show, rotate) and `status`,
  * the rollout of one topic key version.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Rollout, RotationStatus, TopicDetails } from '../api.ts';
+import { isGrpcStatusError } from '../errors.ts';
 import { renderFields, renderTable } from '../output.ts';
 import { UINT32_MAX, type CommandSpec } from '../spec.ts';
 import { listPaged, PAGING_FLAGS, TOPIC_NAME } from './shared.ts';
 
+/**
+ * `topic create` through our NewTopic, which says whether the topic was created; a server
+ * without it (the reference C2, an earlier release) is sent the reference NewTopic, which does
+ * the same without saying which: `created` is then null.
+ */
 const create: CommandSpec = {
   path: ['topic', 'create'],
   summary: 'Create a topic, or rotate its key if it exists, and send the key to its clients',
   description:
     'Creates a topic with a fresh key; on an existing topic this rotates the key (the ' +
-    'reference NewTopic is an upsert) and the new key goes to every client of the topic. ' +
-    '"topic rotate" does the same and prints the new key version.',
-  calls: ['pb.C2/NewTopic'],
+    'reference NewTopic is an upsert) and the new key goes to every client of the topic, and ' +
+    'the output says which was done. "topic rotate" rotates only a topic that exists.',
+  calls: ['e4c2.v1.C2Admin/NewTopic', 'pb.C2/NewTopic (fallback)'],
   flags: [TOPIC_NAME],
-  examples: ['topic create --name sensors/temp'],
+  examples: ['topic create --name sensors/temp', 'topic create --name sensors/temp --json'],
   async run(ctx) {
     const topic = ctx.flags.string('name');
-    await ctx.api.reference('NewTopic', { topic }, { idempotencyKey: ctx.globals.requestId });
-    ctx.out.result({ topic, created: true }, `Topic ${topic} created successfully\n`);
+    let result;
+    try {
+      result = await ctx.api.admin('NewTopic', { name: topic, request_id: ctx.globals.requestId });
+    } catch (err) {
+      if (!isGrpcStatusError(err) || err.code !== GrpcStatus.UNIMPLEMENTED) throw err;
+      await ctx.api.reference('NewTopic', { topic }, { idempotencyKey: ctx.globals.requestId });
+      ctx.out.result(
+        { topic, created: null },
+        `Topic ${topic} created, or its key rotated if it existed (this server does not say which)\n`,
+      );
+      return;
+    }
+    ctx.out.result(
+      { topic, ...result },
+      result.created
+        ? `Topic ${topic} created successfully\n`
+        : `Topic ${topic} already existed: its key was rotated to version ${result.key_version} (fingerprint ${result.fingerprint}, ${result.members} members)\n`,
+    );
   },
 };
 

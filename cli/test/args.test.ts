@@ -400,7 +400,7 @@ void describe('global flags and environment', () => {
       userAgent: 'e4c2-cli/9.9.9',
       signal: r.connection?.signal,
     });
-    assert.deepEqual(r.api.calls[0]?.options, { idempotencyKey: 'generated-request-id' });
+    assert.deepEqual(r.api.calls[0]?.request, { name: 't', request_id: 'generated-request-id' });
   });
 
   void it('accepts global flags before and after the command words', async () => {

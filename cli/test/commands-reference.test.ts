@@ -228,13 +228,6 @@ const MUTATIONS: readonly [string[], string, unknown, string, unknown][] = [
     { target: 't', reset: true },
   ],
   [
-    ['topic', 'create', '--name', 'a/b'],
-    'NewTopic',
-    { topic: 'a/b' },
-    'Topic a/b created successfully\n',
-    { topic: 'a/b', created: true },
-  ],
-  [
     ['topic', 'remove', '--name', 'a/b'],
     'RemoveTopic',
     { topic: 'a/b' },
@@ -263,6 +256,71 @@ const MUTATIONS: readonly [string[], string, unknown, string, unknown][] = [
     { new_c2_key: true },
   ],
 ];
+
+void describe('topic create', () => {
+  const created = { created: true, key_version: 1, fingerprint: 'fp1', members: 0 };
+  const rotated = { created: false, key_version: 4, fingerprint: 'fp4', members: 3 };
+
+  void it('calls our NewTopic with the request id and says the topic was created', async () => {
+    const api = new FakeApi().onAdmin('NewTopic', () => created);
+    const r = await runWith(['topic', 'create', '--name', 'a/b', '--request-id', 'req-7'], {
+      api,
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.methods(), ['e4c2.v1/NewTopic']);
+    assert.deepEqual(r.api.calls[0]?.request, { name: 'a/b', request_id: 'req-7' });
+    assert.equal(r.stdout, 'Topic a/b created successfully\n', "the reference c2cli's line");
+    const j = await runWith(['topic', 'create', '--name', 'a/b', '--json'], {
+      api: new FakeApi().onAdmin('NewTopic', () => created),
+    });
+    assert.deepEqual(json(j.stdout), { topic: 'a/b', ...created });
+  });
+
+  void it('says so when the topic existed and its key was rotated instead', async () => {
+    const r = await runWith(['topic', 'create', '--name', 'a/b'], {
+      api: new FakeApi().onAdmin('NewTopic', () => rotated),
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.equal(
+      r.stdout,
+      'Topic a/b already existed: its key was rotated to version 4 (fingerprint fp4, 3 members)\n',
+    );
+    const j = await runWith(['topic', 'create', '--name', 'a/b', '--json'], {
+      api: new FakeApi().onAdmin('NewTopic', () => rotated),
+    });
+    assert.deepEqual(json(j.stdout), { topic: 'a/b', ...rotated });
+  });
+
+  void it('falls back to the reference NewTopic on a server without ours: created unknown', async () => {
+    const api = (): FakeApi =>
+      new FakeApi().onAdmin('NewTopic', () => {
+        throw grpcError(status.UNIMPLEMENTED, 'unknown method NewTopic');
+      });
+    const r = await runWith(['topic', 'create', '--name', 'a/b', '--request-id', 'req-8'], {
+      api: api(),
+    });
+    assert.equal(r.code, ExitCode.Ok, r.stderr);
+    assert.deepEqual(r.api.methods(), ['e4c2.v1/NewTopic', 'pb.C2/NewTopic']);
+    assert.deepEqual(r.api.calls[1]?.request, { topic: 'a/b' });
+    assert.deepEqual(r.api.calls[1].options, { idempotencyKey: 'req-8' });
+    assert.equal(
+      r.stdout,
+      'Topic a/b created, or its key rotated if it existed (this server does not say which)\n',
+    );
+    const j = await runWith(['topic', 'create', '--name', 'a/b', '--json'], { api: api() });
+    assert.deepEqual(json(j.stdout), { topic: 'a/b', created: null });
+  });
+
+  void it("another refusal is exit 1 with the server's message, and no fallback", async () => {
+    const api = new FakeApi().onAdmin('NewTopic', () => {
+      throw grpcError(status.PERMISSION_DENIED, 'creating one needs admin');
+    });
+    const r = await runWith(['topic', 'create', '--name', 'a/b'], { api });
+    assert.equal(r.code, ExitCode.Refused);
+    assert.deepEqual(r.api.methods(), ['e4c2.v1/NewTopic']);
+    assert.match(r.stderr, /^error: creating one needs admin/);
+  });
+});
 
 void describe('reference mutations', () => {
   for (const [argv, rpc, request, human, document] of MUTATIONS) {

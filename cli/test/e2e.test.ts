@@ -284,6 +284,30 @@ void describe(
       assert.equal(topics.stdout, 'e2e/temp\n');
     });
 
+    void it('topic create says whether it created the topic or rotated the key of an existing one', async () => {
+      const create = ['topic', 'create', '--name', 'e2e/twice'];
+      const first = await e4c2([...at, ...create, '--json']);
+      assert.equal(first.code, 0, first.stderr);
+      const made = JSON.parse(first.stdout) as Record<string, unknown>;
+      assert.deepEqual(
+        [made['topic'], made['created'], made['key_version'], made['members']],
+        ['e2e/twice', true, 1, 0],
+      );
+      const again = await e4c2([...at, ...create, '--json']);
+      assert.equal(again.code, 0, again.stderr);
+      const rotated = JSON.parse(again.stdout) as Record<string, unknown>;
+      assert.deepEqual([rotated['created'], rotated['key_version']], [false, 2]);
+      assert.notEqual(rotated['fingerprint'], made['fingerprint']);
+      const human = await e4c2([...at, ...create]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(
+        human.stdout,
+        /^Topic e2e\/twice already existed: its key was rotated to version 3 \(fingerprint [^ ]+, 0 members\)\n$/,
+      );
+      // The later tests count the topics.
+      assert.equal((await e4c2([...at, 'topic', 'remove', '--name', 'e2e/twice'])).code, 0);
+    });
+
     void it('topic rotate gives version 2; the same --request-id does not rotate twice', async () => {
       const r = await e4c2([
         ...at,
