@@ -4,28 +4,15 @@
  * `:authority`, mutual TLS, and a shutdown that sends GOAWAY and ends the streams in time.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { connect as tlsConnect } from 'node:tls';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensureSelfSignedCert } from '../../cluster/embedded/index.ts';
 import { eventually, pendingAfter } from '../../cluster/test/support/eventually.ts';
 import { httpCall, startApi, type ApiHarness } from './support/api-harness.ts';
 import { createTestClientCa, type TestClientCa } from './support/client-ca.ts';
 import { Http2TestClient } from './support/http2-client.ts';
 import { startMutualTlsApi } from './support/mutual-tls-api.ts';
-
-/** The node's self-signed certificate and key (PEM), made in a temporary directory. */
-async function nodeCertificate(): Promise<{ dir: string; cert: string; key: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'e4c2-h2-'));
-  const pair = await ensureSelfSignedCert(dir);
-  return {
-    dir,
-    cert: await readFile(pair.certPath, 'utf8'),
-    key: await readFile(pair.keyPath, 'utf8'),
-  };
-}
+import { nodeCertificate } from './support/node-certificate.ts';
 
 /** Process warnings while `run` runs (Node warns when it drops a header HTTP/2 forbids). */
 async function warningsDuring(run: () => Promise<void>): Promise<string[]> {
