@@ -18,9 +18,11 @@
  * connection that drops before its first event still resumes from where it started.
  *
  * A comment line is sent every `heartbeatMs` so proxies and the browser keep the connection. The
- * stream reads the next page only after the previous one was handed to the socket; a client that
- * does not read for `slowConsumerMs` (the socket's buffer stays above `maxBufferedBytes`) is
- * disconnected rather than buffered without bound, and resumes with `Last-Event-ID`.
+ * stream reads the next page only after the previous one was handed to the connection; a client
+ * that does not read for `slowConsumerMs` (the response's buffer stays above `maxBufferedBytes`)
+ * is dropped rather than buffered without bound, and resumes with `Last-Event-ID`. Over HTTP/2
+ * that buffer is the stream's, which fills once the client's flow-control window for the stream
+ * (or the whole connection) is used up; only that stream is reset (`abortResponse`).
  */
 import { once } from 'node:events';
 import { C2Error } from '../../cluster/errors.ts';
@@ -30,7 +32,7 @@ import { EventTail, pumpEvents, streamStart, type JournalEvent } from '../events
 import { checkAfterSeq } from '../operations/admin-ops.ts';
 import type { StreamHandler } from './routes.ts';
 import { API_SECURITY_HEADERS } from './http-io.ts';
-import { http1Connection } from './http-listener.ts';
+import { abortResponse, http1Connection } from './http-listener.ts';
 
 /** Options of {@link eventStreamHandler}. */
 export interface EventSseOptions {
@@ -159,7 +161,7 @@ export function eventStreamHandler(
         { requestId: ctx.requestId, position: tail.position, reason },
         'event stream closed',
       );
-      if (reason === 'slow consumer') res.destroy();
+      if (reason === 'slow consumer') abortResponse(res);
       else if (!res.writableEnded) res.end();
     }
   };

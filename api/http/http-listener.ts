@@ -12,15 +12,21 @@
  * offer what this surface uses of `IncomingMessage` and `ServerResponse` (method, url, headers,
  * socket, body reading, `writeHead`/`write`/`end`, `writableLength`, `drain`, `close`), with two
  * differences the server handles: HTTP/2 carries the host as `:authority` (`request-host.ts`),
- * and connection-specific headers (`connection`, `keep-alive`) do not exist there
- * (`http1Connection`).
+ * connection-specific headers (`connection`, `keep-alive`) do not exist there
+ * (`http1Connection`), and a response cut short resets its stream, not the connection
+ * (`abortResponse`).
  */
 import {
   createServer as createHttpServer,
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { createSecureServer, type Http2Session } from 'node:http2';
+import {
+  constants as http2Constants,
+  createSecureServer,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Server, Socket } from 'node:net';
 
 /** Answers one request, HTTP/1.1 or HTTP/2. */
@@ -157,4 +163,28 @@ export function http1Connection(
   value: 'close' | 'keep-alive',
 ): Record<string, string> {
   return req.httpVersionMajor === 1 ? { connection: value } : {};
+}
+
+/** The HTTP/2 stream under a compatibility response; undefined for an HTTP/1.x response. */
+export function http2StreamOf(res: ServerResponse): ServerHttp2Stream | undefined {
+  return (res as unknown as { stream?: ServerHttp2Stream }).stream;
+}
+
+/**
+ * Abandons a response partway through so that the client knows it was cut short. An HTTP/1.x
+ * connection is closed: once the body has started nothing else can say so. Over HTTP/2 only the
+ * response's stream is reset, with CANCEL, and the connection's other streams go on; the
+ * compatibility `destroy()` would reset it with NO_ERROR, which a client takes for the end of a
+ * complete response.
+ */
+export function abortResponse(res: ServerResponse): void {
+  const stream = http2StreamOf(res);
+  if (stream === undefined) {
+    res.destroy();
+    return;
+  }
+  // The code first (close), then the stream's buffers are released now (destroy), even when the
+  // connection is too stuck to send the reset soon.
+  stream.close(http2Constants.NGHTTP2_CANCEL);
+  stream.destroy();
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
+import { constants as http2Constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -35,7 +35,12 @@ import { buildRequestMessage } from './request-message.ts';
 import type { ConsoleFiles } from './console-files.ts';
 import { refuseCrossOrigin } from './cross-site.ts';
 import { refuseUnknownHost } from './host-guard.ts';
-import { createListener, http1Connection, type HttpListener } from './http-listener.ts';
+import {
+  createListener,
+  http1Connection,
+  http2StreamOf,
+  type HttpListener,
+} from './http-listener.ts';
 import { requestHost } from './request-host.ts';
 import { matchPath } from './router.ts';
 import type { HttpRoute } from './routes.ts';
@@ -420,6 +425,6 @@ function namedAsQueried(
  * own `finish` would not come while the client's side of the stream stays open.
  */
 function closeStreamAfterAnswer(res: ServerResponse): void {
-  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  const stream = http2StreamOf(res);
   if (stream !== undefined && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
 }
