@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { constants as http2Constants, type ClientHttp2Stream } from 'node:http2';
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { eventually, pendingAfter } from '../../cluster/test/support/eventually.ts';
 import { startApi, type ApiHarness } from './support/api-harness.ts';
 import { Http2TestClient } from './support/http2-client.ts';
 import { nodeCertificate, type NodeCertificate } from './support/node-certificate.ts';
+import { STALLED_WINDOW_BYTES, stallableRelay, stalledStream } from './support/stallable-relay.ts';
 
 /** Bytes of padding in each event's details: every SSE frame is at least this long. */
 const PADDING = 2000;
@@ -56,49 +56,6 @@ function resetCode(stream: ClientHttp2Stream): Promise<number> {
     assert.ok(stream.closed, 'the stream is closed');
     return stream.rstCode;
   }, DROP_BOUND_MS);
-}
-
-/**
- * A TCP relay in front of the node whose upstream side can stop reading: the node then sees a
- * client whose whole connection has stopped reading (its TCP window closes).
- */
-async function stallableRelay(
-  port: number,
-): Promise<{ port: number; stall(): void; resume(): void; close(): void }> {
-  const sockets = new Set<Socket>();
-  let upstream: Socket | undefined;
-  let downstream: Socket | undefined;
-  const relay: Server = createServer((down) => {
-    const up = netConnect(port, '127.0.0.1');
-    upstream = up;
-    downstream = down;
-    for (const socket of [down, up]) {
-      sockets.add(socket);
-      socket.on('error', () => {
-        // Either end torn down by the test.
-      });
-    }
-    down.pipe(up);
-    up.pipe(down);
-  });
-  relay.listen(0, '127.0.0.1');
-  await new Promise((resolve) => relay.once('listening', resolve));
-  return {
-    port: (relay.address() as { port: number }).port,
-    stall: () => {
-      assert.ok(upstream !== undefined, 'a connection is relayed');
-      upstream.unpipe();
-      upstream.pause();
-    },
-    resume: () => {
-      assert.ok(upstream !== undefined && downstream !== undefined, 'a connection is relayed');
-      upstream.pipe(downstream);
-    },
-    close: () => {
-      relay.close();
-      for (const socket of sockets) socket.destroy();
-    },
-  };
 }
 
 void describe('an event-stream client that stops reading, over TLS', { timeout: 60_000 }, () => {
@@ -178,26 +135,12 @@ void describe('an event-stream client that stops reading, over TLS', { timeout: 
     const client = new Http2TestClient(relay.port, tls.cert);
     try {
       await client.connected;
-      // Windows far larger than what the node's kernel buffers hold: the TCP connection, not
-      // HTTP/2 flow control, is what stops the node's writes (a browser grants megabytes).
-      const window = 64 * 1024 * 1024;
-      client.session.setLocalWindowSize(window);
-      client.session.settings({ initialWindowSize: window - 1 });
       const drops = dropsSoFar(a);
-      const stream = client.session.request(
-        { ':path': '/v1/events/stream?after=0' },
-        { endStream: true },
-      );
-      stream.on('error', () => {
-        // The reset surfaces here; asserted through rstCode.
-      });
-      await new Promise((resolve) => stream.once('response', resolve));
-      relay.stall();
-      stream.resume();
+      const stream = await stalledStream(client.session, relay, '/v1/events/stream?after=0');
       const { afterMs } = await slowConsumerDrop(a, drops);
       assert.ok(afterMs < DROP_BOUND_MS, `dropped after ${afterMs} ms`);
       assert.ok(
-        (stream.state.localWindowSize ?? 0) > window / 2,
+        (stream.state.localWindowSize ?? 0) > STALLED_WINDOW_BYTES / 2,
         'flow control would still have let megabytes through',
       );
       // The connection reads again: what was in flight arrives, then the reset, and the
