@@ -54,6 +54,15 @@ export const MAX_CONCURRENT_STREAMS = 128;
  */
 export const HTTP2_IDLE_TIMEOUT_MS = 60_000;
 
+/**
+ * How long an HTTP/2 connection asked to go for being idle may take to close before it is cut,
+ * if its client does not read. A client closes at once, or once its last stream ends; but
+ * node:http2 closes only after its GOAWAY and whatever else is queued have been written, and a
+ * client that stopped reading (its TCP window closed) never takes them: without this the
+ * connection, and the megabytes queued to it, would stay until the node stops.
+ */
+export const HTTP2_CLOSE_GRACE_MS = 30_000;
+
 /** node:http's default for idle HTTP/1.1 connections, which node:http2's fallback lacks. */
 const HTTP1_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
@@ -72,10 +81,19 @@ export interface HttpListener {
   closeAll(): void;
 }
 
+/** The HTTP/2 connection timers, shorter in tests. */
+export interface ListenerTimers {
+  /** Default {@link HTTP2_IDLE_TIMEOUT_MS}. */
+  readonly http2IdleTimeoutMs?: number;
+  /** Default {@link HTTP2_CLOSE_GRACE_MS}. */
+  readonly http2CloseGraceMs?: number;
+}
+
 /** Creates the server: node:http without `tls`, node:http2 (with HTTP/1.1) with it. */
 export function createListener(
   tls: ListenerTls | undefined,
   listener: RequestListener,
+  timers: ListenerTimers = {},
 ): HttpListener {
   if (tls === undefined) {
     const server = createHttpServer(listener);
@@ -109,16 +127,29 @@ export function createListener(
     HTTP1_KEEP_ALIVE_TIMEOUT_MS;
   let stopping = false;
   const sessions = new Set<Http2Session>();
-  const sockets = new Set<Socket>();
+  /** The TCP connections by their endpoints: a session shows its socket only through a proxy. */
+  const sockets = new Map<string, Socket>();
   server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    const key = endpoints(socket);
+    sockets.set(key, socket);
+    socket.once('close', () => {
+      if (sockets.get(key) === socket) sockets.delete(key);
+    });
   });
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
-    session.setTimeout(HTTP2_IDLE_TIMEOUT_MS, () => {
+    const socket = sockets.get(endpoints(session.socket));
+    session.setTimeout(timers.http2IdleTimeoutMs ?? HTTP2_IDLE_TIMEOUT_MS, () => {
       session.close();
+      if (socket === undefined) return;
+      const cut = setTimeout(() => {
+        if (peerStoppedReading(session)) socket.destroy();
+      }, timers.http2CloseGraceMs ?? HTTP2_CLOSE_GRACE_MS);
+      cut.unref();
+      socket.once('close', () => {
+        clearTimeout(cut);
+      });
     });
     // A connection accepted just before the stop negotiates its session after it.
     if (stopping) session.close();
@@ -140,9 +171,25 @@ export function createListener(
     },
     closeAll: () => {
       for (const session of sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
+      for (const socket of sockets.values()) socket.destroy();
     },
   };
+}
+
+/**
+ * Whether a session asked to go has not let its GOAWAY out, or is gone and waits only for the
+ * peer to close its end: either way the peer is not reading. A session that sent it and still
+ * has streams open keeps them (a request whose body is late gets its 408 in time).
+ */
+function peerStoppedReading(session: Http2Session): boolean {
+  return session.destroyed || (session.state.outboundQueueSize ?? 0) > 0;
+}
+
+/** A TCP connection's two endpoints, which tell it from every other connection of the server. */
+function endpoints(
+  socket: Pick<Socket, 'localAddress' | 'localPort' | 'remoteAddress' | 'remotePort'>,
+): string {
+  return `${socket.localAddress ?? ''}:${socket.localPort ?? 0} ${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
 }
 
 function closeServer(server: Server): Promise<void> {
