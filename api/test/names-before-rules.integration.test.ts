@@ -1,7 +1,7 @@
 /**
  * Names that the rules for new clients and topics refuse, but that an earlier release accepted:
  * such clients and topics stay reachable (lookups, rotation, membership, removal) over both
- * surfaces. An earlier release's name is made by renaming a row in the database, with the E4 id
+ * surfaces, and the upserts (NewTopic, NewClient) do to them what they do to any existing one. An earlier release's name is made by renaming a row in the database, with the E4 id
  * or topic hash that derives from the new name (sealed keys are bound to row ids, not names).
  */
 import assert from 'node:assert/strict';
@@ -97,6 +97,31 @@ void describe('names made before the rules for new names', () => {
     const removed = await a.http('DELETE', path);
     assert.equal(removed.status, 200, removed.text);
     assert.equal(await a.h.store.read.clients.byName(name), undefined, 'removed');
+  });
+
+  void it('NewTopic rotates a topic made before the rules, as it rotates any existing topic', async () => {
+    for (const topic of [unique('old\u001b[1m'), unique('e4/old'), '\u2003\u2003']) {
+      await legacyTopic(a, topic);
+      await a.grpc.call('NewTopic', { topic });
+      assert.equal((await a.h.store.read.topics.byName(topic))?.keyVersion, 2, topic);
+      const ours = await a.admin.call('NewTopic', { name: topic, request_id: unique('r') });
+      assert.equal(ours['created'], false, topic);
+      assert.equal(ours['key_version'], 3, topic);
+    }
+    // A name no topic has is still refused, before anything is written.
+    await assert.rejects(a.grpc.call('NewTopic', { topic: unique('new\u001b') }), /control/);
+  });
+
+  void it('NewClient re-provisions a client made before the rules (a re-flash)', async () => {
+    const name = '\u00a0\u00a0';
+    await legacyClient(a, name);
+    await a.grpc.call('NewClient', { client: { name }, key: randomBytes(32) });
+    assert.equal((await a.h.store.read.clients.byName(name))?.keyVersion, 2);
+    await assert.rejects(
+      a.grpc.call('NewClient', { client: { name: '\u3000' }, key: randomBytes(32) }),
+      /whitespace/,
+    );
+    assert.equal(await a.h.store.read.clients.byName('\u3000'), undefined);
   });
 
   void it('whitespace around or inside other characters is still a name', async () => {

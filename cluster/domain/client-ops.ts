@@ -11,7 +11,7 @@ import {
 } from './key-material.ts';
 import { audit, lockResourceOf, mutate, notFound } from './mutation.ts';
 import type { DomainDeps, RequestContext } from './ports.ts';
-import { checkClientName, checkNewName } from './validation.ts';
+import { checkClientName, checkNewName, newNameRefusal } from './validation.ts';
 
 /** Result of registering a client. */
 export interface NewClientResult {
@@ -44,8 +44,12 @@ export async function newClient(
   name: unknown,
   key: unknown,
 ): Promise<NewClientResult> {
-  const clientName = checkNewName(checkClientName(name), 'client.name');
+  const clientName = checkClientName(name);
+  const refusal = newNameRefusal(() => checkNewName(clientName, 'client.name'));
   const identity = givenIdentity(deps.mode, checkClientKey(deps.mode, key));
+  // Refused at once, without a lock, unless a client made before the rule has the name.
+  if (refusal !== undefined && (await deps.store.read.clients.byName(clientName)) === undefined)
+    throw refusal;
   return await mutate(
     deps,
     ctx,
@@ -54,6 +58,7 @@ export async function newClient(
     async (tx) => {
       let existing = await tx.clients.byName(clientName, true);
       if (existing === undefined) {
+        if (refusal !== undefined) throw refusal;
         const inserted = await insertClient(deps, ctx, tx, clientName, identity);
         if (inserted !== undefined) return inserted;
         // Another call registered the name after our read: this call is an update of its row.

@@ -12,6 +12,7 @@ import {
   checkNoControlCharacters,
   checkNotReservedTopic,
   checkTopicName,
+  newNameRefusal,
 } from './validation.ts';
 
 /** Result of creating or rotating a topic key. */
@@ -68,7 +69,8 @@ async function rotate(
 
 /**
  * NewTopic: creates the topic with key version 1, or rotates the key of an existing topic (the
- * reference's automation engine and CLI rotate keys this way).
+ * reference's automation engine and CLI rotate keys this way). The rules for new names apply only
+ * when it creates: a topic made before a rule is still rotated.
  * @throws C2Error `C2_VALIDATION`, `C2_CONFLICT`
  */
 export async function newTopic(
@@ -76,15 +78,25 @@ export async function newTopic(
   ctx: RequestContext,
   name: unknown,
 ): Promise<TopicKeyResult> {
-  const topicName = checkNotReservedTopic(
-    checkNoControlCharacters(checkNewName(checkTopicName(name), 'topic'), 'topic'),
+  const topicName = checkTopicName(name);
+  const refusal = newNameRefusal(() =>
+    checkNotReservedTopic(checkNoControlCharacters(checkNewName(topicName, 'topic'), 'topic')),
   );
+  // Refused at once, without a lock, unless a topic made before the rule has the name.
+  if (refusal !== undefined && (await deps.store.read.topics.byName(topicName)) === undefined)
+    throw refusal;
   return await mutate(
     deps,
     ctx,
     'NewTopic',
     { topic: topicName },
     async (tx) => {
+      if (refusal !== undefined) {
+        // Only an existing topic is rotated under a name the rules for new ones refuse.
+        const existing = await tx.topics.byName(topicName, true);
+        if (existing === undefined) throw refusal;
+        return rotate(deps, ctx, tx, existing, 'NewTopic');
+      }
       const inserted = await tx.topics.insert(topicName, topicHash(topicName));
       if (inserted === undefined)
         return rotate(deps, ctx, tx, await topicOrThrow(tx, topicName, true), 'NewTopic');

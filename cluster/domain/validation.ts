@@ -133,6 +133,21 @@ export function checkNewName(name: string, field: string): string {
 }
 
 /**
+ * The refusal `check` throws, or `undefined` when it passes: the rules for new names are judged
+ * only once an upsert (NewClient, NewTopic) finds that it creates, so that a name made before a
+ * rule still gets what the upsert does to an existing entity (a re-flash, a rotation).
+ */
+export function newNameRefusal(check: () => unknown): C2Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (err) {
+    if (err instanceof C2Error) return err;
+    throw err;
+  }
+}
+
+/**
  * Refuses a new topic under `e4/`, where E4 itself publishes: the devices' control topics
  * (`e4/<id>`) and the receipts (`e4/receipts/…`). A key for one of them would let traffic
  * monitoring count the C2's own commands as plaintext, and devices would take application
