@@ -17,7 +17,7 @@ import type { Lifecycle } from '../cluster/lifecycle.ts';
 import type { PgAutomationStore } from '../cluster/storage/index.ts';
 import type { C2Metrics } from '../cluster/telemetry/index.ts';
 import { AutomationEngine } from '../worker/automation/index.ts';
-import { deploymentScope } from './redis-scope.ts';
+import { deploymentScope, leaseKeyOf } from './redis-scope.ts';
 import { connectRedis } from './node-parts.ts';
 
 /**
@@ -25,7 +25,7 @@ import { connectRedis } from './node-parts.ts';
  * clusters) that share a Redis but not a schema do not compete for one lease.
  */
 export function automationLeaseKey(config: Config): string {
-  return `e4c2:automation:leader:${deploymentScope(config)}`;
+  return leaseKeyOf(deploymentScope(config));
 }
 
 /**

@@ -9,18 +9,33 @@ import type { Config } from '../cluster/config/index.ts';
 /** `<database>:<schema>` of the node's PostgreSQL (`embedded:public` for the embedded one). */
 export function deploymentScope(config: Config): string {
   const db = config.database;
-  let database = 'embedded';
-  if (db.kind === 'external') {
-    try {
-      database = new URL(db.url.reveal()).pathname.replace(/^\//, '') || 'default';
-    } catch {
-      database = 'default';
-    }
-  }
+  const database = db.kind === 'external' ? databaseName(db.url.reveal()) : 'embedded';
   return `${database}:${db.schema}`;
+}
+
+/**
+ * The database part of {@link deploymentScope} for an external PostgreSQL URL: its path's
+ * database name, `default` when it has none or is no URL (never the URL: it may hold a password).
+ */
+export function databaseName(url: string): string {
+  try {
+    return new URL(url).pathname.replace(/^\//, '') || 'default';
+  } catch {
+    return 'default';
+  }
 }
 
 /** The BullMQ prefix of the device queue: `e4c2:<database>:<schema>`. */
 export function queuePrefix(config: Config): string {
-  return `e4c2:${deploymentScope(config)}`;
+  return queuePrefixOf(deploymentScope(config));
+}
+
+/** The device queue's prefix of a {@link deploymentScope}. */
+export function queuePrefixOf(scope: string): string {
+  return `e4c2:${scope}`;
+}
+
+/** The automation leader lease's key of a {@link deploymentScope}. */
+export function leaseKeyOf(scope: string): string {
+  return `e4c2:automation:leader:${scope}`;
 }

@@ -181,8 +181,12 @@ export async function readDatabase(
   }
 }
 
-/** Every string stored in one Redis (each key's name and value), for the secrecy scan. */
-export async function redisText(url: string): Promise<string> {
+/**
+ * Every string stored in one Redis (each key's name and value), for the secrecy scan: the whole
+ * database, or with `match` only the keys of those `SCAN MATCH` patterns (a Redis shared with
+ * others, of which only the run's keys are to be read: ops/upgrade/run-keys.ts).
+ */
+export async function redisText(url: string, match?: readonly string[]): Promise<string> {
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -192,27 +196,35 @@ export async function redisText(url: string): Promise<string> {
   const parts: string[] = [];
   try {
     await redis.connect();
-    let cursor = '0';
-    let rounds = 0;
-    do {
-      const [next, keys] = await redis.scan(cursor, 'COUNT', '500');
-      cursor = next;
-      for (const key of keys) {
-        parts.push(key);
-        const type = await redis.type(key);
-        if (type === 'string') parts.push((await redis.get(key)) ?? '');
-        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
-        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
-        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
-        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
-        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
-      }
-      rounds += 1;
-    } while (cursor !== '0' && rounds < 10_000);
+    for (const pattern of match ?? [undefined]) {
+      let cursor = '0';
+      let rounds = 0;
+      do {
+        const [next, keys] =
+          pattern === undefined
+            ? await redis.scan(cursor, 'COUNT', '500')
+            : await redis.scan(cursor, 'MATCH', pattern, 'COUNT', '500');
+        cursor = next;
+        for (const key of keys) parts.push(key, await valueText(redis, key));
+        rounds += 1;
+      } while (cursor !== '0' && rounds < 10_000);
+    }
   } finally {
     redis.disconnect();
   }
   return parts.join('\n');
+}
+
+/** A key's value as text, whatever its type (empty for a type without values to scan). */
+async function valueText(redis: Redis, key: string): Promise<string> {
+  const type = await redis.type(key);
+  if (type === 'string') return (await redis.get(key)) ?? '';
+  if (type === 'hash') return JSON.stringify(await redis.hgetall(key));
+  if (type === 'list') return JSON.stringify(await redis.lrange(key, 0, -1));
+  if (type === 'set') return JSON.stringify(await redis.smembers(key));
+  if (type === 'zset') return JSON.stringify(await redis.zrange(key, '0', '-1'));
+  if (type === 'stream') return JSON.stringify(await redis.xrange(key, '-', '+'));
+  return '';
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

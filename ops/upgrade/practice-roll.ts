@@ -76,7 +76,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearTimeout(bound);
-    await cleanUpRun(args, schema, log);
+    await cleanUpRun(args, schema, tag, log);
     await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -23,6 +23,7 @@ import { reflashEveryMs, rollPlan } from './roll-plan.ts';
 import { rollSummary } from './roll-report.ts';
 import { setUpFleet } from './roll-setup.ts';
 import { runRollWorkload } from './roll-workload.ts';
+import { runKeyPatterns } from './run-keys.ts';
 import { pause, until } from './waits.ts';
 
 /** The C2's public key of the moment, retried for 20 s (a node may be stopping). */
@@ -257,7 +258,10 @@ async function practiseOn(
     steadyTopic,
     rotateC2: args.mode === 'public-key',
     scanPlaces: [
-      { where: 'Redis (REDIS_URL)', read: () => redisText(args.redisUrl) },
+      {
+        where: "Redis (REDIS_URL, the run's keys)",
+        read: () => redisText(args.redisUrl, runKeyPatterns({ ...args, schema: o.schema, tag })),
+      },
       ...cluster.redlock.map((r) => ({ where: r.name, read: () => redisText(r.url) })),
       ...nodeScanPlaces(cluster.nodes, lb),
     ],

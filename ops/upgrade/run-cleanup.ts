@@ -5,14 +5,17 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { RollArgs } from './roll-args.ts';
+import { runKeyPatterns } from './run-keys.ts';
 
 /**
  * Removes what the run left in the shared services: its schema (unless `--keep`) and its Redis
- * keys (`e4c2:<database>:<schema>:*`, the device queue and the automation lease). Never throws.
+ * keys (run-keys.ts: the device queue, the automation lease and, with `--redlock 1`, the run's
+ * locks). Never throws.
  */
 export async function cleanUpRun(
   args: RollArgs,
   schema: string,
+  tag: string,
   log: (line: string) => void,
 ): Promise<void> {
   if (!args.keep) {
@@ -26,23 +29,19 @@ export async function cleanUpRun(
       })
       .finally(() => db.end().catch(() => undefined));
   } else log(`upgrade: kept schema ${schema}`);
-  const database = new URL(args.databaseUrl).pathname.replace(/^\//, '') || 'default';
+  const patterns = runKeyPatterns({ ...args, schema, tag });
   const redis = new Redis(args.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(
-        cursor,
-        'MATCH',
-        `e4c2:${database}:${schema}:*`,
-        'COUNT',
-        500,
-      );
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    for (const pattern of patterns) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
   } catch (err) {
     log(`upgrade: could not remove the run's Redis keys: ${(err as Error).message}`);
   } finally {
