@@ -15,6 +15,7 @@ import { checkRoll, refusedByStoppingNode } from '../upgrade/roll-checks.ts';
 import type { RollRecord, RollStep } from '../upgrade/roll-history.ts';
 import { reflashEveryMs, rollPlan } from '../upgrade/roll-plan.ts';
 import { rollSummary } from '../upgrade/roll-report.ts';
+import { servedBy } from '../upgrade/served-by.ts';
 
 void describe('upgrade practice: the command line', () => {
   void it('takes the defaults and the services of the environment', () => {
@@ -378,6 +379,33 @@ void describe('upgrade practice: the checks', () => {
       /^failed outside a stopping node: reflash-client d1 via the balancer/,
     );
     assert.ok(rollSummary(record, found).some((l) => l.includes('re-flashes 0/1')));
+  });
+
+  void it('names the node and the release that served a re-flash sent to one API node', () => {
+    const rollback: RollStep = { ...STEP, to: 'old', stoppingAt: 8000, stoppedAt: 8100 };
+    const steps = [STEP, rollback];
+    assert.deepEqual(servedBy({ via: API_1, invokedAt: 900 }, steps), {
+      node: 'api-1',
+      release: 'old',
+    });
+    assert.equal(servedBy({ via: API_1, invokedAt: 1100 }, steps)?.release, 'new');
+    assert.equal(servedBy({ via: API_1, invokedAt: 9000 }, steps)?.release, 'old', 'rolled back');
+    assert.equal(servedBy({ invokedAt: 900 }, steps), undefined, 'the balancer names no node');
+    assert.equal(servedBy({ via: API_2, invokedAt: 900 }, steps), undefined, 'no step names it');
+
+    // A failed re-flash is attributed to the release of the node it reached.
+    const failed = reflashOf(6000, { outcome: 'fail', error: 'HTTP 500 C2_INTERNAL', via: API_1 });
+    const ok = reflashOf(500, { id: 10, via: API_1 });
+    const okLater = reflashOf(7000, { id: 11, via: API_1 });
+    const record = cleanRoll({ operations: [...cleanRoll().run.operations, ok, failed, okLater] });
+    const found = checkRoll(record).filter((v) => v.check === 'calls');
+    assert.equal(found.length, 1);
+    assert.match(
+      found[0]?.message ?? '',
+      /^failed outside a stopping node: reflash-client d1 via http:\/\/127\.0\.0\.1:41010 \(api-1, new release\) at \+6000 ms/,
+    );
+    const summary = rollSummary(record, found).join('\n');
+    assert.match(summary, /re-flashes 2\/3 \(served by the old release 1, the new 1\)/);
   });
 
   void it('reads the keys a re-flash sends again as sent again, not as copies in flight (R5)', () => {

@@ -10,6 +10,7 @@
 import { checkRun, INVARIANT_NAMES } from '../../chaos/checker.ts';
 import type { Operation } from '../../chaos/history.ts';
 import type { ExtraCall, RollRecord, RollStep } from './roll-history.ts';
+import { describeServer } from './served-by.ts';
 
 /** One broken rule, named and explained. */
 export interface RollViolation {
@@ -53,10 +54,15 @@ export function refusedByStoppingNode(
   );
 }
 
-function describeCall(c: Operation | ExtraCall): string {
+/** A failed call for a violation: what, through which node of which release, when, and why. */
+function describeCall(c: Operation | ExtraCall, steps: readonly RollStep[]): string {
   const op = c.kind === 'new-client' ? undefined : c;
   const what = [c.kind, op?.topic, c.client].filter(Boolean).join(' ');
-  const via = op?.via === undefined ? ' via the balancer' : ` via ${op.via}`;
+  const server = op === undefined ? undefined : describeServer(op, steps);
+  const via =
+    op?.via === undefined
+      ? ' via the balancer'
+      : ` via ${op.via}${server === undefined ? '' : ` (${server})`}`;
   return `${what}${via} at +${c.invokedAt} ms: ${c.outcome} (${c.error ?? 'no error given'})`;
 }
 
@@ -66,7 +72,10 @@ function checkCalls(record: RollRecord, out: RollViolation[]): void {
   for (const c of calls) {
     if (c.outcome === 'ok') continue;
     if (!refusedByStoppingNode(c, record.steps)) {
-      out.push({ check: 'calls', message: `failed outside a stopping node: ${describeCall(c)}` });
+      out.push({
+        check: 'calls',
+        message: `failed outside a stopping node: ${describeCall(c, record.steps)}`,
+      });
       continue;
     }
     const requestId = 'requestId' in c ? c.requestId : undefined;
@@ -77,7 +86,7 @@ function checkCalls(record: RollRecord, out: RollViolation[]): void {
     if (!retried)
       out.push({
         check: 'calls',
-        message: `refused and never done on retry (request ${requestId}): ${describeCall(c)}`,
+        message: `refused and never done on retry (request ${requestId}): ${describeCall(c, record.steps)}`,
       });
   }
 }

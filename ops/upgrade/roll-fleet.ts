@@ -12,7 +12,10 @@ import type { DeviceApply, Operation } from '../../chaos/history.ts';
 import type { ExtraCall } from './roll-history.ts';
 
 /** What a NewClient call of the fleet records: when, and how it ended. */
-type Attempt = Pick<ExtraCall, 'invokedAt' | 'completedAt' | 'outcome' | 'error'>;
+type Attempt = Pick<ExtraCall, 'invokedAt' | 'completedAt' | 'outcome' | 'error'> & {
+  /** The API node called directly, when not the balancer. */
+  readonly via?: string;
+};
 
 /** Options of {@link RollFleet}. */
 export interface FleetOptions {
@@ -60,15 +63,19 @@ export class RollFleet {
    * Re-flashes a known device: it goes offline, and a new device of that name (the same broker
    * session, a new identity key, holding nothing) registers its key by NewClient, as after a
    * factory reset; the C2 must send it everything it should hold again (docs/api.md, NewClient).
-   * Each attempt goes to `record` as a `reflash-client` operation (the checker reads it as a
-   * resync: the keys it sends again are no retransmission).
+   * Attempt `i` (from 0) goes straight to the API node `through(i)` (`http://host:port`), not
+   * through the balancer, so that its record names the node that served it (`via`), and with the
+   * roll's steps the release that node ran. Each attempt goes to `record` as a `reflash-client`
+   * operation (the checker reads it as a resync: the keys it sends again are no retransmission).
+   * @returns the API node that registered the new key
    * @throws Error when no attempt succeeded (the new device is kept: the C2 may hold its key)
    */
   async reflash(
     name: string,
     attempts: number,
+    through: (attempt: number) => string,
     record: (call: Omit<Operation, 'id'>) => void,
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     const i = this.devices.findIndex((d) => d.name === name);
     const old = this.devices[i];
     if (old === undefined) throw new RangeError(`no device ${name} to re-flash`);
@@ -76,7 +83,7 @@ export class RollFleet {
     await old.close();
     await old.settle();
     this.retired.push(old);
-    await this.#register(
+    return this.#register(
       name,
       attempts,
       (device) => {
@@ -85,19 +92,22 @@ export class RollFleet {
       (attempt) => {
         record({ process: 7, kind: 'reflash-client', client: name, ...attempt });
       },
+      through,
     );
   }
 
   /**
    * Makes a device (`made` keeps it, also when its registration fails: it is on the broker), then
-   * registers its key by NewClient, each call recorded.
+   * registers its key by NewClient, each call recorded; attempt `i` goes to `through(i)` (by
+   * default the balancer).
    */
   async #register(
     name: string,
     attempts: number,
     made: (device: ChaosDevice) => void,
     record: (attempt: Attempt) => void,
-  ): Promise<void> {
+    through: (attempt: number) => string | undefined = () => undefined,
+  ): Promise<string | undefined> {
     const { elapsed, lb } = this.options;
     const c2PublicKey = await this.options.c2PublicKey?.();
     const { device, key } = await ChaosDevice.create({
@@ -110,24 +120,25 @@ export class RollFleet {
     made(device);
     try {
       for (let i = 1; ; i++) {
+        const via = through(i - 1);
         const invokedAt = elapsed();
-
-        const res = await httpJson(lb, 'POST', `/e4/client/${encodeURIComponent(name)}`, {
+        const res = await httpJson(via ?? lb, 'POST', `/e4/client/${encodeURIComponent(name)}`, {
           body: { key: Buffer.from(key).toString('base64') },
           timeoutMs: 8000,
         }).catch((err: unknown) => (err as Error).message.slice(0, 200));
         const completedAt = elapsed();
         // 409: an earlier attempt that seemed lost did register it, with this very key.
+        const at = { invokedAt, completedAt, ...(via === undefined ? {} : { via }) };
         if (typeof res !== 'string' && (res.status === 200 || res.status === 409)) {
-          record({ invokedAt, completedAt, outcome: 'ok' });
-          return;
+          record({ ...at, outcome: 'ok' });
+          return via;
         }
         const error =
           typeof res === 'string'
             ? res
             : `HTTP ${res.status}${typeof res.json['code'] === 'string' ? ` ${res.json['code']}` : ''}`;
         const outcome = typeof res === 'string' || res.status >= 500 ? 'unknown' : 'fail';
-        record({ invokedAt, completedAt, outcome, error });
+        record({ ...at, outcome, error });
         if (i >= attempts) throw new Error(`cannot register ${name}: ${error}`);
         await sleep(300 * i);
       }

@@ -2,6 +2,7 @@
 import { EXPECTED_WARNINGS } from './node-lines.ts';
 import { refusedByStoppingNode, type RollViolation } from './roll-checks.ts';
 import type { RollRecord } from './roll-history.ts';
+import { servedByReleases } from './served-by.ts';
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
@@ -22,6 +23,10 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
   const keyed = run.applies.filter((a) => a.type === 'SetTopicKey' || a.type === 'SetIDKey');
   const refusedByDevices = run.applies.filter((a) => a.type === 'rejected').length;
   const firings = run.automation?.firings.length;
+  const reflashServers = servedByReleases(
+    ops.filter((o) => o.kind === 'reflash-client'),
+    record.steps,
+  );
   const lines = [
     '',
     `upgrade practice: ${record.from} -> ${record.to} (${record.mode ?? 'symmetric'} mode)`,
@@ -29,7 +34,7 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
       (s) =>
         `  ${s.node.padEnd(9)} to ${s.to} release: stopped in ${seconds(s.stoppedAt - s.stoppingAt)}, ready ${seconds(s.readyAt - s.stoppedAt)} later (at +${seconds(s.stoppingAt)})`,
     ),
-    `  calls (ok/all): rotations ${count('rotate-topic')}, joins ${count('join')}, leaves ${count('leave')}, resyncs ${count('resync-client')}, identity key rotations ${count('rotate-client')}${c2}, NewClient ${newClients}/${record.extraCalls.length}, re-flashes ${count('reflash-client')}; ${failed.length} failed or unknown, ${refused} of them refused by a stopping node`,
+    `  calls (ok/all): rotations ${count('rotate-topic')}, joins ${count('join')}, leaves ${count('leave')}, resyncs ${count('resync-client')}, identity key rotations ${count('rotate-client')}${c2}, NewClient ${newClients}/${record.extraCalls.length}, re-flashes ${count('reflash-client')}${reflashServers === '' ? '' : ` (${reflashServers})`}; ${failed.length} failed or unknown, ${refused} of them refused by a stopping node`,
     `  devices: ${run.final.devices.length}, key commands applied ${keyed.length}, commands refused by devices ${refusedByDevices}`,
     `  convergence: ${run.final.convergedAfterMs === undefined ? `not within ${seconds(run.convergenceDeadlineMs)}` : `${seconds(run.final.convergedAfterMs)} after the final writes`}`,
     `  secrecy scan (I8): ${leaks.length === 0 ? 'no key material found' : `${leaks.length - unscanned} finding(s), ${unscanned} place(s) not scanned`}`,

@@ -5,7 +5,8 @@
  * idempotency key, to the next node, as a balancer redispatches it), and through the load
  * balancer a membership change every 3 s, a resync every 5 s, a NewClient every 4 s until
  * `newClients` were added (each new device then joins every topic), an identity key rotation
- * every 4 s, `reflashes` re-flashes (a known device's new key, by NewClient) spread over the roll
+ * every 4 s, `reflashes` re-flashes (a known device's new key, by NewClient, straight to the next
+ * API node in turn, so that the record names the node that served each) spread over the roll
  * (one every `reflashEveryMs`) and, in public-key mode, a C2 key rotation every 10 s. A re-flash and a C2 key rotation
  * never overlap: a device made with the C2 key of the moment would otherwise be told the new one
  * under a key it does not hold, which no release can repair (the factory's race, not the roll's).
@@ -122,8 +123,16 @@ export async function runRollWorkload(o: WorkloadOptions): Promise<void> {
   let reflashed = 0;
   const reflash = async (): Promise<boolean> => {
     if (reflashed >= o.reflashes) return false;
-    reflashed += 1;
-    await oneAtATime(() => fleet.reflash(rng.pick(fleet.names), 5, (call) => driver.record(call)));
+    const first = reflashed++;
+    // Straight to an API node, the next in turn (and the next one for each retry), so that the
+    // record says which node, of which release, served it.
+    const through = (attempt: number): string =>
+      o.apiNodes[(first + attempt) % o.apiNodes.length] ?? '';
+    const name = rng.pick(fleet.names);
+    const served = await oneAtATime(() =>
+      fleet.reflash(name, 5, through, (call) => driver.record(call)),
+    );
+    o.log(`upgrade: re-flashed ${name}; its NewClient was served by ${served ?? '?'}`);
     return true;
   };
   const rotateC2 = async (): Promise<boolean> => {
