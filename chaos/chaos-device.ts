@@ -11,9 +11,12 @@ import {
   E4Client,
   E4Error,
   ed25519PublicKey,
+  encodeClientState,
+  MemoryClientStore,
   randomEd25519Key,
   randomSymKey,
   toHex,
+  type ClientOptions,
 } from '../e4/index.ts';
 import { keyFingerprint } from '../cluster/keyvault/index.ts';
 import type { DeviceApply, FinalDevice } from './history.ts';
@@ -48,12 +51,24 @@ export class ChaosDevice {
   /** Hex and base64 forms of every key it ever held, for the secrecy scan (I8). */
   readonly secrets = new Set<string>();
   #mqtt: MqttClient | undefined;
+  #client: E4Client;
+  /** The E4 client's options (its skewable clock), kept for a key the device draws itself. */
+  readonly #clientOptions: ClientOptions;
 
   private constructor(
     readonly name: string,
-    readonly client: E4Client,
+    client: E4Client,
+    clientOptions: ClientOptions,
     private readonly options: ChaosDeviceOptions,
-  ) {}
+  ) {
+    this.#client = client;
+    this.#clientOptions = clientOptions;
+  }
+
+  /** The device's E4 client (a new one once it drew its own identity key: {@link useOwnKey}). */
+  get client(): E4Client {
+    return this.#client;
+  }
 
   /** Creates the device with a fresh identity key (returned once, to register it). */
   static async create(
@@ -72,7 +87,7 @@ export class ChaosDevice {
             options.c2PublicKey,
             clock,
           );
-    const device = new ChaosDevice(options.name, client, options);
+    const device = new ChaosDevice(options.name, client, clock, options);
     holder.device = device;
     device.#remember(secret);
     await device.online();
@@ -99,7 +114,7 @@ export class ChaosDevice {
 
   /** The broker's client id of the device's persistent session. */
   get clientId(): string {
-    return `chaos-${toHex(this.client.id).slice(0, 20)}`;
+    return `chaos-${toHex(this.#client.id).slice(0, 20)}`;
   }
 
   /** Connects (again), resuming its persistent session. */
@@ -142,7 +157,7 @@ export class ChaosDevice {
       connection.once('connect', up);
       connection.once('error', failed);
     });
-    await connection.subscribeAsync(this.client.receivingTopic, { qos: 1 });
+    await connection.subscribeAsync(this.#client.receivingTopic, { qos: 1 });
     this.#mqtt = connection;
   }
 
@@ -166,7 +181,7 @@ export class ChaosDevice {
         : 0;
     this.#messageAge = ts < this.#backAtSeconds ? this.#backlogAgeMs : 0;
     try {
-      const result = await this.client.unprotect(payload, topic);
+      const result = await this.#client.unprotect(payload, topic);
       if (result.kind !== 'command') return;
       const c = result.command;
       const key = 'key' in c ? c.key : undefined;
@@ -205,6 +220,27 @@ export class ChaosDevice {
     }
   }
 
+  /**
+   * Public-key mode: the device switches to an identity key it drew itself (the C2 learns only its
+   * public half: RotateClientKey with `publicKey`), as a device does once the C2 took it. It
+   * takes its place among the messages received so far: those before it are opened with the
+   * previous key, those after with this one. The new state is what the device would save.
+   * @throws RangeError for a symmetric-key device
+   */
+  async useOwnKey(privateKey: Uint8Array): Promise<void> {
+    const next = this.#chain.then(async () => {
+      const state = this.#client.state;
+      const material = state.keyMaterial;
+      if (material.mode !== 'public-key')
+        throw new RangeError(`${this.name} is a symmetric-key device: it draws no key pair`);
+      const saved = encodeClientState({ ...state, keyMaterial: { ...material, privateKey } });
+      this.#client = await E4Client.load(new MemoryClientStore(saved), this.#clientOptions);
+      this.#remember(privateKey);
+    });
+    this.#chain = next.catch(() => undefined);
+    await next;
+  }
+
   /** Waits until every message received so far was processed. */
   async settle(): Promise<void> {
     await this.#chain;
@@ -212,7 +248,7 @@ export class ChaosDevice {
 
   /** What it holds now. */
   snapshot(active: boolean): FinalDevice {
-    const state = this.client.state;
+    const state = this.#client.state;
     const topicKeys: Record<string, string> = {};
     for (const [hash, key] of state.topicKeys)
       if (key.length === 32) topicKeys[hash] = keyFingerprint(key);

@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { cmdSetTopicKey, protectCommand, randomSymKey } from '../../e4/index.ts';
+import {
+  cmdSetTopicKey,
+  commandKeyForClient,
+  ed25519PublicKey,
+  protectCommand,
+  randomCurve25519KeyPair,
+  randomEd25519Key,
+  randomSymKey,
+  toHex,
+} from '../../e4/index.ts';
+import { keyFingerprint } from '../../cluster/keyvault/index.ts';
 import { ChaosDevice } from '../chaos-device.ts';
 import type { DeviceApply } from '../history.ts';
 
@@ -24,8 +34,14 @@ async function until(done: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !done(); i++) await sleep(100);
 }
 
-/** A fresh device recording into `records`, and a publisher to its receiving topic. */
-async function start(now?: () => number): Promise<{
+/**
+ * A fresh device recording into `records`, and a publisher to its receiving topic (public-key
+ * mode with `c2PublicKey`).
+ */
+async function start(
+  now?: () => number,
+  c2PublicKey?: Uint8Array,
+): Promise<{
   records: DeviceApply[];
   device: ChaosDevice;
   key: Uint8Array;
@@ -39,6 +55,7 @@ async function start(now?: () => number): Promise<{
     elapsed: () => 0,
     record: (a) => records.push(a),
     ...(now === undefined ? {} : { now }),
+    ...(c2PublicKey === undefined ? {} : { c2PublicKey }),
   });
   const publisher = await mqtt.connectAsync(BROKER, { reconnectPeriod: 0 });
   return { records, device, key, publisher, topic: device.client.receivingTopic };
@@ -119,6 +136,44 @@ void describe('ChaosDevice', () => {
       assert.equal(records.at(-1)?.type, 'SetTopicKey');
     } finally {
       key.fill(0);
+      await cleanUp(device, publisher);
+    }
+  });
+
+  void it('switches to an identity key it drew itself, in the order of what it received', async () => {
+    const c2 = randomCurve25519KeyPair();
+    const { records, device, key, publisher, topic } = await start(undefined, c2.publicKey);
+    const own = randomEd25519Key();
+    /** A SetTopicKey the C2 protects for the device's identity key `publicKey`. */
+    const command = (publicKey: Uint8Array): Buffer =>
+      Buffer.from(
+        protectCommand(
+          cmdSetTopicKey(randomSymKey(), 'chaos-test/t'),
+          commandKeyForClient(c2.privateKey, publicKey),
+        ),
+      );
+    try {
+      // Sent for the key it registered, before the switch: opened with that key.
+      await publisher.publishAsync(topic, command(key), { qos: 1 });
+      await until(() => records.length >= 1);
+      await device.useOwnKey(own);
+      // For its own new key: opened. For the one it left: refused.
+      await publisher.publishAsync(topic, command(ed25519PublicKey(own)), { qos: 1 });
+      await publisher.publishAsync(topic, command(key), { qos: 1 });
+      await until(() => records.length >= 3);
+      await device.settle();
+      assert.deepEqual(
+        records.map((r) => r.type),
+        ['SetTopicKey', 'SetTopicKey', 'rejected'],
+      );
+      assert.equal(records[2]?.error, 'NotAuthentic');
+      const snapshot = device.snapshot(true);
+      assert.equal(snapshot.identityFingerprint, keyFingerprint(ed25519PublicKey(own)));
+      assert.ok(device.secrets.has(toHex(own)), 'the secrecy scan looks for its own key too');
+      assert.equal(Object.keys(snapshot.topicKeys).length, 1, 'the topic key it holds is kept');
+    } finally {
+      own.fill(0);
+      c2.privateKey.fill(0);
       await cleanUp(device, publisher);
     }
   });

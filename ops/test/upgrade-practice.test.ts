@@ -12,10 +12,11 @@ import { UsageError } from '../../bin/usage-args.ts';
 import { classifyLine, isKnownOldWarning } from '../upgrade/node-lines.ts';
 import { parseRollArgs } from '../upgrade/roll-args.ts';
 import { checkRoll, refusedByStoppingNode } from '../upgrade/roll-checks.ts';
-import type { RollRecord, RollStep } from '../upgrade/roll-history.ts';
+import type { OwnKeyRecord, RollRecord, RollStep } from '../upgrade/roll-history.ts';
 import { reflashEveryMs, rollPlan } from '../upgrade/roll-plan.ts';
 import { rollSummary } from '../upgrade/roll-report.ts';
 import { servedBy } from '../upgrade/served-by.ts';
+import { ringPeer } from '../upgrade/own-keys.ts';
 
 void describe('upgrade practice: the command line', () => {
   void it('takes the defaults and the services of the environment', () => {
@@ -33,6 +34,7 @@ void describe('upgrade practice: the command line', () => {
     assert.equal(args.recordFile, undefined);
     assert.equal(args.mode, 'symmetric');
     assert.equal(args.reflashes, 10);
+    assert.equal(args.ownKeyDevices, 0, 'symmetric mode: devices draw no key pairs');
   });
 
   void it('reads every option', () => {
@@ -57,6 +59,7 @@ void describe('upgrade practice: the command line', () => {
       newClients: 0,
       reflashes: 0,
       mode: 'public-key',
+      ownKeyDevices: 10,
       topics: 2,
       rotateEveryMs: 500,
       dwellMs: 30_000,
@@ -90,6 +93,11 @@ void describe('upgrade practice: the command line', () => {
     refused(['--from', 'x', '--seed', '1'], /Unknown option '--seed'/);
     refused(['--from', 'x', '--mode', 'pubkey'], /--mode must be symmetric or public-key/);
     refused(['--from', 'x', '--reflashes', '101'], /--reflashes must be between 0 and 100/);
+    refused(['--from', 'x', '--own-key-devices', '2'], /needs --mode public-key/);
+    const pk = ['--from', 'x', '--mode', 'public-key', '--own-key-devices'];
+    refused([...pk, '1'], /must be 0 or at least 2/);
+    refused([...pk, '101'], /--own-key-devices must be between 0 and 100/);
+    assert.equal(parseRollArgs([...pk, '0'], {})?.ownKeyDevices, 0);
     refused(['--from', 'x', '--known-old-warning', '('], /--known-old-warning \(: Invalid/);
     refused(['--from', 'x', '--known-old-warning', ''], /must not be empty/);
     assert.equal(parseRollArgs(['--help'], {}), undefined);
@@ -500,5 +508,113 @@ void describe('upgrade practice: the checks', () => {
     );
     assert.ok(summary.some((l) => l.includes('C2 key rotations 1/1')));
     assert.ok(!rollSummary(cleanRoll(), []).some((l) => l.includes('C2 key rotations')));
+  });
+});
+
+void describe('upgrade practice: devices that draw their own identity keys', () => {
+  void it('links them in a ring: each reads the next one', () => {
+    const ring = ['o0', 'o1', 'o2'];
+    assert.deepEqual(
+      ring.map((n) => ringPeer(ring, n)),
+      ['o1', 'o2', 'o0'],
+    );
+    assert.throws(() => ringPeer(['o0'], 'o0'), RangeError);
+    assert.throws(() => ringPeer(ring, 'd9'), RangeError);
+  });
+
+  /** d1 draws its own keys: it rotated to v2 through api-1 at 3000, and the roll ended at 5000. */
+  function ownKeyRoll(ownKeys?: OwnKeyRecord): RollRecord {
+    const base = cleanRoll();
+    const own: Operation = {
+      id: 20,
+      process: 8,
+      kind: 'rotate-client',
+      client: 'd1',
+      requestId: 'roll-own-1',
+      via: API_1,
+      invokedAt: 3000,
+      completedAt: 3010,
+      outcome: 'ok',
+      version: 2,
+      fingerprint: 'id-v2',
+    };
+    const { final } = base.run;
+    return cleanRoll(
+      {
+        operations: [...base.run.operations, own],
+        final: {
+          ...final,
+          clients: final.clients.map((c) => ({
+            ...c,
+            keyVersion: 2,
+            deliveredKeyVersion: 2,
+            keyVersions: [...c.keyVersions, { version: 2, fingerprint: 'id-v2' }],
+          })),
+          devices: final.devices.map((d) => ({ ...d, identityFingerprint: 'id-v2' })),
+          audit: [
+            ...final.audit,
+            { requestId: 'roll-own-1', operation: 'RotateClientKey', subject: 'd1', version: 2 },
+          ],
+        },
+      },
+      {
+        ownKeys: ownKeys ?? {
+          devices: [{ name: 'd1', peer: 'd2' }],
+          rolledAt: 5000,
+          reads: [{ device: 'd1', peer: 'd2', topic: T.name }],
+        },
+      },
+    );
+  }
+
+  void it('passes a device that rotated its own key, was reached after the roll and read', () => {
+    const record = ownKeyRoll();
+    assert.deepEqual(checkRoll(record), []);
+    const summary = rollSummary(record, []);
+    assert.ok(
+      summary.includes(
+        "  own-key devices: 1, own key rotations 1/1 (served by the old release 0, the new 1), reached after the roll 1/1, neighbours' messages read 1/1",
+      ),
+      summary.join('\n'),
+    );
+    assert.ok(
+      summary.some((l) => l.includes('identity key rotations 0/0')),
+      'its own rotations are not counted as the C2 drawing keys',
+    );
+  });
+
+  void it('flags one that never rotated, was not reached after the roll, or could not read', () => {
+    const own = (found: RollRecord): string[] =>
+      checkRoll(found)
+        .filter((v) => v.check === 'own keys')
+        .map((v) => v.message);
+    const base = ownKeyRoll();
+    const ownKeys = base.ownKeys;
+    assert.ok(ownKeys !== undefined);
+    // Its rotation removed: nothing practised (and I1 says it holds a key the C2 lacks).
+    const unrotated = {
+      ...base,
+      run: {
+        ...base.run,
+        operations: base.run.operations.filter((o) => o.kind !== 'rotate-client'),
+      },
+    };
+    assert.match(own(unrotated).join('\n'), /d1 never rotated its own key/);
+    // The roll ended after its last apply: the C2 never reached it under its own key.
+    const unreached = ownKeyRoll({ ...ownKeys, rolledAt: 6000 });
+    assert.deepEqual(own(unreached), [
+      'd1 applied no command after the roll (from +6000 ms): the C2 did not reach it under its own key',
+    ]);
+    // Its neighbour's message did not verify (the neighbour's new public key never reached it).
+    const unread = ownKeyRoll({
+      ...ownKeys,
+      reads: [{ device: 'd1', peer: 'd2', topic: T.name, error: 'InvalidSignature' }],
+    });
+    assert.deepEqual(own(unread), [
+      "d1 could not read d2's message on upgrade/t after the roll: InvalidSignature",
+    ]);
+    assert.deepEqual(own(ownKeyRoll({ ...ownKeys, reads: [] })), [
+      'd1 read no message of its neighbour',
+    ]);
   });
 });

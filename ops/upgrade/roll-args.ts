@@ -28,6 +28,12 @@ export interface RollArgs {
    * rotated keys (`E4C2_PK_SERVER_KEYGEN`) and its own key is rotated during the roll too.
    */
   readonly mode: 'symmetric' | 'public-key';
+  /**
+   * Public-key mode: devices that draw their own identity keys (the C2 learns only the public
+   * half), rotate them during the roll (RotateClientKey with `publicKey`) and each read a
+   * neighbour's messages after it. 0 in symmetric mode, 0 or at least 2 otherwise.
+   */
+  readonly ownKeyDevices: number;
   readonly topics: number;
   /** Milliseconds between two rotations, each through the next API node in turn. */
   readonly rotateEveryMs: number;
@@ -61,7 +67,7 @@ export const ROLL_LIMITS = {
 /** The usage text. */
 export const ROLL_USAGE = `usage: npm run upgrade-practice -- --from COMMIT|DIR [--release-dir D] [--api N] [--workers M]
          [--redlock 1|3] [--base-port P] [--devices D] [--new-clients C] [--reflashes R]
-         [--topics T] [--mode symmetric|public-key] [--rotate-every-ms MS]
+         [--topics T] [--mode symmetric|public-key] [--own-key-devices K] [--rotate-every-ms MS]
          [--dwell-seconds S] [--timeout-minutes MIN] [--record FILE] [--keep]
          [--known-old-warning REGEX]...
 
@@ -84,6 +90,9 @@ output, metrics and events. Exits 1 on a violation.
                         0..100                                         default 10
   --mode M              symmetric, or public-key (Ed25519 device identities, the C2 draws
                         rotated identity keys, and C2 key rotations run too)  default symmetric
+  --own-key-devices K   public-key mode: devices that draw their own identity keys, rotate them
+                        during the roll and read a neighbour's messages after it, 0 or 2..100
+                                                                       default 10
   --topics T            topics every device joins (and one never rotated), 1..${ROLL_LIMITS.topics}
                                                                        default 4
   --rotate-every-ms MS  one rotation per MS, through each API node in turn  default 2000
@@ -107,6 +116,7 @@ const NUMBER_FLAGS: ReadonlySet<string> = new Set([
   '--devices',
   '--new-clients',
   '--reflashes',
+  '--own-key-devices',
   '--topics',
   '--rotate-every-ms',
   '--dwell-seconds',
@@ -132,6 +142,7 @@ export function parseRollArgs(
     'new-clients': { type: 'string' },
     reflashes: { type: 'string' },
     mode: { type: 'string' },
+    'own-key-devices': { type: 'string' },
     topics: { type: 'string' },
     'rotate-every-ms': { type: 'string' },
     'dwell-seconds': { type: 'string' },
@@ -152,6 +163,19 @@ export function parseRollArgs(
   const mode = values.mode ?? 'symmetric';
   if (mode !== 'symmetric' && mode !== 'public-key')
     throw new UsageError(`--mode must be symmetric or public-key (got "${mode}")`);
+  const ownKeyDevices = intArg(
+    values['own-key-devices'],
+    '--own-key-devices',
+    0,
+    100,
+    mode === 'public-key' ? 10 : 0,
+  );
+  if (ownKeyDevices > 0 && mode !== 'public-key')
+    throw new UsageError('--own-key-devices needs --mode public-key (devices draw key pairs)');
+  if (ownKeyDevices === 1)
+    throw new UsageError(
+      "--own-key-devices must be 0 or at least 2 (each reads a neighbour's messages)",
+    );
   const nonEmpty = (v: string | undefined): string | undefined =>
     v === undefined || v === '' ? undefined : v;
   const n = ROLL_LIMITS.nodesPerRole;
@@ -166,6 +190,7 @@ export function parseRollArgs(
     newClients: intArg(values['new-clients'], '--new-clients', 0, 100, 10),
     reflashes: intArg(values.reflashes, '--reflashes', 0, 100, 10),
     mode,
+    ownKeyDevices,
     topics: intArg(values.topics, '--topics', 1, ROLL_LIMITS.topics, 4),
     rotateEveryMs: intArg(values['rotate-every-ms'], '--rotate-every-ms', 200, 60_000, 2000),
     dwellMs: 1000 * intArg(values['dwell-seconds'], '--dwell-seconds', 1, 300, 15),

@@ -5,11 +5,13 @@
  * version after a newer one (I2), no command more often than the retransmission cap (I7), each
  * automation slot fired once (A1), ...); its availability budget (I9), made for faults, gives way
  * to the roll's own rule: a call may fail only when a node it reached was stopping, and a refused
- * rotation must succeed on retry. No node may log a warning or an error, or die unasked.
+ * rotation must succeed on retry. No node may log a warning or an error, or die unasked. Devices
+ * that draw their own identity keys have checks of their own (own-key-checks.ts).
  */
 import { checkRun, INVARIANT_NAMES } from '../../chaos/checker.ts';
 import type { Operation } from '../../chaos/history.ts';
 import type { ExtraCall, RollRecord, RollStep } from './roll-history.ts';
+import { checkOwnKeys } from './own-key-checks.ts';
 import { describeServer } from './served-by.ts';
 
 /** One broken rule, named and explained. */
@@ -100,6 +102,7 @@ export function checkRoll(record: RollRecord): RollViolation[] {
       message: v.message,
     }));
   checkCalls(record, out);
+  out.push(...checkOwnKeys(record));
   for (const l of record.nodeLines)
     out.push({
       check: 'node logs',

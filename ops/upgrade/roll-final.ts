@@ -76,7 +76,7 @@ export async function finishRun(o: FinishOptions): Promise<RunRecord> {
     );
     if (!done) log('upgrade: the final C2 key rotation failed for 30 s (see the calls)');
   }
-  const scope = { topics: [...topics, o.steadyTopic], devices: fleet.names };
+  const scope = { topics: [...topics, o.steadyTopic], devices: fleet.allNames };
   const url = o.databaseUrl;
   let db = await readDatabase(url, scope, o.schema);
   const healedAt = elapsed();

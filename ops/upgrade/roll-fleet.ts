@@ -4,11 +4,13 @@
  * applies), each registered with NewClient through the load balancer. Their identity keys are
  * zeroed once registered and never recorded. A re-flash replaces a device by a new one of the same
  * name (and broker session) with a new key, registered by NewClient as a factory would; in
- * public-key mode each device is made with the C2's public key of the moment.
+ * public-key mode each device is made with the C2's public key of the moment, and some devices
+ * (`ownKeyNames`) later draw their identity keys themselves (own-keys.ts).
  */
 import { httpJson } from '../../bin/test/support/http-json.ts';
 import { ChaosDevice } from '../../chaos/chaos-device.ts';
 import type { DeviceApply, Operation } from '../../chaos/history.ts';
+import { failedCall } from './call-outcome.ts';
 import type { ExtraCall } from './roll-history.ts';
 
 /** What a NewClient call of the fleet records: when, and how it ended. */
@@ -40,6 +42,12 @@ export class RollFleet {
   readonly retired: ChaosDevice[] = [];
   /** The devices' names, in the order they were added (the workload picks from it). */
   readonly names: string[] = [];
+  /**
+   * Public-key mode: devices that rotate their identity keys themselves (own-keys.ts), apart
+   * from {@link names} so that the workload's calls on the C2's side (identity key rotations the
+   * C2 draws, re-flashes, membership changes, resyncs) leave them alone.
+   */
+  readonly ownKeyNames: string[] = [];
   readonly applies: DeviceApply[] = [];
   readonly calls: ExtraCall[] = [];
 
@@ -47,16 +55,34 @@ export class RollFleet {
 
   /**
    * Connects a new device and registers it (NewClient), trying again while a call fails, at most
-   * `attempts` times, each call recorded. @throws Error when no attempt succeeded
+   * `attempts` times, each call recorded; `ownKey`: one of {@link ownKeyNames}.
+   * @throws Error when no attempt succeeded
    */
-  async add(name: string, attempts: number): Promise<void> {
+  async add(name: string, attempts: number, ownKey = false): Promise<void> {
     await this.#register(
       name,
       attempts,
       (device) => this.devices.push(device),
       (attempt) => this.calls.push({ kind: 'new-client', client: name, ...attempt }),
     );
-    this.names.push(name);
+    (ownKey ? this.ownKeyNames : this.names).push(name);
+  }
+
+  /** Every device's name: {@link names}, then {@link ownKeyNames}. */
+  get allNames(): string[] {
+    return [...this.names, ...this.ownKeyNames];
+  }
+
+  /** The device of that name now on the broker. @throws RangeError when there is none */
+  device(name: string): ChaosDevice {
+    const device = this.devices.find((d) => d.name === name);
+    if (device === undefined) throw new RangeError(`no device ${name}`);
+    return device;
+  }
+
+  /** Public-key mode: the C2's public key of the moment (`undefined` in symmetric mode). */
+  async c2PublicKey(): Promise<Uint8Array | undefined> {
+    return this.options.c2PublicKey?.();
   }
 
   /**
@@ -133,13 +159,9 @@ export class RollFleet {
           record({ ...at, outcome: 'ok' });
           return via;
         }
-        const error =
-          typeof res === 'string'
-            ? res
-            : `HTTP ${res.status}${typeof res.json['code'] === 'string' ? ` ${res.json['code']}` : ''}`;
-        const outcome = typeof res === 'string' || res.status >= 500 ? 'unknown' : 'fail';
-        record({ ...at, outcome, error });
-        if (i >= attempts) throw new Error(`cannot register ${name}: ${error}`);
+        const failed = failedCall(res);
+        record({ ...at, ...failed });
+        if (i >= attempts) throw new Error(`cannot register ${name}: ${failed.error}`);
         await sleep(300 * i);
       }
     } finally {

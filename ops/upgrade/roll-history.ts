@@ -46,6 +46,28 @@ export interface NodeLine {
   readonly line: string;
 }
 
+/** A message one device of the own-key ring read after the roll (own-keys.ts). */
+export interface OwnKeyRead {
+  readonly device: string;
+  /** The neighbour that protected (and signed) it. */
+  readonly peer: string;
+  readonly topic: string;
+  /** Why it could not be read (an E4 error code), absent when it was. */
+  readonly error?: string;
+}
+
+/** Public-key mode's devices that draw their own identity keys (own-keys.ts), and what they did. */
+export interface OwnKeyRecord {
+  /** Each device and the neighbour whose messages it reads. */
+  readonly devices: ReadonlyArray<{ readonly name: string; readonly peer: string }>;
+  /**
+   * Milliseconds since the run started when the workload ended: every own key rotation was over
+   * by then, so a command a device applied later was protected under its own newest key.
+   */
+  readonly rolledAt: number;
+  readonly reads: readonly OwnKeyRead[];
+}
+
 /** One practice roll, as its checks see it. */
 export interface RollRecord {
   readonly from: string;
@@ -62,4 +84,6 @@ export interface RollRecord {
   readonly knownOldLines?: number;
   /** Node exits nobody asked for (the launcher's notices). */
   readonly crashes: readonly string[];
+  /** Devices that draw their own identity keys; absent when there were none. */
+  readonly ownKeys?: OwnKeyRecord;
 }

@@ -1,7 +1,7 @@
 /** The summary an upgrade practice prints at its end, from its record and its checks (pure). */
 import { EXPECTED_WARNINGS } from './node-lines.ts';
 import { refusedByStoppingNode, type RollViolation } from './roll-checks.ts';
-import type { RollRecord } from './roll-history.ts';
+import type { OwnKeyRecord, RollRecord } from './roll-history.ts';
 import { servedByReleases } from './served-by.ts';
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -10,8 +10,10 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 export function rollSummary(record: RollRecord, violations: readonly RollViolation[]): string[] {
   const { run } = record;
   const ops = run.operations;
+  const ownKey = new Set(record.ownKeys?.devices.map((d) => d.name));
+  /** Calls of that kind, ok/all; own-key devices' rotations are counted on their own line. */
   const count = (kind: string): string => {
-    const of = ops.filter((o) => o.kind === kind);
+    const of = ops.filter((o) => o.kind === kind && !ownKey.has(o.client ?? ''));
     return `${of.filter((o) => o.outcome === 'ok').length}/${of.length}`;
   };
   const newClients = record.extraCalls.filter((c) => c.outcome === 'ok').length;
@@ -41,6 +43,8 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
     `  automation: ${firings === undefined ? 'not observed' : `${firings} firing(s), topic at v${run.automation?.finalKeyVersion ?? '?'}`}`,
     `  node lines at warn or above: ${record.nodeLines.length} (and ${record.expectedLines} expected: ${EXPECTED_WARNINGS.map((e) => e.why).join('; ')}${record.knownOldLines === undefined || record.knownOldLines === 0 ? '' : `; ${record.knownOldLines} known of the earlier release`}); unasked exits: ${record.crashes.length}`,
   ];
+  const own = record.ownKeys;
+  if (own !== undefined) lines.push(ownKeyLine(record, own));
   if (violations.length === 0) return [...lines, 'upgrade practice: PASSED (no violation)', ''];
   return [
     ...lines,
@@ -48,4 +52,21 @@ export function rollSummary(record: RollRecord, violations: readonly RollViolati
     ...violations.map((v) => `  [${v.check}] ${v.message}`),
     '',
   ];
+}
+
+/** The summary's line on the devices that draw their own identity keys (own-keys.ts). */
+function ownKeyLine(record: RollRecord, own: OwnKeyRecord): string {
+  const names = new Set(own.devices.map((d) => d.name));
+  const rotations = record.run.operations.filter(
+    (o) => o.kind === 'rotate-client' && o.client !== undefined && names.has(o.client),
+  );
+  const ok = rotations.filter((o) => o.outcome === 'ok').length;
+  const served = servedByReleases(rotations, record.steps);
+  const reached = [...names].filter((name) =>
+    record.run.applies.some(
+      (a) => a.device === name && a.type !== 'rejected' && a.at >= own.rolledAt,
+    ),
+  ).length;
+  const read = own.reads.filter((r) => r.error === undefined).length;
+  return `  own-key devices: ${names.size}, own key rotations ${ok}/${rotations.length}${served === '' ? '' : ` (${served})`}, reached after the roll ${reached}/${names.size}, neighbours' messages read ${read}/${own.reads.length}`;
 }

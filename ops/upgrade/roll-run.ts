@@ -12,6 +12,7 @@ import { nodeScanPlaces, redisText, type NodeOutput } from '../../chaos/final-st
 import { NODE_SETTINGS } from '../../chaos/environment.ts';
 import { Rng } from '../../chaos/rng.ts';
 import { classifyLine, isKnownOldWarning } from './node-lines.ts';
+import { readPeerMessages, ringPeer } from './own-keys.ts';
 import { prepareRelease } from './old-release.ts';
 import type { RollArgs } from './roll-args.ts';
 import { checkRoll } from './roll-checks.ts';
@@ -191,6 +192,7 @@ async function practiseOn(
     lb,
     tag,
     devices: args.devices,
+    ownKeyDevices: args.ownKeyDevices,
     topics: [...topics, steadyTopic],
     signal,
     log,
@@ -208,6 +210,10 @@ async function practiseOn(
     topics,
     steadyTopic,
     apiNodes: apiNodes.map((n) => n.http ?? ''),
+    describeNode: (http) => {
+      const node = apiNodes.find((n) => n.http === http)?.name ?? '?';
+      return `${node}, ${r.releases.get(node) ?? 'old'} release`;
+    },
     rotateEveryMs: args.rotateEveryMs,
     newClients: args.newClients,
     newClientName: (i) => `upgrade-${tag}-new${i}`,
@@ -220,6 +226,7 @@ async function practiseOn(
     ),
     rotateC2: args.mode === 'public-key',
     rng: new Rng(Number.parseInt(tag, 16)),
+    elapsed,
     stop: () => workloadDone || signal.aborted,
     log,
   });
@@ -249,6 +256,7 @@ async function practiseOn(
   }
   go();
   const rolledAt = Date.now();
+  const ownKeysFrom = elapsed();
 
   const run = await finishRun({
     driver,
@@ -285,6 +293,18 @@ async function practiseOn(
     expectedLines: r.expected.count,
     knownOldLines: r.knownOld.count,
     crashes: r.crashes,
+    ...(fleet.ownKeyNames.length === 0
+      ? {}
+      : {
+          ownKeys: {
+            devices: fleet.ownKeyNames.map((name) => ({
+              name,
+              peer: ringPeer(fleet.ownKeyNames, name),
+            })),
+            rolledAt: ownKeysFrom,
+            reads: readPeerMessages(fleet, [...topics, steadyTopic]),
+          },
+        }),
   };
   if (args.recordFile !== undefined) {
     await writeFile(args.recordFile, `${JSON.stringify(rollRecord, null, 1)}\n`);

@@ -1,10 +1,12 @@
 /**
  * The set-up of a practice roll, on the cluster of the earlier release: the devices registered
  * (NewClient through the load balancer), the topics created, every device joined to every topic,
- * and the automation rule that rotates a topic of its own every second.
+ * the ring of devices that draw their own identity keys linked (own-keys.ts), and the automation
+ * rule that rotates a topic of its own every second.
  */
 import { AutomationProbe } from '../../chaos/automation-probe.ts';
 import type { Driver } from '../../chaos/driver.ts';
+import { linkRing } from './own-keys.ts';
 import type { RollFleet } from './roll-fleet.ts';
 import { until } from './waits.ts';
 
@@ -17,6 +19,8 @@ export interface SetUpOptions {
   /** Names this run's devices and automation topic. */
   readonly tag: string;
   readonly devices: number;
+  /** Public-key mode: devices that draw their own identity keys, on top of {@link devices}. */
+  readonly ownKeyDevices: number;
   readonly topics: readonly string[];
   readonly signal: AbortSignal;
   readonly log: (line: string) => void;
@@ -47,6 +51,13 @@ export async function setUpFleet(o: SetUpOptions): Promise<AutomationProbe> {
     go();
     await fleet.add(`upgrade-${tag}-d${i}`, 20);
   });
+  if (o.ownKeyDevices > 0)
+    log(`upgrade: registering ${o.ownKeyDevices} devices that draw their own identity keys`);
+  // One at a time: a ring is linked in their order.
+  for (let i = 0; i < o.ownKeyDevices; i++) {
+    go();
+    await fleet.add(`upgrade-${tag}-own${i}`, 20, true);
+  }
   const setup = async (call: Parameters<Driver['call']>[1]): Promise<void> => {
     go();
     if (!(await until(async () => (await driver.call(0, call)).outcome === 'ok', 20_000)))
@@ -54,11 +65,12 @@ export async function setUpFleet(o: SetUpOptions): Promise<AutomationProbe> {
   };
   for (const topic of topics) await setup({ kind: 'create-topic', topic });
   const probe = await AutomationProbe.start(lb, `upgrade/${tag}/automation`);
-  const members = [...fleet.names];
+  const members = fleet.allNames;
   await pool(members.length * topics.length, 8, async (i) => {
     const topic = topics[i % topics.length] ?? '';
     await setup({ kind: 'join', topic, client: members[Math.floor(i / topics.length)] ?? '' });
   });
+  if (fleet.ownKeyNames.length > 0) await linkRing(lb, fleet.ownKeyNames);
 
   return probe;
 }

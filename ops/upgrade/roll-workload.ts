@@ -7,12 +7,16 @@
  * `newClients` were added (each new device then joins every topic), an identity key rotation
  * every 4 s, `reflashes` re-flashes (a known device's new key, by NewClient, straight to the next
  * API node in turn, so that the record names the node that served each) spread over the roll
- * (one every `reflashEveryMs`) and, in public-key mode, a C2 key rotation every 10 s. A re-flash and a C2 key rotation
- * never overlap: a device made with the C2 key of the moment would otherwise be told the new one
- * under a key it does not hold, which no release can repair (the factory's race, not the roll's).
+ * (one every `reflashEveryMs`) and, in public-key mode, a C2 key rotation every 10 s and every
+ * 3 s a rotation of its own key by the next device that draws its own (own-keys.ts), straight to
+ * the next API node in turn. A re-flash, a C2 key rotation and an own key rotation never overlap:
+ * a device made with the C2 key of the moment would otherwise be told the new one under a key it
+ * does not hold, which no release can repair (the factory's race, not the roll's), and a device
+ * switching to its own new key must not miss the C2 key or a neighbour's key (own-keys.ts).
  */
 import { Driver } from '../../chaos/driver.ts';
 import type { Rng } from '../../chaos/rng.ts';
+import { rotateOwnKey } from './own-keys.ts';
 import type { RollFleet } from './roll-fleet.ts';
 
 /** What the workload works on. */
@@ -28,6 +32,8 @@ export interface WorkloadOptions {
   readonly steadyTopic: string;
   /** Each API node's own `http://host:port`, rotated through in turn. */
   readonly apiNodes: readonly string[];
+  /** An API node's name and the release it runs now (`api-2, new release`), for the log. */
+  readonly describeNode: (http: string) => string;
   readonly rotateEveryMs: number;
   readonly newClients: number;
   /** Names a device added during the roll. */
@@ -39,6 +45,7 @@ export interface WorkloadOptions {
   /** C2 key rotations (NewC2Key) run too: public-key mode. */
   readonly rotateC2: boolean;
   readonly rng: Rng;
+  readonly elapsed: () => number;
   readonly stop: () => boolean;
   readonly log: (line: string) => void;
 }
@@ -132,7 +139,31 @@ export async function runRollWorkload(o: WorkloadOptions): Promise<void> {
     const served = await oneAtATime(() =>
       fleet.reflash(name, 5, through, (call) => driver.record(call)),
     );
-    o.log(`upgrade: re-flashed ${name}; its NewClient was served by ${served ?? '?'}`);
+    const by = served === undefined ? '?' : `${o.describeNode(served)}, ${served}`;
+    o.log(`upgrade: re-flashed ${name}; its NewClient was served by ${by}`);
+    return true;
+  };
+  let ownRotations = 0;
+  const rotateOwn = async (): Promise<boolean> => {
+    const names = fleet.ownKeyNames;
+    if (names.length === 0) return false;
+    const k = ownRotations++;
+    const name = names[k % names.length] ?? '';
+    const served = await oneAtATime(() =>
+      rotateOwnKey({
+        fleet,
+        name,
+        attempts: 2 * o.apiNodes.length,
+        through: (attempt) => o.apiNodes[(k + attempt) % o.apiNodes.length] ?? '',
+        record: (call) => driver.record(call),
+        elapsed: o.elapsed,
+        quietWithinMs: 15_000,
+      }),
+    );
+    if (served === undefined)
+      o.log(
+        `upgrade: ${name} did not rotate its own key (not quiet within 15 s, or refused: see the calls)`,
+      );
     return true;
   };
   const rotateC2 = async (): Promise<boolean> => {
@@ -145,6 +176,7 @@ export async function runRollWorkload(o: WorkloadOptions): Promise<void> {
     every(4000, stop, o.log, rotateClient),
     every(o.reflashEveryMs, stop, o.log, reflash),
     every(10_000, stop, o.log, rotateC2),
+    every(3000, stop, o.log, rotateOwn),
     every(o.rotateEveryMs, stop, o.log, rotate),
     every(3000, stop, o.log, member),
     every(5000, stop, o.log, resync),

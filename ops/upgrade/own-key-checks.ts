@@ -1,0 +1,48 @@
+/**
+ * The checks of the devices that draw their own identity keys (own-keys.ts), over the record
+ * alone (pure): each rotated its own key during the roll, was still reached by the C2 after it
+ * (a command applied after the roll, which only its own newest key opens), and read a message its
+ * neighbour protected on each of its topics (the topic's current key, and the neighbour's newest
+ * public key, which the C2 sent it after the neighbour's own rotation).
+ */
+import type { RollViolation } from './roll-checks.ts';
+import type { RollRecord } from './roll-history.ts';
+
+/** The check's name in violations. */
+const CHECK = 'own keys';
+
+/** Every violation of the own-key devices of `record` (none when it has none). */
+export function checkOwnKeys(record: RollRecord): RollViolation[] {
+  const own = record.ownKeys;
+  if (own === undefined) return [];
+  const out: RollViolation[] = [];
+  const { operations, applies } = record.run;
+  for (const { name } of own.devices) {
+    const rotated = operations.some(
+      (o) => o.kind === 'rotate-client' && o.client === name && o.outcome === 'ok',
+    );
+    if (!rotated)
+      out.push({
+        check: CHECK,
+        message: `${name} never rotated its own key during the roll: it practised nothing`,
+      });
+    const reached = applies.some(
+      (a) => a.device === name && a.type !== 'rejected' && a.at >= own.rolledAt,
+    );
+    if (!reached)
+      out.push({
+        check: CHECK,
+        message: `${name} applied no command after the roll (from +${own.rolledAt} ms): the C2 did not reach it under its own key`,
+      });
+    const reads = own.reads.filter((r) => r.device === name);
+    if (reads.length === 0)
+      out.push({ check: CHECK, message: `${name} read no message of its neighbour` });
+    for (const r of reads)
+      if (r.error !== undefined)
+        out.push({
+          check: CHECK,
+          message: `${name} could not read ${r.peer}'s message on ${r.topic} after the roll: ${r.error}`,
+        });
+  }
+  return out;
+}
