@@ -55,6 +55,13 @@ export const E4ErrorCode = {
   InvalidArgument: 'InvalidArgument',
   /** A payload or protected message larger than any MQTT packet can carry (256 MiB). */
   PayloadTooLarge: 'PayloadTooLarge',
+  /**
+   * A device's own identity key rotation was begun while another one, with another key, is still
+   * pending (`E4Client.beginOwnKeyRotation`): complete or abandon that one first.
+   */
+  RotationPending: 'RotationPending',
+  /** A device's own identity key rotation was completed or abandoned while none is pending. */
+  NoRotationPending: 'NoRotationPending',
 } as const;
 
 /** Union of every stable error code. */

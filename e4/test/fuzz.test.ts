@@ -776,9 +776,18 @@ void describe('fuzz: decodeClientState', () => {
     for (const arb of texts) fc.assert(fc.property(arb, checkDecode), { numRuns: 150 });
   });
 
-  void it('mutated valid states (SK and PK): structure edits and text edits', async () => {
-    const bases = [sk.saved, pk.saved].map((s) => JSON.parse(s) as Json);
-    for (const text of [sk.saved, pk.saved]) checkDecode(text); // both decode as is
+  void it('mutated valid states (SK, PK, PK mid-rotation): structure edits and text edits', async () => {
+    // A PK state during the device's own key rotation: one more field, the pending key.
+    const pending = ed25519KeyFromSeed(new Uint8Array(32).fill(0x72));
+    const pkRotating = `${JSON.stringify({
+      ...(JSON.parse(pk.saved) as Record<string, Json>),
+      PendingPrivateKey: Buffer.from(pending).toString('base64'),
+    })}\n`;
+    const saved = [sk.saved, pk.saved, pkRotating];
+    const bases = saved.map((s) => JSON.parse(s) as Json);
+    for (const text of saved) checkDecode(text); // each decodes as is
+    const rotating = decodeClientState(pkRotating).keyMaterial;
+    assert.ok(rotating.mode === 'public-key' && rotating.pendingPrivateKey !== undefined);
     fc.assert(
       fc.property(
         fc.nat(),
@@ -795,7 +804,7 @@ void describe('fuzz: decodeClientState', () => {
     const decoder = new TextDecoder();
     fc.assert(
       fc.property(
-        fc.constantFrom(sk.saved, pk.saved),
+        fc.constantFrom(...saved),
         fc.array(mutationArb, { minLength: 1, maxLength: 3 }),
         (text, mutations) => {
           let bytes: Uint8Array = encoder.encode(text);

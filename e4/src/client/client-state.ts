@@ -30,6 +30,13 @@ export interface PubKeyMaterial {
   readonly c2PublicKey: Uint8Array;
   /** Peers' Ed25519 public keys by lowercase hex id. */
   readonly pubKeys: ReadonlyMap<string, Uint8Array>;
+  /**
+   * During the device's own rotation of its identity key (`E4Client.beginOwnKeyRotation`): the
+   * new key (Go format), held beside `privateKey` until a command authenticates under it. Absent
+   * otherwise, and never equal to `privateKey`. Not part of e4go's state: saved in a field e4go
+   * ignores (`state-codec.ts`).
+   */
+  readonly pendingPrivateKey?: Uint8Array;
 }
 
 /** Identity key material of either mode. */
@@ -108,7 +115,9 @@ function withPubKeyMaterial(state: ClientState, keyMaterial: PubKeyMaterial): Cl
  * that {@link decodeClientState} refuses, and the state could never be loaded again.
  *
  * Deliberate differences from e4go, all toward consistency: SetC2Key and a PK SetIDKey adopt the
- * new key only after the new command key was computed (`checkPkKeys`), never half-way.
+ * new key only after the new command key was computed (`checkPkKeys`), never half-way. A pending
+ * key of the device's own rotation (`pendingPrivateKey`) is kept through every command (SetC2Key
+ * checks it too); only a SetIDKey of that very key ends the rotation.
  * @param nowSeconds - Unix seconds stamped on a transition entry
  * @param checkKeys - the check of a new PK key pair, by default {@link checkPkKeys} (what
  *   {@link E4Client} applies). A check that lets everything through adopts a low-order C2 key or
@@ -143,7 +152,18 @@ export function applyCommand(
       }
       validateEd25519PrivKey(command.key);
       checkKeys(command.key, material.c2PublicKey);
-      return withPubKeyMaterial(state, { ...material, privateKey: new Uint8Array(command.key) });
+      // A pending key of the device's own rotation stays pending (the C2 may still register it),
+      // unless the C2 sent that very key: it is then current, and no longer pending.
+      const { pendingPrivateKey, ...rest } = material;
+      const pending =
+        pendingPrivateKey === undefined || bytesEqual(pendingPrivateKey, command.key)
+          ? {}
+          : { pendingPrivateKey };
+      return withPubKeyMaterial(state, {
+        ...rest,
+        ...pending,
+        privateKey: new Uint8Array(command.key),
+      });
     }
     case 'RemovePubKey': {
       const material = pkMaterial(state);
@@ -174,6 +194,9 @@ export function applyCommand(
       const material = pkMaterial(state);
       validateCurve25519PubKey(command.publicKey);
       checkKeys(material.privateKey, command.publicKey);
+      // Both command keys are derived from the C2 key: neither may become unusable.
+      if (material.pendingPrivateKey !== undefined)
+        checkKeys(material.pendingPrivateKey, command.publicKey);
       return withPubKeyMaterial(state, {
         ...material,
         c2PublicKey: new Uint8Array(command.publicKey),
@@ -202,6 +225,8 @@ export function requireClientState(state: unknown): asserts state is ClientState
     requireBytes(material.privateKey, 'state.keyMaterial.privateKey');
     requireBytes(material.c2PublicKey, 'state.keyMaterial.c2PublicKey');
     requireBytesMap(material.pubKeys, 'state.keyMaterial.pubKeys');
+    if (material.pendingPrivateKey !== undefined)
+      requireBytes(material.pendingPrivateKey, 'state.keyMaterial.pendingPrivateKey');
   } else {
     throw new E4Error(
       E4ErrorCode.InvalidArgument,

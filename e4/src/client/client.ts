@@ -42,6 +42,7 @@ import {
   type CryptoMode,
 } from './client-state.ts';
 import { MemoryClientStore, type ClientStore } from './client-store.ts';
+import { withoutPendingKey, withPendingKey, withPendingPromoted } from './own-key-rotation.ts';
 import { topicHashHex, transitionSlotHex } from './hash-memo.ts';
 import { PreparedCache } from './prepared-cache.ts';
 import { SharedTopicCiphers } from './shared-topic-ciphers.ts';
@@ -111,6 +112,8 @@ export type UnprotectResult =
 interface DerivedKeys {
   readonly commandKey: AesSivKey;
   readonly signer: PkSigner | undefined;
+  /** The command key of the pending identity key of an own rotation (PK mode), if any. */
+  readonly pendingCommandKey: AesSivKey | undefined;
 }
 
 /**
@@ -234,11 +237,23 @@ export class E4Client {
   static #derive(state: ClientState): DerivedKeys {
     const material = state.keyMaterial;
     if (material.mode === 'symmetric') {
-      return { commandKey: new AesSivKey(material.key), signer: undefined };
+      return {
+        commandKey: new AesSivKey(material.key),
+        signer: undefined,
+        pendingCommandKey: undefined,
+      };
     }
+    const pending = material.pendingPrivateKey;
+    // The pending key is checked as the current one (it signs once promoted): a loaded state
+    // whose pending key cannot serve is refused now, not at its promotion.
+    if (pending !== undefined) checkPkKeys(pending, material.c2PublicKey);
     return {
       commandKey: new AesSivKey(commandKeyFromClient(material.privateKey, material.c2PublicKey)),
       signer: { id: state.id, signingKey: ed25519SigningKey(material.privateKey) },
+      pendingCommandKey:
+        pending === undefined
+          ? undefined
+          : new AesSivKey(commandKeyFromClient(pending, material.c2PublicKey)),
     };
   }
 
@@ -383,10 +398,77 @@ export class E4Client {
     return this.#snapshots.of(this.#state);
   }
 
-  /** The Ed25519 public key of a PK client, `undefined` in SK mode. */
+  /**
+   * The Ed25519 public key of a PK client, `undefined` in SK mode: the one its current identity
+   * key signs with (during an own rotation, until the pending key is promoted).
+   */
   get publicKey(): Uint8Array | undefined {
     const material = this.#state.keyMaterial;
     return material.mode === 'public-key' ? ed25519PublicKey(material.privateKey) : undefined;
+  }
+
+  /**
+   * The public key of the pending identity key of an own rotation
+   * ({@link E4Client.beginOwnKeyRotation}): what the C2 must register. `undefined` when no
+   * rotation is pending (and in SK mode).
+   */
+  get pendingPublicKey(): Uint8Array | undefined {
+    const material = this.#state.keyMaterial;
+    const pending = material.mode === 'public-key' ? material.pendingPrivateKey : undefined;
+    return pending === undefined ? undefined : ed25519PublicKey(pending);
+  }
+
+  /**
+   * Public-key mode: begins a rotation of the device's own identity key to `privateKey`, a pair
+   * it drew itself, *before* the C2 is told (RotateClientKey with the returned public key). The
+   * key is held as pending beside the current one and saved with the state (a device that
+   * restarts keeps both). Until it is promoted:
+   *
+   * - a command the current key does not authenticate is tried under the pending key, and the
+   *   first one applied under it promotes it: the current key is dropped, in the same save as the
+   *   command. Commands the C2 protected under either key around the switch are all applied;
+   * - the device still signs its messages with its current key ({@link E4Client.publicKey}), as
+   *   its peers know it until the C2 sends them the new one.
+   *
+   * Beginning the same rotation again (the same key) changes nothing: after a restart, or when
+   * the outcome of the registration is unknown, register {@link E4Client.pendingPublicKey} again
+   * (the C2 makes no new version of a key it holds). Serialised with command processing.
+   * @param privateKey - Go format (64 bytes, `seed || public`; `ed25519KeyFromSeed`,
+   *   `ed25519KeyFromKeyObject`), copied on entry
+   * @returns the new Ed25519 public key (32 bytes), to register with the C2
+   * @throws E4Error `UnsupportedOperation` (SK client); `InvalidKey` (not a valid Ed25519 key,
+   *   halves that disagree, or the current key); `RotationPending` (another key is pending);
+   *   `InvalidArgument` (not a `Uint8Array`); and whatever the store throws. The state is
+   *   unchanged after any error.
+   */
+  async beginOwnKeyRotation(privateKey: Uint8Array): Promise<Uint8Array> {
+    requireBytes(privateKey, 'privateKey');
+    const key = new Uint8Array(privateKey);
+    await this.#enqueue(() => this.#change(withPendingKey(this.#state, key)));
+    return ed25519PublicKey(key);
+  }
+
+  /**
+   * Promotes the pending key now, without waiting for a command under it: for a device that
+   * knows the C2 took its key and will send nothing more under the previous one. A command still
+   * on its way under the previous key is then refused (`NotAuthentic`): prefer to let the first
+   * command under the new key promote it.
+   * @throws E4Error `UnsupportedOperation` (SK client), `NoRotationPending`; and whatever the
+   *   store throws
+   */
+  async completeOwnKeyRotation(): Promise<void> {
+    await this.#enqueue(() => this.#change(withPendingPromoted(this.#state)));
+  }
+
+  /**
+   * Drops the pending key; the current key stays. Only for a rotation the C2 surely did not take
+   * (it refused the registration): once the C2 holds the new key, a device without it can open
+   * no command again.
+   * @throws E4Error `UnsupportedOperation` (SK client), `NoRotationPending`; and whatever the
+   *   store throws
+   */
+  async abandonOwnKeyRotation(): Promise<void> {
+    await this.#enqueue(() => this.#change(withoutPendingKey(this.#state)));
   }
 
   #hashHex(topic: string): string {
@@ -459,7 +541,9 @@ export class E4Client {
 
   /**
    * e4go's `Unprotect`: a message on the receiving topic is a C2 command, which is authenticated
-   * with the command key, applied and saved; anything else is a data message.
+   * with the command key, applied and saved; anything else is a data message. During an own
+   * identity key rotation, a command the current key does not authenticate is tried under the
+   * pending key, which it promotes once applied ({@link E4Client.beginOwnKeyRotation}).
    * @throws E4Error as {@link unprotectMessage}, plus command errors (`InvalidCommand`,
    *   `InvalidCommandLength`, `UnsupportedOperation`, `InvalidKey`, `UnknownPubKeyId`) and
    *   whatever the store throws; the state is unchanged after any error
@@ -473,32 +557,57 @@ export class E4Client {
     // receive buffer must not change it meanwhile. (Data messages are read synchronously above.)
     const command = new Uint8Array(protectedMessage);
     const receipts = this.#receipts;
-    const run = this.#commandQueue.then(() =>
+    return this.#enqueue(() =>
       receipts === undefined
         ? this.#processCommand(command)
         : this.#processCommandWithReceipt(command, receipts),
     );
+  }
+
+  /** Runs `task` after every command and state change queued before it. */
+  #enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#commandQueue.then(task);
     this.#commandQueue = run.catch(() => undefined);
     return run;
   }
 
   async #processCommand(protectedMessage: Uint8Array): Promise<UnprotectResult> {
-    const clear = unprotectSymKey(protectedMessage, this.#derived.commandKey, this.#clock);
+    const { clear, state } = this.#openCommand(protectedMessage);
     const command = parseCommand(clear);
-    const next = applyCommand(this.#state, command, unixSeconds(this.#clock));
-    if (next !== this.#state) {
-      const derived =
-        next.keyMaterial === this.#state.keyMaterial ? this.#derived : E4Client.#derive(next);
-      await this.#store.save(encodeClientState(next));
-      this.#state = next;
-      this.#derived = derived;
-      // Only the keys this command changed or removed lose what was prepared from them.
-      this.#topicCiphers.prune(next.topicKeys);
-      this.#pubKeyObjects.prune(
-        next.keyMaterial.mode === 'public-key' ? next.keyMaterial.pubKeys : undefined,
-      );
-    }
+    await this.#change(applyCommand(state, command, unixSeconds(this.#clock)));
     return { kind: 'command', command: copyCommand(command) };
+  }
+
+  /**
+   * A command's clear bytes, and the state it applies to: the client's, or during an own
+   * rotation, when only the pending key authenticates it, the state with that key promoted (the
+   * C2 uses the new key: it took it).
+   */
+  #openCommand(protectedMessage: Uint8Array): { clear: Uint8Array; state: ClientState } {
+    try {
+      const clear = unprotectSymKey(protectedMessage, this.#derived.commandKey, this.#clock);
+      return { clear, state: this.#state };
+    } catch (err) {
+      const pending = this.#derived.pendingCommandKey;
+      if (pending === undefined || !E4Error.is(err, E4ErrorCode.NotAuthentic)) throw err;
+      const clear = unprotectSymKey(protectedMessage, pending, this.#clock);
+      return { clear, state: withPendingPromoted(this.#state) };
+    }
+  }
+
+  /** Saves `next` and makes it the client's state (nothing when it is the current state). */
+  async #change(next: ClientState): Promise<void> {
+    if (next === this.#state) return;
+    const derived =
+      next.keyMaterial === this.#state.keyMaterial ? this.#derived : E4Client.#derive(next);
+    await this.#store.save(encodeClientState(next));
+    this.#state = next;
+    this.#derived = derived;
+    // Only the keys this change altered or removed lose what was prepared from them.
+    this.#topicCiphers.prune(next.topicKeys);
+    this.#pubKeyObjects.prune(
+      next.keyMaterial.mode === 'public-key' ? next.keyMaterial.pubKeys : undefined,
+    );
   }
 
   /**
@@ -523,7 +632,13 @@ export class E4Client {
   }
 
   #receiptContext(): ReceiptContext {
-    return { deviceId: this.#state.id, commandKey: this.#derived.commandKey, clock: this.#clock };
+    const { commandKey, pendingCommandKey } = this.#derived;
+    return {
+      deviceId: this.#state.id,
+      commandKey,
+      ...(pendingCommandKey === undefined ? {} : { pendingCommandKey }),
+      clock: this.#clock,
+    };
   }
 }
 

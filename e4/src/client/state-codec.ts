@@ -4,8 +4,14 @@
  * `{"ID","TopicKeys":{hexHash:b64},"Key":{"keyType":0|1,"keyData":{...}},"ReceivingTopic"}`.
  * keyType 0 is symmetric (`{"Key"}`), 1 is public-key
  * (`{"PrivateKey","SignerID","C2PubKey","PubKeys":{hexId:b64}}`).
+ *
+ * One field of our own, `"PendingPrivateKey": b64` after `ReceivingTopic`, is written only while
+ * a public-key device rotates its own identity key (`E4Client.beginOwnKeyRotation`): a state
+ * without a pending rotation is byte for byte e4go's. e4go's loader reads the fields it knows by
+ * name and ignores the others, so such a state still loads there, as the rotation abandoned
+ * (e4go keeps the current key, and drops the field at its next save).
  */
-import { isAllZero } from '../bytes.ts';
+import { bytesEqual, isAllZero } from '../bytes.ts';
 import { KEY_LEN } from '../constants.ts';
 import { E4Error, E4ErrorCode } from '../errors.ts';
 import {
@@ -53,12 +59,14 @@ export function encodeClientState(state: ClientState): string {
             PubKeys: b64Map(material.pubKeys),
           },
         };
+  const pending = material.mode === 'public-key' ? material.pendingPrivateKey : undefined;
   return (
     JSON.stringify({
       ID: b64(state.id),
       TopicKeys: b64Map(state.topicKeys),
       Key: key,
       ReceivingTopic: state.receivingTopic,
+      ...(pending === undefined ? {} : { PendingPrivateKey: b64(pending) }),
     }) + '\n'
   );
 }
@@ -165,5 +173,26 @@ export function decodeClientState(text: string): ClientState {
     // SetTopicKey refuses an all-zero key, so no state holds one, current or previous.
     if (isAllZero(value.subarray(0, KEY_LEN))) throw invalid(`topic key ${hash} is all zeros`);
   }
-  return { id, receivingTopic, topicKeys, keyMaterial: decodeKeyMaterial(parsed['Key'], id) };
+  const keyMaterial = decodeKeyMaterial(parsed['Key'], id);
+  return { id, receivingTopic, topicKeys, keyMaterial: withPendingKey(parsed, keyMaterial) };
+}
+
+/**
+ * The key material with the pending key of an own rotation, when the state has one: a valid
+ * Ed25519 private key of a public-key client, other than its current key (as
+ * `E4Client.beginOwnKeyRotation` holds one). Whether it can sign and make a command key is checked
+ * by `E4Client.load`, as for the current key.
+ */
+function withPendingKey(parsed: Record<string, unknown>, material: KeyMaterial): KeyMaterial {
+  if (parsed['PendingPrivateKey'] === undefined) return material;
+  if (material.mode !== 'public-key') throw invalid('PendingPrivateKey needs keyType 1');
+  const pendingPrivateKey = bytesField(parsed, 'PendingPrivateKey');
+  try {
+    validateEd25519PrivKey(pendingPrivateKey);
+  } catch (err) {
+    throw invalid('PendingPrivateKey is not a valid Ed25519 private key', err);
+  }
+  if (bytesEqual(pendingPrivateKey, material.privateKey))
+    throw invalid('PendingPrivateKey is the current key');
+  return { ...material, pendingPrivateKey };
 }

@@ -13,11 +13,13 @@ function copyKeyMaterial(material: KeyMaterial): KeyMaterial {
   if (material.mode === 'symmetric') {
     return Object.freeze({ mode: material.mode, key: new Uint8Array(material.key) });
   }
+  const pending = material.pendingPrivateKey;
   return Object.freeze({
     mode: material.mode,
     privateKey: new Uint8Array(material.privateKey),
     c2PublicKey: new Uint8Array(material.c2PublicKey),
     pubKeys: copyMap(material.pubKeys),
+    ...(pending === undefined ? {} : { pendingPrivateKey: new Uint8Array(pending) }),
   });
 }
 

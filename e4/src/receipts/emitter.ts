@@ -42,6 +42,11 @@ export interface ReceiptContext {
   readonly deviceId: Uint8Array;
   /** The command key the device holds now (after the command). */
   readonly commandKey: AesSivKey;
+  /**
+   * During the device's own identity key rotation, the command key of its pending key: a refused
+   * command authentic under it (the C2 already uses the new key) gets its receipt under it.
+   */
+  readonly pendingCommandKey?: AesSivKey;
   readonly clock: Clock;
 }
 
@@ -79,7 +84,14 @@ export class ReceiptEmitter {
     if (this.#options.rejections !== true) return;
     // Refused as not authentic under the key the device still holds: it would fail again.
     if (E4Error.is(error, E4ErrorCode.NotAuthentic)) return;
+    const pending = context.pendingCommandKey;
     this.#send(() => rejectedReceipt(protectedCommand, context.commandKey, error), context);
+    // Two different keys: a command authenticates under one of them at most, so one receipt.
+    if (pending !== undefined)
+      this.#send(() => rejectedReceipt(protectedCommand, pending, error), {
+        ...context,
+        commandKey: pending,
+      });
   }
 
   #send(fields: () => ReceiptFields | undefined, context: ReceiptContext): void {

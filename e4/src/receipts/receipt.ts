@@ -78,6 +78,8 @@ export const ReceiptReasonCode: Readonly<Partial<Record<ReceiptReason, number>>>
   InvalidState: 0x13,
   InvalidArgument: 0x14,
   PayloadTooLarge: 0x15,
+  RotationPending: 0x16,
+  NoRotationPending: 0x17,
   Other: 0xff,
 };
 
