@@ -11,12 +11,9 @@ import {
   E4Client,
   E4Error,
   ed25519PublicKey,
-  encodeClientState,
-  MemoryClientStore,
   randomEd25519Key,
   randomSymKey,
   toHex,
-  type ClientOptions,
 } from '../e4/index.ts';
 import { keyFingerprint } from '../cluster/keyvault/index.ts';
 import type { DeviceApply, FinalDevice } from './history.ts';
@@ -51,21 +48,17 @@ export class ChaosDevice {
   /** Hex and base64 forms of every key it ever held, for the secrecy scan (I8). */
   readonly secrets = new Set<string>();
   #mqtt: MqttClient | undefined;
-  #client: E4Client;
-  /** The E4 client's options (its skewable clock), kept for a key the device draws itself. */
-  readonly #clientOptions: ClientOptions;
+  readonly #client: E4Client;
 
   private constructor(
     readonly name: string,
     client: E4Client,
-    clientOptions: ClientOptions,
     private readonly options: ChaosDeviceOptions,
   ) {
     this.#client = client;
-    this.#clientOptions = clientOptions;
   }
 
-  /** The device's E4 client (a new one once it drew its own identity key: {@link useOwnKey}). */
+  /** The device's E4 client. */
   get client(): E4Client {
     return this.#client;
   }
@@ -87,7 +80,7 @@ export class ChaosDevice {
             options.c2PublicKey,
             clock,
           );
-    const device = new ChaosDevice(options.name, client, clock, options);
+    const device = new ChaosDevice(options.name, client, options);
     holder.device = device;
     device.#remember(secret);
     await device.online();
@@ -221,24 +214,37 @@ export class ChaosDevice {
   }
 
   /**
-   * Public-key mode: the device switches to an identity key it drew itself (the C2 learns only its
-   * public half: RotateClientKey with `publicKey`), as a device does once the C2 took it. It
-   * takes its place among the messages received so far: those before it are opened with the
-   * previous key, those after with this one. The new state is what the device would save.
-   * @throws RangeError for a symmetric-key device
+   * Public-key mode: begins a rotation to an identity key the device drew itself, before the C2
+   * learns its public half (RotateClientKey with `publicKey`): the device then opens what the C2
+   * sends under either key, and switches at the first command under the new one
+   * (`E4Client.beginOwnKeyRotation`, docs/protocol-extensions.md §2). It takes its place among
+   * the messages received so far.
+   * @returns the public key to register
+   * @throws E4Error `UnsupportedOperation` for a symmetric-key device, `RotationPending` while
+   *   another rotation is pending, `InvalidKey` for an unusable key
    */
-  async useOwnKey(privateKey: Uint8Array): Promise<void> {
-    const next = this.#chain.then(async () => {
-      const state = this.#client.state;
-      const material = state.keyMaterial;
-      if (material.mode !== 'public-key')
-        throw new RangeError(`${this.name} is a symmetric-key device: it draws no key pair`);
-      const saved = encodeClientState({ ...state, keyMaterial: { ...material, privateKey } });
-      this.#client = await E4Client.load(new MemoryClientStore(saved), this.#clientOptions);
-      this.#remember(privateKey);
-    });
-    this.#chain = next.catch(() => undefined);
-    await next;
+  async beginOwnKeyRotation(privateKey: Uint8Array): Promise<Uint8Array> {
+    const publicKey = await this.#inTurn(() => this.#client.beginOwnKeyRotation(privateKey));
+    this.#remember(privateKey);
+    return publicKey;
+  }
+
+  /**
+   * Drops the key of a pending rotation, for a registration the C2 refused.
+   * @throws E4Error `NoRotationPending`, `UnsupportedOperation`
+   */
+  async abandonOwnKeyRotation(): Promise<void> {
+    await this.#inTurn(() => this.#client.abandonOwnKeyRotation());
+  }
+
+  /** Runs `task` once every message received so far was processed. */
+  #inTurn<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(task);
+    this.#chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
   }
 
   /** Waits until every message received so far was processed. */

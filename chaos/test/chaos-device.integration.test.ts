@@ -140,7 +140,7 @@ void describe('ChaosDevice', () => {
     }
   });
 
-  void it('switches to an identity key it drew itself, in the order of what it received', async () => {
+  void it('rotates to an identity key it drew itself: commands under either key around the switch are applied', async () => {
     const c2 = randomCurve25519KeyPair();
     const { records, device, key, publisher, topic } = await start(undefined, c2.publicKey);
     const own = randomEd25519Key();
@@ -153,11 +153,13 @@ void describe('ChaosDevice', () => {
         ),
       );
     try {
-      // Sent for the key it registered, before the switch: opened with that key.
+      // Begun before the C2 is told: the key it registers is returned.
+      const registered = await device.beginOwnKeyRotation(own);
+      assert.equal(toHex(registered), toHex(ed25519PublicKey(own)));
+      // Still under the key it registered first, then under its own new key (the C2 took it):
+      // both opened; the first under the new key makes it current, so that the old one is then
+      // refused.
       await publisher.publishAsync(topic, command(key), { qos: 1 });
-      await until(() => records.length >= 1);
-      await device.useOwnKey(own);
-      // For its own new key: opened. For the one it left: refused.
       await publisher.publishAsync(topic, command(ed25519PublicKey(own)), { qos: 1 });
       await publisher.publishAsync(topic, command(key), { qos: 1 });
       await until(() => records.length >= 3);
@@ -169,8 +171,17 @@ void describe('ChaosDevice', () => {
       assert.equal(records[2]?.error, 'NotAuthentic');
       const snapshot = device.snapshot(true);
       assert.equal(snapshot.identityFingerprint, keyFingerprint(ed25519PublicKey(own)));
+      assert.equal(device.client.pendingPublicKey, undefined, 'promoted');
       assert.ok(device.secrets.has(toHex(own)), 'the secrecy scan looks for its own key too');
       assert.equal(Object.keys(snapshot.topicKeys).length, 1, 'the topic key it holds is kept');
+
+      // A rotation the C2 refused is abandoned: the device keeps its key.
+      const refused = randomEd25519Key();
+      await device.beginOwnKeyRotation(refused);
+      await device.abandonOwnKeyRotation();
+      assert.equal(device.client.pendingPublicKey, undefined);
+      assert.equal(device.snapshot(true).identityFingerprint, snapshot.identityFingerprint);
+      refused.fill(0);
     } finally {
       own.fill(0);
       c2.privateKey.fill(0);

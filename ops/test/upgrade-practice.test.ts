@@ -573,13 +573,40 @@ void describe('upgrade practice: devices that draw their own identity keys', () 
     const summary = rollSummary(record, []);
     assert.ok(
       summary.includes(
-        "  own-key devices: 1, own key rotations 1/1 (served by the old release 0, the new 1), reached after the roll 1/1, neighbours' messages read 1/1",
+        "  own-key devices: 1, own key rotations 1/1 (served by the old release 0, the new 1), commands refused as not authentic 0, reached after the roll 1/1, neighbours' messages read 1/1",
       ),
       summary.join('\n'),
     );
     assert.ok(
       summary.some((l) => l.includes('identity key rotations 0/0')),
       'its own rotations are not counted as the C2 drawing keys',
+    );
+  });
+
+  void it('flags one that refused a command as not authentic: lost around its switch', () => {
+    const base = ownKeyRoll();
+    const lost: RollRecord = {
+      ...base,
+      run: {
+        ...base.run,
+        applies: [
+          ...base.run.applies,
+          { device: 'd1', type: 'rejected', error: 'NotAuthentic', at: 3020 },
+          // Another refusal is no lost command of the switch (a stale retained message, say).
+          { device: 'd1', type: 'rejected', error: 'TimestampTooOld', at: 3030 },
+          { device: 'd1', type: 'rejected', error: 'NotAuthentic', at: 3040 },
+        ],
+      },
+    };
+    assert.deepEqual(
+      checkRoll(lost).map((v) => `[${v.check}] ${v.message}`),
+      [
+        '[own keys] d1 refused 2 command(s) as not authentic (first at +3020 ms): lost around a rotation of its own key',
+      ],
+    );
+    assert.ok(
+      rollSummary(lost, []).some((l) => l.includes('commands refused as not authentic 2,')),
+      'the summary counts them',
     );
   });
 

@@ -1,25 +1,23 @@
 /**
  * Devices that draw their own identity keys, in public-key mode (`--own-key-devices`): the C2
  * learns only the public half, at registration (NewClient) and at each rotation, which the device
- * makes itself (a new Ed25519 pair, RotateClientKey with `publicKey`, then it switches to the new
- * pair once the C2 answered: docs/cli.md, "Provisioning a device in public-key mode").
+ * makes itself: a new Ed25519 pair, held as pending beside its key *before* the C2 is told
+ * (`E4Client.beginOwnKeyRotation`), then RotateClientKey with `publicKey`. The device opens what
+ * the C2 sends under either key and switches at the first command under the new one
+ * (docs/protocol-extensions.md §2), so that no command is lost around the switch, whatever it
+ * carries: a topic key, the C2's key, a neighbour's key. own-key-checks.ts holds the practice to
+ * that (no command refused as not authentic).
  *
  * They form a ring: each follows its neighbour's public key (SendClientPubKey, which makes the C2
  * send it the neighbour's every new key), so that after the roll each can be asked to read a
  * message its neighbour protected on every topic: that needs the topic's current key, and the
  * neighbour's newest public key, which the C2 sent it as a command protected under its own newest
  * key.
- *
- * A command the C2 protected for a device's previous key and received after the switch (or the
- * reverse) is refused: that is the protocol's race, not the roll's. A rotation therefore waits
- * until the device holds the C2's current key and its neighbour's current public key (those are
- * never sent again), so that only topic keys can be caught in the switch, and every topic is
- * rotated again after it.
  */
 import { httpJson } from '../../bin/test/support/http-json.ts';
 import { Driver } from '../../chaos/driver.ts';
 import type { Operation } from '../../chaos/history.ts';
-import { bytesEqual, E4Error, ed25519PublicKey, randomEd25519Key, toHex } from '../../e4/index.ts';
+import { E4Error, randomEd25519Key } from '../../e4/index.ts';
 import { failedCall } from './call-outcome.ts';
 import type { RollFleet } from './roll-fleet.ts';
 import type { OwnKeyRead } from './roll-history.ts';
@@ -53,27 +51,6 @@ export async function linkRing(lb: string, names: readonly string[]): Promise<vo
   }
 }
 
-/**
- * Whether `name` holds the C2's current key and its neighbour's current public key, once it
- * processed what it received.
- */
-async function holdsWhatIsNeverResent(fleet: RollFleet, name: string): Promise<boolean> {
-  const device = fleet.device(name);
-  const peer = fleet.device(ringPeer(fleet.ownKeyNames, name));
-  await device.settle();
-  const c2 = await fleet.c2PublicKey();
-  const material = device.client.state.keyMaterial;
-  if (material.mode !== 'public-key' || c2 === undefined) return false;
-  const peerKey = material.pubKeys.get(toHex(peer.client.id));
-  const peerNow = peer.client.publicKey;
-  return (
-    bytesEqual(material.c2PublicKey, c2) &&
-    peerKey !== undefined &&
-    peerNow !== undefined &&
-    bytesEqual(peerKey, peerNow)
-  );
-}
-
 /** What {@link rotateOwnKey} needs. */
 export interface OwnRotation {
   readonly fleet: RollFleet;
@@ -84,24 +61,30 @@ export interface OwnRotation {
   /** Records each attempt, as a `rotate-client` operation. */
   readonly record: (call: Omit<Operation, 'id'>) => void;
   readonly elapsed: () => number;
-  /** Longest wait for the device to hold what is never sent again (see the file's comment). */
-  readonly quietWithinMs: number;
 }
 
 /**
- * One rotation a device makes of its own identity key: it draws a new pair, registers the public
- * half (RotateClientKey with `publicKey`, straight to an API node, each attempt with the same
- * idempotency key), and switches to it once the C2 answered.
- * @returns the API node that took it; `undefined` when the device was not quiet in time (nothing
- *   was asked) or no attempt succeeded (it keeps its key)
+ * One rotation a device makes of its own identity key: it draws a new pair and begins the
+ * rotation, then registers the public half (RotateClientKey with `publicKey`, straight to an API
+ * node, each attempt with the same idempotency key); it switches by itself at the first command
+ * under the new key. A registration the C2 refused is abandoned (the device keeps its key). One
+ * whose outcome stayed unknown is left pending: the C2 may hold it. The device's next turn then
+ * registers that key again (the C2 makes no new version of the key it holds) instead of drawing
+ * another.
+ * @returns the API node that took it; `undefined` when no attempt succeeded
  */
 export async function rotateOwnKey(o: OwnRotation): Promise<string | undefined> {
   const { fleet, name, elapsed } = o;
-  if (!(await until(() => holdsWhatIsNeverResent(fleet, name), o.quietWithinMs))) return undefined;
+  const device = fleet.device(name);
   const own = randomEd25519Key();
   const requestId = Driver.requestId('roll-own');
-  const publicKey = Buffer.from(ed25519PublicKey(own)).toString('base64');
+  /** Whether an attempt's outcome is unknown: the C2 may have taken the key. */
+  let unknown = false;
   try {
+    const pending = device.client.pendingPublicKey;
+    const publicKey = Buffer.from(pending ?? (await device.beginOwnKeyRotation(own))).toString(
+      'base64',
+    );
     for (let i = 0; i < o.attempts; i++) {
       const via = o.through(i);
       const invokedAt = elapsed();
@@ -123,12 +106,17 @@ export async function rotateOwnKey(o: OwnRotation): Promise<string | undefined> 
           ...(Number.isInteger(version) && version > 0 ? { version } : {}),
           ...(typeof fingerprint === 'string' ? { fingerprint } : {}),
         });
-        await fleet.device(name).useOwnKey(own);
         return via;
       }
       const failed = failedCall(res);
       o.record({ ...call, invokedAt, completedAt, ...failed });
-      if (failed.outcome === 'fail') return undefined;
+      if (failed.outcome === 'fail') {
+        // Refused: nothing registered, unless an earlier attempt's outcome is unknown (it may
+        // still commit, and the C2 would then hold a key the device dropped).
+        if (!unknown) await device.abandonOwnKeyRotation();
+        return undefined;
+      }
+      unknown = true;
       await sleep(300 * (i + 1));
     }
     return undefined;

@@ -1,5 +1,6 @@
 /** The summary an upgrade practice prints at its end, from its record and its checks (pure). */
 import { EXPECTED_WARNINGS } from './node-lines.ts';
+import { lostCommands } from './own-key-checks.ts';
 import { refusedByStoppingNode, type RollViolation } from './roll-checks.ts';
 import type { OwnKeyRecord, RollRecord } from './roll-history.ts';
 import { servedByReleases } from './served-by.ts';
@@ -68,5 +69,6 @@ function ownKeyLine(record: RollRecord, own: OwnKeyRecord): string {
     ),
   ).length;
   const read = own.reads.filter((r) => r.error === undefined).length;
-  return `  own-key devices: ${names.size}, own key rotations ${ok}/${rotations.length}${served === '' ? '' : ` (${served})`}, reached after the roll ${reached}/${names.size}, neighbours' messages read ${read}/${own.reads.length}`;
+  const lost = [...names].reduce((n, name) => n + lostCommands(record.run.applies, name).length, 0);
+  return `  own-key devices: ${names.size}, own key rotations ${ok}/${rotations.length}${served === '' ? '' : ` (${served})`}, commands refused as not authentic ${lost}, reached after the roll ${reached}/${names.size}, neighbours' messages read ${read}/${own.reads.length}`;
 }
