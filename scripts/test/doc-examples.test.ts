@@ -46,7 +46,7 @@ void describe('protocol library examples in the docs', () => {
 
   for (const [path, count] of [
     ['README.md', 1],
-    ['docs/protocol.md', 3],
+    ['docs/protocol.md', 4],
   ] as const) {
     void it(`${path}: each example runs`, async () => {
       const examples = await libraryExamples(path);
