@@ -191,8 +191,9 @@ void describe('bad input, symmetric-key mode', () => {
       status: 400,
       field: 'client.name',
     },
-    // Only whitespace (a space, NBSP, an ideographic space): reads as no name at all.
-    ...['%20', '%20%C2%A0', '%E3%80%80'].map((name) => ({
+    // Only whitespace (a space, NBSP, an ideographic space) or characters displayed as nothing
+    // (zero-width space, word joiner, BOM, soft hyphen): reads as no name at all.
+    ...['%20', '%20%C2%A0', '%E3%80%80', '%E2%80%8B%E2%81%A0', '%EF%BB%BF%C2%AD'].map((name) => ({
       method: 'POST',
       path: `/e4/client/${name}`,
       body: key(),
@@ -746,14 +747,14 @@ void describe('bad input, symmetric-key mode', () => {
       code: 'C2_VALIDATION',
     },
     { rpc: 'NewTopic', request: { topic: 'e4/x' }, grpc: INVALID_ARGUMENT },
-    // Only whitespace, for a new topic and a new client.
-    ...[' ', '\u3000\u00a0'].map((topic) => ({
+    // Only whitespace or invisible characters, for a new topic and a new client.
+    ...[' ', '\u3000\u00a0', '\u200b', '\u2060 \ufeff'].map((topic) => ({
       rpc: 'NewTopic',
       request: { topic },
       grpc: INVALID_ARGUMENT,
       code: 'C2_VALIDATION',
     })),
-    ...[' ', '\u2003\u205f'].map((name) => ({
+    ...[' ', '\u2003\u205f', '\u200d\u200c'].map((name) => ({
       rpc: 'NewClient',
       request: { client: { name }, key: randomBytes(32) },
       grpc: INVALID_ARGUMENT,

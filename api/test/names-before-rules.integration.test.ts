@@ -126,6 +126,8 @@ void describe('names made before the rules for new names', () => {
 
   void it('whitespace around or inside other characters is still a name', async () => {
     await a.grpc.call('NewClient', { client: { name: ' dev 1 ' }, key: randomBytes(32) });
+    await a.grpc.call('NewClient', { client: { name: 'dev\u200b2' }, key: randomBytes(32) });
+    assert.ok(await a.h.store.read.clients.byName('dev\u200b2'), 'an invisible character inside');
     await a.grpc.call('NewTopic', { topic: 'plant 1/\u3000temp' });
     assert.ok(await a.h.store.read.clients.byName(' dev 1 '));
     assert.ok(await a.h.store.read.topics.byName('plant 1/\u3000temp'));

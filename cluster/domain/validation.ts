@@ -112,13 +112,15 @@ export function checkNoControlCharacters(name: string, field: string): string {
 
 /**
  * Refuses a name made only of whitespace (Unicode's White_Space: spaces of every width, NBSP,
- * U+3000...) as the name of a new client or topic: it reads as no name at all in the console, the
- * CLI's tables and logs, and one such name cannot be told from another. Ones made before this
- * rule stay reachable.
+ * U+3000...) and characters displayed as nothing (Default_Ignorable_Code_Point: zero-width space
+ * and joiners, U+2060, U+FEFF, the soft hyphen...) as the name of a new client or topic: it reads
+ * as no name at all in the console, the CLI's tables and logs, and one such name cannot be told
+ * from another. Ones made before this rule stay reachable.
  * @throws C2Error `C2_VALIDATION`
  */
 export function checkNotBlank(name: string, field: string): string {
-  if (/^\p{White_Space}*$/u.test(name)) throw invalid(`${field} is only whitespace`, field);
+  if (/^[\p{White_Space}\p{Default_Ignorable_Code_Point}]*$/u.test(name))
+    throw invalid(`${field} is only whitespace or invisible characters`, field);
   return name;
 }
 
