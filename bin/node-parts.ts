@@ -412,9 +412,9 @@ export interface NodeLocks {
 
 /**
  * One connection per Redlock instance (`redlock-1`...), each failing its commands at once while
- * its instance is down. A node starts with a quorum of the instances, as it runs with one: an
- * instance down (a site lost, a rolling restart) must not keep every node that restarts
- * meanwhile down too, so one that does not answer is returned still reconnecting.
+ * its instance is down. A node starts whatever answers, as it runs: instances down (a site lost,
+ * a rolling restart) must not keep every node that restarts meanwhile down too, so one that does
+ * not answer is returned still reconnecting.
  */
 export function connectRedlockClients(
   redis: Extract<Config['redis'], { kind: 'external' }>,
@@ -470,9 +470,17 @@ export async function lockService(
   });
   const answering = instances.up();
   if (answering < instances.quorum) {
-    throw new C2Error(
-      'C2_UNAVAILABLE',
-      `only ${answering} of ${clients.length} Redlock instances answer (E4C2_REDLOCK_URLS, or REDIS_URL without it); rotations need ${instances.quorum}`,
+    // The node starts anyway, as a running node goes on when the quorum goes: only rotations
+    // and creations need the lock. Refusing the start made every node restarted during a
+    // Redlock outage (a rolling upgrade, a crash) down for reads and deliveries too.
+    logger.error(
+      {
+        up: answering,
+        total: clients.length,
+        quorum: instances.quorum,
+        redlockDown: instances.down(),
+      },
+      `only ${answering} of ${clients.length} Redlock instances answer at start (E4C2_REDLOCK_URLS, or REDIS_URL without it); rotations fail with UNAVAILABLE until ${instances.quorum} do`,
     );
   }
   metrics?.onScrape('redlock', () => {

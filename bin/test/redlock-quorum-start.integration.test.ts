@@ -1,8 +1,8 @@
 /**
  * A node starts with a quorum of its Redlock instances, as it runs with one: an instance that is
  * down (a site lost, a rolling restart) must not keep every node that restarts meanwhile down
- * too. The instance joins when it comes back; fewer than a quorum still stops the start. While an
- * instance is down, the operator sees it (gauges, `/readyz` entry, a log line on each change)
+ * too. The instance joins when it comes back. With fewer than a quorum the node starts too, as a
+ * running node goes on: only its rotations fail until the quorum is back. While an instance is down, the operator sees it (gauges, `/readyz` entry, a log line on each change)
  * before a second one goes and rotations fail.
  */
 import assert from 'node:assert/strict';
@@ -108,23 +108,50 @@ void describe('Redlock instances at start', () => {
     }
   });
 
-  void it('two of three down: the start stops, naming the quorum', async () => {
+  void it('two of three down: the node starts, says so, fails rotations, and locks once one is back', async () => {
     const one = await startPrivateRedis();
     started.push(one);
     const [a, b] = [await freePort(), await freePort()];
     const lifecycle = new Lifecycle(logger);
+    const lines: { level: number; msg: string; up?: number; redlockDown?: string[] }[] = [];
+    const recording = pino(
+      { level: 'info' },
+      { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    );
     try {
+      const { locks, readiness } = await lockService(
+        redlockConfig([one.url, `redis://127.0.0.1:${a}`, `redis://127.0.0.1:${b}`]),
+        lifecycle,
+        recording,
+      );
+      const said = lines.find(
+        (l) => l.level === 50 && /Redlock instances answer at start/.test(l.msg),
+      );
+      assert.ok(said !== undefined, 'an error line says the quorum is short');
+      assert.match(said.msg, /only 1 of 3 .*rotations fail with UNAVAILABLE until 2 do/);
+      assert.equal(said.up, 1);
+      assert.deepEqual(said.redlockDown, [
+        `redlock-2 (127.0.0.1:${a})`,
+        `redlock-3 (127.0.0.1:${b})`,
+      ]);
+      assert.equal(await readiness?.ok(), false, '/readyz reports it (informational)');
       await assert.rejects(
-        lockService(
-          redlockConfig([one.url, `redis://127.0.0.1:${a}`, `redis://127.0.0.1:${b}`]),
-          lifecycle,
-          logger,
-        ),
+        locks.withLock('topic:t', 2000, () => Promise.resolve('held')),
         (err: Error & { code?: string }) => {
           assert.equal(err.code, 'C2_UNAVAILABLE');
-          assert.match(err.message, /only 1 of 3 Redlock instances answer .*rotations need 2/);
+          assert.match(err.message, /only 1 of 3 lock instances answered/);
           return true;
         },
+      );
+      // One comes back: the quorum is there again, and locks work without a restart.
+      started.push(await startPrivateRedis('127.0.0.1', a));
+      await eventually(async () => {
+        assert.equal(await readiness?.ok(), true, 'the quorum is back');
+      }, 20_000);
+      assert.equal(await locks.withLock('topic:t', 2000, () => Promise.resolve('held')), 'held');
+      assert.ok(
+        lines.every((l) => !JSON.stringify(l).includes('redis://')),
+        'no URL in logs',
       );
     } finally {
       await lifecycle.shutdown(5000);
