@@ -174,7 +174,7 @@ export function decodeClientState(text: string): ClientState {
     if (isAllZero(value.subarray(0, KEY_LEN))) throw invalid(`topic key ${hash} is all zeros`);
   }
   const keyMaterial = decodeKeyMaterial(parsed['Key'], id);
-  return { id, receivingTopic, topicKeys, keyMaterial: withPendingKey(parsed, keyMaterial) };
+  return { id, receivingTopic, topicKeys, keyMaterial: decodePendingKey(parsed, keyMaterial) };
 }
 
 /**
@@ -183,7 +183,7 @@ export function decodeClientState(text: string): ClientState {
  * `E4Client.beginOwnKeyRotation` holds one). Whether it can sign and make a command key is checked
  * by `E4Client.load`, as for the current key.
  */
-function withPendingKey(parsed: Record<string, unknown>, material: KeyMaterial): KeyMaterial {
+function decodePendingKey(parsed: Record<string, unknown>, material: KeyMaterial): KeyMaterial {
   if (parsed['PendingPrivateKey'] === undefined) return material;
   if (material.mode !== 'public-key') throw invalid('PendingPrivateKey needs keyType 1');
   const pendingPrivateKey = bytesField(parsed, 'PendingPrivateKey');
